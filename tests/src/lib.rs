@@ -1,1 +1,5 @@
-//! placeholder
+//! Test support for tufd's end-to-end tests: real processes, real tokens,
+//! real servers, each in a fresh temporary directory.
+
+pub mod notary;
+pub mod vcard;

@@ -1,0 +1,1 @@
+//! Notary-server client (placeholder: being written).

@@ -1,0 +1,1 @@
+//! Starts notary-signer and notary-server on loopback (being written).

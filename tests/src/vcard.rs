@@ -1,0 +1,1 @@
+//! Starts the virtual PIV card behind a private pcscd (being written).
