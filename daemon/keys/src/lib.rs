@@ -1,1 +1,59 @@
-//! placeholder
+//! Hardware key stores for tufd.
+//!
+//! A [`KeyStore`] holds EC P-256 keys on a device and signs SHA-256 digests
+//! with them. Private keys are created on the device (or imported once,
+//! then zeroized in memory) and never leave it. This crate knows nothing of
+//! TUF: a key is a label, an identifier and a public key; the identifier is
+//! computed by an [`IdScheme`] the caller supplies.
+//!
+//! All calls block (PKCS#11 and PC/SC are blocking APIs): async callers run
+//! them on a blocking thread.
+
+mod error;
+pub mod import;
+mod label;
+pub mod pin;
+pub mod pkcs11;
+mod record;
+
+pub use error::{KeyError, TriesLeft};
+pub use label::KeyLabel;
+pub use record::{KeyOrigin, KeyRecord, TokenDescription, TokenStatus};
+
+use p256::SecretKey;
+
+/// Derives a key's identifier from its DER SubjectPublicKeyInfo.
+///
+/// tufd passes the TUF key ID function; the store writes the identifier on
+/// the token objects (`CKA_ID`) so the index can be rebuilt from the device.
+pub type IdScheme = fn(&[u8]) -> String;
+
+/// A device that holds keys and signs with them.
+///
+/// Every method blocks. Implementations are internally synchronized: they
+/// may be called from several threads at once.
+pub trait KeyStore: Send + Sync {
+    /// The name this store has in the daemon configuration.
+    fn name(&self) -> &str;
+
+    /// The device's current state, opening it first if needed.
+    fn status(&self) -> TokenStatus;
+
+    /// All tufd keys on the device, read from the device itself.
+    fn list(&self) -> Result<Vec<KeyRecord>, KeyError>;
+
+    /// Generates a P-256 key pair on the device: sensitive, non-extractable.
+    fn generate(&self, label: &KeyLabel) -> Result<KeyRecord, KeyError>;
+
+    /// Creates `key` on the device as sensitive and non-extractable.
+    fn import(&self, label: &KeyLabel, key: &SecretKey) -> Result<KeyRecord, KeyError>;
+
+    /// Destroys the key (both halves) with identifier `id`.
+    fn delete(&self, id: &str) -> Result<KeyRecord, KeyError>;
+
+    /// Signs a SHA-256 digest with key `id`, returning raw `r || s`.
+    ///
+    /// The signature is verified against the key's public key before it is
+    /// returned, so a faulty device cannot hand out a bad signature.
+    fn sign_digest(&self, id: &str, digest: &[u8; 32]) -> Result<[u8; 64], KeyError>;
+}

@@ -1,0 +1,120 @@
+//! Where a token's PIN comes from.
+//!
+//! A PIN is read when it is needed, held in a [`SecretString`] (zeroized on
+//! drop, redacted in `Debug`) and never logged.
+
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+
+/// A configured PIN source: `env:NAME` or `file:PATH`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PinSource {
+    /// The value of an environment variable of the daemon.
+    Env(String),
+    /// The contents of a file (such as a systemd credential), without the
+    /// trailing newline.
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for PinSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl std::fmt::Display for PinSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PinSource::Env(name) => write!(f, "env:{name}"),
+            PinSource::File(path) => write!(f, "file:{}", path.display()),
+        }
+    }
+}
+
+impl std::str::FromStr for PinSource {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(name) = s.strip_prefix("env:") {
+            if name.is_empty() {
+                return Err("`env:` needs a variable name, as in env:TUFD_PIN".into());
+            }
+            Ok(PinSource::Env(name.to_owned()))
+        } else if let Some(path) = s.strip_prefix("file:") {
+            if path.is_empty() {
+                return Err(
+                    "`file:` needs a path, as in file:/run/credentials/tufd.service/pin".into(),
+                );
+            }
+            Ok(PinSource::File(PathBuf::from(path)))
+        } else {
+            Err(format!(
+                "unknown PIN source {s:?}: use env:NAME or file:PATH (a literal PIN is not accepted in the configuration)"
+            ))
+        }
+    }
+}
+
+impl PinSource {
+    /// Reads the PIN now.
+    pub fn read(&self) -> Result<SecretString, String> {
+        match self {
+            PinSource::Env(name) => match std::env::var(name) {
+                Ok(v) if !v.is_empty() => Ok(SecretString::from(v)),
+                Ok(_) => Err(format!("environment variable {name} is empty")),
+                Err(_) => Err(format!("environment variable {name} is not set")),
+            },
+            PinSource::File(path) => {
+                let raw = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let mut raw = zeroize::Zeroizing::new(raw);
+                let pin = raw.trim_end_matches(['\n', '\r']).to_owned();
+                raw.clear();
+                if pin.is_empty() {
+                    return Err(format!("{} is empty", path.display()));
+                }
+                Ok(SecretString::from(pin))
+            }
+        }
+    }
+}
+
+/// A salted fingerprint of a PIN, kept after the token rejected it so the
+/// same PIN is never presented again (only a changed PIN source is tried).
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct PinFingerprint([u8; 32]);
+
+impl PinFingerprint {
+    pub(crate) fn of(pin: &SecretString, salt: &[u8; 16]) -> Self {
+        let mut h = Sha256::new();
+        h.update(salt);
+        h.update(pin.expose_secret().as_bytes());
+        Self(h.finalize().into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sources_and_refuses_literals() {
+        assert_eq!("env:X".parse::<PinSource>(), Ok(PinSource::Env("X".into())));
+        assert_eq!(
+            "file:/a/b".parse::<PinSource>(),
+            Ok(PinSource::File("/a/b".into()))
+        );
+        assert!("1234".parse::<PinSource>().is_err());
+        assert!("env:".parse::<PinSource>().is_err());
+    }
+
+    #[test]
+    fn file_pin_drops_the_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pin");
+        std::fs::write(&p, "1234\n").unwrap();
+        let pin = PinSource::File(p).read().unwrap();
+        assert_eq!(pin.expose_secret(), "1234");
+    }
+}

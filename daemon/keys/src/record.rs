@@ -1,0 +1,56 @@
+//! What the key layer reports about keys and tokens.
+
+use crate::{KeyLabel, TriesLeft};
+
+/// How a key came to be on its device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOrigin {
+    /// Generated on the device (PKCS#11 `CKA_LOCAL`).
+    Generated,
+    /// Imported from outside.
+    Imported,
+}
+
+/// One key on a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// Identifier from the [`crate::IdScheme`] (tufd: the TUF key ID).
+    pub id: String,
+    /// Name and repository.
+    pub label: KeyLabel,
+    /// Name of the store holding it.
+    pub token: String,
+    /// DER SubjectPublicKeyInfo of the public key.
+    pub spki_der: Vec<u8>,
+    /// Where the key came from.
+    pub origin: KeyOrigin,
+    /// The device's `CKA_SENSITIVE` for the private key.
+    pub sensitive: bool,
+    /// The device's `CKA_EXTRACTABLE` for the private key.
+    pub extractable: bool,
+}
+
+/// What the device says about itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenDescription {
+    pub label: String,
+    pub serial: String,
+    pub manufacturer: String,
+    pub model: String,
+}
+
+/// State of a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenStatus {
+    /// Open and logged in.
+    Ready {
+        description: TokenDescription,
+        key_count: usize,
+    },
+    /// Cannot be opened now; the reason is a full sentence.
+    Unavailable { reason: String },
+    /// The configured PIN was rejected and will not be tried again.
+    PinRejected { reason: String, tries: TriesLeft },
+    /// The user PIN is locked.
+    PinLocked { reason: String },
+}

@@ -1,0 +1,190 @@
+//! The PKCS#11 store against a real SoftHSM2 token.
+
+mod support;
+
+use cryptoki::object::{Attribute, AttributeType, ObjectClass};
+use cryptoki::session::UserType;
+use p256::ecdsa::signature::hazmat::PrehashVerifier;
+use p256::pkcs8::DecodePublicKey;
+use secrecy::SecretString;
+use sha2::{Digest, Sha256};
+use support::*;
+use tufd_keys::pin::PinSource;
+use tufd_keys::{KeyError, KeyLabel, KeyOrigin, KeyStore, TokenStatus};
+
+fn verify(spki: &[u8], digest: &[u8; 32], sig: &[u8; 64]) -> bool {
+    let key = p256::PublicKey::from_public_key_der(spki).unwrap();
+    let vk = p256::ecdsa::VerifyingKey::from(&key);
+    let sig = p256::ecdsa::Signature::from_slice(sig).unwrap();
+    vk.verify_prehash(digest, &sig).is_ok()
+}
+
+#[test]
+fn generate_sign_list_delete() {
+    let label = new_token("gen");
+    let store = store(&label, env_pin(), 2);
+    let rec = store
+        .generate(&KeyLabel::new("alice", "").unwrap())
+        .unwrap();
+    assert_eq!(rec.origin, KeyOrigin::Generated);
+    assert!(rec.sensitive && !rec.extractable);
+    assert_eq!(rec.id, tufd_tuf::keyid::ecdsa_key_id(&rec.spki_der));
+
+    let digest: [u8; 32] = Sha256::digest(b"hello").into();
+    let sig = store.sign_digest(&rec.id, &digest).unwrap();
+    assert!(verify(&rec.spki_der, &digest, &sig));
+
+    // Same name again is refused, nothing is created.
+    let again = store.generate(&KeyLabel::new("alice", "").unwrap());
+    assert!(
+        matches!(again, Err(KeyError::AlreadyExists { .. })),
+        "{again:?}"
+    );
+    assert_eq!(store.list().unwrap(), vec![rec.clone()]);
+
+    // A second store on the same token (a restarted daemon) finds the key.
+    let fresh = support::store(&label, env_pin(), 1);
+    assert_eq!(fresh.list().unwrap(), vec![rec.clone()]);
+
+    let deleted = store.delete(&rec.id).unwrap();
+    assert_eq!(deleted.id, rec.id);
+    assert!(store.list().unwrap().is_empty());
+    assert!(matches!(
+        store.sign_digest(&rec.id, &digest),
+        Err(KeyError::KeyNotFound { .. })
+    ));
+}
+
+#[test]
+fn generated_private_key_is_not_readable() {
+    let label = new_token("sens");
+    let store = store(&label, env_pin(), 1);
+    let rec = store.generate(&KeyLabel::new("bob", "").unwrap()).unwrap();
+
+    let ctx = modules().get(MODULE.as_ref()).unwrap();
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label().trim() == label)
+        .unwrap();
+    let session = ctx.open_ro_session(slot).unwrap();
+    let _ = session.login(UserType::User, Some(&SecretString::from(PIN.to_owned())));
+    let handles = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Id(hex::decode(&rec.id).unwrap()),
+        ])
+        .unwrap();
+    assert_eq!(handles.len(), 1);
+    let attrs = session
+        .get_attribute_info(
+            handles[0],
+            &[AttributeType::Value, AttributeType::Sensitive],
+        )
+        .unwrap();
+    assert!(
+        matches!(attrs[0], cryptoki::object::AttributeInfo::Sensitive),
+        "CKA_VALUE must be unreadable, got {:?}",
+        attrs[0]
+    );
+}
+
+#[test]
+fn imported_key_signs_and_rejects_duplicates() {
+    let label = new_token("imp");
+    let store = store(&label, env_pin(), 1);
+    let secret = p256::SecretKey::from_slice(&[42u8; 32]).unwrap();
+    let name = KeyLabel::new("carol", "").unwrap();
+    let rec = store.import(&name, &secret).unwrap();
+    assert_eq!(rec.origin, KeyOrigin::Imported);
+    assert!(rec.sensitive && !rec.extractable);
+
+    let digest: [u8; 32] = Sha256::digest(b"x").into();
+    let sig = store.sign_digest(&rec.id, &digest).unwrap();
+    let vk = p256::ecdsa::VerifyingKey::from(&secret.public_key());
+    vk.verify_prehash(&digest, &p256::ecdsa::Signature::from_slice(&sig).unwrap())
+        .unwrap();
+
+    let dup = store.import(&KeyLabel::new("other", "").unwrap(), &secret);
+    assert!(
+        matches!(dup, Err(KeyError::AlreadyExists { .. })),
+        "{dup:?}"
+    );
+    assert_eq!(store.list().unwrap().len(), 1);
+}
+
+#[test]
+fn wrong_pin_is_reported_and_never_retried() {
+    let label = new_token("pin");
+    let dir = tempfile::tempdir().unwrap();
+    let pin_file = dir.path().join("pin");
+    std::fs::write(&pin_file, "0000\n").unwrap();
+    let store = store(&label, PinSource::File(pin_file.clone()), 1);
+    let err = store.list().unwrap_err();
+    assert!(matches!(err, KeyError::PinRejected { .. }), "{err}");
+    assert!(
+        err.to_string().contains("rejected the configured PIN"),
+        "{err}"
+    );
+    assert!(matches!(store.status(), TokenStatus::PinRejected { .. }));
+    // Same PIN: refused without asking the token again.
+    assert!(matches!(store.list(), Err(KeyError::PinRejected { .. })));
+    // A corrected PIN source is used.
+    std::fs::write(&pin_file, format!("{PIN}\n")).unwrap();
+    assert!(store.list().unwrap().is_empty());
+}
+
+#[test]
+fn unknown_label_and_missing_module() {
+    let _ = new_token("other");
+    let store = store("no-such-token", env_pin(), 1);
+    let err = store.list().unwrap_err();
+    assert!(matches!(err, KeyError::TokenNotFound { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("no token with label 'no-such-token'"),
+        "{err}"
+    );
+
+    let missing = tufd_keys::pkcs11::Pkcs11Store::new(
+        tufd_keys::pkcs11::Pkcs11Config {
+            name: "hsm".into(),
+            module: "/nonexistent/libpkcs11.so".into(),
+            selector: tufd_keys::pkcs11::TokenSelector::Label("x".into()),
+            pin: env_pin(),
+            max_sessions: 1,
+        },
+        modules(),
+        tufd_tuf::keyid::ecdsa_key_id,
+    );
+    let err = missing.list().unwrap_err();
+    assert!(matches!(err, KeyError::ModuleLoad { .. }), "{err}");
+    assert!(
+        err.to_string().contains("/nonexistent/libpkcs11.so"),
+        "{err}"
+    );
+}
+
+#[test]
+fn parallel_signers_share_a_bounded_pool() {
+    let label = new_token("par");
+    let store = std::sync::Arc::new(store(&label, env_pin(), 2));
+    let rec = store.generate(&KeyLabel::new("ci", "").unwrap()).unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let store = store.clone();
+            let rec = rec.clone();
+            std::thread::spawn(move || {
+                for i in 0..50u32 {
+                    let digest: [u8; 32] = Sha256::digest(format!("{t}-{i}")).into();
+                    let sig = store.sign_digest(&rec.id, &digest).unwrap();
+                    assert!(verify(&rec.spki_der, &digest, &sig));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
