@@ -1,0 +1,396 @@
+//! Typed contents of the `signed` object of each role (format notes §2).
+//!
+//! The structs hold the fields notary writes; `_type` is not a field but is
+//! added on encoding and checked on parsing by [`crate::Signed`] through
+//! [`Metadata::TYPE`]. Unknown fields are ignored when parsing (as Go does);
+//! signatures are always checked over the bytes as parsed, never over a
+//! re-encoding of these structs.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256, Sha512};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::expiry::serde_go_time;
+use crate::key::Key;
+use crate::role::RoleName;
+
+/// Common behaviour of the four kinds of `signed` objects.
+pub trait Metadata: Serialize + DeserializeOwned + Clone {
+    /// The `_type` value: `Root`, `Targets`, `Snapshot` or `Timestamp`.
+    const TYPE: &'static str;
+    /// The `version` field.
+    fn version(&self) -> u64;
+    /// The `expires` field.
+    fn expires(&self) -> OffsetDateTime;
+
+    /// The JSON value notary signs: the struct plus `"_type"`.
+    fn to_json_value(&self) -> Result<serde_json::Value> {
+        let mut value = serde_json::to_value(self).map_err(|e| Error::parse(Self::TYPE, e))?;
+        if let serde_json::Value::Object(map) = &mut value {
+            map.insert(
+                "_type".to_owned(),
+                serde_json::Value::String(Self::TYPE.to_owned()),
+            );
+        }
+        Ok(value)
+    }
+}
+
+macro_rules! impl_metadata {
+    ($t:ty, $name:literal) => {
+        impl Metadata for $t {
+            const TYPE: &'static str = $name;
+            fn version(&self) -> u64 {
+                self.version
+            }
+            fn expires(&self) -> OffsetDateTime {
+                self.expires
+            }
+        }
+    };
+}
+
+/// Key IDs and threshold of a top-level role in root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleKeys {
+    /// Key IDs (cert ids for x509 keys) allowed to sign the role.
+    pub keyids: Vec<String>,
+    /// Signatures required; notary only supports 1.
+    pub threshold: u32,
+}
+
+/// `root.json`'s `signed` object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Root {
+    /// Always `false` from notary.
+    #[serde(default)]
+    pub consistent_snapshot: bool,
+    /// Expiry.
+    #[serde(with = "serde_go_time")]
+    pub expires: OffsetDateTime,
+    /// Every key any top-level role uses (old root keys stay after rotation).
+    pub keys: BTreeMap<String, Key>,
+    /// `root`, `targets`, `snapshot`, `timestamp` → keys and threshold.
+    pub roles: BTreeMap<String, RoleKeys>,
+    /// Version, ≥ 1.
+    pub version: u64,
+}
+impl_metadata!(Root, "Root");
+
+impl Root {
+    /// An empty root at version 1.
+    pub fn new(expires: OffsetDateTime) -> Self {
+        Root {
+            consistent_snapshot: false,
+            expires,
+            keys: BTreeMap::new(),
+            roles: BTreeMap::new(),
+            version: 1,
+        }
+    }
+
+    /// Makes `keys` the only keys of a top-level `role` (threshold 1).
+    /// The keys are added to `keys`; keys of other roles, and keys this role
+    /// used before, stay in the map as notary leaves them.
+    pub fn set_role_keys(&mut self, role: &RoleName, keys: &[Key]) -> Result<()> {
+        if matches!(role, RoleName::Delegation(_)) {
+            return Err(Error::InvalidRoleName(role.to_string()));
+        }
+        let mut keyids = Vec::with_capacity(keys.len());
+        for key in keys {
+            let id = key.id();
+            self.keys.insert(id.clone(), key.clone());
+            keyids.push(id);
+        }
+        self.roles.insert(
+            role.as_str().to_owned(),
+            RoleKeys {
+                keyids,
+                threshold: 1,
+            },
+        );
+        Ok(())
+    }
+
+    /// Keys and threshold of a top-level role, checked: every key ID must be
+    /// in `keys` and the threshold must be between 1 and the key count.
+    pub fn role_keys(&self, role: &RoleName) -> Result<(BTreeMap<String, Key>, u32)> {
+        let entry = self
+            .roles
+            .get(role.as_str())
+            .ok_or_else(|| Error::InvalidRoot(format!("no {role} role in root.roles")))?;
+        let keys = collect_keys(role.as_str(), &entry.keyids, &self.keys, "root")?;
+        check_threshold(role.as_str(), entry.threshold, keys.len())?;
+        Ok((keys, entry.threshold))
+    }
+}
+
+/// Looks up `keyids` in `keys`, failing on a missing ID.
+pub(crate) fn collect_keys(
+    role: &str,
+    keyids: &[String],
+    keys: &BTreeMap<String, Key>,
+    listed_in: &str,
+) -> Result<BTreeMap<String, Key>> {
+    keyids
+        .iter()
+        .map(|id| {
+            keys.get(id)
+                .map(|k| (id.clone(), k.clone()))
+                .ok_or_else(|| Error::MissingKey {
+                    role: role.to_owned(),
+                    keyid: id.clone(),
+                    listed_in: listed_in.to_owned(),
+                })
+        })
+        .collect()
+}
+
+pub(crate) fn check_threshold(role: &str, threshold: u32, keys: usize) -> Result<()> {
+    if threshold < 1 || threshold as usize > keys {
+        return Err(Error::BadThreshold {
+            role: role.to_owned(),
+            threshold,
+            keys,
+        });
+    }
+    Ok(())
+}
+
+/// Hash algorithm name → raw digest (base64 in JSON).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hashes(pub BTreeMap<String, Vec<u8>>);
+
+impl Hashes {
+    /// `sha256` and `sha512` of `bytes`, as the notary CLI and server write.
+    pub fn of(bytes: &[u8]) -> Self {
+        let mut map = BTreeMap::new();
+        map.insert("sha256".to_owned(), Sha256::digest(bytes).to_vec());
+        map.insert("sha512".to_owned(), Sha512::digest(bytes).to_vec());
+        Hashes(map)
+    }
+
+    /// Only a `sha256` digest (what docker writes for a manifest).
+    pub fn sha256(digest: [u8; 32]) -> Self {
+        let mut map = BTreeMap::new();
+        map.insert("sha256".to_owned(), digest.to_vec());
+        Hashes(map)
+    }
+
+    /// The value of one algorithm.
+    pub fn get(&self, algorithm: &str) -> Option<&[u8]> {
+        self.0.get(algorithm).map(Vec::as_slice)
+    }
+}
+
+impl Serialize for Hashes {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let b64: BTreeMap<&str, String> = self
+            .0
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str(),
+                    base64::engine::general_purpose::STANDARD.encode(v),
+                )
+            })
+            .collect();
+        b64.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Hashes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let b64 = BTreeMap::<String, String>::deserialize(d)?;
+        b64.into_iter()
+            .map(|(k, v)| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(v.as_bytes())
+                    .map(|raw| (k.clone(), raw))
+                    .map_err(|e| serde::de::Error::custom(format!("hash {k} is not base64: {e}")))
+            })
+            .collect::<std::result::Result<_, _>>()
+            .map(Hashes)
+    }
+}
+
+/// Hashes and length of a metadata file, as listed in snapshot and timestamp.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileMeta {
+    /// Digests of the exact file bytes.
+    pub hashes: Hashes,
+    /// Size of the file in bytes.
+    pub length: u64,
+}
+
+impl FileMeta {
+    /// sha256 + sha512 and length of the exact bytes.
+    pub fn of(bytes: &[u8]) -> Self {
+        FileMeta {
+            hashes: Hashes::of(bytes),
+            length: bytes.len() as u64,
+        }
+    }
+}
+
+/// A target: hashes, length and optional opaque `custom` JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetMeta {
+    /// Arbitrary JSON carried along; signed in canonical form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom: Option<Box<RawValue>>,
+    /// Digests of the target (for docker: the manifest digest as `sha256`).
+    pub hashes: Hashes,
+    /// Size in bytes (for docker: the manifest size).
+    pub length: u64,
+}
+
+impl PartialEq for TargetMeta {
+    fn eq(&self, other: &Self) -> bool {
+        self.hashes == other.hashes
+            && self.length == other.length
+            && self.custom.as_ref().map(|c| c.get()) == other.custom.as_ref().map(|c| c.get())
+    }
+}
+
+impl TargetMeta {
+    /// sha256 + sha512 and length of a file's content (like `notary add`).
+    pub fn of(content: &[u8]) -> Self {
+        TargetMeta {
+            custom: None,
+            hashes: Hashes::of(content),
+            length: content.len() as u64,
+        }
+    }
+
+    /// A docker tag entry: manifest sha256 digest and manifest size.
+    pub fn sha256_only(digest: [u8; 32], length: u64) -> Self {
+        TargetMeta {
+            custom: None,
+            hashes: Hashes::sha256(digest),
+            length,
+        }
+    }
+}
+
+/// A delegation entry in a targets role's `delegations.roles`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelegationRole {
+    /// Key IDs (from the parent's `delegations.keys`).
+    pub keyids: Vec<String>,
+    /// Full role name, `targets/<name>`.
+    pub name: String,
+    /// Target name prefixes the role may sign; `[""]` means all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    /// Signatures required (notary supports 1).
+    pub threshold: u32,
+}
+
+impl DelegationRole {
+    /// Whether `target` falls under one of the role's path prefixes.
+    pub fn allows(&self, target: &str) -> bool {
+        self.paths.iter().any(|p| target.starts_with(p.as_str()))
+    }
+}
+
+/// `delegations` of a targets-type role; always present, possibly empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delegations {
+    /// Keys of all delegated roles.
+    #[serde(default)]
+    pub keys: BTreeMap<String, Key>,
+    /// Delegated roles, in order.
+    #[serde(default)]
+    pub roles: Vec<DelegationRole>,
+}
+
+impl Delegations {
+    /// The entry for a delegated role.
+    pub fn role(&self, name: &str) -> Option<&DelegationRole> {
+        self.roles.iter().find(|r| r.name == name)
+    }
+}
+
+/// `targets.json` and every delegation's `signed` object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Targets {
+    /// Delegations made by this role.
+    #[serde(default)]
+    pub delegations: Delegations,
+    /// Expiry.
+    #[serde(with = "serde_go_time")]
+    pub expires: OffsetDateTime,
+    /// Target name → meta.
+    #[serde(default)]
+    pub targets: BTreeMap<String, TargetMeta>,
+    /// Version, ≥ 1.
+    pub version: u64,
+}
+impl_metadata!(Targets, "Targets");
+
+impl Targets {
+    /// Empty targets at version 1.
+    pub fn new(expires: OffsetDateTime) -> Self {
+        Targets {
+            delegations: Delegations::default(),
+            expires,
+            targets: BTreeMap::new(),
+            version: 1,
+        }
+    }
+}
+
+/// `snapshot.json`'s `signed` object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Expiry.
+    #[serde(with = "serde_go_time")]
+    pub expires: OffsetDateTime,
+    /// `root`, `targets`, `targets/<x>` → meta of the exact file bytes.
+    pub meta: BTreeMap<String, FileMeta>,
+    /// Version, ≥ 1.
+    pub version: u64,
+}
+impl_metadata!(Snapshot, "Snapshot");
+
+impl Snapshot {
+    /// Empty snapshot at version 1.
+    pub fn new(expires: OffsetDateTime) -> Self {
+        Snapshot {
+            expires,
+            meta: BTreeMap::new(),
+            version: 1,
+        }
+    }
+}
+
+/// `timestamp.json`'s `signed` object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timestamp {
+    /// Expiry.
+    #[serde(with = "serde_go_time")]
+    pub expires: OffsetDateTime,
+    /// `snapshot` → meta of the exact snapshot file bytes.
+    pub meta: BTreeMap<String, FileMeta>,
+    /// Version, ≥ 1.
+    pub version: u64,
+}
+impl_metadata!(Timestamp, "Timestamp");
+
+impl Timestamp {
+    /// Empty timestamp at version 1.
+    pub fn new(expires: OffsetDateTime) -> Self {
+        Timestamp {
+            expires,
+            meta: BTreeMap::new(),
+            version: 1,
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! Client-style verification of a whole repository, given a trusted root:
+//! root (and rotations) → timestamp → snapshot → targets → delegations,
+//! with hashes and lengths of exact file bytes, thresholds, expiry and
+//! version checks — the order notary's client and server validate in.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use sha2::{Digest, Sha256, Sha512};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::expiry::format_go_time;
+use crate::metadata::{
+    DelegationRole, FileMeta, Metadata, Root, Snapshot, TargetMeta, Targets, Timestamp,
+    check_threshold, collect_keys,
+};
+use crate::role::RoleName;
+use crate::rootcert::check_root_certificates;
+use crate::signed::Signed;
+use crate::verify::{check_key_ids, verify_threshold};
+
+/// The exact bytes of a repository's files, as fetched.
+#[derive(Debug, Clone, Default)]
+pub struct RepositoryFiles {
+    /// Newer root files, oldest first, each one version above the previous
+    /// (e.g. `2.root.json`, `3.root.json`). Empty when the trusted root is current.
+    pub root_chain: Vec<Vec<u8>>,
+    /// `timestamp.json`.
+    pub timestamp: Vec<u8>,
+    /// `snapshot.json`.
+    pub snapshot: Vec<u8>,
+    /// `targets.json`.
+    pub targets: Vec<u8>,
+    /// `targets/<x>.json` by full role name. Every delegation listed in
+    /// snapshot meta must be present.
+    pub delegations: BTreeMap<String, Vec<u8>>,
+}
+
+/// A verified delegation: its file and the entry (with effective paths)
+/// under which its parent delegates to it.
+#[derive(Debug, Clone)]
+pub struct VerifiedDelegation {
+    /// The role file.
+    pub file: Signed<Targets>,
+    /// The delegating entry; `paths` already restricted to the parent's paths.
+    pub role: DelegationRole,
+}
+
+/// A target as a client resolves it: first role (in walk order) that lists
+/// it within its delegated paths.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedTarget {
+    /// Target name (docker: the tag).
+    pub name: String,
+    /// Role that signed it.
+    pub role: String,
+    /// Hashes and length.
+    pub meta: TargetMeta,
+}
+
+/// Every role of a repository, verified.
+#[derive(Debug, Clone)]
+pub struct VerifiedRepository {
+    /// The current root.
+    pub root: Signed<Root>,
+    /// timestamp.json.
+    pub timestamp: Signed<Timestamp>,
+    /// snapshot.json.
+    pub snapshot: Signed<Snapshot>,
+    /// targets.json.
+    pub targets: Signed<Targets>,
+    /// Delegations in walk order (breadth first, in each parent's order).
+    pub delegations: Vec<(String, VerifiedDelegation)>,
+}
+
+impl VerifiedRepository {
+    /// Targets as `notary list` shows them: targets first, then delegations
+    /// in walk order; a name is taken from the first role listing it, and a
+    /// delegation's targets outside its paths are ignored.
+    pub fn resolved_targets(&self) -> Vec<ResolvedTarget> {
+        let mut seen = BTreeMap::new();
+        for (name, meta) in &self.targets.signed().targets {
+            seen.insert(name.clone(), ("targets".to_owned(), meta.clone()));
+        }
+        for (role, d) in &self.delegations {
+            for (name, meta) in &d.file.signed().targets {
+                if !seen.contains_key(name) && d.role.allows(name) {
+                    seen.insert(name.clone(), (role.clone(), meta.clone()));
+                }
+            }
+        }
+        seen.into_iter()
+            .map(|(name, (role, meta))| ResolvedTarget { name, role, meta })
+            .collect()
+    }
+}
+
+fn check_expiry<T: Metadata>(role: &str, signed: &Signed<T>, now: OffsetDateTime) -> Result<()> {
+    let expires = signed.signed().expires();
+    if expires <= now {
+        return Err(Error::Expired {
+            role: role.to_owned(),
+            expires: format_go_time(expires).unwrap_or_else(|_| expires.to_string()),
+        });
+    }
+    Ok(())
+}
+
+fn check_version<T: Metadata>(role: &str, signed: &Signed<T>) -> Result<()> {
+    if signed.signed().version() < 1 {
+        return Err(Error::BadVersion {
+            role: role.to_owned(),
+            found: 0,
+            expected: ">= 1".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks `bytes` against the hashes and length recorded for `role`.
+/// Every hash present among sha256/sha512 must match; at least one must be present.
+pub fn check_file_meta(role: &str, bytes: &[u8], meta: &FileMeta, listed_in: &str) -> Result<()> {
+    if meta.length != bytes.len() as u64 {
+        return Err(Error::LengthMismatch {
+            role: role.to_owned(),
+            expected: meta.length,
+            actual: bytes.len() as u64,
+            listed_in: listed_in.to_owned(),
+        });
+    }
+    let mut checked = 0;
+    for (algorithm, expected) in &meta.hashes.0 {
+        let actual = match algorithm.as_str() {
+            "sha256" => Sha256::digest(bytes).to_vec(),
+            "sha512" => Sha512::digest(bytes).to_vec(),
+            _ => continue,
+        };
+        if &actual != expected {
+            return Err(Error::HashMismatch {
+                role: role.to_owned(),
+                algorithm: algorithm.clone(),
+                expected: hex::encode(expected),
+                actual: hex::encode(actual),
+                listed_in: listed_in.to_owned(),
+            });
+        }
+        checked += 1;
+    }
+    if checked == 0 {
+        return Err(Error::NoHashes {
+            role: role.to_owned(),
+            listed_in: listed_in.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Verifies a top-level role against root: keys, threshold, version ≥ 1.
+fn verify_top_level<T: Metadata>(root: &Root, role: &RoleName, signed: &Signed<T>) -> Result<()> {
+    let (keys, threshold) = root.role_keys(role)?;
+    verify_threshold(role.as_str(), signed, &keys, threshold)?;
+    check_version(role.as_str(), signed)
+}
+
+/// Accepts `new` as the successor of the trusted root `current`: version
+/// exactly one higher, signed by a threshold of the current root keys *and*
+/// of the new root keys (notary signs rotations with both).
+pub fn verify_root_rotation(current: &Signed<Root>, new: &Signed<Root>) -> Result<()> {
+    let expected = current.signed().version + 1;
+    if new.signed().version != expected {
+        return Err(Error::BadVersion {
+            role: "root".into(),
+            found: new.signed().version,
+            expected: expected.to_string(),
+        });
+    }
+    let (old_keys, old_threshold) = current.signed().role_keys(&RoleName::Root)?;
+    verify_threshold(
+        "root (signatures by the previous root keys)",
+        new,
+        &old_keys,
+        old_threshold,
+    )?;
+    verify_top_level(new.signed(), &RoleName::Root, new)
+}
+
+/// Structural checks of a root: the four roles present with valid
+/// thresholds, every key listed under its own ID.
+pub fn check_root_structure(root: &Root) -> Result<()> {
+    check_key_ids(&root.keys)?;
+    for role in [
+        RoleName::Root,
+        RoleName::Targets,
+        RoleName::Snapshot,
+        RoleName::Timestamp,
+    ] {
+        root.role_keys(&role)?;
+    }
+    Ok(())
+}
+
+/// Verifies a whole repository as a client would, starting from
+/// `trusted_root` (pinned or cached), for `gun` at time `now`.
+pub fn verify_repository(
+    trusted_root: &Signed<Root>,
+    files: &RepositoryFiles,
+    gun: &str,
+    now: OffsetDateTime,
+) -> Result<VerifiedRepository> {
+    // Root: the trusted root must be self-consistent, then each rotation.
+    check_root_structure(trusted_root.signed())?;
+    verify_top_level(trusted_root.signed(), &RoleName::Root, trusted_root)?;
+    let mut root = trusted_root.clone();
+    for bytes in &files.root_chain {
+        if bytes.as_slice() == root.bytes() {
+            continue;
+        }
+        let new = Signed::<Root>::from_bytes(bytes)?;
+        check_root_structure(new.signed())?;
+        verify_root_rotation(&root, &new)?;
+        root = new;
+    }
+    check_expiry("root", &root, now)?;
+    check_root_certificates(root.signed(), gun, now)?;
+    let r = root.signed();
+
+    // Timestamp.
+    let timestamp = Signed::<Timestamp>::from_bytes(&files.timestamp)?;
+    verify_top_level(r, &RoleName::Timestamp, &timestamp)?;
+    check_expiry("timestamp", &timestamp, now)?;
+
+    // Snapshot, by the exact bytes timestamp lists.
+    let snap_meta = timestamp
+        .signed()
+        .meta
+        .get("snapshot")
+        .ok_or_else(|| Error::MissingMeta {
+            role: "snapshot".into(),
+            listed_in: "timestamp".into(),
+        })?;
+    check_file_meta("snapshot", &files.snapshot, snap_meta, "timestamp")?;
+    let snapshot = Signed::<Snapshot>::from_bytes(&files.snapshot)?;
+    verify_top_level(r, &RoleName::Snapshot, &snapshot)?;
+    check_expiry("snapshot", &snapshot, now)?;
+    let meta = &snapshot.signed().meta;
+    if let Some(root_meta) = meta.get("root") {
+        check_file_meta("root", root.bytes(), root_meta, "snapshot")?;
+    }
+
+    // Targets.
+    let targets_meta = meta.get("targets").ok_or_else(|| Error::MissingMeta {
+        role: "targets".into(),
+        listed_in: "snapshot".into(),
+    })?;
+    check_file_meta("targets", &files.targets, targets_meta, "snapshot")?;
+    let targets = Signed::<Targets>::from_bytes(&files.targets)?;
+    verify_top_level(r, &RoleName::Targets, &targets)?;
+    check_expiry("targets", &targets, now)?;
+
+    // Delegations, breadth first from targets.
+    let mut delegations: Vec<(String, VerifiedDelegation)> = Vec::new();
+    let mut queue: VecDeque<(String, Targets, Option<Vec<String>>)> = VecDeque::new();
+    queue.push_back(("targets".into(), targets.signed().clone(), None));
+    while let Some((parent_name, parent, parent_paths)) = queue.pop_front() {
+        check_key_ids(&parent.delegations.keys)?;
+        for entry in &parent.delegations.roles {
+            let name = RoleName::parse(&entry.name)?;
+            if name.parent().as_ref().map(RoleName::as_str) != Some(parent_name.as_str()) {
+                return Err(Error::UnknownDelegation {
+                    role: entry.name.clone(),
+                    parent: parent_name.clone(),
+                });
+            }
+            let Some(bytes) = files.delegations.get(&entry.name) else {
+                if meta.contains_key(&entry.name) {
+                    return Err(Error::MissingFile {
+                        role: entry.name.clone(),
+                    });
+                }
+                continue; // delegated but never published
+            };
+            let file_meta = meta.get(&entry.name).ok_or_else(|| Error::MissingMeta {
+                role: entry.name.clone(),
+                listed_in: "snapshot".into(),
+            })?;
+            check_file_meta(&entry.name, bytes, file_meta, "snapshot")?;
+            let file = Signed::<Targets>::from_bytes(bytes)?;
+            let keys = collect_keys(
+                &entry.name,
+                &entry.keyids,
+                &parent.delegations.keys,
+                &parent_name,
+            )?;
+            check_threshold(&entry.name, entry.threshold, keys.len())?;
+            verify_threshold(&entry.name, &file, &keys, entry.threshold)?;
+            check_version(&entry.name, &file)?;
+            check_expiry(&entry.name, &file, now)?;
+            let mut role = entry.clone();
+            if let Some(pp) = &parent_paths {
+                role.paths
+                    .retain(|p| pp.iter().any(|q| p.starts_with(q.as_str())));
+            }
+            queue.push_back((
+                entry.name.clone(),
+                file.signed().clone(),
+                Some(role.paths.clone()),
+            ));
+            delegations.push((entry.name.clone(), VerifiedDelegation { file, role }));
+        }
+    }
+    for name in files.delegations.keys() {
+        if !delegations.iter().any(|(n, _)| n == name) {
+            let parent = RoleName::parse(name)?
+                .parent()
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "targets".into());
+            return Err(Error::UnknownDelegation {
+                role: name.clone(),
+                parent,
+            });
+        }
+    }
+    Ok(VerifiedRepository {
+        root,
+        timestamp,
+        snapshot,
+        targets,
+        delegations,
+    })
+}

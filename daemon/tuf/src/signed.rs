@@ -1,0 +1,172 @@
+//! The file envelope `{"signed":…,"signatures":[…]}` (format notes §1.1).
+//!
+//! A [`Signed`] keeps three views of one role file: the typed contents, the
+//! canonical bytes signatures cover, and the exact file bytes that snapshot
+//! and timestamp hashes cover. It is immutable, so the three always agree.
+
+use base64::Engine;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+
+use crate::canonical::{canonicalize, go_json_string, html_escape};
+use crate::error::{Error, Result};
+use crate::metadata::{FileMeta, Metadata};
+
+/// One signature: key ID, method (`ecdsa`, `eddsa`, `rsapss`, …) and the raw
+/// signature bytes (base64 in JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    /// ID of the signing key as listed in metadata (cert id for x509 keys).
+    pub keyid: String,
+    /// Signature method; compared case-insensitively, as notary lower-cases it.
+    pub method: String,
+    /// Raw signature: r‖s (64 bytes) for P-256 ECDSA.
+    #[serde(serialize_with = "ser_b64", deserialize_with = "de_b64")]
+    pub sig: Vec<u8>,
+}
+
+fn ser_b64<S: Serializer>(v: &[u8], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
+}
+
+fn de_b64<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<u8>, D::Error> {
+    let text = String::deserialize(d)?;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.as_bytes())
+        .map_err(|e| serde::de::Error::custom(format!("signature is not base64: {e}")))
+}
+
+/// A role file: typed contents, signatures, canonical and exact bytes.
+#[derive(Debug, Clone)]
+pub struct Signed<T> {
+    signed: T,
+    signatures: Vec<Signature>,
+    canonical: Vec<u8>,
+    bytes: Vec<u8>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeWire<'a> {
+    #[serde(borrow)]
+    signed: &'a RawValue,
+    #[serde(default)]
+    signatures: Option<Vec<Signature>>,
+}
+
+impl<T: Metadata> Signed<T> {
+    /// Parses a role file, keeping its exact bytes.
+    ///
+    /// The signing input is derived as notary's verifier derives it: the
+    /// `signed` object is parsed generically and re-encoded canonically.
+    /// Fails if `_type` is not `T::TYPE`.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let role = T::TYPE;
+        let wire: EnvelopeWire<'_> =
+            serde_json::from_slice(bytes).map_err(|e| Error::parse(role, e))?;
+        let value: serde_json::Value =
+            serde_json::from_str(wire.signed.get()).map_err(|e| Error::parse(role, e))?;
+        let found = value.get("_type").and_then(|t| t.as_str()).unwrap_or("");
+        if found != T::TYPE {
+            return Err(Error::WrongType {
+                role: role.to_owned(),
+                expected: T::TYPE,
+                found: found.to_owned(),
+            });
+        }
+        let canonical = canonicalize(&value).map_err(|e| Error::canonical(role, e))?;
+        let signed: T = serde_json::from_value(value).map_err(|e| Error::parse(role, e))?;
+        Ok(Signed {
+            signed,
+            signatures: wire.signatures.unwrap_or_default(),
+            canonical,
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    /// Builds the file for `signed` with the given signatures, byte for byte
+    /// as notary would write it. The signatures must cover
+    /// [`canonical_bytes_of`]`(&signed)`; use [`crate::sign_role`] to make them.
+    pub fn from_parts(signed: T, signatures: Vec<Signature>) -> Result<Self> {
+        let canonical = canonical_bytes_of(&signed)?;
+        Ok(Self::assemble(signed, canonical, signatures))
+    }
+
+    pub(crate) fn assemble(signed: T, canonical: Vec<u8>, signatures: Vec<Signature>) -> Self {
+        let bytes = envelope(&canonical, &signatures);
+        Signed {
+            signed,
+            signatures,
+            canonical,
+            bytes,
+        }
+    }
+
+    /// The typed contents.
+    pub fn signed(&self) -> &T {
+        &self.signed
+    }
+
+    /// The signatures, in file order.
+    pub fn signatures(&self) -> &[Signature] {
+        &self.signatures
+    }
+
+    /// The bytes signatures cover (canonical JSON of `signed`).
+    pub fn canonical_bytes(&self) -> &[u8] {
+        &self.canonical
+    }
+
+    /// The exact file bytes (as parsed, or as built).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Hashes and length of the exact file bytes, for snapshot/timestamp.
+    pub fn file_meta(&self) -> FileMeta {
+        FileMeta::of(&self.bytes)
+    }
+
+    /// The envelope notary would write for these contents and signatures.
+    /// Equal to [`Signed::bytes`] for every file notary or docker wrote.
+    pub fn to_envelope(&self) -> Vec<u8> {
+        envelope(&self.canonical, &self.signatures)
+    }
+
+    /// The typed contents, dropping signatures and bytes.
+    pub fn into_signed(self) -> T {
+        self.signed
+    }
+}
+
+/// Canonical bytes of a role's contents (with `_type`): the signing input.
+pub fn canonical_bytes_of<T: Metadata>(signed: &T) -> Result<Vec<u8>> {
+    let value = signed.to_json_value()?;
+    canonicalize(&value).map_err(|e| Error::canonical(T::TYPE, e))
+}
+
+/// `{"signed":<html-escaped canonical>,"signatures":[…]}` as Go's
+/// `json.Marshal(data.Signed{…})` writes it: struct order, no whitespace.
+pub fn envelope(canonical: &[u8], signatures: &[Signature]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(canonical.len() + 64 + signatures.len() * 200);
+    out.extend_from_slice(b"{\"signed\":");
+    out.extend_from_slice(&html_escape(canonical));
+    out.extend_from_slice(b",\"signatures\":[");
+    for (i, sig) in signatures.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"keyid\":");
+        out.extend_from_slice(go_json_string(&sig.keyid).as_bytes());
+        out.extend_from_slice(b",\"method\":");
+        out.extend_from_slice(go_json_string(&sig.method).as_bytes());
+        out.extend_from_slice(b",\"sig\":\"");
+        out.extend_from_slice(
+            base64::engine::general_purpose::STANDARD
+                .encode(&sig.sig)
+                .as_bytes(),
+        );
+        out.extend_from_slice(b"\"}");
+    }
+    out.extend_from_slice(b"]}");
+    out
+}

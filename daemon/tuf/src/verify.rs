@@ -1,0 +1,113 @@
+//! Signature and threshold checks (notary `tuf/signed/verify.go`,
+//! `verifiers.go`).
+//!
+//! Supported: `ecdsa` over P-256 with raw r‖s (DER is rejected, as notary
+//! rejects it) and `eddsa` (ed25519, which notary-server may use for its
+//! keys). RSA signatures are reported as unsupported and never count.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use p256::ecdsa::signature::Verifier;
+use p256::pkcs8::DecodePublicKey;
+
+use crate::error::{Error, Result};
+use crate::key::{Key, KeyType};
+use crate::metadata::Metadata;
+use crate::signed::{Signature, Signed};
+
+/// Checks one signature over `message` with `key`.
+pub fn verify_signature(key: &Key, sig: &Signature, message: &[u8]) -> Result<()> {
+    let bad = |reason: String| Error::BadSignature {
+        keyid: sig.keyid.clone(),
+        reason,
+    };
+    match (sig.method.to_ascii_lowercase().as_str(), key.keytype()) {
+        ("ecdsa", KeyType::Ecdsa | KeyType::EcdsaX509) => {
+            let spki = key.spki_der()?;
+            let vk = p256::ecdsa::VerifyingKey::from_public_key_der(&spki)
+                .map_err(|e| bad(format!("key is not a P-256 ECDSA key ({e})")))?;
+            if sig.sig.len() != 64 {
+                return Err(bad(format!(
+                    "ECDSA signature is {} bytes; notary requires raw r||s of 64 bytes (DER is not accepted)",
+                    sig.sig.len()
+                )));
+            }
+            let s = p256::ecdsa::Signature::from_slice(&sig.sig)
+                .map_err(|e| bad(format!("malformed ECDSA signature ({e})")))?;
+            vk.verify(message, &s)
+                .map_err(|_| bad("ECDSA signature does not match the message".to_owned()))
+        }
+        ("eddsa", KeyType::Ed25519) => {
+            let public: [u8; 32] = key
+                .public()
+                .try_into()
+                .map_err(|_| bad("ed25519 key is not 32 bytes".to_owned()))?;
+            let vk = ed25519_dalek::VerifyingKey::from_bytes(&public)
+                .map_err(|e| bad(format!("invalid ed25519 key ({e})")))?;
+            let raw: [u8; 64] = sig.sig.as_slice().try_into().map_err(|_| {
+                bad(format!(
+                    "ed25519 signature is {} bytes, expected 64",
+                    sig.sig.len()
+                ))
+            })?;
+            let s = ed25519_dalek::Signature::from_bytes(&raw);
+            vk.verify(message, &s)
+                .map_err(|_| bad("ed25519 signature does not match the message".to_owned()))
+        }
+        ("rsapss" | "rsapkcs1v15" | "pycrypto-pkcs#1 pss", KeyType::Rsa | KeyType::RsaX509) => {
+            Err(bad("RSA signatures are not supported by tufd".to_owned()))
+        }
+        (method, keytype) => Err(bad(format!(
+            "method {method:?} cannot be used with a {keytype} key"
+        ))),
+    }
+}
+
+/// Counts valid signatures of `signed` by distinct keys of `keys` (key ID →
+/// key) and checks the count against `threshold`. Signatures by other keys
+/// are ignored, as notary ignores them. Returns the valid key IDs.
+pub fn verify_threshold<T: Metadata>(
+    role: &str,
+    signed: &Signed<T>,
+    keys: &BTreeMap<String, Key>,
+    threshold: u32,
+) -> Result<BTreeSet<String>> {
+    if threshold < 1 {
+        return Err(Error::BadThreshold {
+            role: role.to_owned(),
+            threshold,
+            keys: keys.len(),
+        });
+    }
+    let mut valid = BTreeSet::new();
+    for sig in signed.signatures() {
+        if let Some(key) = keys.get(&sig.keyid)
+            && verify_signature(key, sig, signed.canonical_bytes()).is_ok()
+        {
+            valid.insert(sig.keyid.clone());
+        }
+    }
+    if valid.len() < threshold as usize {
+        return Err(Error::ThresholdNotMet {
+            role: role.to_owned(),
+            valid: valid.len(),
+            threshold,
+            present: signed.signatures().len(),
+        });
+    }
+    Ok(valid)
+}
+
+/// Checks that every key in a `keys` map is listed under its own ID.
+pub fn check_key_ids(keys: &BTreeMap<String, Key>) -> Result<()> {
+    for (listed, key) in keys {
+        let computed = key.id();
+        if &computed != listed {
+            return Err(Error::KeyIdMismatch {
+                listed: listed.clone(),
+                computed,
+            });
+        }
+    }
+    Ok(())
+}
