@@ -1,1 +1,38 @@
-fn main() {}
+//! tufctl: the command-line client of the tufd signing daemon.
+//!
+//! It sends intents over the daemon's Unix socket and prints the answer.
+//! It never handles private keys beyond reading a key file to hand it to the
+//! daemon for import.
+
+mod cli;
+mod connect;
+mod keys;
+mod output;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    let out = output::Output::new(args.output);
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            out.error(&e);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn run(args: cli::Cli) -> Result<(), output::Failure> {
+    let out = output::Output::new(args.output);
+    let channel = connect::connect(&args.socket).await?;
+    match args.command {
+        cli::Command::Status => keys::status(channel, &out).await,
+        cli::Command::Token {
+            command: cli::TokenCommand::List,
+        } => keys::token_list(channel, &out).await,
+        cli::Command::Key { command } => keys::run(command, channel, &out).await,
+    }
+}

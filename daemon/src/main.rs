@@ -1,1 +1,74 @@
-fn main() {}
+//! The tufd daemon binary.
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// tufd keeps TUF and Docker Content Trust signing keys on hardware tokens
+/// (PKCS#11, YubiKey) and serves signing intents over a Unix socket.
+///
+/// Clients (tufctl, CI jobs) never see private key material.
+#[derive(Parser)]
+#[command(version, about, long_about)]
+struct Args {
+    /// Configuration file (TOML).
+    #[arg(
+        short,
+        long,
+        env = "TUFD_CONFIG",
+        default_value = "/etc/tufd/tufd.toml"
+    )]
+    config: PathBuf,
+
+    /// Check the configuration and exit.
+    #[arg(long)]
+    check_config: bool,
+
+    /// Log filter (tracing EnvFilter syntax), e.g. "info" or "tufd=debug".
+    #[arg(long, env = "TUFD_LOG", default_value = "info")]
+    log: String,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let config = match tufd::config::Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tufd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.check_config {
+        println!(
+            "{}: ok ({} token(s))",
+            args.config.display(),
+            config.tokens.len()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tufd: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(tufd::server::run(config, tufd::server::shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tufd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

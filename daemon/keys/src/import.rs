@@ -73,7 +73,11 @@ pub fn parse_key_file(
             let doc = info
                 .decrypt(passphrase.expose_secret().as_bytes())
                 .map_err(|_| ImportError::WrongPassphrase)?;
-            pkcs8_key(doc.as_bytes())?
+            pkcs8_key(doc.as_bytes()).or_else(|e| {
+                notary_pkcs8_as_v1(doc.as_bytes())
+                    .and_then(|v1| SecretKey::from_pkcs8_der(&v1).ok())
+                    .ok_or(e)
+            })?
         }
         tag @ ("PRIVATE KEY" | "EC PRIVATE KEY") => {
             if passphrase.is_some_and(|p| !p.expose_secret().is_empty()) {
@@ -88,6 +92,25 @@ pub fn parse_key_file(
         other => return Err(ImportError::UnsupportedBlock(other.to_owned())),
     };
     Ok(KeyFile { key, role, gun })
+}
+
+/// notary (and so docker) writes PKCS#8 with version 1 (the v2
+/// "OneAsymmetricKey" version) but without the `publicKey` field v2
+/// requires, which strict parsers reject. Returns a copy marked version 0
+/// (v1, where the field is absent), or `None` if `der` is not that shape.
+fn notary_pkcs8_as_v1(der: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    let header = match der {
+        [0x30, n, ..] if *n < 0x80 => 2,
+        [0x30, 0x81, ..] => 3,
+        [0x30, 0x82, ..] => 4,
+        _ => return None,
+    };
+    if der.get(header..header + 3)? != [0x02, 0x01, 0x01] {
+        return None;
+    }
+    let mut fixed = Zeroizing::new(der.to_vec());
+    fixed[header + 2] = 0x00;
+    Some(fixed)
 }
 
 fn pkcs8_key(der: &[u8]) -> Result<SecretKey, ImportError> {

@@ -188,3 +188,26 @@ fn parallel_signers_share_a_bounded_pool() {
         t.join().unwrap();
     }
 }
+
+#[test]
+fn reads_the_key_file_docker_writes() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/docker");
+    let text = std::fs::read_to_string(format!("{dir}/alice.key")).unwrap();
+    let pass = SecretString::from("secretpass".to_owned());
+    let file = tufd_keys::import::parse_key_file(&text, Some(&pass)).unwrap();
+    assert_eq!(file.role.as_deref(), Some("alice"));
+    let public = std::fs::read_to_string(format!("{dir}/alice.pub")).unwrap();
+    let block = pem::parse(public).unwrap();
+    let expected = p256::PublicKey::from_public_key_der(block.contents()).unwrap();
+    assert_eq!(file.key.public_key(), expected);
+
+    let wrong = SecretString::from("nope".to_owned());
+    assert!(matches!(
+        tufd_keys::import::parse_key_file(&text, Some(&wrong)),
+        Err(tufd_keys::import::ImportError::WrongPassphrase)
+    ));
+    assert!(matches!(
+        tufd_keys::import::parse_key_file(&text, None),
+        Err(tufd_keys::import::ImportError::PassphraseRequired)
+    ));
+}

@@ -1,0 +1,36 @@
+//! Connecting to the daemon's Unix socket.
+
+use crate::output::Failure;
+use hyper_util::rt::TokioIo;
+use std::path::Path;
+use tokio::net::UnixStream;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+/// Opens a gRPC channel over the Unix socket at `path`.
+pub async fn connect(path: &Path) -> Result<Channel, Failure> {
+    // Probe first for a message that says what to do.
+    if let Err(e) = UnixStream::connect(path).await {
+        let hint = match e.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                "is tufd running? (choose the socket with --socket or TUFD_SOCKET)"
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                "your user needs to be in the group that owns the socket"
+            }
+            _ => "check --socket / TUFD_SOCKET",
+        };
+        return Err(Failure::connect(format!(
+            "cannot connect to tufd at {}: {e}; {hint}",
+            path.display()
+        )));
+    }
+    let path = path.to_owned();
+    // The URI is required by the API but unused: the connector dials the socket.
+    Endpoint::from_static("http://tufd.local")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
+        }))
+        .await
+        .map_err(|e| Failure::connect(format!("cannot connect to tufd: {e}")))
+}
