@@ -86,7 +86,14 @@ impl TestCa {
         let cert = dir.join(format!("{name}.crt"));
         openssl(
             dir,
-            &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out"],
+            &[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+            ],
             &key,
         )?;
         let subj = format!("/CN=tufd test CA {name}");
@@ -129,7 +136,14 @@ impl TestCa {
         )?;
         openssl(
             dir,
-            &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out"],
+            &[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+            ],
             &key,
         )?;
         let o = OsStr::new;
@@ -553,7 +567,8 @@ fn health_ok(addr: SocketAddr, roots: &Arc<rustls::RootCertStore>) -> bool {
         .with_root_certificates(Arc::clone(roots))
         .with_no_client_auth();
         let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
-        let conn = rustls::ClientConnection::new(Arc::new(config), name).map_err(io::Error::other)?;
+        let conn =
+            rustls::ClientConnection::new(Arc::new(config), name).map_err(io::Error::other)?;
         let tcp = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
         tcp.set_read_timeout(Some(Duration::from_secs(2)))?;
         tcp.set_write_timeout(Some(Duration::from_secs(2)))?;

@@ -55,21 +55,30 @@ fn chain_text(err: &reqwest::Error) -> String {
 }
 
 /// Whether a rustls error is somewhere in the chain. `io::Error` hides its
-/// payload from `source()`, so it is unwrapped explicitly.
+/// payload from `source()` (and hyper nests one inside another), so io
+/// errors are unwrapped explicitly.
 fn is_tls(err: &reqwest::Error) -> bool {
     let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = cur {
-        if e.downcast_ref::<rustls::Error>().is_some() {
-            return true;
-        }
-        let in_io = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
-        if in_io {
+        if is_rustls(e) {
             return true;
         }
         cur = e.source();
     }
     false
+}
+
+fn is_rustls(mut e: &(dyn StdError + 'static)) -> bool {
+    loop {
+        if e.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => e = inner,
+            None => return false,
+        }
+    }
 }
