@@ -1,0 +1,530 @@
+//! Metadata built and signed by this crate (software P-256 test keys standing
+//! in for tokens) verifies, re-parses byte for byte, and fails the right way.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+
+use der::{Decode, Encode};
+use p256::ecdsa::signature::Verifier;
+use p256::ecdsa::signature::hazmat::PrehashSigner;
+use p256::pkcs8::{DecodePublicKey, EncodePublicKey};
+use time::OffsetDateTime;
+use time::macros::datetime;
+use tufd_tuf::expiry::{ROOT_EXPIRY, SNAPSHOT_EXPIRY, TARGETS_EXPIRY, TIMESTAMP_EXPIRY};
+use tufd_tuf::repo::{RepositoryFiles, VerifiedRepository, verify_repository};
+use tufd_tuf::rootcert::check_root_certificate;
+use tufd_tuf::{
+    DelegationRole, DigestSigner, Error, Key, Metadata, RoleName, RoleSigner, Root, SignError,
+    Signed, Snapshot, TargetMeta, Targets, Timestamp, build_root_certificate, build_root_key,
+    sign_role,
+};
+use x509_cert::Certificate;
+
+const GUN: &str = "example.com/tufd/roundtrip";
+const NOW: OffsetDateTime = datetime!(2026-11-25 12:00:00.123456789 UTC);
+
+/// Software stand-in for a token key (tests only).
+struct SoftKey {
+    key: p256::ecdsa::SigningKey,
+    calls: Cell<u32>,
+}
+
+impl SoftKey {
+    fn new(seed: u8) -> Self {
+        let mut bytes = [0x11u8; 32];
+        bytes[31] = seed;
+        SoftKey {
+            key: p256::ecdsa::SigningKey::from_slice(&bytes).unwrap(),
+            calls: Cell::new(0),
+        }
+    }
+    fn public(&self) -> Key {
+        Key::ecdsa(self.spki_der())
+    }
+}
+
+impl DigestSigner for SoftKey {
+    fn spki_der(&self) -> Vec<u8> {
+        self.key
+            .verifying_key()
+            .to_public_key_der()
+            .unwrap()
+            .into_vec()
+    }
+    fn sign_sha256(&self, digest: &[u8; 32]) -> Result<[u8; 64], SignError> {
+        self.calls.set(self.calls.get() + 1);
+        let sig: p256::ecdsa::Signature = self.key.sign_prehash(digest).map_err(SignError::new)?;
+        Ok(sig.to_bytes().into())
+    }
+}
+
+struct Keys {
+    root: SoftKey,
+    targets: SoftKey,
+    snapshot: SoftKey,
+    timestamp: SoftKey,
+    releases: SoftKey,
+}
+
+fn keys() -> Keys {
+    Keys {
+        root: SoftKey::new(1),
+        targets: SoftKey::new(2),
+        snapshot: SoftKey::new(3),
+        timestamp: SoftKey::new(4),
+        releases: SoftKey::new(5),
+    }
+}
+
+struct Built {
+    root: Signed<Root>,
+    files: RepositoryFiles,
+    root_key: Key,
+}
+
+fn target_names() -> Vec<&'static str> {
+    vec![
+        "plain",
+        "a<b>&c",
+        "ü-umlaut",
+        "€-euro",
+        "line\u{2028}sep",
+        "quote\"back\\slash",
+        "/abs/path",
+    ]
+}
+
+fn build(k: &Keys, targets_expires: OffsetDateTime) -> Built {
+    let root_key = build_root_key(GUN, &k.root, NOW).unwrap();
+    let mut root = Root::new(NOW + ROOT_EXPIRY);
+    root.set_role_keys(&RoleName::Root, std::slice::from_ref(&root_key))
+        .unwrap();
+    root.set_role_keys(&RoleName::Targets, &[k.targets.public()])
+        .unwrap();
+    root.set_role_keys(&RoleName::Snapshot, &[k.snapshot.public()])
+        .unwrap();
+    root.set_role_keys(&RoleName::Timestamp, &[k.timestamp.public()])
+        .unwrap();
+    let root = sign_role("root", root, &[RoleSigner::new(&root_key, &k.root)]).unwrap();
+
+    let mut targets = Targets::new(targets_expires);
+    for name in target_names() {
+        targets
+            .targets
+            .insert(name.to_owned(), TargetMeta::of(name.as_bytes()));
+    }
+    let mut custom = TargetMeta::sha256_only([7; 32], 1234);
+    custom.custom = Some(
+        serde_json::value::RawValue::from_string(r#"{"z": 1, "a": [true, null]}"#.into()).unwrap(),
+    );
+    targets.targets.insert("with-custom".into(), custom);
+    let rel_key = k.releases.public();
+    targets
+        .delegations
+        .keys
+        .insert(rel_key.id(), rel_key.clone());
+    targets.delegations.roles.push(DelegationRole {
+        keyids: vec![rel_key.id()],
+        name: "targets/releases".into(),
+        paths: vec![String::new()],
+        threshold: 1,
+    });
+    let tkey = k.targets.public();
+    let targets = sign_role("targets", targets, &[RoleSigner::new(&tkey, &k.targets)]).unwrap();
+
+    let mut releases = Targets::new(NOW + TARGETS_EXPIRY);
+    releases
+        .targets
+        .insert("v1.0".into(), TargetMeta::sha256_only([9; 32], 527));
+    let releases = sign_role(
+        "targets/releases",
+        releases,
+        &[RoleSigner::new(&rel_key, &k.releases)],
+    )
+    .unwrap();
+
+    let mut snapshot = Snapshot::new(NOW + SNAPSHOT_EXPIRY);
+    snapshot.meta.insert("root".into(), root.file_meta());
+    snapshot.meta.insert("targets".into(), targets.file_meta());
+    snapshot
+        .meta
+        .insert("targets/releases".into(), releases.file_meta());
+    let skey = k.snapshot.public();
+    let snapshot = sign_role("snapshot", snapshot, &[RoleSigner::new(&skey, &k.snapshot)]).unwrap();
+
+    let mut timestamp = Timestamp::new(NOW + TIMESTAMP_EXPIRY);
+    timestamp
+        .meta
+        .insert("snapshot".into(), snapshot.file_meta());
+    let tskey = k.timestamp.public();
+    let timestamp = sign_role(
+        "timestamp",
+        timestamp,
+        &[RoleSigner::new(&tskey, &k.timestamp)],
+    )
+    .unwrap();
+
+    let mut delegations = BTreeMap::new();
+    delegations.insert("targets/releases".to_owned(), releases.bytes().to_vec());
+    Built {
+        files: RepositoryFiles {
+            root_chain: vec![],
+            timestamp: timestamp.bytes().to_vec(),
+            snapshot: snapshot.bytes().to_vec(),
+            targets: targets.bytes().to_vec(),
+            delegations,
+        },
+        root,
+        root_key,
+    }
+}
+
+fn verify(b: &Built, now: OffsetDateTime) -> Result<VerifiedRepository, Error> {
+    verify_repository(&b.root, &b.files, GUN, now)
+}
+
+fn reparse<T: Metadata + PartialEq + std::fmt::Debug>(bytes: &[u8]) {
+    let s = Signed::<T>::from_bytes(bytes).unwrap();
+    assert_eq!(s.to_envelope(), bytes);
+    let again = Signed::from_parts(s.signed().clone(), s.signatures().to_vec()).unwrap();
+    assert_eq!(again.bytes(), bytes);
+    assert_eq!(again.signed(), s.signed());
+}
+
+#[test]
+fn built_repository_verifies_and_reparses_byte_for_byte() {
+    let k = keys();
+    let b = build(&k, NOW + TARGETS_EXPIRY);
+    let repo = verify(&b, NOW + time::Duration::seconds(1)).unwrap();
+    let names: Vec<String> = repo
+        .resolved_targets()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    for n in target_names() {
+        assert!(names.contains(&n.to_owned()), "{n}");
+    }
+    assert!(names.contains(&"v1.0".to_owned()));
+
+    reparse::<Root>(b.root.bytes());
+    reparse::<Targets>(&b.files.targets);
+    reparse::<Targets>(&b.files.delegations["targets/releases"]);
+    reparse::<Snapshot>(&b.files.snapshot);
+    reparse::<Timestamp>(&b.files.timestamp);
+
+    let text = String::from_utf8(b.files.targets.clone()).unwrap();
+    assert!(text.starts_with(r#"{"signed":{"_type":"Targets","delegations":{"keys":{"#));
+    assert!(
+        text.contains(r#""a\u003cb\u003e\u0026c""#),
+        "HTML escaping in the file"
+    );
+    assert!(text.contains(r#""line\u2028sep""#));
+    assert!(text.contains(r#""quote\"back\\slash""#));
+    assert!(text.contains("ü-umlaut") && text.contains("€-euro"));
+    assert!(
+        text.contains(r#""custom":{"a":[true,null],"z":1}"#),
+        "custom canonicalized: {text}"
+    );
+    let ts = String::from_utf8(b.files.timestamp.clone()).unwrap();
+    assert!(
+        ts.contains(r#""expires":"2026-12-09T12:00:00.123456789Z""#),
+        "{ts}"
+    );
+    assert!(
+        ts.ends_with(r#""}]}"#) && ts.contains(r#"],"signatures":[{"keyid":""#)
+            || ts.contains(r#"},"signatures":[{"keyid":""#)
+    );
+}
+
+#[test]
+fn root_certificate_matches_notary_template() {
+    let k = keys();
+    let der = build_root_certificate(GUN, &k.root, NOW).unwrap();
+    let cert = Certificate::from_der(&der).unwrap();
+    let tbs = cert.tbs_certificate();
+    assert_eq!(tbs.subject(), tbs.issuer());
+    assert_eq!(tbs.subject().to_string(), format!("CN={GUN}"));
+    // positive and below 2^128: at most 16 magnitude bytes after a sign byte
+    let serial = tbs.serial_number().as_bytes();
+    let magnitude = serial.strip_prefix(&[0u8]).unwrap_or(serial);
+    assert!(magnitude.len() <= 16, "{serial:02x?}");
+    let v = tbs.validity();
+    assert_eq!(
+        v.not_before.to_unix_duration().as_secs() as i64,
+        NOW.unix_timestamp()
+    );
+    assert_eq!(
+        (v.not_after.to_unix_duration() - v.not_before.to_unix_duration()).as_secs(),
+        3650 * 86_400
+    );
+    assert_eq!(
+        cert.signature_algorithm().oid.to_string(),
+        "1.2.840.10045.4.3.2"
+    );
+    assert!(cert.signature_algorithm().parameters.is_none());
+    let exts = tbs.extensions().unwrap();
+    let summary: Vec<(String, bool)> = exts
+        .iter()
+        .map(|e| (e.extn_id.to_string(), e.critical))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("2.5.29.15".to_owned(), true),  // KeyUsage
+            ("2.5.29.37".to_owned(), false), // ExtKeyUsage
+            ("2.5.29.19".to_owned(), true),  // BasicConstraints
+        ]
+    );
+    // KeyUsage bits: digitalSignature (0) + keyEncipherment (2); EKU codeSigning; CA:FALSE
+    assert_eq!(exts[0].extn_value.as_bytes(), &[0x03, 0x02, 0x05, 0xa0]);
+    assert_eq!(
+        exts[1].extn_value.as_bytes(),
+        &[
+            0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03
+        ]
+    );
+    assert_eq!(exts[2].extn_value.as_bytes(), &[0x30, 0x00]);
+    // signature over the TBS by the signer's key
+    let vk = p256::ecdsa::VerifyingKey::from_public_key_der(&k.root.spki_der()).unwrap();
+    let sig = p256::ecdsa::DerSignature::from_bytes(cert.signature().raw_bytes()).unwrap();
+    vk.verify(&tbs.to_der().unwrap(), &sig).unwrap();
+    // SPKI is the signer's; canonical id is the plain ecdsa id of the signer
+    let key = Key::ecdsa_x509(&der);
+    assert_eq!(key.spki_der().unwrap(), k.root.spki_der());
+    assert_eq!(key.canonical_id().unwrap(), k.root.public().id());
+    assert_ne!(key.id(), key.canonical_id().unwrap());
+    check_root_certificate(&cert, GUN, NOW).unwrap();
+    check_root_certificate(&cert, "example.com/tufd/*", NOW).unwrap_err();
+    assert!(tufd_tuf::rootcert::cn_matches_gun(
+        "example.com/tufd/*",
+        GUN
+    ));
+    // two certificates for the same key differ (random serial)
+    assert_ne!(der, build_root_certificate(GUN, &k.root, NOW).unwrap());
+}
+
+#[test]
+fn root_rotation_needs_old_and_new_keys() {
+    let k = keys();
+    let b = build(&k, NOW + TARGETS_EXPIRY);
+    let new_signer = SoftKey::new(6);
+    let new_key = build_root_key(GUN, &new_signer, NOW).unwrap();
+    let mut r2 = b.root.signed().clone();
+    r2.version = 2;
+    r2.set_role_keys(&RoleName::Root, std::slice::from_ref(&new_key))
+        .unwrap();
+    assert!(
+        r2.keys.contains_key(&b.root_key.id()),
+        "old root key stays in keys"
+    );
+
+    let both = sign_role(
+        "root",
+        r2.clone(),
+        &[
+            RoleSigner::new(&new_key, &new_signer),
+            RoleSigner::new(&b.root_key, &k.root),
+        ],
+    )
+    .unwrap();
+    assert_eq!(both.signatures().len(), 2);
+    let only_new = sign_role(
+        "root",
+        r2.clone(),
+        &[RoleSigner::new(&new_key, &new_signer)],
+    )
+    .unwrap();
+    let only_old = sign_role("root", r2, &[RoleSigner::new(&b.root_key, &k.root)]).unwrap();
+
+    // snapshot must list the new root; rebuild snapshot + timestamp for it
+    let rebuild = |root: &Signed<Root>| -> RepositoryFiles {
+        let mut files = b.files.clone();
+        let snap = Signed::<Snapshot>::from_bytes(&files.snapshot).unwrap();
+        let mut s = snap.signed().clone();
+        s.meta.insert("root".into(), root.file_meta());
+        s.version += 1;
+        let skey = k.snapshot.public();
+        let snap = sign_role("snapshot", s, &[RoleSigner::new(&skey, &k.snapshot)]).unwrap();
+        let mut t = Timestamp::new(NOW + TIMESTAMP_EXPIRY);
+        t.meta.insert("snapshot".into(), snap.file_meta());
+        let tkey = k.timestamp.public();
+        let ts = sign_role("timestamp", t, &[RoleSigner::new(&tkey, &k.timestamp)]).unwrap();
+        files.snapshot = snap.bytes().to_vec();
+        files.timestamp = ts.bytes().to_vec();
+        files.root_chain = vec![root.bytes().to_vec()];
+        files
+    };
+    verify_repository(&b.root, &rebuild(&both), GUN, NOW).unwrap();
+    match verify_repository(&b.root, &rebuild(&only_new), GUN, NOW).unwrap_err() {
+        Error::ThresholdNotMet { role, .. } => assert!(role.contains("previous root keys")),
+        e => panic!("{e}"),
+    }
+    match verify_repository(&b.root, &rebuild(&only_old), GUN, NOW).unwrap_err() {
+        Error::ThresholdNotMet { role, .. } => assert_eq!(role, "root"),
+        e => panic!("{e}"),
+    }
+}
+
+#[test]
+fn expired_targets_and_tampered_delegation_are_rejected() {
+    let k = keys();
+    let b = build(&k, NOW + time::Duration::hours(1));
+    verify(&b, NOW).unwrap();
+    match verify(&b, NOW + time::Duration::hours(2)).unwrap_err() {
+        Error::Expired { role, .. } => assert_eq!(role, "targets"),
+        e => panic!("{e}"),
+    }
+    let mut b = build(&k, NOW + TARGETS_EXPIRY);
+    let d = b.files.delegations.get_mut("targets/releases").unwrap();
+    let pos = d.windows(4).position(|w| w == b"v1.0").unwrap();
+    d[pos + 3] = b'1';
+    match verify(&b, NOW).unwrap_err() {
+        Error::HashMismatch { role, .. } => assert_eq!(role, "targets/releases"),
+        e => panic!("{e}"),
+    }
+}
+
+#[test]
+fn control_characters_cannot_be_signed() {
+    let k = keys();
+    let mut t = Targets::new(NOW + TARGETS_EXPIRY);
+    t.targets.insert("tab\there".into(), TargetMeta::of(b"x"));
+    let key = k.targets.public();
+    match sign_role("targets", t, &[RoleSigner::new(&key, &k.targets)]).unwrap_err() {
+        e @ Error::Canonical { .. } => assert!(e.to_string().contains("U+0009"), "{e}"),
+        e => panic!("{e}"),
+    }
+    assert_eq!(k.targets.calls.get(), 0, "nothing reached the token");
+}
+
+struct Failing;
+impl DigestSigner for Failing {
+    fn spki_der(&self) -> Vec<u8> {
+        SoftKey::new(2).spki_der()
+    }
+    fn sign_sha256(&self, _: &[u8; 32]) -> Result<[u8; 64], SignError> {
+        Err(SignError::new(std::io::Error::other("CKR_DEVICE_REMOVED")))
+    }
+}
+
+struct Garbage;
+impl DigestSigner for Garbage {
+    fn spki_der(&self) -> Vec<u8> {
+        SoftKey::new(2).spki_der()
+    }
+    fn sign_sha256(&self, digest: &[u8; 32]) -> Result<[u8; 64], SignError> {
+        // a valid signature, but by another key
+        SoftKey::new(9).sign_sha256(digest)
+    }
+}
+
+#[test]
+fn signer_failures_are_reported() {
+    let key = SoftKey::new(2).public();
+    let t = Targets::new(NOW + TARGETS_EXPIRY);
+    match sign_role("targets", t.clone(), &[RoleSigner::new(&key, &Failing)]).unwrap_err() {
+        Error::Sign {
+            role,
+            keyid,
+            source,
+        } => {
+            assert_eq!((role.as_str(), keyid), ("targets", key.id()));
+            assert_eq!(source.to_string(), "CKR_DEVICE_REMOVED");
+            assert!(source.into_inner().downcast::<std::io::Error>().is_ok());
+        }
+        e => panic!("{e}"),
+    }
+    assert!(matches!(
+        sign_role("targets", t.clone(), &[RoleSigner::new(&key, &Garbage)]).unwrap_err(),
+        Error::SelfCheckFailed { .. }
+    ));
+    let other = SoftKey::new(7);
+    assert!(matches!(
+        sign_role("targets", t.clone(), &[RoleSigner::new(&key, &other)]).unwrap_err(),
+        Error::SignerKeyMismatch { .. }
+    ));
+    assert!(matches!(
+        sign_role("targets", t, &[]).unwrap_err(),
+        Error::NoSigners(_)
+    ));
+    match build_root_certificate(GUN, &Failing, NOW).unwrap_err() {
+        Error::Sign { source, .. } => assert_eq!(source.to_string(), "CKR_DEVICE_REMOVED"),
+        e => panic!("{e}"),
+    }
+    assert!(build_root_certificate(GUN, &Garbage, NOW).is_err());
+}
+
+/// Writes a repository signed with test keys for publishing to a real
+/// notary-server (see the crate's test notes). Run by hand:
+/// `TUFD_TUF_EXPORT=dir TUFD_TUF_GUN=… TUFD_TUF_TIMESTAMP_KEY=key.json cargo test -p tufd-tuf --test round_trip export -- --ignored`
+#[test]
+#[ignore = "writes files for a manual publish to notary-server"]
+fn export_for_notary_server() {
+    let dir = std::path::PathBuf::from(std::env::var("TUFD_TUF_EXPORT").expect("TUFD_TUF_EXPORT"));
+    let gun = std::env::var("TUFD_TUF_GUN").expect("TUFD_TUF_GUN");
+    let ts_key: Key = serde_json::from_slice(
+        &std::fs::read(std::env::var("TUFD_TUF_TIMESTAMP_KEY").unwrap()).unwrap(),
+    )
+    .unwrap();
+    let now = OffsetDateTime::now_utc();
+    let k = keys();
+    let root_key = build_root_key(&gun, &k.root, now).unwrap();
+    let mut root = Root::new(now + ROOT_EXPIRY);
+    root.set_role_keys(&RoleName::Root, std::slice::from_ref(&root_key))
+        .unwrap();
+    root.set_role_keys(&RoleName::Targets, &[k.targets.public()])
+        .unwrap();
+    root.set_role_keys(&RoleName::Snapshot, &[k.snapshot.public()])
+        .unwrap();
+    root.set_role_keys(&RoleName::Timestamp, &[ts_key]).unwrap();
+    let root = sign_role("root", root, &[RoleSigner::new(&root_key, &k.root)]).unwrap();
+    let mut targets = Targets::new(now + TARGETS_EXPIRY);
+    for name in [
+        "plain",
+        "a<b>&c",
+        "ü-umlaut",
+        "€-euro",
+        "line\u{2028}sep",
+        "quote\"back\\slash",
+    ] {
+        targets
+            .targets
+            .insert(name.to_owned(), TargetMeta::of(name.as_bytes()));
+    }
+    let rel_key = k.releases.public();
+    targets
+        .delegations
+        .keys
+        .insert(rel_key.id(), rel_key.clone());
+    targets.delegations.roles.push(DelegationRole {
+        keyids: vec![rel_key.id()],
+        name: "targets/releases".into(),
+        paths: vec![String::new()],
+        threshold: 1,
+    });
+    let tkey = k.targets.public();
+    let targets = sign_role("targets", targets, &[RoleSigner::new(&tkey, &k.targets)]).unwrap();
+    let mut releases = Targets::new(now + TARGETS_EXPIRY);
+    releases
+        .targets
+        .insert("v1.0".into(), TargetMeta::sha256_only([9; 32], 527));
+    let releases = sign_role(
+        "targets/releases",
+        releases,
+        &[RoleSigner::new(&rel_key, &k.releases)],
+    )
+    .unwrap();
+    let mut snapshot = Snapshot::new(now + SNAPSHOT_EXPIRY);
+    snapshot.meta.insert("root".into(), root.file_meta());
+    snapshot.meta.insert("targets".into(), targets.file_meta());
+    snapshot
+        .meta
+        .insert("targets/releases".into(), releases.file_meta());
+    let skey = k.snapshot.public();
+    let snapshot = sign_role("snapshot", snapshot, &[RoleSigner::new(&skey, &k.snapshot)]).unwrap();
+    std::fs::create_dir_all(dir.join("targets")).unwrap();
+    std::fs::write(dir.join("root.json"), root.bytes()).unwrap();
+    std::fs::write(dir.join("targets.json"), targets.bytes()).unwrap();
+    std::fs::write(dir.join("targets/releases.json"), releases.bytes()).unwrap();
+    std::fs::write(dir.join("snapshot.json"), snapshot.bytes()).unwrap();
+}
