@@ -383,8 +383,16 @@ async fn prove(client: &mut KeysClient<Channel>, out: &Output, key: KeyArg) -> R
                 .is_ok()
         });
     if out.json() {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
         let mut v = output::key_json(&info);
         v["verified"] = json!(verified);
+        v["proof"] = json!({
+            "context": String::from_utf8_lossy(
+                tufd_proto::KEY_PROOF_CONTEXT.strip_suffix(b"\0").unwrap_or_default()
+            ),
+            "challenge": hex(&challenge),
+            "signature": hex(&r.signature),
+        });
         out.print_json(&v);
     }
     if !verified {

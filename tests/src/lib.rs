@@ -1,5 +1,7 @@
 //! Test support for tufd's end-to-end tests: real processes, real tokens,
 //! real servers, each in a fresh temporary directory.
 
+pub mod daemon;
 pub mod notary;
+pub mod softhsm;
 pub mod vcard;
