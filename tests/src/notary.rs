@@ -302,6 +302,11 @@ impl NotaryServers {
         &self.leaf
     }
 
+    /// Process ids of notary-server and notary-signer (for tests of the harness itself).
+    pub fn pids(&self) -> (u32, u32) {
+        (self.server.id(), self.signer.id())
+    }
+
     /// The temporary directory holding certificates, configs, logs and trust dirs.
     pub fn dir(&self) -> &Path {
         self.dir.path()
