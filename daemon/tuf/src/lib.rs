@@ -12,6 +12,42 @@
 //! - [`cert`]: the root certificate builder
 //! - [`verify`], [`rootcert`], [`repo`]: signature, certificate and
 //!   whole-repository verification
+//!
+//! # Example: a new repository's root and targets, signed on tokens
+//!
+//! ```no_run
+//! use tufd_tuf::expiry::{ROOT_EXPIRY, TARGETS_EXPIRY};
+//! use tufd_tuf::{
+//!     DigestSigner, Key, RoleName, RoleSigner, Root, TargetMeta, Targets, build_root_key, sign_role,
+//! };
+//!
+//! fn init(
+//!     gun: &str,
+//!     root_token: &dyn DigestSigner,
+//!     targets_token: &dyn DigestSigner,
+//!     snapshot_key: Key,
+//!     timestamp_key: Key, // from the server's timestamp.key
+//! ) -> tufd_tuf::Result<(Vec<u8>, Vec<u8>)> {
+//!     let now = time::OffsetDateTime::now_utc();
+//!     // Self-signed certificate CN=<gun>, signed on the token: the root key object.
+//!     let root_key = build_root_key(gun, root_token, now)?;
+//!     let targets_key = Key::ecdsa(targets_token.spki_der());
+//!
+//!     let mut root = Root::new(now + ROOT_EXPIRY);
+//!     root.set_role_keys(&RoleName::Root, &[root_key.clone()])?;
+//!     root.set_role_keys(&RoleName::Targets, &[targets_key.clone()])?;
+//!     root.set_role_keys(&RoleName::Snapshot, &[snapshot_key])?;
+//!     root.set_role_keys(&RoleName::Timestamp, &[timestamp_key])?;
+//!     let root = sign_role("root", root, &[RoleSigner::new(&root_key, root_token)])?;
+//!
+//!     let mut targets = Targets::new(now + TARGETS_EXPIRY);
+//!     targets.targets.insert("v1".into(), TargetMeta::sha256_only([0; 32], 527));
+//!     let targets = sign_role("targets", targets, &[RoleSigner::new(&targets_key, targets_token)])?;
+//!
+//!     // Exact file bytes, as notary writes them; snapshot lists `targets.file_meta()`.
+//!     Ok((root.bytes().to_vec(), targets.bytes().to_vec()))
+//! }
+//! ```
 
 pub mod canonical;
 pub mod cert;

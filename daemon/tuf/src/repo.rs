@@ -215,7 +215,7 @@ pub fn verify_repository(
         if bytes.as_slice() == root.bytes() {
             continue;
         }
-        let new = Signed::<Root>::from_bytes(bytes)?;
+        let new = Signed::<Root>::from_role_bytes("root", bytes)?;
         check_root_structure(new.signed())?;
         verify_root_rotation(&root, &new)?;
         root = new;
@@ -225,7 +225,7 @@ pub fn verify_repository(
     let r = root.signed();
 
     // Timestamp.
-    let timestamp = Signed::<Timestamp>::from_bytes(&files.timestamp)?;
+    let timestamp = Signed::<Timestamp>::from_role_bytes("timestamp", &files.timestamp)?;
     verify_top_level(r, &RoleName::Timestamp, &timestamp)?;
     check_expiry("timestamp", &timestamp, now)?;
 
@@ -239,7 +239,7 @@ pub fn verify_repository(
             listed_in: "timestamp".into(),
         })?;
     check_file_meta("snapshot", &files.snapshot, snap_meta, "timestamp")?;
-    let snapshot = Signed::<Snapshot>::from_bytes(&files.snapshot)?;
+    let snapshot = Signed::<Snapshot>::from_role_bytes("snapshot", &files.snapshot)?;
     verify_top_level(r, &RoleName::Snapshot, &snapshot)?;
     check_expiry("snapshot", &snapshot, now)?;
     let meta = &snapshot.signed().meta;
@@ -253,7 +253,7 @@ pub fn verify_repository(
         listed_in: "snapshot".into(),
     })?;
     check_file_meta("targets", &files.targets, targets_meta, "snapshot")?;
-    let targets = Signed::<Targets>::from_bytes(&files.targets)?;
+    let targets = Signed::<Targets>::from_role_bytes("targets", &files.targets)?;
     verify_top_level(r, &RoleName::Targets, &targets)?;
     check_expiry("targets", &targets, now)?;
 
@@ -284,7 +284,7 @@ pub fn verify_repository(
                 listed_in: "snapshot".into(),
             })?;
             check_file_meta(&entry.name, bytes, file_meta, "snapshot")?;
-            let file = Signed::<Targets>::from_bytes(bytes)?;
+            let file = Signed::<Targets>::from_role_bytes(&entry.name, bytes)?;
             let keys = collect_keys(
                 &entry.name,
                 &entry.keyids,
@@ -327,4 +327,46 @@ pub fn verify_repository(
         targets,
         delegations,
     })
+}
+
+/// Rejects a rollback: every role of `new` must be at least the version of
+/// the same role in `previous` (the last repository state this client
+/// trusted), as notary's client refuses older cached-over metadata.
+pub fn check_no_rollback(previous: &VerifiedRepository, new: &VerifiedRepository) -> Result<()> {
+    fn check(role: &str, old: u64, new: u64) -> Result<()> {
+        if new < old {
+            return Err(Error::BadVersion {
+                role: role.to_owned(),
+                found: new,
+                expected: format!(">= {old} (the version already trusted)"),
+            });
+        }
+        Ok(())
+    }
+    check(
+        "root",
+        previous.root.signed().version,
+        new.root.signed().version,
+    )?;
+    check(
+        "timestamp",
+        previous.timestamp.signed().version,
+        new.timestamp.signed().version,
+    )?;
+    check(
+        "snapshot",
+        previous.snapshot.signed().version,
+        new.snapshot.signed().version,
+    )?;
+    check(
+        "targets",
+        previous.targets.signed().version,
+        new.targets.signed().version,
+    )?;
+    for (name, old) in &previous.delegations {
+        if let Some((_, d)) = new.delegations.iter().find(|(n, _)| n == name) {
+            check(name, old.file.signed().version, d.file.signed().version)?;
+        }
+    }
+    Ok(())
 }

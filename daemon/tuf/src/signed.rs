@@ -60,7 +60,11 @@ impl<T: Metadata> Signed<T> {
     /// `signed` object is parsed generically and re-encoded canonically.
     /// Fails if `_type` is not `T::TYPE`.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let role = T::TYPE;
+        Self::from_role_bytes(T::TYPE, bytes)
+    }
+
+    /// [`Signed::from_bytes`], naming `role` (e.g. `targets/releases`) in errors.
+    pub fn from_role_bytes(role: &str, bytes: &[u8]) -> Result<Self> {
         let wire: EnvelopeWire<'_> =
             serde_json::from_slice(bytes).map_err(|e| Error::parse(role, e))?;
         let value: serde_json::Value =

@@ -528,3 +528,24 @@ fn export_for_notary_server() {
     std::fs::write(dir.join("targets/releases.json"), releases.bytes()).unwrap();
     std::fs::write(dir.join("snapshot.json"), snapshot.bytes()).unwrap();
 }
+
+#[test]
+fn rollback_is_detected() {
+    let k = keys();
+    let b = build(&k, NOW + TARGETS_EXPIRY);
+    let repo1 = verify(&b, NOW).unwrap();
+    let mut t = repo1.timestamp.signed().clone();
+    t.version = 2;
+    let tkey = k.timestamp.public();
+    let t2 = sign_role("timestamp", t, &[RoleSigner::new(&tkey, &k.timestamp)]).unwrap();
+    let mut files = b.files.clone();
+    files.timestamp = t2.bytes().to_vec();
+    let repo2 = verify_repository(&b.root, &files, GUN, NOW).unwrap();
+    tufd_tuf::repo::check_no_rollback(&repo1, &repo2).unwrap();
+    match tufd_tuf::repo::check_no_rollback(&repo2, &repo1).unwrap_err() {
+        Error::BadVersion { role, found, .. } => {
+            assert_eq!((role.as_str(), found), ("timestamp", 1))
+        }
+        e => panic!("{e}"),
+    }
+}
