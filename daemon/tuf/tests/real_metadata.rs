@@ -621,3 +621,26 @@ fn tufd_made_repository_as_served_by_notary_server_verifies() {
         .collect();
     assert!(names.contains(&"a<b>&c".to_owned()) && names.contains(&"line\u{2028}sep".to_owned()));
 }
+
+#[test]
+fn tufd_made_root_rotation_accepted_by_notary_server_verifies() {
+    // Root v2 (new certificate, signed by old and new root key) and snapshot v2
+    // made by this crate, accepted by notary-server; `notary list` with v1 cached
+    // moved to v2 and `docker trust inspect` showed the new root key.
+    let trusted = Signed::<Root>::from_bytes(&fx("tufd-rotated/1.root.json")).unwrap();
+    let mut delegations = BTreeMap::new();
+    delegations.insert(
+        "targets/releases".to_owned(),
+        fx("tufd-rotated/targets/releases.json"),
+    );
+    let files = RepositoryFiles {
+        root_chain: vec![fx("tufd-rotated/root.json")],
+        timestamp: fx("tufd-rotated/timestamp.json"),
+        snapshot: fx("tufd-rotated/snapshot.json"),
+        targets: fx("tufd-rotated/targets.json"),
+        delegations,
+    };
+    let repo = verify_repository(&trusted, &files, "localhost:5000/tufd/rt3", NOW).unwrap();
+    assert_eq!(repo.root.signed().version, 2);
+    assert_eq!(repo.root.signatures().len(), 2);
+}

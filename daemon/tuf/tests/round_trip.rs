@@ -527,6 +527,31 @@ fn export_for_notary_server() {
     std::fs::write(dir.join("targets.json"), targets.bytes()).unwrap();
     std::fs::write(dir.join("targets/releases.json"), releases.bytes()).unwrap();
     std::fs::write(dir.join("snapshot.json"), snapshot.bytes()).unwrap();
+
+    // Root rotation: v2 with a new certificate/key, signed by old and new root keys,
+    // and snapshot v2 listing it.
+    let new_signer = SoftKey::new(6);
+    let new_root_key = build_root_key(&gun, &new_signer, now).unwrap();
+    let mut r2 = root.signed().clone();
+    r2.version = 2;
+    r2.set_role_keys(&RoleName::Root, std::slice::from_ref(&new_root_key))
+        .unwrap();
+    let r2 = sign_role(
+        "root",
+        r2,
+        &[
+            RoleSigner::new(&new_root_key, &new_signer),
+            RoleSigner::new(&root_key, &k.root),
+        ],
+    )
+    .unwrap();
+    let mut s2 = snapshot.signed().clone();
+    s2.version = 2;
+    s2.meta.insert("root".into(), r2.file_meta());
+    let s2 = sign_role("snapshot", s2, &[RoleSigner::new(&skey, &k.snapshot)]).unwrap();
+    std::fs::create_dir_all(dir.join("rotated")).unwrap();
+    std::fs::write(dir.join("rotated/root.json"), r2.bytes()).unwrap();
+    std::fs::write(dir.join("rotated/snapshot.json"), s2.bytes()).unwrap();
 }
 
 #[test]
