@@ -413,6 +413,7 @@ async fn tls_and_connection_failures_name_the_url() {
     let client = NotaryClient::new(&RemoteConfig::new(servers.url()).with_ca_file(&other_ca.cert))
         .expect("client");
     let err = client.health().await.expect_err("wrong CA");
+    eprintln!("{err}");
     assert!(matches!(err, Error::Tls { .. }), "{err:?}");
     let text = err.to_string();
     assert!(text.contains(servers.url()), "{text}");
@@ -541,7 +542,7 @@ async fn hostile(behaviour: Behaviour) -> Hostile {
 }
 
 /// Reads one request: the head, then a Content-Length body.
-async fn read_request(sock: &mut tokio::net::TcpStream) -> Vec<u8> {
+async fn read_request<S: tokio::io::AsyncRead + Unpin>(sock: &mut S) -> Vec<u8> {
     let mut buf = Vec::new();
     let mut tmp = [0u8; 8192];
     loop {
@@ -711,12 +712,21 @@ async fn other_statuses() {
     );
     assert!(err.is_transient());
 
-    let server = hostile(response("401 Unauthorized", "{}")).await;
+    let server = hostile(Behaviour::Respond(
+        b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"https://auth.example/token\",service=\"notary\"\r\nContent-Length: 0\r\n\r\n".to_vec(),
+    ))
+    .await;
     let client = hostile_client(&server.url, 1 << 20, Duration::from_secs(5));
     let err = client.health().await.expect_err("401");
+    eprintln!("{err}");
     assert!(
         matches!(err, Error::Unauthorized { status: 401, .. }),
         "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("realm=\"https://auth.example/token\""),
+        "{err}"
     );
 }
 
@@ -759,4 +769,94 @@ async fn publish_request_is_notarys_multipart_with_auth() {
             "--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"root\"\r\nContent-Type: application/octet-stream\r\n\r\n{{\"r\":1}}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"targets/releases\"\r\nContent-Type: application/octet-stream\r\n\r\n{{\"t\":2}}\r\n--{boundary}--\r\n"
         )
     );
+}
+
+/// A TLS server (tokio-rustls) with a certificate from `ca` that requires a
+/// client certificate issued by `ca`, and answers `200 {}` to one request
+/// per connection.
+async fn tls_server_requiring_client_certs(ca: &TestCa, dir: &std::path::Path) -> String {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+    let leaf = ca.issue_leaf(dir, "hostile-tls").expect("leaf");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(&ca.cert).expect("ca pem"))
+        .expect("ca");
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .expect("verifier");
+    let chain = vec![CertificateDer::from_pem_file(&leaf.cert).expect("cert pem")];
+    let key = PrivateKeyDer::from_pem_file(&leaf.key).expect("key pem");
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("https://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(sock).await else {
+                    return;
+                };
+                let _ = read_request(&mut tls).await;
+                let _ = tls
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+                    )
+                    .await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn tls_server_checks_ca_and_client_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::generate(dir.path(), "server-ca").expect("ca");
+    let url = tls_server_requiring_client_certs(&ca, dir.path()).await;
+    let config = || {
+        let mut c = RemoteConfig::new(url.as_str()).with_ca_file(&ca.cert);
+        c.timeout = Duration::from_secs(5);
+        c
+    };
+
+    // Wrong CA: the server's certificate is not trusted.
+    let wrong = TestCa::generate(dir.path(), "wrong-ca").expect("ca");
+    let client = NotaryClient::new(&config().with_ca_file(&wrong.cert)).expect("client");
+    let err = client.health().await.expect_err("wrong CA");
+    eprintln!("{err}");
+    assert!(matches!(err, Error::Tls { .. }), "{err:?}");
+    assert!(err.to_string().contains(&url), "{err}");
+
+    // Right CA, no client certificate: the server refuses the handshake.
+    let client = NotaryClient::new(&config()).expect("client");
+    let err = client.health().await.expect_err("no client cert");
+    eprintln!("{err}");
+    assert!(matches!(err, Error::Tls { .. }), "{err:?}");
+    assert!(err.to_string().contains(&url), "{err}");
+
+    // With a client certificate from the CA: accepted.
+    let id = ca.issue_leaf(dir.path(), "client").expect("client leaf");
+    let mut cfg = config();
+    cfg.client_identity = Some(ClientIdentity {
+        cert_file: id.cert,
+        key_file: id.key,
+    });
+    NotaryClient::new(&cfg)
+        .expect("client")
+        .health()
+        .await
+        .expect("mTLS health");
 }

@@ -261,15 +261,19 @@ impl NotaryClient {
         if status.is_success() {
             return read_limited(&url, resp, limit).await;
         }
+        let challenge = resp
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         // Best effort: an unreadable error body must not hide the status.
         let body = read_limited(&url, resp, self.limits.other)
             .await
             .unwrap_or_default();
-        Err(status_error(url, status, &body))
+        Err(status_error(url, status, challenge, &body))
     }
 }
 
-fn status_error(url: String, status: StatusCode, body: &[u8]) -> Error {
+fn status_error(url: String, status: StatusCode, challenge: Option<String>, body: &[u8]) -> Error {
     let errors = decode_server_errors(body);
     match status {
         StatusCode::NOT_FOUND => Error::NotFound {
@@ -279,6 +283,7 @@ fn status_error(url: String, status: StatusCode, body: &[u8]) -> Error {
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthorized {
             url,
             status: status.as_u16(),
+            challenge,
         },
         _ => match errors {
             Some(errors) => Error::Server {

@@ -48,13 +48,17 @@ pub enum Error {
 
     /// HTTP 401 or 403: the server wants (other) credentials.
     #[error(
-        "{url}: the notary server refused access (HTTP {status}); check the configured credentials"
+        "{url}: the notary server refused access (HTTP {status}{}); check the configured credentials",
+        .challenge.as_deref().map(|c| format!(", WWW-Authenticate: {c}")).unwrap_or_default()
     )]
     Unauthorized {
         /// The URL requested.
         url: String,
         /// 401 or 403.
         status: u16,
+        /// The `WWW-Authenticate` header, which names the token service for
+        /// docker-style token auth.
+        challenge: Option<String>,
     },
 
     /// The server answered with notary's error document `{"errors":[…]}`.

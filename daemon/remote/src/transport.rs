@@ -15,7 +15,11 @@ pub(crate) fn classify(url: &str, err: reqwest::Error) -> Error {
         return Error::Timeout { url, phase };
     }
     let detail = chain_text(&err);
-    if is_tls(&err) {
+    if let Some(tls) = find_rustls(&err) {
+        let detail = match hint(tls) {
+            Some(hint) => format!("{detail} ({hint})"),
+            None => detail,
+        };
         Error::Tls {
             url,
             detail,
@@ -54,31 +58,47 @@ fn chain_text(err: &reqwest::Error) -> String {
     }
 }
 
-/// Whether a rustls error is somewhere in the chain. `io::Error` hides its
+/// The rustls error somewhere in the chain, if any. `io::Error` hides its
 /// payload from `source()` (and hyper nests one inside another), so io
 /// errors are unwrapped explicitly.
-fn is_tls(err: &reqwest::Error) -> bool {
+fn find_rustls(err: &reqwest::Error) -> Option<&rustls::Error> {
     let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = cur {
-        if is_rustls(e) {
-            return true;
+        if let Some(tls) = unwrap_io(e) {
+            return Some(tls);
         }
         cur = e.source();
     }
-    false
+    None
 }
 
-fn is_rustls(mut e: &(dyn StdError + 'static)) -> bool {
+fn unwrap_io<'a>(mut e: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
     loop {
-        if e.downcast_ref::<rustls::Error>().is_some() {
-            return true;
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
         }
-        match e
+        e = e
             .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            Some(inner) => e = inner,
-            None => return false,
-        }
+            .and_then(|io| io.get_ref())?;
     }
+}
+
+/// What the person should probably check, for the common TLS failures.
+fn hint(err: &rustls::Error) -> Option<&'static str> {
+    use rustls::{AlertDescription as A, CertificateError as C, Error as E};
+    Some(match err {
+        E::InvalidCertificate(C::UnknownIssuer) => {
+            "the server certificate is not signed by a trusted CA: check the configured CA file"
+        }
+        E::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+            "the server certificate is not valid for this host name: check the server URL"
+        }
+        E::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+            "the server certificate has expired"
+        }
+        E::AlertReceived(A::CertificateRequired | A::BadCertificate | A::UnknownCA) => {
+            "the server wants a (valid) client certificate: check the client certificate settings"
+        }
+        _ => return None,
+    })
 }
