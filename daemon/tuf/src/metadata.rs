@@ -316,6 +316,67 @@ impl Delegations {
     pub fn role(&self, name: &str) -> Option<&DelegationRole> {
         self.roles.iter().find(|r| r.name == name)
     }
+
+    /// Adds `keys` and `paths` to a delegated role, creating it (threshold 1,
+    /// appended after the existing roles) when missing — notary's
+    /// `delegation add` and docker's `signer add`. Existing key IDs and paths
+    /// keep their order; new ones are appended once.
+    pub fn add_to_role(&mut self, name: &RoleName, keys: &[Key], paths: &[String]) -> Result<()> {
+        if !matches!(name, RoleName::Delegation(_)) {
+            return Err(Error::InvalidRoleName(name.to_string()));
+        }
+        let index = match self.roles.iter().position(|r| r.name == name.as_str()) {
+            Some(i) => i,
+            None => {
+                self.roles.push(DelegationRole {
+                    keyids: Vec::new(),
+                    name: name.as_str().to_owned(),
+                    paths: Vec::new(),
+                    threshold: 1,
+                });
+                self.roles.len() - 1
+            }
+        };
+        let role = &mut self.roles[index];
+        for key in keys {
+            let id = key.id();
+            if !role.keyids.contains(&id) {
+                role.keyids.push(id.clone());
+            }
+            self.keys.insert(id, key.clone());
+        }
+        for path in paths {
+            if !role.paths.contains(path) {
+                role.paths.push(path.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes key IDs from a delegated role (the role itself stays, like
+    /// `notary delegation remove --key`); keys no role uses any more are dropped.
+    pub fn remove_keys_from_role(&mut self, name: &str, keyids: &[String]) {
+        if let Some(role) = self.roles.iter_mut().find(|r| r.name == name) {
+            role.keyids.retain(|id| !keyids.contains(id));
+        }
+        self.remove_unused_keys();
+    }
+
+    /// Deletes a delegated role and the keys only it used. Returns the entry.
+    /// (Its file should also leave snapshot meta.)
+    pub fn remove_role(&mut self, name: &str) -> Option<DelegationRole> {
+        let index = self.roles.iter().position(|r| r.name == name)?;
+        let removed = self.roles.remove(index);
+        self.remove_unused_keys();
+        Some(removed)
+    }
+
+    /// Drops keys no delegated role lists (notary's `utils.RemoveUnusedKeys`).
+    pub fn remove_unused_keys(&mut self) {
+        let roles = &self.roles;
+        self.keys
+            .retain(|id, _| roles.iter().any(|r| r.keyids.iter().any(|k| k == id)));
+    }
 }
 
 /// `targets.json` and every delegation's `signed` object.
@@ -392,5 +453,41 @@ impl Timestamp {
             meta: BTreeMap::new(),
             version: 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> Key {
+        Key::ecdsa(vec![n; 4])
+    }
+
+    #[test]
+    fn delegation_edits_follow_notary() {
+        let mut d = Delegations::default();
+        let releases = RoleName::parse("targets/releases").unwrap();
+        let alice = RoleName::parse("targets/alice").unwrap();
+        d.add_to_role(&alice, &[key(1)], &["".into()]).unwrap();
+        d.add_to_role(&releases, &[key(1)], &["".into()]).unwrap();
+        d.add_to_role(&releases, &[key(2), key(1)], &["".into(), "a/".into()])
+            .unwrap();
+        assert_eq!(
+            d.roles.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["targets/alice", "targets/releases"]
+        );
+        let r = d.role("targets/releases").unwrap();
+        assert_eq!(r.keyids, vec![key(1).id(), key(2).id()]);
+        assert_eq!(r.paths, vec!["".to_owned(), "a/".to_owned()]);
+        assert_eq!(d.keys.len(), 2);
+
+        d.remove_keys_from_role("targets/releases", &[key(2).id()]);
+        assert_eq!(d.keys.len(), 1, "key 2 no longer used");
+        d.remove_role("targets/alice").unwrap();
+        assert_eq!(d.keys.len(), 1, "key 1 still used by releases");
+        d.remove_role("targets/releases").unwrap();
+        assert!(d.keys.is_empty() && d.roles.is_empty());
+        assert!(d.add_to_role(&RoleName::Targets, &[], &[]).is_err());
     }
 }

@@ -303,6 +303,10 @@ fn root_certificate_matches_notary_template() {
     assert_ne!(der, build_root_certificate(GUN, &k.root, NOW).unwrap());
 }
 
+/// notary-server agrees: the same rotation signed by only the new key was refused
+/// with `ErrBadRoot "could not rotate trust to a new trusted root: failed to validate
+/// data with current trusted certificates"`, signed by only the old key with
+/// `ErrBadRoot "… failed to validate integrity of roots"` (see `export_for_notary_server`).
 #[test]
 fn root_rotation_needs_old_and_new_keys() {
     let k = keys();
@@ -549,6 +553,23 @@ fn export_for_notary_server() {
     s2.version = 2;
     s2.meta.insert("root".into(), r2.file_meta());
     let s2 = sign_role("snapshot", s2, &[RoleSigner::new(&skey, &k.snapshot)]).unwrap();
+    // Negative controls: the same rotation signed by only one of the two root keys.
+    for (sub, signer) in [
+        (
+            "rotated-only-new",
+            RoleSigner::new(&new_root_key, &new_signer),
+        ),
+        ("rotated-only-old", RoleSigner::new(&root_key, &k.root)),
+    ] {
+        let bad = sign_role("root", r2.signed().clone(), &[signer]).unwrap();
+        let mut s = snapshot.signed().clone();
+        s.version = 2;
+        s.meta.insert("root".into(), bad.file_meta());
+        let s = sign_role("snapshot", s, &[RoleSigner::new(&skey, &k.snapshot)]).unwrap();
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        std::fs::write(dir.join(sub).join("root.json"), bad.bytes()).unwrap();
+        std::fs::write(dir.join(sub).join("snapshot.json"), s.bytes()).unwrap();
+    }
     std::fs::create_dir_all(dir.join("rotated")).unwrap();
     std::fs::write(dir.join("rotated/root.json"), r2.bytes()).unwrap();
     std::fs::write(dir.join("rotated/snapshot.json"), s2.bytes()).unwrap();
