@@ -15,7 +15,7 @@ use crate::metadata::{
     check_threshold, collect_keys,
 };
 use crate::role::RoleName;
-use crate::rootcert::check_root_certificates;
+use crate::rootcert::trusted_root_keys;
 use crate::signed::Signed;
 use crate::verify::{check_key_ids, verify_threshold};
 
@@ -162,10 +162,16 @@ fn verify_top_level<T: Metadata>(root: &Root, role: &RoleName, signed: &Signed<T
     check_version(role.as_str(), signed)
 }
 
-/// Accepts `new` as the successor of the trusted root `current`: version
-/// exactly one higher, signed by a threshold of the current root keys *and*
-/// of the new root keys (notary signs rotations with both).
-pub fn verify_root_rotation(current: &Signed<Root>, new: &Signed<Root>) -> Result<()> {
+/// Accepts `new` as the successor of the trusted root `current` for `gun`:
+/// version exactly one higher, signed by a threshold of the current root's
+/// certificate keys (expiry not checked, as notary allows an expired old
+/// root) *and* by a threshold of the new root's valid certificate keys.
+pub fn verify_root_rotation(
+    current: &Signed<Root>,
+    new: &Signed<Root>,
+    gun: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
     let expected = current.signed().version + 1;
     if new.signed().version != expected {
         return Err(Error::BadVersion {
@@ -174,14 +180,29 @@ pub fn verify_root_rotation(current: &Signed<Root>, new: &Signed<Root>) -> Resul
             expected: expected.to_string(),
         });
     }
-    let (old_keys, old_threshold) = current.signed().role_keys(&RoleName::Root)?;
+    let old_keys = trusted_root_keys(current.signed(), gun, None)?;
+    let old_threshold = root_threshold(current.signed())?;
     verify_threshold(
         "root (signatures by the previous root keys)",
         new,
         &old_keys,
         old_threshold,
     )?;
-    verify_top_level(new.signed(), &RoleName::Root, new)
+    verify_root_self(new, gun, Some(now))
+}
+
+fn root_threshold(root: &Root) -> Result<u32> {
+    root.roles
+        .get("root")
+        .map(|r| r.threshold)
+        .ok_or_else(|| Error::InvalidRoot("no root role in root.roles".into()))
+}
+
+/// Verifies a root's signatures with its own certificate keys.
+fn verify_root_self(root: &Signed<Root>, gun: &str, now: Option<OffsetDateTime>) -> Result<()> {
+    let keys = trusted_root_keys(root.signed(), gun, now)?;
+    verify_threshold("root", root, &keys, root_threshold(root.signed())?)?;
+    check_version("root", root)
 }
 
 /// Structural checks of a root: the four roles present with valid
@@ -209,7 +230,7 @@ pub fn verify_repository(
 ) -> Result<VerifiedRepository> {
     // Root: the trusted root must be self-consistent, then each rotation.
     check_root_structure(trusted_root.signed())?;
-    verify_top_level(trusted_root.signed(), &RoleName::Root, trusted_root)?;
+    verify_root_self(trusted_root, gun, None)?;
     let mut root = trusted_root.clone();
     for bytes in &files.root_chain {
         if bytes.as_slice() == root.bytes() {
@@ -217,11 +238,11 @@ pub fn verify_repository(
         }
         let new = Signed::<Root>::from_role_bytes("root", bytes)?;
         check_root_structure(new.signed())?;
-        verify_root_rotation(&root, &new)?;
+        verify_root_rotation(&root, &new, gun, now)?;
         root = new;
     }
     check_expiry("root", &root, now)?;
-    check_root_certificates(root.signed(), gun, now)?;
+    verify_root_self(&root, gun, Some(now))?;
     let r = root.signed();
 
     // Timestamp.

@@ -81,9 +81,18 @@ pub fn verify_threshold<T: Metadata>(
     }
     let mut valid = BTreeSet::new();
     for sig in signed.signatures() {
-        if let Some(key) = keys.get(&sig.keyid)
-            && verify_signature(key, sig, signed.canonical_bytes()).is_ok()
-        {
+        let Some(key) = keys.get(&sig.keyid) else {
+            continue;
+        };
+        // notary fails outright when a key is listed under a foreign ID.
+        let computed = key.id();
+        if computed != sig.keyid {
+            return Err(Error::KeyIdMismatch {
+                listed: sig.keyid.clone(),
+                computed,
+            });
+        }
+        if verify_signature(key, sig, signed.canonical_bytes()).is_ok() {
             valid.insert(sig.keyid.clone());
         }
     }

@@ -472,8 +472,10 @@ fn expired_roles_are_rejected() {
         e => panic!("unexpected: {e}"),
     }
     let much_later = datetime!(2037-01-01 00:00 UTC);
+    // root metadata and its certificate expire at the same second
     match verify_repository(&trusted, &files, GUN, much_later).unwrap_err() {
         Error::Expired { role, .. } => assert_eq!(role, "root"),
+        Error::InvalidRoot(msg) => assert!(msg.contains("expired at 2036-11-22"), "{msg}"),
         e => panic!("unexpected: {e}"),
     }
 }

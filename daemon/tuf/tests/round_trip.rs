@@ -293,8 +293,8 @@ fn root_certificate_matches_notary_template() {
     assert_eq!(key.spki_der().unwrap(), k.root.spki_der());
     assert_eq!(key.canonical_id().unwrap(), k.root.public().id());
     assert_ne!(key.id(), key.canonical_id().unwrap());
-    check_root_certificate(&cert, GUN, NOW).unwrap();
-    check_root_certificate(&cert, "example.com/tufd/*", NOW).unwrap_err();
+    check_root_certificate(&cert, GUN, Some(NOW)).unwrap();
+    check_root_certificate(&cert, "example.com/tufd/*", Some(NOW)).unwrap_err();
     assert!(tufd_tuf::rootcert::cn_matches_gun(
         "example.com/tufd/*",
         GUN
@@ -594,4 +594,84 @@ fn rollback_is_detected() {
         }
         e => panic!("{e}"),
     }
+}
+
+/// A root built around a given root key object, with the usual other keys.
+fn root_with(k: &Keys, root_key: &Key) -> Root {
+    let mut root = Root::new(NOW + ROOT_EXPIRY);
+    root.set_role_keys(&RoleName::Root, std::slice::from_ref(root_key))
+        .unwrap();
+    root.set_role_keys(&RoleName::Targets, &[k.targets.public()])
+        .unwrap();
+    root.set_role_keys(&RoleName::Snapshot, &[k.snapshot.public()])
+        .unwrap();
+    root.set_role_keys(&RoleName::Timestamp, &[k.timestamp.public()])
+        .unwrap();
+    root
+}
+
+#[test]
+fn root_key_pem_must_be_in_go_layout() {
+    // notary rebuilds the key from the parsed certificate in Go's PEM layout and
+    // looks the signature up by that ID; a 76-column PEM gives another ID.
+    let k = keys();
+    let der = build_root_certificate(GUN, &k.root, NOW).unwrap();
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for chunk in b64.as_bytes().chunks(76) {
+        pem.push_str(std::str::from_utf8(chunk).unwrap());
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    let odd = Key::new(tufd_tuf::KeyType::EcdsaX509, pem.into_bytes());
+    assert_ne!(odd.id(), Key::ecdsa_x509(&der).id());
+    let root = sign_role(
+        "root",
+        root_with(&k, &odd),
+        &[RoleSigner::new(&odd, &k.root)],
+    )
+    .unwrap();
+    match tufd_tuf::repo::verify_root_rotation(&root, &root, GUN, NOW).unwrap_err() {
+        Error::BadVersion { .. } => {}
+        e => panic!("{e}"),
+    }
+    let b = build(&k, NOW + TARGETS_EXPIRY);
+    match verify_repository(&root, &b.files, GUN, NOW).unwrap_err() {
+        Error::ThresholdNotMet { role, valid: 0, .. } => assert_eq!(role, "root"),
+        e => panic!("{e}"),
+    }
+}
+
+#[test]
+fn expired_root_certificate_is_rejected_but_may_be_rotated_away() {
+    let k = keys();
+    let old_key =
+        build_root_key(GUN, &k.root, NOW - ROOT_EXPIRY - time::Duration::days(1)).unwrap();
+    let old_root = sign_role(
+        "root",
+        root_with(&k, &old_key),
+        &[RoleSigner::new(&old_key, &k.root)],
+    )
+    .unwrap();
+    let b = build(&k, NOW + TARGETS_EXPIRY);
+    match verify_repository(&old_root, &b.files, GUN, NOW).unwrap_err() {
+        Error::InvalidRoot(msg) => assert!(msg.contains("expired"), "{msg}"),
+        e => panic!("{e}"),
+    }
+    // rotate to a fresh certificate, signed by the old (expired) and the new key
+    let new_signer = SoftKey::new(6);
+    let new_key = build_root_key(GUN, &new_signer, NOW).unwrap();
+    let mut r2 = root_with(&k, &new_key);
+    r2.keys.insert(old_key.id(), old_key.clone());
+    r2.version = 2;
+    let r2 = sign_role(
+        "root",
+        r2,
+        &[
+            RoleSigner::new(&old_key, &k.root),
+            RoleSigner::new(&new_key, &new_signer),
+        ],
+    )
+    .unwrap();
+    tufd_tuf::repo::verify_root_rotation(&old_root, &r2, GUN, NOW).unwrap();
 }
