@@ -1,1 +1,185 @@
-fn main() {}
+//! Signatures per second on SoftHSM2: raw `cryptoki` against tufd's key
+//! layer (`Pkcs11Store::sign_digest`, which adds the session pool, the key
+//! index lookup and a p256 verification of every signature), with 1 and 2
+//! workers. Run with `cargo bench -p tufd-keys --bench sign`.
+//!
+//! Set `TUFD_BENCH_SECONDS` to change the time per measurement (default 3).
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, ObjectClass};
+use cryptoki::session::UserType;
+use cryptoki::types::AuthPin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tufd_keys::pin::PinSource;
+use tufd_keys::pkcs11::{Modules, Pkcs11Config, Pkcs11Store, TokenSelector};
+use tufd_keys::{KeyLabel, KeyStore};
+
+const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+const LABEL: &str = "bench";
+const PIN: &str = "1234";
+
+/// Runs `work` on `workers` threads for `secs`, returns operations/second.
+fn measure<F>(workers: usize, secs: Duration, work: F) -> f64
+where
+    F: Fn(usize, &AtomicBool, &AtomicU64) + Sync,
+{
+    let stop = AtomicBool::new(false);
+    let count = AtomicU64::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for w in 0..workers {
+            let (stop, count, work) = (&stop, &count, &work);
+            s.spawn(move || work(w, stop, count));
+        }
+        std::thread::sleep(secs);
+        stop.store(true, Ordering::Relaxed);
+    });
+    count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    // `cargo bench` passes --bench; nothing else is accepted.
+    let secs = Duration::from_secs_f64(
+        std::env::var("TUFD_BENCH_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3.0),
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tokens = dir.path().join("tokens");
+    std::fs::create_dir(&tokens).unwrap();
+    let conf = dir.path().join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    // SAFETY: single-threaded here, before the module is loaded.
+    unsafe {
+        std::env::set_var("SOFTHSM2_CONF", &conf);
+        std::env::set_var("TUFD_BENCH_PIN", PIN);
+    }
+    let st = std::process::Command::new("softhsm2-util")
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            LABEL,
+            "--pin",
+            PIN,
+            "--so-pin",
+            "5678",
+        ])
+        .output()
+        .expect("softhsm2-util (scripts/setup installs it)");
+    assert!(st.status.success());
+
+    let modules = Arc::new(Modules::new());
+    let store = Pkcs11Store::new(
+        Pkcs11Config {
+            name: "bench".into(),
+            module: MODULE.into(),
+            selector: TokenSelector::Label(LABEL.into()),
+            pin: PinSource::Env("TUFD_BENCH_PIN".into()),
+            max_sessions: 2,
+        },
+        modules.clone(),
+        tufd_tuf::keyid::ecdsa_key_id,
+    );
+    let key = store
+        .generate(&KeyLabel::new("bench", "").unwrap())
+        .unwrap();
+
+    // Raw cryptoki on the same module and key: one session per worker.
+    let ctx: Pkcs11 = modules.get(MODULE.as_ref()).unwrap();
+    let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label().trim() == LABEL)
+        .unwrap();
+    let raw = |_: usize, stop: &AtomicBool, count: &AtomicU64| {
+        let session = ctx.open_rw_session(slot).unwrap();
+        let _ = session.login(UserType::User, Some(&AuthPin::from(PIN.to_owned())));
+        let handle = session
+            .find_objects(&[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Id(hex::decode(&key.id).unwrap()),
+            ])
+            .unwrap()[0];
+        let digest = [7u8; 32];
+        while !stop.load(Ordering::Relaxed) {
+            session.sign(&Mechanism::Ecdsa, handle, &digest).unwrap();
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    let layer = |w: usize, stop: &AtomicBool, count: &AtomicU64| {
+        let mut digest = [0u8; 32];
+        digest[0] = w as u8;
+        while !stop.load(Ordering::Relaxed) {
+            store.sign_digest(&key.id, &digest).unwrap();
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+
+    println!(
+        "SoftHSM2 ECDSA P-256 signatures per second ({secs:?} per figure, {} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("{:<44} {:>10} {:>10}", "", "1 worker", "2 workers");
+    let raw1 = measure(1, secs, raw);
+    let raw2 = measure(2, secs, raw);
+    println!(
+        "{:<44} {:>10.0} {:>10.0}",
+        "raw cryptoki (C_Sign only)", raw1, raw2
+    );
+    let l1 = measure(1, secs, layer);
+    let l2 = measure(2, secs, layer);
+    println!(
+        "{:<44} {:>10.0} {:>10.0}",
+        "tufd key layer (pool + C_Sign + p256 verify)", l1, l2
+    );
+    println!(
+        "{:<44} {:>9.0}% {:>9.0}%",
+        "key layer / raw",
+        100.0 * l1 / raw1,
+        100.0 * l2 / raw2
+    );
+    // The verification every key-layer signature gets, alone.
+    let sig = store.sign_digest(&key.id, &[7u8; 32]).unwrap();
+    let verify = |_: usize, stop: &AtomicBool, count: &AtomicU64| {
+        use p256::ecdsa::signature::hazmat::PrehashVerifier;
+        use p256::pkcs8::DecodePublicKey;
+        let vk = p256::ecdsa::VerifyingKey::from_public_key_der(&key.spki_der).unwrap();
+        let sig = p256::ecdsa::Signature::from_slice(&sig).unwrap();
+        while !stop.load(Ordering::Relaxed) {
+            vk.verify_prehash(&[7u8; 32], &sig).unwrap();
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    let v1 = measure(1, secs, verify);
+    let v2 = measure(2, secs, verify);
+    println!(
+        "{:<44} {:>10.0} {:>10.0}",
+        "p256 verify_prehash alone", v1, v2
+    );
+    let per_sig_us = |rate: f64| 1e6 / rate;
+    println!(
+        "per signature, 1 worker: p256 verification {:.1} µs, rest of the key layer {:.1} µs",
+        per_sig_us(v1),
+        per_sig_us(l1) - per_sig_us(raw1) - per_sig_us(v1)
+    );
+    println!(
+        "per signature, 1 worker: raw {:.1} µs, key layer {:.1} µs (overhead {:.1} µs)",
+        per_sig_us(raw1),
+        per_sig_us(l1),
+        per_sig_us(l1) - per_sig_us(raw1)
+    );
+}
