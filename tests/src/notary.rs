@@ -426,11 +426,21 @@ fn start_pair(
     let signer_log = dir.join(format!("signer-{attempt}.log"));
     let server_log = dir.join(format!("server-{attempt}.log"));
 
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
     let mut signer = Guard(Some(spawn_logged(
         "notary-signer",
         &signer_json,
         &signer_log,
     )?));
+    // notary-server's gRPC client backs off for a second or more when its
+    // first connection attempt fails, and its health check reports healthy
+    // before it has talked to the signer: so the signer must listen first.
+    let signer_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, signer_port));
+    wait_until(
+        deadline,
+        &mut [("notary-signer", &mut signer, &signer_log)],
+        || TcpStream::connect_timeout(&signer_addr, Duration::from_millis(200)).is_ok(),
+    )?;
     let mut server = Guard(Some(spawn_logged(
         "notary-server",
         &server_json,
@@ -438,38 +448,14 @@ fn start_pair(
     )?));
     let roots = Arc::new(root_store(&ca.cert)?);
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, server_port));
-    let deadline = Instant::now() + STARTUP_TIMEOUT;
-    loop {
-        if health_ok(addr, &roots) {
-            break;
-        }
-        for (name, guard, log) in [
+    wait_until(
+        deadline,
+        &mut [
             ("notary-signer", &mut signer, &signer_log),
             ("notary-server", &mut server, &server_log),
-        ] {
-            let exited = match guard.0.as_mut() {
-                Some(c) => c.try_wait()?,
-                None => None,
-            };
-            if let Some(status) = exited {
-                let text = fs::read_to_string(log).unwrap_or_default();
-                let err = io::Error::other(format!("{name} exited ({status}):\n{text}"));
-                return Err(if text.contains("address already in use") {
-                    StartError::PortTaken(err)
-                } else {
-                    StartError::Other(err)
-                });
-            }
-        }
-        if Instant::now() > deadline {
-            return Err(StartError::Other(io::Error::other(format!(
-                "notary-server not healthy after {STARTUP_TIMEOUT:?}\n--- server log:\n{}\n--- signer log:\n{}",
-                fs::read_to_string(&server_log).unwrap_or_default(),
-                fs::read_to_string(&signer_log).unwrap_or_default(),
-            ))));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        ],
+        || health_ok(addr, &roots),
+    )?;
     match (server.0.take(), signer.0.take()) {
         (Some(server), Some(signer)) => Ok(Pair {
             server,
@@ -479,6 +465,51 @@ fn start_pair(
             signer_log,
         }),
         _ => Err(StartError::Other(io::Error::other("child handle lost"))),
+    }
+}
+
+/// Polls `ready` every 10 ms until it holds; fails when a child exits (a
+/// taken port is reported as such) or the deadline passes.
+fn wait_until(
+    deadline: Instant,
+    children: &mut [(&str, &mut Guard, &PathBuf)],
+    mut ready: impl FnMut() -> bool,
+) -> Result<(), StartError> {
+    loop {
+        if ready() {
+            return Ok(());
+        }
+        for (name, guard, log) in children.iter_mut() {
+            let exited = match guard.0.as_mut() {
+                Some(c) => c.try_wait()?,
+                None => None,
+            };
+            if let Some(status) = exited {
+                let text = fs::read_to_string(&**log).unwrap_or_default();
+                let err = io::Error::other(format!("{name} exited ({status}):\n{text}"));
+                return Err(if text.contains("address already in use") {
+                    StartError::PortTaken(err)
+                } else {
+                    StartError::Other(err)
+                });
+            }
+        }
+        if Instant::now() > deadline {
+            let logs: Vec<String> = children
+                .iter()
+                .map(|(name, _, log)| {
+                    format!(
+                        "--- {name} log:\n{}",
+                        fs::read_to_string(&**log).unwrap_or_default()
+                    )
+                })
+                .collect();
+            return Err(StartError::Other(io::Error::other(format!(
+                "notary servers not ready after {STARTUP_TIMEOUT:?}\n{}",
+                logs.join("\n")
+            ))));
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

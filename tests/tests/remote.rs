@@ -284,6 +284,7 @@ async fn publish_errors_are_decoded() {
     assert!(!err.is_lost_race());
 
     // A role name notary does not accept (delegation names are lower case).
+    assert!(!role("targets/Releases").is_notary_compatible());
     let err = client
         .publish(&g, &[(role("targets/Releases"), targets.clone())])
         .await

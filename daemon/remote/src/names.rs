@@ -49,6 +49,9 @@ impl std::str::FromStr for Gun {
 
 /// A TUF role name as notary-server addresses it: `root`, `targets`,
 /// `snapshot`, `timestamp` or a delegation `targets/<name>[/<name>…]`.
+///
+/// Validation only guarantees the name is safe in a URL path; see
+/// [`RoleName::is_notary_compatible`] for notary's stricter delegation rule.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RoleName(Cow<'static, str>);
 
@@ -90,6 +93,19 @@ impl RoleName {
     /// The name as notary writes it, e.g. `targets/releases`.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether notary-server 0.7 accepts this name on publish: base roles, and
+    /// delegations matching `^[-a-z0-9_/]+$` (`data.IsDelegation`). Other
+    /// names are valid here (TUF allows them) but notary answers `INVALID_ROLE`.
+    pub fn is_notary_compatible(&self) -> bool {
+        match self.0.strip_prefix("targets/") {
+            None => true,
+            Some(_) => self
+                .0
+                .bytes()
+                .all(|b| matches!(b, b'-' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'/')),
+        }
     }
 
     /// True for `targets` and every delegation under it.
@@ -191,5 +207,9 @@ mod tests {
         }
         assert!(RoleName::new("targets/x").is_ok_and(|r| r.is_targets_type()));
         assert!(!RoleName::ROOT.is_targets_type());
+        assert!(RoleName::ROOT.is_notary_compatible());
+        assert!(RoleName::new("targets/re-leases_2/a").is_ok_and(|r| r.is_notary_compatible()));
+        assert!(RoleName::new("targets/Releases").is_ok_and(|r| !r.is_notary_compatible()));
+        assert!(RoleName::new("targets/v1.0").is_ok_and(|r| !r.is_notary_compatible()));
     }
 }
