@@ -71,7 +71,10 @@ pub use metadata::{
     DelegationRole, Delegations, FileMeta, Hashes, Metadata, RoleKeys, Root, Snapshot, TargetMeta,
     Targets, Timestamp,
 };
-pub use repo::{RepositoryFiles, VerifiedRepository, verify_repository, verify_root_rotation};
+pub use repo::{
+    RepositoryFiles, VerifiedRepository, verify_repository, verify_root_rotation,
+    verify_unpublished,
+};
 pub use role::RoleName;
 pub use sign::{DigestSigner, RoleSigner, SignError, sign_role};
 pub use signed::{Signature, Signed};

@@ -63,8 +63,8 @@ pub struct ResolvedTarget {
 pub struct VerifiedRepository {
     /// The current root.
     pub root: Signed<Root>,
-    /// timestamp.json.
-    pub timestamp: Signed<Timestamp>,
+    /// timestamp.json; `None` only from [`verify_unpublished`].
+    pub timestamp: Option<Signed<Timestamp>>,
     /// snapshot.json.
     pub snapshot: Signed<Snapshot>,
     /// targets.json.
@@ -228,6 +228,28 @@ pub fn verify_repository(
     gun: &str,
     now: OffsetDateTime,
 ) -> Result<VerifiedRepository> {
+    verify(trusted_root, files, gun, now, true)
+}
+
+/// Like [`verify_repository`] but without a timestamp: for metadata about
+/// to be published to a server that generates the timestamp itself.
+/// `files.timestamp` is ignored and the result's `timestamp` is `None`.
+pub fn verify_unpublished(
+    trusted_root: &Signed<Root>,
+    files: &RepositoryFiles,
+    gun: &str,
+    now: OffsetDateTime,
+) -> Result<VerifiedRepository> {
+    verify(trusted_root, files, gun, now, false)
+}
+
+fn verify(
+    trusted_root: &Signed<Root>,
+    files: &RepositoryFiles,
+    gun: &str,
+    now: OffsetDateTime,
+    with_timestamp: bool,
+) -> Result<VerifiedRepository> {
     // Root: the trusted root must be self-consistent, then each rotation.
     check_root_structure(trusted_root.signed())?;
     verify_root_self(trusted_root, gun, None)?;
@@ -245,21 +267,26 @@ pub fn verify_repository(
     verify_root_self(&root, gun, Some(now))?;
     let r = root.signed();
 
-    // Timestamp.
-    let timestamp = Signed::<Timestamp>::from_role_bytes("timestamp", &files.timestamp)?;
-    verify_top_level(r, &RoleName::Timestamp, &timestamp)?;
-    check_expiry("timestamp", &timestamp, now)?;
+    let timestamp = if with_timestamp {
+        let timestamp = Signed::<Timestamp>::from_role_bytes("timestamp", &files.timestamp)?;
+        verify_top_level(r, &RoleName::Timestamp, &timestamp)?;
+        check_expiry("timestamp", &timestamp, now)?;
+        let snap_meta =
+            timestamp
+                .signed()
+                .meta
+                .get("snapshot")
+                .ok_or_else(|| Error::MissingMeta {
+                    role: "snapshot".into(),
+                    listed_in: "timestamp".into(),
+                })?;
+        check_file_meta("snapshot", &files.snapshot, snap_meta, "timestamp")?;
+        Some(timestamp)
+    } else {
+        None
+    };
 
-    // Snapshot, by the exact bytes timestamp lists.
-    let snap_meta = timestamp
-        .signed()
-        .meta
-        .get("snapshot")
-        .ok_or_else(|| Error::MissingMeta {
-            role: "snapshot".into(),
-            listed_in: "timestamp".into(),
-        })?;
-    check_file_meta("snapshot", &files.snapshot, snap_meta, "timestamp")?;
+    // Snapshot (its exact bytes were checked against timestamp above).
     let snapshot = Signed::<Snapshot>::from_role_bytes("snapshot", &files.snapshot)?;
     verify_top_level(r, &RoleName::Snapshot, &snapshot)?;
     check_expiry("snapshot", &snapshot, now)?;
@@ -369,11 +396,9 @@ pub fn check_no_rollback(previous: &VerifiedRepository, new: &VerifiedRepository
         previous.root.signed().version,
         new.root.signed().version,
     )?;
-    check(
-        "timestamp",
-        previous.timestamp.signed().version,
-        new.timestamp.signed().version,
-    )?;
+    if let (Some(old), Some(new)) = (&previous.timestamp, &new.timestamp) {
+        check("timestamp", old.signed().version, new.signed().version)?;
+    }
     check(
         "snapshot",
         previous.snapshot.signed().version,

@@ -206,6 +206,13 @@ fn built_repository_verifies_and_reparses_byte_for_byte() {
     }
     assert!(names.contains(&"v1.0".to_owned()));
 
+    // what the daemon checks before publishing (the server makes the timestamp)
+    let mut unpublished = b.files.clone();
+    unpublished.timestamp.clear();
+    let pre = tufd_tuf::verify_unpublished(&b.root, &unpublished, GUN, NOW).unwrap();
+    assert!(pre.timestamp.is_none());
+    assert_eq!(pre.resolved_targets(), repo.resolved_targets());
+
     reparse::<Root>(b.root.bytes());
     reparse::<Targets>(&b.files.targets);
     reparse::<Targets>(&b.files.delegations["targets/releases"]);
@@ -580,7 +587,7 @@ fn rollback_is_detected() {
     let k = keys();
     let b = build(&k, NOW + TARGETS_EXPIRY);
     let repo1 = verify(&b, NOW).unwrap();
-    let mut t = repo1.timestamp.signed().clone();
+    let mut t = repo1.timestamp.as_ref().unwrap().signed().clone();
     t.version = 2;
     let tkey = k.timestamp.public();
     let t2 = sign_role("timestamp", t, &[RoleSigner::new(&tkey, &k.timestamp)]).unwrap();
