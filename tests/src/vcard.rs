@@ -37,8 +37,8 @@
 //! # Environment
 //!
 //! * `TUFD_PIV_CARD_BIN`: the runner binary to use; otherwise it is built
-//!   (`cargo build --release --manifest-path tests/piv-card/Cargo.toml`,
-//!   once per test process, under a file lock).
+//!   (`cargo build --release --locked --manifest-path
+//!   tests/piv-card/Cargo.toml`, once per test process, under a file lock).
 //! * `TUFD_VCARD_VERBOSE=1`: pcscd logs at debug level with APDUs, the
 //!   runner logs every APDU (see [`VirtualCard::logs`]).
 //! * `TUFD_VPCD_DRIVER`: the vpcd driver library, if not at Debian's
@@ -206,7 +206,12 @@ impl VirtualCard {
         if verbose {
             pcscd_cmd.args(["--debug", "--apdu"]);
         }
-        let pcscd = spawn_tied_to_process(pcscd_cmd)?;
+        let pcscd = spawn_tied_to_process(pcscd_cmd).map_err(|err| {
+            io::Error::new(
+                err.kind(),
+                format!("virtual card: cannot run unshare (util-linux): {err}"),
+            )
+        })?;
         // From here on, `Partial` stops what was started if anything fails.
         let mut partial = Partial {
             pcscd: Some(pcscd),
@@ -251,7 +256,15 @@ impl VirtualCard {
         unsafe {
             runner_cmd.pre_exec(move || enter_network_namespace(&net_ns_file));
         }
-        partial.runner = Some(spawn_tied_to_process(runner_cmd)?);
+        partial.runner = Some(spawn_tied_to_process(runner_cmd).map_err(|err| {
+            io::Error::new(
+                err.kind(),
+                format!(
+                    "virtual card: cannot run the card runner {}: {err}",
+                    runner_bin.display()
+                ),
+            )
+        })?);
 
         let logs: [&Path; 2] = [&pcscd_log, &runner_log];
         wait_for(deadline, "the card", &mut partial, &logs, || {
@@ -572,7 +585,13 @@ fn build_runner() -> io::Result<PathBuf> {
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--quiet",
+            "--manifest-path",
+        ])
         .arg(crate_dir.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&target_dir)

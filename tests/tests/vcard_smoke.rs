@@ -115,6 +115,25 @@ fn yubikey_crate_generates_signs_and_stores_a_certificate() {
         Err(yubikey::Error::WrongPin { tries }) => assert_eq!(tries, 2),
         other => panic!("wrong PIN again: expected WrongPin {{ tries: 2 }}, got {other:?}"),
     }
+
+    // Like a YubiKey, the card forgets PIN and management key authentication
+    // when it is reset (the crate resets it on drop); its storage stays.
+    // Reopened the crate's default way: the reader's empty slot 1 is skipped.
+    drop(yk);
+    let mut yk = YubiKey::open().expect("YubiKey::open finds the virtual card");
+    assert!(
+        piv::generate(
+            &mut yk,
+            SlotId::Authentication,
+            AlgorithmId::EccP256,
+            PinPolicy::Default,
+            TouchPolicy::Default,
+        )
+        .is_err(),
+        "key generation needs the management key again after a reset"
+    );
+    let read = Certificate::read(&mut yk, SlotId::Signature).expect("read after reset");
+    assert_eq!(read.subject(), cert.subject());
     drop(yk);
     drop(card);
 }
@@ -314,5 +333,75 @@ fn ykcs11_lists_and_signs_with_a_9c_key() {
             .to_public_key_der()
             .expect("encode")
             .as_bytes()
+    );
+}
+
+/// With a state directory the card keeps keys, certificates and PIN retry
+/// counters across restarts (driven with yubico-piv-tool in subprocesses).
+#[test]
+fn state_dir_keeps_the_card_across_restarts() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let public_pem = dir.path().join("9a.pub.pem");
+    let cert_pem = dir.path().join("9a.cert.pem");
+
+    let card = VirtualCard::builder()
+        .state_dir(state.path())
+        .start()
+        .expect("start the virtual card");
+    run(
+        &card,
+        "yubico-piv-tool",
+        &[
+            "-a",
+            "generate",
+            "-s",
+            "9a",
+            "-A",
+            "ECCP256",
+            "-o",
+            path_str(&public_pem),
+        ],
+    );
+    let cert = issue_certificate(&std::fs::read_to_string(&public_pem).expect("public key"));
+    std::fs::write(&cert_pem, &cert).expect("write certificate");
+    run(
+        &card,
+        "yubico-piv-tool",
+        &[
+            "-a",
+            "import-certificate",
+            "-s",
+            "9a",
+            "-i",
+            path_str(&cert_pem),
+        ],
+    );
+    let mut wrong_pin = Command::new("yubico-piv-tool");
+    card.configure(&mut wrong_pin)
+        .args(["-a", "verify-pin", "-P", "000000"]);
+    let status = wrong_pin.output().expect("run yubico-piv-tool").status;
+    assert!(!status.success(), "a wrong PIN is refused");
+    drop(card);
+
+    let card = VirtualCard::builder()
+        .state_dir(state.path())
+        .start()
+        .expect("restart the virtual card");
+    let read = run(
+        &card,
+        "yubico-piv-tool",
+        &["-a", "read-certificate", "-s", "9a"],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&read.stdout).trim(),
+        cert.trim(),
+        "the certificate survives the restart"
+    );
+    let status = run(&card, "yubico-piv-tool", &["-a", "status"]);
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("PIN tries left:\t2"),
+        "the PIN retry counter survives the restart:\n{status}"
     );
 }
