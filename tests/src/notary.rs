@@ -221,7 +221,7 @@ pub struct ServerOptions {
 ///
 /// Dropping it kills both processes and removes the temporary directory.
 pub struct NotaryServers {
-    // Declared first so the processes die before the directory goes.
+    // `Drop` kills both processes before the fields (and the directory) go.
     server: Child,
     signer: Child,
     url: String,

@@ -151,8 +151,12 @@ impl NotaryClient {
             .await
     }
 
-    /// The server-managed public key for `which`. Note: notary-server creates
-    /// the key on first request.
+    /// The server-managed public key for `which`.
+    ///
+    /// notary-server answers with the key the repository's current root lists
+    /// for that role when it holds it; otherwise (no root yet, or a
+    /// client-held snapshot key) it creates and returns a **new** key on every
+    /// call. Put the key you got into root and publish before asking again.
     pub async fn get_server_key(
         &self,
         gun: &Gun,

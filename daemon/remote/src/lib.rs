@@ -45,3 +45,15 @@ pub use resolver::{DOCKER_CONTENT_TRUST_SERVER, Resolver, Route, default_server_
 pub use bytes::Bytes;
 /// Re-exported so callers can build [`Auth`] without depending on `secrecy` themselves.
 pub use secrecy::SecretString;
+
+#[cfg(test)]
+mod tests {
+    fn send_sync<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn shareable_across_tasks() {
+        send_sync::<crate::NotaryClient>();
+        send_sync::<crate::Resolver>();
+        send_sync::<crate::Error>();
+    }
+}
