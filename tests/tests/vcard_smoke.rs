@@ -104,6 +104,17 @@ fn yubikey_crate_generates_signs_and_stores_a_certificate() {
         "the certificate holds the generated key"
     );
 
+    // The card signed the certificate (ecdsa-with-SHA256) with the slot key.
+    let tbs = read.cert.tbs_certificate().to_der().expect("encode TBS");
+    let cert_sig = Signature::from_der(read.cert.signature().raw_bytes()).expect("DER signature");
+    p256::ecdsa::signature::Verifier::verify(&verifying_key, &tbs, &cert_sig)
+        .expect("the self-signed certificate verifies");
+    let keys = yk.piv_keys().expect("list keys by certificate");
+    assert!(
+        keys.iter().any(|k| k.slot() == SlotId::Signature),
+        "piv_keys lists slot 9c"
+    );
+
     // A wrong PIN costs a try; the right one restores the counter.
     match yk.verify_pin(b"654321") {
         Err(yubikey::Error::WrongPin { tries }) => assert_eq!(tries, 2),
