@@ -12,3 +12,4 @@ pub mod config;
 pub mod keyring;
 pub mod server;
 pub mod service;
+pub mod trust;

@@ -1,0 +1,1 @@
+//! `docker trust inspect` semantics (being written).
