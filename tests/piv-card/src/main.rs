@@ -11,7 +11,9 @@ mod card;
 mod trussed_platform;
 mod vpcd;
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -193,6 +195,22 @@ fn serve<C: piv_authenticator::Client>(
     }
 }
 
+/// Creates the state directory and locks it (`.lock`, flock) so that two
+/// cards never share one flash.
+fn lock_state_dir(dir: &Path) -> std::io::Result<File> {
+    std::fs::create_dir_all(dir)
+        .map_err(|err| std::io::Error::new(err.kind(), format!("{}: {err}", dir.display())))?;
+    let lock = File::create(dir.join(".lock"))?;
+    // SAFETY: flock on a descriptor we own; released when it closes.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::WouldBlock,
+            format!("{} is in use by another card", dir.display()),
+        ));
+    }
+    Ok(lock)
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
@@ -213,12 +231,21 @@ fn main() -> ExitCode {
         eprintln!("piv-card: cannot install signal handlers: {err}");
         return ExitCode::FAILURE;
     }
-    if let Some(dir) = &args.state_dir {
-        if let Err(err) = std::fs::create_dir_all(dir) {
-            eprintln!("piv-card: cannot create {}: {err}", dir.display());
+    // Held until exit: one card per state directory.
+    let _state_lock = match args.state_dir.as_deref().map(lock_state_dir).transpose() {
+        Ok(lock) => lock,
+        Err(err) => {
+            eprintln!("piv-card: {err}");
             return ExitCode::FAILURE;
         }
-    }
+    };
+    let store = match trussed_platform::store_config(args.state_dir.as_deref()) {
+        Ok(store) => store,
+        Err(err) => {
+            eprintln!("piv-card: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
 
     let mut vpcd = match Vpcd::connect(&args.host, args.port, args.connect_timeout, &STOP) {
         Ok(Some(vpcd)) => vpcd,
@@ -232,7 +259,6 @@ fn main() -> ExitCode {
         eprintln!("piv-card: connected to vpcd at {}:{}", args.host, args.port);
     }
 
-    let store = trussed_platform::store_config(args.state_dir.as_deref());
     let result = trussed::virt::with_platform(store, |platform| {
         platform.run_client_with_backends("piv", Dispatch::default(), BACKENDS, |mut client| {
             serve(&mut vpcd, &mut client, &args)

@@ -197,18 +197,42 @@ impl ExtensionId<WrapKeyToFileExtension> for Dispatch {
     const ID: ExtensionIds = ExtensionIds::WrapKeyToFile;
 }
 
+/// The size of a flash image: Trussed virt's storage size (512 × 128 bytes).
+const IMAGE_SIZE: u64 = 512 * 128;
+
 /// Where the card keeps its flash: in memory (a fresh card on every start) or
-/// in image files in a directory (the card survives restarts).
-pub fn store_config(state_dir: Option<&Path>) -> StoreConfig<'static> {
-    match state_dir {
-        None => StoreConfig::ram(),
-        Some(dir) => StoreConfig {
-            internal: StorageConfig::filesystem(dir.join("internal.img")),
-            external: StorageConfig::filesystem(dir.join("external.img")),
-            // Volatile storage is RAM on a real token too.
-            volatile: StorageConfig::ram(),
-        },
+/// in image files `internal.img` and `external.img` in a directory (the card
+/// survives restarts). Checks existing images first: Trussed panics on a
+/// wrong size.
+pub fn store_config(state_dir: Option<&Path>) -> std::io::Result<StoreConfig<'static>> {
+    let Some(dir) = state_dir else {
+        return Ok(StoreConfig::ram());
+    };
+    let internal = dir.join("internal.img");
+    let external = dir.join("external.img");
+    for image in [&internal, &external] {
+        match std::fs::metadata(image) {
+            Ok(meta) if meta.len() != IMAGE_SIZE => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "{} is {} bytes, not a card image of {IMAGE_SIZE} bytes",
+                        image.display(),
+                        meta.len()
+                    ),
+                ));
+            }
+            Ok(_) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err),
+        }
     }
+    Ok(StoreConfig {
+        internal: StorageConfig::filesystem(internal),
+        external: StorageConfig::filesystem(external),
+        // Volatile storage is RAM on a real token too.
+        volatile: StorageConfig::ram(),
+    })
 }
 
 /// A Trussed client borrowed by one PIV application instance.
