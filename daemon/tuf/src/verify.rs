@@ -3,7 +3,8 @@
 //!
 //! Supported: `ecdsa` over P-256 with raw r‖s (DER is rejected, as notary
 //! rejects it) and `eddsa` (ed25519, which notary-server may use for its
-//! keys). RSA signatures are reported as unsupported and never count.
+//! keys), and RSA (`rsapss`, `rsapkcs1v15`) for delegations made from RSA
+//! certificates.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -54,12 +55,49 @@ pub fn verify_signature(key: &Key, sig: &Signature, message: &[u8]) -> Result<()
             vk.verify(message, &s)
                 .map_err(|_| bad("ed25519 signature does not match the message".to_owned()))
         }
-        ("rsapss" | "rsapkcs1v15" | "pycrypto-pkcs#1 pss", KeyType::Rsa | KeyType::RsaX509) => {
-            Err(bad("RSA signatures are not supported by tufd".to_owned()))
+        (method @ ("rsapss" | "rsapkcs1v15"), KeyType::Rsa | KeyType::RsaX509) => {
+            verify_rsa(method == "rsapss", key, &sig.sig, message).map_err(bad)
         }
         (method, keytype) => Err(bad(format!(
             "method {method:?} cannot be used with a {keytype} key"
         ))),
+    }
+}
+
+/// RSA as notary's `RSAPSSVerifier` / `RSAPKCS1v15Verifier`: SHA-256,
+/// PSS with MGF1-SHA256 and a 32-byte salt, keys of at least 2048 bits.
+fn verify_rsa(pss: bool, key: &Key, sig: &[u8], message: &[u8]) -> std::result::Result<(), String> {
+    use rsa::traits::PublicKeyParts;
+    let spki = key.spki_der().map_err(|e| e.to_string())?;
+    let public = rsa::RsaPublicKey::from_public_key_der(&spki)
+        .map_err(|e| format!("key is not an RSA key ({e})"))?;
+    if public.size() < 256 {
+        return Err(format!(
+            "RSA key is {} bits; notary requires at least 2048",
+            public.size() * 8
+        ));
+    }
+    if sig.len() < 256 {
+        return Err(format!(
+            "RSA signature is {} bytes, shorter than 2048 bits",
+            sig.len()
+        ));
+    }
+    let ok = if pss {
+        let vk = rsa::pss::VerifyingKey::<sha2::Sha256>::new_with_salt_len(public, 32);
+        rsa::pss::Signature::try_from(sig)
+            .ok()
+            .is_some_and(|s| vk.verify(message, &s).is_ok())
+    } else {
+        let vk = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(public);
+        rsa::pkcs1v15::Signature::try_from(sig)
+            .ok()
+            .is_some_and(|s| vk.verify(message, &s).is_ok())
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err("RSA signature does not match the message".to_owned())
     }
 }
 

@@ -266,7 +266,12 @@ fn certificate_pems_are_in_go_layout() {
             let certs = key.certificates().unwrap();
             let der = der::Encode::to_der(&certs[0]).unwrap();
             assert_eq!(certificate_pem(&der).as_bytes(), key.public(), "{id}");
-            assert_eq!(Key::ecdsa_x509(&der).id(), id);
+            assert_eq!(
+                Key::new(key.keytype(), certificate_pem(&der).into_bytes()).id(),
+                id
+            );
+            let rebuilt = tufd_tuf::rootcert::key_from_certificates(&certs[0], &[]).unwrap();
+            assert_eq!(rebuilt.id(), id);
             n += 1;
         }
     }
@@ -645,4 +650,56 @@ fn tufd_made_root_rotation_accepted_by_notary_server_verifies() {
     let repo = verify_repository(&trusted, &files, "localhost:5000/tufd/rt3", NOW).unwrap();
     assert_eq!(repo.root.signed().version, 2);
     assert_eq!(repo.root.signatures().len(), 2);
+}
+
+#[test]
+fn rsa_delegation_verifies() {
+    // `notary delegation add … targets/rsa rsa.crt --paths rsa/` with an openssl
+    // RSA-2048 certificate, then `notary add rsa/one --roles targets/rsa`.
+    let trusted = Signed::<Root>::from_bytes(&fx("notary-rsa/root.json")).unwrap();
+    let mut delegations = BTreeMap::new();
+    for d in ["releases", "qa", "rsa"] {
+        delegations.insert(
+            format!("targets/{d}"),
+            fx(&format!("notary-rsa/targets/{d}.json")),
+        );
+    }
+    let files = RepositoryFiles {
+        root_chain: vec![],
+        timestamp: fx("notary-rsa/timestamp.json"),
+        snapshot: fx("notary-rsa/snapshot.json"),
+        targets: fx("notary-rsa/targets.json"),
+        delegations,
+    };
+    let repo = verify_repository(&trusted, &files, GUN, NOW).unwrap();
+    let one = repo
+        .resolved_targets()
+        .into_iter()
+        .find(|t| t.name == "rsa/one")
+        .unwrap();
+    assert_eq!(one.role, "targets/rsa");
+
+    let (_, rsa) = repo
+        .delegations
+        .iter()
+        .find(|(n, _)| n == "targets/rsa")
+        .unwrap();
+    assert_eq!(rsa.file.signatures()[0].method, "rsapss");
+    assert_eq!(rsa.file.signatures()[0].sig.len(), 256);
+    let targets = repo.targets.signed();
+    let key = &targets.delegations.keys[&rsa.role.keyids[0]];
+    assert_eq!(key.keytype(), KeyType::RsaX509);
+    // canonical id printed by `notary delegation add`
+    assert_eq!(
+        key.canonical_id().unwrap(),
+        "10818e03614d8f1fd69a8a5fa9b037d6e0a842fec495dc82ca6f2ec83a390c6d"
+    );
+
+    // a corrupted RSA signature does not count
+    let mut sigs = rsa.file.signatures().to_vec();
+    sigs[0].sig[100] ^= 1;
+    let forged = Signed::from_parts(rsa.file.signed().clone(), sigs).unwrap();
+    let keys: BTreeMap<String, Key> = [(key.id(), key.clone())].into();
+    assert!(verify_threshold("targets/rsa", &forged, &keys, 1).is_err());
+    verify_threshold("targets/rsa", &rsa.file, &keys, 1).unwrap();
 }
