@@ -703,3 +703,50 @@ fn rsa_delegation_verifies() {
     assert!(verify_threshold("targets/rsa", &forged, &keys, 1).is_err());
     verify_threshold("targets/rsa", &rsa.file, &keys, 1).unwrap();
 }
+
+#[test]
+fn nested_delegation_verifies() {
+    // `notary delegation add … targets/releases/nightly qa.crt --paths nightly/`,
+    // `notary add nightly/2026-11-25 --roles targets/releases/nightly`, signed by
+    // the targets/releases key.
+    let trusted = Signed::<Root>::from_bytes(&fx("notary-nested/root.json")).unwrap();
+    let mut delegations = BTreeMap::new();
+    for d in ["releases", "qa", "rsa", "releases/nightly"] {
+        delegations.insert(
+            format!("targets/{d}"),
+            fx(&format!("notary-nested/targets/{d}.json")),
+        );
+    }
+    let files = RepositoryFiles {
+        root_chain: vec![],
+        timestamp: fx("notary-nested/timestamp.json"),
+        snapshot: fx("notary-nested/snapshot.json"),
+        targets: fx("notary-nested/targets.json"),
+        delegations,
+    };
+    let repo = verify_repository(&trusted, &files, GUN, NOW).unwrap();
+    let names: Vec<&str> = repo.delegations.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "targets/releases",
+            "targets/qa",
+            "targets/rsa",
+            "targets/releases/nightly"
+        ]
+    );
+    let nightly = repo
+        .resolved_targets()
+        .into_iter()
+        .find(|t| t.name == "nightly/2026-11-25")
+        .unwrap();
+    assert_eq!(nightly.role, "targets/releases/nightly");
+
+    // The nested role's keys come from targets/releases, not from targets.
+    let mut bad = files.clone();
+    bad.delegations.remove("targets/releases");
+    assert!(matches!(
+        verify_repository(&trusted, &bad, GUN, NOW).unwrap_err(),
+        Error::MissingFile { role } if role == "targets/releases"
+    ));
+}

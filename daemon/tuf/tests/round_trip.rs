@@ -682,3 +682,100 @@ fn expired_root_certificate_is_rejected_but_may_be_rotated_away() {
     .unwrap();
     tufd_tuf::repo::verify_root_rotation(&old_root, &r2, GUN, NOW).unwrap();
 }
+
+#[test]
+fn targets_outside_delegated_paths_are_ignored() {
+    // As notary's client (client/reader.go): a delegation's targets outside its
+    // paths are skipped, not an error; nested paths are cut to the parent's.
+    let k = keys();
+    let rel_key = k.releases.public();
+    let sub_signer = SoftKey::new(8);
+    let sub_key = sub_signer.public();
+
+    let mut targets = Targets::new(NOW + TARGETS_EXPIRY);
+    targets
+        .delegations
+        .add_to_role(
+            &RoleName::parse("targets/releases").unwrap(),
+            std::slice::from_ref(&rel_key),
+            &["rel/".to_owned()],
+        )
+        .unwrap();
+    let tkey = k.targets.public();
+    let targets = sign_role("targets", targets, &[RoleSigner::new(&tkey, &k.targets)]).unwrap();
+
+    let mut releases = Targets::new(NOW + TARGETS_EXPIRY);
+    releases
+        .targets
+        .insert("rel/ok".into(), TargetMeta::of(b"1"));
+    releases
+        .targets
+        .insert("elsewhere".into(), TargetMeta::of(b"2"));
+    releases
+        .delegations
+        .add_to_role(
+            &RoleName::parse("targets/releases/sub").unwrap(),
+            std::slice::from_ref(&sub_key),
+            &["rel/sub/".to_owned(), "other/".to_owned()],
+        )
+        .unwrap();
+    let releases = sign_role(
+        "targets/releases",
+        releases,
+        &[RoleSigner::new(&rel_key, &k.releases)],
+    )
+    .unwrap();
+
+    let mut sub = Targets::new(NOW + TARGETS_EXPIRY);
+    sub.targets.insert("rel/sub/x".into(), TargetMeta::of(b"3"));
+    sub.targets.insert("other/y".into(), TargetMeta::of(b"4"));
+    let sub = sign_role(
+        "targets/releases/sub",
+        sub,
+        &[RoleSigner::new(&sub_key, &sub_signer)],
+    )
+    .unwrap();
+
+    let b = build(&k, NOW + TARGETS_EXPIRY);
+    let mut snapshot = Snapshot::new(NOW + SNAPSHOT_EXPIRY);
+    snapshot.meta.insert("root".into(), b.root.file_meta());
+    snapshot.meta.insert("targets".into(), targets.file_meta());
+    snapshot
+        .meta
+        .insert("targets/releases".into(), releases.file_meta());
+    snapshot
+        .meta
+        .insert("targets/releases/sub".into(), sub.file_meta());
+    let skey = k.snapshot.public();
+    let snapshot = sign_role("snapshot", snapshot, &[RoleSigner::new(&skey, &k.snapshot)]).unwrap();
+    let mut files = RepositoryFiles {
+        snapshot: snapshot.bytes().to_vec(),
+        targets: targets.bytes().to_vec(),
+        ..Default::default()
+    };
+    files
+        .delegations
+        .insert("targets/releases".into(), releases.bytes().to_vec());
+    files
+        .delegations
+        .insert("targets/releases/sub".into(), sub.bytes().to_vec());
+    let repo = tufd_tuf::verify_unpublished(&b.root, &files, GUN, NOW).unwrap();
+    let resolved: Vec<(String, String)> = repo
+        .resolved_targets()
+        .into_iter()
+        .map(|t| (t.name, t.role))
+        .collect();
+    assert_eq!(
+        resolved,
+        vec![
+            ("rel/ok".to_owned(), "targets/releases".to_owned()),
+            ("rel/sub/x".to_owned(), "targets/releases/sub".to_owned()),
+        ]
+    );
+    let (_, d) = repo
+        .delegations
+        .iter()
+        .find(|(n, _)| n == "targets/releases/sub")
+        .unwrap();
+    assert_eq!(d.role.paths, vec!["rel/sub/".to_owned()]);
+}
