@@ -50,8 +50,8 @@ pub fn parse_go_time(s: &str) -> Result<OffsetDateTime, time::error::Parse> {
     OffsetDateTime::parse(s, &Rfc3339).map(|t| t.to_offset(UtcOffset::UTC))
 }
 
-/// `now + duration`, truncated to whole nanoseconds in UTC: a convenient
-/// expiry for freshly signed metadata.
+/// `now + duration` in UTC: the expiry of freshly signed metadata, e.g.
+/// `expires_in(now, TARGETS_EXPIRY)`.
 pub fn expires_in(now: OffsetDateTime, duration: Duration) -> OffsetDateTime {
     (now + duration).to_offset(UtcOffset::UTC)
 }
