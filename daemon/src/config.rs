@@ -12,7 +12,20 @@
 //! label = "tufd"                 # or: serial = "…"
 //! pin = "env:TUFD_PIN"           # or: file:/run/credentials/tufd.service/pin
 //! sessions = 4                   # optional, concurrent signing sessions
+//!
+//! [[remote]]                     # notary servers, by repository prefix
+//! prefix = "localhost:5000/"     # "" matches every repository
+//! url = "https://127.0.0.1:4443"
+//! ca = "/etc/tufd/notary-ca.pem" # optional; system roots otherwise
+//! client_cert = "…"              # optional mutual TLS, with client_key
+//! client_key = "…"
+//! username = "ci"                # optional basic auth, with password
+//! password = "env:NOTARY_PASSWORD"
+//! token = "file:/run/credentials/tufd.service/notary-token"  # optional bearer
 //! ```
+//!
+//! Repositories no `[[remote]]` matches go to `DOCKER_CONTENT_TRUST_SERVER`
+//! when the daemon's environment sets it.
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -44,6 +57,8 @@ pub struct Config {
     pub tokens: Vec<TokenConfig>,
     /// Index into `tokens` of the default token.
     pub default_token: usize,
+    /// Notary servers by repository prefix.
+    pub remotes: Vec<tufd_remote::Route>,
 }
 
 /// One configured token.
@@ -70,6 +85,79 @@ struct RawConfig {
     default_token: Option<String>,
     #[serde(default, rename = "token")]
     tokens: Vec<RawToken>,
+    #[serde(default, rename = "remote")]
+    remotes: Vec<RawRemote>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRemote {
+    #[serde(default)]
+    prefix: String,
+    url: String,
+    ca: Option<PathBuf>,
+    client_cert: Option<PathBuf>,
+    client_key: Option<PathBuf>,
+    username: Option<String>,
+    password: Option<String>,
+    token: Option<String>,
+    timeout_seconds: Option<u64>,
+}
+
+impl RawRemote {
+    fn into_route(
+        self,
+        invalid: &dyn Fn(String) -> ConfigError,
+    ) -> Result<tufd_remote::Route, ConfigError> {
+        use secrecy::ExposeSecret;
+        let secret = |what: &str, source: &str| -> Result<tufd_remote::SecretString, ConfigError> {
+            let src: PinSource = source
+                .parse()
+                .map_err(|e| invalid(format!("remote {}: {what}: {e}", self.url)))?;
+            let value = src
+                .read()
+                .map_err(|e| invalid(format!("remote {}: {what}: {e}", self.url)))?;
+            Ok(tufd_remote::SecretString::from(
+                value.expose_secret().to_owned(),
+            ))
+        };
+        let mut config = tufd_remote::RemoteConfig::new(self.url.clone());
+        config.ca_file = self.ca.clone();
+        config.client_identity = match (&self.client_cert, &self.client_key) {
+            (Some(cert_file), Some(key_file)) => Some(tufd_remote::ClientIdentity {
+                cert_file: cert_file.clone(),
+                key_file: key_file.clone(),
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(invalid(format!(
+                    "remote {}: give both client_cert and client_key, or neither",
+                    self.url
+                )));
+            }
+        };
+        config.auth = match (&self.username, &self.password, &self.token) {
+            (Some(u), Some(p), None) => Some(tufd_remote::Auth::Basic {
+                username: u.clone(),
+                password: secret("password", p)?,
+            }),
+            (None, None, Some(t)) => Some(tufd_remote::Auth::Bearer(secret("token", t)?)),
+            (None, None, None) => None,
+            _ => {
+                return Err(invalid(format!(
+                    "remote {}: use username with password, or token, not both",
+                    self.url
+                )));
+            }
+        };
+        if let Some(t) = self.timeout_seconds {
+            config.timeout = std::time::Duration::from_secs(t.max(1));
+        }
+        Ok(tufd_remote::Route {
+            prefix: self.prefix,
+            config,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -168,11 +256,17 @@ impl Config {
                 .position(|t| t.name() == d)
                 .ok_or_else(|| invalid(format!("default_token '{d}' is not a configured token")))?,
         };
+        let remotes = raw
+            .remotes
+            .into_iter()
+            .map(|r| r.into_route(&invalid))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Config {
             socket: raw.socket,
             state_dir: raw.state_dir,
             tokens,
             default_token,
+            remotes,
         })
     }
 }

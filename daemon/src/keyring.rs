@@ -111,7 +111,8 @@ impl Keyring {
         }
     }
 
-    fn store(&self, name: &str) -> Result<Arc<dyn KeyStore>, KeyringError> {
+    /// The store named `name` (empty: the default token).
+    pub fn key_store(&self, name: &str) -> Result<Arc<dyn KeyStore>, KeyringError> {
         if name.is_empty() {
             return Ok(self.stores[self.default].0.clone());
         }
@@ -155,7 +156,7 @@ impl Keyring {
         let stores = if token.is_empty() {
             self.stores.iter().map(|(s, _)| s.clone()).collect()
         } else {
-            vec![self.store(token)?]
+            vec![self.key_store(token)?]
         };
         let mut listing = KeyListing::default();
         for store in stores {
@@ -198,7 +199,7 @@ impl Keyring {
 
     /// Generates a key on `token` (empty: the default token).
     pub async fn generate(&self, label: KeyLabel, token: &str) -> Result<KeyRecord, KeyringError> {
-        let store = self.store(token)?;
+        let store = self.key_store(token)?;
         let _admin = self.admin.lock().await;
         self.check_name_free(&label).await?;
         blocking(move || Ok(store.generate(&label)?)).await
@@ -214,7 +215,7 @@ impl Keyring {
         pem: String,
         passphrase: Option<SecretString>,
     ) -> Result<KeyRecord, KeyringError> {
-        let store = self.store(token)?;
+        let store = self.key_store(token)?;
         let pem = zeroize::Zeroizing::new(pem);
         let file = import::parse_key_file(&pem, passphrase.as_ref()).map_err(KeyError::from)?;
         let name = match (name, file.role.as_deref()) {
@@ -289,7 +290,7 @@ impl Keyring {
     pub async fn delete(&self, selector: &KeySelector) -> Result<KeyRecord, KeyringError> {
         let _admin = self.admin.lock().await;
         let key = self.find(selector).await?;
-        let store = self.store(&key.token)?;
+        let store = self.key_store(&key.token)?;
         blocking(move || Ok(store.delete(&key.id)?)).await
     }
 
@@ -300,7 +301,7 @@ impl Keyring {
         id: &str,
         digest: [u8; 32],
     ) -> Result<[u8; 64], KeyringError> {
-        let store = self.store(token)?;
+        let store = self.key_store(token)?;
         let id = id.to_owned();
         blocking(move || Ok(store.sign_digest(&id, &digest)?)).await
     }

@@ -56,4 +56,10 @@ pub trait KeyStore: Send + Sync {
     /// The signature is verified against the key's public key before it is
     /// returned, so a faulty device cannot hand out a bad signature.
     fn sign_digest(&self, id: &str, digest: &[u8; 32]) -> Result<[u8; 64], KeyError>;
+
+    /// Whether signing with key `id` waits for a touch on the device (a
+    /// YubiKey touch policy), so callers can tell the user before they sign.
+    fn needs_touch(&self, _id: &str) -> bool {
+        false
+    }
 }

@@ -6,4 +6,9 @@
 //! publish in one request, then update the local store. This layer knows
 //! nothing of gRPC.
 
+mod error;
 pub mod inspect;
+pub mod signer;
+pub mod store;
+
+pub use error::TrustError;

@@ -1,0 +1,64 @@
+//! Errors of trust operations.
+
+use crate::keyring::KeyringError;
+
+/// Why a trust operation failed. Every message names the repository and
+/// says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    /// The notary server could not be used.
+    #[error("{repository}: {source}")]
+    Remote {
+        repository: String,
+        source: tufd_remote::Error,
+    },
+    /// Metadata did not verify, or could not be built.
+    #[error("{repository}: {source}")]
+    Metadata {
+        repository: String,
+        source: tufd_tuf::Error,
+    },
+    /// A token operation failed.
+    #[error(transparent)]
+    Keyring(#[from] KeyringError),
+    /// The repository, signer or tag does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// tufd holds no key that may sign what the operation must change.
+    #[error("{0}")]
+    NoKey(String),
+    /// The operation would leave the repository in a state the user did not
+    /// ask for (e.g. without signers); refused.
+    #[error("{0}")]
+    Refused(String),
+    /// The request is malformed.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// Concurrent writers kept winning.
+    #[error(
+        "{repository}: gave up after {attempts} attempts: other writers kept changing the repository; try again"
+    )]
+    Contended { repository: String, attempts: u32 },
+    /// The local trust store could not be read or written.
+    #[error("trust store {path}: {detail}")]
+    Store { path: String, detail: String },
+    /// A worker thread failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl TrustError {
+    pub(crate) fn remote(repository: &str, source: tufd_remote::Error) -> Self {
+        TrustError::Remote {
+            repository: repository.to_owned(),
+            source,
+        }
+    }
+
+    pub(crate) fn metadata(repository: &str, source: tufd_tuf::Error) -> Self {
+        TrustError::Metadata {
+            repository: repository.to_owned(),
+            source,
+        }
+    }
+}
