@@ -94,7 +94,7 @@ impl TrustStore {
         let on_disk = OnDisk {
             gun: gun.to_owned(),
             root: B64.encode(repo.root.bytes()),
-            timestamp: B64.encode(repo.timestamp.bytes()),
+            timestamp: B64.encode(repo.timestamp.as_ref().map_or(&[][..], |t| t.bytes())),
             snapshot: B64.encode(repo.snapshot.bytes()),
             targets: B64.encode(repo.targets.bytes()),
             delegations: repo
