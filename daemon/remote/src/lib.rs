@@ -31,6 +31,7 @@ mod config;
 mod error;
 mod multipart;
 mod names;
+mod registry;
 mod resolver;
 mod tls;
 mod transport;
@@ -39,6 +40,11 @@ pub use client::{NotaryClient, ServerKey, ServerKeyRole};
 pub use config::{Auth, ClientIdentity, RemoteConfig, SizeLimits};
 pub use error::{Error, ErrorCode, ServerError};
 pub use names::{Gun, RoleName};
+pub use registry::{
+    DEFAULT_MAX_MANIFEST_SIZE, ImageRef, MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST,
+    MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST, ManifestDescriptor, RegistryClient,
+    RegistryConfig, RegistryCredentials, RegistryError,
+};
 pub use resolver::{DOCKER_CONTENT_TRUST_SERVER, Resolver, Route, default_server_from_env};
 
 /// Re-exported body type of fetched metadata.
