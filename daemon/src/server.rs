@@ -2,7 +2,8 @@
 
 use crate::config::Config;
 use crate::keyring::Keyring;
-use crate::service::{KeysService, SystemService};
+use crate::service::{KeysService, SystemService, TrustService};
+use crate::trust::{Trust, TrustError};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tufd_proto::v1::keys_server::KeysServer;
 use tufd_proto::v1::system_server::SystemServer;
+use tufd_proto::v1::trust_server::TrustServer;
 
 /// How long in-flight requests get to finish after SIGTERM/SIGINT.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -31,6 +33,8 @@ pub enum ServerError {
     NotASocket(PathBuf),
     #[error("another tufd is using the state directory {0}")]
     StateLocked(PathBuf),
+    #[error("{0}")]
+    Trust(#[from] TrustError),
     #[error("serving failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -120,6 +124,7 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let _state = lock_state_dir(&config.state_dir)?;
     let keyring = Arc::new(Keyring::from_config(&config));
+    let trust = Arc::new(Trust::new(&config, keyring.clone())?);
     let listener = bind_socket(&config.socket)?;
     tracing::info!(socket = %config.socket.display(), tokens = config.tokens.len(), "tufd listening");
 
@@ -138,6 +143,7 @@ pub async fn run(
     let serve = tonic::transport::Server::builder()
         .add_service(SystemServer::new(SystemService::new(keyring.clone())))
         .add_service(KeysServer::new(KeysService::new(keyring)))
+        .add_service(TrustServer::new(TrustService::new(trust)))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
             let _ = stop_rx.await;
         });

@@ -3,9 +3,11 @@
 
 mod keys;
 mod system;
+mod trust;
 
 pub use keys::KeysService;
 pub use system::SystemService;
+pub use trust::TrustService;
 
 use crate::keyring::{KeyringError, TokenReport};
 use tonic::transport::server::UdsConnectInfo;

@@ -1,14 +1,678 @@
 //! Docker Content Trust operations on Notary v1 repositories.
 //!
-//! Each operation is one transaction per repository: read the current
-//! metadata from the server, verify it against the trusted root in the
-//! local store, apply one intent, sign the changed roles on tokens, verify,
-//! publish in one request, then update the local store. This layer knows
-//! nothing of gRPC.
+//! Each operation is one transaction per repository ([`txn`]): read the
+//! current metadata from the server, verify it against the trusted root in
+//! the local store, apply one intent, sign the changed roles on tokens,
+//! check, publish in one request, read back and verify, then update the
+//! local store. This layer knows nothing of gRPC.
 
+pub mod draft;
 mod error;
+pub mod fetch;
 pub mod inspect;
 pub mod signer;
 pub mod store;
+pub mod txn;
 
 pub use error::TrustError;
+
+use crate::config::Config;
+use crate::keyring::Keyring;
+use draft::{Draft, HeldKey, HeldKeys, key_from_pem, server_key};
+use fetch::Fetched;
+use std::sync::Arc;
+use time::OffsetDateTime;
+use tufd_keys::KeyLabel;
+use tufd_remote::{Gun, ServerKeyRole};
+use tufd_tuf::expiry::ROOT_EXPIRY;
+use tufd_tuf::{Key, RoleName, Root, Signed, TargetMeta, Targets};
+use txn::{Change, Engine, Outcome};
+
+/// Something an operation tells the waiting client before it finishes.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A step of the operation.
+    Progress { repository: String, message: String },
+    /// A signature waits for a touch on a device.
+    Touch {
+        repository: String,
+        token: String,
+        role: String,
+    },
+}
+
+/// Where operations send their [`Event`]s.
+pub type EventSink = tokio::sync::mpsc::UnboundedSender<Event>;
+
+/// A tag to sign: repository, tag, manifest digest and size.
+#[derive(Debug, Clone)]
+pub struct TagSpec {
+    pub repository: String,
+    pub tag: String,
+    pub digest: [u8; 32],
+    pub size: u64,
+}
+
+/// Which key `key rotate` replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotateRole {
+    Root,
+    Targets,
+    Snapshot { server_managed: bool },
+    Timestamp,
+}
+
+/// The trust layer.
+pub struct Trust {
+    engine: Engine,
+}
+
+const RELEASES: &str = "targets/releases";
+
+fn gun(name: &str) -> Result<Gun, TrustError> {
+    if name.is_empty() {
+        return Err(TrustError::InvalidRequest("give a repository name".into()));
+    }
+    Gun::new(name).map_err(|e| TrustError::InvalidRequest(e.to_string()))
+}
+
+/// Parses `sha256:<64 hex>`.
+pub fn parse_digest(digest: &str) -> Result<[u8; 32], TrustError> {
+    let hex = digest.strip_prefix("sha256:").ok_or_else(|| {
+        TrustError::InvalidRequest(format!(
+            "digest {digest:?}: expected sha256:<64 hex digits>"
+        ))
+    })?;
+    let bytes = hex::decode(hex)
+        .ok()
+        .filter(|_| hex.len() == 64)
+        .ok_or_else(|| {
+            TrustError::InvalidRequest(format!(
+                "digest {digest:?}: expected sha256:<64 hex digits>"
+            ))
+        })?;
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&bytes);
+    Ok(out)
+}
+
+fn check_tag(tag: &str) -> Result<(), TrustError> {
+    if tag.is_empty() {
+        return Err(TrustError::InvalidRequest("a tag name is empty".into()));
+    }
+    if tag.chars().any(char::is_control) {
+        return Err(TrustError::InvalidRequest(format!(
+            "tag {tag:?} contains a control character; Notary v1 metadata cannot carry it (the notary client cannot publish it either)"
+        )));
+    }
+    Ok(())
+}
+
+fn check_signer_name(name: &str) -> Result<RoleName, TrustError> {
+    // notary-server accepts delegation names matching ^[-a-z0-9_/]+$.
+    let ok = !name.is_empty()
+        && name != "releases"
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !ok {
+        return Err(TrustError::InvalidRequest(format!(
+            "signer name {name:?}: use lowercase letters, digits, '-' and '_' (notary-server's rule); 'releases' is reserved"
+        )));
+    }
+    RoleName::parse(&format!("targets/{name}"))
+        .map_err(|e| TrustError::InvalidRequest(e.to_string()))
+}
+
+fn missing(gun: &str) -> TrustError {
+    TrustError::NotFound(format!(
+        "{gun}: the repository has no trust data on the server; `tufctl signer add` initializes it"
+    ))
+}
+
+fn no_targets_key(gun: &str, draft: &Draft) -> TrustError {
+    let ids = draft
+        .root
+        .roles
+        .get("targets")
+        .map(|r| r.keyids.join(", "))
+        .unwrap_or_default();
+    TrustError::NoKey(format!(
+        "{gun}: tufd holds no targets key of this repository (key IDs {ids}); load it into a token with `tufctl key load`"
+    ))
+}
+
+impl Trust {
+    /// Builds the trust layer for a configuration.
+    pub fn new(config: &Config, keyring: Arc<Keyring>) -> Result<Self, TrustError> {
+        let resolver = tufd_remote::Resolver::with_env_default(
+            config.remotes.clone(),
+            tufd_remote::RemoteConfig::new(""),
+        )
+        .map_err(|e| TrustError::InvalidRequest(format!("notary server configuration: {e}")))?;
+        let store = store::TrustStore::open(&config.state_dir)?;
+        Ok(Self {
+            engine: Engine::new(keyring, resolver, store),
+        })
+    }
+
+    /// The key named `name` for `gun` on a token: the existing one, or a new
+    /// one generated on `token`.
+    async fn ensure_key(
+        &self,
+        held: &HeldKeys,
+        name: &str,
+        gun: &str,
+        token: &str,
+    ) -> Result<HeldKey, TrustError> {
+        if let Some(k) = held.by_label(name, gun) {
+            return Ok(k.clone());
+        }
+        let label = KeyLabel::new(name, gun).map_err(|e| TrustError::Keyring(e.into()))?;
+        let record = self.engine.keyring.generate(label, token).await?;
+        let store = self.engine.keyring.key_store(&record.token)?;
+        Ok(HeldKey {
+            signer: signer::TokenSigner::new(store.clone(), record),
+            store,
+        })
+    }
+
+    /// A fresh key name `<role>-<n>` for a rotation.
+    fn next_name(held: &HeldKeys, role: &str, gun: &str) -> String {
+        (2..)
+            .map(|n| format!("{role}-{n}"))
+            .find(|n| held.by_label(n, gun).is_none())
+            .expect("an unused name exists")
+    }
+
+    /// Builds the root certificate key for `gun` on the token.
+    async fn root_cert_key(&self, gun: &str, key: &HeldKey) -> Result<Key, TrustError> {
+        let signer = key.signer.clone();
+        let gun_owned = gun.to_owned();
+        tokio::task::spawn_blocking(move || {
+            tufd_tuf::build_root_key(&gun_owned, &signer, OffsetDateTime::now_utc())
+                .map_err(|e| TrustError::metadata(&gun_owned, e))
+        })
+        .await
+        .map_err(|e| TrustError::Internal(format!("certificate worker failed: {e}")))?
+    }
+
+    /// The draft of a new repository: root and targets keys on `token`,
+    /// timestamp (and, unless `client_snapshot`, snapshot) keys from the
+    /// server, a self-signed root certificate with CN = the repository.
+    async fn new_repository(
+        &self,
+        gun: &Gun,
+        held: &HeldKeys,
+        token: &str,
+        client_snapshot: bool,
+    ) -> Result<Draft, TrustError> {
+        let name = gun.as_str();
+        let client = self.engine.client(gun)?;
+        let remote = |e| TrustError::remote(name, e);
+        let timestamp = server_key(
+            name,
+            &client
+                .get_server_key(gun, ServerKeyRole::Timestamp)
+                .await
+                .map_err(remote)?,
+        )?;
+        let snapshot = if client_snapshot {
+            let k = self.ensure_key(held, "snapshot", name, token).await?;
+            Key::ecdsa(k.signer.record().spki_der.clone())
+        } else {
+            server_key(
+                name,
+                &client
+                    .get_server_key(gun, ServerKeyRole::Snapshot)
+                    .await
+                    .map_err(remote)?,
+            )?
+        };
+        let root_key = self.ensure_key(held, "root", name, token).await?;
+        let targets_key = self.ensure_key(held, "targets", name, token).await?;
+        let root_cert = self.root_cert_key(name, &root_key).await?;
+        let now = OffsetDateTime::now_utc();
+        let mut root = Root::new(now + ROOT_EXPIRY);
+        let md = |e| TrustError::metadata(name, e);
+        root.set_role_keys(&RoleName::Root, &[root_cert])
+            .map_err(md)?;
+        root.set_role_keys(
+            &RoleName::Targets,
+            &[Key::ecdsa(targets_key.signer.record().spki_der.clone())],
+        )
+        .map_err(md)?;
+        root.set_role_keys(&RoleName::Snapshot, &[snapshot])
+            .map_err(md)?;
+        root.set_role_keys(&RoleName::Timestamp, &[timestamp])
+            .map_err(md)?;
+        Ok(Draft::new_repository(name, root, now))
+    }
+
+    /// `signer add`: the signer's key becomes targets/NAME and joins
+    /// targets/releases. New repositories are initialized first.
+    pub async fn add_signer(
+        &self,
+        signer: &str,
+        repositories: &[String],
+        public_key_pem: &str,
+        token: &str,
+        client_snapshot: bool,
+        events: &EventSink,
+    ) -> Result<Vec<Change>, TrustError> {
+        let role = check_signer_name(signer)?;
+        let key = key_from_pem(public_key_pem)?;
+        let mut changes = Vec::new();
+        for repo in repositories {
+            let g = gun(repo)?;
+            let change = self
+                .engine
+                .transact(&g, events, |fetched, held| {
+                    let (g, role, key) = (g.clone(), role.clone(), key.clone());
+                    async move {
+                        let name = g.as_str();
+                        let mut draft = match fetched {
+                            Some(f) => Draft::from_fetched(name, &f, OffsetDateTime::now_utc())?,
+                            None => {
+                                self.new_repository(&g, &held, token, client_snapshot)
+                                    .await?
+                            }
+                        };
+                        let held = self.engine.held_keys().await?;
+                        if draft.signers_for("targets", &held).is_empty() {
+                            return Err(no_targets_key(name, &draft));
+                        }
+                        let id = key.id();
+                        let has = |r: &str| {
+                            draft
+                                .targets
+                                .delegations
+                                .role(r)
+                                .is_some_and(|d| d.keyids.contains(&id))
+                        };
+                        if has(role.as_str()) && has(RELEASES) {
+                            return Ok(Outcome::Unchanged(format!(
+                                "{name}: signer {signer} already has key {id}"
+                            )));
+                        }
+                        let md = |e| TrustError::metadata(name, e);
+                        let all = vec![String::new()];
+                        draft
+                            .targets
+                            .delegations
+                            .add_to_role(&role, std::slice::from_ref(&key), &all)
+                            .map_err(md)?;
+                        draft
+                            .targets
+                            .delegations
+                            .add_to_role(
+                                &RoleName::parse(RELEASES).map_err(md)?,
+                                std::slice::from_ref(&key),
+                                &all,
+                            )
+                            .map_err(md)?;
+                        draft.mark("targets");
+                        Ok(Outcome::Publish(
+                            draft,
+                            format!(
+                                "{name}: added signer {signer} (key {id}) to {role} and {RELEASES}"
+                            ),
+                        ))
+                    }
+                })
+                .await?;
+            changes.push(change);
+        }
+        Ok(changes)
+    }
+
+    /// `signer remove`: drops targets/NAME and its keys from
+    /// targets/releases. Refuses to remove the last releases key, or to
+    /// leave targets/releases signed only by removed keys, unless `force`.
+    pub async fn remove_signer(
+        &self,
+        signer: &str,
+        repositories: &[String],
+        force: bool,
+        events: &EventSink,
+    ) -> Result<Vec<Change>, TrustError> {
+        let role = check_signer_name(signer)?;
+        let mut changes = Vec::new();
+        for repo in repositories {
+            let g = gun(repo)?;
+            let change = self
+                .engine
+                .transact(&g, events, |fetched, held| {
+                    let (g, role) = (g.clone(), role.clone());
+                    async move {
+                        let name = g.as_str();
+                        let f = fetched.ok_or_else(|| missing(name))?;
+                        let mut draft = Draft::from_fetched(name, &f, OffsetDateTime::now_utc())?;
+                        let Some(entry) = draft.targets.delegations.role(role.as_str()).cloned()
+                        else {
+                            return Err(TrustError::NotFound(format!(
+                                "{name}: there is no signer {signer}"
+                            )));
+                        };
+                        if draft.signers_for("targets", &held).is_empty() {
+                            return Err(no_targets_key(name, &draft));
+                        }
+                        draft.targets.delegations.remove_role(role.as_str());
+                        let mut summary =
+                            format!("{name}: removed signer {signer} ({})", entry.keyids.join(", "));
+                        if draft.targets.delegations.role(RELEASES).is_some() {
+                            draft
+                                .targets
+                                .delegations
+                                .remove_keys_from_role(RELEASES, &entry.keyids);
+                            let remaining = draft
+                                .targets
+                                .delegations
+                                .role(RELEASES)
+                                .map(|r| r.keyids.clone())
+                                .unwrap_or_default();
+                            if remaining.is_empty() && !force {
+                                return Err(TrustError::Refused(format!(
+                                    "{name}: {signer} holds the last key of {RELEASES}; without it no one can sign tags that `docker pull` trusts, and the tags signed now stop verifying. Add another signer first, or pass --force to remove it anyway"
+                                )));
+                            }
+                            if !remaining.is_empty() && draft.delegations.contains_key(RELEASES) {
+                                // Re-sign targets/releases with a remaining
+                                // key: its signatures by the removed key stop
+                                // counting, and republishing it makes a sign
+                                // racing this removal conflict instead of
+                                // landing unverifiable.
+                                if !draft.signers_for(RELEASES, &held).is_empty() {
+                                    draft.mark(RELEASES);
+                                    summary.push_str(&format!("; re-signed {RELEASES}"));
+                                } else if !still_signed(&f, RELEASES, &remaining) && !force {
+                                    return Err(TrustError::Refused(format!(
+                                        "{name}: {RELEASES} is signed only by {signer}'s key, and tufd holds no remaining signer key to re-sign it; after the removal its tags would not verify. Have a remaining signer sign first, or pass --force"
+                                    )));
+                                }
+                            }
+                        }
+                        draft.mark("targets");
+                        Ok(Outcome::Publish(draft, summary))
+                    }
+                })
+                .await?;
+            changes.push(change);
+        }
+        Ok(changes)
+    }
+
+    /// `sign`: adds tags to targets/releases (or targets when there is no
+    /// releases delegation and tufd holds the targets key). The tags of one
+    /// repository are one transaction.
+    pub async fn sign(
+        &self,
+        tags: &[TagSpec],
+        events: &EventSink,
+    ) -> Result<Vec<Change>, TrustError> {
+        if tags.is_empty() {
+            return Err(TrustError::InvalidRequest(
+                "give at least one REPO:TAG".into(),
+            ));
+        }
+        let mut by_repo: Vec<(String, Vec<TagSpec>)> = Vec::new();
+        for t in tags {
+            check_tag(&t.tag)?;
+            match by_repo.iter_mut().find(|(r, _)| *r == t.repository) {
+                Some((_, v)) => v.push(t.clone()),
+                None => by_repo.push((t.repository.clone(), vec![t.clone()])),
+            }
+        }
+        let mut changes = Vec::new();
+        for (repo, specs) in by_repo {
+            let g = gun(&repo)?;
+            let change = self
+                .engine
+                .transact(&g, events, |fetched, held| {
+                    let (g, specs) = (g.clone(), specs.clone());
+                    async move {
+                        let name = g.as_str();
+                        let f = fetched.ok_or_else(|| missing(name))?;
+                        let mut draft = Draft::from_fetched(name, &f, OffsetDateTime::now_utc())?;
+                        let role = if draft.targets.delegations.role(RELEASES).is_some() {
+                            if draft.signers_for(RELEASES, &held).is_empty() {
+                                let ids = draft
+                                    .delegation_keys(RELEASES)
+                                    .map(|(ids, _)| ids.join(", "))
+                                    .unwrap_or_default();
+                                return Err(TrustError::NoKey(format!(
+                                    "{name}: tufd holds no key of {RELEASES} (its keys: {ids}); load your signer key with `tufctl key load`, or have an admin add you with `tufctl signer add`"
+                                )));
+                            }
+                            RELEASES
+                        } else if !draft.signers_for("targets", &held).is_empty() {
+                            "targets"
+                        } else {
+                            return Err(TrustError::NoKey(format!(
+                                "{name}: there is no {RELEASES} delegation and tufd holds no targets key; add a signer first (`tufctl signer add`)"
+                            )));
+                        };
+                        let t: &mut Targets = if role == "targets" {
+                            &mut draft.targets
+                        } else {
+                            draft.delegation_mut(role)
+                        };
+                        let mut signed = Vec::new();
+                        for s in &specs {
+                            let meta = TargetMeta::sha256_only(s.digest, s.size);
+                            if t.targets.get(&s.tag).is_some_and(|m| same_target(m, &meta)) {
+                                continue;
+                            }
+                            t.targets.insert(s.tag.clone(), meta);
+                            signed.push(s.tag.clone());
+                        }
+                        if signed.is_empty() {
+                            return Ok(Outcome::Unchanged(format!(
+                                "{name}: already signed with these digests in {role}"
+                            )));
+                        }
+                        draft.mark(role);
+                        Ok(Outcome::Publish(
+                            draft,
+                            format!("{name}: signed {} into {role}", signed.join(", ")),
+                        ))
+                    }
+                })
+                .await?;
+            changes.push(change);
+        }
+        Ok(changes)
+    }
+
+    /// `revoke`: removes `tag` (or every tag) from every role that lists it.
+    /// Nothing changes when a listing role cannot be signed by tufd.
+    pub async fn revoke(
+        &self,
+        repository: &str,
+        tag: Option<&str>,
+        events: &EventSink,
+    ) -> Result<Change, TrustError> {
+        if let Some(t) = tag {
+            check_tag(t)?;
+        }
+        let g = gun(repository)?;
+        self.engine
+            .transact(&g, events, |fetched, held| {
+                let g = g.clone();
+                async move {
+                    let name = g.as_str();
+                    let f = fetched.ok_or_else(|| missing(name))?;
+                    let mut draft = Draft::from_fetched(name, &f, OffsetDateTime::now_utc())?;
+                    let mut roles: Vec<String> = vec!["targets".into()];
+                    roles.extend(
+                        draft
+                            .delegations
+                            .keys()
+                            .filter(|r| draft.delegation_keys(r).is_some())
+                            .cloned(),
+                    );
+                    let listed = |t: &Targets| -> Vec<String> {
+                        t.targets
+                            .keys()
+                            .filter(|k| tag.is_none_or(|x| x == k.as_str()))
+                            .cloned()
+                            .collect()
+                    };
+                    let mut plan = Vec::new();
+                    let mut blocked = Vec::new();
+                    for r in &roles {
+                        let names = draft.targets_role(r).map(listed).unwrap_or_default();
+                        if names.is_empty() {
+                            continue;
+                        }
+                        if draft.signers_for(r, &held).is_empty() {
+                            blocked.push(r.clone());
+                        } else {
+                            plan.push((r.clone(), names));
+                        }
+                    }
+                    let what = tag.map_or_else(|| "any tag".to_owned(), |t| format!("tag {t}"));
+                    if !blocked.is_empty() {
+                        return Err(TrustError::NoKey(format!(
+                            "{name}: {what} is also signed in {}, whose key tufd does not hold; nothing was revoked",
+                            blocked.join(", ")
+                        )));
+                    }
+                    if plan.is_empty() {
+                        return Err(TrustError::NotFound(format!("{name}: no {what} is signed")));
+                    }
+                    let mut parts = Vec::new();
+                    for (r, names) in &plan {
+                        let t = if r == "targets" {
+                            &mut draft.targets
+                        } else {
+                            draft.delegation_mut(r)
+                        };
+                        for n in names {
+                            t.targets.remove(n);
+                        }
+                        draft.mark(r);
+                        parts.push(format!("{} from {r}", names.join(", ")));
+                    }
+                    Ok(Outcome::Publish(draft, format!("{name}: revoked {}", parts.join("; "))))
+                }
+            })
+            .await
+    }
+
+    /// `key rotate`: replaces a repository key.
+    pub async fn rotate(
+        &self,
+        repository: &str,
+        which: RotateRole,
+        token: &str,
+        events: &EventSink,
+    ) -> Result<Change, TrustError> {
+        let g = gun(repository)?;
+        self.engine
+            .transact(&g, events, |fetched, held| {
+                let g = g.clone();
+                async move {
+                    let name = g.as_str();
+                    let f = fetched.ok_or_else(|| missing(name))?;
+                    let mut draft = Draft::from_fetched(name, &f, OffsetDateTime::now_utc())?;
+                    if draft.signers_for("root", &held).is_empty() {
+                        return Err(TrustError::NoKey(format!(
+                            "{name}: rotating a key changes root.json, and tufd holds no root key of this repository"
+                        )));
+                    }
+                    let md = |e| TrustError::metadata(name, e);
+                    let client = self.engine.client(&g)?;
+                    let remote = |e| TrustError::remote(name, e);
+                    let summary = match which {
+                        RotateRole::Targets => {
+                            let k = self
+                                .ensure_key(&held, &Self::next_name(&held, "targets", name), name, token)
+                                .await?;
+                            let key = Key::ecdsa(k.signer.record().spki_der.clone());
+                            draft.root.set_role_keys(&RoleName::Targets, &[key.clone()]).map_err(md)?;
+                            draft.mark("targets");
+                            format!("{name}: targets key rotated to {}", key.id())
+                        }
+                        RotateRole::Snapshot { server_managed: true } => {
+                            let k = server_key(
+                                name,
+                                &client
+                                    .rotate_server_key(&g, ServerKeyRole::Snapshot)
+                                    .await
+                                    .map_err(remote)?,
+                            )?;
+                            draft.root.set_role_keys(&RoleName::Snapshot, &[k.clone()]).map_err(md)?;
+                            format!("{name}: snapshot key rotated to the server-managed key {}", k.id())
+                        }
+                        RotateRole::Snapshot { server_managed: false } => {
+                            let k = self
+                                .ensure_key(&held, &Self::next_name(&held, "snapshot", name), name, token)
+                                .await?;
+                            let key = Key::ecdsa(k.signer.record().spki_der.clone());
+                            draft.root.set_role_keys(&RoleName::Snapshot, &[key.clone()]).map_err(md)?;
+                            format!("{name}: snapshot key rotated to {} on token '{}'", key.id(), k.signer.record().token)
+                        }
+                        RotateRole::Timestamp => {
+                            let k = server_key(
+                                name,
+                                &client
+                                    .rotate_server_key(&g, ServerKeyRole::Timestamp)
+                                    .await
+                                    .map_err(remote)?,
+                            )?;
+                            draft.root.set_role_keys(&RoleName::Timestamp, &[k.clone()]).map_err(md)?;
+                            format!("{name}: timestamp key rotated to the server-managed key {}", k.id())
+                        }
+                        RotateRole::Root => {
+                            let old: Vec<Key> = draft
+                                .signers_for("root", &held)
+                                .into_iter()
+                                .map(|(k, _)| k.clone())
+                                .collect();
+                            let k = self
+                                .ensure_key(&held, &Self::next_name(&held, "root", name), name, token)
+                                .await?;
+                            let cert = self.root_cert_key(name, &k).await?;
+                            draft.root.set_role_keys(&RoleName::Root, &[cert.clone()]).map_err(md)?;
+                            draft.extra_root_signers = old;
+                            format!("{name}: root key rotated to {} (signed by the old and the new root key)", cert.id())
+                        }
+                    };
+                    draft.mark("root");
+                    Ok(Outcome::Publish(draft, summary))
+                }
+            })
+            .await
+    }
+
+    /// Reads and verifies a repository (trust on first use when tufd has
+    /// not seen it), storing what verified.
+    pub async fn read(&self, repository: &str) -> Result<Fetched, TrustError> {
+        let g = gun(repository)?;
+        let lock = self.engine.lock_for(g.as_str());
+        let _guard = lock.lock().await;
+        let f = self
+            .engine
+            .read(&g)
+            .await?
+            .ok_or_else(|| missing(g.as_str()))?;
+        self.engine.store.save(g.as_str(), &f.repo)?;
+        Ok(f)
+    }
+}
+
+/// Whether two target entries name the same content.
+fn same_target(a: &TargetMeta, b: &TargetMeta) -> bool {
+    a.length == b.length && a.hashes.get("sha256") == b.hashes.get("sha256")
+}
+
+/// Whether the published file of `role` carries a signature by one of
+/// `keyids`.
+fn still_signed(f: &Fetched, role: &str, keyids: &[String]) -> bool {
+    f.files
+        .delegations
+        .get(role)
+        .and_then(|b| Signed::<Targets>::from_role_bytes(role, b).ok())
+        .is_some_and(|s| s.signatures().iter().any(|sig| keyids.contains(&sig.keyid)))
+}

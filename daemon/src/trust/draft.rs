@@ -1,0 +1,467 @@
+//! A repository being changed: the roles an intent edits, and how the
+//! changed roles are versioned, given fresh expiries and signed.
+
+use super::TrustError;
+use super::fetch::Fetched;
+use super::signer::TokenSigner;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use time::{Duration, OffsetDateTime};
+use tufd_keys::{KeyRecord, KeyStore};
+use tufd_tuf::expiry::{ROOT_EXPIRY, SNAPSHOT_EXPIRY, TARGETS_EXPIRY};
+use tufd_tuf::{
+    FileMeta, Key, KeyType, Metadata, RepositoryFiles, RoleName, RoleSigner, Root, Signed,
+    Snapshot, Targets, sign_role,
+};
+
+/// Roles expiring within this window are re-signed on the next write.
+pub const RESIGN_WINDOW: Duration = Duration::days(182);
+
+/// A key tufd holds, ready to sign.
+#[derive(Clone)]
+pub struct HeldKey {
+    pub signer: TokenSigner,
+    pub store: Arc<dyn KeyStore>,
+}
+
+/// Every key on every readable token, by key ID (the canonical ID: the
+/// SPKI-based ID, which for root's x509 keys differs from the metadata ID).
+#[derive(Clone, Default)]
+pub struct HeldKeys {
+    by_id: BTreeMap<String, HeldKey>,
+}
+
+impl HeldKeys {
+    pub fn new(keys: Vec<(KeyRecord, Arc<dyn KeyStore>)>) -> Self {
+        Self {
+            by_id: keys
+                .into_iter()
+                .map(|(record, store)| {
+                    (
+                        record.id.clone(),
+                        HeldKey {
+                            signer: TokenSigner::new(store.clone(), record),
+                            store,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// The held key for a metadata key, if tufd has it.
+    pub fn for_key(&self, key: &Key) -> Option<&HeldKey> {
+        let id = if key.keytype().is_x509() {
+            key.canonical_id().ok()?
+        } else {
+            key.id()
+        };
+        self.by_id.get(&id)
+    }
+
+    /// The held key with this canonical ID.
+    pub fn by_id(&self, id: &str) -> Option<&HeldKey> {
+        self.by_id.get(id)
+    }
+
+    /// The held key named `name` for repository `gun`.
+    pub fn by_label(&self, name: &str, gun: &str) -> Option<&HeldKey> {
+        self.by_id.values().find(|k| {
+            k.signer.record().label.name() == name && k.signer.record().label.gun() == gun
+        })
+    }
+
+    /// The keys among `keyids` (looked up in `keys`) that tufd holds.
+    pub fn held_among<'a>(
+        &'a self,
+        keyids: &[String],
+        keys: &'a BTreeMap<String, Key>,
+    ) -> Vec<(&'a Key, &'a HeldKey)> {
+        keyids
+            .iter()
+            .filter_map(|id| keys.get(id))
+            .filter_map(|k| self.for_key(k).map(|h| (k, h)))
+            .collect()
+    }
+}
+
+/// Told when a signature waits for a touch on a device.
+pub trait TouchNotice: Send + Sync {
+    fn touch(&self, key: &KeyRecord, role: &str);
+}
+
+/// The repository as an intent changes it.
+pub struct Draft {
+    pub gun: String,
+    pub now: OffsetDateTime,
+    pub root: Root,
+    pub targets: Targets,
+    /// Delegation files by role name (existing ones, and new ones).
+    pub delegations: BTreeMap<String, Targets>,
+    /// Extra keys that must sign root (the old root key in a rotation).
+    pub extra_root_signers: Vec<Key>,
+    changed: BTreeSet<String>,
+    /// Versions as read (absent: the role was never published).
+    base_versions: BTreeMap<String, u64>,
+    /// Exact bytes of roles as read, for snapshot meta of unchanged roles.
+    base_bytes: BTreeMap<String, Vec<u8>>,
+    base_snapshot: Option<Snapshot>,
+    /// The repository did not exist before this transaction.
+    pub initializing: bool,
+}
+
+/// The files one transaction publishes, with their new versions.
+pub struct Signed_ {
+    pub files: Vec<(String, Vec<u8>)>,
+    pub versions: Vec<(String, u64)>,
+    pub client_snapshot: bool,
+    /// The result as a repository, for checks before publishing.
+    pub preview: RepositoryFiles,
+    pub root: Signed<Root>,
+}
+
+impl Draft {
+    /// A draft of an existing repository.
+    pub fn from_fetched(
+        gun: &str,
+        fetched: &Fetched,
+        now: OffsetDateTime,
+    ) -> Result<Self, TrustError> {
+        let md = |e| TrustError::metadata(gun, e);
+        let repo = &fetched.repo;
+        let mut base_versions = BTreeMap::new();
+        let mut base_bytes = BTreeMap::new();
+        base_versions.insert("root".to_owned(), repo.root.signed().version());
+        base_bytes.insert("root".to_owned(), repo.root.bytes().to_vec());
+        base_versions.insert("targets".to_owned(), repo.targets.signed().version());
+        base_bytes.insert("targets".to_owned(), repo.targets.bytes().to_vec());
+        let mut delegations = BTreeMap::new();
+        for (name, bytes) in &fetched.files.delegations {
+            let file = Signed::<Targets>::from_role_bytes(name, bytes).map_err(md)?;
+            base_versions.insert(name.clone(), file.signed().version());
+            base_bytes.insert(name.clone(), bytes.clone());
+            delegations.insert(name.clone(), file.into_signed());
+        }
+        Ok(Self {
+            gun: gun.to_owned(),
+            now,
+            root: repo.root.signed().clone(),
+            targets: repo.targets.signed().clone(),
+            delegations,
+            extra_root_signers: Vec::new(),
+            changed: BTreeSet::new(),
+            base_versions,
+            base_bytes,
+            base_snapshot: Some(repo.snapshot.signed().clone()),
+            initializing: false,
+        })
+    }
+
+    /// A draft of a new repository with this root and empty targets.
+    pub fn new_repository(gun: &str, root: Root, now: OffsetDateTime) -> Self {
+        let mut d = Self {
+            gun: gun.to_owned(),
+            now,
+            root,
+            targets: Targets::new(now + TARGETS_EXPIRY),
+            delegations: BTreeMap::new(),
+            extra_root_signers: Vec::new(),
+            changed: BTreeSet::new(),
+            base_versions: BTreeMap::new(),
+            base_bytes: BTreeMap::new(),
+            base_snapshot: None,
+            initializing: true,
+        };
+        d.mark("root");
+        d.mark("targets");
+        d
+    }
+
+    /// Records that `role` changed and must be re-signed.
+    pub fn mark(&mut self, role: &str) {
+        self.changed.insert(role.to_owned());
+    }
+
+    /// Whether anything changed.
+    pub fn is_changed(&self) -> bool {
+        !self.changed.is_empty()
+    }
+
+    /// The delegation file `name`, created empty if it does not exist yet.
+    pub fn delegation_mut(&mut self, name: &str) -> &mut Targets {
+        let expires = self.now + TARGETS_EXPIRY;
+        self.delegations
+            .entry(name.to_owned())
+            .or_insert_with(|| Targets::new(expires))
+    }
+
+    /// The targets-type role `name` (`targets` or a delegation).
+    pub fn targets_role(&self, name: &str) -> Option<&Targets> {
+        if name == "targets" {
+            Some(&self.targets)
+        } else {
+            self.delegations.get(name)
+        }
+    }
+
+    /// The keys and key IDs allowed to sign targets-type role `name`, from
+    /// its delegating parent in this draft.
+    pub fn delegation_keys(&self, name: &str) -> Option<(Vec<String>, &BTreeMap<String, Key>)> {
+        let role = RoleName::parse(name).ok()?;
+        let parent = role.parent()?;
+        let parent = self.targets_role(parent.as_str())?;
+        let entry = parent.delegations.role(name)?;
+        Some((entry.keyids.clone(), &parent.delegations.keys))
+    }
+
+    /// The held keys that may sign `role` now.
+    pub fn signers_for<'a>(
+        &'a self,
+        role: &str,
+        held: &'a HeldKeys,
+    ) -> Vec<(&'a Key, &'a HeldKey)> {
+        match role {
+            "root" | "targets" | "snapshot" | "timestamp" => self
+                .root
+                .roles
+                .get(role)
+                .map(|r| held.held_among(&r.keyids, &self.root.keys))
+                .unwrap_or_default(),
+            _ => self
+                .delegation_keys(role)
+                .map(|(ids, keys)| held.held_among(&ids, keys))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Marks for re-signing every role tufd can sign that expires within
+    /// [`RESIGN_WINDOW`], so a write never leaves a role about to lapse.
+    pub fn refresh_expiring(&mut self, held: &HeldKeys) {
+        let soon = self.now + RESIGN_WINDOW;
+        let mut due = Vec::new();
+        if self.root.expires < soon && !self.signers_for("root", held).is_empty() {
+            due.push("root".to_owned());
+        }
+        if self.targets.expires < soon && !self.signers_for("targets", held).is_empty() {
+            due.push("targets".to_owned());
+        }
+        for (name, t) in &self.delegations {
+            if t.expires < soon && !self.signers_for(name, held).is_empty() {
+                due.push(name.clone());
+            }
+        }
+        for role in due {
+            tracing::info!(gun = %self.gun, role, "re-signing a role close to expiry");
+            self.mark(&role);
+        }
+    }
+
+    fn next_version(&self, role: &str) -> u64 {
+        self.base_versions.get(role).map_or(1, |v| v + 1)
+    }
+
+    /// Signs every changed role (and snapshot when tufd holds its key) on
+    /// the tokens. Blocking: run on a blocking thread.
+    pub fn sign(mut self, held: &HeldKeys, touch: &dyn TouchNotice) -> Result<Signed_, TrustError> {
+        let gun = self.gun.clone();
+        let md = |e| TrustError::metadata(&gun, e);
+        let mut files = Vec::new();
+        let mut versions = Vec::new();
+
+        let sign_with = |role: &str, keys: &[(&Key, &HeldKey)]| -> Vec<(Key, HeldKey)> {
+            keys.iter()
+                .map(|(k, h)| {
+                    if h.store.needs_touch(&h.signer.record().id) {
+                        touch.touch(h.signer.record(), role);
+                    }
+                    ((*k).clone(), (*h).clone())
+                })
+                .collect()
+        };
+        let no_key = |role: &str| {
+            TrustError::NoKey(format!(
+                "{gun}: tufd holds no key that may sign {role}; load one into a token (tufctl key load) or ask who holds it"
+            ))
+        };
+
+        // root
+        let root_signed = if self.changed.contains("root") {
+            self.root.version = self.next_version("root");
+            self.root.expires = self.now + ROOT_EXPIRY;
+            let mut signers = sign_with("root", &self.signers_for("root", held));
+            for k in &self.extra_root_signers {
+                if let Some(h) = held.for_key(k)
+                    && !signers.iter().any(|(s, _)| s.id() == k.id())
+                {
+                    signers.push((k.clone(), h.clone()));
+                }
+            }
+            if signers.is_empty() {
+                return Err(no_key("root"));
+            }
+            let rs: Vec<RoleSigner<'_>> = signers
+                .iter()
+                .map(|(k, h)| RoleSigner::new(k, &h.signer))
+                .collect();
+            let signed = sign_role("root", self.root.clone(), &rs).map_err(md)?;
+            files.push(("root".to_owned(), signed.bytes().to_vec()));
+            versions.push(("root".to_owned(), self.root.version));
+            signed
+        } else {
+            Signed::<Root>::from_role_bytes(
+                "root",
+                self.base_bytes
+                    .get("root")
+                    .map_or(&[][..], |b| b.as_slice()),
+            )
+            .map_err(md)?
+        };
+
+        let mut new_bytes: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        let mut sign_targets = |name: &str,
+                                t: &mut Targets,
+                                draft_signers: Vec<(Key, HeldKey)>,
+                                next: u64|
+         -> Result<(), TrustError> {
+            if draft_signers.is_empty() {
+                return Err(no_key(name));
+            }
+            t.version = next;
+            t.expires = self.now + TARGETS_EXPIRY;
+            let rs: Vec<RoleSigner<'_>> = draft_signers
+                .iter()
+                .map(|(k, h)| RoleSigner::new(k, &h.signer))
+                .collect();
+            let signed = sign_role(name, t.clone(), &rs).map_err(md)?;
+            new_bytes.insert(name.to_owned(), signed.bytes().to_vec());
+            files.push((name.to_owned(), signed.bytes().to_vec()));
+            versions.push((name.to_owned(), next));
+            Ok(())
+        };
+
+        if self.changed.contains("targets") {
+            let signers = sign_with("targets", &self.signers_for("targets", held));
+            let next = self.next_version("targets");
+            let mut t = self.targets.clone();
+            sign_targets("targets", &mut t, signers, next)?;
+            self.targets = t;
+        }
+        let changed_delegations: Vec<String> = self
+            .changed
+            .iter()
+            .filter(|r| r.starts_with("targets/"))
+            .cloned()
+            .collect();
+        for name in changed_delegations {
+            let signers = sign_with(&name, &self.signers_for(&name, held));
+            let next = self.next_version(&name);
+            let mut t =
+                self.delegations.get(&name).cloned().ok_or_else(|| {
+                    TrustError::Internal(format!("{name} marked changed but absent"))
+                })?;
+            sign_targets(&name, &mut t, signers, next)?;
+            self.delegations.insert(name, t);
+        }
+
+        // snapshot: when tufd holds its key; otherwise the server makes it.
+        let snapshot_signers = sign_with("snapshot", &self.signers_for("snapshot", held));
+        let client_snapshot = !snapshot_signers.is_empty();
+        let bytes_of = |role: &str| -> Option<Vec<u8>> {
+            if role == "root" {
+                return Some(root_signed.bytes().to_vec());
+            }
+            new_bytes
+                .get(role)
+                .or_else(|| self.base_bytes.get(role))
+                .cloned()
+        };
+        let mut snapshot_bytes = Vec::new();
+        if client_snapshot {
+            let mut snap = self
+                .base_snapshot
+                .clone()
+                .unwrap_or_else(|| Snapshot::new(self.now + SNAPSHOT_EXPIRY));
+            let mut roles: Vec<String> = vec!["root".into(), "targets".into()];
+            roles.extend(self.delegations.keys().cloned());
+            for role in roles {
+                if let Some(b) = bytes_of(&role) {
+                    snap.meta.insert(role, FileMeta::of(&b));
+                }
+            }
+            snap.version = self
+                .next_version("snapshot")
+                .max(self.base_snapshot.as_ref().map_or(1, |s| s.version + 1));
+            snap.expires = self.now + SNAPSHOT_EXPIRY;
+            let rs: Vec<RoleSigner<'_>> = snapshot_signers
+                .iter()
+                .map(|(k, h)| RoleSigner::new(k, &h.signer))
+                .collect();
+            let signed = sign_role("snapshot", snap.clone(), &rs).map_err(md)?;
+            snapshot_bytes = signed.bytes().to_vec();
+            files.push(("snapshot".to_owned(), snapshot_bytes.clone()));
+            versions.push(("snapshot".to_owned(), snap.version));
+        }
+
+        let preview = RepositoryFiles {
+            root_chain: Vec::new(),
+            timestamp: Vec::new(),
+            snapshot: snapshot_bytes,
+            targets: bytes_of("targets").unwrap_or_default(),
+            delegations: self
+                .delegations
+                .keys()
+                .filter_map(|n| bytes_of(n).map(|b| (n.clone(), b)))
+                .collect(),
+        };
+        Ok(Signed_ {
+            files,
+            versions,
+            client_snapshot,
+            preview,
+            root: root_signed,
+        })
+    }
+}
+
+/// A plain `ecdsa` key from a PEM public key or certificate, as
+/// `signer add --key` takes it.
+pub fn key_from_pem(text: &str) -> Result<Key, TrustError> {
+    let bad = |m: String| TrustError::InvalidRequest(m);
+    let block = pem::parse(text.trim_start())
+        .map_err(|e| bad(format!("the signer key is not PEM: {e}")))?;
+    match block.tag() {
+        "PUBLIC KEY" => {
+            use p256::pkcs8::DecodePublicKey;
+            p256::PublicKey::from_public_key_der(block.contents()).map_err(|_| {
+                bad("the signer key is not an EC P-256 public key (tufd signers use ECDSA P-256, like docker)".into())
+            })?;
+            Ok(Key::ecdsa(block.contents().to_vec()))
+        }
+        "CERTIFICATE" => {
+            let key = Key::ecdsa_x509(block.contents());
+            key.spki_der()
+                .map_err(|e| bad(format!("the signer certificate cannot be used: {e}")))?;
+            Ok(key)
+        }
+        other => Err(bad(format!(
+            "the signer key file holds a {other:?} block; give a PUBLIC KEY (as `tufctl key generate` writes) or a CERTIFICATE"
+        ))),
+    }
+}
+
+/// Converts the server's `timestamp.key` / `snapshot.key` answer to a key.
+pub fn server_key(gun: &str, k: &tufd_remote::ServerKey) -> Result<Key, TrustError> {
+    use base64::Engine;
+    let keytype = KeyType::parse(&k.keytype).ok_or_else(|| {
+        TrustError::InvalidRequest(format!(
+            "{gun}: the server's key has unsupported type {:?}",
+            k.keytype
+        ))
+    })?;
+    let public = base64::engine::general_purpose::STANDARD
+        .decode(&k.public)
+        .map_err(|e| {
+            TrustError::InvalidRequest(format!("{gun}: the server's key is not base64: {e}"))
+        })?;
+    Ok(Key::new(keytype, public))
+}

@@ -1,0 +1,193 @@
+//! Reading a repository from the server as the notary client does, and
+//! verifying it against the trusted root.
+
+use super::TrustError;
+use super::store::StoredRepository;
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+use tufd_remote::{Gun, NotaryClient, RoleName as RemoteRole};
+use tufd_tuf::{Metadata, RepositoryFiles, Root, Signed, Snapshot, Timestamp, VerifiedRepository};
+
+/// A repository as read and verified.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// Every verified role.
+    pub repo: VerifiedRepository,
+    /// The exact bytes fetched, including delegation files that snapshot
+    /// lists but no role delegates to any more (their versions matter when
+    /// such a role is delegated again).
+    pub files: RepositoryFiles,
+}
+
+fn sha256_of(meta: &tufd_tuf::FileMeta, role: &str, gun: &str) -> Result<[u8; 32], TrustError> {
+    meta.hashes
+        .get("sha256")
+        .and_then(|h| <[u8; 32]>::try_from(h).ok())
+        .ok_or_else(|| {
+            TrustError::metadata(
+                gun,
+                tufd_tuf::Error::InvalidRoot(format!("no sha256 hash listed for {role}")),
+            )
+        })
+}
+
+fn remote_role(gun: &str, name: &str) -> Result<RemoteRole, TrustError> {
+    RemoteRole::new(name.to_owned()).map_err(|e| TrustError::remote(gun, e))
+}
+
+/// Fetches and verifies `gun`. `None` when the server has no such
+/// repository. `stored` supplies the trusted root (trust on first use
+/// otherwise) and the versions a new read must not go below.
+pub async fn fetch(
+    client: &NotaryClient,
+    gun: &Gun,
+    stored: Option<&StoredRepository>,
+    now: OffsetDateTime,
+) -> Result<Option<Fetched>, TrustError> {
+    let name = gun.as_str();
+    let remote = |e| TrustError::remote(name, e);
+    let md = |e| TrustError::metadata(name, e);
+
+    let timestamp = match client.get_role(gun, &RemoteRole::TIMESTAMP).await {
+        Ok(b) => b.to_vec(),
+        Err(e) if e.is_not_found() => {
+            if stored.is_some() {
+                return Err(TrustError::NotFound(format!(
+                    "{name}: the server has no metadata for this repository any more, although tufd trusted it before; if it was deleted on purpose, remove it from the trust store"
+                )));
+            }
+            return Ok(None);
+        }
+        Err(e) => return Err(remote(e)),
+    };
+    let ts = Signed::<Timestamp>::from_role_bytes("timestamp", &timestamp).map_err(md)?;
+    let snap_meta = ts.signed().meta.get("snapshot").ok_or_else(|| {
+        md(tufd_tuf::Error::InvalidRoot(
+            "timestamp lists no snapshot".into(),
+        ))
+    })?;
+    let snapshot = client
+        .get_role_by_checksum(
+            gun,
+            &RemoteRole::SNAPSHOT,
+            &sha256_of(snap_meta, "snapshot", name)?,
+        )
+        .await
+        .map_err(remote)?
+        .to_vec();
+    let snap = Signed::<Snapshot>::from_role_bytes("snapshot", &snapshot).map_err(md)?;
+
+    // Root: the trusted one, then every newer version up to the current.
+    let current_root = client
+        .get_role(gun, &RemoteRole::ROOT)
+        .await
+        .map_err(remote)?
+        .to_vec();
+    let current = Signed::<Root>::from_role_bytes("root", &current_root).map_err(md)?;
+    let trusted_bytes = stored.map_or_else(|| current_root.clone(), |s| s.root.clone());
+    let trusted = Signed::<Root>::from_role_bytes("root", &trusted_bytes).map_err(md)?;
+    let mut root_chain = Vec::new();
+    let (from, to) = (trusted.signed().version(), current.signed().version());
+    if to < from {
+        return Err(md(tufd_tuf::Error::BadVersion {
+            role: "root".into(),
+            found: to,
+            expected: format!(">= {from} (the version tufd trusts)"),
+        }));
+    }
+    for v in from + 1..to {
+        root_chain.push(
+            client
+                .get_role_by_version(gun, &RemoteRole::ROOT, v)
+                .await
+                .map_err(remote)?
+                .to_vec(),
+        );
+    }
+    if to > from {
+        root_chain.push(current_root);
+    }
+
+    let targets_meta = snap.signed().meta.get("targets").ok_or_else(|| {
+        md(tufd_tuf::Error::InvalidRoot(
+            "snapshot lists no targets".into(),
+        ))
+    })?;
+    let targets = client
+        .get_role_by_checksum(
+            gun,
+            &RemoteRole::TARGETS,
+            &sha256_of(targets_meta, "targets", name)?,
+        )
+        .await
+        .map_err(remote)?
+        .to_vec();
+    let mut delegations = BTreeMap::new();
+    for (role, meta) in &snap.signed().meta {
+        if !role.starts_with("targets/") {
+            continue;
+        }
+        let bytes = client
+            .get_role_by_checksum(
+                gun,
+                &remote_role(name, role)?,
+                &sha256_of(meta, role, name)?,
+            )
+            .await
+            .map_err(remote)?;
+        delegations.insert(role.clone(), bytes.to_vec());
+    }
+    let files = RepositoryFiles {
+        root_chain,
+        timestamp,
+        snapshot,
+        targets,
+        delegations,
+    };
+    let repo = tufd_tuf::verify_repository(&trusted, &files, name, now).map_err(md)?;
+    if let Some(s) = stored {
+        check_not_older(name, s, &repo)?;
+    }
+    Ok(Some(Fetched { repo, files }))
+}
+
+/// Refuses a repository older than the one verified before (a rollback
+/// or freeze by the server).
+fn check_not_older(
+    gun: &str,
+    stored: &StoredRepository,
+    new: &VerifiedRepository,
+) -> Result<(), TrustError> {
+    let older = |role: &str, old: u64, new: u64| {
+        (new < old).then(|| {
+            TrustError::metadata(
+                gun,
+                tufd_tuf::Error::BadVersion {
+                    role: role.to_owned(),
+                    found: new,
+                    expected: format!(">= {old} (seen before: the server rolled back)"),
+                },
+            )
+        })
+    };
+    if let Ok(ts) = Signed::<Timestamp>::from_role_bytes("timestamp", &stored.files.timestamp)
+        && let Some(new_ts) = &new.timestamp
+        && let Some(e) = older(
+            "timestamp",
+            ts.signed().version(),
+            new_ts.signed().version(),
+        )
+    {
+        return Err(e);
+    }
+    if let Ok(snap) = Signed::<Snapshot>::from_role_bytes("snapshot", &stored.files.snapshot)
+        && let Some(e) = older(
+            "snapshot",
+            snap.signed().version(),
+            new.snapshot.signed().version(),
+        )
+    {
+        return Err(e);
+    }
+    Ok(())
+}

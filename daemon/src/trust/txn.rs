@@ -1,0 +1,262 @@
+//! The transaction every trust operation runs in.
+//!
+//! read + verify → apply the intent → sign on tokens → check → publish in
+//! one request → read back + verify → store. A publish that loses a race
+//! (400 VERSION, or 500 UPDATING from a PostgreSQL-backed server) starts over
+//! from a fresh read, a bounded number of times. Operations on one
+//! repository are serialized in the daemon; different repositories run in
+//! parallel.
+
+use super::draft::{Draft, HeldKeys, Signed_, TouchNotice};
+use super::fetch::{Fetched, fetch};
+use super::store::TrustStore;
+use super::{Event, EventSink, TrustError};
+use crate::keyring::Keyring;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use time::OffsetDateTime;
+use tufd_keys::KeyRecord;
+use tufd_remote::{Bytes, Gun, NotaryClient, Resolver, RoleName as RemoteRole};
+
+/// How many times a lost publish race is retried from a fresh read.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// What an intent decided.
+pub enum Outcome {
+    /// Publish the draft; the text describes the change.
+    Publish(Draft, String),
+    /// Nothing to do; the text says why.
+    Unchanged(String),
+}
+
+/// What one transaction did.
+#[derive(Debug, Clone, Default)]
+pub struct Change {
+    pub repository: String,
+    pub initialized: bool,
+    pub published: Vec<(String, u64)>,
+    pub summary: String,
+    pub attempts: u32,
+}
+
+/// Shared state of the trust layer.
+pub struct Engine {
+    pub keyring: Arc<Keyring>,
+    pub resolver: Resolver,
+    pub store: TrustStore,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+struct Touch<'a> {
+    events: &'a EventSink,
+    gun: &'a str,
+}
+
+impl TouchNotice for Touch<'_> {
+    fn touch(&self, key: &KeyRecord, role: &str) {
+        let _ = self.events.send(Event::Touch {
+            repository: self.gun.to_owned(),
+            token: key.token.clone(),
+            role: role.to_owned(),
+        });
+    }
+}
+
+impl Engine {
+    pub fn new(keyring: Arc<Keyring>, resolver: Resolver, store: TrustStore) -> Self {
+        Self {
+            keyring,
+            resolver,
+            store,
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The lock serializing writers of `gun`.
+    pub fn lock_for(&self, gun: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(gun.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// The notary server for `gun`.
+    pub fn client(&self, gun: &Gun) -> Result<&NotaryClient, TrustError> {
+        self.resolver.client_for(gun).map_err(|e| {
+            TrustError::InvalidRequest(format!(
+                "{e}; add a [[remote]] for it to the tufd configuration or set DOCKER_CONTENT_TRUST_SERVER for the daemon"
+            ))
+        })
+    }
+
+    /// Every key on every readable token.
+    pub async fn held_keys(&self) -> Result<HeldKeys, TrustError> {
+        let listing = self.keyring.list("").await?;
+        let mut keys = Vec::new();
+        for k in listing.keys {
+            let store = self.keyring.key_store(&k.token)?;
+            keys.push((k, store));
+        }
+        Ok(HeldKeys::new(keys))
+    }
+
+    /// Reads and verifies `gun` (no lock taken).
+    pub async fn read(&self, gun: &Gun) -> Result<Option<Fetched>, TrustError> {
+        let client = self.client(gun)?;
+        let stored = self.store.load(gun.as_str())?;
+        fetch(client, gun, stored.as_ref(), OffsetDateTime::now_utc()).await
+    }
+
+    /// Runs one transaction on `gun`. `intent` is called once per attempt
+    /// with a fresh read (`None`: the repository does not exist) and
+    /// returns the changed draft.
+    pub async fn transact<F, Fut>(
+        &self,
+        gun: &Gun,
+        events: &EventSink,
+        mut intent: F,
+    ) -> Result<Change, TrustError>
+    where
+        F: FnMut(Option<Fetched>, HeldKeys) -> Fut,
+        Fut: std::future::Future<Output = Result<Outcome, TrustError>>,
+    {
+        let name = gun.as_str().to_owned();
+        let lock = self.lock_for(&name);
+        let _guard = lock.lock().await;
+        let client = self.client(gun)?;
+        let progress = |m: String| {
+            let _ = events.send(Event::Progress {
+                repository: name.clone(),
+                message: m,
+            });
+        };
+        for attempt in 1..=MAX_ATTEMPTS {
+            progress(if attempt == 1 {
+                "reading and verifying the repository".into()
+            } else {
+                format!(
+                    "another writer changed the repository; reading it again (attempt {attempt})"
+                )
+            });
+            let fetched = self.read(gun).await?;
+            let held = self.held_keys().await?;
+            let (draft, summary) = match intent(fetched, held.clone()).await? {
+                Outcome::Unchanged(why) => {
+                    return Ok(Change {
+                        repository: name.clone(),
+                        summary: why,
+                        attempts: attempt,
+                        ..Change::default()
+                    });
+                }
+                Outcome::Publish(d, s) => (d, s),
+            };
+            let initialized = draft.initializing;
+            progress("signing on the token".into());
+            let signed = {
+                let held = held.clone();
+                let events = events.clone();
+                let gun_name = name.clone();
+                tokio::task::spawn_blocking(move || -> Result<Signed_, TrustError> {
+                    let mut draft = draft;
+                    draft.refresh_expiring(&held);
+                    let touch = Touch {
+                        events: &events,
+                        gun: &gun_name,
+                    };
+                    draft.sign(&held, &touch)
+                })
+                .await
+                .map_err(|e| TrustError::Internal(format!("signing worker failed: {e}")))??
+            };
+            check_before_publish(&name, &signed)?;
+            progress(format!(
+                "publishing {}",
+                signed
+                    .versions
+                    .iter()
+                    .map(|(r, v)| format!("{r} v{v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            let files: Vec<(RemoteRole, Bytes)> = signed
+                .files
+                .iter()
+                .map(|(role, bytes)| {
+                    RemoteRole::new(role.clone())
+                        .map(|r| (r, Bytes::from(bytes.clone())))
+                        .map_err(|e| TrustError::remote(&name, e))
+                })
+                .collect::<Result<_, _>>()?;
+            match client.publish(gun, &files).await {
+                Ok(()) => {}
+                Err(e) if e.is_lost_race() && attempt < MAX_ATTEMPTS => {
+                    tracing::info!(gun = %name, attempt, error = %e, "lost a publish race; retrying");
+                    continue;
+                }
+                Err(e) if e.is_lost_race() => {
+                    return Err(TrustError::Contended {
+                        repository: name.clone(),
+                        attempts: attempt,
+                    });
+                }
+                Err(e) => return Err(TrustError::remote(&name, e)),
+            }
+            // Read back what the server now serves and verify it as any
+            // client will; only a verified result reaches the store.
+            progress("verifying the published repository".into());
+            let after = self.read_trusting(gun, &signed).await?;
+            self.store.save(&name, &after.repo)?;
+            return Ok(Change {
+                repository: name.clone(),
+                initialized,
+                published: signed.versions,
+                summary,
+                attempts: attempt,
+            });
+        }
+        Err(TrustError::Contended {
+            repository: name,
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    /// Reads `gun` after a publish. The root just published is trusted when
+    /// the store has none yet (the repository was initialized here).
+    async fn read_trusting(&self, gun: &Gun, signed: &Signed_) -> Result<Fetched, TrustError> {
+        let client = self.client(gun)?;
+        let stored = match self.store.load(gun.as_str())? {
+            Some(s) => s,
+            None => super::store::StoredRepository {
+                root: signed.root.bytes().to_vec(),
+                files: Default::default(),
+            },
+        };
+        fetch(client, gun, Some(&stored), OffsetDateTime::now_utc())
+            .await?
+            .ok_or_else(|| {
+                TrustError::NotFound(format!(
+                    "{}: published, but the server does not serve the repository",
+                    gun.as_str()
+                ))
+            })
+    }
+}
+
+/// Checks the signed files before they leave: every signature of every
+/// changed role verifies against the keys that delegate to it, and with a
+/// client-held snapshot the whole repository verifies (but for the
+/// timestamp, which the server makes).
+fn check_before_publish(gun: &str, signed: &Signed_) -> Result<(), TrustError> {
+    let now = OffsetDateTime::now_utc();
+    if signed.client_snapshot {
+        tufd_tuf::repo::verify_unpublished(&signed.root, &signed.preview, gun, now)
+            .map_err(|e| TrustError::metadata(gun, e))?;
+        return Ok(());
+    }
+    tufd_tuf::repo::check_root_structure(signed.root.signed())
+        .map_err(|e| TrustError::metadata(gun, e))?;
+    Ok(())
+}
