@@ -34,7 +34,7 @@ pub enum ServerError {
     #[error("another tufd is using the state directory {0}")]
     StateLocked(PathBuf),
     #[error("{0}")]
-    Trust(#[from] TrustError),
+    Trust(#[from] Box<TrustError>),
     #[error("serving failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -124,7 +124,7 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let _state = lock_state_dir(&config.state_dir)?;
     let keyring = Arc::new(Keyring::from_config(&config));
-    let trust = Arc::new(Trust::new(&config, keyring.clone())?);
+    let trust = Arc::new(Trust::new(&config, keyring.clone()).map_err(Box::new)?);
     let listener = bind_socket(&config.socket)?;
     tracing::info!(socket = %config.socket.display(), tokens = config.tokens.len(), "tufd listening");
 

@@ -10,13 +10,13 @@ pub enum TrustError {
     #[error("{repository}: {source}")]
     Remote {
         repository: String,
-        source: tufd_remote::Error,
+        source: Box<tufd_remote::Error>,
     },
     /// Metadata did not verify, or could not be built.
     #[error("{repository}: {source}")]
     Metadata {
         repository: String,
-        source: tufd_tuf::Error,
+        source: Box<tufd_tuf::Error>,
     },
     /// A token operation failed.
     #[error(transparent)]
@@ -51,14 +51,14 @@ impl TrustError {
     pub(crate) fn remote(repository: &str, source: tufd_remote::Error) -> Self {
         TrustError::Remote {
             repository: repository.to_owned(),
-            source,
+            source: Box::new(source),
         }
     }
 
     pub(crate) fn metadata(repository: &str, source: tufd_tuf::Error) -> Self {
         TrustError::Metadata {
             repository: repository.to_owned(),
-            source,
+            source: Box::new(source),
         }
     }
 }

@@ -313,7 +313,7 @@ impl Trust {
                             .map_err(md)?;
                         draft.mark("targets");
                         Ok(Outcome::Publish(
-                            draft,
+                            Box::new(draft),
                             format!(
                                 "{name}: added signer {signer} (key {id}) to {role} and {RELEASES}"
                             ),
@@ -393,7 +393,7 @@ impl Trust {
                             }
                         }
                         draft.mark("targets");
-                        Ok(Outcome::Publish(draft, summary))
+                        Ok(Outcome::Publish(Box::new(draft), summary))
                     }
                 })
                 .await?;
@@ -473,7 +473,7 @@ impl Trust {
                         }
                         draft.mark(role);
                         Ok(Outcome::Publish(
-                            draft,
+                            Box::new(draft),
                             format!("{name}: signed {} into {role}", signed.join(", ")),
                         ))
                     }
@@ -554,7 +554,7 @@ impl Trust {
                         draft.mark(r);
                         parts.push(format!("{} from {r}", names.join(", ")));
                     }
-                    Ok(Outcome::Publish(draft, format!("{name}: revoked {}", parts.join("; "))))
+                    Ok(Outcome::Publish(Box::new(draft), format!("{name}: revoked {}", parts.join("; "))))
                 }
             })
             .await
@@ -590,7 +590,7 @@ impl Trust {
                                 .ensure_key(&held, &Self::next_name(&held, "targets", name), name, token)
                                 .await?;
                             let key = Key::ecdsa(k.signer.record().spki_der.clone());
-                            draft.root.set_role_keys(&RoleName::Targets, &[key.clone()]).map_err(md)?;
+                            draft.root.set_role_keys(&RoleName::Targets, std::slice::from_ref(&key)).map_err(md)?;
                             draft.mark("targets");
                             format!("{name}: targets key rotated to {}", key.id())
                         }
@@ -602,7 +602,7 @@ impl Trust {
                                     .await
                                     .map_err(remote)?,
                             )?;
-                            draft.root.set_role_keys(&RoleName::Snapshot, &[k.clone()]).map_err(md)?;
+                            draft.root.set_role_keys(&RoleName::Snapshot, std::slice::from_ref(&k)).map_err(md)?;
                             format!("{name}: snapshot key rotated to the server-managed key {}", k.id())
                         }
                         RotateRole::Snapshot { server_managed: false } => {
@@ -610,7 +610,7 @@ impl Trust {
                                 .ensure_key(&held, &Self::next_name(&held, "snapshot", name), name, token)
                                 .await?;
                             let key = Key::ecdsa(k.signer.record().spki_der.clone());
-                            draft.root.set_role_keys(&RoleName::Snapshot, &[key.clone()]).map_err(md)?;
+                            draft.root.set_role_keys(&RoleName::Snapshot, std::slice::from_ref(&key)).map_err(md)?;
                             format!("{name}: snapshot key rotated to {} on token '{}'", key.id(), k.signer.record().token)
                         }
                         RotateRole::Timestamp => {
@@ -621,7 +621,7 @@ impl Trust {
                                     .await
                                     .map_err(remote)?,
                             )?;
-                            draft.root.set_role_keys(&RoleName::Timestamp, &[k.clone()]).map_err(md)?;
+                            draft.root.set_role_keys(&RoleName::Timestamp, std::slice::from_ref(&k)).map_err(md)?;
                             format!("{name}: timestamp key rotated to the server-managed key {}", k.id())
                         }
                         RotateRole::Root => {
@@ -634,13 +634,13 @@ impl Trust {
                                 .ensure_key(&held, &Self::next_name(&held, "root", name), name, token)
                                 .await?;
                             let cert = self.root_cert_key(name, &k).await?;
-                            draft.root.set_role_keys(&RoleName::Root, &[cert.clone()]).map_err(md)?;
+                            draft.root.set_role_keys(&RoleName::Root, std::slice::from_ref(&cert)).map_err(md)?;
                             draft.extra_root_signers = old;
                             format!("{name}: root key rotated to {} (signed by the old and the new root key)", cert.id())
                         }
                     };
                     draft.mark("root");
-                    Ok(Outcome::Publish(draft, summary))
+                    Ok(Outcome::Publish(Box::new(draft), summary))
                 }
             })
             .await

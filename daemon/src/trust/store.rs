@@ -56,8 +56,10 @@ impl TrustStore {
     }
 
     fn path(&self, gun: &str) -> PathBuf {
-        self.dir
-            .join(format!("{}.json", hex::encode(Sha256::digest(gun.as_bytes()))))
+        self.dir.join(format!(
+            "{}.json",
+            hex::encode(Sha256::digest(gun.as_bytes()))
+        ))
     }
 
     /// The stored state of `gun`, if any.
@@ -105,7 +107,8 @@ impl TrustStore {
         };
         let path = self.path(gun);
         let bytes = serde_json::to_vec(&on_disk).map_err(|e| store_err(&path, e))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(|e| store_err(&path, e))?;
+        let mut tmp =
+            tempfile::NamedTempFile::new_in(&self.dir).map_err(|e| store_err(&path, e))?;
         tmp.write_all(&bytes).map_err(|e| store_err(&path, e))?;
         tmp.as_file().sync_all().map_err(|e| store_err(&path, e))?;
         tmp.persist(&path).map_err(|e| store_err(&path, e.error))?;

@@ -24,7 +24,7 @@ pub const MAX_ATTEMPTS: u32 = 5;
 /// What an intent decided.
 pub enum Outcome {
     /// Publish the draft; the text describes the change.
-    Publish(Draft, String),
+    Publish(Box<Draft>, String),
     /// Nothing to do; the text says why.
     Unchanged(String),
 }
@@ -160,7 +160,7 @@ impl Engine {
                 let events = events.clone();
                 let gun_name = name.clone();
                 tokio::task::spawn_blocking(move || -> Result<Signed_, TrustError> {
-                    let mut draft = draft;
+                    let mut draft = *draft;
                     draft.refresh_expiring(&held);
                     let touch = Touch {
                         events: &events,

@@ -1,0 +1,289 @@
+//! Docker Content Trust end to end: tufd and tufctl as processes, keys on a
+//! SoftHSM2 token, a real notary-server and notary-signer on loopback, and
+//! the real `notary` and `docker` clients reading what tufd publishes.
+
+use std::process::Command;
+use tufd_tests::daemon::{TestEnv, token_toml};
+use tufd_tests::notary::NotaryServers;
+use tufd_tests::softhsm::MODULE;
+
+const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+const D3: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
+
+/// A daemon configuration with one SoftHSM2 token and `servers` as the
+/// notary server for every repository.
+fn trust_config(env: &TestEnv, servers: &NotaryServers) -> String {
+    env.config_with(&format!(
+        "{}[[remote]]\nprefix = \"\"\nurl = \"{}\"\nca = \"{}\"\n",
+        token_toml("dev", MODULE, tufd_tests::daemon::TOKEN_LABEL, "env:TUFD_PIN"),
+        servers.url(),
+        servers.ca_path().display()
+    ))
+}
+
+/// `notary list GUN [--roles R]` rows as (name, hex digest, size, role).
+fn notary_list(servers: &NotaryServers, gun: &str, role: Option<&str>) -> Vec<(String, String, u64, String)> {
+    let cli = servers.cli();
+    let mut args = vec!["list", gun];
+    if let Some(r) = role {
+        args.extend(["--roles", r]);
+    }
+    let out = cli.run_ok(args);
+    out.stdout
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 4 && f[1].len() == 64).then(|| {
+                (
+                    f[0].to_owned(),
+                    f[1].to_owned(),
+                    f[2].parse().unwrap_or(0),
+                    f[3].to_owned(),
+                )
+            })
+        })
+        .collect()
+}
+
+fn hex_of(digest: &str) -> String {
+    digest.trim_start_matches("sha256:").to_owned()
+}
+
+#[test]
+fn tufd_repository_is_read_by_the_real_notary_client() {
+    let servers = NotaryServers::start();
+    let env = TestEnv::new();
+    let _d = env.start_with(&trust_config(&env, &servers));
+    let gun = "localhost:5000/tufd/app";
+
+    env.tufctl(&["key", "generate", "alice"]).ok();
+    env.tufctl(&["key", "generate", "bob"]).ok();
+    let added = env
+        .tufctl(&["-o", "json", "signer", "add", "alice", gun, "--key", "alice.pub"])
+        .json();
+    assert_eq!(added["changes"][0]["initialized"], true, "{added}");
+    env.tufctl(&["signer", "add", "bob", gun, "--key", "bob.pub"]).ok();
+
+    // Root and targets keys were generated on the token, named for the repository.
+    let keys = env.tufctl(&["-o", "json", "key", "list"]).json();
+    let names: Vec<String> = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| format!("{}@{}", k["name"].as_str().unwrap(), k["gun"].as_str().unwrap()))
+        .collect();
+    assert!(names.contains(&format!("root@{gun}")), "{names:?}");
+    assert!(names.contains(&format!("targets@{gun}")), "{names:?}");
+
+    env.tufctl(&[
+        "sign",
+        &format!("{gun}:v1"),
+        "--digest",
+        D1,
+        "--size",
+        "1234",
+    ])
+    .ok();
+    // Several tags, one transaction; names notary must reproduce byte for byte.
+    env.tufctl(&[
+        "sign",
+        &format!("{gun}:v2"),
+        &format!("{gun}:a<b>&c-ü€"),
+        "--digest",
+        D2,
+        "--size",
+        "99",
+    ])
+    .ok();
+
+    let rows = notary_list(&servers, gun, None);
+    let find = |name: &str| rows.iter().find(|r| r.0 == name).cloned();
+    let v1 = find("v1").unwrap_or_else(|| panic!("v1 missing: {rows:?}"));
+    assert_eq!((v1.1.as_str(), v1.2, v1.3.as_str()), (hex_of(D1).as_str(), 1234, "targets/releases"));
+    let v2 = find("v2").unwrap();
+    assert_eq!((v2.1.as_str(), v2.2), (hex_of(D2).as_str(), 99));
+    assert!(find("a<b>&c-ü€").is_some(), "{rows:?}");
+    assert_eq!(rows.len(), 3, "exactly the signed tags: {rows:?}");
+
+    // The signers' delegations are what docker makes.
+    let out = servers.cli().run_ok(["delegation", "list", gun]);
+    assert!(out.stdout.contains("targets/alice"), "{out}");
+    assert!(out.stdout.contains("targets/bob"), "{out}");
+    assert!(out.stdout.contains("targets/releases"), "{out}");
+
+    // Control characters are refused before anything is signed.
+    env.tufctl(&["sign", &format!("{gun}:bad\ttag"), "--digest", D3, "--size", "1"])
+        .fails_with(1, "control character");
+
+    // tufctl inspect agrees with notary.
+    let inspect = env.tufctl(&["inspect", gun]).json();
+    let tags: Vec<&str> = inspect[0]["SignedTags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["SignedTag"].as_str().unwrap())
+        .collect();
+    assert_eq!(tags.len(), 3, "{inspect}");
+    assert!(tags.contains(&"v1") && tags.contains(&"v2"));
+}
+
+#[test]
+fn docker_trust_inspect_reads_a_tufd_repository() {
+    let servers = NotaryServers::start();
+    let env = TestEnv::new();
+    let _d = env.start_with(&trust_config(&env, &servers));
+    let gun = "localhost:5000/tufd/docker";
+    env.tufctl(&["key", "generate", "alice"]).ok();
+    env.tufctl(&["signer", "add", "alice", gun, "--key", "alice.pub"]).ok();
+    env.tufctl(&["sign", &format!("{gun}:v1"), "--digest", D1, "--size", "10"]).ok();
+
+    let docker_config = env.path().join("docker");
+    let tls = docker_config.join(format!("tls/127.0.0.1:{}", servers.port()));
+    std::fs::create_dir_all(&tls).unwrap();
+    std::fs::copy(servers.ca_path(), tls.join("ca.crt")).unwrap();
+    let out = Command::new("docker")
+        .args(["trust", "inspect", gun])
+        .env("DOCKER_CONFIG", &docker_config)
+        .env("DOCKER_CONTENT_TRUST_SERVER", servers.url())
+        .output()
+        .expect("docker CLI");
+    assert!(out.status.success(), "{out:?}");
+    let docker: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ours = env.tufctl(&["inspect", gun]).json();
+    assert_eq!(docker, ours, "docker trust inspect and tufctl inspect differ");
+    assert_eq!(docker[0]["SignedTags"][0]["SignedTag"], "v1");
+    assert_eq!(docker[0]["SignedTags"][0]["Digest"], hex_of(D1));
+    assert_eq!(docker[0]["SignedTags"][0]["Signers"][0], "alice");
+}
+
+#[test]
+fn tufd_signs_into_a_repository_the_notary_client_made() {
+    let servers = NotaryServers::start();
+    let env = TestEnv::new();
+    let gun = "localhost:5000/notary/made";
+    let dir = env.path();
+
+    // A releases key made outside, as a CI team would have it.
+    let run = |cmd: &mut Command| {
+        let out = cmd.current_dir(dir).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    run(Command::new("openssl").args(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "rel.key"]));
+    run(Command::new("openssl").args([
+        "req", "-new", "-x509", "-key", "rel.key", "-out", "rel.crt", "-days", "30", "-subj", "/CN=releases",
+    ]));
+
+    let cli = servers.cli();
+    cli.run_ok(["init", gun, "-p"]);
+    cli.run_ok(["key", "rotate", gun, "snapshot", "-r"]);
+    cli.run_ok(["delegation", "add", gun, "targets/releases", dir.join("rel.crt").to_str().unwrap(), "--all-paths"]);
+    std::fs::write(dir.join("payload"), b"hello from notary").unwrap();
+    cli.run_ok(["add", gun, "from-notary", dir.join("payload").to_str().unwrap()]);
+    cli.run_ok(["publish", gun]);
+
+    let _d = env.start_with(&trust_config(&env, &servers));
+    let before = env.tufctl(&["inspect", gun]).json();
+    let tags = before[0]["SignedTags"].as_array().unwrap();
+    assert_eq!(tags.len(), 1, "{before}");
+    assert_eq!(tags[0]["SignedTag"], "from-notary");
+    assert_eq!(tags[0]["Signers"][0], "Repo Admin");
+
+    // Without the releases key, tufd says what is missing.
+    env.tufctl(&["sign", &format!("{gun}:v1"), "--digest", D1, "--size", "5"])
+        .fails_with(1, "holds no key of targets/releases");
+    env.tufctl(&["key", "load", dir.join("rel.key").to_str().unwrap(), "--name", "releaser"]).ok();
+    env.tufctl(&["sign", &format!("{gun}:v1"), "--digest", D1, "--size", "5"]).ok();
+
+    let rows = notary_list(&servers, gun, None);
+    assert!(rows.iter().any(|r| r.0 == "from-notary" && r.3 == "targets"), "{rows:?}");
+    assert!(
+        rows.iter().any(|r| r.0 == "v1" && r.1 == hex_of(D1) && r.3 == "targets/releases"),
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn concurrent_signers_and_a_racing_removal_leave_a_verifiable_repository() {
+    let servers = NotaryServers::start();
+    let env = TestEnv::new();
+    let config = trust_config(&env, &servers);
+    let _d = env.start_with(&config);
+    let gun = "localhost:5000/tufd/race";
+    env.tufctl(&["key", "generate", "alice"]).ok();
+    env.tufctl(&["key", "generate", "bob"]).ok();
+    env.tufctl(&["signer", "add", "alice", gun, "--key", "alice.pub"]).ok();
+    env.tufctl(&["signer", "add", "bob", gun, "--key", "bob.pub"]).ok();
+
+    // Two clients sign different tags at the same time.
+    std::thread::scope(|s| {
+        let a = s.spawn(|| env.tufctl(&["sign", &format!("{gun}:one"), "--digest", D1, "--size", "1"]));
+        let b = s.spawn(|| env.tufctl(&["sign", &format!("{gun}:two"), "--digest", D2, "--size", "2"]));
+        a.join().unwrap().ok();
+        b.join().unwrap().ok();
+    });
+    let rows = notary_list(&servers, gun, None);
+    assert!(rows.iter().any(|r| r.0 == "one") && rows.iter().any(|r| r.0 == "two"), "{rows:?}");
+
+    // A signer removal racing a sign: both answer accurately and the
+    // repository verifies afterwards.
+    let (sign, remove) = std::thread::scope(|s| {
+        let a = s.spawn(|| env.tufctl(&["sign", &format!("{gun}:three"), "--digest", D3, "--size", "3"]));
+        let b = s.spawn(|| env.tufctl(&["signer", "remove", "alice", gun]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert!(sign.status.success(), "{sign:?}");
+    assert!(remove.status.success(), "{remove:?}");
+    let rows = notary_list(&servers, gun, None);
+    for t in ["one", "two", "three"] {
+        assert!(rows.iter().any(|r| r.0 == t), "{t} missing after the race: {rows:?}");
+    }
+    let delegations = servers.cli().run_ok(["delegation", "list", gun]);
+    assert!(!delegations.stdout.contains("targets/alice"), "{delegations}");
+
+    // Removing the last signer is refused unless forced.
+    env.tufctl(&["signer", "remove", "bob", gun])
+        .fails_with(1, "last key of targets/releases");
+    assert!(notary_list(&servers, gun, None).len() == 3);
+}
+
+#[test]
+fn revoke_and_rotations_keep_the_repository_valid() {
+    let servers = NotaryServers::start();
+    let env = TestEnv::new();
+    let _d = env.start_with(&trust_config(&env, &servers));
+    let gun = "localhost:5000/tufd/rotate";
+    env.tufctl(&["key", "generate", "alice"]).ok();
+    env.tufctl(&["signer", "add", "alice", gun, "--key", "alice.pub"]).ok();
+    env.tufctl(&["sign", &format!("{gun}:v1"), &format!("{gun}:v2"), "--digest", D1, "--size", "1"]).ok();
+
+    env.tufctl(&["revoke", &format!("{gun}:v1")]).ok();
+    let rows = notary_list(&servers, gun, None);
+    assert_eq!(rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), ["v2"], "{rows:?}");
+    env.tufctl(&["revoke", &format!("{gun}:nope")]).fails_with(1, "no tag nope is signed");
+
+    for role in ["targets", "snapshot", "timestamp", "root"] {
+        let out = env.tufctl(&["key", "rotate", gun, role]);
+        assert!(out.status.success(), "rotate {role}: {out:?}");
+        // A fresh notary client (trust on first use) and one that cached the
+        // old root both accept the repository.
+        let rows = notary_list(&servers, gun, None);
+        assert_eq!(rows.len(), 1, "after rotating {role}: {rows:?}");
+    }
+    // Still signable after all rotations.
+    env.tufctl(&["sign", &format!("{gun}:v3"), "--digest", D3, "--size", "3"]).ok();
+    assert_eq!(notary_list(&servers, gun, None).len(), 2);
+}
+
+#[test]
+fn a_repository_tufd_does_not_know_is_reported_clearly() {
+    let servers = NotaryServers::start();
+    let env = TestEnv::new();
+    let _d = env.start_with(&trust_config(&env, &servers));
+    env.tufctl(&["inspect", "localhost:5000/none/here"])
+        .fails_with(1, "has no trust data on the server");
+    env.tufctl(&["sign", "localhost:5000/none/here:v1", "--digest", D1, "--size", "1"])
+        .fails_with(1, "`tufctl signer add` initializes it");
+    env.tufctl(&["sign", "localhost:5000/none/here:v1", "--digest", "sha256:xyz", "--size", "1"])
+        .fails_with(1, "expected sha256:<64 hex digits>");
+}
