@@ -3,5 +3,6 @@
 
 pub mod daemon;
 pub mod notary;
+pub mod registry;
 pub mod softhsm;
 pub mod vcard;
