@@ -117,13 +117,14 @@ async fn unknown_tag_and_repository_are_not_found() {
         .resolve(&image(&registry, "library/nope", "v1"))
         .await
         .expect_err("unknown repository");
-    assert!(err.is_not_found(), "{err:?}");
-    let text = err.to_string();
     assert!(
-        text.contains(&format!("{host}/library/nope")) || text.contains("library/nope"),
-        "{text}"
+        matches!(err, RegistryError::RepositoryNotFound { .. }),
+        "{err:?}"
     );
-    eprintln!("unknown repository: {text}");
+    assert_eq!(
+        err.to_string(),
+        format!("no repository library/nope in {host} (looking for tag v1)")
+    );
 
     // Deleted manifests are gone too.
     let gone = registry.push_image("library/app", "gone").await;
@@ -319,7 +320,7 @@ async fn htpasswd_basic_auth() {
         .resolve(&image(&registry, "library/app", "v9"))
         .await
         .expect_err("unknown tag behind auth");
-    assert!(err.is_not_found(), "{err:?}");
+    assert!(matches!(err, RegistryError::TagNotFound { .. }), "{err:?}");
 }
 
 #[tokio::test]
@@ -367,6 +368,26 @@ async fn bearer_token_auth() {
         .await
         .expect("resolve with a token");
     assert_eq!((got.digest, got.size), (pushed.digest, pushed.size()));
+
+    // Behind token auth, unknown tags and repositories are still told apart.
+    let client = RegistryClient::new(&right).expect("client");
+    let err = client
+        .resolve(&image(&registry, "library/app", "v9"))
+        .await
+        .expect_err("unknown tag");
+    assert!(matches!(err, RegistryError::TagNotFound { .. }), "{err:?}");
+    let err = client
+        .resolve(&image(&registry, "library/nope", "v1"))
+        .await
+        .expect_err("unknown repository");
+    assert!(
+        matches!(err, RegistryError::RepositoryNotFound { .. }),
+        "{err:?}"
+    );
+    let _ = client
+        .resolve(&reference)
+        .await
+        .expect("resolve with a token again");
 
     let requests = registry.token_requests();
     let last = requests.last().expect("token requests");

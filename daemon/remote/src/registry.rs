@@ -724,18 +724,19 @@ impl RegistryClient {
     pub async fn resolve(&self, reference: &ImageRef) -> Result<ManifestDescriptor, RegistryError> {
         let host = reference.api_host();
         let path = format!("/v2/{}/manifests/{}", reference.repository, reference.tag);
-        let (url, resp) = self.get_manifest(host, &path, Authorization::None).await?;
-        let (url, resp) = if resp.status() == StatusCode::UNAUTHORIZED {
+        let (url, resp) = self.get_manifest(host, &path, &Authorization::None).await?;
+        let (auth, url, resp) = if resp.status() == StatusCode::UNAUTHORIZED {
             let auth = self.answer_challenge(reference, &url, resp).await?;
-            self.get_manifest(host, &path, auth).await?
+            let (url, resp) = self.get_manifest(host, &path, &auth).await?;
+            (auth, url, resp)
         } else {
-            (url, resp)
+            (Authorization::None, url, resp)
         };
         let status = resp.status();
         if status.is_success() {
             return self.read_manifest(&url, resp).await;
         }
-        Err(self.status_error(reference, &url, resp).await)
+        Err(self.status_error(reference, &url, resp, &auth).await)
     }
 
     /// The credentials configured for the image's registry.
@@ -754,12 +755,12 @@ impl RegistryClient {
         &self,
         host: &str,
         path: &str,
-        auth: Authorization<'_>,
+        auth: &Authorization<'_>,
     ) -> Result<(String, reqwest::Response), RegistryError> {
         let known = self.schemes.lock().ok().and_then(|m| m.get(host).copied());
         let first = known.unwrap_or(Scheme::Https);
         let url = format!("{}://{host}{path}", first.as_str());
-        match self.send_manifest_get(&url, &auth).await {
+        match self.send_get(&url, auth).await {
             Ok(resp) => {
                 self.remember(host, first);
                 Ok((url, resp))
@@ -767,7 +768,7 @@ impl RegistryClient {
             Err(e) if known.is_none() && e.is_plain_http_peer() && self.http_allowed(host) => {
                 let url = format!("http://{host}{path}");
                 tracing::debug!(%host, "registry speaks plain http");
-                let resp = self.send_manifest_get(&url, &auth).await?;
+                let resp = self.send_get(&url, auth).await?;
                 self.remember(host, Scheme::Http);
                 Ok((url, resp))
             }
@@ -781,12 +782,12 @@ impl RegistryClient {
         }
     }
 
-    async fn send_manifest_get(
+    async fn send_get(
         &self,
         url: &str,
         auth: &Authorization<'_>,
     ) -> Result<reqwest::Response, RegistryError> {
-        tracing::debug!(%url, "registry manifest request");
+        tracing::debug!(%url, "registry request");
         let mut req = self.http.get(url).header(ACCEPT, ACCEPTED.join(", "));
         match auth {
             Authorization::None => {}
@@ -1024,11 +1025,33 @@ impl RegistryClient {
         })
     }
 
+    /// True when `GET …/tags/list` for the manifest URL's repository answers
+    /// 404 `NAME_UNKNOWN`. Any other outcome (including errors) is false.
+    async fn repository_unknown(&self, manifest_url: &str, auth: &Authorization<'_>) -> bool {
+        let Some((base, _)) = manifest_url.rsplit_once("/manifests/") else {
+            return false;
+        };
+        let url = format!("{base}/tags/list?n=1");
+        let Ok(resp) = self.send_get(&url, auth).await else {
+            return false;
+        };
+        if resp.status() != StatusCode::NOT_FOUND {
+            return false;
+        }
+        let body = crate::body::read_limited(&url, resp, SMALL_BODY_LIMIT)
+            .await
+            .unwrap_or_default();
+        registry_errors(&body)
+            .iter()
+            .any(|e| e.code == "NAME_UNKNOWN")
+    }
+
     async fn status_error(
         &self,
         reference: &ImageRef,
         url: &str,
         resp: reqwest::Response,
+        auth: &Authorization<'_>,
     ) -> RegistryError {
         let status = resp.status();
         // Best effort: an unreadable error body must not hide the status.
@@ -1038,7 +1061,11 @@ impl RegistryClient {
         let codes = registry_errors(&body);
         match status {
             StatusCode::NOT_FOUND => {
-                if codes.iter().any(|e| e.code == "NAME_UNKNOWN") {
+                // distribution answers MANIFEST_UNKNOWN for a tag in an
+                // unknown repository too; the tag list tells them apart.
+                if codes.iter().any(|e| e.code == "NAME_UNKNOWN")
+                    || self.repository_unknown(url, auth).await
+                {
                     RegistryError::RepositoryNotFound {
                         registry: reference.registry.clone(),
                         repository: reference.repository.clone(),
