@@ -154,6 +154,9 @@ impl Engine {
                 Outcome::Publish(d, s) => (d, s),
             };
             let initialized = draft.initializing;
+            // The intent may have generated keys (a new repository's root
+            // and targets keys, a rotation's new key): sign with a fresh list.
+            let held = self.held_keys().await?;
             progress("signing on the token".into());
             let signed = {
                 let held = held.clone();
