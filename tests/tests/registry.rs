@@ -410,6 +410,8 @@ struct Hostile {
 #[derive(Clone)]
 enum Behaviour {
     Respond(Vec<u8>),
+    /// Reads the request, then says nothing for 30 s.
+    Hang,
     /// 200 with a chunked body that never ends.
     Endless,
 }
@@ -446,6 +448,7 @@ async fn hostile(behaviour: Behaviour) -> Hostile {
                         let _ = sock.write_all(&bytes).await;
                         let _ = sock.shutdown().await;
                     }
+                    Behaviour::Hang => tokio::time::sleep(Duration::from_secs(30)).await,
                     Behaviour::Endless => {
                         let head = format!(
                             "HTTP/1.1 200 OK\r\nContent-Type: {MEDIA_TYPE_OCI_MANIFEST}\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -607,4 +610,39 @@ async fn token_realm_over_plain_http_to_a_remote_host_is_refused() {
     );
     // One connection for the https attempt, one for plain http: no more.
     assert!(server.connections.load(Ordering::SeqCst) <= 2);
+}
+
+#[tokio::test]
+async fn a_silent_registry_times_out() {
+    let server = hostile(Behaviour::Hang).await;
+    let (mut cfg, _dir) = config_for(None);
+    cfg.timeout = Duration::from_secs(1);
+    let client = RegistryClient::new(&cfg).expect("client");
+    let reference = ImageRef::new(&format!("{}/library/app", server.host), "v1").expect("ref");
+    let started = Instant::now();
+    let err = client.resolve(&reference).await.expect_err("silence");
+    assert!(
+        matches!(
+            err,
+            RegistryError::Timeout {
+                phase: "request",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_transient());
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn the_harness_kills_the_registry_on_drop() {
+    let registry = TestRegistry::start();
+    let pid = registry.pid();
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+    assert!(proc_dir.exists());
+    let dir = registry.dir().to_owned();
+    drop(registry);
+    assert!(!proc_dir.exists(), "docker-registry {pid} still running");
+    assert!(!dir.exists(), "{} not removed", dir.display());
 }

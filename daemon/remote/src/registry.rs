@@ -26,6 +26,14 @@
 //! [`RegistryConfig::insecure_registries`] is tried over https first and
 //! over plain http when it answers the TLS handshake with something that is
 //! not TLS; the choice is remembered per registry.
+//!
+//! Why not `oci-client`: all that signing needs is one manifest GET and the
+//! token flow. `oci-client` 0.18 brings the whole pull/push surface, its
+//! default TLS feature uses aws-lc-rs, and its ring-compatible feature wants
+//! a process-wide default crypto provider installed; this module instead
+//! shares this crate's per-client rustls/ring configuration (custom CA,
+//! client certificate), error classification and size-bounded body reading
+//! with the notary client.
 
 use std::collections::{BTreeMap, HashMap};
 use std::error::Error as StdError;
