@@ -49,6 +49,212 @@ pub enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Add or remove signers of repositories (`docker trust signer`).
+    Signer {
+        #[command(subcommand)]
+        command: SignerCommand,
+    },
+    /// Sign tags of images with a key the daemon holds (`docker trust sign`).
+    #[command(long_about = SIGN_ABOUT)]
+    Sign(SignArgs),
+    /// Remove the signature of a tag, or of every tag (`docker trust revoke`).
+    #[command(long_about = REVOKE_ABOUT)]
+    Revoke(RevokeArgs),
+    /// Show the signed tags, signers and keys of repositories
+    /// (`docker trust inspect`).
+    #[command(long_about = INSPECT_ABOUT)]
+    Inspect(InspectArgs),
+}
+
+const SIGN_ABOUT: &str = "\
+Sign tags of images with a key the daemon holds (`docker trust sign`).
+
+Each REPO:TAG becomes a target named TAG with the manifest's sha256 digest
+and size, signed into targets/releases (the role `docker pull` trusts) and
+into the signer's own role, or into targets when the daemon holds only the
+repository key. All tags of one repository are one transaction and one
+publish; several repositories are signed in one call.
+
+REPO is the fully qualified repository name (the Notary GUN), such as
+localhost:5000/library/app or docker.io/library/alpine.
+
+The digest is the image manifest's (what `docker push` prints as
+`digest: sha256:…` and `size: N`). Later the daemon will read it from the
+registry when --digest is omitted; today it answers with an error.
+
+Examples:
+  tufctl sign registry.example.com/team/app:v1.2 \\
+      --digest sha256:0f8b2d4e5c1a…(64 hex digits) --size 527
+  tufctl sign reg/app:v1 reg/app:latest reg/other:v1 --digest sha256:… --size 527
+  tufctl sign reg/app:v1 --digest sha256:… --size 527 --output json";
+
+const REVOKE_ABOUT: &str = "\
+Remove the signature of a tag, or of every tag (`docker trust revoke`).
+
+REPO:TAG removes TAG from every role that lists it (targets/releases,
+signer roles, targets), so `docker pull` with content trust refuses it.
+REPO alone removes every signed tag of the repository; that asks for
+confirmation on a terminal and needs --yes otherwise.
+
+Examples:
+  tufctl revoke registry.example.com/team/app:v1.2
+  tufctl revoke registry.example.com/team/app --yes";
+
+const INSPECT_ABOUT: &str = "\
+Show the signed tags, signers and keys of repositories
+(`docker trust inspect`).
+
+The daemon reads each repository from the notary server and verifies it
+against the root it trusts. The default output is the JSON array `docker
+trust inspect` prints, field for field (Name, SignedTags, Signers,
+AdministrativeKeys), so scripts written for docker keep working. --pretty
+prints docker's human form. Roles that expire within six months are
+reported on stderr.
+
+REPO:TAG shows only that tag, as docker does.
+
+Examples:
+  tufctl inspect registry.example.com/team/app
+  tufctl inspect registry.example.com/team/app:v1.2 --pretty
+  tufctl inspect reg/app reg/other | jq '.[].SignedTags[].SignedTag'";
+
+const SIGNER_ADD_ABOUT: &str = "\
+Add a signer to repositories (`docker trust signer add`).
+
+The public key (a NAME.pub written by `tufctl key generate` or `docker trust
+key generate`, or an X.509 certificate) is added as the role targets/NAME
+and to targets/releases, both for all tags, so the signer's signatures
+make tags pullable with content trust. A repository that does not exist
+yet is initialized first: its root and repository (targets) keys are
+generated on a token (--token), and the notary server keeps the snapshot
+key unless --client-snapshot.
+
+Examples:
+  tufctl key generate alice
+  tufctl signer add alice registry.example.com/team/app --key alice.pub
+  tufctl signer add ci reg/app reg/other --key ci.pub --token yubihsm";
+
+const SIGNER_REMOVE_ABOUT: &str = "\
+Remove a signer from repositories (`docker trust signer remove`).
+
+The signer's keys leave targets/NAME and targets/releases. Removing the
+last key of targets/releases leaves the repository without pullable signed
+tags; the daemon refuses that unless --force.
+
+Examples:
+  tufctl signer remove alice registry.example.com/team/app
+  tufctl signer remove alice reg/app --force";
+
+const ROTATE_ABOUT: &str = "\
+Rotate a key of a repository (`notary key rotate`).
+
+- root: a new root key and certificate on a token; the new root is signed
+  by the old and the new key, so clients that trust the old root accept it.
+- targets: a new repository key on a token (--token).
+- snapshot: hand the snapshot key to the notary server (--server-managed),
+  or a new key on a token.
+- timestamp: the notary server makes a new timestamp key (always
+  server-managed).
+
+Examples:
+  tufctl key rotate registry.example.com/team/app targets --token yubihsm
+  tufctl key rotate reg/app snapshot --server-managed
+  tufctl key rotate reg/app root";
+
+/// `signer` subcommands.
+#[derive(Subcommand)]
+pub enum SignerCommand {
+    /// Add a signer (its public key) to repositories.
+    #[command(long_about = SIGNER_ADD_ABOUT)]
+    Add {
+        /// Signer name: lowercase letters, digits, '-' and '_' (not
+        /// "releases"); the role becomes targets/NAME.
+        name: String,
+        /// Repositories (GUNs), e.g. registry.example.com/team/app.
+        #[arg(required = true, value_name = "REPO")]
+        repos: Vec<String>,
+        /// The signer's public key: NAME.pub (PEM PUBLIC KEY) or a PEM certificate.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Token for the root and repository keys of repositories this
+        /// call initializes (default: the daemon's default token).
+        #[arg(long)]
+        token: Option<String>,
+        /// When initializing, keep the snapshot key on the token instead of
+        /// letting the notary server manage it.
+        #[arg(long)]
+        client_snapshot: bool,
+    },
+    /// Remove a signer from repositories.
+    #[command(long_about = SIGNER_REMOVE_ABOUT)]
+    Remove {
+        /// Signer name (the role targets/NAME).
+        name: String,
+        /// Repositories (GUNs).
+        #[arg(required = true, value_name = "REPO")]
+        repos: Vec<String>,
+        /// Allow removing the last key of targets/releases.
+        #[arg(long, short = 'f')]
+        force: bool,
+    },
+}
+
+/// `sign` arguments.
+#[derive(Args)]
+pub struct SignArgs {
+    /// Tags to sign, as REPO:TAG.
+    #[arg(required = true, value_name = "REPO:TAG")]
+    pub tags: Vec<String>,
+    /// Manifest digest, sha256:<64 lowercase hex digits>.
+    #[arg(long, requires = "size")]
+    pub digest: Option<String>,
+    /// Manifest size in bytes.
+    #[arg(long, requires = "digest")]
+    pub size: Option<u64>,
+}
+
+/// `revoke` arguments.
+#[derive(Args)]
+pub struct RevokeArgs {
+    /// REPO:TAG to revoke one tag, REPO to revoke every tag.
+    #[arg(value_name = "REPO[:TAG]")]
+    pub reference: String,
+    /// Do not ask for confirmation when revoking every tag (required when
+    /// stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+/// `inspect` arguments.
+#[derive(Args)]
+pub struct InspectArgs {
+    /// Repositories (GUNs), optionally with :TAG.
+    #[arg(required = true, value_name = "REPO[:TAG]")]
+    pub repos: Vec<String>,
+    /// Print docker's human-friendly form instead of JSON.
+    #[arg(long)]
+    pub pretty: bool,
+}
+
+/// Repository roles whose keys can be rotated.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+pub enum RotateRole {
+    Root,
+    Targets,
+    Snapshot,
+    Timestamp,
+}
+
+impl RotateRole {
+    /// The role name the daemon expects.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RotateRole::Root => "root",
+            RotateRole::Targets => "targets",
+            RotateRole::Snapshot => "snapshot",
+            RotateRole::Timestamp => "timestamp",
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -115,6 +321,23 @@ pub enum KeyCommand {
     Test {
         #[command(flatten)]
         key: KeyArg,
+    },
+    /// Rotate a repository key: root, targets, snapshot or timestamp.
+    #[command(long_about = ROTATE_ABOUT)]
+    Rotate {
+        /// Repository (GUN).
+        #[arg(value_name = "REPO")]
+        repo: String,
+        /// The role whose key is replaced.
+        #[arg(value_enum)]
+        role: RotateRole,
+        /// Token for the new key (default: the daemon's default token).
+        #[arg(long)]
+        token: Option<String>,
+        /// Let the notary server hold the new key (snapshot; implied for
+        /// timestamp).
+        #[arg(long)]
+        server_managed: bool,
     },
 }
 

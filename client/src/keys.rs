@@ -57,7 +57,7 @@ pub async fn token_list(channel: Channel, out: &Output) -> Result<(), Failure> {
 }
 
 pub async fn run(cmd: KeyCommand, channel: Channel, out: &Output) -> Result<(), Failure> {
-    let mut client = KeysClient::new(channel);
+    let mut client = KeysClient::new(channel.clone());
     match cmd {
         KeyCommand::Generate { name, dir, target } => {
             generate(&mut client, out, name, &dir, target.token).await
@@ -71,6 +71,15 @@ pub async fn run(cmd: KeyCommand, channel: Channel, out: &Output) -> Result<(), 
         KeyCommand::List { token } => list(&mut client, out, token).await,
         KeyCommand::Rm { key, yes } => remove(&mut client, out, key, yes).await,
         KeyCommand::Test { key } => prove(&mut client, out, key).await,
+        KeyCommand::Rotate {
+            repo,
+            role,
+            token,
+            server_managed,
+        } => {
+            let mut term = crate::trust::Term::stdio();
+            crate::trust::rotate(repo, role, token, server_managed, channel, &mut term, out).await
+        }
     }
 }
 

@@ -6,8 +6,10 @@
 
 mod cli;
 mod connect;
+mod docker;
 mod keys;
 mod output;
+mod trust;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -27,6 +29,7 @@ async fn main() -> ExitCode {
 
 async fn run(args: cli::Cli) -> Result<(), output::Failure> {
     let out = output::Output::new(args.output);
+    trust::precheck(&args.command)?;
     let channel = connect::connect(&args.socket).await?;
     match args.command {
         cli::Command::Status => keys::status(channel, &out).await,
@@ -34,5 +37,17 @@ async fn run(args: cli::Cli) -> Result<(), output::Failure> {
             command: cli::TokenCommand::List,
         } => keys::token_list(channel, &out).await,
         cli::Command::Key { command } => keys::run(command, channel, &out).await,
+        cli::Command::Signer { command } => {
+            trust::signer(command, channel, &mut trust::Term::stdio(), &out).await
+        }
+        cli::Command::Sign(args) => {
+            trust::sign(args, channel, &mut trust::Term::stdio(), &out).await
+        }
+        cli::Command::Revoke(args) => {
+            trust::revoke(args, channel, &mut trust::Term::stdio(), &out).await
+        }
+        cli::Command::Inspect(args) => {
+            trust::inspect(args, channel, &mut trust::Term::stdio(), &out).await
+        }
     }
 }

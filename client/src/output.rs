@@ -34,6 +34,16 @@ impl Failure {
         }
     }
 
+    /// The daemon refused or failed the request (exit code 1), with a code
+    /// name like those of gRPC statuses.
+    pub fn daemon(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+            exit: 1,
+        }
+    }
+
     /// The process exit code.
     pub fn exit_code(&self) -> u8 {
         self.exit

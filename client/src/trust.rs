@@ -1,0 +1,1127 @@
+//! Trust verbs: `signer add/remove`, `sign`, `revoke`, `inspect`,
+//! `key rotate`, and the rendering of the daemon's event streams.
+
+use crate::cli::{InspectArgs, RevokeArgs, RotateRole, SignArgs, SignerCommand};
+use crate::docker;
+use crate::output::{Failure, Output};
+use serde_json::{Value, json};
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use tonic::transport::Channel;
+use tufd_proto::v1::{self, trust_client::TrustClient, trust_event::Event};
+
+/// Public key files larger than this are not public key files.
+const MAX_PUBLIC_KEY_FILE: u64 = 256 * 1024;
+
+/// Where a command writes: stdout for results, stderr for progress,
+/// prompts and warnings.
+pub struct Term {
+    out: Box<dyn Write + Send>,
+    err: Box<dyn Write + Send>,
+    /// stderr is a terminal: progress is one line updated in place.
+    err_tty: bool,
+    /// An updating status line is on screen and must be cleared.
+    status_shown: bool,
+}
+
+impl Term {
+    /// The process's stdout and stderr.
+    pub fn stdio() -> Self {
+        Term {
+            out: Box::new(std::io::stdout()),
+            err: Box::new(std::io::stderr()),
+            err_tty: std::io::stderr().is_terminal(),
+            status_shown: false,
+        }
+    }
+
+    /// Writers of the caller's choice (tests).
+    #[cfg(test)]
+    pub fn new(out: Box<dyn Write + Send>, err: Box<dyn Write + Send>, err_tty: bool) -> Self {
+        Term {
+            out,
+            err,
+            err_tty,
+            status_shown: false,
+        }
+    }
+
+    // Write errors on stdout/stderr (a closed pipe) are ignored, as
+    // `println!` users expect the command's own result to decide the exit.
+    fn out(&mut self, text: &str) {
+        let _ = self.out.write_all(text.as_bytes());
+        let _ = self.out.flush();
+    }
+
+    /// A line on stderr, below any status line.
+    fn note(&mut self, line: &str) {
+        self.clear_status();
+        let _ = writeln!(self.err, "{line}");
+        let _ = self.err.flush();
+    }
+
+    /// A transient line: updated in place on a terminal, else one line each.
+    fn status(&mut self, line: &str) {
+        if self.err_tty {
+            let _ = write!(self.err, "\r\x1b[2K{line}");
+            self.status_shown = true;
+            let _ = self.err.flush();
+        } else {
+            self.note(line);
+        }
+    }
+
+    fn clear_status(&mut self) {
+        if self.status_shown {
+            let _ = write!(self.err, "\r\x1b[2K");
+            let _ = self.err.flush();
+            self.status_shown = false;
+        }
+    }
+}
+
+/// The repository and tag of `REPO[:TAG]`; a colon is a tag separator only
+/// after the last `/` (before it, it is a registry port).
+pub fn split_reference(reference: &str) -> (&str, Option<&str>) {
+    let last_segment = reference.rfind('/').map_or(0, |i| i + 1);
+    match reference[last_segment..].rfind(':') {
+        Some(i) => {
+            let at = last_segment + i;
+            (&reference[..at], Some(&reference[at + 1..]))
+        }
+        None => (reference, None),
+    }
+}
+
+/// Checks a repository name (GUN) enough to catch typos before asking the
+/// daemon, which checks it fully.
+fn check_repo(repo: &str) -> Result<(), Failure> {
+    let bad = if repo.is_empty() {
+        Some("is empty")
+    } else if repo.contains('@') {
+        Some("has a digest (@…); give the repository name")
+    } else if repo.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some("contains whitespace")
+    } else if repo.starts_with('/') || repo.ends_with('/') || repo.contains("//") {
+        Some("has an empty path component")
+    } else {
+        None
+    };
+    match bad {
+        Some(why) => Err(Failure::input(format!(
+            "repository \"{repo}\" {why} (expected a name such as registry.example.com/team/app)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A repository without a tag (signer and rotation verbs act on repositories).
+fn check_untagged(repo: &str) -> Result<(), Failure> {
+    check_repo(repo)?;
+    if let (name, Some(tag)) = split_reference(repo) {
+        return Err(Failure::input(format!(
+            "\"{repo}\" names a tag (:{tag}); give the repository alone: {name}"
+        )));
+    }
+    Ok(())
+}
+
+/// A docker tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+fn check_tag(reference: &str, tag: &str) -> Result<(), Failure> {
+    let ok = !tag.is_empty()
+        && tag.len() <= 128
+        && tag.bytes().enumerate().all(|(i, b)| {
+            b.is_ascii_alphanumeric() || b == b'_' || (i > 0 && matches!(b, b'.' | b'-'))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::input(format!(
+            "\"{reference}\": the tag \"{tag}\" is not a valid docker tag (letters, digits, '_', '.', '-'; at most 128; not starting with '.' or '-')"
+        )))
+    }
+}
+
+/// `sha256:` followed by 64 lowercase hex digits.
+pub fn check_digest(digest: &str) -> Result<(), Failure> {
+    let hex = digest.strip_prefix("sha256:").ok_or_else(|| {
+        Failure::input(format!(
+            "digest \"{digest}\" must start with sha256: (e.g. sha256:0f8b…, 64 hex digits)"
+        ))
+    })?;
+    if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(Failure::input(format!(
+            "digest \"{digest}\" must be sha256: followed by 64 lowercase hex digits ({} given)",
+            hex.len()
+        )));
+    }
+    Ok(())
+}
+
+/// docker's signer names: `^[a-z0-9][a-z0-9_-]*$`, not `releases`.
+fn check_signer_name(name: &str) -> Result<(), Failure> {
+    let ok = name.bytes().enumerate().all(|(i, b)| {
+        b.is_ascii_lowercase() || b.is_ascii_digit() || (i > 0 && matches!(b, b'_' | b'-'))
+    }) && !name.is_empty();
+    if !ok {
+        return Err(Failure::input(format!(
+            "signer name \"{name}\" must start with a lowercase letter or digit and contain only lowercase letters, digits, '-' and '_'"
+        )));
+    }
+    if name == "releases" {
+        return Err(Failure::input(
+            "releases is a reserved name (the role targets/releases); choose another signer name",
+        ));
+    }
+    Ok(())
+}
+
+/// Reads a signer's public key file: PEM `PUBLIC KEY` (as `key generate`
+/// writes, `role:` header allowed) or `CERTIFICATE`. A private key is
+/// refused, so it never leaves the machine by mistake.
+fn read_public_key(path: &Path) -> Result<String, Failure> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Failure::input(format!("cannot read {}: {e}", path.display())))?;
+    if meta.len() > MAX_PUBLIC_KEY_FILE {
+        return Err(Failure::input(format!(
+            "{} is {} bytes: too large for a public key file",
+            path.display(),
+            meta.len()
+        )));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::input(format!("cannot read {}: {e}", path.display())))?;
+    if text.contains("PRIVATE KEY-----") {
+        return Err(Failure::input(format!(
+            "{} holds a private key; give the public key (NAME.pub from `tufctl key generate` or `docker trust key generate`)",
+            path.display()
+        )));
+    }
+    let blocks = pem::parse_many(&text)
+        .map_err(|e| Failure::input(format!("{} is not a PEM file: {e}", path.display())))?;
+    match blocks.first().map(|b| b.tag()) {
+        Some("PUBLIC KEY") | Some("CERTIFICATE") => Ok(text),
+        Some(other) => Err(Failure::input(format!(
+            "{} holds a PEM {other}; expected PUBLIC KEY or CERTIFICATE",
+            path.display()
+        ))),
+        None => Err(Failure::input(format!(
+            "{} holds no PEM block; expected PUBLIC KEY or CERTIFICATE",
+            path.display()
+        ))),
+    }
+}
+
+/// Checks a trust command's input before connecting, so bad input exits
+/// with code 2 whether or not the daemon runs. The verbs check again.
+pub fn precheck(cmd: &crate::cli::Command) -> Result<(), Failure> {
+    use crate::cli::{Command, KeyCommand};
+    match cmd {
+        Command::Signer {
+            command: SignerCommand::Add {
+                name, repos, key, ..
+            },
+        } => {
+            check_signer_name(name)?;
+            repos.iter().try_for_each(|r| check_untagged(r))?;
+            read_public_key(key).map(drop)
+        }
+        Command::Signer {
+            command: SignerCommand::Remove { name, repos, .. },
+        } => {
+            check_signer_name(name)?;
+            repos.iter().try_for_each(|r| check_untagged(r))
+        }
+        Command::Sign(args) => sign_request(args).map(drop),
+        Command::Revoke(args) => check_reference(&args.reference),
+        Command::Inspect(args) => args.repos.iter().try_for_each(|r| check_reference(r)),
+        Command::Key {
+            command:
+                KeyCommand::Rotate {
+                    repo,
+                    role,
+                    token,
+                    server_managed,
+                },
+        } => {
+            check_untagged(repo)?;
+            rotation_server_managed(*role, token.is_some(), *server_managed).map(drop)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `REPO` or `REPO:TAG`.
+fn check_reference(reference: &str) -> Result<(), Failure> {
+    check_repo(reference)?;
+    let (repo, tag) = split_reference(reference);
+    check_repo(repo)?;
+    match tag {
+        Some(tag) => check_tag(reference, tag),
+        None => Ok(()),
+    }
+}
+
+/// Whether the new key is server-managed: always for timestamp, on request
+/// for snapshot, never for root and targets.
+fn rotation_server_managed(
+    role: RotateRole,
+    token: bool,
+    server_managed: bool,
+) -> Result<bool, Failure> {
+    let managed = match role {
+        RotateRole::Timestamp => true,
+        RotateRole::Snapshot => server_managed,
+        RotateRole::Root | RotateRole::Targets if server_managed => {
+            return Err(Failure::input(format!(
+                "--server-managed applies to snapshot and timestamp keys; {} keys stay on a token",
+                role.as_str()
+            )));
+        }
+        RotateRole::Root | RotateRole::Targets => false,
+    };
+    if managed && token {
+        return Err(Failure::input(
+            "--token and --server-managed exclude each other: a server-managed key is not on a token",
+        ));
+    }
+    Ok(managed)
+}
+
+/// Renders a trust operation's events until its result.
+///
+/// Progress and touch requests go to stderr; the result goes to stdout as
+/// text (one line per repository) or JSON. A stream that ends without a
+/// result is an error: the operation may or may not have been applied.
+pub async fn follow(
+    mut stream: tonic::Streaming<v1::TrustEvent>,
+    term: &mut Term,
+    out: &Output,
+) -> Result<(), Failure> {
+    loop {
+        let event = match stream.message().await {
+            Ok(Some(e)) => e,
+            Ok(None) => {
+                term.clear_status();
+                return Err(Failure::daemon(
+                    "Unavailable",
+                    "the daemon ended the operation without a result: it may or may not have been applied; check with `tufctl inspect REPO`",
+                ));
+            }
+            Err(status) => {
+                term.clear_status();
+                return Err(Failure::from(status));
+            }
+        };
+        match event.event {
+            Some(Event::Progress(p)) => term.status(&progress_line(&p)),
+            Some(Event::Touch(t)) => term.status(&touch_line(&t)),
+            Some(Event::Result(r)) => {
+                term.clear_status();
+                term.out(&result_text(&r, out));
+                return Ok(());
+            }
+            None => {}
+        }
+    }
+}
+
+fn progress_line(p: &v1::Progress) -> String {
+    if p.repository.is_empty() {
+        p.message.clone()
+    } else {
+        format!("{}: {}", p.repository, p.message)
+    }
+}
+
+fn touch_line(t: &v1::TouchRequest) -> String {
+    let device = if t.device.is_empty() {
+        "YubiKey"
+    } else {
+        &t.device
+    };
+    let serial = if t.serial.is_empty() {
+        String::new()
+    } else {
+        format!(" (serial {})", t.serial)
+    };
+    let role = if t.role.is_empty() {
+        "metadata"
+    } else {
+        &t.role
+    };
+    let repo = if t.repository.is_empty() {
+        String::new()
+    } else {
+        format!(" for {}", t.repository)
+    };
+    format!("Touch your {device}{serial} to sign {role}{repo}")
+}
+
+/// One repository change as JSON (stable field names for scripts).
+fn change_json(c: &v1::RepositoryChange) -> Value {
+    json!({
+        "repository": c.repository,
+        "initialized": c.initialized,
+        "published": c.published.iter().map(|r| json!({"role": r.role, "version": r.version})).collect::<Vec<_>>(),
+        "summary": c.summary,
+        "attempts": c.attempts,
+    })
+}
+
+/// The result as printed on stdout.
+fn result_text(r: &v1::TrustResult, out: &Output) -> String {
+    if out.json() {
+        let v = json!({ "changes": r.changes.iter().map(change_json).collect::<Vec<_>>() });
+        return format!(
+            "{}\n",
+            serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string())
+        );
+    }
+    let mut text = String::new();
+    for c in &r.changes {
+        let mut line = format!("{}: ", c.repository);
+        line.push_str(if c.summary.is_empty() {
+            "done"
+        } else {
+            &c.summary
+        });
+        let mut notes = Vec::new();
+        if c.initialized {
+            notes.push("repository initialized".to_owned());
+        }
+        if !c.published.is_empty() {
+            let roles: Vec<String> = c
+                .published
+                .iter()
+                .map(|r| format!("{} v{}", r.role, r.version))
+                .collect();
+            notes.push(format!("published {}", roles.join(", ")));
+        }
+        if c.attempts > 1 {
+            notes.push(format!("{} attempts", c.attempts));
+        }
+        if !notes.is_empty() {
+            line.push_str(&format!(" ({})", notes.join("; ")));
+        }
+        text.push_str(&line);
+        text.push('\n');
+    }
+    if r.changes.is_empty() {
+        text.push_str("Nothing changed.\n");
+    }
+    text
+}
+
+/// `tufctl signer add|remove`.
+pub async fn signer(
+    cmd: SignerCommand,
+    channel: Channel,
+    term: &mut Term,
+    out: &Output,
+) -> Result<(), Failure> {
+    let mut client = TrustClient::new(channel);
+    let stream = match cmd {
+        SignerCommand::Add {
+            name,
+            repos,
+            key,
+            token,
+            client_snapshot,
+        } => {
+            check_signer_name(&name)?;
+            for r in &repos {
+                check_untagged(r)?;
+            }
+            let public_key_pem = read_public_key(&key)?;
+            client
+                .add_signer(v1::AddSignerRequest {
+                    signer: name,
+                    repositories: repos,
+                    public_key_pem,
+                    token: token.unwrap_or_default(),
+                    client_snapshot,
+                })
+                .await?
+        }
+        SignerCommand::Remove { name, repos, force } => {
+            check_signer_name(&name)?;
+            for r in &repos {
+                check_untagged(r)?;
+            }
+            client
+                .remove_signer(v1::RemoveSignerRequest {
+                    signer: name,
+                    repositories: repos,
+                    force,
+                })
+                .await?
+        }
+    };
+    follow(stream.into_inner(), term, out).await
+}
+
+/// The `SignRequest` for `tufctl sign`, checked.
+fn sign_request(args: &SignArgs) -> Result<v1::SignRequest, Failure> {
+    if let Some(d) = &args.digest {
+        check_digest(d)?;
+    }
+    let mut tags = Vec::with_capacity(args.tags.len());
+    for reference in &args.tags {
+        check_repo(reference)?;
+        let (repo, tag) = split_reference(reference);
+        let Some(tag) = tag else {
+            return Err(Failure::input(format!(
+                "\"{reference}\" has no tag: give REPO:TAG (e.g. {reference}:v1)"
+            )));
+        };
+        check_repo(repo)?;
+        check_tag(reference, tag)?;
+        if tags
+            .iter()
+            .any(|t: &v1::TagToSign| t.repository == repo && t.tag == tag)
+        {
+            return Err(Failure::input(format!("{reference} is given twice")));
+        }
+        tags.push(v1::TagToSign {
+            repository: repo.to_owned(),
+            tag: tag.to_owned(),
+            digest: args.digest.clone().unwrap_or_default(),
+            size: args.size.unwrap_or_default(),
+        });
+    }
+    Ok(v1::SignRequest { tags })
+}
+
+/// `tufctl sign`.
+pub async fn sign(
+    args: SignArgs,
+    channel: Channel,
+    term: &mut Term,
+    out: &Output,
+) -> Result<(), Failure> {
+    let request = sign_request(&args)?;
+    let stream = TrustClient::new(channel).sign(request).await?;
+    follow(stream.into_inner(), term, out).await
+}
+
+/// `tufctl revoke`.
+pub async fn revoke(
+    args: RevokeArgs,
+    channel: Channel,
+    term: &mut Term,
+    out: &Output,
+) -> Result<(), Failure> {
+    check_reference(&args.reference)?;
+    let (repo, tag) = split_reference(&args.reference);
+    if tag.is_none() && !args.yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(Failure::input(format!(
+                "revoking every signed tag of {repo} needs confirmation: pass --yes"
+            )));
+        }
+        term.note(&format!(
+            "Confirm you would like to delete all signature data for {repo}? [y/N] "
+        ));
+        let mut answer = String::new();
+        std::io::stdin()
+            .read_line(&mut answer)
+            .map_err(|e| Failure::input(format!("cannot read the answer: {e}")))?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Err(Failure::input("not confirmed; nothing was revoked"));
+        }
+    }
+    let stream = TrustClient::new(channel)
+        .revoke(v1::RevokeRequest {
+            repository: repo.to_owned(),
+            tag: tag.unwrap_or_default().to_owned(),
+        })
+        .await?;
+    follow(stream.into_inner(), term, out).await
+}
+
+/// `tufctl key rotate`.
+pub async fn rotate(
+    repo: String,
+    role: RotateRole,
+    token: Option<String>,
+    server_managed: bool,
+    channel: Channel,
+    term: &mut Term,
+    out: &Output,
+) -> Result<(), Failure> {
+    check_untagged(&repo)?;
+    let server_managed = rotation_server_managed(role, token.is_some(), server_managed)?;
+    let stream = TrustClient::new(channel)
+        .rotate_key(v1::RotateKeyRequest {
+            repository: repo,
+            role: role.as_str().to_owned(),
+            server_managed,
+            token: token.unwrap_or_default(),
+        })
+        .await?;
+    follow(stream.into_inner(), term, out).await
+}
+
+/// Expiry warnings of one repository, for stderr.
+fn expiry_lines(r: &v1::RepositoryInspection) -> Vec<String> {
+    r.expiry_warnings
+        .iter()
+        .map(|w| {
+            let verb = if w.expires.is_empty() {
+                "expires soon".to_owned()
+            } else {
+                format!("expires {}", w.expires)
+            };
+            format!("warning: {}: {} {verb}", r.name, w.role)
+        })
+        .collect()
+}
+
+/// `tufctl inspect`: one request per repository, so one failure does not
+/// hide the others (docker prints what it could read and exits 1).
+pub async fn inspect(
+    args: InspectArgs,
+    channel: Channel,
+    term: &mut Term,
+    out: &Output,
+) -> Result<(), Failure> {
+    for r in &args.repos {
+        check_reference(r)?;
+    }
+    let mut client = TrustClient::new(channel);
+    let mut found = Vec::new();
+    let mut failures: Vec<(String, tonic::Status)> = Vec::new();
+    for r in &args.repos {
+        match client
+            .inspect(v1::InspectRequest {
+                repositories: vec![r.clone()],
+            })
+            .await
+        {
+            Ok(resp) => found.extend(resp.into_inner().repositories),
+            Err(status) if status.code() == tonic::Code::Unavailable && found.is_empty() => {
+                return Err(Failure::from(status));
+            }
+            Err(status) => failures.push((r.clone(), status)),
+        }
+    }
+    for r in &found {
+        for line in expiry_lines(r) {
+            term.note(&line);
+        }
+    }
+    // With --output json a failure is reported as {"error": …} alone.
+    if !out.json() || failures.is_empty() {
+        if args.pretty {
+            term.out(&docker::inspect_pretty(&found));
+        } else {
+            term.out(&docker::inspect_json(&found));
+        }
+    }
+    let Some((_, first)) = failures.first() else {
+        return Ok(());
+    };
+    let message = failures
+        .iter()
+        .map(|(r, s)| {
+            let m = if s.message().is_empty() {
+                format!("{:?}", s.code())
+            } else {
+                s.message().to_owned()
+            };
+            if m.contains(r.as_str()) {
+                m
+            } else {
+                format!("{r}: {m}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Err(Failure::daemon(&format!("{:?}", first.code()), message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Format;
+    use std::pin::Pin;
+    use std::sync::{Arc, Mutex};
+    use tokio_stream::wrappers::UnixListenerStream;
+    use tonic::{Request, Response, Status};
+    use tufd_proto::v1::trust_server::{Trust, TrustServer};
+
+    /// A writer tests can read back.
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Buf {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().map(|v| v.clone()).unwrap_or_default()).expect("utf-8")
+        }
+    }
+
+    type EventStream =
+        Pin<Box<dyn tokio_stream::Stream<Item = Result<v1::TrustEvent, Status>> + Send>>;
+
+    /// A daemon that answers every operation with a scripted stream and
+    /// records the requests.
+    #[derive(Clone, Default)]
+    struct Fake {
+        script: Vec<Result<v1::TrustEvent, Status>>,
+        seen: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Fake {
+        fn answer(&self, req: String) -> Result<Response<EventStream>, Status> {
+            if let Ok(mut seen) = self.seen.lock() {
+                seen.push(req);
+            }
+            let items = self.script.clone();
+            Ok(Response::new(Box::pin(tokio_stream::iter(items))))
+        }
+    }
+
+    #[tonic::async_trait]
+    impl Trust for Fake {
+        type AddSignerStream = EventStream;
+        type RemoveSignerStream = EventStream;
+        type SignStream = EventStream;
+        type RevokeStream = EventStream;
+        type RotateKeyStream = EventStream;
+
+        async fn add_signer(
+            &self,
+            r: Request<v1::AddSignerRequest>,
+        ) -> Result<Response<EventStream>, Status> {
+            self.answer(format!("{:?}", r.into_inner()))
+        }
+        async fn remove_signer(
+            &self,
+            r: Request<v1::RemoveSignerRequest>,
+        ) -> Result<Response<EventStream>, Status> {
+            self.answer(format!("{:?}", r.into_inner()))
+        }
+        async fn sign(&self, r: Request<v1::SignRequest>) -> Result<Response<EventStream>, Status> {
+            self.answer(format!("{:?}", r.into_inner()))
+        }
+        async fn revoke(
+            &self,
+            r: Request<v1::RevokeRequest>,
+        ) -> Result<Response<EventStream>, Status> {
+            self.answer(format!("{:?}", r.into_inner()))
+        }
+        async fn rotate_key(
+            &self,
+            r: Request<v1::RotateKeyRequest>,
+        ) -> Result<Response<EventStream>, Status> {
+            self.answer(format!("{:?}", r.into_inner()))
+        }
+        async fn inspect(
+            &self,
+            r: Request<v1::InspectRequest>,
+        ) -> Result<Response<v1::InspectResponse>, Status> {
+            let repos = r.into_inner().repositories;
+            if repos.iter().any(|r| r.contains("missing")) {
+                return Err(Status::not_found(format!(
+                    "no signatures or cannot access {}",
+                    repos.join(", ")
+                )));
+            }
+            Ok(Response::new(v1::InspectResponse {
+                repositories: repos
+                    .into_iter()
+                    .map(|name| v1::RepositoryInspection {
+                        name,
+                        signed_tags: vec![v1::SignedTag {
+                            tag: "v1".into(),
+                            digest: "ab".repeat(32),
+                            size: 527,
+                            signers: vec!["Repo Admin".into()],
+                        }],
+                        signers: vec![],
+                        administrative_keys: vec![
+                            v1::RoleKeyList {
+                                name: "Root".into(),
+                                key_ids: vec!["11".repeat(32)],
+                            },
+                            v1::RoleKeyList {
+                                name: "Repository".into(),
+                                key_ids: vec!["22".repeat(32)],
+                            },
+                        ],
+                        expiry_warnings: vec![v1::ExpiryWarning {
+                            role: "targets".into(),
+                            expires: "2027-01-01T00:00:00Z".into(),
+                        }],
+                    })
+                    .collect(),
+            }))
+        }
+    }
+
+    /// Serves `fake` on a Unix socket in a temporary directory.
+    async fn serve(fake: Fake) -> (Channel, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tufd.sock");
+        let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(TrustServer::new(fake))
+                .serve_with_incoming(UnixListenerStream::new(listener)),
+        );
+        let channel = crate::connect::connect(&path).await.expect("connect");
+        (channel, dir)
+    }
+
+    fn progress(repo: &str, message: &str) -> Result<v1::TrustEvent, Status> {
+        Ok(v1::TrustEvent {
+            event: Some(Event::Progress(v1::Progress {
+                repository: repo.into(),
+                message: message.into(),
+            })),
+        })
+    }
+
+    fn touch() -> Result<v1::TrustEvent, Status> {
+        Ok(v1::TrustEvent {
+            event: Some(Event::Touch(v1::TouchRequest {
+                device: "YubiKey".into(),
+                serial: "12345678".into(),
+                role: "targets/releases".into(),
+                repository: "reg/app".into(),
+            })),
+        })
+    }
+
+    fn result() -> Result<v1::TrustEvent, Status> {
+        Ok(v1::TrustEvent {
+            event: Some(Event::Result(v1::TrustResult {
+                changes: vec![v1::RepositoryChange {
+                    repository: "reg/app".into(),
+                    initialized: false,
+                    published: vec![
+                        v1::RoleVersion {
+                            role: "targets/releases".into(),
+                            version: 3,
+                        },
+                        v1::RoleVersion {
+                            role: "snapshot".into(),
+                            version: 5,
+                        },
+                    ],
+                    summary: "signed v1 into targets/releases".into(),
+                    attempts: 2,
+                }],
+            })),
+        })
+    }
+
+    fn term(tty: bool) -> (Term, Buf, Buf) {
+        let (o, e) = (Buf::default(), Buf::default());
+        (
+            Term::new(Box::new(o.clone()), Box::new(e.clone()), tty),
+            o,
+            e,
+        )
+    }
+
+    fn sign_args(tags: &[&str], digest: Option<&str>) -> SignArgs {
+        SignArgs {
+            tags: tags.iter().map(|s| s.to_string()).collect(),
+            digest: digest.map(str::to_owned),
+            size: digest.map(|_| 527),
+        }
+    }
+
+    const DIGEST: &str = "sha256:0f8b2d4e5c1a0f8b2d4e5c1a0f8b2d4e5c1a0f8b2d4e5c1a0f8b2d4e5c1a0f8b";
+
+    #[tokio::test]
+    async fn stream_renders_progress_touch_and_result() {
+        let fake = Fake {
+            script: vec![progress("reg/app", "reading metadata"), touch(), result()],
+            ..Default::default()
+        };
+        let (channel, _dir) = serve(fake.clone()).await;
+        let (mut t, o, e) = term(false);
+        let out = Output::new(Format::Text);
+        sign(
+            sign_args(&["reg/app:v1", "reg/app:v2"], Some(DIGEST)),
+            channel,
+            &mut t,
+            &out,
+        )
+        .await
+        .expect("sign");
+        assert_eq!(
+            e.text(),
+            "reg/app: reading metadata\nTouch your YubiKey (serial 12345678) to sign targets/releases for reg/app\n"
+        );
+        assert_eq!(
+            o.text(),
+            "reg/app: signed v1 into targets/releases (published targets/releases v3, snapshot v5; 2 attempts)\n"
+        );
+        // One request with both tags.
+        let seen = fake.seen.lock().expect("lock").clone();
+        assert_eq!(seen.len(), 1);
+        assert!(seen[0].contains("tag: \"v1\"") && seen[0].contains("tag: \"v2\""));
+    }
+
+    #[tokio::test]
+    async fn terminal_progress_is_one_updating_line() {
+        let fake = Fake {
+            script: vec![progress("reg/app", "one"), touch(), result()],
+            ..Default::default()
+        };
+        let (channel, _dir) = serve(fake).await;
+        let (mut t, _, e) = term(true);
+        let out = Output::new(Format::Text);
+        sign(
+            sign_args(&["reg/app:v1"], Some(DIGEST)),
+            channel,
+            &mut t,
+            &out,
+        )
+        .await
+        .expect("sign");
+        let err = e.text();
+        assert!(!err.contains('\n'), "{err:?}");
+        assert!(err.starts_with("\r\x1b[2Kreg/app: one\r\x1b[2KTouch your YubiKey"));
+        assert!(err.ends_with("\r\x1b[2K"), "status line cleared: {err:?}");
+    }
+
+    #[tokio::test]
+    async fn result_as_json() {
+        let fake = Fake {
+            script: vec![result()],
+            ..Default::default()
+        };
+        let (channel, _dir) = serve(fake).await;
+        let (mut t, o, _) = term(false);
+        let out = Output::new(Format::Json);
+        sign(
+            sign_args(&["reg/app:v1"], Some(DIGEST)),
+            channel,
+            &mut t,
+            &out,
+        )
+        .await
+        .expect("sign");
+        let v: Value = serde_json::from_str(&o.text()).expect("json");
+        assert_eq!(v["changes"][0]["repository"], "reg/app");
+        assert_eq!(v["changes"][0]["published"][1]["version"], 5);
+        assert_eq!(v["changes"][0]["attempts"], 2);
+    }
+
+    #[tokio::test]
+    async fn stream_without_result_is_an_error() {
+        let fake = Fake {
+            script: vec![progress("reg/app", "publishing")],
+            ..Default::default()
+        };
+        let (channel, _dir) = serve(fake).await;
+        let (mut t, o, _) = term(false);
+        let out = Output::new(Format::Text);
+        let err = sign(sign_args(&["reg/app:v1"], None), channel, &mut t, &out)
+            .await
+            .expect_err("no result");
+        assert_eq!(err.exit_code(), 1);
+        assert!(err.message.contains("without a result"), "{}", err.message);
+        assert!(o.text().is_empty());
+    }
+
+    #[tokio::test]
+    async fn daemon_error_mid_stream_is_exit_1() {
+        let fake = Fake {
+            script: vec![
+                progress("reg/app", "signing"),
+                Err(Status::permission_denied("no key for targets/releases")),
+            ],
+            ..Default::default()
+        };
+        let (channel, _dir) = serve(fake).await;
+        let (mut t, _, _) = term(false);
+        let out = Output::new(Format::Text);
+        let err = revoke(
+            RevokeArgs {
+                reference: "reg/app:v1".into(),
+                yes: false,
+            },
+            channel,
+            &mut t,
+            &out,
+        )
+        .await
+        .expect_err("denied");
+        assert_eq!(
+            (err.exit_code(), err.code.as_str()),
+            (1, "PermissionDenied")
+        );
+        assert_eq!(err.message, "no key for targets/releases");
+    }
+
+    #[tokio::test]
+    async fn inspect_prints_docker_json_and_reports_failures() {
+        let (channel, _dir) = serve(Fake::default()).await;
+        let (mut t, o, e) = term(false);
+        let out = Output::new(Format::Text);
+        let err = inspect(
+            InspectArgs {
+                repos: vec!["reg/app".into(), "reg/missing".into()],
+                pretty: false,
+            },
+            channel,
+            &mut t,
+            &out,
+        )
+        .await
+        .expect_err("one repository is missing");
+        assert_eq!(err.exit_code(), 1);
+        assert_eq!(err.message, "no signatures or cannot access reg/missing");
+        let json: Value = serde_json::from_str(&o.text()).expect("docker JSON");
+        assert_eq!(json.as_array().map(Vec::len), Some(1));
+        assert_eq!(json[0]["SignedTags"][0]["Signers"][0], "Repo Admin");
+        assert!(
+            o.text()
+                .starts_with("[\n    {\n        \"Name\": \"reg/app\",\n")
+        );
+        assert_eq!(
+            e.text(),
+            "warning: reg/app: targets expires 2027-01-01T00:00:00Z\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn inspect_pretty() {
+        let (channel, _dir) = serve(Fake::default()).await;
+        let (mut t, o, _) = term(false);
+        let out = Output::new(Format::Text);
+        inspect(
+            InspectArgs {
+                repos: vec!["reg/app:v1".into()],
+                pretty: true,
+            },
+            channel,
+            &mut t,
+            &out,
+        )
+        .await
+        .expect("inspect");
+        assert!(
+            o.text()
+                .starts_with("\nSignatures for reg/app:v1\n\nSIGNED TAG   DIGEST")
+        );
+        assert!(o.text().contains("   (Repo Admin)\n"));
+    }
+
+    #[test]
+    fn sign_arguments_are_checked_before_asking() {
+        let req = sign_request(&sign_args(
+            &["localhost:5000/a/b:v1", "reg/c:latest"],
+            Some(DIGEST),
+        ))
+        .expect("valid");
+        assert_eq!(req.tags.len(), 2);
+        assert_eq!(req.tags[0].repository, "localhost:5000/a/b");
+        assert_eq!((req.tags[0].tag.as_str(), req.tags[0].size), ("v1", 527));
+        // No digest: sent empty, the daemon answers.
+        let req = sign_request(&sign_args(&["reg/a:v1"], None)).expect("valid");
+        assert_eq!(req.tags[0].digest, "");
+        for (tags, digest) in [
+            (vec!["localhost:5000/a/b"], Some(DIGEST)),
+            (vec!["reg/a:-bad"], Some(DIGEST)),
+            (vec!["reg/a:v1", "reg/a:v1"], Some(DIGEST)),
+            (vec!["reg/a:v1"], Some("sha256:ABC")),
+            (vec!["reg/a:v1"], Some(&DIGEST.to_uppercase())),
+            (
+                vec!["reg/a:v1"],
+                Some("0f8b2d4e5c1a0f8b2d4e5c1a0f8b2d4e5c1a0f8b2d4e5c1a0f8b2d4e5c1a0f8b"),
+            ),
+            (vec!["reg/a@sha256:00:v1"], Some(DIGEST)),
+        ] {
+            let err = sign_request(&sign_args(&tags, digest)).expect_err("invalid");
+            assert_eq!(err.exit_code(), 2, "{tags:?} {digest:?}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn signer_names_follow_docker() {
+        for ok in ["alice", "ci-bot_2", "0day"] {
+            check_signer_name(ok).expect(ok);
+        }
+        for bad in ["", "Alice", "-x", "_x", "a b", "releases", "a/b"] {
+            assert!(check_signer_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn public_key_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).expect("write");
+            p
+        };
+        let key = write(
+            "alice.pub",
+            "-----BEGIN PUBLIC KEY-----\nrole: alice\n\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n",
+        );
+        assert!(read_public_key(&key).is_ok());
+        let private = write(
+            "alice.key",
+            "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----\n",
+        );
+        let err = read_public_key(&private).expect_err("private key");
+        assert!(err.message.contains("private key"), "{}", err.message);
+        assert!(read_public_key(&write("x.pub", "not pem")).is_err());
+        assert!(read_public_key(&dir.path().join("absent.pub")).is_err());
+    }
+
+    #[test]
+    fn rotation_flags() {
+        assert_eq!(
+            rotation_server_managed(RotateRole::Timestamp, false, false).ok(),
+            Some(true)
+        );
+        assert_eq!(
+            rotation_server_managed(RotateRole::Snapshot, false, true).ok(),
+            Some(true)
+        );
+        assert_eq!(
+            rotation_server_managed(RotateRole::Snapshot, true, false).ok(),
+            Some(false)
+        );
+        assert!(rotation_server_managed(RotateRole::Root, false, true).is_err());
+        assert!(rotation_server_managed(RotateRole::Snapshot, true, true).is_err());
+        assert!(rotation_server_managed(RotateRole::Timestamp, true, false).is_err());
+    }
+
+    #[test]
+    fn references() {
+        assert_eq!(
+            split_reference("localhost:5000/a"),
+            ("localhost:5000/a", None)
+        );
+        assert_eq!(
+            split_reference("localhost:5000/a:v1"),
+            ("localhost:5000/a", Some("v1"))
+        );
+        assert!(check_untagged("reg/a:v1").is_err());
+        assert!(check_untagged("reg/a").is_ok());
+        assert!(check_repo("reg//a").is_err());
+        assert!(check_repo("").is_err());
+    }
+}
