@@ -15,6 +15,7 @@ mod label;
 pub mod pin;
 pub mod pkcs11;
 mod record;
+pub mod yubikey;
 
 pub use error::{KeyError, TriesLeft};
 pub use label::KeyLabel;

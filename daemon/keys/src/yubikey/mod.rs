@@ -1,0 +1,1241 @@
+//! The native YubiKey key store: PIV over PC/SC with the `yubikey` crate.
+//!
+//! # Finding the device
+//! A YubiKey is found by its serial number among the PC/SC readers, never
+//! by reader name or order. Several stores (several devices) can be
+//! configured side by side.
+//!
+//! # One command at a time
+//! A YubiKey executes one command at a time, so each store owns its device
+//! behind one mutex: every call (from any thread) runs its APDUs with the
+//! device to itself. Each `yubikey` crate call is one PC/SC transaction;
+//! between calls tufd holds no transaction, so ykman, gpg-agent or
+//! yubico-piv-tool can use the device in between. The connection is shared
+//! (`SCARD_SHARE_SHARED`) and is left without a reset when tufd reconnects;
+//! when the store is dropped (daemon shutdown) the card is reset, which
+//! forgets the verified PIN.
+//!
+//! # Keys and the index
+//! A key is a P-256 key generated in a PIV slot (9c, 9e, 9d, 9a, then the
+//! retired slots 82–95, the first free one; or the configured `slots`). The
+//! slot's certificate is a self-signed X.509 certificate, signed by the
+//! slot's key on the device, whose subject records the label
+//! (`OU=tufd:<name>:<gun>`), the PIN and touch policies and the origin (see
+//! [`cert`]). The index is rebuilt from these certificates alone. A key ID is
+//! the configured [`IdScheme`] of the key's SubjectPublicKeyInfo, as for
+//! PKCS#11 keys: the same key seen through ykcs11 gets the same ID.
+//!
+//! # PIN
+//! The PIN comes from the configured [`PinSource`] and is verified after
+//! connecting. A rejected PIN is never presented again (only a changed PIN
+//! source is tried) and the error reports the device's count of tries left.
+//! Before presenting a PIN tufd asks the device how many tries are left and
+//! refuses to use the last one. Keys whose PIN policy is "always" (and 9c
+//! keys with the default policy) get the PIN right before each signature.
+//!
+//! # Management key and set-up
+//! Generating, importing and deleting keys need the PIV management key,
+//! from `management_key`: `pin-protected` (the default; stored on the device
+//! in the PIN-protected data object, as `ykman piv access
+//! change-management-key --generate --protect` does) or a hex key from
+//! `env:`/`file:`. **Set-up**: when the device still has the factory-default
+//! management key, the first operation that needs it replaces it: with a new
+//! random key stored PIN-protected on the device, or with the configured
+//! key. tufd never generates keys on a device that keeps the default
+//! management key. [`YubiKeyStore::set_up`] does this explicitly.
+//!
+//! # Recovery
+//! When another program resets the card (PC/SC "card was reset", protocol
+//! mismatch) or it is removed and inserted again, the store reconnects by
+//! serial, verifies the PIN again and repeats the operation once. A PIN
+//! state lost without a reset (another program selected another applet) is
+//! noticed when the device refuses to sign, and the PIN is verified again.
+
+pub mod attest;
+mod cert;
+mod mgm;
+mod policy;
+
+pub use policy::{DEFAULT_SLOTS, KeyPinPolicy, KeyTouchPolicy, ManagementKeySource, parse_slot};
+
+use crate::pin::{PinFingerprint, PinSource};
+use crate::{
+    IdScheme, KeyError, KeyLabel, KeyOrigin, KeyRecord, KeyStore, TokenDescription, TokenStatus,
+    TriesLeft,
+};
+use cert::SlotRecord;
+use der::{Decode, Encode};
+use p256::SecretKey;
+use p256::ecdsa::VerifyingKey;
+use p256::ecdsa::signature::hazmat::PrehashVerifier;
+use p256::pkcs8::{DecodePublicKey, EncodePublicKey};
+use policy::{slot_from_u8, slot_name};
+use secrecy::ExposeSecret;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::spki::SubjectPublicKeyInfoOwned;
+use x509_cert::time::Validity;
+use yubikey::certificate::Certificate;
+use yubikey::piv::{self, AlgorithmId, SlotId};
+use yubikey::{MgmKey, YubiKey};
+use zeroize::Zeroizing;
+
+/// How long the slot certificates tufd writes are valid (they only carry
+/// the label; nothing checks their dates).
+const CERT_VALIDITY: Duration = Duration::from_secs(20 * 365 * 24 * 3600);
+
+/// Configuration of one YubiKey.
+#[derive(Debug, Clone)]
+pub struct YubiKeyConfig {
+    /// The name used for this token in requests and messages.
+    pub name: String,
+    /// The device's serial number (`ykman list --serials`).
+    pub serial: u32,
+    /// Where the PIV PIN comes from.
+    pub pin: PinSource,
+    /// Where the management key comes from.
+    pub management_key: ManagementKeySource,
+    /// PIN policy of keys tufd generates or imports.
+    pub pin_policy: KeyPinPolicy,
+    /// Touch policy of keys tufd generates or imports.
+    pub touch_policy: KeyTouchPolicy,
+    /// Slots to use, in order of preference (key references, 0x9c, 0x82…).
+    pub slots: Vec<u8>,
+}
+
+impl YubiKeyConfig {
+    /// A configuration with the defaults: PIN-protected management key, PIN
+    /// once, touch always, slots [`DEFAULT_SLOTS`].
+    pub fn new(name: impl Into<String>, serial: u32, pin: PinSource) -> Self {
+        Self {
+            name: name.into(),
+            serial,
+            pin,
+            management_key: ManagementKeySource::PinProtected,
+            pin_policy: KeyPinPolicy::Once,
+            touch_policy: KeyTouchPolicy::Always,
+            slots: DEFAULT_SLOTS.to_vec(),
+        }
+    }
+}
+
+/// What [`YubiKeyStore::set_up`] found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetUp {
+    /// The device already had the configured management key.
+    AlreadySetUp,
+    /// The factory-default management key was replaced.
+    ReplacedDefaultManagementKey,
+}
+
+/// The open device and what it has verified on this connection.
+struct Conn {
+    yk: YubiKey,
+    /// The PIN is verified on this connection (as far as tufd knows).
+    pin_verified: bool,
+    /// The PIN that was last accepted on this connection.
+    accepted_pin: Option<PinFingerprint>,
+    /// Authenticated with the management key.
+    admin: bool,
+}
+
+/// Login state across connections.
+enum Auth {
+    Unknown,
+    /// The device rejected this PIN; it is never presented again.
+    Rejected {
+        pin: PinFingerprint,
+        tries: TriesLeft,
+    },
+    Locked,
+}
+
+/// A key in the index.
+#[derive(Clone)]
+struct Entry {
+    record: KeyRecord,
+    slot: SlotId,
+    verifying: VerifyingKey,
+    pin_policy: KeyPinPolicy,
+    touch_policy: KeyTouchPolicy,
+}
+
+/// What a scan of the device found.
+#[derive(Clone, Default)]
+struct Index {
+    by_id: HashMap<String, Entry>,
+    /// Slots holding any certificate (tufd's or another application's).
+    occupied: HashSet<u8>,
+}
+
+/// Everything behind the device mutex.
+struct Device {
+    conn: Option<Conn>,
+    auth: Auth,
+    index: Option<Index>,
+    /// Slots that turned out to want the PIN before every signature.
+    pin_each_time: HashSet<u8>,
+}
+
+/// A YubiKey (PIV) holding tufd keys.
+pub struct YubiKeyStore {
+    config: YubiKeyConfig,
+    id_scheme: IdScheme,
+    device: Mutex<Device>,
+    /// Key ID → whether signing waits for a touch; read without the device
+    /// lock, so a signature waiting for a touch does not block the question.
+    touch: RwLock<HashMap<String, bool>>,
+    pin_salt: [u8; 16],
+}
+
+/// A failure inside an operation: a device error (which may call for a
+/// reconnect) or a final key-layer error.
+enum OpError {
+    Yk(yubikey::Error),
+    Key(KeyError),
+}
+
+impl From<yubikey::Error> for OpError {
+    fn from(e: yubikey::Error) -> Self {
+        OpError::Yk(e)
+    }
+}
+
+impl From<KeyError> for OpError {
+    fn from(e: KeyError) -> Self {
+        OpError::Key(e)
+    }
+}
+
+/// Whether a device error means the connection is gone (the card was reset
+/// by another program, removed, or pcscd restarted): reconnect and retry.
+fn connection_lost(e: &yubikey::Error) -> bool {
+    use pcsc::Error as P;
+    match e {
+        yubikey::Error::PcscError { inner: None } => true,
+        yubikey::Error::PcscError { inner: Some(p) } => matches!(
+            p,
+            P::ResetCard
+                | P::ProtoMismatch
+                | P::RemovedCard
+                | P::NoSmartcard
+                | P::InvalidHandle
+                | P::ReaderUnavailable
+                | P::UnknownReader
+                | P::UnpoweredCard
+                | P::UnresponsiveCard
+                | P::NotTransacted
+                | P::CommError
+                | P::NoService
+                | P::ServiceStopped
+                | P::InvalidValue
+        ),
+        _ => false,
+    }
+}
+
+impl YubiKeyStore {
+    /// Creates the store. Nothing is opened until first use (or
+    /// [`KeyStore::status`]), so the daemon starts without the device.
+    pub fn new(config: YubiKeyConfig, id_scheme: IdScheme) -> Self {
+        Self {
+            config,
+            id_scheme,
+            device: Mutex::new(Device {
+                conn: None,
+                auth: Auth::Unknown,
+                index: None,
+                pin_each_time: HashSet::new(),
+            }),
+            touch: RwLock::new(HashMap::new()),
+            pin_salt: rand::random(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &YubiKeyConfig {
+        &self.config
+    }
+
+    fn name_owned(&self) -> String {
+        self.config.name.clone()
+    }
+
+    fn serial_text(&self) -> String {
+        format!("YubiKey serial {}", self.config.serial)
+    }
+
+    fn device_error(&self, operation: &'static str, e: yubikey::Error) -> KeyError {
+        let hint = match e {
+            yubikey::Error::AuthenticationError => {
+                "; the device refused: a PIN or management-key authentication is missing"
+            }
+            yubikey::Error::PcscError { .. } => "; is the device connected and pcscd running?",
+            _ => "",
+        };
+        KeyError::Device {
+            token: self.name_owned(),
+            operation,
+            detail: format!("{} ({}){hint}", e, self.serial_text()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Device> {
+        self.device.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Finds the device among the PC/SC readers by serial.
+    fn connect(&self) -> Result<Conn, KeyError> {
+        let pcsc_error = |e: yubikey::Error| KeyError::Device {
+            token: self.name_owned(),
+            operation: "listing PC/SC readers",
+            detail: format!("{e}; is pcscd running (systemctl status pcscd.socket)?"),
+        };
+        let mut context = yubikey::reader::Context::open().map_err(pcsc_error)?;
+        let readers = context.iter().map_err(pcsc_error)?;
+        let mut seen = Vec::new();
+        for reader in readers {
+            let Ok(yk) = reader.open() else {
+                continue;
+            };
+            if yk.serial().0 == self.config.serial {
+                tracing::info!(token = %self.config.name, serial = self.config.serial,
+                    reader = %yk.name(), version = %yk.version(), "YubiKey found");
+                return Ok(Conn {
+                    yk,
+                    pin_verified: false,
+                    accepted_pin: None,
+                    admin: false,
+                });
+            }
+            seen.push(format!("serial {} in '{}'", yk.serial(), yk.name()));
+            // Not ours: leave it as it was.
+            let _ = yk.disconnect(pcsc::Disposition::LeaveCard);
+        }
+        Err(KeyError::TokenNotFound {
+            token: self.name_owned(),
+            selector: format!("YubiKey serial {}", self.config.serial),
+            seen: if seen.is_empty() {
+                "no YubiKey".into()
+            } else {
+                seen.join(", ")
+            },
+        })
+    }
+
+    /// Forgets the connection without resetting the card (another program
+    /// may be using it).
+    fn disconnect(dev: &mut Device) {
+        if let Some(conn) = dev.conn.take()
+            && let Err((yk, e)) = conn.yk.disconnect(pcsc::Disposition::LeaveCard)
+        {
+            tracing::debug!(error = %e, "disconnect after a lost connection failed");
+            drop(yk);
+        }
+        dev.index = None;
+    }
+
+    /// Runs `op` with the device to itself, reconnecting and repeating it
+    /// once when the connection was lost (card reset by another program,
+    /// device replugged).
+    fn run<T>(
+        &self,
+        operation: &'static str,
+        mut op: impl FnMut(&Self, &mut Device) -> Result<T, OpError>,
+    ) -> Result<T, KeyError> {
+        let mut dev = self.lock();
+        let mut retried = false;
+        loop {
+            if dev.conn.is_none() {
+                dev.conn = Some(self.connect()?);
+                dev.index = None;
+            }
+            match op(self, &mut dev) {
+                Ok(v) => return Ok(v),
+                Err(OpError::Key(e)) => return Err(e),
+                Err(OpError::Yk(e)) if connection_lost(&e) => {
+                    Self::disconnect(&mut dev);
+                    if retried {
+                        return Err(self.device_error(operation, e));
+                    }
+                    retried = true;
+                    tracing::warn!(token = %self.config.name, operation, error = %e,
+                        "YubiKey connection lost (reset by another program?); reconnecting");
+                }
+                Err(OpError::Yk(e)) => return Err(self.device_error(operation, e)),
+            }
+        }
+    }
+
+    fn conn(dev: &mut Device) -> Result<&mut Conn, OpError> {
+        dev.conn
+            .as_mut()
+            .ok_or(OpError::Yk(yubikey::Error::PcscError { inner: None }))
+    }
+
+    fn read_pin(&self) -> Result<(secrecy::SecretString, PinFingerprint), KeyError> {
+        let pin = self
+            .config
+            .pin
+            .read()
+            .map_err(|detail| KeyError::PinSource {
+                token: self.name_owned(),
+                detail: format!("{detail} (PIN source {})", self.config.pin),
+            })?;
+        if pin.expose_secret().len() > 8 {
+            return Err(KeyError::PinSource {
+                token: self.name_owned(),
+                detail: format!(
+                    "the PIN from {} is longer than 8 characters, which a PIV PIN cannot be",
+                    self.config.pin
+                ),
+            });
+        }
+        let fingerprint = PinFingerprint::of(&pin, &self.pin_salt);
+        Ok((pin, fingerprint))
+    }
+
+    /// Verifies the PIN: asks the device for the tries left first (this
+    /// re-selects the PIV application, dropping PIN and management-key
+    /// authentication), refuses to use the last try, never presents a PIN
+    /// the device rejected.
+    fn verify_pin(&self, dev: &mut Device) -> Result<(), OpError> {
+        if let Auth::Locked = dev.auth {
+            return Err(KeyError::PinLocked {
+                token: self.name_owned(),
+            }
+            .into());
+        }
+        let (pin, fingerprint) = self.read_pin()?;
+        if let Auth::Rejected { pin, tries } = &dev.auth
+            && *pin == fingerprint
+        {
+            return Err(KeyError::PinRejected {
+                token: self.name_owned(),
+                tries: *tries,
+            }
+            .into());
+        }
+        let conn = Self::conn(dev)?;
+        conn.pin_verified = false;
+        conn.admin = false;
+        let tries = conn.yk.get_pin_retries()?;
+        if tries == 1 {
+            return Err(KeyError::Device {
+                token: self.name_owned(),
+                operation: "verifying the PIN",
+                detail: format!(
+                    "only ONE PIN try is left on {}: tufd does not risk blocking the PIN with an automatic attempt; enter the correct PIN once with `ykman piv info --pin` or `yubico-piv-tool -a verify-pin` (a correct PIN restores the tries), then retry",
+                    self.serial_text()
+                ),
+            }
+            .into());
+        }
+        let result = conn.yk.verify_pin(pin.expose_secret().as_bytes());
+        match result {
+            Ok(()) => {
+                conn.pin_verified = true;
+                conn.accepted_pin = Some(fingerprint);
+                dev.auth = Auth::Unknown;
+                tracing::info!(token = %self.config.name, "PIN verified");
+                Ok(())
+            }
+            Err(yubikey::Error::WrongPin { tries: 0 } | yubikey::Error::PinLocked) => {
+                dev.auth = Auth::Locked;
+                Err(KeyError::PinLocked {
+                    token: self.name_owned(),
+                }
+                .into())
+            }
+            Err(yubikey::Error::WrongPin { tries }) => {
+                let tries = TriesLeft::Exactly(tries);
+                tracing::warn!(token = %self.config.name, %tries, "the YubiKey rejected the PIN");
+                dev.auth = Auth::Rejected {
+                    pin: fingerprint,
+                    tries,
+                };
+                Err(KeyError::PinRejected {
+                    token: self.name_owned(),
+                    tries,
+                }
+                .into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Verifies the PIN unless this connection already did.
+    fn ensure_pin(&self, dev: &mut Device) -> Result<(), OpError> {
+        if Self::conn(dev)?.pin_verified {
+            return Ok(());
+        }
+        self.verify_pin(dev)
+    }
+
+    /// Presents the PIN again right before an operation that needs it (PIN
+    /// policy "always"), without re-selecting the application, so the
+    /// management-key authentication stays. Only the PIN this connection
+    /// already accepted is presented this way; otherwise a full
+    /// [`Self::verify_pin`] runs.
+    fn reverify_pin(&self, dev: &mut Device) -> Result<(), OpError> {
+        let (pin, fingerprint) = self.read_pin()?;
+        let conn = Self::conn(dev)?;
+        if conn.accepted_pin.as_ref() != Some(&fingerprint) {
+            drop(pin);
+            return self.verify_pin(dev);
+        }
+        match conn.yk.verify_pin(pin.expose_secret().as_bytes()) {
+            Ok(()) => {
+                conn.pin_verified = true;
+                Ok(())
+            }
+            Err(yubikey::Error::WrongPin { .. } | yubikey::Error::PinLocked) => {
+                // Changed by someone else since it was accepted: the full
+                // path records the rejection and the tries.
+                conn.accepted_pin = None;
+                conn.pin_verified = false;
+                Err(KeyError::Device {
+                    token: self.name_owned(),
+                    operation: "verifying the PIN",
+                    detail: format!(
+                        "{} no longer accepts the PIN it accepted earlier (was it changed?); retry to see the tries left",
+                        self.serial_text()
+                    ),
+                }
+                .into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Authenticates with the management key, replacing the factory default
+    /// first if the device still has it (set-up). Returns whether it did.
+    fn ensure_admin(&self, dev: &mut Device) -> Result<SetUp, OpError> {
+        self.ensure_pin(dev)?;
+        let conn = Self::conn(dev)?;
+        if conn.admin {
+            return Ok(SetUp::AlreadySetUp);
+        }
+        let configured: Option<Zeroizing<Vec<u8>>> = match &self.config.management_key {
+            ManagementKeySource::PinProtected => mgm::read_protected(&mut conn.yk)?,
+            ManagementKeySource::Configured(source) => {
+                let text = source.read().map_err(|detail| KeyError::Device {
+                    token: self.name_owned(),
+                    operation: "reading the management key",
+                    detail: format!("{detail} (management_key {source})"),
+                })?;
+                Some(
+                    mgm::parse_hex(text.expose_secret()).map_err(|detail| KeyError::Device {
+                        token: self.name_owned(),
+                        operation: "reading the management key",
+                        detail: format!("{detail} (management_key {source})"),
+                    })?,
+                )
+            }
+        };
+        if let Some(bytes) = &configured {
+            for key in mgm::candidates(&mut conn.yk, bytes) {
+                match conn.yk.authenticate(&key) {
+                    Ok(()) => {
+                        conn.admin = true;
+                        return Ok(SetUp::AlreadySetUp);
+                    }
+                    Err(yubikey::Error::AuthenticationError) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        // Not the configured key: is it still the factory default?
+        let default = MgmKey::get_default(&conn.yk)?;
+        match conn.yk.authenticate(&default) {
+            Ok(()) => {}
+            Err(yubikey::Error::AuthenticationError) => {
+                let detail = match (&self.config.management_key, &configured) {
+                    (ManagementKeySource::PinProtected, Some(_)) => format!(
+                        "the PIN-protected management key stored on {} does not authenticate; set a new one with `ykman piv access change-management-key --generate --protect`",
+                        self.serial_text()
+                    ),
+                    (ManagementKeySource::PinProtected, None) => format!(
+                        "{} has no PIN-protected management key and not the factory default; protect it with `ykman piv access change-management-key --generate --protect`, or configure management_key = \"env:…\" or \"file:…\"",
+                        self.serial_text()
+                    ),
+                    (ManagementKeySource::Configured(source), _) => format!(
+                        "the management key from {source} is not the management key of {}",
+                        self.serial_text()
+                    ),
+                };
+                return Err(KeyError::Device {
+                    token: self.name_owned(),
+                    operation: "authenticating with the management key",
+                    detail,
+                }
+                .into());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.replace_default(conn, configured.as_deref().map(Vec::as_slice))?;
+        Ok(SetUp::ReplacedDefaultManagementKey)
+    }
+
+    /// Set-up: replaces the factory-default management key (the device is
+    /// authenticated with it) by the configured one or a new PIN-protected
+    /// random key, and authenticates with the new key.
+    fn replace_default(&self, conn: &mut Conn, configured: Option<&[u8]>) -> Result<(), OpError> {
+        let version = conn.yk.version();
+        match (&self.config.management_key, configured) {
+            (ManagementKeySource::Configured(source), Some(bytes)) => {
+                let preferred = mgm::new_key_algorithm(version);
+                let key = MgmKey::from_bytes(bytes, Some(preferred))
+                    .or_else(|_| MgmKey::from_bytes(bytes, None))
+                    .or_else(|_| {
+                        let mut candidates = mgm::candidates(&mut conn.yk, bytes);
+                        candidates.pop().ok_or(yubikey::Error::SizeError)
+                    })?;
+                key.set_manual(&mut conn.yk, false)?;
+                conn.yk.authenticate(&key)?;
+                tracing::warn!(token = %self.config.name, serial = self.config.serial, %source,
+                    "set-up: replaced the factory-default PIV management key by the configured one");
+            }
+            _ => {
+                let key = mgm::new_key(version)?;
+                if let Err(e) = key.set_protected(&mut conn.yk) {
+                    // The key may be set without being stored: put the
+                    // default back rather than lose the management key.
+                    let restored = conn
+                        .yk
+                        .authenticate(&key)
+                        .and_then(|()| MgmKey::set_default(&mut conn.yk));
+                    tracing::error!(token = %self.config.name, error = %e, restored = restored.is_ok(),
+                        "set-up: storing the PIN-protected management key failed");
+                    return Err(e.into());
+                }
+                conn.yk.authenticate(&key)?;
+                tracing::warn!(token = %self.config.name, serial = self.config.serial,
+                    "set-up: replaced the factory-default PIV management key by a random key stored PIN-protected on the device (as `ykman piv access change-management-key --generate --protect`)");
+            }
+        }
+        conn.admin = true;
+        Ok(())
+    }
+
+    /// Makes sure the device does not keep the factory-default management
+    /// key: authenticates with the configured (or PIN-protected) management
+    /// key, replacing the default if the device still has it. Generating or
+    /// importing a key does this by itself; this is for set-up scripts.
+    pub fn set_up(&self) -> Result<SetUp, KeyError> {
+        self.run("setting up the YubiKey", |s, dev| s.ensure_admin(dev))
+    }
+
+    /// Reads every tufd key from the slot certificates.
+    fn scan(&self, dev: &mut Device) -> Result<Index, OpError> {
+        let conn = Self::conn(dev)?;
+        let keys = conn.yk.piv_keys()?;
+        let mut index = Index::default();
+        for key in keys {
+            let slot = key.slot();
+            let reference = u8::from(slot);
+            if !DEFAULT_SLOTS.contains(&reference) {
+                continue;
+            }
+            index.occupied.insert(reference);
+            let tbs = key.certificate().cert.tbs_certificate();
+            let Some(record) = cert::parse_subject(tbs.subject()) else {
+                continue;
+            };
+            let verifying = tbs
+                .subject_public_key_info()
+                .to_der()
+                .ok()
+                .and_then(|der| VerifyingKey::from_public_key_der(&der).ok());
+            let Some(verifying) = verifying else {
+                tracing::warn!(token = %self.config.name, slot = %slot_name(slot), key = %record.label,
+                    "skipping a tufd certificate whose key is not P-256");
+                continue;
+            };
+            let Ok(spki) = verifying.to_public_key_der() else {
+                continue;
+            };
+            let mut pin_policy = record.pin_policy;
+            let mut touch_policy = record.touch_policy;
+            let mut origin = record.origin;
+            // Firmware 5.3+ reports the slot's real policies and origin.
+            if let Ok(meta) = piv::metadata(&mut conn.yk, slot) {
+                if let Some((p, t)) = meta.policy {
+                    pin_policy = KeyPinPolicy::from_yubikey(p);
+                    touch_policy = KeyTouchPolicy::from_yubikey(t);
+                }
+                match meta.origin {
+                    Some(piv::Origin::Generated) => origin = KeyOrigin::Generated,
+                    Some(piv::Origin::Imported) => origin = KeyOrigin::Imported,
+                    None => {}
+                }
+            }
+            let id = (self.id_scheme)(spki.as_bytes());
+            index.by_id.insert(
+                id.clone(),
+                Entry {
+                    record: KeyRecord {
+                        id,
+                        label: record.label,
+                        token: self.name_owned(),
+                        spki_der: spki.as_bytes().to_vec(),
+                        origin,
+                        sensitive: true,
+                        extractable: false,
+                    },
+                    slot,
+                    verifying,
+                    pin_policy,
+                    touch_policy,
+                },
+            );
+        }
+        Ok(index)
+    }
+
+    /// The index, scanning the device if this connection has not yet.
+    fn index(&self, dev: &mut Device) -> Result<Index, OpError> {
+        if let Some(ix) = &dev.index {
+            return Ok(ix.clone());
+        }
+        let ix = self.scan(dev)?;
+        let mut touch = self.touch.write().unwrap_or_else(|p| p.into_inner());
+        touch.clear();
+        for (id, e) in &ix.by_id {
+            touch.insert(id.clone(), e.touch_policy.needs_touch());
+        }
+        drop(touch);
+        dev.index = Some(ix.clone());
+        Ok(ix)
+    }
+
+    fn entry(&self, dev: &mut Device, id: &str) -> Result<Entry, OpError> {
+        self.index(dev)?.by_id.remove(id).ok_or_else(|| {
+            KeyError::KeyNotFound {
+                token: self.name_owned(),
+                what: format!("with ID {id}"),
+            }
+            .into()
+        })
+    }
+
+    fn remember(&self, dev: &mut Device, entry: Entry) {
+        self.touch
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(entry.record.id.clone(), entry.touch_policy.needs_touch());
+        if let Some(ix) = dev.index.as_mut() {
+            ix.occupied.insert(u8::from(entry.slot));
+            ix.by_id.insert(entry.record.id.clone(), entry);
+        }
+    }
+
+    fn forget(&self, dev: &mut Device, entry: &Entry) {
+        self.touch
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&entry.record.id);
+        if let Some(ix) = dev.index.as_mut() {
+            ix.occupied.remove(&u8::from(entry.slot));
+            ix.by_id.remove(&entry.record.id);
+        }
+    }
+
+    fn check_free(&self, ix: &Index, label: &KeyLabel, id: Option<&str>) -> Result<(), OpError> {
+        if let Some(e) = ix.by_id.values().find(|e| e.record.label == *label) {
+            return Err(KeyError::AlreadyExists {
+                token: self.name_owned(),
+                what: format!("a key named {label} (ID {})", e.record.id),
+            }
+            .into());
+        }
+        if let Some(e) = id.and_then(|id| ix.by_id.get(id)) {
+            return Err(KeyError::AlreadyExists {
+                token: self.name_owned(),
+                what: format!(
+                    "this key (ID {}, named {}, slot {})",
+                    e.record.id,
+                    e.record.label,
+                    slot_name(e.slot)
+                ),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// The first configured slot without a certificate and, where the device
+    /// can tell (GET METADATA, firmware 5.3+), without a key.
+    fn free_slot(&self, dev: &mut Device, ix: &Index) -> Result<SlotId, OpError> {
+        let conn = Self::conn(dev)?;
+        for &reference in &self.config.slots {
+            if ix.occupied.contains(&reference) {
+                continue;
+            }
+            let Some(slot) = slot_from_u8(reference) else {
+                continue;
+            };
+            if let Ok(meta) = piv::metadata(&mut conn.yk, slot)
+                && meta.public.is_some()
+            {
+                tracing::debug!(token = %self.config.name, slot = %slot_name(slot),
+                    "slot holds a key without a certificate; not reusing it");
+                continue;
+            }
+            return Ok(slot);
+        }
+        Err(KeyError::Device {
+            token: self.name_owned(),
+            operation: "choosing a PIV slot",
+            detail: format!(
+                "no free slot among {} on {}: delete a key (`tufctl key rm`) or configure other `slots`",
+                self.config
+                    .slots
+                    .iter()
+                    .map(|r| format!("{r:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.serial_text()
+            ),
+        }
+        .into())
+    }
+
+    /// Writes the self-signed certificate recording `record` into `slot`,
+    /// signed by the slot's key on the device. The management key must be
+    /// authenticated.
+    fn certify(
+        &self,
+        dev: &mut Device,
+        slot: SlotId,
+        spki: SubjectPublicKeyInfoOwned,
+        record: &SlotRecord,
+    ) -> Result<(), OpError> {
+        let subject = cert::subject(record).map_err(|e| KeyError::Device {
+            token: self.name_owned(),
+            operation: "building the slot certificate",
+            detail: e.to_string(),
+        })?;
+        let validity = Validity::from_now(CERT_VALIDITY).map_err(|e| KeyError::Device {
+            token: self.name_owned(),
+            operation: "building the slot certificate",
+            detail: e.to_string(),
+        })?;
+        let serial = SerialNumber::from(rand::random::<u32>() >> 1 | 1);
+        // The self-signature is a signature like any other: PIN right before.
+        self.reverify_pin(dev)?;
+        if record.touch_policy.needs_touch() {
+            tracing::info!(token = %self.config.name, serial = self.config.serial,
+                "touch the YubiKey to certify the new key");
+        }
+        let conn = Self::conn(dev)?;
+        Certificate::generate_self_signed::<_, p256::NistP256>(
+            &mut conn.yk,
+            slot,
+            serial,
+            validity,
+            subject,
+            spki,
+            |_| Ok(()),
+        )?;
+        Ok(())
+    }
+
+    fn new_entry(
+        &self,
+        slot: SlotId,
+        spki_der: Vec<u8>,
+        verifying: VerifyingKey,
+        record: SlotRecord,
+    ) -> Entry {
+        let id = (self.id_scheme)(&spki_der);
+        Entry {
+            record: KeyRecord {
+                id,
+                label: record.label,
+                token: self.name_owned(),
+                spki_der,
+                origin: record.origin,
+                sensitive: true,
+                extractable: false,
+            },
+            slot,
+            verifying,
+            pin_policy: record.pin_policy,
+            touch_policy: record.touch_policy,
+        }
+    }
+
+    fn describe(&self, dev: &mut Device) -> Result<TokenDescription, OpError> {
+        let conn = Self::conn(dev)?;
+        Ok(TokenDescription {
+            label: conn.yk.name().to_owned(),
+            serial: conn.yk.serial().to_string(),
+            manufacturer: "Yubico".into(),
+            model: format!("YubiKey (PIV {})", conn.yk.version()),
+        })
+    }
+
+    /// The PIV slot of key `id` (as ykman names it: "9c", "82", …).
+    pub fn slot_of(&self, id: &str) -> Result<String, KeyError> {
+        self.run("finding a key", |s, dev| {
+            Ok(slot_name(s.entry(dev, id)?.slot))
+        })
+    }
+
+    /// Fetches and verifies the attestation of key `id`: the device signs a
+    /// certificate for the slot's key with its attestation key (slot f9),
+    /// whose certificate Yubico issued. See [`attest`].
+    pub fn attestation(&self, id: &str) -> Result<attest::Attestation, KeyError> {
+        let (entry, statement, intermediate) = self.run("attesting a key", |s, dev| {
+            let entry = s.entry(dev, id)?;
+            let conn = Self::conn(dev)?;
+            let statement = match piv::attest(&mut conn.yk, entry.slot) {
+                Ok(der) => der.to_vec(),
+                Err(e) if connection_lost(&e) => return Err(e.into()),
+                Err(e) => {
+                    return Err(KeyError::Device {
+                        token: s.name_owned(),
+                        operation: "attesting a key",
+                        detail: format!(
+                            "{} cannot attest the key in slot {} (the device answered: {e}); attestation needs a YubiKey 4.3 or later and a key generated on the device",
+                            s.serial_text(),
+                            slot_name(entry.slot)
+                        ),
+                    }
+                    .into());
+                }
+            };
+            let intermediate = match Certificate::read(&mut conn.yk, SlotId::Attestation) {
+                Ok(c) => c.cert.to_der().map_err(|_| yubikey::Error::InvalidObject)?,
+                Err(e) if connection_lost(&e) => return Err(e.into()),
+                Err(e) => {
+                    return Err(KeyError::Device {
+                        token: s.name_owned(),
+                        operation: "attesting a key",
+                        detail: format!(
+                            "{} has no attestation certificate in slot f9 ({e})",
+                            s.serial_text()
+                        ),
+                    }
+                    .into());
+                }
+            };
+            Ok((entry, statement, intermediate))
+        })?;
+        attest::verify(&statement, &intermediate, &entry.record.spki_der, &[]).map_err(|e| {
+            KeyError::Device {
+                token: self.name_owned(),
+                operation: "verifying the attestation",
+                detail: format!("{e} ({})", self.serial_text()),
+            }
+        })
+    }
+
+    fn sign_once(
+        &self,
+        dev: &mut Device,
+        entry: &Entry,
+        digest: &[u8; 32],
+    ) -> Result<Vec<u8>, OpError> {
+        self.ensure_pin(dev)?;
+        let reference = u8::from(entry.slot);
+        let each_time = entry.pin_policy.before_each_signature(entry.slot)
+            || dev.pin_each_time.contains(&reference);
+        if each_time {
+            self.reverify_pin(dev)?;
+        }
+        let first = piv::sign_data(
+            &mut Self::conn(dev)?.yk,
+            digest,
+            AlgorithmId::EccP256,
+            entry.slot,
+        );
+        let result = match first {
+            Err(yubikey::Error::AuthenticationError) => {
+                // The device wants the PIN (again): the slot's policy wants
+                // it before every signature (devices that ignore the
+                // configured policy), or another program dropped it.
+                if !each_time {
+                    tracing::info!(token = %self.config.name, slot = %slot_name(entry.slot),
+                        "the YubiKey wants the PIN before signatures with this slot");
+                    dev.pin_each_time.insert(reference);
+                }
+                self.reverify_pin(dev)?;
+                piv::sign_data(
+                    &mut Self::conn(dev)?.yk,
+                    digest,
+                    AlgorithmId::EccP256,
+                    entry.slot,
+                )
+            }
+            other => other,
+        };
+        match result {
+            Ok(der) => Ok(der.to_vec()),
+            Err(yubikey::Error::GenericError) if entry.touch_policy.needs_touch() => {
+                Err(KeyError::Device {
+                    token: self.name_owned(),
+                    operation: "signing",
+                    detail: format!(
+                        "{} was not touched in time (it waits about 15 seconds for a touch of key {}); touch its contact when it blinks, then retry",
+                        self.serial_text(),
+                        entry.record.label
+                    ),
+                }
+                .into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl KeyStore for YubiKeyStore {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn status(&self) -> TokenStatus {
+        let result = self.run("reading the device", |s, dev| {
+            s.ensure_pin(dev)?;
+            let count = s.index(dev)?.by_id.len();
+            Ok((s.describe(dev)?, count))
+        });
+        match result {
+            Ok((description, key_count)) => TokenStatus::Ready {
+                description,
+                key_count,
+            },
+            Err(e @ KeyError::PinRejected { tries, .. }) => TokenStatus::PinRejected {
+                reason: e.to_string(),
+                tries,
+            },
+            Err(e @ KeyError::PinLocked { .. }) => TokenStatus::PinLocked {
+                reason: e.to_string(),
+            },
+            Err(e) => TokenStatus::Unavailable {
+                reason: e.to_string(),
+            },
+        }
+    }
+
+    fn list(&self) -> Result<Vec<KeyRecord>, KeyError> {
+        let mut keys: Vec<KeyRecord> = self
+            .run("listing keys", |s, dev| {
+                s.ensure_pin(dev)?;
+                s.index(dev)
+            })?
+            .by_id
+            .into_values()
+            .map(|e| e.record)
+            .collect();
+        keys.sort_by(|a, b| a.label.cmp(&b.label).then(a.id.cmp(&b.id)));
+        Ok(keys)
+    }
+
+    fn generate(&self, label: &KeyLabel) -> Result<KeyRecord, KeyError> {
+        let entry = self.run("generating a key", |s, dev| {
+            let ix = s.index(dev)?;
+            s.check_free(&ix, label, None)?;
+            s.ensure_admin(dev)?;
+            let slot = s.free_slot(dev, &ix)?;
+            let record = SlotRecord {
+                label: label.clone(),
+                pin_policy: s.config.pin_policy,
+                touch_policy: s.config.touch_policy,
+                origin: KeyOrigin::Generated,
+            };
+            tracing::info!(token = %s.config.name, key = %label, slot = %slot_name(slot),
+                pin_policy = record.pin_policy.as_str(), touch_policy = record.touch_policy.as_str(),
+                "generating a P-256 key on the YubiKey");
+            let spki = piv::generate(
+                &mut Self::conn(dev)?.yk,
+                slot,
+                AlgorithmId::EccP256,
+                record.pin_policy.to_yubikey(),
+                record.touch_policy.to_yubikey(),
+            )?;
+            let verifying = spki
+                .to_der()
+                .ok()
+                .and_then(|der| VerifyingKey::from_public_key_der(&der).ok())
+                .ok_or_else(|| KeyError::Corrupt {
+                    token: s.name_owned(),
+                    detail: format!(
+                        "the key generated in slot {} is not a P-256 key",
+                        slot_name(slot)
+                    ),
+                })?;
+            let spki_der = verifying
+                .to_public_key_der()
+                .map_err(|_| yubikey::Error::InvalidObject)?
+                .as_bytes()
+                .to_vec();
+            s.certify(dev, slot, spki, &record)?;
+            let entry = s.new_entry(slot, spki_der, verifying, record);
+            s.remember(dev, entry.clone());
+            Ok(entry)
+        })?;
+        tracing::info!(token = %self.config.name, key = %label, id = %entry.record.id,
+            slot = %slot_name(entry.slot), "key generated");
+        Ok(entry.record)
+    }
+
+    fn import(&self, label: &KeyLabel, key: &SecretKey) -> Result<KeyRecord, KeyError> {
+        let public = key.public_key();
+        let verifying = VerifyingKey::from(&public);
+        let spki_der = public
+            .to_public_key_der()
+            .map_err(|e| KeyError::InvalidLabel(format!("cannot encode the public key: {e}")))?
+            .as_bytes()
+            .to_vec();
+        let id = (self.id_scheme)(&spki_der);
+        let entry = self.run("importing a key", |s, dev| {
+            let ix = s.index(dev)?;
+            s.check_free(&ix, label, Some(&id))?;
+            s.ensure_admin(dev)?;
+            let slot = s.free_slot(dev, &ix)?;
+            let record = SlotRecord {
+                label: label.clone(),
+                pin_policy: s.config.pin_policy,
+                touch_policy: s.config.touch_policy,
+                origin: KeyOrigin::Imported,
+            };
+            let scalar = Zeroizing::new(key.to_bytes());
+            piv::import_ecc_key(
+                &mut Self::conn(dev)?.yk,
+                slot,
+                AlgorithmId::EccP256,
+                scalar.as_slice(),
+                record.touch_policy.to_yubikey(),
+                record.pin_policy.to_yubikey(),
+            )?;
+            drop(scalar);
+            let spki = SubjectPublicKeyInfoOwned::from_der(&spki_der)
+                .map_err(|_| yubikey::Error::InvalidObject)?;
+            s.certify(dev, slot, spki, &record)?;
+            let entry = s.new_entry(slot, spki_der.clone(), verifying, record);
+            s.remember(dev, entry.clone());
+            Ok(entry)
+        })?;
+        tracing::info!(token = %self.config.name, key = %label, id = %entry.record.id,
+            slot = %slot_name(entry.slot), "key imported");
+        Ok(entry.record)
+    }
+
+    fn delete(&self, id: &str) -> Result<KeyRecord, KeyError> {
+        let record = self.run("deleting a key", |s, dev| {
+            let entry = s.entry(dev, id)?;
+            s.ensure_admin(dev)?;
+            let conn = Self::conn(dev)?;
+            // PIV has no "delete key" before firmware 5.7: a new key
+            // generated over it destroys the old private key.
+            piv::generate(
+                &mut conn.yk,
+                entry.slot,
+                AlgorithmId::EccP256,
+                yubikey::PinPolicy::Default,
+                yubikey::TouchPolicy::Never,
+            )?;
+            Certificate::delete(&mut conn.yk, entry.slot)?;
+            s.forget(dev, &entry);
+            Ok(entry.record)
+        })?;
+        tracing::info!(token = %self.config.name, key = %record.label, id,
+            "key deleted (private key overwritten, certificate removed)");
+        Ok(record)
+    }
+
+    fn sign_digest(&self, id: &str, digest: &[u8; 32]) -> Result<[u8; 64], KeyError> {
+        let (der, entry) = self.run("signing", |s, dev| {
+            let entry = s.entry(dev, id)?;
+            let der = s.sign_once(dev, &entry, digest)?;
+            Ok((der, entry))
+        })?;
+        let bad = || KeyError::BadSignature {
+            token: self.name_owned(),
+            key_id: id.to_owned(),
+        };
+        let sig = p256::ecdsa::Signature::from_der(&der).map_err(|_| bad())?;
+        entry
+            .verifying
+            .verify_prehash(digest, &sig)
+            .map_err(|_| bad())?;
+        let mut out = [0u8; 64];
+        out.copy_from_slice(&sig.to_bytes());
+        Ok(out)
+    }
+
+    fn needs_touch(&self, id: &str) -> bool {
+        if let Some(t) = self.touch.read().unwrap_or_else(|p| p.into_inner()).get(id) {
+            return *t;
+        }
+        if self.list().is_err() {
+            return false;
+        }
+        self.touch
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .copied()
+            .unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_lost_connections() {
+        let pcsc = |p| yubikey::Error::PcscError { inner: Some(p) };
+        assert!(connection_lost(&pcsc(pcsc::Error::ResetCard)));
+        assert!(connection_lost(&pcsc(pcsc::Error::ProtoMismatch)));
+        assert!(connection_lost(&pcsc(pcsc::Error::RemovedCard)));
+        assert!(connection_lost(&yubikey::Error::PcscError { inner: None }));
+        assert!(!connection_lost(&pcsc(pcsc::Error::SharingViolation)));
+        assert!(!connection_lost(&yubikey::Error::WrongPin { tries: 2 }));
+        assert!(!connection_lost(&yubikey::Error::AuthenticationError));
+    }
+
+    #[test]
+    fn config_defaults_follow_the_issue() {
+        let c = YubiKeyConfig::new("yk", 123, PinSource::Env("PIN".into()));
+        assert_eq!(c.management_key, ManagementKeySource::PinProtected);
+        assert_eq!(c.pin_policy, KeyPinPolicy::Once);
+        assert_eq!(c.touch_policy, KeyTouchPolicy::Always);
+        assert_eq!(&c.slots[..4], &[0x9c, 0x9e, 0x9d, 0x9a]);
+        assert_eq!(c.slots.len(), 24);
+        // No secret in Debug: the sources only.
+        let debug = format!("{c:?}");
+        assert!(
+            debug.contains("env:PIN") && debug.contains("pin-protected"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn an_absent_device_is_unavailable_not_a_panic() {
+        // No pcscd (or no such serial) on a build machine: a clear error.
+        let store = YubiKeyStore::new(
+            YubiKeyConfig::new(
+                "yk",
+                4_000_000_001,
+                PinSource::Env("TUFD_TEST_NO_PIN".into()),
+            ),
+            |d| hex::encode(&d[..8]),
+        );
+        match store.status() {
+            TokenStatus::Unavailable { reason } => {
+                assert!(
+                    reason.contains("4000000001") || reason.contains("pcscd"),
+                    "{reason}"
+                );
+            }
+            other => panic!("expected unavailable, got {other:?}"),
+        }
+        assert!(!store.needs_touch("00"));
+    }
+}
