@@ -31,6 +31,32 @@ fn sha256_of(meta: &tufd_tuf::FileMeta, role: &str, gun: &str) -> Result<[u8; 32
         })
 }
 
+/// Stored bytes whose sha256 is `sha`: files the last verified read
+/// already holds are not fetched again (the notary client caches the same way).
+fn cached<'a>(bytes: Option<&'a Vec<u8>>, sha: &[u8; 32]) -> Option<&'a Vec<u8>> {
+    use sha2::{Digest, Sha256};
+    bytes.filter(|b| Sha256::digest(b.as_slice()).as_slice() == sha)
+}
+
+/// A role by checksum: from the store when it holds those bytes, else from
+/// the server.
+async fn by_checksum(
+    client: &NotaryClient,
+    gun: &Gun,
+    role: &str,
+    sha: &[u8; 32],
+    stored: Option<&Vec<u8>>,
+) -> Result<Vec<u8>, TrustError> {
+    if let Some(b) = cached(stored, sha) {
+        return Ok(b.clone());
+    }
+    client
+        .get_role_by_checksum(gun, &remote_role(gun.as_str(), role)?, sha)
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|e| TrustError::remote(gun.as_str(), e))
+}
+
 fn remote_role(gun: &str, name: &str) -> Result<RemoteRole, TrustError> {
     RemoteRole::new(name.to_owned()).map_err(|e| TrustError::remote(gun, e))
 }
@@ -66,23 +92,32 @@ pub async fn fetch(
             "timestamp lists no snapshot".into(),
         ))
     })?;
-    let snapshot = client
-        .get_role_by_checksum(
-            gun,
-            &RemoteRole::SNAPSHOT,
-            &sha256_of(snap_meta, "snapshot", name)?,
-        )
-        .await
-        .map_err(remote)?
-        .to_vec();
+    let files_of = |f: fn(&StoredRepository) -> &Vec<u8>| stored.map(f);
+    let snapshot = by_checksum(
+        client,
+        gun,
+        "snapshot",
+        &sha256_of(snap_meta, "snapshot", name)?,
+        files_of(|s| &s.files.snapshot),
+    )
+    .await?;
     let snap = Signed::<Snapshot>::from_role_bytes("snapshot", &snapshot).map_err(md)?;
 
     // Root: the trusted one, then every newer version up to the current.
-    let current_root = client
-        .get_role(gun, &RemoteRole::ROOT)
-        .await
-        .map_err(remote)?
-        .to_vec();
+    // Unchanged when snapshot lists the trusted root's checksum.
+    let root_sha = snap
+        .signed()
+        .meta
+        .get("root")
+        .and_then(|m| sha256_of(m, "root", name).ok());
+    let current_root = match root_sha.and_then(|sha| cached(files_of(|s| &s.root), &sha)) {
+        Some(b) => b.clone(),
+        None => client
+            .get_role(gun, &RemoteRole::ROOT)
+            .await
+            .map_err(remote)?
+            .to_vec(),
+    };
     let current = Signed::<Root>::from_role_bytes("root", &current_root).map_err(md)?;
     let trusted_bytes = stored.map_or_else(|| current_root.clone(), |s| s.root.clone());
     let trusted = Signed::<Root>::from_role_bytes("root", &trusted_bytes).map_err(md)?;
@@ -113,29 +148,28 @@ pub async fn fetch(
             "snapshot lists no targets".into(),
         ))
     })?;
-    let targets = client
-        .get_role_by_checksum(
-            gun,
-            &RemoteRole::TARGETS,
-            &sha256_of(targets_meta, "targets", name)?,
-        )
-        .await
-        .map_err(remote)?
-        .to_vec();
+    let targets = by_checksum(
+        client,
+        gun,
+        "targets",
+        &sha256_of(targets_meta, "targets", name)?,
+        files_of(|s| &s.files.targets),
+    )
+    .await?;
     let mut delegations = BTreeMap::new();
     for (role, meta) in &snap.signed().meta {
         if !role.starts_with("targets/") {
             continue;
         }
-        let bytes = client
-            .get_role_by_checksum(
-                gun,
-                &remote_role(name, role)?,
-                &sha256_of(meta, role, name)?,
-            )
-            .await
-            .map_err(remote)?;
-        delegations.insert(role.clone(), bytes.to_vec());
+        let bytes = by_checksum(
+            client,
+            gun,
+            role,
+            &sha256_of(meta, role, name)?,
+            stored.and_then(|s| s.files.delegations.get(role)),
+        )
+        .await?;
+        delegations.insert(role.clone(), bytes);
     }
     let files = RepositoryFiles {
         root_chain,
