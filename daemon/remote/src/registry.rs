@@ -323,6 +323,25 @@ impl RegistryError {
         RegistryError::from_transport(crate::transport::classify(url, e))
     }
 
+    /// Appends a hint to a TLS error's detail; other errors are returned unchanged.
+    fn with_tls_hint(self, hint: &str) -> Self {
+        match self {
+            RegistryError::Tls {
+                url,
+                mut detail,
+                source,
+            } => {
+                detail.push_str(&format!(" ({hint})"));
+                RegistryError::Tls {
+                    url,
+                    detail,
+                    source,
+                }
+            }
+            other => other,
+        }
+    }
+
     /// True when the peer answered the TLS handshake with something that is
     /// not TLS, i.e. it speaks plain http on that port.
     fn is_plain_http_peer(&self) -> bool {
@@ -779,6 +798,11 @@ impl RegistryClient {
                 let resp = self.send_get(&url, auth).await?;
                 self.remember(host, Scheme::Http);
                 Ok((url, resp))
+            }
+            Err(e) if first == Scheme::Https && e.is_plain_http_peer() => {
+                Err(e.with_tls_hint(&format!(
+                    "the registry seems to speak plain http; if that is intended, list {host} in insecure_registries"
+                )))
             }
             Err(e) => Err(e),
         }
