@@ -13,6 +13,16 @@
 //! pin = "env:TUFD_PIN"           # or: file:/run/credentials/tufd.service/pin
 //! sessions = 4                   # optional, concurrent signing sessions
 //!
+//! [[token]]                      # a YubiKey, driven natively over PIV
+//! name = "yubikey"
+//! kind = "yubikey"
+//! serial = 12345678              # `ykman list --serials`
+//! pin = "env:TUFD_YUBIKEY_PIN"
+//! management_key = "pin-protected"  # default; or env:NAME / file:PATH (hex)
+//! pin_policy = "once"            # optional: once (default), always, never, default
+//! touch_policy = "always"        # optional: always (default), cached, never, default
+//! slots = ["9c", "9e"]           # optional: 9c, 9e, 9d, 9a, 82…95 by default
+//!
 //! [[remote]]                     # notary servers, by repository prefix
 //! prefix = "localhost:5000/"     # "" matches every repository
 //! url = "https://127.0.0.1:4443"
@@ -31,6 +41,7 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use tufd_keys::pin::PinSource;
 use tufd_keys::pkcs11::{Pkcs11Config, TokenSelector};
+use tufd_keys::yubikey::YubiKeyConfig;
 
 /// Why a configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +77,8 @@ pub struct Config {
 pub enum TokenConfig {
     /// A PKCS#11 token.
     Pkcs11(Pkcs11Config),
+    /// A YubiKey driven natively over PIV.
+    YubiKey(YubiKeyConfig),
 }
 
 impl TokenConfig {
@@ -73,6 +86,7 @@ impl TokenConfig {
     pub fn name(&self) -> &str {
         match self {
             TokenConfig::Pkcs11(c) => &c.name,
+            TokenConfig::YubiKey(c) => &c.name,
         }
     }
 }
@@ -167,9 +181,79 @@ struct RawToken {
     kind: String,
     module: Option<PathBuf>,
     label: Option<String>,
-    serial: Option<String>,
+    serial: Option<RawSerial>,
     pin: String,
     sessions: Option<usize>,
+    management_key: Option<String>,
+    pin_policy: Option<String>,
+    touch_policy: Option<String>,
+    slots: Option<Vec<String>>,
+}
+
+/// A serial number written as a string (PKCS#11 token serials) or a number
+/// (YubiKey serials).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawSerial {
+    Text(String),
+    Number(u64),
+}
+
+impl std::fmt::Display for RawSerial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RawSerial::Text(s) => f.write_str(s),
+            RawSerial::Number(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl RawToken {
+    /// The `kind = "yubikey"` token.
+    fn into_yubikey(
+        self,
+        pin: PinSource,
+        invalid: &dyn Fn(String) -> ConfigError,
+    ) -> Result<YubiKeyConfig, ConfigError> {
+        let name = self.name;
+        let bad = |what: &str, e: String| invalid(format!("token '{name}': {what}: {e}"));
+        if self.module.is_some() || self.label.is_some() || self.sessions.is_some() {
+            return Err(invalid(format!(
+                "token '{name}': `module`, `label` and `sessions` are for kind \"pkcs11\"; a YubiKey is selected by `serial`"
+            )));
+        }
+        let serial = match &self.serial {
+            Some(RawSerial::Number(n)) => u32::try_from(*n).ok(),
+            Some(RawSerial::Text(t)) => t.trim().parse().ok(),
+            None => None,
+        }
+        .ok_or_else(|| {
+            invalid(format!(
+                "token '{name}': `serial` (the YubiKey's serial number, `ykman list --serials`) is required"
+            ))
+        })?;
+        let mut c = YubiKeyConfig::new(name.clone(), serial, pin);
+        if let Some(m) = &self.management_key {
+            c.management_key = m.parse().map_err(|e| bad("management_key", e))?;
+        }
+        if let Some(p) = &self.pin_policy {
+            c.pin_policy = p.parse().map_err(|e| bad("pin_policy", e))?;
+        }
+        if let Some(t) = &self.touch_policy {
+            c.touch_policy = t.parse().map_err(|e| bad("touch_policy", e))?;
+        }
+        if let Some(slots) = &self.slots {
+            c.slots = slots
+                .iter()
+                .map(|s| tufd_keys::yubikey::parse_slot(s))
+                .collect::<Result<_, _>>()
+                .map_err(|e| bad("slots", e))?;
+            if c.slots.is_empty() {
+                return Err(bad("slots", "give at least one slot".into()));
+            }
+        }
+        Ok(c)
+    }
 }
 
 impl Config {
@@ -221,7 +305,7 @@ impl Config {
                     })?;
                     let selector = match (t.label, t.serial) {
                         (Some(l), None) => TokenSelector::Label(l),
-                        (None, Some(s)) => TokenSelector::Serial(s),
+                        (None, Some(s)) => TokenSelector::Serial(s.to_string()),
                         _ => {
                             return Err(invalid(format!(
                                 "token '{name}': give exactly one of `label` or `serial` (slot numbers change, so tufd never uses them)"
@@ -242,9 +326,10 @@ impl Config {
                         max_sessions,
                     }));
                 }
+                "yubikey" => tokens.push(TokenConfig::YubiKey(t.into_yubikey(pin, &invalid)?)),
                 other => {
                     return Err(invalid(format!(
-                        "token '{name}': unknown kind {other:?}; supported: \"pkcs11\""
+                        "token '{name}': unknown kind {other:?}; supported: \"pkcs11\", \"yubikey\""
                     )));
                 }
             }
@@ -302,7 +387,9 @@ sessions = 2
         let c = parse(GOOD).unwrap();
         assert_eq!(c.tokens.len(), 2);
         assert_eq!(c.default_token, 0);
-        let TokenConfig::Pkcs11(b) = &c.tokens[1];
+        let TokenConfig::Pkcs11(b) = &c.tokens[1] else {
+            panic!("token b is PKCS#11");
+        };
         assert_eq!(b.selector, TokenSelector::Serial("123".into()));
         assert_eq!(b.max_sessions, 2);
     }
@@ -337,5 +424,47 @@ sessions = 2
             let err = parse(&text).unwrap_err().to_string();
             assert!(err.contains(want), "{want:?} not in {err:?}");
         }
+    }
+
+    #[test]
+    fn parses_yubikey_tokens() {
+        use tufd_keys::yubikey::{KeyPinPolicy, KeyTouchPolicy, ManagementKeySource};
+        let yk = "[[token]]\nname = \"yk\"\nkind = \"yubikey\"\nserial = 12345678\npin = \"env:YK_PIN\"\n";
+        let c = parse(&format!("{GOOD}{yk}")).unwrap();
+        let TokenConfig::YubiKey(y) = &c.tokens[2] else {
+            panic!("token yk is a YubiKey");
+        };
+        assert_eq!(y.serial, 12345678);
+        assert_eq!(y.management_key, ManagementKeySource::PinProtected);
+        assert_eq!(y.touch_policy, KeyTouchPolicy::Always);
+        let full = format!(
+            "{GOOD}{yk}management_key = \"file:/run/mgm\"\npin_policy = \"always\"\ntouch_policy = \"never\"\nslots = [\"82\", \"9a\"]\n"
+        );
+        let c = parse(&full).unwrap();
+        let TokenConfig::YubiKey(y) = &c.tokens[2] else {
+            panic!("token yk is a YubiKey");
+        };
+        assert_eq!(y.pin_policy, KeyPinPolicy::Always);
+        assert_eq!(y.touch_policy, KeyTouchPolicy::Never);
+        assert_eq!(y.slots, vec![0x82, 0x9a]);
+        assert!(matches!(
+            y.management_key,
+            ManagementKeySource::Configured(_)
+        ));
+        for (extra, want) in [
+            ("touch_policy = \"sometimes\"\n", "touch_policy"),
+            ("slots = [\"f9\"]\n", "slots"),
+            ("management_key = \"00112233\"\n", "management_key"),
+            ("module = \"/m.so\"\n", "kind \"pkcs11\""),
+        ] {
+            let err = parse(&format!("{GOOD}{yk}{extra}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{want:?} not in {err:?}");
+        }
+        let err = parse(&format!("{GOOD}{}", yk.replace("serial = 12345678\n", "")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`serial`"), "{err}");
     }
 }

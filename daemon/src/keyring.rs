@@ -9,6 +9,7 @@ use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use tufd_keys::pkcs11::{Modules, Pkcs11Store};
+use tufd_keys::yubikey::YubiKeyStore;
 use tufd_keys::{KeyError, KeyLabel, KeyRecord, KeyStore, TokenStatus, import};
 
 /// Errors of the keyring: a token's error, or a request that names
@@ -96,6 +97,11 @@ impl Keyring {
                         tufd_tuf::keyid::ecdsa_key_id,
                     )) as Arc<dyn KeyStore>,
                     "pkcs11",
+                ),
+                TokenConfig::YubiKey(c) => (
+                    Arc::new(YubiKeyStore::new(c.clone(), tufd_tuf::keyid::ecdsa_key_id))
+                        as Arc<dyn KeyStore>,
+                    "yubikey",
                 ),
             })
             .collect();
