@@ -70,10 +70,10 @@ const SIGN_ABOUT: &str = "\
 Sign tags of images with a key the daemon holds (`docker trust sign`).
 
 Each REPO:TAG becomes a target named TAG with the manifest's sha256 digest
-and size, signed into targets/releases (the role `docker pull` trusts) and
-into the signer's own role, or into targets when the daemon holds only the
-repository key. All tags of one repository are one transaction and one
-publish; several repositories are signed in one call.
+and size, signed into targets/releases (the role `docker pull` trusts) with
+a signer key the daemon holds, or into targets with the repository key.
+All tags of one repository are one transaction and one publish; several
+repositories are signed in one call.
 
 REPO is the fully qualified repository name (the Notary GUN), such as
 localhost:5000/library/app or docker.io/library/alpine.

@@ -60,6 +60,13 @@ impl Term {
         let _ = self.err.flush();
     }
 
+    /// A question on stderr, the answer typed on the same line.
+    fn prompt(&mut self, question: &str) {
+        self.clear_status();
+        let _ = write!(self.err, "{question}");
+        let _ = self.err.flush();
+    }
+
     /// A transient line: updated in place on a terminal, else one line each.
     fn status(&mut self, line: &str) {
         if self.err_tty {
@@ -381,11 +388,9 @@ fn result_text(r: &v1::TrustResult, out: &Output) -> String {
     let mut text = String::new();
     for c in &r.changes {
         let mut line = format!("{}: ", c.repository);
-        line.push_str(if c.summary.is_empty() {
-            "done"
-        } else {
-            &c.summary
-        });
+        // The summary may already name the repository.
+        let summary = c.summary.strip_prefix(line.as_str()).unwrap_or(&c.summary);
+        line.push_str(if summary.is_empty() { "done" } else { summary });
         let mut notes = Vec::new();
         if c.initialized {
             notes.push("repository initialized".to_owned());
@@ -520,7 +525,7 @@ pub async fn revoke(
                 "revoking every signed tag of {repo} needs confirmation: pass --yes"
             )));
         }
-        term.note(&format!(
+        term.prompt(&format!(
             "Confirm you would like to delete all signature data for {repo}? [y/N] "
         ));
         let mut answer = String::new();
@@ -823,7 +828,7 @@ mod tests {
                             version: 5,
                         },
                     ],
-                    summary: "signed v1 into targets/releases".into(),
+                    summary: "reg/app: signed v1 into targets/releases".into(),
                     attempts: 2,
                 }],
             })),
