@@ -384,17 +384,26 @@ async fn bearer_token_auth() {
         matches!(err, RegistryError::RepositoryNotFound { .. }),
         "{err:?}"
     );
-    let _ = client
-        .resolve(&reference)
-        .await
-        .expect("resolve with a token again");
-
     let requests = registry.token_requests();
+    let pull_app: Vec<_> = requests
+        .iter()
+        .filter(|r| r.scopes == ["repository:library/app:pull"])
+        .collect();
+    assert!(!pull_app.is_empty(), "{requests:?}");
+    for r in &pull_app {
+        assert_eq!(r.service.as_deref(), Some(TOKEN_SERVICE));
+    }
     let last = requests.last().expect("token requests");
     assert!(last.granted, "{requests:?}");
-    assert_eq!(last.service.as_deref(), Some(TOKEN_SERVICE));
-    assert_eq!(last.scopes, vec!["repository:library/app:pull".to_owned()]);
     assert_eq!(last.username.as_deref(), Some(USERNAME));
+
+    // The pull token for library/app is reused: no new token request.
+    let got = client
+        .resolve(&reference)
+        .await
+        .expect("resolve with the cached token");
+    assert_eq!(got.digest, pushed.digest);
+    assert_eq!(registry.token_requests().len(), requests.len());
 }
 
 // ---- hostile servers ------------------------------------------------------

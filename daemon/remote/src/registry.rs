@@ -42,7 +42,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use reqwest::StatusCode;
@@ -703,6 +703,20 @@ pub struct RegistryClient {
     credentials: BTreeMap<String, RegistryCredentials>,
     max_manifest_size: u64,
     schemes: Arc<Mutex<HashMap<String, Scheme>>>,
+    /// Pull tokens per (API host, repository), reused until shortly before they expire.
+    tokens: Arc<Mutex<HashMap<(String, String), CachedToken>>>,
+}
+
+#[derive(Debug)]
+struct CachedToken {
+    token: SecretString,
+    valid_until: Instant,
+}
+
+/// What a token service answered: the token and its lifetime.
+struct Token {
+    token: SecretString,
+    expires_in: Duration,
 }
 
 enum Authorization<'a> {
@@ -739,6 +753,7 @@ impl RegistryClient {
             credentials: config.credentials.clone(),
             max_manifest_size: config.max_manifest_size,
             schemes: Arc::default(),
+            tokens: Arc::default(),
         })
     }
 
@@ -751,19 +766,71 @@ impl RegistryClient {
     pub async fn resolve(&self, reference: &ImageRef) -> Result<ManifestDescriptor, RegistryError> {
         let host = reference.api_host();
         let path = format!("/v2/{}/manifests/{}", reference.repository, reference.tag);
-        let (url, resp) = self.get_manifest(host, &path, &Authorization::None).await?;
+        let first = match self.cached_token(reference) {
+            Some(token) => Authorization::Bearer(token),
+            None => Authorization::None,
+        };
+        let (url, resp) = self.get_manifest(host, &path, &first).await?;
         let (auth, url, resp) = if resp.status() == StatusCode::UNAUTHORIZED {
+            if matches!(first, Authorization::Bearer(_)) {
+                self.forget_token(reference);
+            }
             let auth = self.answer_challenge(reference, &url, resp).await?;
             let (url, resp) = self.get_manifest(host, &path, &auth).await?;
             (auth, url, resp)
         } else {
-            (Authorization::None, url, resp)
+            (first, url, resp)
         };
         let status = resp.status();
         if status.is_success() {
             return self.read_manifest(&url, resp).await;
         }
         Err(self.status_error(reference, &url, resp, &auth).await)
+    }
+
+    fn token_key(reference: &ImageRef) -> (String, String) {
+        (
+            reference.api_host().to_owned(),
+            reference.repository().to_owned(),
+        )
+    }
+
+    /// A pull token from an earlier resolve in the same repository, if still valid.
+    fn cached_token(&self, reference: &ImageRef) -> Option<SecretString> {
+        let mut tokens = self.tokens.lock().ok()?;
+        let key = Self::token_key(reference);
+        match tokens.get(&key) {
+            Some(t) if t.valid_until > Instant::now() => Some(t.token.clone()),
+            Some(_) => {
+                tokens.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn remember_token(&self, reference: &ImageRef, token: &Token) {
+        // Reuse for 80% of its lifetime, so it does not expire in flight.
+        let lifetime = token.expires_in.mul_f32(0.8);
+        if lifetime.is_zero() {
+            return;
+        }
+        if let Ok(mut tokens) = self.tokens.lock() {
+            tokens.retain(|_, t| t.valid_until > Instant::now());
+            tokens.insert(
+                Self::token_key(reference),
+                CachedToken {
+                    token: token.token.clone(),
+                    valid_until: Instant::now() + lifetime,
+                },
+            );
+        }
+    }
+
+    fn forget_token(&self, reference: &ImageRef) {
+        if let Ok(mut tokens) = self.tokens.lock() {
+            tokens.remove(&Self::token_key(reference));
+        }
     }
 
     /// The credentials configured for the image's registry.
@@ -849,7 +916,8 @@ impl RegistryClient {
         };
         if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
             let token = self.fetch_token(reference, bearer, credentials).await?;
-            return Ok(Authorization::Bearer(token));
+            self.remember_token(reference, &token);
+            return Ok(Authorization::Bearer(token.token));
         }
         if challenges.iter().any(|c| c.scheme == "basic") {
             return match credentials {
@@ -872,13 +940,16 @@ impl RegistryClient {
     }
 
     /// The docker token flow: `GET <realm>?service=…&scope=…`, with basic
-    /// credentials when configured.
+    /// credentials when configured. As with docker, the realm may be another
+    /// host than the registry (Docker Hub: `auth.docker.io`); it gets the
+    /// registry's credentials, over https unless it is loopback or listed as
+    /// insecure.
     async fn fetch_token(
         &self,
         reference: &ImageRef,
         challenge: &Challenge,
         credentials: Option<&RegistryCredentials>,
-    ) -> Result<SecretString, RegistryError> {
+    ) -> Result<Token, RegistryError> {
         let realm = challenge.param("realm").unwrap_or_default();
         let token_error = |url: &str, detail: String| RegistryError::TokenService {
             url: url.to_owned(),
@@ -966,14 +1037,21 @@ impl RegistryClient {
             token: Option<String>,
             #[serde(default)]
             access_token: Option<String>,
+            #[serde(default)]
+            expires_in: Option<u64>,
         }
         let answer: TokenAnswer = serde_json::from_slice(&body)
             .map_err(|e| token_error(&url, format!("answer is not a token document: {e}")))?;
+        // The token specification's default lifetime is 60 s.
+        let expires_in = Duration::from_secs(answer.expires_in.unwrap_or(60).min(3600));
         answer
             .token
             .filter(|t| !t.is_empty())
             .or(answer.access_token.filter(|t| !t.is_empty()))
-            .map(SecretString::from)
+            .map(|token| Token {
+                token: SecretString::from(token),
+                expires_in,
+            })
             .ok_or_else(|| token_error(&url, "answer holds no token".to_owned()))
     }
 
@@ -1118,7 +1196,7 @@ impl RegistryClient {
                     status: status.as_u16(),
                     hint: match self.credentials_for(reference) {
                         Some(c) => format!(
-                            "the credentials of {:?} lack pull access to {}: {why}",
+                            "the credentials of {:?} were rejected or lack pull access to {}: {why}",
                             c.username,
                             reference.name()
                         ),
