@@ -568,13 +568,46 @@ pub async fn rotate(
     follow(stream.into_inner(), term, out).await
 }
 
+/// The current time as RFC 3339 UTC seconds (`2026-11-25T16:30:00Z`), to
+/// compare with the daemon's expiry times.
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    rfc3339_of_unix(secs)
+}
+
+/// Days-to-civil (Howard Hinnant's algorithm) for a Unix time in seconds.
+fn rfc3339_of_unix(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// Expiry warnings of one repository, for stderr.
-fn expiry_lines(r: &v1::RepositoryInspection) -> Vec<String> {
+fn expiry_lines(r: &v1::RepositoryInspection, now: &str) -> Vec<String> {
     r.expiry_warnings
         .iter()
         .map(|w| {
+            // RFC 3339 UTC times of one layout compare as strings.
             let verb = if w.expires.is_empty() {
                 "expires soon".to_owned()
+            } else if w.expires.as_str() <= now {
+                format!("EXPIRED {}", w.expires)
             } else {
                 format!("expires {}", w.expires)
             };
@@ -611,8 +644,9 @@ pub async fn inspect(
             Err(status) => failures.push((r.clone(), status)),
         }
     }
+    let now = now_rfc3339();
     for r in &found {
-        for line in expiry_lines(r) {
+        for line in expiry_lines(r, &now) {
             term.note(&line);
         }
     }
@@ -1093,6 +1127,34 @@ mod tests {
         assert!(err.message.contains("private key"), "{}", err.message);
         assert!(read_public_key(&write("x.pub", "not pem")).is_err());
         assert!(read_public_key(&dir.path().join("absent.pub")).is_err());
+    }
+
+    #[test]
+    fn expiry_wording() {
+        assert_eq!(rfc3339_of_unix(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_of_unix(1_795_624_200), "2026-11-25T16:30:00Z");
+        assert_eq!(rfc3339_of_unix(951_782_400), "2000-02-29T00:00:00Z");
+        let r = v1::RepositoryInspection {
+            name: "reg/app".into(),
+            expiry_warnings: vec![
+                v1::ExpiryWarning {
+                    role: "targets".into(),
+                    expires: "2027-01-01T00:00:00.5Z".into(),
+                },
+                v1::ExpiryWarning {
+                    role: "timestamp".into(),
+                    expires: "2026-11-01T00:00:00Z".into(),
+                },
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            expiry_lines(&r, "2026-11-25T16:30:00Z"),
+            [
+                "warning: reg/app: targets expires 2027-01-01T00:00:00.5Z",
+                "warning: reg/app: timestamp EXPIRED 2026-11-01T00:00:00Z"
+            ]
+        );
     }
 
     #[test]
