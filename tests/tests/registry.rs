@@ -655,3 +655,84 @@ fn the_harness_kills_the_registry_on_drop() {
     assert!(!proc_dir.exists(), "docker-registry {pid} still running");
     assert!(!dir.exists(), "{} not removed", dir.display());
 }
+
+/// A registry on loopback whose tokens are good for one request only, so a
+/// cached token is always refused on reuse.
+#[tokio::test]
+async fn a_refused_cached_token_is_replaced() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let host = listener.local_addr().expect("addr").to_string();
+    let issued = Arc::new(AtomicU64::new(0));
+    let used = Arc::new(std::sync::Mutex::new(
+        std::collections::HashSet::<String>::new(),
+    ));
+    let (issued2, used2, host2) = (issued.clone(), used.clone(), host.clone());
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let (issued, used, host) = (issued2.clone(), used2.clone(), host2.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut tmp = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut tmp).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                    }
+                    if buf.first() == Some(&0x16) {
+                        let _ = sock
+                            .write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+                            .await;
+                        return;
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf).into_owned();
+                let bearer = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("authorization: Bearer "))
+                    .or_else(|| {
+                        head.lines()
+                            .find_map(|l| l.strip_prefix("Authorization: Bearer "))
+                    })
+                    .map(|t| t.trim().to_owned());
+                let response = if head.starts_with("GET /token") {
+                    let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
+                    let body = format!(r#"{{"token":"tok-{n}","expires_in":300}}"#);
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .into_bytes()
+                } else if bearer.as_ref().is_some_and(|t| {
+                    used.lock()
+                        .map(|mut u| u.insert(t.clone()))
+                        .unwrap_or(false)
+                }) {
+                    let mut r = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: {MEDIA_TYPE_OCI_MANIFEST}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        SOME_MANIFEST.len()
+                    )
+                    .into_bytes();
+                    r.extend_from_slice(SOME_MANIFEST);
+                    r
+                } else {
+                    format!(
+                        "HTTP/1.1 401 Unauthorized\r\nWww-Authenticate: Bearer realm=\"http://{host}/token\",service=\"once\",scope=\"repository:library/app:pull\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    )
+                    .into_bytes()
+                };
+                let _ = sock.write_all(&response).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    let (client, _dir) = hostile_client();
+    let reference = ImageRef::new(&format!("{host}/library/app"), "v1").expect("ref");
+    for round in 1..=3u64 {
+        let got = client
+            .resolve(&reference)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(got.size, SOME_MANIFEST.len() as u64);
+        assert_eq!(issued.load(Ordering::SeqCst), round);
+    }
+}
