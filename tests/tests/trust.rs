@@ -16,14 +16,23 @@ const D3: &str = "sha256:3333333333333333333333333333333333333333333333333333333
 fn trust_config(env: &TestEnv, servers: &NotaryServers) -> String {
     env.config_with(&format!(
         "{}[[remote]]\nprefix = \"\"\nurl = \"{}\"\nca = \"{}\"\n",
-        token_toml("dev", MODULE, tufd_tests::daemon::TOKEN_LABEL, "env:TUFD_PIN"),
+        token_toml(
+            "dev",
+            MODULE,
+            tufd_tests::daemon::TOKEN_LABEL,
+            "env:TUFD_PIN"
+        ),
         servers.url(),
         servers.ca_path().display()
     ))
 }
 
 /// `notary list GUN [--roles R]` rows as (name, hex digest, size, role).
-fn notary_list(servers: &NotaryServers, gun: &str, role: Option<&str>) -> Vec<(String, String, u64, String)> {
+fn notary_list(
+    servers: &NotaryServers,
+    gun: &str,
+    role: Option<&str>,
+) -> Vec<(String, String, u64, String)> {
     let cli = servers.cli();
     let mut args = vec!["list", gun];
     if let Some(r) = role {
@@ -60,10 +69,20 @@ fn tufd_repository_is_read_by_the_real_notary_client() {
     env.tufctl(&["key", "generate", "alice"]).ok();
     env.tufctl(&["key", "generate", "bob"]).ok();
     let added = env
-        .tufctl(&["-o", "json", "signer", "add", "alice", gun, "--key", "alice.pub"])
+        .tufctl(&[
+            "-o",
+            "json",
+            "signer",
+            "add",
+            "alice",
+            gun,
+            "--key",
+            "alice.pub",
+        ])
         .json();
     assert_eq!(added["changes"][0]["initialized"], true, "{added}");
-    env.tufctl(&["signer", "add", "bob", gun, "--key", "bob.pub"]).ok();
+    env.tufctl(&["signer", "add", "bob", gun, "--key", "bob.pub"])
+        .ok();
 
     // Root and targets keys were generated on the token, named for the repository.
     let keys = env.tufctl(&["-o", "json", "key", "list"]).json();
@@ -71,7 +90,13 @@ fn tufd_repository_is_read_by_the_real_notary_client() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|k| format!("{}@{}", k["name"].as_str().unwrap(), k["gun"].as_str().unwrap()))
+        .map(|k| {
+            format!(
+                "{}@{}",
+                k["name"].as_str().unwrap(),
+                k["gun"].as_str().unwrap()
+            )
+        })
         .collect();
     assert!(names.contains(&format!("root@{gun}")), "{names:?}");
     assert!(names.contains(&format!("targets@{gun}")), "{names:?}");
@@ -97,10 +122,23 @@ fn tufd_repository_is_read_by_the_real_notary_client() {
     ])
     .ok();
 
+    // As docker does, the tag went into targets/releases and into the
+    // signers' own roles.
+    let releases = notary_list(&servers, gun, Some("targets/releases"));
+    let v1 = releases
+        .iter()
+        .find(|r| r.0 == "v1")
+        .unwrap_or_else(|| panic!("{releases:?}"));
+    assert_eq!(
+        (v1.1.as_str(), v1.2, v1.3.as_str()),
+        (hex_of(D1).as_str(), 1234, "targets/releases")
+    );
     let rows = notary_list(&servers, gun, None);
     let find = |name: &str| rows.iter().find(|r| r.0 == name).cloned();
-    let v1 = find("v1").unwrap_or_else(|| panic!("v1 missing: {rows:?}"));
-    assert_eq!((v1.1.as_str(), v1.2, v1.3.as_str()), (hex_of(D1).as_str(), 1234, "targets/releases"));
+    assert!(
+        find("v1").is_some_and(|r| r.1 == hex_of(D1) && r.2 == 1234),
+        "{rows:?}"
+    );
     let v2 = find("v2").unwrap();
     assert_eq!((v2.1.as_str(), v2.2), (hex_of(D2).as_str(), 99));
     assert!(find("a<b>&c-ü€").is_some(), "{rows:?}");
@@ -113,8 +151,15 @@ fn tufd_repository_is_read_by_the_real_notary_client() {
     assert!(out.stdout.contains("targets/releases"), "{out}");
 
     // Control characters are refused before anything is signed.
-    env.tufctl(&["sign", &format!("{gun}:bad\ttag"), "--digest", D3, "--size", "1"])
-        .fails_with(1, "control character");
+    env.tufctl(&[
+        "sign",
+        &format!("{gun}:bad\ttag"),
+        "--digest",
+        D3,
+        "--size",
+        "1",
+    ])
+    .fails_with(1, "control character");
 
     // tufctl inspect agrees with notary.
     let inspect = env.tufctl(&["inspect", gun]).json();
@@ -135,8 +180,10 @@ fn docker_trust_inspect_reads_a_tufd_repository() {
     let _d = env.start_with(&trust_config(&env, &servers));
     let gun = "localhost:5000/tufd/docker";
     env.tufctl(&["key", "generate", "alice"]).ok();
-    env.tufctl(&["signer", "add", "alice", gun, "--key", "alice.pub"]).ok();
-    env.tufctl(&["sign", &format!("{gun}:v1"), "--digest", D1, "--size", "10"]).ok();
+    env.tufctl(&["signer", "add", "alice", gun, "--key", "alice.pub"])
+        .ok();
+    env.tufctl(&["sign", &format!("{gun}:v1"), "--digest", D1, "--size", "10"])
+        .ok();
 
     let docker_config = env.path().join("docker");
     let tls = docker_config.join(format!("tls/127.0.0.1:{}", servers.port()));
@@ -151,7 +198,10 @@ fn docker_trust_inspect_reads_a_tufd_repository() {
     assert!(out.status.success(), "{out:?}");
     let docker: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let ours = env.tufctl(&["inspect", gun]).json();
-    assert_eq!(docker, ours, "docker trust inspect and tufctl inspect differ");
+    assert_eq!(
+        docker, ours,
+        "docker trust inspect and tufctl inspect differ"
+    );
     assert_eq!(docker[0]["SignedTags"][0]["SignedTag"], "v1");
     assert_eq!(docker[0]["SignedTags"][0]["Digest"], hex_of(D1));
     assert_eq!(docker[0]["SignedTags"][0]["Signers"][0], "alice");
@@ -169,17 +219,47 @@ fn tufd_signs_into_a_repository_the_notary_client_made() {
         let out = cmd.current_dir(dir).output().unwrap();
         assert!(out.status.success(), "{out:?}");
     };
-    run(Command::new("openssl").args(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "rel.key"]));
     run(Command::new("openssl").args([
-        "req", "-new", "-x509", "-key", "rel.key", "-out", "rel.crt", "-days", "30", "-subj", "/CN=releases",
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        "rel.key",
+    ]));
+    run(Command::new("openssl").args([
+        "req",
+        "-new",
+        "-x509",
+        "-key",
+        "rel.key",
+        "-out",
+        "rel.crt",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=releases",
     ]));
 
     let cli = servers.cli();
     cli.run_ok(["init", gun, "-p"]);
     cli.run_ok(["key", "rotate", gun, "snapshot", "-r"]);
-    cli.run_ok(["delegation", "add", gun, "targets/releases", dir.join("rel.crt").to_str().unwrap(), "--all-paths"]);
+    cli.run_ok([
+        "delegation",
+        "add",
+        gun,
+        "targets/releases",
+        dir.join("rel.crt").to_str().unwrap(),
+        "--all-paths",
+    ]);
     std::fs::write(dir.join("payload"), b"hello from notary").unwrap();
-    cli.run_ok(["add", gun, "from-notary", dir.join("payload").to_str().unwrap()]);
+    cli.run_ok([
+        "add",
+        gun,
+        "from-notary",
+        dir.join("payload").to_str().unwrap(),
+    ]);
     cli.run_ok(["publish", gun]);
 
     let _d = env.start_with(&trust_config(&env, &servers));
@@ -192,13 +272,26 @@ fn tufd_signs_into_a_repository_the_notary_client_made() {
     // Without the releases key, tufd says what is missing.
     env.tufctl(&["sign", &format!("{gun}:v1"), "--digest", D1, "--size", "5"])
         .fails_with(1, "holds no key of targets/releases");
-    env.tufctl(&["key", "load", dir.join("rel.key").to_str().unwrap(), "--name", "releaser"]).ok();
-    env.tufctl(&["sign", &format!("{gun}:v1"), "--digest", D1, "--size", "5"]).ok();
+    env.tufctl(&[
+        "key",
+        "load",
+        dir.join("rel.key").to_str().unwrap(),
+        "--name",
+        "releaser",
+    ])
+    .ok();
+    env.tufctl(&["sign", &format!("{gun}:v1"), "--digest", D1, "--size", "5"])
+        .ok();
 
     let rows = notary_list(&servers, gun, None);
-    assert!(rows.iter().any(|r| r.0 == "from-notary" && r.3 == "targets"), "{rows:?}");
     assert!(
-        rows.iter().any(|r| r.0 == "v1" && r.1 == hex_of(D1) && r.3 == "targets/releases"),
+        rows.iter()
+            .any(|r| r.0 == "from-notary" && r.3 == "targets"),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.0 == "v1" && r.1 == hex_of(D1) && r.3 == "targets/releases"),
         "{rows:?}"
     );
 }
@@ -212,23 +305,39 @@ fn concurrent_signers_and_a_racing_removal_leave_a_verifiable_repository() {
     let gun = "localhost:5000/tufd/race";
     env.tufctl(&["key", "generate", "alice"]).ok();
     env.tufctl(&["key", "generate", "bob"]).ok();
-    env.tufctl(&["signer", "add", "alice", gun, "--key", "alice.pub"]).ok();
-    env.tufctl(&["signer", "add", "bob", gun, "--key", "bob.pub"]).ok();
+    env.tufctl(&["signer", "add", "alice", gun, "--key", "alice.pub"])
+        .ok();
+    env.tufctl(&["signer", "add", "bob", gun, "--key", "bob.pub"])
+        .ok();
 
     // Two clients sign different tags at the same time.
     std::thread::scope(|s| {
-        let a = s.spawn(|| env.tufctl(&["sign", &format!("{gun}:one"), "--digest", D1, "--size", "1"]));
-        let b = s.spawn(|| env.tufctl(&["sign", &format!("{gun}:two"), "--digest", D2, "--size", "2"]));
+        let a =
+            s.spawn(|| env.tufctl(&["sign", &format!("{gun}:one"), "--digest", D1, "--size", "1"]));
+        let b =
+            s.spawn(|| env.tufctl(&["sign", &format!("{gun}:two"), "--digest", D2, "--size", "2"]));
         a.join().unwrap().ok();
         b.join().unwrap().ok();
     });
     let rows = notary_list(&servers, gun, None);
-    assert!(rows.iter().any(|r| r.0 == "one") && rows.iter().any(|r| r.0 == "two"), "{rows:?}");
+    assert!(
+        rows.iter().any(|r| r.0 == "one") && rows.iter().any(|r| r.0 == "two"),
+        "{rows:?}"
+    );
 
     // A signer removal racing a sign: both answer accurately and the
     // repository verifies afterwards.
     let (sign, remove) = std::thread::scope(|s| {
-        let a = s.spawn(|| env.tufctl(&["sign", &format!("{gun}:three"), "--digest", D3, "--size", "3"]));
+        let a = s.spawn(|| {
+            env.tufctl(&[
+                "sign",
+                &format!("{gun}:three"),
+                "--digest",
+                D3,
+                "--size",
+                "3",
+            ])
+        });
         let b = s.spawn(|| env.tufctl(&["signer", "remove", "alice", gun]));
         (a.join().unwrap(), b.join().unwrap())
     });
@@ -236,10 +345,16 @@ fn concurrent_signers_and_a_racing_removal_leave_a_verifiable_repository() {
     assert!(remove.status.success(), "{remove:?}");
     let rows = notary_list(&servers, gun, None);
     for t in ["one", "two", "three"] {
-        assert!(rows.iter().any(|r| r.0 == t), "{t} missing after the race: {rows:?}");
+        assert!(
+            rows.iter().any(|r| r.0 == t),
+            "{t} missing after the race: {rows:?}"
+        );
     }
     let delegations = servers.cli().run_ok(["delegation", "list", gun]);
-    assert!(!delegations.stdout.contains("targets/alice"), "{delegations}");
+    assert!(
+        !delegations.stdout.contains("targets/alice"),
+        "{delegations}"
+    );
 
     // Removing the last signer is refused unless forced.
     env.tufctl(&["signer", "remove", "bob", gun])
@@ -254,13 +369,28 @@ fn revoke_and_rotations_keep_the_repository_valid() {
     let _d = env.start_with(&trust_config(&env, &servers));
     let gun = "localhost:5000/tufd/rotate";
     env.tufctl(&["key", "generate", "alice"]).ok();
-    env.tufctl(&["signer", "add", "alice", gun, "--key", "alice.pub"]).ok();
-    env.tufctl(&["sign", &format!("{gun}:v1"), &format!("{gun}:v2"), "--digest", D1, "--size", "1"]).ok();
+    env.tufctl(&["signer", "add", "alice", gun, "--key", "alice.pub"])
+        .ok();
+    env.tufctl(&[
+        "sign",
+        &format!("{gun}:v1"),
+        &format!("{gun}:v2"),
+        "--digest",
+        D1,
+        "--size",
+        "1",
+    ])
+    .ok();
 
     env.tufctl(&["revoke", &format!("{gun}:v1")]).ok();
     let rows = notary_list(&servers, gun, None);
-    assert_eq!(rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), ["v2"], "{rows:?}");
-    env.tufctl(&["revoke", &format!("{gun}:nope")]).fails_with(1, "no tag nope is signed");
+    assert_eq!(
+        rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+        ["v2"],
+        "{rows:?}"
+    );
+    env.tufctl(&["revoke", &format!("{gun}:nope")])
+        .fails_with(1, "no tag nope is signed");
 
     for role in ["targets", "snapshot", "timestamp", "root"] {
         let out = env.tufctl(&["key", "rotate", gun, role]);
@@ -271,7 +401,8 @@ fn revoke_and_rotations_keep_the_repository_valid() {
         assert_eq!(rows.len(), 1, "after rotating {role}: {rows:?}");
     }
     // Still signable after all rotations.
-    env.tufctl(&["sign", &format!("{gun}:v3"), "--digest", D3, "--size", "3"]).ok();
+    env.tufctl(&["sign", &format!("{gun}:v3"), "--digest", D3, "--size", "3"])
+        .ok();
     assert_eq!(notary_list(&servers, gun, None).len(), 2);
 }
 
@@ -282,8 +413,22 @@ fn a_repository_tufd_does_not_know_is_reported_clearly() {
     let _d = env.start_with(&trust_config(&env, &servers));
     env.tufctl(&["inspect", "localhost:5000/none/here"])
         .fails_with(1, "has no trust data on the server");
-    env.tufctl(&["sign", "localhost:5000/none/here:v1", "--digest", D1, "--size", "1"])
-        .fails_with(1, "`tufctl signer add` initializes it");
-    env.tufctl(&["sign", "localhost:5000/none/here:v1", "--digest", "sha256:xyz", "--size", "1"])
-        .fails_with(1, "expected sha256:<64 hex digits>");
+    env.tufctl(&[
+        "sign",
+        "localhost:5000/none/here:v1",
+        "--digest",
+        D1,
+        "--size",
+        "1",
+    ])
+    .fails_with(1, "`tufctl signer add` initializes it");
+    env.tufctl(&[
+        "sign",
+        "localhost:5000/none/here:v1",
+        "--digest",
+        "sha256:xyz",
+        "--size",
+        "1",
+    ])
+    .fails_with(2, "64 lowercase hex digits");
 }

@@ -402,9 +402,10 @@ impl Trust {
         Ok(changes)
     }
 
-    /// `sign`: adds tags to targets/releases (or targets when there is no
-    /// releases delegation and tufd holds the targets key). The tags of one
-    /// repository are one transaction.
+    /// `sign`: adds tags, as `docker trust sign` does, to every direct
+    /// delegation of targets whose key tufd holds (targets/releases and the
+    /// signer's own targets/NAME), or to targets when the repository has no
+    /// delegations. The tags of one repository are one transaction.
     pub async fn sign(
         &self,
         tags: &[TagSpec],
@@ -434,47 +435,77 @@ impl Trust {
                         let name = g.as_str();
                         let f = fetched.ok_or_else(|| missing(name))?;
                         let mut draft = Draft::from_fetched(name, &f, OffsetDateTime::now_utc())?;
-                        let role = if draft.targets.delegations.role(RELEASES).is_some() {
-                            if draft.signers_for(RELEASES, &held).is_empty() {
+                        // As `docker trust sign`: without delegations, sign into
+                        // targets; with them, into every direct delegation of
+                        // targets whose key tufd holds and whose paths allow
+                        // the tag (targets/releases and the signer's own role).
+                        let direct: Vec<String> = draft
+                            .targets
+                            .delegations
+                            .roles
+                            .iter()
+                            .filter(|r| r.name.matches('/').count() == 1)
+                            .map(|r| r.name.clone())
+                            .collect();
+                        let roles: Vec<String> = if direct.is_empty() {
+                            if draft.signers_for("targets", &held).is_empty() {
+                                return Err(TrustError::NoKey(format!(
+                                    "{name}: the repository has no signers and tufd holds no targets key; add a signer first (`tufctl signer add`)"
+                                )));
+                            }
+                            vec!["targets".to_owned()]
+                        } else {
+                            let signable: Vec<String> = direct
+                                .iter()
+                                .filter(|r| !draft.signers_for(r, &held).is_empty())
+                                .filter(|r| {
+                                    let entry = draft.targets.delegations.role(r);
+                                    specs.iter().all(|s| entry.is_some_and(|e| e.allows(&s.tag)))
+                                })
+                                .cloned()
+                                .collect();
+                            if signable.is_empty() {
                                 let ids = draft
                                     .delegation_keys(RELEASES)
                                     .map(|(ids, _)| ids.join(", "))
                                     .unwrap_or_default();
                                 return Err(TrustError::NoKey(format!(
-                                    "{name}: tufd holds no key of {RELEASES} (its keys: {ids}); load your signer key with `tufctl key load`, or have an admin add you with `tufctl signer add`"
+                                    "{name}: tufd holds no key of targets/releases or of any signer role (releases keys: {ids}); load your signer key with `tufctl key load`, or have an admin add you with `tufctl signer add`"
                                 )));
                             }
-                            RELEASES
-                        } else if !draft.signers_for("targets", &held).is_empty() {
-                            "targets"
-                        } else {
-                            return Err(TrustError::NoKey(format!(
-                                "{name}: there is no {RELEASES} delegation and tufd holds no targets key; add a signer first (`tufctl signer add`)"
-                            )));
-                        };
-                        let t: &mut Targets = if role == "targets" {
-                            &mut draft.targets
-                        } else {
-                            draft.delegation_mut(role)
+                            signable
                         };
                         let mut signed = Vec::new();
-                        for s in &specs {
-                            let meta = TargetMeta::sha256_only(s.digest, s.size);
-                            if t.targets.get(&s.tag).is_some_and(|m| same_target(m, &meta)) {
-                                continue;
+                        for role in &roles {
+                            let t: &mut Targets = if role == "targets" {
+                                &mut draft.targets
+                            } else {
+                                draft.delegation_mut(role)
+                            };
+                            let mut changed = false;
+                            for s in &specs {
+                                let meta = TargetMeta::sha256_only(s.digest, s.size);
+                                if t.targets.get(&s.tag).is_some_and(|m| same_target(m, &meta)) {
+                                    continue;
+                                }
+                                t.targets.insert(s.tag.clone(), meta);
+                                changed = true;
                             }
-                            t.targets.insert(s.tag.clone(), meta);
-                            signed.push(s.tag.clone());
+                            if changed {
+                                draft.mark(role);
+                                signed.push(role.clone());
+                            }
                         }
                         if signed.is_empty() {
                             return Ok(Outcome::Unchanged(format!(
-                                "{name}: already signed with these digests in {role}"
+                                "{name}: already signed with these digests in {}",
+                                roles.join(", ")
                             )));
                         }
-                        draft.mark(role);
+                        let tags: Vec<&str> = specs.iter().map(|s| s.tag.as_str()).collect();
                         Ok(Outcome::Publish(
                             Box::new(draft),
-                            format!("{name}: signed {} into {role}", signed.join(", ")),
+                            format!("{name}: signed {} into {}", tags.join(", "), signed.join(", ")),
                         ))
                     }
                 })

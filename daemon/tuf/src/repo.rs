@@ -356,8 +356,11 @@ fn verify(
             delegations.push((entry.name.clone(), VerifiedDelegation { file, role }));
         }
     }
+    // A file snapshot lists but no role delegates any more (a removed
+    // signer: notary-server keeps its meta) is ignored, as the notary client
+    // ignores it; a file snapshot does not list is not part of the repository.
     for name in files.delegations.keys() {
-        if !delegations.iter().any(|(n, _)| n == name) {
+        if !delegations.iter().any(|(n, _)| n == name) && !meta.contains_key(name) {
             let parent = RoleName::parse(name)?
                 .parent()
                 .map(|p| p.to_string())
