@@ -20,7 +20,7 @@ const TAG_PROTECTED_MGM: u8 = 0x89;
 
 /// Splits one BER-TLV (one-byte tag, definite length up to 0xFFFF) off
 /// `data`: `(tag, value, rest)`. `None` if `data` is malformed.
-fn tlv(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(crate) fn tlv(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = data.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = match first {

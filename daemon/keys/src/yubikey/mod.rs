@@ -236,6 +236,45 @@ fn connection_lost(e: &yubikey::Error) -> bool {
     }
 }
 
+/// The data object holding a slot's certificate.
+fn certificate_object(slot: SlotId) -> Option<u32> {
+    Some(match u8::from(slot) {
+        0x9a => 0x005f_c105,
+        0x9c => 0x005f_c10a,
+        0x9d => 0x005f_c10b,
+        0x9e => 0x005f_c101,
+        r @ 0x82..=0x95 => 0x005f_c10d + u32::from(r - 0x82),
+        0xf9 => 0x005f_ff01,
+        _ => return None,
+    })
+}
+
+/// Reads the certificate in `slot`; `None` for an empty or unparsable
+/// object. (The crate's own reader panics on an emptied object, which is
+/// what a deleted certificate leaves.)
+fn read_certificate(
+    yk: &mut YubiKey,
+    slot: SlotId,
+) -> Result<Option<x509_cert::Certificate>, yubikey::Error> {
+    let Some(object) = certificate_object(slot) else {
+        return Ok(None);
+    };
+    let data = match yk.fetch_object(object) {
+        Ok(data) => data,
+        Err(e) if connection_lost(&e) => return Err(e),
+        Err(_) => return Ok(None),
+    };
+    // 70 L <certificate> 71 01 <compression> FE 00
+    let der = match mgm::tlv(&data) {
+        Some((0x70, value, _)) => value,
+        _ => &data[..],
+    };
+    if der.is_empty() {
+        return Ok(None);
+    }
+    Ok(x509_cert::Certificate::from_der(der).ok())
+}
+
 impl YubiKeyStore {
     /// Creates the store. Nothing is opened until first use (or
     /// [`KeyStore::status`]), so the daemon starts without the device.
@@ -352,7 +391,31 @@ impl YubiKeyStore {
                 dev.conn = Some(self.connect()?);
                 dev.index = None;
             }
-            match op(self, &mut dev) {
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(self, &mut dev)));
+            let outcome = match outcome {
+                Ok(outcome) => outcome,
+                Err(panic) => {
+                    // The `yubikey` crate indexes device answers without
+                    // checking them in places: a malformed answer must not
+                    // take the daemon's worker down.
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    Self::disconnect(&mut dev);
+                    return Err(KeyError::Device {
+                        token: self.name_owned(),
+                        operation,
+                        detail: format!(
+                            "the device gave an answer the PIV driver cannot handle ({what}); {} was disconnected",
+                            self.serial_text()
+                        ),
+                    });
+                }
+            };
+            match outcome {
                 Ok(v) => return Ok(v),
                 Err(OpError::Key(e)) => return Err(e),
                 Err(OpError::Yk(e)) if connection_lost(&e) => {
@@ -631,16 +694,16 @@ impl YubiKeyStore {
     /// Reads every tufd key from the slot certificates.
     fn scan(&self, dev: &mut Device) -> Result<Index, OpError> {
         let conn = Self::conn(dev)?;
-        let keys = conn.yk.piv_keys()?;
         let mut index = Index::default();
-        for key in keys {
-            let slot = key.slot();
-            let reference = u8::from(slot);
-            if !DEFAULT_SLOTS.contains(&reference) {
+        for reference in DEFAULT_SLOTS {
+            let Some(slot) = slot_from_u8(reference) else {
                 continue;
-            }
+            };
+            let Some(certificate) = read_certificate(&mut conn.yk, slot)? else {
+                continue;
+            };
             index.occupied.insert(reference);
-            let tbs = key.certificate().cert.tbs_certificate();
+            let tbs = certificate.tbs_certificate();
             let Some(record) = cert::parse_subject(tbs.subject()) else {
                 continue;
             };
@@ -908,15 +971,14 @@ impl YubiKeyStore {
                     .into());
                 }
             };
-            let intermediate = match Certificate::read(&mut conn.yk, SlotId::Attestation) {
-                Ok(c) => c.cert.to_der().map_err(|_| yubikey::Error::InvalidObject)?,
-                Err(e) if connection_lost(&e) => return Err(e.into()),
-                Err(e) => {
+            let intermediate = match read_certificate(&mut conn.yk, SlotId::Attestation)? {
+                Some(c) => c.to_der().map_err(|_| yubikey::Error::InvalidObject)?,
+                None => {
                     return Err(KeyError::Device {
                         token: s.name_owned(),
                         operation: "attesting a key",
                         detail: format!(
-                            "{} has no attestation certificate in slot f9 ({e})",
+                            "{} has no attestation certificate in slot f9",
                             s.serial_text()
                         ),
                     }
