@@ -226,3 +226,167 @@ fn generates_on_the_card_signs_and_replaces_the_default_management_key() {
     );
     key_test(&env, "alice", &daemon);
 }
+
+/// A wrong PIN is reported with the card's count of tries left, and tufd
+/// never presents it again: the count stays where the first attempt left it.
+#[test]
+fn wrong_pin_reports_tries_left_and_is_never_retried() {
+    let card = start_card();
+    let serial = serial_of(&card);
+    let env = env_for(&card, "654321");
+    let daemon = env.start_with(&yk_config(&env, serial, ""));
+
+    let yk = token(&env, "yk");
+    assert_eq!(yk["state"], "pin-rejected", "{yk}\n{}", daemon.log());
+    let detail = yk["detail"].as_str().unwrap_or_default().to_owned();
+    assert!(detail.contains("2 tries left"), "{detail}");
+
+    // Asking again, listing and generating do not spend another try.
+    assert_eq!(token(&env, "yk")["state"], "pin-rejected");
+    env.tufctl(&["key", "generate", "alice", "--token", "yk"])
+        .fails_with(1, "2 tries left");
+    assert_eq!(pin_tries(&card), 2, "one try spent, not more");
+    // After the card was reset by yubico-piv-tool, tufd reconnects and
+    // still does not present the rejected PIN.
+    assert_eq!(token(&env, "yk")["state"], "pin-rejected");
+    assert_eq!(pin_tries(&card), 2, "still one try spent");
+    assert!(
+        !daemon.log().contains("123456") && !daemon.log().contains("654321"),
+        "no PIN in the log:\n{}",
+        daemon.log()
+    );
+}
+
+/// With one PIN try left, tufd refuses to use it, even with the right PIN.
+#[test]
+fn refuses_to_spend_the_last_pin_try() {
+    let card = start_card();
+    let serial = serial_of(&card);
+    for _ in 0..2 {
+        let out = tool(
+            &card,
+            "yubico-piv-tool",
+            &["-a", "verify-pin", "-P", "000000"],
+        );
+        assert!(!out.status.success(), "a wrong PIN is refused");
+    }
+    assert_eq!(pin_tries(&card), 1);
+    let env = env_for(&card, "123456");
+    let daemon = env.start_with(&yk_config(&env, serial, ""));
+    let yk = token(&env, "yk");
+    let detail = yk["detail"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(yk["state"], "unavailable", "{yk}\n{}", daemon.log());
+    assert!(detail.contains("only ONE PIN try is left"), "{detail}");
+    env.tufctl(&["key", "generate", "alice", "--token", "yk"])
+        .fails_with(1, "only ONE PIN try is left");
+    assert_eq!(pin_tries(&card), 1, "tufd did not use the last try");
+}
+
+/// Another program resets the card between two signatures (libykpiv resets
+/// it when it disconnects): tufd reconnects, verifies the PIN again and
+/// signs.
+#[test]
+fn recovers_when_another_program_resets_the_card() {
+    let card = start_card();
+    let serial = serial_of(&card);
+    let env = env_for(&card, "123456");
+    // 9a: PIN once per session, so the PIN state lost in the reset matters.
+    let daemon = env.start_with(&yk_config(&env, serial, "slots = [\"9a\", \"9d\"]\n"));
+    generate(&env, "alice");
+    key_test(&env, "alice", &daemon);
+    for round in 0..3 {
+        let status = piv_status(&card);
+        assert!(status.contains("Slot 9a"), "round {round}: {status}");
+        key_test(&env, "alice", &daemon);
+    }
+    let log = daemon.log();
+    assert!(
+        log.contains("YubiKey connection lost"),
+        "tufd noticed the reset:\n{log}"
+    );
+    // A second PC/SC connection that resets the card while tufd is idle,
+    // then a generation (which needs PIN and management key again).
+    piv_status(&card);
+    generate(&env, "bob");
+    key_test(&env, "bob", &daemon);
+}
+
+/// A restarted daemon rebuilds its index from the card alone, and so does
+/// one started after the card itself was restarted from its flash.
+#[test]
+fn restart_rebuilds_the_index_from_the_card() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let card = VirtualCard::builder()
+        .state_dir(state.path())
+        .start()
+        .expect("start the virtual card");
+    let serial = serial_of(&card);
+    let env = env_for(&card, "123456");
+    let config = yk_config(&env, serial, "");
+    let daemon = env.start_with(&config);
+    let alice = generate(&env, "alice");
+    let bob = generate(&env, "bob");
+    let before = keys(&env);
+    daemon.stop();
+
+    let daemon = env.start_with(&config);
+    assert_eq!(keys(&env), before, "same keys after a daemon restart");
+    key_test(&env, "alice", &daemon);
+    daemon.stop();
+    drop(card);
+
+    let card = VirtualCard::builder()
+        .state_dir(state.path())
+        .start()
+        .expect("restart the virtual card");
+    let mut env2 = env_for(&card, "123456");
+    env2.daemon_env.retain(|(k, _)| k != "TUFD_PIN");
+    let daemon = env2.start_with(&yk_config(&env2, serial, ""));
+    let after = keys(&env2);
+    let ids: Vec<_> = after.iter().map(|k| k["key_id"].clone()).collect();
+    assert!(
+        ids.contains(&serde_json::json!(alice)) && ids.contains(&serde_json::json!(bob)),
+        "{after:?}"
+    );
+    key_test(&env2, "bob", &daemon);
+    // Set-up happened once, on the first daemon: the card keeps its
+    // PIN-protected management key, the new daemon uses it.
+    generate(&env2, "carol");
+    assert!(
+        !daemon
+            .log()
+            .contains("replaced the factory-default PIV management key"),
+        "{}",
+        daemon.log()
+    );
+}
+
+/// `key load` into a YubiKey: the virtual card implements PIV key import
+/// for RSA only, so tufd must refuse clearly and leave nothing behind (the
+/// import itself is checked on a real YubiKey by
+/// `real_yubikey_imports_attests_and_reports_policies`).
+#[test]
+fn import_refused_by_the_device_is_a_clear_error() {
+    let card = start_card();
+    let serial = serial_of(&card);
+    let env = env_for(&card, "123456");
+    let _daemon = env.start_with(&yk_config(&env, serial, ""));
+    let key_file = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker/alice.key");
+    env.tufctl_env(
+        &["key", "load", key_file, "--token", "yk"],
+        &[("TUFCTL_KEY_PASSPHRASE", "secretpass")],
+    )
+    .fails_with(1, "refused to import a P-256 key into slot 9c");
+    assert!(keys(&env).is_empty(), "no key left behind");
+    let cert = tool(
+        &card,
+        "yubico-piv-tool",
+        &["-a", "read-certificate", "-s", "9c"],
+    );
+    assert!(
+        !String::from_utf8_lossy(&cert.stdout).contains("BEGIN"),
+        "no certificate written: {cert:?}"
+    );
+    // The device stays usable.
+    generate(&env, "alice");
+}

@@ -1166,15 +1166,31 @@ impl KeyStore for YubiKeyStore {
                 origin: KeyOrigin::Imported,
             };
             let scalar = Zeroizing::new(key.to_bytes());
-            piv::import_ecc_key(
+            let imported = piv::import_ecc_key(
                 &mut Self::conn(dev)?.yk,
                 slot,
                 AlgorithmId::EccP256,
                 scalar.as_slice(),
                 record.touch_policy.to_yubikey(),
                 record.pin_policy.to_yubikey(),
-            )?;
+            );
             drop(scalar);
+            match imported {
+                Ok(()) => {}
+                Err(yubikey::Error::GenericError) => {
+                    return Err(KeyError::Device {
+                        token: s.name_owned(),
+                        operation: "importing a key",
+                        detail: format!(
+                            "{} refused to import a P-256 key into slot {} (YubiKey 4 and 5 accept such imports; this device does not): generate the key on the device instead (`tufctl key generate`), or load it into a PKCS#11 token",
+                            s.serial_text(),
+                            slot_name(slot)
+                        ),
+                    }
+                    .into());
+                }
+                Err(e) => return Err(e.into()),
+            }
             let spki = SubjectPublicKeyInfoOwned::from_der(&spki_der)
                 .map_err(|_| yubikey::Error::InvalidObject)?;
             s.certify(dev, slot, spki, &record)?;
