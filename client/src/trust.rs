@@ -133,20 +133,20 @@ fn check_untagged(repo: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A docker tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+/// A target name: Notary v1 signs any name without control characters
+/// (`<`, `>`, `&` and non-ASCII are fine; a control character cannot be
+/// published, not even by the notary client).
 fn check_tag(reference: &str, tag: &str) -> Result<(), Failure> {
-    let ok = !tag.is_empty()
-        && tag.len() <= 128
-        && tag.bytes().enumerate().all(|(i, b)| {
-            b.is_ascii_alphanumeric() || b == b'_' || (i > 0 && matches!(b, b'.' | b'-'))
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(Failure::input(format!(
-            "\"{reference}\": the tag \"{tag}\" is not a valid docker tag (letters, digits, '_', '.', '-'; at most 128; not starting with '.' or '-')"
-        )))
+    if tag.is_empty() {
+        return Err(Failure::input(format!("\"{reference}\": the tag is empty")));
     }
+    if tag.chars().any(char::is_control) {
+        return Err(Failure::input(format!(
+            "\"{}\": the tag contains a control character, which Notary v1 metadata cannot carry",
+            reference.escape_debug()
+        )));
+    }
+    Ok(())
 }
 
 /// `sha256:` followed by 64 lowercase hex digits.
@@ -260,7 +260,6 @@ pub fn precheck(cmd: &crate::cli::Command) -> Result<(), Failure> {
 
 /// `REPO` or `REPO:TAG`.
 fn check_reference(reference: &str) -> Result<(), Failure> {
-    check_repo(reference)?;
     let (repo, tag) = split_reference(reference);
     check_repo(repo)?;
     match tag {
@@ -473,7 +472,6 @@ fn sign_request(args: &SignArgs) -> Result<v1::SignRequest, Failure> {
     }
     let mut tags = Vec::with_capacity(args.tags.len());
     for reference in &args.tags {
-        check_repo(reference)?;
         let (repo, tag) = split_reference(reference);
         let Some(tag) = tag else {
             return Err(Failure::input(format!(
@@ -1076,12 +1074,16 @@ mod tests {
         assert_eq!(req.tags.len(), 2);
         assert_eq!(req.tags[0].repository, "localhost:5000/a/b");
         assert_eq!((req.tags[0].tag.as_str(), req.tags[0].size), ("v1", 527));
+        // Any name without control characters is a Notary v1 target.
+        let req = sign_request(&sign_args(&["reg/a:a<b>&c-ü€"], Some(DIGEST))).expect("valid");
+        assert_eq!(req.tags[0].tag, "a<b>&c-ü€");
         // No digest: sent empty, the daemon answers.
         let req = sign_request(&sign_args(&["reg/a:v1"], None)).expect("valid");
         assert_eq!(req.tags[0].digest, "");
         for (tags, digest) in [
             (vec!["localhost:5000/a/b"], Some(DIGEST)),
-            (vec!["reg/a:-bad"], Some(DIGEST)),
+            (vec!["reg/a:bad\ttag"], Some(DIGEST)),
+            (vec!["reg/a:"], Some(DIGEST)),
             (vec!["reg/a:v1", "reg/a:v1"], Some(DIGEST)),
             (vec!["reg/a:v1"], Some("sha256:ABC")),
             (vec!["reg/a:v1"], Some(&DIGEST.to_uppercase())),

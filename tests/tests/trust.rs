@@ -159,7 +159,7 @@ fn tufd_repository_is_read_by_the_real_notary_client() {
         "--size",
         "1",
     ])
-    .fails_with(1, "control character");
+    .fails_with(2, "control character");
 
     // tufctl inspect agrees with notary.
     let inspect = env.tufctl(&["inspect", gun]).json();
@@ -360,6 +360,17 @@ fn concurrent_signers_and_a_racing_removal_leave_a_verifiable_repository() {
     env.tufctl(&["signer", "remove", "bob", gun])
         .fails_with(1, "last key of targets/releases");
     assert!(notary_list(&servers, gun, None).len() == 3);
+    // Forced: the keyless targets/releases is skipped by readers (notary,
+    // docker, tufd) instead of breaking the repository.
+    env.tufctl(&["signer", "remove", "bob", gun, "--force"])
+        .ok();
+    let inspect = env.tufctl(&["inspect", gun]).json();
+    assert_eq!(
+        inspect[0]["Signers"].as_array().map(Vec::len),
+        Some(0),
+        "{inspect}"
+    );
+    notary_list(&servers, gun, None);
 }
 
 #[test]

@@ -33,7 +33,12 @@ pub(crate) fn caller<T>(req: &Request<T>) -> String {
 
 /// Maps a keyring error to the gRPC status a client acts on.
 pub(crate) fn status(e: KeyringError) -> Status {
-    let code = match &e {
+    Status::new(key_status_code(&e), e.to_string())
+}
+
+/// The gRPC code for a keyring error.
+pub(crate) fn key_status_code(e: &KeyringError) -> Code {
+    match e {
         KeyringError::Key(k) => match k {
             KeyError::ModuleLoad { .. }
             | KeyError::TokenNotFound { .. }
@@ -56,8 +61,7 @@ pub(crate) fn status(e: KeyringError) -> Status {
         KeyringError::KeyNotFound(_) => Code::NotFound,
         KeyringError::NameTaken { .. } => Code::AlreadyExists,
         KeyringError::Internal(_) => Code::Internal,
-    };
-    Status::new(code, e.to_string())
+    }
 }
 
 pub(crate) fn key_info(k: KeyRecord) -> v1::KeyInfo {

@@ -4,7 +4,7 @@
 //! operation completes even when the client goes away, so a transaction is
 //! never cut off halfway by a closed terminal.
 
-use super::{caller, status as key_status};
+use super::{caller, key_status_code};
 use crate::trust::inspect::{self, Inspection};
 use crate::trust::txn::Change;
 use crate::trust::{Event, EventSink, RotateRole, TagSpec, Trust, TrustError, parse_digest};
@@ -30,7 +30,12 @@ impl TrustService {
 
 /// Maps a trust error to the status a client acts on.
 pub(crate) fn status(e: TrustError) -> Status {
-    let code = match &e {
+    let message = e.to_string();
+    let mut inner = &e;
+    while let TrustError::Partial { source, .. } = inner {
+        inner = source;
+    }
+    let code = match inner {
         TrustError::Remote { source, .. } => {
             if source.is_not_found() {
                 Code::NotFound
@@ -41,20 +46,16 @@ pub(crate) fn status(e: TrustError) -> Status {
             }
         }
         TrustError::Metadata { .. } => Code::FailedPrecondition,
-        TrustError::Keyring(_) => {
-            let TrustError::Keyring(k) = e else {
-                unreachable!()
-            };
-            return key_status(k);
-        }
+        TrustError::Keyring(k) => key_status_code(k),
         TrustError::NotFound(_) => Code::NotFound,
         TrustError::NoKey(_) => Code::PermissionDenied,
         TrustError::Refused(_) => Code::FailedPrecondition,
         TrustError::InvalidRequest(_) => Code::InvalidArgument,
         TrustError::Contended { .. } => Code::Aborted,
         TrustError::Store { .. } | TrustError::Internal(_) => Code::Internal,
+        TrustError::Partial { .. } => unreachable!("unwrapped above"),
     };
-    Status::new(code, e.to_string())
+    Status::new(code, message)
 }
 
 fn event(e: Event) -> v1::TrustEvent {

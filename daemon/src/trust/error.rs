@@ -42,12 +42,30 @@ pub enum TrustError {
     /// The local trust store could not be read or written.
     #[error("trust store {path}: {detail}")]
     Store { path: String, detail: String },
+    /// A call on several repositories failed part-way; the earlier ones
+    /// were published.
+    #[error("{source} (already published before this failure: {})", done.join("; "))]
+    Partial {
+        done: Vec<String>,
+        source: Box<TrustError>,
+    },
     /// A worker thread failed.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl TrustError {
+    /// Wraps `self` with the summaries of `done`, if any.
+    pub(crate) fn after(self, done: &[super::txn::Change]) -> Self {
+        if done.is_empty() {
+            return self;
+        }
+        TrustError::Partial {
+            done: done.iter().map(|c| c.summary.clone()).collect(),
+            source: Box::new(self),
+        }
+    }
+
     pub(crate) fn remote(repository: &str, source: tufd_remote::Error) -> Self {
         TrustError::Remote {
             repository: repository.to_owned(),

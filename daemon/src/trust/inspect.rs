@@ -608,7 +608,6 @@ mod tests {
     /// keys; notary 0.7.0 then writes `"keyids":null` into targets.json and
     /// docker prints the signer as `{"Name": "erin"}` (no `Keys`).
     #[test]
-    #[ignore = "tufd-tuf rejects `\"keyids\":null` in a delegation entry (notary writes it for a role without keys)"]
     fn keyless_delegation_matches_docker() {
         let repo = load(
             &inspect_fixture("app-keyless-role"),

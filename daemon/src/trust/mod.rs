@@ -320,7 +320,8 @@ impl Trust {
                         ))
                     }
                 })
-                .await?;
+                .await
+                .map_err(|e| e.after(&changes))?;
             changes.push(change);
         }
         Ok(changes)
@@ -396,7 +397,8 @@ impl Trust {
                         Ok(Outcome::Publish(Box::new(draft), summary))
                     }
                 })
-                .await?;
+                .await
+                .map_err(|e| e.after(&changes))?;
             changes.push(change);
         }
         Ok(changes)
@@ -509,7 +511,8 @@ impl Trust {
                         ))
                     }
                 })
-                .await?;
+                .await
+                .map_err(|e| e.after(&changes))?;
             changes.push(change);
         }
         Ok(changes)
@@ -706,4 +709,34 @@ fn still_signed(f: &Fetched, role: &str, keyids: &[String]) -> bool {
         .get(role)
         .and_then(|b| Signed::<Targets>::from_role_bytes(role, b).ok())
         .is_some_and(|s| s.signatures().iter().any(|sig| keyids.contains(&sig.keyid)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_tags_and_signer_names_are_checked() {
+        assert_eq!(
+            parse_digest(&format!("sha256:{}", "ab".repeat(32))).unwrap(),
+            [0xab; 32]
+        );
+        for bad in [
+            "ab",
+            "sha256:xyz",
+            &format!("sha512:{}", "ab".repeat(32)),
+            &format!("sha256:{}", "ab".repeat(31)),
+        ] {
+            assert!(parse_digest(bad).is_err(), "{bad}");
+        }
+        assert!(check_tag("a<b>&c-ü€").is_ok());
+        assert!(check_tag("").is_err());
+        assert!(
+            matches!(check_tag("a\tb"), Err(TrustError::InvalidRequest(m)) if m.contains("control character"))
+        );
+        assert!(check_signer_name("alice-2_ci").is_ok());
+        for bad in ["Alice", "releases", "", "a/b", "a b"] {
+            assert!(check_signer_name(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -282,7 +282,9 @@ impl TargetMeta {
 /// A delegation entry in a targets role's `delegations.roles`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DelegationRole {
-    /// Key IDs (from the parent's `delegations.keys`).
+    /// Key IDs (from the parent's `delegations.keys`). notary 0.7 writes
+    /// `null` for a role whose last key was removed; read as empty.
+    #[serde(deserialize_with = "null_as_empty")]
     pub keyids: Vec<String>,
     /// Full role name, `targets/<name>`.
     pub name: String,
@@ -490,4 +492,11 @@ mod tests {
         assert!(d.keys.is_empty() && d.roles.is_empty());
         assert!(d.add_to_role(&RoleName::Targets, &[], &[]).is_err());
     }
+}
+
+/// Reads a JSON `null` as an empty list (Go marshals a nil slice as `null`).
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
 }

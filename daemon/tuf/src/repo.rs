@@ -319,6 +319,12 @@ fn verify(
                     parent: parent_name.clone(),
                 });
             }
+            // A role whose last key was removed (`signer remove --force`,
+            // `notary delegation remove`) can vouch for nothing: like the
+            // notary client, skip it rather than reject the repository.
+            if entry.keyids.is_empty() {
+                continue;
+            }
             let Some(bytes) = files.delegations.get(&entry.name) else {
                 if meta.contains_key(&entry.name) {
                     return Err(Error::MissingFile {
