@@ -36,6 +36,19 @@
 //!
 //! Repositories no `[[remote]]` matches go to `DOCKER_CONTENT_TRUST_SERVER`
 //! when the daemon's environment sets it.
+//!
+//! `tufctl sign REPO:TAG` without `--digest` reads the tag's manifest from
+//! the registry the repository names:
+//!
+//! ```toml
+//! [registry]
+//! ca = "/etc/tufd/registry-ca.pem"   # optional; system roots otherwise
+//! insecure = ["localhost:5000"]      # registries that may be plain http
+//! [[registry.login]]
+//! host = "registry.example.com"
+//! username = "ci"
+//! password = "env:REGISTRY_PASSWORD"
+//! ```
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -70,6 +83,8 @@ pub struct Config {
     pub default_token: usize,
     /// Notary servers by repository prefix.
     pub remotes: Vec<tufd_remote::Route>,
+    /// How to read manifests from registries.
+    pub registry: tufd_remote::RegistryConfig,
 }
 
 /// One configured token.
@@ -101,6 +116,52 @@ struct RawConfig {
     tokens: Vec<RawToken>,
     #[serde(default, rename = "remote")]
     remotes: Vec<RawRemote>,
+    #[serde(default)]
+    registry: RawRegistry,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRegistry {
+    ca: Option<PathBuf>,
+    #[serde(default)]
+    insecure: Vec<String>,
+    #[serde(default)]
+    login: Vec<RawLogin>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLogin {
+    host: String,
+    username: String,
+    password: String,
+}
+
+impl RawRegistry {
+    fn into_config(
+        self,
+        invalid: &dyn Fn(String) -> ConfigError,
+    ) -> Result<tufd_remote::RegistryConfig, ConfigError> {
+        use secrecy::ExposeSecret;
+        let mut config = tufd_remote::RegistryConfig::new();
+        config.ca_file = self.ca;
+        config.insecure_registries = self.insecure;
+        for login in self.login {
+            let source: PinSource = login
+                .password
+                .parse()
+                .map_err(|e| invalid(format!("registry login {}: password: {e}", login.host)))?;
+            let password = source
+                .read()
+                .map_err(|e| invalid(format!("registry login {}: password: {e}", login.host)))?;
+            config = config.with_credentials(
+                login.host,
+                tufd_remote::RegistryCredentials::new(login.username, password.expose_secret()),
+            );
+        }
+        Ok(config)
+    }
 }
 
 #[derive(Deserialize)]
@@ -346,12 +407,14 @@ impl Config {
             .into_iter()
             .map(|r| r.into_route(&invalid))
             .collect::<Result<Vec<_>, _>>()?;
+        let registry = raw.registry.into_config(&invalid)?;
         Ok(Config {
             socket: raw.socket,
             state_dir: raw.state_dir,
             tokens,
             default_token,
             remotes,
+            registry,
         })
     }
 }

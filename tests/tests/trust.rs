@@ -443,3 +443,40 @@ fn a_repository_tufd_does_not_know_is_reported_clearly() {
     ])
     .fails_with(2, "64 lowercase hex digits");
 }
+
+#[test]
+fn sign_without_a_digest_reads_the_manifest_from_the_registry() {
+    let servers = NotaryServers::start();
+    let registry = tufd_tests::registry::TestRegistry::start();
+    let pushed = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(registry.push_image("team/app", "v1"));
+    let env = TestEnv::new();
+    let _d = env.start_with(&trust_config(&env, &servers));
+    let gun = format!("{}/team/app", registry.host());
+    env.tufctl(&["key", "generate", "alice"]).ok();
+    env.tufctl(&["signer", "add", "alice", &gun, "--key", "alice.pub"])
+        .ok();
+
+    let out = env.tufctl(&["sign", &format!("{gun}:v1")]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stderr.contains("from the registry"),
+        "progress shown: {out:?}"
+    );
+    let rows = notary_list(&servers, &gun, Some("targets/releases"));
+    let v1 = rows
+        .iter()
+        .find(|r| r.0 == "v1")
+        .unwrap_or_else(|| panic!("{rows:?}"));
+    assert_eq!(format!("sha256:{}", v1.1), pushed.digest_string());
+    assert_eq!(v1.2, pushed.size());
+
+    env.tufctl(&["sign", &format!("{gun}:nope")])
+        .fails_with(1, "no tag nope");
+    assert_eq!(
+        notary_list(&servers, &gun, None).len(),
+        1,
+        "nothing signed for a missing tag"
+    );
+}

@@ -46,6 +46,13 @@ pub(crate) fn status(e: TrustError) -> Status {
             }
         }
         TrustError::Metadata { .. } => Code::FailedPrecondition,
+        TrustError::Registry { source, .. } => {
+            if source.is_transient() {
+                Code::Unavailable
+            } else {
+                Code::FailedPrecondition
+            }
+        }
         TrustError::Keyring(k) => key_status_code(k),
         TrustError::NotFound(_) => Code::NotFound,
         TrustError::NoKey(_) => Code::PermissionDenied,
@@ -213,26 +220,32 @@ impl trust_server::Trust for TrustService {
     async fn sign(&self, req: Request<v1::SignRequest>) -> Result<Response<EventStream>, Status> {
         let who = caller(&req);
         let r = req.into_inner();
-        let mut tags = Vec::with_capacity(r.tags.len());
-        for t in r.tags {
-            if t.digest.is_empty() {
-                return Err(Status::invalid_argument(format!(
-                    "{}:{}: give the manifest digest and size (--digest sha256:… --size N)",
-                    t.repository, t.tag
-                )));
-            }
-            tags.push(TagSpec {
-                digest: parse_digest(&t.digest).map_err(status)?,
-                repository: t.repository,
-                tag: t.tag,
-                size: t.size,
-            });
-        }
-        tracing::info!(caller = %who, tags = tags.len(), "sign");
+        tracing::info!(caller = %who, tags = r.tags.len(), "sign");
         let trust = self.trust.clone();
-        Ok(stream(
-            move |sink| async move { trust.sign(&tags, &sink).await },
-        ))
+        Ok(stream(move |sink| async move {
+            let mut tags = Vec::with_capacity(r.tags.len());
+            for t in r.tags {
+                let (digest, size) = if t.digest.is_empty() {
+                    let _ = sink.send(Event::Progress {
+                        repository: t.repository.clone(),
+                        message: format!(
+                            "reading the manifest of {}:{} from the registry",
+                            t.repository, t.tag
+                        ),
+                    });
+                    trust.resolve(&t.repository, &t.tag).await?
+                } else {
+                    (parse_digest(&t.digest)?, t.size)
+                };
+                tags.push(TagSpec {
+                    repository: t.repository,
+                    tag: t.tag,
+                    digest,
+                    size,
+                });
+            }
+            trust.sign(&tags, &sink).await
+        }))
     }
 
     async fn revoke(

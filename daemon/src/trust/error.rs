@@ -12,6 +12,12 @@ pub enum TrustError {
         repository: String,
         source: Box<tufd_remote::Error>,
     },
+    /// The registry could not tell the manifest digest of a tag.
+    #[error("{reference}: {source}")]
+    Registry {
+        reference: String,
+        source: Box<tufd_remote::RegistryError>,
+    },
     /// Metadata did not verify, or could not be built.
     #[error("{repository}: {source}")]
     Metadata {

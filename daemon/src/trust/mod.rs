@@ -65,6 +65,7 @@ pub enum RotateRole {
 /// The trust layer.
 pub struct Trust {
     engine: Engine,
+    registry: tufd_remote::RegistryClient,
 }
 
 const RELEASES: &str = "targets/releases";
@@ -151,9 +152,34 @@ impl Trust {
         )
         .map_err(|e| TrustError::InvalidRequest(format!("notary server configuration: {e}")))?;
         let store = store::TrustStore::open(&config.state_dir)?;
+        let registry = tufd_remote::RegistryClient::new(&config.registry)
+            .map_err(|e| TrustError::InvalidRequest(format!("registry configuration: {e}")))?;
         Ok(Self {
             engine: Engine::new(keyring, resolver, store),
+            registry,
         })
+    }
+
+    /// The digest and size of `repository:tag`'s manifest, read from the
+    /// registry the repository names (as docker does before it signs).
+    pub async fn resolve(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Result<([u8; 32], u64), TrustError> {
+        let image = tufd_remote::ImageRef::new(repository, tag)
+            .map_err(|e| TrustError::InvalidRequest(format!("{repository}:{tag}: {e}")))?;
+        let m = self.registry.resolve(&image).await.map_err(|e| {
+            if e.is_not_found() {
+                TrustError::NotFound(e.to_string())
+            } else {
+                TrustError::Registry {
+                    reference: format!("{repository}:{tag}"),
+                    source: Box::new(e),
+                }
+            }
+        })?;
+        Ok((m.digest, m.size))
     }
 
     /// The key named `name` for `gun` on a token: the existing one, or a new
