@@ -92,6 +92,9 @@ struct Entry {
     private: ObjectHandle,
     public: ObjectHandle,
     verifying: p256::ecdsa::VerifyingKey,
+    /// Each signature needs `C_Login(CKU_CONTEXT_SPECIFIC)` after
+    /// `C_SignInit` (`CKA_ALWAYS_AUTHENTICATE`).
+    always_authenticate: bool,
 }
 
 struct Index {
@@ -498,10 +501,12 @@ impl Pkcs11Store {
                 local,
                 sensitive,
                 extractable,
+                always_authenticate,
+                label_from_certificate,
             } = found;
             let spki = objects::spki_der(&public_key);
             let id = (self.id_scheme)(&spki);
-            if hex::encode(&ck_id) != id {
+            if hex::encode(&ck_id) != id && !label_from_certificate {
                 tracing::warn!(token = %self.config.name, key = %label, "repairing the key's CKA_ID");
                 let new_id = hex::decode(&id).unwrap_or_else(|_| id.as_bytes().to_vec());
                 for h in [private, public] {
@@ -528,6 +533,7 @@ impl Pkcs11Store {
                     private,
                     public,
                     verifying: p256::ecdsa::VerifyingKey::from(&public_key),
+                    always_authenticate,
                 },
             );
         }
@@ -553,6 +559,55 @@ impl Pkcs11Store {
             }));
         }
         Ok(())
+    }
+
+    /// Signs with a key that wants the PIN for each signature
+    /// (`CKA_ALWAYS_AUTHENTICATE`, ykcs11's slot 9c keys): `C_SignInit`,
+    /// `C_Login(CKU_CONTEXT_SPECIFIC)`, then the data. Single-part
+    /// `C_Sign` would call `C_SignInit` again, so the data goes through
+    /// `C_SignUpdate`/`C_SignFinal`.
+    fn sign_context_specific(
+        &self,
+        session: &Session,
+        entry: &Entry,
+        digest: &[u8; 32],
+    ) -> Result<Vec<u8>, OpError> {
+        let pin = self
+            .config
+            .pin
+            .read()
+            .map_err(|detail| KeyError::PinSource {
+                token: self.name_owned(),
+                detail: format!("{detail} (PIN source {})", self.config.pin),
+            })?;
+        let fingerprint = PinFingerprint::of(&pin, &self.pin_salt);
+        if let Auth::Rejected { pin, tries } = &*self.auth.lock().unwrap_or_else(|p| p.into_inner())
+            && *pin == fingerprint
+        {
+            return Err(KeyError::PinRejected {
+                token: self.name_owned(),
+                tries: *tries,
+            }
+            .into());
+        }
+        session.sign_init(&Mechanism::Ecdsa, entry.private)?;
+        match session.login(UserType::ContextSpecific, Some(&pin)) {
+            Ok(()) => {}
+            Err(CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLenRange, _)) => {
+                *self.auth.lock().unwrap_or_else(|p| p.into_inner()) = Auth::Rejected {
+                    pin: fingerprint,
+                    tries: TriesLeft::Unknown,
+                };
+                return Err(KeyError::PinRejected {
+                    token: self.name_owned(),
+                    tries: TriesLeft::Unknown,
+                }
+                .into());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        session.sign_update(digest)?;
+        Ok(session.sign_final()?)
     }
 
     /// The status without the side effect of opening: used by `status`.
@@ -630,6 +685,7 @@ impl KeyStore for Pkcs11Store {
                     private,
                     public,
                     verifying: p256::ecdsa::VerifyingKey::from(&scanned.public_key),
+                    always_authenticate: scanned.always_authenticate,
                 })
             };
             finish().inspect_err(|_| {
@@ -685,6 +741,7 @@ impl KeyStore for Pkcs11Store {
                 private,
                 public,
                 verifying: p256::ecdsa::VerifyingKey::from(&public_key),
+                always_authenticate: scanned.always_authenticate,
             })
         })?;
         tracing::info!(token = %self.config.name, key = %label, id = %entry.record.id, "key imported");
@@ -711,7 +768,11 @@ impl KeyStore for Pkcs11Store {
     fn sign_digest(&self, id: &str, digest: &[u8; 32]) -> Result<[u8; 64], KeyError> {
         let (raw, verifying) = self.run("signing", |s, session| {
             let entry = s.entry(session, id)?;
-            let raw = session.sign(&Mechanism::Ecdsa, entry.private, digest)?;
+            let raw = if entry.always_authenticate {
+                s.sign_context_specific(session, &entry, digest)?
+            } else {
+                session.sign(&Mechanism::Ecdsa, entry.private, digest)?
+            };
             Ok((raw, entry.verifying))
         })?;
         let bad = || KeyError::BadSignature {

@@ -113,11 +113,19 @@ pub(super) struct Scanned {
     pub local: bool,
     pub sensitive: bool,
     pub extractable: bool,
+    /// The token wants a context-specific login before each signature
+    /// (`CKA_ALWAYS_AUTHENTICATE`, as ykcs11 marks PIV slot 9c keys).
+    pub always_authenticate: bool,
+    /// The label came from the certificate with the key's `CKA_ID` (PIV
+    /// tokens through ykcs11, whose key labels are fixed); such tokens
+    /// cannot take tufd's `CKA_ID` either.
+    pub label_from_certificate: bool,
 }
 
 fn bool_attr(attrs: &[Attribute], ty: AttributeType) -> Option<bool> {
     attrs.iter().find_map(|a| match (a, ty) {
         (Attribute::Local(v), AttributeType::Local)
+        | (Attribute::AlwaysAuthenticate(v), AttributeType::AlwaysAuthenticate)
         | (Attribute::Sensitive(v), AttributeType::Sensitive)
         | (Attribute::Extractable(v), AttributeType::Extractable) => Some(*v),
         _ => None,
@@ -139,6 +147,17 @@ pub(super) fn read_pair(
     private: ObjectHandle,
     public: ObjectHandle,
 ) -> Result<Scanned, CkError> {
+    read_pair_labelled(session, private, public, None)
+}
+
+/// [`read_pair`], with the label given when the key objects do not carry
+/// it (see [`certificate_label`]).
+fn read_pair_labelled(
+    session: &Session,
+    private: ObjectHandle,
+    public: ObjectHandle,
+    given: Option<KeyLabel>,
+) -> Result<Scanned, CkError> {
     let p = session.get_attributes(
         private,
         &[
@@ -147,13 +166,18 @@ pub(super) fn read_pair(
             AttributeType::Local,
             AttributeType::Sensitive,
             AttributeType::Extractable,
+            AttributeType::AlwaysAuthenticate,
         ],
     )?;
     let q = session.get_attributes(public, &[AttributeType::EcPoint])?;
-    let label = bytes_attr(&p, AttributeType::Label)
-        .and_then(|l| String::from_utf8(l).ok())
-        .and_then(|l| KeyLabel::from_token_label(&l))
-        .ok_or(CkError::InvalidValue)?;
+    let label_from_certificate = given.is_some();
+    let label = match given {
+        Some(l) => l,
+        None => bytes_attr(&p, AttributeType::Label)
+            .and_then(|l| String::from_utf8(l).ok())
+            .and_then(|l| KeyLabel::from_token_label(&l))
+            .ok_or(CkError::InvalidValue)?,
+    };
     let public_key = bytes_attr(&q, AttributeType::EcPoint)
         .and_then(|raw| parse_ec_point(&raw))
         .ok_or(CkError::InvalidValue)?;
@@ -167,7 +191,30 @@ pub(super) fn read_pair(
         // A token that will not say is treated as the unsafe answer.
         sensitive: bool_attr(&p, AttributeType::Sensitive).unwrap_or(false),
         extractable: bool_attr(&p, AttributeType::Extractable).unwrap_or(true),
+        always_authenticate: bool_attr(&p, AttributeType::AlwaysAuthenticate).unwrap_or(false),
+        label_from_certificate,
     })
+}
+
+/// The tufd label recorded in the subject of the certificate with CKA_ID
+/// `id`, as the YubiKey store writes it into PIV slots (ykcs11 shows a
+/// slot's certificate with the slot's key ID).
+fn certificate_label(session: &Session, id: &[u8]) -> Result<Option<KeyLabel>, CkError> {
+    let certs = session.find_objects(&[
+        Attribute::Class(ObjectClass::CERTIFICATE),
+        Attribute::Id(id.to_vec()),
+    ])?;
+    for cert in certs {
+        let attrs = session.get_attributes(cert, &[AttributeType::Subject])?;
+        let subject = attrs.iter().find_map(|a| match a {
+            Attribute::Subject(v) => Some(v.clone()),
+            _ => None,
+        });
+        if let Some(label) = subject.and_then(|der| crate::yubikey::label_in_subject(&der)) {
+            return Ok(Some(label));
+        }
+    }
+    Ok(None)
 }
 
 /// Every tufd key pair on the token: private EC keys labelled `tufd:…`
@@ -181,13 +228,17 @@ pub(super) fn scan(session: &Session) -> Result<Vec<Scanned>, CkError> {
     let mut out = Vec::new();
     for private in privates {
         let attrs = session.get_attributes(private, &[AttributeType::Label, AttributeType::Id])?;
-        let Some(label) = bytes_attr(&attrs, AttributeType::Label)
-            .and_then(|l| String::from_utf8(l).ok())
-            .and_then(|l| KeyLabel::from_token_label(&l))
-        else {
-            continue;
-        };
         let id = bytes_attr(&attrs, AttributeType::Id).unwrap_or_default();
+        let own = bytes_attr(&attrs, AttributeType::Label)
+            .and_then(|l| String::from_utf8(l).ok())
+            .and_then(|l| KeyLabel::from_token_label(&l));
+        let (label, given) = match own {
+            Some(label) => (label, None),
+            None => match certificate_label(session, &id)? {
+                Some(label) => (label.clone(), Some(label)),
+                None => continue,
+            },
+        };
         let publics = session.find_objects(&[
             Attribute::Class(ObjectClass::PUBLIC_KEY),
             Attribute::KeyType(KeyType::EC),
@@ -197,7 +248,7 @@ pub(super) fn scan(session: &Session) -> Result<Vec<Scanned>, CkError> {
             tracing::warn!(key = %label, "skipping a tufd private key without its public key object");
             continue;
         };
-        match read_pair(session, private, public) {
+        match read_pair_labelled(session, private, public, given) {
             Ok(s) => out.push(s),
             Err(CkError::InvalidValue) => {
                 tracing::warn!(key = %label, "skipping a tufd key whose public key is not P-256")

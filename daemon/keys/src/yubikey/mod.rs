@@ -236,6 +236,15 @@ fn connection_lost(e: &yubikey::Error) -> bool {
     }
 }
 
+/// The tufd label recorded in a DER certificate subject as tufd writes it
+/// into PIV slots (see the `cert` module); `None` for other subjects. The
+/// PKCS#11 store uses it for YubiKey keys seen through ykcs11, whose key
+/// objects carry fixed labels.
+pub fn label_in_subject(subject_der: &[u8]) -> Option<KeyLabel> {
+    let name = x509_cert::name::Name::from_der(subject_der).ok()?;
+    cert::parse_subject(&name).map(|r| r.label)
+}
+
 /// The data object holding a slot's certificate.
 fn certificate_object(slot: SlotId) -> Option<u32> {
     Some(match u8::from(slot) {
