@@ -390,3 +390,63 @@ fn import_refused_by_the_device_is_a_clear_error() {
     // The device stays usable.
     generate(&env, "alice");
 }
+
+/// ykcs11, from `dpkg -L ykcs11`.
+fn ykcs11() -> String {
+    let listed = Command::new("dpkg")
+        .args(["-L", "ykcs11"])
+        .output()
+        .expect("dpkg -L ykcs11");
+    String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .find(|l| l.ends_with("/libykcs11.so"))
+        .unwrap_or("/usr/lib/x86_64-linux-gnu/libykcs11.so")
+        .to_owned()
+}
+
+/// Keys tufd made on the YubiKey, used through Yubico's ykcs11 by tufd's
+/// PKCS#11 backend: listed under the same names and key IDs (the label
+/// comes from the slot certificate), and they sign, the 9c key with a
+/// context-specific login before each signature.
+#[test]
+fn keys_made_natively_sign_through_ykcs11() {
+    let card = start_card();
+    let serial = serial_of(&card);
+    let env = env_for(&card, "123456");
+    let daemon = env.start_with(&yk_config(&env, serial, ""));
+    let alice = generate(&env, "alice"); // 9c
+    let bob = generate(&env, "bob"); // 9e
+    let native = keys(&env);
+    daemon.stop();
+
+    let config = env.config_with(&format!(
+        "[[token]]\nname = \"ykp\"\nkind = \"pkcs11\"\nmodule = \"{}\"\nserial = \"{serial}\"\npin = \"env:{PIN_VAR}\"\nsessions = 1\n",
+        ykcs11()
+    ));
+    let daemon = env.start_with(&config);
+    let ykp = token(&env, "ykp");
+    assert_eq!(ykp["state"], "ready", "{ykp}\n{}", daemon.log());
+    let through_ykcs11 = keys(&env);
+    for (name, id) in [("alice", &alice), ("bob", &bob)] {
+        let k = through_ykcs11
+            .iter()
+            .find(|k| k["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not listed through ykcs11: {through_ykcs11:?}"));
+        assert_eq!(k["key_id"], id.as_str(), "same key ID through ykcs11");
+        assert_eq!(k["token"], "ykp");
+        let n = native.iter().find(|k| k["name"] == name).expect("native");
+        assert_eq!(k["public_key_pem"], n["public_key_pem"]);
+    }
+    // Two signatures each: the 9c key needs the PIN before every one.
+    for _ in 0..2 {
+        key_test(&env, "alice", &daemon);
+        key_test(&env, "bob", &daemon);
+    }
+    // ... given by the context-specific login, not by recovering from a
+    // refused signature with a fresh session and login.
+    assert!(
+        !daemon.log().contains("recovering"),
+        "signatures needed recovery:\n{}",
+        daemon.log()
+    );
+}
