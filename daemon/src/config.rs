@@ -49,6 +49,18 @@
 //! username = "ci"
 //! password = "env:REGISTRY_PASSWORD"
 //! ```
+//!
+//! Validity of newly signed metadata (notary's defaults shown):
+//!
+//! ```toml
+//! [expiry]
+//! root_days = 3650
+//! targets_days = 1095     # targets and delegations
+//! snapshot_days = 1095
+//! ```
+//!
+//! Every write also re-signs each role tufd can sign that expires within
+//! six months.
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -85,6 +97,8 @@ pub struct Config {
     pub remotes: Vec<tufd_remote::Route>,
     /// How to read manifests from registries.
     pub registry: tufd_remote::RegistryConfig,
+    /// Validity of newly signed roles.
+    pub expiries: crate::trust::draft::Expiries,
 }
 
 /// One configured token.
@@ -118,6 +132,37 @@ struct RawConfig {
     remotes: Vec<RawRemote>,
     #[serde(default)]
     registry: RawRegistry,
+    #[serde(default)]
+    expiry: RawExpiry,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawExpiry {
+    root_days: Option<i64>,
+    targets_days: Option<i64>,
+    snapshot_days: Option<i64>,
+}
+
+impl RawExpiry {
+    fn into_expiries(
+        self,
+        invalid: &dyn Fn(String) -> ConfigError,
+    ) -> Result<crate::trust::draft::Expiries, ConfigError> {
+        let d = crate::trust::draft::Expiries::default();
+        let days = |v: Option<i64>, default: time::Duration, what: &str| match v {
+            None => Ok(default),
+            Some(n) if (1..=36500).contains(&n) => Ok(time::Duration::days(n)),
+            Some(n) => Err(invalid(format!(
+                "expiry.{what} = {n}: give 1 to 36500 days"
+            ))),
+        };
+        Ok(crate::trust::draft::Expiries {
+            root: days(self.root_days, d.root, "root_days")?,
+            targets: days(self.targets_days, d.targets, "targets_days")?,
+            snapshot: days(self.snapshot_days, d.snapshot, "snapshot_days")?,
+        })
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -408,6 +453,7 @@ impl Config {
             .map(|r| r.into_route(&invalid))
             .collect::<Result<Vec<_>, _>>()?;
         let registry = raw.registry.into_config(&invalid)?;
+        let expiries = raw.expiry.into_expiries(&invalid)?;
         Ok(Config {
             socket: raw.socket,
             state_dir: raw.state_dir,
@@ -415,6 +461,7 @@ impl Config {
             default_token,
             remotes,
             registry,
+            expiries,
         })
     }
 }

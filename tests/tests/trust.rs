@@ -480,3 +480,48 @@ fn sign_without_a_digest_reads_the_manifest_from_the_registry() {
         "nothing signed for a missing tag"
     );
 }
+
+#[test]
+fn roles_near_expiry_are_resigned_on_the_next_write() {
+    let servers = NotaryServers::start();
+    let env = TestEnv::new();
+    let short = format!(
+        "{}[expiry]\ntargets_days = 30\n",
+        trust_config(&env, &servers)
+    );
+    let d = env.start_with(&short);
+    let gun = "localhost:5000/tufd/expiry";
+    env.tufctl(&["key", "generate", "alice"]).ok();
+    env.tufctl(&["key", "generate", "bob"]).ok();
+    env.tufctl(&["signer", "add", "alice", gun, "--key", "alice.pub"])
+        .ok();
+    env.tufctl(&["sign", &format!("{gun}:v1"), "--digest", D1, "--size", "1"])
+        .ok();
+    let warned = env.tufctl(&["inspect", gun]);
+    assert!(warned.status.success(), "{warned:?}");
+    assert!(
+        warned.stderr.contains("targets/releases"),
+        "expiry warning: {warned:?}"
+    );
+    assert!(d.stop().success());
+
+    // Default expiries now; an unrelated change re-signs the short-lived roles.
+    let _d = env.start_with(&trust_config(&env, &servers));
+    let out = env.tufctl(&["signer", "add", "bob", gun, "--key", "bob.pub"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stderr.contains("targets/releases v"),
+        "releases re-signed: {out:?}"
+    );
+    assert!(
+        out.stderr.contains("targets/alice v"),
+        "alice's role re-signed: {out:?}"
+    );
+    let clean = env.tufctl(&["inspect", gun]);
+    assert!(clean.status.success(), "{clean:?}");
+    assert!(
+        !clean.stderr.contains("targets/"),
+        "no more warnings: {clean:?}"
+    );
+    assert_eq!(notary_list(&servers, gun, None).len(), 1);
+}

@@ -17,6 +17,25 @@ use tufd_tuf::{
 /// Roles expiring within this window are re-signed on the next write.
 pub const RESIGN_WINDOW: Duration = Duration::days(182);
 
+/// How long newly signed roles stay valid. Defaults are notary's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiries {
+    pub root: Duration,
+    /// targets and every delegation.
+    pub targets: Duration,
+    pub snapshot: Duration,
+}
+
+impl Default for Expiries {
+    fn default() -> Self {
+        Self {
+            root: ROOT_EXPIRY,
+            targets: TARGETS_EXPIRY,
+            snapshot: SNAPSHOT_EXPIRY,
+        }
+    }
+}
+
 /// A key tufd holds, ready to sign.
 #[derive(Clone)]
 pub struct HeldKey {
@@ -108,6 +127,8 @@ pub struct Draft {
     base_snapshot: Option<Snapshot>,
     /// The repository did not exist before this transaction.
     pub initializing: bool,
+    /// Validity given to the roles signed now.
+    pub expiries: Expiries,
 }
 
 /// The files one transaction publishes, with their new versions.
@@ -154,6 +175,7 @@ impl Draft {
             base_bytes,
             base_snapshot: Some(repo.snapshot.signed().clone()),
             initializing: false,
+            expiries: Expiries::default(),
         })
     }
 
@@ -171,6 +193,7 @@ impl Draft {
             base_bytes: BTreeMap::new(),
             base_snapshot: None,
             initializing: true,
+            expiries: Expiries::default(),
         };
         d.mark("root");
         d.mark("targets");
@@ -287,7 +310,7 @@ impl Draft {
         // root
         let root_signed = if self.changed.contains("root") {
             self.root.version = self.next_version("root");
-            self.root.expires = self.now + ROOT_EXPIRY;
+            self.root.expires = self.now + self.expiries.root;
             let mut signers = sign_with("root", &self.signers_for("root", held));
             for k in &self.extra_root_signers {
                 if let Some(h) = held.for_key(k)
@@ -327,7 +350,7 @@ impl Draft {
                 return Err(no_key(name));
             }
             t.version = next;
-            t.expires = self.now + TARGETS_EXPIRY;
+            t.expires = self.now + self.expiries.targets;
             let rs: Vec<RoleSigner<'_>> = draft_signers
                 .iter()
                 .map(|(k, h)| RoleSigner::new(k, &h.signer))
@@ -380,7 +403,7 @@ impl Draft {
             let mut snap = self
                 .base_snapshot
                 .clone()
-                .unwrap_or_else(|| Snapshot::new(self.now + SNAPSHOT_EXPIRY));
+                .unwrap_or_else(|| Snapshot::new(self.now + self.expiries.snapshot));
             let mut roles: Vec<String> = vec!["root".into(), "targets".into()];
             roles.extend(self.delegations.keys().cloned());
             for role in roles {
@@ -391,7 +414,7 @@ impl Draft {
             snap.version = self
                 .next_version("snapshot")
                 .max(self.base_snapshot.as_ref().map_or(1, |s| s.version + 1));
-            snap.expires = self.now + SNAPSHOT_EXPIRY;
+            snap.expires = self.now + self.expiries.snapshot;
             let rs: Vec<RoleSigner<'_>> = snapshot_signers
                 .iter()
                 .map(|(k, h)| RoleSigner::new(k, &h.signer))

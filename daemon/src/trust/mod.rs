@@ -155,7 +155,7 @@ impl Trust {
         let registry = tufd_remote::RegistryClient::new(&config.registry)
             .map_err(|e| TrustError::InvalidRequest(format!("registry configuration: {e}")))?;
         Ok(Self {
-            engine: Engine::new(keyring, resolver, store),
+            engine: Engine::new(keyring, resolver, store, config.expiries),
             registry,
         })
     }

@@ -42,6 +42,8 @@ pub struct Change {
 /// Shared state of the trust layer.
 pub struct Engine {
     pub keyring: Arc<Keyring>,
+    /// Validity of newly signed roles.
+    pub expiries: super::draft::Expiries,
     pub resolver: Resolver,
     pub store: TrustStore,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -63,9 +65,15 @@ impl TouchNotice for Touch<'_> {
 }
 
 impl Engine {
-    pub fn new(keyring: Arc<Keyring>, resolver: Resolver, store: TrustStore) -> Self {
+    pub fn new(
+        keyring: Arc<Keyring>,
+        resolver: Resolver,
+        store: TrustStore,
+        expiries: super::draft::Expiries,
+    ) -> Self {
         Self {
             keyring,
+            expiries,
             resolver,
             store,
             locks: Mutex::new(HashMap::new()),
@@ -161,9 +169,11 @@ impl Engine {
             let signed = {
                 let held = held.clone();
                 let events = events.clone();
+                let expiries = self.expiries;
                 let gun_name = name.clone();
                 tokio::task::spawn_blocking(move || -> Result<Signed_, TrustError> {
                     let mut draft = *draft;
+                    draft.expiries = expiries;
                     draft.refresh_expiring(&held);
                     let touch = Touch {
                         events: &events,
