@@ -525,3 +525,149 @@ fn roles_near_expiry_are_resigned_on_the_next_write() {
     );
     assert_eq!(notary_list(&servers, gun, None).len(), 1);
 }
+
+/// A second daemon with its own token and state, for the same servers.
+fn second_env(servers: &NotaryServers) -> (TestEnv, String) {
+    let env = TestEnv::new();
+    let config = trust_config(&env, servers);
+    (env, config)
+}
+
+#[test]
+fn two_daemons_racing_on_one_repository_both_land() {
+    let servers = NotaryServers::start();
+    let (a, config_a) = second_env(&servers);
+    let (b, config_b) = second_env(&servers);
+    let _da = a.start_with(&config_a);
+    let _db = b.start_with(&config_b);
+    let gun = "localhost:5000/tufd/two-daemons";
+
+    // One signer key, loaded into both daemons' tokens (a CI key on two runners).
+    let out = Command::new("openssl")
+        .args([
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            "ci.key",
+        ])
+        .current_dir(a.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let key = a.path().join("ci.key");
+    a.tufctl(&[
+        "-o",
+        "json",
+        "key",
+        "load",
+        key.to_str().unwrap(),
+        "--name",
+        "ci",
+    ])
+    .ok();
+    b.tufctl(&["key", "load", key.to_str().unwrap(), "--name", "ci"])
+        .ok();
+    let public = a.tufctl(&["-o", "json", "key", "list"]).json()["keys"][0]["public_key_pem"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::write(a.path().join("ci.pub"), public).unwrap();
+    a.tufctl(&["signer", "add", "ci", gun, "--key", "ci.pub"])
+        .ok();
+
+    // Rounds of simultaneous signs from the two daemons: every publish that
+    // loses the race is retried from a fresh read, so every tag lands.
+    let mut expected = Vec::new();
+    let mut retries = 0;
+    for round in 0..4 {
+        let (ta, tb) = (format!("a{round}"), format!("b{round}"));
+        let (ra, rb) = std::thread::scope(|s| {
+            let x = s.spawn(|| {
+                a.tufctl(&[
+                    "-o",
+                    "json",
+                    "sign",
+                    &format!("{gun}:{ta}"),
+                    "--digest",
+                    D1,
+                    "--size",
+                    "1",
+                ])
+            });
+            let y = s.spawn(|| {
+                b.tufctl(&[
+                    "-o",
+                    "json",
+                    "sign",
+                    &format!("{gun}:{tb}"),
+                    "--digest",
+                    D2,
+                    "--size",
+                    "2",
+                ])
+            });
+            (x.join().unwrap(), y.join().unwrap())
+        });
+        for r in [&ra, &rb] {
+            retries += r.json()["changes"][0]["attempts"].as_u64().unwrap_or(1) - 1;
+        }
+        expected.extend([ta, tb]);
+    }
+    let rows = notary_list(&servers, gun, Some("targets/releases"));
+    for t in &expected {
+        assert!(rows.iter().any(|r| &r.0 == t), "{t} lost: {rows:?}");
+    }
+    assert_eq!(rows.len(), expected.len());
+    eprintln!("publish races lost and retried: {retries}");
+}
+
+#[test]
+fn client_held_snapshot_and_revoking_every_tag() {
+    let servers = NotaryServers::start();
+    let env = TestEnv::new();
+    let config = trust_config(&env, &servers);
+    let _d = env.start_with(&config);
+    let gun = "localhost:5000/tufd/client-snapshot";
+    env.tufctl(&["key", "generate", "alice"]).ok();
+    env.tufctl(&[
+        "signer",
+        "add",
+        "alice",
+        gun,
+        "--key",
+        "alice.pub",
+        "--client-snapshot",
+    ])
+    .ok();
+    let keys = env.tufctl(&["-o", "json", "key", "list"]).json();
+    assert!(
+        keys["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["name"] == "snapshot" && k["gun"] == gun),
+        "snapshot key on the token: {keys}"
+    );
+    let out = env.tufctl(&[
+        "sign",
+        &format!("{gun}:v1"),
+        &format!("{gun}:v2"),
+        "--digest",
+        D1,
+        "--size",
+        "1",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stderr.contains("snapshot v"),
+        "tufd signed the snapshot: {out:?}"
+    );
+    assert_eq!(notary_list(&servers, gun, None).len(), 2);
+
+    env.tufctl(&["revoke", gun]).fails_with(2, "--yes");
+    env.tufctl(&["revoke", gun, "--yes"]).ok();
+    assert!(notary_list(&servers, gun, None).is_empty());
+}
