@@ -381,7 +381,7 @@ mod tests {
         ));
         // The f9 certificate is not from the given root.
         assert_eq!(
-            verify(&statement, &f9, &slot_spki, &[fake_f9.clone()]),
+            verify(&statement, &f9, &slot_spki, std::slice::from_ref(&fake_f9)),
             Err(AttestationError::UntrustedIntermediate)
         );
         assert_eq!(

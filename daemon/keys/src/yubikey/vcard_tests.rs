@@ -1,0 +1,152 @@
+//! The store in-process against the virtual PIV card (tests/src/vcard.rs,
+//! included by path so tufd-keys does not depend on the test crate):
+//! what the daemon tests cannot see from outside — set-up reporting,
+//! retired slots, `needs_touch`, the attestation refusal, a full slot list.
+//!
+//! libpcsclite binds a process to one pcscd at its first call, so every
+//! test of this binary that touches PC/SC goes through [`card`] first. The
+//! card needs root and the runner binary (`TUFD_PIV_CARD_BIN`, or
+//! tests/piv-card built); without them these tests say so and pass, and
+//! the end-to-end tests (tests/tests/yubikey.rs) fail loudly instead.
+
+use super::*;
+use sha2::{Digest, Sha256};
+use std::sync::{Mutex, OnceLock};
+
+#[allow(dead_code, clippy::all)]
+#[path = "../../../../tests/src/vcard.rs"]
+mod vcard;
+
+/// The card serial piv-authenticator reports.
+const SERIAL: u32 = 0x0052_f743;
+
+/// One test at a time on the card.
+static CARD_USE: Mutex<()> = Mutex::new(());
+
+/// The card this test process is bound to, started on first use; `None`
+/// (with a message) where it cannot run.
+pub(super) fn card() -> Option<&'static vcard::VirtualCard> {
+    static CARD: OnceLock<Option<vcard::VirtualCard>> = OnceLock::new();
+    CARD.get_or_init(|| {
+        if std::env::var_os("TUFD_TEST_YUBIKEY_SERIAL").is_some() {
+            eprintln!("skipped: TUFD_TEST_YUBIKEY_SERIAL selects a real YubiKey for this process");
+            return None;
+        }
+        if std::env::var_os("TUFD_PIV_CARD_BIN").is_none() {
+            let built = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../tests/piv-card/target/release/piv-card");
+            if !built.is_file() {
+                eprintln!(
+                    "skipped: no virtual card runner (build tests/piv-card or set TUFD_PIV_CARD_BIN)"
+                );
+                return None;
+            }
+            // SAFETY: test-only, before any thread reads it.
+            unsafe { std::env::set_var("TUFD_PIV_CARD_BIN", built) };
+        }
+        match vcard::VirtualCard::start() {
+            Ok(card) => match card.use_in_this_process() {
+                Ok(()) => Some(card),
+                Err(e) => panic!("cannot bind the virtual card: {e}"),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                eprintln!("skipped: {e}");
+                None
+            }
+            Err(e) => panic!("the virtual card does not start: {e}"),
+        }
+    })
+    .as_ref()
+}
+
+fn store(config: impl FnOnce(&mut YubiKeyConfig)) -> YubiKeyStore {
+    // SAFETY: test-only; every test sets the same value.
+    unsafe { std::env::set_var("TUFD_VCARD_UNIT_PIN", "123456") };
+    let mut c = YubiKeyConfig::new(
+        "vcard",
+        SERIAL,
+        PinSource::Env("TUFD_VCARD_UNIT_PIN".into()),
+    );
+    config(&mut c);
+    YubiKeyStore::new(c, |spki| hex::encode(Sha256::digest(spki)))
+}
+
+#[test]
+fn store_on_the_virtual_card() {
+    let Some(_card) = card() else { return };
+    let _one = CARD_USE.lock().unwrap_or_else(|p| p.into_inner());
+
+    // Set-up replaces the factory default once; a second store (another
+    // daemon) finds the PIN-protected key.
+    let yk = store(|c| c.slots = vec![0x95, 0x82]);
+    assert_eq!(yk.set_up().unwrap(), SetUp::ReplacedDefaultManagementKey);
+    assert_eq!(yk.set_up().unwrap(), SetUp::AlreadySetUp);
+    let again = store(|_| {});
+    assert_eq!(again.set_up().unwrap(), SetUp::AlreadySetUp);
+
+    // Retired slots, in the configured order.
+    let a = yk
+        .generate(&KeyLabel::new("a", "example.com/app").unwrap())
+        .unwrap();
+    let b = yk.generate(&KeyLabel::new("b", "").unwrap()).unwrap();
+    assert_eq!(yk.slot_of(&a.id).unwrap(), "95");
+    assert_eq!(yk.slot_of(&b.id).unwrap(), "82");
+    // Touch policy always (the default) is reported from the index...
+    assert!(yk.needs_touch(&a.id));
+    // ...and from the certificate, by a store that never saw the key made.
+    let fresh = store(|c| c.touch_policy = KeyTouchPolicy::Never);
+    assert!(fresh.needs_touch(&b.id));
+    let mut listed = fresh.list().unwrap();
+    listed.sort_by(|x, y| x.label.cmp(&y.label));
+    assert_eq!(listed, vec![a.clone(), b.clone()]);
+
+    // Both slots used: the next generation says so.
+    let full = yk.generate(&KeyLabel::new("c", "").unwrap()).unwrap_err();
+    assert!(
+        full.to_string().contains("no free slot among 95, 82"),
+        "{full}"
+    );
+
+    // Signatures verify (checked inside sign_digest against the key).
+    let digest: [u8; 32] = Sha256::digest(b"vcard unit").into();
+    let sig = yk.sign_digest(&a.id, &digest).unwrap();
+    let key =
+        <p256::ecdsa::VerifyingKey as DecodePublicKey>::from_public_key_der(&a.spki_der).unwrap();
+    let sig = p256::ecdsa::Signature::from_slice(&sig).unwrap();
+    key.verify_prehash(&digest, &sig).unwrap();
+
+    // The card cannot attest: a plain sentence, not a crash.
+    let e = yk.attestation(&a.id).unwrap_err().to_string();
+    assert!(e.contains("cannot attest the key in slot 95"), "{e}");
+
+    // Delete frees the slot; an unknown ID is KeyNotFound.
+    yk.delete(&b.id).unwrap();
+    assert!(matches!(
+        yk.delete(&b.id),
+        Err(KeyError::KeyNotFound { .. })
+    ));
+    let c = yk.generate(&KeyLabel::new("c", "").unwrap()).unwrap();
+    assert_eq!(yk.slot_of(&c.id).unwrap(), "82");
+    assert_ne!(c.id, b.id, "the old key was overwritten, a new one made");
+    yk.delete(&a.id).unwrap();
+    yk.delete(&c.id).unwrap();
+    assert!(yk.list().unwrap().is_empty());
+}
+
+#[test]
+fn absent_serial_is_not_found_with_what_was_seen() {
+    // Bind to the card first when it runs, so this PC/SC call goes there.
+    let card = card();
+    let _one = CARD_USE.lock().unwrap_or_else(|p| p.into_inner());
+    let yk = store(|c| c.serial = 4_000_000_001);
+    match yk.status() {
+        TokenStatus::Unavailable { reason } => {
+            assert!(reason.contains("4000000001"), "{reason}");
+            if card.is_some() {
+                assert!(reason.contains(&format!("serial {SERIAL}")), "{reason}");
+            }
+        }
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+    assert!(!yk.needs_touch("00"));
+}
