@@ -201,7 +201,7 @@ impl Daemon {
         for (k, v) in &env.daemon_env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().map_err(|e| format!("starting tufd: {e}"))?;
+        let child = crate::process::spawn_tied(cmd).map_err(|e| format!("starting tufd: {e}"))?;
         let mut d = Daemon {
             child: Some(child),
             log,

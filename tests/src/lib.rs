@@ -3,6 +3,7 @@
 
 pub mod daemon;
 pub mod notary;
+pub mod process;
 pub mod registry;
 pub mod softhsm;
 pub mod vcard;

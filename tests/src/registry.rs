@@ -36,7 +36,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -823,56 +823,7 @@ fn spawn_registry(config: &Path, log: &Path) -> io::Result<Child> {
             cmd.env_remove(key);
         }
     }
-    spawn_tied(cmd)
-}
-
-type SpawnRequest = (Command, mpsc::Sender<io::Result<Child>>);
-
-/// Spawns `cmd` so that it gets SIGKILL when the test process dies (the same
-/// technique as the notary harness, which keeps its helper private).
-///
-/// `PR_SET_PDEATHSIG` fires when the *thread* that forked exits, so all
-/// children are forked by one thread that lives as long as the process.
-fn spawn_tied(mut cmd: Command) -> io::Result<Child> {
-    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
-    let sender = SPAWNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<SpawnRequest>();
-        std::thread::Builder::new()
-            .name("registry-spawner".into())
-            .spawn(move || {
-                for (mut cmd, reply) in rx {
-                    let _ = reply.send(cmd.spawn());
-                }
-            })
-            .map(drop)
-            .unwrap_or_else(|e| panic!("cannot start the spawner thread: {e}"));
-        Mutex::new(tx)
-    });
-    let parent = std::process::id();
-    // SAFETY: the closure runs between fork and exec and only calls
-    // async-signal-safe functions (prctl, getppid, kill, getpid).
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // The parent may have died before prctl took effect.
-            if libc::getppid() as u32 != parent {
-                libc::kill(libc::getpid(), libc::SIGKILL);
-            }
-            Ok(())
-        });
-    }
-    let (reply_tx, reply_rx) = mpsc::channel();
-    sender
-        .lock()
-        .map_err(|_| io::Error::other("spawner lock poisoned"))?
-        .send((cmd, reply_tx))
-        .map_err(|_| io::Error::other("spawner thread is gone"))?;
-    reply_rx
-        .recv()
-        .map_err(|_| io::Error::other("spawner thread is gone"))?
+    crate::process::spawn_tied(cmd)
 }
 
 /// Issues the JWTs docker-registry's token auth accepts: ES256, the signing

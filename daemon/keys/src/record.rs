@@ -39,6 +39,30 @@ pub struct TokenDescription {
     pub model: String,
 }
 
+impl TokenStatus {
+    /// The status a store reports after trying to open the device and count
+    /// its keys: the PIN states are told apart from other failures.
+    pub fn from_probe(probe: Result<(TokenDescription, usize), crate::KeyError>) -> Self {
+        use crate::KeyError;
+        match probe {
+            Ok((description, key_count)) => TokenStatus::Ready {
+                description,
+                key_count,
+            },
+            Err(e @ KeyError::PinRejected { tries, .. }) => TokenStatus::PinRejected {
+                reason: e.to_string(),
+                tries,
+            },
+            Err(e @ KeyError::PinLocked { .. }) => TokenStatus::PinLocked {
+                reason: e.to_string(),
+            },
+            Err(e) => TokenStatus::Unavailable {
+                reason: e.to_string(),
+            },
+        }
+    }
+}
+
 /// State of a store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenStatus {

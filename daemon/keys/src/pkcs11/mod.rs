@@ -624,22 +624,7 @@ impl KeyStore for Pkcs11Store {
     }
 
     fn status(&self) -> TokenStatus {
-        match self.describe() {
-            Ok((description, key_count)) => TokenStatus::Ready {
-                description,
-                key_count,
-            },
-            Err(e @ KeyError::PinRejected { tries, .. }) => TokenStatus::PinRejected {
-                reason: e.to_string(),
-                tries,
-            },
-            Err(e @ KeyError::PinLocked { .. }) => TokenStatus::PinLocked {
-                reason: e.to_string(),
-            },
-            Err(e) => TokenStatus::Unavailable {
-                reason: e.to_string(),
-            },
-        }
+        TokenStatus::from_probe(self.describe())
     }
 
     fn list(&self) -> Result<Vec<KeyRecord>, KeyError> {
