@@ -671,3 +671,29 @@ fn client_held_snapshot_and_revoking_every_tag() {
     env.tufctl(&["revoke", gun, "--yes"]).ok();
     assert!(notary_list(&servers, gun, None).is_empty());
 }
+
+#[test]
+fn docker_content_trust_server_is_the_default_server() {
+    let servers = NotaryServers::start();
+    let mut env = TestEnv::new();
+    // No [[remote]]: the daemon takes the server from its environment, as
+    // docker does, and trusts it through the system roots (SSL_CERT_FILE).
+    env.daemon_env.extend([
+        (
+            "DOCKER_CONTENT_TRUST_SERVER".to_owned(),
+            servers.url().to_owned(),
+        ),
+        (
+            "SSL_CERT_FILE".to_owned(),
+            servers.ca_path().display().to_string(),
+        ),
+    ]);
+    let _d = env.start();
+    let gun = "localhost:5000/tufd/from-env";
+    env.tufctl(&["key", "generate", "alice"]).ok();
+    env.tufctl(&["signer", "add", "alice", gun, "--key", "alice.pub"])
+        .ok();
+    env.tufctl(&["sign", &format!("{gun}:v1"), "--digest", D1, "--size", "1"])
+        .ok();
+    assert_eq!(notary_list(&servers, gun, None).len(), 1);
+}
