@@ -1,0 +1,175 @@
+//! Signatures per second on the virtual PIV card (tests/src/vcard.rs): a
+//! direct `yubikey` crate call (`piv::sign_data`), tufd's `YubiKeyStore`
+//! (device lock, key index, DER to raw, p256 verification of every
+//! signature) and tufd's `Pkcs11Store` through Yubico's ykcs11, for a slot
+//! with PIN once (9a) and slot 9c (the card wants the PIN before each
+//! signature, as a YubiKey's default 9c policy does). Prints the
+//! per-signature overhead of the store over the direct call.
+//!
+//! Run with `cargo bench -p tufd-keys --bench yubikey` (root, pcscd,
+//! vsmartcard-vpcd, ykcs11, and the card runner: tests/piv-card built or
+//! `TUFD_PIV_CARD_BIN`). `TUFD_BENCH_SECONDS` sets the time per measurement
+//! (default 3). The card is software behind vpcd's TCP socket, so absolute
+//! figures say little about a real YubiKey (tens of ms per signature); the
+//! overhead tufd adds is what this measures.
+
+#[allow(dead_code, clippy::all)]
+#[path = "../../../tests/src/vcard.rs"]
+mod vcard;
+
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tufd_keys::pin::PinSource;
+use tufd_keys::pkcs11::{Modules, Pkcs11Config, Pkcs11Store, TokenSelector};
+use tufd_keys::yubikey::{KeyTouchPolicy, YubiKeyConfig, YubiKeyStore};
+use tufd_keys::{KeyLabel, KeyStore};
+use yubikey::piv::{self, AlgorithmId, SlotId};
+
+const PIN: &str = "123456";
+const YKCS11: &str = "/usr/lib/x86_64-linux-gnu/libykcs11.so";
+
+/// Runs `op` for `secs`; returns (signatures/s, ms/signature).
+fn measure(secs: Duration, mut op: impl FnMut()) -> (f64, f64) {
+    // Warm up (connection, PIN, index).
+    op();
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < secs {
+        op();
+        n += 1;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    (n as f64 / elapsed, elapsed * 1000.0 / n as f64)
+}
+
+fn key_id(ids: &[tufd_keys::KeyRecord], name: &str) -> String {
+    ids.iter()
+        .find(|k| k.label.name() == name)
+        .unwrap_or_else(|| panic!("no key {name}"))
+        .id
+        .clone()
+}
+
+fn main() {
+    let secs = Duration::from_secs_f64(
+        std::env::var("TUFD_BENCH_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3.0),
+    );
+    if std::env::var_os("TUFD_PIV_CARD_BIN").is_none() {
+        let built = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/piv-card/target/release/piv-card");
+        // SAFETY: single-threaded here.
+        unsafe { std::env::set_var("TUFD_PIV_CARD_BIN", built) };
+    }
+    let card = match vcard::VirtualCard::start() {
+        Ok(card) => card,
+        Err(e) => {
+            eprintln!("yubikey bench skipped: the virtual card does not start: {e}");
+            return;
+        }
+    };
+    card.use_in_this_process().expect("bind the card");
+    // SAFETY: single-threaded here, before any PC/SC call.
+    unsafe { std::env::set_var("TUFD_BENCH_YK_PIN", PIN) };
+    let serial = 0x0052_f743u32;
+    let pin = PinSource::Env("TUFD_BENCH_YK_PIN".into());
+    let id_scheme: tufd_keys::IdScheme = |spki| hex::encode(Sha256::digest(spki));
+
+    let mut config = YubiKeyConfig::new("bench", serial, pin.clone());
+    config.slots = vec![0x9a, 0x9c];
+    config.touch_policy = KeyTouchPolicy::Never;
+    let store = YubiKeyStore::new(config, id_scheme);
+    let once = store
+        .generate(&KeyLabel::new("once", "").unwrap())
+        .expect("generate in 9a");
+    let each = store
+        .generate(&KeyLabel::new("each", "").unwrap())
+        .expect("generate in 9c");
+    let digest: [u8; 32] = Sha256::digest(b"tufd yubikey bench").into();
+
+    // Direct crate calls on a second connection to the same card.
+    let mut yk = yubikey::YubiKey::open().expect("open the card");
+    yk.verify_pin(PIN.as_bytes()).expect("PIN");
+    let (direct_9a, direct_9a_ms) = measure(secs, || {
+        piv::sign_data(
+            &mut yk,
+            &digest,
+            AlgorithmId::EccP256,
+            SlotId::Authentication,
+        )
+        .expect("direct sign 9a");
+    });
+    let (direct_9c, direct_9c_ms) = measure(secs, || {
+        yk.verify_pin(PIN.as_bytes()).expect("PIN");
+        piv::sign_data(&mut yk, &digest, AlgorithmId::EccP256, SlotId::Signature)
+            .expect("direct sign 9c");
+    });
+    drop(yk); // resets the card: the store reconnects once, in its warm-up
+
+    let (store_9a, store_9a_ms) = measure(secs, || {
+        store.sign_digest(&once.id, &digest).expect("store sign 9a");
+    });
+    let (store_9c, store_9c_ms) = measure(secs, || {
+        store.sign_digest(&each.id, &digest).expect("store sign 9c");
+    });
+    drop(store);
+
+    let ykcs11 = Pkcs11Store::new(
+        Pkcs11Config {
+            name: "ykcs11".into(),
+            module: YKCS11.into(),
+            selector: TokenSelector::Serial(serial.to_string()),
+            pin,
+            max_sessions: 1,
+        },
+        Arc::new(Modules::new()),
+        id_scheme,
+    );
+    let listed = ykcs11.list().expect("keys through ykcs11");
+    let (p11_9a, p11_9a_ms) = measure(secs, || {
+        ykcs11
+            .sign_digest(&key_id(&listed, "once"), &digest)
+            .expect("ykcs11 sign 9a");
+    });
+    let (p11_9c, p11_9c_ms) = measure(secs, || {
+        ykcs11
+            .sign_digest(&key_id(&listed, "each"), &digest)
+            .expect("ykcs11 sign 9c");
+    });
+
+    println!(
+        "virtual PIV card, {:.1} s per measurement, 1 worker",
+        secs.as_secs_f64()
+    );
+    println!("{:<44} {:>10} {:>12}", "", "sig/s", "ms/sig");
+    let row = |name: &str, rate: f64, ms: f64| println!("{name:<44} {rate:>10.1} {ms:>12.2}");
+    row(
+        "yubikey crate, sign_data, 9a (PIN once)",
+        direct_9a,
+        direct_9a_ms,
+    );
+    row("YubiKeyStore::sign_digest, 9a", store_9a, store_9a_ms);
+    row("Pkcs11Store via ykcs11, 9a", p11_9a, p11_9a_ms);
+    row(
+        "yubikey crate, verify_pin + sign_data, 9c",
+        direct_9c,
+        direct_9c_ms,
+    );
+    row("YubiKeyStore::sign_digest, 9c", store_9c, store_9c_ms);
+    row(
+        "Pkcs11Store via ykcs11 (context login), 9c",
+        p11_9c,
+        p11_9c_ms,
+    );
+    println!(
+        "tufd overhead per signature over the direct crate call: 9a {:+.2} ms ({:+.0}%), 9c {:+.2} ms ({:+.0}%)",
+        store_9a_ms - direct_9a_ms,
+        (store_9a_ms / direct_9a_ms - 1.0) * 100.0,
+        store_9c_ms - direct_9c_ms,
+        (store_9c_ms / direct_9c_ms - 1.0) * 100.0,
+    );
+    drop(card);
+}
