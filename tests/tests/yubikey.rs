@@ -450,3 +450,92 @@ fn keys_made_natively_sign_through_ykcs11() {
         daemon.log()
     );
 }
+
+/// A Docker Content Trust repository whose root and targets keys are on the
+/// YubiKey (the default token) and whose signer key is on SoftHSM2: the
+/// real notary client reads what tufd published, tufctl asked for touches
+/// (the keys have touch policy "always"; the virtual card does not wait).
+#[test]
+fn notary_repository_with_root_and_targets_keys_on_the_yubikey() {
+    use tufd_tests::daemon::{TOKEN_LABEL, token_toml};
+    use tufd_tests::notary::NotaryServers;
+    const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+    let card = start_card();
+    let serial = serial_of(&card);
+    let servers = NotaryServers::start();
+    let env = env_for(&card, "123456");
+    let config = env.config_with(&format!(
+        "[[token]]\nname = \"yk\"\nkind = \"yubikey\"\nserial = {serial}\npin = \"env:{PIN_VAR}\"\n{}[[remote]]\nprefix = \"\"\nurl = \"{}\"\nca = \"{}\"\n",
+        token_toml(
+            "dev",
+            tufd_tests::softhsm::MODULE,
+            TOKEN_LABEL,
+            "env:TUFD_PIN"
+        ),
+        servers.url(),
+        servers.ca_path().display()
+    ));
+    let daemon = env.start_with(&config);
+    let gun = "localhost:5000/tufd/yubikey";
+
+    env.tufctl(&["key", "generate", "alice", "--token", "dev"])
+        .ok();
+    let added = env.tufctl(&[
+        "-o",
+        "json",
+        "signer",
+        "add",
+        "alice",
+        gun,
+        "--key",
+        "alice.pub",
+    ]);
+    assert!(added.status.success(), "{added:?}\n{}", daemon.log());
+    assert_eq!(added.json()["changes"][0]["initialized"], true, "{added:?}");
+    assert!(
+        added.stderr.contains("Touch your")
+            && added.stderr.contains(&format!("to sign root for {gun}"))
+            && added.stderr.contains(&format!("to sign targets for {gun}")),
+        "tufctl relays the touch requests: {added:?}"
+    );
+
+    let listed = keys(&env);
+    let token_of = |name: &str, g: &str| {
+        listed
+            .iter()
+            .find(|k| k["name"] == name && k["gun"] == g)
+            .map(|k| k["token"].as_str().unwrap_or_default().to_owned())
+            .unwrap_or_else(|| panic!("no key {name}@{g}: {listed:?}"))
+    };
+    assert_eq!(token_of("root", gun), "yk");
+    assert_eq!(token_of("targets", gun), "yk");
+    assert_eq!(token_of("alice", ""), "dev");
+
+    let signed = env.tufctl(&[
+        "sign",
+        &format!("{gun}:v1"),
+        "--digest",
+        D1,
+        "--size",
+        "1234",
+    ]);
+    assert!(signed.status.success(), "{signed:?}\n{}", daemon.log());
+    let out = servers.cli().run_ok(["list", gun]);
+    assert!(
+        out.stdout.contains("v1") && out.stdout.contains(D1.trim_start_matches("sha256:")),
+        "notary list: {out}"
+    );
+
+    // The root key's slot certificate names the repository.
+    let cert = tool_ok(
+        &card,
+        "yubico-piv-tool",
+        &["-a", "read-certificate", "-s", "9c"],
+    );
+    let der = pem::parse(cert.trim()).expect("certificate PEM");
+    let parsed = <x509_cert::Certificate as x509_cert::der::Decode>::from_der(der.contents())
+        .expect("X.509 certificate");
+    let subject = parsed.tbs_certificate().subject().to_string();
+    assert!(subject.contains(&format!("CN={gun}")), "{subject}");
+}
