@@ -404,6 +404,15 @@ impl Config {
                 .map_err(|e| invalid(format!("token '{name}': pin: {e}")))?;
             match t.kind.as_str() {
                 "pkcs11" => {
+                    if t.management_key.is_some()
+                        || t.pin_policy.is_some()
+                        || t.touch_policy.is_some()
+                        || t.slots.is_some()
+                    {
+                        return Err(invalid(format!(
+                            "token '{name}': `management_key`, `pin_policy`, `touch_policy` and `slots` are for kind \"yubikey\""
+                        )));
+                    }
                     let module = t.module.ok_or_else(|| {
                         invalid(format!(
                             "token '{name}': `module` (path of the PKCS#11 library) is required"
@@ -576,5 +585,9 @@ sessions = 2
             .unwrap_err()
             .to_string();
         assert!(err.contains("`serial`"), "{err}");
+        let err = parse(&format!("{GOOD}touch_policy = \"never\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("are for kind \"yubikey\""), "{err}");
     }
 }

@@ -1073,27 +1073,11 @@ impl KeyStore for YubiKeyStore {
     }
 
     fn status(&self) -> TokenStatus {
-        let result = self.run("reading the device", |s, dev| {
+        TokenStatus::from_probe(self.run("reading the device", |s, dev| {
             s.ensure_pin(dev)?;
             let count = s.index(dev)?.by_id.len();
             Ok((s.describe(dev)?, count))
-        });
-        match result {
-            Ok((description, key_count)) => TokenStatus::Ready {
-                description,
-                key_count,
-            },
-            Err(e @ KeyError::PinRejected { tries, .. }) => TokenStatus::PinRejected {
-                reason: e.to_string(),
-                tries,
-            },
-            Err(e @ KeyError::PinLocked { .. }) => TokenStatus::PinLocked {
-                reason: e.to_string(),
-            },
-            Err(e) => TokenStatus::Unavailable {
-                reason: e.to_string(),
-            },
-        }
+        }))
     }
 
     fn list(&self) -> Result<Vec<KeyRecord>, KeyError> {
