@@ -8,9 +8,13 @@
 //! `cargo test -p tufd-tests --test yubikey`.
 //!
 //! What the virtual card cannot show (attestation, touch, PIN and touch
-//! policies) is checked by the tests at the end against a real YubiKey when
+//! policies, P-256 import) is checked against a real YubiKey when
 //! `TUFD_TEST_YUBIKEY_SERIAL` is set (PIN in `TUFD_TEST_YUBIKEY_PIN`,
-//! default 123456); without it they say so and pass.
+//! default 123456): through tufd by `real_yubikey_through_tufd` below, and
+//! in-process by the `real_device` tests of tufd-keys
+//! (daemon/keys/src/yubikey/real_device.rs). Without the variable they say
+//! so and pass. The crate-level checks of attestation chains, policies and
+//! certificate records run everywhere (`cargo test -p tufd-keys yubikey`).
 
 use std::process::{Command, Output};
 use tufd_tests::daemon::{Daemon, TestEnv};
@@ -363,8 +367,8 @@ fn restart_rebuilds_the_index_from_the_card() {
 
 /// `key load` into a YubiKey: the virtual card implements PIV key import
 /// for RSA only, so tufd must refuse clearly and leave nothing behind (the
-/// import itself is checked on a real YubiKey by
-/// `real_yubikey_imports_attests_and_reports_policies`).
+/// import itself is checked on a real YubiKey by tufd-keys'
+/// `real_yubikey_imports_a_p256_key`).
 #[test]
 fn import_refused_by_the_device_is_a_clear_error() {
     let card = start_card();
@@ -538,4 +542,32 @@ fn notary_repository_with_root_and_targets_keys_on_the_yubikey() {
         .expect("X.509 certificate");
     let subject = parsed.tbs_certificate().subject().to_string();
     assert!(subject.contains(&format!("CN={gun}")), "{subject}");
+}
+
+/// On a real YubiKey (`TUFD_TEST_YUBIKEY_SERIAL`), through tufd and the
+/// system pcscd: a key generated in retired slot 95 with touch policy
+/// "never", signed with, deleted. Skipped (with a message) otherwise.
+#[test]
+fn real_yubikey_through_tufd() {
+    let Some(serial) = std::env::var("TUFD_TEST_YUBIKEY_SERIAL")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+    else {
+        eprintln!("skipped: set TUFD_TEST_YUBIKEY_SERIAL to run this test on a real YubiKey");
+        return;
+    };
+    let pin = std::env::var("TUFD_TEST_YUBIKEY_PIN").unwrap_or_else(|_| "123456".into());
+    let mut env = TestEnv::new();
+    env.daemon_env.push((PIN_VAR.into(), pin));
+    let daemon = env.start_with(&yk_config(
+        &env,
+        serial,
+        "slots = [\"95\"]\ntouch_policy = \"never\"\n",
+    ));
+    let yk = token(&env, "yk");
+    assert_eq!(yk["state"], "ready", "{yk}\n{}", daemon.log());
+    let name = format!("tufd-e2e-{}", std::process::id());
+    generate(&env, &name);
+    key_test(&env, &name, &daemon);
+    env.tufctl(&["key", "rm", &name, "--yes"]).ok();
 }

@@ -44,6 +44,14 @@
 //! key. tufd never generates keys on a device that keeps the default
 //! management key. [`YubiKeyStore::set_up`] does this explicitly.
 //!
+//! # Secrets
+//! The PIN is read from its source when needed into a `SecretString`, the
+//! management key into `Zeroizing` buffers; neither is logged nor shown by
+//! `Debug`. Two copies are outside tufd's control: `yubikey` 0.9.0-rc.0
+//! keeps the last verified PIN in its `YubiKey` handle as a plain `Vec<u8>`
+//! (for its own `reconnect`, which tufd does not use), and its `MgmKey` is
+//! not zeroized on drop. Both live as long as the connection.
+//!
 //! # Recovery
 //! When another program resets the card (PC/SC "card was reset", protocol
 //! mismatch) or it is removed and inserted again, the store reconnects by
