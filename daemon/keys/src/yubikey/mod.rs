@@ -94,6 +94,9 @@ use yubikey::piv::{self, AlgorithmId, SlotId};
 use yubikey::{MgmKey, YubiKey};
 use zeroize::Zeroizing;
 
+/// The PIV PIN of a new YubiKey.
+const FACTORY_PIN: &str = "123456";
+
 /// How long the slot certificates tufd writes are valid (they only carry
 /// the label; nothing checks their dates).
 const CERT_VALIDITY: Duration = Duration::from_secs(20 * 365 * 24 * 3600);
@@ -511,7 +514,7 @@ impl YubiKeyStore {
                 token: self.name_owned(),
                 operation: "verifying the PIN",
                 detail: format!(
-                    "only ONE PIN try is left on {}: tufd does not risk blocking the PIN with an automatic attempt; enter the correct PIN once with `ykman piv info --pin` or `yubico-piv-tool -a verify-pin` (a correct PIN restores the tries), then retry",
+                    "only ONE PIN try is left on {}: tufd does not risk blocking the PIN with an automatic attempt; enter the correct PIN once with `yubico-piv-tool -a verify-pin` (a correct PIN restores the tries), then retry",
                     self.serial_text()
                 ),
             }
@@ -524,6 +527,10 @@ impl YubiKeyStore {
                 conn.accepted_pin = Some(fingerprint);
                 dev.auth = Auth::Unknown;
                 tracing::info!(token = %self.config.name, "PIN verified");
+                if pin.expose_secret() == FACTORY_PIN {
+                    tracing::warn!(token = %self.config.name, serial = self.config.serial,
+                        "the YubiKey still has the factory-default PIN: change it (`ykman piv access change-pin`) and the PUK (`ykman piv access change-puk`)");
+                }
                 Ok(())
             }
             Err(yubikey::Error::WrongPin { tries: 0 } | yubikey::Error::PinLocked) => {
