@@ -181,15 +181,23 @@ fn generates_on_the_card_signs_and_replaces_the_default_management_key() {
     assert_eq!(tufd_tuf::keyid::ecdsa_key_id(&spki), id);
 
     // Set-up: the factory-default management key no longer works; the new
-    // one is stored PIN-protected (yubico-piv-tool finds it with the PIN).
+    // one is stored PIN-protected on the card (read back by the daemon
+    // tests below after restarts).
     let with_default = tool(
         &card,
         "yubico-piv-tool",
-        &["-k", DEFAULT_MGM, "-a", "delete-certificate", "-s", "9a"],
+        &[
+            &format!("--key={DEFAULT_MGM}"),
+            "-a",
+            "delete-certificate",
+            "-s",
+            "9a",
+        ],
     );
     assert!(
-        !with_default.status.success(),
-        "the default management key still authenticates: {with_default:?}"
+        !with_default.status.success()
+            && String::from_utf8_lossy(&with_default.stderr).contains("authentication"),
+        "the default management key must fail to authenticate: {with_default:?}"
     );
     assert!(
         daemon
@@ -570,4 +578,76 @@ fn real_yubikey_through_tufd() {
     generate(&env, &name);
     key_test(&env, &name, &daemon);
     env.tufctl(&["key", "rm", &name, "--yes"]).ok();
+}
+
+/// `management_key = "env:…"`: set-up puts the configured key on a device
+/// that still has the factory default; other PIV tools then need that key;
+/// a daemon configured with another key is refused with a clear error.
+#[test]
+fn configured_management_key_replaces_the_default() {
+    const MGM: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978";
+    let card = start_card();
+    let serial = serial_of(&card);
+    // A fresh card takes the factory-default key (the check below is real).
+    tool_ok(
+        &card,
+        "yubico-piv-tool",
+        &[
+            &format!("--key={DEFAULT_MGM}"),
+            "-a",
+            "delete-certificate",
+            "-s",
+            "9d",
+        ],
+    );
+    let mut env = env_for(&card, "123456");
+    env.daemon_env.push(("TUFD_YK_MGM".into(), MGM.into()));
+    let config = yk_config(&env, serial, "management_key = \"env:TUFD_YK_MGM\"\n");
+    let daemon = env.start_with(&config);
+    generate(&env, "alice");
+    key_test(&env, "alice", &daemon);
+    assert!(
+        daemon
+            .log()
+            .contains("replaced the factory-default PIV management key by the configured one"),
+        "{}",
+        daemon.log()
+    );
+    daemon.stop();
+    // yubico-piv-tool authenticates with the configured key, not the default.
+    let default = tool(
+        &card,
+        "yubico-piv-tool",
+        &[
+            &format!("--key={DEFAULT_MGM}"),
+            "-a",
+            "delete-certificate",
+            "-s",
+            "9d",
+        ],
+    );
+    assert!(
+        !default.status.success()
+            && String::from_utf8_lossy(&default.stderr).contains("authentication"),
+        "{default:?}"
+    );
+    tool_ok(
+        &card,
+        "yubico-piv-tool",
+        &[
+            &format!("--key={MGM}"),
+            "-a",
+            "delete-certificate",
+            "-s",
+            "9d",
+        ],
+    );
+
+    // Another configured key does not authenticate: refused, nothing changed.
+    env.daemon_env.retain(|(k, _)| k != "TUFD_YK_MGM");
+    env.daemon_env.push(("TUFD_YK_MGM".into(), "11".repeat(24)));
+    let daemon = env.start_with(&config);
+    env.tufctl(&["key", "generate", "bob", "--token", "yk", "--dir", "."])
+        .fails_with(1, "is not the management key");
+    key_test(&env, "alice", &daemon);
 }
