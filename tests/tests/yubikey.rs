@@ -651,3 +651,33 @@ fn configured_management_key_replaces_the_default() {
         .fails_with(1, "is not the management key");
     key_test(&env, "alice", &daemon);
 }
+
+/// Concurrent requests for one YubiKey are serialized by the store (one
+/// command at a time on the device), also while another program resets the
+/// card in the middle.
+#[test]
+fn concurrent_signatures_are_serialized_on_the_device() {
+    let card = start_card();
+    let serial = serial_of(&card);
+    let env = env_for(&card, "123456");
+    let daemon = env.start_with(&yk_config(&env, serial, ""));
+    generate(&env, "alice"); // 9c: PIN before each signature on the card
+    generate(&env, "bob"); // 9e
+    std::thread::scope(|s| {
+        for worker in 0..4 {
+            let (env, daemon) = (&env, &daemon);
+            s.spawn(move || {
+                let name = if worker % 2 == 0 { "alice" } else { "bob" };
+                for _ in 0..5 {
+                    key_test(env, name, daemon);
+                }
+            });
+        }
+        s.spawn(|| {
+            for _ in 0..3 {
+                piv_status(&card);
+            }
+        });
+    });
+    key_test(&env, "alice", &daemon);
+}
