@@ -458,6 +458,13 @@ impl Timestamp {
     }
 }
 
+/// Reads a JSON `null` as an empty list (Go marshals a nil slice as `null`).
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,11 +499,4 @@ mod tests {
         assert!(d.keys.is_empty() && d.roles.is_empty());
         assert!(d.add_to_role(&RoleName::Targets, &[], &[]).is_err());
     }
-}
-
-/// Reads a JSON `null` as an empty list (Go marshals a nil slice as `null`).
-fn null_as_empty<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Vec<String>, D::Error> {
-    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
 }
