@@ -506,9 +506,11 @@ fn notary_repository_with_root_and_targets_keys_on_the_yubikey() {
     assert!(added.status.success(), "{added:?}\n{}", daemon.log());
     assert_eq!(added.json()["changes"][0]["initialized"], true, "{added:?}");
     assert!(
-        added.stderr.contains("Touch your")
-            && added.stderr.contains(&format!("to sign root for {gun}"))
-            && added.stderr.contains(&format!("to sign targets for {gun}")),
+        added.stderr.contains(&format!(
+            "Touch your YubiKey (serial {serial}) to sign root for {gun}"
+        )) && added.stderr.contains(&format!(
+            "Touch your YubiKey (serial {serial}) to sign targets for {gun}"
+        )),
         "tufctl relays the touch requests: {added:?}"
     );
 

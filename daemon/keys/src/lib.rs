@@ -63,4 +63,10 @@ pub trait KeyStore: Send + Sync {
     fn needs_touch(&self, _id: &str) -> bool {
         false
     }
+
+    /// What a person calls the device, as (kind, serial), for prompts such
+    /// as "Touch your YubiKey (serial 12345678)". The serial may be empty.
+    fn device(&self) -> (String, String) {
+        (self.name().to_owned(), String::new())
+    }
 }

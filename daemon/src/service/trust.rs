@@ -77,11 +77,12 @@ fn event(e: Event) -> v1::TrustEvent {
             }),
             Event::Touch {
                 repository,
-                token,
+                device,
+                serial,
                 role,
             } => v1::trust_event::Event::Touch(v1::TouchRequest {
-                device: token,
-                serial: String::new(),
+                device,
+                serial,
                 role,
                 repository,
             }),

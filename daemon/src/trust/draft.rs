@@ -106,7 +106,7 @@ impl HeldKeys {
 
 /// Told when a signature waits for a touch on a device.
 pub trait TouchNotice: Send + Sync {
-    fn touch(&self, key: &KeyRecord, role: &str);
+    fn touch(&self, key: &HeldKey, role: &str);
 }
 
 /// The repository as an intent changes it.
@@ -295,7 +295,7 @@ impl Draft {
             keys.iter()
                 .map(|(k, h)| {
                     if h.store.needs_touch(&h.signer.record().id) {
-                        touch.touch(h.signer.record(), role);
+                        touch.touch(h, role);
                     }
                     ((*k).clone(), (*h).clone())
                 })

@@ -36,7 +36,10 @@ pub enum Event {
     /// A signature waits for a touch on a device.
     Touch {
         repository: String,
-        token: String,
+        /// The device's kind ("YubiKey") or token name.
+        device: String,
+        /// Its serial number, if it has one.
+        serial: String,
         role: String,
     },
 }

@@ -15,7 +15,6 @@ use crate::keyring::Keyring;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
-use tufd_keys::KeyRecord;
 use tufd_remote::{Bytes, Gun, NotaryClient, Resolver, RoleName as RemoteRole};
 
 /// How many times a lost publish race is retried from a fresh read.
@@ -55,10 +54,13 @@ struct Touch<'a> {
 }
 
 impl TouchNotice for Touch<'_> {
-    fn touch(&self, key: &KeyRecord, role: &str) {
+    fn touch(&self, key: &super::draft::HeldKey, role: &str) {
+        let (device, serial) = key.store.device();
+        tracing::info!(gun = %self.gun, role, %device, %serial, "waiting for a touch");
         let _ = self.events.send(Event::Touch {
             repository: self.gun.to_owned(),
-            token: key.token.clone(),
+            device,
+            serial,
             role: role.to_owned(),
         });
     }

@@ -1087,6 +1087,10 @@ impl KeyStore for YubiKeyStore {
         &self.config.name
     }
 
+    fn device(&self) -> (String, String) {
+        ("YubiKey".to_owned(), self.config.serial.to_string())
+    }
+
     fn status(&self) -> TokenStatus {
         TokenStatus::from_probe(self.run("reading the device", |s, dev| {
             s.ensure_pin(dev)?;
