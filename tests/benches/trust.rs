@@ -1,0 +1,998 @@
+//! Issue 4, "Measured, not assumed": tufd against the real notary client,
+//! both publishing to the same local notary-server.
+//!
+//! (a) one tag: `tufctl sign REPO:TAG --digest … --size …` against a running
+//!     tufd with its keys on SoftHSM2, vs `notary add` + `notary publish`
+//!     (software keys in the client's trust directory).
+//! (b) many tags (1000 by default): one `tufctl sign REPO:t0 … REPO:t999`
+//!     (one transaction, one publish) vs 1000 `notary add` + one publish.
+//!
+//! notary runs twice: with a server-managed snapshot (`notary init -p`,
+//! `notary key rotate GUN snapshot -r`: what tufd does) and with its
+//! default client-held snapshot. Every timed command must exit 0, and
+//! every tag must then appear in `notary list` with the right digest and
+//! size, or the bench fails.
+//!
+//! tufd's time is broken down by the progress lines tufctl prints (steps:
+//! start-up, read and verify, signing, publishing, read-back verify) and by
+//! the daemon's debug log (every notary request).
+//!
+//! ```text
+//! cargo bench -p tufd-tests --bench trust
+//! ```
+//!
+//! Binaries: `TUFD_BIN` and `TUFCTL_BIN` when both are set; otherwise the
+//! bench runs `cargo build --release -p tufd -p tufctl` first and uses
+//! those. Knobs (environment):
+//! - `TRUST_BENCH_RUNS_ONE` (10), `TRUST_BENCH_RUNS_MANY` (3),
+//!   `TRUST_BENCH_TAGS` (1000): repetitions and the size of (b);
+//! - `TRUST_BENCH_SKIP_NOTARY=1`: time tufd only, ratios against the
+//!   issue's reference figures (notary 0.07 s and 11.5 s);
+//! - `TRUST_BENCH_PERF=DIR`: record the daemon with `perf record -g`
+//!   during the tufd series (`DIR/tufd-one.data`, `DIR/tufd-many.data`;
+//!   timings are then inflated); `TRUST_BENCH_STRACE=DIR` likewise with
+//!   `strace -f -tt -T` (`DIR/tufd-one.strace`, `DIR/tufd-many.strace`);
+//! - `TRUST_BENCH_TIMELINE=1`: print the full daemon log timeline of the
+//!   last tufd run of each series.
+
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tufd_tests::daemon::{Daemon, TOKEN_LABEL, TestEnv, binary, token_toml};
+use tufd_tests::notary::{NotaryCli, NotaryServers};
+use tufd_tests::softhsm::MODULE;
+
+/// The issue's reference figures for notary on this machine.
+const REF_NOTARY_ONE: f64 = 0.07;
+const REF_NOTARY_MANY: f64 = 11.5;
+/// Targets: tufd at most this fraction of notary's time.
+const TARGET_ONE: f64 = 1.0 / 5.0;
+const TARGET_MANY: f64 = 1.0 / 20.0;
+
+/// The manifest every tag points at (notary hashes this file; tufd is
+/// given its digest and size).
+const PAYLOAD: &[u8] = b"{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\",\"config\":{\"mediaType\":\"application/vnd.docker.container.image.v1+json\",\"size\":1469,\"digest\":\"sha256:b8604a3fe8543c9e6afc29550de05b36cd162a97aa9b2833864ea8a5be11f3e2\"},\"layers\":[]}";
+
+type Result<T, E = String> = std::result::Result<T, E>;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("\ntrust bench FAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Settings {
+    runs_one: usize,
+    runs_many: usize,
+    tags: usize,
+    skip_notary: bool,
+    perf_dir: Option<PathBuf>,
+    strace_dir: Option<PathBuf>,
+    timeline: bool,
+}
+
+fn env_usize(name: &str, default: usize) -> Result<usize> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{name}={v:?}: give a positive number")),
+        Err(_) => Ok(default),
+    }
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+fn run() -> Result<()> {
+    let settings = Settings {
+        runs_one: env_usize("TRUST_BENCH_RUNS_ONE", 10)?,
+        runs_many: env_usize("TRUST_BENCH_RUNS_MANY", 3)?,
+        tags: env_usize("TRUST_BENCH_TAGS", 1000)?,
+        skip_notary: env_flag("TRUST_BENCH_SKIP_NOTARY"),
+        perf_dir: std::env::var_os("TRUST_BENCH_PERF").map(PathBuf::from),
+        strace_dir: std::env::var_os("TRUST_BENCH_STRACE").map(PathBuf::from),
+        timeline: env_flag("TRUST_BENCH_TIMELINE"),
+    };
+    let (tufd, tufctl) = binaries()?;
+    println!("tufd:   {}", describe_binary(&tufd));
+    println!("tufctl: {}", describe_binary(&tufctl));
+    for (tool, dir) in [
+        ("perf", &settings.perf_dir),
+        ("strace", &settings.strace_dir),
+    ] {
+        if let Some(dir) = dir {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            println!("{tool} records to {} (timings are inflated)", dir.display());
+        }
+    }
+
+    let payload_dir = tempfile::Builder::new()
+        .prefix("tufd-bench-")
+        .tempdir()
+        .map_err(|e| format!("temp dir: {e}"))?;
+    let payload = payload_dir.path().join("manifest.json");
+    std::fs::write(&payload, PAYLOAD).map_err(|e| format!("{}: {e}", payload.display()))?;
+    let target = Target {
+        digest_hex: hex::encode(Sha256::digest(PAYLOAD)),
+        size: PAYLOAD.len() as u64,
+    };
+
+    let servers = NotaryServers::start();
+    println!("notary-server: {}", servers.url());
+
+    let bench = TufdBench::start(&servers)?;
+    let floors = bench.floors(settings.runs_one)?;
+    let snapshots: &[SnapshotKey] = if settings.skip_notary {
+        &[]
+    } else {
+        &[SnapshotKey::Server, SnapshotKey::Client]
+    };
+    // tufd and notary runs alternate, so a load change on the machine
+    // affects both sides alike.
+    let one = series_one(&bench, &servers, snapshots, &payload, &target, &settings)?;
+    let (tufd_many, notary_many) =
+        series_many(&bench, &servers, snapshots, &payload, &target, &settings)?;
+    println!("keys on the token at the end: {}", bench.key_count()?);
+    drop(bench);
+    let notary: Vec<NotaryResult> = snapshots
+        .iter()
+        .zip(one.notary.into_iter().zip(notary_many))
+        .map(|(s, (one, many))| (*s, one, many))
+        .collect();
+    let notary = (!settings.skip_notary).then_some(notary.as_slice());
+
+    report(
+        &settings,
+        &floors,
+        [&one.tufd, &one.tufd_client_snapshot],
+        &tufd_many,
+        notary,
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------- binaries
+
+/// `TUFD_BIN`/`TUFCTL_BIN`, or fresh release builds of both.
+fn binaries() -> Result<(PathBuf, PathBuf)> {
+    if let (Some(d), Some(c)) = (std::env::var_os("TUFD_BIN"), std::env::var_os("TUFCTL_BIN")) {
+        let (d, c) = (PathBuf::from(d), PathBuf::from(c));
+        for p in [&d, &c] {
+            if !p.is_file() {
+                return Err(format!("{} does not exist", p.display()));
+            }
+        }
+        return Ok((d, c));
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    println!("building release binaries: cargo build --release -p tufd -p tufctl");
+    let out = Command::new(&cargo)
+        .args(["build", "--release", "-p", "tufd", "-p", "tufctl"])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .args(["--message-format", "json-render-diagnostics"])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("running cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo build --release -p tufd -p tufctl failed ({})",
+            out.status
+        ));
+    }
+    let mut found: HashMap<String, PathBuf> = HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if msg["reason"] == "compiler-artifact"
+            && let (Some(name), Some(exe)) =
+                (msg["target"]["name"].as_str(), msg["executable"].as_str())
+        {
+            found.insert(name.to_owned(), PathBuf::from(exe));
+        }
+    }
+    let (Some(d), Some(c)) = (found.remove("tufd"), found.remove("tufctl")) else {
+        return Err(format!(
+            "cargo built no tufd/tufctl executables (found {:?})",
+            found.keys().collect::<Vec<_>>()
+        ));
+    };
+    // SAFETY: no other thread runs yet (the notary spawner thread and the
+    // daemons start later); the harness reads these to find the binaries.
+    unsafe {
+        std::env::set_var("TUFD_BIN", &d);
+        std::env::set_var("TUFCTL_BIN", &c);
+    }
+    Ok((d, c))
+}
+
+fn describe_binary(p: &Path) -> String {
+    let profile = if p.components().any(|c| c.as_os_str() == "release") {
+        "release"
+    } else if p.components().any(|c| c.as_os_str() == "debug") {
+        "DEBUG BUILD: not representative"
+    } else {
+        "profile unknown"
+    };
+    let age = std::fs::metadata(p)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .map_or_else(String::new, |a| format!(", built {}s ago", a.as_secs()));
+    format!("{} ({profile}{age})", p.display())
+}
+
+// ------------------------------------------------------------------ timing
+
+/// One timed tufd run: total wall time and when each progress step began.
+#[derive(Debug, Clone)]
+struct TufdRun {
+    total: Duration,
+    /// Step name and start offset, in order; the end is `total`.
+    steps: Vec<(&'static str, Duration)>,
+    /// Daemon log lines during the run: offset from spawn, text.
+    log: Vec<(Duration, String)>,
+}
+
+impl TufdRun {
+    /// Duration of every step (start-up counts from spawn).
+    fn step_durations(&self) -> Vec<(&'static str, Duration)> {
+        let mut out = Vec::new();
+        let mut prev = ("start-up (tufctl, connect, request)", Duration::ZERO);
+        for &(name, at) in &self.steps {
+            out.push((prev.0, at.saturating_sub(prev.1)));
+            prev = (name, at);
+        }
+        out.push((prev.0, self.total.saturating_sub(prev.1)));
+        out
+    }
+
+    /// notary requests the daemon logged, as (method, what).
+    fn requests(&self) -> Vec<(Duration, String)> {
+        self.log
+            .iter()
+            .filter(|(_, l)| l.contains("notary request"))
+            .map(|(t, l)| (*t, short_request(l)))
+            .collect()
+    }
+}
+
+/// `method=GET url=https://…/v2/GUN/_trust/tuf/snapshot.json` → `GET snapshot.json`.
+fn short_request(line: &str) -> String {
+    let method = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("method="))
+        .unwrap_or("?");
+    let url = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("url="))
+        .unwrap_or("?");
+    let what = url.rsplit_once("/_trust/tuf/").map_or(url, |(_, r)| r);
+    let what = if what.is_empty() { "(publish)" } else { what };
+    // Checksum file names are long; keep role and a hint.
+    let what = match what.split('.').collect::<Vec<_>>().as_slice() {
+        [role, sum, "json"] if sum.len() == 64 => format!("{role}.<sha256>.json"),
+        _ => what.to_owned(),
+    };
+    format!("{method} {what}")
+}
+
+/// Maps a progress line to its step.
+fn step_of(line: &str) -> Option<&'static str> {
+    let msg = line.split_once(": ").map_or(line, |(_, m)| m);
+    if msg.starts_with("reading and verifying") {
+        Some("read + verify, key listing, intent")
+    } else if msg.starts_with("another writer changed") {
+        Some("RETRY after a lost race")
+    } else if msg.starts_with("signing on the token") {
+        Some("signing on the token")
+    } else if msg.starts_with("publishing") {
+        Some("publish (POST, server signs snapshot+timestamp)")
+    } else if msg.starts_with("verifying the published") {
+        Some("read-back verify, store, reply, exit")
+    } else {
+        None
+    }
+}
+
+fn median(v: &[Duration]) -> Duration {
+    let mut s = v.to_vec();
+    s.sort();
+    match s.len() {
+        0 => Duration::ZERO,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2,
+    }
+}
+
+fn min(v: &[Duration]) -> Duration {
+    v.iter().copied().min().unwrap_or_default()
+}
+
+fn secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 1.0 {
+        format!("{:.1} ms", s * 1000.0)
+    } else {
+        format!("{s:.3} s")
+    }
+}
+
+// -------------------------------------------------------------------- tufd
+
+struct TufdBench {
+    env: TestEnv,
+    daemon: Daemon,
+}
+
+impl TufdBench {
+    fn start(servers: &NotaryServers) -> Result<Self> {
+        let mut env = TestEnv::new();
+        // The remote client logs every notary request at debug level.
+        env.daemon_env.push((
+            "TUFD_LOG".into(),
+            "info,tufd=debug,tufd_keys=debug,tufd_remote=debug".into(),
+        ));
+        let config = env.config_with(&format!(
+            "{}[[remote]]\nprefix = \"\"\nurl = \"{}\"\nca = \"{}\"\n",
+            token_toml("dev", MODULE, TOKEN_LABEL, "env:TUFD_PIN"),
+            servers.url(),
+            servers.ca_path().display()
+        ));
+        let daemon = env.start_with(&config);
+        println!("tufd pid {} in {}", daemon.pid(), env.path().display());
+        let bench = TufdBench { env, daemon };
+        bench.tufctl_ok(&["key", "generate", "alice"])?;
+        Ok(bench)
+    }
+
+    fn tufctl_ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.env.tufctl(args);
+        if out.status.success() {
+            Ok(out.stdout)
+        } else {
+            Err(format!(
+                "tufctl {args:?} failed ({}):\n{}\n--- daemon log tail:\n{}",
+                out.status,
+                out.stderr,
+                tail(&self.daemon.log(), 40)
+            ))
+        }
+    }
+
+    /// Floors for any tufctl call: process start-up alone (`--version`) and
+    /// a round trip that does no work (`status`), `runs` times each.
+    fn floors(&self, runs: usize) -> Result<Vec<(&'static str, Vec<Duration>)>> {
+        let mut out = Vec::new();
+        for (what, args) in [
+            ("tufctl --version (process start-up)", &["--version"][..]),
+            ("tufctl status (connect + trivial RPC)", &["status"][..]),
+        ] {
+            let mut times = Vec::new();
+            for _ in 0..runs {
+                let start = Instant::now();
+                let out = Command::new(binary("tufctl"))
+                    .env("TUFD_SOCKET", self.env.socket())
+                    .args(args)
+                    .stdin(Stdio::null())
+                    .output()
+                    .map_err(|e| format!("running tufctl {args:?}: {e}"))?;
+                times.push(start.elapsed());
+                if !out.status.success() {
+                    return Err(format!(
+                        "tufctl {args:?} failed ({}): {}",
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr)
+                    ));
+                }
+            }
+            out.push((what, times));
+        }
+        Ok(out)
+    }
+
+    /// A fresh repository with signer alice (root and targets keys on the
+    /// token; with `client_snapshot` the snapshot key too).
+    fn init_repo(&self, gun: &str, client_snapshot: bool) -> Result<()> {
+        let mut args = vec!["signer", "add", "alice", gun, "--key", "alice.pub"];
+        if client_snapshot {
+            args.push("--client-snapshot");
+        }
+        self.tufctl_ok(&args)?;
+        Ok(())
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.env.path().join("tufd.log")
+    }
+
+    /// Runs `tufctl sign` with `refs`, timing it and its progress steps.
+    fn sign(&self, refs: &[String], target: &Target) -> Result<TufdRun> {
+        let log_path = self.log_path();
+        let log_start = std::fs::metadata(&log_path).map_or(0, |m| m.len());
+        let size = target.size.to_string();
+        let digest = format!("sha256:{}", target.digest_hex);
+        let mut cmd = Command::new(binary("tufctl"));
+        cmd.env("TUFD_SOCKET", self.env.socket())
+            .env_remove("TUFCTL_KEY_PASSPHRASE")
+            .current_dir(self.env.path())
+            .arg("sign")
+            .args(refs)
+            .args(["--digest", &digest, "--size", &size])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let wall_start = SystemTime::now();
+        let start = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("starting tufctl sign: {e}"))?;
+        let stdout = child.stdout.take();
+        let out_reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut o) = stdout {
+                let _ = o.read_to_string(&mut s);
+            }
+            s
+        });
+        let mut steps = Vec::new();
+        let mut stderr_text = String::new();
+        if let Some(err) = child.stderr.take() {
+            for line in BufReader::new(err).lines() {
+                let at = start.elapsed();
+                let line = line.map_err(|e| format!("reading tufctl's stderr: {e}"))?;
+                if let Some(step) = step_of(&line) {
+                    steps.push((step, at));
+                }
+                stderr_text.push_str(&line);
+                stderr_text.push('\n');
+            }
+        }
+        let status = child
+            .wait()
+            .map_err(|e| format!("waiting for tufctl: {e}"))?;
+        let total = start.elapsed();
+        let stdout_text = out_reader.join().unwrap_or_default();
+        if !status.success() {
+            return Err(format!(
+                "tufctl sign ({} tags) failed ({status}):\n{stderr_text}\n{stdout_text}\n--- daemon log tail:\n{}",
+                refs.len(),
+                tail(&self.daemon.log(), 40)
+            ));
+        }
+        if steps.iter().any(|(s, _)| s.starts_with("RETRY")) {
+            return Err(format!(
+                "tufd retried after a lost publish race: nothing else writes this repository, so this is a bug:\n{stderr_text}"
+            ));
+        }
+        let log = read_log_since(&log_path, log_start, wall_start)?;
+        Ok(TufdRun { total, steps, log })
+    }
+
+    /// Attaches the tools asked for (`TRUST_BENCH_PERF`, `TRUST_BENCH_STRACE`)
+    /// to the daemon; [`detach`] ends them.
+    fn attach(&self, settings: &Settings, name: &str) -> Result<Vec<Child>> {
+        let pid = self.daemon.pid().to_string();
+        let mut tools = Vec::new();
+        if let Some(dir) = &settings.perf_dir {
+            let mut cmd = Command::new("perf");
+            cmd.args(["record", "-F", "2000", "--call-graph", "dwarf,32768", "-o"])
+                .arg(dir.join(format!("{name}.data")))
+                .args(["-p", &pid]);
+            tools.push(cmd);
+        }
+        if let Some(dir) = &settings.strace_dir {
+            let mut cmd = Command::new("strace");
+            cmd.args(["-f", "-tt", "-T", "-o"])
+                .arg(dir.join(format!("{name}.strace")))
+                .args(["-p", &pid]);
+            tools.push(cmd);
+        }
+        let mut children = Vec::new();
+        for mut cmd in tools {
+            let child = cmd
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("starting {cmd:?}: {e}"))?;
+            children.push(child);
+        }
+        if !children.is_empty() {
+            // Give the tools time to attach to every thread.
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        Ok(children)
+    }
+
+    /// How many keys the token holds (the daemon lists them per transaction).
+    fn key_count(&self) -> Result<usize> {
+        let out = self.tufctl_ok(&["-o", "json", "key", "list"])?;
+        let v: serde_json::Value =
+            serde_json::from_str(&out).map_err(|e| format!("tufctl key list: {e}: {out}"))?;
+        Ok(v["keys"].as_array().map_or(0, Vec::len))
+    }
+}
+
+/// Stops tools started by [`TufdBench::attach`] (SIGINT: perf writes its file).
+fn detach(tools: Vec<Child>) -> Result<()> {
+    for mut t in tools {
+        // SAFETY: plain kill(2) on our own child.
+        unsafe {
+            libc::kill(t.id() as i32, libc::SIGINT);
+        }
+        let status = t.wait().map_err(|e| format!("waiting for a tool: {e}"))?;
+        // strace ends by the signal itself; perf exits 0 after writing.
+        if status.code().is_some_and(|c| c != 0) {
+            eprintln!("warning: profiling tool {} exited with {status}", t.id());
+        }
+    }
+    Ok(())
+}
+
+fn totals(runs: &[TufdRun]) -> Vec<Duration> {
+    runs.iter().map(|r| r.total).collect()
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Daemon log lines written after `offset`, with their time after `since`.
+fn read_log_since(path: &Path, offset: u64, since: SystemTime) -> Result<Vec<(Duration, String)>> {
+    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    f.seek(SeekFrom::Start(offset))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut text = String::new();
+    f.read_to_string(&mut text)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let since = since
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| format!("clock before 1970: {e}"))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let (ts, rest) = l.split_once(' ')?;
+            let at = parse_rfc3339(ts)?;
+            Some((at.saturating_sub(since), rest.trim().to_owned()))
+        })
+        .collect())
+}
+
+/// `2026-11-25T16:40:00.123456Z` → time since the epoch.
+fn parse_rfc3339(ts: &str) -> Option<Duration> {
+    let ts = ts.strip_suffix('Z')?;
+    let (date, time) = ts.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.split(':').map(|p| p.parse::<u64>().ok());
+    let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
+    let nanos: u32 = format!("{frac:0<9}").get(..9)?.parse().ok()?;
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = u64::try_from(era * 146_097 + doe - 719_468).ok()?;
+    Some(Duration::new(
+        days * 86_400 + hh * 3600 + mm * 60 + ss,
+        nanos,
+    ))
+}
+
+// ------------------------------------------------------------------ notary
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SnapshotKey {
+    /// `notary key rotate GUN snapshot -r`: the server signs snapshots.
+    Server,
+    /// notary's default: the client holds the snapshot key.
+    Client,
+}
+
+impl SnapshotKey {
+    fn label(self) -> &'static str {
+        match self {
+            SnapshotKey::Server => "notary (server-managed snapshot)",
+            SnapshotKey::Client => "notary (client snapshot, default)",
+        }
+    }
+
+    fn slug(self) -> &'static str {
+        match self {
+            SnapshotKey::Server => "srv",
+            SnapshotKey::Client => "cli",
+        }
+    }
+}
+
+/// The digest and size every tag gets.
+struct Target {
+    digest_hex: String,
+    size: u64,
+}
+
+/// A notary setup with its (a) and (b) runs.
+type NotaryResult = (SnapshotKey, Vec<NotaryRun>, Vec<NotaryRun>);
+
+/// One timed notary run: adds, then publish.
+#[derive(Debug, Clone, Copy)]
+struct NotaryRun {
+    add: Duration,
+    publish: Duration,
+}
+
+impl NotaryRun {
+    fn total(&self) -> Duration {
+        self.add + self.publish
+    }
+}
+
+fn notary_ok(cli: &NotaryCli, args: &[&str]) -> Result<()> {
+    let out = cli.run(args);
+    if out.success() {
+        Ok(())
+    } else {
+        Err(format!("{out}"))
+    }
+}
+
+fn notary_init(cli: &NotaryCli, gun: &str, snapshot: SnapshotKey) -> Result<()> {
+    notary_ok(cli, &["init", gun, "-p"])?;
+    if snapshot == SnapshotKey::Server {
+        notary_ok(cli, &["key", "rotate", gun, "snapshot", "-r"])?;
+    }
+    Ok(())
+}
+
+/// `notary add` for every tag, then `notary publish`, timed.
+fn notary_add_publish(
+    cli: &NotaryCli,
+    gun: &str,
+    tags: &[String],
+    payload: &Path,
+) -> Result<NotaryRun> {
+    let file = payload.to_string_lossy();
+    let start = Instant::now();
+    for t in tags {
+        notary_ok(cli, &["add", gun, t, &file])?;
+    }
+    let add = start.elapsed();
+    let start = Instant::now();
+    notary_ok(cli, &["publish", gun])?;
+    let publish = start.elapsed();
+    Ok(NotaryRun { add, publish })
+}
+
+/// The runs of (a).
+struct OneSeries {
+    tufd: Vec<TufdRun>,
+    tufd_client_snapshot: Vec<TufdRun>,
+    /// Per notary setup, in the order given.
+    notary: Vec<Vec<NotaryRun>>,
+}
+
+/// (a): one tag per run, tufd (server-managed snapshot as docker, then
+/// `--client-snapshot`) and each notary setup in turn.
+fn series_one(
+    bench: &TufdBench,
+    servers: &NotaryServers,
+    snapshots: &[SnapshotKey],
+    payload: &Path,
+    target: &Target,
+    settings: &Settings,
+) -> Result<OneSeries> {
+    let tufd_gun = "bench.example/tufd/one";
+    let tufd_gun_cs = "bench.example/tufd/one-client-snapshot";
+    bench.init_repo(tufd_gun, false)?;
+    bench.init_repo(tufd_gun_cs, true)?;
+    // Warm-up: the first write after initialization is not timed.
+    bench.sign(&[format!("{tufd_gun}:warmup")], target)?;
+    bench.sign(&[format!("{tufd_gun_cs}:warmup")], target)?;
+    let mut clients = Vec::new();
+    for &s in snapshots {
+        let cli = servers.cli();
+        let gun = format!("bench.example/notary-{}/one", s.slug());
+        notary_init(&cli, &gun, s)?;
+        notary_add_publish(&cli, &gun, &["warmup".to_owned()], payload)?;
+        clients.push((cli, gun));
+    }
+    let tags: Vec<String> = (0..settings.runs_one).map(|i| format!("one-{i}")).collect();
+    let tools = bench.attach(settings, "tufd-one")?;
+    let (mut tufd, mut tufd_cs) = (Vec::new(), Vec::new());
+    let mut notary = vec![Vec::new(); clients.len()];
+    for tag in &tags {
+        tufd.push(bench.sign(&[format!("{tufd_gun}:{tag}")], target)?);
+        tufd_cs.push(bench.sign(&[format!("{tufd_gun_cs}:{tag}")], target)?);
+        for ((cli, gun), runs) in clients.iter().zip(&mut notary) {
+            runs.push(notary_add_publish(
+                cli,
+                gun,
+                std::slice::from_ref(tag),
+                payload,
+            )?);
+        }
+    }
+    detach(tools)?;
+    check_listed(servers, tufd_gun, &tags, target)?;
+    check_listed(servers, tufd_gun_cs, &tags, target)?;
+    for (_, gun) in &clients {
+        check_listed(servers, gun, &tags, target)?;
+    }
+    println!("(a) done: {} runs each", tags.len());
+    Ok(OneSeries {
+        tufd,
+        tufd_client_snapshot: tufd_cs,
+        notary,
+    })
+}
+
+/// (b): `settings.tags` tags per run, each run in fresh repositories.
+fn series_many(
+    bench: &TufdBench,
+    servers: &NotaryServers,
+    snapshots: &[SnapshotKey],
+    payload: &Path,
+    target: &Target,
+    settings: &Settings,
+) -> Result<(Vec<TufdRun>, Vec<Vec<NotaryRun>>)> {
+    let tags: Vec<String> = (0..settings.tags).map(|i| format!("t{i}")).collect();
+    let mut tufd = Vec::new();
+    let mut notary = vec![Vec::new(); snapshots.len()];
+    let mut tools = None;
+    for r in 0..settings.runs_many {
+        let gun = format!("bench.example/tufd/many-{r}");
+        bench.init_repo(&gun, false)?;
+        let refs: Vec<String> = tags.iter().map(|t| format!("{gun}:{t}")).collect();
+        if tools.is_none() {
+            tools = Some(bench.attach(settings, "tufd-many")?);
+        }
+        tufd.push(bench.sign(&refs, target)?);
+        check_listed(servers, &gun, &tags, target)?;
+        for (&s, runs) in snapshots.iter().zip(&mut notary) {
+            let cli = servers.cli();
+            let gun = format!("bench.example/notary-{}/many-{r}", s.slug());
+            notary_init(&cli, &gun, s)?;
+            runs.push(notary_add_publish(&cli, &gun, &tags, payload)?);
+            check_listed(servers, &gun, &tags, target)?;
+        }
+        println!("(b) run {} of {} done", r + 1, settings.runs_many);
+    }
+    detach(tools.unwrap_or_default())?;
+    Ok((tufd, notary))
+}
+
+/// Every tag of `tags` is in `notary list GUN` (read by a fresh client)
+/// with the expected digest and size.
+fn check_listed(
+    servers: &NotaryServers,
+    gun: &str,
+    tags: &[String],
+    target: &Target,
+) -> Result<()> {
+    let cli = servers.cli();
+    let out = cli.run(["list", gun]);
+    if !out.success() {
+        return Err(format!("checking the result: {out}"));
+    }
+    let listed: HashMap<&str, (&str, &str)> = out
+        .stdout
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 4 && f[1].len() == 64).then(|| (f[0], (f[1], f[2])))
+        })
+        .collect();
+    let size = target.size.to_string();
+    let wrong: Vec<String> = tags
+        .iter()
+        .filter(|t| listed.get(t.as_str()) != Some(&(target.digest_hex.as_str(), size.as_str())))
+        .take(5)
+        .cloned()
+        .collect();
+    if !wrong.is_empty() {
+        return Err(format!(
+            "{gun}: `notary list` lacks (or has a wrong digest/size for) {wrong:?} (of {} expected, {} listed)",
+            tags.len(),
+            listed.len()
+        ));
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ report
+
+fn report(
+    settings: &Settings,
+    floors: &[(&str, Vec<Duration>)],
+    [tufd_one, tufd_one_cs]: [&[TufdRun]; 2],
+    tufd_many: &[TufdRun],
+    notary: Option<&[NotaryResult]>,
+) {
+    let n = settings.tags;
+    println!("\n== Results (wall time per operation, including process start-up) ==\n");
+    println!(
+        "{:<54} {:>5} {:>11} {:>11}",
+        "what", "runs", "median", "min"
+    );
+    let row = |what: &str, v: &[Duration]| {
+        println!(
+            "{what:<54} {:>5} {:>11} {:>11}",
+            v.len(),
+            secs(median(v)),
+            secs(min(v))
+        );
+    };
+    row("(a) tufd: tufctl sign, 1 tag", &totals(tufd_one));
+    row(
+        "(a) tufd, --client-snapshot (snapshot key on token)",
+        &totals(tufd_one_cs),
+    );
+    if let Some(rows) = notary {
+        for (s, one, _) in rows {
+            row(
+                &format!("(a) {}: add+publish", s.label()),
+                &one.iter().map(NotaryRun::total).collect::<Vec<_>>(),
+            );
+            row(
+                "      of which notary add",
+                &one.iter().map(|r| r.add).collect::<Vec<_>>(),
+            );
+            row(
+                "      of which notary publish",
+                &one.iter().map(|r| r.publish).collect::<Vec<_>>(),
+            );
+        }
+    }
+    row(
+        &format!("(b) tufd: tufctl sign, {n} tags"),
+        &totals(tufd_many),
+    );
+    if let Some(rows) = notary {
+        for (s, _, many) in rows {
+            row(
+                &format!("(b) {}", s.label()),
+                &many.iter().map(NotaryRun::total).collect::<Vec<_>>(),
+            );
+            row(
+                &format!("      of which {n} × notary add"),
+                &many.iter().map(|r| r.add).collect::<Vec<_>>(),
+            );
+            row(
+                "      of which notary publish",
+                &many.iter().map(|r| r.publish).collect::<Vec<_>>(),
+            );
+        }
+    }
+
+    println!("\n== Ratios (tufd median / notary median; target in brackets) ==\n");
+    let ratio = |what: &str, tufd: Duration, notary: f64, target: f64| {
+        let r = tufd.as_secs_f64() / notary;
+        println!(
+            "{what:<58} {r:>7.3}  [<= {target:.3}] {}  (1/{:.1})",
+            if r <= target { "MET" } else { "MISSED" },
+            1.0 / r
+        );
+    };
+    let (a, b) = (median(&totals(tufd_one)), median(&totals(tufd_many)));
+    if let Some(rows) = notary {
+        for (s, one, many) in rows {
+            let one: Vec<Duration> = one.iter().map(NotaryRun::total).collect();
+            let many: Vec<Duration> = many.iter().map(NotaryRun::total).collect();
+            ratio(
+                &format!("(a) vs {}", s.label()),
+                a,
+                median(&one).as_secs_f64(),
+                TARGET_ONE,
+            );
+            ratio(
+                &format!("(b) vs {}", s.label()),
+                b,
+                median(&many).as_secs_f64(),
+                TARGET_MANY,
+            );
+        }
+    }
+    ratio(
+        &format!("(a) vs the issue's reference {REF_NOTARY_ONE} s"),
+        a,
+        REF_NOTARY_ONE,
+        TARGET_ONE,
+    );
+    if n == 1000 {
+        ratio(
+            &format!("(b) vs the issue's reference {REF_NOTARY_MANY} s"),
+            b,
+            REF_NOTARY_MANY,
+            TARGET_MANY,
+        );
+    }
+
+    println!("\n== Floors for any tufctl call ==\n");
+    for (what, v) in floors {
+        row(what, v);
+    }
+
+    println!("\n== Where tufd's time goes (median per step, from tufctl's progress lines) ==");
+    println!("(a step starts when tufctl prints its progress line: up to ~1 ms after the daemon");
+    println!(" began it; the daemon's own request times below are exact)");
+    for (title, runs) in [
+        ("(a) 1 tag".to_owned(), tufd_one),
+        (
+            "(a) 1 tag, repository with --client-snapshot".to_owned(),
+            tufd_one_cs,
+        ),
+        (format!("(b) {n} tags"), tufd_many),
+    ] {
+        breakdown(&title, runs, settings.timeline);
+    }
+}
+
+fn breakdown(title: &str, runs: &[TufdRun], timeline: bool) {
+    println!("\n{title}:");
+    let mut by_step: BTreeMap<usize, (&str, Vec<Duration>)> = BTreeMap::new();
+    for r in runs {
+        for (i, (name, d)) in r.step_durations().into_iter().enumerate() {
+            by_step.entry(i).or_insert((name, Vec::new())).1.push(d);
+        }
+    }
+    let total = median(&totals(runs));
+    for (name, ds) in by_step.values() {
+        let m = median(ds);
+        println!(
+            "  {name:<52} {:>11}  {:>5.1} %",
+            secs(m),
+            100.0 * m.as_secs_f64() / total.as_secs_f64().max(f64::MIN_POSITIVE)
+        );
+    }
+    println!("  {:<52} {:>11}", "total (median run)", secs(total));
+    let counts: Vec<usize> = runs.iter().map(|r| r.requests().len()).collect();
+    println!("  notary requests per run: {counts:?}");
+    if let Some(last) = runs.last() {
+        let mut hist: BTreeMap<String, usize> = BTreeMap::new();
+        for (_, r) in last.requests() {
+            *hist.entry(r).or_default() += 1;
+        }
+        println!("  last run's requests: {hist:?}");
+        println!("  last run, step starts and requests (ms after spawn):");
+        let mut events: Vec<(Duration, String)> = last
+            .steps
+            .iter()
+            .map(|(s, t)| (*t, format!("> {s}")))
+            .chain(
+                last.requests()
+                    .into_iter()
+                    .map(|(t, r)| (t, format!("  {r}"))),
+            )
+            .collect();
+        if timeline {
+            events.extend(
+                last.log
+                    .iter()
+                    .filter(|(_, l)| !l.contains("notary request"))
+                    .map(|(t, l)| (*t, format!("  log: {l}"))),
+            );
+        }
+        events.push((last.total, "> tufctl exited".to_owned()));
+        events.sort_by_key(|(t, _)| *t);
+        for (t, e) in events {
+            println!("    {:>9.2}  {e}", t.as_secs_f64() * 1000.0);
+        }
+    }
+}
