@@ -261,6 +261,24 @@ impl RotateRole {
 pub enum TokenCommand {
     /// List tokens: state, label, serial and how many tufd keys each holds.
     List,
+    /// Give a token its PIN (`pin = "prompt"` tokens are locked until then).
+    ///
+    /// The daemon verifies the PIN on the device and keeps it for the
+    /// token's `pin_cache_seconds` (default 15 minutes). The PIN comes from
+    /// --pin-file, else the TUFCTL_PIN environment variable, else a prompt.
+    /// A wrong PIN reports the tries left. With one try left the daemon
+    /// refuses to present any PIN unless --confirm-last-try.
+    Unlock {
+        /// Token name from the daemon configuration.
+        name: String,
+        /// File holding the PIN (first line).
+        #[arg(long, value_name = "FILE")]
+        pin_file: Option<PathBuf>,
+        /// Present the PIN even if the device has only one try left (a
+        /// wrong PIN then blocks it). Asks for confirmation on a terminal.
+        #[arg(long)]
+        confirm_last_try: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -306,6 +324,10 @@ pub enum KeyCommand {
         /// Only keys on this token.
         #[arg(long)]
         token: Option<String>,
+        /// Also ask each device whether it attests that the key was
+        /// generated on it (YubiKey attestation; the facts it certifies).
+        #[arg(long)]
+        attestation: bool,
     },
     /// Destroy a key on its token. There is no undo.
     #[command(alias = "remove")]

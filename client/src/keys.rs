@@ -68,7 +68,7 @@ pub async fn run(cmd: KeyCommand, channel: Channel, out: &Output) -> Result<(), 
             passphrase_file,
             target,
         } => load(&mut client, out, &file, name, passphrase_file, target.token).await,
-        KeyCommand::List { token } => list(&mut client, out, token).await,
+        KeyCommand::List { token, attestation } => list(&mut client, out, token, attestation).await,
         KeyCommand::Rm { key, yes } => remove(&mut client, out, key, yes).await,
         KeyCommand::Test { key } => prove(&mut client, out, key).await,
         KeyCommand::Rotate {
@@ -252,10 +252,12 @@ async fn list(
     client: &mut KeysClient<Channel>,
     out: &Output,
     token: Option<String>,
+    attestation: bool,
 ) -> Result<(), Failure> {
     let r = client
         .list_keys(v1::ListKeysRequest {
             token: token.unwrap_or_default(),
+            attestation,
         })
         .await?
         .into_inner();
@@ -273,11 +275,108 @@ async fn list(
                 &r.keys.iter().map(output::key_row).collect::<Vec<_>>(),
             );
         }
+        if attestation && !r.keys.is_empty() {
+            println!("\nAttestation:");
+            for k in &r.keys {
+                let text = k
+                    .attestation
+                    .as_ref()
+                    .map(output::attestation_text)
+                    .unwrap_or_else(|| "the daemon sent no attestation".into());
+                let name = if k.gun.is_empty() {
+                    k.name.clone()
+                } else {
+                    format!("{}@{}", k.name, k.gun)
+                };
+                println!("  {name} (token '{}'): {text}", k.token);
+            }
+        }
         for t in &r.unavailable_tokens {
             eprintln!(
                 "warning: token '{}' could not be read: {}",
                 t.name, t.detail
             );
+        }
+    }
+    Ok(())
+}
+
+/// The PIN for `token unlock`: --pin-file, else TUFCTL_PIN, else a prompt.
+fn read_pin(file: Option<PathBuf>, token: &str) -> Result<Zeroizing<String>, Failure> {
+    let pin = if let Some(f) = file {
+        let text = Zeroizing::new(std::fs::read_to_string(&f).map_err(|e| {
+            Failure::input(format!("cannot read the PIN file {}: {e}", f.display()))
+        })?);
+        Zeroizing::new(text.lines().next().unwrap_or_default().to_owned())
+    } else if let Ok(p) = std::env::var("TUFCTL_PIN") {
+        Zeroizing::new(p)
+    } else if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("PIN for token '{token}': "))
+            .map(Zeroizing::new)
+            .map_err(|e| Failure::input(format!("cannot read the PIN: {e}")))?
+    } else {
+        return Err(Failure::input(
+            "no PIN: give --pin-file, set TUFCTL_PIN, or run on a terminal to be asked",
+        ));
+    };
+    if pin.is_empty() {
+        return Err(Failure::input("the PIN is empty; nothing was sent"));
+    }
+    Ok(pin)
+}
+
+/// `tufctl token unlock NAME`.
+pub async fn token_unlock(
+    channel: Channel,
+    out: &Output,
+    name: String,
+    pin_file: Option<PathBuf>,
+    confirm_last_try: bool,
+) -> Result<(), Failure> {
+    if confirm_last_try {
+        eprintln!(
+            "warning: --confirm-last-try: if token '{name}' has only one PIN try left and this PIN is wrong, the PIN is blocked (a YubiKey then needs its PUK to unblock it)"
+        );
+        if std::io::stdin().is_terminal() {
+            eprint!("Present the PIN even with one try left? [y/N] ");
+            let mut answer = String::new();
+            std::io::stdin()
+                .read_line(&mut answer)
+                .map_err(|e| Failure::input(format!("cannot read the answer: {e}")))?;
+            if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                return Err(Failure::input("not confirmed; no PIN was sent"));
+            }
+        }
+    }
+    let mut pin = read_pin(pin_file, &name)?;
+    let r = KeysClient::new(channel)
+        .unlock_token(v1::UnlockTokenRequest {
+            token: name.clone(),
+            pin: std::mem::take(&mut *pin),
+            confirm_last_try,
+        })
+        .await?
+        .into_inner();
+    let token = r
+        .token
+        .ok_or_else(|| Failure::input("the daemon returned no token"))?;
+    if out.json() {
+        out.print_json(&json!({
+            "token": output::token_json(&token),
+            "cache_seconds": r.cache_seconds,
+        }));
+    } else {
+        let until = if r.cache_seconds == 0 {
+            "until it stops".to_owned()
+        } else {
+            format!("for {} s", r.cache_seconds)
+        };
+        println!(
+            "Token '{}' unlocked: the PIN was verified on the device; the daemon keeps it {until}.",
+            token.name
+        );
+        if !token.detail.is_empty() {
+            println!("{}: {}", token.name, token.detail);
         }
     }
     Ok(())

@@ -113,12 +113,76 @@ fn state(s: i32) -> &'static str {
         Ok(v1::TokenState::Unavailable) => "unavailable",
         Ok(v1::TokenState::PinRejected) => "pin-rejected",
         Ok(v1::TokenState::PinLocked) => "pin-locked",
+        Ok(v1::TokenState::Locked) => "locked",
         _ => "unknown",
+    }
+}
+
+fn attestation_state(s: i32) -> &'static str {
+    match v1::AttestationState::try_from(s) {
+        Ok(v1::AttestationState::Verified) => "verified",
+        Ok(v1::AttestationState::Unavailable) => "cannot-attest",
+        Ok(v1::AttestationState::NotSupported) => "not-supported",
+        Ok(v1::AttestationState::Invalid) => "invalid",
+        Ok(v1::AttestationState::Error) => "error",
+        _ => "unknown",
+    }
+}
+
+/// A key's attestation as JSON.
+pub fn attestation_json(a: &v1::KeyAttestation) -> Value {
+    let mut v = json!({
+        "state": attestation_state(a.state),
+        "detail": a.detail,
+        "generated_on_device": a.generated_on_device,
+    });
+    if attestation_state(a.state) == "verified" {
+        v["device_serial"] = json!(a.device_serial);
+        v["firmware_version"] = json!(a.firmware_version);
+        v["pin_policy"] = json!(a.pin_policy);
+        v["touch_policy"] = json!(a.touch_policy);
+        v["chain_to_root"] = json!(a.chain_to_root);
+        v["statement_pem"] = json!(a.statement_pem);
+        v["intermediate_pem"] = json!(a.intermediate_pem);
+    }
+    v
+}
+
+/// A key's attestation as one sentence for people.
+pub fn attestation_text(a: &v1::KeyAttestation) -> String {
+    let or_unknown = |s: &str| {
+        if s.is_empty() {
+            "unknown".to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
+    match attestation_state(a.state) {
+        "verified" => format!(
+            "attested: generated on device serial {}, firmware {}, PIN policy {}, touch policy {}; {}",
+            or_unknown(&a.device_serial),
+            or_unknown(&a.firmware_version),
+            or_unknown(&a.pin_policy),
+            or_unknown(&a.touch_policy),
+            a.detail
+        ),
+        "cannot-attest" => format!("this device cannot attest ({})", a.detail),
+        "not-supported" => a.detail.clone(),
+        "invalid" => format!("the attestation DOES NOT VERIFY: {}", a.detail),
+        _ => format!("could not ask the device: {}", a.detail),
     }
 }
 
 /// A key as JSON (stable field names for scripts).
 pub fn key_json(k: &v1::KeyInfo) -> Value {
+    let mut v = key_json_base(k);
+    if let Some(a) = &k.attestation {
+        v["attestation"] = attestation_json(a);
+    }
+    v
+}
+
+fn key_json_base(k: &v1::KeyInfo) -> Value {
     json!({
         "name": k.name,
         "gun": k.gun,
@@ -211,3 +275,56 @@ pub fn key_row(k: &v1::KeyInfo) -> Vec<String> {
 }
 
 pub const KEY_HEADER: &[&str] = &["NAME", "REPOSITORY", "KEY ID", "TOKEN", "ORIGIN"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attestation_renders_for_people_and_scripts() {
+        let verified = v1::KeyAttestation {
+            state: v1::AttestationState::Verified as i32,
+            detail: "attestation chain verified up to the device's attestation certificate (slot f9) only".into(),
+            generated_on_device: true,
+            device_serial: "12345678".into(),
+            firmware_version: "5.4.3".into(),
+            pin_policy: "once".into(),
+            touch_policy: "always".into(),
+            ..Default::default()
+        };
+        let text = attestation_text(&verified);
+        assert!(
+            text.contains("generated on device serial 12345678, firmware 5.4.3, PIN policy once, touch policy always")
+                && text.contains("(slot f9) only"),
+            "{text}"
+        );
+        let v = attestation_json(&verified);
+        assert_eq!(v["state"], "verified");
+        assert_eq!(v["device_serial"], "12345678");
+        assert_eq!(v["chain_to_root"], false);
+
+        let cannot = v1::KeyAttestation {
+            state: v1::AttestationState::Unavailable as i32,
+            detail: "the device answered: not supported".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            attestation_text(&cannot),
+            "this device cannot attest (the device answered: not supported)"
+        );
+        let v = attestation_json(&cannot);
+        assert_eq!(v["state"], "cannot-attest");
+        assert!(v.get("device_serial").is_none(), "{v}");
+
+        let key = v1::KeyInfo {
+            attestation: Some(cannot),
+            ..Default::default()
+        };
+        assert_eq!(key_json(&key)["attestation"]["state"], "cannot-attest");
+        assert!(
+            key_json(&v1::KeyInfo::default())
+                .get("attestation")
+                .is_none()
+        );
+    }
+}

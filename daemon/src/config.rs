@@ -22,6 +22,13 @@
 //! pin_policy = "once"            # optional: once (default), always, never, default
 //! touch_policy = "always"        # optional: always (default), cached, never, default
 //! slots = ["9c", "9e"]           # optional: 9c, 9e, 9d, 9a, 82…95 by default
+//! pin_cache_seconds = 900        # optional: how long a PIN given with `tufctl token unlock`
+//!                                # is kept (default 15 minutes; 0: until the daemon stops)
+//! attestation_root = "/etc/tufd/yubico-piv-ca.pem"  # optional: check attestation chains
+//!                                # up to Yubico's root (otherwise up to the device's f9 certificate)
+//!
+//! `pin = "prompt"` (YubiKey tokens): no PIN is configured; the token is
+//! locked until an administrator runs `tufctl token unlock NAME`.
 //!
 //! [[remote]]                     # notary servers, by repository prefix
 //! prefix = "localhost:5000/"     # "" matches every repository
@@ -294,6 +301,8 @@ struct RawToken {
     pin_policy: Option<String>,
     touch_policy: Option<String>,
     slots: Option<Vec<String>>,
+    pin_cache_seconds: Option<u64>,
+    attestation_root: Option<PathBuf>,
 }
 
 /// A serial number written as a string (PKCS#11 token serials) or a number
@@ -358,6 +367,19 @@ impl RawToken {
                 return Err(bad("slots", "give at least one slot".into()));
             }
         }
+        if let Some(seconds) = self.pin_cache_seconds {
+            c.pin_cache = (seconds > 0).then(|| std::time::Duration::from_secs(seconds));
+        }
+        if let Some(path) = &self.attestation_root {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                bad(
+                    "attestation_root",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            c.attestation_roots = tufd_keys::yubikey::attest::parse_roots_pem(&text)
+                .map_err(|e| bad("attestation_root", format!("{}: {e}", path.display())))?;
+        }
         Ok(c)
     }
 }
@@ -408,9 +430,15 @@ impl Config {
                         || t.pin_policy.is_some()
                         || t.touch_policy.is_some()
                         || t.slots.is_some()
+                        || t.attestation_root.is_some()
                     {
                         return Err(invalid(format!(
-                            "token '{name}': `management_key`, `pin_policy`, `touch_policy` and `slots` are for kind \"yubikey\""
+                            "token '{name}': `management_key`, `pin_policy`, `touch_policy`, `slots` and `attestation_root` are for kind \"yubikey\""
+                        )));
+                    }
+                    if pin == PinSource::Prompt || t.pin_cache_seconds.is_some() {
+                        return Err(invalid(format!(
+                            "token '{name}': pin = \"prompt\" and `pin_cache_seconds` are supported on kind \"yubikey\" tokens only; give a PKCS#11 token its PIN with env:NAME or file:PATH"
                         )));
                     }
                     let module = t.module.ok_or_else(|| {
@@ -570,6 +598,29 @@ sessions = 2
             y.management_key,
             ManagementKeySource::Configured(_)
         ));
+        assert_eq!(
+            y.pin_cache,
+            Some(std::time::Duration::from_secs(15 * 60)),
+            "default PIN cache"
+        );
+        assert!(y.attestation_roots.is_empty());
+        let prompt = yk.replace("env:YK_PIN", "prompt");
+        let c = parse(&format!("{GOOD}{prompt}pin_cache_seconds = 0\n")).unwrap();
+        let TokenConfig::YubiKey(y) = &c.tokens[2] else {
+            panic!("token yk is a YubiKey");
+        };
+        assert_eq!(y.pin, PinSource::Prompt);
+        assert_eq!(y.pin_cache, None, "0: until the daemon stops");
+        let err = parse(&GOOD.replace("env:PIN", "prompt"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("yubikey\" tokens only"), "{err}");
+        let err = parse(&format!(
+            "{GOOD}{yk}attestation_root = \"/nonexistent/yubico.pem\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("attestation_root: cannot read"), "{err}");
         for (extra, want) in [
             ("touch_policy = \"sometimes\"\n", "touch_policy"),
             ("slots = [\"f9\"]\n", "slots"),

@@ -7,10 +7,12 @@
 use crate::config::{Config, TokenConfig};
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 use tufd_keys::pkcs11::{Modules, Pkcs11Store};
 use tufd_keys::yubikey::YubiKeyStore;
-use tufd_keys::{KeyError, KeyLabel, KeyRecord, KeyStore, TokenStatus, import};
+use tufd_keys::{Attestation, KeyError, KeyLabel, KeyRecord, KeyStore, TokenStatus, import};
 
 /// Errors of the keyring: a token's error, or a request that names
 /// something that does not exist.
@@ -72,6 +74,9 @@ pub struct Keyring {
     /// Serializes key creation and deletion across tokens, so a name is
     /// never created twice on two tokens at once.
     admin: tokio::sync::Mutex<()>,
+    /// How long each token keeps a PIN given with `unlock` (`None`: until
+    /// the daemon stops); tokens not listed keep it until then.
+    pin_cache: HashMap<String, Option<Duration>>,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -105,7 +110,13 @@ impl Keyring {
                 ),
             })
             .collect();
-        Self::new(stores, config.default_token)
+        let mut keyring = Self::new(stores, config.default_token);
+        for t in &config.tokens {
+            if let TokenConfig::YubiKey(c) = t {
+                keyring.pin_cache.insert(c.name.clone(), c.pin_cache);
+            }
+        }
+        keyring
     }
 
     /// Builds a keyring from ready-made stores (`default` indexes `stores`).
@@ -114,6 +125,7 @@ impl Keyring {
             stores,
             default,
             admin: tokio::sync::Mutex::new(()),
+            pin_cache: HashMap::new(),
         }
     }
 
@@ -181,6 +193,37 @@ impl Keyring {
             }
         }
         Ok(listing)
+    }
+
+    /// Asks `key`'s device whether it attests the key (see
+    /// [`KeyStore::attest`]).
+    pub async fn attest(&self, key: &KeyRecord) -> Result<Attestation, KeyringError> {
+        let store = self.key_store(&key.token)?;
+        let id = key.id.clone();
+        blocking(move || Ok(store.attest(&id)?)).await
+    }
+
+    /// Gives token `token` (empty: the default) its PIN: verified on the
+    /// device now and kept for the token's PIN cache time, which is
+    /// returned with the token's new state (`None`: until the daemon stops).
+    pub async fn unlock(
+        &self,
+        token: &str,
+        pin: SecretString,
+        confirm_last_try: bool,
+    ) -> Result<(TokenReport, Option<Duration>), KeyringError> {
+        let store = self.key_store(token)?;
+        let s = store.clone();
+        blocking(move || Ok(s.unlock(pin, confirm_last_try)?)).await?;
+        let name = store.name().to_owned();
+        let report = self
+            .tokens()
+            .await
+            .into_iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| KeyringError::Internal(format!("token '{name}' vanished")))?;
+        let cache = self.pin_cache.get(&name).copied().flatten();
+        Ok((report, cache))
     }
 
     fn kind_of(&self, name: &str) -> &'static str {

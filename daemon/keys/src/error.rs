@@ -69,6 +69,31 @@ pub enum KeyError {
     )]
     PinLocked { token: String },
 
+    /// The token waits for an administrator's PIN (`pin = "prompt"`, or
+    /// the PIN given with `tufctl token unlock` expired).
+    #[error(
+        "token '{token}' is locked: run `tufctl token unlock {token}` to give its PIN (the daemon keeps it for the configured pin_cache_seconds)"
+    )]
+    Locked { token: String },
+
+    /// Presenting a PIN would use the device's last try.
+    #[error(
+        "token '{token}': only ONE PIN try is left on {device}: tufd does not risk blocking the PIN; enter the correct PIN with `tufctl token unlock {token} --confirm-last-try` (a correct PIN restores the tries)"
+    )]
+    LastPinTry { token: String, device: String },
+
+    /// The PIN given with `tufctl token unlock` was rejected.
+    #[error(
+        "token '{token}': wrong PIN ({tries}); nothing was cached: run `tufctl token unlock {token}` again with the right PIN"
+    )]
+    UnlockRejected { token: String, tries: TriesLeft },
+
+    /// The token cannot be unlocked from the CLI.
+    #[error(
+        "token '{token}': this token type cannot be unlocked with `tufctl token unlock`; configure its PIN source (env: or file:)"
+    )]
+    UnlockUnsupported { token: String },
+
     /// A key name or repository is not acceptable.
     #[error("invalid key name: {0}")]
     InvalidLabel(String),

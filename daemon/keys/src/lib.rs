@@ -19,9 +19,10 @@ pub mod yubikey;
 
 pub use error::{KeyError, TriesLeft};
 pub use label::KeyLabel;
-pub use record::{KeyOrigin, KeyRecord, TokenDescription, TokenStatus};
+pub use record::{Attestation, KeyOrigin, KeyRecord, TokenDescription, TokenStatus};
 
 use p256::SecretKey;
+use secrecy::SecretString;
 
 /// Derives a key's identifier from its DER SubjectPublicKeyInfo.
 ///
@@ -68,5 +69,29 @@ pub trait KeyStore: Send + Sync {
     /// as "Touch your YubiKey (serial 12345678)". The serial may be empty.
     fn device(&self) -> (String, String) {
         (self.name().to_owned(), String::new())
+    }
+
+    /// Whether the device attests that key `id` was generated on it, and
+    /// what the attestation says. Stores whose devices cannot attest answer
+    /// [`Attestation::NotSupported`]; an error means the device could not
+    /// be asked (or the key does not exist).
+    fn attest(&self, _id: &str) -> Result<Attestation, KeyError> {
+        Ok(Attestation::NotSupported {
+            reason: "this token type cannot attest keys".into(),
+            generated_on_token: None,
+        })
+    }
+
+    /// Verifies `pin` on the device now and, when it is accepted, uses it
+    /// (instead of the configured PIN source) for the configured cache time
+    /// (`pin = "prompt"` tokens need this before any operation).
+    ///
+    /// With exactly one try left on the device the PIN is not presented
+    /// unless `confirm_last_try` is set. A rejected PIN reports the tries
+    /// left ([`KeyError::UnlockRejected`]) and is not cached.
+    fn unlock(&self, _pin: SecretString, _confirm_last_try: bool) -> Result<(), KeyError> {
+        Err(KeyError::UnlockUnsupported {
+            token: self.name().to_owned(),
+        })
     }
 }

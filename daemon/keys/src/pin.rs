@@ -7,9 +7,12 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 
-/// A configured PIN source: `env:NAME` or `file:PATH`.
+/// A configured PIN source: `env:NAME`, `file:PATH` or `prompt`.
 #[derive(Clone, PartialEq, Eq)]
 pub enum PinSource {
+    /// No PIN until an administrator gives it with `tufctl token unlock`
+    /// (the daemon keeps it for the token's `pin_cache_seconds`).
+    Prompt,
     /// The value of an environment variable of the daemon.
     Env(String),
     /// The contents of a file (such as a systemd credential), without the
@@ -26,6 +29,7 @@ impl std::fmt::Debug for PinSource {
 impl std::fmt::Display for PinSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            PinSource::Prompt => f.write_str("prompt"),
             PinSource::Env(name) => write!(f, "env:{name}"),
             PinSource::File(path) => write!(f, "file:{}", path.display()),
         }
@@ -36,7 +40,9 @@ impl std::str::FromStr for PinSource {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if let Some(name) = s.strip_prefix("env:") {
+        if s == "prompt" {
+            Ok(PinSource::Prompt)
+        } else if let Some(name) = s.strip_prefix("env:") {
             if name.is_empty() {
                 return Err("`env:` needs a variable name, as in env:TUFD_PIN".into());
             }
@@ -50,16 +56,20 @@ impl std::str::FromStr for PinSource {
             Ok(PinSource::File(PathBuf::from(path)))
         } else {
             Err(format!(
-                "unknown PIN source {s:?}: use env:NAME or file:PATH (a literal PIN is not accepted in the configuration)"
+                "unknown PIN source {s:?}: use env:NAME, file:PATH or prompt (a literal PIN is not accepted in the configuration)"
             ))
         }
     }
 }
 
 impl PinSource {
-    /// Reads the PIN now.
+    /// Reads the PIN now. `prompt` has no PIN to read: the store uses the
+    /// PIN given with `tufctl token unlock` instead.
     pub fn read(&self) -> Result<SecretString, String> {
         match self {
+            PinSource::Prompt => {
+                Err("pin = \"prompt\": the PIN comes from `tufctl token unlock` only".into())
+            }
             PinSource::Env(name) => match std::env::var(name) {
                 Ok(v) if !v.is_empty() => Ok(SecretString::from(v)),
                 Ok(_) => Err(format!("environment variable {name} is empty")),
@@ -105,6 +115,9 @@ mod tests {
             "file:/a/b".parse::<PinSource>(),
             Ok(PinSource::File("/a/b".into()))
         );
+        assert_eq!("prompt".parse::<PinSource>(), Ok(PinSource::Prompt));
+        assert_eq!(PinSource::Prompt.to_string(), "prompt");
+        assert!(PinSource::Prompt.read().is_err());
         assert!("1234".parse::<PinSource>().is_err());
         assert!("env:".parse::<PinSource>().is_err());
     }

@@ -56,6 +56,9 @@ impl TokenStatus {
             Err(e @ KeyError::PinLocked { .. }) => TokenStatus::PinLocked {
                 reason: e.to_string(),
             },
+            Err(e @ KeyError::Locked { .. }) => TokenStatus::Locked {
+                reason: e.to_string(),
+            },
             Err(e) => TokenStatus::Unavailable {
                 reason: e.to_string(),
             },
@@ -77,4 +80,24 @@ pub enum TokenStatus {
     PinRejected { reason: String, tries: TriesLeft },
     /// The user PIN is locked.
     PinLocked { reason: String },
+    /// Waiting for `tufctl token unlock` (no PIN yet, or it expired).
+    Locked { reason: String },
+}
+
+/// What a device says about where a key was made (see [`crate::KeyStore::attest`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attestation {
+    /// The device attested the key and tufd verified the attestation chain
+    /// (a YubiKey: slot attestation signed by the device's f9 key).
+    Verified(crate::yubikey::attest::Attestation),
+    /// The device cannot attest this key; `reason` is a full sentence.
+    Unavailable { reason: String },
+    /// The device answered with an attestation that does not verify.
+    Invalid { reason: String },
+    /// This token type has no attestation. `generated_on_token` is what the
+    /// token itself claims (PKCS#11 `CKA_LOCAL`), when it says.
+    NotSupported {
+        reason: String,
+        generated_on_token: Option<bool>,
+    },
 }

@@ -1,6 +1,6 @@
 //! `tufd.v1.Keys`: key and token management.
 
-use super::{caller, key_info, status, token_info};
+use super::{attestation_info, caller, key_info, status, token_info};
 use crate::keyring::{KeySelector, Keyring, KeyringError};
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -90,13 +90,22 @@ impl Keys for KeysService {
         &self,
         req: Request<v1::ListKeysRequest>,
     ) -> Result<Response<v1::ListKeysResponse>, Status> {
-        let listing = self
-            .keyring
-            .list(&req.into_inner().token)
-            .await
-            .map_err(status)?;
+        let r = req.into_inner();
+        let listing = self.keyring.list(&r.token).await.map_err(status)?;
+        let mut keys = Vec::with_capacity(listing.keys.len());
+        for key in listing.keys {
+            let attestation = if r.attestation {
+                Some(attestation_info(self.keyring.attest(&key).await))
+            } else {
+                None
+            };
+            keys.push(v1::KeyInfo {
+                attestation,
+                ..key_info(key)
+            });
+        }
         Ok(Response::new(v1::ListKeysResponse {
-            keys: listing.keys.into_iter().map(key_info).collect(),
+            keys,
             unavailable_tokens: listing.unavailable.into_iter().map(token_info).collect(),
         }))
     }
@@ -111,6 +120,27 @@ impl Keys for KeysService {
         let key = self.keyring.delete(&sel).await.map_err(status)?;
         Ok(Response::new(v1::DeleteKeyResponse {
             key: Some(key_info(key)),
+        }))
+    }
+
+    async fn unlock_token(
+        &self,
+        req: Request<v1::UnlockTokenRequest>,
+    ) -> Result<Response<v1::UnlockTokenResponse>, Status> {
+        let who = caller(&req);
+        let mut r = req.into_inner();
+        let pin = SecretString::from(std::mem::take(&mut r.pin));
+        r.pin.zeroize();
+        tracing::info!(caller = %who, token = %r.token, confirm_last_try = r.confirm_last_try,
+            "unlock token");
+        let (report, cache) = self
+            .keyring
+            .unlock(&r.token, pin, r.confirm_last_try)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::UnlockTokenResponse {
+            token: Some(token_info(report)),
+            cache_seconds: cache.map_or(0, |d| d.as_secs()),
         }))
     }
 

@@ -12,7 +12,7 @@ pub use trust::TrustService;
 use crate::keyring::{KeyringError, TokenReport};
 use tonic::transport::server::UdsConnectInfo;
 use tonic::{Code, Request, Status};
-use tufd_keys::{KeyError, KeyOrigin, KeyRecord, TokenStatus, import::ImportError};
+use tufd_keys::{Attestation, KeyError, KeyOrigin, KeyRecord, TokenStatus, import::ImportError};
 use tufd_proto::v1;
 
 /// Who is calling, from the socket's peer credentials (`SO_PEERCRED`).
@@ -45,7 +45,11 @@ pub(crate) fn key_status_code(e: &KeyringError) -> Code {
             | KeyError::Device { .. } => Code::Unavailable,
             KeyError::PinSource { .. }
             | KeyError::PinRejected { .. }
-            | KeyError::PinLocked { .. } => Code::FailedPrecondition,
+            | KeyError::PinLocked { .. }
+            | KeyError::Locked { .. }
+            | KeyError::LastPinTry { .. }
+            | KeyError::UnlockRejected { .. }
+            | KeyError::UnlockUnsupported { .. } => Code::FailedPrecondition,
             KeyError::InvalidLabel(_) => Code::InvalidArgument,
             KeyError::KeyNotFound { .. } => Code::NotFound,
             KeyError::AlreadyExists { .. } => Code::AlreadyExists,
@@ -83,7 +87,65 @@ pub(crate) fn key_info(k: KeyRecord) -> v1::KeyInfo {
         } as i32,
         sensitive: k.sensitive,
         extractable: k.extractable,
+        attestation: None,
     }
+}
+
+/// A key's attestation as the API reports it; an error asking the device
+/// becomes state ERROR with the reason.
+pub(crate) fn attestation_info(a: Result<Attestation, KeyringError>) -> v1::KeyAttestation {
+    use v1::AttestationState as S;
+    let mut info = v1::KeyAttestation::default();
+    let state = match a {
+        Ok(Attestation::Verified(a)) => {
+            let pem = |der: &[u8]| pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()));
+            info.generated_on_device = true;
+            info.device_serial = a.serial.map(|s| s.to_string()).unwrap_or_default();
+            info.firmware_version = a
+                .firmware
+                .map(|(x, y, z)| format!("{x}.{y}.{z}"))
+                .unwrap_or_default();
+            info.pin_policy = a
+                .pin_policy
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default();
+            info.touch_policy = a
+                .touch_policy
+                .map(|t| t.as_str().to_owned())
+                .unwrap_or_default();
+            info.chain_to_root = a.chain_to_root;
+            info.detail = if a.chain_to_root {
+                "attestation chain verified up to the configured Yubico root CA".into()
+            } else {
+                "attestation chain verified up to the device's attestation certificate (slot f9) only; configure attestation_root to check it against Yubico's root CA".into()
+            };
+            info.statement_pem = pem(&a.statement_der);
+            info.intermediate_pem = pem(&a.intermediate_der);
+            S::Verified
+        }
+        Ok(Attestation::Unavailable { reason }) => {
+            info.detail = reason;
+            S::Unavailable
+        }
+        Ok(Attestation::Invalid { reason }) => {
+            info.detail = reason;
+            S::Invalid
+        }
+        Ok(Attestation::NotSupported {
+            reason,
+            generated_on_token,
+        }) => {
+            info.detail = reason;
+            info.generated_on_device = generated_on_token.unwrap_or(false);
+            S::NotSupported
+        }
+        Err(e) => {
+            info.detail = e.to_string();
+            S::Error
+        }
+    };
+    info.state = state as i32;
+    info
 }
 
 pub(crate) fn token_info(t: TokenReport) -> v1::TokenInfo {
@@ -108,6 +170,7 @@ pub(crate) fn token_info(t: TokenReport) -> v1::TokenInfo {
         TokenStatus::Unavailable { reason } => (v1::TokenState::Unavailable, reason),
         TokenStatus::PinRejected { reason, .. } => (v1::TokenState::PinRejected, reason),
         TokenStatus::PinLocked { reason } => (v1::TokenState::PinLocked, reason),
+        TokenStatus::Locked { reason } => (v1::TokenState::Locked, reason),
     };
     info.state = state as i32;
     info.detail = detail;

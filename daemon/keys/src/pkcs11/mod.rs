@@ -750,6 +750,20 @@ impl KeyStore for Pkcs11Store {
         Ok(record)
     }
 
+    /// PKCS#11 has no attestation; the answer records what the token
+    /// claims about the key's origin (`CKA_LOCAL`), which proves nothing.
+    fn attest(&self, id: &str) -> Result<crate::Attestation, KeyError> {
+        let entry = self.run("reading a key", |s, session| s.entry(session, id))?;
+        let local = entry.record.origin == crate::KeyOrigin::Generated;
+        Ok(crate::Attestation::NotSupported {
+            reason: format!(
+                "not supported by this token type (CKA_LOCAL={local} says generated on token: {})",
+                if local { "yes" } else { "no" }
+            ),
+            generated_on_token: Some(local),
+        })
+    }
+
     fn sign_digest(&self, id: &str, digest: &[u8; 32]) -> Result<[u8; 64], KeyError> {
         let (raw, verifying) = self.run("signing", |s, session| {
             let entry = s.entry(session, id)?;

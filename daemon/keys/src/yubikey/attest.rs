@@ -67,6 +67,24 @@ pub struct Attestation {
     pub form_factor: Option<u8>,
 }
 
+/// Reads the Yubico attestation root certificates (PEM, one or more
+/// `CERTIFICATE` blocks, as Yubico publishes them) for [`verify`]'s `roots`.
+pub fn parse_roots_pem(text: &str) -> Result<Vec<Vec<u8>>, String> {
+    let blocks = pem::parse_many(text).map_err(|e| format!("not PEM: {e}"))?;
+    let mut roots = Vec::new();
+    for block in blocks.iter().filter(|b| b.tag() == "CERTIFICATE") {
+        Certificate::from_der(block.contents())
+            .map_err(|e| format!("a CERTIFICATE block is not an X.509 certificate: {e}"))?;
+        roots.push(block.contents().to_vec());
+    }
+    if roots.is_empty() {
+        return Err(
+            "no CERTIFICATE block found (expected Yubico's PIV attestation root CA in PEM)".into(),
+        );
+    }
+    Ok(roots)
+}
+
 /// Verifies `signed`'s signature with `issuer`'s public key.
 fn check_signature(
     what: &'static str,
@@ -339,6 +357,22 @@ mod tests {
         assert_eq!(a.form_factor, Some(3));
         let a = verify(&statement, &f9, &slot_spki, &[root]).unwrap();
         assert!(a.chain_to_root);
+    }
+
+    #[test]
+    fn reads_roots_from_pem() {
+        let (root, ..) = chain();
+        let text = pem::encode(&pem::Pem::new("CERTIFICATE", root.clone()));
+        assert_eq!(parse_roots_pem(&text), Ok(vec![root]));
+        assert!(parse_roots_pem("junk").is_err());
+        let key = pem::encode(&pem::Pem::new("PUBLIC KEY", vec![1, 2, 3]));
+        assert!(
+            parse_roots_pem(&key)
+                .unwrap_err()
+                .contains("no CERTIFICATE")
+        );
+        let bad = pem::encode(&pem::Pem::new("CERTIFICATE", vec![1, 2, 3]));
+        assert!(parse_roots_pem(&bad).is_err());
     }
 
     #[test]

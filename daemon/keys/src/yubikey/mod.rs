@@ -118,6 +118,12 @@ pub struct YubiKeyConfig {
     pub touch_policy: KeyTouchPolicy,
     /// Slots to use, in order of preference (key references, 0x9c, 0x82…).
     pub slots: Vec<u8>,
+    /// How long a PIN given with `tufctl token unlock` is kept; `None`
+    /// until the daemon stops.
+    pub pin_cache: Option<Duration>,
+    /// Yubico attestation roots (DER) the device's f9 certificate must
+    /// chain to; empty: attestations are verified up to the f9 certificate.
+    pub attestation_roots: Vec<Vec<u8>>,
 }
 
 impl YubiKeyConfig {
@@ -132,8 +138,20 @@ impl YubiKeyConfig {
             pin_policy: KeyPinPolicy::Once,
             touch_policy: KeyTouchPolicy::Always,
             slots: DEFAULT_SLOTS.to_vec(),
+            pin_cache: Some(DEFAULT_PIN_CACHE),
+            attestation_roots: Vec::new(),
         }
     }
+}
+
+/// How long an unlocked PIN is kept by default (15 minutes).
+pub const DEFAULT_PIN_CACHE: Duration = Duration::from_secs(15 * 60);
+
+/// A PIN given with `tufctl token unlock` and accepted by the device.
+struct Unlocked {
+    pin: secrecy::SecretString,
+    /// When it is forgotten; `None`: at daemon stop.
+    until: Option<std::time::Instant>,
 }
 
 /// What [`YubiKeyStore::set_up`] found and did.
@@ -192,6 +210,9 @@ struct Device {
     index: Option<Index>,
     /// Slots that turned out to want the PIN before every signature.
     pin_each_time: HashSet<u8>,
+    /// The PIN given with `tufctl token unlock`, used instead of the
+    /// configured source while it lasts.
+    unlocked: Option<Unlocked>,
 }
 
 /// A YubiKey (PIV) holding tufd keys.
@@ -311,6 +332,7 @@ impl YubiKeyStore {
                 auth: Auth::Unknown,
                 index: None,
                 pin_each_time: HashSet::new(),
+                unlocked: None,
             }),
             touch: RwLock::new(HashMap::new()),
             pin_salt: rand::random(),
@@ -409,6 +431,7 @@ impl YubiKeyStore {
         mut op: impl FnMut(&Self, &mut Device) -> Result<T, OpError>,
     ) -> Result<T, KeyError> {
         let mut dev = self.lock();
+        self.expire_unlock(&mut dev);
         let mut retried = false;
         loop {
             if dev.conn.is_none() {
@@ -462,15 +485,45 @@ impl YubiKeyStore {
             .ok_or(OpError::Yk(yubikey::Error::PcscError { inner: None }))
     }
 
-    fn read_pin(&self) -> Result<(secrecy::SecretString, PinFingerprint), KeyError> {
-        let pin = self
-            .config
-            .pin
-            .read()
-            .map_err(|detail| KeyError::PinSource {
+    /// Forgets a PIN given with `tufctl token unlock` once its time is up.
+    /// For `pin = "prompt"` the card is reset too, so it forgets the
+    /// verified PIN and the token is locked again.
+    fn expire_unlock(&self, dev: &mut Device) {
+        let expired = dev
+            .unlocked
+            .as_ref()
+            .and_then(|u| u.until)
+            .is_some_and(|until| std::time::Instant::now() >= until);
+        if !expired {
+            return;
+        }
+        dev.unlocked = None;
+        tracing::info!(token = %self.config.name, "the PIN given with `tufctl token unlock` expired");
+        if self.config.pin == PinSource::Prompt
+            && let Some(conn) = dev.conn.take()
+        {
+            if let Err((_, e)) = conn.yk.disconnect(pcsc::Disposition::ResetCard) {
+                tracing::debug!(error = %e, "resetting the card after the PIN expired failed");
+            }
+            dev.index = None;
+        }
+    }
+
+    /// The PIN to present: the one given with `tufctl token unlock` while
+    /// it lasts, else the configured source's.
+    fn read_pin(&self, dev: &Device) -> Result<(secrecy::SecretString, PinFingerprint), KeyError> {
+        let pin = match (&dev.unlocked, &self.config.pin) {
+            (Some(u), _) => u.pin.clone(),
+            (None, PinSource::Prompt) => {
+                return Err(KeyError::Locked {
+                    token: self.name_owned(),
+                });
+            }
+            (None, source) => source.read().map_err(|detail| KeyError::PinSource {
                 token: self.name_owned(),
-                detail: format!("{detail} (PIN source {})", self.config.pin),
-            })?;
+                detail: format!("{detail} (PIN source {source})"),
+            })?,
+        };
         if pin.expose_secret().len() > 8 {
             return Err(KeyError::PinSource {
                 token: self.name_owned(),
@@ -495,7 +548,19 @@ impl YubiKeyStore {
             }
             .into());
         }
-        let (pin, fingerprint) = self.read_pin()?;
+        let (pin, fingerprint) = self.read_pin(dev)?;
+        self.present_pin(dev, &pin, fingerprint, false)
+    }
+
+    /// Presents `pin` (see [`Self::verify_pin`]); with one try left only
+    /// when `confirm_last_try`.
+    fn present_pin(
+        &self,
+        dev: &mut Device,
+        pin: &secrecy::SecretString,
+        fingerprint: PinFingerprint,
+        confirm_last_try: bool,
+    ) -> Result<(), OpError> {
         if let Auth::Rejected { pin, tries } = &dev.auth
             && *pin == fingerprint
         {
@@ -508,17 +573,19 @@ impl YubiKeyStore {
         let conn = Self::conn(dev)?;
         conn.pin_verified = false;
         conn.admin = false;
+        // 0 is also what the crate reports when the device still counts
+        // the PIN as verified: the VERIFY below tells a blocked PIN.
         let tries = conn.yk.get_pin_retries()?;
-        if tries == 1 {
-            return Err(KeyError::Device {
+        if tries == 1 && !confirm_last_try {
+            return Err(KeyError::LastPinTry {
                 token: self.name_owned(),
-                operation: "verifying the PIN",
-                detail: format!(
-                    "only ONE PIN try is left on {}: tufd does not risk blocking the PIN with an automatic attempt; enter the correct PIN once with `yubico-piv-tool -a verify-pin` (a correct PIN restores the tries), then retry",
-                    self.serial_text()
-                ),
+                device: self.serial_text(),
             }
             .into());
+        }
+        if tries == 1 {
+            tracing::warn!(token = %self.config.name, serial = self.config.serial,
+                "presenting a PIN with the last try left, as the unlock request confirmed");
         }
         let result = conn.yk.verify_pin(pin.expose_secret().as_bytes());
         match result {
@@ -571,7 +638,7 @@ impl YubiKeyStore {
     /// already accepted is presented this way; otherwise a full
     /// [`Self::verify_pin`] runs.
     fn reverify_pin(&self, dev: &mut Device) -> Result<(), OpError> {
-        let (pin, fingerprint) = self.read_pin()?;
+        let (pin, fingerprint) = self.read_pin(dev)?;
         let conn = Self::conn(dev)?;
         if conn.accepted_pin.as_ref() != Some(&fingerprint) {
             drop(pin);
@@ -978,49 +1045,77 @@ impl YubiKeyStore {
 
     /// Fetches and verifies the attestation of key `id`: the device signs a
     /// certificate for the slot's key with its attestation key (slot f9),
-    /// whose certificate Yubico issued. See [`attest`].
+    /// whose certificate Yubico issued. See [`attest`]. The chain is
+    /// checked up to the configured `attestation_roots`, or up to the f9
+    /// certificate when none are configured.
     pub fn attestation(&self, id: &str) -> Result<attest::Attestation, KeyError> {
-        let (entry, statement, intermediate) = self.run("attesting a key", |s, dev| {
+        let (spki_der, statement, intermediate) =
+            self.fetch_attestation(id)?
+                .map_err(|detail| KeyError::Device {
+                    token: self.name_owned(),
+                    operation: "attesting a key",
+                    detail,
+                })?;
+        self.verify_attestation(&spki_der, &statement, &intermediate)
+            .map_err(|e| KeyError::Device {
+                token: self.name_owned(),
+                operation: "verifying the attestation",
+                detail: format!("{e} ({})", self.serial_text()),
+            })
+    }
+
+    fn verify_attestation(
+        &self,
+        spki_der: &[u8],
+        statement: &[u8],
+        intermediate: &[u8],
+    ) -> Result<attest::Attestation, attest::AttestationError> {
+        attest::verify(
+            statement,
+            intermediate,
+            spki_der,
+            &self.config.attestation_roots,
+        )
+    }
+
+    /// The key's SPKI, the attestation statement and the f9 certificate;
+    /// the inner error is why the device cannot attest the key (a sentence).
+    #[allow(clippy::type_complexity)]
+    fn fetch_attestation(
+        &self,
+        id: &str,
+    ) -> Result<Result<(Vec<u8>, Vec<u8>, Vec<u8>), String>, KeyError> {
+        self.run("attesting a key", |s, dev| {
             let entry = s.entry(dev, id)?;
+            if entry.record.origin == KeyOrigin::Imported {
+                return Ok(Err(format!(
+                    "the key in slot {} was imported, not generated on {}: a YubiKey attests only keys it generated",
+                    slot_name(entry.slot),
+                    s.serial_text()
+                )));
+            }
             let conn = Self::conn(dev)?;
             let statement = match piv::attest(&mut conn.yk, entry.slot) {
                 Ok(der) => der.to_vec(),
                 Err(e) if connection_lost(&e) => return Err(e.into()),
                 Err(e) => {
-                    return Err(KeyError::Device {
-                        token: s.name_owned(),
-                        operation: "attesting a key",
-                        detail: format!(
-                            "{} cannot attest the key in slot {} (the device answered: {e}); attestation needs a YubiKey 4.3 or later and a key generated on the device",
-                            s.serial_text(),
-                            slot_name(entry.slot)
-                        ),
-                    }
-                    .into());
+                    return Ok(Err(format!(
+                        "{} cannot attest the key in slot {} (the device answered: {e}); attestation needs a YubiKey 4.3 or later and a key generated on the device",
+                        s.serial_text(),
+                        slot_name(entry.slot)
+                    )));
                 }
             };
             let intermediate = match read_certificate(&mut conn.yk, SlotId::Attestation)? {
                 Some(c) => c.to_der().map_err(|_| yubikey::Error::InvalidObject)?,
                 None => {
-                    return Err(KeyError::Device {
-                        token: s.name_owned(),
-                        operation: "attesting a key",
-                        detail: format!(
-                            "{} has no attestation certificate in slot f9",
-                            s.serial_text()
-                        ),
-                    }
-                    .into());
+                    return Ok(Err(format!(
+                        "{} has no attestation certificate in slot f9",
+                        s.serial_text()
+                    )));
                 }
             };
-            Ok((entry, statement, intermediate))
-        })?;
-        attest::verify(&statement, &intermediate, &entry.record.spki_der, &[]).map_err(|e| {
-            KeyError::Device {
-                token: self.name_owned(),
-                operation: "verifying the attestation",
-                detail: format!("{e} ({})", self.serial_text()),
-            }
+            Ok(Ok((entry.record.spki_der, statement, intermediate)))
         })
     }
 
@@ -1260,6 +1355,60 @@ impl KeyStore for YubiKeyStore {
         let mut out = [0u8; 64];
         out.copy_from_slice(&sig.to_bytes());
         Ok(out)
+    }
+
+    fn attest(&self, id: &str) -> Result<crate::Attestation, KeyError> {
+        let (spki_der, statement, intermediate) = match self.fetch_attestation(id)? {
+            Ok(parts) => parts,
+            Err(reason) => return Ok(crate::Attestation::Unavailable { reason }),
+        };
+        Ok(
+            match self.verify_attestation(&spki_der, &statement, &intermediate) {
+                Ok(a) => crate::Attestation::Verified(a),
+                Err(e) => crate::Attestation::Invalid {
+                    reason: format!("{e} ({})", self.serial_text()),
+                },
+            },
+        )
+    }
+
+    fn unlock(&self, pin: secrecy::SecretString, confirm_last_try: bool) -> Result<(), KeyError> {
+        let len = pin.expose_secret().len();
+        if !(1..=8).contains(&len) {
+            return Err(KeyError::PinSource {
+                token: self.name_owned(),
+                detail: "a PIV PIN has 1 to 8 characters (usually 6 to 8 digits); nothing was presented to the device".into(),
+            });
+        }
+        let fingerprint = PinFingerprint::of(&pin, &self.pin_salt);
+        self.run("unlocking the token", |s, dev| {
+            if let Auth::Locked = dev.auth {
+                return Err(KeyError::PinLocked {
+                    token: s.name_owned(),
+                }
+                .into());
+            }
+            match s.present_pin(dev, &pin, fingerprint.clone(), confirm_last_try) {
+                Ok(()) => {}
+                Err(OpError::Key(KeyError::PinRejected { tries, .. })) => {
+                    return Err(KeyError::UnlockRejected {
+                        token: s.name_owned(),
+                        tries,
+                    }
+                    .into());
+                }
+                Err(e) => return Err(e),
+            }
+            dev.unlocked = Some(Unlocked {
+                pin: pin.clone(),
+                until: s.config.pin_cache.map(|d| std::time::Instant::now() + d),
+            });
+            Ok(())
+        })?;
+        tracing::info!(token = %self.config.name, serial = self.config.serial,
+            cache_seconds = self.config.pin_cache.map_or(0, |d| d.as_secs()),
+            "token unlocked with a PIN given over the socket (0: until the daemon stops)");
+        Ok(())
     }
 
     fn needs_touch(&self, id: &str) -> bool {

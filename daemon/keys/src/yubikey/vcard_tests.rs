@@ -118,6 +118,13 @@ fn store_on_the_virtual_card() {
     // The card cannot attest: a plain sentence, not a crash.
     let e = yk.attestation(&a.id).unwrap_err().to_string();
     assert!(e.contains("cannot attest the key in slot 95"), "{e}");
+    // ... and the same sentence as the trait's answer, not an error.
+    match KeyStore::attest(&yk, &a.id).unwrap() {
+        crate::Attestation::Unavailable { reason } => {
+            assert!(reason.contains("cannot attest the key in slot 95"), "{reason}")
+        }
+        other => panic!("the virtual card cannot attest: {other:?}"),
+    }
 
     // Delete frees the slot; an unknown ID is KeyNotFound.
     yk.delete(&b.id).unwrap();
