@@ -313,11 +313,19 @@ impl Keyring {
             0 => {
                 let mut what = describe();
                 if !listing.unavailable.is_empty() {
-                    let names: Vec<_> =
-                        listing.unavailable.iter().map(|t| t.name.clone()).collect();
+                    let reasons: Vec<_> = listing
+                        .unavailable
+                        .iter()
+                        .map(|t| match &t.status {
+                            TokenStatus::Unavailable { reason } => {
+                                format!("{} ({reason})", t.name)
+                            }
+                            _ => t.name.clone(),
+                        })
+                        .collect();
                     what.push_str(&format!(
                         " (tokens that could not be read: {})",
-                        names.join(", ")
+                        reasons.join("; ")
                     ));
                 }
                 Err(KeyringError::KeyNotFound(what))

@@ -74,6 +74,14 @@ fn pin_tries(card: &VirtualCard) -> u32 {
         .unwrap_or_else(|| panic!("no PIN tries in:\n{status}"))
 }
 
+/// PIN tries left after a card reset: while tufd's connection has the PIN
+/// verified, the card answers "verified" (yubico-piv-tool prints -1) rather
+/// than a count; yubico-piv-tool resets the card when it disconnects.
+fn pin_tries_after_reset(card: &VirtualCard) -> u32 {
+    piv_status(card);
+    pin_tries(card)
+}
+
 /// A test environment whose daemon sees `card` (and only it) with `pin`.
 fn env_for(card: &VirtualCard, pin: &str) -> TestEnv {
     let mut env = TestEnv::new();
@@ -269,7 +277,8 @@ fn wrong_pin_reports_tries_left_and_is_never_retried() {
     );
 }
 
-/// With one PIN try left, tufd refuses to use it, even with the right PIN.
+/// With one PIN try left, tufd refuses to use it, even with the right PIN,
+/// until an administrator confirms with `tufctl token unlock --confirm-last-try`.
 #[test]
 fn refuses_to_spend_the_last_pin_try() {
     let card = start_card();
@@ -292,6 +301,242 @@ fn refuses_to_spend_the_last_pin_try() {
     env.tufctl(&["key", "generate", "alice", "--token", "yk"])
         .fails_with(1, "only ONE PIN try is left");
     assert_eq!(pin_tries(&card), 1, "tufd did not use the last try");
+    // The configured PIN too is presented only when an unlock confirms.
+    env.tufctl_env(
+        &["token", "unlock", "yk", "--confirm-last-try"],
+        &[("TUFCTL_PIN", "123456")],
+    )
+    .ok();
+    assert_eq!(pin_tries_after_reset(&card), 3);
+    generate(&env, "alice");
+}
+
+/// `tufctl key list --attestation`: the virtual card cannot attest (it
+/// answers 6A81/6A88), which is said plainly, with exit code 0; PKCS#11 keys
+/// report what CKA_LOCAL claims. The JSON shape is what scripts read.
+#[test]
+fn key_list_with_attestation_says_plainly_what_is_not_attested() {
+    use tufd_tests::daemon::{TOKEN_LABEL, token_toml};
+    let card = start_card();
+    let serial = serial_of(&card);
+    let env = env_for(&card, "123456");
+    let config = env.config_with(&format!(
+        "[[token]]\nname = \"yk\"\nkind = \"yubikey\"\nserial = {serial}\npin = \"env:{PIN_VAR}\"\n{}",
+        token_toml(
+            "dev",
+            tufd_tests::softhsm::MODULE,
+            TOKEN_LABEL,
+            "env:TUFD_PIN"
+        )
+    ));
+    let daemon = env.start_with(&config);
+    generate(&env, "alice");
+    env.tufctl(&["key", "generate", "bob", "--token", "dev"])
+        .ok();
+    let key_file = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker/alice.key");
+    env.tufctl_env(
+        &["key", "load", key_file, "--name", "carol", "--token", "dev"],
+        &[("TUFCTL_KEY_PASSPHRASE", "secretpass")],
+    )
+    .ok();
+
+    let text = env.tufctl(&["key", "list", "--attestation"]);
+    let stdout = text.ok();
+    assert!(
+        stdout.contains("alice (token 'yk'): this device cannot attest (")
+            && stdout.contains("cannot attest the key in slot 9c"),
+        "{text:?}\n{}",
+        daemon.log()
+    );
+    assert!(
+        stdout.contains(
+            "bob (token 'dev'): not supported by this token type (CKA_LOCAL=true says generated on token: yes)"
+        ) && stdout.contains(
+            "carol (token 'dev'): not supported by this token type (CKA_LOCAL=false says generated on token: no)"
+        ),
+        "{text:?}"
+    );
+
+    let listed = env
+        .tufctl(&["-o", "json", "key", "list", "--attestation"])
+        .json();
+    let key = |name: &str| {
+        listed["keys"]
+            .as_array()
+            .expect("keys array")
+            .iter()
+            .find(|k| k["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no key {name}: {listed}"))
+    };
+    let alice = key("alice")["attestation"].clone();
+    assert_eq!(alice["state"], "cannot-attest", "{alice}");
+    assert_eq!(alice["generated_on_device"], false, "{alice}");
+    assert!(
+        alice["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(&format!("YubiKey serial {serial} cannot attest"))),
+        "{alice}"
+    );
+    assert!(alice.get("device_serial").is_none(), "{alice}");
+    let bob = key("bob")["attestation"].clone();
+    assert_eq!(bob["state"], "not-supported", "{bob}");
+    assert_eq!(bob["generated_on_device"], true, "{bob}");
+    let carol = key("carol")["attestation"].clone();
+    assert_eq!(carol["state"], "not-supported", "{carol}");
+    assert_eq!(carol["generated_on_device"], false, "{carol}");
+    // Without --attestation the devices are not asked.
+    assert!(
+        keys(&env).iter().all(|k| k.get("attestation").is_none()),
+        "{:?}",
+        keys(&env)
+    );
+    // The card still works after being asked.
+    key_test(&env, "alice", &daemon);
+}
+
+/// `pin = "prompt"`: the token is locked until `tufctl token unlock`; a
+/// wrong PIN reports the tries left and is not presented twice; the right
+/// one restores the tries and is kept (also across a card reset by another
+/// program) until pin_cache_seconds run out. No PIN reaches the log.
+#[test]
+fn prompt_pin_token_is_locked_until_unlocked_from_the_cli() {
+    let card = start_card();
+    let serial = serial_of(&card);
+    let env = env_for(&card, "unused");
+    let config = yk_config(&env, serial, "").replace(&format!("env:{PIN_VAR}"), "prompt");
+    let daemon = env.start_with(&config);
+
+    let yk = token(&env, "yk");
+    assert_eq!(yk["state"], "locked", "{yk}\n{}", daemon.log());
+    let locked = "locked: run `tufctl token unlock yk`";
+    assert!(
+        yk["detail"].as_str().is_some_and(|d| d.contains(locked)),
+        "{yk}"
+    );
+    env.tufctl(&["key", "generate", "alice", "--token", "yk"])
+        .fails_with(1, locked);
+    env.tufctl(&["key", "list", "--token", "yk"])
+        .fails_with(1, locked);
+
+    // A wrong PIN: tries left reported, nothing cached; the same wrong PIN
+    // again is not presented to the card.
+    let unlock = |pin: &str, extra: &[&str]| {
+        let mut args = vec!["token", "unlock", "yk"];
+        args.extend_from_slice(extra);
+        env.tufctl_env(&args, &[("TUFCTL_PIN", pin)])
+    };
+    unlock("654321", &[]).fails_with(1, "wrong PIN (2 tries left)");
+    assert_eq!(pin_tries(&card), 2);
+    unlock("654321", &[]).fails_with(1, "wrong PIN (2 tries left)");
+    assert_eq!(pin_tries(&card), 2, "a rejected PIN is not presented again");
+    assert_eq!(token(&env, "yk")["state"], "locked");
+
+    // Without a PIN source and without a terminal: an input error (2).
+    env.tufctl(&["token", "unlock", "yk"])
+        .fails_with(2, "TUFCTL_PIN");
+
+    // The right PIN from a file: unlocked, tries restored.
+    let pin_file = env.path().join("pin");
+    std::fs::write(&pin_file, "123456\n").expect("pin file");
+    let out = env.tufctl(&[
+        "-o",
+        "json",
+        "token",
+        "unlock",
+        "yk",
+        "--pin-file",
+        pin_file.to_str().expect("utf-8 path"),
+    ]);
+    let answer = out.json();
+    assert_eq!(
+        answer["token"]["state"],
+        "ready",
+        "{answer}\n{}",
+        daemon.log()
+    );
+    assert_eq!(answer["cache_seconds"], 900, "{answer}");
+    assert_eq!(
+        pin_tries_after_reset(&card),
+        3,
+        "a correct PIN restores the tries"
+    );
+    generate(&env, "alice");
+    key_test(&env, "alice", &daemon);
+    // yubico-piv-tool reset the card (pin_tries): the cached PIN is
+    // verified again after the reconnect.
+    piv_status(&card);
+    key_test(&env, "alice", &daemon);
+    let log = daemon.log();
+    assert!(
+        !log.contains("123456") && !log.contains("654321"),
+        "no PIN in the log:\n{log}"
+    );
+    assert!(log.contains("token unlocked"), "{log}");
+    daemon.stop();
+
+    // A short cache: the token locks again when it runs out.
+    let daemon = env.start_with(&format!("{config}pin_cache_seconds = 2\n"));
+    let out = unlock("123456", &[]);
+    assert!(
+        out.ok().contains("the daemon keeps it for 2 s"),
+        "{out:?}\n{}",
+        daemon.log()
+    );
+    key_test(&env, "alice", &daemon);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    env.tufctl(&["key", "test", "alice"]).fails_with(1, locked);
+    assert_eq!(token(&env, "yk")["state"], "locked");
+}
+
+/// With one PIN try left, `tufctl token unlock` without --confirm-last-try
+/// is refused and the card's counter is unchanged; with it, the PIN is
+/// presented and the correct PIN restores the tries.
+#[test]
+fn unlock_with_the_last_try_left_needs_confirmation() {
+    let card = start_card();
+    let serial = serial_of(&card);
+    for _ in 0..2 {
+        let out = tool(
+            &card,
+            "yubico-piv-tool",
+            &["-a", "verify-pin", "-P", "000000"],
+        );
+        assert!(!out.status.success(), "a wrong PIN is refused");
+    }
+    assert_eq!(pin_tries(&card), 1);
+    let env = env_for(&card, "unused");
+    let config = yk_config(&env, serial, "").replace(&format!("env:{PIN_VAR}"), "prompt");
+    let daemon = env.start_with(&config);
+    let pin = [("TUFCTL_PIN", "123456")];
+
+    let refused = env.tufctl_env(&["token", "unlock", "yk"], &pin);
+    refused.fails_with(1, "only ONE PIN try is left");
+    assert!(
+        refused
+            .stderr
+            .contains("tufctl token unlock yk --confirm-last-try"),
+        "{refused:?}"
+    );
+    assert_eq!(pin_tries(&card), 1, "the counter is unchanged");
+
+    let confirmed = env.tufctl_env(&["token", "unlock", "yk", "--confirm-last-try"], &pin);
+    assert!(
+        confirmed.status.success(),
+        "{confirmed:?}\n{}",
+        daemon.log()
+    );
+    assert!(
+        confirmed.stderr.contains("warning: --confirm-last-try"),
+        "{confirmed:?}"
+    );
+    assert_eq!(
+        pin_tries_after_reset(&card),
+        3,
+        "the correct PIN reset the counter"
+    );
+    generate(&env, "alice");
+    key_test(&env, "alice", &daemon);
 }
 
 /// Another program resets the card between two signatures (libykpiv resets
