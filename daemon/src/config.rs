@@ -10,8 +10,10 @@
 //! kind = "pkcs11"
 //! module = "/usr/lib/softhsm/libsofthsm2.so"
 //! label = "tufd"                 # or: serial = "…"
-//! pin = "env:TUFD_PIN"           # or: file:/run/credentials/tufd.service/pin
+//! pin = "env:TUFD_PIN"           # or: file:/run/credentials/tufd.service/pin, or prompt
 //! sessions = 4                   # optional, concurrent signing sessions
+//! pin_cache_seconds = 900        # optional: how long a PIN given with `tufctl token unlock`
+//!                                # is kept (default 15 minutes; 0: until the daemon stops)
 //!
 //! [[token]]                      # a YubiKey, driven natively over PIV
 //! name = "yubikey"
@@ -22,13 +24,15 @@
 //! pin_policy = "once"            # optional: once (default), always, never, default
 //! touch_policy = "always"        # optional: always (default), cached, never, default
 //! slots = ["9c", "9e"]           # optional: 9c, 9e, 9d, 9a, 82…95 by default
-//! pin_cache_seconds = 900        # optional: how long a PIN given with `tufctl token unlock`
-//!                                # is kept (default 15 minutes; 0: until the daemon stops)
+//! pin_cache_seconds = 900        # optional, as for PKCS#11 tokens
 //! attestation_root = "/etc/tufd/yubico-piv-ca.pem"  # optional: check attestation chains
 //!                                # up to Yubico's root (otherwise up to the device's f9 certificate)
 //!
-//! `pin = "prompt"` (YubiKey tokens): no PIN is configured; the token is
-//! locked until an administrator runs `tufctl token unlock NAME`.
+//! `pin = "prompt"`: no PIN is configured; the token is locked until an
+//! administrator runs `tufctl token unlock NAME` (and again after
+//! `pin_cache_seconds`). With one PIN try left (a YubiKey's count, or a
+//! PKCS#11 token's `CKF_USER_PIN_FINAL_TRY`) no PIN is presented unless
+//! `tufctl token unlock NAME --confirm-last-try` confirms it.
 //!
 //! [[remote]]                     # notary servers, by repository prefix
 //! prefix = "localhost:5000/"     # "" matches every repository
@@ -106,6 +110,9 @@ pub struct Config {
     pub registry: tufd_remote::RegistryConfig,
     /// Validity of newly signed roles.
     pub expiries: crate::trust::draft::Expiries,
+    /// Per token name: how long a PIN given with `tufctl token unlock` is
+    /// kept (`pin_cache_seconds`; `None`: until the daemon stops).
+    pub pin_cache: std::collections::HashMap<String, Option<std::time::Duration>>,
 }
 
 /// One configured token.
@@ -410,6 +417,7 @@ impl Config {
             ));
         }
         let mut tokens = Vec::new();
+        let mut pin_cache = std::collections::HashMap::new();
         for t in raw.tokens {
             let name = t.name.clone();
             if tokens.iter().any(|x: &TokenConfig| x.name() == name) {
@@ -424,6 +432,12 @@ impl Config {
                 .pin
                 .parse()
                 .map_err(|e| invalid(format!("token '{name}': pin: {e}")))?;
+            let cache = match t.pin_cache_seconds {
+                None => Some(tufd_keys::yubikey::DEFAULT_PIN_CACHE),
+                Some(0) => None,
+                Some(n) => Some(std::time::Duration::from_secs(n)),
+            };
+            pin_cache.insert(name.clone(), cache);
             match t.kind.as_str() {
                 "pkcs11" => {
                     if t.management_key.is_some()
@@ -434,11 +448,6 @@ impl Config {
                     {
                         return Err(invalid(format!(
                             "token '{name}': `management_key`, `pin_policy`, `touch_policy`, `slots` and `attestation_root` are for kind \"yubikey\""
-                        )));
-                    }
-                    if pin == PinSource::Prompt || t.pin_cache_seconds.is_some() {
-                        return Err(invalid(format!(
-                            "token '{name}': pin = \"prompt\" and `pin_cache_seconds` are supported on kind \"yubikey\" tokens only; give a PKCS#11 token its PIN with env:NAME or file:PATH"
                         )));
                     }
                     let module = t.module.ok_or_else(|| {
@@ -499,6 +508,7 @@ impl Config {
             remotes,
             registry,
             expiries,
+            pin_cache,
         })
     }
 }
@@ -611,10 +621,17 @@ sessions = 2
         };
         assert_eq!(y.pin, PinSource::Prompt);
         assert_eq!(y.pin_cache, None, "0: until the daemon stops");
-        let err = parse(&GOOD.replace("env:PIN", "prompt"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("yubikey\" tokens only"), "{err}");
+        assert_eq!(c.pin_cache["yk"], None);
+        assert_eq!(
+            c.pin_cache["a"],
+            Some(std::time::Duration::from_secs(900)),
+            "default"
+        );
+        let c = parse(&GOOD.replace("env:PIN", "prompt")).unwrap();
+        let TokenConfig::Pkcs11(a) = &c.tokens[0] else {
+            panic!("token a is PKCS#11");
+        };
+        assert_eq!(a.pin, PinSource::Prompt);
         let err = parse(&format!(
             "{GOOD}{yk}attestation_root = \"/nonexistent/yubico.pem\"\n"
         ))

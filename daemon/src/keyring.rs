@@ -96,11 +96,10 @@ impl Keyring {
             .iter()
             .map(|t| match t {
                 TokenConfig::Pkcs11(c) => (
-                    Arc::new(Pkcs11Store::new(
-                        c.clone(),
-                        modules.clone(),
-                        tufd_tuf::keyid::ecdsa_key_id,
-                    )) as Arc<dyn KeyStore>,
+                    Arc::new(
+                        Pkcs11Store::new(c.clone(), modules.clone(), tufd_tuf::keyid::ecdsa_key_id)
+                            .with_pin_cache(config.pin_cache.get(&c.name).copied().flatten()),
+                    ) as Arc<dyn KeyStore>,
                     "pkcs11",
                 ),
                 TokenConfig::YubiKey(c) => (
@@ -111,11 +110,7 @@ impl Keyring {
             })
             .collect();
         let mut keyring = Self::new(stores, config.default_token);
-        for t in &config.tokens {
-            if let TokenConfig::YubiKey(c) = t {
-                keyring.pin_cache.insert(c.name.clone(), c.pin_cache);
-            }
-        }
+        keyring.pin_cache = config.pin_cache.clone();
         keyring
     }
 

@@ -708,6 +708,76 @@ fn keys_made_natively_sign_through_ykcs11() {
     );
 }
 
+/// The PKCS#11 backend through ykcs11: `pin = "prompt"` locks the token
+/// until `tufctl token unlock`; with one try left ykcs11 reports
+/// CKF_USER_PIN_FINAL_TRY and no PIN (not even the configured one) is
+/// presented until `--confirm-last-try`.
+#[test]
+fn pkcs11_token_unlocks_and_respects_the_final_try_flag() {
+    let card = start_card();
+    let serial = serial_of(&card);
+    let env = env_for(&card, "123456");
+    let daemon = env.start_with(&yk_config(&env, serial, ""));
+    generate(&env, "alice"); // 9c
+    daemon.stop();
+
+    let ykp = |pin: &str| {
+        env.config_with(&format!(
+            "[[token]]\nname = \"ykp\"\nkind = \"pkcs11\"\nmodule = \"{}\"\nserial = \"{serial}\"\npin = \"{pin}\"\nsessions = 1\n",
+            ykcs11()
+        ))
+    };
+    let daemon = env.start_with(&ykp("prompt"));
+    let locked = "locked: run `tufctl token unlock ykp`";
+    assert_eq!(token(&env, "ykp")["state"], "locked", "{}", daemon.log());
+    env.tufctl(&["key", "test", "alice"]).fails_with(1, locked);
+    env.tufctl_env(&["token", "unlock", "ykp"], &[("TUFCTL_PIN", "654321")])
+        .fails_with(1, "wrong PIN");
+    assert_eq!(token(&env, "ykp")["state"], "locked");
+    env.tufctl_env(&["token", "unlock", "ykp"], &[("TUFCTL_PIN", "123456")])
+        .ok();
+    assert_eq!(token(&env, "ykp")["state"], "ready", "{}", daemon.log());
+    key_test(&env, "alice", &daemon);
+    key_test(&env, "alice", &daemon);
+    daemon.stop();
+
+    piv_status(&card);
+    for _ in 0..2 {
+        let out = tool(
+            &card,
+            "yubico-piv-tool",
+            &["-a", "verify-pin", "-P", "000000"],
+        );
+        assert!(!out.status.success(), "a wrong PIN is refused");
+    }
+    assert_eq!(pin_tries(&card), 1);
+    let daemon = env.start_with(&ykp(&format!("env:{PIN_VAR}")));
+    let state = token(&env, "ykp");
+    assert!(
+        state["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("only ONE PIN try is left")),
+        "{state}\n{}",
+        daemon.log()
+    );
+    assert_eq!(pin_tries(&card), 1, "the last try was not used");
+    env.tufctl_env(&["token", "unlock", "ykp"], &[("TUFCTL_PIN", "123456")])
+        .fails_with(1, "--confirm-last-try");
+    assert_eq!(pin_tries(&card), 1, "the last try was not used");
+    env.tufctl_env(
+        &["token", "unlock", "ykp", "--confirm-last-try"],
+        &[("TUFCTL_PIN", "123456")],
+    )
+    .ok();
+    key_test(&env, "alice", &daemon);
+    daemon.stop();
+    assert_eq!(
+        pin_tries_after_reset(&card),
+        3,
+        "the correct PIN reset the counter"
+    );
+}
+
 /// A Docker Content Trust repository whose root and targets keys are on the
 /// YubiKey (the default token) and whose signer key is on SoftHSM2: the
 /// real notary client reads what tufd published, tufctl asked for touches

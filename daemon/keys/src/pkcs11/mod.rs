@@ -4,7 +4,9 @@
 //! change between boots and module versions). The store logs in once, keeps
 //! a bounded pool of sessions, and recovers from lost sessions, lost logins
 //! and removed devices by reopening, retrying the operation once. A PIN the
-//! token rejected is never presented again.
+//! token rejected is never presented again, and no PIN is presented while
+//! the token reports `CKF_USER_PIN_FINAL_TRY` unless an unlock request
+//! (`tufctl token unlock --confirm-last-try`) confirms it.
 
 mod module;
 mod objects;
@@ -26,9 +28,11 @@ use objects::{Scanned, p256_template_parts};
 use p256::SecretKey;
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use pool::{Lease, Pool};
+use secrecy::SecretString;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 use zeroize::Zeroize;
 
 /// How the configuration names the token.
@@ -115,6 +119,11 @@ pub struct Pkcs11Store {
     /// token change must not interleave).
     admin: Mutex<()>,
     pin_salt: [u8; 16],
+    /// The PIN given with `tufctl token unlock` and when it is forgotten
+    /// (`None`: at daemon stop).
+    unlocked: Mutex<Option<(SecretString, Option<Instant>)>>,
+    /// How long an unlocked PIN is kept (`None`: until the daemon stops).
+    pin_cache: Option<Duration>,
 }
 
 /// What went wrong inside an operation: a PKCS#11 return value (which may
@@ -182,6 +191,76 @@ impl Pkcs11Store {
             index: RwLock::new(None),
             admin: Mutex::new(()),
             pin_salt: rand::random(),
+            unlocked: Mutex::new(None),
+            pin_cache: Some(Duration::from_secs(15 * 60)),
+        }
+    }
+
+    /// Sets how long a PIN given with [`KeyStore::unlock`] is kept (`None`:
+    /// until the store is dropped). The default is 15 minutes.
+    pub fn with_pin_cache(mut self, pin_cache: Option<Duration>) -> Self {
+        self.pin_cache = pin_cache;
+        self
+    }
+
+    /// Forgets an unlocked PIN whose time is up; for `pin = "prompt"` every
+    /// session is closed too, which logs the token out.
+    fn expire_unlock(&self) {
+        let mut unlocked = self.unlocked.lock().unwrap_or_else(|p| p.into_inner());
+        let expired = unlocked
+            .as_ref()
+            .and_then(|(_, until)| *until)
+            .is_some_and(|until| Instant::now() >= until);
+        if !expired {
+            return;
+        }
+        *unlocked = None;
+        drop(unlocked);
+        tracing::info!(token = %self.config.name, "the PIN given with `tufctl token unlock` expired");
+        if self.config.pin == PinSource::Prompt {
+            let mut st = self.pool.lock();
+            if let Some(session) = st.idle.first()
+                && let Err(e) = session.logout()
+            {
+                tracing::debug!(token = %self.config.name, error = %e, "logout after the PIN expired");
+            }
+            self.pool.reset(&mut st);
+        }
+    }
+
+    /// The PIN to present: the one given with `tufctl token unlock` while it
+    /// lasts, else the configured source's.
+    fn read_pin(&self) -> Result<SecretString, KeyError> {
+        if let Some((pin, _)) = &*self.unlocked.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Ok(pin.clone());
+        }
+        match &self.config.pin {
+            PinSource::Prompt => Err(KeyError::Locked {
+                token: self.name_owned(),
+            }),
+            source => source.read().map_err(|detail| KeyError::PinSource {
+                token: self.name_owned(),
+                detail: format!("{detail} (PIN source {source})"),
+            }),
+        }
+    }
+
+    /// Refuses to present a PIN while the token reports that the next wrong
+    /// PIN locks it, unless `confirm_last_try`, or when the PIN is locked
+    /// (the caller records [`Auth::Locked`]).
+    fn check_final_try(&self, conn: &Conn, confirm_last_try: bool) -> Result<(), KeyError> {
+        match conn.ctx.get_token_info(conn.slot) {
+            Ok(i) if i.user_pin_locked() => Err(KeyError::PinLocked {
+                token: self.name_owned(),
+            }),
+            Ok(i) if i.user_pin_final_try() && !confirm_last_try => Err(KeyError::LastPinTry {
+                token: self.name_owned(),
+                device: format!(
+                    "token {} (it reports CKF_USER_PIN_FINAL_TRY)",
+                    conn.description.label
+                ),
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -330,14 +409,7 @@ impl Pkcs11Store {
                 token: self.name_owned(),
             });
         }
-        let pin = self
-            .config
-            .pin
-            .read()
-            .map_err(|detail| KeyError::PinSource {
-                token: self.name_owned(),
-                detail: format!("{detail} (PIN source {})", self.config.pin),
-            })?;
+        let pin = self.read_pin()?;
         let fingerprint = PinFingerprint::of(&pin, &self.pin_salt);
         if let Auth::Rejected { pin, tries } = &*auth
             && *pin == fingerprint
@@ -346,6 +418,12 @@ impl Pkcs11Store {
                 token: self.name_owned(),
                 tries: *tries,
             });
+        }
+        if let Err(e) = self.check_final_try(conn, false) {
+            if let KeyError::PinLocked { .. } = e {
+                *auth = Auth::Locked;
+            }
+            return Err(e);
         }
         match session.login(UserType::User, Some(&pin)) {
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
@@ -392,6 +470,7 @@ impl Pkcs11Store {
         operation: &'static str,
         mut op: impl FnMut(&Self, &Session) -> Result<T, OpError>,
     ) -> Result<T, KeyError> {
+        self.expire_unlock();
         let mut retried = false;
         loop {
             let mut lease = self.lease()?;
@@ -572,14 +651,7 @@ impl Pkcs11Store {
         entry: &Entry,
         digest: &[u8; 32],
     ) -> Result<Vec<u8>, OpError> {
-        let pin = self
-            .config
-            .pin
-            .read()
-            .map_err(|detail| KeyError::PinSource {
-                token: self.name_owned(),
-                detail: format!("{detail} (PIN source {})", self.config.pin),
-            })?;
+        let pin = self.read_pin()?;
         let fingerprint = PinFingerprint::of(&pin, &self.pin_salt);
         if let Auth::Rejected { pin, tries } = &*self.auth.lock().unwrap_or_else(|p| p.into_inner())
             && *pin == fingerprint
@@ -748,6 +820,112 @@ impl KeyStore for Pkcs11Store {
         self.forget(id);
         tracing::info!(token = %self.config.name, key = %record.label, id, "key deleted");
         Ok(record)
+    }
+
+    fn unlock(&self, pin: SecretString, confirm_last_try: bool) -> Result<(), KeyError> {
+        use secrecy::ExposeSecret;
+        if pin.expose_secret().is_empty() {
+            return Err(KeyError::PinSource {
+                token: self.name_owned(),
+                detail: "the PIN is empty; nothing was presented to the token".into(),
+            });
+        }
+        self.expire_unlock();
+        let fingerprint = PinFingerprint::of(&pin, &self.pin_salt);
+        let conn = self.connect()?;
+        let session = conn
+            .ctx
+            .open_rw_session(conn.slot)
+            .map_err(|e| self.device_error("opening a session", &e))?;
+        // Logins are serialized (as in `ensure_login`): one PIN at a time.
+        let mut auth = self.auth.lock().unwrap_or_else(|p| p.into_inner());
+        match &*auth {
+            Auth::Locked => {
+                return Err(KeyError::PinLocked {
+                    token: self.name_owned(),
+                });
+            }
+            Auth::Rejected { pin, tries } if *pin == fingerprint => {
+                return Err(KeyError::UnlockRejected {
+                    token: self.name_owned(),
+                    tries: *tries,
+                });
+            }
+            _ => {}
+        }
+        let logged_in = session
+            .get_session_info()
+            .map_err(|e| self.device_error("reading the session state", &e))
+            .map(|i| {
+                matches!(
+                    i.session_state(),
+                    SessionState::RoUser | SessionState::RwUser
+                )
+            })?;
+        if logged_in {
+            // Already logged in (with the configured PIN or an earlier
+            // unlock): log out so that this PIN is checked for real.
+            session
+                .logout()
+                .map_err(|e| self.device_error("logging out", &e))?;
+        }
+        if let Err(e) = self.check_final_try(&conn, confirm_last_try) {
+            if let KeyError::PinLocked { .. } = e {
+                *auth = Auth::Locked;
+            }
+            return Err(e);
+        }
+        if confirm_last_try {
+            tracing::warn!(token = %self.config.name,
+                "presenting a PIN although the token may report its final try, as the unlock request confirmed");
+        }
+        match session.login(UserType::User, Some(&pin)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLenRange, _)) => {
+                let tries = match conn.ctx.get_token_info(conn.slot) {
+                    Ok(i) if i.user_pin_locked() => {
+                        *auth = Auth::Locked;
+                        return Err(KeyError::PinLocked {
+                            token: self.name_owned(),
+                        });
+                    }
+                    Ok(i) if i.user_pin_final_try() => TriesLeft::FinalTry,
+                    Ok(i) if i.user_pin_count_low() => TriesLeft::Low,
+                    _ => TriesLeft::Unknown,
+                };
+                *auth = Auth::Rejected {
+                    pin: fingerprint,
+                    tries,
+                };
+                return Err(KeyError::UnlockRejected {
+                    token: self.name_owned(),
+                    tries,
+                });
+            }
+            Err(CkError::Pkcs11(RvError::PinLocked, _)) => {
+                *auth = Auth::Locked;
+                return Err(KeyError::PinLocked {
+                    token: self.name_owned(),
+                });
+            }
+            Err(e) => return Err(self.device_error("logging in", &e)),
+        }
+        *auth = Auth::Unknown;
+        drop(auth);
+        *self.unlocked.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((pin, self.pin_cache.map(|d| Instant::now() + d)));
+        // Keep the logged-in session: closing the token's last session
+        // would log it out again.
+        let mut st = self.pool.lock();
+        if st.open < self.pool.max {
+            st.open += 1;
+            st.idle.push(session);
+        }
+        drop(st);
+        tracing::info!(token = %self.config.name,
+            cache_seconds = self.pin_cache.map_or(0, |d| d.as_secs()),
+            "token unlocked with a PIN given over the socket (0: until the daemon stops)");
+        Ok(())
     }
 
     /// PKCS#11 has no attestation; the answer records what the token
