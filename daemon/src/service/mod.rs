@@ -176,3 +176,60 @@ pub(crate) fn token_info(t: TokenReport) -> v1::TokenInfo {
     info.detail = detail;
     info
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tufd_keys::yubikey::{KeyPinPolicy, KeyTouchPolicy, attest};
+
+    #[test]
+    fn attestations_map_to_the_api() {
+        let verified = attestation_info(Ok(Attestation::Verified(attest::Attestation {
+            statement_der: vec![1, 2, 3],
+            intermediate_der: vec![4, 5, 6],
+            chain_to_root: false,
+            serial: Some(12_345_678),
+            firmware: Some((5, 4, 3)),
+            pin_policy: Some(KeyPinPolicy::Once),
+            touch_policy: Some(KeyTouchPolicy::Always),
+            form_factor: Some(3),
+        })));
+        assert_eq!(verified.state, v1::AttestationState::Verified as i32);
+        assert!(verified.generated_on_device);
+        assert_eq!(verified.device_serial, "12345678");
+        assert_eq!(verified.firmware_version, "5.4.3");
+        assert_eq!(verified.pin_policy, "once");
+        assert_eq!(verified.touch_policy, "always");
+        assert!(!verified.chain_to_root);
+        assert!(
+            verified.detail.contains("(slot f9) only"),
+            "{}",
+            verified.detail
+        );
+        assert!(
+            verified
+                .statement_pem
+                .starts_with("-----BEGIN CERTIFICATE-----")
+        );
+
+        let cannot = attestation_info(Ok(Attestation::Unavailable {
+            reason: "YubiKey serial 1 cannot attest".into(),
+        }));
+        assert_eq!(cannot.state, v1::AttestationState::Unavailable as i32);
+        assert_eq!(cannot.detail, "YubiKey serial 1 cannot attest");
+        assert!(!cannot.generated_on_device);
+
+        let pkcs11 = attestation_info(Ok(Attestation::NotSupported {
+            reason:
+                "not supported by this token type (CKA_LOCAL=true says generated on token: yes)"
+                    .into(),
+            generated_on_token: Some(true),
+        }));
+        assert_eq!(pkcs11.state, v1::AttestationState::NotSupported as i32);
+        assert!(pkcs11.generated_on_device);
+
+        let failed = attestation_info(Err(KeyringError::Internal("gone".into())));
+        assert_eq!(failed.state, v1::AttestationState::Error as i32);
+        assert!(failed.detail.contains("gone"));
+    }
+}

@@ -74,6 +74,12 @@ fn real_yubikey_generates_attests_and_reports_policies() {
     assert_eq!(attestation.serial, Some(store.config().serial));
     assert_eq!(attestation.pin_policy, Some(KeyPinPolicy::Once));
     assert_eq!(attestation.touch_policy, Some(KeyTouchPolicy::Never));
+    // The same through the KeyStore trait (what `tufctl key list
+    // --attestation` shows).
+    match KeyStore::attest(&store, &key.id).expect("attest") {
+        crate::Attestation::Verified(a) => assert_eq!(a.serial, Some(store.config().serial)),
+        other => panic!("a real YubiKey attests a generated key: {other:?}"),
+    }
     // The device's own metadata agrees with what tufd recorded.
     let listed = store.list().unwrap();
     assert!(listed.iter().any(|k| k.id == key.id));
