@@ -211,13 +211,19 @@ impl Keyring {
         let s = store.clone();
         blocking(move || Ok(s.unlock(pin, confirm_last_try)?)).await?;
         let name = store.name().to_owned();
-        let report = self
-            .tokens()
+        let s = store.clone();
+        let status = tokio::task::spawn_blocking(move || s.status())
             .await
-            .into_iter()
-            .find(|t| t.name == name)
-            .ok_or_else(|| KeyringError::Internal(format!("token '{name}' vanished")))?;
-        let cache = self.pin_cache.get(&name).copied().flatten();
+            .unwrap_or_else(|e| TokenStatus::Unavailable {
+                reason: format!("token worker failed: {e}"),
+            });
+        let report = TokenReport {
+            kind: self.kind_of(&name),
+            is_default: self.stores[self.default].0.name() == name,
+            name,
+            status,
+        };
+        let cache = self.pin_cache.get(&report.name).copied().flatten();
         Ok((report, cache))
     }
 
