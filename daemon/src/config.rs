@@ -642,6 +642,7 @@ sessions = 2
             ("touch_policy = \"sometimes\"\n", "touch_policy"),
             ("slots = [\"f9\"]\n", "slots"),
             ("management_key = \"00112233\"\n", "management_key"),
+            ("management_key = \"prompt\"\n", "cannot be \"prompt\""),
             ("module = \"/m.so\"\n", "kind \"pkcs11\""),
         ] {
             let err = parse(&format!("{GOOD}{yk}{extra}"))

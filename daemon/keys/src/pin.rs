@@ -68,7 +68,7 @@ impl PinSource {
     pub fn read(&self) -> Result<SecretString, String> {
         match self {
             PinSource::Prompt => {
-                Err("pin = \"prompt\": the PIN comes from `tufctl token unlock` only".into())
+                Err("\"prompt\" has no value to read: only a token's `pin` may be \"prompt\" (the PIN then comes from `tufctl token unlock`)".into())
             }
             PinSource::Env(name) => match std::env::var(name) {
                 Ok(v) if !v.is_empty() => Ok(SecretString::from(v)),

@@ -176,6 +176,12 @@ impl std::str::FromStr for ManagementKeySource {
         if s == "pin-protected" {
             return Ok(ManagementKeySource::PinProtected);
         }
+        if s == "prompt" {
+            return Err(
+                "management_key cannot be \"prompt\": use \"pin-protected\", env:NAME or file:PATH"
+                    .into(),
+            );
+        }
         s.parse::<PinSource>()
             .map(ManagementKeySource::Configured)
             .map_err(|e| {
