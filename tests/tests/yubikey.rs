@@ -520,6 +520,32 @@ fn unlock_with_the_last_try_left_needs_confirmation() {
     );
     assert_eq!(pin_tries(&card), 1, "the counter is unchanged");
 
+    // On a terminal (a pty from `script`) --confirm-last-try asks y/N;
+    // "n" sends nothing.
+    let tufctl = tufd_tests::daemon::binary("tufctl");
+    let mut on_tty = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} token unlock yk --confirm-last-try", tufctl.display()),
+            "/dev/null",
+        ])
+        .env("TUFD_SOCKET", env.socket())
+        .env("TUFCTL_PIN", "123456")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script runs");
+    std::io::Write::write_all(on_tty.stdin.as_mut().expect("stdin"), b"n\n").expect("answer");
+    let answered = on_tty.wait_with_output().expect("script ends");
+    let shown = String::from_utf8_lossy(&answered.stdout);
+    assert_eq!(answered.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("[y/N]") && shown.contains("not confirmed; no PIN was sent"),
+        "{shown}"
+    );
+    assert_eq!(pin_tries(&card), 1, "the counter is unchanged");
+
     let confirmed = env.tufctl_env(&["token", "unlock", "yk", "--confirm-last-try"], &pin);
     assert!(
         confirmed.status.success(),
