@@ -30,7 +30,11 @@
 //! connecting. A rejected PIN is never presented again (only a changed PIN
 //! source is tried) and the error reports the device's count of tries left.
 //! Before presenting a PIN tufd asks the device how many tries are left and
-//! refuses to use the last one. Keys whose PIN policy is "always" (and 9c
+//! refuses to use the last one, unless an unlock request confirms it
+//! ([`KeyStore::unlock`] with `confirm_last_try`). A PIN given with an
+//! unlock replaces the configured source for [`YubiKeyConfig::pin_cache`];
+//! with [`PinSource::Prompt`] there is no other PIN, and when the cache time
+//! is up the card is reset so it forgets the PIN. Keys whose PIN policy is "always" (and 9c
 //! keys with the default policy) get the PIN right before each signature.
 //!
 //! # Management key and set-up
