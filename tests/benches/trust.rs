@@ -267,6 +267,36 @@ impl TufdRun {
             .map(|(t, l)| (*t, short_request(l)))
             .collect()
     }
+
+    /// Phases bounded by the daemon's own request log times (exact, unlike
+    /// the progress lines): `None` when the run made no POST.
+    fn daemon_phases(&self) -> Option<Vec<(&'static str, Duration)>> {
+        let reqs = self.requests();
+        let first = reqs.first()?.0;
+        let post_at = reqs.iter().position(|(_, r)| r.starts_with("POST"))?;
+        let post = reqs[post_at].0;
+        let after = reqs.get(post_at + 1).map_or(self.total, |r| r.0);
+        let last = reqs.last().map_or(self.total, |r| r.0).max(after);
+        Some(vec![
+            ("spawn -> first GET (tufctl, connect, request)", first),
+            (
+                "first GET -> POST (read, verify, keys, sign)",
+                post.saturating_sub(first),
+            ),
+            (
+                "POST -> next GET (server: check, snapshot+ts)",
+                after.saturating_sub(post),
+            ),
+            (
+                "read-back requests (first -> last GET sent)",
+                last.saturating_sub(after),
+            ),
+            (
+                "last GET sent -> exit (verify, store, reply)",
+                self.total.saturating_sub(last),
+            ),
+        ])
+    }
 }
 
 /// `method=GET url=https://…/v2/GUN/_trust/tuf/snapshot.json` → `GET snapshot.json`.
@@ -930,8 +960,8 @@ fn report(
     }
 
     println!("\n== Where tufd's time goes (median per step, from tufctl's progress lines) ==");
-    println!("(a step starts when tufctl prints its progress line: up to ~1 ms after the daemon");
-    println!(" began it; the daemon's own request times below are exact)");
+    println!("(a step starts when tufctl prints its progress line: up to ~2 ms after the daemon");
+    println!(" began it; the phases by the daemon's request log are exact)");
     for (title, runs) in [
         ("(a) 1 tag".to_owned(), tufd_one),
         (
@@ -962,6 +992,18 @@ fn breakdown(title: &str, runs: &[TufdRun], timeline: bool) {
         );
     }
     println!("  {:<52} {:>11}", "total (median run)", secs(total));
+    let mut phases: BTreeMap<usize, (&str, Vec<Duration>)> = BTreeMap::new();
+    for r in runs {
+        for (i, (name, d)) in r.daemon_phases().into_iter().flatten().enumerate() {
+            phases.entry(i).or_insert((name, Vec::new())).1.push(d);
+        }
+    }
+    if !phases.is_empty() {
+        println!("  by the daemon's request log (exact boundaries), median per phase:");
+        for (name, ds) in phases.values() {
+            println!("  {name:<52} {:>11}", secs(median(ds)));
+        }
+    }
     let counts: Vec<usize> = runs.iter().map(|r| r.requests().len()).collect();
     println!("  notary requests per run: {counts:?}");
     if let Some(last) = runs.last() {
