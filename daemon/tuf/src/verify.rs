@@ -5,6 +5,11 @@
 //! rejects it) and `eddsa` (ed25519, which notary-server may use for its
 //! keys), and RSA (`rsapss`, `rsapkcs1v15`) for delegations made from RSA
 //! certificates.
+//!
+//! ECDSA signatures of fetched metadata are checked with `ring` (already
+//! linked for TLS): a read verifies a dozen signatures, and ring's P-256 is
+//! about six times faster than `p256`'s here. Signatures tufd makes are still
+//! checked with `p256` right after they are made ([`crate::sign`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,18 +30,20 @@ pub fn verify_signature(key: &Key, sig: &Signature, message: &[u8]) -> Result<()
     match (sig.method.to_ascii_lowercase().as_str(), key.keytype()) {
         ("ecdsa", KeyType::Ecdsa | KeyType::EcdsaX509) => {
             let spki = key.spki_der()?;
-            let vk = p256::ecdsa::VerifyingKey::from_public_key_der(&spki)
-                .map_err(|e| bad(format!("key is not a P-256 ECDSA key ({e})")))?;
+            let point =
+                p256_point(&spki).ok_or_else(|| bad("key is not a P-256 ECDSA key".to_owned()))?;
             if sig.sig.len() != 64 {
                 return Err(bad(format!(
                     "ECDSA signature is {} bytes; notary requires raw r||s of 64 bytes (DER is not accepted)",
                     sig.sig.len()
                 )));
             }
-            let s = p256::ecdsa::Signature::from_slice(&sig.sig)
-                .map_err(|e| bad(format!("malformed ECDSA signature ({e})")))?;
-            vk.verify(message, &s)
-                .map_err(|_| bad("ECDSA signature does not match the message".to_owned()))
+            ring::signature::UnparsedPublicKey::new(
+                &ring::signature::ECDSA_P256_SHA256_FIXED,
+                point,
+            )
+            .verify(message, &sig.sig)
+            .map_err(|_| bad("ECDSA signature does not match the message".to_owned()))
         }
         ("eddsa", KeyType::Ed25519) => {
             let public: [u8; 32] = key
@@ -62,6 +69,20 @@ pub fn verify_signature(key: &Key, sig: &Signature, message: &[u8]) -> Result<()
             "method {method:?} cannot be used with a {keytype} key"
         ))),
     }
+}
+
+/// The uncompressed point of a P-256 SubjectPublicKeyInfo (ring validates
+/// the point itself when it verifies).
+fn p256_point(spki: &[u8]) -> Option<&[u8]> {
+    use p256::pkcs8::spki::SubjectPublicKeyInfoRef;
+    const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+    const PRIME256V1: &str = "1.2.840.10045.3.1.7";
+    let info = SubjectPublicKeyInfoRef::try_from(spki).ok()?;
+    let params = info.algorithm.parameters_oid().ok()?;
+    (info.algorithm.oid.to_string() == EC_PUBLIC_KEY && params.to_string() == PRIME256V1)
+        .then(|| info.subject_public_key.as_bytes())
+        .flatten()
+        .filter(|p| p.len() == 65 && p[0] == 0x04)
 }
 
 /// RSA as notary's `RSAPSSVerifier` / `RSAPKCS1v15Verifier`: SHA-256,
