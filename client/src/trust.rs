@@ -471,6 +471,7 @@ fn sign_request(args: &SignArgs) -> Result<v1::SignRequest, Failure> {
         check_digest(d)?;
     }
     let mut tags = Vec::with_capacity(args.tags.len());
+    let mut seen = std::collections::HashSet::with_capacity(args.tags.len());
     for reference in &args.tags {
         let (repo, tag) = split_reference(reference);
         let Some(tag) = tag else {
@@ -480,10 +481,7 @@ fn sign_request(args: &SignArgs) -> Result<v1::SignRequest, Failure> {
         };
         check_repo(repo)?;
         check_tag(reference, tag)?;
-        if tags
-            .iter()
-            .any(|t: &v1::TagToSign| t.repository == repo && t.tag == tag)
-        {
+        if !seen.insert((repo, tag)) {
             return Err(Failure::input(format!("{reference} is given twice")));
         }
         tags.push(v1::TagToSign {

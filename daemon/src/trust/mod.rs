@@ -67,7 +67,7 @@ pub enum RotateRole {
 
 /// The trust layer.
 pub struct Trust {
-    engine: Engine,
+    engine: Arc<Engine>,
     registry: tufd_remote::RegistryClient,
 }
 
@@ -158,7 +158,7 @@ impl Trust {
         let registry = tufd_remote::RegistryClient::new(&config.registry)
             .map_err(|e| TrustError::InvalidRequest(format!("registry configuration: {e}")))?;
         Ok(Self {
-            engine: Engine::new(keyring, resolver, store, config.expiries),
+            engine: Arc::new(Engine::new(keyring, resolver, store, config.expiries)),
             registry,
         })
     }

@@ -1,7 +1,10 @@
 //! The transaction every trust operation runs in.
 //!
 //! read + verify → apply the intent → sign on tokens → check → publish in
-//! one request → read back + verify → store. A publish that loses a race
+//! one request → answer the caller → read back + verify → store. The read
+//! back runs after the answer but still holds the repository's lock, so the
+//! next operation on the repository starts from the stored result. A
+//! publish that loses a race
 //! (400 VERSION, or 500 UPDATING from a PostgreSQL-backed server) starts over
 //! from a fresh read, a bounded number of times. Operations on one
 //! repository are serialized in the daemon; different repositories run in
@@ -123,7 +126,7 @@ impl Engine {
     /// with a fresh read (`None`: the repository does not exist) and
     /// returns the changed draft.
     pub async fn transact<F, Fut>(
-        &self,
+        self: &Arc<Self>,
         gun: &Gun,
         events: &EventSink,
         mut intent: F,
@@ -133,8 +136,7 @@ impl Engine {
         Fut: std::future::Future<Output = Result<Outcome, TrustError>>,
     {
         let name = gun.as_str().to_owned();
-        let lock = self.lock_for(&name);
-        let _guard = lock.lock().await;
+        let guard = self.lock_for(&name).lock_owned().await;
         let client = self.client(gun)?;
         let progress = |m: String| {
             let _ = events.send(Event::Progress {
@@ -219,11 +221,26 @@ impl Engine {
                 }
                 Err(e) => return Err(TrustError::remote(&name, e)),
             }
-            // Read back what the server now serves and verify it as any
-            // client will; only a verified result reaches the store.
-            progress("verifying the published repository".into());
-            let after = self.read_trusting(gun, &signed).await?;
-            self.store.save(&name, &after.repo)?;
+            // The server accepted the update atomically: answer now. Then
+            // read back what it serves and verify it as any client will,
+            // still holding the lock; only a verified result reaches the store.
+            let engine = Arc::clone(self);
+            let (gun, root) = (gun.clone(), signed.root.clone());
+            tokio::spawn(async move {
+                let _guard = guard;
+                match engine.read_trusting(&gun, &root).await {
+                    Ok(after) => {
+                        if let Err(e) = engine.store.save(gun.as_str(), &after.repo) {
+                            tracing::error!(gun = %gun, error = %e, "cannot store the verified repository");
+                        }
+                    }
+                    Err(e) => tracing::error!(
+                        gun = %gun,
+                        error = %e,
+                        "the repository as served after this publish does not verify; the next operation will refuse it until it is repaired"
+                    ),
+                }
+            });
             return Ok(Change {
                 repository: name.clone(),
                 initialized,
@@ -240,12 +257,16 @@ impl Engine {
 
     /// Reads `gun` after a publish. The root just published is trusted when
     /// the store has none yet (the repository was initialized here).
-    async fn read_trusting(&self, gun: &Gun, signed: &Signed_) -> Result<Fetched, TrustError> {
+    async fn read_trusting(
+        &self,
+        gun: &Gun,
+        root: &tufd_tuf::Signed<tufd_tuf::Root>,
+    ) -> Result<Fetched, TrustError> {
         let client = self.client(gun)?;
         let stored = match self.store.load(gun.as_str())? {
             Some(s) => s,
             None => super::store::StoredRepository {
-                root: signed.root.bytes().to_vec(),
+                root: root.bytes().to_vec(),
                 files: Default::default(),
             },
         };
