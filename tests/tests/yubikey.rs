@@ -876,23 +876,52 @@ fn notary_repository_with_root_and_targets_keys_on_the_yubikey() {
         "1234",
     ]);
     assert!(signed.status.success(), "{signed:?}\n{}", daemon.log());
-    let out = servers.cli().run_ok(["list", gun]);
+    let cli = servers.cli();
+    let out = cli.run_ok(["list", gun]);
     assert!(
         out.stdout.contains("v1") && out.stdout.contains(D1.trim_start_matches("sha256:")),
         "notary list: {out}"
     );
 
-    // The root key's slot certificate names the repository.
+    // The root key's slot holds the repository's root certificate itself:
+    // the certificate root.json lists (as the notary client cached it).
+    let root_json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(cli.trust_dir().join(format!("tuf/{gun}/metadata/root.json")))
+            .expect("notary cached root.json"),
+    )
+    .unwrap();
+    let root_id = root_json["signed"]["roles"]["root"]["keyids"][0]
+        .as_str()
+        .unwrap();
+    use base64::Engine;
+    let root_pem = base64::engine::general_purpose::STANDARD
+        .decode(
+            root_json["signed"]["keys"][root_id]["keyval"]["public"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+    let root_der = pem::parse(&root_pem).expect("root certificate PEM").into_contents();
     let cert = tool_ok(
         &card,
         "yubico-piv-tool",
         &["-a", "read-certificate", "-s", "9c"],
     );
     let der = pem::parse(cert.trim()).expect("certificate PEM");
+    assert_eq!(
+        der.contents(),
+        root_der.as_slice(),
+        "slot 9c holds the root certificate of root.json"
+    );
     let parsed = <x509_cert::Certificate as x509_cert::der::Decode>::from_der(der.contents())
         .expect("X.509 certificate");
     let subject = parsed.tbs_certificate().subject().to_string();
     assert!(subject.contains(&format!("CN={gun}")), "{subject}");
+
+    // Restarted, the daemon still knows the key from that certificate.
+    assert!(daemon.stop().success());
+    let _daemon = env.start_with(&config);
+    assert_eq!(token_of("root", gun), "yk");
 }
 
 /// On a real YubiKey (`TUFD_TEST_YUBIKEY_SERIAL`), through tufd and the

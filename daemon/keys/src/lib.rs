@@ -71,6 +71,21 @@ pub trait KeyStore: Send + Sync {
         (self.name().to_owned(), String::new())
     }
 
+    /// The certificate subject (DER `Name`) this device records a key's
+    /// purpose in, when it keeps a certificate per key (a YubiKey slot).
+    /// A certificate made for the key with this subject, such as a Notary
+    /// root certificate, can then be kept on the device by
+    /// [`KeyStore::store_certificate`] without losing the key's label.
+    fn certificate_subject(&self, _id: &str) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Keeps `cert_der`, a certificate for key `id`, on the device. Devices
+    /// without a certificate per key ignore it.
+    fn store_certificate(&self, _id: &str, _cert_der: &[u8]) -> Result<(), KeyError> {
+        Ok(())
+    }
+
     /// Whether the device attests that key `id` was generated on it, and
     /// what the attestation says. Stores whose devices cannot attest answer
     /// [`Attestation::NotSupported`]; an error means the device could not

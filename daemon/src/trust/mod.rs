@@ -214,13 +214,28 @@ impl Trust {
             .expect("an unused name exists")
     }
 
-    /// Builds the root certificate key for `gun` on the token.
+    /// Builds the root certificate key for `gun` on the token, and keeps
+    /// the certificate on the key's device (a YubiKey slot then holds the
+    /// repository's root certificate itself).
     async fn root_cert_key(&self, gun: &str, key: &HeldKey) -> Result<Key, TrustError> {
-        let signer = key.signer.clone();
+        let held = key.clone();
         let gun_owned = gun.to_owned();
         tokio::task::spawn_blocking(move || {
-            tufd_tuf::build_root_key(&gun_owned, &signer, OffsetDateTime::now_utc())
-                .map_err(|e| TrustError::metadata(&gun_owned, e))
+            let md = |e| TrustError::metadata(&gun_owned, e);
+            let key = tufd_tuf::build_root_key(&gun_owned, &held.signer, OffsetDateTime::now_utc())
+                .map_err(md)?;
+            let der = {
+                use der::Encode;
+                let certs = key.certificates().map_err(md)?;
+                certs
+                    .first()
+                    .and_then(|c| c.to_der().ok())
+                    .ok_or_else(|| TrustError::Internal("the root key has no certificate".into()))?
+            };
+            held.store
+                .store_certificate(&held.signer.record().id, &der)
+                .map_err(|e| TrustError::Keyring(e.into()))?;
+            Ok(key)
         })
         .await
         .map_err(|e| TrustError::Internal(format!("certificate worker failed: {e}")))?

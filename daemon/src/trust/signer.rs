@@ -39,4 +39,8 @@ impl DigestSigner for TokenSigner {
     fn checks_own_signatures(&self) -> bool {
         true
     }
+
+    fn certificate_subject(&self) -> Option<Vec<u8>> {
+        self.store.certificate_subject(&self.key.id)
+    }
 }

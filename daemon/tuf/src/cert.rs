@@ -157,6 +157,33 @@ fn common_name(gun: &str) -> Result<Name> {
     Name::from_der(&der).map_err(|e| Error::Certificate(e.to_string()))
 }
 
+/// A subject the signer's device asked for: accepted when its common name
+/// is exactly `gun` (all notary checks), other attributes kept.
+fn device_subject(gun: &str, der: &[u8]) -> Result<Name> {
+    const CN: &str = "2.5.4.3";
+    let name = Name::from_der(der)
+        .map_err(|e| Error::Certificate(format!("the device's subject does not parse: {e}")))?;
+    let cns: Vec<String> = name
+        .iter()
+        .filter(|atv| atv.oid.to_string() == CN)
+        .map(|atv| {
+            der::asn1::Utf8StringRef::try_from(&atv.value)
+                .map(|s| s.as_str().to_owned())
+                .or_else(|_| {
+                    der::asn1::PrintableStringRef::try_from(&atv.value)
+                        .map(|s| s.as_str().to_owned())
+                })
+                .unwrap_or_default()
+        })
+        .collect();
+    if cns != [gun] {
+        return Err(Error::Certificate(format!(
+            "the device's subject has common name(s) {cns:?}; a root certificate needs exactly CN={gun:?}"
+        )));
+    }
+    Ok(name)
+}
+
 fn x509_time(t: OffsetDateTime) -> Result<Time> {
     let secs = u64::try_from(t.unix_timestamp())
         .map_err(|_| Error::Certificate(format!("time {t} is before 1970")))?;
@@ -185,9 +212,11 @@ pub fn build_root_certificate(
     rand::fill(&mut serial);
     let serial = SerialNumber::new(&serial).map_err(|e| Error::Certificate(e.to_string()))?;
     let validity = Validity::new(x509_time(now)?, x509_time(now + ROOT_EXPIRY)?);
-    let profile = NotaryRootProfile {
-        subject: common_name(gun)?,
+    let subject = match signer.certificate_subject() {
+        Some(der) => device_subject(gun, &der)?,
+        None => common_name(gun)?,
     };
+    let profile = NotaryRootProfile { subject };
     let builder = CertificateBuilder::new(profile, serial, validity, spki)
         .map_err(|e| Error::Certificate(e.to_string()))?;
     let cert = builder

@@ -69,6 +69,13 @@ pub trait DigestSigner {
     fn checks_own_signatures(&self) -> bool {
         false
     }
+
+    /// A certificate subject (DER `Name`) the key's device wants in
+    /// certificates for the key; its common name must be the GUN. `None`:
+    /// the plain `CN=<gun>` notary makes.
+    fn certificate_subject(&self) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 impl<S: DigestSigner + ?Sized> DigestSigner for &S {
@@ -80,6 +87,9 @@ impl<S: DigestSigner + ?Sized> DigestSigner for &S {
     }
     fn checks_own_signatures(&self) -> bool {
         (**self).checks_own_signatures()
+    }
+    fn certificate_subject(&self) -> Option<Vec<u8>> {
+        (**self).certificate_subject()
     }
 }
 
@@ -93,6 +103,9 @@ impl<S: DigestSigner + ?Sized> DigestSigner for Box<S> {
     fn checks_own_signatures(&self) -> bool {
         (**self).checks_own_signatures()
     }
+    fn certificate_subject(&self) -> Option<Vec<u8>> {
+        (**self).certificate_subject()
+    }
 }
 
 impl<S: DigestSigner + ?Sized> DigestSigner for std::sync::Arc<S> {
@@ -104,6 +117,9 @@ impl<S: DigestSigner + ?Sized> DigestSigner for std::sync::Arc<S> {
     }
     fn checks_own_signatures(&self) -> bool {
         (**self).checks_own_signatures()
+    }
+    fn certificate_subject(&self) -> Option<Vec<u8>> {
+        (**self).certificate_subject()
     }
 }
 

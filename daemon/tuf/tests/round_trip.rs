@@ -779,3 +779,63 @@ fn targets_outside_delegated_paths_are_ignored() {
         .unwrap();
     assert_eq!(d.role.paths, vec!["rel/sub/".to_owned()]);
 }
+
+/// A device that wants its own certificate subject (as a YubiKey slot does).
+struct WithSubject {
+    key: SoftKey,
+    subject: Vec<u8>,
+}
+
+impl DigestSigner for WithSubject {
+    fn spki_der(&self) -> Vec<u8> {
+        self.key.spki_der()
+    }
+    fn sign_sha256(&self, digest: &[u8; 32]) -> Result<[u8; 64], SignError> {
+        self.key.sign_sha256(digest)
+    }
+    fn certificate_subject(&self) -> Option<Vec<u8>> {
+        Some(self.subject.clone())
+    }
+}
+
+#[test]
+fn root_certificate_takes_the_devices_subject_only_with_the_gun_as_cn() {
+    use std::str::FromStr;
+    use x509_cert::der::{Decode, Encode};
+    let gun = "localhost:5000/app";
+    let subject = |s: &str| {
+        x509_cert::name::Name::from_str(s)
+            .unwrap()
+            .to_der()
+            .unwrap()
+    };
+    let signer = WithSubject {
+        key: SoftKey::new(5),
+        subject: subject(&format!("CN={gun},OU=tufd:root:{gun},O=tufd")),
+    };
+    let der =
+        tufd_tuf::build_root_certificate(gun, &signer, time::OffsetDateTime::now_utc()).unwrap();
+    let cert = x509_cert::Certificate::from_der(&der).unwrap();
+    let name = cert.tbs_certificate().subject().to_string();
+    assert!(
+        name.contains(&format!("CN={gun}")) && name.contains("OU=tufd:root:"),
+        "{name}"
+    );
+
+    for bad in [
+        "CN=localhost:5000/other,O=tufd".to_owned(),
+        format!("CN={gun},CN=second"),
+        "O=tufd".to_owned(),
+    ] {
+        let signer = WithSubject {
+            key: SoftKey::new(5),
+            subject: subject(&bad),
+        };
+        let err = tufd_tuf::build_root_certificate(gun, &signer, time::OffsetDateTime::now_utc())
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("needs exactly CN="),
+            "{bad}: {err}"
+        );
+    }
+}

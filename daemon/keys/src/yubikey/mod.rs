@@ -1190,6 +1190,59 @@ impl KeyStore for YubiKeyStore {
         ("YubiKey".to_owned(), self.config.serial.to_string())
     }
 
+    fn certificate_subject(&self, id: &str) -> Option<Vec<u8>> {
+        use der::Encode;
+        let entry = self.run("reading a key", |s, dev| s.entry(dev, id)).ok()?;
+        let record = cert::SlotRecord {
+            label: entry.record.label.clone(),
+            pin_policy: entry.pin_policy,
+            touch_policy: entry.touch_policy,
+            origin: entry.record.origin,
+        };
+        cert::subject(&record).ok()?.to_der().ok()
+    }
+
+    fn store_certificate(&self, id: &str, cert_der: &[u8]) -> Result<(), KeyError> {
+        use der::{Decode, Encode};
+        let bad = |detail: String| KeyError::Corrupt {
+            token: self.name_owned(),
+            detail,
+        };
+        let parsed = x509_cert::Certificate::from_der(cert_der)
+            .map_err(|e| bad(format!("the certificate to store does not parse: {e}")))?;
+        let spki = parsed
+            .tbs_certificate()
+            .subject_public_key_info()
+            .to_der()
+            .map_err(|e| bad(e.to_string()))?;
+        let slot = self.run("storing a certificate", |s, dev| {
+            let entry = s.entry(dev, id)?;
+            // Only a certificate for this key that keeps its label: the
+            // index is rebuilt from the slot certificates.
+            if spki != entry.record.spki_der {
+                return Err(bad(format!("the certificate is not for key {id}")).into());
+            }
+            let record = cert::parse_subject(parsed.tbs_certificate().subject());
+            if record.as_ref().map(|r| &r.label) != Some(&entry.record.label) {
+                return Err(bad(format!(
+                    "the certificate's subject does not carry the label of key {id}"
+                ))
+                .into());
+            }
+            s.ensure_admin(dev)?;
+            let conn = Self::conn(dev)?;
+            Certificate::from_bytes(cert_der.to_vec())?.write(
+                &mut conn.yk,
+                entry.slot,
+                yubikey::certificate::CertInfo::Uncompressed,
+            )?;
+            Ok(entry.slot)
+        })?;
+        tracing::info!(token = %self.config.name, id, slot = %slot_name(slot),
+            "certificate stored in the key's slot");
+        Ok(())
+    }
+
     fn status(&self) -> TokenStatus {
         TokenStatus::from_probe(self.run("reading the device", |s, dev| {
             s.ensure_pin(dev)?;
