@@ -886,8 +886,11 @@ fn notary_repository_with_root_and_targets_keys_on_the_yubikey() {
     // The root key's slot holds the repository's root certificate itself:
     // the certificate root.json lists (as the notary client cached it).
     let root_json: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(cli.trust_dir().join(format!("tuf/{gun}/metadata/root.json")))
-            .expect("notary cached root.json"),
+        &std::fs::read(
+            cli.trust_dir()
+                .join(format!("tuf/{gun}/metadata/root.json")),
+        )
+        .expect("notary cached root.json"),
     )
     .unwrap();
     let root_id = root_json["signed"]["roles"]["root"]["keyids"][0]
@@ -901,7 +904,9 @@ fn notary_repository_with_root_and_targets_keys_on_the_yubikey() {
                 .unwrap(),
         )
         .unwrap();
-    let root_der = pem::parse(&root_pem).expect("root certificate PEM").into_contents();
+    let root_der = pem::parse(&root_pem)
+        .expect("root certificate PEM")
+        .into_contents();
     let cert = tool_ok(
         &card,
         "yubico-piv-tool",
