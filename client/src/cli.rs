@@ -70,19 +70,22 @@ const SIGN_ABOUT: &str = "\
 Sign tags of images with a key the daemon holds (`docker trust sign`).
 
 Each REPO:TAG becomes a target named TAG with the manifest's sha256 digest
-and size, signed into targets/releases (the role `docker pull` trusts) with
-a signer key the daemon holds, or into targets with the repository key.
-All tags of one repository are one transaction and one publish; several
-repositories are signed in one call.
+and size. As docker does, it is signed into every signer role whose key the
+daemon holds: targets/releases (the role `docker pull` trusts) and the
+signer's own targets/NAME; into targets with the repository key when the
+repository has no signers. All tags of one repository are one transaction
+and one publish; several repositories are signed in one call.
 
 REPO is the fully qualified repository name (the Notary GUN), such as
 localhost:5000/library/app or docker.io/library/alpine.
 
 The digest is the image manifest's (what `docker push` prints as
-`digest: sha256:…` and `size: N`). Later the daemon will read it from the
-registry when --digest is omitted; today it answers with an error.
+`digest: sha256:…` and `size: N`). Without --digest the daemon reads the
+manifest of each tag from the registry the repository names, as docker
+does, and signs its sha256 and size.
 
 Examples:
+  tufctl sign registry.example.com/team/app:v1.2
   tufctl sign registry.example.com/team/app:v1.2 \\
       --digest sha256:0f8b2d4e5c1a…(64 hex digits) --size 527
   tufctl sign reg/app:v1 reg/app:latest reg/other:v1 --digest sha256:… --size 527
@@ -205,7 +208,8 @@ pub struct SignArgs {
     /// Tags to sign, as REPO:TAG.
     #[arg(required = true, value_name = "REPO:TAG")]
     pub tags: Vec<String>,
-    /// Manifest digest, sha256:<64 lowercase hex digits>.
+    /// Manifest digest, sha256:<64 lowercase hex digits>; read from the
+    /// registry when omitted.
     #[arg(long, requires = "size")]
     pub digest: Option<String>,
     /// Manifest size in bytes.
