@@ -23,7 +23,7 @@
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::Arc;
@@ -388,8 +388,8 @@ fn start_pair(
     options: &ServerOptions,
     attempt: usize,
 ) -> Result<Pair, StartError> {
-    let signer_port = free_port()?;
-    let server_port = free_port()?;
+    let signer_port = crate::process::free_port()?;
+    let server_port = crate::process::free_port()?;
     let path = |p: &Path| p.to_string_lossy().into_owned();
     let signer_cfg = serde_json::json!({
         "server": {
@@ -446,7 +446,7 @@ fn start_pair(
         &server_json,
         &server_log,
     )?));
-    let roots = Arc::new(root_store(&ca.cert)?);
+    let roots = Arc::new(crate::process::root_store(&ca.cert)?);
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, server_port));
     wait_until(
         deadline,
@@ -513,13 +513,6 @@ fn wait_until(
     }
 }
 
-/// A port that was free a moment ago (the caller retries if it is taken meanwhile).
-fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
-}
-
 fn spawn_logged(program: &str, config: &Path, log: &Path) -> io::Result<Child> {
     let out = File::create(log)?;
     let err = out.try_clone()?;
@@ -530,18 +523,6 @@ fn spawn_logged(program: &str, config: &Path, log: &Path) -> io::Result<Child> {
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err));
     crate::process::spawn_tied(cmd)
-}
-
-fn root_store(ca: &Path) -> io::Result<rustls::RootCertStore> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).map_err(io::Error::other)? {
-        roots
-            .add(cert.map_err(io::Error::other)?)
-            .map_err(io::Error::other)?;
-    }
-    Ok(roots)
 }
 
 /// One `GET /_notary_server/health` over TLS (verifying the test CA).

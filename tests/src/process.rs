@@ -1,6 +1,9 @@
-//! Starting helper processes that cannot outlive the test process.
+//! Starting helper processes that cannot outlive the test process, and
+//! what their harnesses share to reach them.
 
 use std::io;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::{Mutex, OnceLock, mpsc};
 
@@ -50,4 +53,25 @@ pub fn spawn_tied(mut cmd: Command) -> io::Result<Child> {
     reply_rx
         .recv()
         .map_err(|_| io::Error::other("spawner thread is gone"))?
+}
+
+/// A TCP port free on loopback right now (a server started next may still
+/// lose it to another process: harnesses retry).
+pub fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+/// The certificates of a PEM CA file, as rustls roots.
+pub fn root_store(ca: &Path) -> io::Result<rustls::RootCertStore> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(io::Error::other)? {
+        roots
+            .add(cert.map_err(io::Error::other)?)
+            .map_err(io::Error::other)?;
+    }
+    Ok(roots)
 }

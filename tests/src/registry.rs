@@ -254,13 +254,13 @@ impl TestRegistry {
                 .map(|i| format!("Bearer {}", i.mint(USERNAME, &[]))),
         };
         let roots = match (&ca_cert, options.tls) {
-            (Some(cert), true) => Some(Arc::new(root_store(cert)?)),
+            (Some(cert), true) => Some(Arc::new(crate::process::root_store(cert)?)),
             _ => None,
         };
 
         let mut last_err = None;
         for attempt in 0..PORT_ATTEMPTS {
-            let port = free_port()?;
+            let port = crate::process::free_port()?;
             let config = format!(
                 "version: 0.1\n\
                  log:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: true\n\
@@ -678,7 +678,7 @@ fn basic_header(user: &str, password: &str) -> String {
 /// The harness's own HTTP client: trusts the test CA when there is one.
 fn push_client(ca: Option<&Path>) -> io::Result<reqwest::Client> {
     let roots = match ca {
-        Some(ca) => root_store(ca)?,
+        Some(ca) => crate::process::root_store(ca)?,
         None => rustls::RootCertStore::empty(),
     };
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -694,18 +694,6 @@ fn push_client(ca: Option<&Path>) -> io::Result<reqwest::Client> {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(io::Error::other)
-}
-
-fn root_store(ca: &Path) -> io::Result<rustls::RootCertStore> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).map_err(io::Error::other)? {
-        roots
-            .add(cert.map_err(io::Error::other)?)
-            .map_err(io::Error::other)?;
-    }
-    Ok(roots)
 }
 
 enum StartError {
@@ -799,13 +787,6 @@ fn probe_v2(
         }
     }
     Ok(&head == b"HTTP/1.1 200")
-}
-
-/// A port that was free a moment ago (the caller retries if it is taken meanwhile).
-fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
 }
 
 fn spawn_registry(config: &Path, log: &Path) -> io::Result<Child> {

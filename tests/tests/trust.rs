@@ -27,6 +27,15 @@ fn trust_config(env: &TestEnv, servers: &NotaryServers) -> String {
     ))
 }
 
+/// Generates key `name` on the daemon's token and adds it as a signer of
+/// `gun` (initializing the repository if it is new).
+fn signer(env: &TestEnv, name: &str, gun: &str) {
+    env.tufctl(&["key", "generate", name]).ok();
+    let public = format!("{name}.pub");
+    env.tufctl(&["signer", "add", name, gun, "--key", &public])
+        .ok();
+}
+
 /// `notary list GUN [--roles R]` rows as (name, hex digest, size, role).
 fn notary_list(
     servers: &NotaryServers,
@@ -179,9 +188,7 @@ fn docker_trust_inspect_reads_a_tufd_repository() {
     let env = TestEnv::new();
     let _d = env.start_with(&trust_config(&env, &servers));
     let gun = "localhost:5000/tufd/docker";
-    env.tufctl(&["key", "generate", "alice"]).ok();
-    env.tufctl(&["signer", "add", "alice", gun, "--key", "alice.pub"])
-        .ok();
+    signer(&env, "alice", gun);
     env.tufctl(&["sign", &format!("{gun}:v1"), "--digest", D1, "--size", "10"])
         .ok();
 
@@ -379,9 +386,7 @@ fn revoke_and_rotations_keep_the_repository_valid() {
     let env = TestEnv::new();
     let _d = env.start_with(&trust_config(&env, &servers));
     let gun = "localhost:5000/tufd/rotate";
-    env.tufctl(&["key", "generate", "alice"]).ok();
-    env.tufctl(&["signer", "add", "alice", gun, "--key", "alice.pub"])
-        .ok();
+    signer(&env, "alice", gun);
     env.tufctl(&[
         "sign",
         &format!("{gun}:v1"),
@@ -454,9 +459,7 @@ fn sign_without_a_digest_reads_the_manifest_from_the_registry() {
     let env = TestEnv::new();
     let _d = env.start_with(&trust_config(&env, &servers));
     let gun = format!("{}/team/app", registry.host());
-    env.tufctl(&["key", "generate", "alice"]).ok();
-    env.tufctl(&["signer", "add", "alice", &gun, "--key", "alice.pub"])
-        .ok();
+    signer(&env, "alice", &gun);
 
     let out = env.tufctl(&["sign", &format!("{gun}:v1")]);
     assert!(out.status.success(), "{out:?}");
@@ -690,9 +693,7 @@ fn docker_content_trust_server_is_the_default_server() {
     ]);
     let _d = env.start();
     let gun = "localhost:5000/tufd/from-env";
-    env.tufctl(&["key", "generate", "alice"]).ok();
-    env.tufctl(&["signer", "add", "alice", gun, "--key", "alice.pub"])
-        .ok();
+    signer(&env, "alice", gun);
     env.tufctl(&["sign", &format!("{gun}:v1"), "--digest", D1, "--size", "1"])
         .ok();
     assert_eq!(notary_list(&servers, gun, None).len(), 1);

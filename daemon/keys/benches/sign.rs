@@ -10,16 +10,13 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tufd_keys::pin::PinSource;
-use tufd_keys::pkcs11::{Modules, Pkcs11Config, Pkcs11Store, TokenSelector};
 use tufd_keys::{KeyLabel, KeyStore};
 
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
-const LABEL: &str = "bench";
-const PIN: &str = "1234";
+#[path = "../tests/support/mod.rs"]
+mod support;
+use support::{MODULE, PIN};
 
 /// Runs `work` on `workers` threads for `secs`, returns operations/second.
 fn measure<F>(workers: usize, secs: Duration, work: F) -> f64
@@ -48,62 +45,22 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(3.0),
     );
-    let dir = tempfile::tempdir().expect("temp dir");
-    let tokens = dir.path().join("tokens");
-    std::fs::create_dir(&tokens).unwrap();
-    let conf = dir.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
-    // SAFETY: single-threaded here, before the module is loaded.
-    unsafe {
-        std::env::set_var("SOFTHSM2_CONF", &conf);
-        std::env::set_var("TUFD_BENCH_PIN", PIN);
-    }
-    let st = std::process::Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            LABEL,
-            "--pin",
-            PIN,
-            "--so-pin",
-            "5678",
-        ])
-        .output()
-        .expect("softhsm2-util (scripts/setup installs it)");
-    assert!(st.status.success());
-
-    let modules = Arc::new(Modules::new());
-    let store = Pkcs11Store::new(
-        Pkcs11Config {
-            name: "bench".into(),
-            module: MODULE.into(),
-            selector: TokenSelector::Label(LABEL.into()),
-            pin: PinSource::Env("TUFD_BENCH_PIN".into()),
-            max_sessions: 2,
-        },
-        modules.clone(),
-        tufd_tuf::keyid::ecdsa_key_id,
-    );
+    // The keys crate's test support: a SoftHSM2 token directory for this
+    // process, with the token "bench" initialized before the module loads.
+    let label = support::new_token("bench");
+    let store = support::store(&label, support::env_pin(), 2);
     let key = store
         .generate(&KeyLabel::new("bench", "").unwrap())
         .unwrap();
 
     // Raw cryptoki on the same module and key: one session per worker.
-    let ctx: Pkcs11 = modules.get(MODULE.as_ref()).unwrap();
+    let ctx: Pkcs11 = support::modules().get(MODULE.as_ref()).unwrap();
     let _ = ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK));
     let slot = ctx
         .get_slots_with_token()
         .unwrap()
         .into_iter()
-        .find(|s| ctx.get_token_info(*s).unwrap().label().trim() == LABEL)
+        .find(|s| ctx.get_token_info(*s).unwrap().label().trim() == label)
         .unwrap();
     let raw = |_: usize, stop: &AtomicBool, count: &AtomicU64| {
         let session = ctx.open_rw_session(slot).unwrap();

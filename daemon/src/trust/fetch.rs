@@ -13,6 +13,8 @@ use tufd_tuf::{Metadata, RepositoryFiles, Root, Signed, Snapshot, Timestamp, Ver
 pub struct Fetched {
     /// Every verified role.
     pub repo: VerifiedRepository,
+    /// Nothing changed since the stored read (same timestamp, same root).
+    pub unchanged: bool,
     /// The exact bytes fetched, including delegation files that snapshot
     /// lists but no role delegates to any more (their versions matter when
     /// such a role is delegated again).
@@ -57,6 +59,24 @@ async fn by_checksum(
         .map_err(|e| TrustError::remote(gun.as_str(), e))
 }
 
+/// The meta `listed_in` records for `role`.
+fn listed<'a>(
+    meta: &'a BTreeMap<String, tufd_tuf::FileMeta>,
+    role: &str,
+    listed_in: &str,
+    gun: &str,
+) -> Result<&'a tufd_tuf::FileMeta, TrustError> {
+    meta.get(role).ok_or_else(|| {
+        TrustError::metadata(
+            gun,
+            tufd_tuf::Error::MissingMeta {
+                role: role.to_owned(),
+                listed_in: listed_in.to_owned(),
+            },
+        )
+    })
+}
+
 fn remote_role(gun: &str, name: &str) -> Result<RemoteRole, TrustError> {
     RemoteRole::new(name.to_owned()).map_err(|e| TrustError::remote(gun, e))
 }
@@ -87,11 +107,7 @@ pub async fn fetch(
         Err(e) => return Err(remote(e)),
     };
     let ts = Signed::<Timestamp>::from_role_bytes("timestamp", &timestamp).map_err(md)?;
-    let snap_meta = ts.signed().meta.get("snapshot").ok_or_else(|| {
-        md(tufd_tuf::Error::InvalidRoot(
-            "timestamp lists no snapshot".into(),
-        ))
-    })?;
+    let snap_meta = listed(&ts.signed().meta, "snapshot", "timestamp", name)?;
     let files_of = |f: fn(&StoredRepository) -> &Vec<u8>| stored.map(f);
     let snapshot = by_checksum(
         client,
@@ -143,11 +159,7 @@ pub async fn fetch(
         root_chain.push(current_root);
     }
 
-    let targets_meta = snap.signed().meta.get("targets").ok_or_else(|| {
-        md(tufd_tuf::Error::InvalidRoot(
-            "snapshot lists no targets".into(),
-        ))
-    })?;
+    let targets_meta = listed(&snap.signed().meta, "targets", "snapshot", name)?;
     let targets = by_checksum(
         client,
         gun,
@@ -171,6 +183,7 @@ pub async fn fetch(
         .await?;
         delegations.insert(role.clone(), bytes);
     }
+    let unchanged = root_chain.is_empty() && stored.is_some_and(|s| s.files.timestamp == timestamp);
     let files = RepositoryFiles {
         root_chain,
         timestamp,
@@ -182,7 +195,11 @@ pub async fn fetch(
     if let Some(s) = stored {
         check_not_older(name, s, &repo)?;
     }
-    Ok(Some(Fetched { repo, files }))
+    Ok(Some(Fetched {
+        repo,
+        unchanged,
+        files,
+    }))
 }
 
 /// Refuses a repository older than the one verified before (a rollback

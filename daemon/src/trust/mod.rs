@@ -134,6 +134,30 @@ fn missing(gun: &str) -> TrustError {
     ))
 }
 
+/// The repository this attempt read, as a draft to change; the error a
+/// person gets when it does not exist yet.
+fn existing(name: &str, fetched: Option<Fetched>) -> Result<(Fetched, Draft), TrustError> {
+    let f = fetched.ok_or_else(|| missing(name))?;
+    let draft = Draft::from_fetched(name, &f, OffsetDateTime::now_utc())?;
+    Ok((f, draft))
+}
+
+/// Runs one transaction per item, in order. A failure stops the rest and
+/// names the repositories already published.
+async fn each_repository<I, F, Fut>(items: I, mut one: F) -> Result<Vec<Change>, TrustError>
+where
+    I: IntoIterator,
+    F: FnMut(I::Item) -> Fut,
+    Fut: std::future::Future<Output = Result<Change, TrustError>>,
+{
+    let mut changes = Vec::new();
+    for item in items {
+        let change = one(item).await.map_err(|e| e.after(&changes))?;
+        changes.push(change);
+    }
+    Ok(changes)
+}
+
 fn no_targets_key(gun: &str, draft: &Draft) -> TrustError {
     let ids = draft
         .root
@@ -306,23 +330,27 @@ impl Trust {
     ) -> Result<Vec<Change>, TrustError> {
         let role = check_signer_name(signer)?;
         let key = key_from_pem(public_key_pem)?;
-        let mut changes = Vec::new();
-        for repo in repositories {
+        let (role, key) = (&role, &key);
+        each_repository(repositories, |repo| async move {
             let g = gun(repo)?;
-            let change = self
-                .engine
+            self.engine
                 .transact(&g, events, |fetched, held| {
                     let (g, role, key) = (g.clone(), role.clone(), key.clone());
                     async move {
                         let name = g.as_str();
-                        let mut draft = match fetched {
-                            Some(f) => Draft::from_fetched(name, &f, OffsetDateTime::now_utc())?,
+                        let (mut draft, held) = match fetched {
+                            Some(f) => (
+                                Draft::from_fetched(name, &f, OffsetDateTime::now_utc())?,
+                                held,
+                            ),
                             None => {
-                                self.new_repository(&g, &held, token, client_snapshot)
-                                    .await?
+                                let draft = self
+                                    .new_repository(&g, &held, token, client_snapshot)
+                                    .await?;
+                                // With the root and targets keys just generated.
+                                (draft, self.engine.held_keys().await?)
                             }
                         };
-                        let held = self.engine.held_keys().await?;
                         if draft.signers_for("targets", &held).is_empty() {
                             return Err(no_targets_key(name, &draft));
                         }
@@ -365,10 +393,8 @@ impl Trust {
                     }
                 })
                 .await
-                .map_err(|e| e.after(&changes))?;
-            changes.push(change);
-        }
-        Ok(changes)
+        })
+        .await
     }
 
     /// `signer remove`: drops targets/NAME and its keys from
@@ -382,17 +408,15 @@ impl Trust {
         events: &EventSink,
     ) -> Result<Vec<Change>, TrustError> {
         let role = check_signer_name(signer)?;
-        let mut changes = Vec::new();
-        for repo in repositories {
+        let role = &role;
+        each_repository(repositories, |repo| async move {
             let g = gun(repo)?;
-            let change = self
-                .engine
+            self.engine
                 .transact(&g, events, |fetched, held| {
                     let (g, role) = (g.clone(), role.clone());
                     async move {
                         let name = g.as_str();
-                        let f = fetched.ok_or_else(|| missing(name))?;
-                        let mut draft = Draft::from_fetched(name, &f, OffsetDateTime::now_utc())?;
+                        let (f, mut draft) = existing(name, fetched)?;
                         let Some(entry) = draft.targets.delegations.role(role.as_str()).cloned()
                         else {
                             return Err(TrustError::NotFound(format!(
@@ -442,10 +466,8 @@ impl Trust {
                     }
                 })
                 .await
-                .map_err(|e| e.after(&changes))?;
-            changes.push(change);
-        }
-        Ok(changes)
+        })
+        .await
     }
 
     /// `sign`: adds tags, as `docker trust sign` does, to every direct
@@ -470,17 +492,14 @@ impl Trust {
                 None => by_repo.push((t.repository.clone(), vec![t.clone()])),
             }
         }
-        let mut changes = Vec::new();
-        for (repo, specs) in by_repo {
+        each_repository(by_repo, |(repo, specs)| async move {
             let g = gun(&repo)?;
-            let change = self
-                .engine
+            self.engine
                 .transact(&g, events, |fetched, held| {
                     let (g, specs) = (g.clone(), specs.clone());
                     async move {
                         let name = g.as_str();
-                        let f = fetched.ok_or_else(|| missing(name))?;
-                        let mut draft = Draft::from_fetched(name, &f, OffsetDateTime::now_utc())?;
+                        let (_, mut draft) = existing(name, fetched)?;
                         // As `docker trust sign`: without delegations, sign into
                         // targets; with them, into every direct delegation of
                         // targets whose key tufd holds and whose paths allow
@@ -556,10 +575,8 @@ impl Trust {
                     }
                 })
                 .await
-                .map_err(|e| e.after(&changes))?;
-            changes.push(change);
-        }
-        Ok(changes)
+        })
+        .await
     }
 
     /// `revoke`: removes `tag` (or every tag) from every role that lists it.
@@ -579,8 +596,7 @@ impl Trust {
                 let g = g.clone();
                 async move {
                     let name = g.as_str();
-                    let f = fetched.ok_or_else(|| missing(name))?;
-                    let mut draft = Draft::from_fetched(name, &f, OffsetDateTime::now_utc())?;
+                    let (_, mut draft) = existing(name, fetched)?;
                     let mut roles: Vec<String> = vec!["targets".into()];
                     roles.extend(
                         draft
@@ -652,8 +668,7 @@ impl Trust {
                 let g = g.clone();
                 async move {
                     let name = g.as_str();
-                    let f = fetched.ok_or_else(|| missing(name))?;
-                    let mut draft = Draft::from_fetched(name, &f, OffsetDateTime::now_utc())?;
+                    let (_, mut draft) = existing(name, fetched)?;
                     if draft.signers_for("root", &held).is_empty() {
                         return Err(TrustError::NoKey(format!(
                             "{name}: rotating a key changes root.json, and tufd holds no root key of this repository"
@@ -735,7 +750,9 @@ impl Trust {
             .read(&g)
             .await?
             .ok_or_else(|| missing(g.as_str()))?;
-        self.engine.store.save(g.as_str(), &f.repo)?;
+        if !f.unchanged {
+            self.engine.store.save(g.as_str(), &f.repo)?;
+        }
         Ok(f)
     }
 }

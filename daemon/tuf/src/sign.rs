@@ -78,50 +78,27 @@ pub trait DigestSigner {
     }
 }
 
-impl<S: DigestSigner + ?Sized> DigestSigner for &S {
-    fn spki_der(&self) -> Vec<u8> {
-        (**self).spki_der()
-    }
-    fn sign_sha256(&self, digest: &[u8; 32]) -> Result<[u8; 64], SignError> {
-        (**self).sign_sha256(digest)
-    }
-    fn checks_own_signatures(&self) -> bool {
-        (**self).checks_own_signatures()
-    }
-    fn certificate_subject(&self) -> Option<Vec<u8>> {
-        (**self).certificate_subject()
-    }
+/// Smart pointers and references to a signer are signers.
+macro_rules! forward_digest_signer {
+    ($($ptr:ty),*) => {$(
+        impl<S: DigestSigner + ?Sized> DigestSigner for $ptr {
+            fn spki_der(&self) -> Vec<u8> {
+                (**self).spki_der()
+            }
+            fn sign_sha256(&self, digest: &[u8; 32]) -> Result<[u8; 64], SignError> {
+                (**self).sign_sha256(digest)
+            }
+            fn checks_own_signatures(&self) -> bool {
+                (**self).checks_own_signatures()
+            }
+            fn certificate_subject(&self) -> Option<Vec<u8>> {
+                (**self).certificate_subject()
+            }
+        }
+    )*};
 }
 
-impl<S: DigestSigner + ?Sized> DigestSigner for Box<S> {
-    fn spki_der(&self) -> Vec<u8> {
-        (**self).spki_der()
-    }
-    fn sign_sha256(&self, digest: &[u8; 32]) -> Result<[u8; 64], SignError> {
-        (**self).sign_sha256(digest)
-    }
-    fn checks_own_signatures(&self) -> bool {
-        (**self).checks_own_signatures()
-    }
-    fn certificate_subject(&self) -> Option<Vec<u8>> {
-        (**self).certificate_subject()
-    }
-}
-
-impl<S: DigestSigner + ?Sized> DigestSigner for std::sync::Arc<S> {
-    fn spki_der(&self) -> Vec<u8> {
-        (**self).spki_der()
-    }
-    fn sign_sha256(&self, digest: &[u8; 32]) -> Result<[u8; 64], SignError> {
-        (**self).sign_sha256(digest)
-    }
-    fn checks_own_signatures(&self) -> bool {
-        (**self).checks_own_signatures()
-    }
-    fn certificate_subject(&self) -> Option<Vec<u8>> {
-        (**self).certificate_subject()
-    }
-}
+forward_digest_signer!(&S, Box<S>, std::sync::Arc<S>);
 
 /// A key as listed in metadata together with the signer holding its
 /// private half. The metadata key decides the key ID (cert id for root's

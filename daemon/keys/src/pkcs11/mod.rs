@@ -431,7 +431,28 @@ impl Pkcs11Store {
                 *auth = Auth::Unknown;
                 Ok(())
             }
-            Err(CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLenRange, _)) => {
+            Err(e) => {
+                let tries = self.login_refused(conn, &mut auth, fingerprint, e)?;
+                Err(KeyError::PinRejected {
+                    token: self.name_owned(),
+                    tries,
+                })
+            }
+        }
+    }
+
+    /// Handles a refused `C_Login`: a wrong PIN is remembered (never
+    /// presented again) and its tries left returned; a locked PIN or any
+    /// other failure is the error.
+    fn login_refused(
+        &self,
+        conn: &Conn,
+        auth: &mut Auth,
+        fingerprint: PinFingerprint,
+        e: CkError,
+    ) -> Result<TriesLeft, KeyError> {
+        match e {
+            CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLenRange, _) => {
                 let tries = match conn.ctx.get_token_info(conn.slot) {
                     Ok(i) if i.user_pin_locked() => {
                         *auth = Auth::Locked;
@@ -448,18 +469,15 @@ impl Pkcs11Store {
                     pin: fingerprint,
                     tries,
                 };
-                Err(KeyError::PinRejected {
-                    token: self.name_owned(),
-                    tries,
-                })
+                Ok(tries)
             }
-            Err(CkError::Pkcs11(RvError::PinLocked, _)) => {
+            CkError::Pkcs11(RvError::PinLocked, _) => {
                 *auth = Auth::Locked;
                 Err(KeyError::PinLocked {
                     token: self.name_owned(),
                 })
             }
-            Err(e) => Err(self.device_error("logging in", &e)),
+            e => Err(self.device_error("logging in", &e)),
         }
     }
 
@@ -881,34 +899,13 @@ impl KeyStore for Pkcs11Store {
         }
         match session.login(UserType::User, Some(&pin)) {
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-            Err(CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLenRange, _)) => {
-                let tries = match conn.ctx.get_token_info(conn.slot) {
-                    Ok(i) if i.user_pin_locked() => {
-                        *auth = Auth::Locked;
-                        return Err(KeyError::PinLocked {
-                            token: self.name_owned(),
-                        });
-                    }
-                    Ok(i) if i.user_pin_final_try() => TriesLeft::FinalTry,
-                    Ok(i) if i.user_pin_count_low() => TriesLeft::Low,
-                    _ => TriesLeft::Unknown,
-                };
-                *auth = Auth::Rejected {
-                    pin: fingerprint,
-                    tries,
-                };
+            Err(e) => {
+                let tries = self.login_refused(&conn, &mut auth, fingerprint, e)?;
                 return Err(KeyError::UnlockRejected {
                     token: self.name_owned(),
                     tries,
                 });
             }
-            Err(CkError::Pkcs11(RvError::PinLocked, _)) => {
-                *auth = Auth::Locked;
-                return Err(KeyError::PinLocked {
-                    token: self.name_owned(),
-                });
-            }
-            Err(e) => return Err(self.device_error("logging in", &e)),
         }
         *auth = Auth::Unknown;
         drop(auth);
