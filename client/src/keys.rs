@@ -105,6 +105,7 @@ async fn generate(
     dir: &Path,
     token: Option<String>,
 ) -> Result<(), Failure> {
+    tufd_proto::names::check_key_name(&name).map_err(|e| Failure::input(e.to_string()))?;
     let path = dir.join(format!("{name}.pub"));
     if !dir.is_dir() {
         return Err(Failure::input(format!(

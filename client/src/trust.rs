@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use tonic::transport::Channel;
+use tufd_proto::names;
 use tufd_proto::v1::{self, trust_client::TrustClient, trust_event::Event};
 
 /// Public key files larger than this are not public key files.
@@ -87,66 +88,15 @@ impl Term {
     }
 }
 
-/// The repository and tag of `REPO[:TAG]`; a colon is a tag separator only
-/// after the last `/` (before it, it is a registry port).
-pub fn split_reference(reference: &str) -> (&str, Option<&str>) {
-    let last_segment = reference.rfind('/').map_or(0, |i| i + 1);
-    match reference[last_segment..].rfind(':') {
-        Some(i) => {
-            let at = last_segment + i;
-            (&reference[..at], Some(&reference[at + 1..]))
-        }
-        None => (reference, None),
-    }
+/// A name refused by the shared rules ([`names`]), as bad input (exit 2).
+fn bad_name(e: names::NameError) -> Failure {
+    Failure::input(e.to_string())
 }
 
-/// Checks a repository name (GUN) enough to catch typos before asking the
-/// daemon, which checks it fully.
-fn check_repo(repo: &str) -> Result<(), Failure> {
-    let bad = if repo.is_empty() {
-        Some("is empty")
-    } else if repo.contains('@') {
-        Some("has a digest (@…); give the repository name")
-    } else if repo.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        Some("contains whitespace")
-    } else if repo.starts_with('/') || repo.ends_with('/') || repo.contains("//") {
-        Some("has an empty path component")
-    } else {
-        None
-    };
-    match bad {
-        Some(why) => Err(Failure::input(format!(
-            "repository \"{repo}\" {why} (expected a name such as registry.example.com/team/app)"
-        ))),
-        None => Ok(()),
-    }
-}
-
-/// A repository without a tag (signer and rotation verbs act on repositories).
-fn check_untagged(repo: &str) -> Result<(), Failure> {
-    check_repo(repo)?;
-    if let (name, Some(tag)) = split_reference(repo) {
-        return Err(Failure::input(format!(
-            "\"{repo}\" names a tag (:{tag}); give the repository alone: {name}"
-        )));
-    }
-    Ok(())
-}
-
-/// A target name: Notary v1 signs any name without control characters
-/// (`<`, `>`, `&` and non-ASCII are fine; a control character cannot be
-/// published, not even by the notary client).
-fn check_tag(reference: &str, tag: &str) -> Result<(), Failure> {
-    if tag.is_empty() {
-        return Err(Failure::input(format!("\"{reference}\": the tag is empty")));
-    }
-    if tag.chars().any(char::is_control) {
-        return Err(Failure::input(format!(
-            "\"{}\": the tag contains a control character, which Notary v1 metadata cannot carry",
-            reference.escape_debug()
-        )));
-    }
-    Ok(())
+/// A repository without a tag (signer and rotation verbs act on
+/// repositories), normalized as docker does: the name the daemon uses.
+fn check_untagged(repo: &str) -> Result<String, Failure> {
+    names::repository(repo).map_err(bad_name)
 }
 
 /// `sha256:` followed by 64 lowercase hex digits.
@@ -167,20 +117,7 @@ pub fn check_digest(digest: &str) -> Result<(), Failure> {
 
 /// docker's signer names: `^[a-z0-9][a-z0-9_-]*$`, not `releases`.
 fn check_signer_name(name: &str) -> Result<(), Failure> {
-    let ok = name.bytes().enumerate().all(|(i, b)| {
-        b.is_ascii_lowercase() || b.is_ascii_digit() || (i > 0 && matches!(b, b'_' | b'-'))
-    }) && !name.is_empty();
-    if !ok {
-        return Err(Failure::input(format!(
-            "signer name \"{name}\" must start with a lowercase letter or digit and contain only lowercase letters, digits, '-' and '_'"
-        )));
-    }
-    if name == "releases" {
-        return Err(Failure::input(
-            "releases is a reserved name (the role targets/releases); choose another signer name",
-        ));
-    }
-    Ok(())
+    names::check_signer_name(name).map_err(bad_name)
 }
 
 /// Reads a signer's public key file: PEM `PUBLIC KEY` (as `key generate`
@@ -230,18 +167,21 @@ pub fn precheck(cmd: &crate::cli::Command) -> Result<(), Failure> {
             },
         } => {
             check_signer_name(name)?;
-            repos.iter().try_for_each(|r| check_untagged(r))?;
+            repos.iter().try_for_each(|r| check_untagged(r).map(drop))?;
             read_public_key(key).map(drop)
         }
         Command::Signer {
             command: SignerCommand::Remove { name, repos, .. },
         } => {
             check_signer_name(name)?;
-            repos.iter().try_for_each(|r| check_untagged(r))
+            repos.iter().try_for_each(|r| check_untagged(r).map(drop))
         }
         Command::Sign(args) => sign_request(args).map(drop),
-        Command::Revoke(args) => check_reference(&args.reference),
-        Command::Inspect(args) => args.repos.iter().try_for_each(|r| check_reference(r)),
+        Command::Revoke(args) => check_reference(&args.reference).map(drop),
+        Command::Inspect(args) => args
+            .repos
+            .iter()
+            .try_for_each(|r| check_reference(r).map(drop)),
         Command::Key {
             command:
                 KeyCommand::Rotate {
@@ -258,14 +198,9 @@ pub fn precheck(cmd: &crate::cli::Command) -> Result<(), Failure> {
     }
 }
 
-/// `REPO` or `REPO:TAG`.
-fn check_reference(reference: &str) -> Result<(), Failure> {
-    let (repo, tag) = split_reference(reference);
-    check_repo(repo)?;
-    match tag {
-        Some(tag) => check_tag(reference, tag),
-        None => Ok(()),
-    }
+/// `REPO` or `REPO:TAG`: the normalized repository and the tag.
+fn check_reference(reference: &str) -> Result<(String, Option<String>), Failure> {
+    names::maybe_tagged(reference).map_err(bad_name)
 }
 
 /// Whether the new key is server-managed: always for timestamp, on request
@@ -434,9 +369,10 @@ pub async fn signer(
             client_snapshot,
         } => {
             check_signer_name(&name)?;
-            for r in &repos {
-                check_untagged(r)?;
-            }
+            let repos = repos
+                .iter()
+                .map(|r| check_untagged(r))
+                .collect::<Result<Vec<_>, _>>()?;
             let public_key_pem = read_public_key(&key)?;
             client
                 .add_signer(v1::AddSignerRequest {
@@ -450,9 +386,10 @@ pub async fn signer(
         }
         SignerCommand::Remove { name, repos, force } => {
             check_signer_name(&name)?;
-            for r in &repos {
-                check_untagged(r)?;
-            }
+            let repos = repos
+                .iter()
+                .map(|r| check_untagged(r))
+                .collect::<Result<Vec<_>, _>>()?;
             client
                 .remove_signer(v1::RemoveSignerRequest {
                     signer: name,
@@ -473,20 +410,13 @@ fn sign_request(args: &SignArgs) -> Result<v1::SignRequest, Failure> {
     let mut tags = Vec::with_capacity(args.tags.len());
     let mut seen = std::collections::HashSet::with_capacity(args.tags.len());
     for reference in &args.tags {
-        let (repo, tag) = split_reference(reference);
-        let Some(tag) = tag else {
-            return Err(Failure::input(format!(
-                "\"{reference}\" has no tag: give REPO:TAG (e.g. {reference}:v1)"
-            )));
-        };
-        check_repo(repo)?;
-        check_tag(reference, tag)?;
-        if !seen.insert((repo, tag)) {
+        let (repo, tag) = names::tagged(reference).map_err(bad_name)?;
+        if !seen.insert((repo.clone(), tag.clone())) {
             return Err(Failure::input(format!("{reference} is given twice")));
         }
         tags.push(v1::TagToSign {
-            repository: repo.to_owned(),
-            tag: tag.to_owned(),
+            repository: repo,
+            tag,
             digest: args.digest.clone().unwrap_or_default(),
             size: args.size.unwrap_or_default(),
         });
@@ -513,8 +443,7 @@ pub async fn revoke(
     term: &mut Term,
     out: &Output,
 ) -> Result<(), Failure> {
-    check_reference(&args.reference)?;
-    let (repo, tag) = split_reference(&args.reference);
+    let (repo, tag) = check_reference(&args.reference)?;
     if tag.is_none() && !args.yes {
         if !std::io::stdin().is_terminal() {
             return Err(Failure::input(format!(
@@ -534,8 +463,8 @@ pub async fn revoke(
     }
     let stream = TrustClient::new(channel)
         .revoke(v1::RevokeRequest {
-            repository: repo.to_owned(),
-            tag: tag.unwrap_or_default().to_owned(),
+            repository: repo,
+            tag: tag.unwrap_or_default(),
         })
         .await?;
     follow(stream.into_inner(), term, out).await
@@ -551,7 +480,7 @@ pub async fn rotate(
     term: &mut Term,
     out: &Output,
 ) -> Result<(), Failure> {
-    check_untagged(&repo)?;
+    let repo = check_untagged(&repo)?;
     let server_managed = rotation_server_managed(role, token.is_some(), server_managed)?;
     let stream = TrustClient::new(channel)
         .rotate_key(v1::RotateKeyRequest {
@@ -1072,15 +1001,19 @@ mod tests {
         assert_eq!(req.tags.len(), 2);
         assert_eq!(req.tags[0].repository, "localhost:5000/a/b");
         assert_eq!((req.tags[0].tag.as_str(), req.tags[0].size), ("v1", 527));
-        // Any name without control characters is a Notary v1 target.
-        let req = sign_request(&sign_args(&["reg/a:a<b>&c-ü€"], Some(DIGEST))).expect("valid");
-        assert_eq!(req.tags[0].tag, "a<b>&c-ü€");
+        // Short names are normalized as docker does.
+        assert_eq!(req.tags[1].repository, "docker.io/reg/c");
+        let req = sign_request(&sign_args(&["alpine:3"], Some(DIGEST))).expect("valid");
+        assert_eq!(req.tags[0].repository, "docker.io/library/alpine");
         // No digest: sent empty, the daemon answers.
         let req = sign_request(&sign_args(&["reg/a:v1"], None)).expect("valid");
         assert_eq!(req.tags[0].digest, "");
         for (tags, digest) in [
             (vec!["localhost:5000/a/b"], Some(DIGEST)),
             (vec!["reg/a:bad\ttag"], Some(DIGEST)),
+            (vec!["reg/a:a<b>&c-ü€"], Some(DIGEST)),
+            (vec!["reg/a:a:b"], Some(DIGEST)),
+            (vec!["reg/A:v1"], Some(DIGEST)),
             (vec!["reg/a:"], Some(DIGEST)),
             (vec!["reg/a:v1", "reg/a:v1"], Some(DIGEST)),
             (vec!["reg/a:v1"], Some("sha256:ABC")),
@@ -1179,16 +1112,21 @@ mod tests {
     #[test]
     fn references() {
         assert_eq!(
-            split_reference("localhost:5000/a"),
-            ("localhost:5000/a", None)
+            check_untagged("localhost:5000/a").unwrap(),
+            "localhost:5000/a"
         );
         assert_eq!(
-            split_reference("localhost:5000/a:v1"),
-            ("localhost:5000/a", Some("v1"))
+            check_untagged("alpine").unwrap(),
+            "docker.io/library/alpine"
+        );
+        assert_eq!(
+            check_reference("localhost:5000/a:v1").unwrap(),
+            ("localhost:5000/a".to_owned(), Some("v1".to_owned()))
         );
         assert!(check_untagged("reg/a:v1").is_err());
-        assert!(check_untagged("reg/a").is_ok());
-        assert!(check_repo("reg//a").is_err());
-        assert!(check_repo("").is_err());
+        assert!(check_untagged("reg//a").is_err());
+        assert!(check_untagged("").is_err());
+        let e = check_untagged("reg/App").unwrap_err();
+        assert!(e.message.contains("must be lowercase"), "{}", e.message);
     }
 }

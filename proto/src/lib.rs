@@ -12,3 +12,5 @@ pub mod v1 {
 /// Prefix of the message signed by `Keys.ProveKey`: the daemon signs
 /// `SHA-256(KEY_PROOF_CONTEXT || challenge)`. Shared so clients can verify.
 pub const KEY_PROOF_CONTEXT: &[u8] = b"tufd-key-proof-v1\0";
+
+pub mod names;

@@ -78,7 +78,7 @@ pub const DEFAULT_MAX_MANIFEST_SIZE: u64 = 4 << 20;
 const SMALL_BODY_LIMIT: u64 = 64 << 10;
 
 /// Docker Hub's name in image references, and the host that serves its API.
-const DOCKER_HUB: &str = "docker.io";
+use tufd_proto::names::{self, DOCKER_HUB};
 const DOCKER_HUB_API: &str = "registry-1.docker.io";
 
 /// Everything that can go wrong resolving a tag.
@@ -465,49 +465,21 @@ impl ImageRef {
     /// From a repository name (a GUN such as `localhost:5000/library/app`)
     /// and a tag.
     pub fn new(name: &str, tag: &str) -> Result<Self, RegistryError> {
-        let invalid = |reason: &str| RegistryError::InvalidReference {
+        let invalid = |e: names::NameError| RegistryError::InvalidReference {
             reference: format!("{name}:{tag}"),
-            reason: reason.to_owned(),
+            reason: e.reason,
         };
-        if !valid_tag(tag) {
-            return Err(invalid(
-                "a tag is 1 to 128 characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'",
-            ));
-        }
-        let (registry, path) = match name.split_once('/') {
-            Some((first, rest))
-                if first.contains(['.', ':'])
-                    || first == "localhost"
-                    || first.chars().any(|c| c.is_ascii_uppercase()) =>
-            {
-                (first, rest)
-            }
-            _ => (DOCKER_HUB, name),
-        };
-        let registry = if registry == "index.docker.io" {
-            DOCKER_HUB
-        } else {
-            registry
-        };
-        if !valid_registry(registry) {
-            return Err(invalid("the registry part must be host[:port]"));
-        }
-        let repository = if registry == DOCKER_HUB && !path.contains('/') {
-            format!("library/{path}")
-        } else {
-            path.to_owned()
-        };
-        if repository.len() > 255 {
-            return Err(invalid("the repository name is longer than 255 characters"));
-        }
-        if !repository.split('/').all(valid_component) {
-            return Err(invalid(
-                "repository components are lowercase letters and digits, separated by '.', '_', '__' or '-'",
-            ));
+        names::check_tag(tag).map_err(invalid)?;
+        let r = names::Reference::parse(name).map_err(invalid)?;
+        if r.tag().is_some() || r.digest().is_some() {
+            return Err(RegistryError::InvalidReference {
+                reference: format!("{name}:{tag}"),
+                reason: "the repository name carries a tag or digest of its own".into(),
+            });
         }
         Ok(ImageRef {
-            registry: registry.to_owned(),
-            repository,
+            registry: r.domain().to_owned(),
+            repository: r.path().to_owned(),
             tag: tag.to_owned(),
         })
     }
@@ -515,23 +487,12 @@ impl ImageRef {
     /// From `name:tag`, e.g. `localhost:5000/library/app:v1`. The tag is
     /// required (docker signs tags); digest references are refused.
     pub fn parse(reference: &str) -> Result<Self, RegistryError> {
-        let invalid = |reason: &str| RegistryError::InvalidReference {
-            reference: reference.to_owned(),
-            reason: reason.to_owned(),
-        };
-        if reference.contains('@') {
-            return Err(invalid(
-                "a digest reference already names its manifest; give a tag",
-            ));
-        }
-        let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
-        match reference[last_slash..].rfind(':') {
-            Some(i) => {
-                let split = last_slash + i;
-                ImageRef::new(&reference[..split], &reference[split + 1..])
-            }
-            None => Err(invalid("no tag given (REPOSITORY:TAG)")),
-        }
+        let (name, tag) =
+            names::tagged(reference).map_err(|e| RegistryError::InvalidReference {
+                reference: reference.to_owned(),
+                reason: e.reason,
+            })?;
+        ImageRef::new(&name, &tag)
     }
 
     /// The registry as named in the image (`docker.io` for Docker Hub).
@@ -575,41 +536,6 @@ impl FromStr for ImageRef {
     fn from_str(s: &str) -> Result<Self, RegistryError> {
         ImageRef::parse(s)
     }
-}
-
-fn valid_tag(tag: &str) -> bool {
-    let b = tag.as_bytes();
-    !b.is_empty()
-        && b.len() <= 128
-        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
-}
-
-/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
-fn valid_component(c: &str) -> bool {
-    let b = c.as_bytes();
-    let alnum = |x: &u8| x.is_ascii_lowercase() || x.is_ascii_digit();
-    if b.is_empty() || !alnum(&b[0]) || !alnum(&b[b.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if alnum(&b[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && !alnum(&b[i]) {
-            i += 1;
-        }
-        let sep = &c[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
-        if !ok {
-            return false;
-        }
-    }
-    true
 }
 
 fn valid_registry(registry: &str) -> bool {

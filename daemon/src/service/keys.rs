@@ -6,6 +6,7 @@ use secrecy::SecretString;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use tufd_keys::KeyLabel;
+use tufd_proto::names;
 use tufd_proto::v1::{self, keys_server::Keys};
 use zeroize::Zeroize;
 
@@ -24,15 +25,26 @@ fn selector(s: Option<v1::KeySelector>) -> Result<KeySelector, Status> {
     use v1::key_selector::Selector;
     match s.and_then(|s| s.selector) {
         Some(Selector::KeyId(id)) => Ok(KeySelector::Id(id)),
-        Some(Selector::Name(n)) => KeyLabel::new(&n.name, &n.gun)
-            .map(KeySelector::Name)
-            .map_err(|e| status(e.into())),
+        Some(Selector::Name(n)) => label(&n.name, &n.gun).map(KeySelector::Name),
         None => Err(Status::invalid_argument("name the key by ID or by name")),
     }
 }
 
+/// A key's repository: empty for a signer key, else the repository named
+/// as docker normalizes it (`alpine` → `docker.io/library/alpine`), the
+/// name trust operations look keys up by.
+fn key_repository(gun: &str) -> Result<String, Status> {
+    if gun.is_empty() {
+        return Ok(String::new());
+    }
+    names::repository(gun).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+/// A key label from a request: the shared name rules first, so the daemon
+/// refuses what `tufctl` refuses, with the same words.
 fn label(name: &str, gun: &str) -> Result<KeyLabel, Status> {
-    KeyLabel::new(name, gun).map_err(|e| status(KeyringError::from(e)))
+    names::check_key_name(name).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    KeyLabel::new(name, &key_repository(gun)?).map_err(|e| status(KeyringError::from(e)))
 }
 
 #[tonic::async_trait]
@@ -76,9 +88,10 @@ impl Keys for KeysService {
         let passphrase = (!r.passphrase.is_empty())
             .then(|| SecretString::from(std::mem::take(&mut r.passphrase)));
         r.passphrase.zeroize();
+        let gun = key_repository(&r.gun)?;
         let key = self
             .keyring
-            .load(&r.name, &r.gun, &r.token, pem, passphrase)
+            .load(&r.name, &gun, &r.token, pem, passphrase)
             .await
             .map_err(status)?;
         Ok(Response::new(v1::LoadKeyResponse {

@@ -302,8 +302,9 @@ impl trust_server::Trust for TrustService {
         let r = req.into_inner();
         let mut out = Vec::new();
         for reference in r.repositories {
-            let (repo, _) = inspect::split_reference(&reference);
-            let fetched = self.trust.read(repo).await.map_err(status)?;
+            let (repo, _) = tufd_proto::names::maybe_tagged(&reference)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            let fetched = self.trust.read(&repo).await.map_err(status)?;
             out.push(inspection(inspect::inspect(
                 &reference,
                 &fetched.repo,

@@ -37,6 +37,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
+use tufd_proto::names;
 
 use time::{Date, Month, OffsetDateTime};
 use tufd_tuf::{Key, Metadata, Targets, VerifiedRepository};
@@ -116,33 +117,17 @@ pub struct ExpiryWarning {
     pub expired: bool,
 }
 
-/// Splits a `docker trust inspect` argument into repository and tag:
-/// `localhost:5000/app:v1` → (`localhost:5000/app`, `Some("v1")`),
-/// `localhost:5000/app` → (`localhost:5000/app`, `None`). A colon is a tag
-/// separator only after the last `/` (otherwise it belongs to a registry
-/// port).
-pub fn split_reference(reference: &str) -> (&str, Option<&str>) {
-    let last_segment = reference.rfind('/').map_or(0, |i| i + 1);
-    match reference[last_segment..].rfind(':') {
-        Some(i) => {
-            let at = last_segment + i;
-            (&reference[..at], Some(&reference[at + 1..]))
-        }
-        None => (reference, None),
-    }
-}
-
 /// Describes `repo` as `docker trust inspect REFERENCE` does, at `now`.
 ///
 /// `reference` is what the user asked for and becomes [`Inspection::name`]
-/// unchanged; when it ends in `:TAG` (see [`split_reference`]) only that
+/// unchanged; when it ends in `:TAG` (docker's grammar, [`names`]) only that
 /// tag is reported, as docker does. The repository must already be
 /// verified for the reference's repository name.
 pub fn inspect(reference: &str, repo: &VerifiedRepository, now: OffsetDateTime) -> Inspection {
-    let (_, tag) = split_reference(reference);
+    let tag = names::maybe_tagged(reference).ok().and_then(|(_, t)| t);
     Inspection {
         name: reference.to_owned(),
-        signed_tags: signed_tags(repo, tag),
+        signed_tags: signed_tags(repo, tag.as_deref()),
         signers: signers(repo),
         administrative_keys: administrative_keys(repo),
         expiry_warnings: expiry_warnings(repo, now),
@@ -739,20 +724,6 @@ mod tests {
             six_months_after(datetime!(2026-11-25 16:00 UTC)),
             datetime!(2027-05-25 16:00 UTC)
         );
-    }
-
-    #[test]
-    fn references_split_at_the_tag_colon_only() {
-        assert_eq!(
-            split_reference("localhost:5000/a/b"),
-            ("localhost:5000/a/b", None)
-        );
-        assert_eq!(
-            split_reference("localhost:5000/a/b:v1"),
-            ("localhost:5000/a/b", Some("v1"))
-        );
-        assert_eq!(split_reference("alpine:3"), ("alpine", Some("3")));
-        assert_eq!(split_reference("alpine"), ("alpine", None));
     }
 
     #[test]

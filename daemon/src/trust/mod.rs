@@ -23,6 +23,7 @@ use fetch::Fetched;
 use std::sync::Arc;
 use time::OffsetDateTime;
 use tufd_keys::KeyLabel;
+use tufd_proto::names;
 use tufd_remote::{Gun, ServerKeyRole};
 use tufd_tuf::expiry::ROOT_EXPIRY;
 use tufd_tuf::{Key, RoleName, Root, Signed, TargetMeta, Targets};
@@ -73,11 +74,12 @@ pub struct Trust {
 
 const RELEASES: &str = "targets/releases";
 
-fn gun(name: &str) -> Result<Gun, TrustError> {
-    if name.is_empty() {
-        return Err(TrustError::InvalidRequest("give a repository name".into()));
-    }
-    Gun::new(name).map_err(|e| TrustError::InvalidRequest(e.to_string()))
+/// The repository named `name`, normalized as docker does
+/// (`alpine` → `docker.io/library/alpine`); names docker refuses are
+/// refused with docker's reason.
+pub fn gun(name: &str) -> Result<Gun, TrustError> {
+    let full = names::repository(name).map_err(|e| TrustError::InvalidRequest(e.to_string()))?;
+    Gun::new(full).map_err(|e| TrustError::InvalidRequest(e.to_string()))
 }
 
 /// Parses `sha256:<64 hex>`.
@@ -101,29 +103,11 @@ pub fn parse_digest(digest: &str) -> Result<[u8; 32], TrustError> {
 }
 
 fn check_tag(tag: &str) -> Result<(), TrustError> {
-    if tag.is_empty() {
-        return Err(TrustError::InvalidRequest("a tag name is empty".into()));
-    }
-    if tag.chars().any(char::is_control) {
-        return Err(TrustError::InvalidRequest(format!(
-            "tag {tag:?} contains a control character; Notary v1 metadata cannot carry it (the notary client cannot publish it either)"
-        )));
-    }
-    Ok(())
+    names::check_tag(tag).map_err(|e| TrustError::InvalidRequest(e.to_string()))
 }
 
 fn check_signer_name(name: &str) -> Result<RoleName, TrustError> {
-    // notary-server accepts delegation names matching ^[-a-z0-9_/]+$.
-    let ok = !name.is_empty()
-        && name != "releases"
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-    if !ok {
-        return Err(TrustError::InvalidRequest(format!(
-            "signer name {name:?}: use lowercase letters, digits, '-' and '_' (notary-server's rule); 'releases' is reserved"
-        )));
-    }
+    names::check_signer_name(name).map_err(|e| TrustError::InvalidRequest(e.to_string()))?;
     RoleName::parse(&format!("targets/{name}"))
         .map_err(|e| TrustError::InvalidRequest(e.to_string()))
 }
@@ -487,9 +471,14 @@ impl Trust {
         let mut by_repo: Vec<(String, Vec<TagSpec>)> = Vec::new();
         for t in tags {
             check_tag(&t.tag)?;
-            match by_repo.iter_mut().find(|(r, _)| *r == t.repository) {
-                Some((_, v)) => v.push(t.clone()),
-                None => by_repo.push((t.repository.clone(), vec![t.clone()])),
+            let repository = gun(&t.repository)?.as_str().to_owned();
+            let t = TagSpec {
+                repository: repository.clone(),
+                ..t.clone()
+            };
+            match by_repo.iter_mut().find(|(r, _)| *r == repository) {
+                Some((_, v)) => v.push(t),
+                None => by_repo.push((repository, vec![t])),
             }
         }
         each_repository(by_repo, |(repo, specs)| async move {
@@ -790,11 +779,21 @@ mod tests {
         ] {
             assert!(parse_digest(bad).is_err(), "{bad}");
         }
-        assert!(check_tag("a<b>&c-ü€").is_ok());
-        assert!(check_tag("").is_err());
-        assert!(
-            matches!(check_tag("a\tb"), Err(TrustError::InvalidRequest(m)) if m.contains("control character"))
+        assert!(check_tag("v1.0-rc_1").is_ok());
+        for bad in ["", "a<b>&c-ü€", "../../x", "a\tb", &"t".repeat(129)] {
+            assert!(
+                matches!(check_tag(bad), Err(TrustError::InvalidRequest(m)) if m.contains("invalid tag format")),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(gun("alpine").unwrap().as_str(), "docker.io/library/alpine");
+        assert_eq!(
+            gun("localhost:5000/x").unwrap().as_str(),
+            "localhost:5000/x"
         );
+        for bad in ["", "Alpine", "repo:a:b", "a/../b", "a:1", " x"] {
+            assert!(gun(bad).is_err(), "{bad:?}");
+        }
         assert!(check_signer_name("alice-2_ci").is_ok());
         for bad in ["Alice", "releases", "", "a/b", "a b"] {
             assert!(check_signer_name(bad).is_err(), "{bad}");
