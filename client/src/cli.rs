@@ -64,6 +64,9 @@ pub enum Command {
     /// (`docker trust inspect`).
     #[command(long_about = INSPECT_ABOUT)]
     Inspect(InspectArgs),
+    /// Verify tags before a pull and print their signed digests (what
+    /// docker's content trust checked): enforced, passive or disabled.
+    Verify(crate::verify::VerifyArgs),
 }
 
 const SIGN_ABOUT: &str = "\

@@ -10,6 +10,7 @@ mod docker;
 mod keys;
 mod output;
 mod trust;
+mod verify;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -57,5 +58,6 @@ async fn run(args: cli::Cli) -> Result<(), output::Failure> {
         cli::Command::Inspect(args) => {
             trust::inspect(args, channel, &mut trust::Term::stdio(), &out).await
         }
+        cli::Command::Verify(args) => args.run(channel, &out).await,
     }
 }

@@ -4,6 +4,8 @@ use crate::cli::Format;
 use serde_json::{Value, json};
 use tufd_proto::v1;
 
+const ALREADY_PRINTED: &str = "already-printed";
+
 /// A failed command: what to tell the user and how to exit.
 #[derive(Debug)]
 pub struct Failure {
@@ -42,6 +44,14 @@ impl Failure {
             message: message.into(),
             exit: 1,
         }
+    }
+
+    /// A failure whose details are already on stdout (a JSON document that
+    /// lists them): its message goes to stderr even with `--output json`,
+    /// so stdout stays one document.
+    pub fn already_printed(mut self) -> Self {
+        self.code = ALREADY_PRINTED.into();
+        self
     }
 
     /// The process exit code.
@@ -91,7 +101,7 @@ impl Output {
 
     /// Reports a failure: on stderr for people, as JSON on stdout for scripts.
     pub fn error(&self, f: &Failure) {
-        if self.json() {
+        if self.json() && f.code != ALREADY_PRINTED {
             self.print_json(&json!({"error": {"code": f.code, "message": f.message}}));
         } else {
             eprintln!("tufctl: {}", f.message);

@@ -177,6 +177,9 @@ pub fn precheck(cmd: &crate::cli::Command) -> Result<(), Failure> {
             repos.iter().try_for_each(|r| check_untagged(r).map(drop))
         }
         Command::Sign(args) => sign_request(args).map(drop),
+        Command::Verify(args) => args
+            .request(std::env::var("DOCKER_CONTENT_TRUST").ok().as_deref())
+            .map(drop),
         Command::Revoke(args) => check_reference(&args.reference).map(drop),
         Command::Inspect(args) => args
             .repos
@@ -661,6 +664,13 @@ mod tests {
 
     #[tonic::async_trait]
     impl Trust for Fake {
+        async fn verify(
+            &self,
+            _: Request<v1::VerifyRequest>,
+        ) -> Result<Response<v1::VerifyResponse>, Status> {
+            Err(Status::unimplemented("not in this fake"))
+        }
+
         type AddSignerStream = EventStream;
         type RemoveSignerStream = EventStream;
         type SignStream = EventStream;

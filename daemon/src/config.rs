@@ -113,6 +113,9 @@ pub struct Config {
     /// Per token name: how long a PIN given with `tufctl token unlock` is
     /// kept (`pin_cache_seconds`; `None`: until the daemon stops).
     pub pin_cache: std::collections::HashMap<String, Option<std::time::Duration>>,
+    /// Verify-before-pull: modes and trust pinning per repository prefix,
+    /// limits of one verification (`[[verify]]`, `[verification]`).
+    pub verify: crate::trust::verify::VerifyPolicy,
 }
 
 /// One configured token.
@@ -148,6 +151,10 @@ struct RawConfig {
     registry: RawRegistry,
     #[serde(default)]
     expiry: RawExpiry,
+    #[serde(default, rename = "verify")]
+    verify_rules: Vec<crate::trust::verify::config::RawVerifyRule>,
+    #[serde(default)]
+    verification: crate::trust::verify::config::RawVerification,
 }
 
 #[derive(Deserialize, Default)]
@@ -500,7 +507,9 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()?;
         let registry = raw.registry.into_config(&invalid)?;
         let expiries = raw.expiry.into_expiries(&invalid)?;
+        let verify = raw.verification.into_policy(raw.verify_rules, &invalid)?;
         Ok(Config {
+            verify,
             socket: raw.socket,
             state_dir: raw.state_dir,
             tokens,

@@ -109,8 +109,19 @@ impl NotaryClient {
 
     /// The current version of a role's metadata (`<role>.json`), as stored.
     pub async fn get_role(&self, gun: &Gun, role: &RoleName) -> Result<Bytes, Error> {
+        self.get_role_within(gun, role, u64::MAX).await
+    }
+
+    /// [`get_role`](Self::get_role), reading at most `max` bytes (or the
+    /// configured limit for the role, whichever is lower).
+    pub async fn get_role_within(
+        &self,
+        gun: &Gun,
+        role: &RoleName,
+        max: u64,
+    ) -> Result<Bytes, Error> {
         let url = self.tuf_url(gun, &format!("{role}.json"));
-        self.request(Method::GET, url, None, self.limits.for_role(role))
+        self.request(Method::GET, url, None, self.limits.for_role(role).min(max))
             .await
     }
 
@@ -123,10 +134,29 @@ impl NotaryClient {
         role: &RoleName,
         sha256: &[u8; 32],
     ) -> Result<Bytes, Error> {
+        self.get_role_by_checksum_within(gun, role, sha256, u64::MAX)
+            .await
+    }
+
+    /// [`get_role_by_checksum`](Self::get_role_by_checksum), reading at most
+    /// `max` bytes (the length the parent role lists), or the configured
+    /// limit for the role, whichever is lower.
+    pub async fn get_role_by_checksum_within(
+        &self,
+        gun: &Gun,
+        role: &RoleName,
+        sha256: &[u8; 32],
+        max: u64,
+    ) -> Result<Bytes, Error> {
         let expected = hex::encode(sha256);
         let url = self.tuf_url(gun, &format!("{role}.{expected}.json"));
         let body = self
-            .request(Method::GET, url.clone(), None, self.limits.for_role(role))
+            .request(
+                Method::GET,
+                url.clone(),
+                None,
+                self.limits.for_role(role).min(max),
+            )
             .await?;
         let actual = Sha256::digest(&body);
         if actual.as_slice() != sha256.as_slice() {
@@ -146,8 +176,21 @@ impl NotaryClient {
         role: &RoleName,
         version: u64,
     ) -> Result<Bytes, Error> {
+        self.get_role_by_version_within(gun, role, version, u64::MAX)
+            .await
+    }
+
+    /// [`get_role_by_version`](Self::get_role_by_version), reading at most
+    /// `max` bytes (or the configured limit, whichever is lower).
+    pub async fn get_role_by_version_within(
+        &self,
+        gun: &Gun,
+        role: &RoleName,
+        version: u64,
+        max: u64,
+    ) -> Result<Bytes, Error> {
         let url = self.tuf_url(gun, &format!("{version}.{role}.json"));
-        self.request(Method::GET, url, None, self.limits.for_role(role))
+        self.request(Method::GET, url, None, self.limits.for_role(role).min(max))
             .await
     }
 

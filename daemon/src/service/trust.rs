@@ -7,6 +7,7 @@
 use super::{caller, key_status_code};
 use crate::trust::inspect::{self, Inspection};
 use crate::trust::txn::Change;
+use crate::trust::verify::{Outcome, TagVerdict, VerifyMode};
 use crate::trust::{Event, EventSink, RotateRole, TagSpec, Trust, TrustError, parse_digest};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -173,6 +174,60 @@ fn inspection(i: Inspection) -> v1::RepositoryInspection {
     }
 }
 
+fn verification(v: TagVerdict) -> v1::TagVerification {
+    let digest = |d: &[u8; 32]| format!("sha256:{}", hex::encode(d));
+    let mut out = v1::TagVerification {
+        repository: v.repository,
+        tag: v.tag,
+        mode: v.mode.as_str().to_owned(),
+        ..Default::default()
+    };
+    let registry = |out: &mut v1::TagVerification, r: Result<([u8; 32], u64), String>| match r {
+        Ok((d, size)) => {
+            out.digest = digest(&d);
+            out.size = size;
+        }
+        Err(e) => {
+            if !out.reason.is_empty() {
+                out.reason.push_str("; ");
+            }
+            out.reason
+                .push_str(&format!("the registry could not be read: {e}"));
+        }
+    };
+    match v.outcome {
+        Outcome::Trusted {
+            digest: d,
+            size,
+            role,
+            signers,
+        } => {
+            out.status = "trusted".into();
+            out.digest = digest(&d);
+            out.size = size;
+            out.role = role;
+            out.signers = signers;
+        }
+        Outcome::Refused { reason } => {
+            out.status = "refused".into();
+            out.reason = reason;
+        }
+        Outcome::Unverified {
+            reason,
+            registry: r,
+        } => {
+            out.status = "unverified".into();
+            out.reason = reason;
+            registry(&mut out, r);
+        }
+        Outcome::Unchecked { registry: r } => {
+            out.status = "unchecked".into();
+            registry(&mut out, r);
+        }
+    }
+    out
+}
+
 #[tonic::async_trait]
 impl trust_server::Trust for TrustService {
     type AddSignerStream = EventStream;
@@ -312,5 +367,26 @@ impl trust_server::Trust for TrustService {
             )));
         }
         Ok(Response::new(v1::InspectResponse { repositories: out }))
+    }
+
+    async fn verify(
+        &self,
+        req: Request<v1::VerifyRequest>,
+    ) -> Result<Response<v1::VerifyResponse>, Status> {
+        let who = caller(&req);
+        let r = req.into_inner();
+        let mode = match r.mode.as_str() {
+            "" => None,
+            m => Some(m.parse::<VerifyMode>().map_err(Status::invalid_argument)?),
+        };
+        tracing::info!(caller = %who, references = ?r.references, mode = %r.mode, "verify");
+        let verdicts = self
+            .trust
+            .verify(&r.references, mode)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::VerifyResponse {
+            tags: verdicts.into_iter().map(verification).collect(),
+        }))
     }
 }

@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod signer;
 pub mod store;
 pub mod txn;
+pub mod verify;
 
 pub use error::TrustError;
 
@@ -70,6 +71,7 @@ pub enum RotateRole {
 pub struct Trust {
     engine: Arc<Engine>,
     registry: tufd_remote::RegistryClient,
+    verify_policy: verify::VerifyPolicy,
 }
 
 const RELEASES: &str = "targets/releases";
@@ -168,6 +170,7 @@ impl Trust {
         Ok(Self {
             engine: Arc::new(Engine::new(keyring, resolver, store, config.expiries)),
             registry,
+            verify_policy: config.verify.clone(),
         })
     }
 

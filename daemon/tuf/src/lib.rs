@@ -51,6 +51,7 @@
 
 pub mod canonical;
 pub mod cert;
+pub mod client;
 pub mod error;
 pub mod expiry;
 pub mod key;
@@ -72,8 +73,8 @@ pub use metadata::{
     Targets, Timestamp,
 };
 pub use repo::{
-    RepositoryFiles, VerifiedRepository, verify_repository, verify_root_rotation,
-    verify_unpublished,
+    RepositoryFiles, SkipReason, SkippedDelegation, VerifiedRepository, verify_client_update,
+    verify_repository, verify_root_rotation, verify_unpublished,
 };
 pub use role::RoleName;
 pub use sign::{DigestSigner, RoleSigner, SignError, sign_role};

@@ -228,7 +228,55 @@ pub fn verify_repository(
     gun: &str,
     now: OffsetDateTime,
 ) -> Result<VerifiedRepository> {
-    verify(trusted_root, files, gun, now, true)
+    verify(trusted_root, files, gun, now, true, None)
+}
+
+/// A delegation a client update left out, and why.
+#[derive(Debug, Clone)]
+pub struct SkippedDelegation {
+    /// Full role name, e.g. `targets/releases`.
+    pub name: String,
+    /// The paths its parent delegates to it (restricted to the parent's).
+    pub paths: Vec<String>,
+    /// Its place in the walk: the number of verified delegations before it.
+    pub position: usize,
+    /// Why it was left out.
+    pub reason: SkipReason,
+}
+
+/// Why a delegation was left out of a client update.
+#[derive(Debug, Clone)]
+#[allow(missing_docs)]
+pub enum SkipReason {
+    /// Listed in snapshot but its file was not supplied (fetch it and
+    /// verify again).
+    NotFetched,
+    /// It failed verification (expired, threshold not met, malformed,
+    /// hash mismatch…); resolution that needs it must fail.
+    Failed(std::sync::Arc<Error>),
+}
+
+impl SkippedDelegation {
+    /// Whether a client walk for `target` would visit this role.
+    pub fn covers(&self, target: &str) -> bool {
+        self.paths.iter().any(|p| target.starts_with(p.as_str()))
+    }
+}
+
+/// A client update as notary's client does it: like [`verify_repository`],
+/// but a delegation whose file is missing or fails verification is left
+/// out (with its subtree) and reported instead of failing the repository;
+/// the caller decides whether resolution needed it. Top-level roles must
+/// verify.
+pub fn verify_client_update(
+    trusted_root: &Signed<Root>,
+    files: &RepositoryFiles,
+    gun: &str,
+    now: OffsetDateTime,
+) -> Result<(VerifiedRepository, Vec<SkippedDelegation>)> {
+    let mut skipped = Vec::new();
+    let repo = verify(trusted_root, files, gun, now, true, Some(&mut skipped))?;
+    Ok((repo, skipped))
 }
 
 /// Like [`verify_repository`] but without a timestamp: for metadata about
@@ -240,7 +288,7 @@ pub fn verify_unpublished(
     gun: &str,
     now: OffsetDateTime,
 ) -> Result<VerifiedRepository> {
-    verify(trusted_root, files, gun, now, false)
+    verify(trusted_root, files, gun, now, false, None)
 }
 
 fn verify(
@@ -249,6 +297,7 @@ fn verify(
     gun: &str,
     now: OffsetDateTime,
     with_timestamp: bool,
+    mut lenient: Option<&mut Vec<SkippedDelegation>>,
 ) -> Result<VerifiedRepository> {
     // Root: the trusted root must be self-consistent, then each rotation.
     check_root_structure(trusted_root.signed())?;
@@ -325,35 +374,60 @@ fn verify(
             if entry.keyids.is_empty() {
                 continue;
             }
+            let mut role = entry.clone();
+            if let Some(pp) = &parent_paths {
+                role.paths
+                    .retain(|p| pp.iter().any(|q| p.starts_with(q.as_str())));
+            }
             let Some(bytes) = files.delegations.get(&entry.name) else {
                 if meta.contains_key(&entry.name) {
+                    if let Some(skipped) = lenient.as_deref_mut() {
+                        skipped.push(SkippedDelegation {
+                            name: entry.name.clone(),
+                            paths: role.paths.clone(),
+                            position: delegations.len(),
+                            reason: SkipReason::NotFetched,
+                        });
+                        continue;
+                    }
                     return Err(Error::MissingFile {
                         role: entry.name.clone(),
                     });
                 }
                 continue; // delegated but never published
             };
-            let file_meta = meta.get(&entry.name).ok_or_else(|| Error::MissingMeta {
-                role: entry.name.clone(),
-                listed_in: "snapshot".into(),
-            })?;
-            check_file_meta(&entry.name, bytes, file_meta, "snapshot")?;
-            let file = Signed::<Targets>::from_role_bytes(&entry.name, bytes)?;
-            let keys = collect_keys(
-                &entry.name,
-                &entry.keyids,
-                &parent.delegations.keys,
-                &parent_name,
-            )?;
-            check_threshold(&entry.name, entry.threshold, keys.len())?;
-            verify_threshold(&entry.name, &file, &keys, entry.threshold)?;
-            check_version(&entry.name, &file)?;
-            check_expiry(&entry.name, &file, now)?;
-            let mut role = entry.clone();
-            if let Some(pp) = &parent_paths {
-                role.paths
-                    .retain(|p| pp.iter().any(|q| p.starts_with(q.as_str())));
-            }
+            let checked = (|| {
+                let file_meta = meta.get(&entry.name).ok_or_else(|| Error::MissingMeta {
+                    role: entry.name.clone(),
+                    listed_in: "snapshot".into(),
+                })?;
+                check_file_meta(&entry.name, bytes, file_meta, "snapshot")?;
+                let file = Signed::<Targets>::from_role_bytes(&entry.name, bytes)?;
+                let keys = collect_keys(
+                    &entry.name,
+                    &entry.keyids,
+                    &parent.delegations.keys,
+                    &parent_name,
+                )?;
+                check_threshold(&entry.name, entry.threshold, keys.len())?;
+                verify_threshold(&entry.name, &file, &keys, entry.threshold)?;
+                check_version(&entry.name, &file)?;
+                check_expiry(&entry.name, &file, now)?;
+                Ok(file)
+            })();
+            let file = match (checked, lenient.as_deref_mut()) {
+                (Ok(file), _) => file,
+                (Err(e), Some(skipped)) => {
+                    skipped.push(SkippedDelegation {
+                        name: entry.name.clone(),
+                        paths: role.paths.clone(),
+                        position: delegations.len(),
+                        reason: SkipReason::Failed(std::sync::Arc::new(e)),
+                    });
+                    continue;
+                }
+                (Err(e), None) => return Err(e),
+            };
             queue.push_back((
                 entry.name.clone(),
                 file.signed().clone(),

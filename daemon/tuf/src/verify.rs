@@ -124,7 +124,9 @@ fn verify_rsa(pss: bool, key: &Key, sig: &[u8], message: &[u8]) -> std::result::
 
 /// Counts valid signatures of `signed` by distinct keys of `keys` (key ID →
 /// key) and checks the count against `threshold`. Signatures by other keys
-/// are ignored, as notary ignores them. Returns the valid key IDs.
+/// are ignored, as notary ignores them. A public key listed under two key
+/// IDs (say as `ecdsa` and inside an `ecdsa-x509` certificate) counts once:
+/// one holder cannot meet a threshold of two alone. Returns the valid key IDs.
 pub fn verify_threshold<T: Metadata>(
     role: &str,
     signed: &Signed<T>,
@@ -139,6 +141,7 @@ pub fn verify_threshold<T: Metadata>(
         });
     }
     let mut valid = BTreeSet::new();
+    let mut holders = BTreeSet::new();
     for sig in signed.signatures() {
         let Some(key) = keys.get(&sig.keyid) else {
             continue;
@@ -152,7 +155,10 @@ pub fn verify_threshold<T: Metadata>(
             });
         }
         if verify_signature(key, sig, signed.canonical_bytes()).is_ok() {
-            valid.insert(sig.keyid.clone());
+            let holder = key.spki_der().unwrap_or_else(|_| key.public().to_vec());
+            if holders.insert(holder) {
+                valid.insert(sig.keyid.clone());
+            }
         }
     }
     if valid.len() < threshold as usize {
