@@ -202,8 +202,8 @@ where
             budget.take(b.len());
             Ok(b.to_vec())
         }
-        Err(tufd_remote::Error::TooLarge { .. })
-            if listed.is_none() && limit == budget.remaining() =>
+        Err(tufd_remote::Error::TooLarge { limit: cut, .. })
+            if listed.is_none() && cut == budget.remaining() =>
         {
             Err(budget.exceeded(gun, what))
         }
@@ -499,15 +499,22 @@ impl Trust {
                 files.delegations.insert(role, bytes);
             }
         };
+        let mut complete = true;
         for s in &skipped {
             if let SkipReason::Failed(e) = &s.reason {
+                complete = false;
                 tracing::warn!(repository = %name, role = %s.name, error = %e, "delegation skipped: it did not verify");
             }
         }
         if let Some(s) = &stored {
             check_no_rollback_from(&s.root, &s.files, &repo).map_err(md)?;
         }
-        self.engine.store.save(name, &repo)?;
+        // The store keeps the last state in which everything verified: a
+        // delegation that failed leaves it as it was (and the next update
+        // is checked against it again).
+        if complete {
+            self.engine.store.save(name, &repo)?;
+        }
         Ok(Some(Updated { repo, skipped }))
     }
 
