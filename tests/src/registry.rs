@@ -623,6 +623,24 @@ impl TestRegistry {
         self.put_manifest(repository, tag, media_type, bytes).await
     }
 
+    /// Pulls a manifest as an engine-less client does (`GET
+    /// …/manifests/<tag or digest>` with the OCI and docker media types):
+    /// the HTTP status and the bytes served.
+    pub async fn pull_manifest(&self, repository: &str, reference: &str) -> (u16, Vec<u8>) {
+        let url = format!("{}/v2/{repository}/manifests/{reference}", self.url);
+        let accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+        let resp = self
+            .send(
+                self.request(reqwest::Method::GET, &url, repository)
+                    .header("Accept", accept),
+                &url,
+            )
+            .await;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+        (status, body)
+    }
+
     /// Deletes a manifest by digest (`DELETE …/manifests/sha256:…`). Panics on failure.
     pub async fn delete_manifest(&self, repository: &str, digest: &str) {
         let url = format!("{}/v2/{repository}/manifests/{digest}", self.url);
