@@ -36,6 +36,17 @@ impl SoftKey {
         }
     }
 
+    /// A key read from a PEM file (SEC1 `EC PRIVATE KEY` or PKCS#8), e.g.
+    /// one openssl made.
+    pub fn from_pem_file(path: &std::path::Path) -> Self {
+        use p256::pkcs8::DecodePrivateKey;
+        let text = std::fs::read_to_string(path).expect("key file");
+        let key = p256::SecretKey::from_sec1_pem(&text)
+            .or_else(|_| p256::SecretKey::from_pkcs8_pem(&text))
+            .expect("P-256 private key");
+        SoftKey(key.into())
+    }
+
     /// Its public key as a TUF `ecdsa` key.
     pub fn public(&self) -> Key {
         Key::ecdsa(self.spki_der())

@@ -532,6 +532,134 @@ fn no_trust_data_rotation_and_pinning() {
     assert!(out.stderr.contains("trust on first use is off"), "{out:?}");
 }
 
+/// Runs openssl in `dir`.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+}
+
+/// A P-256 key and a certificate for it with CN = `cn` (self-signed with
+/// `digest`, or issued by `ca.{key,crt}` in `dir`), as a root key.
+fn openssl_root(
+    dir: &std::path::Path,
+    name: &str,
+    cn: &str,
+    digest: &str,
+    ca: bool,
+) -> (SoftKey, Key) {
+    openssl(
+        dir,
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            &format!("{name}.key"),
+        ],
+    );
+    let subj = format!("/CN={}", cn.replace('/', "\\/"));
+    let (csr, key, crt) = (
+        format!("{name}.csr"),
+        format!("{name}.key"),
+        format!("{name}.crt"),
+    );
+    openssl(
+        dir,
+        &["req", "-new", "-key", &key, "-subj", &subj, "-out", &csr],
+    );
+    // `x509 -req` adds no extensions: a leaf, as notary wants.
+    let digest = format!("-{digest}");
+    let mut args = vec![
+        "x509", "-req", "-in", &csr, "-days", "30", &digest, "-out", &crt,
+    ];
+    if ca {
+        args.extend(["-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial"]);
+    } else {
+        args.extend(["-signkey", key.as_str()]);
+    }
+    openssl(dir, &args);
+    let pem = std::fs::read_to_string(dir.join(format!("{name}.crt"))).unwrap();
+    let key = Key::ecdsa_x509(::pem::parse(&pem).unwrap().contents());
+    (
+        SoftKey::from_pem_file(&dir.join(format!("{name}.key"))),
+        key,
+    )
+}
+
+#[test]
+fn sha1_and_ca_pinned_root_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    openssl(
+        d,
+        &[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            "ca.key",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-new",
+            "-x509",
+            "-key",
+            "ca.key",
+            "-subj",
+            "/CN=tufd test root CA",
+            "-days",
+            "30",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-out",
+            "ca.crt",
+        ],
+    );
+    let w = World::new(&format!(
+        "[[verify]]\nprefix = \"localhost:5000/ca/\"\nmode = \"enforced\"\nca = \"{}\"\ntofu = false\n",
+        d.join("ca.crt").display()
+    ));
+    let publish = |gun: &str, root: (SoftKey, Key)| {
+        let mut repo = CraftedRepo::new(gun);
+        repo.root_key = root.0;
+        repo.root_cert = root.1;
+        repo.delegation("targets/releases")
+            .targets
+            .insert("v1".into(), target(DIGEST, SIZE));
+        repo.publish(&w.server);
+    };
+    // Issued by the pinned CA: trusted with TOFU off.
+    let ok = "localhost:5000/ca/issued";
+    publish(ok, openssl_root(d, "issued", ok, "sha256", true));
+    let out = w.verify(&[&format!("{ok}:v1")]);
+    assert!(out.status.success(), "{out:?}");
+    // Self-signed (a substituted root): refused.
+    let sub = "localhost:5000/ca/substituted";
+    publish(sub, openssl_root(d, "sub", sub, "sha256", false));
+    let out = w.verify(&[&format!("{sub}:v1")]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("issued by the CA pinned"), "{out:?}");
+    assert!(w.stored(sub).is_none());
+    // A root certificate signed with SHA-1: refused as notary does.
+    let sha1 = "localhost:5000/hostile/sha1";
+    publish(sha1, openssl_root(d, "sha1", sha1, "sha1", false));
+    let out = w.verify(&[&format!("{sha1}:v1")]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("SHA-1"), "{out:?}");
+    assert!(w.stored(sha1).is_none());
+}
+
 fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
