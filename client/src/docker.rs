@@ -145,15 +145,19 @@ pub fn inspect_json(repos: &[v1::RepositoryInspection]) -> String {
     out
 }
 
-/// Go's `text/tabwriter` as docker's formatter sets it up (minwidth 10,
+/// docker's tabwriter (a fork of Go's `text/tabwriter` that measures
+/// cells by display width) as docker's formatter sets it up (minwidth 10,
 /// padding 3, spaces): every tab-terminated cell is padded to its column's
 /// widest cell plus 3 (at least 10); the last cell of a line is not.
+/// Display width: East Asian wide characters take two columns, combining
+/// marks none.
 fn tabwrite(rows: &[Vec<String>]) -> String {
+    use unicode_width::UnicodeWidthStr;
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let mut widths = vec![10usize; columns.saturating_sub(1)];
     for row in rows {
         for (i, cell) in row.iter().enumerate().take(row.len().saturating_sub(1)) {
-            widths[i] = widths[i].max(cell.chars().count() + 3);
+            widths[i] = widths[i].max(cell.width() + 3);
         }
     }
     let mut out = String::new();
@@ -161,7 +165,7 @@ fn tabwrite(rows: &[Vec<String>]) -> String {
         for (i, cell) in row.iter().enumerate() {
             out.push_str(cell);
             if i + 1 < row.len() {
-                let fill = widths[i].saturating_sub(cell.chars().count());
+                let fill = widths[i].saturating_sub(cell.width());
                 out.push_str(&" ".repeat(fill));
             }
         }
@@ -403,6 +407,27 @@ mod tests {
         }
         assert!(ours.contains(r#""SignedTag": "a\u003cb\u003e\u0026c""#));
         assert!(ours.contains("\n            {\n                \"Name\": \"erin\",\n"));
+    }
+
+    #[test]
+    fn columns_align_by_display_width() {
+        let rows = vec![
+            vec!["SIGNER".to_owned(), "KEYS".to_owned()],
+            vec!["日本語".to_owned(), "a".to_owned()],
+            vec!["e\u{301}te\u{301}".to_owned(), "b".to_owned()],
+            vec!["plain".to_owned(), "c".to_owned()],
+        ];
+        let text = tabwrite(&rows);
+        let starts: Vec<usize> = text
+            .lines()
+            .map(|l| {
+                use unicode_width::UnicodeWidthStr;
+                let cut = l.rfind(' ').unwrap() + 1;
+                l[..cut].width()
+            })
+            .collect();
+        assert_eq!(starts, vec![10, 10, 10, 10], "{text}");
+        assert!(text.starts_with("SIGNER    KEYS\n日本語    a\n"), "{text}");
     }
 
     #[test]
