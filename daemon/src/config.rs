@@ -72,6 +72,9 @@
 //!
 //! Every write also re-signs each role tufd can sign that expires within
 //! six months.
+//!
+//! Verify-before-pull (`[[verify]]` per repository prefix, `[verification]`
+//! limits) is described in `trust/verify/config.rs`.
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -430,11 +433,7 @@ impl Config {
             if tokens.iter().any(|x: &TokenConfig| x.name() == name) {
                 return Err(invalid(format!("token name '{name}' is used twice")));
             }
-            if name.is_empty() || name.contains(char::is_whitespace) {
-                return Err(invalid(format!(
-                    "token name {name:?} must be non-empty, without spaces"
-                )));
-            }
+            tufd_proto::names::check_token_name(&name).map_err(|e| invalid(e.to_string()))?;
             let pin: PinSource = t
                 .pin
                 .parse()

@@ -608,6 +608,17 @@ impl NotaryCli {
             .into_iter()
             .map(|a| a.as_ref().to_os_string())
             .collect();
+        let output = self.command(&args).output();
+        CliOutput::from_result(args, output)
+    }
+
+    /// The `notary -s URL --tlscacert CA -d TRUSTDIR <args>` command, not
+    /// yet run (for timing it).
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let _ = fs::create_dir_all(&self.trust_dir);
         let mut cmd = Command::new("notary");
         cmd.arg("-s")
@@ -616,14 +627,13 @@ impl NotaryCli {
             .arg(&self.ca)
             .arg("-d")
             .arg(&self.trust_dir)
-            .args(&args)
+            .args(args)
             .env("HOME", &self.trust_dir)
             .stdin(Stdio::null());
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let output = cmd.output();
-        CliOutput::from_result(args, output)
+        cmd
     }
 
     /// Like [`NotaryCli::run`], panicking with the output unless it exits 0.

@@ -130,3 +130,62 @@ fn parse_certificates(text: &str) -> Result<Vec<x509_cert::Certificate>, String>
         .map(|p| x509_cert::Certificate::from_der(p.contents()).map_err(|e| e.to_string()))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Doc {
+        #[serde(default)]
+        verify: Vec<RawVerifyRule>,
+        #[serde(default)]
+        verification: RawVerification,
+    }
+
+    fn policy(text: &str) -> Result<VerifyPolicy, String> {
+        let doc: Doc = toml::from_str(text).map_err(|e| e.to_string())?;
+        let invalid = |message: String| ConfigError::Invalid {
+            path: "t.toml".into(),
+            message,
+        };
+        doc.verification
+            .into_policy(doc.verify, &invalid)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn rules_and_limits_are_checked() {
+        let p = policy(
+            "[[verify]]\nprefix = \"a/\"\nmode = \"passive\"\n[[verify]]\nmode = \"enforced\"\ntofu = false\n[verification]\ndeadline_seconds = 5\nmax_bytes = 8192\n",
+        )
+        .unwrap();
+        assert_eq!(p.deadline, Duration::from_secs(5));
+        assert_eq!(p.max_bytes, 8192);
+        assert_eq!(p.rule_for("a/b").map(|r| r.mode), Some(VerifyMode::Passive));
+        assert!(p.rule_for("x").is_some_and(|r| !r.tofu));
+        for (bad, why) in [
+            (
+                "[[verify]]\nmode = \"strict\"\n",
+                "use enforced, passive or disabled",
+            ),
+            (
+                "[[verify]]\nmode = \"passive\"\n[[verify]]\nmode = \"enforced\"\n",
+                "given twice",
+            ),
+            (
+                "[[verify]]\nmode = \"enforced\"\npinned_root_keys = [\"abc\"]\n",
+                "not a key ID",
+            ),
+            (
+                "[[verify]]\nmode = \"enforced\"\nca = \"/nonexistent/ca.pem\"\n",
+                "verify ca",
+            ),
+            ("[verification]\ndeadline_seconds = 0\n", "deadline_seconds"),
+            ("[verification]\nmax_bytes = 10\n", "max_bytes"),
+        ] {
+            let e = policy(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+}

@@ -506,6 +506,15 @@ impl Trust {
                 tracing::warn!(repository = %name, role = %s.name, error = %e, "delegation skipped: it did not verify");
             }
         }
+        // Nothing new since the stored state (same timestamp, same root):
+        // every file came from the store, verified again above (expiry
+        // moves on); nothing to compare or to write.
+        let unchanged = stored
+            .as_ref()
+            .is_some_and(|s| s.files.timestamp == files.timestamp && files.root_chain.is_empty());
+        if unchanged {
+            return Ok(Some(Updated { repo, skipped }));
+        }
         if let Some(s) = &stored {
             check_no_rollback_from(&s.root, &s.files, &repo).map_err(md)?;
         }
