@@ -409,6 +409,11 @@ pub async fn signer(
 fn sign_request(args: &SignArgs) -> Result<v1::SignRequest, Failure> {
     if let Some(d) = &args.digest {
         check_digest(d)?;
+        if args.size == Some(0) {
+            return Err(Failure::input(
+                "--size 0: a manifest is never empty; give its size in bytes",
+            ));
+        }
     }
     let mut tags = Vec::with_capacity(args.tags.len());
     let mut seen = std::collections::HashSet::with_capacity(args.tags.len());
@@ -1037,6 +1042,9 @@ mod tests {
             let err = sign_request(&sign_args(&tags, digest)).expect_err("invalid");
             assert_eq!(err.exit_code(), 2, "{tags:?} {digest:?}: {}", err.message);
         }
+        let mut zero = sign_args(&["reg/a:v1"], Some(DIGEST));
+        zero.size = Some(0);
+        assert_eq!(sign_request(&zero).unwrap_err().exit_code(), 2);
     }
 
     #[test]

@@ -114,6 +114,16 @@ fn check_signer_name(name: &str) -> Result<RoleName, TrustError> {
         .map_err(|e| TrustError::InvalidRequest(e.to_string()))
 }
 
+/// A signer call names at least one repository, each valid.
+fn check_repositories(repositories: &[String]) -> Result<(), TrustError> {
+    if repositories.is_empty() {
+        return Err(TrustError::InvalidRequest(
+            "give at least one repository".into(),
+        ));
+    }
+    repositories.iter().try_for_each(|r| gun(r).map(drop))
+}
+
 fn missing(gun: &str) -> TrustError {
     TrustError::NotFound(format!(
         "{gun}: the repository has no trust data on the server; `tufctl signer add` initializes it"
@@ -316,6 +326,7 @@ impl Trust {
         events: &EventSink,
     ) -> Result<Vec<Change>, TrustError> {
         let role = check_signer_name(signer)?;
+        check_repositories(repositories)?;
         let key = key_from_pem(public_key_pem)?;
         let (role, key) = (&role, &key);
         each_repository(repositories, |repo| async move {
@@ -395,6 +406,7 @@ impl Trust {
         events: &EventSink,
     ) -> Result<Vec<Change>, TrustError> {
         let role = check_signer_name(signer)?;
+        check_repositories(repositories)?;
         let role = &role;
         each_repository(repositories, |repo| async move {
             let g = gun(repo)?;
@@ -474,6 +486,12 @@ impl Trust {
         let mut by_repo: Vec<(String, Vec<TagSpec>)> = Vec::new();
         for t in tags {
             check_tag(&t.tag)?;
+            if t.size == 0 {
+                return Err(TrustError::InvalidRequest(format!(
+                    "{}:{}: size 0; a manifest is never empty (give its size in bytes, or no digest to read both from the registry)",
+                    t.repository, t.tag
+                )));
+            }
             let repository = gun(&t.repository)?.as_str().to_owned();
             let t = TagSpec {
                 repository: repository.clone(),
@@ -794,9 +812,14 @@ mod tests {
             gun("localhost:5000/x").unwrap().as_str(),
             "localhost:5000/x"
         );
-        for bad in ["", "Alpine", "repo:a:b", "a/../b", "a:1", " x"] {
+        for bad in [
+            "", "Alpine", "repo:a:b", "a/../b", "a:1", " x", "/lead", "trail/", "a?b",
+        ] {
             assert!(gun(bad).is_err(), "{bad:?}");
         }
+        assert!(check_repositories(&[]).is_err());
+        assert!(check_repositories(&["ok/x".into(), "Bad".into()]).is_err());
+        assert!(check_repositories(&["ok/x".into()]).is_ok());
         assert!(check_signer_name("alice-2_ci").is_ok());
         for bad in ["Alice", "releases", "", "a/b", "a b"] {
             assert!(check_signer_name(bad).is_err(), "{bad}");
