@@ -839,3 +839,53 @@ fn root_certificate_takes_the_devices_subject_only_with_the_gun_as_cn() {
         );
     }
 }
+
+#[test]
+fn client_update_skips_broken_delegations_and_resolves_like_docker() {
+    use tufd_tuf::client::{Unresolved, check_no_rollback_from, resolve_tag};
+    let k = keys();
+    let b = build(&k, NOW + TARGETS_EXPIRY);
+    // Complete: v1.0 from targets/releases; a targets-only name from targets.
+    let (repo, skipped) = tufd_tuf::verify_client_update(&b.root, &b.files, GUN, NOW).unwrap();
+    assert!(skipped.is_empty());
+    let t = resolve_tag(&repo, &skipped, "v1.0").unwrap();
+    assert_eq!((t.role.as_str(), t.meta.length), ("targets/releases", 527));
+    assert_eq!(
+        resolve_tag(&repo, &skipped, "plain").unwrap().role,
+        "targets"
+    );
+    assert_eq!(
+        resolve_tag(&repo, &skipped, "nope"),
+        Err(Unresolved::NotSigned)
+    );
+    // Same bytes: no rollback.
+    check_no_rollback_from(b.root.bytes(), &b.files, &repo).unwrap();
+
+    // The releases file missing: reported as not fetched, not an error;
+    // resolution that needs it fails, one that does not still answers.
+    let mut files = b.files.clone();
+    files.delegations.clear();
+    let (repo, skipped) = tufd_tuf::verify_client_update(&b.root, &files, GUN, NOW).unwrap();
+    assert_eq!(skipped.len(), 1);
+    assert!(matches!(
+        skipped[0].reason,
+        tufd_tuf::SkipReason::NotFetched
+    ));
+    assert!(matches!(
+        resolve_tag(&repo, &skipped, "v1.0"),
+        Err(Unresolved::Broken { role, .. }) if role == "targets/releases"
+    ));
+    // Tampered releases: failed, the rest verified.
+    let mut files = b.files.clone();
+    let d = files.delegations.get_mut("targets/releases").unwrap();
+    let pos = d.windows(4).position(|w| w == b"v1.0").unwrap();
+    d[pos + 3] = b'1';
+    let (repo, skipped) = tufd_tuf::verify_client_update(&b.root, &files, GUN, NOW).unwrap();
+    assert!(matches!(
+        &skipped[0].reason,
+        tufd_tuf::SkipReason::Failed(e) if matches!(**e, Error::HashMismatch { .. })
+    ));
+    assert!(repo.delegations.is_empty());
+    // The strict verification still refuses it.
+    assert!(verify_repository(&b.root, &files, GUN, NOW).is_err());
+}
