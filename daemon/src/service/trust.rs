@@ -180,6 +180,7 @@ fn verification(v: TagVerdict) -> v1::TagVerification {
         repository: v.repository,
         tag: v.tag,
         mode: v.mode.as_str().to_owned(),
+        warnings: v.warnings,
         ..Default::default()
     };
     let registry = |out: &mut v1::TagVerification, r: Result<([u8; 32], u64), String>| match r {
