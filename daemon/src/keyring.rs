@@ -267,7 +267,12 @@ impl Keyring {
     ) -> Result<KeyRecord, KeyringError> {
         let store = self.key_store(token)?;
         let pem = zeroize::Zeroizing::new(pem);
-        let file = import::parse_key_file(&pem, passphrase.as_ref()).map_err(KeyError::from)?;
+        // Decryption runs a KDF: on the bounded CPU pool, never on a
+        // runtime thread (its cost is capped by `parse_key_file`).
+        let file = crate::cpu::run(move || import::parse_key_file(&pem, passphrase.as_ref()))
+            .await
+            .map_err(|e| KeyringError::Internal(e.to_string()))?
+            .map_err(KeyError::from)?;
         let name = match (name, file.role.as_deref()) {
             ("", Some(role)) => role.to_owned(),
             ("", None) => {

@@ -2,6 +2,7 @@
 //! real servers, each in a fresh temporary directory.
 
 pub mod daemon;
+pub mod hostile;
 pub mod notary;
 pub mod process;
 pub mod registry;
