@@ -270,18 +270,16 @@ pub enum TokenCommand {
     /// The daemon verifies the PIN on the device and keeps it for the
     /// token's `pin_cache_seconds` (default 15 minutes). The PIN comes from
     /// --pin-file, else the TUFCTL_PIN environment variable, else a prompt.
-    /// A wrong PIN reports the tries left. With one try left the daemon
-    /// refuses to present any PIN unless --confirm-last-try.
+    /// A wrong PIN reports the tries left. With few tries left the daemon
+    /// presents a new PIN only if its configuration allows it
+    /// (`allow_last_pin_try`); a token already unlocked is never asked to
+    /// check another PIN.
     Unlock {
         /// Token name from the daemon configuration.
         name: String,
         /// File holding the PIN (first line).
         #[arg(long, value_name = "FILE")]
         pin_file: Option<PathBuf>,
-        /// Present the PIN even if the device has only one try left (a
-        /// wrong PIN then blocks it). Asks for confirmation on a terminal.
-        #[arg(long)]
-        confirm_last_try: bool,
     },
 }
 

@@ -331,29 +331,13 @@ pub async fn token_unlock(
     out: &Output,
     name: String,
     pin_file: Option<PathBuf>,
-    confirm_last_try: bool,
 ) -> Result<(), Failure> {
-    if confirm_last_try {
-        eprintln!(
-            "warning: --confirm-last-try: if token '{name}' has only one PIN try left and this PIN is wrong, the PIN is blocked (a YubiKey then needs its PUK to unblock it)"
-        );
-        if std::io::stdin().is_terminal() {
-            eprint!("Present the PIN even with one try left? [y/N] ");
-            let mut answer = String::new();
-            std::io::stdin()
-                .read_line(&mut answer)
-                .map_err(|e| Failure::input(format!("cannot read the answer: {e}")))?;
-            if !matches!(answer.trim(), "y" | "Y" | "yes") {
-                return Err(Failure::input("not confirmed; no PIN was sent"));
-            }
-        }
-    }
     let mut pin = read_pin(pin_file, &name)?;
     let r = KeysClient::new(channel)
         .unlock_token(v1::UnlockTokenRequest {
             token: name.clone(),
             pin: std::mem::take(&mut *pin),
-            confirm_last_try,
+            confirm_last_try: false,
         })
         .await?
         .into_inner();

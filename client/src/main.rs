@@ -37,13 +37,8 @@ async fn run(args: cli::Cli) -> Result<(), output::Failure> {
             command: cli::TokenCommand::List,
         } => keys::token_list(channel, &out).await,
         cli::Command::Token {
-            command:
-                cli::TokenCommand::Unlock {
-                    name,
-                    pin_file,
-                    confirm_last_try,
-                },
-        } => keys::token_unlock(channel, &out, name, pin_file, confirm_last_try).await,
+            command: cli::TokenCommand::Unlock { name, pin_file },
+        } => keys::token_unlock(channel, &out, name, pin_file).await,
         cli::Command::Key { command } => keys::run(command, channel, &out).await,
         cli::Command::Signer { command } => {
             trust::signer(command, channel, &mut trust::Term::stdio(), &out).await

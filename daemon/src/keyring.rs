@@ -32,6 +32,10 @@ pub enum KeyringError {
         token: String,
         id: String,
     },
+    #[error(
+        "cannot check that the name {label} is free: tokens that could not be read: {tokens}; fix or unlock them first"
+    )]
+    NameUnknown { label: KeyLabel, tokens: String },
     #[error("{0}")]
     InvalidRequest(String),
     #[error("internal error: {0}")]
@@ -96,10 +100,19 @@ impl Keyring {
             .iter()
             .map(|t| match t {
                 TokenConfig::Pkcs11(c) => (
-                    Arc::new(
-                        Pkcs11Store::new(c.clone(), modules.clone(), tufd_tuf::keyid::ecdsa_key_id)
-                            .with_pin_cache(config.pin_cache.get(&c.name).copied().flatten()),
-                    ) as Arc<dyn KeyStore>,
+                    Arc::new(match config.pin_rules.get(&c.name) {
+                        Some(rules) => Pkcs11Store::new(
+                            c.clone(),
+                            modules.clone(),
+                            tufd_tuf::keyid::ecdsa_key_id,
+                        )
+                        .with_pin_rules(rules.clone()),
+                        None => Pkcs11Store::new(
+                            c.clone(),
+                            modules.clone(),
+                            tufd_tuf::keyid::ecdsa_key_id,
+                        ),
+                    }) as Arc<dyn KeyStore>,
                     "pkcs11",
                 ),
                 TokenConfig::YubiKey(c) => (
@@ -205,11 +218,10 @@ impl Keyring {
         &self,
         token: &str,
         pin: SecretString,
-        confirm_last_try: bool,
     ) -> Result<(TokenReport, Option<Duration>), KeyringError> {
         let store = self.key_store(token)?;
         let s = store.clone();
-        blocking(move || Ok(s.unlock(pin, confirm_last_try)?)).await?;
+        blocking(move || Ok(s.unlock(pin)?)).await?;
         let name = store.name().to_owned();
         let s = store.clone();
         let status = tokio::task::spawn_blocking(move || s.status())
@@ -234,9 +246,24 @@ impl Keyring {
             .map_or("unknown", |(_, k)| *k)
     }
 
-    /// Refuses a name already used on any readable token.
+    /// Refuses a name already used on any token. While a token cannot be
+    /// read, no name can be shown free: the request is refused.
     async fn check_name_free(&self, label: &KeyLabel) -> Result<(), KeyringError> {
         let listing = self.list("").await?;
+        if !listing.unavailable.is_empty() {
+            let reasons: Vec<_> = listing
+                .unavailable
+                .iter()
+                .map(|t| match &t.status {
+                    TokenStatus::Unavailable { reason } => format!("{} ({reason})", t.name),
+                    _ => t.name.clone(),
+                })
+                .collect();
+            return Err(KeyringError::NameUnknown {
+                label: label.clone(),
+                tokens: reasons.join("; "),
+            });
+        }
         if let Some(k) = listing.keys.iter().find(|k| k.label == *label) {
             return Err(KeyringError::NameTaken {
                 label: label.clone(),

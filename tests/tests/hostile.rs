@@ -3,8 +3,9 @@
 //! not crash, freeze or disarm the daemon.
 
 use std::time::{Duration, Instant};
-use tufd_tests::daemon::TestEnv;
+use tufd_tests::daemon::{TestEnv, token_toml};
 use tufd_tests::hostile::{memory_kib, pbkdf2_key_file, scrypt_key_file, status_latency};
+use tufd_tests::softhsm::{MODULE, PIN};
 
 /// Loads `file` with a passphrase, returning how long the refusal took
 /// and what tufctl printed.
@@ -106,4 +107,120 @@ fn costly_key_files_are_refused_quickly_while_the_daemon_keeps_answering() {
     // Still alive and stops on SIGTERM.
     let status = daemon.stop();
     assert!(status.success(), "tufd exit: {status}");
+}
+
+/// OpenSC's PKCS#11 spy (Debian `opensc`): logs every call to the module
+/// it wraps.
+const SPY: &str = "/usr/lib/x86_64-linux-gnu/pkcs11-spy.so";
+
+/// A daemon whose token `dev` is SoftHSM2 behind the spy; `pin` is the PIN
+/// source, `extra` more TOML for the token. Returns the spy's log path.
+fn spied(env: &mut TestEnv, pin: &str, extra: &str) -> (String, std::path::PathBuf) {
+    let log = env.path().join("spy.log");
+    env.daemon_env.push(("PKCS11SPY".into(), MODULE.into()));
+    env.daemon_env
+        .push(("PKCS11SPY_OUTPUT".into(), log.display().to_string()));
+    let config = env.config_with(&format!(
+        "{}{extra}",
+        token_toml("dev", SPY, tufd_tests::daemon::TOKEN_LABEL, pin)
+    ));
+    (config, log)
+}
+
+/// How many `C_Login` calls reached the module (user and
+/// context-specific logins alike).
+fn logins(spy_log: &std::path::Path) -> usize {
+    std::fs::read_to_string(spy_log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("C_Login"))
+        .count()
+}
+
+#[test]
+fn thirty_wrong_unlock_pins_present_at_most_the_configured_attempts() {
+    let mut env = TestEnv::new();
+    let (config, spy_log) = spied(&mut env, "prompt", "unlock_attempts = 3\n");
+    let daemon = env.start_with(&config);
+    assert_eq!(logins(&spy_log), 0, "no PIN yet: nothing presented");
+    let mut refusals = Vec::new();
+    for i in 0..30 {
+        let pin = format!("9{i:05}");
+        let out = env.tufctl_env(&["token", "unlock", "dev"], &[("TUFCTL_PIN", &pin)]);
+        assert!(!out.status.success(), "{out:?}");
+        refusals.push(out.stderr);
+    }
+    let presented = logins(&spy_log);
+    assert!(
+        presented <= 3,
+        "{presented} PINs reached the token:\n{}",
+        daemon.log()
+    );
+    assert_eq!(presented, 3, "the budget allows three");
+    assert!(
+        refusals[29].contains("no PIN is presented to the device"),
+        "{}",
+        refusals[29]
+    );
+    // The right PIN now waits for the window too (the retry counter is
+    // worth more than a caller's convenience), and still reaches nothing.
+    env.tufctl_env(&["token", "unlock", "dev"], &[("TUFCTL_PIN", PIN)])
+        .fails_with(1, "more seconds");
+    assert_eq!(logins(&spy_log), 3);
+    // The SoftHSM2 token was not locked: an independent client logs in.
+    assert!(
+        env.hsm
+            .pkcs11_tool(&["--login", "--pin", PIN, "--list-objects"])
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn a_rejected_configured_pin_is_never_presented_again() {
+    let mut env = TestEnv::new();
+    env.daemon_env = vec![("TUFD_PIN".into(), "0000".into())];
+    let (config, spy_log) = spied(&mut env, "env:TUFD_PIN", "unlock_attempts = 2\n");
+    let daemon = env.start_with(&config);
+    let after_start = logins(&spy_log);
+    assert_eq!(after_start, 1, "the configured PIN once:\n{}", daemon.log());
+    // Wrong unlocks, then status and key requests: the configured PIN,
+    // rejected before, is not presented again.
+    for pin in ["111111", "222222", "333333"] {
+        let _ = env.tufctl_env(&["token", "unlock", "dev"], &[("TUFCTL_PIN", pin)]);
+    }
+    for _ in 0..3 {
+        let _ = env.tufctl(&["key", "list"]);
+        let _ = env.tufctl(&["status"]);
+    }
+    assert_eq!(
+        logins(&spy_log),
+        1 + 2,
+        "configured PIN once, two unlock PINs:\n{}",
+        daemon.log()
+    );
+}
+
+#[test]
+fn a_wrong_unlock_on_a_ready_token_leaves_every_key_usable() {
+    let env = TestEnv::new();
+    let _daemon = env.start();
+    for name in ["a", "b", "c"] {
+        env.tufctl(&["key", "generate", name]).ok();
+    }
+    let refused = env.tufctl_env(&["token", "unlock", "dev"], &[("TUFCTL_PIN", "999999")]);
+    refused.fails_with(1, "already unlocked");
+    // The right PIN again only extends the cache; nothing is logged out.
+    env.tufctl_env(&["token", "unlock", "dev"], &[("TUFCTL_PIN", PIN)])
+        .ok();
+    let keys = env.tufctl(&["-o", "json", "key", "list"]).json();
+    assert_eq!(keys["keys"].as_array().unwrap().len(), 3, "{keys}");
+    for name in ["a", "b", "c"] {
+        let proof = env.tufctl(&["-o", "json", "key", "test", name]).json();
+        assert_eq!(proof["verified"], true);
+    }
+    // A name stays unique.
+    std::fs::create_dir(env.path().join("elsewhere")).unwrap();
+    env.tufctl(&["key", "generate", "a", "--dir", "elsewhere"])
+        .fails_with(1, "already exists");
 }

@@ -93,10 +93,17 @@ impl PinSource {
 /// A salted fingerprint of a PIN, kept after the token rejected it so the
 /// same PIN is never presented again (only a changed PIN source is tried).
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct PinFingerprint([u8; 32]);
+pub struct PinFingerprint([u8; 32]);
+
+impl std::fmt::Debug for PinFingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PinFingerprint(<redacted>)")
+    }
+}
 
 impl PinFingerprint {
-    pub(crate) fn of(pin: &SecretString, salt: &[u8; 16]) -> Self {
+    /// The fingerprint of `pin` under this gate's `salt`.
+    pub fn of(pin: &SecretString, salt: &[u8; 16]) -> Self {
         let mut h = Sha256::new();
         h.update(salt);
         h.update(pin.expose_secret().as_bytes());

@@ -3,10 +3,12 @@
 //! A token is found by label or serial, never by slot number (slot ids
 //! change between boots and module versions). The store logs in once, keeps
 //! a bounded pool of sessions, and recovers from lost sessions, lost logins
-//! and removed devices by reopening, retrying the operation once. A PIN the
-//! token rejected is never presented again, and no PIN is presented while
-//! the token reports `CKF_USER_PIN_FINAL_TRY` unless an unlock request
-//! (`tufctl token unlock --confirm-last-try`) confirms it.
+//! and removed devices by reopening, retrying the operation once. Whether a
+//! PIN may be presented is the token's [`PinGate`]'s decision: a rejected
+//! PIN is never presented again, an unlock request never logs a ready token
+//! out, and no new PIN is presented while the token reports
+//! `CKF_USER_PIN_COUNT_LOW` or `CKF_USER_PIN_FINAL_TRY` unless the
+//! administrator allowed it (`allow_last_pin_try`).
 
 mod module;
 mod objects;
@@ -14,7 +16,8 @@ mod pool;
 
 pub use module::Modules;
 
-use crate::pin::{PinFingerprint, PinSource};
+use crate::gate::{Attempt, PinGate, PinRules, UnlockStart};
+use crate::pin::PinSource;
 use crate::{
     IdScheme, KeyError, KeyLabel, KeyRecord, KeyStore, TokenDescription, TokenStatus, TriesLeft,
 };
@@ -32,7 +35,7 @@ use secrecy::SecretString;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use zeroize::Zeroize;
 
 /// How the configuration names the token.
@@ -68,19 +71,6 @@ pub struct Pkcs11Config {
     pub max_sessions: usize,
 }
 
-/// Login state of the token as far as tufd knows.
-enum Auth {
-    /// Not known to be logged in; a new session checks.
-    Unknown,
-    /// The token rejected this PIN; it is never presented again.
-    Rejected {
-        pin: PinFingerprint,
-        tries: TriesLeft,
-    },
-    /// The user PIN is locked.
-    Locked,
-}
-
 /// The open token: module, slot and what it says about itself.
 #[derive(Clone)]
 struct Conn {
@@ -112,18 +102,13 @@ pub struct Pkcs11Store {
     id_scheme: IdScheme,
     modules: Arc<Modules>,
     conn: Mutex<Option<Conn>>,
-    auth: Mutex<Auth>,
+    /// The PIN state: which PIN may be presented, and when.
+    gate: PinGate,
     pool: Pool,
     index: RwLock<Option<Index>>,
     /// Serializes generate, import and delete (the index check and the
     /// token change must not interleave).
     admin: Mutex<()>,
-    pin_salt: [u8; 16],
-    /// The PIN given with `tufctl token unlock` and when it is forgotten
-    /// (`None`: at daemon stop).
-    unlocked: Mutex<Option<(SecretString, Option<Instant>)>>,
-    /// How long an unlocked PIN is kept (`None`: until the daemon stops).
-    pin_cache: Option<Duration>,
 }
 
 /// What went wrong inside an operation: a PKCS#11 return value (which may
@@ -181,86 +166,60 @@ impl Pkcs11Store {
     /// [`KeyStore::status`]), so a daemon starts even when a token is absent.
     pub fn new(config: Pkcs11Config, modules: Arc<Modules>, id_scheme: IdScheme) -> Self {
         let max = config.max_sessions;
+        let gate = PinGate::new(config.name.clone(), PinRules::new(config.pin.clone()));
         Self {
             config,
             id_scheme,
             modules,
             conn: Mutex::new(None),
-            auth: Mutex::new(Auth::Unknown),
+            gate,
             pool: Pool::new(max),
             index: RwLock::new(None),
             admin: Mutex::new(()),
-            pin_salt: rand::random(),
-            unlocked: Mutex::new(None),
-            pin_cache: Some(Duration::from_secs(15 * 60)),
         }
     }
 
     /// Sets how long a PIN given with [`KeyStore::unlock`] is kept (`None`:
     /// until the store is dropped). The default is 15 minutes.
-    pub fn with_pin_cache(mut self, pin_cache: Option<Duration>) -> Self {
-        self.pin_cache = pin_cache;
+    pub fn with_pin_cache(self, pin_cache: Option<Duration>) -> Self {
+        let rules = PinRules {
+            cache: pin_cache,
+            ..self.gate.rules().clone()
+        };
+        self.with_pin_rules(rules)
+    }
+
+    /// Sets the administrator's PIN rules (the PIN source in `rules`
+    /// replaces the configured one).
+    pub fn with_pin_rules(mut self, rules: PinRules) -> Self {
+        self.config.pin = rules.source.clone();
+        self.gate = PinGate::new(self.config.name.clone(), rules);
         self
     }
 
     /// Forgets an unlocked PIN whose time is up; for `pin = "prompt"` every
     /// session is closed too, which logs the token out.
     fn expire_unlock(&self) {
-        let mut unlocked = self.unlocked.lock().unwrap_or_else(|p| p.into_inner());
-        let expired = unlocked
-            .as_ref()
-            .and_then(|(_, until)| *until)
-            .is_some_and(|until| Instant::now() >= until);
-        if !expired {
+        if !self.gate.expire() {
             return;
         }
-        *unlocked = None;
-        drop(unlocked);
-        tracing::info!(token = %self.config.name, "the PIN given with `tufctl token unlock` expired");
-        if self.config.pin == PinSource::Prompt {
-            let mut st = self.pool.lock();
-            if let Some(session) = st.idle.first()
-                && let Err(e) = session.logout()
-            {
-                tracing::debug!(token = %self.config.name, error = %e, "logout after the PIN expired");
-            }
-            self.pool.reset(&mut st);
+        let mut st = self.pool.lock();
+        if let Some(session) = st.idle.first()
+            && let Err(e) = session.logout()
+        {
+            tracing::debug!(token = %self.config.name, error = %e, "logout after the PIN expired");
         }
+        self.pool.reset(&mut st);
     }
 
-    /// The PIN to present: the one given with `tufctl token unlock` while it
-    /// lasts, else the configured source's.
-    fn read_pin(&self) -> Result<SecretString, KeyError> {
-        if let Some((pin, _)) = &*self.unlocked.lock().unwrap_or_else(|p| p.into_inner()) {
-            return Ok(pin.clone());
-        }
-        match &self.config.pin {
-            PinSource::Prompt => Err(KeyError::Locked {
-                token: self.name_owned(),
-            }),
-            source => source.read().map_err(|detail| KeyError::PinSource {
-                token: self.name_owned(),
-                detail: format!("{detail} (PIN source {source})"),
-            }),
-        }
-    }
-
-    /// Refuses to present a PIN while the token reports that the next wrong
-    /// PIN locks it, unless `confirm_last_try`, or when the PIN is locked
-    /// (the caller records [`Auth::Locked`]).
-    fn check_final_try(&self, conn: &Conn, confirm_last_try: bool) -> Result<(), KeyError> {
+    /// What the token reports about its PIN tries; `None` when the PIN is
+    /// blocked.
+    fn tries_left(&self, conn: &Conn) -> Option<TriesLeft> {
         match conn.ctx.get_token_info(conn.slot) {
-            Ok(i) if i.user_pin_locked() => Err(KeyError::PinLocked {
-                token: self.name_owned(),
-            }),
-            Ok(i) if i.user_pin_final_try() && !confirm_last_try => Err(KeyError::LastPinTry {
-                token: self.name_owned(),
-                device: format!(
-                    "token {} (it reports CKF_USER_PIN_FINAL_TRY)",
-                    conn.description.label
-                ),
-            }),
-            _ => Ok(()),
+            Ok(i) if i.user_pin_locked() => None,
+            Ok(i) if i.user_pin_final_try() => Some(TriesLeft::FinalTry),
+            Ok(i) if i.user_pin_count_low() => Some(TriesLeft::Low),
+            _ => Some(TriesLeft::Unknown),
         }
     }
 
@@ -391,93 +350,56 @@ impl Pkcs11Store {
         Ok(session)
     }
 
-    /// Logs in unless the application is already logged in on this token.
-    /// Never presents a PIN the token rejected before.
+    /// Logs in unless the application is already logged in on this token,
+    /// with the PIN the gate hands out.
     fn ensure_login(&self, conn: &Conn, session: &Session) -> Result<(), KeyError> {
+        if self.logged_in(session)? {
+            return Ok(());
+        }
+        let attempt = self.gate.login()?;
+        self.present(conn, session, attempt)?;
+        tracing::info!(token = %self.config.name, "logged in");
+        Ok(())
+    }
+
+    /// Whether the application is logged in on the token (the state is
+    /// shared by all its sessions).
+    fn logged_in(&self, session: &Session) -> Result<bool, KeyError> {
         let info = session
             .get_session_info()
             .map_err(|e| self.device_error("reading the session state", &e))?;
-        if matches!(
+        Ok(matches!(
             info.session_state(),
             SessionState::RoUser | SessionState::RwUser
-        ) {
-            return Ok(());
-        }
-        let mut auth = self.auth.lock().unwrap_or_else(|p| p.into_inner());
-        if let Auth::Locked = *auth {
-            return Err(KeyError::PinLocked {
-                token: self.name_owned(),
-            });
-        }
-        let pin = self.read_pin()?;
-        let fingerprint = PinFingerprint::of(&pin, &self.pin_salt);
-        if let Auth::Rejected { pin, tries } = &*auth
-            && *pin == fingerprint
-        {
-            return Err(KeyError::PinRejected {
-                token: self.name_owned(),
-                tries: *tries,
-            });
-        }
-        if let Err(e) = self.check_final_try(conn, false) {
-            if let KeyError::PinLocked { .. } = e {
-                *auth = Auth::Locked;
-            }
-            return Err(e);
-        }
-        match session.login(UserType::User, Some(&pin)) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
-                tracing::info!(token = %self.config.name, "logged in");
-                *auth = Auth::Unknown;
-                Ok(())
-            }
-            Err(e) => {
-                let tries = self.login_refused(conn, &mut auth, fingerprint, e)?;
-                Err(KeyError::PinRejected {
-                    token: self.name_owned(),
-                    tries,
-                })
-            }
-        }
+        ))
     }
 
-    /// Handles a refused `C_Login`: a wrong PIN is remembered (never
-    /// presented again) and its tries left returned; a locked PIN or any
-    /// other failure is the error.
-    fn login_refused(
+    /// Presents the attempt's PIN with `C_Login`, after the gate checked
+    /// the tries the token reports, and tells the gate the outcome.
+    fn present(
         &self,
         conn: &Conn,
-        auth: &mut Auth,
-        fingerprint: PinFingerprint,
-        e: CkError,
-    ) -> Result<TriesLeft, KeyError> {
-        match e {
-            CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLenRange, _) => {
-                let tries = match conn.ctx.get_token_info(conn.slot) {
-                    Ok(i) if i.user_pin_locked() => {
-                        *auth = Auth::Locked;
-                        return Err(KeyError::PinLocked {
-                            token: self.name_owned(),
-                        });
-                    }
-                    Ok(i) if i.user_pin_final_try() => TriesLeft::FinalTry,
-                    Ok(i) if i.user_pin_count_low() => TriesLeft::Low,
-                    _ => TriesLeft::Unknown,
-                };
-                tracing::warn!(token = %self.config.name, %tries, "the token rejected the PIN");
-                *auth = Auth::Rejected {
-                    pin: fingerprint,
-                    tries,
-                };
-                Ok(tries)
+        session: &Session,
+        mut attempt: Attempt<'_>,
+    ) -> Result<(), KeyError> {
+        let device = format!("token {}", conn.description.label);
+        match self.tries_left(conn) {
+            None => return Err(attempt.blocked()),
+            Some(tries) => attempt.check_tries(tries, &device)?,
+        }
+        match session.login(UserType::User, Some(attempt.pin())) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
+                attempt.accepted();
+                Ok(())
             }
-            CkError::Pkcs11(RvError::PinLocked, _) => {
-                *auth = Auth::Locked;
-                Err(KeyError::PinLocked {
-                    token: self.name_owned(),
-                })
+            Err(CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLenRange, _)) => {
+                match self.tries_left(conn) {
+                    None => Err(attempt.blocked()),
+                    Some(tries) => Err(attempt.rejected(tries)),
+                }
             }
-            e => Err(self.device_error("logging in", &e)),
+            Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(attempt.blocked()),
+            Err(e) => Err(self.device_error("logging in", &e)),
         }
     }
 
@@ -529,6 +451,15 @@ impl Pkcs11Store {
             && ix.generation == generation
         {
             return Ok(ix.by_id.clone());
+        }
+        // A session that lost its login finds no private objects: an empty
+        // scan must not pass for an empty token (a name would then be
+        // given twice).
+        if !self.logged_in(session)? {
+            return Err(OpError::Ck(CkError::Pkcs11(
+                RvError::UserNotLoggedIn,
+                cryptoki::context::Function::FindObjectsInit,
+            )));
         }
         let by_id = self.scan(session)?;
         *self.index.write().unwrap_or_else(|p| p.into_inner()) = Some(Index {
@@ -669,31 +600,14 @@ impl Pkcs11Store {
         entry: &Entry,
         digest: &[u8; 32],
     ) -> Result<Vec<u8>, OpError> {
-        let pin = self.read_pin()?;
-        let fingerprint = PinFingerprint::of(&pin, &self.pin_salt);
-        if let Auth::Rejected { pin, tries } = &*self.auth.lock().unwrap_or_else(|p| p.into_inner())
-            && *pin == fingerprint
-        {
-            return Err(KeyError::PinRejected {
-                token: self.name_owned(),
-                tries: *tries,
-            }
-            .into());
-        }
+        let attempt = self.gate.login()?;
         session.sign_init(&Mechanism::Ecdsa, entry.private)?;
-        match session.login(UserType::ContextSpecific, Some(&pin)) {
-            Ok(()) => {}
+        match session.login(UserType::ContextSpecific, Some(attempt.pin())) {
+            Ok(()) => attempt.accepted(),
             Err(CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLenRange, _)) => {
-                *self.auth.lock().unwrap_or_else(|p| p.into_inner()) = Auth::Rejected {
-                    pin: fingerprint,
-                    tries: TriesLeft::Unknown,
-                };
-                return Err(KeyError::PinRejected {
-                    token: self.name_owned(),
-                    tries: TriesLeft::Unknown,
-                }
-                .into());
+                return Err(attempt.rejected(TriesLeft::Unknown).into());
             }
+            Err(CkError::Pkcs11(RvError::PinLocked, _)) => return Err(attempt.blocked().into()),
             Err(e) => return Err(e.into()),
         }
         session.sign_update(digest)?;
@@ -840,77 +754,24 @@ impl KeyStore for Pkcs11Store {
         Ok(record)
     }
 
-    fn unlock(&self, pin: SecretString, confirm_last_try: bool) -> Result<(), KeyError> {
-        use secrecy::ExposeSecret;
-        if pin.expose_secret().is_empty() {
-            return Err(KeyError::PinSource {
-                token: self.name_owned(),
-                detail: "the PIN is empty; nothing was presented to the token".into(),
-            });
-        }
+    fn unlock(&self, pin: SecretString) -> Result<(), KeyError> {
+        crate::gate::check_length(&self.config.name, &pin, 256)?;
         self.expire_unlock();
-        let fingerprint = PinFingerprint::of(&pin, &self.pin_salt);
         let conn = self.connect()?;
         let session = conn
             .ctx
             .open_rw_session(conn.slot)
             .map_err(|e| self.device_error("opening a session", &e))?;
-        // Logins are serialized (as in `ensure_login`): one PIN at a time.
-        let mut auth = self.auth.lock().unwrap_or_else(|p| p.into_inner());
-        match &*auth {
-            Auth::Locked => {
-                return Err(KeyError::PinLocked {
-                    token: self.name_owned(),
-                });
+        // Logged in already: the gate never lets this PIN reach the token
+        // (a wrong one would log every session out).
+        let ready = self.logged_in(&session)?;
+        match self.gate.unlock(pin, ready)? {
+            UnlockStart::Extended => {
+                tracing::info!(token = %self.config.name, "unlock with the PIN the token is logged in with: cache time extended");
+                return Ok(());
             }
-            Auth::Rejected { pin, tries } if *pin == fingerprint => {
-                return Err(KeyError::UnlockRejected {
-                    token: self.name_owned(),
-                    tries: *tries,
-                });
-            }
-            _ => {}
+            UnlockStart::Present(attempt) => self.present(&conn, &session, attempt)?,
         }
-        let logged_in = session
-            .get_session_info()
-            .map_err(|e| self.device_error("reading the session state", &e))
-            .map(|i| {
-                matches!(
-                    i.session_state(),
-                    SessionState::RoUser | SessionState::RwUser
-                )
-            })?;
-        if logged_in {
-            // Already logged in (with the configured PIN or an earlier
-            // unlock): log out so that this PIN is checked for real.
-            session
-                .logout()
-                .map_err(|e| self.device_error("logging out", &e))?;
-        }
-        if let Err(e) = self.check_final_try(&conn, confirm_last_try) {
-            if let KeyError::PinLocked { .. } = e {
-                *auth = Auth::Locked;
-            }
-            return Err(e);
-        }
-        if confirm_last_try {
-            tracing::warn!(token = %self.config.name,
-                "presenting a PIN although the token may report its final try, as the unlock request confirmed");
-        }
-        match session.login(UserType::User, Some(&pin)) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-            Err(e) => {
-                let tries = self.login_refused(&conn, &mut auth, fingerprint, e)?;
-                return Err(KeyError::UnlockRejected {
-                    token: self.name_owned(),
-                    tries,
-                });
-            }
-        }
-        *auth = Auth::Unknown;
-        drop(auth);
-        *self.unlocked.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((pin, self.pin_cache.map(|d| Instant::now() + d)));
         // Keep the logged-in session: closing the token's last session
         // would log it out again.
         let mut st = self.pool.lock();
@@ -920,7 +781,7 @@ impl KeyStore for Pkcs11Store {
         }
         drop(st);
         tracing::info!(token = %self.config.name,
-            cache_seconds = self.pin_cache.map_or(0, |d| d.as_secs()),
+            cache_seconds = self.gate.rules().cache.map_or(0, |d| d.as_secs()),
             "token unlocked with a PIN given over the socket (0: until the daemon stops)");
         Ok(())
     }

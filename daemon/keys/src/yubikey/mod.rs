@@ -30,8 +30,10 @@
 //! connecting. A rejected PIN is never presented again (only a changed PIN
 //! source is tried) and the error reports the device's count of tries left.
 //! Before presenting a PIN tufd asks the device how many tries are left and
-//! refuses to use the last one, unless an unlock request confirms it
-//! ([`KeyStore::unlock`] with `confirm_last_try`). A PIN given with an
+//! refuses to use the last one for a PIN the device has not accepted
+//! before, unless the administrator allowed it
+//! ([`YubiKeyConfig::allow_last_pin_try`]); the token's [`PinGate`] makes
+//! these decisions, as for PKCS#11 tokens. A PIN given with an
 //! unlock replaces the configured source for [`YubiKeyConfig::pin_cache`];
 //! with [`PinSource::Prompt`] there is no other PIN, and when the cache time
 //! is up the card is reset so it forgets the PIN. Keys whose PIN policy is "always" (and 9c
@@ -74,7 +76,8 @@ mod vcard_tests;
 
 pub use policy::{DEFAULT_SLOTS, KeyPinPolicy, KeyTouchPolicy, ManagementKeySource, parse_slot};
 
-use crate::pin::{PinFingerprint, PinSource};
+use crate::gate::{Attempt, PinGate, PinRules, UnlockStart};
+use crate::pin::PinSource;
 use crate::{
     IdScheme, KeyError, KeyLabel, KeyOrigin, KeyRecord, KeyStore, TokenDescription, TokenStatus,
     TriesLeft,
@@ -125,6 +128,11 @@ pub struct YubiKeyConfig {
     /// How long a PIN given with `tufctl token unlock` is kept; `None`
     /// until the daemon stops.
     pub pin_cache: Option<Duration>,
+    /// Present a PIN the device has not accepted before although only one
+    /// try is left (`allow_last_pin_try`; the administrator's decision).
+    pub allow_last_pin_try: bool,
+    /// Rejected PINs from unlock requests presented per ten minutes.
+    pub unlock_attempts: u32,
     /// Yubico attestation roots (DER) the device's f9 certificate must
     /// chain to; empty: attestations are verified up to the f9 certificate.
     pub attestation_roots: Vec<Vec<u8>>,
@@ -143,20 +151,14 @@ impl YubiKeyConfig {
             touch_policy: KeyTouchPolicy::Always,
             slots: DEFAULT_SLOTS.to_vec(),
             pin_cache: Some(DEFAULT_PIN_CACHE),
+            allow_last_pin_try: false,
+            unlock_attempts: crate::gate::DEFAULT_UNLOCK_ATTEMPTS,
             attestation_roots: Vec::new(),
         }
     }
 }
 
-/// How long an unlocked PIN is kept by default (15 minutes).
-pub const DEFAULT_PIN_CACHE: Duration = Duration::from_secs(15 * 60);
-
-/// A PIN given with `tufctl token unlock` and accepted by the device.
-struct Unlocked {
-    pin: secrecy::SecretString,
-    /// When it is forgotten; `None`: at daemon stop.
-    until: Option<std::time::Instant>,
-}
+pub use crate::gate::DEFAULT_PIN_CACHE;
 
 /// What [`YubiKeyStore::set_up`] found and did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,21 +174,8 @@ struct Conn {
     yk: YubiKey,
     /// The PIN is verified on this connection (as far as tufd knows).
     pin_verified: bool,
-    /// The PIN that was last accepted on this connection.
-    accepted_pin: Option<PinFingerprint>,
     /// Authenticated with the management key.
     admin: bool,
-}
-
-/// Login state across connections.
-enum Auth {
-    Unknown,
-    /// The device rejected this PIN; it is never presented again.
-    Rejected {
-        pin: PinFingerprint,
-        tries: TriesLeft,
-    },
-    Locked,
 }
 
 /// A key in the index.
@@ -210,13 +199,9 @@ struct Index {
 /// Everything behind the device mutex.
 struct Device {
     conn: Option<Conn>,
-    auth: Auth,
     index: Option<Index>,
     /// Slots that turned out to want the PIN before every signature.
     pin_each_time: HashSet<u8>,
-    /// The PIN given with `tufctl token unlock`, used instead of the
-    /// configured source while it lasts.
-    unlocked: Option<Unlocked>,
 }
 
 /// A YubiKey (PIV) holding tufd keys.
@@ -227,7 +212,8 @@ pub struct YubiKeyStore {
     /// Key ID → whether signing waits for a touch; read without the device
     /// lock, so a signature waiting for a touch does not block the question.
     touch: RwLock<HashMap<String, bool>>,
-    pin_salt: [u8; 16],
+    /// The PIN state (taken after the device mutex, never before it).
+    gate: PinGate,
 }
 
 /// A failure inside an operation: a device error (which may call for a
@@ -328,18 +314,25 @@ impl YubiKeyStore {
     /// Creates the store. Nothing is opened until first use (or
     /// [`KeyStore::status`]), so the daemon starts without the device.
     pub fn new(config: YubiKeyConfig, id_scheme: IdScheme) -> Self {
+        let gate = PinGate::new(
+            config.name.clone(),
+            PinRules {
+                cache: config.pin_cache,
+                allow_last_try: config.allow_last_pin_try,
+                unlock_attempts: config.unlock_attempts,
+                ..PinRules::new(config.pin.clone())
+            },
+        );
         Self {
             config,
             id_scheme,
             device: Mutex::new(Device {
                 conn: None,
-                auth: Auth::Unknown,
                 index: None,
                 pin_each_time: HashSet::new(),
-                unlocked: None,
             }),
             touch: RwLock::new(HashMap::new()),
-            pin_salt: rand::random(),
+            gate,
         }
     }
 
@@ -395,7 +388,6 @@ impl YubiKeyStore {
                 return Ok(Conn {
                     yk,
                     pin_verified: false,
-                    accepted_pin: None,
                     admin: false,
                 });
             }
@@ -493,17 +485,7 @@ impl YubiKeyStore {
     /// For `pin = "prompt"` the card is reset too, so it forgets the
     /// verified PIN and the token is locked again.
     fn expire_unlock(&self, dev: &mut Device) {
-        let expired = dev
-            .unlocked
-            .as_ref()
-            .and_then(|u| u.until)
-            .is_some_and(|until| std::time::Instant::now() >= until);
-        if !expired {
-            return;
-        }
-        dev.unlocked = None;
-        tracing::info!(token = %self.config.name, "the PIN given with `tufctl token unlock` expired");
-        if self.config.pin == PinSource::Prompt
+        if self.gate.expire()
             && let Some(conn) = dev.conn.take()
         {
             if let Err((_, e)) = conn.yk.disconnect(pcsc::Disposition::ResetCard) {
@@ -513,22 +495,9 @@ impl YubiKeyStore {
         }
     }
 
-    /// The PIN to present: the one given with `tufctl token unlock` while
-    /// it lasts, else the configured source's.
-    fn read_pin(&self, dev: &Device) -> Result<(secrecy::SecretString, PinFingerprint), KeyError> {
-        let pin = match (&dev.unlocked, &self.config.pin) {
-            (Some(u), _) => u.pin.clone(),
-            (None, PinSource::Prompt) => {
-                return Err(KeyError::Locked {
-                    token: self.name_owned(),
-                });
-            }
-            (None, source) => source.read().map_err(|detail| KeyError::PinSource {
-                token: self.name_owned(),
-                detail: format!("{detail} (PIN source {source})"),
-            })?,
-        };
-        if pin.expose_secret().len() > 8 {
+    /// Refuses a PIN no PIV device accepts (more than 8 characters).
+    fn check_pin_length(&self, attempt: &Attempt<'_>) -> Result<(), KeyError> {
+        if attempt.pin().expose_secret().len() > 8 {
             return Err(KeyError::PinSource {
                 token: self.name_owned(),
                 detail: format!(
@@ -537,92 +506,50 @@ impl YubiKeyStore {
                 ),
             });
         }
-        let fingerprint = PinFingerprint::of(&pin, &self.pin_salt);
-        Ok((pin, fingerprint))
+        Ok(())
     }
 
-    /// Verifies the PIN: asks the device for the tries left first (this
-    /// re-selects the PIV application, dropping PIN and management-key
-    /// authentication), refuses to use the last try, never presents a PIN
-    /// the device rejected.
+    /// Verifies the PIN the gate hands out: asks the device for the tries
+    /// left first (this re-selects the PIV application, dropping PIN and
+    /// management-key authentication); the gate refuses the last try and
+    /// any PIN the device rejected.
     fn verify_pin(&self, dev: &mut Device) -> Result<(), OpError> {
-        if let Auth::Locked = dev.auth {
-            return Err(KeyError::PinLocked {
-                token: self.name_owned(),
-            }
-            .into());
-        }
-        let (pin, fingerprint) = self.read_pin(dev)?;
-        self.present_pin(dev, &pin, fingerprint, false)
+        let attempt = self.gate.login()?;
+        self.check_pin_length(&attempt)?;
+        self.present_pin(dev, attempt)
     }
 
-    /// Presents `pin` (see [`Self::verify_pin`]); with one try left only
-    /// when `confirm_last_try`.
-    fn present_pin(
-        &self,
-        dev: &mut Device,
-        pin: &secrecy::SecretString,
-        fingerprint: PinFingerprint,
-        confirm_last_try: bool,
-    ) -> Result<(), OpError> {
-        if let Auth::Rejected { pin, tries } = &dev.auth
-            && *pin == fingerprint
-        {
-            return Err(KeyError::PinRejected {
-                token: self.name_owned(),
-                tries: *tries,
-            }
-            .into());
-        }
+    /// Presents the attempt's PIN (see [`Self::verify_pin`]) and tells the
+    /// gate the outcome.
+    fn present_pin(&self, dev: &mut Device, mut attempt: Attempt<'_>) -> Result<(), OpError> {
+        let device = self.serial_text();
         let conn = Self::conn(dev)?;
         conn.pin_verified = false;
         conn.admin = false;
         // 0 is also what the crate reports when the device still counts
         // the PIN as verified: the VERIFY below tells a blocked PIN.
-        let tries = conn.yk.get_pin_retries()?;
-        if tries == 1 && !confirm_last_try {
-            return Err(KeyError::LastPinTry {
-                token: self.name_owned(),
-                device: self.serial_text(),
-            }
-            .into());
-        }
-        if tries == 1 {
-            tracing::warn!(token = %self.config.name, serial = self.config.serial,
-                "presenting a PIN with the last try left, as the unlock request confirmed");
-        }
-        let result = conn.yk.verify_pin(pin.expose_secret().as_bytes());
-        match result {
+        let tries = match conn.yk.get_pin_retries()? {
+            0 => TriesLeft::Unknown,
+            n => TriesLeft::Exactly(n),
+        };
+        attempt.check_tries(tries, &device)?;
+        let factory = attempt.pin().expose_secret() == FACTORY_PIN;
+        match conn.yk.verify_pin(attempt.pin().expose_secret().as_bytes()) {
             Ok(()) => {
                 conn.pin_verified = true;
-                conn.accepted_pin = Some(fingerprint);
-                dev.auth = Auth::Unknown;
+                attempt.accepted();
                 tracing::info!(token = %self.config.name, "PIN verified");
-                if pin.expose_secret() == FACTORY_PIN {
+                if factory {
                     tracing::warn!(token = %self.config.name, serial = self.config.serial,
                         "the YubiKey still has the factory-default PIN: change it (`ykman piv access change-pin`) and the PUK (`ykman piv access change-puk`)");
                 }
                 Ok(())
             }
             Err(yubikey::Error::WrongPin { tries: 0 } | yubikey::Error::PinLocked) => {
-                dev.auth = Auth::Locked;
-                Err(KeyError::PinLocked {
-                    token: self.name_owned(),
-                }
-                .into())
+                Err(attempt.blocked().into())
             }
             Err(yubikey::Error::WrongPin { tries }) => {
-                let tries = TriesLeft::Exactly(tries);
-                tracing::warn!(token = %self.config.name, %tries, "the YubiKey rejected the PIN");
-                dev.auth = Auth::Rejected {
-                    pin: fingerprint,
-                    tries,
-                };
-                Err(KeyError::PinRejected {
-                    token: self.name_owned(),
-                    tries,
-                }
-                .into())
+                Err(attempt.rejected(TriesLeft::Exactly(tries)).into())
             }
             Err(e) => Err(e.into()),
         }
@@ -638,35 +565,29 @@ impl YubiKeyStore {
 
     /// Presents the PIN again right before an operation that needs it (PIN
     /// policy "always"), without re-selecting the application, so the
-    /// management-key authentication stays. Only the PIN this connection
-    /// already accepted is presented this way; otherwise a full
+    /// management-key authentication stays. Only a PIN the device accepted
+    /// before is presented this way; otherwise a full
     /// [`Self::verify_pin`] runs.
     fn reverify_pin(&self, dev: &mut Device) -> Result<(), OpError> {
-        let (pin, fingerprint) = self.read_pin(dev)?;
-        let conn = Self::conn(dev)?;
-        if conn.accepted_pin.as_ref() != Some(&fingerprint) {
-            drop(pin);
+        let attempt = self.gate.login()?;
+        if !attempt.previously_accepted() || !Self::conn(dev)?.pin_verified {
+            drop(attempt);
             return self.verify_pin(dev);
         }
-        match conn.yk.verify_pin(pin.expose_secret().as_bytes()) {
+        let conn = Self::conn(dev)?;
+        match conn.yk.verify_pin(attempt.pin().expose_secret().as_bytes()) {
             Ok(()) => {
-                conn.pin_verified = true;
+                attempt.accepted();
                 Ok(())
             }
-            Err(yubikey::Error::WrongPin { .. } | yubikey::Error::PinLocked) => {
-                // Changed by someone else since it was accepted: the full
-                // path records the rejection and the tries.
-                conn.accepted_pin = None;
+            Err(yubikey::Error::WrongPin { tries: 0 } | yubikey::Error::PinLocked) => {
                 conn.pin_verified = false;
-                Err(KeyError::Device {
-                    token: self.name_owned(),
-                    operation: "verifying the PIN",
-                    detail: format!(
-                        "{} no longer accepts the PIN it accepted earlier (was it changed?); retry to see the tries left",
-                        self.serial_text()
-                    ),
-                }
-                .into())
+                Err(attempt.blocked().into())
+            }
+            Err(yubikey::Error::WrongPin { tries }) => {
+                // Changed by someone else since it was accepted.
+                conn.pin_verified = false;
+                Err(attempt.rejected(TriesLeft::Exactly(tries)).into())
             }
             Err(e) => Err(e.into()),
         }
@@ -1429,39 +1350,22 @@ impl KeyStore for YubiKeyStore {
         )
     }
 
-    fn unlock(&self, pin: secrecy::SecretString, confirm_last_try: bool) -> Result<(), KeyError> {
-        let len = pin.expose_secret().len();
-        if !(1..=8).contains(&len) {
-            return Err(KeyError::PinSource {
-                token: self.name_owned(),
-                detail: "a PIV PIN has 1 to 8 characters (usually 6 to 8 digits); nothing was presented to the device".into(),
-            });
-        }
-        let fingerprint = PinFingerprint::of(&pin, &self.pin_salt);
-        self.run("unlocking the token", |s, dev| {
-            if let Auth::Locked = dev.auth {
-                return Err(KeyError::PinLocked {
-                    token: s.name_owned(),
-                }
-                .into());
+    fn unlock(&self, pin: secrecy::SecretString) -> Result<(), KeyError> {
+        crate::gate::check_length(&self.config.name, &pin, 8)?;
+        let extended = self.run("unlocking the token", |s, dev| {
+            // Verified on this connection: the gate never lets this PIN
+            // reach the device (a wrong one would drop the verification).
+            let ready = Self::conn(dev)?.pin_verified;
+            match s.gate.unlock(pin.clone(), ready)? {
+                UnlockStart::Extended => Ok(true),
+                UnlockStart::Present(attempt) => s.present_pin(dev, attempt).map(|()| false),
             }
-            match s.present_pin(dev, &pin, fingerprint.clone(), confirm_last_try) {
-                Ok(()) => {}
-                Err(OpError::Key(KeyError::PinRejected { tries, .. })) => {
-                    return Err(KeyError::UnlockRejected {
-                        token: s.name_owned(),
-                        tries,
-                    }
-                    .into());
-                }
-                Err(e) => return Err(e),
-            }
-            dev.unlocked = Some(Unlocked {
-                pin: pin.clone(),
-                until: s.config.pin_cache.map(|d| std::time::Instant::now() + d),
-            });
-            Ok(())
         })?;
+        if extended {
+            tracing::info!(token = %self.config.name,
+                "unlock with the PIN the device accepted: cache time extended");
+            return Ok(());
+        }
         tracing::info!(token = %self.config.name, serial = self.config.serial,
             cache_seconds = self.config.pin_cache.map_or(0, |d| d.as_secs()),
             "token unlocked with a PIN given over the socket (0: until the daemon stops)");
