@@ -9,6 +9,7 @@
 //! [`server`] wires them to a Unix socket; [`config`] reads the TOML file.
 
 pub mod config;
+pub mod connections;
 pub mod cpu;
 pub mod keyring;
 pub mod server;

@@ -10,13 +10,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UnixListener;
-use tokio_stream::wrappers::UnixListenerStream;
 use tufd_proto::v1::keys_server::KeysServer;
 use tufd_proto::v1::system_server::SystemServer;
 use tufd_proto::v1::trust_server::TrustServer;
 
 /// How long in-flight requests get to finish after SIGTERM/SIGINT.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// The largest request or response message (gRPC's usual 4 MiB, stated).
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Requests in flight on one connection; more wait for their turn.
+pub const MAX_REQUESTS_PER_CONNECTION: usize = 16;
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -139,12 +142,29 @@ pub async fn run(
         }
     }
 
+    crate::connections::raise_open_files_limit();
+    let (incoming, connections) =
+        crate::connections::incoming(listener, crate::connections::Limits::default());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let serve = tonic::transport::Server::builder()
-        .add_service(SystemServer::new(SystemService::new(keyring.clone())))
-        .add_service(KeysServer::new(KeysService::new(keyring)))
-        .add_service(TrustServer::new(TrustService::new(trust)))
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
+        .concurrency_limit_per_connection(MAX_REQUESTS_PER_CONNECTION)
+        .max_concurrent_streams(u32::try_from(MAX_REQUESTS_PER_CONNECTION * 2).ok())
+        .add_service(
+            SystemServer::new(SystemService::new(keyring.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            KeysServer::new(KeysService::new(keyring))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            TrustServer::new(TrustService::new(trust))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .serve_with_incoming_shutdown(incoming, async {
             let _ = stop_rx.await;
         });
     tokio::pin!(serve);
@@ -152,6 +172,7 @@ pub async fn run(
         r = &mut serve => r,
         () = shutdown => {
             let _ = stop_tx.send(());
+            connections.drain();
             match tokio::time::timeout(SHUTDOWN_GRACE, &mut serve).await {
                 Ok(r) => r,
                 Err(_) => {

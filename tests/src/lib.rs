@@ -5,6 +5,7 @@ pub mod daemon;
 pub mod hostile;
 pub mod notary;
 pub mod process;
+pub mod raw;
 pub mod registry;
 pub mod softhsm;
 pub mod vcard;

@@ -224,3 +224,139 @@ fn a_wrong_unlock_on_a_ready_token_leaves_every_key_usable() {
     env.tufctl(&["key", "generate", "a", "--dir", "elsewhere"])
         .fails_with(1, "already exists");
 }
+
+/// Raises this process's open-files limit to its hard limit.
+fn raise_nofile() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+    lim.rlim_cur
+}
+
+#[test]
+fn two_thousand_idle_connections_do_not_stop_status() {
+    const IDLE: usize = 2000;
+    assert!(raise_nofile() > IDLE as u64 + 100, "RLIMIT_NOFILE too low");
+    let env = TestEnv::new();
+    let daemon = env.start();
+    // What systemd gives a service by default: 1,024 descriptors (here
+    // also as the hard limit, so the daemon cannot raise it).
+    let systemd_default = libc::rlimit {
+        rlim_cur: 1024,
+        rlim_max: 1024,
+    };
+    // SAFETY: prlimit on our own child with a valid struct.
+    let rc = unsafe {
+        libc::prlimit(
+            daemon.pid() as i32,
+            libc::RLIMIT_NOFILE,
+            &systemd_default,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+    let idle_latency = status_latency(&env, 5);
+    let idle_memory = memory_kib(daemon.pid());
+    // Connections that never send a byte, opened as fast as the daemon
+    // takes them.
+    let start = Instant::now();
+    let held: Vec<std::os::unix::net::UnixStream> = (0..IDLE)
+        .map(|_| std::os::unix::net::UnixStream::connect(env.socket()).expect("connect"))
+        .collect();
+    let opened_in = start.elapsed();
+    let latency = status_latency(&env, 10);
+    let memory = memory_kib(daemon.pid());
+    eprintln!(
+        "MEASURE {IDLE} idle connections (opened in {opened_in:?}): status latency max {latency:?} \
+         (idle {idle_latency:?}); tufd VmHWM {} KiB VmRSS {} KiB (idle {} / {})",
+        memory.0, memory.1, idle_memory.0, idle_memory.1
+    );
+    assert!(
+        latency < Duration::from_secs(1),
+        "tufctl status took {latency:?}"
+    );
+    // The daemon did not spin: its CPU time stays small.
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", daemon.pid())).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", daemon.pid())).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let later: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    assert!(
+        later - ticks <= 10,
+        "tufd used {} ticks in 0.5 s while the connections sat idle",
+        later - ticks
+    );
+    // SIGTERM still stops it promptly with the connections open.
+    let stop = Instant::now();
+    let status = daemon.stop();
+    assert!(status.success(), "{status}");
+    assert!(
+        stop.elapsed() < Duration::from_secs(5),
+        "stopping took {:?}",
+        stop.elapsed()
+    );
+    drop(held);
+}
+
+#[test]
+fn an_oversized_request_is_refused_with_a_clear_error() {
+    use prost::Message;
+    let env = TestEnv::new();
+    let _daemon = env.start();
+    let request = tufd_proto::v1::LoadKeyRequest {
+        pem: "A".repeat(5 * 1024 * 1024),
+        ..Default::default()
+    };
+    let status = tufd_tests::raw::unary(
+        &env.socket(),
+        "/tufd.v1.Keys/LoadKey",
+        request.encode_to_vec(),
+    )
+    .expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    assert!(
+        status.message().contains("message length too large")
+            && status.message().contains("4194304"),
+        "{status:?}"
+    );
+    env.tufctl(&["status"]).ok();
+}
+
+#[test]
+fn malformed_protobuf_is_an_invalid_argument() {
+    let env = TestEnv::new();
+    let _daemon = env.start();
+    // Field 1 (name) as a string whose length runs past the end.
+    for (method, junk) in [
+        ("/tufd.v1.Keys/LoadKey", vec![0x0a, 0x7f, b'x']),
+        ("/tufd.v1.Keys/GenerateKey", vec![0xff, 0xff, 0xff]),
+        ("/tufd.v1.Keys/UnlockToken", vec![0x12, 0x05, 0xff, 0xfe]),
+    ] {
+        let status = tufd_tests::raw::unary(&env.socket(), method, junk).expect_err("refused");
+        assert_eq!(
+            status.code(),
+            tonic::Code::InvalidArgument,
+            "{method}: {status:?}"
+        );
+    }
+    env.tufctl(&["status"]).ok();
+}
