@@ -12,6 +12,7 @@ pub mod config;
 pub mod connections;
 pub mod cpu;
 pub mod keyring;
+pub mod logging;
 pub mod server;
 pub mod service;
 pub mod trust;

@@ -360,3 +360,113 @@ fn malformed_protobuf_is_an_invalid_argument() {
     }
     env.tufctl(&["status"]).ok();
 }
+
+#[test]
+fn a_newline_in_any_name_leaves_one_log_line_per_event() {
+    use prost::Message;
+    use tufd_proto::v1;
+    let env = TestEnv::new();
+    let daemon = env.start();
+    let evil = "x\n2026-01-01T00:00:00.000000Z  INFO tufd::service::keys: delete key caller=uid=0 gid=0 pid=1 key='root'\r\u{1b}[31mred";
+    let s = || evil.to_owned();
+    let requests: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "/tufd.v1.Keys/GenerateKey",
+            v1::GenerateKeyRequest {
+                name: s(),
+                gun: s(),
+                token: s(),
+            }
+            .encode_to_vec(),
+        ),
+        (
+            "/tufd.v1.Keys/LoadKey",
+            v1::LoadKeyRequest {
+                name: s(),
+                gun: s(),
+                token: s(),
+                pem: s(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        ),
+        (
+            "/tufd.v1.Keys/UnlockToken",
+            v1::UnlockTokenRequest {
+                token: s(),
+                pin: "1".into(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        ),
+        (
+            "/tufd.v1.Trust/AddSigner",
+            v1::AddSignerRequest {
+                signer: s(),
+                repositories: vec![s()],
+                token: s(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        ),
+        (
+            "/tufd.v1.Trust/RemoveSigner",
+            v1::RemoveSignerRequest {
+                signer: s(),
+                repositories: vec![s()],
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        ),
+        (
+            "/tufd.v1.Trust/Revoke",
+            v1::RevokeRequest {
+                repository: s(),
+                tag: s(),
+            }
+            .encode_to_vec(),
+        ),
+        (
+            "/tufd.v1.Trust/RotateKey",
+            v1::RotateKeyRequest {
+                repository: s(),
+                role: s(),
+                token: s(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        ),
+        (
+            "/tufd.v1.Trust/Sign",
+            v1::SignRequest {
+                tags: vec![v1::TagToSign {
+                    repository: s(),
+                    tag: s(),
+                    digest: s(),
+                    size: 1,
+                }],
+            }
+            .encode_to_vec(),
+        ),
+    ];
+    for (method, message) in requests {
+        // The answers do not matter here (most are refusals); the log does.
+        let _ = tufd_tests::raw::unary(&env.socket(), method, message);
+    }
+    env.tufctl(&["status"]).ok();
+    let log = daemon.log();
+    assert!(!log.contains('\u{1b}'), "a terminal escape reached the log");
+    assert!(!log.contains('\r'), "a carriage return reached the log");
+    for line in log.lines() {
+        let timestamp = line
+            .get(..4)
+            .is_some_and(|y| y.bytes().all(|b| b.is_ascii_digit()))
+            && line.get(10..11) == Some("T");
+        assert!(
+            timestamp && !line.starts_with("2026-01-01"),
+            "a line that is no event of its own: {line:?}\n{log}"
+        );
+    }
+    // The requests were logged (escaped), so the test saw them.
+    assert!(log.matches("\\n2026-01-01T00:00:00").count() >= 4, "{log}");
+}
