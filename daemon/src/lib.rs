@@ -16,3 +16,4 @@ pub mod logging;
 pub mod server;
 pub mod service;
 pub mod trust;
+pub mod zalloc;

@@ -1,6 +1,11 @@
 //! The tufd daemon binary.
 
 use clap::Parser;
+
+/// Freed memory is zeroed: request buffers that carried a PIN, a
+/// passphrase or a key file leave no copy behind (see `tufd::zalloc`).
+#[global_allocator]
+static ALLOCATOR: tufd::zalloc::ZeroingAllocator = tufd::zalloc::ZeroingAllocator;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -7,6 +7,14 @@ use tufd_tests::daemon::{TestEnv, token_toml};
 use tufd_tests::hostile::{memory_kib, pbkdf2_key_file, scrypt_key_file, status_latency};
 use tufd_tests::softhsm::{MODULE, PIN};
 
+/// Held by the tests that measure latency or load the machine, so that
+/// they do not measure each other.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Loads `file` with a passphrase, returning how long the refusal took
 /// and what tufctl printed.
 fn load(env: &TestEnv, file: &std::path::Path) -> (Duration, tufd_tests::daemon::CmdOutput) {
@@ -20,6 +28,7 @@ fn load(env: &TestEnv, file: &std::path::Path) -> (Duration, tufd_tests::daemon:
 
 #[test]
 fn costly_key_files_are_refused_quickly_while_the_daemon_keeps_answering() {
+    let _heavy = heavy();
     let env = TestEnv::new();
     let daemon = env.start();
     let idle_latency = status_latency(&env, 5);
@@ -242,6 +251,7 @@ fn raise_nofile() -> u64 {
 
 #[test]
 fn two_thousand_idle_connections_do_not_stop_status() {
+    let _heavy = heavy();
     const IDLE: usize = 2000;
     assert!(raise_nofile() > IDLE as u64 + 100, "RLIMIT_NOFILE too low");
     let env = TestEnv::new();
@@ -469,4 +479,85 @@ fn a_newline_in_any_name_leaves_one_log_line_per_event() {
     }
     // The requests were logged (escaped), so the test saw them.
     assert!(log.matches("\\n2026-01-01T00:00:00").count() >= 4, "{log}");
+}
+
+/// Dumps the process's memory with gdb's `gcore` command (Debian `gdb`;
+/// the `gcore` script's gdb call, without reading symbols, which takes
+/// long on a debug build) and returns which of `needles` it contains
+/// (searched with `grep -F`, fast on a few hundred megabytes).
+fn in_core_dump(dir: &std::path::Path, pid: u32, needles: &[&str]) -> Vec<String> {
+    let path = dir.join("core");
+    let out = std::process::Command::new("gdb")
+        .args(["--batch", "-nx", "--readnever", "-p", &pid.to_string()])
+        .arg("-ex")
+        .arg(format!("gcore {}", path.display()))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("gdb runs (install it with scripts/setup)");
+    assert!(out.status.success() && path.exists(), "gcore: {out:?}");
+    let mut grep = std::process::Command::new("grep");
+    grep.args(["-a", "-o", "-F"]);
+    for n in needles {
+        grep.arg("-e").arg(n);
+    }
+    let found = grep.arg(&path).output().expect("grep runs");
+    std::fs::remove_file(&path).unwrap();
+    let text = String::from_utf8_lossy(&found.stdout);
+    let mut hits: Vec<String> = text.lines().map(str::to_owned).collect();
+    hits.sort();
+    hits.dedup();
+    hits
+}
+
+#[test]
+fn no_pem_passphrase_or_pin_left_in_memory() {
+    let _heavy = heavy();
+    const SECRET_PIN: &str = "Pq7Zr2Vx";
+    const PASSPHRASE: &str = "secretpass";
+    let env = TestEnv::new();
+    let changed = env.hsm.pkcs11_tool(&[
+        "--login",
+        "--pin",
+        PIN,
+        "--change-pin",
+        "--new-pin",
+        SECRET_PIN,
+    ]);
+    assert!(changed.status.success(), "{changed:?}");
+    let config = env.config_with(&format!(
+        "{}pin_cache_seconds = 1\n",
+        token_toml("dev", MODULE, tufd_tests::daemon::TOKEN_LABEL, "prompt")
+    ));
+    let daemon = env.start_with(&config);
+    env.tufctl_env(&["token", "unlock", "dev"], &[("TUFCTL_PIN", SECRET_PIN)])
+        .ok();
+    let key_file = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker/alice.key");
+    let pem_lines: Vec<String> = std::fs::read_to_string(key_file)
+        .unwrap()
+        .lines()
+        .filter(|l| l.len() == 64)
+        .map(str::to_owned)
+        .collect();
+    assert!(!pem_lines.is_empty());
+    env.tufctl_env(
+        &["key", "load", key_file],
+        &[("TUFCTL_KEY_PASSPHRASE", PASSPHRASE)],
+    )
+    .ok();
+    // A wrong passphrase too (the refusal path).
+    let _ = env.tufctl_env(
+        &["key", "load", key_file, "--name", "other"],
+        &[("TUFCTL_KEY_PASSPHRASE", "wrongpass-7319")],
+    );
+    // The unlocked PIN is kept for its cache time (1 s), then forgotten.
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = env.tufctl(&["key", "list"]);
+    assert_eq!(
+        env.tufctl(&["-o", "json", "token", "list"]).json()["tokens"][0]["state"],
+        "locked"
+    );
+    let mut needles = vec![SECRET_PIN, PASSPHRASE, "wrongpass-7319"];
+    needles.extend(pem_lines.iter().map(String::as_str));
+    let found = in_core_dump(env.path(), daemon.pid(), &needles);
+    assert!(found.is_empty(), "in tufd's memory: {found:?}");
 }

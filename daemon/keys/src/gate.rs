@@ -507,6 +507,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("pin");
         std::fs::write(&file, "1111").unwrap();
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         let g = PinGate::new("t", PinRules::new(PinSource::File(file.clone())));
         let _ = g.login().unwrap().rejected(TriesLeft::Unknown);
         // An unlock with another wrong PIN does not make the configured
