@@ -8,6 +8,7 @@
 //!
 //! [`server`] wires them to a Unix socket; [`config`] reads the TOML file.
 
+pub mod check;
 pub mod config;
 pub mod connections;
 pub mod cpu;

@@ -37,6 +37,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     tufd::logging::init(&args.log);
+    tufd::check::set_umask();
 
     let config = match tufd::config::Config::load(&args.config) {
         Ok(c) => c,
@@ -46,6 +47,13 @@ fn main() -> ExitCode {
         }
     };
     if args.check_config {
+        let problems = tufd::check::check(&config);
+        if !problems.is_empty() {
+            for p in &problems {
+                eprintln!("tufd: {}: {p}", args.config.display());
+            }
+            return ExitCode::from(2);
+        }
         println!(
             "{}: ok ({} token(s))",
             args.config.display(),

@@ -37,6 +37,8 @@ pub enum ServerError {
     #[error("another tufd is using the state directory {0}")]
     StateLocked(PathBuf),
     #[error("{0}")]
+    Unsafe(String),
+    #[error("{0}")]
     Trust(#[from] Box<TrustError>),
     #[error("serving failed: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -57,6 +59,7 @@ pub struct StateLock {
 
 /// Creates the state directory (0750) and takes its exclusive lock.
 pub fn lock_state_dir(dir: &Path) -> Result<StateLock, ServerError> {
+    crate::check::directory_mode("state directory", dir).map_err(ServerError::Unsafe)?;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o750)
@@ -81,6 +84,9 @@ pub fn lock_state_dir(dir: &Path) -> Result<StateLock, ServerError> {
 /// Binds the socket: parent directory created 0750, a stale socket left by
 /// a crashed daemon removed, a live one refused; the socket is mode 0660.
 pub fn bind_socket(path: &Path) -> Result<UnixListener, ServerError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::check::directory_mode("socket directory", parent).map_err(ServerError::Unsafe)?;
+    }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
         && !parent.exists()
     {

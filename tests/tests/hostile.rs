@@ -561,3 +561,133 @@ fn no_pem_passphrase_or_pin_left_in_memory() {
     let found = in_core_dump(env.path(), daemon.pid(), &needles);
     assert!(found.is_empty(), "in tufd's memory: {found:?}");
 }
+
+/// Runs the tufd binary with `args` (not as a daemon that must answer).
+fn tufd(env: &TestEnv, args: &[&str], extra_env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(tufd_tests::daemon::binary("tufd"));
+    cmd.args(args)
+        .env("SOFTHSM2_CONF", env.hsm.conf())
+        .env("NO_COLOR", "1")
+        .env_remove("TUFD_PIN")
+        .stdin(std::process::Stdio::null());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("tufd runs")
+}
+
+#[test]
+fn the_daemon_sets_its_own_umask_and_refuses_open_directories() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    {
+        let _heavy = heavy();
+        // SAFETY: umask(2); restored right after the daemon started.
+        let old = unsafe { libc::umask(0) };
+        let daemon = env.start();
+        unsafe { libc::umask(old) };
+        env.tufctl(&["key", "generate", "a"]).ok();
+        drop(daemon);
+    }
+    let mut seen = 0;
+    let mut stack = vec![env.path().join("state"), env.path().join("run")];
+    while let Some(p) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        assert_eq!(mode & 0o007, 0, "{} is {mode:04o}", p.display());
+        if !std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) {
+            // The socket is 0660 on purpose: the group connects.
+            assert_eq!(mode & 0o020, 0, "{} is {mode:04o}", p.display());
+        }
+        seen += 1;
+        if meta.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    assert!(seen >= 3, "state, lock file, socket directory");
+
+    // A socket directory others may write to is refused, not kept.
+    let open = TestEnv::new();
+    let run = open.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let config = open.path().join("tufd.toml");
+    std::fs::write(&config, open.config()).unwrap();
+    let out = tufd(
+        &open,
+        &["--config", config.to_str().unwrap()],
+        &[("TUFD_PIN", PIN)],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("socket directory") && stderr.contains("0777"),
+        "{stderr}"
+    );
+    // --check-config says the same.
+    let out = tufd(
+        &open,
+        &["--config", config.to_str().unwrap(), "--check-config"],
+        &[("TUFD_PIN", PIN)],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+#[test]
+fn check_config_finds_what_the_daemon_would_refuse() {
+    let env = TestEnv::new();
+    let config = env.path().join("tufd.toml");
+    let good = env.config();
+    std::fs::write(&config, &good).unwrap();
+    let out = tufd(
+        &env,
+        &["--config", config.to_str().unwrap(), "--check-config"],
+        &[("TUFD_PIN", PIN)],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let bad = format!(
+        "{}{}[[remote]]\nprefix = \"a/\"\nurl = \"ftp://notary\"\n[[remote]]\nprefix = \"b/\"\nurl = \"https://127.0.0.1:4443\"\nca = \"/nonexistent/notary-ca.pem\"\n",
+        env.config_with(&token_toml(
+            "gone",
+            "/nonexistent/libpkcs11.so",
+            "x",
+            "env:TUFD_UNSET_PIN"
+        )),
+        token_toml(
+            "dev",
+            MODULE,
+            tufd_tests::daemon::TOKEN_LABEL,
+            "env:TUFD_PIN"
+        ),
+    );
+    std::fs::write(&config, bad).unwrap();
+    let out = tufd(
+        &env,
+        &["--config", config.to_str().unwrap(), "--check-config"],
+        &[("TUFD_PIN", PIN)],
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "ftp://notary",
+        "notary-ca.pem",
+        "/nonexistent/libpkcs11.so",
+        "TUFD_UNSET_PIN",
+    ] {
+        assert!(stderr.contains(needle), "{needle} not named:\n{stderr}");
+    }
+    // The check logs nothing into the token: its PIN was never presented
+    // (a wrong TUFD_PIN would otherwise count as a failed login).
+    let out = tufd(
+        &env,
+        &["--config", config.to_str().unwrap(), "--check-config"],
+        &[("TUFD_PIN", "0000")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        env.hsm
+            .pkcs11_tool(&["--login", "--pin", PIN, "--list-objects"])
+            .status
+            .success()
+    );
+}
