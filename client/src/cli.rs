@@ -24,6 +24,12 @@ pub struct Cli {
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Text)]
     pub output: Format,
 
+    /// Seconds to wait for the daemon's answer (0: no limit). Signing,
+    /// revoking, signer and key-rotation commands, which may wait for a
+    /// touch or a long batch, have no limit.
+    #[arg(long, global = true, env = "TUFCTL_TIMEOUT", default_value_t = 120)]
+    pub timeout: u64,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -16,6 +16,13 @@ use std::process::ExitCode;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    // Output into a closed pipe (`tufctl key list | head -0`) ends the
+    // process quietly, as for other command-line tools, instead of a panic.
+    // SAFETY: signal(2) restoring the default action before any thread
+    // writes to stdout.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args = cli::Cli::parse();
     let out = output::Output::new(args.output);
     match run(args).await {
@@ -30,7 +37,20 @@ async fn main() -> ExitCode {
 async fn run(args: cli::Cli) -> Result<(), output::Failure> {
     let out = output::Output::new(args.output);
     trust::precheck(&args.command)?;
-    let channel = connect::connect(&args.socket).await?;
+    // Commands that may wait for a touch or run a long batch have no
+    // deadline; the others get --timeout.
+    let unbounded = matches!(
+        args.command,
+        cli::Command::Sign(_) | cli::Command::Revoke(_) | cli::Command::Signer { .. }
+    ) || matches!(
+        &args.command,
+        cli::Command::Key {
+            command: cli::KeyCommand::Rotate { .. }
+        }
+    );
+    let timeout =
+        (!unbounded && args.timeout > 0).then(|| std::time::Duration::from_secs(args.timeout));
+    let channel = connect::connect(&args.socket, timeout).await?;
     match args.command {
         cli::Command::Status => keys::status(channel, &out).await,
         cli::Command::Token {

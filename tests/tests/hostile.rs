@@ -691,3 +691,68 @@ fn check_config_finds_what_the_daemon_would_refuse() {
             .success()
     );
 }
+
+#[test]
+fn tufctl_does_not_orphan_keys_hide_unreadable_tokens_panic_or_hang() {
+    let env = TestEnv::new();
+    let config = format!(
+        "{}{}",
+        env.config(),
+        token_toml("gone", "/nonexistent/libpkcs11.so", "x", "env:TUFD_PIN")
+    );
+    let _daemon = env.start_with(&config);
+
+    // A directory tufctl cannot write NAME.pub to stops the command before
+    // the key is made.
+    env.tufctl(&["key", "generate", "a", "--dir", "/proc"])
+        .fails_with(2, "no key was generated");
+    // (the listing itself is incomplete: a token cannot be read)
+    let listing = env.tufctl(&["-o", "json", "key", "list", "--token", "dev"]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&listing.stdout).unwrap()["keys"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0,
+        "no orphaned key: {listing:?}"
+    );
+
+    // A listing with a token that cannot be read is not a success.
+    env.tufctl(&["key", "list"])
+        .fails_with(1, "the listing is incomplete");
+
+    // Output into a closed pipe: a quiet end, no panic.
+    let mut child = std::process::Command::new(tufd_tests::daemon::binary("tufctl"))
+        .env("TUFD_SOCKET", env.socket())
+        .args(["token", "list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(out.status.code(), Some(101), "{out:?}");
+
+    // A daemon that never answers: tufctl gives up after --timeout.
+    let silent = env.path().join("silent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&silent).unwrap();
+    let _held = std::thread::spawn(move || {
+        let conns: Vec<_> = listener.incoming().take(4).collect();
+        std::thread::sleep(Duration::from_secs(10));
+        drop(conns);
+    });
+    let start = Instant::now();
+    let out = std::process::Command::new(tufd_tests::daemon::binary("tufctl"))
+        .env("TUFD_SOCKET", &silent)
+        .args(["--timeout", "1", "status"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
+}
