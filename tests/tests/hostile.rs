@@ -372,6 +372,48 @@ fn malformed_protobuf_is_an_invalid_argument() {
 }
 
 #[test]
+fn requests_that_say_nothing_are_refused() {
+    use prost::Message;
+    use tufd_proto::v1;
+    let env = TestEnv::new();
+    let _daemon = env.start();
+    let digest = format!("sha256:{}", "a".repeat(64));
+    for (method, message, needle) in [
+        (
+            "/tufd.v1.Trust/AddSigner",
+            v1::AddSignerRequest {
+                signer: "alice".into(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+            "at least one repository",
+        ),
+        (
+            "/tufd.v1.Trust/Sign",
+            v1::SignRequest {
+                tags: vec![v1::TagToSign {
+                    repository: "localhost:5000/app".into(),
+                    tag: "v1".into(),
+                    digest: digest.clone(),
+                    size: 0,
+                }],
+            }
+            .encode_to_vec(),
+            "size 0",
+        ),
+        (
+            "/tufd.v1.Trust/Sign",
+            v1::SignRequest { tags: vec![] }.encode_to_vec(),
+            "1 to 1000 tags",
+        ),
+    ] {
+        let status = tufd_tests::raw::unary(&env.socket(), method, message).expect_err("refused");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+        assert!(status.message().contains(needle), "{status:?}");
+    }
+}
+
+#[test]
 fn a_newline_in_any_name_leaves_one_log_line_per_event() {
     use prost::Message;
     use tufd_proto::v1;
