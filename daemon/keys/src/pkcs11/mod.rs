@@ -7,14 +7,26 @@
 //! PIN may be presented is the token's [`PinGate`]'s decision: a rejected
 //! PIN is never presented again, an unlock request never logs a ready token
 //! out, and no new PIN is presented while the token reports
-//! `CKF_USER_PIN_COUNT_LOW` or `CKF_USER_PIN_FINAL_TRY` unless the
-//! administrator allowed it (`allow_last_pin_try`).
+//! `CKF_USER_PIN_FINAL_TRY` unless the administrator allowed it
+//! (`allow_last_pin_try`).
+//!
+//! By concern: `session` (finding the token, the session pool, recovery),
+//! `login` (PINs through the gate, unlock), `index` (the keys found on the
+//! token), `objects` (key object templates and reads), `sign` (signing);
+//! this file holds the configuration and the [`KeyStore`] operations.
 
+mod index;
+mod login;
 mod module;
 mod objects;
 mod pool;
+mod session;
+mod sign;
 
 pub use module::Modules;
+
+use index::{Entry, Index};
+use session::{Conn, OpError};
 
 use crate::gate::{Attempt, PinGate, PinRules, UnlockStart};
 use crate::pin::PinSource;
@@ -71,31 +83,6 @@ pub struct Pkcs11Config {
     pub max_sessions: usize,
 }
 
-/// The open token: module, slot and what it says about itself.
-#[derive(Clone)]
-struct Conn {
-    ctx: Pkcs11,
-    slot: Slot,
-    description: TokenDescription,
-}
-
-/// A key in the index, with its object handles (valid for one generation).
-#[derive(Clone)]
-struct Entry {
-    record: KeyRecord,
-    private: ObjectHandle,
-    public: ObjectHandle,
-    verifying: p256::ecdsa::VerifyingKey,
-    /// Each signature needs `C_Login(CKU_CONTEXT_SPECIFIC)` after
-    /// `C_SignInit` (`CKA_ALWAYS_AUTHENTICATE`).
-    always_authenticate: bool,
-}
-
-struct Index {
-    generation: u64,
-    by_id: HashMap<String, Entry>,
-}
-
 /// A PKCS#11 token holding tufd keys.
 pub struct Pkcs11Store {
     config: Pkcs11Config,
@@ -109,56 +96,6 @@ pub struct Pkcs11Store {
     /// Serializes generate, import and delete (the index check and the
     /// token change must not interleave).
     admin: Mutex<()>,
-}
-
-/// What went wrong inside an operation: a PKCS#11 return value (which may
-/// be recoverable by reopening) or a final key-layer error.
-enum OpError {
-    Ck(CkError),
-    Key(KeyError),
-}
-
-impl From<CkError> for OpError {
-    fn from(e: CkError) -> Self {
-        OpError::Ck(e)
-    }
-}
-
-impl From<KeyError> for OpError {
-    fn from(e: KeyError) -> Self {
-        OpError::Key(e)
-    }
-}
-
-/// What a PKCS#11 error asks of us.
-enum Recovery {
-    /// The session is gone: open another.
-    NewSession,
-    /// The login is gone: open another session, which logs in again.
-    Relogin,
-    /// The device is gone: find the token again and reopen everything.
-    Reconnect,
-    /// Object handles are stale: rescan the token.
-    Rescan,
-    /// Not recoverable.
-    Fail,
-}
-
-fn recovery(e: &CkError) -> Recovery {
-    match e {
-        CkError::Pkcs11(rv, _) => match rv {
-            RvError::SessionHandleInvalid | RvError::SessionClosed => Recovery::NewSession,
-            RvError::UserNotLoggedIn => Recovery::Relogin,
-            RvError::DeviceRemoved
-            | RvError::TokenNotPresent
-            | RvError::TokenNotRecognized
-            | RvError::SlotIdInvalid
-            | RvError::CryptokiNotInitialized => Recovery::Reconnect,
-            RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid => Recovery::Rescan,
-            _ => Recovery::Fail,
-        },
-        _ => Recovery::Fail,
-    }
 }
 
 impl Pkcs11Store {
@@ -197,32 +134,6 @@ impl Pkcs11Store {
         self
     }
 
-    /// Forgets an unlocked PIN whose time is up; for `pin = "prompt"` every
-    /// session is closed too, which logs the token out.
-    fn expire_unlock(&self) {
-        if !self.gate.expire() {
-            return;
-        }
-        let mut st = self.pool.lock();
-        if let Some(session) = st.idle.first()
-            && let Err(e) = session.logout()
-        {
-            tracing::debug!(token = %self.config.name, error = %e, "logout after the PIN expired");
-        }
-        self.pool.reset(&mut st);
-    }
-
-    /// What the token reports about its PIN tries; `None` when the PIN is
-    /// blocked.
-    fn tries_left(&self, conn: &Conn) -> Option<TriesLeft> {
-        match conn.ctx.get_token_info(conn.slot) {
-            Ok(i) if i.user_pin_locked() => None,
-            Ok(i) if i.user_pin_final_try() => Some(TriesLeft::FinalTry),
-            Ok(i) if i.user_pin_count_low() => Some(TriesLeft::Low),
-            _ => Some(TriesLeft::Unknown),
-        }
-    }
-
     fn name_owned(&self) -> String {
         self.config.name.clone()
     }
@@ -235,385 +146,6 @@ impl Pkcs11Store {
         }
     }
 
-    /// Finds the token behind the module and remembers its slot.
-    fn connect(&self) -> Result<Conn, KeyError> {
-        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = conn.as_ref() {
-            return Ok(c.clone());
-        }
-        let ctx = self
-            .modules
-            .get(&self.config.module)
-            .map_err(|detail| KeyError::ModuleLoad {
-                token: self.name_owned(),
-                module: self.config.module.display().to_string(),
-                detail,
-            })?;
-        let slots = ctx
-            .get_slots_with_token()
-            .map_err(|e| self.device_error("listing slots", &e))?;
-        let mut seen = Vec::new();
-        for slot in slots {
-            let Ok(info) = ctx.get_token_info(slot) else {
-                continue;
-            };
-            let label = info.label().trim().to_owned();
-            let serial = info.serial_number().trim().to_owned();
-            let matches = match &self.config.selector {
-                TokenSelector::Label(l) => *l == label,
-                TokenSelector::Serial(s) => *s == serial,
-            };
-            if matches {
-                let c = Conn {
-                    ctx: ctx.clone(),
-                    slot,
-                    description: TokenDescription {
-                        label,
-                        serial,
-                        manufacturer: info.manufacturer_id().trim().to_owned(),
-                        model: info.model().trim().to_owned(),
-                    },
-                };
-                tracing::info!(token = %self.config.name, label = %c.description.label,
-                    serial = %c.description.serial, "token found");
-                *conn = Some(c.clone());
-                return Ok(c);
-            }
-            seen.push(format!("'{label}' (serial {serial})"));
-        }
-        Err(KeyError::TokenNotFound {
-            token: self.name_owned(),
-            selector: self.config.selector.to_string(),
-            seen: if seen.is_empty() {
-                "none".into()
-            } else {
-                seen.join(", ")
-            },
-        })
-    }
-
-    /// Forgets the slot and every session after the device went away.
-    fn disconnect(&self) {
-        tracing::warn!(token = %self.config.name, "token connection lost; reopening");
-        *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        let mut st = self.pool.lock();
-        self.pool.reset(&mut st);
-        *self.index.write().unwrap_or_else(|p| p.into_inner()) = None;
-    }
-
-    /// Lends a logged-in session, opening one if the pool has room.
-    fn lease(&self) -> Result<Lease<'_>, KeyError> {
-        let conn = self.connect()?;
-        let mut st = self.pool.lock();
-        loop {
-            if let Some(s) = st.idle.pop() {
-                return Ok(Lease {
-                    pool: &self.pool,
-                    session: Some(s),
-                    generation: st.generation,
-                    keep: true,
-                });
-            }
-            if st.open < self.pool.max {
-                st.open += 1;
-                let generation = st.generation;
-                drop(st);
-                return match self.open_session(&conn) {
-                    Ok(s) => Ok(Lease {
-                        pool: &self.pool,
-                        session: Some(s),
-                        generation,
-                        keep: true,
-                    }),
-                    Err(e) => {
-                        let mut st = self.pool.lock();
-                        if st.generation == generation {
-                            st.open -= 1;
-                        }
-                        Err(e)
-                    }
-                };
-            }
-            st = self.pool.wait(st);
-        }
-    }
-
-    fn open_session(&self, conn: &Conn) -> Result<Session, KeyError> {
-        let session = conn.ctx.open_rw_session(conn.slot).map_err(|e| {
-            if matches!(recovery(&e), Recovery::Reconnect) {
-                *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            }
-            self.device_error("opening a session", &e)
-        })?;
-        tracing::debug!(token = %self.config.name, "session opened");
-        self.ensure_login(conn, &session)?;
-        Ok(session)
-    }
-
-    /// Logs in unless the application is already logged in on this token,
-    /// with the PIN the gate hands out.
-    fn ensure_login(&self, conn: &Conn, session: &Session) -> Result<(), KeyError> {
-        if self.logged_in(session)? {
-            return Ok(());
-        }
-        let attempt = self.gate.login()?;
-        self.present(conn, session, attempt)?;
-        tracing::info!(token = %self.config.name, "logged in");
-        Ok(())
-    }
-
-    /// Whether the application is logged in on the token (the state is
-    /// shared by all its sessions).
-    fn logged_in(&self, session: &Session) -> Result<bool, KeyError> {
-        let info = session
-            .get_session_info()
-            .map_err(|e| self.device_error("reading the session state", &e))?;
-        Ok(matches!(
-            info.session_state(),
-            SessionState::RoUser | SessionState::RwUser
-        ))
-    }
-
-    /// Presents the attempt's PIN with `C_Login`, after the gate checked
-    /// the tries the token reports, and tells the gate the outcome.
-    fn present(
-        &self,
-        conn: &Conn,
-        session: &Session,
-        mut attempt: Attempt<'_>,
-    ) -> Result<(), KeyError> {
-        let device = format!("token {}", conn.description.label);
-        match self.tries_left(conn) {
-            None => return Err(attempt.blocked()),
-            Some(tries) => attempt.check_tries(tries, &device)?,
-        }
-        match session.login(UserType::User, Some(attempt.pin())) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
-                attempt.accepted();
-                Ok(())
-            }
-            Err(CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLenRange, _)) => {
-                match self.tries_left(conn) {
-                    None => Err(attempt.blocked()),
-                    Some(tries) => Err(attempt.rejected(tries)),
-                }
-            }
-            Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(attempt.blocked()),
-            Err(e) => Err(self.device_error("logging in", &e)),
-        }
-    }
-
-    /// Runs `op` on a session, recovering once from a lost session, login,
-    /// device or stale handle.
-    fn run<T>(
-        &self,
-        operation: &'static str,
-        mut op: impl FnMut(&Self, &Session) -> Result<T, OpError>,
-    ) -> Result<T, KeyError> {
-        self.expire_unlock();
-        let mut retried = false;
-        loop {
-            let mut lease = self.lease()?;
-            let err = match op(self, lease.session()) {
-                Ok(v) => return Ok(v),
-                Err(OpError::Key(e)) => return Err(e),
-                Err(OpError::Ck(e)) => e,
-            };
-            let action = recovery(&err);
-            if retried || matches!(action, Recovery::Fail) {
-                return Err(self.device_error(operation, &err));
-            }
-            retried = true;
-            tracing::warn!(token = %self.config.name, operation, error = %err, "recovering");
-            match action {
-                Recovery::NewSession | Recovery::Relogin => lease.keep = false,
-                Recovery::Reconnect => {
-                    lease.keep = false;
-                    drop(lease);
-                    self.disconnect();
-                }
-                Recovery::Rescan => {
-                    *self.index.write().unwrap_or_else(|p| p.into_inner()) = None;
-                }
-                Recovery::Fail => unreachable!("handled above"),
-            }
-        }
-    }
-
-    /// The index for the current connection, scanning the token if needed.
-    fn entries(&self, session: &Session) -> Result<HashMap<String, Entry>, OpError> {
-        let generation = self.pool.lock().generation;
-        if let Some(ix) = self
-            .index
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            && ix.generation == generation
-        {
-            return Ok(ix.by_id.clone());
-        }
-        // A session that lost its login finds no private objects: an empty
-        // scan must not pass for an empty token (a name would then be
-        // given twice).
-        if !self.logged_in(session)? {
-            return Err(OpError::Ck(CkError::Pkcs11(
-                RvError::UserNotLoggedIn,
-                cryptoki::context::Function::FindObjectsInit,
-            )));
-        }
-        let by_id = self.scan(session)?;
-        *self.index.write().unwrap_or_else(|p| p.into_inner()) = Some(Index {
-            generation,
-            by_id: by_id.clone(),
-        });
-        Ok(by_id)
-    }
-
-    fn entry(&self, session: &Session, id: &str) -> Result<Entry, OpError> {
-        if let Some(ix) = self
-            .index
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            && ix.generation == self.pool.lock().generation
-            && let Some(e) = ix.by_id.get(id)
-        {
-            return Ok(e.clone());
-        }
-        self.entries(session)?
-            .remove(id)
-            .ok_or_else(|| OpError::Key(self.not_found(id)))
-    }
-
-    fn not_found(&self, id: &str) -> KeyError {
-        KeyError::KeyNotFound {
-            token: self.name_owned(),
-            what: format!("with ID {id}"),
-        }
-    }
-
-    fn remember(&self, entry: Entry) {
-        let generation = self.pool.lock().generation;
-        let mut ix = self.index.write().unwrap_or_else(|p| p.into_inner());
-        match ix.as_mut() {
-            Some(ix) if ix.generation == generation => {
-                ix.by_id.insert(entry.record.id.clone(), entry);
-            }
-            _ => *ix = None,
-        }
-    }
-
-    fn forget(&self, id: &str) {
-        if let Some(ix) = self
-            .index
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_mut()
-        {
-            ix.by_id.remove(id);
-        }
-    }
-
-    /// Reads every tufd key from the token, repairing `CKA_ID`s that do not
-    /// match the key (left by a generation interrupted before its ID was
-    /// written).
-    fn scan(&self, session: &Session) -> Result<HashMap<String, Entry>, OpError> {
-        let mut out = HashMap::new();
-        for found in objects::scan(session)? {
-            let Scanned {
-                label,
-                ck_id,
-                private,
-                public,
-                public_key,
-                local,
-                sensitive,
-                extractable,
-                always_authenticate,
-                label_from_certificate,
-            } = found;
-            let spki = objects::spki_der(&public_key);
-            let id = (self.id_scheme)(&spki);
-            if hex::encode(&ck_id) != id && !label_from_certificate {
-                tracing::warn!(token = %self.config.name, key = %label, "repairing the key's CKA_ID");
-                let new_id = hex::decode(&id).unwrap_or_else(|_| id.as_bytes().to_vec());
-                for h in [private, public] {
-                    session.update_attributes(h, &[Attribute::Id(new_id.clone())])?;
-                }
-            }
-            let record = KeyRecord {
-                id: id.clone(),
-                label,
-                token: self.name_owned(),
-                spki_der: spki,
-                origin: if local {
-                    crate::KeyOrigin::Generated
-                } else {
-                    crate::KeyOrigin::Imported
-                },
-                sensitive,
-                extractable,
-            };
-            out.insert(
-                id,
-                Entry {
-                    record,
-                    private,
-                    public,
-                    verifying: p256::ecdsa::VerifyingKey::from(&public_key),
-                    always_authenticate,
-                },
-            );
-        }
-        Ok(out)
-    }
-
-    fn check_free(
-        &self,
-        entries: &HashMap<String, Entry>,
-        label: &KeyLabel,
-        id: Option<&str>,
-    ) -> Result<(), OpError> {
-        if let Some(e) = entries.values().find(|e| e.record.label == *label) {
-            return Err(OpError::Key(KeyError::AlreadyExists {
-                token: self.name_owned(),
-                what: format!("a key named {label} (ID {})", e.record.id),
-            }));
-        }
-        if let Some(e) = id.and_then(|id| entries.get(id)) {
-            return Err(OpError::Key(KeyError::AlreadyExists {
-                token: self.name_owned(),
-                what: format!("this key (ID {}, named {})", e.record.id, e.record.label),
-            }));
-        }
-        Ok(())
-    }
-
-    /// Signs with a key that wants the PIN for each signature
-    /// (`CKA_ALWAYS_AUTHENTICATE`, ykcs11's slot 9c keys): `C_SignInit`,
-    /// `C_Login(CKU_CONTEXT_SPECIFIC)`, then the data. Single-part
-    /// `C_Sign` would call `C_SignInit` again, so the data goes through
-    /// `C_SignUpdate`/`C_SignFinal`.
-    fn sign_context_specific(
-        &self,
-        session: &Session,
-        entry: &Entry,
-        digest: &[u8; 32],
-    ) -> Result<Vec<u8>, OpError> {
-        let attempt = self.gate.login()?;
-        session.sign_init(&Mechanism::Ecdsa, entry.private)?;
-        match session.login(UserType::ContextSpecific, Some(attempt.pin())) {
-            Ok(()) => attempt.accepted(),
-            Err(CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLenRange, _)) => {
-                return Err(attempt.rejected(TriesLeft::Unknown).into());
-            }
-            Err(CkError::Pkcs11(RvError::PinLocked, _)) => return Err(attempt.blocked().into()),
-            Err(e) => return Err(e.into()),
-        }
-        session.sign_update(digest)?;
-        Ok(session.sign_final()?)
-    }
-
     /// The status without the side effect of opening: used by `status`.
     fn describe(&self) -> Result<(TokenDescription, usize), KeyError> {
         let description = self.connect()?.description;
@@ -623,6 +155,14 @@ impl Pkcs11Store {
 }
 
 impl KeyStore for Pkcs11Store {
+    fn unlock(&self, pin: SecretString) -> Result<(), KeyError> {
+        self.unlock_token(pin)
+    }
+
+    fn sign_digest(&self, id: &str, digest: &[u8; 32]) -> Result<[u8; 64], KeyError> {
+        self.sign_with(id, digest)
+    }
+
     fn name(&self) -> &str {
         &self.config.name
     }
@@ -754,38 +294,6 @@ impl KeyStore for Pkcs11Store {
         Ok(record)
     }
 
-    fn unlock(&self, pin: SecretString) -> Result<(), KeyError> {
-        crate::gate::check_length(&self.config.name, &pin, 256)?;
-        self.expire_unlock();
-        let conn = self.connect()?;
-        let session = conn
-            .ctx
-            .open_rw_session(conn.slot)
-            .map_err(|e| self.device_error("opening a session", &e))?;
-        // Logged in already: the gate never lets this PIN reach the token
-        // (a wrong one would log every session out).
-        let ready = self.logged_in(&session)?;
-        match self.gate.unlock(pin, ready)? {
-            UnlockStart::Extended => {
-                tracing::info!(token = %self.config.name, "unlock with the PIN the token is logged in with: cache time extended");
-                return Ok(());
-            }
-            UnlockStart::Present(attempt) => self.present(&conn, &session, attempt)?,
-        }
-        // Keep the logged-in session: closing the token's last session
-        // would log it out again.
-        let mut st = self.pool.lock();
-        if st.open < self.pool.max {
-            st.open += 1;
-            st.idle.push(session);
-        }
-        drop(st);
-        tracing::info!(token = %self.config.name,
-            cache_seconds = self.gate.rules().cache.map_or(0, |d| d.as_secs()),
-            "token unlocked with a PIN given over the socket (0: until the daemon stops)");
-        Ok(())
-    }
-
     /// PKCS#11 has no attestation; the answer records what the token
     /// claims about the key's origin (`CKA_LOCAL`), which proves nothing.
     fn attest(&self, id: &str) -> Result<crate::Attestation, KeyError> {
@@ -798,57 +306,5 @@ impl KeyStore for Pkcs11Store {
             ),
             generated_on_token: Some(local),
         })
-    }
-
-    fn sign_digest(&self, id: &str, digest: &[u8; 32]) -> Result<[u8; 64], KeyError> {
-        let (raw, verifying) = self.run("signing", |s, session| {
-            let entry = s.entry(session, id)?;
-            let raw = if entry.always_authenticate {
-                s.sign_context_specific(session, &entry, digest)?
-            } else {
-                session.sign(&Mechanism::Ecdsa, entry.private, digest)?
-            };
-            Ok((raw, entry.verifying))
-        })?;
-        let bad = || KeyError::BadSignature {
-            token: self.name_owned(),
-            key_id: id.to_owned(),
-        };
-        let sig = p256::ecdsa::Signature::from_slice(&raw).map_err(|_| bad())?;
-        verifying.verify_prehash(digest, &sig).map_err(|_| bad())?;
-        let mut out = [0u8; 64];
-        out.copy_from_slice(&sig.to_bytes());
-        Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn classifies_recoverable_errors() {
-        use cryptoki::context::Function;
-        let e = |rv| CkError::Pkcs11(rv, Function::Sign);
-        assert!(matches!(
-            recovery(&e(RvError::SessionHandleInvalid)),
-            Recovery::NewSession
-        ));
-        assert!(matches!(
-            recovery(&e(RvError::UserNotLoggedIn)),
-            Recovery::Relogin
-        ));
-        assert!(matches!(
-            recovery(&e(RvError::DeviceRemoved)),
-            Recovery::Reconnect
-        ));
-        assert!(matches!(
-            recovery(&e(RvError::KeyHandleInvalid)),
-            Recovery::Rescan
-        ));
-        assert!(matches!(
-            recovery(&e(RvError::PinIncorrect)),
-            Recovery::Fail
-        ));
     }
 }
