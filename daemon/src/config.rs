@@ -635,7 +635,10 @@ sessions = 2
         };
         assert_eq!(y.pin_policy, KeyPinPolicy::Always);
         assert_eq!(y.touch_policy, KeyTouchPolicy::Never);
-        assert_eq!(y.slots, vec![0x82, 0x9a]);
+        assert_eq!(
+            y.slots.iter().map(|s| s.reference()).collect::<Vec<_>>(),
+            [0x82, 0x9a]
+        );
         assert!(matches!(
             y.management_key,
             ManagementKeySource::Configured(_)

@@ -7,7 +7,7 @@ use super::*;
 #[derive(Clone)]
 pub(super) struct Entry {
     pub(super) record: KeyRecord,
-    pub(super) slot: SlotId,
+    pub(super) slot: KeySlot,
     pub(super) verifying: VerifyingKey,
     pub(super) pin_policy: KeyPinPolicy,
     pub(super) touch_policy: KeyTouchPolicy,
@@ -18,7 +18,7 @@ pub(super) struct Entry {
 pub(super) struct Index {
     pub(super) by_id: HashMap<String, Entry>,
     /// Slots holding any certificate (tufd's or another application's).
-    pub(super) occupied: HashSet<u8>,
+    pub(super) occupied: HashSet<KeySlot>,
 }
 
 /// The tufd label recorded in a DER certificate subject as tufd writes it
@@ -74,14 +74,11 @@ impl YubiKeyStore {
     pub(super) fn scan(&self, dev: &mut Device) -> Result<Index, OpError> {
         let conn = Self::conn(dev)?;
         let mut index = Index::default();
-        for reference in DEFAULT_SLOTS {
-            let Some(slot) = slot_from_u8(reference) else {
+        for slot in KeySlot::defaults() {
+            let Some(certificate) = read_certificate(&mut conn.yk, slot.id())? else {
                 continue;
             };
-            let Some(certificate) = read_certificate(&mut conn.yk, slot)? else {
-                continue;
-            };
-            index.occupied.insert(reference);
+            index.occupied.insert(slot);
             let tbs = certificate.tbs_certificate();
             let Some(record) = cert::parse_subject(tbs.subject()) else {
                 continue;
@@ -92,7 +89,7 @@ impl YubiKeyStore {
                 .ok()
                 .and_then(|der| VerifyingKey::from_public_key_der(&der).ok());
             let Some(verifying) = verifying else {
-                tracing::warn!(token = %self.config.name, slot = %slot_name(slot), key = %record.label,
+                tracing::warn!(token = %self.config.name, slot = %slot, key = %record.label,
                     "skipping a tufd certificate whose key is not P-256");
                 continue;
             };
@@ -103,7 +100,7 @@ impl YubiKeyStore {
             let mut touch_policy = record.touch_policy;
             let mut origin = record.origin;
             // Firmware 5.3+ reports the slot's real policies and origin.
-            if let Ok(meta) = piv::metadata(&mut conn.yk, slot) {
+            if let Ok(meta) = piv::metadata(&mut conn.yk, slot.id()) {
                 if let Some((p, t)) = meta.policy {
                     pin_policy = KeyPinPolicy::from_yubikey(p);
                     touch_policy = KeyTouchPolicy::from_yubikey(t);
@@ -169,7 +166,7 @@ impl YubiKeyStore {
             .unwrap_or_else(|p| p.into_inner())
             .insert(entry.record.id.clone(), entry.touch_policy.needs_touch());
         if let Some(ix) = dev.index.as_mut() {
-            ix.occupied.insert(u8::from(entry.slot));
+            ix.occupied.insert(entry.slot);
             ix.by_id.insert(entry.record.id.clone(), entry);
         }
     }
@@ -180,7 +177,7 @@ impl YubiKeyStore {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&entry.record.id);
         if let Some(ix) = dev.index.as_mut() {
-            ix.occupied.remove(&u8::from(entry.slot));
+            ix.occupied.remove(&entry.slot);
             ix.by_id.remove(&entry.record.id);
         }
     }
@@ -203,9 +200,7 @@ impl YubiKeyStore {
                 token: self.name_owned(),
                 what: format!(
                     "this key (ID {}, named {}, slot {})",
-                    e.record.id,
-                    e.record.label,
-                    slot_name(e.slot)
+                    e.record.id, e.record.label, e.slot
                 ),
             }
             .into());
@@ -215,19 +210,16 @@ impl YubiKeyStore {
 
     /// The first configured slot without a certificate and, where the device
     /// can tell (GET METADATA, firmware 5.3+), without a key.
-    pub(super) fn free_slot(&self, dev: &mut Device, ix: &Index) -> Result<SlotId, OpError> {
+    pub(super) fn free_slot(&self, dev: &mut Device, ix: &Index) -> Result<KeySlot, OpError> {
         let conn = Self::conn(dev)?;
-        for &reference in &self.config.slots {
-            if ix.occupied.contains(&reference) {
+        for &slot in &self.config.slots {
+            if ix.occupied.contains(&slot) {
                 continue;
             }
-            let Some(slot) = slot_from_u8(reference) else {
-                continue;
-            };
-            if let Ok(meta) = piv::metadata(&mut conn.yk, slot)
+            if let Ok(meta) = piv::metadata(&mut conn.yk, slot.id())
                 && meta.public.is_some()
             {
-                tracing::debug!(token = %self.config.name, slot = %slot_name(slot),
+                tracing::debug!(token = %self.config.name, slot = %slot,
                     "slot holds a key without a certificate; not reusing it");
                 continue;
             }
@@ -241,7 +233,7 @@ impl YubiKeyStore {
                 self.config
                     .slots
                     .iter()
-                    .map(|r| format!("{r:02x}"))
+                    .map(KeySlot::to_string)
                     .collect::<Vec<_>>()
                     .join(", "),
                 self.serial_text()
@@ -256,7 +248,7 @@ impl YubiKeyStore {
     pub(super) fn certify(
         &self,
         dev: &mut Device,
-        slot: SlotId,
+        slot: KeySlot,
         spki: SubjectPublicKeyInfoOwned,
         record: &SlotRecord,
     ) -> Result<(), OpError> {
@@ -280,7 +272,7 @@ impl YubiKeyStore {
         let conn = Self::conn(dev)?;
         Certificate::generate_self_signed::<_, p256::NistP256>(
             &mut conn.yk,
-            slot,
+            slot.id(),
             serial,
             validity,
             subject,
@@ -292,7 +284,7 @@ impl YubiKeyStore {
 
     pub(super) fn new_entry(
         &self,
-        slot: SlotId,
+        slot: KeySlot,
         spki_der: Vec<u8>,
         verifying: VerifyingKey,
         record: SlotRecord,

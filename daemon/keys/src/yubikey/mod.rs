@@ -88,7 +88,9 @@ mod sign;
 mod vcard_tests;
 
 pub use index::label_in_subject;
-pub use policy::{DEFAULT_SLOTS, KeyPinPolicy, KeyTouchPolicy, ManagementKeySource, parse_slot};
+pub use policy::{
+    DEFAULT_SLOTS, KeyPinPolicy, KeySlot, KeyTouchPolicy, ManagementKeySource, parse_slot,
+};
 
 use connection::{Conn, OpError, connection_lost};
 use index::{Entry, Index, read_certificate};
@@ -105,7 +107,6 @@ use p256::SecretKey;
 use p256::ecdsa::VerifyingKey;
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::pkcs8::{DecodePublicKey, EncodePublicKey};
-use policy::{slot_from_u8, slot_name};
 use secrecy::ExposeSecret;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, RwLock};
@@ -141,7 +142,7 @@ pub struct YubiKeyConfig {
     /// Touch policy of keys tufd generates or imports.
     pub touch_policy: KeyTouchPolicy,
     /// Slots to use, in order of preference (key references, 0x9c, 0x82…).
-    pub slots: Vec<u8>,
+    pub slots: Vec<KeySlot>,
     /// How long a PIN given with `tufctl token unlock` is kept; `None`
     /// until the daemon stops.
     pub pin_cache: Option<Duration>,
@@ -166,7 +167,7 @@ impl YubiKeyConfig {
             management_key: ManagementKeySource::PinProtected,
             pin_policy: KeyPinPolicy::Once,
             touch_policy: KeyTouchPolicy::Always,
-            slots: DEFAULT_SLOTS.to_vec(),
+            slots: KeySlot::defaults(),
             pin_cache: Some(DEFAULT_PIN_CACHE),
             allow_last_pin_try: false,
             unlock_attempts: crate::gate::DEFAULT_UNLOCK_ATTEMPTS,
@@ -191,7 +192,7 @@ struct Device {
     conn: Option<Conn>,
     index: Option<Index>,
     /// Slots that turned out to want the PIN before every signature.
-    pin_each_time: HashSet<u8>,
+    pin_each_time: HashSet<KeySlot>,
 }
 
 /// A YubiKey (PIV) holding tufd keys.
@@ -273,7 +274,7 @@ impl YubiKeyStore {
     /// The PIV slot of key `id` (as ykman names it: "9c", "82", …).
     pub fn slot_of(&self, id: &str) -> Result<String, KeyError> {
         self.run("finding a key", |s, dev| {
-            Ok(slot_name(s.entry(dev, id)?.slot))
+            Ok(s.entry(dev, id)?.slot.to_string())
         })
     }
 
@@ -324,19 +325,19 @@ impl YubiKeyStore {
             if entry.record.origin == KeyOrigin::Imported {
                 return Ok(Err(format!(
                     "the key in slot {} was imported, not generated on {}: a YubiKey attests only keys it generated",
-                    slot_name(entry.slot),
+                    entry.slot,
                     s.serial_text()
                 )));
             }
             let conn = Self::conn(dev)?;
-            let statement = match piv::attest(&mut conn.yk, entry.slot) {
+            let statement = match piv::attest(&mut conn.yk, entry.slot.id()) {
                 Ok(der) => der.to_vec(),
                 Err(e) if connection_lost(&e) => return Err(e.into()),
                 Err(e) => {
                     return Ok(Err(format!(
                         "{} cannot attest the key in slot {} (the device answered: {e}); attestation needs a YubiKey 4.3 or later and a key generated on the device",
                         s.serial_text(),
-                        slot_name(entry.slot)
+                        entry.slot
                     )));
                 }
             };
@@ -414,12 +415,12 @@ impl KeyStore for YubiKeyStore {
             let conn = Self::conn(dev)?;
             Certificate::from_bytes(cert_der.to_vec())?.write(
                 &mut conn.yk,
-                entry.slot,
+                entry.slot.id(),
                 yubikey::certificate::CertInfo::Uncompressed,
             )?;
             Ok(entry.slot)
         })?;
-        tracing::info!(token = %self.config.name, id, slot = %slot_name(slot),
+        tracing::info!(token = %self.config.name, id, slot = %slot,
             "certificate stored in the key's slot");
         Ok(())
     }
@@ -458,12 +459,12 @@ impl KeyStore for YubiKeyStore {
                 touch_policy: s.config.touch_policy,
                 origin: KeyOrigin::Generated,
             };
-            tracing::info!(token = %s.config.name, key = %label, slot = %slot_name(slot),
+            tracing::info!(token = %s.config.name, key = %label, slot = %slot,
                 pin_policy = record.pin_policy.as_str(), touch_policy = record.touch_policy.as_str(),
                 "generating a P-256 key on the YubiKey");
             let spki = piv::generate(
                 &mut Self::conn(dev)?.yk,
-                slot,
+                slot.id(),
                 AlgorithmId::EccP256,
                 record.pin_policy.to_yubikey(),
                 record.touch_policy.to_yubikey(),
@@ -476,7 +477,7 @@ impl KeyStore for YubiKeyStore {
                     token: s.name_owned(),
                     detail: format!(
                         "the key generated in slot {} is not a P-256 key",
-                        slot_name(slot)
+                        slot
                     ),
                 })?;
             let spki_der = verifying
@@ -490,7 +491,7 @@ impl KeyStore for YubiKeyStore {
             Ok(entry)
         })?;
         tracing::info!(token = %self.config.name, key = %label, id = %entry.record.id,
-            slot = %slot_name(entry.slot), "key generated");
+            slot = %entry.slot, "key generated");
         Ok(entry.record)
     }
 
@@ -517,7 +518,7 @@ impl KeyStore for YubiKeyStore {
             let scalar = Zeroizing::new(key.to_bytes());
             let imported = piv::import_ecc_key(
                 &mut Self::conn(dev)?.yk,
-                slot,
+                slot.id(),
                 AlgorithmId::EccP256,
                 scalar.as_slice(),
                 record.touch_policy.to_yubikey(),
@@ -533,7 +534,7 @@ impl KeyStore for YubiKeyStore {
                         detail: format!(
                             "{} refused to import a P-256 key into slot {} (YubiKey 4 and 5 accept such imports; this device does not): generate the key on the device instead (`tufctl key generate`), or load it into a PKCS#11 token",
                             s.serial_text(),
-                            slot_name(slot)
+                            slot
                         ),
                     }
                     .into());
@@ -548,7 +549,7 @@ impl KeyStore for YubiKeyStore {
             Ok(entry)
         })?;
         tracing::info!(token = %self.config.name, key = %label, id = %entry.record.id,
-            slot = %slot_name(entry.slot), "key imported");
+            slot = %entry.slot, "key imported");
         Ok(entry.record)
     }
 
@@ -561,12 +562,12 @@ impl KeyStore for YubiKeyStore {
             // generated over it destroys the old private key.
             piv::generate(
                 &mut conn.yk,
-                entry.slot,
+                entry.slot.id(),
                 AlgorithmId::EccP256,
                 yubikey::PinPolicy::Default,
                 yubikey::TouchPolicy::Never,
             )?;
-            Certificate::delete(&mut conn.yk, entry.slot)?;
+            Certificate::delete(&mut conn.yk, entry.slot.id())?;
             s.forget(dev, &entry);
             Ok(entry.record)
         })?;
@@ -628,7 +629,13 @@ mod tests {
         assert_eq!(c.management_key, ManagementKeySource::PinProtected);
         assert_eq!(c.pin_policy, KeyPinPolicy::Once);
         assert_eq!(c.touch_policy, KeyTouchPolicy::Always);
-        assert_eq!(&c.slots[..4], &[0x9c, 0x9e, 0x9d, 0x9a]);
+        assert_eq!(
+            c.slots[..4]
+                .iter()
+                .map(|s| s.reference())
+                .collect::<Vec<_>>(),
+            [0x9c, 0x9e, 0x9d, 0x9a]
+        );
         assert_eq!(c.slots.len(), 24);
         // No secret in Debug: the sources only.
         let debug = format!("{c:?}");

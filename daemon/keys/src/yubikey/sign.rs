@@ -11,9 +11,8 @@ impl YubiKeyStore {
         digest: &[u8; 32],
     ) -> Result<Vec<u8>, OpError> {
         self.ensure_pin(dev)?;
-        let reference = u8::from(entry.slot);
-        let each_time = entry.pin_policy.before_each_signature(entry.slot)
-            || dev.pin_each_time.contains(&reference);
+        let each_time = entry.pin_policy.before_each_signature(entry.slot.id())
+            || dev.pin_each_time.contains(&entry.slot);
         if each_time {
             self.reverify_pin(dev)?;
         }
@@ -21,7 +20,7 @@ impl YubiKeyStore {
             &mut Self::conn(dev)?.yk,
             digest,
             AlgorithmId::EccP256,
-            entry.slot,
+            entry.slot.id(),
         );
         let result = match first {
             Err(yubikey::Error::AuthenticationError) => {
@@ -29,16 +28,16 @@ impl YubiKeyStore {
                 // it before every signature (devices that ignore the
                 // configured policy), or another program dropped it.
                 if !each_time {
-                    tracing::info!(token = %self.config.name, slot = %slot_name(entry.slot),
+                    tracing::info!(token = %self.config.name, slot = %entry.slot,
                         "the YubiKey wants the PIN before signatures with this slot");
-                    dev.pin_each_time.insert(reference);
+                    dev.pin_each_time.insert(entry.slot);
                 }
                 self.reverify_pin(dev)?;
                 piv::sign_data(
                     &mut Self::conn(dev)?.yk,
                     digest,
                     AlgorithmId::EccP256,
-                    entry.slot,
+                    entry.slot.id(),
                 )
             }
             other => other,
