@@ -24,9 +24,9 @@ pub struct Cli {
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Text)]
     pub output: Format,
 
-    /// Seconds to wait for the daemon's answer (0: no limit). Signing,
-    /// revoking, signer and key-rotation commands, which may wait for a
-    /// touch or a long batch, have no limit.
+    /// Seconds to wait for the daemon's answer (0: no limit). Commands that
+    /// may wait for a touch or a long batch (sign, revoke, signer, key
+    /// generate/load/test/rotate) have no limit.
     #[arg(long, global = true, env = "TUFCTL_TIMEOUT", default_value_t = 120)]
     pub timeout: u64,
 

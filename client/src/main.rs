@@ -37,8 +37,9 @@ async fn main() -> ExitCode {
 async fn run(args: cli::Cli) -> Result<(), output::Failure> {
     let out = output::Output::new(args.output);
     trust::precheck(&args.command)?;
-    // Commands that may wait for a touch or run a long batch have no
-    // deadline; the others get --timeout.
+    // Commands that may wait for a touch (signing, a YubiKey key's
+    // certificate) or run a long batch have no deadline; the others get
+    // --timeout.
     let unbounded = matches!(
         args.command,
         cli::Command::Sign(_) | cli::Command::Revoke(_) | cli::Command::Signer { .. }
@@ -46,6 +47,9 @@ async fn run(args: cli::Cli) -> Result<(), output::Failure> {
         &args.command,
         cli::Command::Key {
             command: cli::KeyCommand::Rotate { .. }
+                | cli::KeyCommand::Generate { .. }
+                | cli::KeyCommand::Load { .. }
+                | cli::KeyCommand::Test { .. }
         }
     );
     let timeout =

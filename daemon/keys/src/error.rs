@@ -142,7 +142,21 @@ pub enum KeyError {
         token: String,
         operation: &'static str,
         detail: String,
+        /// The driver's error, when one caused this.
+        #[source]
+        source: Option<DeviceError>,
     },
+}
+
+/// The driver error behind a [`KeyError::Device`], kept with its type.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// A PKCS#11 call failed (return value and function).
+    #[error(transparent)]
+    Pkcs11(#[from] cryptoki::error::Error),
+    /// A PIV command or PC/SC call failed.
+    #[error(transparent)]
+    Piv(#[from] yubikey::Error),
 }
 
 impl KeyError {

@@ -18,7 +18,7 @@ pub mod pkcs11;
 mod record;
 pub mod yubikey;
 
-pub use error::{KeyError, TriesLeft};
+pub use error::{DeviceError, KeyError, TriesLeft};
 pub use label::KeyLabel;
 pub use record::{Attestation, KeyOrigin, KeyRecord, TokenDescription, TokenStatus};
 

@@ -47,7 +47,7 @@ impl Pkcs11Store {
     pub(super) fn logged_in(&self, session: &Session) -> Result<bool, KeyError> {
         let info = session
             .get_session_info()
-            .map_err(|e| self.device_error("reading the session state", &e))?;
+            .map_err(|e| self.device_error("reading the session state", e))?;
         Ok(matches!(
             info.session_state(),
             SessionState::RoUser | SessionState::RwUser
@@ -79,7 +79,7 @@ impl Pkcs11Store {
                 }
             }
             Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(attempt.blocked()),
-            Err(e) => Err(self.device_error("logging in", &e)),
+            Err(e) => Err(self.device_error("logging in", e)),
         }
     }
 
@@ -91,7 +91,7 @@ impl Pkcs11Store {
         let session = conn
             .ctx
             .open_rw_session(conn.slot)
-            .map_err(|e| self.device_error("opening a session", &e))?;
+            .map_err(|e| self.device_error("opening a session", e))?;
         // Logged in already: the gate never lets this PIN reach the token
         // (a wrong one would log every session out).
         let ready = self.logged_in(&session)?;

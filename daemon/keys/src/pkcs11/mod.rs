@@ -138,11 +138,12 @@ impl Pkcs11Store {
         self.config.name.clone()
     }
 
-    fn device_error(&self, operation: &'static str, e: &CkError) -> KeyError {
+    fn device_error(&self, operation: &'static str, e: CkError) -> KeyError {
         KeyError::Device {
             token: self.name_owned(),
             operation,
             detail: e.to_string(),
+            source: Some(e.into()),
         }
     }
 

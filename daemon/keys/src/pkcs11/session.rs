@@ -79,7 +79,7 @@ impl Pkcs11Store {
             })?;
         let slots = ctx
             .get_slots_with_token()
-            .map_err(|e| self.device_error("listing slots", &e))?;
+            .map_err(|e| self.device_error("listing slots", e))?;
         let mut seen = Vec::new();
         for slot in slots {
             let Ok(info) = ctx.get_token_info(slot) else {
@@ -171,7 +171,7 @@ impl Pkcs11Store {
             if matches!(recovery(&e), Recovery::Reconnect) {
                 *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = None;
             }
-            self.device_error("opening a session", &e)
+            self.device_error("opening a session", e)
         })?;
         tracing::debug!(token = %self.config.name, "session opened");
         self.ensure_login(conn, &session)?;
@@ -196,7 +196,7 @@ impl Pkcs11Store {
             };
             let action = recovery(&err);
             if retried || matches!(action, Recovery::Fail) {
-                return Err(self.device_error(operation, &err));
+                return Err(self.device_error(operation, err));
             }
             retried = true;
             tracing::warn!(token = %self.config.name, operation, error = %err, "recovering");
@@ -219,6 +219,34 @@ impl Pkcs11Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_errors_keep_their_source() {
+        use cryptoki::context::Function;
+        let store = Pkcs11Store::new(
+            Pkcs11Config {
+                name: "t".into(),
+                module: "/nonexistent.so".into(),
+                selector: TokenSelector::Label("t".into()),
+                pin: PinSource::Prompt,
+                max_sessions: 1,
+            },
+            Arc::new(Modules::new()),
+            |_| String::new(),
+        );
+        let e = store.device_error(
+            "signing",
+            CkError::Pkcs11(RvError::DeviceError, Function::Sign),
+        );
+        let source = std::error::Error::source(&e).expect("a source");
+        assert!(matches!(
+            source.downcast_ref::<crate::DeviceError>(),
+            Some(crate::DeviceError::Pkcs11(CkError::Pkcs11(
+                RvError::DeviceError,
+                Function::Sign
+            )))
+        ));
+    }
 
     #[test]
     fn classifies_recoverable_errors() {

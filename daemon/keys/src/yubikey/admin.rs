@@ -18,12 +18,14 @@ impl YubiKeyStore {
                 let text = source.read().map_err(|detail| KeyError::Device {
                     token: self.name_owned(),
                     operation: "reading the management key",
+                    source: None,
                     detail: format!("{detail} (management_key {source})"),
                 })?;
                 Some(
                     mgm::parse_hex(text.expose_secret()).map_err(|detail| KeyError::Device {
                         token: self.name_owned(),
                         operation: "reading the management key",
+                        source: None,
                         detail: format!("{detail} (management_key {source})"),
                     })?,
                 )
@@ -63,6 +65,7 @@ impl YubiKeyStore {
                 return Err(KeyError::Device {
                     token: self.name_owned(),
                     operation: "authenticating with the management key",
+                    source: None,
                     detail,
                 }
                 .into());

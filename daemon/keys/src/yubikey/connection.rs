@@ -70,6 +70,7 @@ impl YubiKeyStore {
             token: self.name_owned(),
             operation: "listing PC/SC readers",
             detail: format!("{e}; is pcscd running (systemctl status pcscd.socket)?"),
+            source: Some(e.into()),
         };
         let mut context = yubikey::reader::Context::open().map_err(pcsc_error)?;
         let readers = context.iter().map_err(pcsc_error)?;
@@ -147,6 +148,7 @@ impl YubiKeyStore {
                     return Err(KeyError::Device {
                         token: self.name_owned(),
                         operation,
+                        source: None,
                         detail: format!(
                             "the device gave an answer the PIV driver cannot handle ({what}); {} was disconnected",
                             self.serial_text()

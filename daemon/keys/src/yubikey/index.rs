@@ -228,6 +228,7 @@ impl YubiKeyStore {
         Err(KeyError::Device {
             token: self.name_owned(),
             operation: "choosing a PIV slot",
+            source: None,
             detail: format!(
                 "no free slot among {} on {}: delete a key (`tufctl key rm`) or configure other `slots`",
                 self.config
@@ -255,11 +256,13 @@ impl YubiKeyStore {
         let subject = cert::subject(record).map_err(|e| KeyError::Device {
             token: self.name_owned(),
             operation: "building the slot certificate",
+            source: None,
             detail: e.to_string(),
         })?;
         let validity = Validity::from_now(CERT_VALIDITY).map_err(|e| KeyError::Device {
             token: self.name_owned(),
             operation: "building the slot certificate",
+            source: None,
             detail: e.to_string(),
         })?;
         let serial = SerialNumber::from(rand::random::<u32>() >> 1 | 1);

@@ -258,6 +258,7 @@ impl YubiKeyStore {
             token: self.name_owned(),
             operation,
             detail: format!("{} ({}){hint}", e, self.serial_text()),
+            source: Some(e.into()),
         }
     }
 
@@ -289,12 +290,14 @@ impl YubiKeyStore {
                 .map_err(|detail| KeyError::Device {
                     token: self.name_owned(),
                     operation: "attesting a key",
+                    source: None,
                     detail,
                 })?;
         self.verify_attestation(&spki_der, &statement, &intermediate)
             .map_err(|e| KeyError::Device {
                 token: self.name_owned(),
                 operation: "verifying the attestation",
+                source: None,
                 detail: format!("{e} ({})", self.serial_text()),
             })
     }
@@ -531,6 +534,7 @@ impl KeyStore for YubiKeyStore {
                     return Err(KeyError::Device {
                         token: s.name_owned(),
                         operation: "importing a key",
+                        source: None,
                         detail: format!(
                             "{} refused to import a P-256 key into slot {} (YubiKey 4 and 5 accept such imports; this device does not): generate the key on the device instead (`tufctl key generate`), or load it into a PKCS#11 token",
                             s.serial_text(),

@@ -48,6 +48,7 @@ impl YubiKeyStore {
                 Err(KeyError::Device {
                     token: self.name_owned(),
                     operation: "signing",
+                    source: None,
                     detail: format!(
                         "{} was not touched in time (it waits about 15 seconds for a touch of key {}); touch its contact when it blinks, then retry",
                         self.serial_text(),
