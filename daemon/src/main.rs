@@ -1,13 +1,13 @@
 //! The tufd daemon binary.
 
 use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// Freed memory is zeroed: request buffers that carried a PIN, a
 /// passphrase or a key file leave no copy behind (see `tufd::zalloc`).
 #[global_allocator]
 static ALLOCATOR: tufd::zalloc::ZeroingAllocator = tufd::zalloc::ZeroingAllocator;
-use std::path::PathBuf;
-use std::process::ExitCode;
 
 /// tufd keeps TUF and Docker Content Trust signing keys on hardware tokens
 /// (PKCS#11, YubiKey) and serves signing intents over a Unix socket.
