@@ -540,6 +540,28 @@ fn unlock_with_the_last_try_left_needs_the_administrator() {
 /// Another program resets the card between two signatures (libykpiv resets
 /// it when it disconnects): tufd reconnects, verifies the PIN again and
 /// signs.
+/// A wrong `tufctl token unlock` on a YubiKey in use is refused without
+/// reaching the device: its keys keep signing and no try is spent.
+#[test]
+fn a_wrong_unlock_on_a_ready_yubikey_reaches_nothing() {
+    let card = start_card();
+    let serial = serial_of(&card);
+    let env = env_for(&card, "123456");
+    let daemon = env.start_with(&yk_config(&env, serial, ""));
+    generate(&env, "alice");
+    key_test(&env, "alice", &daemon);
+    env.tufctl_env(&["token", "unlock", "yk"], &[("TUFCTL_PIN", "000000")])
+        .fails_with(1, "already unlocked");
+    key_test(&env, "alice", &daemon);
+    assert!(
+        !daemon.log().contains("rejected the PIN"),
+        "{}",
+        daemon.log()
+    );
+    daemon.stop();
+    assert_eq!(pin_tries_after_reset(&card), 3, "no try spent");
+}
+
 #[test]
 fn recovers_when_another_program_resets_the_card() {
     let card = start_card();
