@@ -4,7 +4,10 @@
 //! the others. The accept loop (a task of its own, as mini-redis does it)
 //! keeps at most [`Limits::max_connections`] open: when a new connection
 //! arrives at the cap, the connection that has been quiet longest is
-//! closed. A connection with no traffic in either direction for
+//! closed, preferring those not waiting for an answer (the peer spoke last
+//! and the daemon has not written since: a request in flight, such as a
+//! signature waiting for a touch, is closed only when nothing else can
+//! be). A connection with no traffic in either direction for
 //! [`Limits::idle_timeout`] is closed too. When the process runs out of
 //! file descriptors (`EMFILE`), the loop closes the quietest connection and
 //! backs off instead of spinning.
@@ -50,6 +53,8 @@ struct Entry {
     last_active: AtomicU64,
     /// Whether the peer ever sent a byte.
     spoke: AtomicBool,
+    /// The peer spoke last: a request may be waiting for its answer.
+    awaiting: AtomicBool,
     close: Arc<Notify>,
 }
 
@@ -69,7 +74,12 @@ impl Registry {
         let Some(id) = self
             .open
             .iter()
-            .min_by_key(|(_, e)| e.last_active.load(Ordering::Relaxed))
+            .min_by_key(|(_, e)| {
+                (
+                    e.awaiting.load(Ordering::Relaxed),
+                    e.last_active.load(Ordering::Relaxed),
+                )
+            })
             .map(|(id, _)| *id)
         else {
             return false;
@@ -138,6 +148,7 @@ impl AsyncRead for Connection {
         let r = Pin::new(&mut self.stream).poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             self.entry.spoke.store(true, Ordering::Relaxed);
+            self.entry.awaiting.store(true, Ordering::Relaxed);
             self.active();
         }
         r
@@ -155,6 +166,7 @@ impl AsyncWrite for Connection {
         }
         let r = Pin::new(&mut self.stream).poll_write(cx, data);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.entry.awaiting.store(false, Ordering::Relaxed);
             self.active();
         }
         r
@@ -276,6 +288,7 @@ pub fn incoming(
                 let entry = Arc::new(Entry {
                     last_active: AtomicU64::new(reg.now_ms()),
                     spoke: AtomicBool::new(false),
+                    awaiting: AtomicBool::new(false),
                     close: Arc::new(Notify::new()),
                 });
                 reg.open.insert(id, entry.clone());
@@ -356,5 +369,43 @@ mod tests {
             .unwrap();
         assert_eq!(n, 0);
         assert!(before_third.elapsed() >= Duration::from_millis(300));
+    }
+
+    #[tokio::test]
+    async fn a_connection_waiting_for_its_answer_is_closed_last() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let listener = UnixListener::bind(&path).unwrap();
+        let limits = Limits {
+            max_connections: 2,
+            idle_timeout: Duration::from_secs(60),
+        };
+        let (mut incoming, _handle) = incoming(listener, limits);
+        // The oldest connection sent a request and waits for its answer.
+        let mut waiting_peer = UnixStream::connect(&path).await.unwrap();
+        let mut waiting = incoming.next().await.unwrap().unwrap();
+        waiting_peer.write_all(b"request").await.unwrap();
+        let mut buf = [0u8; 16];
+        let n = waiting.read(&mut buf).await.unwrap();
+        assert_eq!(n, 7);
+        // A newer one is idle (it got its answer).
+        let mut idle_peer = UnixStream::connect(&path).await.unwrap();
+        let mut idle = incoming.next().await.unwrap().unwrap();
+        idle_peer.write_all(b"r").await.unwrap();
+        assert_eq!(idle.read(&mut buf).await.unwrap(), 1);
+        idle.write_all(b"answer").await.unwrap();
+        // At the cap, the idle one makes room although it is newer.
+        let _third_peer = UnixStream::connect(&path).await.unwrap();
+        let _third = incoming.next().await.unwrap().unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(1), idle.read(&mut buf))
+            .await
+            .expect("the idle connection ends")
+            .unwrap();
+        assert_eq!(n, 0);
+        waiting.write_all(b"answer").await.unwrap();
+        let mut answer = [0u8; 6];
+        waiting_peer.read_exact(&mut answer).await.unwrap();
+        assert_eq!(&answer, b"answer");
     }
 }
