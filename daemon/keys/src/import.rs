@@ -49,8 +49,10 @@ pub enum ImportError {
 /// `genpkey`; 100,000 leaves room for tools with higher defaults while one
 /// derivation stays under ~0.1 s of a core.
 pub const MAX_PBKDF2_ITERATIONS: u32 = 100_000;
-/// The largest scrypt cost N (OpenSSL's default is 2^14 = 16384).
-pub const MAX_SCRYPT_N: u64 = 1 << 16;
+/// The largest scrypt cost N (OpenSSL's default is 2^14 = 16384). With
+/// r = 8 this is 32 MiB, the most OpenSSL itself lets scrypt use by
+/// default (`maxmem`): a larger file was not written with its defaults.
+pub const MAX_SCRYPT_N: u64 = 1 << 15;
 /// The largest scrypt block size r (OpenSSL's default is 8).
 pub const MAX_SCRYPT_R: u64 = 8;
 /// The largest scrypt parallelization p (OpenSSL's default is 1).
