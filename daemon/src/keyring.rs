@@ -38,9 +38,15 @@ pub enum KeyringError {
     NameUnknown { label: KeyLabel, tokens: String },
     #[error("{0}")]
     InvalidRequest(String),
+    #[error("{0}")]
+    Busy(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
+
+/// The largest key file `load` reads (a P-256 key file is under 1 KiB;
+/// headers and comments leave room).
+pub const MAX_KEY_FILE_BYTES: usize = 64 * 1024;
 
 /// How a request selects one key.
 #[derive(Debug, Clone)]
@@ -294,11 +300,20 @@ impl Keyring {
     ) -> Result<KeyRecord, KeyringError> {
         let store = self.key_store(token)?;
         let pem = zeroize::Zeroizing::new(pem);
+        if pem.len() > MAX_KEY_FILE_BYTES {
+            return Err(KeyringError::InvalidRequest(format!(
+                "the key file is {} bytes; a private key file has at most {MAX_KEY_FILE_BYTES}",
+                pem.len()
+            )));
+        }
         // Decryption runs a KDF: on the bounded CPU pool, never on a
         // runtime thread (its cost is capped by `parse_key_file`).
         let file = crate::cpu::run(move || import::parse_key_file(&pem, passphrase.as_ref()))
             .await
-            .map_err(|e| KeyringError::Internal(e.to_string()))?
+            .map_err(|e| match e {
+                crate::cpu::CpuError::Busy => KeyringError::Busy(e.to_string()),
+                crate::cpu::CpuError::Failed(_) => KeyringError::Internal(e.to_string()),
+            })?
             .map_err(KeyError::from)?;
         let name = match (name, file.role.as_deref()) {
             ("", Some(role)) => role.to_owned(),

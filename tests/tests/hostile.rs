@@ -348,6 +348,20 @@ fn an_oversized_request_is_refused_with_a_clear_error() {
             && status.message().contains("4194304"),
         "{status:?}"
     );
+    // Under the message cap but no key file: refused before any parsing.
+    let request = tufd_proto::v1::LoadKeyRequest {
+        pem: "A".repeat(1024 * 1024),
+        name: "x".into(),
+        ..Default::default()
+    };
+    let status = tufd_tests::raw::unary(
+        &env.socket(),
+        "/tufd.v1.Keys/LoadKey",
+        request.encode_to_vec(),
+    )
+    .expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("at most 65536"), "{status:?}");
     env.tufctl(&["status"]).ok();
 }
 

@@ -67,6 +67,7 @@ pub(crate) fn key_status_code(e: &KeyringError) -> Code {
         KeyringError::KeyNotFound(_) => Code::NotFound,
         KeyringError::NameTaken { .. } => Code::AlreadyExists,
         KeyringError::NameUnknown { .. } => Code::Unavailable,
+        KeyringError::Busy(_) => Code::ResourceExhausted,
         KeyringError::Internal(_) => Code::Internal,
     }
 }
