@@ -8,8 +8,10 @@
 //!
 //! [`server`] wires them to a Unix socket; [`config`] reads the TOML file.
 
+pub mod audit;
 pub mod config;
 pub mod keyring;
+pub mod policy;
 pub mod server;
 pub mod service;
 pub mod trust;
