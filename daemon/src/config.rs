@@ -72,6 +72,28 @@
 //!
 //! Every write also re-signs each role tufd can sign that expires within
 //! six months.
+//!
+//! Who may do what (see [`crate::policy`]; without rules only root and the
+//! admin group, default `tufd-admin`, may do anything):
+//!
+//! ```toml
+//! [policy]
+//! admin_group = "tufd-admin"
+//! [[policy.rule]]
+//! users = ["ci"]
+//! repositories = ["registry.example.com/team/*"]
+//! roles = ["targets/releases", "targets/ci"]
+//! operations = ["sign", "revoke", "read"]
+//! ```
+//!
+//! The audit log (see [`crate::audit`]; on by default):
+//!
+//! ```toml
+//! [audit]
+//! path = "/var/lib/tufd/audit.log"   # default: <state_dir>/audit.log
+//! rotate_bytes = 67108864            # default 64 MiB; 0: never rotate
+//! enabled = true                     # false only to measure its cost
+//! ```
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -113,6 +135,10 @@ pub struct Config {
     /// Per token name: how long a PIN given with `tufctl token unlock` is
     /// kept (`pin_cache_seconds`; `None`: until the daemon stops).
     pub pin_cache: std::collections::HashMap<String, Option<std::time::Duration>>,
+    /// Who may do what (`[policy]`, see [`crate::policy`]).
+    pub policy: crate::policy::Policy,
+    /// The audit log (`[audit]`; `None` when `enabled = false`).
+    pub audit: Option<crate::audit::AuditConfig>,
 }
 
 /// One configured token.
@@ -148,6 +174,19 @@ struct RawConfig {
     registry: RawRegistry,
     #[serde(default)]
     expiry: RawExpiry,
+    #[serde(default)]
+    policy: crate::policy::RawPolicy,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+/// `[audit]`: where the audit log goes.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    enabled: Option<bool>,
+    path: Option<PathBuf>,
+    rotate_bytes: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -500,6 +539,17 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()?;
         let registry = raw.registry.into_config(&invalid)?;
         let expiries = raw.expiry.into_expiries(&invalid)?;
+        let policy = raw.policy.into_policy().map_err(&invalid)?;
+        let audit = match raw.audit.enabled {
+            Some(false) => None,
+            _ => Some(crate::audit::AuditConfig {
+                path: raw
+                    .audit
+                    .path
+                    .unwrap_or_else(|| raw.state_dir.join("audit.log")),
+                rotate_bytes: raw.audit.rotate_bytes.unwrap_or(64 << 20),
+            }),
+        };
         Ok(Config {
             socket: raw.socket,
             state_dir: raw.state_dir,
@@ -509,6 +559,8 @@ impl Config {
             registry,
             expiries,
             pin_cache,
+            policy,
+            audit,
         })
     }
 }
