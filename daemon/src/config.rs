@@ -430,6 +430,34 @@ impl RawToken {
     }
 }
 
+/// systemd credentials as PIN sources: `credential:NAME` is the file NAME
+/// in `$CREDENTIALS_DIRECTORY` (set by `LoadCredential=`), and
+/// `$CREDENTIALS_DIRECTORY` / `${CREDENTIALS_DIRECTORY}` in a `file:` path is
+/// expanded.
+fn expand_credentials(pin: &str, dir: Option<std::ffi::OsString>) -> Result<String, String> {
+    let uses = pin.starts_with("credential:")
+        || pin.contains("$CREDENTIALS_DIRECTORY")
+        || pin.contains("${CREDENTIALS_DIRECTORY}");
+    if !uses {
+        return Ok(pin.to_owned());
+    }
+    let dir = dir
+        .map(|d| d.to_string_lossy().into_owned())
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| format!("{pin:?} needs $CREDENTIALS_DIRECTORY, which systemd sets for a service with LoadCredential=; it is not set"))?;
+    if let Some(name) = pin.strip_prefix("credential:") {
+        if name.is_empty() || name.contains('/') {
+            return Err(format!(
+                "{pin:?}: give the credential's name, as in LoadCredential=NAME:PATH"
+            ));
+        }
+        return Ok(format!("file:{dir}/{name}"));
+    }
+    Ok(pin
+        .replace("${CREDENTIALS_DIRECTORY}", &dir)
+        .replace("$CREDENTIALS_DIRECTORY", &dir))
+}
+
 impl Config {
     /// Reads and validates the configuration file at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -467,10 +495,11 @@ impl Config {
                     "token name {name:?} must be non-empty, without spaces"
                 )));
             }
-            let pin: PinSource = t
-                .pin
-                .parse()
-                .map_err(|e| invalid(format!("token '{name}': pin: {e}")))?;
+            let pin: PinSource =
+                expand_credentials(&t.pin, std::env::var_os("CREDENTIALS_DIRECTORY"))
+                    .map_err(|e| invalid(format!("token '{name}': pin: {e}")))?
+                    .parse()
+                    .map_err(|e| invalid(format!("token '{name}': pin: {e}")))?;
             let cache = match t.pin_cache_seconds {
                 None => Some(tufd_keys::yubikey::DEFAULT_PIN_CACHE),
                 Some(0) => None,
@@ -589,6 +618,27 @@ sessions = 2
 
     fn parse(s: &str) -> Result<Config, ConfigError> {
         Config::parse(s, Path::new("tufd.toml"))
+    }
+
+    #[test]
+    fn systemd_credentials_are_pin_sources() {
+        let dir = Some(std::ffi::OsString::from("/run/credentials/tufd.service"));
+        assert_eq!(
+            expand_credentials("credential:pin", dir.clone()).unwrap(),
+            "file:/run/credentials/tufd.service/pin"
+        );
+        assert_eq!(
+            expand_credentials("file:$CREDENTIALS_DIRECTORY/pin", dir.clone()).unwrap(),
+            "file:/run/credentials/tufd.service/pin"
+        );
+        assert_eq!(
+            expand_credentials("file:${CREDENTIALS_DIRECTORY}/pin", dir.clone()).unwrap(),
+            "file:/run/credentials/tufd.service/pin"
+        );
+        assert_eq!(expand_credentials("env:PIN", None).unwrap(), "env:PIN");
+        let e = expand_credentials("credential:pin", None).unwrap_err();
+        assert!(e.contains("LoadCredential="), "{e}");
+        assert!(expand_credentials("credential:../x", dir).is_err());
     }
 
     #[test]
