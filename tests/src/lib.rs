@@ -6,4 +6,5 @@ pub mod notary;
 pub mod process;
 pub mod registry;
 pub mod softhsm;
+pub mod users;
 pub mod vcard;
