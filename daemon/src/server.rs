@@ -229,6 +229,9 @@ pub async fn serve(
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let serve = tonic::transport::Server::builder()
+        .layer(crate::service::unmapped::AdminUnlessGatedLayer::new(
+            gate.clone(),
+        ))
         .add_service(SystemServer::new(SystemService::new(keyring.clone())))
         .add_service(KeysServer::new(KeysService::new(keyring, gate.clone())))
         .add_service(TrustServer::new(TrustService::new(trust, gate.clone())))

@@ -6,6 +6,7 @@ mod keys;
 mod policy;
 mod system;
 mod trust;
+pub mod unmapped;
 
 pub use gate::Gate;
 pub use keys::KeysService;
