@@ -35,7 +35,8 @@ fn token() -> String {
 
 /// The policy: `ok` signs and revokes in targets/releases and targets/ci of
 /// localhost:5000/pol/*, reads, and may delete signer keys tmp* and unlock
-/// tokens; nothing else. `no` may only list keys and tokens (tufctl lists
+/// tokens, and add the signer ci2 to existing repositories (not create
+/// them: that is "init"); nothing else. `no` may only list keys and tokens (tufctl lists
 /// before it deletes, so the refusal is the deletion's).
 fn policy(ok: &TestUser, no: &TestUser) -> String {
     format!(
@@ -54,6 +55,11 @@ operations = ["key-delete", "token-unlock"]
 [[policy.rule]]
 users = ["{no}"]
 operations = ["list"]
+[[policy.rule]]
+users = ["{ok}"]
+repositories = ["localhost:5000/pol/*"]
+roles = ["targets/ci2"]
+operations = ["signer-add"]
 "#,
         ok = ok.name,
         no = no.name
@@ -244,6 +250,42 @@ fn one_user_allowed_one_refused_for_every_operation_and_both_audited() {
             "\"rotate\"",
         );
     }
+
+    // Signer add as a granted operation; a new repository also needs init.
+    env.tufctl(&["key", "generate", "ci2"]).ok();
+    for u in [&ok, &no] {
+        std::fs::copy(env.path().join("ci2.pub"), u.home.join("ci2.pub")).unwrap();
+        std::os::unix::fs::chown(u.home.join("ci2.pub"), Some(u.uid), Some(u.gid)).unwrap();
+    }
+    denied(
+        &ok.tufctl(
+            &env,
+            &[
+                "signer",
+                "add",
+                "ci2",
+                "localhost:5000/pol/new",
+                "--key",
+                "ci2.pub",
+            ],
+            &[],
+        ),
+        "\"init\" on localhost:5000/pol/new",
+    );
+    denied(
+        &no.tufctl(
+            &env,
+            &["signer", "add", "ci2", gun, "--key", "ci2.pub"],
+            &[],
+        ),
+        "\"signer-add\"",
+    );
+    ok.tufctl(
+        &env,
+        &["signer", "add", "ci2", gun, "--key", "ci2.pub"],
+        &[],
+    )
+    .ok();
 
     // policy check explains without doing anything.
     let why = env.tufctl(&[

@@ -9,7 +9,7 @@
 //! the outcome before the daemon answers.
 
 use crate::audit::{AuditLog, CallerRecord, Entry, Phase, Published, TagRecord};
-use crate::policy::{Action, Caller, Decision, Operation, Policy, RoleScope};
+use crate::policy::{Action, Caller, Decision, Grant, Operation, Policy, RoleScope};
 use std::sync::{Arc, RwLock};
 use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Status};
@@ -106,12 +106,13 @@ impl Gate {
         };
         let decision = self.policy().check(&caller, &action);
         match decision {
-            Decision::Allow { roles, .. } => {
+            Decision::Allow { roles, grant } => {
                 tracing::debug!(caller = %caller.describe(), action = %action.describe(), "allowed");
                 Ok(Allowed {
                     caller,
                     action,
                     roles,
+                    grant,
                 })
             }
             Decision::Deny { needed } => {
@@ -146,6 +147,15 @@ pub struct Allowed {
     pub action: Action,
     /// The roles it may write.
     pub roles: RoleScope,
+    /// Why it was allowed.
+    pub grant: Grant,
+}
+
+impl Allowed {
+    /// Root or the admin group (every operation allowed).
+    pub fn is_admin(&self) -> bool {
+        matches!(self.grant, Grant::Root | Grant::AdminGroup(_))
+    }
 }
 
 /// What an audited operation touches, beyond its action.

@@ -264,6 +264,16 @@ impl trust_server::Trust for TrustService {
         let allowed = self
             .authorize_all(&req, Operation::SignerAdd, repos, &roles)
             .await?;
+        // Adding a signer to a repository that does not exist initializes
+        // it: that needs "init" too (admins have it; others are asked).
+        for a in allowed.iter().filter(|a| !a.is_admin()) {
+            let repo = a.action.repository.clone().unwrap_or_default();
+            if let Err(TrustError::NotFound(_)) = self.trust.read(&repo).await {
+                self.gate
+                    .authorize(&req, Action::on(Operation::Init, &repo))
+                    .await?;
+            }
+        }
         let audit = allowed[0]
             .begin(
                 &self.gate,
