@@ -1,11 +1,8 @@
 //! Issue 11, "Measured, not assumed": what the policy check and the audit
 //! log cost.
 //!
-//! (a) In process, per call: the caller lookup (`SO_PEERCRED` completed
-//!     from /proc and the user database), the policy decision over 20
-//!     rules, and one audit append (write + fsync of the line + in-place
-//!     write + fsync of the head) in a directory on the same filesystem as
-//!     the tests' state.
+//! (a) In process, per call (caller lookup, policy check, audit append):
+//!     `cargo bench -p tufd --bench policy`.
 //! (b) End to end, per request, daemon with the audit log on and off in
 //!     the same run: `tufctl key test` (audited: a begin and an end record)
 //!     and `tufctl key list` (an unaudited read), each a fresh tufctl
@@ -14,7 +11,7 @@
 //!     real notary-server), audit on vs off, alternating.
 //!
 //! ```text
-//! cargo bench -p tufd-tests --bench audit
+//! cargo bench -p tufd-tests --bench audit --profile dev   # the bench only drives processes
 //! ```
 //!
 //! Binaries: `TUFD_BIN`/`TUFCTL_BIN` (e.g. target/release/…), else the
@@ -22,8 +19,6 @@
 //! `AUDIT_BENCH_TAGS` (1000), `AUDIT_BENCH_RUNS` (3).
 
 use std::time::{Duration, Instant};
-use tufd::audit::{AuditConfig, AuditLog, CallerRecord, Entry, Phase, TagRecord};
-use tufd::policy::{Action, Caller, Operation, RawPolicy};
 use tufd_tests::daemon::{TestEnv, token_toml};
 use tufd_tests::notary::NotaryServers;
 use tufd_tests::softhsm::MODULE;
@@ -46,83 +41,6 @@ fn per_call(n: usize, mut f: impl FnMut()) -> Duration {
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
-}
-
-fn in_process() {
-    let n = 10_000;
-    let me = std::process::id() as i32;
-    let lookup = per_call(n / 10, || {
-        std::hint::black_box(Caller::from_peer(0, 0, Some(me)));
-    });
-    let mut rules = String::new();
-    for i in 0..20 {
-        rules.push_str(&format!(
-            "[[rule]]\nusers = [\"{}\"]\nrepositories = [\"registry.example.com/team{i}/*\"]\nroles = [\"targets/releases\", \"targets/ci\"]\noperations = [\"sign\", \"revoke\", \"read\"]\n",
-            60_000 + i
-        ));
-    }
-    let raw: RawPolicy = toml::from_str(&format!("admin_group = \"0\"\n{rules}")).unwrap();
-    let policy = raw.into_policy().unwrap();
-    let caller = Caller {
-        uid: 60_019,
-        gid: 60_019,
-        groups: vec![],
-        pid: None,
-        exe: None,
-        user_name: None,
-    };
-    let action = Action::on(Operation::Sign, "registry.example.com/team19/app")
-        .roles(["targets/releases".to_owned()]);
-    let check = per_call(n, || {
-        std::hint::black_box(policy.check(&caller, &action));
-    });
-    let dir = tempfile::Builder::new()
-        .prefix("tufd-audit-bench-")
-        .tempdir()
-        .unwrap();
-    let log = AuditLog::open(AuditConfig {
-        path: dir.path().join("audit.log"),
-        rotate_bytes: 0,
-    })
-    .unwrap();
-    let entry = Entry {
-        phase: Phase::End,
-        caller: CallerRecord {
-            uid: 1000,
-            gid: 1000,
-            pid: Some(4242),
-            exe: Some("/usr/bin/tufctl".into()),
-            user: Some("ci".into()),
-        },
-        operation: "sign".into(),
-        repositories: vec!["registry.example.com/team/app".into()],
-        roles: vec![],
-        key_ids: vec![],
-        tags: vec![TagRecord {
-            repository: "registry.example.com/team/app".into(),
-            tag: "v1".into(),
-            digest: format!("sha256:{}", "ab".repeat(32)),
-        }],
-        published: vec![],
-        detail: String::new(),
-        result: "ok".into(),
-    };
-    let append = per_call(500, || {
-        log.append(&entry).unwrap();
-    });
-    println!("(a) in process, per call:");
-    println!(
-        "    caller lookup (/proc + user db)   {:>10.1} µs",
-        lookup.as_secs_f64() * 1e6
-    );
-    println!(
-        "    policy check (20 rules)           {:>10.3} µs",
-        check.as_secs_f64() * 1e6
-    );
-    println!(
-        "    audit append (2 fsyncs)           {:>10.1} µs",
-        append.as_secs_f64() * 1e6
-    );
 }
 
 fn config(env: &TestEnv, audit: bool, remote: Option<&NotaryServers>) -> String {
@@ -221,7 +139,6 @@ fn batch() {
 }
 
 fn main() {
-    in_process();
     end_to_end();
     batch();
 }

@@ -91,7 +91,7 @@ impl TestUser {
             .arg(format!("--regid={}", self.gid))
             .arg("--clear-groups")
             .arg("--")
-            .arg(binary("tufctl"))
+            .arg(tufctl_for_everyone(env))
             .args(args)
             .env("TUFD_SOCKET", env.socket())
             .env("HOME", &self.home)
@@ -120,6 +120,25 @@ impl Drop for TestUser {
             }
         }
     }
+}
+
+/// A copy of tufctl inside `env`'s directory, executable by every user
+/// (the build directory may be private, e.g. under /root).
+fn tufctl_for_everyone(env: &TestEnv) -> PathBuf {
+    let copy = env.path().join("bin/tufctl");
+    if !copy.exists() {
+        std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+        let tmp = env.path().join("bin/.tufctl.tmp");
+        std::fs::copy(binary("tufctl"), &tmp).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(
+            copy.parent().unwrap(),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        std::fs::rename(&tmp, &copy).unwrap();
+    }
+    copy
 }
 
 /// Lets every user reach `env`'s socket (test directories are private to

@@ -4,8 +4,10 @@
 //! Every line carries `seq` (1, 2, …) and `prev`, the hex SHA-256 of the
 //! previous line's bytes (without its newline; 64 zeros before the first
 //! line ever written). A head file beside the log (`audit.log.head`) holds
-//! the last `seq` and that line's hash, rewritten in place and synced after
-//! every append. [`verify`] then detects an edited line (the next `prev` or
+//! the last `seq` and that line's hash, rewritten in place after every
+//! append (each line is synced before the operation goes on; the head is
+//! synced on rotation, and completed on open after a crash when the chain
+//! passes through the line it names). [`verify`] then detects an edited line (the next `prev` or
 //! the head no longer match), an inserted or deleted line (`seq` or `prev`
 //! break) and a truncated tail (the head names a line that is gone).
 //!
@@ -224,13 +226,35 @@ fn read_head(path: &Path) -> Result<Option<Head>, AuditError> {
     }))
 }
 
-fn write_head(file: &File, path: &Path, head: &Head) -> Result<(), AuditError> {
+/// Rewrites the head in place; `sync` also makes it durable. Appends do
+/// not sync it: the line itself is synced, and a head that lags after a
+/// crash is completed on the next open (the chain must pass through it).
+fn write_head(file: &File, path: &Path, head: &Head, sync: bool) -> Result<(), AuditError> {
     let mut buf = format!("{} {}\n", head.seq, head.hash).into_bytes();
     buf.resize(HEAD_LEN, b' ');
     buf[HEAD_LEN - 1] = b'\n';
     file.write_all_at(&buf, 0)
-        .and_then(|()| file.sync_data())
+        .and_then(|()| if sync { file.sync_data() } else { Ok(()) })
         .map_err(io(path, "writing the head"))
+}
+
+/// The hash of the line with sequence number `seq` in `files`.
+fn hash_at(files: &[PathBuf], seq: u64) -> Result<Option<String>, AuditError> {
+    for f in files {
+        let file = match File::open(f) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(f, "opening")(e)),
+        };
+        for line in BufReader::new(file).split(b'\n') {
+            let line = line.map_err(io(f, "reading"))?;
+            let v: serde_json::Value = serde_json::from_slice(&line).unwrap_or_default();
+            if v["seq"].as_u64() == Some(seq) {
+                return Ok(Some(hash_line(&line)));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// What [`verify`] found.
@@ -393,8 +417,9 @@ pub fn verify(log: &Path) -> Result<Report, AuditError> {
 
 impl AuditLog {
     /// Opens (or creates) the log, after checking its chain against the
-    /// head. A log one line past its head (a crash between the two writes)
-    /// gets its head completed; anything else broken stops the daemon.
+    /// head. A log past its head whose chain passes through the head's line
+    /// (a crash before the head reached the disk) gets its head completed;
+    /// anything else broken stops the daemon.
     pub fn open(config: AuditConfig) -> Result<Self, AuditError> {
         let path = config.path.clone();
         if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -426,20 +451,26 @@ impl AuditLog {
             match verify(&path) {
                 Ok(r) => (r.last_seq, r.last_hash),
                 Err(e) => {
-                    // One line past the head, chain intact up to it: a crash
-                    // between the line and its head.
+                    // The log past its head, the chain intact and passing
+                    // through the head's line: a crash before the head
+                    // reached the disk.
                     let head = read_head(&hp)?;
+                    let files = chain_files(&path)?;
                     let mut lines = 0;
                     let mut first = None;
                     let (mut s, mut p) = (None, None);
-                    for f in chain_files(&path)? {
-                        (s, p) = walk(&f, s, p, &mut lines, &mut first)?;
+                    for f in &files {
+                        (s, p) = walk(f, s, p, &mut lines, &mut first)?;
                     }
                     match (head, s, p) {
-                        (Some(h), Some(s), Some(p)) if s == h.seq + 1 => {
+                        (Some(h), Some(s), Some(p))
+                            if s > h.seq
+                                && hash_at(&files, h.seq)?.as_deref() == Some(h.hash.as_str()) =>
+                        {
                             tracing::warn!(
+                                head = h.seq,
                                 seq = s,
-                                "audit log: completing the head after an interrupted append"
+                                "audit log: completing the head after a crash"
                             );
                             write_head(
                                 &head_file,
@@ -448,6 +479,7 @@ impl AuditLog {
                                     seq: s,
                                     hash: p.clone(),
                                 },
+                                true,
                             )?;
                             (s, p)
                         }
@@ -479,8 +511,8 @@ impl AuditLog {
         &self.config.path
     }
 
-    /// Appends `entry`, syncs it and the head; returns its seq. Blocking
-    /// (two fsyncs): call it off the async runtime's worker threads.
+    /// Appends `entry`, syncs it (fdatasync) and updates the head; returns
+    /// its seq. Blocking: call it off the async runtime's worker threads.
     pub fn append(&self, entry: &Entry) -> Result<u64, AuditError> {
         let path = &self.config.path;
         let mut tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
@@ -511,6 +543,7 @@ impl AuditLog {
                 seq,
                 hash: hash.clone(),
             },
+            false,
         )?;
         tail.seq = seq;
         tail.last = hash;
@@ -521,6 +554,9 @@ impl AuditLog {
             std::fs::rename(path, &rotated).map_err(io(path, "rotating"))?;
             tail.file = open_append(path)?;
             tail.bytes = 0;
+            self.head
+                .sync_data()
+                .map_err(io(path, "syncing the head"))?;
             sync_dir(path)?;
             tracing::info!(rotated = %rotated.display(), "audit log rotated");
         }
@@ -672,25 +708,28 @@ mod tests {
     }
 
     #[test]
-    fn an_interrupted_append_is_completed_on_open() {
+    fn a_head_lagging_after_a_crash_is_completed_on_open() {
         let (_d, path) = log_with(3, 0);
         let hp = head_path(&path);
         let head = std::fs::read(&hp).unwrap();
-        let log = AuditLog::open(AuditConfig {
+        let cfg = AuditConfig {
             path: path.clone(),
             rotate_bytes: 0,
-        })
-        .unwrap();
+        };
+        let log = AuditLog::open(cfg.clone()).unwrap();
         log.append(&entry("x")).unwrap();
+        log.append(&entry("y")).unwrap();
         drop(log);
-        std::fs::write(&hp, head).unwrap();
+        let good = std::fs::read_to_string(&path).unwrap();
+        // The head on disk still names seq 3.
+        std::fs::write(&hp, &head).unwrap();
         assert!(verify(&path).is_err());
-        let log = AuditLog::open(AuditConfig {
-            path: path.clone(),
-            rotate_bytes: 0,
-        })
-        .unwrap();
-        assert_eq!(log.append(&entry("y")).unwrap(), 5);
+        // ...but not if seq 3 was changed since.
+        std::fs::write(&path, good.replacen("op2", "op9", 1)).unwrap();
+        assert!(AuditLog::open(cfg.clone()).is_err());
+        std::fs::write(&path, &good).unwrap();
+        let log = AuditLog::open(cfg).unwrap();
+        assert_eq!(log.append(&entry("z")).unwrap(), 6);
         verify(&path).unwrap();
     }
 }
