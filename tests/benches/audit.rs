@@ -135,7 +135,15 @@ fn batch() {
     println!("    on/off     {:>8.3}", a.as_secs_f64() / b.as_secs_f64());
     let lines = std::fs::read_to_string(on.path().join("state/audit.log")).unwrap();
     let last = lines.lines().last().unwrap();
-    println!("    last audit line: {} bytes", last.len());
+    let v: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(v["result"], "ok", "the last sign succeeded");
+    assert_eq!(v["tags"].as_array().unwrap().len(), tags);
+    println!(
+        "    last audit line: {} bytes, {} tags, published {}",
+        last.len(),
+        tags,
+        v["published"]
+    );
 }
 
 fn main() {

@@ -11,9 +11,12 @@
 //! the head no longer match), an inserted or deleted line (`seq` or `prev`
 //! break) and a truncated tail (the head names a line that is gone).
 //!
-//! A mutating operation writes a `begin` line before it starts and an `end`
-//! line with its outcome before the daemon answers; when the `begin` line
-//! cannot be written and synced the operation is refused. Rotation renames
+//! A mutating operation writes a `begin` line before it starts (when that
+//! write fails the operation is refused), synced while the operation runs,
+//! and an `end` line with its outcome, synced with the head before the
+//! daemon answers (and after the `begin` line's sync succeeded). One
+//! fdatasync per operation waits in line; the head moves on `end` and
+//! refusal lines, so a `begin` line may lie past it. Rotation renames
 //! the log to `audit.log.<last seq, 20 digits>`; the new file continues
 //! the sequence and the chain.
 //!
@@ -161,7 +164,7 @@ struct Line<'a> {
 }
 
 struct Tail {
-    file: File,
+    file: std::sync::Arc<File>,
     seq: u64,
     last: String,
     bytes: u64,
@@ -270,6 +273,9 @@ pub struct Report {
     pub last_seq: u64,
     /// Hash of the last line.
     pub last_hash: String,
+    /// Lines after the one the head names (written since the head last
+    /// moved; chained, but a truncation among them would not show).
+    pub past_head: u64,
 }
 
 /// The rotated files of `log` (oldest first), then `log` itself.
@@ -392,15 +398,19 @@ pub fn verify(log: &Path) -> Result<Report, AuditError> {
         });
     }
     if head.seq < last_seq {
-        return Err(AuditError::Broken {
-            path: log.to_owned(),
-            problem: format!(
-                "the log runs past its head (seq {last_seq}, head {}): lines were appended by something other than tufd, or tufd stopped between writing a line and its head",
-                head.seq
-            ),
-        });
-    }
-    if head.hash != last_hash {
+        // Lines written since the head last moved (an operation's `begin`
+        // line, or a crash before the head reached the disk): the chain
+        // must pass through the line the head names.
+        if hash_at(&files, head.seq)?.as_deref() != Some(head.hash.as_str()) {
+            return Err(AuditError::Broken {
+                path: log.to_owned(),
+                problem: format!(
+                    "seq {} does not hash to the head: that line was edited",
+                    head.seq
+                ),
+            });
+        }
+    } else if head.hash != last_hash {
         return Err(AuditError::Broken {
             path: log.to_owned(),
             problem: format!("seq {last_seq} does not hash to the head: the last line was edited"),
@@ -412,14 +422,15 @@ pub fn verify(log: &Path) -> Result<Report, AuditError> {
         first_seq: first.unwrap_or(0),
         last_seq,
         last_hash,
+        past_head: last_seq - head.seq,
     })
 }
 
 impl AuditLog {
     /// Opens (or creates) the log, after checking its chain against the
-    /// head. A log past its head whose chain passes through the head's line
-    /// (a crash before the head reached the disk) gets its head completed;
-    /// anything else broken stops the daemon.
+    /// head. Lines past the head whose chain passes through the head's line
+    /// (a `begin` line, a crash before the head reached the disk) move the
+    /// head; anything else broken stops the daemon.
     pub fn open(config: AuditConfig) -> Result<Self, AuditError> {
         let path = config.path.clone();
         if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -448,47 +459,26 @@ impl AuditLog {
             }
             (0, GENESIS.to_owned())
         } else {
-            match verify(&path) {
-                Ok(r) => (r.last_seq, r.last_hash),
-                Err(e) => {
-                    // The log past its head, the chain intact and passing
-                    // through the head's line: a crash before the head
-                    // reached the disk.
-                    let head = read_head(&hp)?;
-                    let files = chain_files(&path)?;
-                    let mut lines = 0;
-                    let mut first = None;
-                    let (mut s, mut p) = (None, None);
-                    for f in &files {
-                        (s, p) = walk(f, s, p, &mut lines, &mut first)?;
-                    }
-                    match (head, s, p) {
-                        (Some(h), Some(s), Some(p))
-                            if s > h.seq
-                                && hash_at(&files, h.seq)?.as_deref() == Some(h.hash.as_str()) =>
-                        {
-                            tracing::warn!(
-                                head = h.seq,
-                                seq = s,
-                                "audit log: completing the head after a crash"
-                            );
-                            write_head(
-                                &head_file,
-                                &hp,
-                                &Head {
-                                    seq: s,
-                                    hash: p.clone(),
-                                },
-                                true,
-                            )?;
-                            (s, p)
-                        }
-                        _ => return Err(e),
-                    }
-                }
+            let r = verify(&path)?;
+            if r.past_head > 0 {
+                tracing::info!(
+                    head = r.last_seq - r.past_head,
+                    seq = r.last_seq,
+                    "audit log: moving the head past lines written after it"
+                );
+                write_head(
+                    &head_file,
+                    &hp,
+                    &Head {
+                        seq: r.last_seq,
+                        hash: r.last_hash.clone(),
+                    },
+                    true,
+                )?;
             }
+            (r.last_seq, r.last_hash)
         };
-        let file = open_append(&path)?;
+        let file = std::sync::Arc::new(open_append(&path)?);
         let bytes = file
             .metadata()
             .map_err(io(&path, "reading metadata"))?
@@ -514,6 +504,25 @@ impl AuditLog {
     /// Appends `entry`, syncs it (fdatasync) and updates the head; returns
     /// its seq. Blocking: call it off the async runtime's worker threads.
     pub fn append(&self, entry: &Entry) -> Result<u64, AuditError> {
+        self.write(entry, true).map(|(seq, _)| seq)
+    }
+
+    /// Appends `entry` without waiting for the disk; the head is not moved
+    /// past it. Returns its seq and a handle whose `sync_data` makes it
+    /// durable (any later [`append`](Self::append) does too). For the
+    /// `begin` line of an operation, synced while the operation runs.
+    pub fn append_unsynced(
+        &self,
+        entry: &Entry,
+    ) -> Result<(u64, std::sync::Arc<File>), AuditError> {
+        self.write(entry, false)
+    }
+
+    fn write(
+        &self,
+        entry: &Entry,
+        durable: bool,
+    ) -> Result<(u64, std::sync::Arc<File>), AuditError> {
         let path = &self.config.path;
         let mut tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
         let time = time::OffsetDateTime::now_utc()
@@ -532,27 +541,36 @@ impl AuditLog {
         })?;
         let hash = hash_line(&line);
         line.push(b'\n');
-        tail.file
+        (&*tail.file)
             .write_all(&line)
-            .and_then(|()| tail.file.sync_data())
+            .and_then(|()| {
+                if durable {
+                    tail.file.sync_data()
+                } else {
+                    Ok(())
+                }
+            })
             .map_err(io(path, "appending"))?;
-        write_head(
-            &self.head,
-            &head_path(path),
-            &Head {
-                seq,
-                hash: hash.clone(),
-            },
-            false,
-        )?;
+        if durable {
+            write_head(
+                &self.head,
+                &head_path(path),
+                &Head {
+                    seq,
+                    hash: hash.clone(),
+                },
+                false,
+            )?;
+        }
         tail.seq = seq;
         tail.last = hash;
         tail.bytes += line.len() as u64;
-        tracing::debug!(seq, hash = %tail.last, "audit record written");
-        if self.config.rotate_bytes > 0 && tail.bytes >= self.config.rotate_bytes {
+        tracing::debug!(seq, hash = %tail.last, durable, "audit record written");
+        let file = tail.file.clone();
+        if durable && self.config.rotate_bytes > 0 && tail.bytes >= self.config.rotate_bytes {
             let rotated = PathBuf::from(format!("{}.{seq:020}", path.display()));
             std::fs::rename(path, &rotated).map_err(io(path, "rotating"))?;
-            tail.file = open_append(path)?;
+            tail.file = std::sync::Arc::new(open_append(path)?);
             tail.bytes = 0;
             self.head
                 .sync_data()
@@ -560,7 +578,7 @@ impl AuditLog {
             sync_dir(path)?;
             tracing::info!(rotated = %rotated.display(), "audit log rotated");
         }
-        Ok(seq)
+        Ok((seq, file))
     }
 }
 
@@ -708,6 +726,28 @@ mod tests {
     }
 
     #[test]
+    fn begin_lines_are_chained_past_the_head_until_the_next_synced_line() {
+        let (_d, path) = log_with(2, 0);
+        let log = AuditLog::open(AuditConfig {
+            path: path.clone(),
+            rotate_bytes: 0,
+        })
+        .unwrap();
+        let (seq, file) = log.append_unsynced(&entry("begin")).unwrap();
+        assert_eq!(seq, 3);
+        file.sync_data().unwrap();
+        let r = verify(&path).unwrap();
+        assert_eq!((r.last_seq, r.past_head), (3, 1));
+        assert_eq!(log.append(&entry("end")).unwrap(), 4);
+        assert_eq!(verify(&path).unwrap().past_head, 0);
+        // Once the end line moved the head, dropping both lines shows.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let kept: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
+        std::fs::write(&path, kept).unwrap();
+        assert!(verify(&path).unwrap_err().to_string().contains("truncated"));
+    }
+
+    #[test]
     fn a_head_lagging_after_a_crash_is_completed_on_open() {
         let (_d, path) = log_with(3, 0);
         let hp = head_path(&path);
@@ -721,9 +761,10 @@ mod tests {
         log.append(&entry("y")).unwrap();
         drop(log);
         let good = std::fs::read_to_string(&path).unwrap();
-        // The head on disk still names seq 3.
+        // The head on disk still names seq 3: the two lines after it are
+        // chained through it.
         std::fs::write(&hp, &head).unwrap();
-        assert!(verify(&path).is_err());
+        assert_eq!(verify(&path).unwrap().past_head, 2);
         // ...but not if seq 3 was changed since.
         std::fs::write(&path, good.replacen("op2", "op9", 1)).unwrap();
         assert!(AuditLog::open(cfg.clone()).is_err());

@@ -4,9 +4,9 @@
 //! A handler's first line is `let allowed = self.gate.authorize(&req,
 //! action).await?;`. A refusal is `PermissionDenied` naming the permission,
 //! logged and audited. Operations that sign or change state then call
-//! [`Allowed::begin`]: the `begin` record is written and synced before the
-//! operation starts (no audit, no operation), and [`Audited::end`] writes
-//! the outcome before the daemon answers.
+//! [`Allowed::begin`]: the `begin` record is written before the operation
+//! starts (no audit, no operation) and synced while it runs, and
+//! [`Audited::end`] writes and syncs the outcome before the daemon answers.
 
 use crate::audit::{AuditLog, CallerRecord, Entry, Phase, Published, TagRecord};
 use crate::policy::{Action, Caller, Decision, Grant, Operation, Policy, RoleScope};
@@ -96,6 +96,29 @@ impl Gate {
         })
     }
 
+    /// Writes an operation's `begin` line (a failed write refuses the
+    /// operation) and starts its fdatasync, which runs beside the
+    /// operation; [`Audited::end`] waits for it before answering.
+    async fn begin(
+        &self,
+        entry: Entry,
+    ) -> Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>, Status> {
+        let Some(log) = self.audit.clone() else {
+            return Ok(None);
+        };
+        let path = log.path().display().to_string();
+        let written = tokio::task::spawn_blocking(move || log.append_unsynced(&entry))
+            .await
+            .map_err(|e| Status::internal(format!("audit task failed: {e}")))?;
+        let (_, file) = written.map_err(|e| {
+            tracing::error!(error = %e, "audit log write failed");
+            Status::unavailable(format!(
+                "the audit log cannot be written ({e}); tufd refuses operations it cannot record; fix {path}"
+            ))
+        })?;
+        Ok(Some(tokio::task::spawn_blocking(move || file.sync_data())))
+    }
+
     /// Decides `action` for the caller of `req`: allowed, or refused with
     /// `PermissionDenied` (logged and audited).
     pub async fn authorize<T>(&self, req: &Request<T>, action: Action) -> Result<Allowed, Status> {
@@ -175,6 +198,8 @@ pub struct Details {
 pub struct Audited {
     gate: Arc<Gate>,
     entry: Entry,
+    /// The `begin` line's fdatasync, running beside the operation.
+    begin_synced: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Allowed {
@@ -199,10 +224,11 @@ impl Allowed {
             detail: details.detail,
             result: String::new(),
         };
-        gate.append(entry.clone()).await?;
+        let begin_synced = gate.begin(entry.clone()).await?;
         Ok(Audited {
             gate: gate.clone(),
             entry,
+            begin_synced,
         })
     }
 }
@@ -232,7 +258,17 @@ impl Audited {
             Ok(()) => "ok".into(),
             Err(e) => format!("error: {e}"),
         };
-        self.gate.append(self.entry).await
+        let begin = match self.begin_synced.take() {
+            Some(h) => h.await.map_err(std::io::Error::other).and_then(|r| r),
+            None => Ok(()),
+        };
+        self.gate.append(self.entry).await?;
+        begin.map_err(|e| {
+            tracing::error!(error = %e, "audit log: syncing a begin line failed");
+            Status::unavailable(format!(
+                "the audit log could not be synced ({e}); check the disk of the audit log"
+            ))
+        })
     }
 }
 
