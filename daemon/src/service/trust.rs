@@ -56,6 +56,9 @@ impl TrustService {
     }
 }
 
+/// Up to this many tags are listed in a sign's begin record.
+const BEGIN_TAGS: usize = 32;
+
 /// The roles each allowed repository may write, for the trust layer.
 fn role_filter(allowed: &[Allowed]) -> RoleFilter {
     let scopes: HashMap<String, RoleScope> = allowed
@@ -362,12 +365,24 @@ impl trust_server::Trust for TrustService {
                 .iter()
                 .map(|t| (t.repository.clone(), t.tag.clone(), t.digest.clone())),
         );
+        // A large batch's tags go into the end record only: its begin line
+        // stays small, so syncing it costs no more than for one tag.
+        let count = given.len();
+        let (given, detail) = if count <= BEGIN_TAGS {
+            (given, String::new())
+        } else {
+            (
+                Vec::new(),
+                format!("{count} tags; tags and digests in the end record"),
+            )
+        };
         let mut audit = allowed[0]
             .begin(
                 &self.gate,
                 Details {
                     repositories: repos.clone(),
                     tags: given,
+                    detail,
                     ..Default::default()
                 },
             )
