@@ -44,6 +44,7 @@ fn main() {
         groups: vec![],
         pid: None,
         exe: None,
+        comm: None,
         user_name: None,
     };
     let action = Action::on(Operation::Sign, "registry.example.com/team19/app")
@@ -67,6 +68,7 @@ fn main() {
             gid: 1000,
             pid: Some(4242),
             exe: Some("/usr/bin/tufctl".into()),
+            comm: Some("tufctl".into()),
             user: Some("ci".into()),
         },
         operation: "sign".into(),

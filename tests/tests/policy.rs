@@ -357,6 +357,7 @@ fn one_user_allowed_one_refused_for_every_operation_and_both_audited() {
         "{sign_end:?}"
     );
     assert!(sign_end[0]["caller"]["pid"].as_i64().is_some());
+    assert_eq!(sign_end[0]["caller"]["comm"], "tufctl");
     assert_eq!(find(ok.uid, "key-delete", "end")[0]["result"], "ok");
     assert_eq!(find(ok.uid, "token-unlock", "end")[0]["result"], "ok");
     assert!(

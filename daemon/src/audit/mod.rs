@@ -82,6 +82,9 @@ pub struct CallerRecord {
     /// Executable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exe: Option<String>,
+    /// Command name (`/proc/PID/comm`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comm: Option<String>,
     /// User name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
@@ -603,6 +606,7 @@ mod tests {
                 gid: 1000,
                 pid: Some(42),
                 exe: Some("/usr/bin/tufctl".into()),
+                comm: Some("tufctl".into()),
                 user: Some("ci".into()),
             },
             operation: op.into(),

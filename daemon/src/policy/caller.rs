@@ -15,8 +15,13 @@ pub struct Caller {
     pub groups: Vec<u32>,
     /// Process ID of the peer, when the kernel gave one.
     pub pid: Option<i32>,
-    /// The peer's executable (`/proc/PID/exe`), when readable.
+    /// The peer's executable (`/proc/PID/exe`), when readable: a daemon
+    /// without `CAP_SYS_PTRACE` (the systemd unit) cannot read it for
+    /// other users' processes.
     pub exe: Option<PathBuf>,
+    /// The peer's command name (`/proc/PID/comm`, readable by everyone;
+    /// set by the process itself, so informative only).
+    pub comm: Option<String>,
     /// The user's name from the user database, when it has one.
     pub user_name: Option<String>,
 }
@@ -39,12 +44,18 @@ impl Caller {
             })
             .unwrap_or_default();
         let exe = pid.and_then(|p| std::fs::read_link(format!("/proc/{p}/exe")).ok());
+        let comm = pid.and_then(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .ok()
+                .map(|c| c.trim_end().to_owned())
+        });
         Caller {
             uid,
             gid,
             groups,
             pid,
             exe,
+            comm,
             user_name,
         }
     }
@@ -94,6 +105,7 @@ mod tests {
             Some(std::process::id() as i32),
         );
         assert_eq!(me.exe, std::env::current_exe().ok());
+        assert!(me.comm.is_some());
         assert!(me.in_group(nix::unistd::getegid().as_raw()));
     }
 }

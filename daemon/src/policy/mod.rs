@@ -560,6 +560,7 @@ mod tests {
             groups: groups.to_vec(),
             pid: None,
             exe: None,
+            comm: None,
             user_name: None,
         }
     }

@@ -41,6 +41,7 @@ fn record(c: &Caller) -> CallerRecord {
         gid: c.gid,
         pid: c.pid,
         exe: c.exe.as_ref().map(|p| p.display().to_string()),
+        comm: c.comm.clone(),
         user: c.user_name.clone(),
     }
 }
