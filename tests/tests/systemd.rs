@@ -139,3 +139,26 @@ fn socket_activated_daemon_notifies_ready_and_stopping() {
         "{log}"
     );
 }
+
+/// `LoadCredential=` PINs: `credential:NAME` and
+/// `file:$CREDENTIALS_DIRECTORY/NAME` read the PIN from the directory
+/// systemd names in the daemon's environment.
+#[test]
+fn systemd_credentials_are_pin_sources() {
+    for pin in [
+        "credential:token-pin",
+        "file:$CREDENTIALS_DIRECTORY/token-pin",
+    ] {
+        let mut env = TestEnv::new();
+        let creds = env.path().join("credentials");
+        std::fs::create_dir_all(&creds).unwrap();
+        std::fs::write(creds.join("token-pin"), softhsm::PIN).unwrap();
+        env.daemon_env = vec![("CREDENTIALS_DIRECTORY".into(), creds.display().to_string())];
+        let config = env.config().replace("env:TUFD_PIN", pin);
+        assert!(config.contains(pin));
+        let _d = env.start_with(&config);
+        let status = env.tufctl(&["-o", "json", "status"]).json();
+        assert_eq!(status["tokens"][0]["state"], "ready", "{pin}: {status}");
+        env.tufctl(&["key", "generate", "k"]).ok();
+    }
+}
