@@ -87,6 +87,17 @@ fn main() {
     let append = per_call(500, || {
         log.append(&entry).unwrap();
     });
+    let mut big = entry.clone();
+    big.tags = (0..1000)
+        .map(|i| TagRecord {
+            repository: "registry.example.com/team/app".into(),
+            tag: format!("t{i}"),
+            digest: format!("sha256:{}", "ab".repeat(32)),
+        })
+        .collect();
+    let append_big = per_call(50, || {
+        log.append(&big).unwrap();
+    });
     println!("(a) in process, per call:");
     println!(
         "    caller lookup (/proc + user db)   {:>10.1} µs",
@@ -99,5 +110,9 @@ fn main() {
     println!(
         "    audit append (1 fdatasync)        {:>10.1} µs",
         append.as_secs_f64() * 1e6
+    );
+    println!(
+        "    audit append, 1000-tag record     {:>10.1} µs",
+        append_big.as_secs_f64() * 1e6
     );
 }

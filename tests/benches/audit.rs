@@ -118,7 +118,12 @@ fn batch() {
     let mut t_off = Vec::new();
     for run in 0..runs {
         let digest = format!("sha256:{:064x}", run + 1);
-        for (e, out) in [(&on, &mut t_on), (&off, &mut t_off)] {
+        // Alternate which goes first, so an order effect cancels.
+        let mut pair = [(&on, &mut t_on), (&off, &mut t_off)];
+        if run % 2 == 1 {
+            pair.reverse();
+        }
+        for (e, out) in pair {
             let refs: Vec<String> = (0..tags).map(|i| format!("{}:t{i}", gun(e))).collect();
             let mut args: Vec<&str> = vec!["sign"];
             args.extend(refs.iter().map(String::as_str));
@@ -128,6 +133,14 @@ fn batch() {
             out.push(start.elapsed());
         }
     }
+    // Paired: each on run next to its off run, so load drifts cancel.
+    let mut diffs: Vec<f64> = t_on
+        .iter()
+        .zip(&t_off)
+        .map(|(a, b)| a.as_secs_f64() - b.as_secs_f64())
+        .collect();
+    diffs.sort_by(f64::total_cmp);
+    let paired = diffs[diffs.len() / 2];
     let (min_on, min_off) = (*t_on.iter().min().unwrap(), *t_off.iter().min().unwrap());
     let (a, b) = (median(t_on), median(t_off));
     println!("(c) one sign of {tags} tags, {runs} runs each, alternating:");
@@ -146,6 +159,11 @@ fn batch() {
         "    on/off     {:>7.3}    {:>7.3}",
         a.as_secs_f64() / b.as_secs_f64(),
         min_on.as_secs_f64() / min_off.as_secs_f64()
+    );
+    println!(
+        "    median of paired differences (on - off): {:+.1} ms = {:+.1} % of the median off run",
+        paired * 1e3,
+        paired / b.as_secs_f64() * 100.0
     );
     let lines = std::fs::read_to_string(on.path().join("state/audit.log")).unwrap();
     let last = lines.lines().last().unwrap();
