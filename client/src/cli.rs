@@ -70,6 +70,50 @@ pub enum Command {
     /// (`docker trust inspect`).
     #[command(long_about = INSPECT_ABOUT)]
     Inspect(InspectArgs),
+    /// Ask the daemon's policy who may do what (nothing is done).
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Check the daemon's audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+/// `policy` subcommands.
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Explain whether a user may do OPERATION on REPO, and by which rule
+    /// (or which permission is missing). Nothing is done. Asking about
+    /// another user needs the policy-check permission (root, admin group).
+    ///
+    /// Operations: inspect, verify, list, key-test, sign, revoke,
+    /// key-generate, key-load, key-delete, token-unlock, signer-add,
+    /// signer-remove, rotate, init, repair, policy-check.
+    ///
+    /// Example: tufctl policy check --user ci sign registry.example.com/team/app --role targets/releases
+    Check {
+        /// User name or uid (default: you).
+        #[arg(long)]
+        user: Option<String>,
+        /// The operation.
+        operation: String,
+        /// The repository (GUN); omit for list and token-unlock.
+        repo: Option<String>,
+        /// A role the operation would write (repeatable).
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+    },
+}
+
+/// `audit` subcommands.
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Have the daemon check its audit log's hash chain against its head
+    /// (root and the admin group). Offline: `tufd --audit-verify FILE`.
+    Verify,
 }
 
 const SIGN_ABOUT: &str = "\

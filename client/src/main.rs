@@ -9,6 +9,7 @@ mod connect;
 mod docker;
 mod keys;
 mod output;
+mod policy;
 mod trust;
 
 use clap::Parser;
@@ -76,5 +77,7 @@ async fn run(args: cli::Cli) -> Result<(), output::Failure> {
         cli::Command::Inspect(args) => {
             trust::inspect(args, channel, &mut trust::Term::stdio(), &out).await
         }
+        cli::Command::Policy { command } => policy::policy(command, channel, &out).await,
+        cli::Command::Audit { command } => policy::audit(command, channel, &out).await,
     }
 }

@@ -77,6 +77,28 @@
 //!
 //! Every write also re-signs each role tufd can sign that expires within
 //! six months.
+//!
+//! Who may do what (see [`crate::policy`]; without rules only root and the
+//! admin group, default `tufd-admin`, may do anything):
+//!
+//! ```toml
+//! [policy]
+//! admin_group = "tufd-admin"
+//! [[policy.rule]]
+//! users = ["ci"]
+//! repositories = ["registry.example.com/team/*"]
+//! roles = ["targets/releases", "targets/ci"]
+//! operations = ["sign", "revoke", "read"]
+//! ```
+//!
+//! The audit log (see [`crate::audit`]; on by default):
+//!
+//! ```toml
+//! [audit]
+//! path = "/var/lib/tufd/audit.log"   # default: <state_dir>/audit.log
+//! rotate_bytes = 67108864            # default 64 MiB; 0: never rotate
+//! enabled = true                     # false only to measure its cost
+//! ```
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -121,6 +143,10 @@ pub struct Config {
     /// Per token name: the administrator's PIN rules (source, cache,
     /// `allow_last_pin_try`, `unlock_attempts`).
     pub pin_rules: std::collections::HashMap<String, tufd_keys::gate::PinRules>,
+    /// Who may do what (`[policy]`, see [`crate::policy`]).
+    pub policy: crate::policy::Policy,
+    /// The audit log (`[audit]`; `None` when `enabled = false`).
+    pub audit: Option<crate::audit::AuditConfig>,
 }
 
 /// One configured token.
@@ -156,6 +182,19 @@ struct RawConfig {
     registry: RawRegistry,
     #[serde(default)]
     expiry: RawExpiry,
+    #[serde(default)]
+    policy: crate::policy::RawPolicy,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+/// `[audit]`: where the audit log goes.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    enabled: Option<bool>,
+    path: Option<PathBuf>,
+    rotate_bytes: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -401,6 +440,34 @@ impl RawToken {
     }
 }
 
+/// systemd credentials as PIN sources: `credential:NAME` is the file NAME
+/// in `$CREDENTIALS_DIRECTORY` (set by `LoadCredential=`), and
+/// `$CREDENTIALS_DIRECTORY` / `${CREDENTIALS_DIRECTORY}` in a `file:` path is
+/// expanded.
+fn expand_credentials(pin: &str, dir: Option<std::ffi::OsString>) -> Result<String, String> {
+    let uses = pin.starts_with("credential:")
+        || pin.contains("$CREDENTIALS_DIRECTORY")
+        || pin.contains("${CREDENTIALS_DIRECTORY}");
+    if !uses {
+        return Ok(pin.to_owned());
+    }
+    let dir = dir
+        .map(|d| d.to_string_lossy().into_owned())
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| format!("{pin:?} needs $CREDENTIALS_DIRECTORY, which systemd sets for a service with LoadCredential=; it is not set"))?;
+    if let Some(name) = pin.strip_prefix("credential:") {
+        if name.is_empty() || name.contains('/') {
+            return Err(format!(
+                "{pin:?}: give the credential's name, as in LoadCredential=NAME:PATH"
+            ));
+        }
+        return Ok(format!("file:{dir}/{name}"));
+    }
+    Ok(pin
+        .replace("${CREDENTIALS_DIRECTORY}", &dir)
+        .replace("$CREDENTIALS_DIRECTORY", &dir))
+}
+
 impl Config {
     /// Reads and validates the configuration file at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -439,10 +506,11 @@ impl Config {
                     "token name {name:?} must be non-empty, without spaces"
                 )));
             }
-            let pin: PinSource = t
-                .pin
-                .parse()
-                .map_err(|e| invalid(format!("token '{name}': pin: {e}")))?;
+            let pin: PinSource =
+                expand_credentials(&t.pin, std::env::var_os("CREDENTIALS_DIRECTORY"))
+                    .map_err(|e| invalid(format!("token '{name}': pin: {e}")))?
+                    .parse()
+                    .map_err(|e| invalid(format!("token '{name}': pin: {e}")))?;
             let cache = match t.pin_cache_seconds {
                 None => Some(tufd_keys::yubikey::DEFAULT_PIN_CACHE),
                 Some(0) => None,
@@ -531,6 +599,17 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()?;
         let registry = raw.registry.into_config(&invalid)?;
         let expiries = raw.expiry.into_expiries(&invalid)?;
+        let policy = raw.policy.into_policy().map_err(&invalid)?;
+        let audit = match raw.audit.enabled {
+            Some(false) => None,
+            _ => Some(crate::audit::AuditConfig {
+                path: raw
+                    .audit
+                    .path
+                    .unwrap_or_else(|| raw.state_dir.join("audit.log")),
+                rotate_bytes: raw.audit.rotate_bytes.unwrap_or(64 << 20),
+            }),
+        };
         Ok(Config {
             socket: raw.socket,
             state_dir: raw.state_dir,
@@ -541,6 +620,8 @@ impl Config {
             expiries,
             pin_cache,
             pin_rules,
+            policy,
+            audit,
         })
     }
 }
@@ -569,6 +650,27 @@ sessions = 2
 
     fn parse(s: &str) -> Result<Config, ConfigError> {
         Config::parse(s, Path::new("tufd.toml"))
+    }
+
+    #[test]
+    fn systemd_credentials_are_pin_sources() {
+        let dir = Some(std::ffi::OsString::from("/run/credentials/tufd.service"));
+        assert_eq!(
+            expand_credentials("credential:pin", dir.clone()).unwrap(),
+            "file:/run/credentials/tufd.service/pin"
+        );
+        assert_eq!(
+            expand_credentials("file:$CREDENTIALS_DIRECTORY/pin", dir.clone()).unwrap(),
+            "file:/run/credentials/tufd.service/pin"
+        );
+        assert_eq!(
+            expand_credentials("file:${CREDENTIALS_DIRECTORY}/pin", dir.clone()).unwrap(),
+            "file:/run/credentials/tufd.service/pin"
+        );
+        assert_eq!(expand_credentials("env:PIN", None).unwrap(), "env:PIN");
+        let e = expand_credentials("credential:pin", None).unwrap_err();
+        assert!(e.contains("LoadCredential="), "{e}");
+        assert!(expand_credentials("credential:../x", dir).is_err());
     }
 
     #[test]

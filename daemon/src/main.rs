@@ -29,6 +29,12 @@ struct Args {
     #[arg(long)]
     check_config: bool,
 
+    /// Check the hash chain of an audit log (and its rotated predecessors)
+    /// against its head file, print what was checked, and exit: 0 intact,
+    /// 1 broken (the message says where).
+    #[arg(long, value_name = "FILE")]
+    audit_verify: Option<PathBuf>,
+
     /// Log filter (tracing EnvFilter syntax), e.g. "info" or "tufd=debug".
     #[arg(long, env = "TUFD_LOG", default_value = "info")]
     log: String,
@@ -39,6 +45,26 @@ fn main() -> ExitCode {
     tufd::logging::init(&args.log);
     tufd::check::set_umask();
 
+    if let Some(log) = &args.audit_verify {
+        return match tufd::audit::verify(log) {
+            Ok(r) => {
+                println!(
+                    "{}: intact: {} line(s), seq {}..{} in {} file(s), head {}",
+                    log.display(),
+                    r.lines,
+                    r.first_seq,
+                    r.last_seq,
+                    r.files.len(),
+                    r.last_hash
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("tufd: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let config = match tufd::config::Config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
@@ -71,7 +97,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(tufd::server::run(config, tufd::server::shutdown_signal())) {
+    match runtime.block_on(tufd::server::serve(
+        config,
+        Some(args.config.clone()),
+        tufd::server::shutdown_signal(),
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tufd: {e}");

@@ -8,4 +8,5 @@ pub mod process;
 pub mod raw;
 pub mod registry;
 pub mod softhsm;
+pub mod users;
 pub mod vcard;

@@ -1,11 +1,16 @@
 //! gRPC adapters: turn requests into keyring calls and errors into
 //! statuses. No logic beyond that lives here.
 
+pub mod gate;
 mod keys;
+mod policy;
 mod system;
 mod trust;
+pub mod unmapped;
 
+pub use gate::Gate;
 pub use keys::KeysService;
+pub use policy::PolicyService;
 pub use system::SystemService;
 pub use trust::TrustService;
 
