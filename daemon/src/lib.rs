@@ -12,4 +12,5 @@ pub mod config;
 pub mod keyring;
 pub mod server;
 pub mod service;
+pub mod testhook;
 pub mod trust;

@@ -32,7 +32,7 @@ impl TrustService {
 pub(crate) fn status(e: TrustError) -> Status {
     let message = e.to_string();
     let mut inner = &e;
-    while let TrustError::Partial { source, .. } = inner {
+    while let TrustError::Partial { source, .. } | TrustError::Undone { source, .. } = inner {
         inner = source;
     }
     let code = match inner {
@@ -60,7 +60,8 @@ pub(crate) fn status(e: TrustError) -> Status {
         TrustError::InvalidRequest(_) => Code::InvalidArgument,
         TrustError::Contended { .. } => Code::Aborted,
         TrustError::Store { .. } | TrustError::Internal(_) => Code::Internal,
-        TrustError::Partial { .. } => unreachable!("unwrapped above"),
+        TrustError::Unverified { .. } => Code::DataLoss,
+        TrustError::Partial { .. } | TrustError::Undone { .. } => unreachable!("unwrapped above"),
     };
     Status::new(code, message)
 }

@@ -11,7 +11,7 @@ use tufd_keys::{KeyRecord, KeyStore};
 use tufd_tuf::expiry::{ROOT_EXPIRY, SNAPSHOT_EXPIRY, TARGETS_EXPIRY};
 use tufd_tuf::{
     FileMeta, Key, KeyType, Metadata, RepositoryFiles, RoleName, RoleSigner, Root, Signed,
-    Snapshot, Targets, sign_role,
+    Snapshot, TargetMeta, Targets, sign_role,
 };
 
 /// Roles expiring within this window are re-signed on the next write.
@@ -129,6 +129,10 @@ pub struct Draft {
     pub initializing: bool,
     /// Validity given to the roles signed now.
     pub expiries: Expiries,
+    /// What the repository as served must show after the publish before
+    /// the caller hears "success": each target name resolving to this
+    /// content (`Some`), or not resolving at all (`None`).
+    pub expect: Vec<(String, Option<TargetMeta>)>,
 }
 
 /// The files one transaction publishes, with their new versions.
@@ -176,6 +180,7 @@ impl Draft {
             base_snapshot: Some(repo.snapshot.signed().clone()),
             initializing: false,
             expiries: Expiries::default(),
+            expect: Vec::new(),
         })
     }
 
@@ -194,6 +199,7 @@ impl Draft {
             base_snapshot: None,
             initializing: true,
             expiries: Expiries::default(),
+            expect: Vec::new(),
         };
         d.mark("root");
         d.mark("targets");

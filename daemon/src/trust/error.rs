@@ -40,11 +40,28 @@ pub enum TrustError {
     /// The request is malformed.
     #[error("{0}")]
     InvalidRequest(String),
-    /// Concurrent writers kept winning.
+    /// Concurrent writers kept winning until the deadline.
     #[error(
-        "{repository}: gave up after {attempts} attempts: other writers kept changing the repository; try again"
+        "{repository}: gave up after {attempts} attempts in {seconds} s: other writers kept changing the repository; nothing of this change was published; try again"
     )]
-    Contended { repository: String, attempts: u32 },
+    Contended {
+        repository: String,
+        attempts: u32,
+        seconds: u64,
+    },
+    /// The change was published, but the repository as served afterwards
+    /// does not verify with it (or reading it back failed): the message
+    /// says what was published and what state the repository is in.
+    #[error("{repository}: {message}")]
+    Unverified { repository: String, message: String },
+    /// This operation's change was published and then undone to keep
+    /// another writer's published change valid; `source` is what the
+    /// retry from a fresh read then answered.
+    #[error("{what}. Retried from a fresh read: {source}")]
+    Undone {
+        what: String,
+        source: Box<TrustError>,
+    },
     /// The local trust store could not be read or written.
     #[error("trust store {path}: {detail}")]
     Store { path: String, detail: String },

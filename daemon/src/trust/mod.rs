@@ -445,16 +445,21 @@ impl Trust {
                                     "{name}: {signer} holds the last key of {RELEASES}; without it no one can sign tags that `docker pull` trusts, and the tags signed now stop verifying. Add another signer first, or pass --force to remove it anyway"
                                 )));
                             }
-                            if !remaining.is_empty() && draft.delegations.contains_key(RELEASES) {
+                            if !remaining.is_empty() {
                                 // Re-sign targets/releases with a remaining
-                                // key: its signatures by the removed key stop
-                                // counting, and republishing it makes a sign
-                                // racing this removal conflict instead of
-                                // landing unverifiable.
+                                // key (publishing v1 when it has no file yet):
+                                // its signatures by the removed key stop
+                                // counting, and a sign racing this removal
+                                // then conflicts on the role's version
+                                // instead of landing unverifiable (see txn).
                                 if !draft.signers_for(RELEASES, &held).is_empty() {
+                                    draft.delegation_mut(RELEASES);
                                     draft.mark(RELEASES);
                                     summary.push_str(&format!("; re-signed {RELEASES}"));
-                                } else if !still_signed(&f, RELEASES, &remaining) && !force {
+                                } else if draft.delegations.contains_key(RELEASES)
+                                    && !still_signed(&f, RELEASES, &remaining)
+                                    && !force
+                                {
                                     return Err(TrustError::Refused(format!(
                                         "{name}: {RELEASES} is signed only by {signer}'s key, and tufd holds no remaining signer key to re-sign it; after the removal its tags would not verify. Have a remaining signer sign first, or pass --force"
                                     )));
@@ -567,6 +572,10 @@ impl Trust {
                                 roles.join(", ")
                             )));
                         }
+                        draft.expect = specs
+                            .iter()
+                            .map(|s| (s.tag.clone(), Some(TargetMeta::sha256_only(s.digest, s.size))))
+                            .collect();
                         let tags: Vec<&str> = specs.iter().map(|s| s.tag.as_str()).collect();
                         Ok(Outcome::Publish(
                             Box::new(draft),
@@ -645,6 +654,7 @@ impl Trust {
                         for n in names {
                             t.targets.remove(n);
                         }
+                        draft.expect.extend(names.iter().map(|n| (n.clone(), None)));
                         draft.mark(r);
                         parts.push(format!("{} from {r}", names.join(", ")));
                     }

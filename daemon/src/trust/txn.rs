@@ -11,17 +11,24 @@
 //! parallel.
 
 use super::draft::{Draft, HeldKeys, Signed_, TouchNotice};
-use super::fetch::{Fetched, fetch};
+use super::fetch::{Fetched, fetch, fetch_lenient};
 use super::store::TrustStore;
 use super::{Event, EventSink, TrustError};
 use crate::keyring::Keyring;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tufd_remote::{Bytes, Gun, NotaryClient, Resolver, RoleName as RemoteRole};
+use tufd_tuf::{TargetMeta, Targets};
 
-/// How many times a lost publish race is retried from a fresh read.
-pub const MAX_ATTEMPTS: u32 = 5;
+/// How long lost publish races are retried (with jittered exponential
+/// backoff) before the operation gives up.
+pub const RETRY_DEADLINE: Duration = Duration::from_secs(60);
+
+/// How long a read-back waits for another writer to settle a repository
+/// that does not verify after this publish.
+pub const SETTLE_DEADLINE: Duration = Duration::from_secs(15);
 
 /// What an intent decided.
 pub enum Outcome {
@@ -124,7 +131,9 @@ impl Engine {
 
     /// Runs one transaction on `gun`. `intent` is called once per attempt
     /// with a fresh read (`None`: the repository does not exist) and
-    /// returns the changed draft.
+    /// returns the changed draft. The caller is answered only after the
+    /// repository as served was read back and verified with the change in
+    /// it, and the verified result stored (see the module doc).
     pub async fn transact<F, Fut>(
         self: &Arc<Self>,
         gun: &Gun,
@@ -136,15 +145,21 @@ impl Engine {
         Fut: std::future::Future<Output = Result<Outcome, TrustError>>,
     {
         let name = gun.as_str().to_owned();
-        let guard = self.lock_for(&name).lock_owned().await;
-        let client = self.client(gun)?;
+        let _guard = self.lock_for(&name).lock_owned().await;
+        self.client(gun)?;
         let progress = |m: String| {
             let _ = events.send(Event::Progress {
                 repository: name.clone(),
                 message: m,
             });
         };
-        for attempt in 1..=MAX_ATTEMPTS {
+        let started = Instant::now();
+        // Why earlier attempts of this operation were undone, if they were.
+        let mut undone: Vec<String> = Vec::new();
+        let mut rejected_delegation_updates = 0;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
             progress(if attempt == 1 {
                 "reading and verifying the repository".into()
             } else {
@@ -152,13 +167,21 @@ impl Engine {
                     "another writer changed the repository; reading it again (attempt {attempt})"
                 )
             });
-            let fetched = self.read(gun).await?;
+            let fetched = self
+                .read_settled(gun, events)
+                .await
+                .map_err(|e| with_undone(&undone, e))?;
+            crate::testhook::pause_async("after-read").await;
+            let base_targets = fetched.as_ref().map(|f| f.repo.targets.signed().clone());
             let held = self.held_keys().await?;
-            let (draft, summary) = match intent(fetched, held.clone()).await? {
+            let (draft, summary) = match intent(fetched, held.clone())
+                .await
+                .map_err(|e| with_undone(&undone, e))?
+            {
                 Outcome::Unchanged(why) => {
                     return Ok(Change {
                         repository: name.clone(),
-                        summary: why,
+                        summary: prefixed(&undone, why),
                         attempts: attempt,
                         ..Change::default()
                     });
@@ -166,97 +189,349 @@ impl Engine {
                 Outcome::Publish(d, s) => (d, s),
             };
             let initialized = draft.initializing;
+            let expect = draft.expect.clone();
+            let removed = base_targets
+                .as_ref()
+                .map(|b| removed_delegation_keys(b, &draft.targets))
+                .unwrap_or_default();
             // The intent may have generated keys (a new repository's root
             // and targets keys, a rotation's new key): sign with a fresh list.
             let held = self.held_keys().await?;
             progress("signing on the token".into());
-            let signed = {
-                let held = held.clone();
-                let events = events.clone();
-                let expiries = self.expiries;
-                let gun_name = name.clone();
-                tokio::task::spawn_blocking(move || -> Result<Signed_, TrustError> {
-                    let mut draft = *draft;
-                    draft.expiries = expiries;
-                    draft.refresh_expiring(&held);
-                    let touch = Touch {
-                        events: &events,
-                        gun: &gun_name,
-                    };
-                    draft.sign(&held, &touch)
-                })
-                .await
-                .map_err(|e| TrustError::Internal(format!("signing worker failed: {e}")))??
-            };
+            let signed = self.sign_draft(&name, *draft, &held, events).await?;
             check_before_publish(&name, &signed)?;
-            progress(format!(
-                "publishing {}",
-                signed
-                    .versions
-                    .iter()
-                    .map(|(r, v)| format!("{r} v{v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-            let files: Vec<(RemoteRole, Bytes)> = signed
-                .files
-                .iter()
-                .map(|(role, bytes)| {
-                    RemoteRole::new(role.clone())
-                        .map(|r| (r, Bytes::from(bytes.clone())))
-                        .map_err(|e| TrustError::remote(&name, e))
-                })
-                .collect::<Result<_, _>>()?;
-            match client.publish(gun, &files).await {
+            progress(format!("publishing {}", versions_text(&signed.versions)));
+            match self.publish(gun, &signed).await {
                 Ok(()) => {}
-                Err(e) if e.is_lost_race() && attempt < MAX_ATTEMPTS => {
-                    tracing::info!(gun = %name, attempt, error = %e, "lost a publish race; retrying");
-                    continue;
+                Err(e) => {
+                    let delegation_race = is_delegation_race(&e);
+                    if e.is_lost_race() || (delegation_race && rejected_delegation_updates < 2) {
+                        if delegation_race {
+                            rejected_delegation_updates += 1;
+                        }
+                        let wait = backoff(attempt);
+                        if started.elapsed() + wait > RETRY_DEADLINE {
+                            return Err(with_undone(
+                                &undone,
+                                TrustError::Contended {
+                                    repository: name.clone(),
+                                    attempts: attempt,
+                                    seconds: started.elapsed().as_secs(),
+                                },
+                            ));
+                        }
+                        tracing::info!(gun = %name, attempt, error = %e, ?wait, "lost a publish race; retrying from a fresh read");
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    if delegation_race {
+                        return Err(with_undone(
+                            &undone,
+                            TrustError::Refused(format!(
+                                "{name}: the server keeps rejecting this change because a delegation it signs no longer accepts tufd's key (changed by another writer?): {e}"
+                            )),
+                        ));
+                    }
+                    return Err(with_undone(&undone, TrustError::remote(&name, e)));
                 }
-                Err(e) if e.is_lost_race() => {
-                    return Err(TrustError::Contended {
+            }
+            crate::testhook::pause_async("after-publish").await;
+            progress("reading the repository back and verifying it".into());
+            let published = versions_text(&signed.versions);
+            match self
+                .settle(gun, &signed.root, &published, &expect, &removed, events)
+                .await
+            {
+                Settled::Verified(after) => {
+                    self.store.save(gun.as_str(), &after.repo).map_err(|e| {
+                        TrustError::Unverified {
+                            repository: name.clone(),
+                            message: format!(
+                                "published {published} and verified the repository as served with this change in it, but the local trust store could not be updated ({e}); the next operation reads it again"
+                            ),
+                        }
+                    })?;
+                    return Ok(Change {
                         repository: name.clone(),
+                        initialized,
+                        published: signed.versions,
+                        summary: prefixed(&undone, summary),
                         attempts: attempt,
                     });
                 }
-                Err(e) => return Err(TrustError::remote(&name, e)),
-            }
-            // The server accepted the update atomically: answer now. Then
-            // read back what it serves and verify it as any client will,
-            // still holding the lock; only a verified result reaches the store.
-            let engine = Arc::clone(self);
-            let (gun, root) = (gun.clone(), signed.root.clone());
-            tokio::spawn(async move {
-                let _guard = guard;
-                match engine.read_trusting(&gun, &root).await {
-                    Ok(after) => {
-                        if let Err(e) = engine.store.save(gun.as_str(), &after.repo) {
-                            tracing::error!(gun = %gun, error = %e, "cannot store the verified repository");
-                        }
+                Settled::Undone(what) => {
+                    tracing::warn!(gun = %name, %what, "change undone; retrying from a fresh read");
+                    undone.push(what);
+                    if started.elapsed() > RETRY_DEADLINE {
+                        return Err(with_undone(
+                            &undone,
+                            TrustError::Contended {
+                                repository: name.clone(),
+                                attempts: attempt,
+                                seconds: started.elapsed().as_secs(),
+                            },
+                        ));
                     }
-                    Err(e) => tracing::error!(
-                        gun = %gun,
-                        error = %e,
-                        "the repository as served after this publish does not verify; the next operation will refuse it until it is repaired"
-                    ),
+                    continue;
                 }
-            });
-            return Ok(Change {
-                repository: name.clone(),
-                initialized,
-                published: signed.versions,
-                summary,
-                attempts: attempt,
-            });
+                Settled::Failed(e) => return Err(e),
+            }
         }
-        Err(TrustError::Contended {
-            repository: name,
-            attempts: MAX_ATTEMPTS,
-        })
     }
 
-    /// Reads `gun` after a publish. The root just published is trusted when
-    /// the store has none yet (the repository was initialized here).
+    /// Reads and verifies `gun` before a change. When a delegation does not
+    /// verify, waits (bounded) in case a concurrent writer is about to
+    /// restore it (a removal racing a sign, see the module doc); nothing is
+    /// ever signed over a repository that does not verify.
+    async fn read_settled(
+        &self,
+        gun: &Gun,
+        events: &EventSink,
+    ) -> Result<Option<Fetched>, TrustError> {
+        let deadline = Instant::now() + SETTLE_DEADLINE;
+        let mut round = 0;
+        loop {
+            round += 1;
+            let err = match self.read(gun).await {
+                Ok(f) => return Ok(f),
+                Err(e @ TrustError::Metadata { .. }) => e,
+                Err(e) => return Err(e),
+            };
+            let client = self.client(gun)?;
+            let stored = self.store.load(gun.as_str())?;
+            let lenient =
+                fetch_lenient(client, gun, stored.as_ref(), OffsetDateTime::now_utc()).await;
+            let skipped = match lenient {
+                Ok(Some(f)) if !f.repo.skipped.is_empty() => f.repo.skipped,
+                _ => return Err(err),
+            };
+            if Instant::now() >= deadline {
+                let names: Vec<String> = skipped.iter().map(|s| s.name.clone()).collect();
+                return Err(TrustError::Refused(format!(
+                    "{err}. Clients skip {} and do not see its tags; nothing is signed over a repository that does not verify. Whoever holds the targets key can run `tufctl repair {}`",
+                    names.join(", "),
+                    gun.as_str()
+                )));
+            }
+            if round == 1 {
+                let _ = events.send(Event::Progress {
+                    repository: gun.as_str().to_owned(),
+                    message: "the repository does not verify; waiting in case a concurrent writer settles it".into(),
+                });
+            }
+            tokio::time::sleep(backoff(round)).await;
+        }
+    }
+
+    /// Signs `draft` on the tokens (a blocking thread).
+    async fn sign_draft(
+        &self,
+        name: &str,
+        draft: Draft,
+        held: &HeldKeys,
+        events: &EventSink,
+    ) -> Result<Signed_, TrustError> {
+        let held = held.clone();
+        let events = events.clone();
+        let expiries = self.expiries;
+        let gun_name = name.to_owned();
+        tokio::task::spawn_blocking(move || -> Result<Signed_, TrustError> {
+            let mut draft = draft;
+            draft.expiries = expiries;
+            draft.refresh_expiring(&held);
+            let touch = Touch {
+                events: &events,
+                gun: &gun_name,
+            };
+            draft.sign(&held, &touch)
+        })
+        .await
+        .map_err(|e| TrustError::Internal(format!("signing worker failed: {e}")))?
+    }
+
+    /// Publishes the signed files in one request.
+    async fn publish(&self, gun: &Gun, signed: &Signed_) -> Result<(), tufd_remote::Error> {
+        let name = gun.as_str();
+        let client = self.client(gun).map_err(|_| tufd_remote::Error::NoServer {
+            gun: name.to_owned(),
+        })?;
+        let mut files: Vec<(RemoteRole, Bytes)> = Vec::new();
+        for (role, bytes) in &signed.files {
+            files.push((RemoteRole::new(role.clone())?, Bytes::from(bytes.clone())));
+        }
+        client.publish(gun, &files).await
+    }
+
+    /// Reads the repository back after a publish until the truth is known:
+    /// it verifies with `expect` (→ `Verified`); a delegation this change
+    /// took keys from is left below threshold by a writer that published
+    /// in between (→ compensate, then `Undone`); another delegation does not
+    /// verify (→ wait, bounded, for the writer that caused it to
+    /// compensate, then `Failed` with what the repository shows).
+    async fn settle(
+        &self,
+        gun: &Gun,
+        root: &tufd_tuf::Signed<tufd_tuf::Root>,
+        published: &str,
+        expect: &[(String, Option<TargetMeta>)],
+        removed: &[RemovedKeys],
+        events: &EventSink,
+    ) -> Settled {
+        let name = gun.as_str();
+        let deadline = Instant::now() + SETTLE_DEADLINE;
+        let mut round = 0;
+        loop {
+            round += 1;
+            let after = match self.read_trusting(gun, root).await {
+                Ok(f) => f,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::warn!(gun = %name, error = %e, "reading back after a publish failed; trying again");
+                    tokio::time::sleep(backoff(round)).await;
+                    continue;
+                }
+                Err(e) => {
+                    return Settled::Failed(TrustError::Unverified {
+                        repository: name.to_owned(),
+                        message: format!(
+                            "the server accepted {published}, but the repository could not be read back and verified ({e}); the change is probably in place: check with `tufctl inspect {name}`"
+                        ),
+                    });
+                }
+            };
+            if after.repo.skipped.is_empty() {
+                let resolved = after.repo.resolved_targets();
+                let wrong: Vec<String> = expect
+                    .iter()
+                    .filter(|(tag, want)| {
+                        let got = resolved.iter().find(|r| &r.name == tag).map(|r| &r.meta);
+                        match (want, got) {
+                            (None, None) => false,
+                            (Some(w), Some(g)) => !same_content(w, g),
+                            _ => true,
+                        }
+                    })
+                    .map(|(tag, want)| match want {
+                        Some(_) => format!("{tag} does not resolve to the content just signed"),
+                        None => format!("{tag} still resolves"),
+                    })
+                    .collect();
+                if wrong.is_empty() {
+                    return Settled::Verified(Box::new(after));
+                }
+                return Settled::Failed(TrustError::Unverified {
+                    repository: name.to_owned(),
+                    message: format!(
+                        "the server accepted {published} and the repository verifies, but a later change by another writer replaced it: {}; see `tufctl inspect {name}`",
+                        wrong.join("; ")
+                    ),
+                });
+            }
+            // A delegation does not verify. Did this change cause it (it took
+            // keys from the delegation that signed the file now served)?
+            let caused: Vec<&tufd_tuf::SkippedRole> = after
+                .repo
+                .skipped
+                .iter()
+                .filter(|s| signed_by_removed(&after, &s.name, removed))
+                .collect();
+            if !caused.is_empty() {
+                let roles: Vec<String> = caused.iter().map(|s| s.name.clone()).collect();
+                let _ = events.send(Event::Progress {
+                    repository: name.to_owned(),
+                    message: format!(
+                        "a sign into {} by a key this change removes landed first; restoring the key so its tags keep verifying",
+                        roles.join(", ")
+                    ),
+                });
+                return match self.restore_keys(gun, root, removed).await {
+                    Ok(()) => Settled::Undone(format!(
+                        "{name}: this change was published, but another writer had just signed {} with a key it removes; the removal was undone so those tags keep verifying",
+                        roles.join(", ")
+                    )),
+                    Err(e) => Settled::Failed(TrustError::Unverified {
+                        repository: name.to_owned(),
+                        message: format!(
+                            "published {published}, but another writer had just signed {} with a key this change removes, so its tags no longer verify, and restoring the key failed: {e}. Run `tufctl repair {name}`",
+                            roles.join(", ")
+                        ),
+                    }),
+                };
+            }
+            if Instant::now() >= deadline {
+                let what: Vec<String> = after
+                    .repo
+                    .skipped
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "{} does not verify ({}), so clients do not see its {} tag(s)",
+                            s.name,
+                            s.reason,
+                            s.targets.len()
+                        )
+                    })
+                    .collect();
+                return Settled::Failed(TrustError::Unverified {
+                    repository: name.to_owned(),
+                    message: format!(
+                        "the server accepted {published}, but the repository as served does not verify: {} (a concurrent `signer remove` probably removed the key that signed it). Whoever holds the targets key can run `tufctl repair {name}`",
+                        what.join("; ")
+                    ),
+                });
+            }
+            // Another writer (a concurrent removal) left it so; it restores
+            // the key when it reads back. Wait for that, bounded.
+            if round == 1 {
+                let _ = events.send(Event::Progress {
+                    repository: name.to_owned(),
+                    message: "the repository does not verify after a concurrent change; waiting for the other writer to settle it".into(),
+                });
+            }
+            tokio::time::sleep(backoff(round)).await;
+        }
+    }
+
+    /// Puts `removed` keys back into their delegations (this change removed
+    /// them, but a writer signed with them first), republishing targets.
+    async fn restore_keys(
+        &self,
+        gun: &Gun,
+        root: &tufd_tuf::Signed<tufd_tuf::Root>,
+        removed: &[RemovedKeys],
+    ) -> Result<(), TrustError> {
+        let name = gun.as_str();
+        let md = |e| TrustError::metadata(name, e);
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let current = self.read_trusting(gun, root).await?;
+            let mut draft = Draft::from_fetched(name, &current, OffsetDateTime::now_utc())?;
+            for r in removed {
+                let role = tufd_tuf::RoleName::parse(&r.role).map_err(md)?;
+                draft
+                    .targets
+                    .delegations
+                    .add_to_role(&role, &r.keys, &r.paths)
+                    .map_err(md)?;
+            }
+            draft.mark("targets");
+            let held = self.held_keys().await?;
+            let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+            let signed = self.sign_draft(name, draft, &held, &tx).await?;
+            match self.publish(gun, &signed).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_lost_race() && started.elapsed() < RETRY_DEADLINE => {
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Err(e) => return Err(TrustError::remote(name, e)),
+            }
+        }
+    }
+
+    /// Reads `gun` after a publish, skipping (and listing) delegations that
+    /// do not verify. The root just published is trusted when the store
+    /// has none yet (the repository was initialized here).
     async fn read_trusting(
         &self,
         gun: &Gun,
@@ -270,7 +545,7 @@ impl Engine {
                 files: Default::default(),
             },
         };
-        fetch(client, gun, Some(&stored), OffsetDateTime::now_utc())
+        fetch_lenient(client, gun, Some(&stored), OffsetDateTime::now_utc())
             .await?
             .ok_or_else(|| {
                 TrustError::NotFound(format!(
@@ -278,6 +553,117 @@ impl Engine {
                     gun.as_str()
                 ))
             })
+    }
+}
+
+/// What a read-back found.
+enum Settled {
+    /// Verified with the change in it.
+    Verified(Box<Fetched>),
+    /// The change was undone to keep another writer's change valid.
+    Undone(String),
+    /// The caller must be told this.
+    Failed(TrustError),
+}
+
+/// Keys a change took out of a delegation of targets (kept to restore).
+#[derive(Debug, Clone)]
+pub struct RemovedKeys {
+    role: String,
+    keys: Vec<tufd_tuf::Key>,
+    paths: Vec<String>,
+}
+
+/// The delegation keys `before` lists that `after` no longer does.
+fn removed_delegation_keys(before: &Targets, after: &Targets) -> Vec<RemovedKeys> {
+    let mut out = Vec::new();
+    for entry in &before.delegations.roles {
+        let now = after.delegations.role(&entry.name);
+        let keys: Vec<tufd_tuf::Key> = entry
+            .keyids
+            .iter()
+            .filter(|id| now.is_none_or(|n| !n.keyids.contains(id)))
+            .filter_map(|id| before.delegations.keys.get(id).cloned())
+            .collect();
+        if !keys.is_empty() {
+            out.push(RemovedKeys {
+                role: entry.name.clone(),
+                keys,
+                paths: entry.paths.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// Whether the served file of `role` carries a signature by a key this
+/// change removed from it.
+fn signed_by_removed(f: &Fetched, role: &str, removed: &[RemovedKeys]) -> bool {
+    let Some(ids) = removed
+        .iter()
+        .find(|r| r.role == role)
+        .map(|r| r.keys.iter().map(tufd_tuf::Key::id).collect::<Vec<_>>())
+    else {
+        return false;
+    };
+    f.files
+        .delegations
+        .get(role)
+        .and_then(|b| tufd_tuf::Signed::<Targets>::from_role_bytes(role, b).ok())
+        .is_some_and(|s| s.signatures().iter().any(|sig| ids.contains(&sig.keyid)))
+}
+
+/// Whether the server rejected a delegation's signatures, or a delegation
+/// it does not know: another writer changed (or removed) the delegation
+/// between this read and this publish. A fresh read tells the intent.
+fn is_delegation_race(e: &tufd_remote::Error) -> bool {
+    e.server_errors().iter().any(|s| {
+        s.detail_name() == Some("ErrBadTargets")
+            || s.detail_message()
+                .is_some_and(|m| m.contains("does not exist") || m.contains("delegation"))
+    })
+}
+
+/// Full-jitter exponential backoff: a random wait in [d/2, d], d = 40 ms ·
+/// 2^(attempt-1), at most 1.5 s.
+fn backoff(attempt: u32) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let d = Duration::from_millis(40)
+        .saturating_mul(1 << attempt.saturating_sub(1).min(6))
+        .min(Duration::from_millis(1500));
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(attempt);
+    let frac = (h.finish() % 1000) as u32;
+    d / 2 + d / 2 * frac / 1000
+}
+
+fn same_content(a: &TargetMeta, b: &TargetMeta) -> bool {
+    a.length == b.length && a.hashes.get("sha256") == b.hashes.get("sha256")
+}
+
+fn versions_text(versions: &[(String, u64)]) -> String {
+    versions
+        .iter()
+        .map(|(r, v)| format!("{r} v{v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `e`, saying first that an earlier attempt was undone, if one was.
+fn with_undone(undone: &[String], e: TrustError) -> TrustError {
+    match undone.last() {
+        Some(what) => TrustError::Undone {
+            what: what.clone(),
+            source: Box::new(e),
+        },
+        None => e,
+    }
+}
+
+fn prefixed(undone: &[String], summary: String) -> String {
+    match undone.last() {
+        Some(u) => format!("{u}; then, from a fresh read: {summary}"),
+        None => summary,
     }
 }
 
