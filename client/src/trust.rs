@@ -314,6 +314,16 @@ pub async fn follow(
                     "the daemon ended the operation without a result: it may or may not have been applied; check with `tufctl inspect REPO`",
                 ));
             }
+            Err(status) if broken_connection(&status) => {
+                term.clear_status();
+                return Err(Failure::daemon(
+                    "Unavailable",
+                    format!(
+                        "the connection to the daemon broke before the operation answered (did the daemon stop or die?): the outcome is unknown, the change may or may not have been published; check with `tufctl inspect REPO` ({})",
+                        status.message()
+                    ),
+                ));
+            }
             Err(status) => {
                 term.clear_status();
                 return Err(Failure::from(status));
@@ -330,6 +340,13 @@ pub async fn follow(
             None => {}
         }
     }
+}
+
+/// Whether `status` comes from the transport (the stream broke) rather
+/// than from the daemon: a daemon's answer carries no source error.
+fn broken_connection(status: &tonic::Status) -> bool {
+    use std::error::Error;
+    status.source().is_some() || status.message().contains("h2 protocol error")
 }
 
 fn progress_line(p: &v1::Progress) -> String {

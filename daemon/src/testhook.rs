@@ -9,6 +9,7 @@
 //!
 //! Points: `after-read` (an intent has a fresh read, nothing signed yet),
 //! `after-publish` (the server accepted the update, nothing read back yet),
+//! `read-back` (the repository was read back, not yet judged or stored),
 //! `store-write` (the trust store's temporary file exists, not yet renamed).
 
 use std::collections::HashSet;

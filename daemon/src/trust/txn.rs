@@ -398,6 +398,7 @@ impl Engine {
                     });
                 }
             };
+            crate::testhook::pause_async("read-back").await;
             if after.repo.skipped.is_empty() {
                 let resolved = after.repo.resolved_targets();
                 let wrong: Vec<String> = expect
