@@ -295,3 +295,144 @@ fn a_sign_read_before_a_removal_is_refused_with_a_reason() {
     signed.fails_with(1, "holds no key of targets/releases");
     assert_all_listed(&w.servers, &[&w.admin, &w.ci], gun, &["base"]);
 }
+
+/// The seed race unforced, looped: three daemons (admin with root and
+/// targets keys, alice's, bob's) on one server; each iteration a fresh
+/// repository where alice signed `base`, then `signer remove bob` and bob's
+/// sign run at the same time. Counts iterations, broken repositories (a
+/// fresh `notary list` fails or a daemon cannot inspect), and tags told
+/// "success" that a fresh `notary list` does not show. Iterations:
+/// `TUFD_RACE_ITERATIONS` (default 4).
+#[test]
+fn removal_racing_a_sign_unforced_loop() {
+    let iterations: usize = std::env::var("TUFD_RACE_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let servers = NotaryServers::start();
+    let (admin, alice_env, bob_env) = (TestEnv::new(), TestEnv::new(), TestEnv::new());
+    let alice = openssl_key(admin.path(), "alice");
+    let bob = openssl_key(admin.path(), "bob");
+    let (alice_pub, bob_pub) = (public_of(&alice), public_of(&bob));
+    let _da = admin.start_with(&trust_config(&admin, &servers));
+    let _dl = alice_env.start_with(&trust_config(&alice_env, &servers));
+    let _db = bob_env.start_with(&trust_config(&bob_env, &servers));
+    load(&alice_env, &alice, "alice");
+    load(&bob_env, &bob, "bob");
+    let (mut broken, mut missing, mut removed, mut signed) = (0, 0, 0, 0);
+    for i in 0..iterations {
+        let gun = format!("localhost:5000/integrity/loop-{i}");
+        for (name, public) in [("alice", &alice_pub), ("bob", &bob_pub)] {
+            admin
+                .tufctl(&[
+                    "signer",
+                    "add",
+                    name,
+                    &gun,
+                    "--key",
+                    public.to_str().unwrap(),
+                ])
+                .ok();
+        }
+        sign(&alice_env, &gun, "base", D1).ok();
+        let (removal, sign_out) = std::thread::scope(|s| {
+            let r = s.spawn(|| admin.tufctl(&["signer", "remove", "bob", &gun]));
+            let b = s.spawn(|| sign(&bob_env, &gun, "v1", D2));
+            (r.join().unwrap(), b.join().unwrap())
+        });
+        removed += usize::from(removal.status.success());
+        signed += usize::from(sign_out.status.success());
+        let listed = servers.cli().run(["list", &gun]);
+        let readable = [&admin, &alice_env, &bob_env]
+            .iter()
+            .all(|e| e.tufctl(&["inspect", &gun]).status.success());
+        if !listed.success() || !readable {
+            broken += 1;
+            eprintln!("iteration {i}: broken: {listed}\nremoval: {removal:?}\nsign: {sign_out:?}");
+            continue;
+        }
+        let mut told = vec!["base"];
+        if sign_out.status.success() {
+            told.push("v1");
+        }
+        for t in told {
+            if !listed
+                .stdout
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(t))
+            {
+                missing += 1;
+                eprintln!(
+                    "iteration {i}: {t} told success but not listed: {listed}\nremoval: {removal:?}\nsign: {sign_out:?}"
+                );
+            }
+        }
+    }
+    eprintln!(
+        "race loop: iterations {iterations}, broken {broken}, told-success-but-missing {missing} (removals that succeeded {removed}, signs that succeeded {signed})"
+    );
+    assert_eq!((broken, missing), (0, 0));
+}
+
+/// kill -9 after the POST, during the read-back and during the store write:
+/// the caller is told the outcome is unknown; after a restart no temporary
+/// file is left, the store verifies (inspect reads it), and the change that
+/// the server accepted is there for tufd and for the notary client.
+#[test]
+fn kill_at_set_points_leaves_a_verifying_repository_and_a_clean_store() {
+    let servers = NotaryServers::start();
+    let mut env = TestEnv::new();
+    let gun = "localhost:5000/integrity/kill";
+    {
+        let _d = env.start_with(&trust_config(&env, &servers));
+        env.tufctl(&["key", "generate", "alice"]).ok();
+        env.tufctl(&["signer", "add", "alice", gun, "--key", "alice.pub"])
+            .ok();
+        sign(&env, gun, "v0", D1).ok();
+    }
+    let trust_dir = env.path().join("state/trust");
+    let mut expected = vec!["v0".to_owned()];
+    for point in ["after-publish", "read-back", "store-write"] {
+        let hooks = hooked(&mut env, point);
+        let d = env.start_with(&trust_config(&env, &servers));
+        let tag = format!("t-{point}");
+        let out = std::thread::scope(|s| {
+            let t = s.spawn(|| sign(&env, gun, &tag, D2));
+            wait_paused(&hooks, point, &d);
+            if point == "store-write" {
+                let temps: Vec<_> = std::fs::read_dir(&trust_dir)
+                    .unwrap()
+                    .filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+                    .collect();
+                assert_eq!(temps.len(), 1, "a temporary file is being written");
+            }
+            d.crash();
+            t.join().unwrap()
+        });
+        out.fails_with(1, "the outcome is unknown");
+        assert!(out.stderr.contains("tufctl inspect"), "{out:?}");
+        unhooked(&mut env);
+        let _d = env.start_with(&trust_config(&env, &servers));
+        let left: Vec<String> = std::fs::read_dir(&trust_dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with(".json"))
+            .collect();
+        assert!(left.is_empty(), "left in the store after {point}: {left:?}");
+        expected.push(tag);
+        let inspect = env.tufctl(&["inspect", gun]).json();
+        let tags: Vec<&str> = inspect[0]["SignedTags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["SignedTag"].as_str().unwrap())
+            .collect();
+        for t in &expected {
+            assert!(tags.contains(&t.as_str()), "{t} after {point}: {inspect}");
+        }
+        let listed = notary_tags(&servers, gun);
+        assert_eq!(listed.len(), expected.len(), "{listed:?}");
+    }
+}
