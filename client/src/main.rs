@@ -57,5 +57,11 @@ async fn run(args: cli::Cli) -> Result<(), output::Failure> {
         cli::Command::Inspect(args) => {
             trust::inspect(args, channel, &mut trust::Term::stdio(), &out).await
         }
+        cli::Command::Repair { repo } => {
+            trust::repair(repo, channel, &mut trust::Term::stdio(), &out).await
+        }
+        cli::Command::Trust {
+            command: cli::TrustCommand::Forget { repo },
+        } => trust::forget(repo, channel, &out).await,
     }
 }

@@ -242,6 +242,10 @@ pub fn precheck(cmd: &crate::cli::Command) -> Result<(), Failure> {
         Command::Sign(args) => sign_request(args).map(drop),
         Command::Revoke(args) => check_reference(&args.reference),
         Command::Inspect(args) => args.repos.iter().try_for_each(|r| check_reference(r)),
+        Command::Repair { repo }
+        | Command::Trust {
+            command: crate::cli::TrustCommand::Forget { repo },
+        } => check_untagged(repo),
         Command::Key {
             command:
                 KeyCommand::Rotate {
@@ -556,6 +560,41 @@ pub async fn revoke(
         })
         .await?;
     follow(stream.into_inner(), term, out).await
+}
+
+/// `tufctl repair`.
+pub async fn repair(
+    repo: String,
+    channel: Channel,
+    term: &mut Term,
+    out: &Output,
+) -> Result<(), Failure> {
+    check_untagged(&repo)?;
+    let stream = TrustClient::new(channel)
+        .repair(v1::RepairRequest { repository: repo })
+        .await?;
+    follow(stream.into_inner(), term, out).await
+}
+
+/// `tufctl trust forget`.
+pub async fn forget(repo: String, channel: Channel, out: &Output) -> Result<(), Failure> {
+    check_untagged(&repo)?;
+    let r = TrustClient::new(channel)
+        .forget(v1::ForgetRequest {
+            repository: repo.clone(),
+        })
+        .await?
+        .into_inner();
+    if out.json() {
+        out.print_json(&json!({ "repository": repo, "forgotten": r.forgotten }));
+    } else if r.forgotten {
+        println!(
+            "{repo}: removed from the trust store; the next operation trusts the root the server serves then"
+        );
+    } else {
+        println!("{repo}: not in the trust store; nothing to forget");
+    }
+    Ok(())
 }
 
 /// `tufctl key rotate`.

@@ -181,6 +181,31 @@ impl trust_server::Trust for TrustService {
     type SignStream = EventStream;
     type RevokeStream = EventStream;
     type RotateKeyStream = EventStream;
+    type RepairStream = EventStream;
+
+    async fn repair(
+        &self,
+        req: Request<v1::RepairRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let who = caller(&req);
+        let r = req.into_inner();
+        tracing::info!(caller = %who, repository = %r.repository, "repair");
+        let trust = self.trust.clone();
+        Ok(stream(move |sink| async move {
+            trust.repair(&r.repository, &sink).await.map(|c| vec![c])
+        }))
+    }
+
+    async fn forget(
+        &self,
+        req: Request<v1::ForgetRequest>,
+    ) -> Result<Response<v1::ForgetResponse>, Status> {
+        let who = caller(&req);
+        let r = req.into_inner();
+        tracing::info!(caller = %who, repository = %r.repository, "trust forget");
+        let forgotten = self.trust.forget(&r.repository).await.map_err(status)?;
+        Ok(Response::new(v1::ForgetResponse { forgotten }))
+    }
 
     async fn add_signer(
         &self,

@@ -10,6 +10,7 @@ pub mod draft;
 mod error;
 pub mod fetch;
 pub mod inspect;
+pub mod repair;
 pub mod signer;
 pub mod store;
 pub mod txn;

@@ -138,6 +138,24 @@ impl Engine {
         self: &Arc<Self>,
         gun: &Gun,
         events: &EventSink,
+        intent: F,
+    ) -> Result<Change, TrustError>
+    where
+        F: FnMut(Option<Fetched>, HeldKeys) -> Fut,
+        Fut: std::future::Future<Output = Result<Outcome, TrustError>>,
+    {
+        self.transact_with(gun, events, Read::Strict, intent).await
+    }
+
+    /// [`Engine::transact`], reading with `read`: [`Read::Lenient`] lets the
+    /// intent see a repository whose delegations do not all verify (they
+    /// are listed in `repo.skipped`), for repair. The read-back is strict
+    /// either way.
+    pub async fn transact_with<F, Fut>(
+        self: &Arc<Self>,
+        gun: &Gun,
+        events: &EventSink,
+        read: Read,
         mut intent: F,
     ) -> Result<Change, TrustError>
     where
@@ -167,12 +185,17 @@ impl Engine {
                     "another writer changed the repository; reading it again (attempt {attempt})"
                 )
             });
-            let fetched = self
-                .read_settled(gun, events)
-                .await
-                .map_err(|e| with_undone(&undone, e))?;
+            let fetched = match read {
+                Read::Strict => self.read_settled(gun, events).await,
+                Read::Lenient => self.read_lenient(gun).await,
+            }
+            .map_err(|e| with_undone(&undone, e))?;
             crate::testhook::pause_async("after-read").await;
             let base_targets = fetched.as_ref().map(|f| f.repo.targets.signed().clone());
+            let fetched_files = fetched
+                .as_ref()
+                .map(|f| f.files.delegations.clone())
+                .unwrap_or_default();
             let held = self.held_keys().await?;
             let (draft, summary) = match intent(fetched, held.clone())
                 .await
@@ -190,6 +213,7 @@ impl Engine {
             };
             let initialized = draft.initializing;
             let expect = draft.expect.clone();
+            let base_files = fetched_files;
             let removed = base_targets
                 .as_ref()
                 .map(|b| removed_delegation_keys(b, &draft.targets))
@@ -239,10 +263,18 @@ impl Engine {
             progress("reading the repository back and verifying it".into());
             let published = versions_text(&signed.versions);
             match self
-                .settle(gun, &signed.root, &published, &expect, &removed, events)
+                .settle(
+                    gun,
+                    &signed.root,
+                    &published,
+                    &expect,
+                    &removed,
+                    &base_files,
+                    events,
+                )
                 .await
             {
-                Settled::Verified(after) => {
+                Settled::Verified(after, note) => {
                     self.store.save(gun.as_str(), &after.repo).map_err(|e| {
                         TrustError::Unverified {
                             repository: name.clone(),
@@ -255,7 +287,10 @@ impl Engine {
                         repository: name.clone(),
                         initialized,
                         published: signed.versions,
-                        summary: prefixed(&undone, summary),
+                        summary: match note {
+                            Some(n) => format!("{}. Note: {n}", prefixed(&undone, summary)),
+                            None => prefixed(&undone, summary),
+                        },
                         attempts: attempt,
                     });
                 }
@@ -277,6 +312,13 @@ impl Engine {
                 Settled::Failed(e) => return Err(e),
             }
         }
+    }
+
+    /// Reads `gun` skipping (and listing) delegations that do not verify.
+    pub async fn read_lenient(&self, gun: &Gun) -> Result<Option<Fetched>, TrustError> {
+        let client = self.client(gun)?;
+        let stored = self.store.load(gun.as_str())?;
+        fetch_lenient(client, gun, stored.as_ref(), OffsetDateTime::now_utc()).await
     }
 
     /// Reads and verifies `gun` before a change. When a delegation does not
@@ -375,6 +417,7 @@ impl Engine {
         published: &str,
         expect: &[(String, Option<TargetMeta>)],
         removed: &[RemovedKeys],
+        base_files: &std::collections::BTreeMap<String, Vec<u8>>,
         events: &EventSink,
     ) -> Settled {
         let name = gun.as_str();
@@ -399,7 +442,19 @@ impl Engine {
                 }
             };
             crate::testhook::pause_async("read-back").await;
-            if after.repo.skipped.is_empty() {
+            // A delegation whose file is the one this transaction read (it
+            // verified then) and that does not verify now was broken by a
+            // change to its delegation: this one, as `--force` allows. The
+            // change stands; the answer says what clients no longer see.
+            let changed_since_read =
+                |role: &str| after.files.delegations.get(role) != base_files.get(role);
+            let own: Vec<&tufd_tuf::SkippedRole> = after
+                .repo
+                .skipped
+                .iter()
+                .filter(|s| !changed_since_read(&s.name))
+                .collect();
+            if own.len() == after.repo.skipped.len() {
                 let resolved = after.repo.resolved_targets();
                 let wrong: Vec<String> = expect
                     .iter()
@@ -417,7 +472,20 @@ impl Engine {
                     })
                     .collect();
                 if wrong.is_empty() {
-                    return Settled::Verified(Box::new(after));
+                    let note = (!own.is_empty()).then(|| {
+                        own.iter()
+                            .map(|s| {
+                                format!(
+                                    "{} no longer verifies ({}), so clients no longer see its tag(s) {}; `tufctl repair {name}` makes the repository verify again",
+                                    s.name,
+                                    s.reason,
+                                    s.targets.join(", ")
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    });
+                    return Settled::Verified(Box::new(after), note);
                 }
                 return Settled::Failed(TrustError::Unverified {
                     repository: name.to_owned(),
@@ -433,6 +501,7 @@ impl Engine {
                 .repo
                 .skipped
                 .iter()
+                .filter(|s| changed_since_read(&s.name))
                 .filter(|s| signed_by_removed(&after, &s.name, removed))
                 .collect();
             if !caused.is_empty() {
@@ -557,10 +626,21 @@ impl Engine {
     }
 }
 
+/// How a transaction reads the repository before its intent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// Everything must verify (waiting, bounded, for a concurrent writer
+    /// to settle a delegation that does not).
+    Strict,
+    /// Delegations that do not verify are skipped and listed.
+    Lenient,
+}
+
 /// What a read-back found.
 enum Settled {
-    /// Verified with the change in it.
-    Verified(Box<Fetched>),
+    /// Verified with the change in it; a note when a delegation no longer
+    /// verifies because of this change itself (`--force`).
+    Verified(Box<Fetched>, Option<String>),
     /// The change was undone to keep another writer's change valid.
     Undone(String),
     /// The caller must be told this.
