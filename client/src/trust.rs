@@ -793,7 +793,21 @@ mod tests {
         type SignStream = EventStream;
         type RevokeStream = EventStream;
         type RotateKeyStream = EventStream;
+        type RepairStream = EventStream;
 
+        async fn repair(
+            &self,
+            r: Request<v1::RepairRequest>,
+        ) -> Result<Response<EventStream>, Status> {
+            self.answer(format!("{:?}", r.into_inner()))
+        }
+        async fn forget(
+            &self,
+            r: Request<v1::ForgetRequest>,
+        ) -> Result<Response<v1::ForgetResponse>, Status> {
+            let _ = self.answer(format!("{:?}", r.into_inner()));
+            Ok(Response::new(v1::ForgetResponse { forgotten: true }))
+        }
         async fn add_signer(
             &self,
             r: Request<v1::AddSignerRequest>,

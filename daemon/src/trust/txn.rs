@@ -262,18 +262,14 @@ impl Engine {
             crate::testhook::pause_async("after-publish").await;
             progress("reading the repository back and verifying it".into());
             let published = versions_text(&signed.versions);
-            match self
-                .settle(
-                    gun,
-                    &signed.root,
-                    &published,
-                    &expect,
-                    &removed,
-                    &base_files,
-                    events,
-                )
-                .await
-            {
+            let this = Published {
+                root: &signed.root,
+                text: &published,
+                expect: &expect,
+                removed: &removed,
+                base_files: &base_files,
+            };
+            match self.settle(gun, &this, events).await {
                 Settled::Verified(after, note) => {
                     self.store.save(gun.as_str(), &after.repo).map_err(|e| {
                         TrustError::Unverified {
@@ -410,16 +406,14 @@ impl Engine {
     /// in between (→ compensate, then `Undone`); another delegation does not
     /// verify (→ wait, bounded, for the writer that caused it to
     /// compensate, then `Failed` with what the repository shows).
-    async fn settle(
-        &self,
-        gun: &Gun,
-        root: &tufd_tuf::Signed<tufd_tuf::Root>,
-        published: &str,
-        expect: &[(String, Option<TargetMeta>)],
-        removed: &[RemovedKeys],
-        base_files: &std::collections::BTreeMap<String, Vec<u8>>,
-        events: &EventSink,
-    ) -> Settled {
+    async fn settle(&self, gun: &Gun, this: &Published<'_>, events: &EventSink) -> Settled {
+        let Published {
+            root,
+            text: published,
+            expect,
+            removed,
+            base_files,
+        } = *this;
         let name = gun.as_str();
         let deadline = Instant::now() + SETTLE_DEADLINE;
         let mut round = 0;
@@ -634,6 +628,21 @@ pub enum Read {
     Strict,
     /// Delegations that do not verify are skipped and listed.
     Lenient,
+}
+
+/// What one attempt published, for its read-back.
+#[derive(Clone, Copy)]
+struct Published<'a> {
+    /// The root as published (trusted when the store has none yet).
+    root: &'a tufd_tuf::Signed<tufd_tuf::Root>,
+    /// "targets v3, targets/releases v2", for messages.
+    text: &'a str,
+    /// What the repository must show (see [`Draft::expect`]).
+    expect: &'a [(String, Option<TargetMeta>)],
+    /// Delegation keys the change removed.
+    removed: &'a [RemovedKeys],
+    /// Delegation files as read before the change.
+    base_files: &'a std::collections::BTreeMap<String, Vec<u8>>,
 }
 
 /// What a read-back found.
