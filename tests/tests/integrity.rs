@@ -629,3 +629,102 @@ fn forget_removes_a_repository_from_the_trust_store_explicitly() {
     sign(&env, gun, "v1", D1).ok();
     assert_eq!(notary_tags(&servers, gun), ["v1"]);
 }
+
+/// The server itself rolls a role back: it loses the repository and is fed
+/// older files (valid, signed by the repository's keys), then serves a fresh
+/// timestamp and snapshot (its own keys, versions above what tufd trusted)
+/// over an older targets or targets/releases. tufd refuses it on inspect and
+/// on sign, naming the role, and its store stays as it was.
+#[test]
+fn a_server_rolling_back_targets_or_a_delegation_is_refused_on_inspect_and_sign() {
+    use tufd_remote::{Bytes, Gun, NotaryClient, RemoteConfig, RoleName};
+    let servers = NotaryServers::start();
+    let env = TestEnv::new();
+    let _d = env.start_with(&trust_config(&env, &servers));
+    let gun_name = "localhost:5000/integrity/rollback";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client =
+        NotaryClient::new(&RemoteConfig::new(servers.url()).with_ca_file(servers.ca_path()))
+            .unwrap();
+    let g = Gun::new(gun_name).unwrap();
+    let role = |r: &str| RoleName::new(r.to_owned()).unwrap();
+    let current = |r: &str| rt.block_on(client.get_role(&g, &role(r))).unwrap();
+
+    env.tufctl(&["key", "generate", "alice"]).ok();
+    env.tufctl(&["key", "generate", "bob"]).ok();
+    env.tufctl(&["signer", "add", "alice", gun_name, "--key", "alice.pub"])
+        .ok();
+    let (root, targets_v1) = (current("root"), current("targets"));
+    env.tufctl(&["signer", "add", "bob", gun_name, "--key", "bob.pub"])
+        .ok();
+    let targets_v2 = current("targets");
+    sign(&env, gun_name, "revoked", D1).ok();
+    let (releases_v1, alice_v1) = (current("targets/releases"), current("targets/alice"));
+    env.tufctl(&["revoke", &format!("{gun_name}:revoked")]).ok();
+    let (releases_v2, alice_v2) = (current("targets/releases"), current("targets/alice"));
+    sign(&env, gun_name, "kept", D2).ok();
+    let (releases_v3, alice_v3) = (current("targets/releases"), current("targets/alice"));
+    assert_eq!(inspect_tags(&env, gun_name), ["kept"]);
+
+    let store_dir = env.path().join("state/trust");
+    let snapshot_of_store = || -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<_> = std::fs::read_dir(&store_dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let before = snapshot_of_store();
+    // Replays `posts` on an emptied repository: one publish each, so the
+    // server's timestamp and snapshot versions climb past the trusted ones.
+    let replay = |posts: Vec<Vec<(&str, &Bytes)>>| {
+        rt.block_on(client.delete(&g)).unwrap();
+        for files in posts {
+            let files: Vec<(RoleName, Bytes)> = files
+                .into_iter()
+                .map(|(r, b)| (role(r), b.clone()))
+                .collect();
+            rt.block_on(client.publish(&g, &files)).unwrap();
+        }
+    };
+
+    // targets/releases back at v1, with the revoked tag in it.
+    replay(vec![
+        vec![("root", &root), ("targets", &targets_v1)],
+        vec![("targets", &targets_v2)],
+        vec![("targets/alice", &alice_v1)],
+        vec![("targets/alice", &alice_v2)],
+        vec![("targets/alice", &alice_v3)],
+        vec![("targets/releases", &releases_v1)],
+    ]);
+    let fresh = notary_tags(&servers, gun_name);
+    assert!(
+        fresh.contains(&"revoked".to_owned()),
+        "a fresh client is fooled: {fresh:?}"
+    );
+    env.tufctl(&["inspect", gun_name])
+        .fails_with(1, "rolled targets/releases back");
+    sign(&env, gun_name, "new", D2).fails_with(1, "rolled targets/releases back");
+    assert!(snapshot_of_store() == before, "the store did not change");
+
+    // targets back at v1 (bob's delegation gone again).
+    replay(vec![
+        vec![("root", &root), ("targets", &targets_v1)],
+        vec![("targets/alice", &alice_v1)],
+        vec![("targets/alice", &alice_v2)],
+        vec![("targets/alice", &alice_v3)],
+        vec![("targets/releases", &releases_v3)],
+    ]);
+    env.tufctl(&["inspect", gun_name])
+        .fails_with(1, "rolled targets back");
+    sign(&env, gun_name, "new", D2).fails_with(1, "rolled targets back");
+    assert!(snapshot_of_store() == before, "the store did not change");
+    let _ = releases_v2;
+}
