@@ -728,3 +728,45 @@ fn a_server_rolling_back_targets_or_a_delegation_is_refused_on_inspect_and_sign(
     assert!(snapshot_of_store() == before, "the store did not change");
     let _ = releases_v2;
 }
+
+/// SIGTERM while a sign is between its publish and its read-back: the
+/// daemon finishes the read-back and the store before it exits, and the
+/// caller is told the truth (success).
+#[test]
+fn sigterm_waits_for_the_read_back_and_the_store() {
+    let servers = NotaryServers::start();
+    let mut env = TestEnv::new();
+    let gun = "localhost:5000/integrity/sigterm";
+    {
+        let _d = env.start_with(&trust_config(&env, &servers));
+        env.tufctl(&["key", "generate", "alice"]).ok();
+        env.tufctl(&["signer", "add", "alice", gun, "--key", "alice.pub"])
+            .ok();
+    }
+    let hooks = hooked(&mut env, "after-publish");
+    let d = env.start_with(&trust_config(&env, &servers));
+    let store_file = || {
+        std::fs::read_dir(env.path().join("state/trust"))
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let before = store_file();
+    let out = std::thread::scope(|s| {
+        let t = s.spawn(|| sign(&env, gun, "v1", D1));
+        wait_paused(&hooks, "after-publish", &d);
+        // SAFETY: kill(2) on the daemon this test started.
+        unsafe {
+            libc::kill(d.pid() as i32, libc::SIGTERM);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        release(&hooks, "after-publish");
+        t.join().unwrap()
+    });
+    assert!(out.status.success(), "{out:?}");
+    assert!(d.stop().success());
+    assert_ne!(store_file(), before, "the verified result was stored");
+    unhooked(&mut env);
+    let _d = env.start_with(&trust_config(&env, &servers));
+    assert_eq!(inspect_tags(&env, gun), ["v1"]);
+}
