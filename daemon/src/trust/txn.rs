@@ -628,13 +628,8 @@ impl Engine {
             let mut draft = Draft::from_fetched(name, &current, OffsetDateTime::now_utc())?;
             for r in removed {
                 let role = tufd_tuf::RoleName::parse(&r.role).map_err(md)?;
-                draft
-                    .targets
-                    .delegations
-                    .add_to_role(&role, &r.keys, &r.paths)
-                    .map_err(md)?;
+                draft.redelegate(&role, &r.keys, &r.paths).map_err(md)?;
             }
-            draft.mark("targets");
             let held = self.held_keys().await?;
             let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
             let signed = self.sign_draft(name, draft, &held, &tx).await?;

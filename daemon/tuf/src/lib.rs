@@ -73,7 +73,7 @@ pub use metadata::{
 };
 pub use repo::{
     RepositoryFiles, SkippedRole, VerifiedRepository, verify_repository, verify_repository_lenient,
-    verify_root_rotation, verify_unpublished,
+    verify_root_rotation, verify_unpublished, verify_unpublished_lenient,
 };
 pub use role::RoleName;
 pub use sign::{DigestSigner, RoleSigner, SignError, sign_role};

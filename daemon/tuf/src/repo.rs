@@ -272,6 +272,17 @@ pub fn verify_unpublished(
     verify(trusted_root, files, gun, now, false, false)
 }
 
+/// [`verify_unpublished`], skipping delegations that do not verify as
+/// [`verify_repository_lenient`] does.
+pub fn verify_unpublished_lenient(
+    trusted_root: &Signed<Root>,
+    files: &RepositoryFiles,
+    gun: &str,
+    now: OffsetDateTime,
+) -> Result<VerifiedRepository> {
+    verify(trusted_root, files, gun, now, false, true)
+}
+
 fn verify(
     trusted_root: &Signed<Root>,
     files: &RepositoryFiles,
