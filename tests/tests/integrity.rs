@@ -770,3 +770,43 @@ fn sigterm_waits_for_the_read_back_and_the_store() {
     let _d = env.start_with(&trust_config(&env, &servers));
     assert_eq!(inspect_tags(&env, gun), ["v1"]);
 }
+
+/// The seed race with bob's read-back forced into the window between the
+/// admin's publish and its compensation: bob's daemon sees targets/releases
+/// below threshold, waits (bounded) for the admin to restore his key, and
+/// only then answers "success"; the admin's removal is undone and explained.
+#[test]
+fn a_signer_reading_back_a_broken_repository_waits_for_the_compensation() {
+    let gun = "localhost:5000/integrity/race-wait";
+    let mut w = world(gun, false);
+    let admin_hooks = hooked(&mut w.admin, "after-read,read-back");
+    let ci_hooks = hooked(&mut w.ci, "after-publish");
+    let da = w.admin.start_with(&trust_config(&w.admin, &w.servers));
+    let dc = w.ci.start_with(&trust_config(&w.ci, &w.servers));
+    let (admin, ci) = (&w.admin, &w.ci);
+    let (removal, signed) = std::thread::scope(|s| {
+        let removal = s.spawn(|| admin.tufctl(&["signer", "remove", "bob", gun]));
+        wait_paused(&admin_hooks, "after-read", &da);
+        let signed = s.spawn(|| sign(ci, gun, "v1", D2));
+        wait_paused(&ci_hooks, "after-publish", &dc);
+        // bob's sign is on the server; the admin publishes over its stale
+        // read and stops right after reading back (before compensating).
+        release(&admin_hooks, "after-read");
+        wait_paused(&admin_hooks, "read-back", &da);
+        release(&ci_hooks, "after-publish");
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(
+            !signed.is_finished(),
+            "bob answered while the repository was broken"
+        );
+        release(&admin_hooks, "read-back");
+        (removal.join().unwrap(), signed.join().unwrap())
+    });
+    assert!(signed.status.success(), "{signed:?}");
+    assert!(
+        signed.stderr.contains("waiting for the other writer"),
+        "{signed:?}"
+    );
+    removal.fails_with(1, "the removal was undone");
+    assert_all_listed(&w.servers, &[&w.admin, &w.ci], gun, &["base", "v1"]);
+}
