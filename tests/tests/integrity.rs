@@ -538,6 +538,9 @@ fn broken_on_purpose(gun: &str) -> (World, Daemon, Daemon) {
     );
     // targets/alice still lists base; nothing lists v1 for a client now.
     assert_eq!(notary_tags(&w.servers, gun), ["base"]);
+    w.admin
+        .tufctl(&["inspect", gun])
+        .fails_with(1, &format!("tufctl repair {gun}"));
     (w, da, dc)
 }
 

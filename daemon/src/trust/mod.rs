@@ -519,11 +519,30 @@ impl Trust {
         let g = gun(repository)?;
         let lock = self.engine.lock_for(g.as_str());
         let _guard = lock.lock().await;
-        let f = self
-            .engine
-            .read(&g)
-            .await?
-            .ok_or_else(|| missing(g.as_str()))?;
+        let f = match self.engine.read(&g).await {
+            Ok(f) => f.ok_or_else(|| missing(g.as_str()))?,
+            Err(e @ TrustError::Metadata { .. }) => {
+                // Say what clients see and how to get out, when only
+                // delegations fail to verify.
+                let skipped = match self.engine.read_lenient(&g).await {
+                    Ok(Some(l)) => l.repo.skipped,
+                    _ => Vec::new(),
+                };
+                if skipped.is_empty() {
+                    return Err(e);
+                }
+                let hidden: Vec<String> = skipped
+                    .iter()
+                    .map(|s| format!("{} (tags {})", s.name, s.targets.join(", ")))
+                    .collect();
+                return Err(TrustError::Refused(format!(
+                    "{e}. Clients skip {} and do not see those tags; whoever holds the targets key (or a key the role lists) can run `tufctl repair {}`",
+                    hidden.join("; "),
+                    g.as_str()
+                )));
+            }
+            Err(e) => return Err(e),
+        };
         if !f.unchanged {
             self.engine.store.save(g.as_str(), &f.repo)?;
         }
