@@ -143,7 +143,7 @@ pub async fn run(
     let serve = tonic::transport::Server::builder()
         .add_service(SystemServer::new(SystemService::new(keyring.clone())))
         .add_service(KeysServer::new(KeysService::new(keyring)))
-        .add_service(TrustServer::new(TrustService::new(trust)))
+        .add_service(TrustServer::new(TrustService::new(trust.clone())))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
             let _ = stop_rx.await;
         });
@@ -161,6 +161,14 @@ pub async fn run(
             }
         }
     };
+    // Verified results still being stored (after their callers were
+    // answered) reach the store before the daemon exits.
+    if tokio::time::timeout(SHUTDOWN_GRACE, trust.idle())
+        .await
+        .is_err()
+    {
+        tracing::warn!("trust store writes did not finish within {SHUTDOWN_GRACE:?}; exiting");
+    }
     if let Err(e) = std::fs::remove_file(&config.socket) {
         tracing::warn!(socket = %config.socket.display(), error = %e, "could not remove the socket");
     }

@@ -513,6 +513,12 @@ impl Trust {
             .await
     }
 
+    /// Waits for work that outlives answers (stores of verified results);
+    /// shutdown calls it, bounded.
+    pub async fn idle(&self) {
+        self.engine.idle().await;
+    }
+
     /// Reads and verifies a repository (trust on first use when tufd has
     /// not seen it), storing what verified.
     pub async fn read(&self, repository: &str) -> Result<Fetched, TrustError> {

@@ -111,6 +111,43 @@ pub struct Engine {
     pub resolver: Resolver,
     pub store: TrustStore,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Work that outlives an answer (storing a verified result).
+    background: Arc<Background>,
+}
+
+/// Tasks that run after the caller was answered; shutdown waits for them.
+#[derive(Default)]
+pub struct Background {
+    running: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl Background {
+    fn spawn(self: &Arc<Self>, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        use std::sync::atomic::Ordering;
+        self.running.fetch_add(1, Ordering::SeqCst);
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            task.await;
+            if me.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+                me.idle.notify_waiters();
+            }
+        });
+    }
+
+    /// Waits until no task runs.
+    pub async fn idle(&self) {
+        use std::sync::atomic::Ordering;
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.running.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 struct Touch<'a> {
@@ -144,7 +181,14 @@ impl Engine {
             resolver,
             store,
             locks: Mutex::new(HashMap::new()),
+            background: Arc::default(),
         }
+    }
+
+    /// Waits (callers bound it) for work that outlives answers: stores of
+    /// verified results.
+    pub async fn idle(&self) {
+        self.background.idle().await;
     }
 
     /// The lock serializing writers of `gun`.
@@ -218,7 +262,7 @@ impl Engine {
         Fut: std::future::Future<Output = Result<Outcome, TrustError>>,
     {
         let name = gun.as_str().to_owned();
-        let _guard = self.lock_for(&name).lock_owned().await;
+        let guard = self.lock_for(&name).lock_owned().await;
         self.client(gun)?;
         let progress = |m: String| {
             let _ = events.send(Event::Progress {
@@ -274,8 +318,13 @@ impl Engine {
                 .map(|b| removed_delegation_keys(b, &draft.targets))
                 .unwrap_or_default();
             // The intent may have generated keys (a new repository's root
-            // and targets keys, a rotation's new key): sign with a fresh list.
-            let held = self.held_keys().await?;
+            // and targets keys, a rotation's new key; both change root):
+            // then sign with a fresh list.
+            let held = if draft.changed_roles().iter().any(|r| r == "root") {
+                self.held_keys().await?
+            } else {
+                held
+            };
             progress("signing on the token".into());
             let signed = self.sign_draft(&name, *draft, &held, events).await?;
             check_before_publish(&name, &signed)?;
@@ -319,6 +368,7 @@ impl Engine {
             let published = versions_text(&signed.versions);
             let this = Published {
                 root: &signed.root,
+                files: &signed.files,
                 text: &published,
                 expect: &expect,
                 removed: &removed,
@@ -326,14 +376,25 @@ impl Engine {
             };
             match self.settle(gun, &this, events).await {
                 Settled::Verified(after, note) => {
-                    self.store.save(gun.as_str(), &after.repo).map_err(|e| {
-                        TrustError::Unverified {
-                            repository: name.clone(),
-                            message: format!(
-                                "published {published} and verified the repository as served with this change in it, but the local trust store could not be updated ({e}); the next operation reads it again"
-                            ),
+                    // The truth is known: answer now. The verified result
+                    // reaches the store in a tracked task that still holds
+                    // the repository's lock (the next operation here starts
+                    // from it; SIGTERM waits for it).
+                    let engine = Arc::clone(self);
+                    let gun_name = name.clone();
+                    self.background.spawn(async move {
+                        let _guard = guard;
+                        let store = Arc::clone(&engine);
+                        let saved = tokio::task::spawn_blocking(move || {
+                            store.store.save(&gun_name, &after.repo).map_err(|e| (gun_name, e))
+                        })
+                        .await;
+                        match saved {
+                            Ok(Ok(())) => {}
+                            Ok(Err((gun, e))) => tracing::error!(%gun, error = %e, "the verified repository could not be stored; the next operation reads it again"),
+                            Err(e) => tracing::error!(error = %e, "the store worker failed"),
                         }
-                    })?;
+                    });
                     return Ok(Change {
                         repository: name.clone(),
                         initialized,
@@ -464,6 +525,7 @@ impl Engine {
     async fn settle(&self, gun: &Gun, this: &Published<'_>, events: &EventSink) -> Settled {
         let Published {
             root,
+            files,
             text: published,
             expect,
             removed,
@@ -474,7 +536,7 @@ impl Engine {
         let mut round = 0;
         loop {
             round += 1;
-            let after = match self.read_trusting(gun, root).await {
+            let after = match self.read_trusting(gun, root, files).await {
                 Ok(f) => f,
                 Err(e) if Instant::now() < deadline => {
                     tracing::warn!(gun = %name, error = %e, "reading back after a publish failed; trying again");
@@ -624,7 +686,7 @@ impl Engine {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let current = self.read_trusting(gun, root).await?;
+            let current = self.read_trusting(gun, root, &[]).await?;
             let mut draft = Draft::from_fetched(name, &current, OffsetDateTime::now_utc())?;
             for r in removed {
                 let role = tufd_tuf::RoleName::parse(&r.role).map_err(md)?;
@@ -646,19 +708,35 @@ impl Engine {
     /// Reads `gun` after a publish, skipping (and listing) delegations that
     /// do not verify. The root just published is trusted when the store
     /// has none yet (the repository was initialized here).
+    ///
+    /// `published` (the files just published) serve as a cache by checksum
+    /// — a file whose sha256 the verified snapshot lists is the file — and
+    /// as versions the server must not go below; the trusted root stays
+    /// the stored one.
     async fn read_trusting(
         &self,
         gun: &Gun,
         root: &tufd_tuf::Signed<tufd_tuf::Root>,
+        published: &[(String, Vec<u8>)],
     ) -> Result<Fetched, TrustError> {
         let client = self.client(gun)?;
-        let stored = match self.store.load(gun.as_str())? {
+        let mut stored = match self.store.load(gun.as_str())? {
             Some(s) => s,
             None => super::store::StoredRepository {
                 root: root.bytes().to_vec(),
                 files: Default::default(),
             },
         };
+        for (role, bytes) in published {
+            match role.as_str() {
+                "targets" => stored.files.targets = bytes.clone(),
+                "snapshot" => stored.files.snapshot = bytes.clone(),
+                r if r.starts_with("targets/") => {
+                    stored.files.delegations.insert(r.to_owned(), bytes.clone());
+                }
+                _ => {}
+            }
+        }
         fetch_lenient(client, gun, Some(&stored), OffsetDateTime::now_utc())
             .await?
             .ok_or_else(|| {
@@ -685,6 +763,8 @@ pub enum Read {
 struct Published<'a> {
     /// The root as published (trusted when the store has none yet).
     root: &'a tufd_tuf::Signed<tufd_tuf::Root>,
+    /// The files published.
+    files: &'a [(String, Vec<u8>)],
     /// "targets v3, targets/releases v2", for messages.
     text: &'a str,
     /// What the repository must show (see [`Draft::expect`]).
