@@ -30,7 +30,7 @@ fn rolled_back(gun: &str, role: &str, old: u64, new: u64) -> TrustError {
             role: role.to_owned(),
             found: new,
             expected: format!(
-                ">= {old}, the version tufd verified before: the server rolled {role} back (refused, as the notary client refuses it)"
+                ">= {old}, the version tufd verified before: the server rolled {role} back (refused, as the notary client refuses it). A hostile server does this; so does notary-server itself when another writer's publish commits at the same moment as a change to {role} (it can build its snapshot from the {role} it read before that change): then the change of v{old} was lost. Check what the server serves with a fresh `notary list {gun}`; to accept it, run `tufctl trust forget {gun}` and apply the lost change again"
             ),
         },
     )
