@@ -64,6 +64,18 @@
 //! threshold (`signer remove --force`) is not undone: it succeeds and says
 //! which tags clients no longer see. `tufctl repair` (see `repair.rs`)
 //! makes such a repository verify again.
+//!
+//! notary-server's own race, seen in the unforced loop (2–3 of 50): a
+//! signer POST validated against `targets` vN, whose server-made snapshot
+//! is generated after a concurrent `targets` vN+1 commit, lists `targets`
+//! vN again (the builder loaded it before that commit). The server then
+//! serves the older `targets`: the vN+1 change (a removal told "success"
+//! after its read-back) is dropped by the server. Tags told "success"
+//! still verify for every client; the daemon that verified vN+1 refuses
+//! the rollback on its next read (as the notary client does) and says how
+//! to accept it (`tufctl trust forget`, then apply the change again).
+//! A client-held snapshot (`--client-snapshot`) removes this race: both
+//! POSTs then carry snapshot vM+1 and conflict (1).
 
 use super::draft::{Draft, HeldKeys, Signed_, TouchNotice};
 use super::fetch::{Fetched, fetch, fetch_lenient};
