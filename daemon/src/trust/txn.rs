@@ -74,8 +74,9 @@
 //! still verify for every client; the daemon that verified vN+1 refuses
 //! the rollback on its next read (as the notary client does) and says how
 //! to accept it (`tufctl trust forget`, then apply the change again).
-//! A client-held snapshot (`--client-snapshot`) removes this race: both
-//! POSTs then carry snapshot vM+1 and conflict (1).
+//! With a client-held snapshot (`--client-snapshot`; every writer then
+//! holds the snapshot key) this cannot happen: both POSTs carry snapshot
+//! vM+1 and conflict by (1) (reasoned from the server code, not tested).
 
 use super::draft::{Draft, HeldKeys, Signed_, TouchNotice};
 use super::fetch::{Fetched, fetch, fetch_lenient};
