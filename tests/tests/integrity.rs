@@ -843,3 +843,45 @@ fn a_signer_reading_back_a_broken_repository_waits_for_the_compensation() {
     removal.fails_with(1, "the removal was undone");
     assert_all_listed(&w.servers, &[&w.admin, &w.ci], gun, &["base", "v1"]);
 }
+
+/// The server serves a different root.json at the version tufd trusts (the
+/// repository was deleted and initialized again with the same root key, so
+/// the new root is validly signed): refused, naming that reason and
+/// `tufctl trust forget`.
+#[test]
+fn a_different_root_at_the_trusted_version_is_refused_with_that_reason() {
+    let servers = NotaryServers::start();
+    let env = TestEnv::new();
+    let gun = "localhost:5000/integrity/same-root-version";
+    let store_dir = env.path().join("state/trust");
+    let saved = {
+        let _d = env.start_with(&trust_config(&env, &servers));
+        env.tufctl(&["key", "generate", "alice"]).ok();
+        env.tufctl(&["signer", "add", "alice", gun, "--key", "alice.pub"])
+            .ok();
+        // Stored in the background after the answer; inspect waits for it.
+        env.tufctl(&["inspect", gun]).ok();
+        let saved: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&store_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| (p.clone(), std::fs::read(&p).unwrap()))
+            .collect();
+        // Deleted on the server and made again: root v1 again, new bytes.
+        servers.cli().run_ok(["delete", gun, "--remote"]);
+        env.tufctl(&["trust", "forget", gun]).ok();
+        std::thread::sleep(Duration::from_millis(1100));
+        env.tufctl(&["signer", "add", "alice", gun, "--key", "alice.pub"])
+            .ok();
+        saved
+    };
+    // The daemon trusts the first root again.
+    for (path, bytes) in &saved {
+        std::fs::write(path, bytes).unwrap();
+    }
+    let _d = env.start_with(&trust_config(&env, &servers));
+    env.tufctl(&["inspect", gun]).fails_with(
+        1,
+        "serves a root.json at version 1 whose bytes differ from the root tufd trusts",
+    );
+    sign(&env, gun, "v1", D1).fails_with(1, &format!("tufctl trust forget {gun}"));
+}
