@@ -61,6 +61,7 @@ pub(crate) fn status(e: TrustError) -> Status {
         TrustError::Contended { .. } => Code::Aborted,
         TrustError::Store { .. } | TrustError::Internal(_) => Code::Internal,
         TrustError::Unverified { .. } => Code::DataLoss,
+        TrustError::RolledBack { .. } => Code::FailedPrecondition,
         TrustError::Partial { .. } | TrustError::Undone { .. } => unreachable!("unwrapped above"),
     };
     Status::new(code, message)

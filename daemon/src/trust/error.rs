@@ -49,6 +49,17 @@ pub enum TrustError {
         attempts: u32,
         seconds: u64,
     },
+    /// The server serves a role older than the version tufd verified (or
+    /// just published): a rollback, refused.
+    #[error(
+        "{repository}: {role}: version {served} is not acceptable, expected >= {trusted}, the version tufd verified before: the server rolled {role} back (refused, as the notary client refuses it). A hostile server does this; so does notary-server itself when another writer's publish commits at the same moment as a change to {role} (it can build its snapshot from the {role} it read before that change): then the change of v{trusted} was lost. Check what the server serves with a fresh `notary list {repository}`; to accept it, run `tufctl trust forget {repository}` and apply the lost change again"
+    )]
+    RolledBack {
+        repository: String,
+        role: String,
+        served: u64,
+        trusted: u64,
+    },
     /// The change was published, but the repository as served afterwards
     /// does not verify with it (or reading it back failed): the message
     /// says what was published and what state the repository is in.

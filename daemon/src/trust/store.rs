@@ -24,16 +24,12 @@ use tufd_tuf::{
 const TEMP_PREFIX: &str = ".tmp";
 
 fn rolled_back(gun: &str, role: &str, old: u64, new: u64) -> TrustError {
-    TrustError::metadata(
-        gun,
-        tufd_tuf::Error::BadVersion {
-            role: role.to_owned(),
-            found: new,
-            expected: format!(
-                ">= {old}, the version tufd verified before: the server rolled {role} back (refused, as the notary client refuses it). A hostile server does this; so does notary-server itself when another writer's publish commits at the same moment as a change to {role} (it can build its snapshot from the {role} it read before that change): then the change of v{old} was lost. Check what the server serves with a fresh `notary list {gun}`; to accept it, run `tufctl trust forget {gun}` and apply the lost change again"
-            ),
-        },
-    )
+    TrustError::RolledBack {
+        repository: gun.to_owned(),
+        role: role.to_owned(),
+        served: new,
+        trusted: old,
+    }
 }
 
 /// Refuses files older than the ones verified before: timestamp, snapshot,

@@ -69,11 +69,16 @@
 //! signer POST validated against `targets` vN, whose server-made snapshot
 //! is generated after a concurrent `targets` vN+1 commit, lists `targets`
 //! vN again (the builder loaded it before that commit). The server then
-//! serves the older `targets`: the vN+1 change (a removal told "success"
-//! after its read-back) is dropped by the server. Tags told "success"
-//! still verify for every client; the daemon that verified vN+1 refuses
-//! the rollback on its next read (as the notary client does) and says how
-//! to accept it (`tufctl trust forget`, then apply the change again).
+//! serves the older `targets`: the vN+1 change is dropped by the server.
+//! A publish of targets or root therefore reads back only after
+//! [`PARENT_SETTLE`]; a read-back that finds a role it just published at
+//! an older version treats the change as lost and does it again from a
+//! fresh read (where the intent's checks run on what the server serves).
+//! A concurrent commit later than that still drops the change after its
+//! caller was told "success": tags told "success" still verify for every
+//! client, and the daemon that verified vN+1 refuses the rollback on its
+//! next read (as the notary client does), saying how to accept it
+//! (`tufctl trust forget`, then apply the change again).
 //! With a client-held snapshot (`--client-snapshot`; every writer then
 //! holds the snapshot key) this cannot happen: both POSTs carry snapshot
 //! vM+1 and conflict by (1) (reasoned from the server code, not tested).
@@ -93,6 +98,11 @@ use tufd_tuf::{TargetMeta, Targets};
 /// How long lost publish races are retried (with jittered exponential
 /// backoff) before the operation gives up.
 pub const RETRY_DEADLINE: Duration = Duration::from_secs(60);
+
+/// How long after publishing targets or root the read-back waits, so that a
+/// concurrent publish validated against the older role has committed (see
+/// the module doc: notary-server's stale-snapshot race).
+pub const PARENT_SETTLE: Duration = Duration::from_millis(100);
 
 /// How long a read-back waits for another writer to settle a repository
 /// that does not verify after this publish.
@@ -377,6 +387,17 @@ impl Engine {
                 }
             }
             crate::testhook::pause_async("after-publish").await;
+            if signed
+                .files
+                .iter()
+                .any(|(r, _)| r == "targets" || r == "root")
+            {
+                // Other writers' publishes are validated against targets
+                // and root; one validated just before this commit may still
+                // commit a server-made snapshot listing the older role.
+                // Reading back a moment later sees it (then: `Lost`).
+                tokio::time::sleep(PARENT_SETTLE).await;
+            }
             progress("reading the repository back and verifying it".into());
             let published = versions_text(&signed.versions);
             let this = Published {
@@ -432,6 +453,23 @@ impl Engine {
                             },
                         ));
                     }
+                    continue;
+                }
+                Settled::Lost(what) => {
+                    tracing::warn!(gun = %name, %what, "change dropped by the server; retrying from a fresh read");
+                    undone.push(what);
+                    let wait = backoff(attempt);
+                    if started.elapsed() + wait > RETRY_DEADLINE {
+                        return Err(with_undone(
+                            &undone,
+                            TrustError::Contended {
+                                repository: name.clone(),
+                                attempts: attempt,
+                                seconds: started.elapsed().as_secs(),
+                            },
+                        ));
+                    }
+                    tokio::time::sleep(wait).await;
                     continue;
                 }
                 Settled::Failed(e) => return Err(e),
@@ -551,6 +589,19 @@ impl Engine {
             round += 1;
             let after = match self.read_trusting(gun, root, files).await {
                 Ok(f) => f,
+                Err(TrustError::RolledBack {
+                    role,
+                    served,
+                    trusted,
+                    ..
+                }) if files.iter().any(|(r, _)| *r == role) => {
+                    // notary-server accepted this change, then committed a
+                    // concurrent publish whose snapshot it built from the
+                    // older role: the change is lost. Do it again.
+                    return Settled::Lost(format!(
+                        "{name}: the server accepted {published}, then served {role} v{served} again (a concurrent publish committed over v{trusted}), so the change was lost"
+                    ));
+                }
                 Err(e) if Instant::now() < deadline => {
                     tracing::warn!(gun = %name, error = %e, "reading back after a publish failed; trying again");
                     tokio::time::sleep(backoff(round)).await;
@@ -795,6 +846,9 @@ enum Settled {
     Verified(Box<Fetched>, Option<String>),
     /// The change was undone to keep another writer's change valid.
     Undone(String),
+    /// The server dropped the change (it serves an older version of a
+    /// role just published); do it again from a fresh read.
+    Lost(String),
     /// The caller must be told this.
     Failed(TrustError),
 }
