@@ -2,8 +2,10 @@
 //! real servers, each in a fresh temporary directory.
 
 pub mod daemon;
+pub mod hostile;
 pub mod notary;
 pub mod process;
+pub mod raw;
 pub mod registry;
 pub mod softhsm;
 pub mod vcard;
