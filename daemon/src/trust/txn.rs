@@ -420,7 +420,10 @@ impl Engine {
                         let _guard = guard;
                         let store = Arc::clone(&engine);
                         let saved = tokio::task::spawn_blocking(move || {
-                            store.store.save(&gun_name, &after.repo).map_err(|e| (gun_name, e))
+                            store
+                                .store
+                                .save(&gun_name, &after.repo)
+                                .map_err(|e| (gun_name, e.to_string()))
                         })
                         .await;
                         match saved {
