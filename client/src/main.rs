@@ -79,5 +79,11 @@ async fn run(args: cli::Cli) -> Result<(), output::Failure> {
         }
         cli::Command::Policy { command } => policy::policy(command, channel, &out).await,
         cli::Command::Audit { command } => policy::audit(command, channel, &out).await,
+        cli::Command::Repair { repo } => {
+            trust::repair(repo, channel, &mut trust::Term::stdio(), &out).await
+        }
+        cli::Command::Trust {
+            command: cli::TrustCommand::Forget { repo },
+        } => trust::forget(repo, channel, &out).await,
     }
 }

@@ -18,5 +18,6 @@ pub mod logging;
 pub mod policy;
 pub mod server;
 pub mod service;
+pub mod testhook;
 pub mod trust;
 pub mod zalloc;

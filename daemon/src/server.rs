@@ -257,7 +257,7 @@ pub async fn serve(
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(
-            TrustServer::new(TrustService::new(trust, gate.clone()))
+            TrustServer::new(TrustService::new(trust.clone(), gate.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
@@ -285,6 +285,14 @@ pub async fn serve(
             }
         }
     };
+    // Verified results still being stored (after their callers were
+    // answered) reach the store before the daemon exits.
+    if tokio::time::timeout(SHUTDOWN_GRACE, trust.idle())
+        .await
+        .is_err()
+    {
+        tracing::warn!("trust store writes did not finish within {SHUTDOWN_GRACE:?}; exiting");
+    }
     if activated {
         // systemd owns the socket.
     } else if let Err(e) = std::fs::remove_file(&config.socket) {

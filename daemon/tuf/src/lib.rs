@@ -72,8 +72,8 @@ pub use metadata::{
     Targets, Timestamp,
 };
 pub use repo::{
-    RepositoryFiles, VerifiedRepository, verify_repository, verify_root_rotation,
-    verify_unpublished,
+    RepositoryFiles, SkippedRole, VerifiedRepository, verify_repository, verify_repository_lenient,
+    verify_root_rotation, verify_unpublished, verify_unpublished_lenient,
 };
 pub use role::RoleName;
 pub use sign::{DigestSigner, RoleSigner, SignError, sign_role};
