@@ -64,6 +64,9 @@ pub enum Command {
     /// (`docker trust inspect`).
     #[command(long_about = INSPECT_ABOUT)]
     Inspect(InspectArgs),
+    /// TUF 1.0 repositories on a directory, every key on the tokens
+    /// (python-tuf compatible).
+    Tuf(crate::tuf1::TufArgs),
 }
 
 const SIGN_ABOUT: &str = "\

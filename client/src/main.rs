@@ -10,6 +10,7 @@ mod docker;
 mod keys;
 mod output;
 mod trust;
+mod tuf1;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -30,6 +31,9 @@ async fn main() -> ExitCode {
 async fn run(args: cli::Cli) -> Result<(), output::Failure> {
     let out = output::Output::new(args.output);
     trust::precheck(&args.command)?;
+    if let cli::Command::Tuf(t) = &args.command {
+        tuf1::precheck(t)?;
+    }
     let channel = connect::connect(&args.socket).await?;
     match args.command {
         cli::Command::Status => keys::status(channel, &out).await,
@@ -57,5 +61,6 @@ async fn run(args: cli::Cli) -> Result<(), output::Failure> {
         cli::Command::Inspect(args) => {
             trust::inspect(args, channel, &mut trust::Term::stdio(), &out).await
         }
+        cli::Command::Tuf(args) => tuf1::run(args, channel, &out).await,
     }
 }

@@ -13,3 +13,4 @@ pub mod keyring;
 pub mod server;
 pub mod service;
 pub mod trust;
+pub mod tuf1;

@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::keyring::Keyring;
-use crate::service::{KeysService, SystemService, TrustService};
+use crate::service::{KeysService, SystemService, TrustService, TufService};
 use crate::trust::{Trust, TrustError};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
@@ -14,6 +14,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tufd_proto::v1::keys_server::KeysServer;
 use tufd_proto::v1::system_server::SystemServer;
 use tufd_proto::v1::trust_server::TrustServer;
+use tufd_proto::v1::tuf_server::TufServer;
 
 /// How long in-flight requests get to finish after SIGTERM/SIGINT.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -35,6 +36,8 @@ pub enum ServerError {
     StateLocked(PathBuf),
     #[error("{0}")]
     Trust(#[from] Box<TrustError>),
+    #[error("TUF 1.0 repositories: {0}")]
+    Tuf1(#[from] crate::tuf1::RepoError),
     #[error("serving failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -125,6 +128,7 @@ pub async fn run(
     let _state = lock_state_dir(&config.state_dir)?;
     let keyring = Arc::new(Keyring::from_config(&config));
     let trust = Arc::new(Trust::new(&config, keyring.clone()).map_err(Box::new)?);
+    let tuf1 = Arc::new(crate::tuf1::Tuf1::new(keyring.clone(), &config.state_dir)?);
     let listener = bind_socket(&config.socket)?;
     tracing::info!(socket = %config.socket.display(), tokens = config.tokens.len(), "tufd listening");
 
@@ -139,11 +143,16 @@ pub async fn run(
         }
     }
 
+    // The TUF 1.0 refresher re-signs online roles on its own schedule; it
+    // holds no request, so it stops with the runtime.
+    let refresher = tokio::spawn(tuf1.clone().run_refresher());
+
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let serve = tonic::transport::Server::builder()
         .add_service(SystemServer::new(SystemService::new(keyring.clone())))
         .add_service(KeysServer::new(KeysService::new(keyring)))
         .add_service(TrustServer::new(TrustService::new(trust)))
+        .add_service(TufServer::new(TufService::new(tuf1)))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
             let _ = stop_rx.await;
         });
@@ -161,6 +170,7 @@ pub async fn run(
             }
         }
     };
+    refresher.abort();
     if let Err(e) = std::fs::remove_file(&config.socket) {
         tracing::warn!(socket = %config.socket.display(), error = %e, "could not remove the socket");
     }

@@ -4,6 +4,7 @@
 pub mod daemon;
 pub mod notary;
 pub mod process;
+pub mod python;
 pub mod registry;
 pub mod softhsm;
 pub mod vcard;

@@ -4,10 +4,12 @@
 mod keys;
 mod system;
 mod trust;
+mod tuf1;
 
 pub use keys::KeysService;
 pub use system::SystemService;
 pub use trust::TrustService;
+pub use tuf1::TufService;
 
 use crate::keyring::{KeyringError, TokenReport};
 use tonic::transport::server::UdsConnectInfo;

@@ -1,0 +1,333 @@
+//! `tufctl tuf …`: TUF 1.0 repositories on directories, every key on the
+//! daemon's tokens.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use tonic::transport::Channel;
+use tufd_proto::v1;
+use tufd_proto::v1::tuf_client::TufClient;
+
+use crate::output::{Failure, Output};
+
+/// TUF 1.0 repositories (the specification dialect python-tuf, go-tuf and
+/// tuf-on-ci read), published to a directory a static web server serves.
+#[derive(Args)]
+pub struct TufArgs {
+    #[command(subcommand)]
+    pub command: TufCommand,
+}
+
+/// The `tuf` subcommands.
+#[derive(Subcommand)]
+pub enum TufCommand {
+    /// Create a repository in DIR: keys generated on the tokens, version 1
+    /// of root, targets, snapshot and timestamp published under DIR/metadata.
+    Init(InitArgs),
+    /// Add targets: local files (hashed and published under DIR/targets by
+    /// the daemon), or one name with a given hash and length.
+    Add(AddArgs),
+    /// Remove targets by name.
+    Remove(RemoveArgs),
+    /// Show the roles and when the daemon last re-signed, and next
+    /// re-signs, the online roles.
+    Status(DirArgs),
+    /// Re-sign the online roles now if they are due (all of them with
+    /// --force).
+    Refresh(RefreshArgs),
+}
+
+/// `tuf init`.
+#[derive(Args)]
+pub struct InitArgs {
+    /// The repository directory (created if missing).
+    pub dir: PathBuf,
+    /// A root key on TOKEN; repeat for several root keys (k of n).
+    #[arg(long = "root-key", value_name = "TOKEN")]
+    pub root_keys: Vec<String>,
+    /// How many root keys on the default token, besides those of --root-key.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub root_key_count: u32,
+    /// How many root keys must sign root.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub root_threshold: u32,
+    /// Token of the targets key (default: the daemon's default token).
+    #[arg(long, value_name = "TOKEN", default_value = "")]
+    pub targets_token: String,
+    /// Token of the snapshot and timestamp keys (online roles).
+    #[arg(long, value_name = "TOKEN", default_value = "")]
+    pub online_token: String,
+    /// Expiry period of a role, ROLE=DURATION (e.g. timestamp=6h,
+    /// snapshot=7d, root=365d; s, m, h, d; plain numbers are seconds).
+    #[arg(long = "expires", value_name = "ROLE=DURATION", value_parser = parse_expiry)]
+    pub expires: Vec<(String, u64)>,
+}
+
+/// `tuf add`.
+#[derive(Args)]
+pub struct AddArgs {
+    /// The repository directory.
+    pub dir: PathBuf,
+    /// Local files to add (target name: the file name, or --name).
+    pub files: Vec<PathBuf>,
+    /// Target name (path in the repository) for one file or for --hash.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// SHA-256 (hex) of a target not given as a file.
+    #[arg(long, requires = "name", requires = "length", conflicts_with = "files")]
+    pub hash: Option<String>,
+    /// Length in bytes of a target given by --hash.
+    #[arg(long, requires = "hash")]
+    pub length: Option<u64>,
+    /// Custom metadata of the target(s), a JSON object.
+    #[arg(long, value_name = "JSON")]
+    pub custom: Option<String>,
+}
+
+/// `tuf remove`.
+#[derive(Args)]
+pub struct RemoveArgs {
+    /// The repository directory.
+    pub dir: PathBuf,
+    /// Names of the targets to remove.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+/// A repository directory.
+#[derive(Args)]
+pub struct DirArgs {
+    /// The repository directory.
+    pub dir: PathBuf,
+}
+
+/// `tuf refresh`.
+#[derive(Args)]
+pub struct RefreshArgs {
+    /// The repository directory.
+    pub dir: PathBuf,
+    /// Re-sign snapshot and timestamp even when they are not due.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Parses `ROLE=DURATION`.
+fn parse_expiry(s: &str) -> Result<(String, u64), String> {
+    let (role, d) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: write ROLE=DURATION, e.g. timestamp=6h"))?;
+    Ok((role.to_owned(), parse_duration(d)?))
+}
+
+/// `30`, `30s`, `5m`, `12h`, `7d` → seconds.
+fn parse_duration(d: &str) -> Result<u64, String> {
+    let (num, unit) = match d.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => d.split_at(i),
+        None => (d, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{d:?}: a duration is a number with s, m, h or d"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{d:?}: a duration is a number with s, m, h or d")),
+    };
+    n.checked_mul(mult)
+        .filter(|s| *s > 0)
+        .ok_or_else(|| format!("{d:?}: out of range"))
+}
+
+/// The absolute form of a path given on the command line (the daemon may
+/// run in another directory).
+fn absolute(p: &Path) -> Result<String, Failure> {
+    std::path::absolute(p)
+        .map(|p| p.display().to_string())
+        .map_err(|e| Failure::input(format!("{}: {e}", p.display())))
+}
+
+/// Checks arguments that need no daemon.
+pub fn precheck(args: &TufArgs) -> Result<(), Failure> {
+    if let TufCommand::Add(a) = &args.command {
+        if a.files.is_empty() && a.hash.is_none() {
+            return Err(Failure::input(
+                "give files to add, or --name, --hash and --length",
+            ));
+        }
+        if a.name.is_some() && a.files.len() > 1 {
+            return Err(Failure::input("--name names one file; give one file"));
+        }
+    }
+    Ok(())
+}
+
+/// Runs a `tuf` subcommand against the daemon.
+pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Failure> {
+    let mut client = TufClient::new(channel);
+    let reply = match args.command {
+        TufCommand::Init(a) => {
+            let mut root_tokens = a.root_keys;
+            root_tokens.extend((0..a.root_key_count).map(|_| String::new()));
+            client
+                .init(v1::TufInitRequest {
+                    directory: absolute(&a.dir)?,
+                    root_tokens,
+                    root_threshold: a.root_threshold,
+                    targets_token: a.targets_token,
+                    online_token: a.online_token,
+                    expiry: a
+                        .expires
+                        .into_iter()
+                        .map(|(role, seconds)| v1::TufRoleExpiry { role, seconds })
+                        .collect(),
+                })
+                .await?
+        }
+        TufCommand::Add(a) => {
+            let custom_json = a.custom.unwrap_or_default();
+            let targets = if let Some(hash) = a.hash {
+                vec![v1::TufTarget {
+                    name: a.name.unwrap_or_default(),
+                    file: String::new(),
+                    sha256: hash,
+                    length: a.length.unwrap_or_default(),
+                    custom_json,
+                }]
+            } else {
+                let mut targets = Vec::new();
+                for f in &a.files {
+                    let name = match &a.name {
+                        Some(n) => n.clone(),
+                        None => f
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .ok_or_else(|| {
+                                Failure::input(format!("{}: not a file name", f.display()))
+                            })?,
+                    };
+                    targets.push(v1::TufTarget {
+                        name,
+                        file: absolute(f)?,
+                        sha256: String::new(),
+                        length: 0,
+                        custom_json: custom_json.clone(),
+                    });
+                }
+                targets
+            };
+            client
+                .add_targets(v1::TufAddTargetsRequest {
+                    directory: absolute(&a.dir)?,
+                    targets,
+                })
+                .await?
+        }
+        TufCommand::Remove(a) => {
+            client
+                .remove_targets(v1::TufRemoveTargetsRequest {
+                    directory: absolute(&a.dir)?,
+                    names: a.names,
+                })
+                .await?
+        }
+        TufCommand::Status(a) => {
+            client
+                .status(v1::TufStatusRequest {
+                    directory: absolute(&a.dir)?,
+                })
+                .await?
+        }
+        TufCommand::Refresh(a) => {
+            client
+                .refresh(v1::TufRefreshRequest {
+                    directory: absolute(&a.dir)?,
+                    force: a.force,
+                })
+                .await?
+        }
+    }
+    .into_inner();
+    print_status(&reply, out);
+    Ok(())
+}
+
+fn status_json(s: &v1::TufRepositoryStatus) -> Value {
+    json!({
+        "directory": s.directory,
+        "summary": s.summary,
+        "target_count": s.target_count,
+        "roles": s.roles.iter().map(|r| json!({
+            "role": r.role,
+            "version": r.version,
+            "expires": r.expires,
+            "key_ids": r.key_ids,
+            "threshold": r.threshold,
+        })).collect::<Vec<_>>(),
+        "last_refresh": if s.last_refresh.is_empty() { Value::Null } else { json!({
+            "at": s.last_refresh,
+            "detail": s.last_refresh_detail,
+        })},
+        "last_error": if s.last_error.is_empty() { Value::Null } else { json!(s.last_error) },
+        "next_refresh": s.next_refresh,
+    })
+}
+
+fn print_status(s: &v1::TufRepositoryStatus, out: &Output) {
+    if out.json() {
+        out.print_json(&status_json(s));
+        return;
+    }
+    if !s.summary.is_empty() {
+        println!("{}: {}", s.directory, s.summary);
+    } else {
+        println!("{}", s.directory);
+    }
+    let rows: Vec<Vec<String>> = s
+        .roles
+        .iter()
+        .map(|r| {
+            vec![
+                r.role.clone(),
+                r.version.to_string(),
+                r.expires.clone(),
+                format!("{} of {}", r.threshold, r.key_ids.len()),
+            ]
+        })
+        .collect();
+    crate::output::table(&["ROLE", "VERSION", "EXPIRES", "KEYS"], &rows);
+    println!("targets: {}", s.target_count);
+    if s.last_refresh.is_empty() {
+        println!("online roles last re-signed by the daemon: never");
+    } else {
+        println!(
+            "online roles last re-signed by the daemon: {} ({})",
+            s.last_refresh, s.last_refresh_detail
+        );
+    }
+    println!("next re-signing due: {}", s.next_refresh);
+    if !s.last_error.is_empty() {
+        println!("last refresh failed: {}", s.last_error);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30").unwrap(), 30);
+        assert_eq!(parse_duration("5m").unwrap(), 300);
+        assert_eq!(parse_duration("2d").unwrap(), 172_800);
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("5w").is_err());
+        assert_eq!(
+            parse_expiry("timestamp=6h").unwrap(),
+            ("timestamp".to_owned(), 21_600)
+        );
+        assert!(parse_expiry("6h").is_err());
+    }
+}

@@ -1,0 +1,545 @@
+//! TUF 1.0 repositories on directories, every key on a token, with the
+//! online roles (snapshot, timestamp) kept fresh by the daemon.
+//!
+//! - [`files`]: the directory layout, reading what is published, atomic
+//!   publishing (new files first, `timestamp.json` last)
+//! - [`edit`]: named synchronous edits (init, add/remove targets, refresh)
+//! - [`registry`]: the repositories this daemon manages and their refresh
+//!   record, in the state directory
+//! - this module: [`Tuf1`], the async driver: it finds the token keys,
+//!   serializes writers of one repository and runs the refresher task.
+//!
+//! The TUF layer (`tufd_tuf::tuf1`) knows nothing of tokens; this module
+//! knows nothing of gRPC.
+
+pub mod edit;
+pub mod error;
+pub mod files;
+pub mod registry;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tufd_keys::{KeyLabel, KeyRecord, KeyStore};
+use tufd_tuf::tuf1::{Key, TargetFile, Unrecognized};
+use tufd_tuf::{DigestSigner, SignError};
+
+use crate::keyring::{Keyring, KeyringError};
+pub use edit::ExpiryPolicy;
+use edit::{InitKeys, NewTarget, Signers, TargetsEdit};
+pub use error::RepoError;
+use files::{Layout, Online, Published};
+use registry::{Registry, RepoRecord};
+
+/// How long the refresher sleeps at most between looks at its repositories.
+const REFRESH_TICK: Duration = Duration::from_secs(60);
+/// How long it waits before trying a failed refresh again.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+/// The largest `custom` object a target may carry.
+const MAX_CUSTOM_BYTES: usize = 64 * 1024;
+
+/// A key on a token as a [`DigestSigner`] (signing blocks).
+struct TokenKey {
+    store: Arc<dyn KeyStore>,
+    key: KeyRecord,
+}
+
+impl DigestSigner for TokenKey {
+    fn spki_der(&self) -> Vec<u8> {
+        self.key.spki_der.clone()
+    }
+
+    fn sign_sha256(&self, digest: &[u8; 32]) -> Result<[u8; 64], SignError> {
+        self.store
+            .sign_digest(&self.key.id, digest)
+            .map_err(SignError::new)
+    }
+
+    /// `KeyStore::sign_digest` verifies each signature before returning it.
+    fn checks_own_signatures(&self) -> bool {
+        true
+    }
+}
+
+/// What `init` is asked to create.
+#[derive(Debug, Clone, Default)]
+pub struct InitRequest {
+    /// The repository directory (absolute).
+    pub dir: PathBuf,
+    /// One token name per root key (empty names: the default token).
+    pub root_tokens: Vec<String>,
+    /// Root threshold (0: 1).
+    pub root_threshold: u64,
+    /// Token of the targets key.
+    pub targets_token: String,
+    /// Token of the snapshot and timestamp keys.
+    pub online_token: String,
+    /// Expiry periods in seconds by role.
+    pub expiry: Vec<(String, u64)>,
+}
+
+/// A target to add as the request gives it.
+#[derive(Debug, Clone, Default)]
+pub struct AddTarget {
+    /// Path in the repository.
+    pub name: String,
+    /// A local file the daemon hashes and publishes, or empty.
+    pub file: Option<PathBuf>,
+    /// Hex SHA-256 when no file is given.
+    pub sha256: String,
+    /// Length when no file is given.
+    pub length: u64,
+    /// `custom` metadata (a JSON object), or empty.
+    pub custom_json: String,
+}
+
+/// One role's state.
+#[derive(Debug, Clone)]
+pub struct RoleState {
+    /// Role name.
+    pub role: String,
+    /// Published version.
+    pub version: u64,
+    /// Expiry.
+    pub expires: OffsetDateTime,
+    /// Key IDs.
+    pub keyids: Vec<String>,
+    /// Threshold.
+    pub threshold: u64,
+}
+
+/// A repository's state as `status` reports it.
+#[derive(Debug, Clone)]
+pub struct RepoStatus {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Top-level roles.
+    pub roles: Vec<RoleState>,
+    /// Number of targets in top-level targets.
+    pub target_count: u64,
+    /// When the daemon last re-signed the online roles on its own, and what.
+    pub last_refresh: Option<(OffsetDateTime, String)>,
+    /// The last refresh failure, if the last attempt failed.
+    pub last_error: Option<String>,
+    /// When the online roles are next due.
+    pub next_refresh: OffsetDateTime,
+    /// Summary of the change that produced this state (mutations only).
+    pub summary: String,
+}
+
+/// The TUF 1.0 repository manager.
+pub struct Tuf1 {
+    keyring: Arc<Keyring>,
+    registry: Registry,
+    locks: std::sync::Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    wake: tokio::sync::Notify,
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RepoError> + Send + 'static,
+) -> Result<T, RepoError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RepoError::Internal(format!("worker failed: {e}")))?
+}
+
+/// The key name prefix of a repository's keys: `tuf1:<dir>` as the label's
+/// repository part.
+fn label(dir: &Path, name: &str) -> Result<KeyLabel, RepoError> {
+    KeyLabel::new(name, &format!("tuf1:{}", dir.display())).map_err(|e| {
+        RepoError::InvalidRequest(format!(
+            "{}: cannot name keys for this directory ({e}); use a shorter path",
+            dir.display()
+        ))
+    })
+}
+
+fn check_dir(dir: &Path) -> Result<PathBuf, RepoError> {
+    if !dir.is_absolute() {
+        return Err(RepoError::InvalidRequest(format!(
+            "{}: give the repository directory as an absolute path",
+            dir.display()
+        )));
+    }
+    Ok(dir.to_owned())
+}
+
+impl Tuf1 {
+    /// A manager keeping its registry under `state_dir/tuf1`.
+    pub fn new(keyring: Arc<Keyring>, state_dir: &Path) -> Result<Self, RepoError> {
+        Ok(Self {
+            keyring,
+            registry: Registry::open(state_dir)?,
+            locks: Default::default(),
+            wake: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn repo_lock(&self, dir: &Path) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .expect("lock map")
+            .entry(dir.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Every token key, by TUF 1.0 key ID.
+    async fn signers(&self) -> Result<Signers, RepoError> {
+        let listing = self.keyring.list("").await?;
+        let mut signers = Signers::default();
+        for key in listing.keys {
+            let store = self.keyring.key_store(&key.token)?;
+            signers.insert(Arc::new(TokenKey { store, key }))?;
+        }
+        Ok(signers)
+    }
+
+    /// Generates (or, after an interrupted init, reuses) the key `name` of
+    /// the repository at `dir` on `token`.
+    async fn role_key(&self, dir: &Path, name: &str, token: &str) -> Result<Key, RepoError> {
+        let label = label(dir, name)?;
+        let record = match self.keyring.generate(label.clone(), token).await {
+            Ok(r) => r,
+            Err(KeyringError::NameTaken { .. }) => {
+                self.keyring
+                    .find(&crate::keyring::KeySelector::Name(label))
+                    .await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Key::ecdsa_p256(&record.spki_der).map_err(RepoError::metadata("token key"))
+    }
+
+    /// Creates a repository in `req.dir`: keys generated on the tokens,
+    /// version 1 of every role published.
+    pub async fn init(&self, req: InitRequest) -> Result<RepoStatus, RepoError> {
+        let dir = check_dir(&req.dir)?;
+        let mut expiry = ExpiryPolicy::default();
+        for (role, secs) in &req.expiry {
+            expiry.set(role, *secs)?;
+        }
+        let root_tokens = if req.root_tokens.is_empty() {
+            vec![String::new()]
+        } else {
+            req.root_tokens.clone()
+        };
+        let threshold = req.root_threshold.max(1);
+        if threshold > root_tokens.len() as u64 {
+            return Err(RepoError::InvalidRequest(format!(
+                "root threshold {threshold} needs at least {threshold} root keys; give --root-key once per key"
+            )));
+        }
+        let lock = self.repo_lock(&dir);
+        let _guard = lock.lock().await;
+        let layout = Layout::new(&dir);
+        std::fs::create_dir_all(&dir).map_err(RepoError::io(&dir, "creating the directory"))?;
+        let _writer = layout.lock()?;
+        if Published::exists(&layout) {
+            return Err(RepoError::AlreadyExists(format!(
+                "{} already holds a TUF repository",
+                dir.display()
+            )));
+        }
+        let mut root = Vec::new();
+        for (i, token) in root_tokens.iter().enumerate() {
+            root.push(
+                self.role_key(&dir, &format!("root-{}", i + 1), token)
+                    .await?,
+            );
+        }
+        let keys = InitKeys {
+            root,
+            root_threshold: threshold,
+            targets: self.role_key(&dir, "targets", &req.targets_token).await?,
+            snapshot: self.role_key(&dir, "snapshot", &req.online_token).await?,
+            timestamp: self.role_key(&dir, "timestamp", &req.online_token).await?,
+        };
+        let signers = self.signers().await?;
+        let l = layout.clone();
+        blocking(move || {
+            let publish = edit::init(&l, keys, &expiry, &signers, OffsetDateTime::now_utc())?;
+            publish.write(&l, &[])
+        })
+        .await?;
+        self.registry.insert(
+            &dir,
+            RepoRecord {
+                expiry,
+                ..Default::default()
+            },
+        )?;
+        tracing::info!(repository = %dir.display(), "TUF 1.0 repository created");
+        self.wake.notify_one();
+        let mut status = self.status_locked(&dir).await?;
+        status.summary = "created".into();
+        Ok(status)
+    }
+
+    fn record(&self, dir: &Path) -> Result<RepoRecord, RepoError> {
+        self.registry.get(dir).ok_or_else(|| {
+            RepoError::NotFound(format!(
+                "tufd does not manage a repository at {}; create one with `tufctl tuf init`",
+                dir.display()
+            ))
+        })
+    }
+
+    /// Adds targets to top-level targets and publishes the next version.
+    pub async fn add_targets(
+        &self,
+        dir: &Path,
+        targets: Vec<AddTarget>,
+    ) -> Result<RepoStatus, RepoError> {
+        let mut new = Vec::new();
+        for t in targets {
+            new.push(blocking(move || describe(t)).await?);
+        }
+        self.edit_targets(dir, TargetsEdit::Add(new)).await
+    }
+
+    /// Removes targets from top-level targets and publishes.
+    pub async fn remove_targets(
+        &self,
+        dir: &Path,
+        names: Vec<String>,
+    ) -> Result<RepoStatus, RepoError> {
+        if names.is_empty() {
+            return Err(RepoError::InvalidRequest(
+                "name the targets to remove".into(),
+            ));
+        }
+        self.edit_targets(dir, TargetsEdit::Remove(names)).await
+    }
+
+    async fn edit_targets(&self, dir: &Path, change: TargetsEdit) -> Result<RepoStatus, RepoError> {
+        let dir = check_dir(dir)?;
+        let record = self.record(&dir)?;
+        let lock = self.repo_lock(&dir);
+        let _guard = lock.lock().await;
+        let signers = self.signers().await?;
+        let layout = Layout::new(&dir);
+        let summary = blocking(move || {
+            let _writer = layout.lock()?;
+            let published = Published::read(&layout)?;
+            let (publish, summary) = edit::edit_targets(
+                &layout,
+                &published,
+                change,
+                &record.expiry,
+                &signers,
+                OffsetDateTime::now_utc(),
+            )?;
+            publish.write(&layout, &published.referenced(&layout))?;
+            Ok(summary)
+        })
+        .await?;
+        tracing::info!(repository = %dir.display(), %summary, "TUF 1.0 repository published");
+        self.wake.notify_one();
+        let mut status = self.status_locked(&dir).await?;
+        status.summary = summary;
+        Ok(status)
+    }
+
+    /// The state of the repository at `dir`.
+    pub async fn status(&self, dir: &Path) -> Result<RepoStatus, RepoError> {
+        let dir = check_dir(dir)?;
+        let lock = self.repo_lock(&dir);
+        let _guard = lock.lock().await;
+        self.status_locked(&dir).await
+    }
+
+    async fn status_locked(&self, dir: &Path) -> Result<RepoStatus, RepoError> {
+        let record = self.record(dir)?;
+        let layout = Layout::new(dir);
+        let d = dir.to_owned();
+        blocking(move || {
+            let published = Published::read(&layout)?;
+            let root = &published.root.metadata.signed;
+            let online = Online {
+                root: published.root.clone(),
+                snapshot: published.snapshot.clone(),
+                timestamp: published.timestamp.clone(),
+            };
+            let mut roles = Vec::new();
+            for (role, version, expires) in [
+                ("root", published.root.version(), root.common.expires),
+                (
+                    "targets",
+                    published.targets.version(),
+                    published.targets.metadata.signed.common.expires,
+                ),
+                (
+                    "snapshot",
+                    published.snapshot.version(),
+                    published.snapshot.metadata.signed.common.expires,
+                ),
+                (
+                    "timestamp",
+                    published.timestamp.version(),
+                    published.timestamp.metadata.signed.common.expires,
+                ),
+            ] {
+                let keys = root.roles.get(role);
+                roles.push(RoleState {
+                    role: role.to_owned(),
+                    version,
+                    expires: expires.time(),
+                    keyids: keys.map(|k| k.keyids.clone()).unwrap_or_default(),
+                    threshold: keys.map_or(0, |k| k.threshold),
+                });
+            }
+            Ok(RepoStatus {
+                dir: d,
+                roles,
+                target_count: published.targets.metadata.signed.targets.len() as u64,
+                last_refresh: record.last_refresh.map(|r| (r.at.time(), r.detail)),
+                last_error: record.last_error,
+                next_refresh: edit::next_due(&online, &record.expiry),
+                summary: String::new(),
+            })
+        })
+        .await
+    }
+
+    /// Re-signs the online roles of `dir` if they are due (or always with
+    /// `force`). Returns when they are next due.
+    pub async fn refresh(&self, dir: &Path, force: bool) -> Result<OffsetDateTime, RepoError> {
+        let record = self.record(dir)?;
+        let lock = self.repo_lock(dir);
+        let _guard = lock.lock().await;
+        let layout = Layout::new(dir);
+        let l = layout.clone();
+        let expiry = record.expiry;
+        let online = blocking(move || Online::read(&l)).await?;
+        let now = OffsetDateTime::now_utc();
+        if !force && edit::next_due(&online, &expiry) > now {
+            return Ok(edit::next_due(&online, &expiry));
+        }
+        let signers = self.signers().await?;
+        let started = std::time::Instant::now();
+        let (next, refreshed) = blocking(move || {
+            let _writer = layout.lock()?;
+            // Read again under the file lock: another process may have
+            // published since.
+            let online = Online::read(&layout)?;
+            let now = OffsetDateTime::now_utc();
+            let Some((publish, refreshed)) =
+                edit::refresh(&layout, &online, &expiry, &signers, now, force)?
+            else {
+                return Ok((edit::next_due(&online, &expiry), None));
+            };
+            publish.write(&layout, &online.referenced(&layout))?;
+            let online = Online::read(&layout)?;
+            Ok((edit::next_due(&online, &expiry), Some(refreshed)))
+        })
+        .await?;
+        if let Some(r) = refreshed {
+            let detail = match r.snapshot {
+                Some(s) => format!("timestamp v{} and snapshot v{}", r.timestamp, s),
+                None => format!("timestamp v{}", r.timestamp),
+            };
+            tracing::info!(repository = %dir.display(), %detail, elapsed_ms = started.elapsed().as_millis() as u64, "online roles re-signed");
+            self.registry.update(dir, |rec| {
+                rec.last_refresh = Some(registry::Refresh {
+                    at: tufd_tuf::tuf1::Expires::at(OffsetDateTime::now_utc()),
+                    detail,
+                });
+                rec.last_error = None;
+            })?;
+        }
+        Ok(next)
+    }
+
+    /// The refresher: re-signs every managed repository's online roles
+    /// before they expire, on its own schedule, until the daemon stops.
+    pub async fn run_refresher(self: Arc<Self>) {
+        loop {
+            let now = OffsetDateTime::now_utc();
+            let mut wait = REFRESH_TICK;
+            for dir in self.registry.dirs() {
+                let next = match self.refresh(&dir, false).await {
+                    Ok(next) => next,
+                    Err(e) => {
+                        tracing::warn!(repository = %dir.display(), error = %e, "refreshing the online roles failed; retrying");
+                        let _ = self.registry.update(&dir, |rec| {
+                            rec.last_error = Some(format!(
+                                "{}: {e}",
+                                registry::format_time(OffsetDateTime::now_utc())
+                            ));
+                        });
+                        now + RETRY_AFTER
+                    }
+                };
+                let until = (next - OffsetDateTime::now_utc()).max(time::Duration::ZERO);
+                wait = wait.min(until.try_into().unwrap_or(Duration::ZERO));
+            }
+            // Never spin: at least a short pause between rounds.
+            let wait = wait.max(Duration::from_millis(200));
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.wake.notified() => {}
+            }
+        }
+    }
+}
+
+/// Describes a target: hashes a local file, or checks a given hash and
+/// length; parses `custom`.
+fn describe(t: AddTarget) -> Result<NewTarget, RepoError> {
+    let (sha256, length, source) = match &t.file {
+        Some(path) => {
+            if !t.sha256.is_empty() {
+                return Err(RepoError::InvalidRequest(
+                    "give a file or a hash and length, not both".into(),
+                ));
+            }
+            let (sha, len) = files::hash_file(path)?;
+            (sha, len, Some(path.clone()))
+        }
+        None => {
+            let sha = t.sha256.to_ascii_lowercase();
+            if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(RepoError::InvalidRequest(format!(
+                    "target {}: give --hash as 64 hex digits of SHA-256 (or a file)",
+                    t.name
+                )));
+            }
+            (sha, t.length, None)
+        }
+    };
+    let mut unrecognized = Unrecognized::new();
+    if !t.custom_json.is_empty() {
+        if t.custom_json.len() > MAX_CUSTOM_BYTES {
+            return Err(RepoError::InvalidRequest(format!(
+                "custom metadata of {} is over {MAX_CUSTOM_BYTES} bytes",
+                t.name
+            )));
+        }
+        let custom: serde_json::Value = serde_json::from_str(&t.custom_json).map_err(|e| {
+            RepoError::InvalidRequest(format!("custom metadata of {} is not JSON: {e}", t.name))
+        })?;
+        if !custom.is_object() {
+            return Err(RepoError::InvalidRequest(format!(
+                "custom metadata of {} must be a JSON object",
+                t.name
+            )));
+        }
+        tufd_tuf::tuf1::json::canonical(&custom).map_err(|e| {
+            RepoError::InvalidRequest(format!("custom metadata of {}: {e}", t.name))
+        })?;
+        unrecognized.insert("custom".into(), custom);
+    }
+    Ok(NewTarget {
+        name: t.name,
+        file: TargetFile {
+            length,
+            hashes: [("sha256".to_owned(), sha256)].into(),
+            unrecognized,
+        },
+        source,
+    })
+}

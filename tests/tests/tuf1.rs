@@ -1,0 +1,268 @@
+//! TUF 1.0 repositories end to end: a real tufd on a SoftHSM2 token,
+//! driven by the real tufctl, publishing to a directory that python-tuf's
+//! ngclient reads over loopback HTTP.
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tufd_tests::daemon::TestEnv;
+use tufd_tests::python::ngclient;
+
+fn sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn status(env: &TestEnv, repo: &Path) -> Value {
+    env.tufctl(&["-o", "json", "tuf", "status", repo.to_str().unwrap()])
+        .json()
+}
+
+fn version(status: &Value, role: &str) -> u64 {
+    status["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["role"] == role)
+        .unwrap_or_else(|| panic!("no {role} in {status}"))["version"]
+        .as_u64()
+        .unwrap()
+}
+
+#[track_caller]
+fn read_ok(repo: &Path, client: &Path, expect: Value) -> Value {
+    let run = ngclient(repo, client, &expect);
+    assert!(
+        run.ok,
+        "python-tuf ngclient: {:#}\n{}",
+        run.output, run.stderr
+    );
+    run.output["report"].clone()
+}
+
+#[test]
+fn python_tuf_reads_every_version_tufd_publishes() {
+    let env = TestEnv::new();
+    let _d = env.start();
+    let repo = env.path().join("repo");
+    let r = repo.to_str().unwrap();
+
+    // Root with three keys on the token, two of which must sign.
+    let init = env
+        .tufctl(&[
+            "-o",
+            "json",
+            "tuf",
+            "init",
+            r,
+            "--root-key-count",
+            "3",
+            "--root-threshold",
+            "2",
+        ])
+        .json();
+    assert_eq!(init["summary"], "created");
+    let root = &init["roles"][0];
+    assert_eq!(root["role"], "root");
+    assert_eq!(root["threshold"], 2);
+    assert_eq!(root["key_ids"].as_array().unwrap().len(), 3);
+
+    // Version 1: no targets yet; python-tuf trusts it.
+    let client = env.path().join("client");
+    let rep = read_ok(&repo, &client, json!({"absent": ["a.txt"]}));
+    assert_eq!(rep["timestamp"], 1);
+
+    // Files hashed and published by the daemon; one under a path name; one
+    // by hash and length with custom metadata.
+    let a = env.path().join("a.txt");
+    std::fs::write(&a, b"alpha\n").unwrap();
+    let b = env.path().join("b.bin");
+    std::fs::write(&b, (0..=255u8).cycle().take(70_000).collect::<Vec<_>>()).unwrap();
+    env.tufctl(&["tuf", "add", r, a.to_str().unwrap()]).ok();
+    env.tufctl(&[
+        "tuf",
+        "add",
+        r,
+        b.to_str().unwrap(),
+        "--name",
+        "dir/sub/b.bin",
+    ])
+    .ok();
+    let elsewhere = sha256(b"served elsewhere");
+    let added = env
+        .tufctl(&[
+            "-o",
+            "json",
+            "tuf",
+            "add",
+            r,
+            "--name",
+            "ext/ü.tgz",
+            "--hash",
+            &elsewhere,
+            "--length",
+            "16",
+            "--custom",
+            r#"{"build":{"id":7,"note":"línea\nnueva"}}"#,
+        ])
+        .json();
+    assert_eq!(added["target_count"], 3);
+    assert!(
+        repo.join(format!("targets/{}.a.txt", sha256(b"alpha\n")))
+            .exists()
+    );
+    let b_sha = sha256(&std::fs::read(&b).unwrap());
+    assert!(
+        repo.join(format!("targets/dir/sub/{b_sha}.b.bin")).exists(),
+        "consistent target path"
+    );
+
+    let rep = read_ok(
+        &repo,
+        &client,
+        json!({"present": {
+            "a.txt": sha256(b"alpha\n"),
+            "dir/sub/b.bin": b_sha,
+            "ext/ü.tgz": null,
+        }}),
+    );
+    assert_eq!(rep["targets"], 4, "one targets version per change");
+    assert_eq!(rep["timestamp"], 4);
+    assert_eq!(
+        rep["custom"]["ext/ü.tgz"],
+        json!({"build": {"id": 7, "note": "línea\nnueva"}})
+    );
+
+    // A removal and an addition: the same client (trusted metadata
+    // carried over) sees both.
+    env.tufctl(&["tuf", "remove", r, "a.txt"]).ok();
+    let c = env.path().join("c.txt");
+    std::fs::write(&c, b"gamma").unwrap();
+    env.tufctl(&["tuf", "add", r, c.to_str().unwrap()]).ok();
+    let rep = read_ok(
+        &repo,
+        &client,
+        json!({"present": {"c.txt": sha256(b"gamma"), "dir/sub/b.bin": b_sha},
+               "absent": ["a.txt"]}),
+    );
+    assert_eq!(rep["targets"], 6);
+    // A fresh client from 1.root.json reads the same.
+    read_ok(
+        &repo,
+        &env.path().join("client2"),
+        json!({"present": {"c.txt": sha256(b"gamma")}, "absent": ["a.txt"]}),
+    );
+
+    // Every version stays published (consistent snapshots); timestamp.json
+    // is the only unversioned file.
+    for v in 1..=6 {
+        assert!(repo.join(format!("metadata/{v}.targets.json")).exists());
+        assert!(repo.join(format!("metadata/{v}.snapshot.json")).exists());
+    }
+    assert!(repo.join("metadata/timestamp.json").exists());
+    assert!(!repo.join("metadata/targets.json").exists());
+
+    let s = status(&env, &repo);
+    assert_eq!(version(&s, "targets"), 6);
+    assert_eq!(s["target_count"], 3);
+    assert_eq!(s["last_refresh"], Value::Null, "no timer refresh yet");
+}
+
+#[test]
+fn requests_that_cannot_be_carried_out_are_refused() {
+    let env = TestEnv::new();
+    let _d = env.start();
+    let repo = env.path().join("repo");
+    let r = repo.to_str().unwrap();
+    env.tufctl(&["tuf", "init", r]).ok();
+    env.tufctl(&["tuf", "init", r])
+        .fails_with(1, "already holds a TUF repository");
+    env.tufctl(&["tuf", "status", env.path().join("nope").to_str().unwrap()])
+        .fails_with(1, "does not manage a repository");
+    env.tufctl(&["tuf", "remove", r, "missing"])
+        .fails_with(1, "no target \"missing\"");
+    let hash = sha256(b"x");
+    env.tufctl(&[
+        "tuf",
+        "add",
+        r,
+        "--name",
+        "../escape",
+        "--hash",
+        &hash,
+        "--length",
+        "1",
+    ])
+    .fails_with(1, "target name");
+    env.tufctl(&[
+        "tuf", "add", r, "--name", "x", "--hash", &hash, "--length", "1", "--custom", "[1]",
+    ])
+    .fails_with(1, "must be a JSON object");
+    env.tufctl(&[
+        "tuf",
+        "init",
+        env.path().join("r2").to_str().unwrap(),
+        "--root-threshold",
+        "2",
+    ])
+    .fails_with(1, "root threshold 2");
+    env.tufctl(&["tuf", "add", r])
+        .fails_with(2, "give files to add");
+    // Nothing was published by the refused requests.
+    let s = status(&env, &repo);
+    assert_eq!(version(&s, "targets"), 1);
+    assert_eq!(version(&s, "timestamp"), 1);
+}
+
+#[test]
+fn daemon_resigns_online_roles_before_they_expire() {
+    let env = TestEnv::new();
+    let _d = env.start();
+    let repo = env.path().join("repo");
+    let r = repo.to_str().unwrap();
+    let started = Instant::now();
+    env.tufctl(&[
+        "tuf",
+        "init",
+        r,
+        "--expires",
+        "timestamp=4s",
+        "--expires",
+        "snapshot=6s",
+    ])
+    .ok();
+    let client = env.path().join("client");
+    read_ok(&repo, &client, json!({}));
+
+    // With nobody calling, the daemon's timer re-signs timestamp (due at
+    // half its period) and snapshot.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let s = loop {
+        let s = status(&env, &repo);
+        if version(&s, "snapshot") >= 2 && version(&s, "timestamp") >= 3 {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no refresh in time: {s:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(s["last_refresh"]["at"].is_string(), "{s:#}");
+    let detail = s["last_refresh"]["detail"].as_str().unwrap();
+    assert!(detail.starts_with("timestamp v"), "{detail}");
+    assert!(s["next_refresh"].is_string());
+    assert_eq!(s["last_error"], Value::Null);
+    let text = env.tufctl(&["tuf", "status", r]);
+    assert!(
+        text.ok()
+            .contains("online roles last re-signed by the daemon: 20"),
+        "{}",
+        text.stdout
+    );
+
+    // Past version 1's expiry, a client still updates: what it reads was
+    // re-signed by the timer.
+    let wait = Duration::from_secs(5).saturating_sub(started.elapsed());
+    std::thread::sleep(wait);
+    let rep = read_ok(&repo, &client, json!({}));
+    assert!(rep["timestamp"].as_u64().unwrap() >= 3, "{rep}");
+    assert!(rep["snapshot"].as_u64().unwrap() >= 2, "{rep}");
+}
