@@ -266,3 +266,87 @@ fn daemon_resigns_online_roles_before_they_expire() {
     assert!(rep["timestamp"].as_u64().unwrap() >= 3, "{rep}");
     assert!(rep["snapshot"].as_u64().unwrap() >= 2, "{rep}");
 }
+
+/// A publish is held (test hook) after its new files are written and
+/// before `timestamp.json` switches: clients still read the old version;
+/// a crash there leaves the old version published, and the next change
+/// publishes over the orphaned files.
+#[test]
+fn a_crash_before_the_timestamp_switch_leaves_the_old_version() {
+    let mut env = TestEnv::new();
+    let d = env.start();
+    let repo = env.path().join("repo");
+    let r = repo.to_str().unwrap().to_owned();
+    env.tufctl(&["tuf", "init", &r]).ok();
+    let a = env.path().join("a.txt");
+    std::fs::write(&a, b"alpha").unwrap();
+    env.tufctl(&["tuf", "add", &r, a.to_str().unwrap()]).ok();
+    let client = env.path().join("client");
+    read_ok(
+        &repo,
+        &client,
+        json!({"present": {"a.txt": sha256(b"alpha")}}),
+    );
+    assert!(d.stop().success());
+
+    let hold = env.path().join("hold");
+    std::fs::write(&hold, b"").unwrap();
+    env.daemon_env
+        .push(("TUFD_TEST_TUF1_HOLD".into(), hold.display().to_string()));
+    let d = env.start();
+    let b = env.path().join("b.txt");
+    std::fs::write(&b, b"beta").unwrap();
+    let adding = {
+        let socket = env.socket();
+        let b = b.clone();
+        let r = r.clone();
+        std::thread::spawn(move || {
+            std::process::Command::new(tufd_tests::daemon::binary("tufctl"))
+                .env("TUFD_SOCKET", socket)
+                .args(["tuf", "add", &r, b.to_str().unwrap()])
+                .output()
+                .unwrap()
+        })
+    };
+    let reached = env.path().join("hold.reached");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !reached.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the publish never reached the hold"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // New files are there, the switch is not: clients see version 2.
+    assert!(repo.join("metadata/3.targets.json").exists());
+    assert!(repo.join("metadata/3.snapshot.json").exists());
+    assert!(
+        repo.join(format!("targets/{}.b.txt", sha256(b"beta")))
+            .exists()
+    );
+    let rep = read_ok(
+        &repo,
+        &client,
+        json!({"present": {"a.txt": sha256(b"alpha")}, "absent": ["b.txt"]}),
+    );
+    assert_eq!(rep["targets"], 2);
+
+    d.crash();
+    let out = adding.join().unwrap();
+    assert!(!out.status.success(), "the add died with the daemon");
+
+    // Restarted without the hold: the old version is what is published,
+    // and the next change publishes over the orphaned version-3 files.
+    std::fs::remove_file(&hold).unwrap();
+    env.daemon_env.retain(|(k, _)| k != "TUFD_TEST_TUF1_HOLD");
+    let _d = env.start();
+    assert_eq!(version(&status(&env, &repo), "targets"), 2);
+    read_ok(&repo, &client, json!({"absent": ["b.txt"]}));
+    env.tufctl(&["tuf", "add", &r, b.to_str().unwrap()]).ok();
+    let rep = read_ok(
+        &repo,
+        &client,
+        json!({"present": {"a.txt": sha256(b"alpha"), "b.txt": sha256(b"beta")}}),
+    );
+    assert_eq!(rep["targets"], 3);
+}

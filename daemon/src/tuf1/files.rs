@@ -458,9 +458,27 @@ impl Publish {
             write_atomic(path, bytes)?;
         }
         if let Some(ts) = self.timestamp {
+            hold_before_timestamp();
             write_atomic(&layout.metadata_file("timestamp", 0), &ts)?;
         }
         Ok(())
+    }
+}
+
+/// Test hook for the crash and interleaving tests: with
+/// `TUFD_TEST_TUF1_HOLD=PATH` in the daemon's environment, a publish that
+/// has written its new files creates `PATH.reached` and waits (at most a
+/// minute) while `PATH` exists before it switches `timestamp.json`.
+fn hold_before_timestamp() {
+    let Some(hold) = std::env::var_os("TUFD_TEST_TUF1_HOLD").map(PathBuf::from) else {
+        return;
+    };
+    let mut reached = hold.clone().into_os_string();
+    reached.push(".reached");
+    let _ = std::fs::write(&reached, b"");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while hold.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
