@@ -350,3 +350,183 @@ fn a_crash_before_the_timestamp_switch_leaves_the_old_version() {
     );
     assert_eq!(rep["targets"], 3);
 }
+
+#[test]
+fn python_tuf_follows_delegations_and_key_rotation_of_every_role() {
+    let env = TestEnv::new();
+    let _d = env.start();
+    let repo = env.path().join("repo");
+    let r = repo.to_str().unwrap();
+    env.tufctl(&[
+        "tuf",
+        "init",
+        r,
+        "--root-key-count",
+        "3",
+        "--root-threshold",
+        "2",
+    ])
+    .ok();
+    env.tufctl(&[
+        "tuf",
+        "delegate",
+        r,
+        "team",
+        "--path",
+        "team/*",
+        "--terminating",
+    ])
+    .ok();
+    let x = env.path().join("x.txt");
+    std::fs::write(&x, b"team file").unwrap();
+    let top = env.path().join("top.txt");
+    std::fs::write(&top, b"top file").unwrap();
+    env.tufctl(&[
+        "tuf",
+        "add",
+        r,
+        x.to_str().unwrap(),
+        "--name",
+        "team/x.txt",
+        "--role",
+        "team",
+    ])
+    .ok();
+    env.tufctl(&["tuf", "add", r, top.to_str().unwrap()]).ok();
+    env.tufctl(&[
+        "tuf",
+        "add",
+        r,
+        x.to_str().unwrap(),
+        "--name",
+        "other/x.txt",
+        "--role",
+        "team",
+    ])
+    .fails_with(1, "outside the paths delegated to team");
+    env.tufctl(&[
+        "tuf",
+        "add",
+        r,
+        x.to_str().unwrap(),
+        "--name",
+        "team/x.txt",
+        "--role",
+        "nobody",
+    ])
+    .fails_with(1, "delegates no role \"nobody\"");
+    assert!(repo.join("metadata/2.team.json").exists());
+
+    let client = env.path().join("client");
+    let files =
+        json!({"present": {"team/x.txt": sha256(b"team file"), "top.txt": sha256(b"top file")}});
+    let rep = read_ok(&repo, &client, files.clone());
+    assert_eq!(rep["root"], 1);
+
+    // Each role's keys replaced in turn; the same client follows every
+    // root version and the re-signed roles.
+    for (i, role) in ["timestamp", "snapshot", "targets"].iter().enumerate() {
+        let s = env.tufctl(&["-o", "json", "tuf", "rotate", r, role]).json();
+        assert_eq!(version(&s, "root"), i as u64 + 2);
+        let rep = read_ok(&repo, &client, files.clone());
+        assert_eq!(rep["root"], i as u64 + 2, "after rotating {role}");
+    }
+    // Root: three keys (2 of 3) replaced by two new keys (2 of 2); version
+    // 5 carries signatures of old and new keys.
+    let before: Vec<Value> = status(&env, &repo)["roles"][0]["key_ids"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let s = env
+        .tufctl(&[
+            "-o",
+            "json",
+            "tuf",
+            "rotate",
+            r,
+            "root",
+            "--key-count",
+            "2",
+            "--threshold",
+            "2",
+        ])
+        .json();
+    assert_eq!(version(&s, "root"), 5);
+    let after = s["roles"][0]["key_ids"].as_array().unwrap().clone();
+    assert_eq!(after.len(), 2);
+    assert!(after.iter().all(|k| !before.contains(k)));
+    let root5: Value =
+        serde_json::from_slice(&std::fs::read(repo.join("metadata/5.root.json")).unwrap()).unwrap();
+    let signers: Vec<&str> = root5["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["keyid"].as_str().unwrap())
+        .collect();
+    assert_eq!(signers.len(), 5, "3 old + 2 new root keys: {signers:?}");
+    let rep = read_ok(&repo, &client, files);
+    assert_eq!(rep["root"], 5);
+    // A new client walks 1 → 5 from the first root.
+    read_ok(
+        &repo,
+        &env.path().join("client2"),
+        json!({"present": {"team/x.txt": sha256(b"team file")}}),
+    );
+
+    env.tufctl(&["tuf", "remove", r, "team/x.txt"]).ok();
+    read_ok(
+        &repo,
+        &client,
+        json!({"absent": ["team/x.txt"], "present": {"top.txt": null}}),
+    );
+}
+
+#[test]
+fn python_tuf_reads_targets_in_hash_bins() {
+    let env = TestEnv::new();
+    let _d = env.start();
+    let repo = env.path().join("repo");
+    let r = repo.to_str().unwrap();
+    env.tufctl(&["tuf", "init", r, "--hash-bins", "16"]).ok();
+    for n in 0..16 {
+        assert!(repo.join(format!("metadata/1.bins-{n:x}.json")).exists());
+    }
+    env.tufctl(&[
+        "tuf",
+        "init",
+        env.path().join("r2").to_str().unwrap(),
+        "--hash-bins",
+        "12",
+    ])
+    .fails_with(1, "power of two");
+    let mut present = serde_json::Map::new();
+    for name in ["a.txt", "b.txt", "c/d.txt"] {
+        let f = env.path().join(name.replace('/', "_"));
+        std::fs::write(&f, name.as_bytes()).unwrap();
+        env.tufctl(&["tuf", "add", r, f.to_str().unwrap(), "--name", name])
+            .ok();
+        present.insert(name.into(), json!(sha256(name.as_bytes())));
+    }
+    let top: Value =
+        serde_json::from_slice(&std::fs::read(repo.join("metadata/1.targets.json")).unwrap())
+            .unwrap();
+    assert_eq!(top["signed"]["targets"], json!({}), "targets live in bins");
+    assert_eq!(
+        top["signed"]["delegations"]["succinct_roles"]["bit_length"],
+        4
+    );
+    let s = status(&env, &repo);
+    assert_eq!(
+        version(&s, "targets"),
+        1,
+        "adding to a bin leaves targets alone"
+    );
+    let client = env.path().join("client");
+    read_ok(&repo, &client, json!({"present": present}));
+    env.tufctl(&["tuf", "remove", r, "b.txt"]).ok();
+    read_ok(
+        &repo,
+        &client,
+        json!({"absent": ["b.txt"], "present": {"a.txt": null}}),
+    );
+}

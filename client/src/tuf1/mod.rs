@@ -36,6 +36,51 @@ pub enum TufCommand {
     /// Re-sign the online roles now if they are due (all of them with
     /// --force).
     Refresh(RefreshArgs),
+    /// Delegate paths from top-level targets to a new role, its key
+    /// generated on a token.
+    Delegate(DelegateArgs),
+    /// Replace the keys of root, targets, snapshot or timestamp by new keys
+    /// generated on tokens (a new root, signed by the old and new root
+    /// keys).
+    Rotate(RotateArgs),
+}
+
+/// `tuf delegate`.
+#[derive(Args)]
+pub struct DelegateArgs {
+    /// The repository directory.
+    pub dir: PathBuf,
+    /// Name of the new role.
+    pub role: String,
+    /// Path pattern the role may sign (`*` does not match `/`); repeat.
+    #[arg(long = "path", required = true, value_name = "PATTERN")]
+    pub paths: Vec<String>,
+    /// Token for the role's key (default: the daemon's default token).
+    #[arg(long, default_value = "")]
+    pub token: String,
+    /// Stop the search for a target at this role when its paths match.
+    #[arg(long)]
+    pub terminating: bool,
+}
+
+/// `tuf rotate`.
+#[derive(Args)]
+pub struct RotateArgs {
+    /// The repository directory.
+    pub dir: PathBuf,
+    /// root, targets, snapshot or timestamp.
+    pub role: String,
+    /// A new key on TOKEN; repeat for several (default: one key on the
+    /// default token).
+    #[arg(long = "key-token", value_name = "TOKEN")]
+    pub key_tokens: Vec<String>,
+    /// How many new keys on the default token, besides those of
+    /// --key-token.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub key_count: u32,
+    /// Threshold of the new keys.
+    #[arg(long, default_value_t = 1)]
+    pub threshold: u32,
 }
 
 /// `tuf init`.
@@ -62,6 +107,11 @@ pub struct InitArgs {
     /// snapshot=7d, root=365d; s, m, h, d; plain numbers are seconds).
     #[arg(long = "expires", value_name = "ROLE=DURATION", value_parser = parse_expiry)]
     pub expires: Vec<(String, u64)>,
+    /// Delegate every target to N hash bins (TAP 15; a power of two, e.g.
+    /// 1024 from ~60 000 targets), signed with a bins key on the targets
+    /// token.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub hash_bins: u64,
 }
 
 /// `tuf add`.
@@ -83,6 +133,10 @@ pub struct AddArgs {
     /// Custom metadata of the target(s), a JSON object.
     #[arg(long, value_name = "JSON")]
     pub custom: Option<String>,
+    /// The delegated role to add to (default: top-level targets, or each
+    /// target's hash bin).
+    #[arg(long)]
+    pub role: Option<String>,
 }
 
 /// `tuf remove`.
@@ -93,6 +147,9 @@ pub struct RemoveArgs {
     /// Names of the targets to remove.
     #[arg(required = true)]
     pub names: Vec<String>,
+    /// The role to remove them from (default: wherever they are listed).
+    #[arg(long)]
+    pub role: Option<String>,
 }
 
 /// A repository directory.
@@ -183,6 +240,7 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
                         .into_iter()
                         .map(|(role, seconds)| v1::TufRoleExpiry { role, seconds })
                         .collect(),
+                    hash_bins: a.hash_bins,
                 })
                 .await?
         }
@@ -222,6 +280,7 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
                 .add_targets(v1::TufAddTargetsRequest {
                     directory: absolute(&a.dir)?,
                     targets,
+                    role: a.role.unwrap_or_default(),
                 })
                 .await?
         }
@@ -230,6 +289,7 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
                 .remove_targets(v1::TufRemoveTargetsRequest {
                     directory: absolute(&a.dir)?,
                     names: a.names,
+                    role: a.role.unwrap_or_default(),
                 })
                 .await?
         }
@@ -245,6 +305,29 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
                 .refresh(v1::TufRefreshRequest {
                     directory: absolute(&a.dir)?,
                     force: a.force,
+                })
+                .await?
+        }
+        TufCommand::Delegate(a) => {
+            client
+                .delegate(v1::TufDelegateRequest {
+                    directory: absolute(&a.dir)?,
+                    role: a.role,
+                    paths: a.paths,
+                    token: a.token,
+                    terminating: a.terminating,
+                })
+                .await?
+        }
+        TufCommand::Rotate(a) => {
+            let mut tokens = a.key_tokens;
+            tokens.extend((0..a.key_count).map(|_| String::new()));
+            client
+                .rotate(v1::TufRotateRequest {
+                    directory: absolute(&a.dir)?,
+                    role: a.role,
+                    tokens,
+                    threshold: a.threshold,
                 })
                 .await?
         }

@@ -73,6 +73,10 @@ fn reply(s: RepoStatus) -> Response<v1::TufRepositoryStatus> {
     })
 }
 
+fn role(r: String) -> Option<String> {
+    (!r.is_empty()).then_some(r)
+}
+
 fn bounded<T>(items: &[T]) -> Result<(), Status> {
     if items.len() > MAX_TARGETS_PER_REQUEST {
         return Err(Status::invalid_argument(format!(
@@ -98,6 +102,7 @@ impl tuf_server::Tuf for TufService {
             targets_token: r.targets_token,
             online_token: r.online_token,
             expiry: r.expiry.into_iter().map(|e| (e.role, e.seconds)).collect(),
+            hash_bins: r.hash_bins,
         };
         self.tuf.init(init).await.map(reply).map_err(status)
     }
@@ -122,7 +127,7 @@ impl tuf_server::Tuf for TufService {
             })
             .collect();
         self.tuf
-            .add_targets(&PathBuf::from(r.directory), targets)
+            .add_targets(&PathBuf::from(r.directory), targets, role(r.role))
             .await
             .map(reply)
             .map_err(status)
@@ -137,7 +142,7 @@ impl tuf_server::Tuf for TufService {
         bounded(&r.names)?;
         tracing::info!(caller = %who, directory = ?r.directory, count = r.names.len(), "tuf remove");
         self.tuf
-            .remove_targets(&PathBuf::from(r.directory), r.names)
+            .remove_targets(&PathBuf::from(r.directory), r.names, role(r.role))
             .await
             .map(reply)
             .map_err(status)
@@ -167,5 +172,46 @@ impl tuf_server::Tuf for TufService {
         let mut s = self.tuf.status(&dir).await.map_err(status)?;
         s.summary = "refreshed".into();
         Ok(reply(s))
+    }
+
+    async fn delegate(
+        &self,
+        req: Request<v1::TufDelegateRequest>,
+    ) -> Result<Response<v1::TufRepositoryStatus>, Status> {
+        let who = caller(&req);
+        let r = req.into_inner();
+        bounded(&r.paths)?;
+        tracing::info!(caller = %who, directory = ?r.directory, role = ?r.role, "tuf delegate");
+        self.tuf
+            .delegate(
+                &PathBuf::from(r.directory),
+                r.role,
+                r.paths,
+                &r.token,
+                r.terminating,
+            )
+            .await
+            .map(reply)
+            .map_err(status)
+    }
+
+    async fn rotate(
+        &self,
+        req: Request<v1::TufRotateRequest>,
+    ) -> Result<Response<v1::TufRepositoryStatus>, Status> {
+        let who = caller(&req);
+        let r = req.into_inner();
+        bounded(&r.tokens)?;
+        tracing::info!(caller = %who, directory = ?r.directory, role = ?r.role, "tuf rotate");
+        self.tuf
+            .rotate(
+                &PathBuf::from(r.directory),
+                r.role,
+                r.tokens,
+                u64::from(r.threshold),
+            )
+            .await
+            .map(reply)
+            .map_err(status)
     }
 }

@@ -172,8 +172,6 @@ pub struct Published {
     pub root: RoleFile<Root>,
     /// Top-level targets.
     pub targets: RoleFile<Targets>,
-    /// Delegated targets roles in the snapshot, by name.
-    pub delegated: BTreeMap<String, RoleFile<Targets>>,
     /// Snapshot.
     pub snapshot: RoleFile<Snapshot>,
     /// Timestamp.
@@ -303,25 +301,63 @@ impl Published {
         let targets: RoleFile<Targets> =
             read_role(&layout.metadata_file("targets", targets_meta.version))?;
         check_top_level(&root.metadata.signed, &targets)?;
-        let mut delegated = BTreeMap::new();
-        for (name, meta) in &snapshot.metadata.signed.meta {
-            let Some(role) = name.strip_suffix(".json") else {
-                continue;
-            };
-            if role == "targets" {
-                continue;
-            }
-            let file: RoleFile<Targets> = read_role(&layout.metadata_file(role, meta.version))?;
-            delegated.insert(role.to_owned(), file);
-        }
         Ok(Published {
             root,
             targets,
-            delegated,
             snapshot,
             timestamp,
         })
     }
+
+    /// Reads delegated targets role `name` at the version snapshot lists
+    /// and checks it against the keys top-level targets delegates to it.
+    pub fn read_delegated(
+        &self,
+        layout: &Layout,
+        name: &str,
+    ) -> Result<RoleFile<Targets>, RepoError> {
+        let meta = self
+            .snapshot
+            .metadata
+            .signed
+            .meta
+            .get(&format!("{name}.json"))
+            .ok_or_else(|| RepoError::NotFound(format!("snapshot lists no role {name:?}")))?;
+        let file: RoleFile<Targets> = read_role(&layout.metadata_file(name, meta.version))?;
+        let (keys, keyids, threshold) = delegation_keys(&self.targets.metadata.signed, name)
+            .ok_or_else(|| RepoError::NotFound(format!("targets delegates no role {name:?}")))?;
+        let message = file
+            .metadata
+            .canonical_signed()
+            .map_err(RepoError::metadata(name))?;
+        verify::check_threshold(
+            name,
+            &message,
+            &file.metadata.signatures,
+            keys,
+            &keyids,
+            threshold,
+        )
+        .map_err(RepoError::metadata(name))?;
+        Ok(file)
+    }
+}
+
+/// The keys, key IDs and threshold `targets` delegates to role `name`
+/// (a named role or a succinct hash bin).
+pub fn delegation_keys<'a>(
+    targets: &'a Targets,
+    name: &str,
+) -> Option<(&'a BTreeMap<String, tufd_tuf::tuf1::Key>, Vec<String>, u64)> {
+    let d = targets.delegations.as_ref()?;
+    if let Some(role) = d.roles.iter().flatten().find(|r| r.name == name) {
+        return Some((&d.keys, role.keyids.clone(), role.threshold));
+    }
+    let s = d.succinct_roles.as_ref()?;
+    let suffix = name.strip_prefix(&format!("{}-", s.name_prefix))?;
+    let n = u64::from_str_radix(suffix, 16).ok()?;
+    (suffix.len() == s.suffix_len() && n < s.bin_count())
+        .then(|| (&d.keys, s.keyids.clone(), s.threshold))
 }
 
 /// Writes `bytes` to `path` atomically: temp file in the same directory,
@@ -485,15 +521,12 @@ fn hold_before_timestamp() {
 impl Published {
     /// The metadata files the published version refers to.
     pub fn referenced(&self, layout: &Layout) -> Vec<PathBuf> {
-        let mut out = vec![
-            layout.metadata_file("root", self.root.version()),
-            layout.metadata_file("snapshot", self.snapshot.version()),
-            layout.metadata_file("targets", self.targets.version()),
-        ];
-        for (name, f) in &self.delegated {
-            out.push(layout.metadata_file(name, f.version()));
+        Online {
+            root: self.root.clone(),
+            snapshot: self.snapshot.clone(),
+            timestamp: self.timestamp.clone(),
         }
-        out
+        .referenced(layout)
     }
 }
 

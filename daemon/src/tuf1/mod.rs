@@ -29,7 +29,7 @@ use tufd_tuf::{DigestSigner, SignError};
 
 use crate::keyring::{Keyring, KeyringError};
 pub use edit::ExpiryPolicy;
-use edit::{InitKeys, NewTarget, Signers, TargetsEdit};
+use edit::{InitKeys, NewTarget, Signers};
 pub use error::RepoError;
 use files::{Layout, Online, Published};
 use registry::{Registry, RepoRecord};
@@ -79,6 +79,8 @@ pub struct InitRequest {
     pub online_token: String,
     /// Expiry periods in seconds by role.
     pub expiry: Vec<(String, u64)>,
+    /// Number of hash bins (a power of two; 0: none).
+    pub hash_bins: u64,
 }
 
 /// A target to add as the request gives it.
@@ -251,7 +253,20 @@ impl Tuf1 {
                     .await?,
             );
         }
+        let bins = match req.hash_bins {
+            0 => None,
+            n if n.is_power_of_two() && (2..=65_536).contains(&n) => Some((
+                self.role_key(&dir, "bins", &req.targets_token).await?,
+                n.trailing_zeros(),
+            )),
+            n => {
+                return Err(RepoError::InvalidRequest(format!(
+                    "{n} hash bins: choose a power of two from 2 to 65536"
+                )));
+            }
+        };
         let keys = InitKeys {
+            bins,
             root,
             root_threshold: threshold,
             targets: self.role_key(&dir, "targets", &req.targets_token).await?,
@@ -288,34 +303,102 @@ impl Tuf1 {
         })
     }
 
-    /// Adds targets to top-level targets and publishes the next version.
+    /// Adds targets (to `role`, or where they belong: top-level targets or
+    /// their hash bin) and publishes the next version.
     pub async fn add_targets(
         &self,
         dir: &Path,
         targets: Vec<AddTarget>,
+        role: Option<String>,
     ) -> Result<RepoStatus, RepoError> {
+        if targets.is_empty() {
+            return Err(RepoError::InvalidRequest("name the targets to add".into()));
+        }
         let mut new = Vec::new();
         for t in targets {
             new.push(blocking(move || describe(t)).await?);
         }
-        self.edit_targets(dir, TargetsEdit::Add(new)).await
+        self.apply(dir, move |c| c.add_targets(new, role.as_deref()))
+            .await
     }
 
-    /// Removes targets from top-level targets and publishes.
+    /// Removes targets and publishes.
     pub async fn remove_targets(
         &self,
         dir: &Path,
         names: Vec<String>,
+        role: Option<String>,
     ) -> Result<RepoStatus, RepoError> {
         if names.is_empty() {
             return Err(RepoError::InvalidRequest(
                 "name the targets to remove".into(),
             ));
         }
-        self.edit_targets(dir, TargetsEdit::Remove(names)).await
+        self.apply(dir, move |c| c.remove_targets(&names, role.as_deref()))
+            .await
     }
 
-    async fn edit_targets(&self, dir: &Path, change: TargetsEdit) -> Result<RepoStatus, RepoError> {
+    /// Delegates `paths` from top-level targets to a new role `name` whose
+    /// key is generated on `token`.
+    pub async fn delegate(
+        &self,
+        dir: &Path,
+        name: String,
+        paths: Vec<String>,
+        token: &str,
+        terminating: bool,
+    ) -> Result<RepoStatus, RepoError> {
+        let dir = check_dir(dir)?;
+        self.record(&dir)?;
+        edit::check_role_name(&name)?;
+        let key = self.role_key(&dir, &format!("role-{name}"), token).await?;
+        self.apply(&dir, move |c| c.delegate(&name, key, paths, terminating))
+            .await
+    }
+
+    /// Rotates the keys of a top-level role: new keys on `tokens`
+    /// (threshold `threshold`), a new root signed by the old root's
+    /// threshold and the new one's, and the role re-signed.
+    pub async fn rotate(
+        &self,
+        dir: &Path,
+        role: String,
+        tokens: Vec<String>,
+        threshold: u64,
+    ) -> Result<RepoStatus, RepoError> {
+        let dir = check_dir(dir)?;
+        self.record(&dir)?;
+        if !edit::TOP_LEVEL.contains(&role.as_str()) {
+            return Err(RepoError::InvalidRequest(format!(
+                "no top-level role {role:?}: rotate root, targets, snapshot or timestamp"
+            )));
+        }
+        let tokens = if tokens.is_empty() {
+            vec![String::new()]
+        } else {
+            tokens
+        };
+        let layout = Layout::new(&dir);
+        let online = blocking(move || Online::read(&layout)).await?;
+        let next_root = online.root.version() + 1;
+        let mut keys = Vec::new();
+        for (i, token) in tokens.iter().enumerate() {
+            keys.push(
+                self.role_key(&dir, &format!("{role}-r{next_root}-{}", i + 1), token)
+                    .await?,
+            );
+        }
+        let threshold = threshold.max(1);
+        self.apply(&dir, move |c| c.rotate(&role, keys, threshold))
+            .await
+    }
+
+    /// Runs one change on the published state under the repository's
+    /// locks, signs and publishes it.
+    async fn apply<F>(&self, dir: &Path, f: F) -> Result<RepoStatus, RepoError>
+    where
+        F: FnOnce(&mut edit::Change<'_>) -> Result<(), RepoError> + Send + 'static,
+    {
         let dir = check_dir(dir)?;
         let record = self.record(&dir)?;
         let lock = self.repo_lock(&dir);
@@ -325,14 +408,14 @@ impl Tuf1 {
         let summary = blocking(move || {
             let _writer = layout.lock()?;
             let published = Published::read(&layout)?;
-            let (publish, summary) = edit::edit_targets(
+            let mut change = edit::Change::new(
                 &layout,
                 &published,
-                change,
                 &record.expiry,
-                &signers,
                 OffsetDateTime::now_utc(),
-            )?;
+            );
+            f(&mut change)?;
+            let (publish, summary) = change.finish(&signers)?;
             publish.write(&layout, &published.referenced(&layout))?;
             Ok(summary)
         })
