@@ -530,3 +530,139 @@ fn python_tuf_reads_targets_in_hash_bins() {
         json!({"absent": ["b.txt"], "present": {"a.txt": null}}),
     );
 }
+
+/// Root signed offline, k of n: three key holders, each with their own
+/// tufd and SoftHSM2 token; the staged change file travels between them.
+#[test]
+fn staged_root_change_collects_two_of_three_holders() {
+    let repo_env = TestEnv::new();
+    let _a = repo_env.start();
+    let repo = repo_env.path().join("repo");
+    let r = repo.to_str().unwrap();
+    repo_env.tufctl(&["tuf", "init", r]).ok();
+
+    let holders: Vec<TestEnv> = (0..3).map(|_| TestEnv::new()).collect();
+    let mut daemons: Vec<_> = holders.iter().map(TestEnv::start).collect();
+    let mut pubs = Vec::new();
+    for (i, h) in holders.iter().enumerate() {
+        h.tufctl(&["key", "generate", "holder"]).ok();
+        let dest = repo_env.path().join(format!("holder{i}.pub"));
+        std::fs::copy(h.path().join("holder.pub"), &dest).unwrap();
+        pubs.push(dest);
+    }
+    // Stage root v2 = the three holders, 2 of 3; the repository's tufd
+    // signs with the current root key it holds.
+    let staged = repo_env.path().join("staged.json");
+    let mut stage = vec![
+        "-o",
+        "json",
+        "tuf",
+        "stage",
+        r,
+        "-f",
+        staged.to_str().unwrap(),
+    ];
+    for p in &pubs {
+        stage.extend(["--root-key-file", p.to_str().unwrap()]);
+    }
+    stage.extend(["--root-threshold", "2"]);
+    let s = repo_env.tufctl(&stage).json();
+    assert_eq!(s["thresholds"][0]["met"], true, "{s:#}");
+    assert_eq!(s["thresholds"][1]["valid"], 0);
+    assert_eq!(s["ready"], false);
+    repo_env
+        .tufctl(&["tuf", "publish", r, staged.to_str().unwrap()])
+        .fails_with(1, "new root: 0 of 2 signatures");
+
+    // The file travels: holder 0 signs.
+    let carry = |from: &Path, to: &TestEnv| {
+        let dest = to.path().join("staged.json");
+        std::fs::copy(from, &dest).unwrap();
+        dest
+    };
+    let f0 = carry(&staged, &holders[0]);
+    let s = holders[0]
+        .tufctl(&["-o", "json", "tuf", "sign", f0.to_str().unwrap()])
+        .json();
+    assert_eq!(s["thresholds"][1]["valid"], 1, "{s:#}");
+    assert_eq!(s["signed_key_ids"].as_array().unwrap().len(), 1);
+    let text = holders[0].tufctl(&["tuf", "sign", f0.to_str().unwrap()]);
+    assert!(!text.status.success(), "nothing more to sign: {text:?}");
+
+    // Holder 2's token is missing: its tufd cannot sign, the change waits
+    // and says so; the file is unchanged.
+    drop(daemons.pop());
+    let absent = holders[2].config_with(&tufd_tests::daemon::token_toml(
+        "dev",
+        tufd_tests::softhsm::MODULE,
+        "no-such-token",
+        "env:TUFD_PIN",
+    ));
+    let _h2 = holders[2].start_with(&absent);
+    let f2 = carry(&f0, &holders[2]);
+    let before = std::fs::read(&f2).unwrap();
+    let out = holders[2].tufctl(&["tuf", "sign", f2.to_str().unwrap()]);
+    out.fails_with(1, "tokens that could not be read: dev");
+    assert!(
+        out.stderr.contains("new root: 1 of 2 signatures"),
+        "{out:?}"
+    );
+    assert_eq!(std::fs::read(&f2).unwrap(), before);
+
+    // A change to the signed content voids the signatures made over it.
+    let mut tampered: Value = serde_json::from_slice(&before).unwrap();
+    tampered["metadata"]["signed"]["expires"] = json!("2099-01-01T00:00:00Z");
+    let t1 = holders[1].path().join("tampered.json");
+    std::fs::write(&t1, serde_json::to_vec(&tampered).unwrap()).unwrap();
+    let s = holders[1]
+        .tufctl(&["-o", "json", "tuf", "sign", t1.to_str().unwrap()])
+        .json();
+    assert_eq!(s["thresholds"][1]["valid"], 1, "only holder 1's: {s:#}");
+    assert_eq!(s["thresholds"][0]["met"], false);
+
+    // Holder 1 signs the real one: both thresholds met; published.
+    let f1 = carry(&f0, &holders[1]);
+    let s = holders[1]
+        .tufctl(&["-o", "json", "tuf", "sign", f1.to_str().unwrap()])
+        .json();
+    assert_eq!(s["ready"], true, "{s:#}");
+    std::fs::copy(&f1, &staged).unwrap();
+    let st = repo_env
+        .tufctl(&["-o", "json", "tuf", "publish", r, staged.to_str().unwrap()])
+        .json();
+    assert_eq!(version(&st, "root"), 2);
+    assert_eq!(st["roles"][0]["threshold"], 2);
+    let client = repo_env.path().join("client");
+    let rep = read_ok(&repo, &client, json!({}));
+    assert_eq!(rep["root"], 2);
+    repo_env
+        .tufctl(&["tuf", "publish", r, staged.to_str().unwrap()])
+        .fails_with(1, "stage it again");
+
+    // Root v3 (same keys, renewed): the repository's tufd holds no root
+    // key now; two holders sign for the old and the new threshold at once.
+    let s = repo_env
+        .tufctl(&[
+            "-o",
+            "json",
+            "tuf",
+            "stage",
+            r,
+            "-f",
+            staged.to_str().unwrap(),
+        ])
+        .json();
+    assert_eq!(s["thresholds"][0]["valid"], 0, "{s:#}");
+    for h in [&holders[0], &holders[1]] {
+        let f = carry(&staged, h);
+        h.tufctl(&["tuf", "sign", f.to_str().unwrap()]).ok();
+        std::fs::copy(&f, &staged).unwrap();
+    }
+    let st = repo_env
+        .tufctl(&["-o", "json", "tuf", "publish", r, staged.to_str().unwrap()])
+        .json();
+    assert_eq!(version(&st, "root"), 3);
+    let rep = read_ok(&repo, &client, json!({}));
+    assert_eq!(rep["root"], 3);
+    drop(daemons);
+}

@@ -33,8 +33,8 @@ pub enum TufCommand {
     /// Show the roles and when the daemon last re-signed, and next
     /// re-signs, the online roles.
     Status(DirArgs),
-    /// Re-sign the online roles now if they are due (all of them with
-    /// --force).
+    /// Re-sign the online roles now if they are due (timestamp always
+    /// with --force).
     Refresh(RefreshArgs),
     /// Delegate paths from top-level targets to a new role, its key
     /// generated on a token.
@@ -43,6 +43,49 @@ pub enum TufCommand {
     /// generated on tokens (a new root, signed by the old and new root
     /// keys).
     Rotate(RotateArgs),
+    /// Stage the next root for offline k-of-n signing: new root keys (the
+    /// holders' public keys) and threshold, signed by the root keys this
+    /// daemon holds, written to a file that travels to the other holders.
+    Stage(StageArgs),
+    /// Add your signatures (the root keys your tufd holds) to a staged
+    /// change; shows what is being signed and where the thresholds stand.
+    Sign(SignArgs),
+    /// Publish a staged change once the current and the new root's
+    /// thresholds are met.
+    Publish(PublishArgs),
+}
+
+/// `tuf stage`.
+#[derive(Args)]
+pub struct StageArgs {
+    /// The repository directory.
+    pub dir: PathBuf,
+    /// A new root key holder's public key (PEM, as `tufctl key generate`
+    /// writes NAME.pub); repeat. None: the same keys, expiry renewed.
+    #[arg(long = "root-key-file", value_name = "PEM")]
+    pub root_key_files: Vec<PathBuf>,
+    /// Threshold of the new root keys.
+    #[arg(long, default_value_t = 1)]
+    pub root_threshold: u32,
+    /// Where to write the staged change.
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// `tuf sign`.
+#[derive(Args)]
+pub struct SignArgs {
+    /// The staged change file (updated in place).
+    pub staged: PathBuf,
+}
+
+/// `tuf publish`.
+#[derive(Args)]
+pub struct PublishArgs {
+    /// The repository directory.
+    pub dir: PathBuf,
+    /// The staged change file.
+    pub staged: PathBuf,
 }
 
 /// `tuf delegate`.
@@ -137,6 +180,11 @@ pub struct AddArgs {
     /// target's hash bin).
     #[arg(long)]
     pub role: Option<String>,
+    /// Add many targets in one version: a JSON file shaped like the
+    /// `targets` object of TUF metadata, `{"NAME": {"length": N,
+    /// "hashes": {"sha256": "…"}, "custom": {…}}, …}`.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["files", "hash", "name", "custom"])]
+    pub batch: Option<PathBuf>,
 }
 
 /// `tuf remove`.
@@ -164,7 +212,7 @@ pub struct DirArgs {
 pub struct RefreshArgs {
     /// The repository directory.
     pub dir: PathBuf,
-    /// Re-sign snapshot and timestamp even when they are not due.
+    /// Re-sign timestamp even when it is not due.
     #[arg(long)]
     pub force: bool,
 }
@@ -209,7 +257,7 @@ fn absolute(p: &Path) -> Result<String, Failure> {
 /// Checks arguments that need no daemon.
 pub fn precheck(args: &TufArgs) -> Result<(), Failure> {
     if let TufCommand::Add(a) = &args.command {
-        if a.files.is_empty() && a.hash.is_none() {
+        if a.files.is_empty() && a.hash.is_none() && a.batch.is_none() {
             return Err(Failure::input(
                 "give files to add, or --name, --hash and --length",
             ));
@@ -221,10 +269,127 @@ pub fn precheck(args: &TufArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Writes a staged change file atomically (temp file, rename).
+fn write_staged(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let fail = |e: std::io::Error| Failure::input(format!("{}: {e}", path.display()));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(fail)?;
+    tmp.as_file().sync_all().map_err(fail)?;
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
+}
+
+fn read_staged(path: &Path) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path).map_err(|e| Failure::input(format!("{}: {e}", path.display())))
+}
+
+fn print_staged(path: &Path, s: &v1::TufStagedChange, out: &Output) {
+    if out.json() {
+        out.print_json(&json!({
+            "file": path.display().to_string(),
+            "description": s.description,
+            "signed_key_ids": s.signed_key_ids,
+            "thresholds": s.thresholds.iter().map(|t| json!({
+                "which": t.which,
+                "valid": t.valid,
+                "threshold": t.threshold,
+                "met": t.met,
+                "missing_key_ids": t.missing_key_ids,
+            })).collect::<Vec<_>>(),
+            "ready": s.thresholds.iter().all(|t| t.met),
+        }));
+        return;
+    }
+    for line in &s.description {
+        println!("{line}");
+    }
+    for k in &s.signed_key_ids {
+        println!("signed with key {k}");
+    }
+    for t in &s.thresholds {
+        let state = if t.met {
+            "met".to_owned()
+        } else {
+            format!(
+                "waiting for {} more of: {}",
+                t.threshold.saturating_sub(t.valid),
+                t.missing_key_ids
+                    .iter()
+                    .map(|k| &k[..k.len().min(12)])
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        println!(
+            "{}: {} of {} signatures ({state})",
+            t.which, t.valid, t.threshold
+        );
+    }
+    if s.thresholds.iter().all(|t| t.met) {
+        println!(
+            "ready: publish it with `tufctl tuf publish DIR {}`",
+            path.display()
+        );
+    } else {
+        println!(
+            "pass {} on to the next key holder (`tufctl tuf sign`)",
+            path.display()
+        );
+    }
+}
+
 /// Runs a `tuf` subcommand against the daemon.
 pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Failure> {
     let mut client = TufClient::new(channel);
     let reply = match args.command {
+        TufCommand::Stage(a) => {
+            let mut root_keys_pem = Vec::new();
+            for f in &a.root_key_files {
+                root_keys_pem.push(
+                    std::fs::read_to_string(f)
+                        .map_err(|e| Failure::input(format!("{}: {e}", f.display())))?,
+                );
+            }
+            let s = client
+                .stage_root(v1::TufStageRootRequest {
+                    directory: absolute(&a.dir)?,
+                    root_keys_pem,
+                    root_threshold: a.root_threshold,
+                })
+                .await?
+                .into_inner();
+            write_staged(&a.out, &s.staged)?;
+            print_staged(&a.out, &s, out);
+            return Ok(());
+        }
+        TufCommand::Sign(a) => {
+            let staged = read_staged(&a.staged)?;
+            if !out.json() {
+                eprintln!(
+                    "signing the staged change in {} (touch your YubiKey if it blinks)",
+                    a.staged.display()
+                );
+            }
+            let s = client
+                .sign_staged(v1::TufSignStagedRequest { staged })
+                .await?
+                .into_inner();
+            write_staged(&a.staged, &s.staged)?;
+            print_staged(&a.staged, &s, out);
+            return Ok(());
+        }
+        TufCommand::Publish(a) => {
+            client
+                .publish_staged(v1::TufPublishStagedRequest {
+                    directory: absolute(&a.dir)?,
+                    staged: read_staged(&a.staged)?,
+                })
+                .await?
+        }
         TufCommand::Init(a) => {
             let mut root_tokens = a.root_keys;
             root_tokens.extend((0..a.root_key_count).map(|_| String::new()));
@@ -246,7 +411,9 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
         }
         TufCommand::Add(a) => {
             let custom_json = a.custom.unwrap_or_default();
-            let targets = if let Some(hash) = a.hash {
+            let targets = if let Some(batch) = &a.batch {
+                read_batch(batch)?
+            } else if let Some(hash) = a.hash {
                 vec![v1::TufTarget {
                     name: a.name.unwrap_or_default(),
                     file: String::new(),
@@ -335,6 +502,36 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
     .into_inner();
     print_status(&reply, out);
     Ok(())
+}
+
+/// Reads a `--batch` file into target descriptions.
+fn read_batch(path: &Path) -> Result<Vec<v1::TufTarget>, Failure> {
+    let bad = |what: String| Failure::input(format!("{}: {what}", path.display()));
+    let text = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let map: serde_json::Map<String, Value> =
+        serde_json::from_slice(&text).map_err(|e| bad(format!("not a JSON object: {e}")))?;
+    map.into_iter()
+        .map(|(name, t)| {
+            let length = t["length"]
+                .as_u64()
+                .ok_or_else(|| bad(format!("{name}: no integer \"length\"")))?;
+            let sha256 = t["hashes"]["sha256"]
+                .as_str()
+                .ok_or_else(|| bad(format!("{name}: no \"hashes\": {{\"sha256\": …}}")))?
+                .to_owned();
+            let custom_json = match t.get("custom") {
+                Some(c) => c.to_string(),
+                None => String::new(),
+            };
+            Ok(v1::TufTarget {
+                name,
+                file: String::new(),
+                sha256,
+                length,
+                custom_json,
+            })
+        })
+        .collect()
 }
 
 fn status_json(s: &v1::TufRepositoryStatus) -> Value {

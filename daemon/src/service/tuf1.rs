@@ -8,7 +8,7 @@ use tufd_proto::v1::{self, tuf_server};
 
 use super::{caller, key_status_code};
 use crate::tuf1::registry::format_time;
-use crate::tuf1::{AddTarget, InitRequest, RepoError, RepoStatus, Tuf1};
+use crate::tuf1::{AddTarget, InitRequest, RepoError, RepoStatus, StagedReport, Tuf1};
 
 /// The most targets one request may add or remove.
 const MAX_TARGETS_PER_REQUEST: usize = 10_000;
@@ -37,7 +37,7 @@ fn status(e: RepoError) -> Status {
         RepoError::Io { .. } | RepoError::Internal(_) => Code::Internal,
         RepoError::Metadata { .. } => Code::FailedPrecondition,
         RepoError::Keyring(k) => key_status_code(k),
-        RepoError::NoKey { .. } => Code::FailedPrecondition,
+        RepoError::NoKey { .. } | RepoError::Waiting(_) => Code::FailedPrecondition,
         RepoError::NotFound(_) => Code::NotFound,
         RepoError::AlreadyExists(_) => Code::AlreadyExists,
         RepoError::InvalidRequest(_) => Code::InvalidArgument,
@@ -70,6 +70,25 @@ fn reply(s: RepoStatus) -> Response<v1::TufRepositoryStatus> {
         last_error: s.last_error.unwrap_or_default(),
         next_refresh: format_time(s.next_refresh),
         summary: s.summary,
+    })
+}
+
+fn staged_reply(r: StagedReport) -> Response<v1::TufStagedChange> {
+    Response::new(v1::TufStagedChange {
+        staged: r.bytes,
+        description: r.description,
+        signed_key_ids: r.signed,
+        thresholds: r
+            .thresholds
+            .iter()
+            .map(|t| v1::TufThresholdState {
+                which: t.which.into(),
+                valid: t.valid as u64,
+                threshold: t.threshold,
+                missing_key_ids: t.missing.clone(),
+                met: t.met(),
+            })
+            .collect(),
     })
 }
 
@@ -210,6 +229,52 @@ impl tuf_server::Tuf for TufService {
                 r.tokens,
                 u64::from(r.threshold),
             )
+            .await
+            .map(reply)
+            .map_err(status)
+    }
+
+    async fn stage_root(
+        &self,
+        req: Request<v1::TufStageRootRequest>,
+    ) -> Result<Response<v1::TufStagedChange>, Status> {
+        let who = caller(&req);
+        let r = req.into_inner();
+        bounded(&r.root_keys_pem)?;
+        tracing::info!(caller = %who, directory = ?r.directory, "tuf stage root");
+        self.tuf
+            .stage_root(
+                &PathBuf::from(r.directory),
+                r.root_keys_pem,
+                u64::from(r.root_threshold),
+            )
+            .await
+            .map(staged_reply)
+            .map_err(status)
+    }
+
+    async fn sign_staged(
+        &self,
+        req: Request<v1::TufSignStagedRequest>,
+    ) -> Result<Response<v1::TufStagedChange>, Status> {
+        let who = caller(&req);
+        tracing::info!(caller = %who, "tuf sign staged");
+        self.tuf
+            .sign_staged(req.into_inner().staged)
+            .await
+            .map(staged_reply)
+            .map_err(status)
+    }
+
+    async fn publish_staged(
+        &self,
+        req: Request<v1::TufPublishStagedRequest>,
+    ) -> Result<Response<v1::TufRepositoryStatus>, Status> {
+        let who = caller(&req);
+        let r = req.into_inner();
+        tracing::info!(caller = %who, directory = ?r.directory, "tuf publish staged");
+        self.tuf
+            .publish_staged(&PathBuf::from(r.directory), r.staged)
             .await
             .map(reply)
             .map_err(status)

@@ -263,7 +263,7 @@ fn empty_targets(expiry: &ExpiryPolicy, now: OffsetDateTime) -> Targets {
 
 /// Lists `keys` as `role`'s keys in root with `threshold`, removing keys
 /// no role uses any more.
-fn set_role_keys(
+pub fn set_role_keys(
     root: &mut Root,
     role: &str,
     keys: Vec<Key>,
@@ -459,6 +459,30 @@ pub fn check_role_name(name: &str) -> Result<(), RepoError> {
     Ok(())
 }
 
+/// Signs `root` with every root key, of `old_root` or its own, that
+/// `signers` holds (thresholds are checked by the caller).
+pub fn sign_root_all(
+    old_root: &Root,
+    root: &Root,
+    signers: &Signers,
+) -> Result<Metadata<Root>, RepoError> {
+    let mut md = Metadata::new(root.clone());
+    let mut keys = old_root.keys.clone();
+    keys.extend(root.keys.clone());
+    let mut ids = role_keys(old_root, "root")?.keyids.clone();
+    for id in &role_keys(root, "root")?.keyids {
+        if !ids.contains(id) {
+            ids.push(id.clone());
+        }
+    }
+    for id in &ids {
+        if let (Some(key), Some(signer)) = (keys.get(id), signers.get(id)) {
+            md.sign(key, signer).map_err(RepoError::metadata("root"))?;
+        }
+    }
+    Ok(md)
+}
+
 /// The next version of a repository, staged role by role, then signed
 /// and laid out by [`Change::finish`].
 pub struct Change<'a> {
@@ -467,6 +491,7 @@ pub struct Change<'a> {
     expiry: &'a ExpiryPolicy,
     now: OffsetDateTime,
     root: Option<Root>,
+    presigned_root: Option<Metadata<Root>>,
     targets: Option<Targets>,
     delegated: BTreeMap<String, Targets>,
     copies: Vec<TargetCopy>,
@@ -487,11 +512,17 @@ impl<'a> Change<'a> {
             expiry,
             now,
             root: None,
+            presigned_root: None,
             targets: None,
             delegated: BTreeMap::new(),
             copies: Vec::new(),
             summary: Vec::new(),
         }
+    }
+
+    /// The root the repository publishes now.
+    pub fn current_root(&self) -> &Root {
+        &self.published.root.metadata.signed
     }
 
     fn root(&self) -> &Root {
@@ -703,6 +734,26 @@ impl<'a> Change<'a> {
         Ok(())
     }
 
+    /// Publishes a root signed elsewhere (a staged k-of-n change); its
+    /// thresholds are checked by [`Change::finish`]. Roles whose keys it
+    /// changes are re-signed with the new keys.
+    pub fn signed_root(&mut self, md: Metadata<Root>) -> Result<(), RepoError> {
+        let old = &self.published.root.metadata.signed;
+        if md.signed.common.version != old.common.version + 1 {
+            return Err(RepoError::InvalidRequest(format!(
+                "the staged root is version {}, the repository publishes version {}: stage the change again",
+                md.signed.common.version, old.common.version
+            )));
+        }
+        if md.signed.roles.get("targets") != old.roles.get("targets") {
+            self.targets_mut();
+        }
+        self.root = Some(md.signed.clone());
+        self.presigned_root = Some(md);
+        self.summary.push("published the staged root".into());
+        Ok(())
+    }
+
     /// Signs every changed role (a new root by the old root's threshold
     /// and its own), then snapshot and timestamp; returns the files in
     /// publishing order and a summary.
@@ -714,27 +765,16 @@ impl<'a> Change<'a> {
             ..Default::default()
         };
         if let Some(mut root) = self.root.clone() {
-            root.common.version = old_root.common.version + 1;
-            root.common.expires = self.expiry.expires("root", self.now);
-            let mut md = Metadata::new(root.clone());
-            // Signed by every root key tufd holds, old and new; both
-            // thresholds are checked.
             let old = role_keys(old_root, "root")?;
-            let new = role_keys(&root, "root")?;
-            let mut all_keys = old_root.keys.clone();
-            all_keys.extend(root.keys.clone());
-            let mut union = old.keyids.clone();
-            union.extend(
-                new.keyids
-                    .iter()
-                    .filter(|k| !old.keyids.contains(k))
-                    .cloned(),
-            );
-            for keyid in &union {
-                if let (Some(key), Some(signer)) = (all_keys.get(keyid), signers.get(keyid)) {
-                    md.sign(key, signer).map_err(RepoError::metadata("root"))?;
+            let md = match &self.presigned_root {
+                Some(md) => md.clone(),
+                None => {
+                    root.common.version = old_root.common.version + 1;
+                    root.common.expires = self.expiry.expires("root", self.now);
+                    sign_root_all(old_root, &root, signers)?
                 }
-            }
+            };
+            let new = role_keys(&root, "root")?;
             let file = RoleFile::new(md)?;
             check_top_level(old_root, &file).map_err(|_| RepoError::NoKey {
                 role: "root (the current root's threshold)".into(),
@@ -816,8 +856,8 @@ pub fn next_due(online: &Online, expiry: &ExpiryPolicy) -> OffsetDateTime {
 }
 
 /// Re-signs timestamp, and snapshot (same content, next version) when it
-/// is due, if either is due at `now` (or always with `force`). `None`:
-/// nothing was due.
+/// is due, if either is due at `now`; with `force` timestamp always.
+/// `None`: nothing was due.
 pub fn refresh(
     layout: &Layout,
     online: &Online,
@@ -831,7 +871,7 @@ pub fn refresh(
     }
     let root = &online.root.metadata.signed;
     let previous = &online.snapshot.metadata.signed;
-    let snapshot_due = force || expiry.due("snapshot", previous.common.expires) <= now;
+    let snapshot_due = expiry.due("snapshot", previous.common.expires) <= now;
     let mut publish = Publish::default();
     let snapshot = if snapshot_due {
         let s = sign_snapshot(

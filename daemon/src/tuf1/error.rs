@@ -48,6 +48,9 @@ pub enum RepoError {
     /// The request cannot be carried out as given.
     #[error("{0}")]
     InvalidRequest(String),
+    /// A staged change does not have the signatures it needs yet.
+    #[error("the staged change is not signed enough yet: {0}")]
+    Waiting(String),
     /// Another writer holds the repository.
     #[error("{0} is being written by another process; try again")]
     Busy(PathBuf),

@@ -16,6 +16,7 @@ pub mod edit;
 pub mod error;
 pub mod files;
 pub mod registry;
+pub mod staged;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -191,13 +192,27 @@ impl Tuf1 {
 
     /// Every token key, by TUF 1.0 key ID.
     async fn signers(&self) -> Result<Signers, RepoError> {
+        Ok(self.signers_and_unreadable().await?.0)
+    }
+
+    /// Every token key by TUF 1.0 key ID, and why tokens that could not be
+    /// read could not.
+    async fn signers_and_unreadable(&self) -> Result<(Signers, Vec<String>), RepoError> {
         let listing = self.keyring.list("").await?;
         let mut signers = Signers::default();
         for key in listing.keys {
             let store = self.keyring.key_store(&key.token)?;
             signers.insert(Arc::new(TokenKey { store, key }))?;
         }
-        Ok(signers)
+        let unreadable = listing
+            .unavailable
+            .into_iter()
+            .map(|t| match t.status {
+                tufd_keys::TokenStatus::Unavailable { reason } => format!("{}: {reason}", t.name),
+                other => format!("{}: {other:?}", t.name),
+            })
+            .collect();
+        Ok((signers, unreadable))
     }
 
     /// Generates (or, after an interrupted init, reuses) the key `name` of
@@ -393,6 +408,97 @@ impl Tuf1 {
             .await
     }
 
+    /// Stages a root change for offline k-of-n signing: the next root (new
+    /// root keys from `root_keys_pem` with `threshold`, or the same keys
+    /// with a renewed expiry), signed by the root keys this daemon holds.
+    pub async fn stage_root(
+        &self,
+        dir: &Path,
+        root_keys_pem: Vec<String>,
+        threshold: u64,
+    ) -> Result<StagedReport, RepoError> {
+        let dir = check_dir(dir)?;
+        let record = self.record(&dir)?;
+        let mut keys = Vec::new();
+        for pem_text in &root_keys_pem {
+            keys.push(key_from_pem(pem_text)?);
+        }
+        let layout = Layout::new(&dir);
+        let online = blocking(move || Online::read(&layout)).await?;
+        let previous = online.root.metadata;
+        let mut next = previous.signed.clone();
+        next.common.version += 1;
+        next.common.expires = record.expiry.expires("root", OffsetDateTime::now_utc());
+        if !keys.is_empty() {
+            edit::set_role_keys(&mut next, "root", keys, threshold.max(1))?;
+        }
+        let mut staged = staged::Staged::new(&dir.display().to_string(), previous, next);
+        let signers = self.signers().await?;
+        let signed = blocking(move || {
+            let signed = staged.sign(&signers)?;
+            Ok((staged, signed))
+        })
+        .await?;
+        StagedReport::new(signed.0, signed.1)
+    }
+
+    /// Adds the signatures of the root keys this daemon holds to a staged
+    /// change (a key holder's `tufctl tuf sign`).
+    pub async fn sign_staged(&self, bytes: Vec<u8>) -> Result<StagedReport, RepoError> {
+        let mut staged = staged::Staged::parse(&bytes)?;
+        let (signers, unreadable) = self.signers_and_unreadable().await?;
+        let (staged, signed) = blocking(move || {
+            let signed = staged.sign(&signers)?;
+            Ok((staged, signed))
+        })
+        .await?;
+        if signed.is_empty() {
+            let state = staged.thresholds()?;
+            let tokens = if unreadable.is_empty() {
+                String::new()
+            } else {
+                format!("; tokens that could not be read: {}", unreadable.join("; "))
+            };
+            return Err(RepoError::NoKey {
+                role: format!(
+                    "root (this daemon holds none of the keys still needed{tokens}; the change waits: {}; {})",
+                    state[0], state[1]
+                ),
+                keyid: state
+                    .iter()
+                    .flat_map(|s| s.missing.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        tracing::info!(keys = ?signed, "signed a staged root change");
+        StagedReport::new(staged, signed)
+    }
+
+    /// Publishes a staged root change once the thresholds of the current
+    /// and the new root are met; the online roles are re-signed under it.
+    pub async fn publish_staged(
+        &self,
+        dir: &Path,
+        bytes: Vec<u8>,
+    ) -> Result<RepoStatus, RepoError> {
+        let staged = staged::Staged::parse(&bytes)?;
+        let state = staged.thresholds()?;
+        if !state.iter().all(staged::ThresholdState::met) {
+            return Err(RepoError::Waiting(format!("{}; {}", state[0], state[1])));
+        }
+        let published_previous = staged.previous.clone();
+        self.apply(dir, move |c| {
+            if c.current_root() != &published_previous.signed {
+                return Err(RepoError::InvalidRequest(
+                    "the staged change was made from another root than the one the repository publishes; stage it again".into(),
+                ));
+            }
+            c.signed_root(staged.metadata)
+        })
+        .await
+    }
+
     /// Runs one change on the published state under the repository's
     /// locks, signs and publishes it.
     async fn apply<F>(&self, dir: &Path, f: F) -> Result<RepoStatus, RepoError>
@@ -568,6 +674,45 @@ impl Tuf1 {
             }
         }
     }
+}
+
+/// A staged change after an operation: its bytes and where it stands.
+#[derive(Debug, Clone)]
+pub struct StagedReport {
+    /// The staged change file.
+    pub bytes: Vec<u8>,
+    /// What is being signed.
+    pub description: Vec<String>,
+    /// Keys that signed in this operation.
+    pub signed: Vec<String>,
+    /// The current and the new root's thresholds.
+    pub thresholds: [staged::ThresholdState; 2],
+}
+
+impl StagedReport {
+    fn new(staged: staged::Staged, signed: Vec<String>) -> Result<Self, RepoError> {
+        Ok(Self {
+            bytes: staged.to_bytes()?,
+            description: staged.describe(),
+            signed,
+            thresholds: staged.thresholds()?,
+        })
+    }
+}
+
+/// A P-256 public key from PEM (a `PUBLIC KEY` block; a `role:` header as
+/// `tufctl key generate` and docker write it is ignored).
+fn key_from_pem(text: &str) -> Result<Key, RepoError> {
+    let block = pem::parse(text.trim())
+        .map_err(|e| RepoError::InvalidRequest(format!("not a PEM public key: {e}")))?;
+    if block.tag() != "PUBLIC KEY" {
+        return Err(RepoError::InvalidRequest(format!(
+            "expected a PUBLIC KEY PEM block, found {}",
+            block.tag()
+        )));
+    }
+    Key::ecdsa_p256(block.contents())
+        .map_err(|e| RepoError::InvalidRequest(format!("root key: {e}")))
 }
 
 /// Describes a target: hashes a local file, or checks a given hash and
