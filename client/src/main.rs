@@ -34,6 +34,13 @@ async fn run(args: cli::Cli) -> Result<(), output::Failure> {
     if let cli::Command::Tuf(t) = &args.command {
         tuf1::precheck(t)?;
     }
+    if let cli::Command::Tuf(t) = args.command {
+        if tuf1::is_local(&t) {
+            return tuf1::run_client(t).await;
+        }
+        let channel = connect::connect(&args.socket).await?;
+        return tuf1::run(t, channel, &out).await;
+    }
     let channel = connect::connect(&args.socket).await?;
     match args.command {
         cli::Command::Status => keys::status(channel, &out).await,
@@ -61,6 +68,6 @@ async fn run(args: cli::Cli) -> Result<(), output::Failure> {
         cli::Command::Inspect(args) => {
             trust::inspect(args, channel, &mut trust::Term::stdio(), &out).await
         }
-        cli::Command::Tuf(args) => tuf1::run(args, channel, &out).await,
+        cli::Command::Tuf(_) => unreachable!("handled above"),
     }
 }

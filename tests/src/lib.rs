@@ -7,4 +7,5 @@ pub mod process;
 pub mod python;
 pub mod registry;
 pub mod softhsm;
+pub mod static_http;
 pub mod vcard;

@@ -376,6 +376,20 @@ impl<T: Role> Metadata<T> {
     }
 }
 
+/// The bytes the signatures of a metadata file cover, computed from the
+/// file's own `signed` object (not a re-serialization of the model), as a
+/// verifying client must.
+pub fn canonical_signed_of_bytes(bytes: &[u8]) -> Result<Vec<u8>, Tuf1Error> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|source| Tuf1Error::Parse {
+        role: "metadata".to_owned(),
+        source,
+    })?;
+    let signed = value
+        .get("signed")
+        .ok_or_else(|| Tuf1Error::Invalid("metadata has no \"signed\" object".into()))?;
+    Ok(json::canonical(signed)?)
+}
+
 /// Canonical JSON of any serializable value.
 pub fn canonical_of<T: Serialize>(value: &T) -> Result<Vec<u8>, Tuf1Error> {
     let value = serde_json::to_value(value).map_err(|source| Tuf1Error::Parse {
