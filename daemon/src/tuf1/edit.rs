@@ -1,149 +1,27 @@
 //! Named, synchronous edits of a TUF 1.0 repository ([`init`],
-//! [`Change`]: add/remove targets, delegate, rotate; [`refresh`]): each
+//! [`Change`]: add/remove targets, delegate, rotate, a staged root): each
 //! takes the published state, signs what changes with the keys it is
 //! given, and returns the files of the next version. No I/O beyond the signers' (token
 //! calls block: run these on a blocking thread).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use tufd_tuf::DigestSigner;
 use tufd_tuf::tuf1::{
-    Common, DelegatedRole, Delegations, Expires, Key, MetaFile, Metadata, Role, RoleKeys, Root,
-    Snapshot, SuccinctRoles, TargetFile, Targets, Timestamp, Unrecognized,
+    Common, DelegatedRole, Delegations, Key, Metadata, Root, SuccinctRoles, TargetFile, Targets,
+    Unrecognized,
 };
 
 use super::error::RepoError;
-use super::files::{
-    Layout, Online, Publish, Published, RoleFile, TargetCopy, check_top_level, delegation_keys,
+use super::expiry::ExpiryPolicy;
+use super::files::{Layout, Publish, Published, RoleFile, TargetCopy, check_top_level};
+use super::sign::{
+    Signers, role_keys, set_role_keys, sign, sign_delegated, sign_root_all, sign_snapshot,
+    sign_targets, sign_timestamp,
 };
 
 /// The four top-level roles.
 pub const TOP_LEVEL: [&str; 4] = ["root", "targets", "snapshot", "timestamp"];
-
-/// How long each role's metadata stays valid when it is signed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExpiryPolicy {
-    /// Root, seconds.
-    pub root: u64,
-    /// Targets (and delegated roles), seconds.
-    pub targets: u64,
-    /// Snapshot, seconds.
-    pub snapshot: u64,
-    /// Timestamp, seconds.
-    pub timestamp: u64,
-}
-
-impl Default for ExpiryPolicy {
-    /// One year, three months, a week, a day.
-    fn default() -> Self {
-        const DAY: u64 = 86_400;
-        Self {
-            root: 365 * DAY,
-            targets: 90 * DAY,
-            snapshot: 7 * DAY,
-            timestamp: DAY,
-        }
-    }
-}
-
-impl ExpiryPolicy {
-    /// The period of `role` (delegated roles: the targets period).
-    pub fn period(&self, role: &str) -> Duration {
-        Duration::from_secs(match role {
-            "root" => self.root,
-            "snapshot" => self.snapshot,
-            "timestamp" => self.timestamp,
-            _ => self.targets,
-        })
-    }
-
-    /// Sets one role's period; an error names the roles there are.
-    pub fn set(&mut self, role: &str, seconds: u64) -> Result<(), RepoError> {
-        if seconds == 0 {
-            return Err(RepoError::InvalidRequest(format!(
-                "expiry of {role} must be at least one second"
-            )));
-        }
-        match role {
-            "root" => self.root = seconds,
-            "targets" => self.targets = seconds,
-            "snapshot" => self.snapshot = seconds,
-            "timestamp" => self.timestamp = seconds,
-            other => {
-                return Err(RepoError::InvalidRequest(format!(
-                    "no role {other:?}: expiry is set for root, targets, snapshot or timestamp"
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// When metadata of `role` signed at `now` expires.
-    pub fn expires(&self, role: &str, now: OffsetDateTime) -> Expires {
-        Expires::at(now + self.period(role))
-    }
-
-    /// When metadata of `role` expiring at `expires` is due to be signed
-    /// again: half its period before it expires.
-    pub fn due(&self, role: &str, expires: Expires) -> OffsetDateTime {
-        expires.time() - self.period(role) / 2
-    }
-}
-
-/// Token keys by TUF 1.0 key ID.
-#[derive(Clone, Default)]
-pub struct Signers(HashMap<String, Arc<dyn DigestSigner + Send + Sync>>);
-
-impl Signers {
-    /// Adds a signer under the ID of its key.
-    pub fn insert(&mut self, signer: Arc<dyn DigestSigner + Send + Sync>) -> Result<(), RepoError> {
-        let key = Key::ecdsa_p256(&signer.spki_der()).map_err(RepoError::metadata("token key"))?;
-        self.0.insert(key.key_id(), signer);
-        Ok(())
-    }
-
-    /// The signer of a key ID.
-    pub fn get(&self, keyid: &str) -> Option<&(dyn DigestSigner + Send + Sync)> {
-        self.0.get(keyid).map(|s| &**s)
-    }
-}
-
-/// Signs `md` with every listed key tufd holds; fails when that is fewer
-/// than the threshold.
-fn sign<T: Role>(
-    md: &mut Metadata<T>,
-    role: &str,
-    keys: &BTreeMap<String, Key>,
-    role_keys: &RoleKeys,
-    signers: &Signers,
-) -> Result<(), RepoError> {
-    md.signatures.clear();
-    let mut missing = None;
-    for keyid in &role_keys.keyids {
-        let (Some(key), Some(signer)) = (keys.get(keyid), signers.get(keyid)) else {
-            missing.get_or_insert_with(|| keyid.clone());
-            continue;
-        };
-        md.sign(key, signer).map_err(RepoError::metadata(role))?;
-    }
-    if (md.signatures.len() as u64) < role_keys.threshold {
-        return Err(RepoError::NoKey {
-            role: role.to_owned(),
-            keyid: missing.unwrap_or_default(),
-        });
-    }
-    Ok(())
-}
-
-fn role_keys<'a>(root: &'a Root, role: &str) -> Result<&'a RoleKeys, RepoError> {
-    root.roles
-        .get(role)
-        .ok_or_else(|| RepoError::Internal(format!("root lists no {role} role")))
-}
 
 /// The keys of a new repository's roles.
 pub struct InitKeys {
@@ -261,136 +139,6 @@ fn empty_targets(expiry: &ExpiryPolicy, now: OffsetDateTime) -> Targets {
     }
 }
 
-/// Lists `keys` as `role`'s keys in root with `threshold`, removing keys
-/// no role uses any more.
-pub fn set_role_keys(
-    root: &mut Root,
-    role: &str,
-    keys: Vec<Key>,
-    threshold: u64,
-) -> Result<(), RepoError> {
-    if threshold == 0 || threshold > keys.len() as u64 {
-        return Err(RepoError::InvalidRequest(format!(
-            "{role}: threshold {threshold} with {} key(s)",
-            keys.len()
-        )));
-    }
-    let mut keyids = Vec::new();
-    for k in keys {
-        let id = k.key_id();
-        if keyids.contains(&id) {
-            return Err(RepoError::InvalidRequest(format!(
-                "key {id} is listed twice for {role}"
-            )));
-        }
-        keyids.push(id.clone());
-        root.keys.insert(id, k);
-    }
-    root.roles.insert(
-        role.to_owned(),
-        RoleKeys {
-            keyids,
-            threshold,
-            unrecognized: Unrecognized::new(),
-        },
-    );
-    let used: Vec<String> = root
-        .roles
-        .values()
-        .flat_map(|r| r.keyids.iter().cloned())
-        .collect();
-    root.keys.retain(|id, _| used.contains(id));
-    Ok(())
-}
-
-fn sign_targets(
-    root: &Root,
-    targets: Targets,
-    signers: &Signers,
-) -> Result<RoleFile<Targets>, RepoError> {
-    let mut md = Metadata::new(targets);
-    sign(
-        &mut md,
-        "targets",
-        &root.keys,
-        role_keys(root, "targets")?,
-        signers,
-    )?;
-    RoleFile::new(md)
-}
-
-fn sign_delegated(
-    parent: &Targets,
-    name: &str,
-    content: Targets,
-    signers: &Signers,
-) -> Result<RoleFile<Targets>, RepoError> {
-    let (keys, keyids, threshold) = delegation_keys(parent, name)
-        .ok_or_else(|| RepoError::NotFound(format!("targets delegates no role {name:?}")))?;
-    let role_keys = RoleKeys {
-        keyids,
-        threshold,
-        unrecognized: Unrecognized::new(),
-    };
-    let mut md = Metadata::new(content);
-    sign(&mut md, name, keys, &role_keys, signers)?;
-    RoleFile::new(md)
-}
-
-fn sign_snapshot(
-    root: &Root,
-    previous: Option<&Snapshot>,
-    meta: BTreeMap<String, MetaFile>,
-    expiry: &ExpiryPolicy,
-    signers: &Signers,
-    now: OffsetDateTime,
-) -> Result<RoleFile<Snapshot>, RepoError> {
-    let mut common = Common::new("snapshot", expiry.expires("snapshot", now));
-    if let Some(p) = previous {
-        common.version = p.common.version + 1;
-    }
-    let mut md = Metadata::new(Snapshot {
-        common,
-        meta,
-        unrecognized: previous.map(|p| p.unrecognized.clone()).unwrap_or_default(),
-    });
-    sign(
-        &mut md,
-        "snapshot",
-        &root.keys,
-        role_keys(root, "snapshot")?,
-        signers,
-    )?;
-    RoleFile::new(md)
-}
-
-fn sign_timestamp(
-    root: &Root,
-    previous: Option<&Timestamp>,
-    snapshot: &RoleFile<Snapshot>,
-    expiry: &ExpiryPolicy,
-    signers: &Signers,
-    now: OffsetDateTime,
-) -> Result<RoleFile<Timestamp>, RepoError> {
-    let mut common = Common::new("timestamp", expiry.expires("timestamp", now));
-    if let Some(p) = previous {
-        common.version = p.common.version + 1;
-    }
-    let mut md = Metadata::new(Timestamp {
-        common,
-        meta: BTreeMap::from([("snapshot.json".to_owned(), snapshot.meta_hashed())]),
-        unrecognized: previous.map(|p| p.unrecognized.clone()).unwrap_or_default(),
-    });
-    sign(
-        &mut md,
-        "timestamp",
-        &root.keys,
-        role_keys(root, "timestamp")?,
-        signers,
-    )?;
-    RoleFile::new(md)
-}
-
 /// A target to add: its path in the repository and description.
 pub struct NewTarget {
     /// Path of the target (`a/b.tgz`).
@@ -457,30 +205,6 @@ pub fn check_role_name(name: &str) -> Result<(), RepoError> {
         )));
     }
     Ok(())
-}
-
-/// Signs `root` with every root key, of `old_root` or its own, that
-/// `signers` holds (thresholds are checked by the caller).
-pub fn sign_root_all(
-    old_root: &Root,
-    root: &Root,
-    signers: &Signers,
-) -> Result<Metadata<Root>, RepoError> {
-    let mut md = Metadata::new(root.clone());
-    let mut keys = old_root.keys.clone();
-    keys.extend(root.keys.clone());
-    let mut ids = role_keys(old_root, "root")?.keyids.clone();
-    for id in &role_keys(root, "root")?.keyids {
-        if !ids.contains(id) {
-            ids.push(id.clone());
-        }
-    }
-    for id in &ids {
-        if let (Some(key), Some(signer)) = (keys.get(id), signers.get(id)) {
-            md.sign(key, signer).map_err(RepoError::metadata("root"))?;
-        }
-    }
-    Ok(md)
 }
 
 /// The next version of a repository, staged role by role, then signed
@@ -839,73 +563,6 @@ impl<'a> Change<'a> {
     }
 }
 
-/// What a refresh of the online roles re-signed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refreshed {
-    /// New timestamp version.
-    pub timestamp: u64,
-    /// New snapshot version, when snapshot was re-signed too.
-    pub snapshot: Option<u64>,
-}
-
-/// When the online roles are next due to be re-signed.
-pub fn next_due(online: &Online, expiry: &ExpiryPolicy) -> OffsetDateTime {
-    let ts = expiry.due("timestamp", online.timestamp.metadata.signed.common.expires);
-    let snap = expiry.due("snapshot", online.snapshot.metadata.signed.common.expires);
-    ts.min(snap)
-}
-
-/// Re-signs timestamp, and snapshot (same content, next version) when it
-/// is due, if either is due at `now`; with `force` timestamp always.
-/// `None`: nothing was due.
-pub fn refresh(
-    layout: &Layout,
-    online: &Online,
-    expiry: &ExpiryPolicy,
-    signers: &Signers,
-    now: OffsetDateTime,
-    force: bool,
-) -> Result<Option<(Publish, Refreshed)>, RepoError> {
-    if !force && next_due(online, expiry) > now {
-        return Ok(None);
-    }
-    let root = &online.root.metadata.signed;
-    let previous = &online.snapshot.metadata.signed;
-    let snapshot_due = expiry.due("snapshot", previous.common.expires) <= now;
-    let mut publish = Publish::default();
-    let snapshot = if snapshot_due {
-        let s = sign_snapshot(
-            root,
-            Some(previous),
-            previous.meta.clone(),
-            expiry,
-            signers,
-            now,
-        )?;
-        publish.files.push((
-            layout.metadata_file("snapshot", s.version()),
-            s.bytes.clone(),
-        ));
-        s
-    } else {
-        online.snapshot.clone()
-    };
-    let timestamp = sign_timestamp(
-        root,
-        Some(&online.timestamp.metadata.signed),
-        &snapshot,
-        expiry,
-        signers,
-        now,
-    )?;
-    let refreshed = Refreshed {
-        timestamp: timestamp.version(),
-        snapshot: snapshot_due.then(|| snapshot.version()),
-    };
-    publish.timestamp = Some(timestamp.bytes);
-    Ok(Some((publish, refreshed)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -933,23 +590,5 @@ mod tests {
         assert!(!path_matches("team/*", "other/a.tgz"));
         assert!(path_matches("*", "a"));
         assert!(!path_matches("*", "a/b"));
-    }
-
-    #[test]
-    fn due_half_a_period_before_expiry() {
-        let e = ExpiryPolicy {
-            timestamp: 10,
-            ..Default::default()
-        };
-        let exp = Expires::at(time::macros::datetime!(2030-01-01 00:00:10 UTC));
-        assert_eq!(
-            e.due("timestamp", exp),
-            time::macros::datetime!(2030-01-01 00:00:05 UTC)
-        );
-        let mut e = ExpiryPolicy::default();
-        assert!(e.set("bins", 5).is_err());
-        assert!(e.set("root", 0).is_err());
-        e.set("root", 7).unwrap();
-        assert_eq!(e.period("root"), Duration::from_secs(7));
     }
 }

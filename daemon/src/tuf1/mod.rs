@@ -3,7 +3,12 @@
 //!
 //! - [`files`]: the directory layout, reading what is published, atomic
 //!   publishing (new files first, `timestamp.json` last)
-//! - [`edit`]: named synchronous edits (init, add/remove targets, refresh)
+//! - [`edit`]: named synchronous edits (init, add/remove targets,
+//!   delegate, rotate, publish a staged root)
+//! - [`expiry`], [`sign`], [`refresh`]: expiry policy, signing with the
+//!   listed keys, keeping the online roles fresh
+//! - [`staged`]: offline k-of-n root changes that travel as a file
+//! - [`requests`]: what the manager is asked and answers
 //! - [`registry`]: the repositories this daemon manages and their refresh
 //!   record, in the state directory
 //! - this module: [`Tuf1`], the async driver: it finds the token keys,
@@ -14,8 +19,12 @@
 
 pub mod edit;
 pub mod error;
+pub mod expiry;
 pub mod files;
+pub mod refresh;
 pub mod registry;
+pub mod requests;
+pub mod sign;
 pub mod staged;
 
 use std::collections::HashMap;
@@ -25,22 +34,23 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use tufd_keys::{KeyLabel, KeyRecord, KeyStore};
-use tufd_tuf::tuf1::{Key, TargetFile, Unrecognized};
+use tufd_tuf::tuf1::Key;
 use tufd_tuf::{DigestSigner, SignError};
 
 use crate::keyring::{Keyring, KeyringError};
-pub use edit::ExpiryPolicy;
-use edit::{InitKeys, NewTarget, Signers};
+use edit::InitKeys;
 pub use error::RepoError;
+pub use expiry::ExpiryPolicy;
 use files::{Layout, Online, Published};
 use registry::{Registry, RepoRecord};
+pub use requests::{AddTarget, InitRequest, RepoStatus, RoleState, StagedReport};
+use requests::{describe, key_from_pem};
+use sign::Signers;
 
 /// How long the refresher sleeps at most between looks at its repositories.
 const REFRESH_TICK: Duration = Duration::from_secs(60);
 /// How long it waits before trying a failed refresh again.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
-/// The largest `custom` object a target may carry.
-const MAX_CUSTOM_BYTES: usize = 64 * 1024;
 
 /// A key on a token as a [`DigestSigner`] (signing blocks).
 struct TokenKey {
@@ -63,74 +73,6 @@ impl DigestSigner for TokenKey {
     fn checks_own_signatures(&self) -> bool {
         true
     }
-}
-
-/// What `init` is asked to create.
-#[derive(Debug, Clone, Default)]
-pub struct InitRequest {
-    /// The repository directory (absolute).
-    pub dir: PathBuf,
-    /// One token name per root key (empty names: the default token).
-    pub root_tokens: Vec<String>,
-    /// Root threshold (0: 1).
-    pub root_threshold: u64,
-    /// Token of the targets key.
-    pub targets_token: String,
-    /// Token of the snapshot and timestamp keys.
-    pub online_token: String,
-    /// Expiry periods in seconds by role.
-    pub expiry: Vec<(String, u64)>,
-    /// Number of hash bins (a power of two; 0: none).
-    pub hash_bins: u64,
-}
-
-/// A target to add as the request gives it.
-#[derive(Debug, Clone, Default)]
-pub struct AddTarget {
-    /// Path in the repository.
-    pub name: String,
-    /// A local file the daemon hashes and publishes, or empty.
-    pub file: Option<PathBuf>,
-    /// Hex SHA-256 when no file is given.
-    pub sha256: String,
-    /// Length when no file is given.
-    pub length: u64,
-    /// `custom` metadata (a JSON object), or empty.
-    pub custom_json: String,
-}
-
-/// One role's state.
-#[derive(Debug, Clone)]
-pub struct RoleState {
-    /// Role name.
-    pub role: String,
-    /// Published version.
-    pub version: u64,
-    /// Expiry.
-    pub expires: OffsetDateTime,
-    /// Key IDs.
-    pub keyids: Vec<String>,
-    /// Threshold.
-    pub threshold: u64,
-}
-
-/// A repository's state as `status` reports it.
-#[derive(Debug, Clone)]
-pub struct RepoStatus {
-    /// The directory.
-    pub dir: PathBuf,
-    /// Top-level roles.
-    pub roles: Vec<RoleState>,
-    /// Number of targets in top-level targets.
-    pub target_count: u64,
-    /// When the daemon last re-signed the online roles on its own, and what.
-    pub last_refresh: Option<(OffsetDateTime, String)>,
-    /// The last refresh failure, if the last attempt failed.
-    pub last_error: Option<String>,
-    /// When the online roles are next due.
-    pub next_refresh: OffsetDateTime,
-    /// Summary of the change that produced this state (mutations only).
-    pub summary: String,
 }
 
 /// The TUF 1.0 repository manager.
@@ -430,7 +372,7 @@ impl Tuf1 {
         next.common.version += 1;
         next.common.expires = record.expiry.expires("root", OffsetDateTime::now_utc());
         if !keys.is_empty() {
-            edit::set_role_keys(&mut next, "root", keys, threshold.max(1))?;
+            sign::set_role_keys(&mut next, "root", keys, threshold.max(1))?;
         }
         let mut staged = staged::Staged::new(&dir.display().to_string(), previous, next);
         let signers = self.signers().await?;
@@ -587,7 +529,7 @@ impl Tuf1 {
                 target_count: published.targets.metadata.signed.targets.len() as u64,
                 last_refresh: record.last_refresh.map(|r| (r.at.time(), r.detail)),
                 last_error: record.last_error,
-                next_refresh: edit::next_due(&online, &record.expiry),
+                next_refresh: refresh::next_due(&online, &record.expiry),
                 summary: String::new(),
             })
         })
@@ -605,8 +547,8 @@ impl Tuf1 {
         let expiry = record.expiry;
         let online = blocking(move || Online::read(&l)).await?;
         let now = OffsetDateTime::now_utc();
-        if !force && edit::next_due(&online, &expiry) > now {
-            return Ok(edit::next_due(&online, &expiry));
+        if !force && refresh::next_due(&online, &expiry) > now {
+            return Ok(refresh::next_due(&online, &expiry));
         }
         let signers = self.signers().await?;
         let started = std::time::Instant::now();
@@ -617,13 +559,13 @@ impl Tuf1 {
             let online = Online::read(&layout)?;
             let now = OffsetDateTime::now_utc();
             let Some((publish, refreshed)) =
-                edit::refresh(&layout, &online, &expiry, &signers, now, force)?
+                refresh::refresh(&layout, &online, &expiry, &signers, now, force)?
             else {
-                return Ok((edit::next_due(&online, &expiry), None));
+                return Ok((refresh::next_due(&online, &expiry), None));
             };
             publish.write(&layout, &online.referenced(&layout))?;
             let online = Online::read(&layout)?;
-            Ok((edit::next_due(&online, &expiry), Some(refreshed)))
+            Ok((refresh::next_due(&online, &expiry), Some(refreshed)))
         })
         .await?;
         if let Some(r) = refreshed {
@@ -674,100 +616,4 @@ impl Tuf1 {
             }
         }
     }
-}
-
-/// A staged change after an operation: its bytes and where it stands.
-#[derive(Debug, Clone)]
-pub struct StagedReport {
-    /// The staged change file.
-    pub bytes: Vec<u8>,
-    /// What is being signed.
-    pub description: Vec<String>,
-    /// Keys that signed in this operation.
-    pub signed: Vec<String>,
-    /// The current and the new root's thresholds.
-    pub thresholds: [staged::ThresholdState; 2],
-}
-
-impl StagedReport {
-    fn new(staged: staged::Staged, signed: Vec<String>) -> Result<Self, RepoError> {
-        Ok(Self {
-            bytes: staged.to_bytes()?,
-            description: staged.describe(),
-            signed,
-            thresholds: staged.thresholds()?,
-        })
-    }
-}
-
-/// A P-256 public key from PEM (a `PUBLIC KEY` block; a `role:` header as
-/// `tufctl key generate` and docker write it is ignored).
-fn key_from_pem(text: &str) -> Result<Key, RepoError> {
-    let block = pem::parse(text.trim())
-        .map_err(|e| RepoError::InvalidRequest(format!("not a PEM public key: {e}")))?;
-    if block.tag() != "PUBLIC KEY" {
-        return Err(RepoError::InvalidRequest(format!(
-            "expected a PUBLIC KEY PEM block, found {}",
-            block.tag()
-        )));
-    }
-    Key::ecdsa_p256(block.contents())
-        .map_err(|e| RepoError::InvalidRequest(format!("root key: {e}")))
-}
-
-/// Describes a target: hashes a local file, or checks a given hash and
-/// length; parses `custom`.
-fn describe(t: AddTarget) -> Result<NewTarget, RepoError> {
-    let (sha256, length, source) = match &t.file {
-        Some(path) => {
-            if !t.sha256.is_empty() {
-                return Err(RepoError::InvalidRequest(
-                    "give a file or a hash and length, not both".into(),
-                ));
-            }
-            let (sha, len) = files::hash_file(path)?;
-            (sha, len, Some(path.clone()))
-        }
-        None => {
-            let sha = t.sha256.to_ascii_lowercase();
-            if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(RepoError::InvalidRequest(format!(
-                    "target {}: give --hash as 64 hex digits of SHA-256 (or a file)",
-                    t.name
-                )));
-            }
-            (sha, t.length, None)
-        }
-    };
-    let mut unrecognized = Unrecognized::new();
-    if !t.custom_json.is_empty() {
-        if t.custom_json.len() > MAX_CUSTOM_BYTES {
-            return Err(RepoError::InvalidRequest(format!(
-                "custom metadata of {} is over {MAX_CUSTOM_BYTES} bytes",
-                t.name
-            )));
-        }
-        let custom: serde_json::Value = serde_json::from_str(&t.custom_json).map_err(|e| {
-            RepoError::InvalidRequest(format!("custom metadata of {} is not JSON: {e}", t.name))
-        })?;
-        if !custom.is_object() {
-            return Err(RepoError::InvalidRequest(format!(
-                "custom metadata of {} must be a JSON object",
-                t.name
-            )));
-        }
-        tufd_tuf::tuf1::json::canonical(&custom).map_err(|e| {
-            RepoError::InvalidRequest(format!("custom metadata of {}: {e}", t.name))
-        })?;
-        unrecognized.insert("custom".into(), custom);
-    }
-    Ok(NewTarget {
-        name: t.name,
-        file: TargetFile {
-            length,
-            hashes: [("sha256".to_owned(), sha256)].into(),
-            unrecognized,
-        },
-        source,
-    })
 }

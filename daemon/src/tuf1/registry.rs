@@ -9,8 +9,8 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::edit::ExpiryPolicy;
 use super::error::RepoError;
+use super::expiry::ExpiryPolicy;
 use super::files::write_atomic;
 
 /// One refresh by the daemon's own timer.

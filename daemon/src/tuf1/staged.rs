@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tufd_tuf::tuf1::{Key, Metadata, Root, verify};
 
-use super::edit::Signers;
 use super::error::RepoError;
+use super::sign::Signers;
 
 /// The marker and format version of a staged change file.
 const FORMAT: u64 = 1;
