@@ -707,3 +707,75 @@ fn staged_root_change_collects_two_of_three_holders() {
     assert_eq!(rep["root"], 3);
     drop(daemons);
 }
+
+/// A refresh the token cannot make (its PIN cache ran out) shows in
+/// `tuf status` with the reason, and is retried until it succeeds.
+#[test]
+fn a_failed_timer_refresh_is_reported_and_retried() {
+    let env = TestEnv::new();
+    let config = env.config_with(&format!(
+        "{}pin_cache_seconds = 2\n",
+        tufd_tests::daemon::token_toml(
+            "dev",
+            tufd_tests::softhsm::MODULE,
+            tufd_tests::daemon::TOKEN_LABEL,
+            "prompt"
+        )
+    ));
+    let d = env.start_with(&config);
+    let unlock = || {
+        env.tufctl_env(
+            &["token", "unlock", "dev"],
+            &[("TUFCTL_PIN", tufd_tests::softhsm::PIN)],
+        )
+        .ok();
+    };
+    unlock();
+    let repo = env.path().join("repo");
+    let r = repo.to_str().unwrap();
+    env.tufctl(&["tuf", "init", r, "--expires", "timestamp=6s"])
+        .ok();
+
+    // The PIN is forgotten after 2 s; the refresh due at 3 s fails.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let s = loop {
+        let s = status(&env, &repo);
+        if s["last_error"].is_string() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no failure reported: {s:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        s["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("tufctl token unlock dev"),
+        "{s:#}"
+    );
+    assert_eq!(version(&s, "timestamp"), 1);
+    let text = env.tufctl(&["tuf", "status", r]);
+    assert!(
+        text.ok().contains("last refresh failed:"),
+        "{}",
+        text.stdout
+    );
+
+    // The timer keeps trying (every few seconds, logged).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while d
+        .log()
+        .matches("refreshing the online roles failed")
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "not retried:\n{}", d.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Unlocked again: a refresh succeeds and clears the error.
+    unlock();
+    let s = env.tufctl(&["-o", "json", "tuf", "refresh", r]).json();
+    assert!(version(&s, "timestamp") >= 2, "{s:#}");
+    assert_eq!(s["last_error"], Value::Null, "{s:#}");
+}

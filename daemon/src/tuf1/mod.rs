@@ -134,7 +134,11 @@ impl Tuf1 {
 
     /// Every token key, by TUF 1.0 key ID.
     async fn signers(&self) -> Result<Signers, RepoError> {
-        Ok(self.signers_and_unreadable().await?.0)
+        let (mut signers, unreadable) = self.signers_and_unreadable().await?;
+        for why in unreadable {
+            signers.unreadable(why);
+        }
+        Ok(signers)
     }
 
     /// Every token key by TUF 1.0 key ID, and why tokens that could not be

@@ -17,19 +17,39 @@ use super::files::{RoleFile, delegation_keys};
 
 /// Token keys by TUF 1.0 key ID.
 #[derive(Clone, Default)]
-pub struct Signers(HashMap<String, Arc<dyn DigestSigner + Send + Sync>>);
+pub struct Signers {
+    keys: HashMap<String, Arc<dyn DigestSigner + Send + Sync>>,
+    unreadable: Vec<String>,
+}
 
 impl Signers {
+    /// Records a token that could not be read (named in "no key" errors).
+    pub fn unreadable(&mut self, why: String) {
+        self.unreadable.push(why);
+    }
+
+    /// Why keys may be missing: the tokens that could not be read.
+    pub fn missing_hint(&self) -> String {
+        if self.unreadable.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (tokens that could not be read: {})",
+                self.unreadable.join("; ")
+            )
+        }
+    }
+
     /// Adds a signer under the ID of its key.
     pub fn insert(&mut self, signer: Arc<dyn DigestSigner + Send + Sync>) -> Result<(), RepoError> {
         let key = Key::ecdsa_p256(&signer.spki_der()).map_err(RepoError::metadata("token key"))?;
-        self.0.insert(key.key_id(), signer);
+        self.keys.insert(key.key_id(), signer);
         Ok(())
     }
 
     /// The signer of a key ID.
     pub fn get(&self, keyid: &str) -> Option<&(dyn DigestSigner + Send + Sync)> {
-        self.0.get(keyid).map(|s| &**s)
+        self.keys.get(keyid).map(|s| &**s)
     }
 }
 
@@ -53,7 +73,7 @@ pub(crate) fn sign<T: Role>(
     }
     if (md.signatures.len() as u64) < role_keys.threshold {
         return Err(RepoError::NoKey {
-            role: role.to_owned(),
+            role: format!("{role}{}", signers.missing_hint()),
             keyid: missing.unwrap_or_default(),
         });
     }
