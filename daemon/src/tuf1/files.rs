@@ -21,6 +21,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+use tufd_tuf::tuf1::metadata::canonical_signed_of_bytes;
 use tufd_tuf::tuf1::{MetaFile, Metadata, Role, Root, Snapshot, Targets, Timestamp, verify};
 
 use super::error::RepoError;
@@ -192,10 +193,9 @@ pub fn check_top_level<T: Role>(root: &Root, file: &RoleFile<T>) -> Result<(), R
         .roles
         .get(role)
         .ok_or_else(|| RepoError::Internal(format!("root lists no {role} role")))?;
-    let message = file
-        .metadata
-        .canonical_signed()
-        .map_err(RepoError::metadata(role))?;
+    // The signed bytes as the file has them (cheaper than re-encoding
+    // the model, and what a client checks).
+    let message = canonical_signed_of_bytes(&file.bytes).map_err(RepoError::metadata(role))?;
     verify::check_threshold(
         role,
         &message,
@@ -309,6 +309,27 @@ impl Published {
         })
     }
 
+    /// Like [`Published::read`], without checking the signatures of the
+    /// targets role (for reports, never to build on).
+    pub fn read_for_status(layout: &Layout) -> Result<Self, RepoError> {
+        let root = read_newest_root(layout)?;
+        let (timestamp, snapshot) = read_timestamp_snapshot(layout, &root)?;
+        let version = snapshot
+            .metadata
+            .signed
+            .meta
+            .get("targets.json")
+            .ok_or_else(|| RepoError::Internal("snapshot lists no targets.json".into()))?
+            .version;
+        let targets = read_role(&layout.metadata_file("targets", version))?;
+        Ok(Published {
+            root,
+            targets,
+            snapshot,
+            timestamp,
+        })
+    }
+
     /// Reads delegated targets role `name` at the version snapshot lists
     /// and checks it against the keys top-level targets delegates to it.
     pub fn read_delegated(
@@ -326,10 +347,7 @@ impl Published {
         let file: RoleFile<Targets> = read_role(&layout.metadata_file(name, meta.version))?;
         let (keys, keyids, threshold) = delegation_keys(&self.targets.metadata.signed, name)
             .ok_or_else(|| RepoError::NotFound(format!("targets delegates no role {name:?}")))?;
-        let message = file
-            .metadata
-            .canonical_signed()
-            .map_err(RepoError::metadata(name))?;
+        let message = canonical_signed_of_bytes(&file.bytes).map_err(RepoError::metadata(name))?;
         verify::check_threshold(
             name,
             &message,

@@ -492,7 +492,9 @@ impl Tuf1 {
         let layout = Layout::new(dir);
         let d = dir.to_owned();
         blocking(move || {
-            let published = Published::read(&layout)?;
+            // Status reads, it does not build on what it reads: the
+            // (possibly large) targets role is parsed, not verified.
+            let published = Published::read_for_status(&layout)?;
             let root = &published.root.metadata.signed;
             let online = Online {
                 root: published.root.clone(),

@@ -63,13 +63,16 @@ pub(crate) fn sign<T: Role>(
     signers: &Signers,
 ) -> Result<(), RepoError> {
     md.signatures.clear();
+    let message = md.canonical_signed().map_err(RepoError::metadata(role))?;
     let mut missing = None;
     for keyid in &role_keys.keyids {
         let (Some(key), Some(signer)) = (keys.get(keyid), signers.get(keyid)) else {
             missing.get_or_insert_with(|| keyid.clone());
             continue;
         };
-        md.sign(key, signer).map_err(RepoError::metadata(role))?;
+        let sig = tufd_tuf::tuf1::sign::sign_message(role, &message, key, signer)
+            .map_err(RepoError::metadata(role))?;
+        md.signatures.push(sig);
     }
     if (md.signatures.len() as u64) < role_keys.threshold {
         return Err(RepoError::NoKey {

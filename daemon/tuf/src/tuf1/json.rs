@@ -37,16 +37,7 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<(), JsonError> {
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Number(n) => write_integer(n, out)?,
-        Value::String(s) => {
-            out.push(b'"');
-            for b in s.bytes() {
-                if b == b'"' || b == b'\\' {
-                    out.push(b'\\');
-                }
-                out.push(b);
-            }
-            out.push(b'"');
-        }
+        Value::String(s) => write_canonical_string(s, out),
         Value::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
@@ -63,7 +54,7 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<(), JsonError> {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_canonical(&Value::String(k.clone()), out)?;
+                write_canonical_string(k, out);
                 out.push(b':');
                 write_canonical(v, out)?;
             }
@@ -71,6 +62,18 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<(), JsonError> {
         }
     }
     Ok(())
+}
+
+/// A string with only `"` and `\\` escaped.
+fn write_canonical_string(s: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    for b in s.bytes() {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
 }
 
 /// Object members sorted by code point (UTF-8 byte order is code point
