@@ -16,7 +16,9 @@
 //! Binaries: `TUFD_BIN` and `TUFCTL_BIN` when set; otherwise
 //! `target/release/{tufd,tufctl}`, built first with
 //! `cargo build --release -p tufd -p tufctl`. `TUF1_BENCH_TARGETS` changes
-//! the repository size (100 000).
+//! the repository size (100 000); `TUF1_BENCH_ARENA_MAX=N` runs the daemon
+//! with glibc's `MALLOC_ARENA_MAX=N` (fewer per-thread heaps holding on to
+//! freed memory).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -148,7 +150,10 @@ fn run() -> Result<(), String> {
     release_binaries()?;
     let targets = env_num("TUF1_BENCH_TARGETS", 100_000);
     let runs = env_num("TUF1_BENCH_RUNS", 5);
-    let env = TestEnv::new();
+    let mut env = TestEnv::new();
+    if let Ok(n) = std::env::var("TUF1_BENCH_ARENA_MAX") {
+        env.daemon_env.push(("MALLOC_ARENA_MAX".into(), n));
+    }
     let daemon = env.start();
     let rss_start = kib(daemon.pid(), "VmRSS:");
     let flat = tufd_repo(&env, &env.path().join("flat"), targets, 0, runs)?;
