@@ -24,6 +24,12 @@ pub struct Cli {
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Text)]
     pub output: Format,
 
+    /// Seconds to wait for the daemon's answer (0: no limit). Commands that
+    /// may wait for a touch or a long batch (sign, revoke, signer, key
+    /// generate/load/test/rotate) have no limit.
+    #[arg(long, global = true, env = "TUFCTL_TIMEOUT", default_value_t = 120)]
+    pub timeout: u64,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -273,18 +279,16 @@ pub enum TokenCommand {
     /// The daemon verifies the PIN on the device and keeps it for the
     /// token's `pin_cache_seconds` (default 15 minutes). The PIN comes from
     /// --pin-file, else the TUFCTL_PIN environment variable, else a prompt.
-    /// A wrong PIN reports the tries left. With one try left the daemon
-    /// refuses to present any PIN unless --confirm-last-try.
+    /// A wrong PIN reports the tries left. With few tries left the daemon
+    /// presents a new PIN only if its configuration allows it
+    /// (`allow_last_pin_try`); a token already unlocked is never asked to
+    /// check another PIN.
     Unlock {
         /// Token name from the daemon configuration.
         name: String,
         /// File holding the PIN (first line).
         #[arg(long, value_name = "FILE")]
         pin_file: Option<PathBuf>,
-        /// Present the PIN even if the device has only one try left (a
-        /// wrong PIN then blocks it). Asks for confirmation on a terminal.
-        #[arg(long)]
-        confirm_last_try: bool,
     },
 }
 

@@ -30,9 +30,14 @@
 //!
 //! `pin = "prompt"`: no PIN is configured; the token is locked until an
 //! administrator runs `tufctl token unlock NAME` (and again after
-//! `pin_cache_seconds`). With one PIN try left (a YubiKey's count, or a
-//! PKCS#11 token's `CKF_USER_PIN_FINAL_TRY`) no PIN is presented unless
-//! `tufctl token unlock NAME --confirm-last-try` confirms it.
+//! `pin_cache_seconds`). With few PIN tries left (a YubiKey's count of one,
+//! or a PKCS#11 token's `CKF_USER_PIN_COUNT_LOW`/`CKF_USER_PIN_FINAL_TRY`)
+//! no PIN the device has not accepted before is presented, unless the
+//! token sets `allow_last_pin_try = true` (the administrator's decision,
+//! never a caller's). Every token also takes `unlock_attempts = 2`
+//! (1 to 10): how many wrong PINs sent with `tufctl token unlock` reach
+//! the device per ten minutes; further unlock requests are refused
+//! without touching the device until the window passes.
 //!
 //! [[remote]]                     # notary servers, by repository prefix
 //! prefix = "localhost:5000/"     # "" matches every repository
@@ -113,6 +118,9 @@ pub struct Config {
     /// Per token name: how long a PIN given with `tufctl token unlock` is
     /// kept (`pin_cache_seconds`; `None`: until the daemon stops).
     pub pin_cache: std::collections::HashMap<String, Option<std::time::Duration>>,
+    /// Per token name: the administrator's PIN rules (source, cache,
+    /// `allow_last_pin_try`, `unlock_attempts`).
+    pub pin_rules: std::collections::HashMap<String, tufd_keys::gate::PinRules>,
 }
 
 /// One configured token.
@@ -310,6 +318,8 @@ struct RawToken {
     slots: Option<Vec<String>>,
     pin_cache_seconds: Option<u64>,
     attestation_root: Option<PathBuf>,
+    allow_last_pin_try: Option<bool>,
+    unlock_attempts: Option<u32>,
 }
 
 /// A serial number written as a string (PKCS#11 token serials) or a number
@@ -418,6 +428,7 @@ impl Config {
         }
         let mut tokens = Vec::new();
         let mut pin_cache = std::collections::HashMap::new();
+        let mut pin_rules = std::collections::HashMap::new();
         for t in raw.tokens {
             let name = t.name.clone();
             if tokens.iter().any(|x: &TokenConfig| x.name() == name) {
@@ -438,6 +449,21 @@ impl Config {
                 Some(n) => Some(std::time::Duration::from_secs(n)),
             };
             pin_cache.insert(name.clone(), cache);
+            let unlock_attempts = t
+                .unlock_attempts
+                .unwrap_or(tufd_keys::gate::DEFAULT_UNLOCK_ATTEMPTS);
+            if !(1..=10).contains(&unlock_attempts) {
+                return Err(invalid(format!(
+                    "token '{name}': unlock_attempts must be between 1 and 10"
+                )));
+            }
+            let rules = tufd_keys::gate::PinRules {
+                cache,
+                allow_last_try: t.allow_last_pin_try.unwrap_or(false),
+                unlock_attempts,
+                ..tufd_keys::gate::PinRules::new(pin.clone())
+            };
+            pin_rules.insert(name.clone(), rules.clone());
             match t.kind.as_str() {
                 "pkcs11" => {
                     if t.management_key.is_some()
@@ -478,7 +504,12 @@ impl Config {
                         max_sessions,
                     }));
                 }
-                "yubikey" => tokens.push(TokenConfig::YubiKey(t.into_yubikey(pin, &invalid)?)),
+                "yubikey" => {
+                    let mut c = t.into_yubikey(pin, &invalid)?;
+                    c.allow_last_pin_try = rules.allow_last_try;
+                    c.unlock_attempts = rules.unlock_attempts;
+                    tokens.push(TokenConfig::YubiKey(c));
+                }
                 other => {
                     return Err(invalid(format!(
                         "token '{name}': unknown kind {other:?}; supported: \"pkcs11\", \"yubikey\""
@@ -509,6 +540,7 @@ impl Config {
             registry,
             expiries,
             pin_cache,
+            pin_rules,
         })
     }
 }
@@ -603,7 +635,10 @@ sessions = 2
         };
         assert_eq!(y.pin_policy, KeyPinPolicy::Always);
         assert_eq!(y.touch_policy, KeyTouchPolicy::Never);
-        assert_eq!(y.slots, vec![0x82, 0x9a]);
+        assert_eq!(
+            y.slots.iter().map(|s| s.reference()).collect::<Vec<_>>(),
+            [0x82, 0x9a]
+        );
         assert!(matches!(
             y.management_key,
             ManagementKeySource::Configured(_)

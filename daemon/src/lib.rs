@@ -8,9 +8,14 @@
 //!
 //! [`server`] wires them to a Unix socket; [`config`] reads the TOML file.
 
+pub mod check;
 pub mod config;
+pub mod connections;
+pub mod cpu;
 pub mod keyring;
+pub mod logging;
 pub mod server;
 pub mod service;
 pub mod trust;
 pub mod tuf1;
+pub mod zalloc;

@@ -4,6 +4,11 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Freed memory is zeroed: request buffers that carried a PIN, a
+/// passphrase or a key file leave no copy behind (see `tufd::zalloc`).
+#[global_allocator]
+static ALLOCATOR: tufd::zalloc::ZeroingAllocator = tufd::zalloc::ZeroingAllocator;
+
 /// tufd keeps TUF and Docker Content Trust signing keys on hardware tokens
 /// (PKCS#11, YubiKey) and serves signing intents over a Unix socket.
 ///
@@ -31,13 +36,8 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&args.log)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    tufd::logging::init(&args.log);
+    tufd::check::set_umask();
 
     let config = match tufd::config::Config::load(&args.config) {
         Ok(c) => c,
@@ -47,6 +47,13 @@ fn main() -> ExitCode {
         }
     };
     if args.check_config {
+        let problems = tufd::check::check(&config);
+        if !problems.is_empty() {
+            for p in &problems {
+                eprintln!("tufd: {}: {p}", args.config.display());
+            }
+            return ExitCode::from(2);
+        }
         println!(
             "{}: ok ({} token(s))",
             args.config.display(),

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UnixListener;
-use tokio_stream::wrappers::UnixListenerStream;
 use tufd_proto::v1::keys_server::KeysServer;
 use tufd_proto::v1::system_server::SystemServer;
 use tufd_proto::v1::trust_server::TrustServer;
@@ -18,6 +17,10 @@ use tufd_proto::v1::tuf_server::TufServer;
 
 /// How long in-flight requests get to finish after SIGTERM/SIGINT.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// The largest request or response message (gRPC's usual 4 MiB, stated).
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Requests in flight on one connection; more wait for their turn.
+pub const MAX_REQUESTS_PER_CONNECTION: usize = 16;
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +37,8 @@ pub enum ServerError {
     NotASocket(PathBuf),
     #[error("another tufd is using the state directory {0}")]
     StateLocked(PathBuf),
+    #[error("{0}")]
+    Unsafe(String),
     #[error("{0}")]
     Trust(#[from] Box<TrustError>),
     #[error("TUF 1.0 repositories: {0}")]
@@ -57,6 +62,7 @@ pub struct StateLock {
 
 /// Creates the state directory (0750) and takes its exclusive lock.
 pub fn lock_state_dir(dir: &Path) -> Result<StateLock, ServerError> {
+    crate::check::directory_mode("state directory", dir).map_err(ServerError::Unsafe)?;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o750)
@@ -81,6 +87,9 @@ pub fn lock_state_dir(dir: &Path) -> Result<StateLock, ServerError> {
 /// Binds the socket: parent directory created 0750, a stale socket left by
 /// a crashed daemon removed, a live one refused; the socket is mode 0660.
 pub fn bind_socket(path: &Path) -> Result<UnixListener, ServerError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::check::directory_mode("socket directory", parent).map_err(ServerError::Unsafe)?;
+    }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
         && !parent.exists()
     {
@@ -147,13 +156,34 @@ pub async fn run(
     // holds no request, so it stops with the runtime.
     let refresher = tokio::spawn(tuf1.clone().run_refresher());
 
+    crate::connections::raise_open_files_limit();
+    let (incoming, connections) =
+        crate::connections::incoming(listener, crate::connections::Limits::default());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let serve = tonic::transport::Server::builder()
-        .add_service(SystemServer::new(SystemService::new(keyring.clone())))
-        .add_service(KeysServer::new(KeysService::new(keyring)))
-        .add_service(TrustServer::new(TrustService::new(trust)))
-        .add_service(TufServer::new(TufService::new(tuf1)))
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
+        .concurrency_limit_per_connection(MAX_REQUESTS_PER_CONNECTION)
+        .max_concurrent_streams(u32::try_from(MAX_REQUESTS_PER_CONNECTION * 2).ok())
+        .add_service(
+            SystemServer::new(SystemService::new(keyring.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            KeysServer::new(KeysService::new(keyring))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            TrustServer::new(TrustService::new(trust))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            TufServer::new(TufService::new(tuf1))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .serve_with_incoming_shutdown(incoming, async {
             let _ = stop_rx.await;
         });
     tokio::pin!(serve);
@@ -161,6 +191,7 @@ pub async fn run(
         r = &mut serve => r,
         () = shutdown => {
             let _ = stop_tx.send(());
+            connections.drain();
             match tokio::time::timeout(SHUTDOWN_GRACE, &mut serve).await {
                 Ok(r) => r,
                 Err(_) => {

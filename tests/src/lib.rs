@@ -2,9 +2,11 @@
 //! real servers, each in a fresh temporary directory.
 
 pub mod daemon;
+pub mod hostile;
 pub mod notary;
 pub mod process;
 pub mod python;
+pub mod raw;
 pub mod registry;
 pub mod softhsm;
 pub mod static_http;

@@ -141,7 +141,13 @@ fn client_accepts_good_repositories_and_refuses_attacks() {
     let start = Instant::now();
     let out = client(
         &md,
-        &["--metadata-url", &meta_url, "--timeout", "2", "refresh"],
+        &[
+            "--metadata-url",
+            &meta_url,
+            "--http-timeout",
+            "2",
+            "refresh",
+        ],
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(

@@ -29,7 +29,7 @@ pub struct ClientArgs {
     pub target_dir: Option<PathBuf>,
     /// Time limit of each HTTP request, in seconds.
     #[arg(long, default_value_t = 30)]
-    pub timeout: u64,
+    pub http_timeout: u64,
     #[command(subcommand)]
     pub command: ClientCommand,
 }
@@ -64,7 +64,7 @@ pub async fn run_client(a: ClientArgs) -> Result<(), Failure> {
             let url = a
                 .metadata_url
                 .ok_or_else(|| Failure::input("--metadata-url is required"))?;
-            let fetcher = fetch::Fetcher::new(std::time::Duration::from_secs(a.timeout))
+            let fetcher = fetch::Fetcher::new(std::time::Duration::from_secs(a.http_timeout))
                 .map_err(|e| fail(&e))?;
             let mut u =
                 updater::Updater::load(&a.metadata_dir, &url, fetcher).map_err(|e| fail(&e))?;

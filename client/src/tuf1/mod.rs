@@ -22,6 +22,11 @@ pub fn is_local(args: &TufArgs) -> bool {
     matches!(args.command, TufCommand::Client(_))
 }
 
+/// Whether a command answers quickly (no touch, no large batch).
+pub fn is_quick(args: &TufArgs) -> bool {
+    matches!(args.command, TufCommand::Status(_) | TufCommand::Refresh(_))
+}
+
 /// Runs `tuf client` (no daemon).
 pub async fn run_client(args: TufArgs) -> Result<(), Failure> {
     match args.command {

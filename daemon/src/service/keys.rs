@@ -131,13 +131,12 @@ impl Keys for KeysService {
         let mut r = req.into_inner();
         let pin = SecretString::from(std::mem::take(&mut r.pin));
         r.pin.zeroize();
-        tracing::info!(caller = %who, token = %r.token, confirm_last_try = r.confirm_last_try,
-            "unlock token");
-        let (report, cache) = self
-            .keyring
-            .unlock(&r.token, pin, r.confirm_last_try)
-            .await
-            .map_err(status)?;
+        tracing::info!(caller = %who, token = %r.token, "unlock token");
+        if r.confirm_last_try {
+            tracing::warn!(caller = %who, token = %r.token,
+                "confirm_last_try is ignored: using the last PIN try is the administrator's decision (allow_last_pin_try)");
+        }
+        let (report, cache) = self.keyring.unlock(&r.token, pin).await.map_err(status)?;
         Ok(Response::new(v1::UnlockTokenResponse {
             token: Some(token_info(report)),
             cache_seconds: cache.map_or(0, |d| d.as_secs()),

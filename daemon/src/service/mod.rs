@@ -51,7 +51,9 @@ pub(crate) fn key_status_code(e: &KeyringError) -> Code {
             | KeyError::Locked { .. }
             | KeyError::LastPinTry { .. }
             | KeyError::UnlockRejected { .. }
-            | KeyError::UnlockUnsupported { .. } => Code::FailedPrecondition,
+            | KeyError::UnlockUnsupported { .. }
+            | KeyError::AlreadyUnlocked { .. } => Code::FailedPrecondition,
+            KeyError::UnlockBudget { .. } => Code::ResourceExhausted,
             KeyError::InvalidLabel(_) => Code::InvalidArgument,
             KeyError::KeyNotFound { .. } => Code::NotFound,
             KeyError::AlreadyExists { .. } => Code::AlreadyExists,
@@ -66,6 +68,8 @@ pub(crate) fn key_status_code(e: &KeyringError) -> Code {
         KeyringError::AmbiguousKey { .. } => Code::InvalidArgument,
         KeyringError::KeyNotFound(_) => Code::NotFound,
         KeyringError::NameTaken { .. } => Code::AlreadyExists,
+        KeyringError::NameUnknown { .. } => Code::Unavailable,
+        KeyringError::Busy(_) => Code::ResourceExhausted,
         KeyringError::Internal(_) => Code::Internal,
     }
 }

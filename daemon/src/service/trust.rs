@@ -173,6 +173,9 @@ fn inspection(i: Inspection) -> v1::RepositoryInspection {
     }
 }
 
+/// The most tags one `Sign` request may carry.
+const MAX_TAGS_PER_SIGN: usize = 1000;
+
 #[tonic::async_trait]
 impl trust_server::Trust for TrustService {
     type AddSignerStream = EventStream;
@@ -188,6 +191,11 @@ impl trust_server::Trust for TrustService {
         let who = caller(&req);
         let r = req.into_inner();
         tracing::info!(caller = %who, signer = %r.signer, repositories = ?r.repositories, "signer add");
+        if r.repositories.is_empty() {
+            return Err(Status::invalid_argument(
+                "signer add: name at least one repository",
+            ));
+        }
         let trust = self.trust.clone();
         Ok(stream(move |sink| async move {
             trust
@@ -222,6 +230,18 @@ impl trust_server::Trust for TrustService {
         let who = caller(&req);
         let r = req.into_inner();
         tracing::info!(caller = %who, tags = r.tags.len(), "sign");
+        if r.tags.is_empty() || r.tags.len() > MAX_TAGS_PER_SIGN {
+            return Err(Status::invalid_argument(format!(
+                "sign: give 1 to {MAX_TAGS_PER_SIGN} tags (got {})",
+                r.tags.len()
+            )));
+        }
+        if let Some(t) = r.tags.iter().find(|t| !t.digest.is_empty() && t.size == 0) {
+            return Err(Status::invalid_argument(format!(
+                "sign {}:{}: size 0 is no manifest's size; give the manifest's length in bytes, or no digest to read both from the registry",
+                t.repository, t.tag
+            )));
+        }
         let trust = self.trust.clone();
         Ok(stream(move |sink| async move {
             let mut tags = Vec::with_capacity(r.tags.len());
