@@ -93,6 +93,9 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// TUF 1.0 repositories on a directory, every key on the tokens
+    /// (python-tuf compatible).
+    Tuf(crate::tuf1::TufArgs),
 }
 
 /// `policy` subcommands.

@@ -20,4 +20,5 @@ pub mod server;
 pub mod service;
 pub mod testhook;
 pub mod trust;
+pub mod tuf1;
 pub mod zalloc;

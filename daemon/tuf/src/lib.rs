@@ -62,6 +62,7 @@ pub mod role;
 pub mod rootcert;
 pub mod sign;
 pub mod signed;
+pub mod tuf1;
 pub mod verify;
 
 pub use cert::{build_root_certificate, build_root_key};
