@@ -71,6 +71,22 @@ pub struct VerifiedRepository {
     pub targets: Signed<Targets>,
     /// Delegations in walk order (breadth first, in each parent's order).
     pub delegations: Vec<(String, VerifiedDelegation)>,
+    /// Delegations that did not verify and were skipped, as the notary
+    /// client skips them (their targets are not listed). Always empty from
+    /// [`verify_repository`], which fails instead; filled by
+    /// [`verify_repository_lenient`].
+    pub skipped: Vec<SkippedRole>,
+}
+
+/// A delegation a lenient verification skipped, and why.
+#[derive(Debug, Clone)]
+pub struct SkippedRole {
+    /// The role name (`targets/releases`).
+    pub name: String,
+    /// Why it does not verify.
+    pub reason: String,
+    /// The target names its file lists (which a client does not see).
+    pub targets: Vec<String>,
 }
 
 impl VerifiedRepository {
@@ -228,7 +244,20 @@ pub fn verify_repository(
     gun: &str,
     now: OffsetDateTime,
 ) -> Result<VerifiedRepository> {
-    verify(trusted_root, files, gun, now, true, None)
+    verify(trusted_root, files, gun, now, true, false, None)
+}
+
+/// Like [`verify_repository`], but a delegation whose file does not verify
+/// (signatures below threshold, expired, version 0) is skipped with its
+/// sub-delegations and recorded in [`VerifiedRepository::skipped`], as the
+/// notary client skips it. Everything else must verify.
+pub fn verify_repository_lenient(
+    trusted_root: &Signed<Root>,
+    files: &RepositoryFiles,
+    gun: &str,
+    now: OffsetDateTime,
+) -> Result<VerifiedRepository> {
+    verify(trusted_root, files, gun, now, true, true, None)
 }
 
 /// A delegation a client update left out, and why.
@@ -275,7 +304,15 @@ pub fn verify_client_update(
     now: OffsetDateTime,
 ) -> Result<(VerifiedRepository, Vec<SkippedDelegation>)> {
     let mut skipped = Vec::new();
-    let repo = verify(trusted_root, files, gun, now, true, Some(&mut skipped))?;
+    let repo = verify(
+        trusted_root,
+        files,
+        gun,
+        now,
+        true,
+        false,
+        Some(&mut skipped),
+    )?;
     Ok((repo, skipped))
 }
 
@@ -288,7 +325,18 @@ pub fn verify_unpublished(
     gun: &str,
     now: OffsetDateTime,
 ) -> Result<VerifiedRepository> {
-    verify(trusted_root, files, gun, now, false, None)
+    verify(trusted_root, files, gun, now, false, false, None)
+}
+
+/// [`verify_unpublished`], skipping delegations that do not verify as
+/// [`verify_repository_lenient`] does.
+pub fn verify_unpublished_lenient(
+    trusted_root: &Signed<Root>,
+    files: &RepositoryFiles,
+    gun: &str,
+    now: OffsetDateTime,
+) -> Result<VerifiedRepository> {
+    verify(trusted_root, files, gun, now, false, true, None)
 }
 
 fn verify(
@@ -297,8 +345,10 @@ fn verify(
     gun: &str,
     now: OffsetDateTime,
     with_timestamp: bool,
-    mut lenient: Option<&mut Vec<SkippedDelegation>>,
+    lenient: bool,
+    mut client: Option<&mut Vec<SkippedDelegation>>,
 ) -> Result<VerifiedRepository> {
+    let mut skipped = Vec::new();
     // Root: the trusted root must be self-consistent, then each rotation.
     check_root_structure(trusted_root.signed())?;
     verify_root_self(trusted_root, gun, None)?;
@@ -381,8 +431,8 @@ fn verify(
             }
             let Some(bytes) = files.delegations.get(&entry.name) else {
                 if meta.contains_key(&entry.name) {
-                    if let Some(skipped) = lenient.as_deref_mut() {
-                        skipped.push(SkippedDelegation {
+                    if let Some(client) = client.as_deref_mut() {
+                        client.push(SkippedDelegation {
                             name: entry.name.clone(),
                             paths: role.paths.clone(),
                             position: delegations.len(),
@@ -396,7 +446,39 @@ fn verify(
                 }
                 continue; // delegated but never published
             };
-            let checked = (|| {
+            let file = if let Some(client) = client.as_deref_mut() {
+                let checked = (|| {
+                    let file_meta = meta.get(&entry.name).ok_or_else(|| Error::MissingMeta {
+                        role: entry.name.clone(),
+                        listed_in: "snapshot".into(),
+                    })?;
+                    check_file_meta(&entry.name, bytes, file_meta, "snapshot")?;
+                    let file = Signed::<Targets>::from_role_bytes(&entry.name, bytes)?;
+                    let keys = collect_keys(
+                        &entry.name,
+                        &entry.keyids,
+                        &parent.delegations.keys,
+                        &parent_name,
+                    )?;
+                    check_threshold(&entry.name, entry.threshold, keys.len())?;
+                    verify_threshold(&entry.name, &file, &keys, entry.threshold)?;
+                    check_version(&entry.name, &file)?;
+                    check_expiry(&entry.name, &file, now)?;
+                    Ok(file)
+                })();
+                match checked {
+                    Ok(file) => file,
+                    Err(e) => {
+                        client.push(SkippedDelegation {
+                            name: entry.name.clone(),
+                            paths: role.paths.clone(),
+                            position: delegations.len(),
+                            reason: SkipReason::Failed(std::sync::Arc::new(e)),
+                        });
+                        continue;
+                    }
+                }
+            } else {
                 let file_meta = meta.get(&entry.name).ok_or_else(|| Error::MissingMeta {
                     role: entry.name.clone(),
                     listed_in: "snapshot".into(),
@@ -409,24 +491,22 @@ fn verify(
                     &parent.delegations.keys,
                     &parent_name,
                 )?;
-                check_threshold(&entry.name, entry.threshold, keys.len())?;
-                verify_threshold(&entry.name, &file, &keys, entry.threshold)?;
-                check_version(&entry.name, &file)?;
-                check_expiry(&entry.name, &file, now)?;
-                Ok(file)
-            })();
-            let file = match (checked, lenient.as_deref_mut()) {
-                (Ok(file), _) => file,
-                (Err(e), Some(skipped)) => {
-                    skipped.push(SkippedDelegation {
+                let checked = check_threshold(&entry.name, entry.threshold, keys.len())
+                    .and_then(|()| verify_threshold(&entry.name, &file, &keys, entry.threshold))
+                    .and_then(|_| check_version(&entry.name, &file))
+                    .and_then(|()| check_expiry(&entry.name, &file, now));
+                if let Err(error) = checked {
+                    if !lenient {
+                        return Err(error);
+                    }
+                    skipped.push(SkippedRole {
                         name: entry.name.clone(),
-                        paths: role.paths.clone(),
-                        position: delegations.len(),
-                        reason: SkipReason::Failed(std::sync::Arc::new(e)),
+                        reason: error.to_string(),
+                        targets: file.signed().targets.keys().cloned().collect(),
                     });
                     continue;
                 }
-                (Err(e), None) => return Err(e),
+                file
             };
             queue.push_back((
                 entry.name.clone(),
@@ -440,7 +520,10 @@ fn verify(
     // signer: notary-server keeps its meta) is ignored, as the notary client
     // ignores it; a file snapshot does not list is not part of the repository.
     for name in files.delegations.keys() {
-        if !delegations.iter().any(|(n, _)| n == name) && !meta.contains_key(name) {
+        if !delegations.iter().any(|(n, _)| n == name)
+            && !skipped.iter().any(|s: &SkippedRole| &s.name == name)
+            && !meta.contains_key(name)
+        {
             let parent = RoleName::parse(name)?
                 .parent()
                 .map(|p| p.to_string())
@@ -457,6 +540,7 @@ fn verify(
         snapshot,
         targets,
         delegations,
+        skipped,
     })
 }
 
