@@ -18,5 +18,7 @@ pub mod logging;
 pub mod policy;
 pub mod server;
 pub mod service;
+pub mod testhook;
 pub mod trust;
+pub mod tuf1;
 pub mod zalloc;

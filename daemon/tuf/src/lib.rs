@@ -62,6 +62,7 @@ pub mod role;
 pub mod rootcert;
 pub mod sign;
 pub mod signed;
+pub mod tuf1;
 pub mod verify;
 
 pub use cert::{build_root_certificate, build_root_key};
@@ -72,8 +73,8 @@ pub use metadata::{
     Targets, Timestamp,
 };
 pub use repo::{
-    RepositoryFiles, VerifiedRepository, verify_repository, verify_root_rotation,
-    verify_unpublished,
+    RepositoryFiles, SkippedRole, VerifiedRepository, verify_repository, verify_repository_lenient,
+    verify_root_rotation, verify_unpublished, verify_unpublished_lenient,
 };
 pub use role::RoleName;
 pub use sign::{DigestSigner, RoleSigner, SignError, sign_role};

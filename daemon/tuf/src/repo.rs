@@ -71,6 +71,22 @@ pub struct VerifiedRepository {
     pub targets: Signed<Targets>,
     /// Delegations in walk order (breadth first, in each parent's order).
     pub delegations: Vec<(String, VerifiedDelegation)>,
+    /// Delegations that did not verify and were skipped, as the notary
+    /// client skips them (their targets are not listed). Always empty from
+    /// [`verify_repository`], which fails instead; filled by
+    /// [`verify_repository_lenient`].
+    pub skipped: Vec<SkippedRole>,
+}
+
+/// A delegation a lenient verification skipped, and why.
+#[derive(Debug, Clone)]
+pub struct SkippedRole {
+    /// The role name (`targets/releases`).
+    pub name: String,
+    /// Why it does not verify.
+    pub reason: String,
+    /// The target names its file lists (which a client does not see).
+    pub targets: Vec<String>,
 }
 
 impl VerifiedRepository {
@@ -228,7 +244,20 @@ pub fn verify_repository(
     gun: &str,
     now: OffsetDateTime,
 ) -> Result<VerifiedRepository> {
-    verify(trusted_root, files, gun, now, true)
+    verify(trusted_root, files, gun, now, true, false)
+}
+
+/// Like [`verify_repository`], but a delegation whose file does not verify
+/// (signatures below threshold, expired, version 0) is skipped with its
+/// sub-delegations and recorded in [`VerifiedRepository::skipped`], as the
+/// notary client skips it. Everything else must verify.
+pub fn verify_repository_lenient(
+    trusted_root: &Signed<Root>,
+    files: &RepositoryFiles,
+    gun: &str,
+    now: OffsetDateTime,
+) -> Result<VerifiedRepository> {
+    verify(trusted_root, files, gun, now, true, true)
 }
 
 /// Like [`verify_repository`] but without a timestamp: for metadata about
@@ -240,7 +269,18 @@ pub fn verify_unpublished(
     gun: &str,
     now: OffsetDateTime,
 ) -> Result<VerifiedRepository> {
-    verify(trusted_root, files, gun, now, false)
+    verify(trusted_root, files, gun, now, false, false)
+}
+
+/// [`verify_unpublished`], skipping delegations that do not verify as
+/// [`verify_repository_lenient`] does.
+pub fn verify_unpublished_lenient(
+    trusted_root: &Signed<Root>,
+    files: &RepositoryFiles,
+    gun: &str,
+    now: OffsetDateTime,
+) -> Result<VerifiedRepository> {
+    verify(trusted_root, files, gun, now, false, true)
 }
 
 fn verify(
@@ -249,7 +289,9 @@ fn verify(
     gun: &str,
     now: OffsetDateTime,
     with_timestamp: bool,
+    lenient: bool,
 ) -> Result<VerifiedRepository> {
+    let mut skipped = Vec::new();
     // Root: the trusted root must be self-consistent, then each rotation.
     check_root_structure(trusted_root.signed())?;
     verify_root_self(trusted_root, gun, None)?;
@@ -345,10 +387,21 @@ fn verify(
                 &parent.delegations.keys,
                 &parent_name,
             )?;
-            check_threshold(&entry.name, entry.threshold, keys.len())?;
-            verify_threshold(&entry.name, &file, &keys, entry.threshold)?;
-            check_version(&entry.name, &file)?;
-            check_expiry(&entry.name, &file, now)?;
+            let checked = check_threshold(&entry.name, entry.threshold, keys.len())
+                .and_then(|()| verify_threshold(&entry.name, &file, &keys, entry.threshold))
+                .and_then(|_| check_version(&entry.name, &file))
+                .and_then(|()| check_expiry(&entry.name, &file, now));
+            if let Err(error) = checked {
+                if !lenient {
+                    return Err(error);
+                }
+                skipped.push(SkippedRole {
+                    name: entry.name.clone(),
+                    reason: error.to_string(),
+                    targets: file.signed().targets.keys().cloned().collect(),
+                });
+                continue;
+            }
             let mut role = entry.clone();
             if let Some(pp) = &parent_paths {
                 role.paths
@@ -366,7 +419,10 @@ fn verify(
     // signer: notary-server keeps its meta) is ignored, as the notary client
     // ignores it; a file snapshot does not list is not part of the repository.
     for name in files.delegations.keys() {
-        if !delegations.iter().any(|(n, _)| n == name) && !meta.contains_key(name) {
+        if !delegations.iter().any(|(n, _)| n == name)
+            && !skipped.iter().any(|s: &SkippedRole| &s.name == name)
+            && !meta.contains_key(name)
+        {
             let parent = RoleName::parse(name)?
                 .parent()
                 .map(|p| p.to_string())
@@ -383,6 +439,7 @@ fn verify(
         snapshot,
         targets,
         delegations,
+        skipped,
     })
 }
 
