@@ -124,6 +124,7 @@ fn state(s: i32) -> &'static str {
         Ok(v1::TokenState::PinRejected) => "pin-rejected",
         Ok(v1::TokenState::PinLocked) => "pin-locked",
         Ok(v1::TokenState::Locked) => "locked",
+        Ok(v1::TokenState::Scanning) => "scanning",
         _ => "unknown",
     }
 }

@@ -18,6 +18,9 @@ use tufd_proto::v1::tuf_server::TufServer;
 
 /// How long in-flight requests get to finish after SIGTERM/SIGINT.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How long start-up waits for the tokens to be opened and scanned before
+/// serving anyway (a token with thousands of keys, or a slow one).
+const STARTUP_SCAN_WAIT: Duration = Duration::from_secs(2);
 /// The largest request or response message (gRPC's usual 4 MiB, stated).
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// Requests in flight on one connection; more wait for their turn.
@@ -228,14 +231,30 @@ pub async fn serve(
     }
 
     // Open every token now so problems show in the log at start-up; a
-    // token that fails stays unavailable and is retried on use.
-    for t in keyring.tokens().await {
-        match &t.status {
-            tufd_keys::TokenStatus::Ready { key_count, .. } => {
-                tracing::info!(token = %t.name, keys = key_count, "token ready")
+    // token that fails stays unavailable and is retried on use. A token
+    // whose scan takes longer than STARTUP_SCAN_WAIT is left scanning in
+    // the background: the socket serves meanwhile (`status` says
+    // "scanning").
+    let probe = tokio::spawn({
+        let keyring = keyring.clone();
+        async move {
+            for t in keyring.tokens().await {
+                match &t.status {
+                    tufd_keys::TokenStatus::Ready { key_count, .. } => {
+                        tracing::info!(token = %t.name, keys = key_count, "token ready")
+                    }
+                    other => tracing::error!(token = %t.name, status = ?other, "token not ready"),
+                }
             }
-            other => tracing::error!(token = %t.name, status = ?other, "token not ready"),
         }
+    });
+    if tokio::time::timeout(STARTUP_SCAN_WAIT, probe)
+        .await
+        .is_err()
+    {
+        tracing::info!(
+            "tokens still being scanned for keys; serving meanwhile (status shows them as scanning)"
+        );
     }
 
     // The TUF 1.0 refresher re-signs online roles on its own schedule; it

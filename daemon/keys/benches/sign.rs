@@ -1,7 +1,8 @@
 //! Signatures per second on SoftHSM2: raw `cryptoki` against tufd's key
 //! layer (`Pkcs11Store::sign_digest`, which adds the session pool, the key
-//! index lookup and a p256 verification of every signature), with 1 and 2
-//! workers. Run with `cargo bench -p tufd-keys --bench sign`.
+//! index lookup and an OpenSSL verification of every signature), with 1
+//! and 2 workers, on one session and on one session per worker. Run with
+//! `cargo bench -p tufd-keys --bench sign`.
 //!
 //! Set `TUFD_BENCH_SECONDS` to change the time per measurement (default 3).
 
@@ -77,6 +78,17 @@ fn main() {
             count.fetch_add(1, Ordering::Relaxed);
         }
     };
+    // The key layer limited to one session: the raw rate of one session
+    // is the bound (issue 13: at least half of it).
+    let store1 = support::store(&label, support::env_pin(), 1);
+    let layer1 = |w: usize, stop: &AtomicBool, count: &AtomicU64| {
+        let mut digest = [0u8; 32];
+        digest[0] = w as u8;
+        while !stop.load(Ordering::Relaxed) {
+            store1.sign_digest(&key.id, &digest).unwrap();
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    };
     let layer = |w: usize, stop: &AtomicBool, count: &AtomicU64| {
         let mut digest = [0u8; 32];
         digest[0] = w as u8;
@@ -101,7 +113,19 @@ fn main() {
     let l2 = measure(2, secs, layer);
     println!(
         "{:<44} {:>10.0} {:>10.0}",
-        "tufd key layer (pool + C_Sign + p256 verify)", l1, l2
+        "tufd key layer, one session per worker", l1, l2
+    );
+    let s1 = measure(1, secs, layer1);
+    let s2 = measure(2, secs, layer1);
+    println!(
+        "{:<44} {:>10.0} {:>10.0}",
+        "tufd key layer, one session", s1, s2
+    );
+    println!(
+        "{:<44} {:>9.0}% {:>9.0}%",
+        "key layer on one session / raw one session",
+        100.0 * s1 / raw1,
+        100.0 * s2 / raw1
     );
     println!(
         "{:<44} {:>9.0}% {:>9.0}%",
@@ -121,15 +145,39 @@ fn main() {
             count.fetch_add(1, Ordering::Relaxed);
         }
     };
-    let v1 = measure(1, secs, verify);
-    let v2 = measure(2, secs, verify);
+    let p1 = measure(1, secs, verify);
+    let p2 = measure(2, secs, verify);
     println!(
         "{:<44} {:>10.0} {:>10.0}",
-        "p256 verify_prehash alone", v1, v2
+        "p256 verify_prehash alone (before)", p1, p2
+    );
+    // What the key layer runs now: OpenSSL's ECDSA_do_verify on the digest.
+    let verify_ossl = |_: usize, stop: &AtomicBool, count: &AtomicU64| {
+        use openssl::bn::{BigNum, BigNumContext};
+        use openssl::ec::{EcGroup, EcKey, EcPoint};
+        use p256::pkcs8::DecodePublicKey;
+        let pk = p256::PublicKey::from_public_key_der(&key.spki_der).unwrap();
+        let group = EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+        let mut ctx = BigNumContext::new().unwrap();
+        let point = EcPoint::from_bytes(&group, &pk.to_sec1_bytes(), &mut ctx).unwrap();
+        let ec = EcKey::from_public_key(&group, &point).unwrap();
+        while !stop.load(Ordering::Relaxed) {
+            let r = BigNum::from_slice(&sig[..32]).unwrap();
+            let s = BigNum::from_slice(&sig[32..]).unwrap();
+            let es = openssl::ecdsa::EcdsaSig::from_private_components(r, s).unwrap();
+            assert!(es.verify(&[7u8; 32], &ec).unwrap());
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    let v1 = measure(1, secs, verify_ossl);
+    let v2 = measure(2, secs, verify_ossl);
+    println!(
+        "{:<44} {:>10.0} {:>10.0}",
+        "OpenSSL verify alone (now)", v1, v2
     );
     let per_sig_us = |rate: f64| 1e6 / rate;
     println!(
-        "per signature, 1 worker: p256 verification {:.1} µs, rest of the key layer {:.1} µs",
+        "per signature, 1 worker: OpenSSL verification {:.1} µs, rest of the key layer {:.1} µs",
         per_sig_us(v1),
         per_sig_us(l1) - per_sig_us(raw1) - per_sig_us(v1)
     );

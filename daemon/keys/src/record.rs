@@ -74,6 +74,12 @@ pub enum TokenStatus {
         description: TokenDescription,
         key_count: usize,
     },
+    /// Open, and still reading its objects to find tufd's keys (a token
+    /// with many objects, or a slow one); the reason is a full sentence.
+    Scanning {
+        description: TokenDescription,
+        reason: String,
+    },
     /// Cannot be opened now; the reason is a full sentence.
     Unavailable { reason: String },
     /// The configured PIN was rejected and will not be tried again.

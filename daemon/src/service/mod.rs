@@ -178,6 +178,16 @@ pub(crate) fn token_info(t: TokenReport) -> v1::TokenInfo {
             info.key_count = key_count as u32;
             (v1::TokenState::Ready, String::new())
         }
+        TokenStatus::Scanning {
+            description,
+            reason,
+        } => {
+            info.label = description.label;
+            info.serial = description.serial;
+            info.manufacturer = description.manufacturer;
+            info.model = description.model;
+            (v1::TokenState::Scanning, reason)
+        }
         TokenStatus::Unavailable { reason } => (v1::TokenState::Unavailable, reason),
         TokenStatus::PinRejected { reason, .. } => (v1::TokenState::PinRejected, reason),
         TokenStatus::PinLocked { reason } => (v1::TokenState::PinLocked, reason),

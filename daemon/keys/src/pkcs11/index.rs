@@ -9,20 +9,47 @@ pub(super) struct Entry {
     pub(super) record: KeyRecord,
     pub(super) private: ObjectHandle,
     pub(super) public: ObjectHandle,
-    pub(super) verifying: p256::ecdsa::VerifyingKey,
+    /// Checks each signature before it is used.
+    pub(super) verifier: Verifier,
     /// Each signature needs `C_Login(CKU_CONTEXT_SPECIFIC)` after
     /// `C_SignInit` (`CKA_ALWAYS_AUTHENTICATE`).
     pub(super) always_authenticate: bool,
 }
 
+/// Marks a scan as running for [`Pkcs11Store::scan_running`] until dropped.
+struct ScanRunning<'a>(&'a Pkcs11Store);
+
+impl<'a> ScanRunning<'a> {
+    fn start(store: &'a Pkcs11Store) -> Self {
+        *store
+            .scanning_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        Self(store)
+    }
+}
+
+impl Drop for ScanRunning<'_> {
+    fn drop(&mut self) {
+        *self
+            .0
+            .scanning_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
 pub(super) struct Index {
     pub(super) generation: u64,
-    pub(super) by_id: HashMap<String, Entry>,
+    pub(super) by_id: HashMap<String, Arc<Entry>>,
 }
 
 impl Pkcs11Store {
     /// The index for the current connection, scanning the token if needed.
-    pub(super) fn entries(&self, session: &Session) -> Result<HashMap<String, Entry>, OpError> {
+    pub(super) fn entries(
+        &self,
+        session: &Session,
+    ) -> Result<HashMap<String, Arc<Entry>>, OpError> {
         let generation = self.pool.lock().generation;
         if let Some(ix) = self
             .index
@@ -36,6 +63,22 @@ impl Pkcs11Store {
         // A session that lost its login finds no private objects: an empty
         // scan must not pass for an empty token (a name would then be
         // given twice).
+        // One scan at a time: a caller that waited for another's scan
+        // takes its result.
+        let _scan = self.scan.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(ix) = self
+            .index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            && ix.generation == generation
+        {
+            return Ok(ix.by_id.clone());
+        }
+        let _running = ScanRunning::start(self);
+        if let Some(hook) = &self.scan_hook {
+            hook();
+        }
         if !self.logged_in(session)? {
             return Err(OpError::Ck(CkError::Pkcs11(
                 RvError::UserNotLoggedIn,
@@ -50,7 +93,26 @@ impl Pkcs11Store {
         Ok(by_id)
     }
 
-    pub(super) fn entry(&self, session: &Session, id: &str) -> Result<Entry, OpError> {
+    /// The number of keys in the index, if it is current (no token call).
+    pub(super) fn indexed_count(&self) -> Option<usize> {
+        let generation = self.pool.lock().generation;
+        self.index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|ix| ix.generation == generation)
+            .map(|ix| ix.by_id.len())
+    }
+
+    /// When the scan now running started, if one is.
+    pub(super) fn scan_running(&self) -> Option<Instant> {
+        *self
+            .scanning_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn entry(&self, session: &Session, id: &str) -> Result<Arc<Entry>, OpError> {
         if let Some(ix) = self
             .index
             .read()
@@ -59,7 +121,7 @@ impl Pkcs11Store {
             && ix.generation == self.pool.lock().generation
             && let Some(e) = ix.by_id.get(id)
         {
-            return Ok(e.clone());
+            return Ok(Arc::clone(e));
         }
         self.entries(session)?
             .remove(id)
@@ -78,7 +140,7 @@ impl Pkcs11Store {
         let mut ix = self.index.write().unwrap_or_else(|p| p.into_inner());
         match ix.as_mut() {
             Some(ix) if ix.generation == generation => {
-                ix.by_id.insert(entry.record.id.clone(), entry);
+                ix.by_id.insert(entry.record.id.clone(), Arc::new(entry));
             }
             _ => *ix = None,
         }
@@ -98,7 +160,7 @@ impl Pkcs11Store {
     /// Reads every tufd key from the token, repairing `CKA_ID`s that do not
     /// match the key (left by a generation interrupted before its ID was
     /// written).
-    pub(super) fn scan(&self, session: &Session) -> Result<HashMap<String, Entry>, OpError> {
+    pub(super) fn scan(&self, session: &Session) -> Result<HashMap<String, Arc<Entry>>, OpError> {
         let mut out = HashMap::new();
         for found in objects::scan(session)? {
             let Scanned {
@@ -137,13 +199,13 @@ impl Pkcs11Store {
             };
             out.insert(
                 id,
-                Entry {
+                Arc::new(Entry {
                     record,
                     private,
                     public,
-                    verifying: p256::ecdsa::VerifyingKey::from(&public_key),
+                    verifier: Verifier::new(&public_key),
                     always_authenticate,
-                },
+                }),
             );
         }
         Ok(out)
@@ -151,7 +213,7 @@ impl Pkcs11Store {
 
     pub(super) fn check_free(
         &self,
-        entries: &HashMap<String, Entry>,
+        entries: &HashMap<String, Arc<Entry>>,
         label: &KeyLabel,
         id: Option<&str>,
     ) -> Result<(), OpError> {

@@ -22,6 +22,7 @@ mod objects;
 mod pool;
 mod session;
 mod sign;
+mod verify;
 
 pub use module::Modules;
 
@@ -41,14 +42,18 @@ use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use objects::{Scanned, p256_template_parts};
 use p256::SecretKey;
-use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use pool::{Lease, Pool};
 use secrecy::SecretString;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use verify::Verifier;
 use zeroize::Zeroize;
+
+/// A function called when a scan of the token starts (see
+/// [`Pkcs11Store::with_scan_hook`]).
+pub type ScanHook = Arc<dyn Fn() + Send + Sync>;
 
 /// How the configuration names the token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +98,14 @@ pub struct Pkcs11Store {
     gate: PinGate,
     pool: Pool,
     index: RwLock<Option<Index>>,
+    /// Held while the token is scanned for keys: one scan at a time, and
+    /// `status` tells a running scan from a ready index without waiting.
+    scan: Mutex<()>,
+    /// When the running scan started (`None`: no scan running).
+    scanning_since: Mutex<Option<Instant>>,
+    /// Called when a scan starts (tests: holds a scan open to force the
+    /// interleaving with `status`).
+    scan_hook: Option<ScanHook>,
     /// Serializes generate, import and delete (the index check and the
     /// token change must not interleave).
     admin: Mutex<()>,
@@ -112,6 +125,9 @@ impl Pkcs11Store {
             gate,
             pool: Pool::new(max),
             index: RwLock::new(None),
+            scan: Mutex::new(()),
+            scanning_since: Mutex::new(None),
+            scan_hook: None,
             admin: Mutex::new(()),
         }
     }
@@ -134,6 +150,14 @@ impl Pkcs11Store {
         self
     }
 
+    /// Calls `hook` at the start of every scan of the token, on the
+    /// scanning thread (for tests: a slow token).
+    #[doc(hidden)]
+    pub fn with_scan_hook(mut self, hook: ScanHook) -> Self {
+        self.scan_hook = Some(hook);
+        self
+    }
+
     fn name_owned(&self) -> String {
         self.config.name.clone()
     }
@@ -147,11 +171,28 @@ impl Pkcs11Store {
         }
     }
 
-    /// The status without the side effect of opening: used by `status`.
-    fn describe(&self) -> Result<(TokenDescription, usize), KeyError> {
-        let description = self.connect()?.description;
-        let count = self.list()?.len();
-        Ok((description, count))
+    /// The status, opening the token and scanning it if no scan has been
+    /// made; a scan already running is reported as such at once instead
+    /// of waited for.
+    fn describe(&self) -> TokenStatus {
+        let description = match self.connect() {
+            Ok(c) => c.description,
+            Err(e) => return TokenStatus::from_probe(Err(e)),
+        };
+        if let Some(count) = self.indexed_count() {
+            return TokenStatus::from_probe(Ok((description, count)));
+        }
+        if let Some(since) = self.scan_running() {
+            return TokenStatus::Scanning {
+                description,
+                reason: format!(
+                    "token '{}' is being scanned for keys ({:.1} s so far); its keys can be used when the scan ends",
+                    self.config.name,
+                    since.elapsed().as_secs_f64()
+                ),
+            };
+        }
+        TokenStatus::from_probe(self.list().map(|keys| (description, keys.len())))
     }
 }
 
@@ -169,14 +210,14 @@ impl KeyStore for Pkcs11Store {
     }
 
     fn status(&self) -> TokenStatus {
-        TokenStatus::from_probe(self.describe())
+        self.describe()
     }
 
     fn list(&self) -> Result<Vec<KeyRecord>, KeyError> {
         let mut keys: Vec<KeyRecord> = self
             .run("listing keys", |s, session| s.entries(session))?
             .into_values()
-            .map(|e| e.record)
+            .map(|e| e.record.clone())
             .collect();
         keys.sort_by(|a, b| a.label.cmp(&b.label).then(a.id.cmp(&b.id)));
         Ok(keys)
@@ -214,7 +255,7 @@ impl KeyStore for Pkcs11Store {
                     },
                     private,
                     public,
-                    verifying: p256::ecdsa::VerifyingKey::from(&scanned.public_key),
+                    verifier: Verifier::new(&scanned.public_key),
                     always_authenticate: scanned.always_authenticate,
                 })
             };
@@ -270,7 +311,7 @@ impl KeyStore for Pkcs11Store {
                 },
                 private,
                 public,
-                verifying: p256::ecdsa::VerifyingKey::from(&public_key),
+                verifier: Verifier::new(&public_key),
                 always_authenticate: scanned.always_authenticate,
             })
         })?;
@@ -288,7 +329,7 @@ impl KeyStore for Pkcs11Store {
             if let Err(e) = session.destroy_object(entry.public) {
                 tracing::warn!(token = %s.config.name, error = %e, "the public half of a deleted key remains");
             }
-            Ok(entry.record)
+            Ok(entry.record.clone())
         })?;
         self.forget(id);
         tracing::info!(token = %self.config.name, key = %record.label, id, "key deleted");

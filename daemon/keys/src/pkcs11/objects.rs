@@ -6,6 +6,8 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::Session;
 use p256::pkcs8::EncodePublicKey;
 use p256::{PublicKey, SecretKey};
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
 
 /// DER of the named curve OID for P-256 (prime256v1), the `CKA_EC_PARAMS`.
 const P256_PARAMS: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
@@ -141,120 +143,164 @@ fn bytes_attr(attrs: &[Attribute], ty: AttributeType) -> Option<Vec<u8>> {
     })
 }
 
-/// Reads the attributes tufd needs from a private/public pair.
+/// The private key attributes tufd reads, in one request per key.
+const PRIVATE_ATTRIBUTES: &[AttributeType] = &[
+    AttributeType::Label,
+    AttributeType::Id,
+    AttributeType::Local,
+    AttributeType::Sensitive,
+    AttributeType::Extractable,
+    AttributeType::AlwaysAuthenticate,
+];
+
+/// Reads the attributes tufd needs from a private/public pair whose
+/// private key carries a tufd label.
 pub(super) fn read_pair(
     session: &Session,
     private: ObjectHandle,
     public: ObjectHandle,
 ) -> Result<Scanned, CkError> {
-    read_pair_labelled(session, private, public, None)
-}
-
-/// [`read_pair`], with the label given when the key objects do not carry
-/// it (see [`certificate_label`]).
-fn read_pair_labelled(
-    session: &Session,
-    private: ObjectHandle,
-    public: ObjectHandle,
-    given: Option<KeyLabel>,
-) -> Result<Scanned, CkError> {
-    let p = session.get_attributes(
-        private,
-        &[
-            AttributeType::Label,
-            AttributeType::Id,
-            AttributeType::Local,
-            AttributeType::Sensitive,
-            AttributeType::Extractable,
-            AttributeType::AlwaysAuthenticate,
-        ],
-    )?;
+    let p = session.get_attributes(private, PRIVATE_ATTRIBUTES)?;
     let q = session.get_attributes(public, &[AttributeType::EcPoint])?;
-    let label_from_certificate = given.is_some();
-    let label = match given {
-        Some(l) => l,
-        None => bytes_attr(&p, AttributeType::Label)
-            .and_then(|l| String::from_utf8(l).ok())
-            .and_then(|l| KeyLabel::from_token_label(&l))
-            .ok_or(CkError::InvalidValue)?,
-    };
+    let label = bytes_attr(&p, AttributeType::Label)
+        .and_then(|l| String::from_utf8(l).ok())
+        .and_then(|l| KeyLabel::from_token_label(&l))
+        .ok_or(CkError::InvalidValue)?;
     let public_key = bytes_attr(&q, AttributeType::EcPoint)
         .and_then(|raw| parse_ec_point(&raw))
         .ok_or(CkError::InvalidValue)?;
-    Ok(Scanned {
+    Ok(scanned(&p, label, false, private, public, public_key))
+}
+
+/// A [`Scanned`] from the private key's [`PRIVATE_ATTRIBUTES`].
+fn scanned(
+    p: &[Attribute],
+    label: KeyLabel,
+    label_from_certificate: bool,
+    private: ObjectHandle,
+    public: ObjectHandle,
+    public_key: PublicKey,
+) -> Scanned {
+    Scanned {
         label,
-        ck_id: bytes_attr(&p, AttributeType::Id).unwrap_or_default(),
+        ck_id: bytes_attr(p, AttributeType::Id).unwrap_or_default(),
         private,
         public,
         public_key,
-        local: bool_attr(&p, AttributeType::Local).unwrap_or(false),
+        local: bool_attr(p, AttributeType::Local).unwrap_or(false),
         // A token that will not say is treated as the unsafe answer.
-        sensitive: bool_attr(&p, AttributeType::Sensitive).unwrap_or(false),
-        extractable: bool_attr(&p, AttributeType::Extractable).unwrap_or(true),
-        always_authenticate: bool_attr(&p, AttributeType::AlwaysAuthenticate).unwrap_or(false),
+        sensitive: bool_attr(p, AttributeType::Sensitive).unwrap_or(false),
+        extractable: bool_attr(p, AttributeType::Extractable).unwrap_or(true),
+        always_authenticate: bool_attr(p, AttributeType::AlwaysAuthenticate).unwrap_or(false),
         label_from_certificate,
-    })
+    }
 }
 
-/// The tufd label recorded in the subject of the certificate with CKA_ID
-/// `id`, as the YubiKey store writes it into PIV slots (ykcs11 shows a
-/// slot's certificate with the slot's key ID).
-fn certificate_label(session: &Session, id: &[u8]) -> Result<Option<KeyLabel>, CkError> {
-    let certs = session.find_objects(&[
-        Attribute::Class(ObjectClass::CERTIFICATE),
-        Attribute::Id(id.to_vec()),
-    ])?;
-    for cert in certs {
-        let attrs = session.get_attributes(cert, &[AttributeType::Subject])?;
+/// Object handles fetched per `C_FindObjects` call while indexing: large,
+/// so a token with thousands of objects is listed in a few calls.
+const FIND_BATCH: NonZeroUsize = NonZeroUsize::new(1024).expect("non-zero");
+
+/// Every object matching `template`, found in one search with large batches.
+fn find_all(session: &Session, template: &[Attribute]) -> Result<Vec<ObjectHandle>, CkError> {
+    session
+        .iter_objects_with_cache_size(template, FIND_BATCH)?
+        .collect()
+}
+
+/// The tufd labels recorded in the subjects of the token's certificates,
+/// by `CKA_ID`, as the YubiKey store writes them into PIV slots (ykcs11
+/// shows a slot's certificate with the slot's key ID). The first
+/// certificate with a tufd label wins for an ID.
+fn certificate_labels(session: &Session) -> Result<HashMap<Vec<u8>, KeyLabel>, CkError> {
+    let mut out = HashMap::new();
+    for cert in find_all(session, &[Attribute::Class(ObjectClass::CERTIFICATE)])? {
+        let attrs = session.get_attributes(cert, &[AttributeType::Id, AttributeType::Subject])?;
+        let id = bytes_attr(&attrs, AttributeType::Id).unwrap_or_default();
+        if out.contains_key(&id) {
+            continue;
+        }
         let subject = attrs.iter().find_map(|a| match a {
-            Attribute::Subject(v) => Some(v.clone()),
+            Attribute::Subject(v) => Some(v.as_slice()),
             _ => None,
         });
-        if let Some(label) = subject.and_then(|der| crate::yubikey::label_in_subject(&der)) {
-            return Ok(Some(label));
+        if let Some(label) = subject.and_then(crate::yubikey::label_in_subject) {
+            out.insert(id, label);
         }
     }
-    Ok(None)
+    Ok(out)
 }
 
 /// Every tufd key pair on the token: private EC keys labelled `tufd:…`
 /// with a public key object carrying the same `CKA_ID`. Objects of other
 /// applications, and private keys without a public half, are skipped.
+///
+/// The token is searched once per object class (private keys, public
+/// keys, and certificates only if some private key lacks a tufd label),
+/// each search fetching handles in large batches, and each object's
+/// attributes are read in one request: the cost grows with the number of
+/// objects, not with its square (SoftHSM2 re-reads its object files on
+/// every search).
 pub(super) fn scan(session: &Session) -> Result<Vec<Scanned>, CkError> {
-    let privates = session.find_objects(&[
-        Attribute::Class(ObjectClass::PRIVATE_KEY),
-        Attribute::KeyType(KeyType::EC),
-    ])?;
-    let mut out = Vec::new();
-    for private in privates {
-        let attrs = session.get_attributes(private, &[AttributeType::Label, AttributeType::Id])?;
-        let id = bytes_attr(&attrs, AttributeType::Id).unwrap_or_default();
-        let own = bytes_attr(&attrs, AttributeType::Label)
-            .and_then(|l| String::from_utf8(l).ok())
-            .and_then(|l| KeyLabel::from_token_label(&l));
-        let (label, given) = match own {
-            Some(label) => (label, None),
-            None => match certificate_label(session, &id)? {
-                Some(label) => (label.clone(), Some(label)),
-                None => continue,
-            },
-        };
-        let publics = session.find_objects(&[
+    let privates = find_all(
+        session,
+        &[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::KeyType(KeyType::EC),
+        ],
+    )?;
+    let publics = find_all(
+        session,
+        &[
             Attribute::Class(ObjectClass::PUBLIC_KEY),
             Attribute::KeyType(KeyType::EC),
-            Attribute::Id(id),
-        ])?;
-        let Some(&public) = publics.first() else {
+        ],
+    )?;
+    // The first public key object found with an ID is that ID's public half.
+    let mut public_by_id: HashMap<Vec<u8>, (ObjectHandle, Option<Vec<u8>>)> =
+        HashMap::with_capacity(publics.len());
+    for public in publics {
+        let attrs = session.get_attributes(public, &[AttributeType::Id, AttributeType::EcPoint])?;
+        let id = bytes_attr(&attrs, AttributeType::Id).unwrap_or_default();
+        public_by_id
+            .entry(id)
+            .or_insert_with(|| (public, bytes_attr(&attrs, AttributeType::EcPoint)));
+    }
+    let mut certificates: Option<HashMap<Vec<u8>, KeyLabel>> = None;
+    let mut out = Vec::new();
+    for private in privates {
+        let p = session.get_attributes(private, PRIVATE_ATTRIBUTES)?;
+        let id = bytes_attr(&p, AttributeType::Id).unwrap_or_default();
+        let own = bytes_attr(&p, AttributeType::Label)
+            .and_then(|l| String::from_utf8(l).ok())
+            .and_then(|l| KeyLabel::from_token_label(&l));
+        let (label, label_from_certificate) = match own {
+            Some(label) => (label, false),
+            None => {
+                if certificates.is_none() {
+                    certificates = Some(certificate_labels(session)?);
+                }
+                match certificates.as_ref().and_then(|c| c.get(&id)) {
+                    Some(label) => (label.clone(), true),
+                    None => continue,
+                }
+            }
+        };
+        let Some((public, point)) = public_by_id.get(&id) else {
             tracing::warn!(key = %label, "skipping a tufd private key without its public key object");
             continue;
         };
-        match read_pair_labelled(session, private, public, given) {
-            Ok(s) => out.push(s),
-            Err(CkError::InvalidValue) => {
-                tracing::warn!(key = %label, "skipping a tufd key whose public key is not P-256")
-            }
-            Err(e) => return Err(e),
-        }
+        let Some(public_key) = point.as_deref().and_then(parse_ec_point) else {
+            tracing::warn!(key = %label, "skipping a tufd key whose public key is not P-256");
+            continue;
+        };
+        out.push(scanned(
+            &p,
+            label,
+            label_from_certificate,
+            private,
+            *public,
+            public_key,
+        ));
     }
     Ok(out)
 }

@@ -32,23 +32,26 @@ impl Pkcs11Store {
 
     /// [`KeyStore::sign_digest`]: signs, then verifies the signature.
     pub(super) fn sign_with(&self, id: &str, digest: &[u8; 32]) -> Result<[u8; 64], KeyError> {
-        let (raw, verifying) = self.run("signing", |s, session| {
+        let (raw, entry) = self.run("signing", |s, session| {
             let entry = s.entry(session, id)?;
             let raw = if entry.always_authenticate {
                 s.sign_context_specific(session, &entry, digest)?
             } else {
                 session.sign(&Mechanism::Ecdsa, entry.private, digest)?
             };
-            Ok((raw, entry.verifying))
+            Ok((raw, entry))
         })?;
         let bad = || KeyError::BadSignature {
             token: self.name_owned(),
             key_id: id.to_owned(),
         };
-        let sig = p256::ecdsa::Signature::from_slice(&raw).map_err(|_| bad())?;
-        verifying.verify_prehash(digest, &sig).map_err(|_| bad())?;
+        // Verified after the session went back to the pool: another
+        // caller's signature is made on it meanwhile.
+        if !entry.verifier.verify(digest, &raw) {
+            return Err(bad());
+        }
         let mut out = [0u8; 64];
-        out.copy_from_slice(&sig.to_bytes());
+        out.copy_from_slice(&raw);
         Ok(out)
     }
 }

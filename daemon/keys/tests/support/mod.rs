@@ -53,7 +53,7 @@ pub fn conf() -> &'static Path {
 }
 
 /// The tokens a test process may use, one per test.
-pub const TOKENS: &[&str] = &["gen", "sens", "imp", "pin", "other", "par", "bench"];
+pub const TOKENS: &[&str] = &["gen", "sens", "imp", "pin", "other", "par", "bench", "many"];
 
 fn label_for(name: &str) -> String {
     format!("{name}-{}", std::process::id())
@@ -112,4 +112,68 @@ pub fn store(label: &str, pin: PinSource, sessions: usize) -> Pkcs11Store {
 pub fn env_pin() -> PinSource {
     dir();
     PinSource::Env("TUFD_KEYS_TEST_PIN".into())
+}
+
+/// Creates tufd keys `names` on token `label` in bulk with cryptoki (as
+/// imported keys, with the IDs tufd writes), and returns their records
+/// as a store named "test" lists them.
+pub fn create_keys(label: &str, names: &[tufd_keys::KeyLabel]) -> Vec<tufd_keys::KeyRecord> {
+    use cryptoki::object::{Attribute, KeyType, ObjectClass};
+    use cryptoki::session::UserType;
+    use p256::pkcs8::EncodePublicKey;
+    use sha2::{Digest, Sha256};
+    const P256_PARAMS: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let ctx = modules().get(MODULE.as_ref()).unwrap();
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label().trim() == label)
+        .unwrap();
+    let session = ctx.open_rw_session(slot).unwrap();
+    let _ = session.login(UserType::User, Some(&PIN.to_owned().into()));
+    let mut out = Vec::new();
+    for name in names {
+        let seed: [u8; 32] = Sha256::digest(format!("{label}-{name}")).into();
+        let secret = p256::SecretKey::from_slice(&seed).expect("a valid scalar");
+        let public = secret.public_key();
+        let spki = public.to_public_key_der().unwrap().as_bytes().to_vec();
+        let id = tufd_tuf::keyid::ecdsa_key_id(&spki);
+        let token_label = name.to_token_label().into_bytes();
+        let point = public.to_sec1_bytes();
+        let mut ec_point = vec![0x04, point.len() as u8];
+        ec_point.extend_from_slice(&point);
+        let common = |class| {
+            vec![
+                Attribute::Class(class),
+                Attribute::Token(true),
+                Attribute::KeyType(KeyType::EC),
+                Attribute::Label(token_label.clone()),
+                Attribute::Id(hex::decode(&id).unwrap()),
+                Attribute::EcParams(P256_PARAMS.to_vec()),
+            ]
+        };
+        let mut public_t = common(ObjectClass::PUBLIC_KEY);
+        public_t.extend([Attribute::Verify(true), Attribute::EcPoint(ec_point)]);
+        let mut private_t = common(ObjectClass::PRIVATE_KEY);
+        private_t.extend([
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Sign(true),
+            Attribute::Value(secret.to_bytes().to_vec()),
+        ]);
+        session.create_object(&public_t).unwrap();
+        session.create_object(&private_t).unwrap();
+        out.push(tufd_keys::KeyRecord {
+            id,
+            label: name.clone(),
+            token: "test".into(),
+            spki_der: spki,
+            origin: tufd_keys::KeyOrigin::Imported,
+            sensitive: true,
+            extractable: false,
+        });
+    }
+    out
 }
