@@ -119,6 +119,8 @@ pub struct Config {
     /// Verify-before-pull: modes and trust pinning per repository prefix,
     /// limits of one verification (`[[verify]]`, `[verification]`).
     pub verify: crate::trust::verify::VerifyPolicy,
+    /// The verifying registry mirror (`[mirror]`), when configured.
+    pub mirror: Option<crate::mirror::MirrorConfig>,
 }
 
 /// One configured token.
@@ -158,6 +160,7 @@ struct RawConfig {
     verify_rules: Vec<crate::trust::verify::config::RawVerifyRule>,
     #[serde(default)]
     verification: crate::trust::verify::config::RawVerification,
+    mirror: Option<crate::mirror::config::RawMirror>,
 }
 
 #[derive(Deserialize, Default)]
@@ -507,8 +510,10 @@ impl Config {
         let registry = raw.registry.into_config(&invalid)?;
         let expiries = raw.expiry.into_expiries(&invalid)?;
         let verify = raw.verification.into_policy(raw.verify_rules, &invalid)?;
+        let mirror = raw.mirror.map(|m| m.into_config(&invalid)).transpose()?;
         Ok(Config {
             verify,
+            mirror,
             socket: raw.socket,
             state_dir: raw.state_dir,
             tokens,

@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod keyring;
+pub mod mirror;
 pub mod server;
 pub mod service;
 pub mod trust;

@@ -35,6 +35,8 @@ pub enum ServerError {
     StateLocked(PathBuf),
     #[error("{0}")]
     Trust(#[from] Box<TrustError>),
+    #[error("{0}")]
+    Mirror(#[from] crate::mirror::MirrorError),
     #[error("serving failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -126,6 +128,10 @@ pub async fn run(
     let keyring = Arc::new(Keyring::from_config(&config));
     let trust = Arc::new(Trust::new(&config, keyring.clone()).map_err(Box::new)?);
     let listener = bind_socket(&config.socket)?;
+    let mirror = match &config.mirror {
+        Some(m) => Some(crate::mirror::start(m.clone(), &config.registry, trust.clone()).await?),
+        None => None,
+    };
     tracing::info!(socket = %config.socket.display(), tokens = config.tokens.len(), "tufd listening");
 
     // Open every token now so problems show in the log at start-up; a
@@ -161,6 +167,9 @@ pub async fn run(
             }
         }
     };
+    if let Some(m) = mirror {
+        m.abort();
+    }
     if let Err(e) = std::fs::remove_file(&config.socket) {
         tracing::warn!(socket = %config.socket.display(), error = %e, "could not remove the socket");
     }

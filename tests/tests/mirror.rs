@@ -1,0 +1,254 @@
+//! The verifying registry mirror with real peers: a local docker-registry,
+//! notary-server and notary-signer, tufd signing with tufctl, and `skopeo`
+//! pulling through a `registries.conf` mirror that points at tufd (the
+//! registry itself unreachable for skopeo, as a firewall would make it).
+//! A tiny fake upstream serves content that does not hash to its digest.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Output};
+use tufd_tests::daemon::{TestEnv, token_toml};
+use tufd_tests::notary::NotaryServers;
+use tufd_tests::process::free_port;
+use tufd_tests::registry::TestRegistry;
+use tufd_tests::softhsm::MODULE;
+
+fn config(env: &TestEnv, servers: &NotaryServers, extra: &str) -> String {
+    env.config_with(&format!(
+        "{}[[remote]]\nprefix = \"\"\nurl = \"{}\"\nca = \"{}\"\n{extra}",
+        token_toml(
+            "dev",
+            MODULE,
+            tufd_tests::daemon::TOKEN_LABEL,
+            "env:TUFD_PIN"
+        ),
+        servers.url(),
+        servers.ca_path().display()
+    ))
+}
+
+/// `skopeo copy docker://<registry>/<image> dir:<dest>` where registries.conf
+/// sends `<registry>` to the mirror only (its own location is a closed port).
+fn skopeo_copy(env: &TestEnv, registry: &str, mirror: &str, image: &str, dest: &Path) -> Output {
+    let closed = free_port().unwrap();
+    let conf = env.path().join("registries.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[[registry]]\nprefix = \"{registry}\"\nlocation = \"127.0.0.1:{closed}\"\ninsecure = true\n\n[[registry.mirror]]\nlocation = \"{mirror}\"\ninsecure = true\n"
+        ),
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(dest);
+    Command::new("skopeo")
+        .arg("--insecure-policy")
+        .arg("--registries-conf")
+        .arg(&conf)
+        .args(["copy", "--src-no-creds"])
+        .arg(format!("docker://{registry}/{image}"))
+        .arg(format!("dir:{}", dest.display()))
+        .env("HOME", env.path())
+        .env("XDG_RUNTIME_DIR", env.path())
+        .env("CONTAINERS_REGISTRIES_CONF", &conf)
+        .output()
+        .expect("skopeo (scripts/setup installs it)")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn skopeo_pulls_only_what_trust_allows() {
+    let servers = NotaryServers::start();
+    let registry = TestRegistry::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let host = registry.host().to_owned();
+    let mut pushed = std::collections::BTreeMap::new();
+    for repo in ["enf/app", "pas/app"] {
+        for tag in ["signed", "unsigned", "revoked", "moved"] {
+            pushed.insert((repo, tag), rt.block_on(registry.push_image(repo, tag)));
+        }
+    }
+    let env = TestEnv::new();
+    let port = free_port().unwrap();
+    let mirror = format!("127.0.0.1:{port}");
+    let d = env.start_with(&config(
+        &env,
+        &servers,
+        &format!(
+            "[[verify]]\nprefix = \"{host}/enf/\"\nmode = \"enforced\"\n[[verify]]\nprefix = \"{host}/pas/\"\nmode = \"passive\"\n[mirror]\nlisten = \"{mirror}\"\nupstream = \"{host}\"\n"
+        ),
+    ));
+    env.tufctl(&["key", "generate", "alice"]).ok();
+    for repo in ["enf/app", "pas/app"] {
+        let gun = format!("{host}/{repo}");
+        env.tufctl(&["signer", "add", "alice", &gun, "--key", "alice.pub"])
+            .ok();
+        for tag in ["signed", "revoked", "moved"] {
+            env.tufctl(&["sign", &format!("{gun}:{tag}")]).ok();
+        }
+        env.tufctl(&["revoke", &format!("{gun}:revoked")]).ok();
+    }
+    // After signing, the registry's `moved` tags point to other images.
+    let moved_to: Vec<_> = ["enf/app", "pas/app"]
+        .iter()
+        .map(|r| rt.block_on(registry.push_image(r, "moved")))
+        .collect();
+    let dest = env.path().join("pulled");
+    let manifest = || std::fs::read(dest.join("manifest.json")).unwrap();
+
+    // Enforced: the signed tag copies, with the signed manifest.
+    let out = skopeo_copy(&env, &host, &mirror, "enf/app:signed", &dest);
+    assert!(out.status.success(), "{}\n{}", text(&out), d.log());
+    assert_eq!(manifest(), pushed[&("enf/app", "signed")].bytes);
+    // Unsigned and revoked: refused with the verifier's reasons.
+    for (tag, reason) in [
+        ("unsigned", "no trust data for this tag"),
+        ("revoked", "no trust data for this tag"),
+    ] {
+        let out = skopeo_copy(&env, &host, &mirror, &format!("enf/app:{tag}"), &dest);
+        assert!(!out.status.success(), "{tag}: {}", text(&out));
+        let t = text(&out);
+        assert!(t.contains("denied") && t.contains(reason), "{tag}: {t}");
+        assert!(!dest.join("manifest.json").exists());
+    }
+    let log = d.log();
+    assert!(
+        log.contains("mirror refused a request") && log.contains("caller=127.0.0.1:"),
+        "{log}"
+    );
+    // A tag moved in the registry after signing: still the signed content.
+    let out = skopeo_copy(&env, &host, &mirror, "enf/app:moved", &dest);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(manifest(), pushed[&("enf/app", "moved")].bytes);
+    assert_ne!(manifest(), moved_to[0].bytes);
+
+    // Passive: unsigned and revoked copy as the registry has them, warned.
+    for tag in ["unsigned", "revoked"] {
+        let out = skopeo_copy(&env, &host, &mirror, &format!("pas/app:{tag}"), &dest);
+        assert!(out.status.success(), "{tag}: {}", text(&out));
+        assert_eq!(manifest(), pushed[&("pas/app", tag)].bytes);
+    }
+    assert!(
+        d.log()
+            .contains("mirror (passive): trust would refuse this tag"),
+        "{}",
+        d.log()
+    );
+    let out = skopeo_copy(&env, &host, &mirror, "pas/app:signed", &dest);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(manifest(), pushed[&("pas/app", "signed")].bytes);
+}
+
+/// A fake upstream answering every GET with `body` (and HEAD with its
+/// headers), whatever was asked for.
+fn fake_upstream(body: Vec<u8>) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).starts_with("HEAD");
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            if !head {
+                let _ = s.write_all(&body);
+            }
+        }
+    });
+    port
+}
+
+/// A plain HTTP/1.1 GET; the body is an error when shorter than its
+/// `Content-Length` (the connection was cut).
+fn get(url: &str) -> (u16, Result<Vec<u8>, String>) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (addr, path) = rest.split_at(rest.find('/').unwrap());
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    let read = s.read_to_end(&mut all);
+    let split = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&all[..split]).to_lowercase();
+    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = all[split + 4..].to_vec();
+    let declared = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse::<usize>().unwrap());
+    match (read, declared) {
+        (Err(e), _) => (status, Err(e.to_string())),
+        (_, Some(n)) if n != body.len() => (status, Err(format!("{} of {n} bytes", body.len()))),
+        _ => (status, Ok(body)),
+    }
+}
+
+#[test]
+fn content_that_does_not_hash_to_its_digest_is_refused() {
+    use sha2::Digest;
+    let servers = NotaryServers::start();
+    let served = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[]}"#.repeat(2000);
+    let fake = fake_upstream(served.clone());
+    let env = TestEnv::new();
+    let port = free_port().unwrap();
+    let _d = env.start_with(&config(
+        &env,
+        &servers,
+        &format!(
+            "[mirror]\nlisten = \"127.0.0.1:{port}\"\nupstream = \"localhost:{}\"\nupstreams = [\"127.0.0.1:{fake}\"]\n",
+            free_port().unwrap()
+        ),
+    ));
+    let base = format!("http://127.0.0.1:{port}");
+    let (status, body) = get(&format!("{base}/v2/"));
+    assert_eq!(status, 200, "{body:?}");
+
+    let asked = format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(b"something else"))
+    );
+    // A manifest by digest: refused.
+    let (status, body) = get(&format!(
+        "{base}/v2/team/app/manifests/{asked}?ns=127.0.0.1:{fake}"
+    ));
+    assert_eq!(status, 502);
+    let body = String::from_utf8(body.unwrap()).unwrap();
+    assert!(
+        body.contains("MANIFEST_INVALID") && body.contains("hashes to"),
+        "{body}"
+    );
+    // A blob: the stream is cut short, the client never gets a whole body.
+    let (status, body) = get(&format!(
+        "{base}/v2/team/app/blobs/{asked}?ns=127.0.0.1:{fake}"
+    ));
+    assert_eq!(status, 200);
+    assert!(body.is_err(), "a wrong blob must not arrive whole");
+    // The same blob asked for by its real digest streams through.
+    let real = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&served)));
+    let (status, body) = get(&format!(
+        "{base}/v2/team/app/blobs/{real}?ns=127.0.0.1:{fake}"
+    ));
+    assert_eq!(status, 200);
+    assert_eq!(body.unwrap(), served);
+    // Hosts that are not configured upstreams are not reachable.
+    let (status, body) = get(&format!(
+        "{base}/v2/team/app/blobs/{real}?ns=127.0.0.1:{}",
+        fake + 1
+    ));
+    assert_eq!(status, 403);
+    assert!(String::from_utf8(body.unwrap()).unwrap().contains("DENIED"));
+}
