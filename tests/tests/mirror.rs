@@ -252,3 +252,105 @@ fn content_that_does_not_hash_to_its_digest_is_refused() {
     assert_eq!(status, 403);
     assert!(String::from_utf8(body.unwrap()).unwrap().contains("DENIED"));
 }
+
+/// A raw `HEAD`: (status line, headers lower-cased, body bytes received).
+fn head(addr: &str, path: &str) -> (String, String, usize) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "HEAD {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let split = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&all[..split]).to_lowercase();
+    let status = head.lines().next().unwrap().to_owned();
+    (status, head, all.len() - split - 4)
+}
+
+#[test]
+fn upstream_with_token_auth_uses_tufds_credentials_and_disabled_proxies() {
+    use tufd_tests::registry::{PASSWORD, RegistryAuth, RegistryOptions, USERNAME};
+    let servers = NotaryServers::start();
+    let registry = TestRegistry::start_with(RegistryOptions {
+        auth: RegistryAuth::Token,
+        ..RegistryOptions::default()
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let signed = rt.block_on(registry.push_image("enf/app", "v1"));
+    let open = rt.block_on(registry.push_image("dis/app", "v1"));
+    let host = registry.host().to_owned();
+    let env = TestEnv::new();
+    let password = env.path().join("registry-password");
+    std::fs::write(&password, PASSWORD).unwrap();
+    let port = free_port().unwrap();
+    let mirror = format!("127.0.0.1:{port}");
+    let d = env.start_with(&config(
+        &env,
+        &servers,
+        &format!(
+            "[[verify]]\nprefix = \"{host}/dis/\"\nmode = \"disabled\"\n[registry]\n[[registry.login]]\nhost = \"{host}\"\nusername = \"{USERNAME}\"\npassword = \"file:{}\"\n[mirror]\nlisten = \"{mirror}\"\nupstream = \"{host}\"\n",
+            password.display()
+        ),
+    ));
+    let gun = format!("{host}/enf/app");
+    env.tufctl(&["key", "generate", "alice"]).ok();
+    env.tufctl(&["signer", "add", "alice", &gun, "--key", "alice.pub"])
+        .ok();
+    env.tufctl(&["sign", &format!("{gun}:v1")]).ok();
+
+    // skopeo has no credentials; the mirror pulls with tufd's.
+    let dest = env.path().join("pulled");
+    let out = skopeo_copy(&env, &host, &mirror, "enf/app:v1", &dest);
+    assert!(out.status.success(), "{}\n{}", text(&out), d.log());
+    assert_eq!(
+        std::fs::read(dest.join("manifest.json")).unwrap(),
+        signed.bytes
+    );
+    let out = skopeo_copy(&env, &host, &mirror, "dis/app:v1", &dest);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read(dest.join("manifest.json")).unwrap(),
+        open.bytes
+    );
+    assert!(
+        d.log()
+            .contains("verification disabled for this repository: proxied"),
+        "{}",
+        d.log()
+    );
+    assert!(
+        registry
+            .token_requests()
+            .iter()
+            .any(|r| r.scopes.iter().any(|s| s.contains("dis/app"))),
+        "the mirror asked the token service for the repository"
+    );
+
+    // HEAD of a tag: the signed digest and length, no body.
+    let (status, headers, body) = head(&mirror, "/v2/enf/app/manifests/v1");
+    assert!(status.contains(" 200"), "{headers}");
+    assert!(
+        headers.contains(&format!(
+            "docker-content-digest: {}",
+            signed.digest_string()
+        )),
+        "{headers}"
+    );
+    assert!(
+        headers.contains(&format!("content-length: {}", signed.size())),
+        "{headers}"
+    );
+    assert_eq!(body, 0);
+    // Other methods are refused.
+    let mut s = std::net::TcpStream::connect(&mirror).unwrap();
+    write!(
+        s,
+        "DELETE /v2/enf/app/manifests/v1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    assert!(all.starts_with("HTTP/1.1 405"), "{all}");
+}
