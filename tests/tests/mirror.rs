@@ -354,3 +354,131 @@ fn upstream_with_token_auth_uses_tufds_credentials_and_disabled_proxies() {
     s.read_to_string(&mut all).unwrap();
     assert!(all.starts_with("HTTP/1.1 405"), "{all}");
 }
+
+/// A private containerd (its own root, state and socket), killed on drop.
+struct Containerd {
+    child: std::process::Child,
+    socket: std::path::PathBuf,
+}
+
+impl Containerd {
+    fn start(dir: &Path) -> Containerd {
+        std::fs::create_dir_all(dir).unwrap();
+        let socket = dir.join("containerd.sock");
+        let config = dir.join("containerd.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n[grpc]\naddress = \"{1}\"\n[ttrpc]\naddress = \"{1}.ttrpc\"\n",
+                dir.display(),
+                socket.display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
+        let mut cmd = Command::new("containerd");
+        cmd.arg("--config")
+            .arg(&config)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        let child =
+            tufd_tests::process::spawn_tied(cmd).expect("containerd (scripts/setup installs it)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !socket.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "containerd did not start: {}",
+                std::fs::read_to_string(dir.join("containerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Containerd { child, socket }
+    }
+
+    /// `ctr content fetch` through `hosts.toml` in `hosts_dir`.
+    fn fetch(&self, hosts_dir: &Path, image: &str) -> Output {
+        Command::new("ctr")
+            .arg("--address")
+            .arg(&self.socket)
+            .args([
+                "--namespace",
+                "tufd-test",
+                "content",
+                "fetch",
+                "--hosts-dir",
+            ])
+            .arg(hosts_dir)
+            .arg(image)
+            .output()
+            .expect("ctr")
+    }
+
+    fn content(&self) -> String {
+        let out = Command::new("ctr")
+            .arg("--address")
+            .arg(&self.socket)
+            .args(["--namespace", "tufd-test", "content", "ls", "-q"])
+            .output()
+            .expect("ctr");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn containerd_pulls_through_hosts_toml() {
+    let servers = NotaryServers::start();
+    let registry = TestRegistry::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let signed = rt.block_on(registry.push_image("enf/app", "moved"));
+    rt.block_on(registry.push_image("enf/app", "unsigned"));
+    let host = registry.host().to_owned();
+    let env = TestEnv::new();
+    let port = free_port().unwrap();
+    let mirror = format!("127.0.0.1:{port}");
+    let d = env.start_with(&config(
+        &env,
+        &servers,
+        &format!("[mirror]\nlisten = \"{mirror}\"\nupstream = \"{host}\"\n"),
+    ));
+    let gun = format!("{host}/enf/app");
+    env.tufctl(&["key", "generate", "alice"]).ok();
+    env.tufctl(&["signer", "add", "alice", &gun, "--key", "alice.pub"])
+        .ok();
+    env.tufctl(&["sign", &format!("{gun}:moved")]).ok();
+    let moved_to = rt.block_on(registry.push_image("enf/app", "moved"));
+
+    // containerd's registry host configuration: the mirror first, the
+    // registry itself at a closed port (as a firewall would make it).
+    let hosts = env.path().join("certs.d");
+    std::fs::create_dir_all(hosts.join(&host)).unwrap();
+    std::fs::write(
+        hosts.join(&host).join("hosts.toml"),
+        format!(
+            "server = \"http://127.0.0.1:{}\"\n[host.\"http://{mirror}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+            free_port().unwrap()
+        ),
+    )
+    .unwrap();
+    let ctrd = Containerd::start(&env.path().join("containerd"));
+    let out = ctrd.fetch(&hosts, &format!("{gun}:moved"));
+    assert!(out.status.success(), "{}\n{}", text(&out), d.log());
+    let content = ctrd.content();
+    assert!(content.contains(&signed.digest_string()), "{content}");
+    assert!(!content.contains(&moved_to.digest_string()), "{content}");
+    // containerd names the upstream with ?ns=; the mirror answered for it.
+    let out = ctrd.fetch(&hosts, &format!("{gun}:unsigned"));
+    assert!(!out.status.success(), "{}", text(&out));
+    let log = d.log();
+    assert!(log.contains("mirror refused a request"), "{log}");
+    assert!(
+        log.contains("no trust data for this tag") || log.contains("does not exist"),
+        "{log}"
+    );
+}

@@ -117,8 +117,8 @@ pub fn upstream<'a>(query: Option<&str>, upstreams: &'a [String]) -> Result<&'a 
         .split('&')
         .filter_map(|kv| kv.split_once('='))
         .find(|(k, _)| *k == "ns")
-        .map(|(_, v)| v);
-    match ns {
+        .map(|(_, v)| percent_decode(v));
+    match ns.as_deref() {
         None => Ok(&upstreams[0]),
         Some(ns) => upstreams
             .iter()
@@ -134,6 +134,28 @@ pub fn upstream<'a>(query: Option<&str>, upstreams: &'a [String]) -> Result<&'a 
                 )
             }),
     }
+}
+
+/// Decodes `%XX` escapes (containerd sends `ns=localhost%3A5000`); an
+/// invalid escape is kept as written (and then matches no upstream).
+fn percent_decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let Some(byte) = v
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(if b[i] == b'+' { b' ' } else { b[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -185,6 +207,15 @@ mod tests {
         let ups = vec!["localhost:5000".to_owned(), "docker.io".to_owned()];
         assert_eq!(upstream(None, &ups), Ok("localhost:5000"));
         assert_eq!(upstream(Some("ns=docker.io"), &ups), Ok("docker.io"));
+        assert_eq!(
+            upstream(Some("ns=localhost%3A5000"), &ups),
+            Ok("localhost:5000")
+        );
+        assert_eq!(
+            upstream(Some("ns=localhost%3a5000"), &ups),
+            Ok("localhost:5000")
+        );
+        assert!(upstream(Some("ns=localhost%3A5000%2F"), &ups).is_err());
         assert_eq!(
             upstream(Some("x=1&ns=registry-1.docker.io"), &ups),
             Ok("docker.io")
