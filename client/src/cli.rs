@@ -24,6 +24,12 @@ pub struct Cli {
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Text)]
     pub output: Format,
 
+    /// Seconds to wait for the daemon's answer (0: no limit). Commands that
+    /// may wait for a touch or a long batch (sign, revoke, signer, key
+    /// generate/load/test/rotate) have no limit.
+    #[arg(long, global = true, env = "TUFCTL_TIMEOUT", default_value_t = 120)]
+    pub timeout: u64,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -67,6 +73,50 @@ pub enum Command {
     /// Verify tags before a pull and print their signed digests (what
     /// docker's content trust checked): enforced, passive or disabled.
     Verify(crate::verify::VerifyArgs),
+    /// Ask the daemon's policy who may do what (nothing is done).
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Check the daemon's audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+/// `policy` subcommands.
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Explain whether a user may do OPERATION on REPO, and by which rule
+    /// (or which permission is missing). Nothing is done. Asking about
+    /// another user needs the policy-check permission (root, admin group).
+    ///
+    /// Operations: inspect, verify, list, key-test, sign, revoke,
+    /// key-generate, key-load, key-delete, token-unlock, signer-add,
+    /// signer-remove, rotate, init, repair, policy-check.
+    ///
+    /// Example: tufctl policy check --user ci sign registry.example.com/team/app --role targets/releases
+    Check {
+        /// User name or uid (default: you).
+        #[arg(long)]
+        user: Option<String>,
+        /// The operation.
+        operation: String,
+        /// The repository (GUN); omit for list and token-unlock.
+        repo: Option<String>,
+        /// A role the operation would write (repeatable).
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+    },
+}
+
+/// `audit` subcommands.
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Have the daemon check its audit log's hash chain against its head
+    /// (root and the admin group). Offline: `tufd --audit-verify FILE`.
+    Verify,
 }
 
 const SIGN_ABOUT: &str = "\
@@ -273,18 +323,16 @@ pub enum TokenCommand {
     /// The daemon verifies the PIN on the device and keeps it for the
     /// token's `pin_cache_seconds` (default 15 minutes). The PIN comes from
     /// --pin-file, else the TUFCTL_PIN environment variable, else a prompt.
-    /// A wrong PIN reports the tries left. With one try left the daemon
-    /// refuses to present any PIN unless --confirm-last-try.
+    /// A wrong PIN reports the tries left. With few tries left the daemon
+    /// presents a new PIN only if its configuration allows it
+    /// (`allow_last_pin_try`); a token already unlocked is never asked to
+    /// check another PIN.
     Unlock {
         /// Token name from the daemon configuration.
         name: String,
         /// File holding the PIN (first line).
         #[arg(long, value_name = "FILE")]
         pin_file: Option<PathBuf>,
-        /// Present the PIN even if the device has only one try left (a
-        /// wrong PIN then blocks it). Asks for confirmation on a terminal.
-        #[arg(long)]
-        confirm_last_try: bool,
     },
 }
 

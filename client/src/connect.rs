@@ -6,8 +6,12 @@ use std::path::Path;
 use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-/// Opens a gRPC channel over the Unix socket at `path`.
-pub async fn connect(path: &Path) -> Result<Channel, Failure> {
+/// Opens a gRPC channel over the Unix socket at `path`; each request on it
+/// fails with DEADLINE_EXCEEDED after `timeout` (`None`: no limit).
+pub async fn connect(
+    path: &Path,
+    timeout: Option<std::time::Duration>,
+) -> Result<Channel, Failure> {
     // Probe first for a message that says what to do.
     if let Err(e) = UnixStream::connect(path).await {
         let hint = match e.kind() {
@@ -26,7 +30,12 @@ pub async fn connect(path: &Path) -> Result<Channel, Failure> {
     }
     let path = path.to_owned();
     // The URI is required by the API but unused: the connector dials the socket.
-    Endpoint::from_static("http://tufd.local")
+    let mut endpoint = Endpoint::from_static("http://tufd.local")
+        .connect_timeout(std::time::Duration::from_secs(10));
+    if let Some(t) = timeout {
+        endpoint = endpoint.timeout(t);
+    }
+    endpoint
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let path = path.clone();
             async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }

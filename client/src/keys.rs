@@ -119,6 +119,14 @@ async fn generate(
             path.display()
         )));
     }
+    // The file is prepared before the key exists: a directory tufctl
+    // cannot write to stops here, not after the key is on the token.
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| {
+        Failure::input(format!(
+            "cannot write to {}: {e} (no key was generated)",
+            dir.display()
+        ))
+    })?;
     if !out.json() {
         eprintln!("Generating key {name} on the token...");
     }
@@ -132,15 +140,31 @@ async fn generate(
         .into_inner()
         .key
         .ok_or_else(|| Failure::input("the daemon returned no key"))?;
-    let text = docker_public_pem(&key.public_key_pem, &name)?;
-    write_new_file(&path, text.as_bytes()).map_err(|e| {
-        Failure::input(format!(
-            "key {} was generated on token '{}', but writing {} failed: {e}; `tufctl key list` shows its public key",
-            key.key_id,
-            key.token,
+    let written = docker_public_pem(&key.public_key_pem, &name)
+        .map_err(|e| std::io::Error::other(e.message))
+        .and_then(|text| persist_new_file(tmp, &path, text.as_bytes()));
+    if let Err(e) = written {
+        // Not orphaned: a key nobody has the public half of is deleted.
+        let deleted = client
+            .delete_key(v1::DeleteKeyRequest {
+                key: Some(v1::KeySelector {
+                    selector: Some(v1::key_selector::Selector::KeyId(key.key_id.clone())),
+                }),
+            })
+            .await;
+        let outcome = match deleted {
+            Ok(_) => "the key was deleted again".to_owned(),
+            Err(d) => format!(
+                "deleting the key failed too ({}); delete it with `tufctl key delete {}`",
+                d.message(),
+                key.key_id
+            ),
+        };
+        return Err(Failure::input(format!(
+            "writing {} failed: {e}; {outcome}",
             path.display()
-        ))
-    })?;
+        )));
+    }
     if out.json() {
         let mut v = output::key_json(&key);
         v["public_key_file"] = json!(path.display().to_string());
@@ -156,14 +180,18 @@ async fn generate(
     Ok(())
 }
 
-/// Writes a file atomically (temp file, fsync, rename) without replacing an
-/// existing one.
-fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Completes a file prepared with [`tempfile::NamedTempFile::new_in`]:
+/// writes, fsyncs, renames without replacing an existing one, fsyncs the
+/// directory.
+fn persist_new_file(
+    mut tmp: tempfile::NamedTempFile,
+    path: &Path,
+    bytes: &[u8],
+) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist_noclobber(path).map_err(|e| e.error)?;
@@ -292,12 +320,21 @@ async fn list(
                 println!("  {name} (token '{}'): {text}", k.token);
             }
         }
-        for t in &r.unavailable_tokens {
-            eprintln!(
-                "warning: token '{}' could not be read: {}",
-                t.name, t.detail
-            );
-        }
+    }
+    if !r.unavailable_tokens.is_empty() {
+        // The listing is incomplete: a script must not take it for all keys.
+        let tokens: Vec<String> = r
+            .unavailable_tokens
+            .iter()
+            .map(|t| format!("'{}' ({})", t.name, t.detail))
+            .collect();
+        return Err(Failure::daemon(
+            "Unavailable",
+            format!(
+                "the listing is incomplete: token(s) could not be read: {}",
+                tokens.join("; ")
+            ),
+        ));
     }
     Ok(())
 }
@@ -332,29 +369,13 @@ pub async fn token_unlock(
     out: &Output,
     name: String,
     pin_file: Option<PathBuf>,
-    confirm_last_try: bool,
 ) -> Result<(), Failure> {
-    if confirm_last_try {
-        eprintln!(
-            "warning: --confirm-last-try: if token '{name}' has only one PIN try left and this PIN is wrong, the PIN is blocked (a YubiKey then needs its PUK to unblock it)"
-        );
-        if std::io::stdin().is_terminal() {
-            eprint!("Present the PIN even with one try left? [y/N] ");
-            let mut answer = String::new();
-            std::io::stdin()
-                .read_line(&mut answer)
-                .map_err(|e| Failure::input(format!("cannot read the answer: {e}")))?;
-            if !matches!(answer.trim(), "y" | "Y" | "yes") {
-                return Err(Failure::input("not confirmed; no PIN was sent"));
-            }
-        }
-    }
     let mut pin = read_pin(pin_file, &name)?;
     let r = KeysClient::new(channel)
         .unlock_token(v1::UnlockTokenRequest {
             token: name.clone(),
             pin: std::mem::take(&mut *pin),
-            confirm_last_try,
+            confirm_last_try: false,
         })
         .await?
         .into_inner();

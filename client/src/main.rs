@@ -9,6 +9,7 @@ mod connect;
 mod docker;
 mod keys;
 mod output;
+mod policy;
 mod trust;
 mod verify;
 
@@ -17,6 +18,13 @@ use std::process::ExitCode;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    // Output into a closed pipe (`tufctl key list | head -0`) ends the
+    // process quietly, as for other command-line tools, instead of a panic.
+    // SAFETY: signal(2) restoring the default action before any thread
+    // writes to stdout.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args = cli::Cli::parse();
     let out = output::Output::new(args.output);
     match run(args).await {
@@ -31,20 +39,32 @@ async fn main() -> ExitCode {
 async fn run(args: cli::Cli) -> Result<(), output::Failure> {
     let out = output::Output::new(args.output);
     trust::precheck(&args.command)?;
-    let channel = connect::connect(&args.socket).await?;
+    // Commands that may wait for a touch (signing, a YubiKey key's
+    // certificate) or run a long batch have no deadline; the others get
+    // --timeout.
+    let unbounded = matches!(
+        args.command,
+        cli::Command::Sign(_) | cli::Command::Revoke(_) | cli::Command::Signer { .. }
+    ) || matches!(
+        &args.command,
+        cli::Command::Key {
+            command: cli::KeyCommand::Rotate { .. }
+                | cli::KeyCommand::Generate { .. }
+                | cli::KeyCommand::Load { .. }
+                | cli::KeyCommand::Test { .. }
+        }
+    );
+    let timeout =
+        (!unbounded && args.timeout > 0).then(|| std::time::Duration::from_secs(args.timeout));
+    let channel = connect::connect(&args.socket, timeout).await?;
     match args.command {
         cli::Command::Status => keys::status(channel, &out).await,
         cli::Command::Token {
             command: cli::TokenCommand::List,
         } => keys::token_list(channel, &out).await,
         cli::Command::Token {
-            command:
-                cli::TokenCommand::Unlock {
-                    name,
-                    pin_file,
-                    confirm_last_try,
-                },
-        } => keys::token_unlock(channel, &out, name, pin_file, confirm_last_try).await,
+            command: cli::TokenCommand::Unlock { name, pin_file },
+        } => keys::token_unlock(channel, &out, name, pin_file).await,
         cli::Command::Key { command } => keys::run(command, channel, &out).await,
         cli::Command::Signer { command } => {
             trust::signer(command, channel, &mut trust::Term::stdio(), &out).await
@@ -59,5 +79,7 @@ async fn run(args: cli::Cli) -> Result<(), output::Failure> {
             trust::inspect(args, channel, &mut trust::Term::stdio(), &out).await
         }
         cli::Command::Verify(args) => args.run(channel, &out).await,
+        cli::Command::Policy { command } => policy::policy(command, channel, &out).await,
+        cli::Command::Audit { command } => policy::audit(command, channel, &out).await,
     }
 }

@@ -762,7 +762,7 @@ mod tests {
                 .add_service(TrustServer::new(fake))
                 .serve_with_incoming(UnixListenerStream::new(listener)),
         );
-        let channel = crate::connect::connect(&path).await.expect("connect");
+        let channel = crate::connect::connect(&path, None).await.expect("connect");
         (channel, dir)
     }
 

@@ -30,9 +30,14 @@
 //!
 //! `pin = "prompt"`: no PIN is configured; the token is locked until an
 //! administrator runs `tufctl token unlock NAME` (and again after
-//! `pin_cache_seconds`). With one PIN try left (a YubiKey's count, or a
-//! PKCS#11 token's `CKF_USER_PIN_FINAL_TRY`) no PIN is presented unless
-//! `tufctl token unlock NAME --confirm-last-try` confirms it.
+//! `pin_cache_seconds`). With few PIN tries left (a YubiKey's count of one,
+//! or a PKCS#11 token's `CKF_USER_PIN_COUNT_LOW`/`CKF_USER_PIN_FINAL_TRY`)
+//! no PIN the device has not accepted before is presented, unless the
+//! token sets `allow_last_pin_try = true` (the administrator's decision,
+//! never a caller's). Every token also takes `unlock_attempts = 2`
+//! (1 to 10): how many wrong PINs sent with `tufctl token unlock` reach
+//! the device per ten minutes; further unlock requests are refused
+//! without touching the device until the window passes.
 //!
 //! [[remote]]                     # notary servers, by repository prefix
 //! prefix = "localhost:5000/"     # "" matches every repository
@@ -75,6 +80,27 @@
 //!
 //! Verify-before-pull (`[[verify]]` per repository prefix, `[verification]`
 //! limits) is described in `trust/verify/config.rs`.
+//! Who may do what (see [`crate::policy`]; without rules only root and the
+//! admin group, default `tufd-admin`, may do anything):
+//!
+//! ```toml
+//! [policy]
+//! admin_group = "tufd-admin"
+//! [[policy.rule]]
+//! users = ["ci"]
+//! repositories = ["registry.example.com/team/*"]
+//! roles = ["targets/releases", "targets/ci"]
+//! operations = ["sign", "revoke", "read"]
+//! ```
+//!
+//! The audit log (see [`crate::audit`]; on by default):
+//!
+//! ```toml
+//! [audit]
+//! path = "/var/lib/tufd/audit.log"   # default: <state_dir>/audit.log
+//! rotate_bytes = 67108864            # default 64 MiB; 0: never rotate
+//! enabled = true                     # false only to measure its cost
+//! ```
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -121,6 +147,13 @@ pub struct Config {
     pub verify: crate::trust::verify::VerifyPolicy,
     /// The verifying registry mirror (`[mirror]`), when configured.
     pub mirror: Option<crate::mirror::MirrorConfig>,
+    /// Per token name: the administrator's PIN rules (source, cache,
+    /// `allow_last_pin_try`, `unlock_attempts`).
+    pub pin_rules: std::collections::HashMap<String, tufd_keys::gate::PinRules>,
+    /// Who may do what (`[policy]`, see [`crate::policy`]).
+    pub policy: crate::policy::Policy,
+    /// The audit log (`[audit]`; `None` when `enabled = false`).
+    pub audit: Option<crate::audit::AuditConfig>,
 }
 
 /// One configured token.
@@ -161,6 +194,19 @@ struct RawConfig {
     #[serde(default)]
     verification: crate::trust::verify::config::RawVerification,
     mirror: Option<crate::mirror::config::RawMirror>,
+    #[serde(default)]
+    policy: crate::policy::RawPolicy,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+/// `[audit]`: where the audit log goes.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    enabled: Option<bool>,
+    path: Option<PathBuf>,
+    rotate_bytes: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -323,6 +369,8 @@ struct RawToken {
     slots: Option<Vec<String>>,
     pin_cache_seconds: Option<u64>,
     attestation_root: Option<PathBuf>,
+    allow_last_pin_try: Option<bool>,
+    unlock_attempts: Option<u32>,
 }
 
 /// A serial number written as a string (PKCS#11 token serials) or a number
@@ -404,6 +452,34 @@ impl RawToken {
     }
 }
 
+/// systemd credentials as PIN sources: `credential:NAME` is the file NAME
+/// in `$CREDENTIALS_DIRECTORY` (set by `LoadCredential=`), and
+/// `$CREDENTIALS_DIRECTORY` / `${CREDENTIALS_DIRECTORY}` in a `file:` path is
+/// expanded.
+fn expand_credentials(pin: &str, dir: Option<std::ffi::OsString>) -> Result<String, String> {
+    let uses = pin.starts_with("credential:")
+        || pin.contains("$CREDENTIALS_DIRECTORY")
+        || pin.contains("${CREDENTIALS_DIRECTORY}");
+    if !uses {
+        return Ok(pin.to_owned());
+    }
+    let dir = dir
+        .map(|d| d.to_string_lossy().into_owned())
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| format!("{pin:?} needs $CREDENTIALS_DIRECTORY, which systemd sets for a service with LoadCredential=; it is not set"))?;
+    if let Some(name) = pin.strip_prefix("credential:") {
+        if name.is_empty() || name.contains('/') {
+            return Err(format!(
+                "{pin:?}: give the credential's name, as in LoadCredential=NAME:PATH"
+            ));
+        }
+        return Ok(format!("file:{dir}/{name}"));
+    }
+    Ok(pin
+        .replace("${CREDENTIALS_DIRECTORY}", &dir)
+        .replace("$CREDENTIALS_DIRECTORY", &dir))
+}
+
 impl Config {
     /// Reads and validates the configuration file at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -431,22 +507,39 @@ impl Config {
         }
         let mut tokens = Vec::new();
         let mut pin_cache = std::collections::HashMap::new();
+        let mut pin_rules = std::collections::HashMap::new();
         for t in raw.tokens {
             let name = t.name.clone();
             if tokens.iter().any(|x: &TokenConfig| x.name() == name) {
                 return Err(invalid(format!("token name '{name}' is used twice")));
             }
             tufd_proto::names::check_token_name(&name).map_err(|e| invalid(e.to_string()))?;
-            let pin: PinSource = t
-                .pin
-                .parse()
-                .map_err(|e| invalid(format!("token '{name}': pin: {e}")))?;
+            let pin: PinSource =
+                expand_credentials(&t.pin, std::env::var_os("CREDENTIALS_DIRECTORY"))
+                    .map_err(|e| invalid(format!("token '{name}': pin: {e}")))?
+                    .parse()
+                    .map_err(|e| invalid(format!("token '{name}': pin: {e}")))?;
             let cache = match t.pin_cache_seconds {
                 None => Some(tufd_keys::yubikey::DEFAULT_PIN_CACHE),
                 Some(0) => None,
                 Some(n) => Some(std::time::Duration::from_secs(n)),
             };
             pin_cache.insert(name.clone(), cache);
+            let unlock_attempts = t
+                .unlock_attempts
+                .unwrap_or(tufd_keys::gate::DEFAULT_UNLOCK_ATTEMPTS);
+            if !(1..=10).contains(&unlock_attempts) {
+                return Err(invalid(format!(
+                    "token '{name}': unlock_attempts must be between 1 and 10"
+                )));
+            }
+            let rules = tufd_keys::gate::PinRules {
+                cache,
+                allow_last_try: t.allow_last_pin_try.unwrap_or(false),
+                unlock_attempts,
+                ..tufd_keys::gate::PinRules::new(pin.clone())
+            };
+            pin_rules.insert(name.clone(), rules.clone());
             match t.kind.as_str() {
                 "pkcs11" => {
                     if t.management_key.is_some()
@@ -487,7 +580,12 @@ impl Config {
                         max_sessions,
                     }));
                 }
-                "yubikey" => tokens.push(TokenConfig::YubiKey(t.into_yubikey(pin, &invalid)?)),
+                "yubikey" => {
+                    let mut c = t.into_yubikey(pin, &invalid)?;
+                    c.allow_last_pin_try = rules.allow_last_try;
+                    c.unlock_attempts = rules.unlock_attempts;
+                    tokens.push(TokenConfig::YubiKey(c));
+                }
                 other => {
                     return Err(invalid(format!(
                         "token '{name}': unknown kind {other:?}; supported: \"pkcs11\", \"yubikey\""
@@ -511,6 +609,17 @@ impl Config {
         let expiries = raw.expiry.into_expiries(&invalid)?;
         let verify = raw.verification.into_policy(raw.verify_rules, &invalid)?;
         let mirror = raw.mirror.map(|m| m.into_config(&invalid)).transpose()?;
+        let policy = raw.policy.into_policy().map_err(&invalid)?;
+        let audit = match raw.audit.enabled {
+            Some(false) => None,
+            _ => Some(crate::audit::AuditConfig {
+                path: raw
+                    .audit
+                    .path
+                    .unwrap_or_else(|| raw.state_dir.join("audit.log")),
+                rotate_bytes: raw.audit.rotate_bytes.unwrap_or(64 << 20),
+            }),
+        };
         Ok(Config {
             verify,
             mirror,
@@ -522,6 +631,9 @@ impl Config {
             registry,
             expiries,
             pin_cache,
+            pin_rules,
+            policy,
+            audit,
         })
     }
 }
@@ -550,6 +662,27 @@ sessions = 2
 
     fn parse(s: &str) -> Result<Config, ConfigError> {
         Config::parse(s, Path::new("tufd.toml"))
+    }
+
+    #[test]
+    fn systemd_credentials_are_pin_sources() {
+        let dir = Some(std::ffi::OsString::from("/run/credentials/tufd.service"));
+        assert_eq!(
+            expand_credentials("credential:pin", dir.clone()).unwrap(),
+            "file:/run/credentials/tufd.service/pin"
+        );
+        assert_eq!(
+            expand_credentials("file:$CREDENTIALS_DIRECTORY/pin", dir.clone()).unwrap(),
+            "file:/run/credentials/tufd.service/pin"
+        );
+        assert_eq!(
+            expand_credentials("file:${CREDENTIALS_DIRECTORY}/pin", dir.clone()).unwrap(),
+            "file:/run/credentials/tufd.service/pin"
+        );
+        assert_eq!(expand_credentials("env:PIN", None).unwrap(), "env:PIN");
+        let e = expand_credentials("credential:pin", None).unwrap_err();
+        assert!(e.contains("LoadCredential="), "{e}");
+        assert!(expand_credentials("credential:../x", dir).is_err());
     }
 
     #[test]
@@ -616,7 +749,10 @@ sessions = 2
         };
         assert_eq!(y.pin_policy, KeyPinPolicy::Always);
         assert_eq!(y.touch_policy, KeyTouchPolicy::Never);
-        assert_eq!(y.slots, vec![0x82, 0x9a]);
+        assert_eq!(
+            y.slots.iter().map(|s| s.reference()).collect::<Vec<_>>(),
+            [0x82, 0x9a]
+        );
         assert!(matches!(
             y.management_key,
             ManagementKeySource::Configured(_)

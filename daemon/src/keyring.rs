@@ -32,11 +32,21 @@ pub enum KeyringError {
         token: String,
         id: String,
     },
+    #[error(
+        "cannot check that the name {label} is free: tokens that could not be read: {tokens}; fix or unlock them first"
+    )]
+    NameUnknown { label: KeyLabel, tokens: String },
     #[error("{0}")]
     InvalidRequest(String),
+    #[error("{0}")]
+    Busy(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
+
+/// The largest key file `load` reads (a P-256 key file is under 1 KiB;
+/// headers and comments leave room).
+pub const MAX_KEY_FILE_BYTES: usize = 64 * 1024;
 
 /// How a request selects one key.
 #[derive(Debug, Clone)]
@@ -96,10 +106,19 @@ impl Keyring {
             .iter()
             .map(|t| match t {
                 TokenConfig::Pkcs11(c) => (
-                    Arc::new(
-                        Pkcs11Store::new(c.clone(), modules.clone(), tufd_tuf::keyid::ecdsa_key_id)
-                            .with_pin_cache(config.pin_cache.get(&c.name).copied().flatten()),
-                    ) as Arc<dyn KeyStore>,
+                    Arc::new(match config.pin_rules.get(&c.name) {
+                        Some(rules) => Pkcs11Store::new(
+                            c.clone(),
+                            modules.clone(),
+                            tufd_tuf::keyid::ecdsa_key_id,
+                        )
+                        .with_pin_rules(rules.clone()),
+                        None => Pkcs11Store::new(
+                            c.clone(),
+                            modules.clone(),
+                            tufd_tuf::keyid::ecdsa_key_id,
+                        ),
+                    }) as Arc<dyn KeyStore>,
                     "pkcs11",
                 ),
                 TokenConfig::YubiKey(c) => (
@@ -205,11 +224,10 @@ impl Keyring {
         &self,
         token: &str,
         pin: SecretString,
-        confirm_last_try: bool,
     ) -> Result<(TokenReport, Option<Duration>), KeyringError> {
         let store = self.key_store(token)?;
         let s = store.clone();
-        blocking(move || Ok(s.unlock(pin, confirm_last_try)?)).await?;
+        blocking(move || Ok(s.unlock(pin)?)).await?;
         let name = store.name().to_owned();
         let s = store.clone();
         let status = tokio::task::spawn_blocking(move || s.status())
@@ -234,9 +252,24 @@ impl Keyring {
             .map_or("unknown", |(_, k)| *k)
     }
 
-    /// Refuses a name already used on any readable token.
+    /// Refuses a name already used on any token. While a token cannot be
+    /// read, no name can be shown free: the request is refused.
     async fn check_name_free(&self, label: &KeyLabel) -> Result<(), KeyringError> {
         let listing = self.list("").await?;
+        if !listing.unavailable.is_empty() {
+            let reasons: Vec<_> = listing
+                .unavailable
+                .iter()
+                .map(|t| match &t.status {
+                    TokenStatus::Unavailable { reason } => format!("{} ({reason})", t.name),
+                    _ => t.name.clone(),
+                })
+                .collect();
+            return Err(KeyringError::NameUnknown {
+                label: label.clone(),
+                tokens: reasons.join("; "),
+            });
+        }
         if let Some(k) = listing.keys.iter().find(|k| k.label == *label) {
             return Err(KeyringError::NameTaken {
                 label: label.clone(),
@@ -267,7 +300,21 @@ impl Keyring {
     ) -> Result<KeyRecord, KeyringError> {
         let store = self.key_store(token)?;
         let pem = zeroize::Zeroizing::new(pem);
-        let file = import::parse_key_file(&pem, passphrase.as_ref()).map_err(KeyError::from)?;
+        if pem.len() > MAX_KEY_FILE_BYTES {
+            return Err(KeyringError::InvalidRequest(format!(
+                "the key file is {} bytes; a private key file has at most {MAX_KEY_FILE_BYTES}",
+                pem.len()
+            )));
+        }
+        // Decryption runs a KDF: on the bounded CPU pool, never on a
+        // runtime thread (its cost is capped by `parse_key_file`).
+        let file = crate::cpu::run(move || import::parse_key_file(&pem, passphrase.as_ref()))
+            .await
+            .map_err(|e| match e {
+                crate::cpu::CpuError::Busy => KeyringError::Busy(e.to_string()),
+                crate::cpu::CpuError::Failed(_) => KeyringError::Internal(e.to_string()),
+            })?
+            .map_err(KeyError::from)?;
         let name = match (name, file.role.as_deref()) {
             ("", Some(role)) => role.to_owned(),
             ("", None) => {

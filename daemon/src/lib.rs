@@ -8,9 +8,16 @@
 //!
 //! [`server`] wires them to a Unix socket; [`config`] reads the TOML file.
 
+pub mod audit;
+pub mod check;
 pub mod config;
+pub mod connections;
+pub mod cpu;
 pub mod keyring;
+pub mod logging;
 pub mod mirror;
+pub mod policy;
 pub mod server;
 pub mod service;
 pub mod trust;
+pub mod zalloc;

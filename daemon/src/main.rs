@@ -4,6 +4,11 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Freed memory is zeroed: request buffers that carried a PIN, a
+/// passphrase or a key file leave no copy behind (see `tufd::zalloc`).
+#[global_allocator]
+static ALLOCATOR: tufd::zalloc::ZeroingAllocator = tufd::zalloc::ZeroingAllocator;
+
 /// tufd keeps TUF and Docker Content Trust signing keys on hardware tokens
 /// (PKCS#11, YubiKey) and serves signing intents over a Unix socket.
 ///
@@ -24,6 +29,12 @@ struct Args {
     #[arg(long)]
     check_config: bool,
 
+    /// Check the hash chain of an audit log (and its rotated predecessors)
+    /// against its head file, print what was checked, and exit: 0 intact,
+    /// 1 broken (the message says where).
+    #[arg(long, value_name = "FILE")]
+    audit_verify: Option<PathBuf>,
+
     /// Log filter (tracing EnvFilter syntax), e.g. "info" or "tufd=debug".
     #[arg(long, env = "TUFD_LOG", default_value = "info")]
     log: String,
@@ -31,14 +42,29 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&args.log)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    tufd::logging::init(&args.log);
+    tufd::check::set_umask();
 
+    if let Some(log) = &args.audit_verify {
+        return match tufd::audit::verify(log) {
+            Ok(r) => {
+                println!(
+                    "{}: intact: {} line(s), seq {}..{} in {} file(s), head {}",
+                    log.display(),
+                    r.lines,
+                    r.first_seq,
+                    r.last_seq,
+                    r.files.len(),
+                    r.last_hash
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("tufd: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let config = match tufd::config::Config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
@@ -47,6 +73,13 @@ fn main() -> ExitCode {
         }
     };
     if args.check_config {
+        let problems = tufd::check::check(&config);
+        if !problems.is_empty() {
+            for p in &problems {
+                eprintln!("tufd: {}: {p}", args.config.display());
+            }
+            return ExitCode::from(2);
+        }
         println!(
             "{}: ok ({} token(s))",
             args.config.display(),
@@ -64,7 +97,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(tufd::server::run(config, tufd::server::shutdown_signal())) {
+    match runtime.block_on(tufd::server::serve(
+        config,
+        Some(args.config.clone()),
+        tufd::server::shutdown_signal(),
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tufd: {e}");

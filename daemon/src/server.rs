@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::keyring::Keyring;
-use crate::service::{KeysService, SystemService, TrustService};
+use crate::service::{Gate, KeysService, PolicyService, SystemService, TrustService};
 use crate::trust::{Trust, TrustError};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
@@ -10,13 +10,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UnixListener;
-use tokio_stream::wrappers::UnixListenerStream;
 use tufd_proto::v1::keys_server::KeysServer;
+use tufd_proto::v1::policy_server::PolicyServer;
 use tufd_proto::v1::system_server::SystemServer;
 use tufd_proto::v1::trust_server::TrustServer;
 
 /// How long in-flight requests get to finish after SIGTERM/SIGINT.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// The largest request or response message (gRPC's usual 4 MiB, stated).
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// Requests in flight on one connection; more wait for their turn.
+pub const MAX_REQUESTS_PER_CONNECTION: usize = 16;
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -34,11 +38,15 @@ pub enum ServerError {
     #[error("another tufd is using the state directory {0}")]
     StateLocked(PathBuf),
     #[error("{0}")]
+    Unsafe(String),
+    #[error("{0}")]
     Trust(#[from] Box<TrustError>),
     #[error("{0}")]
     Mirror(#[from] crate::mirror::MirrorError),
     #[error("serving failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("{0}; tufd does not run without its audit log")]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 fn io<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(std::io::Error) -> ServerError + 'a {
@@ -56,6 +64,7 @@ pub struct StateLock {
 
 /// Creates the state directory (0750) and takes its exclusive lock.
 pub fn lock_state_dir(dir: &Path) -> Result<StateLock, ServerError> {
+    crate::check::directory_mode("state directory", dir).map_err(ServerError::Unsafe)?;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o750)
@@ -80,6 +89,9 @@ pub fn lock_state_dir(dir: &Path) -> Result<StateLock, ServerError> {
 /// Binds the socket: parent directory created 0750, a stale socket left by
 /// a crashed daemon removed, a live one refused; the socket is mode 0660.
 pub fn bind_socket(path: &Path) -> Result<UnixListener, ServerError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::check::directory_mode("socket directory", parent).map_err(ServerError::Unsafe)?;
+    }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
         && !parent.exists()
     {
@@ -118,21 +130,104 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// The socket systemd passed (socket activation: `LISTEN_FDS`,
+/// `LISTEN_PID`), if any.
+fn activated_socket() -> Result<Option<UnixListener>, ServerError> {
+    let mut fds = listenfd::ListenFd::from_env();
+    let here = Path::new("LISTEN_FDS");
+    let Some(std_listener) = fds
+        .take_unix_listener(0)
+        .map_err(io(here, "taking the socket passed by systemd"))?
+    else {
+        return Ok(None);
+    };
+    std_listener
+        .set_nonblocking(true)
+        .map_err(io(here, "making the passed socket non-blocking"))?;
+    Ok(Some(
+        UnixListener::from_std(std_listener).map_err(io(here, "using the passed socket"))?,
+    ))
+}
+
+/// Tells the service manager (`NOTIFY_SOCKET`, `Type=notify`) our state;
+/// nothing without one.
+fn notify(state: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(false, state) {
+        tracing::warn!(error = %e, "could not notify the service manager");
+    }
+}
+
+/// Rereads the configuration on SIGHUP: a valid one replaces the policy
+/// for new requests; an invalid one is refused and the old policy kept.
+async fn reload_on_hangup(path: PathBuf, gate: Arc<Gate>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot install the SIGHUP handler; reload needs a restart");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        notify(&[sd_notify::NotifyState::Reloading]);
+        match Config::load(&path) {
+            Ok(new) => {
+                gate.set_policy(new.policy);
+                tracing::info!(config = %path.display(), "SIGHUP: policy reloaded (tokens, socket, remotes and audit settings need a restart)");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: configuration refused; the previous policy stays in force");
+            }
+        }
+        notify(&[sd_notify::NotifyState::Ready]);
+    }
+}
+
 /// Runs the daemon until `shutdown` resolves; then lets in-flight requests
 /// finish (up to [`SHUTDOWN_GRACE`]) and removes the socket.
 pub async fn run(
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    serve(config, None, shutdown).await
+}
+
+/// [`run`], rereading the policy from `config_path` on SIGHUP. Uses the
+/// socket systemd passes (socket activation) when there is one, and
+/// notifies READY once the tokens are opened and STOPPING on shutdown.
+pub async fn serve(
+    config: Config,
+    config_path: Option<PathBuf>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
     let _state = lock_state_dir(&config.state_dir)?;
+    let audit = match config.audit.clone() {
+        Some(a) => Some(Arc::new(crate::audit::AuditLog::open(a)?)),
+        None => {
+            tracing::warn!("the audit log is off ([audit] enabled = false)");
+            None
+        }
+    };
+    let gate = Arc::new(Gate::new(config.policy.clone(), audit));
     let keyring = Arc::new(Keyring::from_config(&config));
     let trust = Arc::new(Trust::new(&config, keyring.clone()).map_err(Box::new)?);
-    let listener = bind_socket(&config.socket)?;
+    let (listener, activated) = match activated_socket()? {
+        Some(l) => (l, true),
+        None => (bind_socket(&config.socket)?, false),
+    };
     let mirror = match &config.mirror {
         Some(m) => Some(crate::mirror::start(m.clone(), &config.registry, trust.clone()).await?),
         None => None,
     };
-    tracing::info!(socket = %config.socket.display(), tokens = config.tokens.len(), "tufd listening");
+    if activated {
+        tracing::info!(
+            tokens = config.tokens.len(),
+            "tufd listening on the socket systemd passed"
+        );
+    } else {
+        tracing::info!(socket = %config.socket.display(), tokens = config.tokens.len(), "tufd listening");
+    }
+    tracing::info!(admin_group = ?gate.policy().admin_group(), "policy: root and the admin group administer");
+    if let Some(path) = config_path {
+        tokio::spawn(reload_on_hangup(path, gate.clone()));
+    }
 
     // Open every token now so problems show in the log at start-up; a
     // token that fails stays unavailable and is retried on use.
@@ -145,19 +240,48 @@ pub async fn run(
         }
     }
 
+    notify(&[sd_notify::NotifyState::Ready]);
+
+    crate::connections::raise_open_files_limit();
+    let (incoming, connections) =
+        crate::connections::incoming(listener, crate::connections::Limits::default());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let serve = tonic::transport::Server::builder()
-        .add_service(SystemServer::new(SystemService::new(keyring.clone())))
-        .add_service(KeysServer::new(KeysService::new(keyring)))
-        .add_service(TrustServer::new(TrustService::new(trust)))
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
+        .concurrency_limit_per_connection(MAX_REQUESTS_PER_CONNECTION)
+        .max_concurrent_streams(u32::try_from(MAX_REQUESTS_PER_CONNECTION * 2).ok())
+        .layer(crate::service::unmapped::AdminUnlessGatedLayer::new(
+            gate.clone(),
+        ))
+        .add_service(
+            SystemServer::new(SystemService::new(keyring.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            KeysServer::new(KeysService::new(keyring, gate.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            TrustServer::new(TrustService::new(trust, gate.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            PolicyServer::new(PolicyService::new(gate))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .serve_with_incoming_shutdown(incoming, async {
             let _ = stop_rx.await;
         });
     tokio::pin!(serve);
     let result = tokio::select! {
         r = &mut serve => r,
         () = shutdown => {
+            notify(&[sd_notify::NotifyState::Stopping]);
             let _ = stop_tx.send(());
+            connections.drain();
             match tokio::time::timeout(SHUTDOWN_GRACE, &mut serve).await {
                 Ok(r) => r,
                 Err(_) => {
@@ -170,7 +294,9 @@ pub async fn run(
     if let Some(m) = mirror {
         m.abort();
     }
-    if let Err(e) = std::fs::remove_file(&config.socket) {
+    if activated {
+        // systemd owns the socket.
+    } else if let Err(e) = std::fs::remove_file(&config.socket) {
         tracing::warn!(socket = %config.socket.display(), error = %e, "could not remove the socket");
     }
     tracing::info!("tufd stopped");

@@ -3,6 +3,8 @@
 //! The daemon implements the services; `tufctl` and CI tooling call them over
 //! the daemon's Unix socket. No message carries private key material outward.
 
+pub mod codec;
+
 /// Version 1 of the API (`package tufd.v1`).
 pub mod v1 {
     #![allow(clippy::all, missing_docs)]

@@ -180,6 +180,11 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Starts tufd with `config`; `Err` with its log when it does not come up.
+    pub fn try_start(env: &TestEnv, config: &str) -> Result<Self, String> {
+        Self::start(env, config)
+    }
+
     fn start(env: &TestEnv, config: &str) -> Result<Self, String> {
         let config_path = env.path().join("tufd.toml");
         std::fs::write(&config_path, config).map_err(|e| e.to_string())?;

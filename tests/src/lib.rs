@@ -2,9 +2,12 @@
 //! real servers, each in a fresh temporary directory.
 
 pub mod daemon;
+pub mod hostile;
 pub mod notary;
 pub mod process;
+pub mod raw;
 pub mod registry;
 pub mod softhsm;
 pub mod tufrepo;
+pub mod users;
 pub mod vcard;

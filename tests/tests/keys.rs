@@ -187,7 +187,7 @@ fn wrong_pin_is_reported_and_not_retried() {
     // Only one login attempt reached the token, however many requests came.
     let log = d.log();
     assert_eq!(
-        log.matches("the token rejected the PIN").count(),
+        log.matches("the device rejected the PIN").count(),
         1,
         "{log}"
     );

@@ -278,7 +278,8 @@ fn wrong_pin_reports_tries_left_and_is_never_retried() {
 }
 
 /// With one PIN try left, tufd refuses to use it, even with the right PIN,
-/// until an administrator confirms with `tufctl token unlock --confirm-last-try`.
+/// until the administrator allows it in the configuration
+/// (`allow_last_pin_try = true`).
 #[test]
 fn refuses_to_spend_the_last_pin_try() {
     let card = start_card();
@@ -297,18 +298,20 @@ fn refuses_to_spend_the_last_pin_try() {
     let yk = token(&env, "yk");
     let detail = yk["detail"].as_str().unwrap_or_default().to_owned();
     assert_eq!(yk["state"], "unavailable", "{yk}\n{}", daemon.log());
-    assert!(detail.contains("only ONE PIN try is left"), "{detail}");
+    assert!(detail.contains("allow_last_pin_try"), "{detail}");
     env.tufctl(&["key", "generate", "alice", "--token", "yk"])
-        .fails_with(1, "only ONE PIN try is left");
+        .fails_with(1, "allow_last_pin_try");
+    // No caller can decide otherwise: an unlock is refused the same way.
+    env.tufctl_env(&["token", "unlock", "yk"], &[("TUFCTL_PIN", "123456")])
+        .fails_with(1, "allow_last_pin_try");
     assert_eq!(pin_tries(&card), 1, "tufd did not use the last try");
-    // The configured PIN too is presented only when an unlock confirms.
-    env.tufctl_env(
-        &["token", "unlock", "yk", "--confirm-last-try"],
-        &[("TUFCTL_PIN", "123456")],
-    )
-    .ok();
-    assert_eq!(pin_tries_after_reset(&card), 3);
+    daemon.stop();
+    // The administrator's decision: the configured PIN is presented.
+    let daemon = env.start_with(&yk_config(&env, serial, "allow_last_pin_try = true\n"));
     generate(&env, "alice");
+    key_test(&env, "alice", &daemon);
+    daemon.stop();
+    assert_eq!(pin_tries_after_reset(&card), 3);
 }
 
 /// `tufctl key list --attestation`: the virtual card cannot attest (it
@@ -489,11 +492,12 @@ fn prompt_pin_token_is_locked_until_unlocked_from_the_cli() {
     assert_eq!(token(&env, "yk")["state"], "locked");
 }
 
-/// With one PIN try left, `tufctl token unlock` without --confirm-last-try
-/// is refused and the card's counter is unchanged; with it, the PIN is
-/// presented and the correct PIN restores the tries.
+/// With one PIN try left, `tufctl token unlock` is refused and the card's
+/// counter is unchanged; once the administrator sets
+/// `allow_last_pin_try = true`, the PIN is presented and the correct PIN
+/// restores the tries.
 #[test]
-fn unlock_with_the_last_try_left_needs_confirmation() {
+fn unlock_with_the_last_try_left_needs_the_administrator() {
     let card = start_card();
     let serial = serial_of(&card);
     for _ in 0..2 {
@@ -506,55 +510,23 @@ fn unlock_with_the_last_try_left_needs_confirmation() {
     }
     assert_eq!(pin_tries(&card), 1);
     let env = env_for(&card, "unused");
-    let config = yk_config(&env, serial, "").replace(&format!("env:{PIN_VAR}"), "prompt");
-    let daemon = env.start_with(&config);
+    let config =
+        |extra| yk_config(&env, serial, extra).replace(&format!("env:{PIN_VAR}"), "prompt");
+    let daemon = env.start_with(&config(""));
     let pin = [("TUFCTL_PIN", "123456")];
 
     let refused = env.tufctl_env(&["token", "unlock", "yk"], &pin);
-    refused.fails_with(1, "only ONE PIN try is left");
-    assert!(
-        refused
-            .stderr
-            .contains("tufctl token unlock yk --confirm-last-try"),
-        "{refused:?}"
-    );
+    refused.fails_with(1, "allow_last_pin_try = true");
     assert_eq!(pin_tries(&card), 1, "the counter is unchanged");
+    daemon.stop();
 
-    // On a terminal (a pty from `script`) --confirm-last-try asks y/N;
-    // "n" sends nothing.
-    let tufctl = tufd_tests::daemon::binary("tufctl");
-    let mut on_tty = Command::new("script")
-        .args([
-            "-qec",
-            &format!("{} token unlock yk --confirm-last-try", tufctl.display()),
-            "/dev/null",
-        ])
-        .env("TUFD_SOCKET", env.socket())
-        .env("TUFCTL_PIN", "123456")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("script runs");
-    std::io::Write::write_all(on_tty.stdin.as_mut().expect("stdin"), b"n\n").expect("answer");
-    let answered = on_tty.wait_with_output().expect("script ends");
-    let shown = String::from_utf8_lossy(&answered.stdout);
-    assert_eq!(answered.status.code(), Some(2), "{shown}");
+    let daemon = env.start_with(&config("allow_last_pin_try = true\n"));
+    let unlocked = env.tufctl_env(&["token", "unlock", "yk"], &pin);
+    assert!(unlocked.status.success(), "{unlocked:?}\n{}", daemon.log());
     assert!(
-        shown.contains("[y/N]") && shown.contains("not confirmed; no PIN was sent"),
-        "{shown}"
-    );
-    assert_eq!(pin_tries(&card), 1, "the counter is unchanged");
-
-    let confirmed = env.tufctl_env(&["token", "unlock", "yk", "--confirm-last-try"], &pin);
-    assert!(
-        confirmed.status.success(),
-        "{confirmed:?}\n{}",
+        daemon.log().contains("allow_last_pin_try permits"),
+        "the daemon says why it used the last try:\n{}",
         daemon.log()
-    );
-    assert!(
-        confirmed.stderr.contains("warning: --confirm-last-try"),
-        "{confirmed:?}"
     );
     assert_eq!(
         pin_tries_after_reset(&card),
@@ -568,6 +540,28 @@ fn unlock_with_the_last_try_left_needs_confirmation() {
 /// Another program resets the card between two signatures (libykpiv resets
 /// it when it disconnects): tufd reconnects, verifies the PIN again and
 /// signs.
+/// A wrong `tufctl token unlock` on a YubiKey in use is refused without
+/// reaching the device: its keys keep signing and no try is spent.
+#[test]
+fn a_wrong_unlock_on_a_ready_yubikey_reaches_nothing() {
+    let card = start_card();
+    let serial = serial_of(&card);
+    let env = env_for(&card, "123456");
+    let daemon = env.start_with(&yk_config(&env, serial, ""));
+    generate(&env, "alice");
+    key_test(&env, "alice", &daemon);
+    env.tufctl_env(&["token", "unlock", "yk"], &[("TUFCTL_PIN", "000000")])
+        .fails_with(1, "already unlocked");
+    key_test(&env, "alice", &daemon);
+    assert!(
+        !daemon.log().contains("rejected the PIN"),
+        "{}",
+        daemon.log()
+    );
+    daemon.stop();
+    assert_eq!(pin_tries_after_reset(&card), 3, "no try spent");
+}
+
 #[test]
 fn recovers_when_another_program_resets_the_card() {
     let card = start_card();
@@ -737,7 +731,7 @@ fn keys_made_natively_sign_through_ykcs11() {
 /// The PKCS#11 backend through ykcs11: `pin = "prompt"` locks the token
 /// until `tufctl token unlock`; with one try left ykcs11 reports
 /// CKF_USER_PIN_FINAL_TRY and no PIN (not even the configured one) is
-/// presented until `--confirm-last-try`.
+/// presented until the administrator sets `allow_last_pin_try = true`.
 #[test]
 fn pkcs11_token_unlocks_and_respects_the_final_try_flag() {
     let card = start_card();
@@ -747,12 +741,13 @@ fn pkcs11_token_unlocks_and_respects_the_final_try_flag() {
     generate(&env, "alice"); // 9c
     daemon.stop();
 
-    let ykp = |pin: &str| {
+    let ykp_with = |pin: &str, extra: &str| {
         env.config_with(&format!(
-            "[[token]]\nname = \"ykp\"\nkind = \"pkcs11\"\nmodule = \"{}\"\nserial = \"{serial}\"\npin = \"{pin}\"\nsessions = 1\n",
+            "[[token]]\nname = \"ykp\"\nkind = \"pkcs11\"\nmodule = \"{}\"\nserial = \"{serial}\"\npin = \"{pin}\"\nsessions = 1\n{extra}",
             ykcs11()
         ))
     };
+    let ykp = |pin: &str| ykp_with(pin, "");
     let daemon = env.start_with(&ykp("prompt"));
     let locked = "locked: run `tufctl token unlock ykp`";
     assert_eq!(token(&env, "ykp")["state"], "locked", "{}", daemon.log());
@@ -782,19 +777,19 @@ fn pkcs11_token_unlocks_and_respects_the_final_try_flag() {
     assert!(
         state["detail"]
             .as_str()
-            .is_some_and(|d| d.contains("only ONE PIN try is left")),
+            .is_some_and(|d| d.contains("allow_last_pin_try")),
         "{state}\n{}",
         daemon.log()
     );
     assert_eq!(pin_tries(&card), 1, "the last try was not used");
     env.tufctl_env(&["token", "unlock", "ykp"], &[("TUFCTL_PIN", "123456")])
-        .fails_with(1, "--confirm-last-try");
+        .fails_with(1, "allow_last_pin_try");
     assert_eq!(pin_tries(&card), 1, "the last try was not used");
-    env.tufctl_env(
-        &["token", "unlock", "ykp", "--confirm-last-try"],
-        &[("TUFCTL_PIN", "123456")],
-    )
-    .ok();
+    daemon.stop();
+    let daemon = env.start_with(&ykp_with(
+        &format!("env:{PIN_VAR}"),
+        "allow_last_pin_try = true\n",
+    ));
     key_test(&env, "alice", &daemon);
     daemon.stop();
     assert_eq!(

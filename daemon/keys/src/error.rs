@@ -76,11 +76,27 @@ pub enum KeyError {
     )]
     Locked { token: String },
 
-    /// Presenting a PIN would use the device's last try.
+    /// Presenting a PIN would use one of the device's last tries.
     #[error(
-        "token '{token}': only ONE PIN try is left on {device}: tufd does not risk blocking the PIN; enter the correct PIN with `tufctl token unlock {token} --confirm-last-try` (a correct PIN restores the tries)"
+        "token '{token}': {device} reports few PIN tries left: tufd does not present a PIN it has not seen accepted unless the administrator sets `allow_last_pin_try = true` on the token in the daemon configuration (then restart tufd and give the correct PIN; a correct PIN restores the tries)"
     )]
     LastPinTry { token: String, device: String },
+
+    /// An unlock request for a token that is logged in with another PIN.
+    #[error(
+        "token '{token}' is already unlocked (logged in with another PIN); nothing was presented to the device"
+    )]
+    AlreadyUnlocked { token: String },
+
+    /// Too many wrong PINs were sent with unlock requests lately.
+    #[error(
+        "token '{token}': {attempts} wrong PINs were sent with `tufctl token unlock` recently; no PIN is presented to the device for {retry_after} more seconds (this protects its retry counter)"
+    )]
+    UnlockBudget {
+        token: String,
+        attempts: u32,
+        retry_after: u64,
+    },
 
     /// The PIN given with `tufctl token unlock` was rejected.
     #[error(
@@ -126,7 +142,21 @@ pub enum KeyError {
         token: String,
         operation: &'static str,
         detail: String,
+        /// The driver's error, when one caused this.
+        #[source]
+        source: Option<DeviceError>,
     },
+}
+
+/// The driver error behind a [`KeyError::Device`], kept with its type.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// A PKCS#11 call failed (return value and function).
+    #[error(transparent)]
+    Pkcs11(#[from] cryptoki::error::Error),
+    /// A PIV command or PC/SC call failed.
+    #[error(transparent)]
+    Piv(#[from] yubikey::Error),
 }
 
 impl KeyError {

@@ -31,6 +31,82 @@ pub enum ImportError {
     UnsupportedKey(String),
     #[error("the key file is malformed: {0}")]
     Malformed(String),
+    #[error(
+        "the key file's {parameter} is {value}, above tufd's limit of {limit} (docker, notary and OpenSSL write {default}); re-encrypt it with default settings (`openssl pkcs8 -topk8 -v2 aes-256-cbc`) and load it again"
+    )]
+    KdfTooCostly {
+        parameter: &'static str,
+        value: u64,
+        limit: u64,
+        default: &'static str,
+    },
+    #[error("the key file holds {0} PEM blocks; give a file with exactly one private key")]
+    SeveralBlocks(usize),
+}
+
+/// The most PBKDF2 iterations a key file may ask for. docker and notary
+/// write 2,048 (PBKDF2-HMAC-SHA1), as does OpenSSL's `pkcs8 -topk8` and
+/// `genpkey`; 100,000 leaves room for tools with higher defaults while one
+/// derivation stays under ~0.1 s of a core.
+pub const MAX_PBKDF2_ITERATIONS: u32 = 100_000;
+/// The largest scrypt cost N (OpenSSL's default is 2^14 = 16384). With
+/// r = 8 this is 32 MiB, the most OpenSSL itself lets scrypt use by
+/// default (`maxmem`): a larger file was not written with its defaults.
+pub const MAX_SCRYPT_N: u64 = 1 << 15;
+/// The largest scrypt block size r (OpenSSL's default is 8).
+pub const MAX_SCRYPT_R: u64 = 8;
+/// The largest scrypt parallelization p (OpenSSL's default is 1).
+pub const MAX_SCRYPT_P: u64 = 2;
+
+/// Refuses key-derivation parameters that would cost more than the limits
+/// above, before any derivation runs: a crafted file cannot make the
+/// daemon allocate gigabytes or spin for minutes.
+fn check_kdf_cost(scheme: &pkcs8::pkcs5::EncryptionScheme) -> Result<(), ImportError> {
+    use pkcs8::pkcs5::pbes2::Kdf;
+    let too_costly = |parameter, value: u64, limit: u64, default| {
+        if value > limit {
+            Err(ImportError::KdfTooCostly {
+                parameter,
+                value,
+                limit,
+                default,
+            })
+        } else {
+            Ok(())
+        }
+    };
+    if let Some(pbes1) = scheme.pbes1() {
+        return too_costly(
+            "PBES1 iteration count",
+            pbes1.parameters.iteration_count.into(),
+            MAX_PBKDF2_ITERATIONS.into(),
+            "2048",
+        );
+    }
+    match scheme.pbes2().map(|p| &p.kdf) {
+        Some(Kdf::Pbkdf2(p)) => too_costly(
+            "PBKDF2 iteration count",
+            p.iteration_count.into(),
+            MAX_PBKDF2_ITERATIONS.into(),
+            "2048",
+        ),
+        Some(Kdf::Scrypt(p)) => {
+            too_costly("scrypt cost N", p.cost_parameter, MAX_SCRYPT_N, "16384")?;
+            too_costly(
+                "scrypt block size r",
+                p.block_size.into(),
+                MAX_SCRYPT_R,
+                "8",
+            )?;
+            too_costly(
+                "scrypt parallelization p",
+                p.parallelization.into(),
+                MAX_SCRYPT_P,
+                "1",
+            )
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A parsed key file: the secret key and the headers it carried.
@@ -58,7 +134,13 @@ pub fn parse_key_file(
     text: &str,
     passphrase: Option<&SecretString>,
 ) -> Result<KeyFile, ImportError> {
-    let block = pem::parse(text.trim_start()).map_err(|e| ImportError::NotPem(e.to_string()))?;
+    let mut blocks =
+        pem::parse_many(text.trim_start()).map_err(|e| ImportError::NotPem(e.to_string()))?;
+    let block = match blocks.len() {
+        0 => return Err(ImportError::NotPem("no PEM block found".into())),
+        1 => blocks.remove(0),
+        n => return Err(ImportError::SeveralBlocks(n)),
+    };
     let header = |name: &str| block.headers().get(name).map(str::to_owned);
     let role = header("role");
     let gun = header("gun");
@@ -70,6 +152,7 @@ pub fn parse_key_file(
                 .ok_or(ImportError::PassphraseRequired)?;
             let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der.as_slice())
                 .map_err(|e| ImportError::Malformed(e.to_string()))?;
+            check_kdf_cost(&info.encryption_algorithm)?;
             let doc = info
                 .decrypt(passphrase.expose_secret().as_bytes())
                 .map_err(|_| ImportError::WrongPassphrase)?;
@@ -156,6 +239,88 @@ mod tests {
         assert_eq!(parse_key_file(&pkcs8, None).unwrap().key, k);
         let sec1 = k.to_sec1_pem(Default::default()).unwrap();
         assert_eq!(parse_key_file(&sec1, None).unwrap().key, k);
+    }
+
+    /// An `ENCRYPTED PRIVATE KEY` file whose KDF is `kdf` (the ciphertext
+    /// is junk: the cost check comes before any derivation).
+    fn crafted(kdf: pkcs8::pkcs5::pbes2::Kdf) -> String {
+        use der::Encode;
+        use pkcs8::pkcs5::pbes2::{EncryptionScheme, Parameters};
+        let info = pkcs8::EncryptedPrivateKeyInfoRef {
+            encryption_algorithm: Parameters {
+                kdf,
+                encryption: EncryptionScheme::Aes256Cbc { iv: [1; 16] },
+            }
+            .into(),
+            encrypted_data: der::asn1::OctetStringRef::new(&[0u8; 48]).unwrap(),
+        };
+        pem::encode(&pem::Pem::new(
+            "ENCRYPTED PRIVATE KEY",
+            info.to_der().unwrap(),
+        ))
+    }
+
+    fn scrypt(n: u64, r: u16, p: u16) -> String {
+        crafted(
+            pkcs8::pkcs5::pbes2::ScryptParams {
+                salt: [2u8; 16].as_slice().try_into().unwrap(),
+                cost_parameter: n,
+                block_size: r,
+                parallelization: p,
+                key_length: Some(32),
+            }
+            .into(),
+        )
+    }
+
+    fn pbkdf2(iterations: u32) -> String {
+        let mut params = pkcs8::pkcs5::pbes2::Pbkdf2Params::hmac_sha256(1, &[3u8; 16]).unwrap();
+        params.iteration_count = iterations;
+        crafted(params.into())
+    }
+
+    #[test]
+    fn refuses_costly_kdf_parameters_before_deriving() {
+        let pass = SecretString::from("secretpass");
+        let start = std::time::Instant::now();
+        for (file, parameter) in [
+            (scrypt(1 << 40, 8, 1), "scrypt cost N"),
+            (scrypt(1 << 20, 8, 1), "scrypt cost N"),
+            (scrypt(1 << 14, 1024, 1), "scrypt block size r"),
+            (scrypt(1 << 14, 8, 16), "scrypt parallelization p"),
+            (pbkdf2(u32::MAX), "PBKDF2 iteration count"),
+            (pbkdf2(MAX_PBKDF2_ITERATIONS + 1), "PBKDF2 iteration count"),
+        ] {
+            match parse_key_file(&file, Some(&pass)) {
+                Err(e @ ImportError::KdfTooCostly { .. }) => {
+                    assert!(e.to_string().contains(parameter), "{e}")
+                }
+                other => panic!("{parameter}: {other:?}"),
+            }
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
+        // Within the limits the file is decrypted (and here, being junk,
+        // refused as a wrong passphrase).
+        for file in [scrypt(1 << 14, 8, 1), pbkdf2(2048)] {
+            assert!(matches!(
+                parse_key_file(&file, Some(&pass)),
+                Err(ImportError::WrongPassphrase)
+            ));
+        }
+    }
+
+    #[test]
+    fn refuses_a_second_key_block() {
+        let one = key().to_pkcs8_pem(Default::default()).unwrap();
+        let other = SecretKey::from_slice(&[9u8; 32])
+            .unwrap()
+            .to_pkcs8_pem(Default::default())
+            .unwrap();
+        let two = format!("{}{}", one.as_str(), other.as_str());
+        assert!(matches!(
+            parse_key_file(&two, None),
+            Err(ImportError::SeveralBlocks(2))
+        ));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! them on a blocking thread.
 
 mod error;
+pub mod gate;
 pub mod import;
 mod label;
 pub mod pin;
@@ -17,7 +18,7 @@ pub mod pkcs11;
 mod record;
 pub mod yubikey;
 
-pub use error::{KeyError, TriesLeft};
+pub use error::{DeviceError, KeyError, TriesLeft};
 pub use label::KeyLabel;
 pub use record::{Attestation, KeyOrigin, KeyRecord, TokenDescription, TokenStatus};
 
@@ -101,10 +102,14 @@ pub trait KeyStore: Send + Sync {
     /// (instead of the configured PIN source) for the configured cache time
     /// (`pin = "prompt"` tokens need this before any operation).
     ///
-    /// With exactly one try left on the device the PIN is not presented
-    /// unless `confirm_last_try` is set. A rejected PIN reports the tries
-    /// left ([`KeyError::UnlockRejected`]) and is not cached.
-    fn unlock(&self, _pin: SecretString, _confirm_last_try: bool) -> Result<(), KeyError> {
+    /// The token's [`gate::PinGate`] decides whether the PIN reaches the
+    /// device: never on a token logged in with another PIN
+    /// ([`KeyError::AlreadyUnlocked`]), never a PIN rejected before, never
+    /// a new PIN while the device reports few tries left unless the
+    /// configuration allows it, and at most the configured number of
+    /// rejected PINs per window ([`KeyError::UnlockBudget`]). A rejected PIN
+    /// reports the tries left ([`KeyError::UnlockRejected`]).
+    fn unlock(&self, _pin: SecretString) -> Result<(), KeyError> {
         Err(KeyError::UnlockUnsupported {
             token: self.name().to_owned(),
         })

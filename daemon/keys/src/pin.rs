@@ -55,9 +55,11 @@ impl std::str::FromStr for PinSource {
             }
             Ok(PinSource::File(PathBuf::from(path)))
         } else {
-            Err(format!(
-                "unknown PIN source {s:?}: use env:NAME, file:PATH or prompt (a literal PIN is not accepted in the configuration)"
-            ))
+            // The value may be a literal PIN or password: never repeated.
+            Err(
+                "not a secret source: use env:NAME, file:PATH or prompt (a literal PIN or password is not accepted in the configuration; the value is not shown)"
+                    .into(),
+            )
         }
     }
 }
@@ -76,6 +78,7 @@ impl PinSource {
                 Err(_) => Err(format!("environment variable {name} is not set")),
             },
             PinSource::File(path) => {
+                check_file_mode(path)?;
                 let raw = std::fs::read_to_string(path)
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                 let mut raw = zeroize::Zeroizing::new(raw);
@@ -90,13 +93,39 @@ impl PinSource {
     }
 }
 
+/// Refuses a secret file that others than its owner (and, read-only, its
+/// group) may read or write: broader than 0640. A warning would let the
+/// daemon run with a PIN every local user can read; a refusal is fixed
+/// with one `chmod 600`.
+pub fn check_file_mode(path: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & !0o640 != 0 {
+        return Err(format!(
+            "{} has mode {mode:04o}: a secret file must not be readable by others nor writable by its group (0600 or 0640); run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
 /// A salted fingerprint of a PIN, kept after the token rejected it so the
 /// same PIN is never presented again (only a changed PIN source is tried).
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct PinFingerprint([u8; 32]);
+pub struct PinFingerprint([u8; 32]);
+
+impl std::fmt::Debug for PinFingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PinFingerprint(<redacted>)")
+    }
+}
 
 impl PinFingerprint {
-    pub(crate) fn of(pin: &SecretString, salt: &[u8; 16]) -> Self {
+    /// The fingerprint of `pin` under this gate's `salt`.
+    pub fn of(pin: &SecretString, salt: &[u8; 16]) -> Self {
         let mut h = Sha256::new();
         h.update(salt);
         h.update(pin.expose_secret().as_bytes());
@@ -118,7 +147,8 @@ mod tests {
         assert_eq!("prompt".parse::<PinSource>(), Ok(PinSource::Prompt));
         assert_eq!(PinSource::Prompt.to_string(), "prompt");
         assert!(PinSource::Prompt.read().is_err());
-        assert!("1234".parse::<PinSource>().is_err());
+        let refusal = "1234".parse::<PinSource>().unwrap_err();
+        assert!(!refusal.contains("1234"), "{refusal}");
         assert!("env:".parse::<PinSource>().is_err());
     }
 
@@ -127,7 +157,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("pin");
         std::fs::write(&p, "1234\n").unwrap();
-        let pin = PinSource::File(p).read().unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let pin = PinSource::File(p.clone()).read().unwrap();
         assert_eq!(pin.expose_secret(), "1234");
+        for (mode, ok) in [
+            (0o640, true),
+            (0o644, false),
+            (0o660, false),
+            (0o666, false),
+        ] {
+            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                .unwrap();
+            let r = PinSource::File(p.clone()).read();
+            assert_eq!(r.is_ok(), ok, "{mode:o}");
+            if let Err(e) = r {
+                assert!(e.contains("chmod 600"), "{e}");
+            }
+        }
     }
 }

@@ -120,6 +120,11 @@ fn wrong_pin_is_reported_and_never_retried() {
     let dir = tempfile::tempdir().unwrap();
     let pin_file = dir.path().join("pin");
     std::fs::write(&pin_file, "0000\n").unwrap();
+    std::fs::set_permissions(
+        &pin_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let store = store(&label, PinSource::File(pin_file.clone()), 1);
     let err = store.list().unwrap_err();
     assert!(matches!(err, KeyError::PinRejected { .. }), "{err}");

@@ -1,7 +1,9 @@
 //! `tufd.v1.Keys`: key and token management.
 
+use super::gate::{Details, Gate};
 use super::{attestation_info, caller, key_info, status, token_info};
 use crate::keyring::{KeySelector, Keyring, KeyringError};
+use crate::policy::{Action, Operation};
 use secrecy::SecretString;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -13,11 +15,39 @@ use zeroize::Zeroize;
 /// Key management over the keyring.
 pub struct KeysService {
     keyring: Arc<Keyring>,
+    gate: Arc<Gate>,
 }
 
 impl KeysService {
-    pub fn new(keyring: Arc<Keyring>) -> Self {
-        Self { keyring }
+    /// Key management, each request through `gate`.
+    pub fn new(keyring: Arc<Keyring>, gate: Arc<Gate>) -> Self {
+        Self { keyring, gate }
+    }
+
+    /// The policy action on the key `sel` names (resolved on the tokens).
+    async fn key_action(
+        &self,
+        op: Operation,
+        sel: &KeySelector,
+    ) -> Result<Action, (Action, Status)> {
+        match self.keyring.find(sel).await {
+            Ok(key) => Ok(Action::key(op, key.label.name(), key.label.gun())),
+            // Unknown key: the caller must hold the operation at all
+            // before learning that.
+            Err(e) => Err((Action::global(op), status(e))),
+        }
+    }
+}
+
+/// The `role:` and `gun:` headers of a key file, as the keyring reads them
+/// when the request names neither.
+fn file_headers(pem_text: &str) -> (Option<String>, Option<String>) {
+    match pem::parse(pem_text) {
+        Ok(p) => (
+            p.headers().get("role").map(str::to_owned),
+            p.headers().get("gun").map(str::to_owned),
+        ),
+        Err(_) => (None, None),
     }
 }
 
@@ -51,8 +81,11 @@ fn label(name: &str, gun: &str) -> Result<KeyLabel, Status> {
 impl Keys for KeysService {
     async fn list_tokens(
         &self,
-        _req: Request<v1::ListTokensRequest>,
+        req: Request<v1::ListTokensRequest>,
     ) -> Result<Response<v1::ListTokensResponse>, Status> {
+        self.gate
+            .authorize(&req, Action::global(Operation::List))
+            .await?;
         let tokens = self.keyring.tokens().await;
         Ok(Response::new(v1::ListTokensResponse {
             tokens: tokens.into_iter().map(token_info).collect(),
@@ -64,14 +97,39 @@ impl Keys for KeysService {
         req: Request<v1::GenerateKeyRequest>,
     ) -> Result<Response<v1::GenerateKeyResponse>, Status> {
         let who = caller(&req);
+        let allowed = self
+            .gate
+            .authorize(
+                &req,
+                Action::key(
+                    Operation::KeyGenerate,
+                    &req.get_ref().name,
+                    &req.get_ref().gun,
+                ),
+            )
+            .await?;
         let r = req.into_inner();
         let label = label(&r.name, &r.gun)?;
+        let audit = allowed
+            .begin(
+                &self.gate,
+                Details {
+                    detail: format!("key {label} on token {:?}", r.token),
+                    ..Default::default()
+                },
+            )
+            .await?;
         tracing::info!(caller = %who, key = %label, token = %r.token, "generate key");
-        let key = self
-            .keyring
-            .generate(label, &r.token)
-            .await
-            .map_err(status)?;
+        let key = self.keyring.generate(label, &r.token).await;
+        let ids = key.as_ref().map(|k| vec![k.id.clone()]).unwrap_or_default();
+        audit
+            .end(
+                key.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+                ids,
+                vec![],
+            )
+            .await?;
+        let key = key.map_err(status)?;
         Ok(Response::new(v1::GenerateKeyResponse {
             key: Some(key_info(key)),
         }))
@@ -82,7 +140,29 @@ impl Keys for KeysService {
         req: Request<v1::LoadKeyRequest>,
     ) -> Result<Response<v1::LoadKeyResponse>, Status> {
         let who = caller(&req);
+        let (role, gun) = file_headers(&req.get_ref().pem);
+        let name = Some(req.get_ref().name.clone())
+            .filter(|n| !n.is_empty())
+            .or(role)
+            .unwrap_or_default();
+        let gun = Some(req.get_ref().gun.clone())
+            .filter(|g| !g.is_empty())
+            .or(gun)
+            .unwrap_or_default();
+        let allowed = self
+            .gate
+            .authorize(&req, Action::key(Operation::KeyLoad, &name, &gun))
+            .await?;
         let mut r = req.into_inner();
+        let audit = allowed
+            .begin(
+                &self.gate,
+                Details {
+                    detail: format!("key {name} (repository {gun:?}) into token {:?}", r.token),
+                    ..Default::default()
+                },
+            )
+            .await?;
         tracing::info!(caller = %who, name = %r.name, token = %r.token, "load key");
         let pem = std::mem::take(&mut r.pem);
         let passphrase = (!r.passphrase.is_empty())
@@ -92,8 +172,16 @@ impl Keys for KeysService {
         let key = self
             .keyring
             .load(&r.name, &gun, &r.token, pem, passphrase)
-            .await
-            .map_err(status)?;
+            .await;
+        let ids = key.as_ref().map(|k| vec![k.id.clone()]).unwrap_or_default();
+        audit
+            .end(
+                key.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+                ids,
+                vec![],
+            )
+            .await?;
+        let key = key.map_err(status)?;
         Ok(Response::new(v1::LoadKeyResponse {
             key: Some(key_info(key)),
         }))
@@ -103,6 +191,9 @@ impl Keys for KeysService {
         &self,
         req: Request<v1::ListKeysRequest>,
     ) -> Result<Response<v1::ListKeysResponse>, Status> {
+        self.gate
+            .authorize(&req, Action::global(Operation::List))
+            .await?;
         let r = req.into_inner();
         let listing = self.keyring.list(&r.token).await.map_err(status)?;
         let mut keys = Vec::with_capacity(listing.keys.len());
@@ -128,9 +219,34 @@ impl Keys for KeysService {
         req: Request<v1::DeleteKeyRequest>,
     ) -> Result<Response<v1::DeleteKeyResponse>, Status> {
         let who = caller(&req);
-        let sel = selector(req.into_inner().key)?;
+        let sel = selector(req.get_ref().key.clone())?;
+        let allowed = match self.key_action(Operation::KeyDelete, &sel).await {
+            Ok(action) => self.gate.authorize(&req, action).await?,
+            Err((action, e)) => {
+                self.gate.authorize(&req, action).await?;
+                return Err(e);
+            }
+        };
+        let audit = allowed
+            .begin(
+                &self.gate,
+                Details {
+                    detail: format!("key {sel:?}"),
+                    ..Default::default()
+                },
+            )
+            .await?;
         tracing::info!(caller = %who, key = ?sel, "delete key");
-        let key = self.keyring.delete(&sel).await.map_err(status)?;
+        let key = self.keyring.delete(&sel).await;
+        let ids = key.as_ref().map(|k| vec![k.id.clone()]).unwrap_or_default();
+        audit
+            .end(
+                key.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+                ids,
+                vec![],
+            )
+            .await?;
+        let key = key.map_err(status)?;
         Ok(Response::new(v1::DeleteKeyResponse {
             key: Some(key_info(key)),
         }))
@@ -141,16 +257,36 @@ impl Keys for KeysService {
         req: Request<v1::UnlockTokenRequest>,
     ) -> Result<Response<v1::UnlockTokenResponse>, Status> {
         let who = caller(&req);
+        let allowed = self
+            .gate
+            .authorize(&req, Action::global(Operation::TokenUnlock))
+            .await;
         let mut r = req.into_inner();
         let pin = SecretString::from(std::mem::take(&mut r.pin));
         r.pin.zeroize();
-        tracing::info!(caller = %who, token = %r.token, confirm_last_try = r.confirm_last_try,
-            "unlock token");
-        let (report, cache) = self
-            .keyring
-            .unlock(&r.token, pin, r.confirm_last_try)
-            .await
-            .map_err(status)?;
+        let audit = allowed?
+            .begin(
+                &self.gate,
+                Details {
+                    detail: format!("token {:?}", r.token),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        tracing::info!(caller = %who, token = %r.token, "unlock token");
+        if r.confirm_last_try {
+            tracing::warn!(caller = %who, token = %r.token,
+                "confirm_last_try is ignored: using the last PIN try is the administrator's decision (allow_last_pin_try)");
+        }
+        let unlocked = self.keyring.unlock(&r.token, pin).await;
+        audit
+            .end(
+                unlocked.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+                vec![],
+                vec![],
+            )
+            .await?;
+        let (report, cache) = unlocked.map_err(status)?;
         Ok(Response::new(v1::UnlockTokenResponse {
             token: Some(token_info(report)),
             cache_seconds: cache.map_or(0, |d| d.as_secs()),
@@ -161,13 +297,37 @@ impl Keys for KeysService {
         &self,
         req: Request<v1::ProveKeyRequest>,
     ) -> Result<Response<v1::ProveKeyResponse>, Status> {
+        let sel = selector(req.get_ref().key.clone())?;
+        let allowed = match self.key_action(Operation::KeyTest, &sel).await {
+            Ok(action) => self.gate.authorize(&req, action).await?,
+            Err((action, e)) => {
+                self.gate.authorize(&req, action).await?;
+                return Err(e);
+            }
+        };
+        let audit = allowed
+            .begin(
+                &self.gate,
+                Details {
+                    detail: format!("key {sel:?}"),
+                    ..Default::default()
+                },
+            )
+            .await?;
         let r = req.into_inner();
-        let sel = selector(r.key)?;
-        let (key, sig) = self
-            .keyring
-            .prove(&sel, &r.challenge)
-            .await
-            .map_err(status)?;
+        let proved = self.keyring.prove(&sel, &r.challenge).await;
+        let ids = proved
+            .as_ref()
+            .map(|(k, _)| vec![k.id.clone()])
+            .unwrap_or_default();
+        audit
+            .end(
+                proved.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+                ids,
+                vec![],
+            )
+            .await?;
+        let (key, sig) = proved.map_err(status)?;
         Ok(Response::new(v1::ProveKeyResponse {
             key: Some(key_info(key)),
             signature: sig.to_vec(),

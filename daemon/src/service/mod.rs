@@ -1,11 +1,16 @@
 //! gRPC adapters: turn requests into keyring calls and errors into
 //! statuses. No logic beyond that lives here.
 
+pub mod gate;
 mod keys;
+mod policy;
 mod system;
 mod trust;
+pub mod unmapped;
 
+pub use gate::Gate;
 pub use keys::KeysService;
+pub use policy::PolicyService;
 pub use system::SystemService;
 pub use trust::TrustService;
 
@@ -49,7 +54,9 @@ pub(crate) fn key_status_code(e: &KeyringError) -> Code {
             | KeyError::Locked { .. }
             | KeyError::LastPinTry { .. }
             | KeyError::UnlockRejected { .. }
-            | KeyError::UnlockUnsupported { .. } => Code::FailedPrecondition,
+            | KeyError::UnlockUnsupported { .. }
+            | KeyError::AlreadyUnlocked { .. } => Code::FailedPrecondition,
+            KeyError::UnlockBudget { .. } => Code::ResourceExhausted,
             KeyError::InvalidLabel(_) => Code::InvalidArgument,
             KeyError::KeyNotFound { .. } => Code::NotFound,
             KeyError::AlreadyExists { .. } => Code::AlreadyExists,
@@ -64,6 +71,8 @@ pub(crate) fn key_status_code(e: &KeyringError) -> Code {
         KeyringError::AmbiguousKey { .. } => Code::InvalidArgument,
         KeyringError::KeyNotFound(_) => Code::NotFound,
         KeyringError::NameTaken { .. } => Code::AlreadyExists,
+        KeyringError::NameUnknown { .. } => Code::Unavailable,
+        KeyringError::Busy(_) => Code::ResourceExhausted,
         KeyringError::Internal(_) => Code::Internal,
     }
 }

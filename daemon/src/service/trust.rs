@@ -4,11 +4,17 @@
 //! operation completes even when the client goes away, so a transaction is
 //! never cut off halfway by a closed terminal.
 
+use super::gate::{Allowed, Audited, Details, Gate};
 use super::{caller, key_status_code};
+use crate::audit::{Published, TagRecord};
+use crate::policy::{Action, Operation, RoleScope};
 use crate::trust::inspect::{self, Inspection};
 use crate::trust::txn::Change;
 use crate::trust::verify::{Outcome, TagVerdict, VerifyMode};
-use crate::trust::{Event, EventSink, RotateRole, TagSpec, Trust, TrustError, parse_digest};
+use crate::trust::{
+    Event, EventSink, RoleFilter, RotateRole, TagSpec, Trust, TrustError, parse_digest,
+};
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio_stream::Stream;
@@ -21,11 +27,79 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<v1::TrustEvent, Status>> + S
 /// Trust operations over the trust layer.
 pub struct TrustService {
     trust: Arc<Trust>,
+    gate: Arc<Gate>,
 }
 
 impl TrustService {
-    pub fn new(trust: Arc<Trust>) -> Self {
-        Self { trust }
+    /// Trust operations, each request through `gate`.
+    pub fn new(trust: Arc<Trust>, gate: Arc<Gate>) -> Self {
+        Self { trust, gate }
+    }
+
+    /// Authorizes `op` on every repository (each refusal audited); the
+    /// first refusal answers.
+    async fn authorize_all<T>(
+        &self,
+        req: &Request<T>,
+        op: Operation,
+        repositories: &[String],
+        roles: &[String],
+    ) -> Result<Vec<Allowed>, Status> {
+        if repositories.is_empty() {
+            return Err(Status::invalid_argument("give at least one repository"));
+        }
+        let mut out = Vec::with_capacity(repositories.len());
+        for r in repositories {
+            let action = Action::on(op, r).roles(roles.iter().cloned());
+            out.push(self.gate.authorize(req, action).await?);
+        }
+        Ok(out)
+    }
+}
+
+/// Up to this many tags are listed in a sign's begin record.
+const BEGIN_TAGS: usize = 32;
+
+/// The roles each allowed repository may write, for the trust layer.
+fn role_filter(allowed: &[Allowed]) -> RoleFilter {
+    let scopes: HashMap<String, RoleScope> = allowed
+        .iter()
+        .filter_map(|a| Some((a.action.repository.clone()?, a.roles.clone())))
+        .collect();
+    Arc::new(move |repo: &str, role: &str| {
+        scopes
+            .get(&super::gate::repository(repo))
+            .is_some_and(|s| s.allows(role))
+    })
+}
+
+/// Writes the `end` record of a trust operation before its result goes out.
+async fn finish(
+    audit: Audited,
+    outcome: Result<Vec<Change>, TrustError>,
+) -> Result<Vec<Change>, TrustError> {
+    let (result, published) = match &outcome {
+        Ok(changes) => (
+            Ok(()),
+            changes
+                .iter()
+                .flat_map(|c| {
+                    c.published.iter().map(|(role, version)| Published {
+                        repository: c.repository.clone(),
+                        role: role.clone(),
+                        version: *version,
+                    })
+                })
+                .collect(),
+        ),
+        Err(e) => (Err(e.to_string()), Vec::new()),
+    };
+    match audit.end(result, Vec::new(), published).await {
+        Err(s) if outcome.is_ok() => Err(TrustError::Internal(format!(
+            "the operation completed but its audit record could not be written: {}",
+            s.message()
+        ))),
+        _ => outcome,
     }
 }
 
@@ -227,6 +301,8 @@ fn verification(v: TagVerdict) -> v1::TagVerification {
     }
     out
 }
+/// The most tags one `Sign` request may carry.
+const MAX_TAGS_PER_SIGN: usize = 1000;
 
 #[tonic::async_trait]
 impl trust_server::Trust for TrustService {
@@ -241,11 +317,43 @@ impl trust_server::Trust for TrustService {
         req: Request<v1::AddSignerRequest>,
     ) -> Result<Response<EventStream>, Status> {
         let who = caller(&req);
+        let (repos, roles) = (
+            &req.get_ref().repositories,
+            [format!("targets/{}", req.get_ref().signer)],
+        );
+        let allowed = self
+            .authorize_all(&req, Operation::SignerAdd, repos, &roles)
+            .await?;
+        // Adding a signer to a repository that does not exist initializes
+        // it: that needs "init" too (admins have it; others are asked).
+        for a in allowed.iter().filter(|a| !a.is_admin()) {
+            let repo = a.action.repository.clone().unwrap_or_default();
+            if let Err(TrustError::NotFound(_)) = self.trust.read(&repo).await {
+                self.gate
+                    .authorize(&req, Action::on(Operation::Init, &repo))
+                    .await?;
+            }
+        }
+        let audit = allowed[0]
+            .begin(
+                &self.gate,
+                Details {
+                    repositories: repos.clone(),
+                    detail: format!("signer {}", req.get_ref().signer),
+                    ..Default::default()
+                },
+            )
+            .await?;
         let r = req.into_inner();
         tracing::info!(caller = %who, signer = %r.signer, repositories = ?r.repositories, "signer add");
+        if r.repositories.is_empty() {
+            return Err(Status::invalid_argument(
+                "signer add: name at least one repository",
+            ));
+        }
         let trust = self.trust.clone();
         Ok(stream(move |sink| async move {
-            trust
+            let outcome = trust
                 .add_signer(
                     &r.signer,
                     &r.repositories,
@@ -254,7 +362,8 @@ impl trust_server::Trust for TrustService {
                     r.client_snapshot,
                     &sink,
                 )
-                .await
+                .await;
+            finish(audit, outcome).await
         }))
     }
 
@@ -263,44 +372,132 @@ impl trust_server::Trust for TrustService {
         req: Request<v1::RemoveSignerRequest>,
     ) -> Result<Response<EventStream>, Status> {
         let who = caller(&req);
+        let (repos, roles) = (
+            &req.get_ref().repositories,
+            [format!("targets/{}", req.get_ref().signer)],
+        );
+        let allowed = self
+            .authorize_all(&req, Operation::SignerRemove, repos, &roles)
+            .await?;
+        let audit = allowed[0]
+            .begin(
+                &self.gate,
+                Details {
+                    repositories: repos.clone(),
+                    detail: format!("signer {}", req.get_ref().signer),
+                    ..Default::default()
+                },
+            )
+            .await?;
         let r = req.into_inner();
         tracing::info!(caller = %who, signer = %r.signer, repositories = ?r.repositories, force = r.force, "signer remove");
         let trust = self.trust.clone();
         Ok(stream(move |sink| async move {
-            trust
+            let outcome = trust
                 .remove_signer(&r.signer, &r.repositories, r.force, &sink)
-                .await
+                .await;
+            finish(audit, outcome).await
         }))
     }
 
     async fn sign(&self, req: Request<v1::SignRequest>) -> Result<Response<EventStream>, Status> {
         let who = caller(&req);
+        let count = req.get_ref().tags.len();
+        if count == 0 || count > MAX_TAGS_PER_SIGN {
+            return Err(Status::invalid_argument(format!(
+                "sign: give 1 to {MAX_TAGS_PER_SIGN} tags (got {count})"
+            )));
+        }
+        let mut repos: Vec<String> = Vec::new();
+        for t in &req.get_ref().tags {
+            if !repos.contains(&t.repository) {
+                repos.push(t.repository.clone());
+            }
+        }
+        let allowed = self
+            .authorize_all(&req, Operation::Sign, &repos, &[])
+            .await?;
+        let filter = role_filter(&allowed);
+        let records = |tags: &mut dyn Iterator<Item = (String, String, String)>| {
+            tags.map(|(repository, tag, digest)| TagRecord {
+                repository,
+                tag,
+                digest,
+            })
+            .collect::<Vec<_>>()
+        };
+        let given = records(
+            &mut req
+                .get_ref()
+                .tags
+                .iter()
+                .map(|t| (t.repository.clone(), t.tag.clone(), t.digest.clone())),
+        );
+        // A large batch's tags go into the end record only: its begin line
+        // stays small, so syncing it costs no more than for one tag.
+        let count = given.len();
+        let (given, detail) = if count <= BEGIN_TAGS {
+            (given, String::new())
+        } else {
+            (
+                Vec::new(),
+                format!("{count} tags; tags and digests in the end record"),
+            )
+        };
+        let mut audit = allowed[0]
+            .begin(
+                &self.gate,
+                Details {
+                    repositories: repos.clone(),
+                    tags: given,
+                    detail,
+                    ..Default::default()
+                },
+            )
+            .await?;
         let r = req.into_inner();
         tracing::info!(caller = %who, tags = r.tags.len(), "sign");
+        if let Some(t) = r.tags.iter().find(|t| !t.digest.is_empty() && t.size == 0) {
+            return Err(Status::invalid_argument(format!(
+                "sign {}:{}: size 0 is no manifest's size; give the manifest's length in bytes, or no digest to read both from the registry",
+                t.repository, t.tag
+            )));
+        }
         let trust = self.trust.clone();
         Ok(stream(move |sink| async move {
-            let mut tags = Vec::with_capacity(r.tags.len());
-            for t in r.tags {
-                let (digest, size) = if t.digest.is_empty() {
-                    let _ = sink.send(Event::Progress {
-                        repository: t.repository.clone(),
-                        message: format!(
-                            "reading the manifest of {}:{} from the registry",
-                            t.repository, t.tag
-                        ),
+            let outcome = async {
+                let mut tags = Vec::with_capacity(r.tags.len());
+                for t in r.tags {
+                    let (digest, size) = if t.digest.is_empty() {
+                        let _ = sink.send(Event::Progress {
+                            repository: t.repository.clone(),
+                            message: format!(
+                                "reading the manifest of {}:{} from the registry",
+                                t.repository, t.tag
+                            ),
+                        });
+                        trust.resolve(&t.repository, &t.tag).await?
+                    } else {
+                        (parse_digest(&t.digest)?, t.size)
+                    };
+                    tags.push(TagSpec {
+                        repository: t.repository,
+                        tag: t.tag,
+                        digest,
+                        size,
                     });
-                    trust.resolve(&t.repository, &t.tag).await?
-                } else {
-                    (parse_digest(&t.digest)?, t.size)
-                };
-                tags.push(TagSpec {
-                    repository: t.repository,
-                    tag: t.tag,
-                    digest,
-                    size,
-                });
+                }
+                audit.set_tags(records(&mut tags.iter().map(|t| {
+                    (
+                        t.repository.clone(),
+                        t.tag.clone(),
+                        format!("sha256:{}", hex::encode(t.digest)),
+                    )
+                })));
+                trust.sign_in(&tags, filter, &sink).await
             }
-            trust.sign(&tags, &sink).await
+            .await;
+            finish(audit, outcome).await
         }))
     }
 
@@ -309,15 +506,35 @@ impl trust_server::Trust for TrustService {
         req: Request<v1::RevokeRequest>,
     ) -> Result<Response<EventStream>, Status> {
         let who = caller(&req);
+        let repos = [req.get_ref().repository.clone()];
+        let allowed = self
+            .authorize_all(&req, Operation::Revoke, &repos, &[])
+            .await?;
+        let filter = role_filter(&allowed);
+        let tags = vec![TagRecord {
+            repository: repos[0].clone(),
+            tag: req.get_ref().tag.clone(),
+            digest: String::new(),
+        }];
+        let audit = allowed[0]
+            .begin(
+                &self.gate,
+                Details {
+                    tags,
+                    ..Default::default()
+                },
+            )
+            .await?;
         let r = req.into_inner();
         tracing::info!(caller = %who, repository = %r.repository, tag = %r.tag, "revoke");
         let trust = self.trust.clone();
         Ok(stream(move |sink| async move {
             let tag = (!r.tag.is_empty()).then_some(r.tag.as_str());
-            trust
-                .revoke(&r.repository, tag, &sink)
+            let outcome = trust
+                .revoke_in(&r.repository, tag, filter, &sink)
                 .await
-                .map(|c| vec![c])
+                .map(|c| vec![c]);
+            finish(audit, outcome).await
         }))
     }
 
@@ -326,7 +543,7 @@ impl trust_server::Trust for TrustService {
         req: Request<v1::RotateKeyRequest>,
     ) -> Result<Response<EventStream>, Status> {
         let who = caller(&req);
-        let r = req.into_inner();
+        let r = req.get_ref().clone();
         let which = match r.role.as_str() {
             "root" => RotateRole::Root,
             "targets" => RotateRole::Targets,
@@ -340,13 +557,32 @@ impl trust_server::Trust for TrustService {
                 )));
             }
         };
+        let repos = [r.repository.clone()];
+        let allowed = self
+            .authorize_all(
+                &req,
+                Operation::Rotate,
+                &repos,
+                std::slice::from_ref(&r.role),
+            )
+            .await?;
+        let audit = allowed[0]
+            .begin(
+                &self.gate,
+                Details {
+                    detail: format!("rotate {}", r.role),
+                    ..Default::default()
+                },
+            )
+            .await?;
         tracing::info!(caller = %who, repository = %r.repository, role = %r.role, "key rotate");
         let trust = self.trust.clone();
         Ok(stream(move |sink| async move {
-            trust
+            let outcome = trust
                 .rotate(&r.repository, which, &r.token, &sink)
                 .await
-                .map(|c| vec![c])
+                .map(|c| vec![c]);
+            finish(audit, outcome).await
         }))
     }
 
@@ -354,6 +590,16 @@ impl trust_server::Trust for TrustService {
         &self,
         req: Request<v1::InspectRequest>,
     ) -> Result<Response<v1::InspectResponse>, Status> {
+        let repos: Vec<String> = req
+            .get_ref()
+            .repositories
+            .iter()
+            .map(|r| {
+                tufd_proto::names::maybe_tagged(r).map_or_else(|_| r.clone(), |(repo, _)| repo)
+            })
+            .collect();
+        self.authorize_all(&req, Operation::Inspect, &repos, &[])
+            .await?;
         let r = req.into_inner();
         let mut out = Vec::new();
         for reference in r.repositories {
@@ -374,6 +620,14 @@ impl trust_server::Trust for TrustService {
         req: Request<v1::VerifyRequest>,
     ) -> Result<Response<v1::VerifyResponse>, Status> {
         let who = caller(&req);
+        let repos: Vec<String> = req
+            .get_ref()
+            .references
+            .iter()
+            .map(|r| tufd_proto::names::tagged(r).map_or_else(|_| r.clone(), |(repo, _)| repo))
+            .collect();
+        self.authorize_all(&req, Operation::Verify, &repos, &[])
+            .await?;
         let r = req.into_inner();
         let mode = match r.mode.as_str() {
             "" => None,

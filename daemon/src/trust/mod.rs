@@ -49,6 +49,15 @@ pub enum Event {
 /// Where operations send their [`Event`]s.
 pub type EventSink = tokio::sync::mpsc::UnboundedSender<Event>;
 
+/// Which roles of which repository an operation may write (the caller's
+/// policy, decided above this layer): `(repository, role) -> allowed`.
+pub type RoleFilter = std::sync::Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
+/// Every role of every repository.
+pub fn any_role() -> RoleFilter {
+    std::sync::Arc::new(|_, _| true)
+}
+
 /// A tag to sign: repository, tag, manifest digest and size.
 #[derive(Debug, Clone)]
 pub struct TagSpec {
@@ -478,6 +487,16 @@ impl Trust {
         tags: &[TagSpec],
         events: &EventSink,
     ) -> Result<Vec<Change>, TrustError> {
+        self.sign_in(tags, any_role(), events).await
+    }
+
+    /// `sign` into the roles `allowed` lets the caller write only.
+    pub async fn sign_in(
+        &self,
+        tags: &[TagSpec],
+        allowed: RoleFilter,
+        events: &EventSink,
+    ) -> Result<Vec<Change>, TrustError> {
         if tags.is_empty() {
             return Err(TrustError::InvalidRequest(
                 "give at least one REPO:TAG".into(),
@@ -502,6 +521,7 @@ impl Trust {
                 None => by_repo.push((repository, vec![t])),
             }
         }
+        let allowed = &allowed;
         each_repository(by_repo, |(repo, specs)| async move {
             let g = gun(&repo)?;
             self.engine
@@ -529,6 +549,9 @@ impl Trust {
                                 )));
                             }
                             vec!["targets".to_owned()]
+                                .into_iter()
+                                .filter(|r| allowed(name, r))
+                                .collect::<Vec<_>>()
                         } else {
                             let signable: Vec<String> = direct
                                 .iter()
@@ -539,6 +562,14 @@ impl Trust {
                                 })
                                 .cloned()
                                 .collect();
+                            let refused: Vec<&String> = signable.iter().filter(|r| !allowed(name, r)).collect();
+                            if !signable.is_empty() && refused.len() == signable.len() {
+                                return Err(TrustError::NoKey(format!(
+                                    "{name}: the policy does not let you write {}; nothing was signed",
+                                    refused.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+                                )));
+                            }
+                            let signable: Vec<String> = signable.into_iter().filter(|r| allowed(name, r)).collect();
                             if signable.is_empty() {
                                 let ids = draft
                                     .delegation_keys(RELEASES)
@@ -550,6 +581,11 @@ impl Trust {
                             }
                             signable
                         };
+                        if roles.is_empty() {
+                            return Err(TrustError::NoKey(format!(
+                                "{name}: the policy does not let you write targets; nothing was signed"
+                            )));
+                        }
                         let mut signed = Vec::new();
                         for role in &roles {
                             let t: &mut Targets = if role == "targets" {
@@ -597,6 +633,18 @@ impl Trust {
         tag: Option<&str>,
         events: &EventSink,
     ) -> Result<Change, TrustError> {
+        self.revoke_in(repository, tag, any_role(), events).await
+    }
+
+    /// `revoke`, refused when a role listing the tag is not one `allowed`
+    /// lets the caller write.
+    pub async fn revoke_in(
+        &self,
+        repository: &str,
+        tag: Option<&str>,
+        allowed: RoleFilter,
+        events: &EventSink,
+    ) -> Result<Change, TrustError> {
         if let Some(t) = tag {
             check_tag(t)?;
         }
@@ -604,6 +652,7 @@ impl Trust {
         self.engine
             .transact(&g, events, |fetched, held| {
                 let g = g.clone();
+                let allowed = allowed.clone();
                 async move {
                     let name = g.as_str();
                     let (_, mut draft) = existing(name, fetched)?;
@@ -636,6 +685,17 @@ impl Trust {
                         }
                     }
                     let what = tag.map_or_else(|| "any tag".to_owned(), |t| format!("tag {t}"));
+                    let refused: Vec<&str> = plan
+                        .iter()
+                        .map(|(r, _)| r.as_str())
+                        .filter(|r| !allowed(name, r))
+                        .collect();
+                    if !refused.is_empty() {
+                        return Err(TrustError::NoKey(format!(
+                            "{name}: {what} is signed in {}, which the policy does not let you write; nothing was revoked",
+                            refused.join(", ")
+                        )));
+                    }
                     if !blocked.is_empty() {
                         return Err(TrustError::NoKey(format!(
                             "{name}: {what} is also signed in {}, whose key tufd does not hold; nothing was revoked",

@@ -3,18 +3,33 @@
 //! A token is found by label or serial, never by slot number (slot ids
 //! change between boots and module versions). The store logs in once, keeps
 //! a bounded pool of sessions, and recovers from lost sessions, lost logins
-//! and removed devices by reopening, retrying the operation once. A PIN the
-//! token rejected is never presented again, and no PIN is presented while
-//! the token reports `CKF_USER_PIN_FINAL_TRY` unless an unlock request
-//! (`tufctl token unlock --confirm-last-try`) confirms it.
+//! and removed devices by reopening, retrying the operation once. Whether a
+//! PIN may be presented is the token's [`PinGate`]'s decision: a rejected
+//! PIN is never presented again, an unlock request never logs a ready token
+//! out, and no new PIN is presented while the token reports
+//! `CKF_USER_PIN_FINAL_TRY` unless the administrator allowed it
+//! (`allow_last_pin_try`).
+//!
+//! By concern: `session` (finding the token, the session pool, recovery),
+//! `login` (PINs through the gate, unlock), `index` (the keys found on the
+//! token), `objects` (key object templates and reads), `sign` (signing);
+//! this file holds the configuration and the [`KeyStore`] operations.
 
+mod index;
+mod login;
 mod module;
 mod objects;
 mod pool;
+mod session;
+mod sign;
 
 pub use module::Modules;
 
-use crate::pin::{PinFingerprint, PinSource};
+use index::{Entry, Index};
+use session::{Conn, OpError};
+
+use crate::gate::{Attempt, PinGate, PinRules, UnlockStart};
+use crate::pin::PinSource;
 use crate::{
     IdScheme, KeyError, KeyLabel, KeyRecord, KeyStore, TokenDescription, TokenStatus, TriesLeft,
 };
@@ -32,7 +47,7 @@ use secrecy::SecretString;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use zeroize::Zeroize;
 
 /// How the configuration names the token.
@@ -68,112 +83,19 @@ pub struct Pkcs11Config {
     pub max_sessions: usize,
 }
 
-/// Login state of the token as far as tufd knows.
-enum Auth {
-    /// Not known to be logged in; a new session checks.
-    Unknown,
-    /// The token rejected this PIN; it is never presented again.
-    Rejected {
-        pin: PinFingerprint,
-        tries: TriesLeft,
-    },
-    /// The user PIN is locked.
-    Locked,
-}
-
-/// The open token: module, slot and what it says about itself.
-#[derive(Clone)]
-struct Conn {
-    ctx: Pkcs11,
-    slot: Slot,
-    description: TokenDescription,
-}
-
-/// A key in the index, with its object handles (valid for one generation).
-#[derive(Clone)]
-struct Entry {
-    record: KeyRecord,
-    private: ObjectHandle,
-    public: ObjectHandle,
-    verifying: p256::ecdsa::VerifyingKey,
-    /// Each signature needs `C_Login(CKU_CONTEXT_SPECIFIC)` after
-    /// `C_SignInit` (`CKA_ALWAYS_AUTHENTICATE`).
-    always_authenticate: bool,
-}
-
-struct Index {
-    generation: u64,
-    by_id: HashMap<String, Entry>,
-}
-
 /// A PKCS#11 token holding tufd keys.
 pub struct Pkcs11Store {
     config: Pkcs11Config,
     id_scheme: IdScheme,
     modules: Arc<Modules>,
     conn: Mutex<Option<Conn>>,
-    auth: Mutex<Auth>,
+    /// The PIN state: which PIN may be presented, and when.
+    gate: PinGate,
     pool: Pool,
     index: RwLock<Option<Index>>,
     /// Serializes generate, import and delete (the index check and the
     /// token change must not interleave).
     admin: Mutex<()>,
-    pin_salt: [u8; 16],
-    /// The PIN given with `tufctl token unlock` and when it is forgotten
-    /// (`None`: at daemon stop).
-    unlocked: Mutex<Option<(SecretString, Option<Instant>)>>,
-    /// How long an unlocked PIN is kept (`None`: until the daemon stops).
-    pin_cache: Option<Duration>,
-}
-
-/// What went wrong inside an operation: a PKCS#11 return value (which may
-/// be recoverable by reopening) or a final key-layer error.
-enum OpError {
-    Ck(CkError),
-    Key(KeyError),
-}
-
-impl From<CkError> for OpError {
-    fn from(e: CkError) -> Self {
-        OpError::Ck(e)
-    }
-}
-
-impl From<KeyError> for OpError {
-    fn from(e: KeyError) -> Self {
-        OpError::Key(e)
-    }
-}
-
-/// What a PKCS#11 error asks of us.
-enum Recovery {
-    /// The session is gone: open another.
-    NewSession,
-    /// The login is gone: open another session, which logs in again.
-    Relogin,
-    /// The device is gone: find the token again and reopen everything.
-    Reconnect,
-    /// Object handles are stale: rescan the token.
-    Rescan,
-    /// Not recoverable.
-    Fail,
-}
-
-fn recovery(e: &CkError) -> Recovery {
-    match e {
-        CkError::Pkcs11(rv, _) => match rv {
-            RvError::SessionHandleInvalid | RvError::SessionClosed => Recovery::NewSession,
-            RvError::UserNotLoggedIn => Recovery::Relogin,
-            RvError::DeviceRemoved
-            | RvError::TokenNotPresent
-            | RvError::TokenNotRecognized
-            | RvError::SlotIdInvalid
-            | RvError::CryptokiNotInitialized => Recovery::Reconnect,
-            RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid => Recovery::Rescan,
-            _ => Recovery::Fail,
-        },
-        _ => Recovery::Fail,
-    }
 }
 
 impl Pkcs11Store {
@@ -181,523 +103,48 @@ impl Pkcs11Store {
     /// [`KeyStore::status`]), so a daemon starts even when a token is absent.
     pub fn new(config: Pkcs11Config, modules: Arc<Modules>, id_scheme: IdScheme) -> Self {
         let max = config.max_sessions;
+        let gate = PinGate::new(config.name.clone(), PinRules::new(config.pin.clone()));
         Self {
             config,
             id_scheme,
             modules,
             conn: Mutex::new(None),
-            auth: Mutex::new(Auth::Unknown),
+            gate,
             pool: Pool::new(max),
             index: RwLock::new(None),
             admin: Mutex::new(()),
-            pin_salt: rand::random(),
-            unlocked: Mutex::new(None),
-            pin_cache: Some(Duration::from_secs(15 * 60)),
         }
     }
 
     /// Sets how long a PIN given with [`KeyStore::unlock`] is kept (`None`:
     /// until the store is dropped). The default is 15 minutes.
-    pub fn with_pin_cache(mut self, pin_cache: Option<Duration>) -> Self {
-        self.pin_cache = pin_cache;
+    pub fn with_pin_cache(self, pin_cache: Option<Duration>) -> Self {
+        let rules = PinRules {
+            cache: pin_cache,
+            ..self.gate.rules().clone()
+        };
+        self.with_pin_rules(rules)
+    }
+
+    /// Sets the administrator's PIN rules (the PIN source in `rules`
+    /// replaces the configured one).
+    pub fn with_pin_rules(mut self, rules: PinRules) -> Self {
+        self.config.pin = rules.source.clone();
+        self.gate = PinGate::new(self.config.name.clone(), rules);
         self
-    }
-
-    /// Forgets an unlocked PIN whose time is up; for `pin = "prompt"` every
-    /// session is closed too, which logs the token out.
-    fn expire_unlock(&self) {
-        let mut unlocked = self.unlocked.lock().unwrap_or_else(|p| p.into_inner());
-        let expired = unlocked
-            .as_ref()
-            .and_then(|(_, until)| *until)
-            .is_some_and(|until| Instant::now() >= until);
-        if !expired {
-            return;
-        }
-        *unlocked = None;
-        drop(unlocked);
-        tracing::info!(token = %self.config.name, "the PIN given with `tufctl token unlock` expired");
-        if self.config.pin == PinSource::Prompt {
-            let mut st = self.pool.lock();
-            if let Some(session) = st.idle.first()
-                && let Err(e) = session.logout()
-            {
-                tracing::debug!(token = %self.config.name, error = %e, "logout after the PIN expired");
-            }
-            self.pool.reset(&mut st);
-        }
-    }
-
-    /// The PIN to present: the one given with `tufctl token unlock` while it
-    /// lasts, else the configured source's.
-    fn read_pin(&self) -> Result<SecretString, KeyError> {
-        if let Some((pin, _)) = &*self.unlocked.lock().unwrap_or_else(|p| p.into_inner()) {
-            return Ok(pin.clone());
-        }
-        match &self.config.pin {
-            PinSource::Prompt => Err(KeyError::Locked {
-                token: self.name_owned(),
-            }),
-            source => source.read().map_err(|detail| KeyError::PinSource {
-                token: self.name_owned(),
-                detail: format!("{detail} (PIN source {source})"),
-            }),
-        }
-    }
-
-    /// Refuses to present a PIN while the token reports that the next wrong
-    /// PIN locks it, unless `confirm_last_try`, or when the PIN is locked
-    /// (the caller records [`Auth::Locked`]).
-    fn check_final_try(&self, conn: &Conn, confirm_last_try: bool) -> Result<(), KeyError> {
-        match conn.ctx.get_token_info(conn.slot) {
-            Ok(i) if i.user_pin_locked() => Err(KeyError::PinLocked {
-                token: self.name_owned(),
-            }),
-            Ok(i) if i.user_pin_final_try() && !confirm_last_try => Err(KeyError::LastPinTry {
-                token: self.name_owned(),
-                device: format!(
-                    "token {} (it reports CKF_USER_PIN_FINAL_TRY)",
-                    conn.description.label
-                ),
-            }),
-            _ => Ok(()),
-        }
     }
 
     fn name_owned(&self) -> String {
         self.config.name.clone()
     }
 
-    fn device_error(&self, operation: &'static str, e: &CkError) -> KeyError {
+    fn device_error(&self, operation: &'static str, e: CkError) -> KeyError {
         KeyError::Device {
             token: self.name_owned(),
             operation,
             detail: e.to_string(),
+            source: Some(e.into()),
         }
-    }
-
-    /// Finds the token behind the module and remembers its slot.
-    fn connect(&self) -> Result<Conn, KeyError> {
-        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = conn.as_ref() {
-            return Ok(c.clone());
-        }
-        let ctx = self
-            .modules
-            .get(&self.config.module)
-            .map_err(|detail| KeyError::ModuleLoad {
-                token: self.name_owned(),
-                module: self.config.module.display().to_string(),
-                detail,
-            })?;
-        let slots = ctx
-            .get_slots_with_token()
-            .map_err(|e| self.device_error("listing slots", &e))?;
-        let mut seen = Vec::new();
-        for slot in slots {
-            let Ok(info) = ctx.get_token_info(slot) else {
-                continue;
-            };
-            let label = info.label().trim().to_owned();
-            let serial = info.serial_number().trim().to_owned();
-            let matches = match &self.config.selector {
-                TokenSelector::Label(l) => *l == label,
-                TokenSelector::Serial(s) => *s == serial,
-            };
-            if matches {
-                let c = Conn {
-                    ctx: ctx.clone(),
-                    slot,
-                    description: TokenDescription {
-                        label,
-                        serial,
-                        manufacturer: info.manufacturer_id().trim().to_owned(),
-                        model: info.model().trim().to_owned(),
-                    },
-                };
-                tracing::info!(token = %self.config.name, label = %c.description.label,
-                    serial = %c.description.serial, "token found");
-                *conn = Some(c.clone());
-                return Ok(c);
-            }
-            seen.push(format!("'{label}' (serial {serial})"));
-        }
-        Err(KeyError::TokenNotFound {
-            token: self.name_owned(),
-            selector: self.config.selector.to_string(),
-            seen: if seen.is_empty() {
-                "none".into()
-            } else {
-                seen.join(", ")
-            },
-        })
-    }
-
-    /// Forgets the slot and every session after the device went away.
-    fn disconnect(&self) {
-        tracing::warn!(token = %self.config.name, "token connection lost; reopening");
-        *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        let mut st = self.pool.lock();
-        self.pool.reset(&mut st);
-        *self.index.write().unwrap_or_else(|p| p.into_inner()) = None;
-    }
-
-    /// Lends a logged-in session, opening one if the pool has room.
-    fn lease(&self) -> Result<Lease<'_>, KeyError> {
-        let conn = self.connect()?;
-        let mut st = self.pool.lock();
-        loop {
-            if let Some(s) = st.idle.pop() {
-                return Ok(Lease {
-                    pool: &self.pool,
-                    session: Some(s),
-                    generation: st.generation,
-                    keep: true,
-                });
-            }
-            if st.open < self.pool.max {
-                st.open += 1;
-                let generation = st.generation;
-                drop(st);
-                return match self.open_session(&conn) {
-                    Ok(s) => Ok(Lease {
-                        pool: &self.pool,
-                        session: Some(s),
-                        generation,
-                        keep: true,
-                    }),
-                    Err(e) => {
-                        let mut st = self.pool.lock();
-                        if st.generation == generation {
-                            st.open -= 1;
-                        }
-                        Err(e)
-                    }
-                };
-            }
-            st = self.pool.wait(st);
-        }
-    }
-
-    fn open_session(&self, conn: &Conn) -> Result<Session, KeyError> {
-        let session = conn.ctx.open_rw_session(conn.slot).map_err(|e| {
-            if matches!(recovery(&e), Recovery::Reconnect) {
-                *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            }
-            self.device_error("opening a session", &e)
-        })?;
-        tracing::debug!(token = %self.config.name, "session opened");
-        self.ensure_login(conn, &session)?;
-        Ok(session)
-    }
-
-    /// Logs in unless the application is already logged in on this token.
-    /// Never presents a PIN the token rejected before.
-    fn ensure_login(&self, conn: &Conn, session: &Session) -> Result<(), KeyError> {
-        let info = session
-            .get_session_info()
-            .map_err(|e| self.device_error("reading the session state", &e))?;
-        if matches!(
-            info.session_state(),
-            SessionState::RoUser | SessionState::RwUser
-        ) {
-            return Ok(());
-        }
-        let mut auth = self.auth.lock().unwrap_or_else(|p| p.into_inner());
-        if let Auth::Locked = *auth {
-            return Err(KeyError::PinLocked {
-                token: self.name_owned(),
-            });
-        }
-        let pin = self.read_pin()?;
-        let fingerprint = PinFingerprint::of(&pin, &self.pin_salt);
-        if let Auth::Rejected { pin, tries } = &*auth
-            && *pin == fingerprint
-        {
-            return Err(KeyError::PinRejected {
-                token: self.name_owned(),
-                tries: *tries,
-            });
-        }
-        if let Err(e) = self.check_final_try(conn, false) {
-            if let KeyError::PinLocked { .. } = e {
-                *auth = Auth::Locked;
-            }
-            return Err(e);
-        }
-        match session.login(UserType::User, Some(&pin)) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
-                tracing::info!(token = %self.config.name, "logged in");
-                *auth = Auth::Unknown;
-                Ok(())
-            }
-            Err(e) => {
-                let tries = self.login_refused(conn, &mut auth, fingerprint, e)?;
-                Err(KeyError::PinRejected {
-                    token: self.name_owned(),
-                    tries,
-                })
-            }
-        }
-    }
-
-    /// Handles a refused `C_Login`: a wrong PIN is remembered (never
-    /// presented again) and its tries left returned; a locked PIN or any
-    /// other failure is the error.
-    fn login_refused(
-        &self,
-        conn: &Conn,
-        auth: &mut Auth,
-        fingerprint: PinFingerprint,
-        e: CkError,
-    ) -> Result<TriesLeft, KeyError> {
-        match e {
-            CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLenRange, _) => {
-                let tries = match conn.ctx.get_token_info(conn.slot) {
-                    Ok(i) if i.user_pin_locked() => {
-                        *auth = Auth::Locked;
-                        return Err(KeyError::PinLocked {
-                            token: self.name_owned(),
-                        });
-                    }
-                    Ok(i) if i.user_pin_final_try() => TriesLeft::FinalTry,
-                    Ok(i) if i.user_pin_count_low() => TriesLeft::Low,
-                    _ => TriesLeft::Unknown,
-                };
-                tracing::warn!(token = %self.config.name, %tries, "the token rejected the PIN");
-                *auth = Auth::Rejected {
-                    pin: fingerprint,
-                    tries,
-                };
-                Ok(tries)
-            }
-            CkError::Pkcs11(RvError::PinLocked, _) => {
-                *auth = Auth::Locked;
-                Err(KeyError::PinLocked {
-                    token: self.name_owned(),
-                })
-            }
-            e => Err(self.device_error("logging in", &e)),
-        }
-    }
-
-    /// Runs `op` on a session, recovering once from a lost session, login,
-    /// device or stale handle.
-    fn run<T>(
-        &self,
-        operation: &'static str,
-        mut op: impl FnMut(&Self, &Session) -> Result<T, OpError>,
-    ) -> Result<T, KeyError> {
-        self.expire_unlock();
-        let mut retried = false;
-        loop {
-            let mut lease = self.lease()?;
-            let err = match op(self, lease.session()) {
-                Ok(v) => return Ok(v),
-                Err(OpError::Key(e)) => return Err(e),
-                Err(OpError::Ck(e)) => e,
-            };
-            let action = recovery(&err);
-            if retried || matches!(action, Recovery::Fail) {
-                return Err(self.device_error(operation, &err));
-            }
-            retried = true;
-            tracing::warn!(token = %self.config.name, operation, error = %err, "recovering");
-            match action {
-                Recovery::NewSession | Recovery::Relogin => lease.keep = false,
-                Recovery::Reconnect => {
-                    lease.keep = false;
-                    drop(lease);
-                    self.disconnect();
-                }
-                Recovery::Rescan => {
-                    *self.index.write().unwrap_or_else(|p| p.into_inner()) = None;
-                }
-                Recovery::Fail => unreachable!("handled above"),
-            }
-        }
-    }
-
-    /// The index for the current connection, scanning the token if needed.
-    fn entries(&self, session: &Session) -> Result<HashMap<String, Entry>, OpError> {
-        let generation = self.pool.lock().generation;
-        if let Some(ix) = self
-            .index
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            && ix.generation == generation
-        {
-            return Ok(ix.by_id.clone());
-        }
-        let by_id = self.scan(session)?;
-        *self.index.write().unwrap_or_else(|p| p.into_inner()) = Some(Index {
-            generation,
-            by_id: by_id.clone(),
-        });
-        Ok(by_id)
-    }
-
-    fn entry(&self, session: &Session, id: &str) -> Result<Entry, OpError> {
-        if let Some(ix) = self
-            .index
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            && ix.generation == self.pool.lock().generation
-            && let Some(e) = ix.by_id.get(id)
-        {
-            return Ok(e.clone());
-        }
-        self.entries(session)?
-            .remove(id)
-            .ok_or_else(|| OpError::Key(self.not_found(id)))
-    }
-
-    fn not_found(&self, id: &str) -> KeyError {
-        KeyError::KeyNotFound {
-            token: self.name_owned(),
-            what: format!("with ID {id}"),
-        }
-    }
-
-    fn remember(&self, entry: Entry) {
-        let generation = self.pool.lock().generation;
-        let mut ix = self.index.write().unwrap_or_else(|p| p.into_inner());
-        match ix.as_mut() {
-            Some(ix) if ix.generation == generation => {
-                ix.by_id.insert(entry.record.id.clone(), entry);
-            }
-            _ => *ix = None,
-        }
-    }
-
-    fn forget(&self, id: &str) {
-        if let Some(ix) = self
-            .index
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_mut()
-        {
-            ix.by_id.remove(id);
-        }
-    }
-
-    /// Reads every tufd key from the token, repairing `CKA_ID`s that do not
-    /// match the key (left by a generation interrupted before its ID was
-    /// written).
-    fn scan(&self, session: &Session) -> Result<HashMap<String, Entry>, OpError> {
-        let mut out = HashMap::new();
-        for found in objects::scan(session)? {
-            let Scanned {
-                label,
-                ck_id,
-                private,
-                public,
-                public_key,
-                local,
-                sensitive,
-                extractable,
-                always_authenticate,
-                label_from_certificate,
-            } = found;
-            let spki = objects::spki_der(&public_key);
-            let id = (self.id_scheme)(&spki);
-            if hex::encode(&ck_id) != id && !label_from_certificate {
-                tracing::warn!(token = %self.config.name, key = %label, "repairing the key's CKA_ID");
-                let new_id = hex::decode(&id).unwrap_or_else(|_| id.as_bytes().to_vec());
-                for h in [private, public] {
-                    session.update_attributes(h, &[Attribute::Id(new_id.clone())])?;
-                }
-            }
-            let record = KeyRecord {
-                id: id.clone(),
-                label,
-                token: self.name_owned(),
-                spki_der: spki,
-                origin: if local {
-                    crate::KeyOrigin::Generated
-                } else {
-                    crate::KeyOrigin::Imported
-                },
-                sensitive,
-                extractable,
-            };
-            out.insert(
-                id,
-                Entry {
-                    record,
-                    private,
-                    public,
-                    verifying: p256::ecdsa::VerifyingKey::from(&public_key),
-                    always_authenticate,
-                },
-            );
-        }
-        Ok(out)
-    }
-
-    fn check_free(
-        &self,
-        entries: &HashMap<String, Entry>,
-        label: &KeyLabel,
-        id: Option<&str>,
-    ) -> Result<(), OpError> {
-        if let Some(e) = entries.values().find(|e| e.record.label == *label) {
-            return Err(OpError::Key(KeyError::AlreadyExists {
-                token: self.name_owned(),
-                what: format!("a key named {label} (ID {})", e.record.id),
-            }));
-        }
-        if let Some(e) = id.and_then(|id| entries.get(id)) {
-            return Err(OpError::Key(KeyError::AlreadyExists {
-                token: self.name_owned(),
-                what: format!("this key (ID {}, named {})", e.record.id, e.record.label),
-            }));
-        }
-        Ok(())
-    }
-
-    /// Signs with a key that wants the PIN for each signature
-    /// (`CKA_ALWAYS_AUTHENTICATE`, ykcs11's slot 9c keys): `C_SignInit`,
-    /// `C_Login(CKU_CONTEXT_SPECIFIC)`, then the data. Single-part
-    /// `C_Sign` would call `C_SignInit` again, so the data goes through
-    /// `C_SignUpdate`/`C_SignFinal`.
-    fn sign_context_specific(
-        &self,
-        session: &Session,
-        entry: &Entry,
-        digest: &[u8; 32],
-    ) -> Result<Vec<u8>, OpError> {
-        let pin = self.read_pin()?;
-        let fingerprint = PinFingerprint::of(&pin, &self.pin_salt);
-        if let Auth::Rejected { pin, tries } = &*self.auth.lock().unwrap_or_else(|p| p.into_inner())
-            && *pin == fingerprint
-        {
-            return Err(KeyError::PinRejected {
-                token: self.name_owned(),
-                tries: *tries,
-            }
-            .into());
-        }
-        session.sign_init(&Mechanism::Ecdsa, entry.private)?;
-        match session.login(UserType::ContextSpecific, Some(&pin)) {
-            Ok(()) => {}
-            Err(CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLenRange, _)) => {
-                *self.auth.lock().unwrap_or_else(|p| p.into_inner()) = Auth::Rejected {
-                    pin: fingerprint,
-                    tries: TriesLeft::Unknown,
-                };
-                return Err(KeyError::PinRejected {
-                    token: self.name_owned(),
-                    tries: TriesLeft::Unknown,
-                }
-                .into());
-            }
-            Err(e) => return Err(e.into()),
-        }
-        session.sign_update(digest)?;
-        Ok(session.sign_final()?)
     }
 
     /// The status without the side effect of opening: used by `status`.
@@ -709,6 +156,14 @@ impl Pkcs11Store {
 }
 
 impl KeyStore for Pkcs11Store {
+    fn unlock(&self, pin: SecretString) -> Result<(), KeyError> {
+        self.unlock_token(pin)
+    }
+
+    fn sign_digest(&self, id: &str, digest: &[u8; 32]) -> Result<[u8; 64], KeyError> {
+        self.sign_with(id, digest)
+    }
+
     fn name(&self) -> &str {
         &self.config.name
     }
@@ -840,91 +295,6 @@ impl KeyStore for Pkcs11Store {
         Ok(record)
     }
 
-    fn unlock(&self, pin: SecretString, confirm_last_try: bool) -> Result<(), KeyError> {
-        use secrecy::ExposeSecret;
-        if pin.expose_secret().is_empty() {
-            return Err(KeyError::PinSource {
-                token: self.name_owned(),
-                detail: "the PIN is empty; nothing was presented to the token".into(),
-            });
-        }
-        self.expire_unlock();
-        let fingerprint = PinFingerprint::of(&pin, &self.pin_salt);
-        let conn = self.connect()?;
-        let session = conn
-            .ctx
-            .open_rw_session(conn.slot)
-            .map_err(|e| self.device_error("opening a session", &e))?;
-        // Logins are serialized (as in `ensure_login`): one PIN at a time.
-        let mut auth = self.auth.lock().unwrap_or_else(|p| p.into_inner());
-        match &*auth {
-            Auth::Locked => {
-                return Err(KeyError::PinLocked {
-                    token: self.name_owned(),
-                });
-            }
-            Auth::Rejected { pin, tries } if *pin == fingerprint => {
-                return Err(KeyError::UnlockRejected {
-                    token: self.name_owned(),
-                    tries: *tries,
-                });
-            }
-            _ => {}
-        }
-        let logged_in = session
-            .get_session_info()
-            .map_err(|e| self.device_error("reading the session state", &e))
-            .map(|i| {
-                matches!(
-                    i.session_state(),
-                    SessionState::RoUser | SessionState::RwUser
-                )
-            })?;
-        if logged_in {
-            // Already logged in (with the configured PIN or an earlier
-            // unlock): log out so that this PIN is checked for real.
-            session
-                .logout()
-                .map_err(|e| self.device_error("logging out", &e))?;
-        }
-        if let Err(e) = self.check_final_try(&conn, confirm_last_try) {
-            if let KeyError::PinLocked { .. } = e {
-                *auth = Auth::Locked;
-            }
-            return Err(e);
-        }
-        if confirm_last_try {
-            tracing::warn!(token = %self.config.name,
-                "presenting a PIN although the token may report its final try, as the unlock request confirmed");
-        }
-        match session.login(UserType::User, Some(&pin)) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-            Err(e) => {
-                let tries = self.login_refused(&conn, &mut auth, fingerprint, e)?;
-                return Err(KeyError::UnlockRejected {
-                    token: self.name_owned(),
-                    tries,
-                });
-            }
-        }
-        *auth = Auth::Unknown;
-        drop(auth);
-        *self.unlocked.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((pin, self.pin_cache.map(|d| Instant::now() + d)));
-        // Keep the logged-in session: closing the token's last session
-        // would log it out again.
-        let mut st = self.pool.lock();
-        if st.open < self.pool.max {
-            st.open += 1;
-            st.idle.push(session);
-        }
-        drop(st);
-        tracing::info!(token = %self.config.name,
-            cache_seconds = self.pin_cache.map_or(0, |d| d.as_secs()),
-            "token unlocked with a PIN given over the socket (0: until the daemon stops)");
-        Ok(())
-    }
-
     /// PKCS#11 has no attestation; the answer records what the token
     /// claims about the key's origin (`CKA_LOCAL`), which proves nothing.
     fn attest(&self, id: &str) -> Result<crate::Attestation, KeyError> {
@@ -937,57 +307,5 @@ impl KeyStore for Pkcs11Store {
             ),
             generated_on_token: Some(local),
         })
-    }
-
-    fn sign_digest(&self, id: &str, digest: &[u8; 32]) -> Result<[u8; 64], KeyError> {
-        let (raw, verifying) = self.run("signing", |s, session| {
-            let entry = s.entry(session, id)?;
-            let raw = if entry.always_authenticate {
-                s.sign_context_specific(session, &entry, digest)?
-            } else {
-                session.sign(&Mechanism::Ecdsa, entry.private, digest)?
-            };
-            Ok((raw, entry.verifying))
-        })?;
-        let bad = || KeyError::BadSignature {
-            token: self.name_owned(),
-            key_id: id.to_owned(),
-        };
-        let sig = p256::ecdsa::Signature::from_slice(&raw).map_err(|_| bad())?;
-        verifying.verify_prehash(digest, &sig).map_err(|_| bad())?;
-        let mut out = [0u8; 64];
-        out.copy_from_slice(&sig.to_bytes());
-        Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn classifies_recoverable_errors() {
-        use cryptoki::context::Function;
-        let e = |rv| CkError::Pkcs11(rv, Function::Sign);
-        assert!(matches!(
-            recovery(&e(RvError::SessionHandleInvalid)),
-            Recovery::NewSession
-        ));
-        assert!(matches!(
-            recovery(&e(RvError::UserNotLoggedIn)),
-            Recovery::Relogin
-        ));
-        assert!(matches!(
-            recovery(&e(RvError::DeviceRemoved)),
-            Recovery::Reconnect
-        ));
-        assert!(matches!(
-            recovery(&e(RvError::KeyHandleInvalid)),
-            Recovery::Rescan
-        ));
-        assert!(matches!(
-            recovery(&e(RvError::PinIncorrect)),
-            Recovery::Fail
-        ));
     }
 }

@@ -30,8 +30,10 @@
 //! connecting. A rejected PIN is never presented again (only a changed PIN
 //! source is tried) and the error reports the device's count of tries left.
 //! Before presenting a PIN tufd asks the device how many tries are left and
-//! refuses to use the last one, unless an unlock request confirms it
-//! ([`KeyStore::unlock`] with `confirm_last_try`). A PIN given with an
+//! refuses to use the last one for a PIN the device has not accepted
+//! before, unless the administrator allowed it
+//! ([`YubiKeyConfig::allow_last_pin_try`]); the token's [`PinGate`] makes
+//! these decisions, as for PKCS#11 tokens. A PIN given with an
 //! unlock replaces the configured source for [`YubiKeyConfig::pin_cache`];
 //! with [`PinSource::Prompt`] there is no other PIN, and when the cache time
 //! is up the card is reset so it forgets the PIN. Keys whose PIN policy is "always" (and 9c
@@ -62,19 +64,39 @@
 //! serial, verifies the PIN again and repeats the operation once. A PIN
 //! state lost without a reset (another program selected another applet) is
 //! noticed when the device refuses to sign, and the PIN is verified again.
+//!
+//! # Files
+//! `connection` (finding the device, one command at a time, reconnecting),
+//! `login` (the PIN through the gate), `admin` (management key, set-up),
+//! `index` (slot certificates, free slots), `sign`, `attest` (attestation
+//! chains), `cert`/`mgm`/`policy` (certificate subjects, key sources,
+//! policies); this file holds the configuration, attestation requests and
+//! the [`KeyStore`] operations.
 
+mod admin;
 pub mod attest;
 mod cert;
+mod connection;
+mod index;
+mod login;
 mod mgm;
 mod policy;
 #[cfg(test)]
 mod real_device;
+mod sign;
 #[cfg(test)]
 mod vcard_tests;
 
-pub use policy::{DEFAULT_SLOTS, KeyPinPolicy, KeyTouchPolicy, ManagementKeySource, parse_slot};
+pub use index::label_in_subject;
+pub use policy::{
+    DEFAULT_SLOTS, KeyPinPolicy, KeySlot, KeyTouchPolicy, ManagementKeySource, parse_slot,
+};
 
-use crate::pin::{PinFingerprint, PinSource};
+use connection::{Conn, OpError, connection_lost};
+use index::{Entry, Index, read_certificate};
+
+use crate::gate::{Attempt, PinGate, PinRules, UnlockStart};
+use crate::pin::PinSource;
 use crate::{
     IdScheme, KeyError, KeyLabel, KeyOrigin, KeyRecord, KeyStore, TokenDescription, TokenStatus,
     TriesLeft,
@@ -85,7 +107,6 @@ use p256::SecretKey;
 use p256::ecdsa::VerifyingKey;
 use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::pkcs8::{DecodePublicKey, EncodePublicKey};
-use policy::{slot_from_u8, slot_name};
 use secrecy::ExposeSecret;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, RwLock};
@@ -121,10 +142,15 @@ pub struct YubiKeyConfig {
     /// Touch policy of keys tufd generates or imports.
     pub touch_policy: KeyTouchPolicy,
     /// Slots to use, in order of preference (key references, 0x9c, 0x82…).
-    pub slots: Vec<u8>,
+    pub slots: Vec<KeySlot>,
     /// How long a PIN given with `tufctl token unlock` is kept; `None`
     /// until the daemon stops.
     pub pin_cache: Option<Duration>,
+    /// Present a PIN the device has not accepted before although only one
+    /// try is left (`allow_last_pin_try`; the administrator's decision).
+    pub allow_last_pin_try: bool,
+    /// Rejected PINs from unlock requests presented per ten minutes.
+    pub unlock_attempts: u32,
     /// Yubico attestation roots (DER) the device's f9 certificate must
     /// chain to; empty: attestations are verified up to the f9 certificate.
     pub attestation_roots: Vec<Vec<u8>>,
@@ -141,22 +167,16 @@ impl YubiKeyConfig {
             management_key: ManagementKeySource::PinProtected,
             pin_policy: KeyPinPolicy::Once,
             touch_policy: KeyTouchPolicy::Always,
-            slots: DEFAULT_SLOTS.to_vec(),
+            slots: KeySlot::defaults(),
             pin_cache: Some(DEFAULT_PIN_CACHE),
+            allow_last_pin_try: false,
+            unlock_attempts: crate::gate::DEFAULT_UNLOCK_ATTEMPTS,
             attestation_roots: Vec::new(),
         }
     }
 }
 
-/// How long an unlocked PIN is kept by default (15 minutes).
-pub const DEFAULT_PIN_CACHE: Duration = Duration::from_secs(15 * 60);
-
-/// A PIN given with `tufctl token unlock` and accepted by the device.
-struct Unlocked {
-    pin: secrecy::SecretString,
-    /// When it is forgotten; `None`: at daemon stop.
-    until: Option<std::time::Instant>,
-}
+pub use crate::gate::DEFAULT_PIN_CACHE;
 
 /// What [`YubiKeyStore::set_up`] found and did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,56 +187,12 @@ pub enum SetUp {
     ReplacedDefaultManagementKey,
 }
 
-/// The open device and what it has verified on this connection.
-struct Conn {
-    yk: YubiKey,
-    /// The PIN is verified on this connection (as far as tufd knows).
-    pin_verified: bool,
-    /// The PIN that was last accepted on this connection.
-    accepted_pin: Option<PinFingerprint>,
-    /// Authenticated with the management key.
-    admin: bool,
-}
-
-/// Login state across connections.
-enum Auth {
-    Unknown,
-    /// The device rejected this PIN; it is never presented again.
-    Rejected {
-        pin: PinFingerprint,
-        tries: TriesLeft,
-    },
-    Locked,
-}
-
-/// A key in the index.
-#[derive(Clone)]
-struct Entry {
-    record: KeyRecord,
-    slot: SlotId,
-    verifying: VerifyingKey,
-    pin_policy: KeyPinPolicy,
-    touch_policy: KeyTouchPolicy,
-}
-
-/// What a scan of the device found.
-#[derive(Clone, Default)]
-struct Index {
-    by_id: HashMap<String, Entry>,
-    /// Slots holding any certificate (tufd's or another application's).
-    occupied: HashSet<u8>,
-}
-
 /// Everything behind the device mutex.
 struct Device {
     conn: Option<Conn>,
-    auth: Auth,
     index: Option<Index>,
     /// Slots that turned out to want the PIN before every signature.
-    pin_each_time: HashSet<u8>,
-    /// The PIN given with `tufctl token unlock`, used instead of the
-    /// configured source while it lasts.
-    unlocked: Option<Unlocked>,
+    pin_each_time: HashSet<KeySlot>,
 }
 
 /// A YubiKey (PIV) holding tufd keys.
@@ -227,119 +203,33 @@ pub struct YubiKeyStore {
     /// Key ID → whether signing waits for a touch; read without the device
     /// lock, so a signature waiting for a touch does not block the question.
     touch: RwLock<HashMap<String, bool>>,
-    pin_salt: [u8; 16],
-}
-
-/// A failure inside an operation: a device error (which may call for a
-/// reconnect) or a final key-layer error.
-enum OpError {
-    Yk(yubikey::Error),
-    Key(KeyError),
-}
-
-impl From<yubikey::Error> for OpError {
-    fn from(e: yubikey::Error) -> Self {
-        OpError::Yk(e)
-    }
-}
-
-impl From<KeyError> for OpError {
-    fn from(e: KeyError) -> Self {
-        OpError::Key(e)
-    }
-}
-
-/// Whether a device error means the connection is gone (the card was reset
-/// by another program, removed, or pcscd restarted): reconnect and retry.
-fn connection_lost(e: &yubikey::Error) -> bool {
-    use pcsc::Error as P;
-    match e {
-        yubikey::Error::PcscError { inner: None } => true,
-        yubikey::Error::PcscError { inner: Some(p) } => matches!(
-            p,
-            P::ResetCard
-                | P::ProtoMismatch
-                | P::RemovedCard
-                | P::NoSmartcard
-                | P::InvalidHandle
-                | P::ReaderUnavailable
-                | P::UnknownReader
-                | P::UnpoweredCard
-                | P::UnresponsiveCard
-                | P::NotTransacted
-                | P::CommError
-                | P::NoService
-                | P::ServiceStopped
-                | P::InvalidValue
-        ),
-        _ => false,
-    }
-}
-
-/// The tufd label recorded in a DER certificate subject as tufd writes it
-/// into PIV slots (see the `cert` module); `None` for other subjects. The
-/// PKCS#11 store uses it for YubiKey keys seen through ykcs11, whose key
-/// objects carry fixed labels.
-pub fn label_in_subject(subject_der: &[u8]) -> Option<KeyLabel> {
-    let name = x509_cert::name::Name::from_der(subject_der).ok()?;
-    cert::parse_subject(&name).map(|r| r.label)
-}
-
-/// The data object holding a slot's certificate.
-fn certificate_object(slot: SlotId) -> Option<u32> {
-    Some(match u8::from(slot) {
-        0x9a => 0x005f_c105,
-        0x9c => 0x005f_c10a,
-        0x9d => 0x005f_c10b,
-        0x9e => 0x005f_c101,
-        r @ 0x82..=0x95 => 0x005f_c10d + u32::from(r - 0x82),
-        0xf9 => 0x005f_ff01,
-        _ => return None,
-    })
-}
-
-/// Reads the certificate in `slot`; `None` for an empty or unparsable
-/// object. (The crate's own reader panics on an emptied object, which is
-/// what a deleted certificate leaves.)
-fn read_certificate(
-    yk: &mut YubiKey,
-    slot: SlotId,
-) -> Result<Option<x509_cert::Certificate>, yubikey::Error> {
-    let Some(object) = certificate_object(slot) else {
-        return Ok(None);
-    };
-    let data = match yk.fetch_object(object) {
-        Ok(data) => data,
-        Err(e) if connection_lost(&e) => return Err(e),
-        Err(_) => return Ok(None),
-    };
-    // 70 L <certificate> 71 01 <compression> FE 00
-    let der = match mgm::tlv(&data) {
-        Some((0x70, value, _)) => value,
-        _ => &data[..],
-    };
-    if der.is_empty() {
-        return Ok(None);
-    }
-    Ok(x509_cert::Certificate::from_der(der).ok())
+    /// The PIN state (taken after the device mutex, never before it).
+    gate: PinGate,
 }
 
 impl YubiKeyStore {
     /// Creates the store. Nothing is opened until first use (or
     /// [`KeyStore::status`]), so the daemon starts without the device.
     pub fn new(config: YubiKeyConfig, id_scheme: IdScheme) -> Self {
+        let gate = PinGate::new(
+            config.name.clone(),
+            PinRules {
+                cache: config.pin_cache,
+                allow_last_try: config.allow_last_pin_try,
+                unlock_attempts: config.unlock_attempts,
+                ..PinRules::new(config.pin.clone())
+            },
+        );
         Self {
             config,
             id_scheme,
             device: Mutex::new(Device {
                 conn: None,
-                auth: Auth::Unknown,
                 index: None,
                 pin_each_time: HashSet::new(),
-                unlocked: None,
             }),
             touch: RwLock::new(HashMap::new()),
-            pin_salt: rand::random(),
+            gate,
         }
     }
 
@@ -368,665 +258,7 @@ impl YubiKeyStore {
             token: self.name_owned(),
             operation,
             detail: format!("{} ({}){hint}", e, self.serial_text()),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Device> {
-        self.device.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Finds the device among the PC/SC readers by serial.
-    fn connect(&self) -> Result<Conn, KeyError> {
-        let pcsc_error = |e: yubikey::Error| KeyError::Device {
-            token: self.name_owned(),
-            operation: "listing PC/SC readers",
-            detail: format!("{e}; is pcscd running (systemctl status pcscd.socket)?"),
-        };
-        let mut context = yubikey::reader::Context::open().map_err(pcsc_error)?;
-        let readers = context.iter().map_err(pcsc_error)?;
-        let mut seen = Vec::new();
-        for reader in readers {
-            let Ok(yk) = reader.open() else {
-                continue;
-            };
-            if yk.serial().0 == self.config.serial {
-                tracing::info!(token = %self.config.name, serial = self.config.serial,
-                    reader = %yk.name(), version = %yk.version(), "YubiKey found");
-                return Ok(Conn {
-                    yk,
-                    pin_verified: false,
-                    accepted_pin: None,
-                    admin: false,
-                });
-            }
-            seen.push(format!("serial {} in '{}'", yk.serial(), yk.name()));
-            // Not ours: leave it as it was.
-            let _ = yk.disconnect(pcsc::Disposition::LeaveCard);
-        }
-        Err(KeyError::TokenNotFound {
-            token: self.name_owned(),
-            selector: format!("YubiKey serial {}", self.config.serial),
-            seen: if seen.is_empty() {
-                "no YubiKey".into()
-            } else {
-                seen.join(", ")
-            },
-        })
-    }
-
-    /// Forgets the connection without resetting the card (another program
-    /// may be using it).
-    fn disconnect(dev: &mut Device) {
-        if let Some(conn) = dev.conn.take()
-            && let Err((yk, e)) = conn.yk.disconnect(pcsc::Disposition::LeaveCard)
-        {
-            tracing::debug!(error = %e, "disconnect after a lost connection failed");
-            drop(yk);
-        }
-        dev.index = None;
-    }
-
-    /// Runs `op` with the device to itself, reconnecting and repeating it
-    /// once when the connection was lost (card reset by another program,
-    /// device replugged).
-    fn run<T>(
-        &self,
-        operation: &'static str,
-        mut op: impl FnMut(&Self, &mut Device) -> Result<T, OpError>,
-    ) -> Result<T, KeyError> {
-        let mut dev = self.lock();
-        self.expire_unlock(&mut dev);
-        let mut retried = false;
-        loop {
-            if dev.conn.is_none() {
-                dev.conn = Some(self.connect()?);
-                dev.index = None;
-            }
-            let outcome =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(self, &mut dev)));
-            let outcome = match outcome {
-                Ok(outcome) => outcome,
-                Err(panic) => {
-                    // The `yubikey` crate indexes device answers without
-                    // checking them in places: a malformed answer must not
-                    // take the daemon's worker down.
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| (*s).to_owned())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_default();
-                    Self::disconnect(&mut dev);
-                    return Err(KeyError::Device {
-                        token: self.name_owned(),
-                        operation,
-                        detail: format!(
-                            "the device gave an answer the PIV driver cannot handle ({what}); {} was disconnected",
-                            self.serial_text()
-                        ),
-                    });
-                }
-            };
-            match outcome {
-                Ok(v) => return Ok(v),
-                Err(OpError::Key(e)) => return Err(e),
-                Err(OpError::Yk(e)) if connection_lost(&e) => {
-                    Self::disconnect(&mut dev);
-                    if retried {
-                        return Err(self.device_error(operation, e));
-                    }
-                    retried = true;
-                    tracing::warn!(token = %self.config.name, operation, error = %e,
-                        "YubiKey connection lost (reset by another program?); reconnecting");
-                }
-                Err(OpError::Yk(e)) => return Err(self.device_error(operation, e)),
-            }
-        }
-    }
-
-    fn conn(dev: &mut Device) -> Result<&mut Conn, OpError> {
-        dev.conn
-            .as_mut()
-            .ok_or(OpError::Yk(yubikey::Error::PcscError { inner: None }))
-    }
-
-    /// Forgets a PIN given with `tufctl token unlock` once its time is up.
-    /// For `pin = "prompt"` the card is reset too, so it forgets the
-    /// verified PIN and the token is locked again.
-    fn expire_unlock(&self, dev: &mut Device) {
-        let expired = dev
-            .unlocked
-            .as_ref()
-            .and_then(|u| u.until)
-            .is_some_and(|until| std::time::Instant::now() >= until);
-        if !expired {
-            return;
-        }
-        dev.unlocked = None;
-        tracing::info!(token = %self.config.name, "the PIN given with `tufctl token unlock` expired");
-        if self.config.pin == PinSource::Prompt
-            && let Some(conn) = dev.conn.take()
-        {
-            if let Err((_, e)) = conn.yk.disconnect(pcsc::Disposition::ResetCard) {
-                tracing::debug!(error = %e, "resetting the card after the PIN expired failed");
-            }
-            dev.index = None;
-        }
-    }
-
-    /// The PIN to present: the one given with `tufctl token unlock` while
-    /// it lasts, else the configured source's.
-    fn read_pin(&self, dev: &Device) -> Result<(secrecy::SecretString, PinFingerprint), KeyError> {
-        let pin = match (&dev.unlocked, &self.config.pin) {
-            (Some(u), _) => u.pin.clone(),
-            (None, PinSource::Prompt) => {
-                return Err(KeyError::Locked {
-                    token: self.name_owned(),
-                });
-            }
-            (None, source) => source.read().map_err(|detail| KeyError::PinSource {
-                token: self.name_owned(),
-                detail: format!("{detail} (PIN source {source})"),
-            })?,
-        };
-        if pin.expose_secret().len() > 8 {
-            return Err(KeyError::PinSource {
-                token: self.name_owned(),
-                detail: format!(
-                    "the PIN from {} is longer than 8 characters, which a PIV PIN cannot be",
-                    self.config.pin
-                ),
-            });
-        }
-        let fingerprint = PinFingerprint::of(&pin, &self.pin_salt);
-        Ok((pin, fingerprint))
-    }
-
-    /// Verifies the PIN: asks the device for the tries left first (this
-    /// re-selects the PIV application, dropping PIN and management-key
-    /// authentication), refuses to use the last try, never presents a PIN
-    /// the device rejected.
-    fn verify_pin(&self, dev: &mut Device) -> Result<(), OpError> {
-        if let Auth::Locked = dev.auth {
-            return Err(KeyError::PinLocked {
-                token: self.name_owned(),
-            }
-            .into());
-        }
-        let (pin, fingerprint) = self.read_pin(dev)?;
-        self.present_pin(dev, &pin, fingerprint, false)
-    }
-
-    /// Presents `pin` (see [`Self::verify_pin`]); with one try left only
-    /// when `confirm_last_try`.
-    fn present_pin(
-        &self,
-        dev: &mut Device,
-        pin: &secrecy::SecretString,
-        fingerprint: PinFingerprint,
-        confirm_last_try: bool,
-    ) -> Result<(), OpError> {
-        if let Auth::Rejected { pin, tries } = &dev.auth
-            && *pin == fingerprint
-        {
-            return Err(KeyError::PinRejected {
-                token: self.name_owned(),
-                tries: *tries,
-            }
-            .into());
-        }
-        let conn = Self::conn(dev)?;
-        conn.pin_verified = false;
-        conn.admin = false;
-        // 0 is also what the crate reports when the device still counts
-        // the PIN as verified: the VERIFY below tells a blocked PIN.
-        let tries = conn.yk.get_pin_retries()?;
-        if tries == 1 && !confirm_last_try {
-            return Err(KeyError::LastPinTry {
-                token: self.name_owned(),
-                device: self.serial_text(),
-            }
-            .into());
-        }
-        if tries == 1 {
-            tracing::warn!(token = %self.config.name, serial = self.config.serial,
-                "presenting a PIN with the last try left, as the unlock request confirmed");
-        }
-        let result = conn.yk.verify_pin(pin.expose_secret().as_bytes());
-        match result {
-            Ok(()) => {
-                conn.pin_verified = true;
-                conn.accepted_pin = Some(fingerprint);
-                dev.auth = Auth::Unknown;
-                tracing::info!(token = %self.config.name, "PIN verified");
-                if pin.expose_secret() == FACTORY_PIN {
-                    tracing::warn!(token = %self.config.name, serial = self.config.serial,
-                        "the YubiKey still has the factory-default PIN: change it (`ykman piv access change-pin`) and the PUK (`ykman piv access change-puk`)");
-                }
-                Ok(())
-            }
-            Err(yubikey::Error::WrongPin { tries: 0 } | yubikey::Error::PinLocked) => {
-                dev.auth = Auth::Locked;
-                Err(KeyError::PinLocked {
-                    token: self.name_owned(),
-                }
-                .into())
-            }
-            Err(yubikey::Error::WrongPin { tries }) => {
-                let tries = TriesLeft::Exactly(tries);
-                tracing::warn!(token = %self.config.name, %tries, "the YubiKey rejected the PIN");
-                dev.auth = Auth::Rejected {
-                    pin: fingerprint,
-                    tries,
-                };
-                Err(KeyError::PinRejected {
-                    token: self.name_owned(),
-                    tries,
-                }
-                .into())
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Verifies the PIN unless this connection already did.
-    fn ensure_pin(&self, dev: &mut Device) -> Result<(), OpError> {
-        if Self::conn(dev)?.pin_verified {
-            return Ok(());
-        }
-        self.verify_pin(dev)
-    }
-
-    /// Presents the PIN again right before an operation that needs it (PIN
-    /// policy "always"), without re-selecting the application, so the
-    /// management-key authentication stays. Only the PIN this connection
-    /// already accepted is presented this way; otherwise a full
-    /// [`Self::verify_pin`] runs.
-    fn reverify_pin(&self, dev: &mut Device) -> Result<(), OpError> {
-        let (pin, fingerprint) = self.read_pin(dev)?;
-        let conn = Self::conn(dev)?;
-        if conn.accepted_pin.as_ref() != Some(&fingerprint) {
-            drop(pin);
-            return self.verify_pin(dev);
-        }
-        match conn.yk.verify_pin(pin.expose_secret().as_bytes()) {
-            Ok(()) => {
-                conn.pin_verified = true;
-                Ok(())
-            }
-            Err(yubikey::Error::WrongPin { .. } | yubikey::Error::PinLocked) => {
-                // Changed by someone else since it was accepted: the full
-                // path records the rejection and the tries.
-                conn.accepted_pin = None;
-                conn.pin_verified = false;
-                Err(KeyError::Device {
-                    token: self.name_owned(),
-                    operation: "verifying the PIN",
-                    detail: format!(
-                        "{} no longer accepts the PIN it accepted earlier (was it changed?); retry to see the tries left",
-                        self.serial_text()
-                    ),
-                }
-                .into())
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Authenticates with the management key, replacing the factory default
-    /// first if the device still has it (set-up). Returns whether it did.
-    fn ensure_admin(&self, dev: &mut Device) -> Result<SetUp, OpError> {
-        self.ensure_pin(dev)?;
-        let conn = Self::conn(dev)?;
-        if conn.admin {
-            return Ok(SetUp::AlreadySetUp);
-        }
-        let configured: Option<Zeroizing<Vec<u8>>> = match &self.config.management_key {
-            ManagementKeySource::PinProtected => mgm::read_protected(&mut conn.yk)?,
-            ManagementKeySource::Configured(source) => {
-                let text = source.read().map_err(|detail| KeyError::Device {
-                    token: self.name_owned(),
-                    operation: "reading the management key",
-                    detail: format!("{detail} (management_key {source})"),
-                })?;
-                Some(
-                    mgm::parse_hex(text.expose_secret()).map_err(|detail| KeyError::Device {
-                        token: self.name_owned(),
-                        operation: "reading the management key",
-                        detail: format!("{detail} (management_key {source})"),
-                    })?,
-                )
-            }
-        };
-        if let Some(bytes) = &configured {
-            for key in mgm::candidates(&mut conn.yk, bytes) {
-                match conn.yk.authenticate(&key) {
-                    Ok(()) => {
-                        conn.admin = true;
-                        return Ok(SetUp::AlreadySetUp);
-                    }
-                    Err(yubikey::Error::AuthenticationError) => continue,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-        // Not the configured key: is it still the factory default?
-        let default = MgmKey::get_default(&conn.yk)?;
-        match conn.yk.authenticate(&default) {
-            Ok(()) => {}
-            Err(yubikey::Error::AuthenticationError) => {
-                let detail = match (&self.config.management_key, &configured) {
-                    (ManagementKeySource::PinProtected, Some(_)) => format!(
-                        "the PIN-protected management key stored on {} does not authenticate; set a new one with `ykman piv access change-management-key --generate --protect`",
-                        self.serial_text()
-                    ),
-                    (ManagementKeySource::PinProtected, None) => format!(
-                        "{} has no PIN-protected management key and not the factory default; protect it with `ykman piv access change-management-key --generate --protect`, or configure management_key = \"env:…\" or \"file:…\"",
-                        self.serial_text()
-                    ),
-                    (ManagementKeySource::Configured(source), _) => format!(
-                        "the management key from {source} is not the management key of {}",
-                        self.serial_text()
-                    ),
-                };
-                return Err(KeyError::Device {
-                    token: self.name_owned(),
-                    operation: "authenticating with the management key",
-                    detail,
-                }
-                .into());
-            }
-            Err(e) => return Err(e.into()),
-        }
-        self.replace_default(conn, configured.as_deref().map(Vec::as_slice))?;
-        Ok(SetUp::ReplacedDefaultManagementKey)
-    }
-
-    /// Set-up: replaces the factory-default management key (the device is
-    /// authenticated with it) by the configured one or a new PIN-protected
-    /// random key, and authenticates with the new key.
-    fn replace_default(&self, conn: &mut Conn, configured: Option<&[u8]>) -> Result<(), OpError> {
-        let version = conn.yk.version();
-        match (&self.config.management_key, configured) {
-            (ManagementKeySource::Configured(source), Some(bytes)) => {
-                let preferred = mgm::new_key_algorithm(version);
-                let key = MgmKey::from_bytes(bytes, Some(preferred))
-                    .or_else(|_| MgmKey::from_bytes(bytes, None))
-                    .or_else(|_| {
-                        let mut candidates = mgm::candidates(&mut conn.yk, bytes);
-                        candidates.pop().ok_or(yubikey::Error::SizeError)
-                    })?;
-                key.set_manual(&mut conn.yk, false)?;
-                conn.yk.authenticate(&key)?;
-                tracing::warn!(token = %self.config.name, serial = self.config.serial, %source,
-                    "set-up: replaced the factory-default PIV management key by the configured one");
-            }
-            _ => {
-                let key = mgm::new_key(version)?;
-                if let Err(e) = key.set_protected(&mut conn.yk) {
-                    // The key may be set without being stored: put the
-                    // default back rather than lose the management key.
-                    let restored = conn
-                        .yk
-                        .authenticate(&key)
-                        .and_then(|()| MgmKey::set_default(&mut conn.yk));
-                    tracing::error!(token = %self.config.name, error = %e, restored = restored.is_ok(),
-                        "set-up: storing the PIN-protected management key failed");
-                    return Err(e.into());
-                }
-                conn.yk.authenticate(&key)?;
-                tracing::warn!(token = %self.config.name, serial = self.config.serial,
-                    "set-up: replaced the factory-default PIV management key by a random key stored PIN-protected on the device (as `ykman piv access change-management-key --generate --protect`)");
-            }
-        }
-        conn.admin = true;
-        Ok(())
-    }
-
-    /// Makes sure the device does not keep the factory-default management
-    /// key: authenticates with the configured (or PIN-protected) management
-    /// key, replacing the default if the device still has it. Generating or
-    /// importing a key does this by itself; this is for set-up scripts.
-    pub fn set_up(&self) -> Result<SetUp, KeyError> {
-        self.run("setting up the YubiKey", |s, dev| s.ensure_admin(dev))
-    }
-
-    /// Reads every tufd key from the slot certificates.
-    fn scan(&self, dev: &mut Device) -> Result<Index, OpError> {
-        let conn = Self::conn(dev)?;
-        let mut index = Index::default();
-        for reference in DEFAULT_SLOTS {
-            let Some(slot) = slot_from_u8(reference) else {
-                continue;
-            };
-            let Some(certificate) = read_certificate(&mut conn.yk, slot)? else {
-                continue;
-            };
-            index.occupied.insert(reference);
-            let tbs = certificate.tbs_certificate();
-            let Some(record) = cert::parse_subject(tbs.subject()) else {
-                continue;
-            };
-            let verifying = tbs
-                .subject_public_key_info()
-                .to_der()
-                .ok()
-                .and_then(|der| VerifyingKey::from_public_key_der(&der).ok());
-            let Some(verifying) = verifying else {
-                tracing::warn!(token = %self.config.name, slot = %slot_name(slot), key = %record.label,
-                    "skipping a tufd certificate whose key is not P-256");
-                continue;
-            };
-            let Ok(spki) = verifying.to_public_key_der() else {
-                continue;
-            };
-            let mut pin_policy = record.pin_policy;
-            let mut touch_policy = record.touch_policy;
-            let mut origin = record.origin;
-            // Firmware 5.3+ reports the slot's real policies and origin.
-            if let Ok(meta) = piv::metadata(&mut conn.yk, slot) {
-                if let Some((p, t)) = meta.policy {
-                    pin_policy = KeyPinPolicy::from_yubikey(p);
-                    touch_policy = KeyTouchPolicy::from_yubikey(t);
-                }
-                match meta.origin {
-                    Some(piv::Origin::Generated) => origin = KeyOrigin::Generated,
-                    Some(piv::Origin::Imported) => origin = KeyOrigin::Imported,
-                    None => {}
-                }
-            }
-            let id = (self.id_scheme)(spki.as_bytes());
-            index.by_id.insert(
-                id.clone(),
-                Entry {
-                    record: KeyRecord {
-                        id,
-                        label: record.label,
-                        token: self.name_owned(),
-                        spki_der: spki.as_bytes().to_vec(),
-                        origin,
-                        sensitive: true,
-                        extractable: false,
-                    },
-                    slot,
-                    verifying,
-                    pin_policy,
-                    touch_policy,
-                },
-            );
-        }
-        Ok(index)
-    }
-
-    /// The index, scanning the device if this connection has not yet.
-    fn index(&self, dev: &mut Device) -> Result<Index, OpError> {
-        if let Some(ix) = &dev.index {
-            return Ok(ix.clone());
-        }
-        let ix = self.scan(dev)?;
-        let mut touch = self.touch.write().unwrap_or_else(|p| p.into_inner());
-        touch.clear();
-        for (id, e) in &ix.by_id {
-            touch.insert(id.clone(), e.touch_policy.needs_touch());
-        }
-        drop(touch);
-        dev.index = Some(ix.clone());
-        Ok(ix)
-    }
-
-    fn entry(&self, dev: &mut Device, id: &str) -> Result<Entry, OpError> {
-        self.index(dev)?.by_id.remove(id).ok_or_else(|| {
-            KeyError::KeyNotFound {
-                token: self.name_owned(),
-                what: format!("with ID {id}"),
-            }
-            .into()
-        })
-    }
-
-    fn remember(&self, dev: &mut Device, entry: Entry) {
-        self.touch
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(entry.record.id.clone(), entry.touch_policy.needs_touch());
-        if let Some(ix) = dev.index.as_mut() {
-            ix.occupied.insert(u8::from(entry.slot));
-            ix.by_id.insert(entry.record.id.clone(), entry);
-        }
-    }
-
-    fn forget(&self, dev: &mut Device, entry: &Entry) {
-        self.touch
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&entry.record.id);
-        if let Some(ix) = dev.index.as_mut() {
-            ix.occupied.remove(&u8::from(entry.slot));
-            ix.by_id.remove(&entry.record.id);
-        }
-    }
-
-    fn check_free(&self, ix: &Index, label: &KeyLabel, id: Option<&str>) -> Result<(), OpError> {
-        if let Some(e) = ix.by_id.values().find(|e| e.record.label == *label) {
-            return Err(KeyError::AlreadyExists {
-                token: self.name_owned(),
-                what: format!("a key named {label} (ID {})", e.record.id),
-            }
-            .into());
-        }
-        if let Some(e) = id.and_then(|id| ix.by_id.get(id)) {
-            return Err(KeyError::AlreadyExists {
-                token: self.name_owned(),
-                what: format!(
-                    "this key (ID {}, named {}, slot {})",
-                    e.record.id,
-                    e.record.label,
-                    slot_name(e.slot)
-                ),
-            }
-            .into());
-        }
-        Ok(())
-    }
-
-    /// The first configured slot without a certificate and, where the device
-    /// can tell (GET METADATA, firmware 5.3+), without a key.
-    fn free_slot(&self, dev: &mut Device, ix: &Index) -> Result<SlotId, OpError> {
-        let conn = Self::conn(dev)?;
-        for &reference in &self.config.slots {
-            if ix.occupied.contains(&reference) {
-                continue;
-            }
-            let Some(slot) = slot_from_u8(reference) else {
-                continue;
-            };
-            if let Ok(meta) = piv::metadata(&mut conn.yk, slot)
-                && meta.public.is_some()
-            {
-                tracing::debug!(token = %self.config.name, slot = %slot_name(slot),
-                    "slot holds a key without a certificate; not reusing it");
-                continue;
-            }
-            return Ok(slot);
-        }
-        Err(KeyError::Device {
-            token: self.name_owned(),
-            operation: "choosing a PIV slot",
-            detail: format!(
-                "no free slot among {} on {}: delete a key (`tufctl key rm`) or configure other `slots`",
-                self.config
-                    .slots
-                    .iter()
-                    .map(|r| format!("{r:02x}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                self.serial_text()
-            ),
-        }
-        .into())
-    }
-
-    /// Writes the self-signed certificate recording `record` into `slot`,
-    /// signed by the slot's key on the device. The management key must be
-    /// authenticated.
-    fn certify(
-        &self,
-        dev: &mut Device,
-        slot: SlotId,
-        spki: SubjectPublicKeyInfoOwned,
-        record: &SlotRecord,
-    ) -> Result<(), OpError> {
-        let subject = cert::subject(record).map_err(|e| KeyError::Device {
-            token: self.name_owned(),
-            operation: "building the slot certificate",
-            detail: e.to_string(),
-        })?;
-        let validity = Validity::from_now(CERT_VALIDITY).map_err(|e| KeyError::Device {
-            token: self.name_owned(),
-            operation: "building the slot certificate",
-            detail: e.to_string(),
-        })?;
-        let serial = SerialNumber::from(rand::random::<u32>() >> 1 | 1);
-        // The self-signature is a signature like any other: PIN right before.
-        self.reverify_pin(dev)?;
-        if record.touch_policy.needs_touch() {
-            tracing::info!(token = %self.config.name, serial = self.config.serial,
-                "touch the YubiKey to certify the new key");
-        }
-        let conn = Self::conn(dev)?;
-        Certificate::generate_self_signed::<_, p256::NistP256>(
-            &mut conn.yk,
-            slot,
-            serial,
-            validity,
-            subject,
-            spki,
-            |_| Ok(()),
-        )?;
-        Ok(())
-    }
-
-    fn new_entry(
-        &self,
-        slot: SlotId,
-        spki_der: Vec<u8>,
-        verifying: VerifyingKey,
-        record: SlotRecord,
-    ) -> Entry {
-        let id = (self.id_scheme)(&spki_der);
-        Entry {
-            record: KeyRecord {
-                id,
-                label: record.label,
-                token: self.name_owned(),
-                spki_der,
-                origin: record.origin,
-                sensitive: true,
-                extractable: false,
-            },
-            slot,
-            verifying,
-            pin_policy: record.pin_policy,
-            touch_policy: record.touch_policy,
+            source: Some(e.into()),
         }
     }
 
@@ -1043,7 +275,7 @@ impl YubiKeyStore {
     /// The PIV slot of key `id` (as ykman names it: "9c", "82", …).
     pub fn slot_of(&self, id: &str) -> Result<String, KeyError> {
         self.run("finding a key", |s, dev| {
-            Ok(slot_name(s.entry(dev, id)?.slot))
+            Ok(s.entry(dev, id)?.slot.to_string())
         })
     }
 
@@ -1058,12 +290,14 @@ impl YubiKeyStore {
                 .map_err(|detail| KeyError::Device {
                     token: self.name_owned(),
                     operation: "attesting a key",
+                    source: None,
                     detail,
                 })?;
         self.verify_attestation(&spki_der, &statement, &intermediate)
             .map_err(|e| KeyError::Device {
                 token: self.name_owned(),
                 operation: "verifying the attestation",
+                source: None,
                 detail: format!("{e} ({})", self.serial_text()),
             })
     }
@@ -1094,19 +328,19 @@ impl YubiKeyStore {
             if entry.record.origin == KeyOrigin::Imported {
                 return Ok(Err(format!(
                     "the key in slot {} was imported, not generated on {}: a YubiKey attests only keys it generated",
-                    slot_name(entry.slot),
+                    entry.slot,
                     s.serial_text()
                 )));
             }
             let conn = Self::conn(dev)?;
-            let statement = match piv::attest(&mut conn.yk, entry.slot) {
+            let statement = match piv::attest(&mut conn.yk, entry.slot.id()) {
                 Ok(der) => der.to_vec(),
                 Err(e) if connection_lost(&e) => return Err(e.into()),
                 Err(e) => {
                     return Ok(Err(format!(
                         "{} cannot attest the key in slot {} (the device answered: {e}); attestation needs a YubiKey 4.3 or later and a key generated on the device",
                         s.serial_text(),
-                        slot_name(entry.slot)
+                        entry.slot
                     )));
                 }
             };
@@ -1122,66 +356,17 @@ impl YubiKeyStore {
             Ok(Ok((entry.record.spki_der, statement, intermediate)))
         })
     }
-
-    fn sign_once(
-        &self,
-        dev: &mut Device,
-        entry: &Entry,
-        digest: &[u8; 32],
-    ) -> Result<Vec<u8>, OpError> {
-        self.ensure_pin(dev)?;
-        let reference = u8::from(entry.slot);
-        let each_time = entry.pin_policy.before_each_signature(entry.slot)
-            || dev.pin_each_time.contains(&reference);
-        if each_time {
-            self.reverify_pin(dev)?;
-        }
-        let first = piv::sign_data(
-            &mut Self::conn(dev)?.yk,
-            digest,
-            AlgorithmId::EccP256,
-            entry.slot,
-        );
-        let result = match first {
-            Err(yubikey::Error::AuthenticationError) => {
-                // The device wants the PIN (again): the slot's policy wants
-                // it before every signature (devices that ignore the
-                // configured policy), or another program dropped it.
-                if !each_time {
-                    tracing::info!(token = %self.config.name, slot = %slot_name(entry.slot),
-                        "the YubiKey wants the PIN before signatures with this slot");
-                    dev.pin_each_time.insert(reference);
-                }
-                self.reverify_pin(dev)?;
-                piv::sign_data(
-                    &mut Self::conn(dev)?.yk,
-                    digest,
-                    AlgorithmId::EccP256,
-                    entry.slot,
-                )
-            }
-            other => other,
-        };
-        match result {
-            Ok(der) => Ok(der.to_vec()),
-            Err(yubikey::Error::GenericError) if entry.touch_policy.needs_touch() => {
-                Err(KeyError::Device {
-                    token: self.name_owned(),
-                    operation: "signing",
-                    detail: format!(
-                        "{} was not touched in time (it waits about 15 seconds for a touch of key {}); touch its contact when it blinks, then retry",
-                        self.serial_text(),
-                        entry.record.label
-                    ),
-                }
-                .into())
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
 }
 
 impl KeyStore for YubiKeyStore {
+    fn unlock(&self, pin: secrecy::SecretString) -> Result<(), KeyError> {
+        self.unlock_token(pin)
+    }
+
+    fn sign_digest(&self, id: &str, digest: &[u8; 32]) -> Result<[u8; 64], KeyError> {
+        self.sign_with(id, digest)
+    }
+
     fn name(&self) -> &str {
         &self.config.name
     }
@@ -1233,12 +418,12 @@ impl KeyStore for YubiKeyStore {
             let conn = Self::conn(dev)?;
             Certificate::from_bytes(cert_der.to_vec())?.write(
                 &mut conn.yk,
-                entry.slot,
+                entry.slot.id(),
                 yubikey::certificate::CertInfo::Uncompressed,
             )?;
             Ok(entry.slot)
         })?;
-        tracing::info!(token = %self.config.name, id, slot = %slot_name(slot),
+        tracing::info!(token = %self.config.name, id, slot = %slot,
             "certificate stored in the key's slot");
         Ok(())
     }
@@ -1277,12 +462,12 @@ impl KeyStore for YubiKeyStore {
                 touch_policy: s.config.touch_policy,
                 origin: KeyOrigin::Generated,
             };
-            tracing::info!(token = %s.config.name, key = %label, slot = %slot_name(slot),
+            tracing::info!(token = %s.config.name, key = %label, slot = %slot,
                 pin_policy = record.pin_policy.as_str(), touch_policy = record.touch_policy.as_str(),
                 "generating a P-256 key on the YubiKey");
             let spki = piv::generate(
                 &mut Self::conn(dev)?.yk,
-                slot,
+                slot.id(),
                 AlgorithmId::EccP256,
                 record.pin_policy.to_yubikey(),
                 record.touch_policy.to_yubikey(),
@@ -1295,7 +480,7 @@ impl KeyStore for YubiKeyStore {
                     token: s.name_owned(),
                     detail: format!(
                         "the key generated in slot {} is not a P-256 key",
-                        slot_name(slot)
+                        slot
                     ),
                 })?;
             let spki_der = verifying
@@ -1309,7 +494,7 @@ impl KeyStore for YubiKeyStore {
             Ok(entry)
         })?;
         tracing::info!(token = %self.config.name, key = %label, id = %entry.record.id,
-            slot = %slot_name(entry.slot), "key generated");
+            slot = %entry.slot, "key generated");
         Ok(entry.record)
     }
 
@@ -1336,7 +521,7 @@ impl KeyStore for YubiKeyStore {
             let scalar = Zeroizing::new(key.to_bytes());
             let imported = piv::import_ecc_key(
                 &mut Self::conn(dev)?.yk,
-                slot,
+                slot.id(),
                 AlgorithmId::EccP256,
                 scalar.as_slice(),
                 record.touch_policy.to_yubikey(),
@@ -1349,10 +534,11 @@ impl KeyStore for YubiKeyStore {
                     return Err(KeyError::Device {
                         token: s.name_owned(),
                         operation: "importing a key",
+                        source: None,
                         detail: format!(
                             "{} refused to import a P-256 key into slot {} (YubiKey 4 and 5 accept such imports; this device does not): generate the key on the device instead (`tufctl key generate`), or load it into a PKCS#11 token",
                             s.serial_text(),
-                            slot_name(slot)
+                            slot
                         ),
                     }
                     .into());
@@ -1367,7 +553,7 @@ impl KeyStore for YubiKeyStore {
             Ok(entry)
         })?;
         tracing::info!(token = %self.config.name, key = %label, id = %entry.record.id,
-            slot = %slot_name(entry.slot), "key imported");
+            slot = %entry.slot, "key imported");
         Ok(entry.record)
     }
 
@@ -1380,38 +566,18 @@ impl KeyStore for YubiKeyStore {
             // generated over it destroys the old private key.
             piv::generate(
                 &mut conn.yk,
-                entry.slot,
+                entry.slot.id(),
                 AlgorithmId::EccP256,
                 yubikey::PinPolicy::Default,
                 yubikey::TouchPolicy::Never,
             )?;
-            Certificate::delete(&mut conn.yk, entry.slot)?;
+            Certificate::delete(&mut conn.yk, entry.slot.id())?;
             s.forget(dev, &entry);
             Ok(entry.record)
         })?;
         tracing::info!(token = %self.config.name, key = %record.label, id,
             "key deleted (private key overwritten, certificate removed)");
         Ok(record)
-    }
-
-    fn sign_digest(&self, id: &str, digest: &[u8; 32]) -> Result<[u8; 64], KeyError> {
-        let (der, entry) = self.run("signing", |s, dev| {
-            let entry = s.entry(dev, id)?;
-            let der = s.sign_once(dev, &entry, digest)?;
-            Ok((der, entry))
-        })?;
-        let bad = || KeyError::BadSignature {
-            token: self.name_owned(),
-            key_id: id.to_owned(),
-        };
-        let sig = p256::ecdsa::Signature::from_der(&der).map_err(|_| bad())?;
-        entry
-            .verifying
-            .verify_prehash(digest, &sig)
-            .map_err(|_| bad())?;
-        let mut out = [0u8; 64];
-        out.copy_from_slice(&sig.to_bytes());
-        Ok(out)
     }
 
     fn attest(&self, id: &str) -> Result<crate::Attestation, KeyError> {
@@ -1427,45 +593,6 @@ impl KeyStore for YubiKeyStore {
                 },
             },
         )
-    }
-
-    fn unlock(&self, pin: secrecy::SecretString, confirm_last_try: bool) -> Result<(), KeyError> {
-        let len = pin.expose_secret().len();
-        if !(1..=8).contains(&len) {
-            return Err(KeyError::PinSource {
-                token: self.name_owned(),
-                detail: "a PIV PIN has 1 to 8 characters (usually 6 to 8 digits); nothing was presented to the device".into(),
-            });
-        }
-        let fingerprint = PinFingerprint::of(&pin, &self.pin_salt);
-        self.run("unlocking the token", |s, dev| {
-            if let Auth::Locked = dev.auth {
-                return Err(KeyError::PinLocked {
-                    token: s.name_owned(),
-                }
-                .into());
-            }
-            match s.present_pin(dev, &pin, fingerprint.clone(), confirm_last_try) {
-                Ok(()) => {}
-                Err(OpError::Key(KeyError::PinRejected { tries, .. })) => {
-                    return Err(KeyError::UnlockRejected {
-                        token: s.name_owned(),
-                        tries,
-                    }
-                    .into());
-                }
-                Err(e) => return Err(e),
-            }
-            dev.unlocked = Some(Unlocked {
-                pin: pin.clone(),
-                until: s.config.pin_cache.map(|d| std::time::Instant::now() + d),
-            });
-            Ok(())
-        })?;
-        tracing::info!(token = %self.config.name, serial = self.config.serial,
-            cache_seconds = self.config.pin_cache.map_or(0, |d| d.as_secs()),
-            "token unlocked with a PIN given over the socket (0: until the daemon stops)");
-        Ok(())
     }
 
     fn needs_touch(&self, id: &str) -> bool {
@@ -1506,7 +633,13 @@ mod tests {
         assert_eq!(c.management_key, ManagementKeySource::PinProtected);
         assert_eq!(c.pin_policy, KeyPinPolicy::Once);
         assert_eq!(c.touch_policy, KeyTouchPolicy::Always);
-        assert_eq!(&c.slots[..4], &[0x9c, 0x9e, 0x9d, 0x9a]);
+        assert_eq!(
+            c.slots[..4]
+                .iter()
+                .map(|s| s.reference())
+                .collect::<Vec<_>>(),
+            [0x9c, 0x9e, 0x9d, 0x9a]
+        );
         assert_eq!(c.slots.len(), 24);
         // No secret in Debug: the sources only.
         let debug = format!("{c:?}");

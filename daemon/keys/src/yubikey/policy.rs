@@ -215,20 +215,61 @@ pub(crate) fn slot_from_u8(r: u8) -> Option<SlotId> {
     })
 }
 
-/// Parses a slot as written in the configuration: "9c", "0x9c", "82".
-pub fn parse_slot(s: &str) -> Result<u8, String> {
-    let hex = s.trim_start_matches("0x");
-    u8::from_str_radix(hex, 16)
-        .ok()
-        .filter(|r| slot_from_u8(*r).is_some())
-        .ok_or_else(|| {
-            format!("PIV slot {s:?}: use one of 9a, 9c, 9d, 9e or a retired slot 82 to 95")
-        })
+/// A PIV slot that can hold a tufd key: 9a, 9c, 9d, 9e or a retired
+/// key-management slot 82–95 (never the attestation slot f9 or others).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KeySlot(SlotId);
+
+impl KeySlot {
+    /// The key slot with reference `r`, if `r` names one.
+    pub fn from_reference(r: u8) -> Option<Self> {
+        slot_from_u8(r).map(Self)
+    }
+
+    /// The slot's key reference (0x9c…).
+    pub fn reference(self) -> u8 {
+        u8::from(self.0)
+    }
+
+    /// The slot as the `yubikey` crate names it.
+    pub fn id(self) -> SlotId {
+        self.0
+    }
+
+    /// [`DEFAULT_SLOTS`] as key slots.
+    pub fn defaults() -> Vec<Self> {
+        DEFAULT_SLOTS
+            .iter()
+            .filter_map(|r| Self::from_reference(*r))
+            .collect()
+    }
 }
 
-/// The slot's key reference in hex, as ykman writes it.
-pub(crate) fn slot_name(slot: SlotId) -> String {
-    format!("{:02x}", u8::from(slot))
+/// The key reference in hex, as ykman writes it.
+impl std::fmt::Display for KeySlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:02x}", self.reference())
+    }
+}
+
+impl std::str::FromStr for KeySlot {
+    type Err = String;
+
+    /// A slot as written in the configuration: "9c", "0x9c", "82".
+    fn from_str(s: &str) -> Result<Self, String> {
+        let hex = s.trim_start_matches("0x");
+        u8::from_str_radix(hex, 16)
+            .ok()
+            .and_then(Self::from_reference)
+            .ok_or_else(|| {
+                format!("PIV slot {s:?}: use one of 9a, 9c, 9d, 9e or a retired slot 82 to 95")
+            })
+    }
+}
+
+/// Parses a slot as written in the configuration: "9c", "0x9c", "82".
+pub fn parse_slot(s: &str) -> Result<KeySlot, String> {
+    s.parse()
 }
 
 #[cfg(test)]
@@ -287,11 +328,11 @@ mod tests {
     #[test]
     fn slots_round_trip() {
         for r in DEFAULT_SLOTS {
-            let slot = slot_from_u8(r).unwrap();
-            assert_eq!(u8::from(slot), r);
-            assert_eq!(parse_slot(&slot_name(slot)), Ok(r));
+            let slot = KeySlot::from_reference(r).unwrap();
+            assert_eq!(slot.reference(), r);
+            assert_eq!(parse_slot(&slot.to_string()), Ok(slot));
         }
-        assert_eq!(parse_slot("0x9C"), Ok(0x9c));
+        assert_eq!(parse_slot("0x9C").map(KeySlot::reference), Ok(0x9c));
         assert!(parse_slot("f9").is_err());
         assert!(parse_slot("9b").is_err());
         assert!(parse_slot("zz").is_err());

@@ -90,7 +90,12 @@ fn store_on_the_virtual_card() {
 
     // Set-up replaces the factory default once; a second store (another
     // daemon) finds the PIN-protected key.
-    let yk = store(|c| c.slots = vec![0x95, 0x82]);
+    let yk = store(|c| {
+        c.slots = [0x95, 0x82]
+            .into_iter()
+            .filter_map(KeySlot::from_reference)
+            .collect()
+    });
     assert_eq!(yk.set_up().unwrap(), SetUp::ReplacedDefaultManagementKey);
     assert_eq!(yk.set_up().unwrap(), SetUp::AlreadySetUp);
     let again = store(|_| {});

@@ -1,0 +1,181 @@
+//! The connection to the device: found by serial among the PC/SC readers,
+//! one command at a time behind the device mutex, reconnected once when
+//! another program reset the card.
+
+use super::*;
+
+/// The open device and what it has verified on this connection.
+pub(super) struct Conn {
+    pub(super) yk: YubiKey,
+    /// The PIN is verified on this connection (as far as tufd knows).
+    pub(super) pin_verified: bool,
+    /// Authenticated with the management key.
+    pub(super) admin: bool,
+}
+
+/// A failure inside an operation: a device error (which may call for a
+/// reconnect) or a final key-layer error.
+pub(super) enum OpError {
+    Yk(yubikey::Error),
+    Key(KeyError),
+}
+
+impl From<yubikey::Error> for OpError {
+    fn from(e: yubikey::Error) -> Self {
+        OpError::Yk(e)
+    }
+}
+
+impl From<KeyError> for OpError {
+    fn from(e: KeyError) -> Self {
+        OpError::Key(e)
+    }
+}
+
+/// Whether a device error means the connection is gone (the card was reset
+/// by another program, removed, or pcscd restarted): reconnect and retry.
+pub(super) fn connection_lost(e: &yubikey::Error) -> bool {
+    use pcsc::Error as P;
+    match e {
+        yubikey::Error::PcscError { inner: None } => true,
+        yubikey::Error::PcscError { inner: Some(p) } => matches!(
+            p,
+            P::ResetCard
+                | P::ProtoMismatch
+                | P::RemovedCard
+                | P::NoSmartcard
+                | P::InvalidHandle
+                | P::ReaderUnavailable
+                | P::UnknownReader
+                | P::UnpoweredCard
+                | P::UnresponsiveCard
+                | P::NotTransacted
+                | P::CommError
+                | P::NoService
+                | P::ServiceStopped
+                | P::InvalidValue
+        ),
+        _ => false,
+    }
+}
+
+impl YubiKeyStore {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Device> {
+        self.device.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Finds the device among the PC/SC readers by serial.
+    pub(super) fn connect(&self) -> Result<Conn, KeyError> {
+        let pcsc_error = |e: yubikey::Error| KeyError::Device {
+            token: self.name_owned(),
+            operation: "listing PC/SC readers",
+            detail: format!("{e}; is pcscd running (systemctl status pcscd.socket)?"),
+            source: Some(e.into()),
+        };
+        let mut context = yubikey::reader::Context::open().map_err(pcsc_error)?;
+        let readers = context.iter().map_err(pcsc_error)?;
+        let mut seen = Vec::new();
+        for reader in readers {
+            let Ok(yk) = reader.open() else {
+                continue;
+            };
+            if yk.serial().0 == self.config.serial {
+                tracing::info!(token = %self.config.name, serial = self.config.serial,
+                    reader = %yk.name(), version = %yk.version(), "YubiKey found");
+                return Ok(Conn {
+                    yk,
+                    pin_verified: false,
+                    admin: false,
+                });
+            }
+            seen.push(format!("serial {} in '{}'", yk.serial(), yk.name()));
+            // Not ours: leave it as it was.
+            let _ = yk.disconnect(pcsc::Disposition::LeaveCard);
+        }
+        Err(KeyError::TokenNotFound {
+            token: self.name_owned(),
+            selector: format!("YubiKey serial {}", self.config.serial),
+            seen: if seen.is_empty() {
+                "no YubiKey".into()
+            } else {
+                seen.join(", ")
+            },
+        })
+    }
+
+    /// Forgets the connection without resetting the card (another program
+    /// may be using it).
+    pub(super) fn disconnect(dev: &mut Device) {
+        if let Some(conn) = dev.conn.take()
+            && let Err((yk, e)) = conn.yk.disconnect(pcsc::Disposition::LeaveCard)
+        {
+            tracing::debug!(error = %e, "disconnect after a lost connection failed");
+            drop(yk);
+        }
+        dev.index = None;
+    }
+
+    /// Runs `op` with the device to itself, reconnecting and repeating it
+    /// once when the connection was lost (card reset by another program,
+    /// device replugged).
+    pub(super) fn run<T>(
+        &self,
+        operation: &'static str,
+        mut op: impl FnMut(&Self, &mut Device) -> Result<T, OpError>,
+    ) -> Result<T, KeyError> {
+        let mut dev = self.lock();
+        self.expire_unlock(&mut dev);
+        let mut retried = false;
+        loop {
+            if dev.conn.is_none() {
+                dev.conn = Some(self.connect()?);
+                dev.index = None;
+            }
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(self, &mut dev)));
+            let outcome = match outcome {
+                Ok(outcome) => outcome,
+                Err(panic) => {
+                    // The `yubikey` crate indexes device answers without
+                    // checking them in places: a malformed answer must not
+                    // take the daemon's worker down.
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    Self::disconnect(&mut dev);
+                    return Err(KeyError::Device {
+                        token: self.name_owned(),
+                        operation,
+                        source: None,
+                        detail: format!(
+                            "the device gave an answer the PIV driver cannot handle ({what}); {} was disconnected",
+                            self.serial_text()
+                        ),
+                    });
+                }
+            };
+            match outcome {
+                Ok(v) => return Ok(v),
+                Err(OpError::Key(e)) => return Err(e),
+                Err(OpError::Yk(e)) if connection_lost(&e) => {
+                    Self::disconnect(&mut dev);
+                    if retried {
+                        return Err(self.device_error(operation, e));
+                    }
+                    retried = true;
+                    tracing::warn!(token = %self.config.name, operation, error = %e,
+                        "YubiKey connection lost (reset by another program?); reconnecting");
+                }
+                Err(OpError::Yk(e)) => return Err(self.device_error(operation, e)),
+            }
+        }
+    }
+
+    pub(super) fn conn(dev: &mut Device) -> Result<&mut Conn, OpError> {
+        dev.conn
+            .as_mut()
+            .ok_or(OpError::Yk(yubikey::Error::PcscError { inner: None }))
+    }
+}

@@ -1,0 +1,84 @@
+//! Signing in a slot: the PIN again when the key's policy wants it, the
+//! touch the device waits for, and a verified signature.
+
+use super::*;
+
+impl YubiKeyStore {
+    pub(super) fn sign_once(
+        &self,
+        dev: &mut Device,
+        entry: &Entry,
+        digest: &[u8; 32],
+    ) -> Result<Vec<u8>, OpError> {
+        self.ensure_pin(dev)?;
+        let each_time = entry.pin_policy.before_each_signature(entry.slot.id())
+            || dev.pin_each_time.contains(&entry.slot);
+        if each_time {
+            self.reverify_pin(dev)?;
+        }
+        let first = piv::sign_data(
+            &mut Self::conn(dev)?.yk,
+            digest,
+            AlgorithmId::EccP256,
+            entry.slot.id(),
+        );
+        let result = match first {
+            Err(yubikey::Error::AuthenticationError) => {
+                // The device wants the PIN (again): the slot's policy wants
+                // it before every signature (devices that ignore the
+                // configured policy), or another program dropped it.
+                if !each_time {
+                    tracing::info!(token = %self.config.name, slot = %entry.slot,
+                        "the YubiKey wants the PIN before signatures with this slot");
+                    dev.pin_each_time.insert(entry.slot);
+                }
+                self.reverify_pin(dev)?;
+                piv::sign_data(
+                    &mut Self::conn(dev)?.yk,
+                    digest,
+                    AlgorithmId::EccP256,
+                    entry.slot.id(),
+                )
+            }
+            other => other,
+        };
+        match result {
+            Ok(der) => Ok(der.to_vec()),
+            Err(yubikey::Error::GenericError) if entry.touch_policy.needs_touch() => {
+                Err(KeyError::Device {
+                    token: self.name_owned(),
+                    operation: "signing",
+                    source: None,
+                    detail: format!(
+                        "{} was not touched in time (it waits about 15 seconds for a touch of key {}); touch its contact when it blinks, then retry",
+                        self.serial_text(),
+                        entry.record.label
+                    ),
+                }
+                .into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// [`KeyStore::sign_digest`]: signs in the key's slot, then verifies.
+    pub(super) fn sign_with(&self, id: &str, digest: &[u8; 32]) -> Result<[u8; 64], KeyError> {
+        let (der, entry) = self.run("signing", |s, dev| {
+            let entry = s.entry(dev, id)?;
+            let der = s.sign_once(dev, &entry, digest)?;
+            Ok((der, entry))
+        })?;
+        let bad = || KeyError::BadSignature {
+            token: self.name_owned(),
+            key_id: id.to_owned(),
+        };
+        let sig = p256::ecdsa::Signature::from_der(&der).map_err(|_| bad())?;
+        entry
+            .verifying
+            .verify_prehash(digest, &sig)
+            .map_err(|_| bad())?;
+        let mut out = [0u8; 64];
+        out.copy_from_slice(&sig.to_bytes());
+        Ok(out)
+    }
+}

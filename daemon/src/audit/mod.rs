@@ -1,0 +1,780 @@
+//! The audit log: one JSON line per operation that signs, changes keys or
+//! changes who may sign, and per refusal, chained by hashes.
+//!
+//! Every line carries `seq` (1, 2, …) and `prev`, the hex SHA-256 of the
+//! previous line's bytes (without its newline; 64 zeros before the first
+//! line ever written). A head file beside the log (`audit.log.head`) holds
+//! the last `seq` and that line's hash, rewritten in place after every
+//! append (each line is synced before the operation goes on; the head is
+//! synced on rotation, and completed on open after a crash when the chain
+//! passes through the line it names). [`verify`] then detects an edited line (the next `prev` or
+//! the head no longer match), an inserted or deleted line (`seq` or `prev`
+//! break) and a truncated tail (the head names a line that is gone).
+//!
+//! A mutating operation writes a `begin` line before it starts (when that
+//! write fails the operation is refused), synced while the operation runs,
+//! and an `end` line with its outcome, synced with the head before the
+//! daemon answers (and after the `begin` line's sync succeeded). One
+//! fdatasync per operation waits in line; the head moves on `end` and
+//! refusal lines, so a `begin` line may lie past it. Rotation renames
+//! the log to `audit.log.<last seq, 20 digits>`; the new file continues
+//! the sequence and the chain.
+//!
+//! The chain makes edits evident to whoever keeps the head (or a copy of a
+//! recent head, e.g. in the journal: each append is also logged at debug
+//! level); someone who can rewrite both files and every copy of the head
+//! can rewrite history, as with any unsigned log.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The `prev` of the first line ever written.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Size of the head file: fixed, so an in-place rewrite is one write.
+const HEAD_LEN: usize = 128;
+
+/// Why the audit log cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit log {path}: {action}: {source}")]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: std::io::Error,
+    },
+    #[error("audit log {path}: {problem}")]
+    Broken { path: PathBuf, problem: String },
+}
+
+fn io<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(std::io::Error) -> AuditError + 'a {
+    move |source| AuditError::Io {
+        path: path.to_owned(),
+        action,
+        source,
+    }
+}
+
+/// Where the audit log lives and when it rotates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// The log file (its head file is `<path>.head`).
+    pub path: PathBuf,
+    /// Rotate once the file is larger than this many bytes (0: never).
+    pub rotate_bytes: u64,
+}
+
+/// The caller as recorded.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CallerRecord {
+    /// User ID.
+    pub uid: u32,
+    /// Primary group ID.
+    pub gid: u32,
+    /// Process ID.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    /// Executable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exe: Option<String>,
+    /// Command name (`/proc/PID/comm`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comm: Option<String>,
+    /// User name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+/// A signed tag.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TagRecord {
+    /// Repository.
+    pub repository: String,
+    /// Tag.
+    pub tag: String,
+    /// `sha256:…`, or empty when the registry supplies it.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub digest: String,
+}
+
+/// A published role version.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Published {
+    /// Repository.
+    pub repository: String,
+    /// Role.
+    pub role: String,
+    /// New version.
+    pub version: u64,
+}
+
+/// The phase of an operation a line records.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Allowed, about to run.
+    Begin,
+    /// Finished (see `result`).
+    End,
+    /// Refused by the policy; nothing was done.
+    Denied,
+}
+
+/// One audit record (the chain fields are added when it is written).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Entry {
+    /// Phase.
+    pub phase: Phase,
+    /// Who.
+    pub caller: CallerRecord,
+    /// Operation name (policy vocabulary).
+    pub operation: String,
+    /// Repositories.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub repositories: Vec<String>,
+    /// Roles asked for or written.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// Keys used, created or deleted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub key_ids: Vec<String>,
+    /// Tags and digests.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<TagRecord>,
+    /// Metadata versions published.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub published: Vec<Published>,
+    /// Free detail: signer, token, target of the operation.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    /// "ok", "denied", or "error: …".
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub result: String,
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    seq: u64,
+    prev: &'a str,
+    time: String,
+    #[serde(flatten)]
+    entry: &'a Entry,
+}
+
+struct Tail {
+    file: std::sync::Arc<File>,
+    seq: u64,
+    last: String,
+    bytes: u64,
+}
+
+/// An open, append-only audit log.
+pub struct AuditLog {
+    config: AuditConfig,
+    head: File,
+    tail: Mutex<Tail>,
+}
+
+/// `<path>.head`.
+pub fn head_path(log: &Path) -> PathBuf {
+    let mut p = log.as_os_str().to_owned();
+    p.push(".head");
+    PathBuf::from(p)
+}
+
+fn hash_line(line: &[u8]) -> String {
+    hex::encode(Sha256::digest(line))
+}
+
+fn sync_dir(path: &Path) -> Result<(), AuditError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir, "syncing the directory"))
+}
+
+/// The head: last seq and hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// Last sequence number written (0: none).
+    pub seq: u64,
+    /// Hash of that line.
+    pub hash: String,
+}
+
+fn read_head(path: &Path) -> Result<Option<Head>, AuditError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(path, "reading the head")(e)),
+    };
+    let broken = || AuditError::Broken {
+        path: path.to_owned(),
+        problem: "the head file is not \"SEQ HASH\"".into(),
+    };
+    let mut parts = text.split_whitespace();
+    let seq = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(broken)?;
+    let hash = parts.next().filter(|h| h.len() == 64).ok_or_else(broken)?;
+    Ok(Some(Head {
+        seq,
+        hash: hash.to_owned(),
+    }))
+}
+
+/// Rewrites the head in place; `sync` also makes it durable. Appends do
+/// not sync it: the line itself is synced, and a head that lags after a
+/// crash is completed on the next open (the chain must pass through it).
+fn write_head(file: &File, path: &Path, head: &Head, sync: bool) -> Result<(), AuditError> {
+    let mut buf = format!("{} {}\n", head.seq, head.hash).into_bytes();
+    buf.resize(HEAD_LEN, b' ');
+    buf[HEAD_LEN - 1] = b'\n';
+    file.write_all_at(&buf, 0)
+        .and_then(|()| if sync { file.sync_data() } else { Ok(()) })
+        .map_err(io(path, "writing the head"))
+}
+
+/// The hash of the line with sequence number `seq` in `files`.
+fn hash_at(files: &[PathBuf], seq: u64) -> Result<Option<String>, AuditError> {
+    for f in files {
+        let file = match File::open(f) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(f, "opening")(e)),
+        };
+        for line in BufReader::new(file).split(b'\n') {
+            let line = line.map_err(io(f, "reading"))?;
+            let v: serde_json::Value = serde_json::from_slice(&line).unwrap_or_default();
+            if v["seq"].as_u64() == Some(seq) {
+                return Ok(Some(hash_line(&line)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Files checked, oldest first.
+    pub files: Vec<PathBuf>,
+    /// Lines checked.
+    pub lines: u64,
+    /// First and last sequence numbers.
+    pub first_seq: u64,
+    /// Last sequence number (matches the head).
+    pub last_seq: u64,
+    /// Hash of the last line.
+    pub last_hash: String,
+    /// Lines after the one the head names (written since the head last
+    /// moved; chained, but a truncation among them would not show).
+    pub past_head: u64,
+}
+
+/// The rotated files of `log` (oldest first), then `log` itself.
+fn chain_files(log: &Path) -> Result<Vec<PathBuf>, AuditError> {
+    let dir = log
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = log
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prefix = format!("{name}.");
+    let mut rotated: Vec<(u64, PathBuf)> = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(io(dir, "listing the directory"))? {
+        let e = e.map_err(io(dir, "listing the directory"))?;
+        let file = e.file_name().to_string_lossy().into_owned();
+        if let Some(n) = file
+            .strip_prefix(&prefix)
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            rotated.push((n, e.path()));
+        }
+    }
+    rotated.sort();
+    let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    files.push(log.to_owned());
+    Ok(files)
+}
+
+/// Walks one file's lines; returns (lines, last seq, last hash).
+fn walk(
+    path: &Path,
+    mut seq: Option<u64>,
+    mut prev: Option<String>,
+    lines: &mut u64,
+    first: &mut Option<u64>,
+) -> Result<(Option<u64>, Option<String>), AuditError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((seq, prev)),
+        Err(e) => return Err(io(path, "opening")(e)),
+    };
+    let broken = |n: usize, problem: String| AuditError::Broken {
+        path: path.to_owned(),
+        problem: format!("line {n}: {problem}"),
+    };
+    for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
+        let n = i + 1;
+        let line = line.map_err(io(path, "reading"))?;
+        let v: serde_json::Value = serde_json::from_slice(&line)
+            .map_err(|e| broken(n, format!("not a JSON record ({e})")))?;
+        let s = v["seq"]
+            .as_u64()
+            .ok_or_else(|| broken(n, "no seq".into()))?;
+        let p = v["prev"]
+            .as_str()
+            .ok_or_else(|| broken(n, "no prev".into()))?;
+        match (&seq, &prev) {
+            (Some(last), Some(h)) => {
+                if s != last + 1 {
+                    return Err(broken(
+                        n,
+                        format!(
+                            "seq {s} follows seq {last}: {} line(s) deleted or inserted",
+                            if s > last + 1 {
+                                "a"
+                            } else {
+                                "an inserted or reordered"
+                            }
+                        ),
+                    ));
+                }
+                if p != h {
+                    return Err(broken(
+                        n,
+                        format!(
+                            "seq {s}: prev does not match the hash of seq {last}: that line was edited, or lines were replaced"
+                        ),
+                    ));
+                }
+            }
+            _ => {
+                if s == 1 && p != GENESIS {
+                    return Err(broken(n, "seq 1 does not start the chain".into()));
+                }
+                *first = Some(s);
+            }
+        }
+        seq = Some(s);
+        prev = Some(hash_line(&line));
+        *lines += 1;
+    }
+    Ok((seq, prev))
+}
+
+/// Checks the chain of `log` (and its rotated predecessors) against its
+/// head file.
+pub fn verify(log: &Path) -> Result<Report, AuditError> {
+    let files = chain_files(log)?;
+    let mut lines = 0;
+    let mut first = None;
+    let (mut seq, mut prev) = (None, None);
+    for f in &files {
+        (seq, prev) = walk(f, seq, prev, &mut lines, &mut first)?;
+    }
+    let head_file = head_path(log);
+    let head = read_head(&head_file)?.ok_or_else(|| AuditError::Broken {
+        path: head_file.clone(),
+        problem: "the head file is missing".into(),
+    })?;
+    let (last_seq, last_hash) = (seq.unwrap_or(0), prev.unwrap_or_else(|| GENESIS.to_owned()));
+    if head.seq > last_seq {
+        return Err(AuditError::Broken {
+            path: log.to_owned(),
+            problem: format!(
+                "truncated: the head records seq {} but the log ends at seq {last_seq}",
+                head.seq
+            ),
+        });
+    }
+    if head.seq < last_seq {
+        // Lines written since the head last moved (an operation's `begin`
+        // line, or a crash before the head reached the disk): the chain
+        // must pass through the line the head names.
+        if hash_at(&files, head.seq)?.as_deref() != Some(head.hash.as_str()) {
+            return Err(AuditError::Broken {
+                path: log.to_owned(),
+                problem: format!(
+                    "seq {} does not hash to the head: that line was edited",
+                    head.seq
+                ),
+            });
+        }
+    } else if head.hash != last_hash {
+        return Err(AuditError::Broken {
+            path: log.to_owned(),
+            problem: format!("seq {last_seq} does not hash to the head: the last line was edited"),
+        });
+    }
+    Ok(Report {
+        files,
+        lines,
+        first_seq: first.unwrap_or(0),
+        last_seq,
+        last_hash,
+        past_head: last_seq - head.seq,
+    })
+}
+
+impl AuditLog {
+    /// Opens (or creates) the log, after checking its chain against the
+    /// head. Lines past the head whose chain passes through the head's line
+    /// (a `begin` line, a crash before the head reached the disk) move the
+    /// head; anything else broken stops the daemon.
+    pub fn open(config: AuditConfig) -> Result<Self, AuditError> {
+        let path = config.path.clone();
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io(dir, "creating the directory"))?;
+        }
+        let hp = head_path(&path);
+        let head_file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .mode(0o640)
+            .open(&hp)
+            .map_err(io(&hp, "opening the head"))?;
+        let (seq, last) = if std::fs::metadata(&hp).map(|m| m.len()).unwrap_or(0) == 0 {
+            // A new log: nothing may be there yet.
+            let files = chain_files(&path)?;
+            let existing = files
+                .iter()
+                .any(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 0));
+            if existing {
+                return Err(AuditError::Broken {
+                    path: path.clone(),
+                    problem: "the log has lines but its head file is missing or empty; run `tufd --audit-verify` and move the log away to start a new one".into(),
+                });
+            }
+            (0, GENESIS.to_owned())
+        } else {
+            let r = verify(&path)?;
+            if r.past_head > 0 {
+                tracing::info!(
+                    head = r.last_seq - r.past_head,
+                    seq = r.last_seq,
+                    "audit log: moving the head past lines written after it"
+                );
+                write_head(
+                    &head_file,
+                    &hp,
+                    &Head {
+                        seq: r.last_seq,
+                        hash: r.last_hash.clone(),
+                    },
+                    true,
+                )?;
+            }
+            (r.last_seq, r.last_hash)
+        };
+        let file = std::sync::Arc::new(open_append(&path)?);
+        let bytes = file
+            .metadata()
+            .map_err(io(&path, "reading metadata"))?
+            .len();
+        sync_dir(&path)?;
+        Ok(AuditLog {
+            config,
+            head: head_file,
+            tail: Mutex::new(Tail {
+                file,
+                seq,
+                last,
+                bytes,
+            }),
+        })
+    }
+
+    /// The log's path.
+    pub fn path(&self) -> &Path {
+        &self.config.path
+    }
+
+    /// Appends `entry`, syncs it (fdatasync) and updates the head; returns
+    /// its seq. Blocking: call it off the async runtime's worker threads.
+    pub fn append(&self, entry: &Entry) -> Result<u64, AuditError> {
+        self.write(entry, true).map(|(seq, _)| seq)
+    }
+
+    /// Appends `entry` without waiting for the disk; the head is not moved
+    /// past it. Returns its seq and a handle whose `sync_data` makes it
+    /// durable (any later [`append`](Self::append) does too). For the
+    /// `begin` line of an operation, synced while the operation runs.
+    pub fn append_unsynced(
+        &self,
+        entry: &Entry,
+    ) -> Result<(u64, std::sync::Arc<File>), AuditError> {
+        self.write(entry, false)
+    }
+
+    fn write(
+        &self,
+        entry: &Entry,
+        durable: bool,
+    ) -> Result<(u64, std::sync::Arc<File>), AuditError> {
+        let path = &self.config.path;
+        let mut tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
+        let time = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let seq = tail.seq + 1;
+        let mut line = serde_json::to_vec(&Line {
+            seq,
+            prev: &tail.last,
+            time,
+            entry,
+        })
+        .map_err(|e| AuditError::Broken {
+            path: path.clone(),
+            problem: format!("cannot encode a record: {e}"),
+        })?;
+        let hash = hash_line(&line);
+        line.push(b'\n');
+        (&*tail.file)
+            .write_all(&line)
+            .and_then(|()| {
+                if durable {
+                    tail.file.sync_data()
+                } else {
+                    Ok(())
+                }
+            })
+            .map_err(io(path, "appending"))?;
+        if durable {
+            write_head(
+                &self.head,
+                &head_path(path),
+                &Head {
+                    seq,
+                    hash: hash.clone(),
+                },
+                false,
+            )?;
+        }
+        tail.seq = seq;
+        tail.last = hash;
+        tail.bytes += line.len() as u64;
+        tracing::debug!(seq, hash = %tail.last, durable, "audit record written");
+        let file = tail.file.clone();
+        if durable && self.config.rotate_bytes > 0 && tail.bytes >= self.config.rotate_bytes {
+            let rotated = PathBuf::from(format!("{}.{seq:020}", path.display()));
+            std::fs::rename(path, &rotated).map_err(io(path, "rotating"))?;
+            tail.file = std::sync::Arc::new(open_append(path)?);
+            tail.bytes = 0;
+            self.head
+                .sync_data()
+                .map_err(io(path, "syncing the head"))?;
+            sync_dir(path)?;
+            tracing::info!(rotated = %rotated.display(), "audit log rotated");
+        }
+        Ok((seq, file))
+    }
+}
+
+fn open_append(path: &Path) -> Result<File, AuditError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)
+        .map_err(io(path, "opening"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(op: &str) -> Entry {
+        Entry {
+            phase: Phase::End,
+            caller: CallerRecord {
+                uid: 1000,
+                gid: 1000,
+                pid: Some(42),
+                exe: Some("/usr/bin/tufctl".into()),
+                comm: Some("tufctl".into()),
+                user: Some("ci".into()),
+            },
+            operation: op.into(),
+            repositories: vec!["r/app".into()],
+            roles: vec!["targets/releases".into()],
+            key_ids: vec![],
+            tags: vec![TagRecord {
+                repository: "r/app".into(),
+                tag: "v1".into(),
+                digest: "sha256:00".into(),
+            }],
+            published: vec![],
+            detail: String::new(),
+            result: "ok".into(),
+        }
+    }
+
+    fn log_with(n: usize, rotate_bytes: u64) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(AuditConfig {
+            path: path.clone(),
+            rotate_bytes,
+        })
+        .unwrap();
+        for i in 0..n {
+            assert_eq!(log.append(&entry(&format!("op{i}"))).unwrap(), i as u64 + 1);
+        }
+        (dir, path)
+    }
+
+    fn lines(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn write_lines(path: &Path, lines: &[String]) {
+        std::fs::write(
+            path,
+            lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn an_intact_chain_verifies_and_reopens() {
+        let (_d, path) = log_with(5, 0);
+        let r = verify(&path).unwrap();
+        assert_eq!((r.lines, r.first_seq, r.last_seq), (5, 1, 5));
+        let v: serde_json::Value = serde_json::from_str(&lines(&path)[0]).unwrap();
+        assert_eq!(v["prev"], GENESIS);
+        assert_eq!(v["caller"]["exe"], "/usr/bin/tufctl");
+        assert_eq!(v["tags"][0]["digest"], "sha256:00");
+        let log = AuditLog::open(AuditConfig {
+            path: path.clone(),
+            rotate_bytes: 0,
+        })
+        .unwrap();
+        assert_eq!(log.append(&entry("again")).unwrap(), 6);
+        assert_eq!(verify(&path).unwrap().last_seq, 6);
+    }
+
+    #[test]
+    fn edits_deletions_insertions_and_truncation_are_detected() {
+        let (_d, path) = log_with(5, 0);
+        let good = lines(&path);
+
+        let mut edited = good.clone();
+        edited[2] = edited[2].replace("op2", "op9");
+        write_lines(&path, &edited);
+        let e = verify(&path).unwrap_err().to_string();
+        assert!(e.contains("line 4") && e.contains("edited"), "{e}");
+
+        let mut last_edited = good.clone();
+        last_edited[4] = last_edited[4].replace("op4", "op9");
+        write_lines(&path, &last_edited);
+        let e = verify(&path).unwrap_err().to_string();
+        assert!(e.contains("last line was edited"), "{e}");
+
+        let mut deleted = good.clone();
+        deleted.remove(1);
+        write_lines(&path, &deleted);
+        let e = verify(&path).unwrap_err().to_string();
+        assert!(e.contains("deleted"), "{e}");
+
+        let mut inserted = good.clone();
+        inserted.insert(2, good[1].clone());
+        write_lines(&path, &inserted);
+        assert!(verify(&path).is_err());
+
+        write_lines(&path, &good[..3]);
+        let e = verify(&path).unwrap_err().to_string();
+        assert!(e.contains("truncated"), "{e}");
+        // The daemon refuses to append to a truncated log.
+        assert!(
+            AuditLog::open(AuditConfig {
+                path: path.clone(),
+                rotate_bytes: 0
+            })
+            .is_err()
+        );
+
+        write_lines(&path, &good);
+        verify(&path).unwrap();
+    }
+
+    #[test]
+    fn rotation_keeps_the_chain() {
+        let (_d, path) = log_with(10, 600);
+        let files = chain_files(&path).unwrap();
+        assert!(files.len() >= 3, "{files:?}");
+        let r = verify(&path).unwrap();
+        assert_eq!((r.lines, r.last_seq), (10, 10));
+        // A deleted middle file breaks the chain.
+        std::fs::remove_file(&files[1]).unwrap();
+        let e = verify(&path).unwrap_err().to_string();
+        assert!(e.contains("deleted"), "{e}");
+    }
+
+    #[test]
+    fn begin_lines_are_chained_past_the_head_until_the_next_synced_line() {
+        let (_d, path) = log_with(2, 0);
+        let log = AuditLog::open(AuditConfig {
+            path: path.clone(),
+            rotate_bytes: 0,
+        })
+        .unwrap();
+        let (seq, file) = log.append_unsynced(&entry("begin")).unwrap();
+        assert_eq!(seq, 3);
+        file.sync_data().unwrap();
+        let r = verify(&path).unwrap();
+        assert_eq!((r.last_seq, r.past_head), (3, 1));
+        assert_eq!(log.append(&entry("end")).unwrap(), 4);
+        assert_eq!(verify(&path).unwrap().past_head, 0);
+        // Once the end line moved the head, dropping both lines shows.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let kept: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
+        std::fs::write(&path, kept).unwrap();
+        assert!(verify(&path).unwrap_err().to_string().contains("truncated"));
+    }
+
+    #[test]
+    fn a_head_lagging_after_a_crash_is_completed_on_open() {
+        let (_d, path) = log_with(3, 0);
+        let hp = head_path(&path);
+        let head = std::fs::read(&hp).unwrap();
+        let cfg = AuditConfig {
+            path: path.clone(),
+            rotate_bytes: 0,
+        };
+        let log = AuditLog::open(cfg.clone()).unwrap();
+        log.append(&entry("x")).unwrap();
+        log.append(&entry("y")).unwrap();
+        drop(log);
+        let good = std::fs::read_to_string(&path).unwrap();
+        // The head on disk still names seq 3: the two lines after it are
+        // chained through it.
+        std::fs::write(&hp, &head).unwrap();
+        assert_eq!(verify(&path).unwrap().past_head, 2);
+        // ...but not if seq 3 was changed since.
+        std::fs::write(&path, good.replacen("op2", "op9", 1)).unwrap();
+        assert!(AuditLog::open(cfg.clone()).is_err());
+        std::fs::write(&path, &good).unwrap();
+        let log = AuditLog::open(cfg).unwrap();
+        assert_eq!(log.append(&entry("z")).unwrap(), 6);
+        verify(&path).unwrap();
+    }
+}

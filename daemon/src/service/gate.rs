@@ -1,0 +1,279 @@
+//! The front door every handler passes: who is calling (from the socket),
+//! may they (the policy), and the audit record before and after.
+//!
+//! A handler's first line is `let allowed = self.gate.authorize(&req,
+//! action).await?;`. A refusal is `PermissionDenied` naming the permission,
+//! logged and audited. Operations that sign or change state then call
+//! [`Allowed::begin`]: the `begin` record is written before the operation
+//! starts (no audit, no operation) and synced while it runs, and
+//! [`Audited::end`] writes and syncs the outcome before the daemon answers.
+
+use crate::audit::{AuditLog, CallerRecord, Entry, Phase, Published, TagRecord};
+use crate::policy::{Action, Caller, Decision, Grant, Operation, Policy, RoleScope};
+use std::sync::{Arc, RwLock};
+use tonic::transport::server::UdsConnectInfo;
+use tonic::{Request, Status};
+
+/// The policy in force and the audit log, shared by every service.
+pub struct Gate {
+    policy: RwLock<Arc<Policy>>,
+    audit: Option<Arc<AuditLog>>,
+}
+
+/// The caller's identity from the socket's peer credentials; a request
+/// without them (not over a Unix socket) is refused.
+pub fn caller_of<T>(req: &Request<T>) -> Result<Caller, Status> {
+    let cred = req
+        .extensions()
+        .get::<UdsConnectInfo>()
+        .and_then(|i| i.peer_cred)
+        .ok_or_else(|| {
+            Status::permission_denied(
+                "the caller's identity is unknown (no SO_PEERCRED); tufd serves only its Unix socket",
+            )
+        })?;
+    Ok(Caller::from_peer(cred.uid(), cred.gid(), cred.pid()))
+}
+
+fn record(c: &Caller) -> CallerRecord {
+    CallerRecord {
+        uid: c.uid,
+        gid: c.gid,
+        pid: c.pid,
+        exe: c.exe.as_ref().map(|p| p.display().to_string()),
+        comm: c.comm.clone(),
+        user: c.user_name.clone(),
+    }
+}
+
+/// The repository name policy patterns match: the name as the trust layer
+/// uses it (the one place to normalize).
+pub fn repository(name: &str) -> String {
+    name.to_owned()
+}
+
+impl Gate {
+    /// A gate with `policy` and, when configured, an audit log.
+    pub fn new(policy: Policy, audit: Option<Arc<AuditLog>>) -> Self {
+        Gate {
+            policy: RwLock::new(Arc::new(policy)),
+            audit,
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the policy (SIGHUP); requests already allowed keep their
+    /// decision.
+    pub fn set_policy(&self, policy: Policy) {
+        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(policy);
+    }
+
+    /// The audit log, when on.
+    pub fn audit_log(&self) -> Option<&Arc<AuditLog>> {
+        self.audit.as_ref()
+    }
+
+    /// Writes `entry` off the runtime's worker threads.
+    async fn append(&self, entry: Entry) -> Result<(), Status> {
+        let Some(log) = self.audit.clone() else {
+            return Ok(());
+        };
+        let path = log.path().display().to_string();
+        let written = tokio::task::spawn_blocking(move || log.append(&entry))
+            .await
+            .map_err(|e| Status::internal(format!("audit task failed: {e}")))?;
+        written.map(|_| ()).map_err(|e| {
+            tracing::error!(error = %e, "audit log write failed");
+            Status::unavailable(format!(
+                "the audit log cannot be written ({e}); tufd refuses operations it cannot record; fix {path}"
+            ))
+        })
+    }
+
+    /// Writes an operation's `begin` line (a failed write refuses the
+    /// operation) and starts its fdatasync, which runs beside the
+    /// operation; [`Audited::end`] waits for it before answering.
+    async fn begin(
+        &self,
+        entry: Entry,
+    ) -> Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>, Status> {
+        let Some(log) = self.audit.clone() else {
+            return Ok(None);
+        };
+        let path = log.path().display().to_string();
+        let written = tokio::task::spawn_blocking(move || log.append_unsynced(&entry))
+            .await
+            .map_err(|e| Status::internal(format!("audit task failed: {e}")))?;
+        let (_, file) = written.map_err(|e| {
+            tracing::error!(error = %e, "audit log write failed");
+            Status::unavailable(format!(
+                "the audit log cannot be written ({e}); tufd refuses operations it cannot record; fix {path}"
+            ))
+        })?;
+        Ok(Some(tokio::task::spawn_blocking(move || file.sync_data())))
+    }
+
+    /// Decides `action` for the caller of `req`: allowed, or refused with
+    /// `PermissionDenied` (logged and audited).
+    pub async fn authorize<T>(&self, req: &Request<T>, action: Action) -> Result<Allowed, Status> {
+        let caller = caller_of(req)?;
+        let action = Action {
+            repository: action.repository.as_deref().map(repository),
+            ..action
+        };
+        let decision = self.policy().check(&caller, &action);
+        match decision {
+            Decision::Allow { roles, grant } => {
+                tracing::debug!(caller = %caller.describe(), action = %action.describe(), "allowed");
+                Ok(Allowed {
+                    caller,
+                    action,
+                    roles,
+                    grant,
+                })
+            }
+            Decision::Deny { needed } => {
+                tracing::warn!(caller = %caller.describe(), pid = ?caller.pid, action = %action.describe(), "refused by policy");
+                let entry = Entry {
+                    phase: Phase::Denied,
+                    caller: record(&caller),
+                    operation: action.op.as_str().into(),
+                    repositories: action.repository.iter().cloned().collect(),
+                    roles: action.roles.clone(),
+                    key_ids: Vec::new(),
+                    tags: Vec::new(),
+                    published: Vec::new(),
+                    detail: String::new(),
+                    result: "denied".into(),
+                };
+                // Refused either way; an audit failure is logged by append.
+                let _ = self.append(entry).await;
+                Err(Status::permission_denied(format!(
+                    "permission denied: {needed}"
+                )))
+            }
+        }
+    }
+}
+
+/// An allowed request.
+pub struct Allowed {
+    /// Who.
+    pub caller: Caller,
+    /// What.
+    pub action: Action,
+    /// The roles it may write.
+    pub roles: RoleScope,
+    /// Why it was allowed.
+    pub grant: Grant,
+}
+
+impl Allowed {
+    /// Root or the admin group (every operation allowed).
+    pub fn is_admin(&self) -> bool {
+        matches!(self.grant, Grant::Root | Grant::AdminGroup(_))
+    }
+}
+
+/// What an audited operation touches, beyond its action.
+#[derive(Default)]
+pub struct Details {
+    /// More repositories (a multi-repository sign or signer add).
+    pub repositories: Vec<String>,
+    /// Keys used, created or deleted.
+    pub key_ids: Vec<String>,
+    /// Tags and digests.
+    pub tags: Vec<TagRecord>,
+    /// Signer, token, target.
+    pub detail: String,
+}
+
+/// A `begin` record written; [`Audited::end`] completes it.
+pub struct Audited {
+    gate: Arc<Gate>,
+    entry: Entry,
+    /// The `begin` line's fdatasync, running beside the operation.
+    begin_synced: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Allowed {
+    /// Writes the `begin` record; an unwritable audit log refuses the
+    /// operation.
+    pub async fn begin(&self, gate: &Arc<Gate>, details: Details) -> Result<Audited, Status> {
+        let mut repositories: Vec<String> = self.action.repository.iter().cloned().collect();
+        for r in details.repositories {
+            if !repositories.contains(&r) {
+                repositories.push(r);
+            }
+        }
+        let entry = Entry {
+            phase: Phase::Begin,
+            caller: record(&self.caller),
+            operation: self.action.op.as_str().into(),
+            repositories,
+            roles: self.action.roles.clone(),
+            key_ids: details.key_ids,
+            tags: details.tags,
+            published: Vec::new(),
+            detail: details.detail,
+            result: String::new(),
+        };
+        let begin_synced = gate.begin(entry.clone()).await?;
+        Ok(Audited {
+            gate: gate.clone(),
+            entry,
+            begin_synced,
+        })
+    }
+}
+
+impl Audited {
+    /// Replaces the recorded tags (digests resolved while running).
+    pub fn set_tags(&mut self, tags: Vec<TagRecord>) {
+        self.entry.tags = tags;
+    }
+
+    /// Writes the outcome; `Err` when it cannot be recorded (the client
+    /// then learns the record is missing).
+    pub async fn end(
+        mut self,
+        result: Result<(), String>,
+        key_ids: Vec<String>,
+        published: Vec<Published>,
+    ) -> Result<(), Status> {
+        self.entry.phase = Phase::End;
+        for k in key_ids {
+            if !self.entry.key_ids.contains(&k) {
+                self.entry.key_ids.push(k);
+            }
+        }
+        self.entry.published = published;
+        self.entry.result = match result {
+            Ok(()) => "ok".into(),
+            Err(e) => format!("error: {e}"),
+        };
+        let begin = match self.begin_synced.take() {
+            Some(h) => h.await.map_err(std::io::Error::other).and_then(|r| r),
+            None => Ok(()),
+        };
+        self.gate.append(self.entry).await?;
+        begin.map_err(|e| {
+            tracing::error!(error = %e, "audit log: syncing a begin line failed");
+            Status::unavailable(format!(
+                "the audit log could not be synced ({e}); check the disk of the audit log"
+            ))
+        })
+    }
+}
+
+/// The `Operation` a `policy check` names.
+pub fn parse_operation(s: &str) -> Result<Operation, Status> {
+    s.parse().map_err(Status::invalid_argument)
+}

@@ -1,0 +1,85 @@
+//! A raw gRPC client for the daemon's socket: sends bytes tufctl would
+//! never send (oversized or malformed messages) and returns the status.
+
+use std::path::Path;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+/// Passes message bytes through unchanged.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawCodec;
+
+/// See [`RawCodec`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawCoder;
+
+impl Encoder for RawCoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let n = bytes::Buf::remaining(src);
+        Ok(Some(bytes::Buf::copy_to_bytes(src, n).to_vec()))
+    }
+}
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCoder;
+    type Decoder = RawCoder;
+
+    fn encoder(&mut self) -> RawCoder {
+        RawCoder
+    }
+
+    fn decoder(&mut self) -> RawCoder {
+        RawCoder
+    }
+}
+
+/// Connects to the daemon's socket.
+pub async fn connect(socket: &Path) -> Channel {
+    let path = socket.to_owned();
+    Endpoint::from_static("http://tufd.local")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                    tokio::net::UnixStream::connect(path).await?,
+                ))
+            }
+        }))
+        .await
+        .expect("connect to tufd")
+}
+
+/// Sends `message` (already encoded, or not protobuf at all) to `method`
+/// (as `/tufd.v1.Keys/LoadKey`) and returns the answer's bytes or status.
+pub fn unary(socket: &Path, method: &str, message: Vec<u8>) -> Result<Vec<u8>, tonic::Status> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let path = PathAndQuery::try_from(method.to_owned()).expect("method path");
+    rt.block_on(async move {
+        let mut grpc = tonic::client::Grpc::new(connect(socket).await);
+        grpc.ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        grpc.unary(tonic::Request::new(message), path, RawCodec)
+            .await
+            .map(tonic::Response::into_inner)
+    })
+}

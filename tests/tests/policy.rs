@@ -1,0 +1,491 @@
+//! Issue 11: who may sign what. Two real users on this machine (created
+//! and removed here), one allowed by the daemon's policy and one not, run
+//! the real tufctl over the real socket against a daemon with its keys on
+//! SoftHSM2 and a real notary-server; the audit log records both, and its
+//! chain check catches tampering. Needs root (to create users); skips
+//! with a message otherwise.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use tufd_tests::daemon::{CmdOutput, TestEnv, binary, token_toml};
+use tufd_tests::notary::NotaryServers;
+use tufd_tests::softhsm::{MODULE, PIN};
+use tufd_tests::users::{TestUser, can_create_users, open_socket_to_everyone};
+
+const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+fn skip_unless_root(test: &str) -> bool {
+    if can_create_users() {
+        return false;
+    }
+    eprintln!("SKIPPED {test}: creating test users needs root (CI runs as root)");
+    true
+}
+
+fn token() -> String {
+    token_toml(
+        "dev",
+        MODULE,
+        tufd_tests::daemon::TOKEN_LABEL,
+        "env:TUFD_PIN",
+    )
+}
+
+/// The policy: `ok` signs and revokes in targets/releases and targets/ci of
+/// localhost:5000/pol/*, reads, and may delete signer keys tmp* and unlock
+/// tokens, and add the signer ci2 to existing repositories (not create
+/// them: that is "init"); nothing else. `no` may only list keys and tokens (tufctl lists
+/// before it deletes, so the refusal is the deletion's).
+fn policy(ok: &TestUser, no: &TestUser) -> String {
+    format!(
+        r#"
+[policy]
+[[policy.rule]]
+users = ["{ok}"]
+repositories = ["localhost:5000/pol/*"]
+roles = ["targets/releases", "targets/ci"]
+operations = ["sign", "revoke", "read"]
+[[policy.rule]]
+users = ["{ok}"]
+repositories = ["**"]
+roles = ["targets/tmp*"]
+operations = ["key-delete", "token-unlock"]
+[[policy.rule]]
+users = ["{no}"]
+operations = ["list"]
+[[policy.rule]]
+users = ["{ok}"]
+repositories = ["localhost:5000/pol/*"]
+roles = ["targets/ci2"]
+operations = ["signer-add"]
+"#,
+        ok = ok.name,
+        no = no.name
+    )
+}
+
+#[track_caller]
+fn denied(out: &CmdOutput, needle: &str) {
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let said = format!("{}{}", out.stderr, out.stdout.replace("\\\"", "\""));
+    assert!(
+        said.contains("permission denied") && said.contains(needle),
+        "expected a refusal naming {needle:?}: {out:?}"
+    );
+}
+
+fn audit_lines(env: &TestEnv) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(env.path().join("state/audit.log"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn audit_verify(log: &Path) -> CmdOutput {
+    let out = Command::new(binary("tufd"))
+        .arg("--audit-verify")
+        .arg(log)
+        .output()
+        .unwrap();
+    CmdOutput {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn one_user_allowed_one_refused_for_every_operation_and_both_audited() {
+    if skip_unless_root("one_user_allowed_one_refused_for_every_operation_and_both_audited") {
+        return;
+    }
+    let servers = NotaryServers::start();
+    let env = TestEnv::new();
+    let ok = TestUser::create(&env, "ok");
+    let no = TestUser::create(&env, "no");
+    let config = env.config_with(&format!(
+        "{}[[remote]]\nprefix = \"\"\nurl = \"{}\"\nca = \"{}\"\n{}",
+        token(),
+        servers.url(),
+        servers.ca_path().display(),
+        policy(&ok, &no)
+    ));
+    let _d = env.start_with(&config);
+    open_socket_to_everyone(&env);
+    let gun = "localhost:5000/pol/app";
+    let v1 = format!("{gun}:v1");
+
+    // Root administers: keys and signers (ci and alice, both held by tufd).
+    for k in ["ci", "alice", "tmp1"] {
+        env.tufctl(&["key", "generate", k]).ok();
+    }
+    env.tufctl(&["signer", "add", "ci", gun, "--key", "ci.pub"])
+        .ok();
+    env.tufctl(&["signer", "add", "alice", gun, "--key", "alice.pub"])
+        .ok();
+
+    // Reads.
+    for args in [&["key", "list"][..], &["token", "list"]] {
+        ok.tufctl(&env, args, &[]).ok();
+        no.tufctl(&env, args, &[]).ok();
+    }
+    ok.tufctl(&env, &["inspect", gun], &[]).ok();
+    denied(
+        &no.tufctl(&env, &["inspect", gun], &[]),
+        "\"inspect\" on localhost:5000/pol/app",
+    );
+
+    // Sign: `ok` signs into its roles only (not targets/alice).
+    let sign = [
+        "-o",
+        "json",
+        "sign",
+        v1.as_str(),
+        "--digest",
+        D1,
+        "--size",
+        "1",
+    ];
+    denied(&no.tufctl(&env, &sign, &[]), "\"sign\"");
+    let signed = ok.tufctl(&env, &sign, &[]).json();
+    let published: Vec<String> = signed["changes"][0]["published"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["role"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        published.contains(&"targets/releases".to_owned()),
+        "{signed}"
+    );
+    assert!(published.contains(&"targets/ci".to_owned()), "{signed}");
+    assert!(
+        !published.contains(&"targets/alice".to_owned()),
+        "policy keeps ok out of alice's role: {signed}"
+    );
+    // Another team's repository is refused, even for `ok`.
+    denied(
+        &ok.tufctl(
+            &env,
+            &[
+                "sign",
+                "localhost:5000/other/app:v1",
+                "--digest",
+                D1,
+                "--size",
+                "1",
+            ],
+            &[],
+        ),
+        "localhost:5000/other/app",
+    );
+
+    // Key test: its own signer key yes, alice's no.
+    ok.tufctl(&env, &["key", "test", "ci"], &[]).ok();
+    denied(
+        &ok.tufctl(&env, &["key", "test", "alice"], &[]),
+        "targets/alice",
+    );
+    denied(
+        &no.tufctl(&env, &["key", "test", "ci"], &[]),
+        "\"key-test\"",
+    );
+
+    // Revoke: v1 (releases, ci) yes; v2, also in alice's role (root signed
+    // it), is refused as a whole.
+    env.tufctl(&["sign", &format!("{gun}:v2"), "--digest", D2, "--size", "2"])
+        .ok();
+    denied(&no.tufctl(&env, &["revoke", &v1], &[]), "\"revoke\"");
+    ok.tufctl(&env, &["revoke", &v1], &[]).ok();
+    let refused = ok.tufctl(&env, &["revoke", &format!("{gun}:v2")], &[]);
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert!(
+        refused.stderr.contains("targets/alice") && refused.stderr.contains("policy"),
+        "{refused:?}"
+    );
+
+    // Key deletion: tmp* for ok only; never alice's key.
+    denied(
+        &no.tufctl(&env, &["key", "rm", "tmp1", "--yes"], &[]),
+        "\"key-delete\"",
+    );
+    denied(
+        &ok.tufctl(&env, &["key", "rm", "alice", "--yes"], &[]),
+        "targets/alice",
+    );
+    ok.tufctl(&env, &["key", "rm", "tmp1", "--yes"], &[]).ok();
+    let names = env.tufctl(&["-o", "json", "key", "list"]).json();
+    assert!(!names.to_string().contains("\"tmp1\""), "{names}");
+    assert!(names.to_string().contains("\"alice\""), "{names}");
+
+    // Token unlock.
+    denied(
+        &no.tufctl(&env, &["token", "unlock", "dev"], &[("TUFCTL_PIN", PIN)]),
+        "\"token-unlock\"",
+    );
+    ok.tufctl(&env, &["token", "unlock", "dev"], &[("TUFCTL_PIN", PIN)])
+        .ok();
+
+    // Administrative operations are separate: refused to both.
+    for u in [&ok, &no] {
+        denied(
+            &u.tufctl(&env, &["key", "generate", "mine"], &[]),
+            "\"key-generate\"",
+        );
+        std::fs::copy(env.path().join("ci.pub"), u.home.join("ci.pub")).unwrap();
+        std::os::unix::fs::chown(u.home.join("ci.pub"), Some(u.uid), Some(u.gid)).unwrap();
+        denied(
+            &u.tufctl(&env, &["signer", "add", "ci", gun, "--key", "ci.pub"], &[]),
+            "\"signer-add\"",
+        );
+        denied(
+            &u.tufctl(&env, &["signer", "remove", "alice", gun], &[]),
+            "\"signer-remove\"",
+        );
+        denied(
+            &u.tufctl(&env, &["key", "rotate", gun, "targets"], &[]),
+            "\"rotate\"",
+        );
+    }
+
+    // Signer add as a granted operation; a new repository also needs init.
+    env.tufctl(&["key", "generate", "ci2"]).ok();
+    for u in [&ok, &no] {
+        std::fs::copy(env.path().join("ci2.pub"), u.home.join("ci2.pub")).unwrap();
+        std::os::unix::fs::chown(u.home.join("ci2.pub"), Some(u.uid), Some(u.gid)).unwrap();
+    }
+    denied(
+        &ok.tufctl(
+            &env,
+            &[
+                "signer",
+                "add",
+                "ci2",
+                "localhost:5000/pol/new",
+                "--key",
+                "ci2.pub",
+            ],
+            &[],
+        ),
+        "\"init\" on localhost:5000/pol/new",
+    );
+    denied(
+        &no.tufctl(
+            &env,
+            &["signer", "add", "ci2", gun, "--key", "ci2.pub"],
+            &[],
+        ),
+        "\"signer-add\"",
+    );
+    ok.tufctl(
+        &env,
+        &["signer", "add", "ci2", gun, "--key", "ci2.pub"],
+        &[],
+    )
+    .ok();
+
+    // policy check explains without doing anything.
+    let why = env.tufctl(&[
+        "policy",
+        "check",
+        "--user",
+        &ok.name,
+        "sign",
+        gun,
+        "--role",
+        "targets/releases",
+    ]);
+    assert!(why.ok().contains("allowed: policy rule #1"), "{why:?}");
+    let why = env.tufctl(&["policy", "check", "--user", &no.name, "sign", gun]);
+    assert_eq!(why.status.code(), Some(1), "{why:?}");
+    assert!(
+        why.stdout.contains("denied:") && why.stdout.contains("\"sign\""),
+        "{why:?}"
+    );
+    ok.tufctl(&env, &["policy", "check", "revoke", gun], &[])
+        .ok();
+    denied(
+        &ok.tufctl(
+            &env,
+            &["policy", "check", "--user", &no.name, "sign", gun],
+            &[],
+        ),
+        "\"policy-check\"",
+    );
+
+    // The audit log has both sides, with callers the kernel reported.
+    let lines = audit_lines(&env);
+    let find = |uid: u32, op: &str, phase: &str| {
+        lines
+            .iter()
+            .filter(|l| l["caller"]["uid"] == uid && l["operation"] == op && l["phase"] == phase)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    for op in [
+        "sign",
+        "revoke",
+        "key-delete",
+        "token-unlock",
+        "key-test",
+        "inspect",
+    ] {
+        assert!(
+            !find(no.uid, op, "denied").is_empty(),
+            "no refused {op} audited"
+        );
+    }
+    let sign_end = find(ok.uid, "sign", "end");
+    assert_eq!(sign_end.len(), 1, "{sign_end:?}");
+    assert_eq!(sign_end[0]["result"], "ok");
+    assert_eq!(sign_end[0]["tags"][0]["digest"], D1);
+    assert!(
+        sign_end[0]["published"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["role"] == "targets/ci" && p["version"].as_u64().is_some())
+    );
+    assert!(
+        sign_end[0]["caller"]["exe"]
+            .as_str()
+            .unwrap()
+            .ends_with("tufctl"),
+        "{sign_end:?}"
+    );
+    assert!(sign_end[0]["caller"]["pid"].as_i64().is_some());
+    assert_eq!(sign_end[0]["caller"]["comm"], "tufctl");
+    assert_eq!(find(ok.uid, "key-delete", "end")[0]["result"], "ok");
+    assert_eq!(find(ok.uid, "token-unlock", "end")[0]["result"], "ok");
+    assert!(
+        find(ok.uid, "key-delete", "end")[0]["key_ids"][0]
+            .as_str()
+            .is_some()
+    );
+    assert!(!find(0, "signer-add", "end").is_empty());
+    // Allowed reads are not recorded; refused ones are.
+    assert!(find(ok.uid, "inspect", "begin").is_empty());
+
+    // The chain verifies, through the daemon (admins only) and offline.
+    env.tufctl(&["audit", "verify"]).ok();
+    denied(&no.tufctl(&env, &["audit", "verify"], &[]), "audit log");
+    let out = audit_verify(&env.path().join("state/audit.log"));
+    assert!(
+        out.status.success() && out.stdout.contains("intact"),
+        "{out:?}"
+    );
+}
+
+/// Edits, deletions and truncation of a real daemon's audit log are caught
+/// by `tufd --audit-verify`.
+#[test]
+fn audit_chain_detects_edited_deleted_and_truncated_lines() {
+    let env = TestEnv::new();
+    let d = env.start();
+    for k in ["a1", "a2", "a3"] {
+        env.tufctl(&["key", "generate", k]).ok();
+    }
+    d.stop();
+    let log = env.path().join("state/audit.log");
+    let head = env.path().join("state/audit.log.head");
+    let good = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = good.lines().collect();
+    assert_eq!(lines.len(), 6, "begin and end per key: {good}");
+    assert!(audit_verify(&log).status.success());
+    let check = |text: String, want: &str| {
+        std::fs::write(&log, text).unwrap();
+        let out = audit_verify(&log);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(out.stderr.contains(want), "{want:?}: {out:?}");
+    };
+    let join = |v: Vec<&str>| v.iter().map(|l| format!("{l}\n")).collect::<String>();
+    // Edited: a2 becomes zz in seq 3.
+    let mut edited = lines.clone();
+    let changed = edited[2].replace("\"phase\":\"begin\"", "\"phase\":\"end\"");
+    assert_ne!(changed, edited[2]);
+    edited[2] = &changed;
+    check(join(edited), "edited");
+    // Deleted.
+    let mut deleted = lines.clone();
+    deleted.remove(3);
+    check(join(deleted), "deleted");
+    // Truncated tail.
+    check(join(lines[..4].to_vec()), "truncated");
+    // The daemon does not start on a truncated log.
+    let _ = head;
+    let started = tufd_tests::daemon::Daemon::try_start(&env, &env.config());
+    let err = started.err().expect("refused to start");
+    assert!(err.contains("truncated"), "{err}");
+    std::fs::write(&log, &good).unwrap();
+    assert!(audit_verify(&log).status.success());
+}
+
+/// An audit log that cannot be written refuses the operation.
+#[test]
+fn an_unwritable_audit_log_refuses_the_operation() {
+    let env = TestEnv::new();
+    let log = env.path().join("audit.log");
+    std::os::unix::fs::symlink("/dev/full", &log).unwrap();
+    let config = format!("{}[audit]\npath = \"{}\"\n", env.config(), log.display());
+    let _d = env.start_with(&config);
+    let out = env.tufctl(&["key", "generate", "k"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("audit log cannot be written"),
+        "{out:?}"
+    );
+    let keys = env.tufctl(&["-o", "json", "key", "list"]).json();
+    assert_eq!(
+        keys["keys"].as_array().unwrap().len(),
+        0,
+        "no key was made: {keys}"
+    );
+}
+
+/// SIGHUP: a new policy applies to new requests; a bad one is refused and
+/// the old one kept, and the daemon keeps serving.
+#[test]
+fn sighup_reloads_the_policy_and_keeps_the_old_one_when_the_new_is_bad() {
+    if skip_unless_root("sighup_reloads_the_policy_and_keeps_the_old_one_when_the_new_is_bad") {
+        return;
+    }
+    let env = TestEnv::new();
+    let user = TestUser::create(&env, "hup");
+    let d = env.start();
+    open_socket_to_everyone(&env);
+    denied(&user.tufctl(&env, &["key", "list"], &[]), "\"list\"");
+
+    let config_path = env.path().join("tufd.toml");
+    let grant = format!(
+        "{}[policy]\n[[policy.rule]]\nusers = [\"{}\"]\noperations = [\"list\"]\n",
+        env.config(),
+        user.name
+    );
+    let hup = |expect_in_log: &str, count: usize| {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while d.log().matches(expect_in_log).count() < count {
+            assert!(
+                Instant::now() < deadline,
+                "no {expect_in_log:?} in {}",
+                d.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    std::fs::write(&config_path, &grant).unwrap();
+    hup("policy reloaded", 1);
+    user.tufctl(&env, &["key", "list"], &[]).ok();
+
+    std::fs::write(&config_path, grant.replace("\"list\"", "\"fly\"")).unwrap();
+    hup("configuration refused", 1);
+    user.tufctl(&env, &["key", "list"], &[]).ok();
+
+    std::fs::write(&config_path, env.config()).unwrap();
+    hup("policy reloaded", 2);
+    denied(&user.tufctl(&env, &["key", "list"], &[]), "\"list\"");
+}
