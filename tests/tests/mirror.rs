@@ -284,6 +284,11 @@ fn upstream_with_token_auth_uses_tufds_credentials_and_disabled_proxies() {
     let env = TestEnv::new();
     let password = env.path().join("registry-password");
     std::fs::write(&password, PASSWORD).unwrap();
+    std::fs::set_permissions(
+        &password,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let port = free_port().unwrap();
     let mirror = format!("127.0.0.1:{port}");
     let d = env.start_with(&config(
