@@ -99,6 +99,7 @@ fn to_json(t: &v1::TagVerification) -> Value {
         "role": (!t.role.is_empty()).then_some(&t.role),
         "signers": t.signers,
         "reason": (!t.reason.is_empty()).then_some(&t.reason),
+        "warnings": t.warnings,
     })
 }
 
@@ -114,6 +115,9 @@ fn render(
     for t in tags {
         let reference = format!("{}:{}", t.repository, t.tag);
         let answer = !t.digest.is_empty() && t.status != "refused";
+        for w in &t.warnings {
+            stderr.push_str(&format!("tufctl: warning: {w}\n"));
+        }
         match t.status.as_str() {
             "refused" => refused.push(format!("{reference}: {}", t.reason)),
             "unverified" => {
@@ -189,6 +193,7 @@ mod tests {
             },
             signers: vec![],
             reason: reason.into(),
+            warnings: vec![],
         }
     }
 

@@ -78,8 +78,6 @@
 //! Every write also re-signs each role tufd can sign that expires within
 //! six months.
 //!
-//! Verify-before-pull (`[[verify]]` per repository prefix, `[verification]`
-//! limits) is described in `trust/verify/config.rs`.
 //! Who may do what (see [`crate::policy`]; without rules only root and the
 //! admin group, default `tufd-admin`, may do anything):
 //!
@@ -101,6 +99,10 @@
 //! rotate_bytes = 67108864            # default 64 MiB; 0: never rotate
 //! enabled = true                     # false only to measure its cost
 //! ```
+//!
+//! Verify-before-pull (`[[verify]]` per repository prefix, `[verification]`
+//! limits) is described in `trust/verify/config.rs`; the registry mirror
+//! (`[mirror]`) in `mirror/config.rs`.
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};

@@ -166,6 +166,17 @@ fn one_user_allowed_one_refused_for_every_operation_and_both_audited() {
         !published.contains(&"targets/alice".to_owned()),
         "policy keeps ok out of alice's role: {signed}"
     );
+    // Verify is a read: `ok` may, `no` may not.
+    let verified = ok.tufctl(&env, &["verify", "--print-digest", &v1], &[]);
+    assert_eq!(
+        verified.stdout.trim(),
+        format!("{gun}@{D1}"),
+        "{verified:?}"
+    );
+    denied(
+        &no.tufctl(&env, &["verify", &v1], &[]),
+        "\"verify\" on localhost:5000/pol/app",
+    );
     // Another team's repository is refused, even for `ok`.
     denied(
         &ok.tufctl(

@@ -429,6 +429,18 @@ fn resolution_follows_docker() {
     assert_eq!(v[0]["signers"], serde_json::json!(["alice"]));
     assert_eq!(v[1]["role"], "targets");
     assert_eq!(v[1]["size"], 14);
+    // The expired delegation it did not need: a warning, as docker gives.
+    assert!(
+        out.stderr.contains("warning") && out.stderr.contains("targets/stale was skipped"),
+        "{out:?}"
+    );
+    let warning = v[0]["warnings"][0].as_str().unwrap_or_default();
+    assert!(
+        warning.starts_with(&format!(
+            "{gun}: targets/stale was skipped: targets/stale expired at"
+        )),
+        "{v}"
+    );
 
     for (tag, reason) in [
         ("outside", "no trust data for this tag"),

@@ -47,9 +47,13 @@ fn record(c: &Caller) -> CallerRecord {
 }
 
 /// The repository name policy patterns match: the name as the trust layer
-/// uses it (the one place to normalize).
+/// uses it (the one place to normalize), docker's normalized name
+/// (`alpine` → `docker.io/library/alpine`, `REPO:TAG` → `REPO`). A name the
+/// shared rules refuse is matched as given (the trust layer refuses it).
 pub fn repository(name: &str) -> String {
-    name.to_owned()
+    tufd_proto::names::maybe_tagged(name)
+        .map(|(repo, _)| repo)
+        .unwrap_or_else(|_| name.to_owned())
 }
 
 impl Gate {

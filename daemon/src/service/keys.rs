@@ -334,3 +334,28 @@ impl Keys for KeysService {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_names_and_repositories_follow_the_shared_rules() {
+        let l = label("root", "alpine").unwrap();
+        assert_eq!(l.gun(), "docker.io/library/alpine");
+        assert_eq!(label("alice", "").unwrap().gun(), "");
+        for (name, gun) in [
+            ("alice", ".."),
+            ("alice", "/lead"),
+            ("alice", "trail/"),
+            ("alice", "a b"),
+            ("alice", "a?b#c%d"),
+            ("alice", "upper/Case"),
+            ("../x", ""),
+            ("a b", ""),
+        ] {
+            let e = label(name, gun).unwrap_err();
+            assert_eq!(e.code(), tonic::Code::InvalidArgument, "{name:?} {gun:?}");
+        }
+    }
+}

@@ -50,7 +50,7 @@ impl TrustService {
         }
         let mut out = Vec::with_capacity(repositories.len());
         for r in repositories {
-            let action = Action::on(op, r).roles(roles.iter().cloned());
+            let action = Action::on(op, &super::gate::repository(r)).roles(roles.iter().cloned());
             out.push(self.gate.authorize(req, action).await?);
         }
         Ok(out)
@@ -254,6 +254,7 @@ fn verification(v: TagVerdict) -> v1::TagVerification {
         repository: v.repository,
         tag: v.tag,
         mode: v.mode.as_str().to_owned(),
+        warnings: v.warnings,
         ..Default::default()
     };
     let registry = |out: &mut v1::TagVerification, r: Result<([u8; 32], u64), String>| match r {
@@ -301,6 +302,7 @@ fn verification(v: TagVerdict) -> v1::TagVerification {
     }
     out
 }
+
 /// The most tags one `Sign` request may carry.
 const MAX_TAGS_PER_SIGN: usize = 1000;
 
@@ -594,9 +596,7 @@ impl trust_server::Trust for TrustService {
             .get_ref()
             .repositories
             .iter()
-            .map(|r| {
-                tufd_proto::names::maybe_tagged(r).map_or_else(|_| r.clone(), |(repo, _)| repo)
-            })
+            .map(|r| super::gate::repository(r))
             .collect();
         self.authorize_all(&req, Operation::Inspect, &repos, &[])
             .await?;
@@ -624,7 +624,7 @@ impl trust_server::Trust for TrustService {
             .get_ref()
             .references
             .iter()
-            .map(|r| tufd_proto::names::tagged(r).map_or_else(|_| r.clone(), |(repo, _)| repo))
+            .map(|r| super::gate::repository(r))
             .collect();
         self.authorize_all(&req, Operation::Verify, &repos, &[])
             .await?;

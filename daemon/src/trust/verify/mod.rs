@@ -122,6 +122,9 @@ pub struct TagVerdict {
     pub mode: VerifyMode,
     /// What was found.
     pub outcome: Outcome,
+    /// Delegations left out because they did not verify, which this tag's
+    /// resolution did not need.
+    pub warnings: Vec<String>,
 }
 
 /// A manifest digest and size.
@@ -600,11 +603,25 @@ impl Trust {
                         }
                     }
                 };
+                let warnings = match (&updated, &outcome) {
+                    (Some(Ok(Some(u))), Outcome::Trusted { .. }) => u
+                        .skipped
+                        .iter()
+                        .filter_map(|s| match &s.reason {
+                            SkipReason::Failed(e) => {
+                                Some(format!("{name}: {} was skipped: {e}", s.name))
+                            }
+                            SkipReason::NotFetched => None,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
                 out.push(TagVerdict {
                     repository: name.to_owned(),
                     tag,
                     mode,
                     outcome,
+                    warnings,
                 });
             }
         }
