@@ -73,6 +73,19 @@ pub enum Command {
     /// Verify tags before a pull and print their signed digests (what
     /// docker's content trust checked): enforced, passive or disabled.
     Verify(crate::verify::VerifyArgs),
+    /// Make a repository whose signer role does not verify verify again;
+    /// says which tags were dropped and why.
+    #[command(long_about = REPAIR_ABOUT)]
+    Repair {
+        /// The repository (GUN).
+        #[arg(value_name = "REPO")]
+        repo: String,
+    },
+    /// The daemon's local trust store (the repositories it verified before).
+    Trust {
+        #[command(subcommand)]
+        command: TrustCommand,
+    },
     /// Ask the daemon's policy who may do what (nothing is done).
     Policy {
         #[command(subcommand)]
@@ -83,6 +96,9 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// TUF 1.0 repositories on a directory, every key on the tokens
+    /// (python-tuf compatible).
+    Tuf(crate::tuf1::TufArgs),
 }
 
 /// `policy` subcommands.
@@ -118,6 +134,34 @@ pub enum AuditCommand {
     /// (root and the admin group). Offline: `tufd --audit-verify FILE`.
     Verify,
 }
+
+/// `trust` subcommands.
+#[derive(Subcommand)]
+pub enum TrustCommand {
+    /// Remove a repository from the daemon's trust store: the next operation
+    /// trusts the root the server serves then (trust on first use). For a
+    /// repository whose server copy was deleted or re-created on purpose.
+    Forget {
+        /// The repository (GUN).
+        #[arg(value_name = "REPO")]
+        repo: String,
+    },
+}
+
+const REPAIR_ABOUT: &str = "\
+Make a repository whose signer role does not verify verify again.
+
+A signer role (such as targets/releases) signed by a key its delegation no
+longer lists hides every tag it holds from `docker pull` and `notary list`
+(a signer removal that raced a sign with an older tufd, docker or notary
+can leave a repository so). With a key the role still lists, the daemon
+re-signs the role with its last verified content; without one, the targets
+key stops delegating the role (add its signers again afterwards with
+`tufctl signer add`). Tags in the broken file are never re-signed as they
+are. The answer names every tag dropped and why.
+
+Example:
+  tufctl repair registry.example.com/team/app";
 
 const SIGN_ABOUT: &str = "\
 Sign tags of images with a key the daemon holds (`docker trust sign`).

@@ -11,6 +11,7 @@ mod keys;
 mod output;
 mod policy;
 mod trust;
+mod tuf1;
 mod verify;
 
 use clap::Parser;
@@ -39,6 +40,20 @@ async fn main() -> ExitCode {
 async fn run(args: cli::Cli) -> Result<(), output::Failure> {
     let out = output::Output::new(args.output);
     trust::precheck(&args.command)?;
+    if let cli::Command::Tuf(t) = &args.command {
+        tuf1::precheck(t)?;
+    }
+    if let cli::Command::Tuf(t) = args.command {
+        if tuf1::is_local(&t) {
+            return tuf1::run_client(t).await;
+        }
+        // Signing may wait for a touch and a batch may be large: only
+        // status and refresh get --timeout.
+        let timeout = (tuf1::is_quick(&t) && args.timeout > 0)
+            .then(|| std::time::Duration::from_secs(args.timeout));
+        let channel = connect::connect(&args.socket, timeout).await?;
+        return tuf1::run(t, channel, &out).await;
+    }
     // Commands that may wait for a touch (signing, a YubiKey key's
     // certificate) or run a long batch have no deadline; the others get
     // --timeout.
@@ -81,5 +96,12 @@ async fn run(args: cli::Cli) -> Result<(), output::Failure> {
         cli::Command::Verify(args) => args.run(channel, &out).await,
         cli::Command::Policy { command } => policy::policy(command, channel, &out).await,
         cli::Command::Audit { command } => policy::audit(command, channel, &out).await,
+        cli::Command::Repair { repo } => {
+            trust::repair(repo, channel, &mut trust::Term::stdio(), &out).await
+        }
+        cli::Command::Trust {
+            command: cli::TrustCommand::Forget { repo },
+        } => trust::forget(repo, channel, &out).await,
+        cli::Command::Tuf(_) => unreachable!("handled above"),
     }
 }

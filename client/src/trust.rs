@@ -185,6 +185,10 @@ pub fn precheck(cmd: &crate::cli::Command) -> Result<(), Failure> {
             .repos
             .iter()
             .try_for_each(|r| check_reference(r).map(drop)),
+        Command::Repair { repo }
+        | Command::Trust {
+            command: crate::cli::TrustCommand::Forget { repo },
+        } => check_untagged(repo).map(drop),
         Command::Key {
             command:
                 KeyCommand::Rotate {
@@ -252,6 +256,16 @@ pub async fn follow(
                     "the daemon ended the operation without a result: it may or may not have been applied; check with `tufctl inspect REPO`",
                 ));
             }
+            Err(status) if broken_connection(&status) => {
+                term.clear_status();
+                return Err(Failure::daemon(
+                    "Unavailable",
+                    format!(
+                        "the connection to the daemon broke before the operation answered (did the daemon stop or die?): the outcome is unknown, the change may or may not have been published; check with `tufctl inspect REPO` ({})",
+                        status.message()
+                    ),
+                ));
+            }
             Err(status) => {
                 term.clear_status();
                 return Err(Failure::from(status));
@@ -268,6 +282,13 @@ pub async fn follow(
             None => {}
         }
     }
+}
+
+/// Whether `status` comes from the transport (the stream broke) rather
+/// than from the daemon: a daemon's answer carries no source error.
+fn broken_connection(status: &tonic::Status) -> bool {
+    use std::error::Error;
+    status.source().is_some() || status.message().contains("h2 protocol error")
 }
 
 fn progress_line(p: &v1::Progress) -> String {
@@ -478,6 +499,41 @@ pub async fn revoke(
     follow(stream.into_inner(), term, out).await
 }
 
+/// `tufctl repair`.
+pub async fn repair(
+    repo: String,
+    channel: Channel,
+    term: &mut Term,
+    out: &Output,
+) -> Result<(), Failure> {
+    check_untagged(&repo)?;
+    let stream = TrustClient::new(channel)
+        .repair(v1::RepairRequest { repository: repo })
+        .await?;
+    follow(stream.into_inner(), term, out).await
+}
+
+/// `tufctl trust forget`.
+pub async fn forget(repo: String, channel: Channel, out: &Output) -> Result<(), Failure> {
+    check_untagged(&repo)?;
+    let r = TrustClient::new(channel)
+        .forget(v1::ForgetRequest {
+            repository: repo.clone(),
+        })
+        .await?
+        .into_inner();
+    if out.json() {
+        out.print_json(&json!({ "repository": repo, "forgotten": r.forgotten }));
+    } else if r.forgotten {
+        println!(
+            "{repo}: removed from the trust store; the next operation trusts the root the server serves then"
+        );
+    } else {
+        println!("{repo}: not in the trust store; nothing to forget");
+    }
+    Ok(())
+}
+
 /// `tufctl key rotate`.
 pub async fn rotate(
     repo: String,
@@ -681,7 +737,21 @@ mod tests {
         type SignStream = EventStream;
         type RevokeStream = EventStream;
         type RotateKeyStream = EventStream;
+        type RepairStream = EventStream;
 
+        async fn repair(
+            &self,
+            r: Request<v1::RepairRequest>,
+        ) -> Result<Response<EventStream>, Status> {
+            self.answer(format!("{:?}", r.into_inner()))
+        }
+        async fn forget(
+            &self,
+            r: Request<v1::ForgetRequest>,
+        ) -> Result<Response<v1::ForgetResponse>, Status> {
+            let _ = self.answer(format!("{:?}", r.into_inner()));
+            Ok(Response::new(v1::ForgetResponse { forgotten: true }))
+        }
         async fn add_signer(
             &self,
             r: Request<v1::AddSignerRequest>,

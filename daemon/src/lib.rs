@@ -19,5 +19,7 @@ pub mod mirror;
 pub mod policy;
 pub mod server;
 pub mod service;
+pub mod testhook;
 pub mod trust;
+pub mod tuf1;
 pub mod zalloc;

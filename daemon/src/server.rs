@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::keyring::Keyring;
-use crate::service::{Gate, KeysService, PolicyService, SystemService, TrustService};
+use crate::service::{Gate, KeysService, PolicyService, SystemService, TrustService, TufService};
 use crate::trust::{Trust, TrustError};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
@@ -14,6 +14,7 @@ use tufd_proto::v1::keys_server::KeysServer;
 use tufd_proto::v1::policy_server::PolicyServer;
 use tufd_proto::v1::system_server::SystemServer;
 use tufd_proto::v1::trust_server::TrustServer;
+use tufd_proto::v1::tuf_server::TufServer;
 
 /// How long in-flight requests get to finish after SIGTERM/SIGINT.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -43,6 +44,8 @@ pub enum ServerError {
     Trust(#[from] Box<TrustError>),
     #[error("{0}")]
     Mirror(#[from] crate::mirror::MirrorError),
+    #[error("TUF 1.0 repositories: {0}")]
+    Tuf1(#[from] crate::tuf1::RepoError),
     #[error("serving failed: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error("{0}; tufd does not run without its audit log")]
@@ -208,6 +211,7 @@ pub async fn serve(
     let gate = Arc::new(Gate::new(config.policy.clone(), audit));
     let keyring = Arc::new(Keyring::from_config(&config));
     let trust = Arc::new(Trust::new(&config, keyring.clone()).map_err(Box::new)?);
+    let tuf1 = Arc::new(crate::tuf1::Tuf1::new(keyring.clone(), &config.state_dir)?);
     let (listener, activated) = match activated_socket()? {
         Some(l) => (l, true),
         None => (bind_socket(&config.socket)?, false),
@@ -240,6 +244,9 @@ pub async fn serve(
         }
     }
 
+    // The TUF 1.0 refresher re-signs online roles on its own schedule; it
+    // holds no request, so it stops with the runtime.
+    let refresher = tokio::spawn(tuf1.clone().run_refresher());
     notify(&[sd_notify::NotifyState::Ready]);
 
     crate::connections::raise_open_files_limit();
@@ -263,12 +270,17 @@ pub async fn serve(
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(
-            TrustServer::new(TrustService::new(trust, gate.clone()))
+            TrustServer::new(TrustService::new(trust.clone(), gate.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(
             PolicyServer::new(PolicyService::new(gate))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            TufServer::new(TufService::new(tuf1))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
@@ -293,6 +305,15 @@ pub async fn serve(
     };
     if let Some(m) = mirror {
         m.abort();
+    }
+    refresher.abort();
+    // Verified results still being stored (after their callers were
+    // answered) reach the store before the daemon exits.
+    if tokio::time::timeout(SHUTDOWN_GRACE, trust.idle())
+        .await
+        .is_err()
+    {
+        tracing::warn!("trust store writes did not finish within {SHUTDOWN_GRACE:?}; exiting");
     }
     if activated {
         // systemd owns the socket.

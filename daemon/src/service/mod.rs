@@ -6,6 +6,7 @@ mod keys;
 mod policy;
 mod system;
 mod trust;
+mod tuf1;
 pub mod unmapped;
 
 pub use gate::Gate;
@@ -13,6 +14,7 @@ pub use keys::KeysService;
 pub use policy::PolicyService;
 pub use system::SystemService;
 pub use trust::TrustService;
+pub use tuf1::TufService;
 
 use crate::keyring::{KeyringError, TokenReport};
 use tonic::transport::server::UdsConnectInfo;

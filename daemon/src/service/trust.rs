@@ -107,7 +107,7 @@ async fn finish(
 pub(crate) fn status(e: TrustError) -> Status {
     let message = e.to_string();
     let mut inner = &e;
-    while let TrustError::Partial { source, .. } = inner {
+    while let TrustError::Partial { source, .. } | TrustError::Undone { source, .. } = inner {
         inner = source;
     }
     let code = match inner {
@@ -135,7 +135,9 @@ pub(crate) fn status(e: TrustError) -> Status {
         TrustError::InvalidRequest(_) => Code::InvalidArgument,
         TrustError::Contended { .. } => Code::Aborted,
         TrustError::Store { .. } | TrustError::Internal(_) => Code::Internal,
-        TrustError::Partial { .. } => unreachable!("unwrapped above"),
+        TrustError::Unverified { .. } => Code::DataLoss,
+        TrustError::RolledBack { .. } => Code::FailedPrecondition,
+        TrustError::Partial { .. } | TrustError::Undone { .. } => unreachable!("unwrapped above"),
     };
     Status::new(code, message)
 }
@@ -313,6 +315,60 @@ impl trust_server::Trust for TrustService {
     type SignStream = EventStream;
     type RevokeStream = EventStream;
     type RotateKeyStream = EventStream;
+    type RepairStream = EventStream;
+
+    async fn repair(
+        &self,
+        req: Request<v1::RepairRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let who = caller(&req);
+        let repos = [req.get_ref().repository.clone()];
+        let allowed = self
+            .authorize_all(&req, Operation::Repair, &repos, &[])
+            .await?;
+        let audit = allowed[0].begin(&self.gate, Details::default()).await?;
+        let r = req.into_inner();
+        tracing::info!(caller = %who, repository = %r.repository, "repair");
+        let trust = self.trust.clone();
+        Ok(stream(move |sink| async move {
+            let outcome = trust.repair(&r.repository, &sink).await.map(|c| vec![c]);
+            finish(audit, outcome).await
+        }))
+    }
+
+    async fn forget(
+        &self,
+        req: Request<v1::ForgetRequest>,
+    ) -> Result<Response<v1::ForgetResponse>, Status> {
+        let who = caller(&req);
+        let repos = [req.get_ref().repository.clone()];
+        // Forgetting a repository's trusted root is as weighty as repairing
+        // it: the next read trusts whatever root the server serves.
+        let allowed = self
+            .authorize_all(&req, Operation::Repair, &repos, &[])
+            .await?;
+        let audit = allowed[0]
+            .begin(
+                &self.gate,
+                Details {
+                    detail: "trust forget".into(),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let r = req.into_inner();
+        tracing::info!(caller = %who, repository = %r.repository, "trust forget");
+        let forgotten = self.trust.forget(&r.repository).await;
+        audit
+            .end(
+                forgotten.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+                vec![],
+                vec![],
+            )
+            .await?;
+        let forgotten = forgotten.map_err(status)?;
+        Ok(Response::new(v1::ForgetResponse { forgotten }))
+    }
 
     async fn add_signer(
         &self,

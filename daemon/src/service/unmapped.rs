@@ -25,6 +25,8 @@ pub const GATED: &[&str] = &[
     "/tufd.v1.Trust/RotateKey",
     "/tufd.v1.Trust/Inspect",
     "/tufd.v1.Trust/Verify",
+    "/tufd.v1.Trust/Repair",
+    "/tufd.v1.Trust/Forget",
     "/tufd.v1.Policy/Check",
     "/tufd.v1.Policy/VerifyAudit",
 ];
@@ -128,7 +130,7 @@ mod tests {
         // Mapped methods go to their handler, which consults the gate.
         assert_eq!(call("/tufd.v1.Trust/Sign").body(), "handled");
         // An unmapped one is refused before it (here: no peer credentials).
-        let refused = call("/tufd.v1.Trust/Repair");
+        let refused = call("/tufd.v1.Trust/SomethingNew");
         assert_eq!(refused.body(), "");
         let status = tonic::Status::from_header_map(refused.headers()).unwrap();
         assert_eq!(status.code(), tonic::Code::PermissionDenied);

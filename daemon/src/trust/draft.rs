@@ -11,7 +11,7 @@ use tufd_keys::{KeyRecord, KeyStore};
 use tufd_tuf::expiry::{ROOT_EXPIRY, SNAPSHOT_EXPIRY, TARGETS_EXPIRY};
 use tufd_tuf::{
     FileMeta, Key, KeyType, Metadata, RepositoryFiles, RoleName, RoleSigner, Root, Signed,
-    Snapshot, Targets, sign_role,
+    Snapshot, TargetMeta, Targets, sign_role,
 };
 
 /// Roles expiring within this window are re-signed on the next write.
@@ -68,6 +68,12 @@ impl HeldKeys {
         }
     }
 
+    /// Adds every key of `other`.
+    pub fn extend(&mut self, other: &HeldKeys) {
+        self.by_id
+            .extend(other.by_id.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+
     /// The held key for a metadata key, if tufd has it.
     pub fn for_key(&self, key: &Key) -> Option<&HeldKey> {
         let id = if key.keytype().is_x509() {
@@ -111,14 +117,14 @@ pub trait TouchNotice: Send + Sync {
 
 /// The repository as an intent changes it.
 pub struct Draft {
-    pub gun: String,
-    pub now: OffsetDateTime,
-    pub root: Root,
-    pub targets: Targets,
+    pub(super) gun: String,
+    pub(super) now: OffsetDateTime,
+    pub(super) root: Root,
+    pub(super) targets: Targets,
     /// Delegation files by role name (existing ones, and new ones).
-    pub delegations: BTreeMap<String, Targets>,
+    pub(super) delegations: BTreeMap<String, Targets>,
     /// Extra keys that must sign root (the old root key in a rotation).
-    pub extra_root_signers: Vec<Key>,
+    pub(super) extra_root_signers: Vec<Key>,
     changed: BTreeSet<String>,
     /// Versions as read (absent: the role was never published).
     base_versions: BTreeMap<String, u64>,
@@ -126,9 +132,13 @@ pub struct Draft {
     base_bytes: BTreeMap<String, Vec<u8>>,
     base_snapshot: Option<Snapshot>,
     /// The repository did not exist before this transaction.
-    pub initializing: bool,
+    pub(super) initializing: bool,
     /// Validity given to the roles signed now.
-    pub expiries: Expiries,
+    pub(super) expiries: Expiries,
+    /// What the repository as served must show after the publish before
+    /// the caller hears "success": each target name resolving to this
+    /// content (`Some`), or not resolving at all (`None`).
+    pub(super) expect: Vec<(String, Option<TargetMeta>)>,
 }
 
 /// The files one transaction publishes, with their new versions.
@@ -176,6 +186,7 @@ impl Draft {
             base_snapshot: Some(repo.snapshot.signed().clone()),
             initializing: false,
             expiries: Expiries::default(),
+            expect: Vec::new(),
         })
     }
 
@@ -194,6 +205,7 @@ impl Draft {
             base_snapshot: None,
             initializing: true,
             expiries: Expiries::default(),
+            expect: Vec::new(),
         };
         d.mark("root");
         d.mark("targets");
@@ -201,8 +213,122 @@ impl Draft {
     }
 
     /// Records that `role` changed and must be re-signed.
-    pub fn mark(&mut self, role: &str) {
+    fn mark(&mut self, role: &str) {
         self.changed.insert(role.to_owned());
+    }
+
+    /// Re-signs `role` in this publish (a delegation without a file gets
+    /// its first version, empty).
+    pub fn resign(&mut self, role: &str) {
+        if role.starts_with("targets/") {
+            self.delegation_mut(role);
+        }
+        self.mark(role);
+    }
+
+    /// The roles this draft re-signs, sorted.
+    pub fn changed_roles(&self) -> Vec<String> {
+        self.changed.iter().cloned().collect()
+    }
+
+    /// The direct delegations of targets (`targets/<name>`), in order.
+    pub fn direct_delegations(&self) -> Vec<String> {
+        self.targets
+            .delegations
+            .roles
+            .iter()
+            .filter(|r| r.name.matches('/').count() == 1)
+            .map(|r| r.name.clone())
+            .collect()
+    }
+
+    /// Delegation files that some role still delegates to.
+    pub fn delegated_roles(&self) -> Vec<String> {
+        self.delegations
+            .keys()
+            .filter(|r| self.delegation_keys(r).is_some())
+            .cloned()
+            .collect()
+    }
+
+    /// Lists `tag` with `meta` in targets-type `role` (created if it is a
+    /// delegation without a file yet). Whether anything changed.
+    pub fn put_target(&mut self, role: &str, tag: &str, meta: TargetMeta) -> bool {
+        let t = if role == "targets" {
+            &mut self.targets
+        } else {
+            self.delegation_mut(role)
+        };
+        if t.targets.get(tag).is_some_and(|m| {
+            m.length == meta.length && m.hashes.get("sha256") == meta.hashes.get("sha256")
+        }) {
+            return false;
+        }
+        t.targets.insert(tag.to_owned(), meta);
+        self.mark(role);
+        true
+    }
+
+    /// Removes `tag` from targets-type `role`.
+    pub fn remove_target(&mut self, role: &str, tag: &str) {
+        let t = if role == "targets" {
+            Some(&mut self.targets)
+        } else {
+            self.delegations.get_mut(role)
+        };
+        if t.is_some_and(|t| t.targets.remove(tag).is_some()) {
+            self.mark(role);
+        }
+    }
+
+    /// Adds `key` to the delegation `role` of targets (all paths), creating
+    /// the delegation if needed.
+    pub fn delegate(&mut self, role: &RoleName, key: &Key) -> Result<(), tufd_tuf::Error> {
+        self.targets
+            .delegations
+            .add_to_role(role, std::slice::from_ref(key), &[String::new()])?;
+        self.mark("targets");
+        Ok(())
+    }
+
+    /// Restores a delegation entry's keys and paths (as they were).
+    pub fn redelegate(
+        &mut self,
+        role: &RoleName,
+        keys: &[Key],
+        paths: &[String],
+    ) -> Result<(), tufd_tuf::Error> {
+        self.targets.delegations.add_to_role(role, keys, paths)?;
+        self.mark("targets");
+        Ok(())
+    }
+
+    /// Targets no longer delegates `role` (its file stays on the server,
+    /// ignored by clients).
+    pub fn undelegate(&mut self, role: &str) {
+        if self.targets.delegations.remove_role(role).is_some() {
+            self.mark("targets");
+        }
+    }
+
+    /// Removes `keyids` from the delegation `role` of targets.
+    pub fn remove_delegation_keys(&mut self, role: &str, keyids: &[String]) {
+        self.targets.delegations.remove_keys_from_role(role, keyids);
+        self.mark("targets");
+    }
+
+    /// Sets the keys of a top-level role in root.
+    pub fn set_root_keys(&mut self, role: &RoleName, keys: &[Key]) -> Result<(), tufd_tuf::Error> {
+        self.root.set_role_keys(role, keys)?;
+        self.mark("root");
+        Ok(())
+    }
+
+    /// Keys that sign root besides the current root keys (the old root
+    /// keys during a rotation).
+    pub fn cosign_root(&mut self, keys: Vec<Key>) {
+        self.extra_root_signers = keys;
+        self.mark("root");
     }
 
     /// Whether anything changed.
@@ -211,7 +337,7 @@ impl Draft {
     }
 
     /// The delegation file `name`, created empty if it does not exist yet.
-    pub fn delegation_mut(&mut self, name: &str) -> &mut Targets {
+    pub(super) fn delegation_mut(&mut self, name: &str) -> &mut Targets {
         let expires = self.now + TARGETS_EXPIRY;
         self.delegations
             .entry(name.to_owned())

@@ -40,11 +40,39 @@ pub enum TrustError {
     /// The request is malformed.
     #[error("{0}")]
     InvalidRequest(String),
-    /// Concurrent writers kept winning.
+    /// Concurrent writers kept winning until the deadline.
     #[error(
-        "{repository}: gave up after {attempts} attempts: other writers kept changing the repository; try again"
+        "{repository}: gave up after {attempts} attempts in {seconds} s: other writers kept changing the repository; nothing of this change was published; try again"
     )]
-    Contended { repository: String, attempts: u32 },
+    Contended {
+        repository: String,
+        attempts: u32,
+        seconds: u64,
+    },
+    /// The server serves a role older than the version tufd verified (or
+    /// just published): a rollback, refused.
+    #[error(
+        "{repository}: {role}: version {served} is not acceptable, expected >= {trusted}, the version tufd verified before: the server rolled {role} back (refused, as the notary client refuses it). A hostile server does this; so does notary-server itself when another writer's publish commits at the same moment as a change to {role} (it can build its snapshot from the {role} it read before that change): then the change of v{trusted} was lost. Check what the server serves with a fresh `notary list {repository}`; to accept it, run `tufctl trust forget {repository}` and apply the lost change again"
+    )]
+    RolledBack {
+        repository: String,
+        role: String,
+        served: u64,
+        trusted: u64,
+    },
+    /// The change was published, but the repository as served afterwards
+    /// does not verify with it (or reading it back failed): the message
+    /// says what was published and what state the repository is in.
+    #[error("{repository}: {message}")]
+    Unverified { repository: String, message: String },
+    /// This operation's change was published and then undone to keep
+    /// another writer's published change valid; `source` is what the
+    /// retry from a fresh read then answered.
+    #[error("{what}. Retried from a fresh read: {source}")]
+    Undone {
+        what: String,
+        source: Box<TrustError>,
+    },
     /// The local trust store could not be read or written.
     #[error("trust store {path}: {detail}")]
     Store { path: String, detail: String },

@@ -90,6 +90,29 @@ pub async fn fetch(
     stored: Option<&StoredRepository>,
     now: OffsetDateTime,
 ) -> Result<Option<Fetched>, TrustError> {
+    fetch_with(client, gun, stored, now, false).await
+}
+
+/// Like [`fetch`], but a delegation that does not verify is skipped and
+/// listed in `repo.skipped` (as the notary client skips it) instead of
+/// failing the read: for repair, and for telling what a broken repository
+/// shows its readers.
+pub async fn fetch_lenient(
+    client: &NotaryClient,
+    gun: &Gun,
+    stored: Option<&StoredRepository>,
+    now: OffsetDateTime,
+) -> Result<Option<Fetched>, TrustError> {
+    fetch_with(client, gun, stored, now, true).await
+}
+
+async fn fetch_with(
+    client: &NotaryClient,
+    gun: &Gun,
+    stored: Option<&StoredRepository>,
+    now: OffsetDateTime,
+    lenient: bool,
+) -> Result<Option<Fetched>, TrustError> {
     let name = gun.as_str();
     let remote = |e| TrustError::remote(name, e);
     let md = |e| TrustError::metadata(name, e);
@@ -99,7 +122,7 @@ pub async fn fetch(
         Err(e) if e.is_not_found() => {
             if stored.is_some() {
                 return Err(TrustError::NotFound(format!(
-                    "{name}: the server has no metadata for this repository any more, although tufd trusted it before; if it was deleted on purpose, remove it from the trust store"
+                    "{name}: the server has no metadata for this repository any more, although tufd trusted it before; if it was deleted on purpose, forget it with `tufctl trust forget {name}` (the next operation then trusts what the server serves anew)"
                 )));
             }
             return Ok(None);
@@ -146,6 +169,11 @@ pub async fn fetch(
             expected: format!(">= {from} (the version tufd trusts)"),
         }));
     }
+    if to == from && current_root != trusted_bytes {
+        return Err(TrustError::Refused(format!(
+            "{name}: the server serves a root.json at version {to} whose bytes differ from the root tufd trusts at that same version; a changed root must carry a higher version (the notary client refuses this too). Nothing was changed. If the repository was re-created on purpose, run `tufctl trust forget {name}` and trust it anew"
+        )));
+    }
     for v in from + 1..to {
         root_chain.push(
             client
@@ -191,54 +219,22 @@ pub async fn fetch(
         targets,
         delegations,
     };
-    let repo = tufd_tuf::verify_repository(&trusted, &files, name, now).map_err(md)?;
+    // Every role's version at least the one verified before (targets and
+    // every delegation too), checked before the signatures so a rolled-back
+    // file is named as such; nothing is signed over a rollback, as reads
+    // before a change go through here.
     if let Some(s) = stored {
-        check_not_older(name, s, &repo)?;
+        super::store::check_not_older(name, s, &files)?;
     }
+    let verify = if lenient {
+        tufd_tuf::verify_repository_lenient
+    } else {
+        tufd_tuf::verify_repository
+    };
+    let repo = verify(&trusted, &files, name, now).map_err(md)?;
     Ok(Some(Fetched {
         repo,
         unchanged,
         files,
     }))
-}
-
-/// Refuses a repository older than the one verified before (a rollback
-/// or freeze by the server).
-fn check_not_older(
-    gun: &str,
-    stored: &StoredRepository,
-    new: &VerifiedRepository,
-) -> Result<(), TrustError> {
-    let older = |role: &str, old: u64, new: u64| {
-        (new < old).then(|| {
-            TrustError::metadata(
-                gun,
-                tufd_tuf::Error::BadVersion {
-                    role: role.to_owned(),
-                    found: new,
-                    expected: format!(">= {old} (seen before: the server rolled back)"),
-                },
-            )
-        })
-    };
-    if let Ok(ts) = Signed::<Timestamp>::from_role_bytes("timestamp", &stored.files.timestamp)
-        && let Some(new_ts) = &new.timestamp
-        && let Some(e) = older(
-            "timestamp",
-            ts.signed().version(),
-            new_ts.signed().version(),
-        )
-    {
-        return Err(e);
-    }
-    if let Ok(snap) = Signed::<Snapshot>::from_role_bytes("snapshot", &stored.files.snapshot)
-        && let Some(e) = older(
-            "snapshot",
-            snap.signed().version(),
-            new.snapshot.signed().version(),
-        )
-    {
-        return Err(e);
-    }
-    Ok(())
 }

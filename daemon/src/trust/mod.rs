@@ -10,6 +10,8 @@ pub mod draft;
 mod error;
 pub mod fetch;
 pub mod inspect;
+pub mod intent;
+pub mod repair;
 pub mod signer;
 pub mod store;
 pub mod txn;
@@ -27,8 +29,8 @@ use tufd_keys::KeyLabel;
 use tufd_proto::names;
 use tufd_remote::{Gun, ServerKeyRole};
 use tufd_tuf::expiry::ROOT_EXPIRY;
-use tufd_tuf::{Key, RoleName, Root, Signed, TargetMeta, Targets};
-use txn::{Change, Engine, Outcome};
+use tufd_tuf::{Key, RoleName, Root};
+use txn::{Change, Engine};
 
 /// Something an operation tells the waiting client before it finishes.
 #[derive(Debug, Clone)]
@@ -82,8 +84,6 @@ pub struct Trust {
     registry: tufd_remote::RegistryClient,
     verify_policy: verify::VerifyPolicy,
 }
-
-const RELEASES: &str = "targets/releases";
 
 /// The repository named `name`, normalized as docker does
 /// (`alpine` → `docker.io/library/alpine`); names docker refuses are
@@ -161,18 +161,6 @@ where
         changes.push(change);
     }
     Ok(changes)
-}
-
-fn no_targets_key(gun: &str, draft: &Draft) -> TrustError {
-    let ids = draft
-        .root
-        .roles
-        .get("targets")
-        .map(|r| r.keyids.join(", "))
-        .unwrap_or_default();
-    TrustError::NoKey(format!(
-        "{gun}: tufd holds no targets key of this repository (key IDs {ids}); load it into a token with `tufctl key load`"
-    ))
 }
 
 impl Trust {
@@ -342,10 +330,10 @@ impl Trust {
             let g = gun(repo)?;
             self.engine
                 .transact(&g, events, |fetched, held| {
-                    let (g, role, key) = (g.clone(), role.clone(), key.clone());
+                    let g = g.clone();
                     async move {
                         let name = g.as_str();
-                        let (mut draft, held) = match fetched {
+                        let (draft, held) = match fetched {
                             Some(f) => (
                                 Draft::from_fetched(name, &f, OffsetDateTime::now_utc())?,
                                 held,
@@ -358,45 +346,7 @@ impl Trust {
                                 (draft, self.engine.held_keys().await?)
                             }
                         };
-                        if draft.signers_for("targets", &held).is_empty() {
-                            return Err(no_targets_key(name, &draft));
-                        }
-                        let id = key.id();
-                        let has = |r: &str| {
-                            draft
-                                .targets
-                                .delegations
-                                .role(r)
-                                .is_some_and(|d| d.keyids.contains(&id))
-                        };
-                        if has(role.as_str()) && has(RELEASES) {
-                            return Ok(Outcome::Unchanged(format!(
-                                "{name}: signer {signer} already has key {id}"
-                            )));
-                        }
-                        let md = |e| TrustError::metadata(name, e);
-                        let all = vec![String::new()];
-                        draft
-                            .targets
-                            .delegations
-                            .add_to_role(&role, std::slice::from_ref(&key), &all)
-                            .map_err(md)?;
-                        draft
-                            .targets
-                            .delegations
-                            .add_to_role(
-                                &RoleName::parse(RELEASES).map_err(md)?,
-                                std::slice::from_ref(&key),
-                                &all,
-                            )
-                            .map_err(md)?;
-                        draft.mark("targets");
-                        Ok(Outcome::Publish(
-                            Box::new(draft),
-                            format!(
-                                "{name}: added signer {signer} (key {id}) to {role} and {RELEASES}"
-                            ),
-                        ))
+                        intent::signer::add(name, draft, &held, signer, role, key)
                     }
                 })
                 .await
@@ -404,9 +354,7 @@ impl Trust {
         .await
     }
 
-    /// `signer remove`: drops targets/NAME and its keys from
-    /// targets/releases. Refuses to remove the last releases key, or to
-    /// leave targets/releases signed only by removed keys, unless `force`.
+    /// `signer remove`: see [`intent::signer::remove`].
     pub async fn remove_signer(
         &self,
         signer: &str,
@@ -421,56 +369,11 @@ impl Trust {
             let g = gun(repo)?;
             self.engine
                 .transact(&g, events, |fetched, held| {
-                    let (g, role) = (g.clone(), role.clone());
+                    let g = g.clone();
                     async move {
                         let name = g.as_str();
-                        let (f, mut draft) = existing(name, fetched)?;
-                        let Some(entry) = draft.targets.delegations.role(role.as_str()).cloned()
-                        else {
-                            return Err(TrustError::NotFound(format!(
-                                "{name}: there is no signer {signer}"
-                            )));
-                        };
-                        if draft.signers_for("targets", &held).is_empty() {
-                            return Err(no_targets_key(name, &draft));
-                        }
-                        draft.targets.delegations.remove_role(role.as_str());
-                        let mut summary =
-                            format!("{name}: removed signer {signer} ({})", entry.keyids.join(", "));
-                        if draft.targets.delegations.role(RELEASES).is_some() {
-                            draft
-                                .targets
-                                .delegations
-                                .remove_keys_from_role(RELEASES, &entry.keyids);
-                            let remaining = draft
-                                .targets
-                                .delegations
-                                .role(RELEASES)
-                                .map(|r| r.keyids.clone())
-                                .unwrap_or_default();
-                            if remaining.is_empty() && !force {
-                                return Err(TrustError::Refused(format!(
-                                    "{name}: {signer} holds the last key of {RELEASES}; without it no one can sign tags that `docker pull` trusts, and the tags signed now stop verifying. Add another signer first, or pass --force to remove it anyway"
-                                )));
-                            }
-                            if !remaining.is_empty() && draft.delegations.contains_key(RELEASES) {
-                                // Re-sign targets/releases with a remaining
-                                // key: its signatures by the removed key stop
-                                // counting, and republishing it makes a sign
-                                // racing this removal conflict instead of
-                                // landing unverifiable.
-                                if !draft.signers_for(RELEASES, &held).is_empty() {
-                                    draft.mark(RELEASES);
-                                    summary.push_str(&format!("; re-signed {RELEASES}"));
-                                } else if !still_signed(&f, RELEASES, &remaining) && !force {
-                                    return Err(TrustError::Refused(format!(
-                                        "{name}: {RELEASES} is signed only by {signer}'s key, and tufd holds no remaining signer key to re-sign it; after the removal its tags would not verify. Have a remaining signer sign first, or pass --force"
-                                    )));
-                                }
-                            }
-                        }
-                        draft.mark("targets");
-                        Ok(Outcome::Publish(Box::new(draft), summary))
+                        let (f, draft) = existing(name, fetched)?;
+                        intent::signer::remove(name, &f, draft, &held, signer, role, force)
                     }
                 })
                 .await
@@ -524,100 +427,14 @@ impl Trust {
         let allowed = &allowed;
         each_repository(by_repo, |(repo, specs)| async move {
             let g = gun(&repo)?;
+            let specs = &specs;
             self.engine
                 .transact(&g, events, |fetched, held| {
-                    let (g, specs) = (g.clone(), specs.clone());
+                    let g = g.clone();
                     async move {
                         let name = g.as_str();
-                        let (_, mut draft) = existing(name, fetched)?;
-                        // As `docker trust sign`: without delegations, sign into
-                        // targets; with them, into every direct delegation of
-                        // targets whose key tufd holds and whose paths allow
-                        // the tag (targets/releases and the signer's own role).
-                        let direct: Vec<String> = draft
-                            .targets
-                            .delegations
-                            .roles
-                            .iter()
-                            .filter(|r| r.name.matches('/').count() == 1)
-                            .map(|r| r.name.clone())
-                            .collect();
-                        let roles: Vec<String> = if direct.is_empty() {
-                            if draft.signers_for("targets", &held).is_empty() {
-                                return Err(TrustError::NoKey(format!(
-                                    "{name}: the repository has no signers and tufd holds no targets key; add a signer first (`tufctl signer add`)"
-                                )));
-                            }
-                            vec!["targets".to_owned()]
-                                .into_iter()
-                                .filter(|r| allowed(name, r))
-                                .collect::<Vec<_>>()
-                        } else {
-                            let signable: Vec<String> = direct
-                                .iter()
-                                .filter(|r| !draft.signers_for(r, &held).is_empty())
-                                .filter(|r| {
-                                    let entry = draft.targets.delegations.role(r);
-                                    specs.iter().all(|s| entry.is_some_and(|e| e.allows(&s.tag)))
-                                })
-                                .cloned()
-                                .collect();
-                            let refused: Vec<&String> = signable.iter().filter(|r| !allowed(name, r)).collect();
-                            if !signable.is_empty() && refused.len() == signable.len() {
-                                return Err(TrustError::NoKey(format!(
-                                    "{name}: the policy does not let you write {}; nothing was signed",
-                                    refused.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
-                                )));
-                            }
-                            let signable: Vec<String> = signable.into_iter().filter(|r| allowed(name, r)).collect();
-                            if signable.is_empty() {
-                                let ids = draft
-                                    .delegation_keys(RELEASES)
-                                    .map(|(ids, _)| ids.join(", "))
-                                    .unwrap_or_default();
-                                return Err(TrustError::NoKey(format!(
-                                    "{name}: tufd holds no key of targets/releases or of any signer role (releases keys: {ids}); load your signer key with `tufctl key load`, or have an admin add you with `tufctl signer add`"
-                                )));
-                            }
-                            signable
-                        };
-                        if roles.is_empty() {
-                            return Err(TrustError::NoKey(format!(
-                                "{name}: the policy does not let you write targets; nothing was signed"
-                            )));
-                        }
-                        let mut signed = Vec::new();
-                        for role in &roles {
-                            let t: &mut Targets = if role == "targets" {
-                                &mut draft.targets
-                            } else {
-                                draft.delegation_mut(role)
-                            };
-                            let mut changed = false;
-                            for s in &specs {
-                                let meta = TargetMeta::sha256_only(s.digest, s.size);
-                                if t.targets.get(&s.tag).is_some_and(|m| same_target(m, &meta)) {
-                                    continue;
-                                }
-                                t.targets.insert(s.tag.clone(), meta);
-                                changed = true;
-                            }
-                            if changed {
-                                draft.mark(role);
-                                signed.push(role.clone());
-                            }
-                        }
-                        if signed.is_empty() {
-                            return Ok(Outcome::Unchanged(format!(
-                                "{name}: already signed with these digests in {}",
-                                roles.join(", ")
-                            )));
-                        }
-                        let tags: Vec<&str> = specs.iter().map(|s| s.tag.as_str()).collect();
-                        Ok(Outcome::Publish(
-                            Box::new(draft),
-                            format!("{name}: signed {} into {}", tags.join(", "), signed.join(", ")),
-                        ))
+                        let (_, draft) = existing(name, fetched)?;
+                        intent::sign::apply(name, draft, &held, specs, &|r| allowed(name, r))
                     }
                 })
                 .await
@@ -655,76 +472,15 @@ impl Trust {
                 let allowed = allowed.clone();
                 async move {
                     let name = g.as_str();
-                    let (_, mut draft) = existing(name, fetched)?;
-                    let mut roles: Vec<String> = vec!["targets".into()];
-                    roles.extend(
-                        draft
-                            .delegations
-                            .keys()
-                            .filter(|r| draft.delegation_keys(r).is_some())
-                            .cloned(),
-                    );
-                    let listed = |t: &Targets| -> Vec<String> {
-                        t.targets
-                            .keys()
-                            .filter(|k| tag.is_none_or(|x| x == k.as_str()))
-                            .cloned()
-                            .collect()
-                    };
-                    let mut plan = Vec::new();
-                    let mut blocked = Vec::new();
-                    for r in &roles {
-                        let names = draft.targets_role(r).map(listed).unwrap_or_default();
-                        if names.is_empty() {
-                            continue;
-                        }
-                        if draft.signers_for(r, &held).is_empty() {
-                            blocked.push(r.clone());
-                        } else {
-                            plan.push((r.clone(), names));
-                        }
-                    }
-                    let what = tag.map_or_else(|| "any tag".to_owned(), |t| format!("tag {t}"));
-                    let refused: Vec<&str> = plan
-                        .iter()
-                        .map(|(r, _)| r.as_str())
-                        .filter(|r| !allowed(name, r))
-                        .collect();
-                    if !refused.is_empty() {
-                        return Err(TrustError::NoKey(format!(
-                            "{name}: {what} is signed in {}, which the policy does not let you write; nothing was revoked",
-                            refused.join(", ")
-                        )));
-                    }
-                    if !blocked.is_empty() {
-                        return Err(TrustError::NoKey(format!(
-                            "{name}: {what} is also signed in {}, whose key tufd does not hold; nothing was revoked",
-                            blocked.join(", ")
-                        )));
-                    }
-                    if plan.is_empty() {
-                        return Err(TrustError::NotFound(format!("{name}: no {what} is signed")));
-                    }
-                    let mut parts = Vec::new();
-                    for (r, names) in &plan {
-                        let t = if r == "targets" {
-                            &mut draft.targets
-                        } else {
-                            draft.delegation_mut(r)
-                        };
-                        for n in names {
-                            t.targets.remove(n);
-                        }
-                        draft.mark(r);
-                        parts.push(format!("{} from {r}", names.join(", ")));
-                    }
-                    Ok(Outcome::Publish(Box::new(draft), format!("{name}: revoked {}", parts.join("; "))))
+                    let (_, draft) = existing(name, fetched)?;
+                    intent::revoke::apply(name, draft, &held, tag, &|r| allowed(name, r))
                 }
             })
             .await
     }
 
-    /// `key rotate`: replaces a repository key.
+    /// `key rotate`: replaces a repository key. The new key is made first
+    /// (on a token, or by the server), then [`intent::rotate::apply`].
     pub async fn rotate(
         &self,
         repository: &str,
@@ -732,81 +488,78 @@ impl Trust {
         token: &str,
         events: &EventSink,
     ) -> Result<Change, TrustError> {
+        use intent::rotate::NewKey;
         let g = gun(repository)?;
         self.engine
             .transact(&g, events, |fetched, held| {
                 let g = g.clone();
                 async move {
                     let name = g.as_str();
-                    let (_, mut draft) = existing(name, fetched)?;
-                    if draft.signers_for("root", &held).is_empty() {
-                        return Err(TrustError::NoKey(format!(
-                            "{name}: rotating a key changes root.json, and tufd holds no root key of this repository"
-                        )));
-                    }
-                    let md = |e| TrustError::metadata(name, e);
+                    let (_, draft) = existing(name, fetched)?;
+                    intent::rotate::check(name, &draft, &held)?;
                     let client = self.engine.client(&g)?;
                     let remote = |e| TrustError::remote(name, e);
-                    let summary = match which {
-                        RotateRole::Targets => {
+                    let token_key = |role: &'static str| {
+                        let held = &held;
+                        async move {
                             let k = self
-                                .ensure_key(&held, &Self::next_name(&held, "targets", name), name, token)
+                                .ensure_key(held, &Self::next_name(held, role, name), name, token)
                                 .await?;
-                            let key = Key::ecdsa(k.signer.record().spki_der.clone());
-                            draft.root.set_role_keys(&RoleName::Targets, std::slice::from_ref(&key)).map_err(md)?;
-                            draft.mark("targets");
-                            format!("{name}: targets key rotated to {}", key.id())
+                            Ok::<_, TrustError>(k)
                         }
-                        RotateRole::Snapshot { server_managed: true } => {
-                            let k = server_key(
+                    };
+                    let new = match which {
+                        RotateRole::Targets => {
+                            let k = token_key("targets").await?;
+                            NewKey::Targets(Key::ecdsa(k.signer.record().spki_der.clone()))
+                        }
+                        RotateRole::Snapshot {
+                            server_managed: true,
+                        } => NewKey::Snapshot {
+                            key: server_key(
                                 name,
                                 &client
                                     .rotate_server_key(&g, ServerKeyRole::Snapshot)
                                     .await
                                     .map_err(remote)?,
-                            )?;
-                            draft.root.set_role_keys(&RoleName::Snapshot, std::slice::from_ref(&k)).map_err(md)?;
-                            format!("{name}: snapshot key rotated to the server-managed key {}", k.id())
+                            )?,
+                            token: None,
+                        },
+                        RotateRole::Snapshot {
+                            server_managed: false,
+                        } => {
+                            let k = token_key("snapshot").await?;
+                            NewKey::Snapshot {
+                                key: Key::ecdsa(k.signer.record().spki_der.clone()),
+                                token: Some(k.signer.record().token.clone()),
+                            }
                         }
-                        RotateRole::Snapshot { server_managed: false } => {
-                            let k = self
-                                .ensure_key(&held, &Self::next_name(&held, "snapshot", name), name, token)
-                                .await?;
-                            let key = Key::ecdsa(k.signer.record().spki_der.clone());
-                            draft.root.set_role_keys(&RoleName::Snapshot, std::slice::from_ref(&key)).map_err(md)?;
-                            format!("{name}: snapshot key rotated to {} on token '{}'", key.id(), k.signer.record().token)
-                        }
-                        RotateRole::Timestamp => {
-                            let k = server_key(
-                                name,
-                                &client
-                                    .rotate_server_key(&g, ServerKeyRole::Timestamp)
-                                    .await
-                                    .map_err(remote)?,
-                            )?;
-                            draft.root.set_role_keys(&RoleName::Timestamp, std::slice::from_ref(&k)).map_err(md)?;
-                            format!("{name}: timestamp key rotated to the server-managed key {}", k.id())
-                        }
+                        RotateRole::Timestamp => NewKey::Timestamp(server_key(
+                            name,
+                            &client
+                                .rotate_server_key(&g, ServerKeyRole::Timestamp)
+                                .await
+                                .map_err(remote)?,
+                        )?),
                         RotateRole::Root => {
-                            let old: Vec<Key> = draft
-                                .signers_for("root", &held)
-                                .into_iter()
-                                .map(|(k, _)| k.clone())
-                                .collect();
-                            let k = self
-                                .ensure_key(&held, &Self::next_name(&held, "root", name), name, token)
-                                .await?;
-                            let cert = self.root_cert_key(name, &k).await?;
-                            draft.root.set_role_keys(&RoleName::Root, std::slice::from_ref(&cert)).map_err(md)?;
-                            draft.extra_root_signers = old;
-                            format!("{name}: root key rotated to {} (signed by the old and the new root key)", cert.id())
+                            let old = intent::rotate::current_root_keys(&draft, &held);
+                            let k = token_key("root").await?;
+                            NewKey::Root {
+                                cert: self.root_cert_key(name, &k).await?,
+                                old,
+                            }
                         }
                     };
-                    draft.mark("root");
-                    Ok(Outcome::Publish(Box::new(draft), summary))
+                    intent::rotate::apply(name, draft, new)
                 }
             })
             .await
+    }
+
+    /// Waits for work that outlives answers (stores of verified results);
+    /// shutdown calls it, bounded.
+    pub async fn idle(&self) {
+        self.engine.idle().await;
     }
 
     /// Reads and verifies a repository (trust on first use when tufd has
@@ -815,31 +568,35 @@ impl Trust {
         let g = gun(repository)?;
         let lock = self.engine.lock_for(g.as_str());
         let _guard = lock.lock().await;
-        let f = self
-            .engine
-            .read(&g)
-            .await?
-            .ok_or_else(|| missing(g.as_str()))?;
+        let f = match self.engine.read(&g).await {
+            Ok(f) => f.ok_or_else(|| missing(g.as_str()))?,
+            Err(e @ TrustError::Metadata { .. }) => {
+                // Say what clients see and how to get out, when only
+                // delegations fail to verify.
+                let skipped = match self.engine.read_lenient(&g).await {
+                    Ok(Some(l)) => l.repo.skipped,
+                    _ => Vec::new(),
+                };
+                if skipped.is_empty() {
+                    return Err(e);
+                }
+                let hidden: Vec<String> = skipped
+                    .iter()
+                    .map(|s| format!("{} (tags {})", s.name, s.targets.join(", ")))
+                    .collect();
+                return Err(TrustError::Refused(format!(
+                    "{e}. Clients skip {} and do not see those tags; whoever holds the targets key (or a key the role lists) can run `tufctl repair {}`",
+                    hidden.join("; "),
+                    g.as_str()
+                )));
+            }
+            Err(e) => return Err(e),
+        };
         if !f.unchanged {
             self.engine.store.save(g.as_str(), &f.repo)?;
         }
         Ok(f)
     }
-}
-
-/// Whether two target entries name the same content.
-fn same_target(a: &TargetMeta, b: &TargetMeta) -> bool {
-    a.length == b.length && a.hashes.get("sha256") == b.hashes.get("sha256")
-}
-
-/// Whether the published file of `role` carries a signature by one of
-/// `keyids`.
-fn still_signed(f: &Fetched, role: &str, keyids: &[String]) -> bool {
-    f.files
-        .delegations
-        .get(role)
-        .and_then(|b| Signed::<Targets>::from_role_bytes(role, b).ok())
-        .is_some_and(|s| s.signatures().iter().any(|sig| keyids.contains(&sig.keyid)))
 }
 
 #[cfg(test)]

@@ -16,7 +16,66 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use tufd_tuf::{RepositoryFiles, VerifiedRepository};
+use tufd_tuf::{
+    Metadata, RepositoryFiles, Root, Signed, Snapshot, Targets, Timestamp, VerifiedRepository,
+};
+
+/// Names of temporary files while a repository's file is written.
+const TEMP_PREFIX: &str = ".tmp";
+
+fn rolled_back(gun: &str, role: &str, old: u64, new: u64) -> TrustError {
+    TrustError::RolledBack {
+        repository: gun.to_owned(),
+        role: role.to_owned(),
+        served: new,
+        trusted: old,
+    }
+}
+
+/// Refuses files older than the ones verified before: timestamp, snapshot,
+/// targets and every delegation must each be at least the stored version
+/// (a rollback or freeze by the server). Files that do not parse are left
+/// to verification.
+pub fn check_not_older(
+    gun: &str,
+    stored: &StoredRepository,
+    new: &RepositoryFiles,
+) -> Result<(), TrustError> {
+    fn version<T: Metadata + serde::de::DeserializeOwned>(role: &str, b: &[u8]) -> Option<u64> {
+        Signed::<T>::from_role_bytes(role, b)
+            .ok()
+            .map(|s| s.signed().version())
+    }
+    let check = |role: &str, old: Option<u64>, new: Option<u64>| match (old, new) {
+        (Some(o), Some(n)) if n < o => Err(rolled_back(gun, role, o, n)),
+        _ => Ok(()),
+    };
+    check(
+        "timestamp",
+        version::<Timestamp>("timestamp", &stored.files.timestamp),
+        version::<Timestamp>("timestamp", &new.timestamp),
+    )?;
+    check(
+        "snapshot",
+        version::<Snapshot>("snapshot", &stored.files.snapshot),
+        version::<Snapshot>("snapshot", &new.snapshot),
+    )?;
+    check(
+        "targets",
+        version::<Targets>("targets", &stored.files.targets),
+        version::<Targets>("targets", &new.targets),
+    )?;
+    for (name, old) in &stored.files.delegations {
+        if let Some(b) = new.delegations.get(name) {
+            check(
+                name,
+                version::<Targets>(name, old),
+                version::<Targets>(name, b),
+            )?;
+        }
+    }
+    Ok(())
+}
 
 /// The stored bytes of one repository.
 #[derive(Debug, Clone, Default)]
@@ -48,11 +107,40 @@ fn store_err(path: &Path, detail: impl std::fmt::Display) -> TrustError {
 }
 
 impl TrustStore {
-    /// Opens (creating) `<state_dir>/trust`.
+    /// Opens (creating) `<state_dir>/trust`, removing temporary files a
+    /// crash during a write left behind (the daemon's state-directory lock
+    /// guarantees no other writer is using them).
     pub fn open(state_dir: &Path) -> Result<Self, TrustError> {
         let dir = state_dir.join("trust");
         std::fs::create_dir_all(&dir).map_err(|e| store_err(&dir, e))?;
+        for entry in std::fs::read_dir(&dir).map_err(|e| store_err(&dir, e))? {
+            let entry = entry.map_err(|e| store_err(&dir, e))?;
+            if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                let path = entry.path();
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {
+                        tracing::info!(path = %path.display(), "removed a temporary file left by an interrupted write")
+                    }
+                    Err(e) => return Err(store_err(&path, e)),
+                }
+            }
+        }
         Ok(Self { dir })
+    }
+
+    /// Removes `gun` from the store: the next read trusts what the server
+    /// serves anew (trust on first use). Whether it was stored.
+    pub fn forget(&self, gun: &str) -> Result<bool, TrustError> {
+        let path = self.path(gun);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(store_err(&path, e)),
+        }
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| store_err(&self.dir, e))?;
+        Ok(true)
     }
 
     fn path(&self, gun: &str) -> PathBuf {
@@ -91,8 +179,39 @@ impl TrustStore {
         }))
     }
 
-    /// Replaces the stored state of `gun` with a verified repository.
+    /// Replaces the stored state of `gun` with a verified repository. A
+    /// repository with any role older than the stored one is refused: the
+    /// store never goes back.
     pub fn save(&self, gun: &str, repo: &VerifiedRepository) -> Result<(), TrustError> {
+        if let Some(old) = self.load(gun)? {
+            let new = RepositoryFiles {
+                root_chain: Vec::new(),
+                timestamp: repo
+                    .timestamp
+                    .as_ref()
+                    .map_or_else(Vec::new, |t| t.bytes().to_vec()),
+                snapshot: repo.snapshot.bytes().to_vec(),
+                targets: repo.targets.bytes().to_vec(),
+                delegations: repo
+                    .delegations
+                    .iter()
+                    .map(|(n, d)| (n.clone(), d.file.bytes().to_vec()))
+                    .collect(),
+            };
+            check_not_older(gun, &old, &new)?;
+            if let (Ok(a), Ok(b)) = (
+                Signed::<Root>::from_role_bytes("root", &old.root),
+                Signed::<Root>::from_role_bytes("root", repo.root.bytes()),
+            ) && b.signed().version() < a.signed().version()
+            {
+                return Err(rolled_back(
+                    gun,
+                    "root",
+                    a.signed().version(),
+                    b.signed().version(),
+                ));
+            }
+        }
         let on_disk = OnDisk {
             gun: gun.to_owned(),
             root: B64.encode(repo.root.bytes()),
@@ -107,13 +226,74 @@ impl TrustStore {
         };
         let path = self.path(gun);
         let bytes = serde_json::to_vec(&on_disk).map_err(|e| store_err(&path, e))?;
-        let mut tmp =
-            tempfile::NamedTempFile::new_in(&self.dir).map_err(|e| store_err(&path, e))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(&self.dir)
+            .map_err(|e| store_err(&path, e))?;
+        crate::testhook::pause("store-write");
         tmp.write_all(&bytes).map_err(|e| store_err(&path, e))?;
         tmp.as_file().sync_all().map_err(|e| store_err(&path, e))?;
         tmp.persist(&path).map_err(|e| store_err(&path, e.error))?;
         std::fs::File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| store_err(&self.dir, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::OffsetDateTime;
+
+    fn targets_file(version: u64) -> Vec<u8> {
+        let mut t = Targets::new(OffsetDateTime::now_utc() + time::Duration::days(30));
+        t.version = version;
+        Signed::from_parts(t, Vec::new()).unwrap().bytes().to_vec()
+    }
+
+    fn files(targets: u64, releases: Option<u64>) -> RepositoryFiles {
+        RepositoryFiles {
+            targets: targets_file(targets),
+            delegations: releases
+                .map(|v| ("targets/releases".to_owned(), targets_file(v)))
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn targets_and_delegation_rollbacks_are_refused() {
+        let stored = StoredRepository {
+            root: Vec::new(),
+            files: files(3, Some(5)),
+        };
+        let gun = "example.com/app";
+        assert!(check_not_older(gun, &stored, &files(3, Some(5))).is_ok());
+        assert!(check_not_older(gun, &stored, &files(4, Some(6))).is_ok());
+        // A role no longer served is not a rollback.
+        assert!(check_not_older(gun, &stored, &files(4, None)).is_ok());
+        let e = check_not_older(gun, &stored, &files(2, Some(5))).unwrap_err();
+        assert!(e.to_string().contains("rolled targets back"), "{e}");
+        let e = check_not_older(gun, &stored, &files(3, Some(4))).unwrap_err();
+        assert!(
+            e.to_string().contains("rolled targets/releases back")
+                && e.to_string().contains(">= 5"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn stale_temporary_files_are_removed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("trust")).unwrap();
+        let stale = dir.path().join("trust/.tmpAbc123");
+        std::fs::write(&stale, b"half").unwrap();
+        let keep = dir.path().join("trust/other.json");
+        std::fs::write(&keep, b"{}").unwrap();
+        let store = TrustStore::open(dir.path()).unwrap();
+        assert!(!stale.exists());
+        assert!(keep.exists());
+        assert!(!store.forget("example.com/app").unwrap());
     }
 }

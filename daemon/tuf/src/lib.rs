@@ -63,6 +63,7 @@ pub mod role;
 pub mod rootcert;
 pub mod sign;
 pub mod signed;
+pub mod tuf1;
 pub mod verify;
 
 pub use cert::{build_root_certificate, build_root_key};
@@ -73,8 +74,9 @@ pub use metadata::{
     Targets, Timestamp,
 };
 pub use repo::{
-    RepositoryFiles, SkipReason, SkippedDelegation, VerifiedRepository, verify_client_update,
-    verify_repository, verify_root_rotation, verify_unpublished,
+    RepositoryFiles, SkipReason, SkippedDelegation, SkippedRole, VerifiedRepository,
+    verify_client_update, verify_repository, verify_repository_lenient, verify_root_rotation,
+    verify_unpublished, verify_unpublished_lenient,
 };
 pub use role::RoleName;
 pub use sign::{DigestSigner, RoleSigner, SignError, sign_role};

@@ -71,6 +71,22 @@ pub struct VerifiedRepository {
     pub targets: Signed<Targets>,
     /// Delegations in walk order (breadth first, in each parent's order).
     pub delegations: Vec<(String, VerifiedDelegation)>,
+    /// Delegations that did not verify and were skipped, as the notary
+    /// client skips them (their targets are not listed). Always empty from
+    /// [`verify_repository`], which fails instead; filled by
+    /// [`verify_repository_lenient`].
+    pub skipped: Vec<SkippedRole>,
+}
+
+/// A delegation a lenient verification skipped, and why.
+#[derive(Debug, Clone)]
+pub struct SkippedRole {
+    /// The role name (`targets/releases`).
+    pub name: String,
+    /// Why it does not verify.
+    pub reason: String,
+    /// The target names its file lists (which a client does not see).
+    pub targets: Vec<String>,
 }
 
 impl VerifiedRepository {
@@ -228,7 +244,7 @@ pub fn verify_repository(
     gun: &str,
     now: OffsetDateTime,
 ) -> Result<VerifiedRepository> {
-    verify(trusted_root, files, gun, now, true, None)
+    verify(trusted_root, files, gun, now, true, Lenient::Strict)
 }
 
 /// A delegation a client update left out, and why.
@@ -275,8 +291,28 @@ pub fn verify_client_update(
     now: OffsetDateTime,
 ) -> Result<(VerifiedRepository, Vec<SkippedDelegation>)> {
     let mut skipped = Vec::new();
-    let repo = verify(trusted_root, files, gun, now, true, Some(&mut skipped))?;
+    let repo = verify(
+        trusted_root,
+        files,
+        gun,
+        now,
+        true,
+        Lenient::Client(&mut skipped),
+    )?;
     Ok((repo, skipped))
+}
+
+/// Like [`verify_repository`], but a delegation whose file does not verify
+/// (signatures below threshold, expired, version 0) is skipped with its
+/// sub-delegations and recorded in [`VerifiedRepository::skipped`], as the
+/// notary client skips it. Everything else must verify.
+pub fn verify_repository_lenient(
+    trusted_root: &Signed<Root>,
+    files: &RepositoryFiles,
+    gun: &str,
+    now: OffsetDateTime,
+) -> Result<VerifiedRepository> {
+    verify(trusted_root, files, gun, now, true, Lenient::Skip)
 }
 
 /// Like [`verify_repository`] but without a timestamp: for metadata about
@@ -288,7 +324,31 @@ pub fn verify_unpublished(
     gun: &str,
     now: OffsetDateTime,
 ) -> Result<VerifiedRepository> {
-    verify(trusted_root, files, gun, now, false, None)
+    verify(trusted_root, files, gun, now, false, Lenient::Strict)
+}
+
+/// [`verify_unpublished`], skipping delegations that do not verify as
+/// [`verify_repository_lenient`] does.
+pub fn verify_unpublished_lenient(
+    trusted_root: &Signed<Root>,
+    files: &RepositoryFiles,
+    gun: &str,
+    now: OffsetDateTime,
+) -> Result<VerifiedRepository> {
+    verify(trusted_root, files, gun, now, false, Lenient::Skip)
+}
+
+/// How [`verify`] treats a delegation that does not verify.
+enum Lenient<'a> {
+    /// The repository fails.
+    Strict,
+    /// Skipped with its subtree and recorded in
+    /// [`VerifiedRepository::skipped`] (a file that does not parse or match
+    /// snapshot still fails).
+    Skip,
+    /// A client update: a missing or failing file is left out and reported
+    /// here; resolution decides whether it was needed.
+    Client(&'a mut Vec<SkippedDelegation>),
 }
 
 fn verify(
@@ -297,8 +357,9 @@ fn verify(
     gun: &str,
     now: OffsetDateTime,
     with_timestamp: bool,
-    mut lenient: Option<&mut Vec<SkippedDelegation>>,
+    mut lenient: Lenient<'_>,
 ) -> Result<VerifiedRepository> {
+    let mut skipped = Vec::new();
     // Root: the trusted root must be self-consistent, then each rotation.
     check_root_structure(trusted_root.signed())?;
     verify_root_self(trusted_root, gun, None)?;
@@ -381,7 +442,7 @@ fn verify(
             }
             let Some(bytes) = files.delegations.get(&entry.name) else {
                 if meta.contains_key(&entry.name) {
-                    if let Some(skipped) = lenient.as_deref_mut() {
+                    if let Lenient::Client(skipped) = &mut lenient {
                         skipped.push(SkippedDelegation {
                             name: entry.name.clone(),
                             paths: role.paths.clone(),
@@ -396,7 +457,7 @@ fn verify(
                 }
                 continue; // delegated but never published
             };
-            let checked = (|| {
+            let file = if matches!(lenient, Lenient::Skip) {
                 let file_meta = meta.get(&entry.name).ok_or_else(|| Error::MissingMeta {
                     role: entry.name.clone(),
                     listed_in: "snapshot".into(),
@@ -409,24 +470,52 @@ fn verify(
                     &parent.delegations.keys,
                     &parent_name,
                 )?;
-                check_threshold(&entry.name, entry.threshold, keys.len())?;
-                verify_threshold(&entry.name, &file, &keys, entry.threshold)?;
-                check_version(&entry.name, &file)?;
-                check_expiry(&entry.name, &file, now)?;
-                Ok(file)
-            })();
-            let file = match (checked, lenient.as_deref_mut()) {
-                (Ok(file), _) => file,
-                (Err(e), Some(skipped)) => {
-                    skipped.push(SkippedDelegation {
+                let checked = check_threshold(&entry.name, entry.threshold, keys.len())
+                    .and_then(|()| verify_threshold(&entry.name, &file, &keys, entry.threshold))
+                    .and_then(|_| check_version(&entry.name, &file))
+                    .and_then(|()| check_expiry(&entry.name, &file, now));
+                if let Err(error) = checked {
+                    skipped.push(SkippedRole {
                         name: entry.name.clone(),
-                        paths: role.paths.clone(),
-                        position: delegations.len(),
-                        reason: SkipReason::Failed(std::sync::Arc::new(e)),
+                        reason: error.to_string(),
+                        targets: file.signed().targets.keys().cloned().collect(),
                     });
                     continue;
                 }
-                (Err(e), None) => return Err(e),
+                file
+            } else {
+                let checked = (|| {
+                    let file_meta = meta.get(&entry.name).ok_or_else(|| Error::MissingMeta {
+                        role: entry.name.clone(),
+                        listed_in: "snapshot".into(),
+                    })?;
+                    check_file_meta(&entry.name, bytes, file_meta, "snapshot")?;
+                    let file = Signed::<Targets>::from_role_bytes(&entry.name, bytes)?;
+                    let keys = collect_keys(
+                        &entry.name,
+                        &entry.keyids,
+                        &parent.delegations.keys,
+                        &parent_name,
+                    )?;
+                    check_threshold(&entry.name, entry.threshold, keys.len())?;
+                    verify_threshold(&entry.name, &file, &keys, entry.threshold)?;
+                    check_version(&entry.name, &file)?;
+                    check_expiry(&entry.name, &file, now)?;
+                    Ok(file)
+                })();
+                match (checked, &mut lenient) {
+                    (Ok(file), _) => file,
+                    (Err(e), Lenient::Client(skipped)) => {
+                        skipped.push(SkippedDelegation {
+                            name: entry.name.clone(),
+                            paths: role.paths.clone(),
+                            position: delegations.len(),
+                            reason: SkipReason::Failed(std::sync::Arc::new(e)),
+                        });
+                        continue;
+                    }
+                    (Err(e), _) => return Err(e),
+                }
             };
             queue.push_back((
                 entry.name.clone(),
@@ -440,7 +529,10 @@ fn verify(
     // signer: notary-server keeps its meta) is ignored, as the notary client
     // ignores it; a file snapshot does not list is not part of the repository.
     for name in files.delegations.keys() {
-        if !delegations.iter().any(|(n, _)| n == name) && !meta.contains_key(name) {
+        if !delegations.iter().any(|(n, _)| n == name)
+            && !skipped.iter().any(|s: &SkippedRole| &s.name == name)
+            && !meta.contains_key(name)
+        {
             let parent = RoleName::parse(name)?
                 .parent()
                 .map(|p| p.to_string())
@@ -457,6 +549,7 @@ fn verify(
         snapshot,
         targets,
         delegations,
+        skipped,
     })
 }
 

@@ -1,0 +1,169 @@
+//! `sign`: tags into every signer role tufd holds a key of, as docker does.
+
+use super::RELEASES;
+use crate::trust::TagSpec;
+use crate::trust::TrustError;
+use crate::trust::draft::{Draft, HeldKeys};
+use crate::trust::txn::Outcome;
+use tufd_tuf::TargetMeta;
+
+/// Signs `specs` (tags of one repository) into `draft`. As `docker trust
+/// sign`: without delegations into targets; with them into every direct
+/// delegation of targets whose key tufd holds and whose paths allow every
+/// tag (targets/releases and the signer's own role). Unchanged when every
+/// role already lists the same content. Only roles `allowed` (the caller's
+/// policy) are written.
+pub fn apply(
+    name: &str,
+    mut draft: Draft,
+    held: &HeldKeys,
+    specs: &[TagSpec],
+    allowed: &dyn Fn(&str) -> bool,
+) -> Result<Outcome, TrustError> {
+    let direct = draft.direct_delegations();
+    let roles: Vec<String> = if direct.is_empty() {
+        if draft.signers_for("targets", held).is_empty() {
+            return Err(TrustError::NoKey(format!(
+                "{name}: the repository has no signers and tufd holds no targets key; add a signer first (`tufctl signer add`)"
+            )));
+        }
+        if !allowed("targets") {
+            return Err(TrustError::NoKey(format!(
+                "{name}: the policy does not let you write targets; nothing was signed"
+            )));
+        }
+        vec!["targets".to_owned()]
+    } else {
+        let signable: Vec<String> = direct
+            .iter()
+            .filter(|r| !draft.signers_for(r, held).is_empty())
+            .filter(|r| {
+                let entry = draft.targets.delegations.role(r);
+                specs
+                    .iter()
+                    .all(|s| entry.is_some_and(|e| e.allows(&s.tag)))
+            })
+            .cloned()
+            .collect();
+        let refused: Vec<&str> = signable
+            .iter()
+            .map(String::as_str)
+            .filter(|r| !allowed(r))
+            .collect();
+        if !signable.is_empty() && refused.len() == signable.len() {
+            return Err(TrustError::NoKey(format!(
+                "{name}: the policy does not let you write {}; nothing was signed",
+                refused.join(", ")
+            )));
+        }
+        let signable: Vec<String> = signable.into_iter().filter(|r| allowed(r)).collect();
+        if signable.is_empty() {
+            let ids = draft
+                .delegation_keys(RELEASES)
+                .map(|(ids, _)| ids.join(", "))
+                .unwrap_or_default();
+            return Err(TrustError::NoKey(format!(
+                "{name}: tufd holds no key of targets/releases or of any signer role (releases keys: {ids}); load your signer key with `tufctl key load`, or have an admin add you with `tufctl signer add`"
+            )));
+        }
+        signable
+    };
+    let mut signed = Vec::new();
+    for role in &roles {
+        let mut changed = false;
+        for s in specs {
+            changed |= draft.put_target(role, &s.tag, TargetMeta::sha256_only(s.digest, s.size));
+        }
+        if changed {
+            signed.push(role.clone());
+        }
+    }
+    if signed.is_empty() {
+        return Ok(Outcome::Unchanged(format!(
+            "{name}: already signed with these digests in {}",
+            roles.join(", ")
+        )));
+    }
+    draft.expect = specs
+        .iter()
+        .map(|s| {
+            (
+                s.tag.clone(),
+                Some(TargetMeta::sha256_only(s.digest, s.size)),
+            )
+        })
+        .collect();
+    let tags: Vec<&str> = specs.iter().map(|s| s.tag.as_str()).collect();
+    Ok(Outcome::Publish(
+        Box::new(draft),
+        format!(
+            "{name}: signed {} into {}",
+            tags.join(", "),
+            signed.join(", ")
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::Kit;
+    use super::*;
+
+    fn spec(tag: &str, b: u8) -> TagSpec {
+        TagSpec {
+            repository: Kit::GUN.into(),
+            tag: tag.into(),
+            digest: [b; 32],
+            size: 7,
+        }
+    }
+
+    #[test]
+    fn signs_into_releases_and_the_signers_own_role_only_with_held_keys() {
+        let kit = Kit::new();
+        let repo = kit.repository(&["alice", "bob"]);
+        let held = kit.held(&["alice"]);
+        let Outcome::Publish(draft, summary) =
+            apply(Kit::GUN, kit.draft(&repo), &held, &[spec("v1", 1)], &|_| {
+                true
+            })
+            .unwrap()
+        else {
+            panic!("nothing to publish")
+        };
+        assert!(
+            summary.contains("into targets/alice, targets/releases"),
+            "{summary}"
+        );
+        assert!(
+            draft
+                .targets_role("targets/bob")
+                .is_none_or(|t| t.targets.is_empty())
+        );
+        assert_eq!(draft.changed_roles(), ["targets/alice", "targets/releases"]);
+        // Signing the same content again changes nothing.
+        let repo = kit.publish(&repo, *draft, &held);
+        assert!(matches!(
+            apply(Kit::GUN, kit.draft(&repo), &held, &[spec("v1", 1)], &|_| {
+                true
+            }),
+            Ok(Outcome::Unchanged(_))
+        ));
+    }
+
+    #[test]
+    fn without_a_signer_key_it_says_what_to_do() {
+        let kit = Kit::new();
+        let repo = kit.repository(&["alice"]);
+        let e = apply(
+            Kit::GUN,
+            kit.draft(&repo),
+            &kit.held(&[]),
+            &[spec("v1", 1)],
+            &|_| true,
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("tufctl key load"), "{e}");
+    }
+}

@@ -1,0 +1,594 @@
+//! Named, synchronous edits of a TUF 1.0 repository ([`init`],
+//! [`Change`]: add/remove targets, delegate, rotate, a staged root): each
+//! takes the published state, signs what changes with the keys it is
+//! given, and returns the files of the next version. No I/O beyond the signers' (token
+//! calls block: run these on a blocking thread).
+
+use std::collections::BTreeMap;
+
+use time::OffsetDateTime;
+use tufd_tuf::tuf1::{
+    Common, DelegatedRole, Delegations, Key, Metadata, Root, SuccinctRoles, TargetFile, Targets,
+    Unrecognized,
+};
+
+use super::error::RepoError;
+use super::expiry::ExpiryPolicy;
+use super::files::{Layout, Publish, Published, RoleFile, TargetCopy, check_top_level};
+use super::sign::{
+    Signers, role_keys, set_role_keys, sign, sign_delegated, sign_root_all, sign_snapshot,
+    sign_targets, sign_timestamp,
+};
+
+/// The four top-level roles.
+pub const TOP_LEVEL: [&str; 4] = ["root", "targets", "snapshot", "timestamp"];
+
+/// The keys of a new repository's roles.
+pub struct InitKeys {
+    /// Root keys (several: k of n).
+    pub root: Vec<Key>,
+    /// How many root keys must sign.
+    pub root_threshold: u64,
+    /// The targets key.
+    pub targets: Key,
+    /// The snapshot key (online).
+    pub snapshot: Key,
+    /// The timestamp key (online).
+    pub timestamp: Key,
+    /// Hash bins (TAP 15): the bins' key and the number of prefix bits.
+    pub bins: Option<(Key, u32)>,
+}
+
+/// The name prefix of hash bins tufd creates (`bins-000` …).
+pub const BINS_PREFIX: &str = "bins";
+
+/// The files of a new repository: root, targets (and its hash bins),
+/// snapshot and timestamp, version 1.
+pub fn init(
+    layout: &Layout,
+    keys: InitKeys,
+    expiry: &ExpiryPolicy,
+    signers: &Signers,
+    now: OffsetDateTime,
+) -> Result<Publish, RepoError> {
+    if keys.root_threshold == 0 || keys.root_threshold > keys.root.len() as u64 {
+        return Err(RepoError::InvalidRequest(format!(
+            "root threshold {} with {} root key(s): choose 1 to {}",
+            keys.root_threshold,
+            keys.root.len(),
+            keys.root.len()
+        )));
+    }
+    let mut root = Root {
+        common: Common::new("root", expiry.expires("root", now)),
+        consistent_snapshot: Some(true),
+        keys: BTreeMap::new(),
+        roles: BTreeMap::new(),
+        unrecognized: Unrecognized::new(),
+    };
+    set_role_keys(&mut root, "root", keys.root, keys.root_threshold)?;
+    set_role_keys(&mut root, "targets", vec![keys.targets], 1)?;
+    set_role_keys(&mut root, "snapshot", vec![keys.snapshot], 1)?;
+    set_role_keys(&mut root, "timestamp", vec![keys.timestamp], 1)?;
+    let mut targets = Targets {
+        common: Common::new("targets", expiry.expires("targets", now)),
+        targets: BTreeMap::new(),
+        delegations: None,
+        unrecognized: Unrecognized::new(),
+    };
+    let mut bins = BTreeMap::new();
+    if let Some((key, bit_length)) = keys.bins {
+        if !(1..=16).contains(&bit_length) {
+            return Err(RepoError::InvalidRequest(format!(
+                "{} hash bins: choose a power of two from 2 to 65536",
+                1u64 << bit_length.min(63)
+            )));
+        }
+        let succinct = SuccinctRoles {
+            bit_length,
+            name_prefix: BINS_PREFIX.into(),
+            keyids: vec![key.key_id()],
+            threshold: 1,
+            unrecognized: Unrecognized::new(),
+        };
+        for n in 0..succinct.bin_count() {
+            bins.insert(succinct.bin_name(n), empty_targets(expiry, now));
+        }
+        targets.delegations = Some(Delegations {
+            keys: BTreeMap::from([(key.key_id(), key)]),
+            roles: None,
+            succinct_roles: Some(succinct),
+            unrecognized: Unrecognized::new(),
+        });
+    }
+    let mut root_md = Metadata::new(root.clone());
+    let root_keys = role_keys(&root, "root")?;
+    sign(&mut root_md, "root", &root.keys, root_keys, signers)?;
+    let root_file = RoleFile::new(root_md)?;
+    let mut publish = Publish::default();
+    publish
+        .files
+        .push((layout.metadata_file("root", 1), root_file.bytes));
+    let targets = sign_targets(&root, targets, signers)?;
+    let mut meta = BTreeMap::from([("targets.json".to_owned(), targets.meta_version())]);
+    publish
+        .files
+        .push((layout.metadata_file("targets", 1), targets.bytes.clone()));
+    for (name, content) in bins {
+        let f = sign_delegated(&targets.metadata.signed, &name, content, signers)?;
+        meta.insert(format!("{name}.json"), f.meta_version());
+        publish
+            .files
+            .push((layout.metadata_file(&name, 1), f.bytes));
+    }
+    let snapshot = sign_snapshot(&root, None, meta, expiry, signers, now)?;
+    let timestamp = sign_timestamp(&root, None, &snapshot, expiry, signers, now)?;
+    publish
+        .files
+        .push((layout.metadata_file("snapshot", 1), snapshot.bytes));
+    publish.timestamp = Some(timestamp.bytes);
+    Ok(publish)
+}
+
+fn empty_targets(expiry: &ExpiryPolicy, now: OffsetDateTime) -> Targets {
+    Targets {
+        common: Common::new("targets", expiry.expires("targets", now)),
+        targets: BTreeMap::new(),
+        delegations: None,
+        unrecognized: Unrecognized::new(),
+    }
+}
+
+/// A target to add: its path in the repository and description.
+pub struct NewTarget {
+    /// Path of the target (`a/b.tgz`).
+    pub name: String,
+    /// Length, hashes and custom metadata.
+    pub file: TargetFile,
+    /// The local file tufd publishes under `targets/`, if any.
+    pub source: Option<std::path::PathBuf>,
+}
+
+/// Checks a target path: relative, `/`-separated, no empty, `.` or `..`
+/// parts, no control characters, at most 1024 bytes.
+pub fn check_target_name(name: &str) -> Result<(), RepoError> {
+    let bad = name.is_empty()
+        || name.len() > 1024
+        || name.starts_with('/')
+        || name.chars().any(char::is_control)
+        || name.contains('\\')
+        || name
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..");
+    if bad {
+        return Err(RepoError::InvalidRequest(format!(
+            "target name {name:?}: give a relative path of at most 1024 bytes with '/' between non-empty parts, no '.' or '..' and no control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a delegation path pattern matches a target path: shell globs
+/// matched part by part (`*` and `?` never match `/`), as python-tuf does.
+pub fn path_matches(pattern: &str, target: &str) -> bool {
+    let p: Vec<&str> = pattern.split('/').collect();
+    let t: Vec<&str> = target.split('/').collect();
+    p.len() == t.len()
+        && p.iter()
+            .zip(&t)
+            .all(|(p, t)| glob(p.as_bytes(), t.as_bytes()))
+}
+
+fn glob(p: &[u8], t: &[u8]) -> bool {
+    match (p.first(), t.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob(&p[1..], t) || (!t.is_empty() && glob(p, &t[1..])),
+        (Some(b'?'), Some(_)) => glob(&p[1..], &t[1..]),
+        (Some(a), Some(b)) if a == b => glob(&p[1..], &t[1..]),
+        _ => false,
+    }
+}
+
+/// Checks the name of a new delegated role.
+pub fn check_role_name(name: &str) -> Result<(), RepoError> {
+    let valid = !name.is_empty()
+        && name.len() <= 48
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !TOP_LEVEL.contains(&name)
+        && !name.starts_with(BINS_PREFIX);
+    if !valid {
+        return Err(RepoError::InvalidRequest(format!(
+            "role name {name:?}: use 1 to 48 letters, digits, '-', '_' or '.', not a top-level role or bins*"
+        )));
+    }
+    Ok(())
+}
+
+/// The next version of a repository, staged role by role, then signed
+/// and laid out by [`Change::finish`].
+pub struct Change<'a> {
+    layout: &'a Layout,
+    published: &'a Published,
+    expiry: &'a ExpiryPolicy,
+    now: OffsetDateTime,
+    root: Option<Root>,
+    presigned_root: Option<Metadata<Root>>,
+    targets: Option<Targets>,
+    delegated: BTreeMap<String, Targets>,
+    copies: Vec<TargetCopy>,
+    summary: Vec<String>,
+}
+
+impl<'a> Change<'a> {
+    /// A change on top of what is published.
+    pub fn new(
+        layout: &'a Layout,
+        published: &'a Published,
+        expiry: &'a ExpiryPolicy,
+        now: OffsetDateTime,
+    ) -> Self {
+        Self {
+            layout,
+            published,
+            expiry,
+            now,
+            root: None,
+            presigned_root: None,
+            targets: None,
+            delegated: BTreeMap::new(),
+            copies: Vec::new(),
+            summary: Vec::new(),
+        }
+    }
+
+    /// The root the repository publishes now.
+    pub fn current_root(&self) -> &Root {
+        &self.published.root.metadata.signed
+    }
+
+    fn root(&self) -> &Root {
+        self.root
+            .as_ref()
+            .unwrap_or(&self.published.root.metadata.signed)
+    }
+
+    fn targets_mut(&mut self) -> &mut Targets {
+        self.targets
+            .get_or_insert_with(|| self.published.targets.metadata.signed.clone())
+    }
+
+    fn targets(&self) -> &Targets {
+        self.targets
+            .as_ref()
+            .unwrap_or(&self.published.targets.metadata.signed)
+    }
+
+    fn delegated_mut(&mut self, name: &str) -> Result<&mut Targets, RepoError> {
+        if !self.delegated.contains_key(name) {
+            let current = self
+                .published
+                .read_delegated(self.layout, name)?
+                .metadata
+                .signed;
+            self.delegated.insert(name.to_owned(), current);
+        }
+        Ok(self.delegated.get_mut(name).expect("inserted above"))
+    }
+
+    /// The role a new target goes into: `role` when given (its paths must
+    /// match), the target's hash bin when targets delegates to bins, else
+    /// top-level targets.
+    fn role_for(&self, name: &str, role: Option<&str>) -> Result<Option<String>, RepoError> {
+        let delegations = self.targets().delegations.as_ref();
+        if let Some(role) = role {
+            let r = delegations
+                .and_then(|d| d.roles.as_ref())
+                .and_then(|roles| roles.iter().find(|r| r.name == role))
+                .ok_or_else(|| {
+                    RepoError::NotFound(format!(
+                        "targets delegates no role {role:?}; create it with `tufctl tuf delegate`"
+                    ))
+                })?;
+            let paths = r.paths.clone().unwrap_or_default();
+            if !paths.iter().any(|p| path_matches(p, name)) {
+                return Err(RepoError::InvalidRequest(format!(
+                    "target {name:?} is outside the paths delegated to {role} ({})",
+                    paths.join(", ")
+                )));
+            }
+            return Ok(Some(role.to_owned()));
+        }
+        Ok(delegations
+            .and_then(|d| d.succinct_roles.as_ref())
+            .map(|s| s.bin_for(name)))
+    }
+
+    /// Adds (or replaces) targets, in `role` or where they belong.
+    pub fn add_targets(
+        &mut self,
+        new: Vec<NewTarget>,
+        role: Option<&str>,
+    ) -> Result<(), RepoError> {
+        let mut names = Vec::new();
+        for t in new {
+            check_target_name(&t.name)?;
+            let placed = self.role_for(&t.name, role)?;
+            if let Some(source) = t.source {
+                let sha256 = t.file.hashes.get("sha256").cloned().unwrap_or_default();
+                self.copies.push(TargetCopy {
+                    source,
+                    dest: self.layout.target_file(&t.name, &sha256),
+                    sha256,
+                    length: t.file.length,
+                });
+            }
+            names.push(match &placed {
+                Some(r) => format!("{} (in {r})", t.name),
+                None => t.name.clone(),
+            });
+            let role = match placed {
+                Some(r) => self.delegated_mut(&r)?,
+                None => self.targets_mut(),
+            };
+            role.targets.insert(t.name, t.file);
+        }
+        self.summary.push(format!("added {}", names.join(", ")));
+        Ok(())
+    }
+
+    /// Removes targets from `role`, or from wherever they are listed
+    /// (top-level targets, their hash bin, or a named role whose paths
+    /// match).
+    pub fn remove_targets(
+        &mut self,
+        names: &[String],
+        role: Option<&str>,
+    ) -> Result<(), RepoError> {
+        for name in names {
+            let mut candidates: Vec<Option<String>> = Vec::new();
+            match role {
+                Some(r) => candidates.push(Some(r.to_owned())),
+                None => {
+                    candidates.push(None);
+                    if let Some(d) = &self.targets().delegations {
+                        if let Some(s) = &d.succinct_roles {
+                            candidates.push(Some(s.bin_for(name)));
+                        }
+                        for r in d.roles.iter().flatten() {
+                            if r.paths.iter().flatten().any(|p| path_matches(p, name)) {
+                                candidates.push(Some(r.name.clone()));
+                            }
+                        }
+                    }
+                }
+            }
+            let mut removed = false;
+            for c in candidates {
+                let role = match &c {
+                    Some(r) => self.delegated_mut(r)?,
+                    None => self.targets_mut(),
+                };
+                if role.targets.remove(name).is_some() {
+                    removed = true;
+                    break;
+                }
+            }
+            if !removed {
+                return Err(RepoError::NotFound(format!(
+                    "no target {name:?} in {}",
+                    self.layout.dir().display()
+                )));
+            }
+        }
+        self.summary.push(format!("removed {}", names.join(", ")));
+        Ok(())
+    }
+
+    /// Delegates `paths` from top-level targets to a new role signed by
+    /// `key`.
+    pub fn delegate(
+        &mut self,
+        name: &str,
+        key: Key,
+        paths: Vec<String>,
+        terminating: bool,
+    ) -> Result<(), RepoError> {
+        check_role_name(name)?;
+        if paths.is_empty() {
+            return Err(RepoError::InvalidRequest(format!(
+                "delegate at least one path pattern to {name}"
+            )));
+        }
+        let keyid = key.key_id();
+        let expiry = self.expiry;
+        let now = self.now;
+        let targets = self.targets_mut();
+        let d = targets.delegations.get_or_insert_with(|| Delegations {
+            keys: BTreeMap::new(),
+            roles: Some(Vec::new()),
+            succinct_roles: None,
+            unrecognized: Unrecognized::new(),
+        });
+        if d.succinct_roles.is_some() {
+            return Err(RepoError::InvalidRequest(
+                "this repository delegates to hash bins; TUF allows either hash bins or named roles in one delegation".into(),
+            ));
+        }
+        let roles = d.roles.get_or_insert_with(Vec::new);
+        if roles.iter().any(|r| r.name == name) {
+            return Err(RepoError::AlreadyExists(format!(
+                "targets already delegates to {name}"
+            )));
+        }
+        roles.push(DelegatedRole {
+            name: name.to_owned(),
+            keyids: vec![keyid.clone()],
+            threshold: 1,
+            terminating,
+            paths: Some(paths.clone()),
+            path_hash_prefixes: None,
+            unrecognized: Unrecognized::new(),
+        });
+        d.keys.insert(keyid, key);
+        self.delegated
+            .insert(name.to_owned(), empty_targets(expiry, now));
+        self.summary
+            .push(format!("delegated {} to {name}", paths.join(", ")));
+        Ok(())
+    }
+
+    /// Replaces the keys of top-level role `role` by `keys` (threshold
+    /// `threshold`) in a new root, and re-signs the role with them.
+    pub fn rotate(&mut self, role: &str, keys: Vec<Key>, threshold: u64) -> Result<(), RepoError> {
+        if !TOP_LEVEL.contains(&role) {
+            return Err(RepoError::InvalidRequest(format!(
+                "no top-level role {role:?}: rotate root, targets, snapshot or timestamp"
+            )));
+        }
+        let mut root = self.root().clone();
+        set_role_keys(&mut root, role, keys, threshold)?;
+        self.root = Some(root);
+        if role == "targets" {
+            self.targets_mut();
+        }
+        self.summary.push(format!("rotated the {role} keys"));
+        Ok(())
+    }
+
+    /// Publishes a root signed elsewhere (a staged k-of-n change); its
+    /// thresholds are checked by [`Change::finish`]. Roles whose keys it
+    /// changes are re-signed with the new keys.
+    pub fn signed_root(&mut self, md: Metadata<Root>) -> Result<(), RepoError> {
+        let old = &self.published.root.metadata.signed;
+        if md.signed.common.version != old.common.version + 1 {
+            return Err(RepoError::InvalidRequest(format!(
+                "the staged root is version {}, the repository publishes version {}: stage the change again",
+                md.signed.common.version, old.common.version
+            )));
+        }
+        if md.signed.roles.get("targets") != old.roles.get("targets") {
+            self.targets_mut();
+        }
+        self.root = Some(md.signed.clone());
+        self.presigned_root = Some(md);
+        self.summary.push("published the staged root".into());
+        Ok(())
+    }
+
+    /// Signs every changed role (a new root by the old root's threshold
+    /// and its own), then snapshot and timestamp; returns the files in
+    /// publishing order and a summary.
+    pub fn finish(self, signers: &Signers) -> Result<(Publish, String), RepoError> {
+        let published = self.published;
+        let old_root = &published.root.metadata.signed;
+        let mut publish = Publish {
+            copies: self.copies,
+            ..Default::default()
+        };
+        if let Some(mut root) = self.root.clone() {
+            let old = role_keys(old_root, "root")?;
+            let md = match &self.presigned_root {
+                Some(md) => md.clone(),
+                None => {
+                    root.common.version = old_root.common.version + 1;
+                    root.common.expires = self.expiry.expires("root", self.now);
+                    sign_root_all(old_root, &root, signers)?
+                }
+            };
+            let new = role_keys(&root, "root")?;
+            let file = RoleFile::new(md)?;
+            check_top_level(old_root, &file).map_err(|_| RepoError::NoKey {
+                role: "root (the current root's threshold)".into(),
+                keyid: old.keyids.join(", "),
+            })?;
+            check_top_level(&root, &file).map_err(|_| RepoError::NoKey {
+                role: "root (the new root's threshold)".into(),
+                keyid: new.keyids.join(", "),
+            })?;
+            publish.files.push((
+                self.layout.metadata_file("root", root.common.version),
+                file.bytes,
+            ));
+        }
+        let root = self.root.as_ref().unwrap_or(old_root);
+        let mut meta = published.snapshot.metadata.signed.meta.clone();
+        let targets_parent = self
+            .targets
+            .clone()
+            .unwrap_or_else(|| published.targets.metadata.signed.clone());
+        if let Some(mut targets) = self.targets.clone() {
+            targets.common.version = published.targets.version() + 1;
+            targets.common.expires = self.expiry.expires("targets", self.now);
+            let f = sign_targets(root, targets, signers)?;
+            meta.insert("targets.json".into(), f.meta_version());
+            publish
+                .files
+                .push((self.layout.metadata_file("targets", f.version()), f.bytes));
+        }
+        for (name, mut content) in self.delegated {
+            let key = format!("{name}.json");
+            content.common.version = meta.get(&key).map_or(1, |m| m.version + 1);
+            content.common.expires = self.expiry.expires("targets", self.now);
+            let f = sign_delegated(&targets_parent, &name, content, signers)?;
+            meta.insert(key, f.meta_version());
+            publish
+                .files
+                .push((self.layout.metadata_file(&name, f.version()), f.bytes));
+        }
+        let snapshot = sign_snapshot(
+            root,
+            Some(&published.snapshot.metadata.signed),
+            meta,
+            self.expiry,
+            signers,
+            self.now,
+        )?;
+        let timestamp = sign_timestamp(
+            root,
+            Some(&published.timestamp.metadata.signed),
+            &snapshot,
+            self.expiry,
+            signers,
+            self.now,
+        )?;
+        publish.files.push((
+            self.layout.metadata_file("snapshot", snapshot.version()),
+            snapshot.bytes,
+        ));
+        publish.timestamp = Some(timestamp.bytes);
+        Ok((publish, self.summary.join("; ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_names() {
+        for ok in ["a", "a/b.tgz", "dir/ü ñ.bin", "v1.0"] {
+            check_target_name(ok).unwrap();
+        }
+        for bad in ["", "/a", "a//b", "a/../b", "./a", "a/", "a\nb", "a\\b"] {
+            assert!(check_target_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn delegation_paths_are_globs_per_part() {
+        assert!(path_matches("team/*", "team/a.tgz"));
+        assert!(
+            !path_matches("team/*", "team/x/a.tgz"),
+            "* does not match /"
+        );
+        assert!(path_matches("*/*.tgz", "x/a.tgz"));
+        assert!(path_matches("v?.txt", "v1.txt"));
+        assert!(!path_matches("v?.txt", "v10.txt"));
+        assert!(!path_matches("team/*", "other/a.tgz"));
+        assert!(path_matches("*", "a"));
+        assert!(!path_matches("*", "a/b"));
+    }
+}

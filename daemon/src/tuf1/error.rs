@@ -1,0 +1,78 @@
+//! Errors of TUF 1.0 repository management.
+
+use std::path::PathBuf;
+
+use crate::keyring::KeyringError;
+use tufd_tuf::tuf1::Tuf1Error;
+
+/// What can go wrong managing a TUF 1.0 repository directory.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// Reading or writing a file failed.
+    #[error("{path}: {action}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What tufd was doing.
+        action: &'static str,
+        /// The system error.
+        source: std::io::Error,
+    },
+    /// Metadata could not be parsed, signed or verified.
+    #[error("{context}: {source}")]
+    Metadata {
+        /// Which file or role.
+        context: String,
+        /// The TUF layer's error.
+        source: Tuf1Error,
+    },
+    /// A token failed.
+    #[error(transparent)]
+    Keyring(#[from] KeyringError),
+    /// No configured token holds a key the operation needs.
+    #[error(
+        "no token holds key {keyid} of role {role}; `tufctl key list` shows the keys tufd holds"
+    )]
+    NoKey {
+        /// The role to sign.
+        role: String,
+        /// The key it lists.
+        keyid: String,
+    },
+    /// The directory is not a repository tufd manages.
+    #[error("{0}")]
+    NotFound(String),
+    /// A repository or target exists already.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The request cannot be carried out as given.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// A staged change does not have the signatures it needs yet.
+    #[error("the staged change is not signed enough yet: {0}")]
+    Waiting(String),
+    /// Another writer holds the repository.
+    #[error("{0} is being written by another process; try again")]
+    Busy(PathBuf),
+    /// A bug or an unexpected state.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl RepoError {
+    /// An I/O error on `path`.
+    pub fn io(path: &std::path::Path, action: &'static str) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_owned();
+        move |source| RepoError::Io {
+            path,
+            action,
+            source,
+        }
+    }
+
+    /// A metadata error about `context`.
+    pub fn metadata(context: impl Into<String>) -> impl FnOnce(Tuf1Error) -> Self {
+        let context = context.into();
+        move |source| RepoError::Metadata { context, source }
+    }
+}

@@ -1,0 +1,597 @@
+//! A TUF 1.0 repository directory: its layout, reading the published
+//! state, and publishing a new one atomically.
+//!
+//! ```text
+//! DIR/metadata/N.root.json       every root version (clients walk the chain)
+//! DIR/metadata/N.targets.json    consistent snapshots of targets roles
+//! DIR/metadata/N.snapshot.json
+//! DIR/metadata/timestamp.json    the entry point, replaced last by rename
+//! DIR/targets/[PATH/]SHA256.NAME target files under their hash
+//! DIR/.tufd.lock                 one writer at a time (advisory lock)
+//! ```
+//!
+//! A publish writes every new file first (temp, fsync, rename, fsync of the
+//! directory) and `timestamp.json` last, so a client sees the old version
+//! or the new one, and a crash leaves the old one published. Files a
+//! published version refers to are never rewritten.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tufd_tuf::tuf1::metadata::canonical_signed_of_bytes;
+use tufd_tuf::tuf1::{MetaFile, Metadata, Role, Root, Snapshot, Targets, Timestamp, verify};
+
+use super::error::RepoError;
+
+/// How many root versions a repository may have (a bound on the walk).
+const MAX_ROOT_VERSIONS: u64 = 100_000;
+
+/// The directories of a repository.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    dir: PathBuf,
+}
+
+impl Layout {
+    /// The layout under `dir` (absolute).
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// The repository directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `DIR/metadata`.
+    pub fn metadata_dir(&self) -> PathBuf {
+        self.dir.join("metadata")
+    }
+
+    /// `DIR/targets`.
+    pub fn targets_dir(&self) -> PathBuf {
+        self.dir.join("targets")
+    }
+
+    /// The file of `role` at `version` (`timestamp.json` for timestamp).
+    pub fn metadata_file(&self, role: &str, version: u64) -> PathBuf {
+        if role == "timestamp" {
+            self.metadata_dir().join("timestamp.json")
+        } else {
+            self.metadata_dir()
+                .join(format!("{version}.{}.json", encode_role(role)))
+        }
+    }
+
+    /// Where a target file with this SHA-256 is published.
+    pub fn target_file(&self, name: &str, sha256: &str) -> PathBuf {
+        let (parent, base) = match name.rsplit_once('/') {
+            Some((p, b)) => (Some(p), b),
+            None => (None, name),
+        };
+        let mut path = self.targets_dir();
+        if let Some(p) = parent {
+            path.push(p);
+        }
+        path.join(format!("{sha256}.{base}"))
+    }
+
+    /// Takes the repository's writer lock, or fails at once when another
+    /// process holds it.
+    pub fn lock(&self) -> Result<WriterLock, RepoError> {
+        let path = self.dir.join(".tufd.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(RepoError::io(&path, "opening the repository lock"))?;
+        // flock(2) through std (Rust 1.89): released when the file closes.
+        match file.try_lock() {
+            Ok(()) => Ok(WriterLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(RepoError::Busy(self.dir.clone())),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(RepoError::io(&path, "locking the repository")(e))
+            }
+        }
+    }
+}
+
+/// Role names with `/` are percent-encoded in file names, as python-tuf
+/// does in URLs.
+pub fn encode_role(role: &str) -> String {
+    let mut out = String::with_capacity(role.len());
+    for b in role.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The repository's writer lock, released on drop.
+pub struct WriterLock {
+    _file: File,
+}
+
+/// A role's metadata with the exact bytes it was read from or will be
+/// written as.
+#[derive(Debug, Clone)]
+pub struct RoleFile<T> {
+    /// The parsed metadata.
+    pub metadata: Metadata<T>,
+    /// Its file bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl<T: Role> RoleFile<T> {
+    /// Serializes `metadata`.
+    pub fn new(metadata: Metadata<T>) -> Result<Self, RepoError> {
+        let bytes = metadata.to_bytes().map_err(RepoError::metadata(T::TYPE))?;
+        Ok(Self { metadata, bytes })
+    }
+
+    /// The role's version.
+    pub fn version(&self) -> u64 {
+        self.metadata.signed.common().version
+    }
+
+    /// Its entry in snapshot (version only, as python-tuf writes) .
+    pub fn meta_version(&self) -> MetaFile {
+        MetaFile {
+            version: self.version(),
+            length: None,
+            hashes: None,
+            unrecognized: Default::default(),
+        }
+    }
+
+    /// Its entry with length and SHA-256 (timestamp's snapshot entry).
+    pub fn meta_hashed(&self) -> MetaFile {
+        MetaFile {
+            length: Some(self.bytes.len() as u64),
+            hashes: Some(BTreeMap::from([(
+                "sha256".to_owned(),
+                hex::encode(Sha256::digest(&self.bytes)),
+            )])),
+            ..self.meta_version()
+        }
+    }
+}
+
+/// What a repository directory publishes now.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The newest root.
+    pub root: RoleFile<Root>,
+    /// Top-level targets.
+    pub targets: RoleFile<Targets>,
+    /// Snapshot.
+    pub snapshot: RoleFile<Snapshot>,
+    /// Timestamp.
+    pub timestamp: RoleFile<Timestamp>,
+}
+
+fn read_role<T: Role>(path: &Path) -> Result<RoleFile<T>, RepoError> {
+    let bytes = std::fs::read(path).map_err(RepoError::io(path, "reading metadata"))?;
+    let metadata = Metadata::<T>::from_bytes(&bytes)
+        .map_err(RepoError::metadata(path.display().to_string()))?;
+    Ok(RoleFile { metadata, bytes })
+}
+
+/// Checks a role's signatures against the keys and threshold root lists.
+pub fn check_top_level<T: Role>(root: &Root, file: &RoleFile<T>) -> Result<(), RepoError> {
+    let role = T::TYPE;
+    let keys = root
+        .roles
+        .get(role)
+        .ok_or_else(|| RepoError::Internal(format!("root lists no {role} role")))?;
+    // The signed bytes as the file has them (cheaper than re-encoding
+    // the model, and what a client checks).
+    let message = canonical_signed_of_bytes(&file.bytes).map_err(RepoError::metadata(role))?;
+    verify::check_threshold(
+        role,
+        &message,
+        &file.metadata.signatures,
+        &root.keys,
+        &keys.keyids,
+        keys.threshold,
+    )
+    .map_err(RepoError::metadata(role))
+}
+
+/// The roles the daemon keeps fresh, and the root that lists their keys.
+#[derive(Debug, Clone)]
+pub struct Online {
+    /// The newest root.
+    pub root: RoleFile<Root>,
+    /// Snapshot.
+    pub snapshot: RoleFile<Snapshot>,
+    /// Timestamp.
+    pub timestamp: RoleFile<Timestamp>,
+}
+
+impl Online {
+    /// Reads root, timestamp and snapshot (not the targets roles, which
+    /// may be large) and checks their signatures.
+    pub fn read(layout: &Layout) -> Result<Self, RepoError> {
+        let root = read_newest_root(layout)?;
+        let (timestamp, snapshot) = read_timestamp_snapshot(layout, &root)?;
+        Ok(Online {
+            root,
+            snapshot,
+            timestamp,
+        })
+    }
+
+    /// The files the published version's online roles refer to.
+    pub fn referenced(&self, layout: &Layout) -> Vec<PathBuf> {
+        let mut out = vec![
+            layout.metadata_file("root", self.root.version()),
+            layout.metadata_file("snapshot", self.snapshot.version()),
+        ];
+        for (name, meta) in &self.snapshot.metadata.signed.meta {
+            if let Some(role) = name.strip_suffix(".json") {
+                out.push(layout.metadata_file(role, meta.version));
+            }
+        }
+        out
+    }
+}
+
+fn read_newest_root(layout: &Layout) -> Result<RoleFile<Root>, RepoError> {
+    if !Published::exists(layout) {
+        return Err(RepoError::NotFound(format!(
+            "{} holds no TUF repository (no metadata/1.root.json); create one with `tufctl tuf init`",
+            layout.dir().display()
+        )));
+    }
+    let mut version = 1;
+    while version < MAX_ROOT_VERSIONS && layout.metadata_file("root", version + 1).exists() {
+        version += 1;
+    }
+    let root: RoleFile<Root> = read_role(&layout.metadata_file("root", version))?;
+    check_top_level(&root.metadata.signed, &root)?;
+    Ok(root)
+}
+
+fn read_timestamp_snapshot(
+    layout: &Layout,
+    root: &RoleFile<Root>,
+) -> Result<(RoleFile<Timestamp>, RoleFile<Snapshot>), RepoError> {
+    let timestamp: RoleFile<Timestamp> = read_role(&layout.metadata_file("timestamp", 0))?;
+    check_top_level(&root.metadata.signed, &timestamp)?;
+    let snap_meta = timestamp
+        .metadata
+        .signed
+        .meta
+        .get("snapshot.json")
+        .ok_or_else(|| RepoError::Internal("timestamp lists no snapshot.json".into()))?;
+    let snapshot: RoleFile<Snapshot> =
+        read_role(&layout.metadata_file("snapshot", snap_meta.version))?;
+    check_top_level(&root.metadata.signed, &snapshot)?;
+    Ok((timestamp, snapshot))
+}
+
+impl Published {
+    /// Whether `layout` holds a repository (its first root exists).
+    pub fn exists(layout: &Layout) -> bool {
+        layout.metadata_file("root", 1).exists()
+    }
+
+    /// Reads the published state and checks every role's signatures
+    /// against the newest root, so a directory changed behind tufd's back
+    /// is noticed before it is built on.
+    pub fn read(layout: &Layout) -> Result<Self, RepoError> {
+        let root = read_newest_root(layout)?;
+        let (timestamp, snapshot) = read_timestamp_snapshot(layout, &root)?;
+        let targets_meta = snapshot
+            .metadata
+            .signed
+            .meta
+            .get("targets.json")
+            .ok_or_else(|| RepoError::Internal("snapshot lists no targets.json".into()))?;
+        let targets: RoleFile<Targets> =
+            read_role(&layout.metadata_file("targets", targets_meta.version))?;
+        check_top_level(&root.metadata.signed, &targets)?;
+        Ok(Published {
+            root,
+            targets,
+            snapshot,
+            timestamp,
+        })
+    }
+
+    /// Like [`Published::read`], without checking the signatures of the
+    /// targets role (for reports, never to build on).
+    pub fn read_for_status(layout: &Layout) -> Result<Self, RepoError> {
+        let root = read_newest_root(layout)?;
+        let (timestamp, snapshot) = read_timestamp_snapshot(layout, &root)?;
+        let version = snapshot
+            .metadata
+            .signed
+            .meta
+            .get("targets.json")
+            .ok_or_else(|| RepoError::Internal("snapshot lists no targets.json".into()))?
+            .version;
+        let targets = read_role(&layout.metadata_file("targets", version))?;
+        Ok(Published {
+            root,
+            targets,
+            snapshot,
+            timestamp,
+        })
+    }
+
+    /// Reads delegated targets role `name` at the version snapshot lists
+    /// and checks it against the keys top-level targets delegates to it.
+    pub fn read_delegated(
+        &self,
+        layout: &Layout,
+        name: &str,
+    ) -> Result<RoleFile<Targets>, RepoError> {
+        let meta = self
+            .snapshot
+            .metadata
+            .signed
+            .meta
+            .get(&format!("{name}.json"))
+            .ok_or_else(|| RepoError::NotFound(format!("snapshot lists no role {name:?}")))?;
+        let file: RoleFile<Targets> = read_role(&layout.metadata_file(name, meta.version))?;
+        let (keys, keyids, threshold) = delegation_keys(&self.targets.metadata.signed, name)
+            .ok_or_else(|| RepoError::NotFound(format!("targets delegates no role {name:?}")))?;
+        let message = canonical_signed_of_bytes(&file.bytes).map_err(RepoError::metadata(name))?;
+        verify::check_threshold(
+            name,
+            &message,
+            &file.metadata.signatures,
+            keys,
+            &keyids,
+            threshold,
+        )
+        .map_err(RepoError::metadata(name))?;
+        Ok(file)
+    }
+}
+
+/// The keys, key IDs and threshold `targets` delegates to role `name`
+/// (a named role or a succinct hash bin).
+pub fn delegation_keys<'a>(
+    targets: &'a Targets,
+    name: &str,
+) -> Option<(&'a BTreeMap<String, tufd_tuf::tuf1::Key>, Vec<String>, u64)> {
+    let d = targets.delegations.as_ref()?;
+    if let Some(role) = d.roles.iter().flatten().find(|r| r.name == name) {
+        return Some((&d.keys, role.keyids.clone(), role.threshold));
+    }
+    let s = d.succinct_roles.as_ref()?;
+    let suffix = name.strip_prefix(&format!("{}-", s.name_prefix))?;
+    let n = u64::from_str_radix(suffix, 16).ok()?;
+    (suffix.len() == s.suffix_len() && n < s.bin_count())
+        .then(|| (&d.keys, s.keyids.clone(), s.threshold))
+}
+
+/// Writes `bytes` to `path` atomically: temp file in the same directory,
+/// fsync, rename over `path`, fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RepoError> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| RepoError::Internal(format!("{} has no parent", path.display())))?;
+    std::fs::create_dir_all(dir).map_err(RepoError::io(dir, "creating the directory"))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tufd-")
+        .tempfile_in(dir)
+        .map_err(RepoError::io(dir, "creating a temporary file"))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(RepoError::io(path, "writing"))?;
+    // Files are published to a web server: world-readable like any
+    // static content (the temp file starts 0600).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+        .map_err(RepoError::io(path, "setting the mode"))?;
+    tmp.persist(path)
+        .map_err(|e| RepoError::io(path, "renaming into place")(e.error))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(RepoError::io(dir, "syncing the directory"))
+}
+
+/// A target file to copy into `targets/`, checked against its hash.
+#[derive(Debug, Clone)]
+pub struct TargetCopy {
+    /// The file to copy.
+    pub source: PathBuf,
+    /// Where it is published.
+    pub dest: PathBuf,
+    /// Its SHA-256 (hex), as the metadata lists it.
+    pub sha256: String,
+    /// Its length, as the metadata lists it.
+    pub length: u64,
+}
+
+/// Streams a file through SHA-256: (hex digest, length).
+pub fn hash_file(path: &Path) -> Result<(String, u64), RepoError> {
+    let mut f = File::open(path).map_err(RepoError::io(path, "opening the target file"))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut n = 0u64;
+    loop {
+        let r = std::io::Read::read(&mut f, &mut buf)
+            .map_err(RepoError::io(path, "reading the target file"))?;
+        if r == 0 {
+            return Ok((hex::encode(h.finalize()), n));
+        }
+        h.update(&buf[..r]);
+        n += r as u64;
+    }
+}
+
+impl TargetCopy {
+    /// Copies the file to a temporary file beside its destination, checks
+    /// that the copy has the listed hash and length (the source may have
+    /// changed since it was hashed), and renames it into place.
+    fn write(&self) -> Result<(), RepoError> {
+        let dir = self
+            .dest
+            .parent()
+            .ok_or_else(|| RepoError::Internal("target path has no parent".into()))?;
+        std::fs::create_dir_all(dir).map_err(RepoError::io(dir, "creating the directory"))?;
+        let mut src = File::open(&self.source)
+            .map_err(RepoError::io(&self.source, "opening the target file"))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tufd-")
+            .tempfile_in(dir)
+            .map_err(RepoError::io(dir, "creating a temporary file"))?;
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut n = 0u64;
+        loop {
+            let r = std::io::Read::read(&mut src, &mut buf)
+                .map_err(RepoError::io(&self.source, "reading the target file"))?;
+            if r == 0 {
+                break;
+            }
+            h.update(&buf[..r]);
+            tmp.write_all(&buf[..r])
+                .map_err(RepoError::io(&self.dest, "writing"))?;
+            n += r as u64;
+        }
+        if hex::encode(h.finalize()) != self.sha256 || n != self.length {
+            return Err(RepoError::InvalidRequest(format!(
+                "{} changed while it was being added; add it again",
+                self.source.display()
+            )));
+        }
+        tmp.as_file()
+            .sync_all()
+            .map_err(RepoError::io(&self.dest, "writing"))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+            .map_err(RepoError::io(&self.dest, "setting the mode"))?;
+        tmp.persist(&self.dest)
+            .map_err(|e| RepoError::io(&self.dest, "renaming into place")(e.error))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(RepoError::io(dir, "syncing the directory"))
+    }
+}
+
+/// A new version to publish: files in order, timestamp last.
+#[derive(Debug, Default)]
+pub struct Publish {
+    /// Target files, copied first.
+    pub copies: Vec<TargetCopy>,
+    /// Versioned metadata and target files, written first.
+    pub files: Vec<(PathBuf, Vec<u8>)>,
+    /// `timestamp.json`, written last.
+    pub timestamp: Option<Vec<u8>>,
+}
+
+impl Publish {
+    /// Writes every file, then `timestamp.json`. `published` lists the
+    /// files the current version refers to, which are never rewritten.
+    pub fn write(self, layout: &Layout, published: &[PathBuf]) -> Result<(), RepoError> {
+        for copy in &self.copies {
+            copy.write()?;
+        }
+        for (path, bytes) in &self.files {
+            if published.contains(path) {
+                return Err(RepoError::Internal(format!(
+                    "refusing to rewrite {}, which the published version refers to",
+                    path.display()
+                )));
+            }
+            write_atomic(path, bytes)?;
+        }
+        if let Some(ts) = self.timestamp {
+            hold_before_timestamp();
+            write_atomic(&layout.metadata_file("timestamp", 0), &ts)?;
+        }
+        Ok(())
+    }
+}
+
+/// Test hook for the crash and interleaving tests: with
+/// `TUFD_TEST_TUF1_HOLD=PATH` in the daemon's environment, a publish that
+/// has written its new files creates `PATH.reached` and waits (at most a
+/// minute) while `PATH` exists before it switches `timestamp.json`.
+fn hold_before_timestamp() {
+    let Some(hold) = std::env::var_os("TUFD_TEST_TUF1_HOLD").map(PathBuf::from) else {
+        return;
+    };
+    let mut reached = hold.clone().into_os_string();
+    reached.push(".reached");
+    let _ = std::fs::write(&reached, b"");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while hold.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+impl Published {
+    /// The metadata files the published version refers to.
+    pub fn referenced(&self, layout: &Layout) -> Vec<PathBuf> {
+        Online {
+            root: self.root.clone(),
+            snapshot: self.snapshot.clone(),
+            timestamp: self.timestamp.clone(),
+        }
+        .referenced(layout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_names() {
+        let l = Layout::new(Path::new("/r"));
+        assert_eq!(
+            l.metadata_file("root", 3),
+            Path::new("/r/metadata/3.root.json")
+        );
+        assert_eq!(
+            l.metadata_file("timestamp", 9),
+            Path::new("/r/metadata/timestamp.json")
+        );
+        assert_eq!(
+            l.metadata_file("a/b c", 2),
+            Path::new("/r/metadata/2.a%2Fb%20c.json")
+        );
+        assert_eq!(
+            l.target_file("x/y/z.tgz", "ab"),
+            Path::new("/r/targets/x/y/ab.z.tgz")
+        );
+        assert_eq!(l.target_file("z", "ab"), Path::new("/r/targets/ab.z"));
+    }
+
+    #[test]
+    fn one_writer_at_a_time() {
+        let d = tempfile::tempdir().unwrap();
+        let l = Layout::new(d.path());
+        let first = l.lock().unwrap();
+        assert!(matches!(l.lock(), Err(RepoError::Busy(_))));
+        drop(first);
+        l.lock().unwrap();
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("m/timestamp.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(d.path().join("m")).unwrap().collect();
+        assert_eq!(names.len(), 1, "no temp files left");
+    }
+}

@@ -1,0 +1,625 @@
+//! TUF 1.0 repositories on directories, every key on a token, with the
+//! online roles (snapshot, timestamp) kept fresh by the daemon.
+//!
+//! - [`files`]: the directory layout, reading what is published, atomic
+//!   publishing (new files first, `timestamp.json` last)
+//! - [`edit`]: named synchronous edits (init, add/remove targets,
+//!   delegate, rotate, publish a staged root)
+//! - [`expiry`], [`sign`], [`refresh`]: expiry policy, signing with the
+//!   listed keys, keeping the online roles fresh
+//! - [`staged`]: offline k-of-n root changes that travel as a file
+//! - [`requests`]: what the manager is asked and answers
+//! - [`registry`]: the repositories this daemon manages and their refresh
+//!   record, in the state directory
+//! - this module: [`Tuf1`], the async driver: it finds the token keys,
+//!   serializes writers of one repository and runs the refresher task.
+//!
+//! The TUF layer (`tufd_tuf::tuf1`) knows nothing of tokens; this module
+//! knows nothing of gRPC.
+
+pub mod edit;
+pub mod error;
+pub mod expiry;
+pub mod files;
+pub mod refresh;
+pub mod registry;
+pub mod requests;
+pub mod sign;
+pub mod staged;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tufd_keys::{KeyLabel, KeyRecord, KeyStore};
+use tufd_tuf::tuf1::Key;
+use tufd_tuf::{DigestSigner, SignError};
+
+use crate::keyring::{Keyring, KeyringError};
+use edit::InitKeys;
+pub use error::RepoError;
+pub use expiry::ExpiryPolicy;
+use files::{Layout, Online, Published};
+use registry::{Registry, RepoRecord};
+pub use requests::{AddTarget, InitRequest, RepoStatus, RoleState, StagedReport};
+use requests::{describe, key_from_pem};
+use sign::Signers;
+
+/// How long the refresher sleeps at most between looks at its repositories.
+const REFRESH_TICK: Duration = Duration::from_secs(60);
+/// How long it waits before trying a failed refresh again.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// A key on a token as a [`DigestSigner`] (signing blocks).
+struct TokenKey {
+    store: Arc<dyn KeyStore>,
+    key: KeyRecord,
+}
+
+impl DigestSigner for TokenKey {
+    fn spki_der(&self) -> Vec<u8> {
+        self.key.spki_der.clone()
+    }
+
+    fn sign_sha256(&self, digest: &[u8; 32]) -> Result<[u8; 64], SignError> {
+        self.store
+            .sign_digest(&self.key.id, digest)
+            .map_err(SignError::new)
+    }
+
+    /// `KeyStore::sign_digest` verifies each signature before returning it.
+    fn checks_own_signatures(&self) -> bool {
+        true
+    }
+}
+
+/// The TUF 1.0 repository manager.
+pub struct Tuf1 {
+    keyring: Arc<Keyring>,
+    registry: Registry,
+    locks: std::sync::Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    wake: tokio::sync::Notify,
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RepoError> + Send + 'static,
+) -> Result<T, RepoError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RepoError::Internal(format!("worker failed: {e}")))?
+}
+
+/// The key name prefix of a repository's keys: `tuf1:<dir>` as the label's
+/// repository part.
+fn label(dir: &Path, name: &str) -> Result<KeyLabel, RepoError> {
+    KeyLabel::new(name, &format!("tuf1:{}", dir.display())).map_err(|e| {
+        RepoError::InvalidRequest(format!(
+            "{}: cannot name keys for this directory ({e}); use a shorter path",
+            dir.display()
+        ))
+    })
+}
+
+fn check_dir(dir: &Path) -> Result<PathBuf, RepoError> {
+    if !dir.is_absolute() {
+        return Err(RepoError::InvalidRequest(format!(
+            "{}: give the repository directory as an absolute path",
+            dir.display()
+        )));
+    }
+    Ok(dir.to_owned())
+}
+
+impl Tuf1 {
+    /// A manager keeping its registry under `state_dir/tuf1`.
+    pub fn new(keyring: Arc<Keyring>, state_dir: &Path) -> Result<Self, RepoError> {
+        Ok(Self {
+            keyring,
+            registry: Registry::open(state_dir)?,
+            locks: Default::default(),
+            wake: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn repo_lock(&self, dir: &Path) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .expect("lock map")
+            .entry(dir.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Every token key, by TUF 1.0 key ID.
+    async fn signers(&self) -> Result<Signers, RepoError> {
+        let (mut signers, unreadable) = self.signers_and_unreadable().await?;
+        for why in unreadable {
+            signers.unreadable(why);
+        }
+        Ok(signers)
+    }
+
+    /// Every token key by TUF 1.0 key ID, and why tokens that could not be
+    /// read could not.
+    async fn signers_and_unreadable(&self) -> Result<(Signers, Vec<String>), RepoError> {
+        let listing = self.keyring.list("").await?;
+        let mut signers = Signers::default();
+        for key in listing.keys {
+            let store = self.keyring.key_store(&key.token)?;
+            signers.insert(Arc::new(TokenKey { store, key }))?;
+        }
+        let unreadable = listing
+            .unavailable
+            .into_iter()
+            .map(|t| match t.status {
+                tufd_keys::TokenStatus::Unavailable { reason } => format!("{}: {reason}", t.name),
+                other => format!("{}: {other:?}", t.name),
+            })
+            .collect();
+        Ok((signers, unreadable))
+    }
+
+    /// Generates (or, after an interrupted init, reuses) the key `name` of
+    /// the repository at `dir` on `token`.
+    async fn role_key(&self, dir: &Path, name: &str, token: &str) -> Result<Key, RepoError> {
+        let label = label(dir, name)?;
+        let record = match self.keyring.generate(label.clone(), token).await {
+            Ok(r) => r,
+            Err(KeyringError::NameTaken { .. }) => {
+                self.keyring
+                    .find(&crate::keyring::KeySelector::Name(label))
+                    .await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Key::ecdsa_p256(&record.spki_der).map_err(RepoError::metadata("token key"))
+    }
+
+    /// Creates a repository in `req.dir`: keys generated on the tokens,
+    /// version 1 of every role published.
+    pub async fn init(&self, req: InitRequest) -> Result<RepoStatus, RepoError> {
+        let dir = check_dir(&req.dir)?;
+        let mut expiry = ExpiryPolicy::default();
+        for (role, secs) in &req.expiry {
+            expiry.set(role, *secs)?;
+        }
+        let root_tokens = if req.root_tokens.is_empty() {
+            vec![String::new()]
+        } else {
+            req.root_tokens.clone()
+        };
+        let threshold = req.root_threshold.max(1);
+        if threshold > root_tokens.len() as u64 {
+            return Err(RepoError::InvalidRequest(format!(
+                "root threshold {threshold} needs at least {threshold} root keys; give --root-key once per key"
+            )));
+        }
+        let lock = self.repo_lock(&dir);
+        let _guard = lock.lock().await;
+        let layout = Layout::new(&dir);
+        std::fs::create_dir_all(&dir).map_err(RepoError::io(&dir, "creating the directory"))?;
+        let _writer = layout.lock()?;
+        if Published::exists(&layout) {
+            return Err(RepoError::AlreadyExists(format!(
+                "{} already holds a TUF repository",
+                dir.display()
+            )));
+        }
+        let mut root = Vec::new();
+        for (i, token) in root_tokens.iter().enumerate() {
+            root.push(
+                self.role_key(&dir, &format!("root-{}", i + 1), token)
+                    .await?,
+            );
+        }
+        let bins = match req.hash_bins {
+            0 => None,
+            n if n.is_power_of_two() && (2..=65_536).contains(&n) => Some((
+                self.role_key(&dir, "bins", &req.targets_token).await?,
+                n.trailing_zeros(),
+            )),
+            n => {
+                return Err(RepoError::InvalidRequest(format!(
+                    "{n} hash bins: choose a power of two from 2 to 65536"
+                )));
+            }
+        };
+        let keys = InitKeys {
+            bins,
+            root,
+            root_threshold: threshold,
+            targets: self.role_key(&dir, "targets", &req.targets_token).await?,
+            snapshot: self.role_key(&dir, "snapshot", &req.online_token).await?,
+            timestamp: self.role_key(&dir, "timestamp", &req.online_token).await?,
+        };
+        let signers = self.signers().await?;
+        let l = layout.clone();
+        blocking(move || {
+            let publish = edit::init(&l, keys, &expiry, &signers, OffsetDateTime::now_utc())?;
+            publish.write(&l, &[])
+        })
+        .await?;
+        self.registry.insert(
+            &dir,
+            RepoRecord {
+                expiry,
+                ..Default::default()
+            },
+        )?;
+        tracing::info!(repository = %dir.display(), "TUF 1.0 repository created");
+        self.wake.notify_one();
+        let mut status = self.status_locked(&dir).await?;
+        status.summary = "created".into();
+        Ok(status)
+    }
+
+    fn record(&self, dir: &Path) -> Result<RepoRecord, RepoError> {
+        self.registry.get(dir).ok_or_else(|| {
+            RepoError::NotFound(format!(
+                "tufd does not manage a repository at {}; create one with `tufctl tuf init`",
+                dir.display()
+            ))
+        })
+    }
+
+    /// Adds targets (to `role`, or where they belong: top-level targets or
+    /// their hash bin) and publishes the next version.
+    pub async fn add_targets(
+        &self,
+        dir: &Path,
+        targets: Vec<AddTarget>,
+        role: Option<String>,
+    ) -> Result<RepoStatus, RepoError> {
+        if targets.is_empty() {
+            return Err(RepoError::InvalidRequest("name the targets to add".into()));
+        }
+        let mut new = Vec::new();
+        for t in targets {
+            new.push(blocking(move || describe(t)).await?);
+        }
+        self.apply(dir, move |c| c.add_targets(new, role.as_deref()))
+            .await
+    }
+
+    /// Removes targets and publishes.
+    pub async fn remove_targets(
+        &self,
+        dir: &Path,
+        names: Vec<String>,
+        role: Option<String>,
+    ) -> Result<RepoStatus, RepoError> {
+        if names.is_empty() {
+            return Err(RepoError::InvalidRequest(
+                "name the targets to remove".into(),
+            ));
+        }
+        self.apply(dir, move |c| c.remove_targets(&names, role.as_deref()))
+            .await
+    }
+
+    /// Delegates `paths` from top-level targets to a new role `name` whose
+    /// key is generated on `token`.
+    pub async fn delegate(
+        &self,
+        dir: &Path,
+        name: String,
+        paths: Vec<String>,
+        token: &str,
+        terminating: bool,
+    ) -> Result<RepoStatus, RepoError> {
+        let dir = check_dir(dir)?;
+        self.record(&dir)?;
+        edit::check_role_name(&name)?;
+        let key = self.role_key(&dir, &format!("role-{name}"), token).await?;
+        self.apply(&dir, move |c| c.delegate(&name, key, paths, terminating))
+            .await
+    }
+
+    /// Rotates the keys of a top-level role: new keys on `tokens`
+    /// (threshold `threshold`), a new root signed by the old root's
+    /// threshold and the new one's, and the role re-signed.
+    pub async fn rotate(
+        &self,
+        dir: &Path,
+        role: String,
+        tokens: Vec<String>,
+        threshold: u64,
+    ) -> Result<RepoStatus, RepoError> {
+        let dir = check_dir(dir)?;
+        self.record(&dir)?;
+        if !edit::TOP_LEVEL.contains(&role.as_str()) {
+            return Err(RepoError::InvalidRequest(format!(
+                "no top-level role {role:?}: rotate root, targets, snapshot or timestamp"
+            )));
+        }
+        let tokens = if tokens.is_empty() {
+            vec![String::new()]
+        } else {
+            tokens
+        };
+        let layout = Layout::new(&dir);
+        let online = blocking(move || Online::read(&layout)).await?;
+        let next_root = online.root.version() + 1;
+        let mut keys = Vec::new();
+        for (i, token) in tokens.iter().enumerate() {
+            keys.push(
+                self.role_key(&dir, &format!("{role}-r{next_root}-{}", i + 1), token)
+                    .await?,
+            );
+        }
+        let threshold = threshold.max(1);
+        self.apply(&dir, move |c| c.rotate(&role, keys, threshold))
+            .await
+    }
+
+    /// Stages a root change for offline k-of-n signing: the next root (new
+    /// root keys from `root_keys_pem` with `threshold`, or the same keys
+    /// with a renewed expiry), signed by the root keys this daemon holds.
+    pub async fn stage_root(
+        &self,
+        dir: &Path,
+        root_keys_pem: Vec<String>,
+        threshold: u64,
+    ) -> Result<StagedReport, RepoError> {
+        let dir = check_dir(dir)?;
+        let record = self.record(&dir)?;
+        let mut keys = Vec::new();
+        for pem_text in &root_keys_pem {
+            keys.push(key_from_pem(pem_text)?);
+        }
+        let layout = Layout::new(&dir);
+        let online = blocking(move || Online::read(&layout)).await?;
+        let previous = online.root.metadata;
+        let mut next = previous.signed.clone();
+        next.common.version += 1;
+        next.common.expires = record.expiry.expires("root", OffsetDateTime::now_utc());
+        if !keys.is_empty() {
+            sign::set_role_keys(&mut next, "root", keys, threshold.max(1))?;
+        }
+        let mut staged = staged::Staged::new(&dir.display().to_string(), previous, next);
+        let signers = self.signers().await?;
+        let signed = blocking(move || {
+            let signed = staged.sign(&signers)?;
+            Ok((staged, signed))
+        })
+        .await?;
+        StagedReport::new(signed.0, signed.1)
+    }
+
+    /// Adds the signatures of the root keys this daemon holds to a staged
+    /// change (a key holder's `tufctl tuf sign`).
+    pub async fn sign_staged(&self, bytes: Vec<u8>) -> Result<StagedReport, RepoError> {
+        let mut staged = staged::Staged::parse(&bytes)?;
+        let (signers, unreadable) = self.signers_and_unreadable().await?;
+        let (staged, signed) = blocking(move || {
+            let signed = staged.sign(&signers)?;
+            Ok((staged, signed))
+        })
+        .await?;
+        if signed.is_empty() {
+            let state = staged.thresholds()?;
+            let tokens = if unreadable.is_empty() {
+                String::new()
+            } else {
+                format!("; tokens that could not be read: {}", unreadable.join("; "))
+            };
+            return Err(RepoError::NoKey {
+                role: format!(
+                    "root (this daemon holds none of the keys still needed{tokens}; the change waits: {}; {})",
+                    state[0], state[1]
+                ),
+                keyid: state
+                    .iter()
+                    .flat_map(|s| s.missing.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        tracing::info!(keys = ?signed, "signed a staged root change");
+        StagedReport::new(staged, signed)
+    }
+
+    /// Publishes a staged root change once the thresholds of the current
+    /// and the new root are met; the online roles are re-signed under it.
+    pub async fn publish_staged(
+        &self,
+        dir: &Path,
+        bytes: Vec<u8>,
+    ) -> Result<RepoStatus, RepoError> {
+        let staged = staged::Staged::parse(&bytes)?;
+        let state = staged.thresholds()?;
+        if !state.iter().all(staged::ThresholdState::met) {
+            return Err(RepoError::Waiting(format!("{}; {}", state[0], state[1])));
+        }
+        let published_previous = staged.previous.clone();
+        self.apply(dir, move |c| {
+            if c.current_root() != &published_previous.signed {
+                return Err(RepoError::InvalidRequest(
+                    "the staged change was made from another root than the one the repository publishes; stage it again".into(),
+                ));
+            }
+            c.signed_root(staged.metadata)
+        })
+        .await
+    }
+
+    /// Runs one change on the published state under the repository's
+    /// locks, signs and publishes it.
+    async fn apply<F>(&self, dir: &Path, f: F) -> Result<RepoStatus, RepoError>
+    where
+        F: FnOnce(&mut edit::Change<'_>) -> Result<(), RepoError> + Send + 'static,
+    {
+        let dir = check_dir(dir)?;
+        let record = self.record(&dir)?;
+        let lock = self.repo_lock(&dir);
+        let _guard = lock.lock().await;
+        let signers = self.signers().await?;
+        let layout = Layout::new(&dir);
+        let summary = blocking(move || {
+            let _writer = layout.lock()?;
+            let published = Published::read(&layout)?;
+            let mut change = edit::Change::new(
+                &layout,
+                &published,
+                &record.expiry,
+                OffsetDateTime::now_utc(),
+            );
+            f(&mut change)?;
+            let (publish, summary) = change.finish(&signers)?;
+            publish.write(&layout, &published.referenced(&layout))?;
+            Ok(summary)
+        })
+        .await?;
+        tracing::info!(repository = %dir.display(), %summary, "TUF 1.0 repository published");
+        self.wake.notify_one();
+        let mut status = self.status_locked(&dir).await?;
+        status.summary = summary;
+        Ok(status)
+    }
+
+    /// The state of the repository at `dir`.
+    pub async fn status(&self, dir: &Path) -> Result<RepoStatus, RepoError> {
+        let dir = check_dir(dir)?;
+        let lock = self.repo_lock(&dir);
+        let _guard = lock.lock().await;
+        self.status_locked(&dir).await
+    }
+
+    async fn status_locked(&self, dir: &Path) -> Result<RepoStatus, RepoError> {
+        let record = self.record(dir)?;
+        let layout = Layout::new(dir);
+        let d = dir.to_owned();
+        blocking(move || {
+            // Status reads, it does not build on what it reads: the
+            // (possibly large) targets role is parsed, not verified.
+            let published = Published::read_for_status(&layout)?;
+            let root = &published.root.metadata.signed;
+            let online = Online {
+                root: published.root.clone(),
+                snapshot: published.snapshot.clone(),
+                timestamp: published.timestamp.clone(),
+            };
+            let mut roles = Vec::new();
+            for (role, version, expires) in [
+                ("root", published.root.version(), root.common.expires),
+                (
+                    "targets",
+                    published.targets.version(),
+                    published.targets.metadata.signed.common.expires,
+                ),
+                (
+                    "snapshot",
+                    published.snapshot.version(),
+                    published.snapshot.metadata.signed.common.expires,
+                ),
+                (
+                    "timestamp",
+                    published.timestamp.version(),
+                    published.timestamp.metadata.signed.common.expires,
+                ),
+            ] {
+                let keys = root.roles.get(role);
+                roles.push(RoleState {
+                    role: role.to_owned(),
+                    version,
+                    expires: expires.time(),
+                    keyids: keys.map(|k| k.keyids.clone()).unwrap_or_default(),
+                    threshold: keys.map_or(0, |k| k.threshold),
+                });
+            }
+            Ok(RepoStatus {
+                dir: d,
+                roles,
+                target_count: published.targets.metadata.signed.targets.len() as u64,
+                last_refresh: record.last_refresh.map(|r| (r.at.time(), r.detail)),
+                last_error: record.last_error,
+                next_refresh: refresh::next_due(&online, &record.expiry),
+                summary: String::new(),
+            })
+        })
+        .await
+    }
+
+    /// Re-signs the online roles of `dir` if they are due (or always with
+    /// `force`). Returns when they are next due.
+    pub async fn refresh(&self, dir: &Path, force: bool) -> Result<OffsetDateTime, RepoError> {
+        let record = self.record(dir)?;
+        let lock = self.repo_lock(dir);
+        let _guard = lock.lock().await;
+        let layout = Layout::new(dir);
+        let l = layout.clone();
+        let expiry = record.expiry;
+        let online = blocking(move || Online::read(&l)).await?;
+        let now = OffsetDateTime::now_utc();
+        if !force && refresh::next_due(&online, &expiry) > now {
+            return Ok(refresh::next_due(&online, &expiry));
+        }
+        let signers = self.signers().await?;
+        let started = std::time::Instant::now();
+        let (next, refreshed) = blocking(move || {
+            let _writer = layout.lock()?;
+            // Read again under the file lock: another process may have
+            // published since.
+            let online = Online::read(&layout)?;
+            let now = OffsetDateTime::now_utc();
+            let Some((publish, refreshed)) =
+                refresh::refresh(&layout, &online, &expiry, &signers, now, force)?
+            else {
+                return Ok((refresh::next_due(&online, &expiry), None));
+            };
+            publish.write(&layout, &online.referenced(&layout))?;
+            let online = Online::read(&layout)?;
+            Ok((refresh::next_due(&online, &expiry), Some(refreshed)))
+        })
+        .await?;
+        if let Some(r) = refreshed {
+            let detail = match r.snapshot {
+                Some(s) => format!("timestamp v{} and snapshot v{}", r.timestamp, s),
+                None => format!("timestamp v{}", r.timestamp),
+            };
+            tracing::info!(repository = %dir.display(), %detail, elapsed_ms = started.elapsed().as_millis() as u64, "online roles re-signed");
+            self.registry.update(dir, |rec| {
+                rec.last_refresh = Some(registry::Refresh {
+                    at: tufd_tuf::tuf1::Expires::at(OffsetDateTime::now_utc()),
+                    detail,
+                });
+                rec.last_error = None;
+            })?;
+        }
+        Ok(next)
+    }
+
+    /// The refresher: re-signs every managed repository's online roles
+    /// before they expire, on its own schedule, until the daemon stops.
+    pub async fn run_refresher(self: Arc<Self>) {
+        loop {
+            let now = OffsetDateTime::now_utc();
+            let mut wait = REFRESH_TICK;
+            for dir in self.registry.dirs() {
+                let next = match self.refresh(&dir, false).await {
+                    Ok(next) => next,
+                    Err(e) => {
+                        tracing::warn!(repository = %dir.display(), error = %e, "refreshing the online roles failed; retrying");
+                        let _ = self.registry.update(&dir, |rec| {
+                            rec.last_error = Some(format!(
+                                "{}: {e}",
+                                registry::format_time(OffsetDateTime::now_utc())
+                            ));
+                        });
+                        now + RETRY_AFTER
+                    }
+                };
+                let until = (next - OffsetDateTime::now_utc()).max(time::Duration::ZERO);
+                wait = wait.min(until.try_into().unwrap_or(Duration::ZERO));
+            }
+            // Never spin: at least a short pause between rounds.
+            let wait = wait.max(Duration::from_millis(200));
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.wake.notified() => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Signing roles with the token keys a repository's metadata lists, each
+//! checked against the threshold it must meet.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use tufd_tuf::DigestSigner;
+use tufd_tuf::tuf1::{
+    Common, Key, MetaFile, Metadata, Role, RoleKeys, Root, Snapshot, Targets, Timestamp,
+    Unrecognized,
+};
+
+use super::error::RepoError;
+use super::expiry::ExpiryPolicy;
+use super::files::{RoleFile, delegation_keys};
+
+/// Token keys by TUF 1.0 key ID.
+#[derive(Clone, Default)]
+pub struct Signers {
+    keys: HashMap<String, Arc<dyn DigestSigner + Send + Sync>>,
+    unreadable: Vec<String>,
+}
+
+impl Signers {
+    /// Records a token that could not be read (named in "no key" errors).
+    pub fn unreadable(&mut self, why: String) {
+        self.unreadable.push(why);
+    }
+
+    /// Why keys may be missing: the tokens that could not be read.
+    pub fn missing_hint(&self) -> String {
+        if self.unreadable.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (tokens that could not be read: {})",
+                self.unreadable.join("; ")
+            )
+        }
+    }
+
+    /// Adds a signer under the ID of its key.
+    pub fn insert(&mut self, signer: Arc<dyn DigestSigner + Send + Sync>) -> Result<(), RepoError> {
+        let key = Key::ecdsa_p256(&signer.spki_der()).map_err(RepoError::metadata("token key"))?;
+        self.keys.insert(key.key_id(), signer);
+        Ok(())
+    }
+
+    /// The signer of a key ID.
+    pub fn get(&self, keyid: &str) -> Option<&(dyn DigestSigner + Send + Sync)> {
+        self.keys.get(keyid).map(|s| &**s)
+    }
+}
+
+/// Signs `md` with every listed key tufd holds; fails when that is fewer
+/// than the threshold.
+pub(crate) fn sign<T: Role>(
+    md: &mut Metadata<T>,
+    role: &str,
+    keys: &BTreeMap<String, Key>,
+    role_keys: &RoleKeys,
+    signers: &Signers,
+) -> Result<(), RepoError> {
+    md.signatures.clear();
+    let message = md.canonical_signed().map_err(RepoError::metadata(role))?;
+    let mut missing = None;
+    for keyid in &role_keys.keyids {
+        let (Some(key), Some(signer)) = (keys.get(keyid), signers.get(keyid)) else {
+            missing.get_or_insert_with(|| keyid.clone());
+            continue;
+        };
+        let sig = tufd_tuf::tuf1::sign::sign_message(role, &message, key, signer)
+            .map_err(RepoError::metadata(role))?;
+        md.signatures.push(sig);
+    }
+    if (md.signatures.len() as u64) < role_keys.threshold {
+        return Err(RepoError::NoKey {
+            role: format!("{role}{}", signers.missing_hint()),
+            keyid: missing.unwrap_or_default(),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn role_keys<'a>(root: &'a Root, role: &str) -> Result<&'a RoleKeys, RepoError> {
+    root.roles
+        .get(role)
+        .ok_or_else(|| RepoError::Internal(format!("root lists no {role} role")))
+}
+
+/// Lists `keys` as `role`'s keys in root with `threshold`, removing keys
+/// no role uses any more.
+pub fn set_role_keys(
+    root: &mut Root,
+    role: &str,
+    keys: Vec<Key>,
+    threshold: u64,
+) -> Result<(), RepoError> {
+    if threshold == 0 || threshold > keys.len() as u64 {
+        return Err(RepoError::InvalidRequest(format!(
+            "{role}: threshold {threshold} with {} key(s)",
+            keys.len()
+        )));
+    }
+    let mut keyids = Vec::new();
+    for k in keys {
+        let id = k.key_id();
+        if keyids.contains(&id) {
+            return Err(RepoError::InvalidRequest(format!(
+                "key {id} is listed twice for {role}"
+            )));
+        }
+        keyids.push(id.clone());
+        root.keys.insert(id, k);
+    }
+    root.roles.insert(
+        role.to_owned(),
+        RoleKeys {
+            keyids,
+            threshold,
+            unrecognized: Unrecognized::new(),
+        },
+    );
+    let used: Vec<String> = root
+        .roles
+        .values()
+        .flat_map(|r| r.keyids.iter().cloned())
+        .collect();
+    root.keys.retain(|id, _| used.contains(id));
+    Ok(())
+}
+
+pub(crate) fn sign_targets(
+    root: &Root,
+    targets: Targets,
+    signers: &Signers,
+) -> Result<RoleFile<Targets>, RepoError> {
+    let mut md = Metadata::new(targets);
+    sign(
+        &mut md,
+        "targets",
+        &root.keys,
+        role_keys(root, "targets")?,
+        signers,
+    )?;
+    RoleFile::new(md)
+}
+
+pub(crate) fn sign_delegated(
+    parent: &Targets,
+    name: &str,
+    content: Targets,
+    signers: &Signers,
+) -> Result<RoleFile<Targets>, RepoError> {
+    let (keys, keyids, threshold) = delegation_keys(parent, name)
+        .ok_or_else(|| RepoError::NotFound(format!("targets delegates no role {name:?}")))?;
+    let role_keys = RoleKeys {
+        keyids,
+        threshold,
+        unrecognized: Unrecognized::new(),
+    };
+    let mut md = Metadata::new(content);
+    sign(&mut md, name, keys, &role_keys, signers)?;
+    RoleFile::new(md)
+}
+
+pub(crate) fn sign_snapshot(
+    root: &Root,
+    previous: Option<&Snapshot>,
+    meta: BTreeMap<String, MetaFile>,
+    expiry: &ExpiryPolicy,
+    signers: &Signers,
+    now: OffsetDateTime,
+) -> Result<RoleFile<Snapshot>, RepoError> {
+    let mut common = Common::new("snapshot", expiry.expires("snapshot", now));
+    if let Some(p) = previous {
+        common.version = p.common.version + 1;
+    }
+    let mut md = Metadata::new(Snapshot {
+        common,
+        meta,
+        unrecognized: previous.map(|p| p.unrecognized.clone()).unwrap_or_default(),
+    });
+    sign(
+        &mut md,
+        "snapshot",
+        &root.keys,
+        role_keys(root, "snapshot")?,
+        signers,
+    )?;
+    RoleFile::new(md)
+}
+
+pub(crate) fn sign_timestamp(
+    root: &Root,
+    previous: Option<&Timestamp>,
+    snapshot: &RoleFile<Snapshot>,
+    expiry: &ExpiryPolicy,
+    signers: &Signers,
+    now: OffsetDateTime,
+) -> Result<RoleFile<Timestamp>, RepoError> {
+    let mut common = Common::new("timestamp", expiry.expires("timestamp", now));
+    if let Some(p) = previous {
+        common.version = p.common.version + 1;
+    }
+    let mut md = Metadata::new(Timestamp {
+        common,
+        meta: BTreeMap::from([("snapshot.json".to_owned(), snapshot.meta_hashed())]),
+        unrecognized: previous.map(|p| p.unrecognized.clone()).unwrap_or_default(),
+    });
+    sign(
+        &mut md,
+        "timestamp",
+        &root.keys,
+        role_keys(root, "timestamp")?,
+        signers,
+    )?;
+    RoleFile::new(md)
+}
+
+/// Signs `root` with every root key, of `old_root` or its own, that
+/// `signers` holds (thresholds are checked by the caller).
+pub fn sign_root_all(
+    old_root: &Root,
+    root: &Root,
+    signers: &Signers,
+) -> Result<Metadata<Root>, RepoError> {
+    let mut md = Metadata::new(root.clone());
+    let mut keys = old_root.keys.clone();
+    keys.extend(root.keys.clone());
+    let mut ids = role_keys(old_root, "root")?.keyids.clone();
+    for id in &role_keys(root, "root")?.keyids {
+        if !ids.contains(id) {
+            ids.push(id.clone());
+        }
+    }
+    for id in &ids {
+        if let (Some(key), Some(signer)) = (keys.get(id), signers.get(id)) {
+            md.sign(key, signer).map_err(RepoError::metadata("root"))?;
+        }
+    }
+    Ok(md)
+}
