@@ -244,7 +244,20 @@ pub fn verify_repository(
     gun: &str,
     now: OffsetDateTime,
 ) -> Result<VerifiedRepository> {
-    verify(trusted_root, files, gun, now, true, Lenient::Strict)
+    verify(trusted_root, files, gun, now, true, false, None)
+}
+
+/// Like [`verify_repository`], but a delegation whose file does not verify
+/// (signatures below threshold, expired, version 0) is skipped with its
+/// sub-delegations and recorded in [`VerifiedRepository::skipped`], as the
+/// notary client skips it. Everything else must verify.
+pub fn verify_repository_lenient(
+    trusted_root: &Signed<Root>,
+    files: &RepositoryFiles,
+    gun: &str,
+    now: OffsetDateTime,
+) -> Result<VerifiedRepository> {
+    verify(trusted_root, files, gun, now, true, true, None)
 }
 
 /// A delegation a client update left out, and why.
@@ -297,22 +310,10 @@ pub fn verify_client_update(
         gun,
         now,
         true,
-        Lenient::Client(&mut skipped),
+        false,
+        Some(&mut skipped),
     )?;
     Ok((repo, skipped))
-}
-
-/// Like [`verify_repository`], but a delegation whose file does not verify
-/// (signatures below threshold, expired, version 0) is skipped with its
-/// sub-delegations and recorded in [`VerifiedRepository::skipped`], as the
-/// notary client skips it. Everything else must verify.
-pub fn verify_repository_lenient(
-    trusted_root: &Signed<Root>,
-    files: &RepositoryFiles,
-    gun: &str,
-    now: OffsetDateTime,
-) -> Result<VerifiedRepository> {
-    verify(trusted_root, files, gun, now, true, Lenient::Skip)
 }
 
 /// Like [`verify_repository`] but without a timestamp: for metadata about
@@ -324,7 +325,7 @@ pub fn verify_unpublished(
     gun: &str,
     now: OffsetDateTime,
 ) -> Result<VerifiedRepository> {
-    verify(trusted_root, files, gun, now, false, Lenient::Strict)
+    verify(trusted_root, files, gun, now, false, false, None)
 }
 
 /// [`verify_unpublished`], skipping delegations that do not verify as
@@ -335,20 +336,7 @@ pub fn verify_unpublished_lenient(
     gun: &str,
     now: OffsetDateTime,
 ) -> Result<VerifiedRepository> {
-    verify(trusted_root, files, gun, now, false, Lenient::Skip)
-}
-
-/// How [`verify`] treats a delegation that does not verify.
-enum Lenient<'a> {
-    /// The repository fails.
-    Strict,
-    /// Skipped with its subtree and recorded in
-    /// [`VerifiedRepository::skipped`] (a file that does not parse or match
-    /// snapshot still fails).
-    Skip,
-    /// A client update: a missing or failing file is left out and reported
-    /// here; resolution decides whether it was needed.
-    Client(&'a mut Vec<SkippedDelegation>),
+    verify(trusted_root, files, gun, now, false, true, None)
 }
 
 fn verify(
@@ -357,7 +345,8 @@ fn verify(
     gun: &str,
     now: OffsetDateTime,
     with_timestamp: bool,
-    mut lenient: Lenient<'_>,
+    lenient: bool,
+    mut client: Option<&mut Vec<SkippedDelegation>>,
 ) -> Result<VerifiedRepository> {
     let mut skipped = Vec::new();
     // Root: the trusted root must be self-consistent, then each rotation.
@@ -442,8 +431,8 @@ fn verify(
             }
             let Some(bytes) = files.delegations.get(&entry.name) else {
                 if meta.contains_key(&entry.name) {
-                    if let Lenient::Client(skipped) = &mut lenient {
-                        skipped.push(SkippedDelegation {
+                    if let Some(client) = client.as_deref_mut() {
+                        client.push(SkippedDelegation {
                             name: entry.name.clone(),
                             paths: role.paths.clone(),
                             position: delegations.len(),
@@ -457,33 +446,7 @@ fn verify(
                 }
                 continue; // delegated but never published
             };
-            let file = if matches!(lenient, Lenient::Skip) {
-                let file_meta = meta.get(&entry.name).ok_or_else(|| Error::MissingMeta {
-                    role: entry.name.clone(),
-                    listed_in: "snapshot".into(),
-                })?;
-                check_file_meta(&entry.name, bytes, file_meta, "snapshot")?;
-                let file = Signed::<Targets>::from_role_bytes(&entry.name, bytes)?;
-                let keys = collect_keys(
-                    &entry.name,
-                    &entry.keyids,
-                    &parent.delegations.keys,
-                    &parent_name,
-                )?;
-                let checked = check_threshold(&entry.name, entry.threshold, keys.len())
-                    .and_then(|()| verify_threshold(&entry.name, &file, &keys, entry.threshold))
-                    .and_then(|_| check_version(&entry.name, &file))
-                    .and_then(|()| check_expiry(&entry.name, &file, now));
-                if let Err(error) = checked {
-                    skipped.push(SkippedRole {
-                        name: entry.name.clone(),
-                        reason: error.to_string(),
-                        targets: file.signed().targets.keys().cloned().collect(),
-                    });
-                    continue;
-                }
-                file
-            } else {
+            let file = if let Some(client) = client.as_deref_mut() {
                 let checked = (|| {
                     let file_meta = meta.get(&entry.name).ok_or_else(|| Error::MissingMeta {
                         role: entry.name.clone(),
@@ -503,10 +466,10 @@ fn verify(
                     check_expiry(&entry.name, &file, now)?;
                     Ok(file)
                 })();
-                match (checked, &mut lenient) {
-                    (Ok(file), _) => file,
-                    (Err(e), Lenient::Client(skipped)) => {
-                        skipped.push(SkippedDelegation {
+                match checked {
+                    Ok(file) => file,
+                    Err(e) => {
+                        client.push(SkippedDelegation {
                             name: entry.name.clone(),
                             paths: role.paths.clone(),
                             position: delegations.len(),
@@ -514,8 +477,36 @@ fn verify(
                         });
                         continue;
                     }
-                    (Err(e), _) => return Err(e),
                 }
+            } else {
+                let file_meta = meta.get(&entry.name).ok_or_else(|| Error::MissingMeta {
+                    role: entry.name.clone(),
+                    listed_in: "snapshot".into(),
+                })?;
+                check_file_meta(&entry.name, bytes, file_meta, "snapshot")?;
+                let file = Signed::<Targets>::from_role_bytes(&entry.name, bytes)?;
+                let keys = collect_keys(
+                    &entry.name,
+                    &entry.keyids,
+                    &parent.delegations.keys,
+                    &parent_name,
+                )?;
+                let checked = check_threshold(&entry.name, entry.threshold, keys.len())
+                    .and_then(|()| verify_threshold(&entry.name, &file, &keys, entry.threshold))
+                    .and_then(|_| check_version(&entry.name, &file))
+                    .and_then(|()| check_expiry(&entry.name, &file, now));
+                if let Err(error) = checked {
+                    if !lenient {
+                        return Err(error);
+                    }
+                    skipped.push(SkippedRole {
+                        name: entry.name.clone(),
+                        reason: error.to_string(),
+                        targets: file.signed().targets.keys().cloned().collect(),
+                    });
+                    continue;
+                }
+                file
             };
             queue.push_back((
                 entry.name.clone(),
