@@ -487,3 +487,61 @@ fn containerd_pulls_through_hosts_toml() {
         "{log}"
     );
 }
+
+#[test]
+fn a_stalling_upstream_is_bounded_in_time_and_requests() {
+    // An upstream that accepts, reads the request and never answers; it
+    // says when a request arrived so the second request is sent while the
+    // first is certainly in flight.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stall = listener.local_addr().unwrap().port();
+    let (arrived, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = arrived.send(());
+            held.push(s);
+        }
+    });
+    let servers = NotaryServers::start();
+    let env = TestEnv::new();
+    let port = free_port().unwrap();
+    let d = env.start_with(&config(
+        &env,
+        &servers,
+        &format!(
+            "[mirror]\nlisten = \"127.0.0.1:{port}\"\nupstream = \"127.0.0.1:{stall}\"\nmax_requests = 1\ntimeout_seconds = 1\n"
+        ),
+    ));
+    let base = format!("http://127.0.0.1:{port}");
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let first = {
+        let url = format!("{base}/v2/team/app/manifests/{digest}");
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            (get(&url), start.elapsed())
+        })
+    };
+    wait.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the mirror asked the stalling upstream");
+    let (status, body) = get(&format!("{base}/v2/team/app/blobs/{digest}"));
+    assert_eq!(status, 429, "{body:?}");
+    assert!(
+        String::from_utf8(body.unwrap())
+            .unwrap()
+            .contains("TOOMANYREQUESTS")
+    );
+    let ((status, body), took) = first.join().unwrap();
+    assert_eq!(status, 502, "{body:?}");
+    assert!(
+        String::from_utf8(body.unwrap())
+            .unwrap()
+            .contains("timeout_seconds"),
+        "names the limit"
+    );
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    assert!(d.log().contains("max_requests"), "{}", d.log());
+}
