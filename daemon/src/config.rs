@@ -101,7 +101,8 @@
 //! ```
 //!
 //! Verify-before-pull (`[[verify]]` per repository prefix, `[verification]`
-//! limits) is described in `trust/verify/config.rs`.
+//! limits) is described in `trust/verify/config.rs`; the registry mirror
+//! (`[mirror]`) in `mirror/config.rs`.
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -146,6 +147,8 @@ pub struct Config {
     /// Verify-before-pull: modes and trust pinning per repository prefix,
     /// limits of one verification (`[[verify]]`, `[verification]`).
     pub verify: crate::trust::verify::VerifyPolicy,
+    /// The verifying registry mirror (`[mirror]`), when configured.
+    pub mirror: Option<crate::mirror::MirrorConfig>,
     /// Per token name: the administrator's PIN rules (source, cache,
     /// `allow_last_pin_try`, `unlock_attempts`).
     pub pin_rules: std::collections::HashMap<String, tufd_keys::gate::PinRules>,
@@ -192,6 +195,7 @@ struct RawConfig {
     verify_rules: Vec<crate::trust::verify::config::RawVerifyRule>,
     #[serde(default)]
     verification: crate::trust::verify::config::RawVerification,
+    mirror: Option<crate::mirror::config::RawMirror>,
     #[serde(default)]
     policy: crate::policy::RawPolicy,
     #[serde(default)]
@@ -606,6 +610,7 @@ impl Config {
         let registry = raw.registry.into_config(&invalid)?;
         let expiries = raw.expiry.into_expiries(&invalid)?;
         let verify = raw.verification.into_policy(raw.verify_rules, &invalid)?;
+        let mirror = raw.mirror.map(|m| m.into_config(&invalid)).transpose()?;
         let policy = raw.policy.into_policy().map_err(&invalid)?;
         let audit = match raw.audit.enabled {
             Some(false) => None,
@@ -619,6 +624,7 @@ impl Config {
         };
         Ok(Config {
             verify,
+            mirror,
             socket: raw.socket,
             state_dir: raw.state_dir,
             tokens,

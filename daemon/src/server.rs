@@ -45,6 +45,8 @@ pub enum ServerError {
     Unsafe(String),
     #[error("{0}")]
     Trust(#[from] Box<TrustError>),
+    #[error("{0}")]
+    Mirror(#[from] crate::mirror::MirrorError),
     #[error("TUF 1.0 repositories: {0}")]
     Tuf1(#[from] crate::tuf1::RepoError),
     #[error("serving failed: {0}")]
@@ -217,6 +219,10 @@ pub async fn serve(
         Some(l) => (l, true),
         None => (bind_socket(&config.socket)?, false),
     };
+    let mirror = match &config.mirror {
+        Some(m) => Some(crate::mirror::start(m.clone(), &config.registry, trust.clone()).await?),
+        None => None,
+    };
     if activated {
         tracing::info!(
             tokens = config.tokens.len(),
@@ -316,6 +322,9 @@ pub async fn serve(
             }
         }
     };
+    if let Some(m) = mirror {
+        m.abort();
+    }
     refresher.abort();
     // Verified results still being stored (after their callers were
     // answered) reach the store before the daemon exits.

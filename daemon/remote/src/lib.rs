@@ -42,8 +42,8 @@ pub use error::{Error, ErrorCode, ServerError};
 pub use names::{Gun, RoleName};
 pub use registry::{
     DEFAULT_MAX_MANIFEST_SIZE, ImageRef, MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST,
-    MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST, ManifestDescriptor, RegistryClient,
-    RegistryConfig, RegistryCredentials, RegistryError,
+    MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST, ManifestDescriptor, PullObject, Pulled,
+    RegistryClient, RegistryConfig, RegistryCredentials, RegistryError,
 };
 pub use resolver::{DOCKER_CONTENT_TRUST_SERVER, Resolver, Route, default_server_from_env};
 

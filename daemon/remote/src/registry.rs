@@ -79,6 +79,9 @@ const SMALL_BODY_LIMIT: u64 = 64 << 10;
 
 /// Docker Hub's name in image references, and the host that serves its API.
 use tufd_proto::names::{self, DOCKER_HUB};
+
+mod pull;
+pub use pull::{PullObject, Pulled};
 const DOCKER_HUB_API: &str = "registry-1.docker.io";
 
 /// Everything that can go wrong resolving a tag.

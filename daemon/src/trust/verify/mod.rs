@@ -628,6 +628,14 @@ impl Trust {
         Ok(out)
     }
 
+    /// The configured mode of a normalized repository name (enforced when
+    /// no `[[verify]]` rule matches).
+    pub fn mode_for(&self, repository: &str) -> VerifyMode {
+        self.verify_policy
+            .rule_for(repository)
+            .map_or(VerifyMode::Enforced, |r| r.mode)
+    }
+
     async fn registry_digest(&self, repository: &str, tag: &str) -> Result<Manifest, String> {
         self.resolve(repository, tag)
             .await

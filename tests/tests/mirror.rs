@@ -1,0 +1,547 @@
+//! The verifying registry mirror with real peers: a local docker-registry,
+//! notary-server and notary-signer, tufd signing with tufctl, and `skopeo`
+//! pulling through a `registries.conf` mirror that points at tufd (the
+//! registry itself unreachable for skopeo, as a firewall would make it).
+//! A tiny fake upstream serves content that does not hash to its digest.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Output};
+use tufd_tests::daemon::{TestEnv, token_toml};
+use tufd_tests::notary::NotaryServers;
+use tufd_tests::process::free_port;
+use tufd_tests::registry::TestRegistry;
+use tufd_tests::softhsm::MODULE;
+
+fn config(env: &TestEnv, servers: &NotaryServers, extra: &str) -> String {
+    env.config_with(&format!(
+        "{}[[remote]]\nprefix = \"\"\nurl = \"{}\"\nca = \"{}\"\n{extra}",
+        token_toml(
+            "dev",
+            MODULE,
+            tufd_tests::daemon::TOKEN_LABEL,
+            "env:TUFD_PIN"
+        ),
+        servers.url(),
+        servers.ca_path().display()
+    ))
+}
+
+/// `skopeo copy docker://<registry>/<image> dir:<dest>` where registries.conf
+/// sends `<registry>` to the mirror only (its own location is a closed port).
+fn skopeo_copy(env: &TestEnv, registry: &str, mirror: &str, image: &str, dest: &Path) -> Output {
+    let closed = free_port().unwrap();
+    let conf = env.path().join("registries.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[[registry]]\nprefix = \"{registry}\"\nlocation = \"127.0.0.1:{closed}\"\ninsecure = true\n\n[[registry.mirror]]\nlocation = \"{mirror}\"\ninsecure = true\n"
+        ),
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(dest);
+    Command::new("skopeo")
+        .arg("--insecure-policy")
+        .arg("--registries-conf")
+        .arg(&conf)
+        .args(["copy", "--src-no-creds"])
+        .arg(format!("docker://{registry}/{image}"))
+        .arg(format!("dir:{}", dest.display()))
+        .env("HOME", env.path())
+        .env("XDG_RUNTIME_DIR", env.path())
+        .env("CONTAINERS_REGISTRIES_CONF", &conf)
+        .output()
+        .expect("skopeo (scripts/setup installs it)")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn skopeo_pulls_only_what_trust_allows() {
+    let servers = NotaryServers::start();
+    let registry = TestRegistry::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let host = registry.host().to_owned();
+    let mut pushed = std::collections::BTreeMap::new();
+    for repo in ["enf/app", "pas/app"] {
+        for tag in ["signed", "unsigned", "revoked", "moved"] {
+            pushed.insert((repo, tag), rt.block_on(registry.push_image(repo, tag)));
+        }
+    }
+    let env = TestEnv::new();
+    let port = free_port().unwrap();
+    let mirror = format!("127.0.0.1:{port}");
+    let d = env.start_with(&config(
+        &env,
+        &servers,
+        &format!(
+            "[[verify]]\nprefix = \"{host}/enf/\"\nmode = \"enforced\"\n[[verify]]\nprefix = \"{host}/pas/\"\nmode = \"passive\"\n[mirror]\nlisten = \"{mirror}\"\nupstream = \"{host}\"\n"
+        ),
+    ));
+    env.tufctl(&["key", "generate", "alice"]).ok();
+    for repo in ["enf/app", "pas/app"] {
+        let gun = format!("{host}/{repo}");
+        env.tufctl(&["signer", "add", "alice", &gun, "--key", "alice.pub"])
+            .ok();
+        for tag in ["signed", "revoked", "moved"] {
+            env.tufctl(&["sign", &format!("{gun}:{tag}")]).ok();
+        }
+        env.tufctl(&["revoke", &format!("{gun}:revoked")]).ok();
+    }
+    // After signing, the registry's `moved` tags point to other images.
+    let moved_to: Vec<_> = ["enf/app", "pas/app"]
+        .iter()
+        .map(|r| rt.block_on(registry.push_image(r, "moved")))
+        .collect();
+    let dest = env.path().join("pulled");
+    let manifest = || std::fs::read(dest.join("manifest.json")).unwrap();
+
+    // Enforced: the signed tag copies, with the signed manifest.
+    let out = skopeo_copy(&env, &host, &mirror, "enf/app:signed", &dest);
+    assert!(out.status.success(), "{}\n{}", text(&out), d.log());
+    assert_eq!(manifest(), pushed[&("enf/app", "signed")].bytes);
+    // Unsigned and revoked: refused with the verifier's reasons.
+    for (tag, reason) in [
+        ("unsigned", "no trust data for this tag"),
+        ("revoked", "no trust data for this tag"),
+    ] {
+        let out = skopeo_copy(&env, &host, &mirror, &format!("enf/app:{tag}"), &dest);
+        assert!(!out.status.success(), "{tag}: {}", text(&out));
+        let t = text(&out);
+        assert!(t.contains("denied") && t.contains(reason), "{tag}: {t}");
+        assert!(!dest.join("manifest.json").exists());
+    }
+    let log = d.log();
+    assert!(
+        log.contains("mirror refused a request") && log.contains("caller=127.0.0.1:"),
+        "{log}"
+    );
+    // A tag moved in the registry after signing: still the signed content.
+    let out = skopeo_copy(&env, &host, &mirror, "enf/app:moved", &dest);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(manifest(), pushed[&("enf/app", "moved")].bytes);
+    assert_ne!(manifest(), moved_to[0].bytes);
+
+    // Passive: unsigned and revoked copy as the registry has them, warned.
+    for tag in ["unsigned", "revoked"] {
+        let out = skopeo_copy(&env, &host, &mirror, &format!("pas/app:{tag}"), &dest);
+        assert!(out.status.success(), "{tag}: {}", text(&out));
+        assert_eq!(manifest(), pushed[&("pas/app", tag)].bytes);
+    }
+    assert!(
+        d.log()
+            .contains("mirror (passive): trust would refuse this tag"),
+        "{}",
+        d.log()
+    );
+    let out = skopeo_copy(&env, &host, &mirror, "pas/app:signed", &dest);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(manifest(), pushed[&("pas/app", "signed")].bytes);
+}
+
+/// A fake upstream answering every GET with `body` (and HEAD with its
+/// headers), whatever was asked for.
+fn fake_upstream(body: Vec<u8>) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).starts_with("HEAD");
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            if !head {
+                let _ = s.write_all(&body);
+            }
+        }
+    });
+    port
+}
+
+/// A plain HTTP/1.1 GET; the body is an error when shorter than its
+/// `Content-Length` (the connection was cut).
+fn get(url: &str) -> (u16, Result<Vec<u8>, String>) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (addr, path) = rest.split_at(rest.find('/').unwrap());
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    let read = s.read_to_end(&mut all);
+    let split = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&all[..split]).to_lowercase();
+    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = all[split + 4..].to_vec();
+    let declared = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse::<usize>().unwrap());
+    match (read, declared) {
+        (Err(e), _) => (status, Err(e.to_string())),
+        (_, Some(n)) if n != body.len() => (status, Err(format!("{} of {n} bytes", body.len()))),
+        _ => (status, Ok(body)),
+    }
+}
+
+#[test]
+fn content_that_does_not_hash_to_its_digest_is_refused() {
+    use sha2::Digest;
+    let servers = NotaryServers::start();
+    let served = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[]}"#.repeat(2000);
+    let fake = fake_upstream(served.clone());
+    let env = TestEnv::new();
+    let port = free_port().unwrap();
+    let _d = env.start_with(&config(
+        &env,
+        &servers,
+        &format!(
+            "[mirror]\nlisten = \"127.0.0.1:{port}\"\nupstream = \"localhost:{}\"\nupstreams = [\"127.0.0.1:{fake}\"]\n",
+            free_port().unwrap()
+        ),
+    ));
+    let base = format!("http://127.0.0.1:{port}");
+    let (status, body) = get(&format!("{base}/v2/"));
+    assert_eq!(status, 200, "{body:?}");
+
+    let asked = format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(b"something else"))
+    );
+    // A manifest by digest: refused.
+    let (status, body) = get(&format!(
+        "{base}/v2/team/app/manifests/{asked}?ns=127.0.0.1:{fake}"
+    ));
+    assert_eq!(status, 502);
+    let body = String::from_utf8(body.unwrap()).unwrap();
+    assert!(
+        body.contains("MANIFEST_INVALID") && body.contains("hashes to"),
+        "{body}"
+    );
+    // A blob: the stream is cut short, the client never gets a whole body.
+    let (status, body) = get(&format!(
+        "{base}/v2/team/app/blobs/{asked}?ns=127.0.0.1:{fake}"
+    ));
+    assert_eq!(status, 200);
+    assert!(body.is_err(), "a wrong blob must not arrive whole");
+    // The same blob asked for by its real digest streams through.
+    let real = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&served)));
+    let (status, body) = get(&format!(
+        "{base}/v2/team/app/blobs/{real}?ns=127.0.0.1:{fake}"
+    ));
+    assert_eq!(status, 200);
+    assert_eq!(body.unwrap(), served);
+    // Hosts that are not configured upstreams are not reachable.
+    let (status, body) = get(&format!(
+        "{base}/v2/team/app/blobs/{real}?ns=127.0.0.1:{}",
+        fake + 1
+    ));
+    assert_eq!(status, 403);
+    assert!(String::from_utf8(body.unwrap()).unwrap().contains("DENIED"));
+}
+
+/// A raw `HEAD`: (status line, headers lower-cased, body bytes received).
+fn head(addr: &str, path: &str) -> (String, String, usize) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "HEAD {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let split = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&all[..split]).to_lowercase();
+    let status = head.lines().next().unwrap().to_owned();
+    (status, head, all.len() - split - 4)
+}
+
+#[test]
+fn upstream_with_token_auth_uses_tufds_credentials_and_disabled_proxies() {
+    use tufd_tests::registry::{PASSWORD, RegistryAuth, RegistryOptions, USERNAME};
+    let servers = NotaryServers::start();
+    let registry = TestRegistry::start_with(RegistryOptions {
+        auth: RegistryAuth::Token,
+        ..RegistryOptions::default()
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let signed = rt.block_on(registry.push_image("enf/app", "v1"));
+    let open = rt.block_on(registry.push_image("dis/app", "v1"));
+    let host = registry.host().to_owned();
+    let env = TestEnv::new();
+    let password = env.path().join("registry-password");
+    std::fs::write(&password, PASSWORD).unwrap();
+    std::fs::set_permissions(
+        &password,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let port = free_port().unwrap();
+    let mirror = format!("127.0.0.1:{port}");
+    let d = env.start_with(&config(
+        &env,
+        &servers,
+        &format!(
+            "[[verify]]\nprefix = \"{host}/dis/\"\nmode = \"disabled\"\n[registry]\n[[registry.login]]\nhost = \"{host}\"\nusername = \"{USERNAME}\"\npassword = \"file:{}\"\n[mirror]\nlisten = \"{mirror}\"\nupstream = \"{host}\"\n",
+            password.display()
+        ),
+    ));
+    let gun = format!("{host}/enf/app");
+    env.tufctl(&["key", "generate", "alice"]).ok();
+    env.tufctl(&["signer", "add", "alice", &gun, "--key", "alice.pub"])
+        .ok();
+    env.tufctl(&["sign", &format!("{gun}:v1")]).ok();
+
+    // skopeo has no credentials; the mirror pulls with tufd's.
+    let dest = env.path().join("pulled");
+    let out = skopeo_copy(&env, &host, &mirror, "enf/app:v1", &dest);
+    assert!(out.status.success(), "{}\n{}", text(&out), d.log());
+    assert_eq!(
+        std::fs::read(dest.join("manifest.json")).unwrap(),
+        signed.bytes
+    );
+    let out = skopeo_copy(&env, &host, &mirror, "dis/app:v1", &dest);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read(dest.join("manifest.json")).unwrap(),
+        open.bytes
+    );
+    assert!(
+        d.log()
+            .contains("verification disabled for this repository: proxied"),
+        "{}",
+        d.log()
+    );
+    assert!(
+        registry
+            .token_requests()
+            .iter()
+            .any(|r| r.scopes.iter().any(|s| s.contains("dis/app"))),
+        "the mirror asked the token service for the repository"
+    );
+
+    // HEAD of a tag: the signed digest and length, no body.
+    let (status, headers, body) = head(&mirror, "/v2/enf/app/manifests/v1");
+    assert!(status.contains(" 200"), "{headers}");
+    assert!(
+        headers.contains(&format!(
+            "docker-content-digest: {}",
+            signed.digest_string()
+        )),
+        "{headers}"
+    );
+    assert!(
+        headers.contains(&format!("content-length: {}", signed.size())),
+        "{headers}"
+    );
+    assert_eq!(body, 0);
+    // Other methods are refused.
+    let mut s = std::net::TcpStream::connect(&mirror).unwrap();
+    write!(
+        s,
+        "DELETE /v2/enf/app/manifests/v1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    assert!(all.starts_with("HTTP/1.1 405"), "{all}");
+}
+
+/// A private containerd (its own root, state and socket), killed on drop.
+struct Containerd {
+    child: std::process::Child,
+    socket: std::path::PathBuf,
+}
+
+impl Containerd {
+    fn start(dir: &Path) -> Containerd {
+        std::fs::create_dir_all(dir).unwrap();
+        let socket = dir.join("containerd.sock");
+        let config = dir.join("containerd.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n[grpc]\naddress = \"{1}\"\n[ttrpc]\naddress = \"{1}.ttrpc\"\n",
+                dir.display(),
+                socket.display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
+        let mut cmd = Command::new("containerd");
+        cmd.arg("--config")
+            .arg(&config)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        let child =
+            tufd_tests::process::spawn_tied(cmd).expect("containerd (scripts/setup installs it)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !socket.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "containerd did not start: {}",
+                std::fs::read_to_string(dir.join("containerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Containerd { child, socket }
+    }
+
+    /// `ctr content fetch` through `hosts.toml` in `hosts_dir`.
+    fn fetch(&self, hosts_dir: &Path, image: &str) -> Output {
+        Command::new("ctr")
+            .arg("--address")
+            .arg(&self.socket)
+            .args([
+                "--namespace",
+                "tufd-test",
+                "content",
+                "fetch",
+                "--hosts-dir",
+            ])
+            .arg(hosts_dir)
+            .arg(image)
+            .output()
+            .expect("ctr")
+    }
+
+    fn content(&self) -> String {
+        let out = Command::new("ctr")
+            .arg("--address")
+            .arg(&self.socket)
+            .args(["--namespace", "tufd-test", "content", "ls", "-q"])
+            .output()
+            .expect("ctr");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn containerd_pulls_through_hosts_toml() {
+    let servers = NotaryServers::start();
+    let registry = TestRegistry::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let signed = rt.block_on(registry.push_image("enf/app", "moved"));
+    rt.block_on(registry.push_image("enf/app", "unsigned"));
+    let host = registry.host().to_owned();
+    let env = TestEnv::new();
+    let port = free_port().unwrap();
+    let mirror = format!("127.0.0.1:{port}");
+    let d = env.start_with(&config(
+        &env,
+        &servers,
+        &format!("[mirror]\nlisten = \"{mirror}\"\nupstream = \"{host}\"\n"),
+    ));
+    let gun = format!("{host}/enf/app");
+    env.tufctl(&["key", "generate", "alice"]).ok();
+    env.tufctl(&["signer", "add", "alice", &gun, "--key", "alice.pub"])
+        .ok();
+    env.tufctl(&["sign", &format!("{gun}:moved")]).ok();
+    let moved_to = rt.block_on(registry.push_image("enf/app", "moved"));
+
+    // containerd's registry host configuration: the mirror first, the
+    // registry itself at a closed port (as a firewall would make it).
+    let hosts = env.path().join("certs.d");
+    std::fs::create_dir_all(hosts.join(&host)).unwrap();
+    std::fs::write(
+        hosts.join(&host).join("hosts.toml"),
+        format!(
+            "server = \"http://127.0.0.1:{}\"\n[host.\"http://{mirror}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+            free_port().unwrap()
+        ),
+    )
+    .unwrap();
+    let ctrd = Containerd::start(&env.path().join("containerd"));
+    let out = ctrd.fetch(&hosts, &format!("{gun}:moved"));
+    assert!(out.status.success(), "{}\n{}", text(&out), d.log());
+    let content = ctrd.content();
+    assert!(content.contains(&signed.digest_string()), "{content}");
+    assert!(!content.contains(&moved_to.digest_string()), "{content}");
+    // containerd names the upstream with ?ns=; the mirror answered for it.
+    let out = ctrd.fetch(&hosts, &format!("{gun}:unsigned"));
+    assert!(!out.status.success(), "{}", text(&out));
+    let log = d.log();
+    assert!(log.contains("mirror refused a request"), "{log}");
+    assert!(
+        log.contains("no trust data for this tag") || log.contains("does not exist"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_stalling_upstream_is_bounded_in_time_and_requests() {
+    // An upstream that accepts, reads the request and never answers; it
+    // says when a request arrived so the second request is sent while the
+    // first is certainly in flight.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stall = listener.local_addr().unwrap().port();
+    let (arrived, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = arrived.send(());
+            held.push(s);
+        }
+    });
+    let servers = NotaryServers::start();
+    let env = TestEnv::new();
+    let port = free_port().unwrap();
+    let d = env.start_with(&config(
+        &env,
+        &servers,
+        &format!(
+            "[mirror]\nlisten = \"127.0.0.1:{port}\"\nupstream = \"127.0.0.1:{stall}\"\nmax_requests = 1\ntimeout_seconds = 1\n"
+        ),
+    ));
+    let base = format!("http://127.0.0.1:{port}");
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let first = {
+        let url = format!("{base}/v2/team/app/manifests/{digest}");
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            (get(&url), start.elapsed())
+        })
+    };
+    wait.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the mirror asked the stalling upstream");
+    let (status, body) = get(&format!("{base}/v2/team/app/blobs/{digest}"));
+    assert_eq!(status, 429, "{body:?}");
+    assert!(
+        String::from_utf8(body.unwrap())
+            .unwrap()
+            .contains("TOOMANYREQUESTS")
+    );
+    let ((status, body), took) = first.join().unwrap();
+    assert_eq!(status, 502, "{body:?}");
+    assert!(
+        String::from_utf8(body.unwrap())
+            .unwrap()
+            .contains("timeout_seconds"),
+        "names the limit"
+    );
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    assert!(d.log().contains("max_requests"), "{}", d.log());
+}
