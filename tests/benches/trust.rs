@@ -26,6 +26,7 @@
 //! those. Knobs (environment):
 //! - `TRUST_BENCH_RUNS_ONE` (10), `TRUST_BENCH_RUNS_MANY` (3),
 //!   `TRUST_BENCH_TAGS` (1000): repetitions and the size of (b);
+//! - `TRUST_BENCH_AUDIT=off`: the daemon without its audit log;
 //! - `TRUST_BENCH_SKIP_NOTARY=1`: time tufd only, ratios against the
 //!   issue's reference figures (notary 0.07 s and 11.5 s);
 //! - `TRUST_BENCH_PERF=DIR`: record the daemon with `perf record -g`
@@ -375,8 +376,15 @@ impl TufdBench {
             "TUFD_LOG".into(),
             "info,tufd=debug,tufd_keys=debug,tufd_remote=debug".into(),
         ));
+        // TRUST_BENCH_AUDIT=off: the daemon without its audit log, to see
+        // what the audit's fsyncs cost next to the same run with it.
+        let audit = if std::env::var("TRUST_BENCH_AUDIT").as_deref() == Ok("off") {
+            "[audit]\nenabled = false\n"
+        } else {
+            ""
+        };
         let config = env.config_with(&format!(
-            "{}[[remote]]\nprefix = \"\"\nurl = \"{}\"\nca = \"{}\"\n",
+            "{}[[remote]]\nprefix = \"\"\nurl = \"{}\"\nca = \"{}\"\n{audit}",
             token_toml("dev", MODULE, TOKEN_LABEL, "env:TUFD_PIN"),
             servers.url(),
             servers.ca_path().display()
