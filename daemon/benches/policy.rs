@@ -64,12 +64,13 @@ fn main() {
     let entry = Entry {
         phase: Phase::End,
         caller: CallerRecord {
-            uid: 1000,
-            gid: 1000,
+            uid: Some(1000),
+            gid: Some(1000),
             pid: Some(4242),
             exe: Some("/usr/bin/tufctl".into()),
             comm: Some("tufctl".into()),
             user: Some("ci".into()),
+            address: None,
         },
         operation: "sign".into(),
         repositories: vec!["registry.example.com/team/app".into()],

@@ -220,7 +220,15 @@ pub async fn serve(
         None => (bind_socket(&config.socket)?, false),
     };
     let mirror = match &config.mirror {
-        Some(m) => Some(crate::mirror::start(m.clone(), &config.registry, trust.clone()).await?),
+        Some(m) => Some(
+            crate::mirror::start(
+                m.clone(),
+                &config.registry,
+                trust.clone(),
+                gate.audit_log().cloned(),
+            )
+            .await?,
+        ),
         None => None,
     };
     if activated {

@@ -122,6 +122,32 @@ fn skopeo_pulls_only_what_trust_allows() {
         log.contains("mirror refused a request") && log.contains("caller=127.0.0.1:"),
         "{log}"
     );
+    // Each refusal is in the audit log too, with the client's address (the
+    // record is written off the request's thread: wait for it briefly).
+    let audit = env.path().join("state/audit.log");
+    let denied = || {
+        std::fs::read_to_string(&audit)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| {
+                l.contains("\"phase\":\"denied\"")
+                    && l.contains("\"operation\":\"mirror-pull\"")
+                    && l.contains("\"address\":\"127.0.0.1:")
+                    && l.contains("enf/app")
+            })
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while denied() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        denied() >= 2,
+        "audit log: {}",
+        std::fs::read_to_string(&audit).unwrap_or_default()
+    );
+    let verified = env.tufctl(&["audit", "verify"]);
+    assert!(verified.status.success(), "{}", verified.stderr);
     // A tag moved in the registry after signing: still the signed content.
     let out = skopeo_copy(&env, &host, &mirror, "enf/app:moved", &dest);
     assert!(out.status.success(), "{}", text(&out));

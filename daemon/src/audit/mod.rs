@@ -69,13 +69,16 @@ pub struct AuditConfig {
     pub rotate_bytes: u64,
 }
 
-/// The caller as recorded.
+/// The caller as recorded: a socket caller's credentials, or a registry
+/// mirror client's network address (which has no uid).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct CallerRecord {
-    /// User ID.
-    pub uid: u32,
-    /// Primary group ID.
-    pub gid: u32,
+    /// User ID (socket callers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// Primary group ID (socket callers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
     /// Process ID.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<i32>,
@@ -88,6 +91,9 @@ pub struct CallerRecord {
     /// User name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// Network address (registry mirror clients).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 /// A signed tag.
@@ -602,12 +608,13 @@ mod tests {
         Entry {
             phase: Phase::End,
             caller: CallerRecord {
-                uid: 1000,
-                gid: 1000,
+                uid: Some(1000),
+                gid: Some(1000),
                 pid: Some(42),
                 exe: Some("/usr/bin/tufctl".into()),
                 comm: Some("tufctl".into()),
                 user: Some("ci".into()),
+                address: None,
             },
             operation: op.into(),
             repositories: vec!["r/app".into()],

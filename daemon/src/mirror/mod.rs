@@ -68,6 +68,8 @@ pub enum MirrorError {
 struct Mirror {
     config: MirrorConfig,
     trust: Arc<Trust>,
+    /// Where refusals are recorded, with the client's address.
+    audit: Option<Arc<crate::audit::AuditLog>>,
     upstream: RegistryClient,
     requests: Arc<Semaphore>,
 }
@@ -77,6 +79,7 @@ pub async fn start(
     config: MirrorConfig,
     registry: &tufd_remote::RegistryConfig,
     trust: Arc<Trust>,
+    audit: Option<Arc<crate::audit::AuditLog>>,
 ) -> Result<tokio::task::JoinHandle<()>, MirrorError> {
     let tls = match &config.tls {
         Some((cert, key)) => Some(tls_acceptor(cert, key)?),
@@ -100,6 +103,7 @@ pub async fn start(
         requests: Arc::new(Semaphore::new(config.max_requests)),
         config,
         trust,
+        audit,
         upstream,
     });
     Ok(tokio::spawn(async move {
@@ -214,6 +218,49 @@ struct Manifest {
 }
 
 impl Mirror {
+    /// Records a refusal in the audit log (when it is on), with the
+    /// client's address. The write runs off the request's thread; a refusal
+    /// is answered whether or not it could be recorded (it changes nothing),
+    /// and a failed write is logged.
+    fn audit_refusal(&self, peer: SocketAddr, path: &str, message: &str) {
+        let Some(log) = self.audit.clone() else {
+            return;
+        };
+        let repository = route::parse(path)
+            .ok()
+            .and_then(|r| match r {
+                Route::Manifest { name, .. } | Route::Blob { name, .. } => Some(name),
+                Route::Base => None,
+            })
+            .into_iter()
+            .collect();
+        let entry = crate::audit::Entry {
+            phase: crate::audit::Phase::Denied,
+            caller: crate::audit::CallerRecord {
+                uid: None,
+                gid: None,
+                pid: None,
+                exe: None,
+                comm: None,
+                user: None,
+                address: Some(peer.to_string()),
+            },
+            operation: "mirror-pull".into(),
+            repositories: repository,
+            roles: Vec::new(),
+            key_ids: Vec::new(),
+            tags: Vec::new(),
+            published: Vec::new(),
+            detail: path.to_owned(),
+            result: format!("denied: {message}"),
+        };
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = log.append(&entry) {
+                tracing::error!(error = %e, "cannot record a mirror refusal in the audit log");
+            }
+        });
+    }
+
     async fn handle(
         &self,
         req: Request<hyper::body::Incoming>,
@@ -233,6 +280,7 @@ impl Mirror {
         let uri = req.uri().clone();
         let refuse = |(status, code, message): route::Refusal| {
             tracing::warn!(caller = %peer, path = %uri.path(), %message, "mirror refused a request");
+            self.audit_refusal(peer, uri.path(), &message);
             error(status, code, &message)
         };
         let route = match route::parse(uri.path()) {

@@ -37,12 +37,13 @@ pub fn caller_of<T>(req: &Request<T>) -> Result<Caller, Status> {
 
 fn record(c: &Caller) -> CallerRecord {
     CallerRecord {
-        uid: c.uid,
-        gid: c.gid,
+        uid: Some(c.uid),
+        gid: Some(c.gid),
         pid: c.pid,
         exe: c.exe.as_ref().map(|p| p.display().to_string()),
         comm: c.comm.clone(),
         user: c.user_name.clone(),
+        address: None,
     }
 }
 
