@@ -38,10 +38,7 @@ fn per_call(n: usize, mut f: impl FnMut()) -> Duration {
     start.elapsed() / n as u32
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
+use tufd_tests::bench::median;
 
 fn config(env: &TestEnv, audit: bool, remote: Option<&NotaryServers>) -> String {
     let mut c = env.config_with(&token_toml(

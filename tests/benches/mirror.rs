@@ -23,6 +23,7 @@ use sha2::Digest;
 use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use tufd_tests::bench::{env_usize, median};
 use tufd_tests::daemon::{TOKEN_LABEL, TestEnv, binary, token_toml};
 use tufd_tests::notary::NotaryServers;
 use tufd_tests::process::free_port;
@@ -32,25 +33,7 @@ use tufd_tests::softhsm::MODULE;
 type Result<T, E = String> = std::result::Result<T, E>;
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("\nmirror bench FAILED: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
+    tufd_tests::bench::main("mirror", run)
 }
 
 fn ms(d: Duration) -> String {

@@ -23,6 +23,7 @@
 
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
+use tufd_tests::bench::{env_usize, median};
 use tufd_tests::daemon::{TOKEN_LABEL, TestEnv, binary, token_toml};
 use tufd_tests::notary::NotaryServers;
 use tufd_tests::softhsm::MODULE;
@@ -31,25 +32,7 @@ use tufd_tests::tufrepo::{CraftedRepo, HostileNotary, target};
 type Result<T, E = String> = std::result::Result<T, E>;
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("\nverify bench FAILED: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
+    tufd_tests::bench::main("verify", run)
 }
 
 fn ms(d: Duration) -> String {

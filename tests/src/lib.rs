@@ -1,6 +1,7 @@
 //! Test support for tufd's end-to-end tests: real processes, real tokens,
 //! real servers, each in a fresh temporary directory.
 
+pub mod bench;
 pub mod daemon;
 pub mod hostile;
 pub mod notary;

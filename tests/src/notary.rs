@@ -235,6 +235,23 @@ pub struct NotaryServers {
 }
 
 impl NotaryServers {
+    /// A daemon configuration for `env` with one SoftHSM2 token and these
+    /// servers as the notary server of every repository; `extra` is
+    /// appended (more TOML tables).
+    pub fn daemon_config(&self, env: &crate::daemon::TestEnv, extra: &str) -> String {
+        env.config_with(&format!(
+            "{}[[remote]]\nprefix = \"\"\nurl = \"{}\"\nca = \"{}\"\n{extra}",
+            crate::daemon::token_toml(
+                "dev",
+                crate::softhsm::MODULE,
+                crate::daemon::TOKEN_LABEL,
+                "env:TUFD_PIN"
+            ),
+            self.url(),
+            self.ca_path().display()
+        ))
+    }
+
     /// Starts both servers with default options; panics (with the logs) on failure.
     pub fn start() -> NotaryServers {
         NotaryServers::start_with(ServerOptions::default())

@@ -6,25 +6,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use tufd_tests::daemon::{CmdOutput, Daemon, TestEnv, token_toml};
+use tufd_tests::daemon::{CmdOutput, Daemon, TestEnv};
 use tufd_tests::notary::NotaryServers;
-use tufd_tests::softhsm::MODULE;
 
 const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
 
 fn trust_config(env: &TestEnv, servers: &NotaryServers) -> String {
-    env.config_with(&format!(
-        "{}[[remote]]\nprefix = \"\"\nurl = \"{}\"\nca = \"{}\"\n",
-        token_toml(
-            "dev",
-            MODULE,
-            tufd_tests::daemon::TOKEN_LABEL,
-            "env:TUFD_PIN"
-        ),
-        servers.url(),
-        servers.ca_path().display()
-    ))
+    servers.daemon_config(env, "")
 }
 
 /// A daemon environment whose daemon pauses at `points` (see

@@ -3,9 +3,8 @@
 //! the real `notary` and `docker` clients reading what tufd publishes.
 
 use std::process::Command;
-use tufd_tests::daemon::{TestEnv, token_toml};
+use tufd_tests::daemon::TestEnv;
 use tufd_tests::notary::NotaryServers;
-use tufd_tests::softhsm::MODULE;
 
 const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
@@ -14,17 +13,7 @@ const D3: &str = "sha256:3333333333333333333333333333333333333333333333333333333
 /// A daemon configuration with one SoftHSM2 token and `servers` as the
 /// notary server for every repository.
 fn trust_config(env: &TestEnv, servers: &NotaryServers) -> String {
-    env.config_with(&format!(
-        "{}[[remote]]\nprefix = \"\"\nurl = \"{}\"\nca = \"{}\"\n",
-        token_toml(
-            "dev",
-            MODULE,
-            tufd_tests::daemon::TOKEN_LABEL,
-            "env:TUFD_PIN"
-        ),
-        servers.url(),
-        servers.ca_path().display()
-    ))
+    servers.daemon_config(env, "")
 }
 
 /// Generates key `name` on the daemon's token and adds it as a signer of

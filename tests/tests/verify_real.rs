@@ -4,26 +4,15 @@
 //! HTTP API).
 
 use std::process::Command;
-use tufd_tests::daemon::{TestEnv, token_toml};
+use tufd_tests::daemon::TestEnv;
 use tufd_tests::notary::NotaryServers;
 use tufd_tests::registry::TestRegistry;
-use tufd_tests::softhsm::MODULE;
 
 const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
 
 fn trust_config(env: &TestEnv, servers: &NotaryServers, extra: &str) -> String {
-    env.config_with(&format!(
-        "{}[[remote]]\nprefix = \"\"\nurl = \"{}\"\nca = \"{}\"\n{extra}",
-        token_toml(
-            "dev",
-            MODULE,
-            tufd_tests::daemon::TOKEN_LABEL,
-            "env:TUFD_PIN"
-        ),
-        servers.url(),
-        servers.ca_path().display()
-    ))
+    servers.daemon_config(env, extra)
 }
 
 fn signer(env: &TestEnv, name: &str, gun: &str) {

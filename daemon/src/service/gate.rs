@@ -245,6 +245,17 @@ impl Audited {
         self.entry.tags = tags;
     }
 
+    /// [`end`](Self::end) with the outcome of `result` (its error text on
+    /// failure) and the key IDs that took part.
+    pub async fn end_with<T, E: std::fmt::Display>(
+        self,
+        result: &Result<T, E>,
+        key_ids: Vec<String>,
+    ) -> Result<(), Status> {
+        let result = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
+        self.end(result, key_ids, Vec::new()).await
+    }
+
     /// Writes the outcome; `Err` when it cannot be recorded (the client
     /// then learns the record is missing).
     pub async fn end(

@@ -1,6 +1,6 @@
 //! `tufd.v1.Keys`: key and token management.
 
-use super::gate::{Details, Gate};
+use super::gate::{Audited, Details, Gate};
 use super::{attestation_info, caller, key_info, status, token_info};
 use crate::keyring::{KeySelector, Keyring, KeyringError};
 use crate::policy::{Action, Operation};
@@ -36,6 +36,32 @@ impl KeysService {
             // before learning that.
             Err(e) => Err((Action::global(op), status(e))),
         }
+    }
+
+    /// Authorizes `op` on the key `sel` (an unknown key is reported only to
+    /// a caller who holds `op` at all) and writes its audit begin record.
+    async fn audit_key<T>(
+        &self,
+        req: &Request<T>,
+        op: Operation,
+        sel: &KeySelector,
+    ) -> Result<Audited, Status> {
+        let allowed = match self.key_action(op, sel).await {
+            Ok(action) => self.gate.authorize(req, action).await?,
+            Err((action, e)) => {
+                self.gate.authorize(req, action).await?;
+                return Err(e);
+            }
+        };
+        allowed
+            .begin(
+                &self.gate,
+                Details {
+                    detail: format!("key {sel:?}"),
+                    ..Default::default()
+                },
+            )
+            .await
     }
 }
 
@@ -122,13 +148,7 @@ impl Keys for KeysService {
         tracing::info!(caller = %who, key = %label, token = %r.token, "generate key");
         let key = self.keyring.generate(label, &r.token).await;
         let ids = key.as_ref().map(|k| vec![k.id.clone()]).unwrap_or_default();
-        audit
-            .end(
-                key.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-                ids,
-                vec![],
-            )
-            .await?;
+        audit.end_with(&key, ids).await?;
         let key = key.map_err(status)?;
         Ok(Response::new(v1::GenerateKeyResponse {
             key: Some(key_info(key)),
@@ -174,13 +194,7 @@ impl Keys for KeysService {
             .load(&r.name, &gun, &r.token, pem, passphrase)
             .await;
         let ids = key.as_ref().map(|k| vec![k.id.clone()]).unwrap_or_default();
-        audit
-            .end(
-                key.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-                ids,
-                vec![],
-            )
-            .await?;
+        audit.end_with(&key, ids).await?;
         let key = key.map_err(status)?;
         Ok(Response::new(v1::LoadKeyResponse {
             key: Some(key_info(key)),
@@ -220,32 +234,11 @@ impl Keys for KeysService {
     ) -> Result<Response<v1::DeleteKeyResponse>, Status> {
         let who = caller(&req);
         let sel = selector(req.get_ref().key.clone())?;
-        let allowed = match self.key_action(Operation::KeyDelete, &sel).await {
-            Ok(action) => self.gate.authorize(&req, action).await?,
-            Err((action, e)) => {
-                self.gate.authorize(&req, action).await?;
-                return Err(e);
-            }
-        };
-        let audit = allowed
-            .begin(
-                &self.gate,
-                Details {
-                    detail: format!("key {sel:?}"),
-                    ..Default::default()
-                },
-            )
-            .await?;
+        let audit = self.audit_key(&req, Operation::KeyDelete, &sel).await?;
         tracing::info!(caller = %who, key = ?sel, "delete key");
         let key = self.keyring.delete(&sel).await;
         let ids = key.as_ref().map(|k| vec![k.id.clone()]).unwrap_or_default();
-        audit
-            .end(
-                key.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-                ids,
-                vec![],
-            )
-            .await?;
+        audit.end_with(&key, ids).await?;
         let key = key.map_err(status)?;
         Ok(Response::new(v1::DeleteKeyResponse {
             key: Some(key_info(key)),
@@ -279,13 +272,7 @@ impl Keys for KeysService {
                 "confirm_last_try is ignored: using the last PIN try is the administrator's decision (allow_last_pin_try)");
         }
         let unlocked = self.keyring.unlock(&r.token, pin).await;
-        audit
-            .end(
-                unlocked.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-                vec![],
-                vec![],
-            )
-            .await?;
+        audit.end_with(&unlocked, vec![]).await?;
         let (report, cache) = unlocked.map_err(status)?;
         Ok(Response::new(v1::UnlockTokenResponse {
             token: Some(token_info(report)),
@@ -298,35 +285,14 @@ impl Keys for KeysService {
         req: Request<v1::ProveKeyRequest>,
     ) -> Result<Response<v1::ProveKeyResponse>, Status> {
         let sel = selector(req.get_ref().key.clone())?;
-        let allowed = match self.key_action(Operation::KeyTest, &sel).await {
-            Ok(action) => self.gate.authorize(&req, action).await?,
-            Err((action, e)) => {
-                self.gate.authorize(&req, action).await?;
-                return Err(e);
-            }
-        };
-        let audit = allowed
-            .begin(
-                &self.gate,
-                Details {
-                    detail: format!("key {sel:?}"),
-                    ..Default::default()
-                },
-            )
-            .await?;
+        let audit = self.audit_key(&req, Operation::KeyTest, &sel).await?;
         let r = req.into_inner();
         let proved = self.keyring.prove(&sel, &r.challenge).await;
         let ids = proved
             .as_ref()
             .map(|(k, _)| vec![k.id.clone()])
             .unwrap_or_default();
-        audit
-            .end(
-                proved.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-                ids,
-                vec![],
-            )
-            .await?;
+        audit.end_with(&proved, ids).await?;
         let (key, sig) = proved.map_err(status)?;
         Ok(Response::new(v1::ProveKeyResponse {
             key: Some(key_info(key)),

@@ -359,13 +359,7 @@ impl trust_server::Trust for TrustService {
         let r = req.into_inner();
         tracing::info!(caller = %who, repository = %r.repository, "trust forget");
         let forgotten = self.trust.forget(&r.repository).await;
-        audit
-            .end(
-                forgotten.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-                vec![],
-                vec![],
-            )
-            .await?;
+        audit.end_with(&forgotten, vec![]).await?;
         let forgotten = forgotten.map_err(status)?;
         Ok(Response::new(v1::ForgetResponse { forgotten }))
     }
@@ -404,11 +398,6 @@ impl trust_server::Trust for TrustService {
             .await?;
         let r = req.into_inner();
         tracing::info!(caller = %who, signer = %r.signer, repositories = ?r.repositories, "signer add");
-        if r.repositories.is_empty() {
-            return Err(Status::invalid_argument(
-                "signer add: name at least one repository",
-            ));
-        }
         let trust = self.trust.clone();
         Ok(stream(move |sink| async move {
             let outcome = trust
