@@ -302,12 +302,12 @@ pub async fn serve(
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(
-            PolicyServer::new(PolicyService::new(gate))
+            PolicyServer::new(PolicyService::new(gate.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(
-            TufServer::new(TufService::new(tuf1))
+            TufServer::new(TufService::new(tuf1, config.tuf.clone(), gate.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )

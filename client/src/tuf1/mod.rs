@@ -86,7 +86,8 @@ pub enum TufCommand {
 /// `tuf stage`.
 #[derive(Args)]
 pub struct StageArgs {
-    /// The repository directory.
+    /// The repository: a name configured in the daemon's `[tuf]`, or a
+    /// directory (a path with a `/`) inside a configured root.
     pub dir: PathBuf,
     /// A new root key holder's public key (PEM, as `tufctl key generate`
     /// writes NAME.pub); repeat. None: the same keys, expiry renewed.
@@ -110,7 +111,8 @@ pub struct SignArgs {
 /// `tuf publish`.
 #[derive(Args)]
 pub struct PublishArgs {
-    /// The repository directory.
+    /// The repository: a name configured in the daemon's `[tuf]`, or a
+    /// directory (a path with a `/`) inside a configured root.
     pub dir: PathBuf,
     /// The staged change file.
     pub staged: PathBuf,
@@ -119,7 +121,8 @@ pub struct PublishArgs {
 /// `tuf delegate`.
 #[derive(Args)]
 pub struct DelegateArgs {
-    /// The repository directory.
+    /// The repository: a name configured in the daemon's `[tuf]`, or a
+    /// directory (a path with a `/`) inside a configured root.
     pub dir: PathBuf,
     /// Name of the new role.
     pub role: String,
@@ -137,7 +140,8 @@ pub struct DelegateArgs {
 /// `tuf rotate`.
 #[derive(Args)]
 pub struct RotateArgs {
-    /// The repository directory.
+    /// The repository: a name configured in the daemon's `[tuf]`, or a
+    /// directory (a path with a `/`) inside a configured root.
     pub dir: PathBuf,
     /// root, targets, snapshot or timestamp.
     pub role: String,
@@ -157,7 +161,9 @@ pub struct RotateArgs {
 /// `tuf init`.
 #[derive(Args)]
 pub struct InitArgs {
-    /// The repository directory (created if missing).
+    /// The repository: a name configured in the daemon's `[tuf]`, or a
+    /// directory (a path with a `/`) inside a configured root (created if
+    /// missing).
     pub dir: PathBuf,
     /// A root key on TOKEN; repeat for several root keys (k of n).
     #[arg(long = "root-key", value_name = "TOKEN")]
@@ -188,7 +194,8 @@ pub struct InitArgs {
 /// `tuf add`.
 #[derive(Args)]
 pub struct AddArgs {
-    /// The repository directory.
+    /// The repository: a name configured in the daemon's `[tuf]`, or a
+    /// directory (a path with a `/`) inside a configured root.
     pub dir: PathBuf,
     /// Local files to add (target name: the file name, or --name).
     pub files: Vec<PathBuf>,
@@ -218,7 +225,8 @@ pub struct AddArgs {
 /// `tuf remove`.
 #[derive(Args)]
 pub struct RemoveArgs {
-    /// The repository directory.
+    /// The repository: a name configured in the daemon's `[tuf]`, or a
+    /// directory (a path with a `/`) inside a configured root.
     pub dir: PathBuf,
     /// Names of the targets to remove.
     #[arg(required = true)]
@@ -231,14 +239,16 @@ pub struct RemoveArgs {
 /// A repository directory.
 #[derive(Args)]
 pub struct DirArgs {
-    /// The repository directory.
+    /// The repository: a name configured in the daemon's `[tuf]`, or a
+    /// directory (a path with a `/`) inside a configured root.
     pub dir: PathBuf,
 }
 
 /// `tuf refresh`.
 #[derive(Args)]
 pub struct RefreshArgs {
-    /// The repository directory.
+    /// The repository: a name configured in the daemon's `[tuf]`, or a
+    /// directory (a path with a `/`) inside a configured root.
     pub dir: PathBuf,
     /// Re-sign timestamp even when it is not due.
     #[arg(long)]
@@ -272,6 +282,19 @@ fn parse_duration(d: &str) -> Result<u64, String> {
     n.checked_mul(mult)
         .filter(|s| *s > 0)
         .ok_or_else(|| format!("{d:?}: out of range"))
+}
+
+/// A repository as the daemon takes it: a configured name as given (no
+/// `/`), a path in its absolute form (the daemon may run in another
+/// directory).
+fn repository(p: &Path) -> Result<String, Failure> {
+    match p.to_str() {
+        Some(name) if !name.contains('/') && name != "." && name != ".." => {
+            return Ok(name.to_owned());
+        }
+        _ => {}
+    }
+    absolute(p)
 }
 
 /// The absolute form of a path given on the command line (the daemon may
@@ -384,7 +407,7 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
             }
             let s = client
                 .stage_root(v1::TufStageRootRequest {
-                    directory: absolute(&a.dir)?,
+                    directory: repository(&a.dir)?,
                     root_keys_pem,
                     root_threshold: a.root_threshold,
                 })
@@ -414,7 +437,7 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
         TufCommand::Publish(a) => {
             client
                 .publish_staged(v1::TufPublishStagedRequest {
-                    directory: absolute(&a.dir)?,
+                    directory: repository(&a.dir)?,
                     staged: read_staged(&a.staged)?,
                 })
                 .await?
@@ -424,7 +447,7 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
             root_tokens.extend((0..a.root_key_count).map(|_| String::new()));
             client
                 .init(v1::TufInitRequest {
-                    directory: absolute(&a.dir)?,
+                    directory: repository(&a.dir)?,
                     root_tokens,
                     root_threshold: a.root_threshold,
                     targets_token: a.targets_token,
@@ -474,7 +497,7 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
             };
             client
                 .add_targets(v1::TufAddTargetsRequest {
-                    directory: absolute(&a.dir)?,
+                    directory: repository(&a.dir)?,
                     targets,
                     role: a.role.unwrap_or_default(),
                 })
@@ -483,7 +506,7 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
         TufCommand::Remove(a) => {
             client
                 .remove_targets(v1::TufRemoveTargetsRequest {
-                    directory: absolute(&a.dir)?,
+                    directory: repository(&a.dir)?,
                     names: a.names,
                     role: a.role.unwrap_or_default(),
                 })
@@ -492,14 +515,14 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
         TufCommand::Status(a) => {
             client
                 .status(v1::TufStatusRequest {
-                    directory: absolute(&a.dir)?,
+                    directory: repository(&a.dir)?,
                 })
                 .await?
         }
         TufCommand::Refresh(a) => {
             client
                 .refresh(v1::TufRefreshRequest {
-                    directory: absolute(&a.dir)?,
+                    directory: repository(&a.dir)?,
                     force: a.force,
                 })
                 .await?
@@ -507,7 +530,7 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
         TufCommand::Delegate(a) => {
             client
                 .delegate(v1::TufDelegateRequest {
-                    directory: absolute(&a.dir)?,
+                    directory: repository(&a.dir)?,
                     role: a.role,
                     paths: a.paths,
                     token: a.token,
@@ -520,7 +543,7 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
             tokens.extend((0..a.key_count).map(|_| String::new()));
             client
                 .rotate(v1::TufRotateRequest {
-                    directory: absolute(&a.dir)?,
+                    directory: repository(&a.dir)?,
                     role: a.role,
                     tokens,
                     threshold: a.threshold,

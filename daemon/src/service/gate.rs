@@ -128,11 +128,22 @@ impl Gate {
     /// Decides `action` for the caller of `req`: allowed, or refused with
     /// `PermissionDenied` (logged and audited).
     pub async fn authorize<T>(&self, req: &Request<T>, action: Action) -> Result<Allowed, Status> {
-        let caller = caller_of(req)?;
         let action = Action {
             repository: action.repository.as_deref().map(repository),
             ..action
         };
+        self.authorize_exact(req, action).await
+    }
+
+    /// [`authorize`](Self::authorize) for a repository name that is not a
+    /// Docker repository (a TUF 1.0 repository's `tuf:…` name): matched as
+    /// given.
+    pub async fn authorize_exact<T>(
+        &self,
+        req: &Request<T>,
+        action: Action,
+    ) -> Result<Allowed, Status> {
+        let caller = caller_of(req)?;
         let decision = self.policy().check(&caller, &action);
         match decision {
             Decision::Allow { roles, grant } => {

@@ -9,6 +9,7 @@
 //!   listed keys, keeping the online roles fresh
 //! - [`staged`]: offline k-of-n root changes that travel as a file
 //! - [`requests`]: what the manager is asked and answers
+//! - [`places`]: the configured repositories and roots requests resolve in
 //! - [`registry`]: the repositories this daemon manages and their refresh
 //!   record, in the state directory
 //! - this module: [`Tuf1`], the async driver: it finds the token keys,
@@ -21,6 +22,7 @@ pub mod edit;
 pub mod error;
 pub mod expiry;
 pub mod files;
+pub mod places;
 pub mod refresh;
 pub mod registry;
 pub mod requests;
