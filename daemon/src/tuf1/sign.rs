@@ -237,7 +237,8 @@ pub fn sign_root_all(
     }
     for id in &ids {
         if let (Some(key), Some(signer)) = (keys.get(id), signers.get(id)) {
-            md.sign(key, signer).map_err(RepoError::metadata("root"))?;
+            tufd_tuf::tuf1::sign::sign_metadata(&mut md, key, signer)
+                .map_err(RepoError::metadata("root"))?;
         }
     }
     Ok(md)

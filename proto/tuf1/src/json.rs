@@ -11,7 +11,7 @@
 //!   python-tuf writes for the same content.
 //! - [`pretty`]: `JSONSerializer(compact=False)` (`indent=1`), for people.
 //!
-//! Neither is Notary v1's Go encoding ([`crate::canonical`]); the two
+//! Neither is Notary v1's Go encoding (the `canonical` module of the daemon's `tufd-tuf` crate); the two
 //! dialects keep separate encoders, each tested against its own reference.
 
 use serde_json::Value;
