@@ -512,6 +512,7 @@ impl Publish {
             write_atomic(path, bytes)?;
         }
         if let Some(ts) = self.timestamp {
+            #[cfg(feature = "test-hooks")]
             hold_before_timestamp();
             write_atomic(&layout.metadata_file("timestamp", 0), &ts)?;
         }
@@ -522,7 +523,9 @@ impl Publish {
 /// Test hook for the crash and interleaving tests: with
 /// `TUFD_TEST_TUF1_HOLD=PATH` in the daemon's environment, a publish that
 /// has written its new files creates `PATH.reached` and waits (at most a
-/// minute) while `PATH` exists before it switches `timestamp.json`.
+/// minute) while `PATH` exists before it switches `timestamp.json`. Only
+/// in builds with the `test-hooks` feature.
+#[cfg(feature = "test-hooks")]
 fn hold_before_timestamp() {
     let Some(hold) = std::env::var_os("TUFD_TEST_TUF1_HOLD").map(PathBuf::from) else {
         return;
