@@ -91,13 +91,11 @@ impl Layout {
             .write(true)
             .open(&path)
             .map_err(RepoError::io(&path, "opening the repository lock"))?;
-        // flock(2) through std (Rust 1.89): released when the file closes.
-        match file.try_lock() {
-            Ok(()) => Ok(WriterLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(RepoError::Busy(self.dir.clone())),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(RepoError::io(&path, "locking the repository")(e))
-            }
+        // flock(2), released when the lock (and its file) is dropped.
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(WriterLock { _lock: lock }),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(RepoError::Busy(self.dir.clone())),
+            Err((_, e)) => Err(RepoError::io(&path, "locking the repository")(e.into())),
         }
     }
 }
@@ -118,7 +116,7 @@ pub fn encode_role(role: &str) -> String {
 
 /// The repository's writer lock, released on drop.
 pub struct WriterLock {
-    _file: File,
+    _lock: nix::fcntl::Flock<File>,
 }
 
 /// A role's metadata with the exact bytes it was read from or will be
