@@ -143,7 +143,8 @@ pub struct RotateArgs {
     /// The repository: a name configured in the daemon's `[tuf]`, or a
     /// directory (a path with a `/`) inside a configured root.
     pub dir: PathBuf,
-    /// root, targets, snapshot or timestamp.
+    /// root, targets, snapshot, timestamp, a delegated role, or `bins`
+    /// (the keys of every hash bin).
     pub role: String,
     /// A new key on TOKEN; repeat for several (default: one key on the
     /// default token).

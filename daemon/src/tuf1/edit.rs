@@ -458,6 +458,67 @@ impl<'a> Change<'a> {
         Ok(())
     }
 
+    /// Replaces the keys of delegated role `name`, or of every hash bin
+    /// (`name` = `bins`), by `keys` (threshold `threshold`) in targets,
+    /// and re-signs the role (each bin) with them.
+    pub fn rotate_delegated(
+        &mut self,
+        name: &str,
+        keys: Vec<Key>,
+        threshold: u64,
+    ) -> Result<(), RepoError> {
+        if threshold == 0 || threshold > keys.len() as u64 {
+            return Err(RepoError::InvalidRequest(format!(
+                "{name}: threshold {threshold} with {} key(s)",
+                keys.len()
+            )));
+        }
+        let ids: Vec<String> = keys.iter().map(Key::key_id).collect();
+        let no_role = || {
+            RepoError::NotFound(format!(
+                "targets delegates no role {name:?}: rotate a top-level role, a delegated role or bins"
+            ))
+        };
+        let d = self
+            .targets_mut()
+            .delegations
+            .as_mut()
+            .ok_or_else(no_role)?;
+        let resign: Vec<String> = match (name, d.succinct_roles.as_mut()) {
+            (BINS_PREFIX, Some(bins)) => {
+                bins.keyids = ids;
+                bins.threshold = threshold;
+                (0..bins.bin_count()).map(|n| bins.bin_name(n)).collect()
+            }
+            _ => {
+                let role = d
+                    .roles
+                    .iter_mut()
+                    .flatten()
+                    .find(|r| r.name == name)
+                    .ok_or_else(no_role)?;
+                role.keyids = ids;
+                role.threshold = threshold;
+                vec![name.to_owned()]
+            }
+        };
+        d.keys.extend(keys.into_iter().map(|k| (k.key_id(), k)));
+        let used: Vec<String> = d
+            .roles
+            .iter()
+            .flatten()
+            .flat_map(|r| r.keyids.iter())
+            .chain(d.succinct_roles.iter().flat_map(|s| s.keyids.iter()))
+            .cloned()
+            .collect();
+        d.keys.retain(|id, _| used.contains(id));
+        for role in resign {
+            self.delegated_mut(&role)?;
+        }
+        self.summary.push(format!("rotated the {name} keys"));
+        Ok(())
+    }
+
     /// Publishes a root signed elsewhere (a staged k-of-n change); its
     /// thresholds are checked by [`Change::finish`]. Roles whose keys it
     /// changes are re-signed with the new keys.

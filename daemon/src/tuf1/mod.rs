@@ -319,9 +319,10 @@ impl Tuf1 {
             .await
     }
 
-    /// Rotates the keys of a top-level role: new keys on `tokens`
-    /// (threshold `threshold`), a new root signed by the old root's
-    /// threshold and the new one's, and the role re-signed.
+    /// Rotates the keys of a role: new keys on `tokens` (threshold
+    /// `threshold`). A top-level role gets a new root signed by the old
+    /// root's threshold and the new one's; a delegated role (or `bins`,
+    /// every hash bin) new targets. The role is re-signed with its new keys.
     pub async fn rotate(
         &self,
         dir: &Path,
@@ -331,10 +332,9 @@ impl Tuf1 {
     ) -> Result<RepoStatus, RepoError> {
         let dir = check_dir(dir)?;
         self.record(&dir)?;
-        if !edit::TOP_LEVEL.contains(&role.as_str()) {
-            return Err(RepoError::InvalidRequest(format!(
-                "no top-level role {role:?}: rotate root, targets, snapshot or timestamp"
-            )));
+        let top = edit::TOP_LEVEL.contains(&role.as_str());
+        if !top && role != edit::BINS_PREFIX {
+            edit::check_role_name(&role)?;
         }
         let tokens = if tokens.is_empty() {
             vec![String::new()]
@@ -343,17 +343,29 @@ impl Tuf1 {
         };
         let layout = Layout::new(&dir);
         let online = blocking(move || Online::read(&layout)).await?;
-        let next_root = online.root.version() + 1;
+        // Key names stay unique: the root version a top-level rotation
+        // publishes, the snapshot version a delegated one does.
+        let label = if top {
+            format!("{role}-r{}", online.root.version() + 1)
+        } else {
+            format!("role-{role}-s{}", online.snapshot.version() + 1)
+        };
         let mut keys = Vec::new();
         for (i, token) in tokens.iter().enumerate() {
             keys.push(
-                self.role_key(&dir, &format!("{role}-r{next_root}-{}", i + 1), token)
+                self.role_key(&dir, &format!("{label}-{}", i + 1), token)
                     .await?,
             );
         }
         let threshold = threshold.max(1);
-        self.apply(&dir, move |c| c.rotate(&role, keys, threshold))
-            .await
+        self.apply(&dir, move |c| {
+            if top {
+                c.rotate(&role, keys, threshold)
+            } else {
+                c.rotate_delegated(&role, keys, threshold)
+            }
+        })
+        .await
     }
 
     /// Stages a root change for offline k-of-n signing: the next root (new
