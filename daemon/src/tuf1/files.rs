@@ -21,7 +21,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use tufd_tuf::tuf1::metadata::canonical_signed_of_bytes;
 use tufd_tuf::tuf1::{MetaFile, Metadata, Role, Root, Snapshot, Targets, Timestamp, verify};
 
 use super::error::RepoError;
@@ -136,6 +135,16 @@ impl<T: Role> RoleFile<T> {
         Ok(Self { metadata, bytes })
     }
 
+    /// The bytes its signatures cover: the canonical form of the parsed
+    /// `signed` object (unknown fields kept), as python-tuf computes it,
+    /// encoded straight from the model (a `serde_json::Value` tree of a
+    /// large targets role costs hundreds of megabytes).
+    pub fn signed_message(&self) -> Result<Vec<u8>, RepoError> {
+        self.metadata
+            .canonical_signed()
+            .map_err(RepoError::metadata(T::TYPE))
+    }
+
     /// The role's version.
     pub fn version(&self) -> u64 {
         self.metadata.signed.common().version
@@ -191,9 +200,7 @@ pub fn check_top_level<T: Role>(root: &Root, file: &RoleFile<T>) -> Result<(), R
         .roles
         .get(role)
         .ok_or_else(|| RepoError::Internal(format!("root lists no {role} role")))?;
-    // The signed bytes as the file has them (cheaper than re-encoding
-    // the model, and what a client checks).
-    let message = canonical_signed_of_bytes(&file.bytes).map_err(RepoError::metadata(role))?;
+    let message = file.signed_message()?;
     verify::check_threshold(
         role,
         &message,
@@ -345,7 +352,7 @@ impl Published {
         let file: RoleFile<Targets> = read_role(&layout.metadata_file(name, meta.version))?;
         let (keys, keyids, threshold) = delegation_keys(&self.targets.metadata.signed, name)
             .ok_or_else(|| RepoError::NotFound(format!("targets delegates no role {name:?}")))?;
-        let message = canonical_signed_of_bytes(&file.bytes).map_err(RepoError::metadata(name))?;
+        let message = file.signed_message()?;
         verify::check_threshold(
             name,
             &message,

@@ -6,10 +6,13 @@
 //!
 //! - [`json`]: OLPC canonical JSON (securesystemslib) and python-tuf's
 //!   pretty file layout
+//! - [`encode`]: the same encodings straight from the model (no `Value`
+//!   tree: what large repositories are written with)
 //! - [`key`]: key objects, securesystemslib key IDs, DER signatures
 //! - [`metadata`]: roles, delegations, the signed envelope
 //! - [`verify`]: thresholds over distinct keys
 
+pub mod encode;
 pub mod error;
 pub mod json;
 pub mod key;
