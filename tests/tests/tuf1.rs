@@ -375,6 +375,8 @@ fn python_tuf_follows_delegations_and_key_rotation_of_every_role() {
         "--path",
         "team/*",
         "--terminating",
+        "--expires",
+        "2d",
     ])
     .ok();
     let x = env.path().join("x.txt");
@@ -416,6 +418,24 @@ fn python_tuf_follows_delegations_and_key_rotation_of_every_role() {
     ])
     .fails_with(1, "delegates no role \"nobody\"");
     assert!(repo.join("metadata/2.team.json").exists());
+
+    // The delegation's own expiry (two days, not the targets period), in
+    // the status beside the top-level roles.
+    let s = status(&env, &repo);
+    let team = s["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["role"] == "team")
+        .unwrap_or_else(|| panic!("no team in {s}"));
+    assert_eq!(team["version"], 2);
+    let expires = time::OffsetDateTime::parse(
+        team["expires"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let left = (expires - time::OffsetDateTime::now_utc()).whole_hours();
+    assert!((47..=48).contains(&left), "team expires in {left} h");
 
     let client = env.path().join("client");
     let files =
@@ -542,6 +562,10 @@ fn python_tuf_reads_targets_in_hash_bins() {
         version(&s, "targets"),
         1,
         "adding to a bin leaves targets alone"
+    );
+    assert!(
+        version(&s, "bins-*") >= 2,
+        "the newest bin version, in the status: {s}"
     );
     let client = env.path().join("client");
     read_ok(&repo, &client, json!({"present": present}));

@@ -135,6 +135,10 @@ pub struct DelegateArgs {
     /// Stop the search for a target at this role when its paths match.
     #[arg(long)]
     pub terminating: bool,
+    /// How long the role's metadata stays valid when signed (`90d`, `12h`;
+    /// default: the targets period).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub expires: Option<u64>,
 }
 
 /// `tuf rotate`.
@@ -536,6 +540,7 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
                     paths: a.paths,
                     token: a.token,
                     terminating: a.terminating,
+                    expiry_seconds: a.expires.unwrap_or(0),
                 })
                 .await?
         }

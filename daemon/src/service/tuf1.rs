@@ -307,7 +307,14 @@ impl tuf_server::Tuf for TufService {
         let r = req.into_inner();
         let result = self
             .tuf
-            .delegate(&place.dir, r.role, r.paths, &r.token, r.terminating)
+            .delegate(
+                &place.dir,
+                r.role,
+                r.paths,
+                &r.token,
+                r.terminating,
+                (r.expiry_seconds > 0).then_some(r.expiry_seconds),
+            )
             .await;
         finish(audited, result, reply).await
     }

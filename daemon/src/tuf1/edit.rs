@@ -92,7 +92,9 @@ pub fn init(
             unrecognized: Unrecognized::new(),
         };
         for n in 0..succinct.bin_count() {
-            bins.insert(succinct.bin_name(n), empty_targets(expiry, now));
+            let name = succinct.bin_name(n);
+            let content = empty_targets(&name, expiry, now);
+            bins.insert(name, content);
         }
         targets.delegations = Some(Delegations {
             keys: BTreeMap::from([(key.key_id(), key)]),
@@ -130,9 +132,9 @@ pub fn init(
     Ok(publish)
 }
 
-fn empty_targets(expiry: &ExpiryPolicy, now: OffsetDateTime) -> Targets {
+fn empty_targets(role: &str, expiry: &ExpiryPolicy, now: OffsetDateTime) -> Targets {
     Targets {
-        common: Common::new("targets", expiry.expires("targets", now)),
+        common: Common::new("targets", expiry.expires(role, now)),
         targets: BTreeMap::new(),
         delegations: None,
         unrecognized: Unrecognized::new(),
@@ -434,7 +436,7 @@ impl<'a> Change<'a> {
         });
         d.keys.insert(keyid, key);
         self.delegated
-            .insert(name.to_owned(), empty_targets(expiry, now));
+            .insert(name.to_owned(), empty_targets(name, expiry, now));
         self.summary
             .push(format!("delegated {} to {name}", paths.join(", ")));
         Ok(())
@@ -592,7 +594,7 @@ impl<'a> Change<'a> {
         for (name, mut content) in self.delegated {
             let key = format!("{name}.json");
             content.common.version = meta.get(&key).map_or(1, |m| m.version + 1);
-            content.common.expires = self.expiry.expires("targets", self.now);
+            content.common.expires = self.expiry.expires(&name, self.now);
             let f = sign_delegated(&targets_parent, &name, content, signers)?;
             meta.insert(key, f.meta_version());
             publish

@@ -238,8 +238,9 @@ impl Tuf1 {
         };
         let signers = self.signers().await?;
         let l = layout.clone();
+        let e = expiry.clone();
         blocking(move || {
-            let publish = edit::init(&l, keys, &expiry, &signers, OffsetDateTime::now_utc())?;
+            let publish = edit::init(&l, keys, &e, &signers, OffsetDateTime::now_utc())?;
             publish.write(&l, &[])
         })
         .await?;
@@ -302,7 +303,8 @@ impl Tuf1 {
     }
 
     /// Delegates `paths` from top-level targets to a new role `name` whose
-    /// key is generated on `token`.
+    /// key is generated on `token`, valid for `expiry_seconds` (default:
+    /// the targets period).
     pub async fn delegate(
         &self,
         dir: &Path,
@@ -310,13 +312,24 @@ impl Tuf1 {
         paths: Vec<String>,
         token: &str,
         terminating: bool,
+        expiry_seconds: Option<u64>,
     ) -> Result<RepoStatus, RepoError> {
         let dir = check_dir(dir)?;
-        self.record(&dir)?;
+        let before = self.record(&dir)?.expiry;
         edit::check_role_name(&name)?;
         let key = self.role_key(&dir, &format!("role-{name}"), token).await?;
-        self.apply(&dir, move |c| c.delegate(&name, key, paths, terminating))
-            .await
+        if let Some(secs) = expiry_seconds {
+            let mut expiry = before.clone();
+            expiry.set_delegated(&name, secs)?;
+            self.registry.update(&dir, |r| r.expiry = expiry)?;
+        }
+        let result = self
+            .apply(&dir, move |c| c.delegate(&name, key, paths, terminating))
+            .await;
+        if result.is_err() && expiry_seconds.is_some() {
+            self.registry.update(&dir, |r| r.expiry = before)?;
+        }
+        result
     }
 
     /// Rotates the keys of a role: new keys on `tokens` (threshold
@@ -543,6 +556,15 @@ impl Tuf1 {
                     threshold: keys.map_or(0, |k| k.threshold),
                 });
             }
+            for d in published.delegated_states(&layout)? {
+                roles.push(RoleState {
+                    role: d.role,
+                    version: d.version,
+                    expires: d.expires.time(),
+                    keyids: d.keyids,
+                    threshold: d.threshold,
+                });
+            }
             Ok(RepoStatus {
                 dir: d,
                 roles,
@@ -564,7 +586,7 @@ impl Tuf1 {
         let _guard = lock.lock().await;
         let layout = Layout::new(dir);
         let l = layout.clone();
-        let expiry = record.expiry;
+        let expiry = record.expiry.clone();
         let online = blocking(move || Online::read(&l)).await?;
         let now = OffsetDateTime::now_utc();
         if !force && refresh::next_due(&online, &expiry) > now {
