@@ -425,15 +425,26 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
         TufCommand::Sign(a) => {
             let staged = read_staged(&a.staged)?;
             if !out.json() {
-                eprintln!(
-                    "signing the staged change in {} (touch your YubiKey if it blinks)",
-                    a.staged.display()
-                );
+                eprintln!("signing the staged change in {}", a.staged.display());
             }
-            let s = client
+            let mut events = client
                 .sign_staged(v1::TufSignStagedRequest { staged })
                 .await?
                 .into_inner();
+            let s = loop {
+                match events.message().await?.and_then(|e| e.event) {
+                    Some(v1::tuf_sign_event::Event::Touch(t)) => {
+                        eprintln!("{}", crate::trust::touch_line(&t));
+                    }
+                    Some(v1::tuf_sign_event::Event::Result(s)) => break s,
+                    None => {
+                        return Err(Failure::daemon(
+                            "Unavailable",
+                            "the daemon ended the signing without a result; sign again (signatures already collected stay valid)",
+                        ));
+                    }
+                }
+            };
             write_staged(&a.staged, &s.staged)?;
             print_staged(&a.staged, &s, out);
             return Ok(());

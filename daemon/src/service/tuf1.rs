@@ -16,6 +16,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status};
 use tufd_proto::v1::{self, tuf_server};
 
@@ -87,6 +88,14 @@ impl TufService {
             .await?;
         Ok((place, audited))
     }
+}
+
+/// The events of `tuf sign`: touch requests, then the result.
+type SignEvents =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<v1::TufSignEvent, Status>> + Send>>;
+
+fn sign_event(event: v1::tuf_sign_event::Event) -> v1::TufSignEvent {
+    v1::TufSignEvent { event: Some(event) }
 }
 
 /// Writes the audit's `end` record, then answers.
@@ -352,10 +361,12 @@ impl tuf_server::Tuf for TufService {
         finish(audited, result, staged_reply).await
     }
 
+    type SignStagedStream = SignEvents;
+
     async fn sign_staged(
         &self,
         req: Request<v1::TufSignStagedRequest>,
-    ) -> Result<Response<v1::TufStagedChange>, Status> {
+    ) -> Result<Response<SignEvents>, Status> {
         let action = Action::global(Operation::Rotate).roles(["root".to_owned()]);
         let allowed = self.gate.authorize_exact(&req, action).await?;
         let audited = allowed
@@ -367,8 +378,37 @@ impl tuf_server::Tuf for TufService {
                 },
             )
             .await?;
-        let result = self.tuf.sign_staged(req.into_inner().staged).await;
-        finish(audited, result, staged_reply).await
+        let staged = req.into_inner().staged;
+        let tuf = self.tuf.clone();
+        let (out, rx) = tokio::sync::mpsc::channel(8);
+        let (touch, mut touches) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let forward = {
+                let out = out.clone();
+                tokio::spawn(async move {
+                    while let Some((device, serial)) = touches.recv().await {
+                        let event = v1::tuf_sign_event::Event::Touch(v1::TouchRequest {
+                            device,
+                            serial,
+                            role: "root".into(),
+                            repository: String::new(),
+                        });
+                        // A departed client does not stop the signing.
+                        let _ = out.send(Ok(sign_event(event))).await;
+                    }
+                })
+            };
+            let result = tuf.sign_staged(staged, Some(touch)).await;
+            let _ = forward.await;
+            let answer = match finish(audited, result, staged_reply).await {
+                Ok(r) => Ok(sign_event(v1::tuf_sign_event::Event::Result(
+                    r.into_inner(),
+                ))),
+                Err(s) => Err(s),
+            };
+            let _ = out.send(answer).await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn publish_staged(

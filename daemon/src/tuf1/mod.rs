@@ -54,10 +54,15 @@ const REFRESH_TICK: Duration = Duration::from_secs(60);
 /// How long it waits before trying a failed refresh again.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
+/// Told, with the device's kind and serial, when a signature waits for a
+/// touch on it.
+pub type TouchSink = tokio::sync::mpsc::UnboundedSender<(String, String)>;
+
 /// A key on a token as a [`DigestSigner`] (signing blocks).
 struct TokenKey {
     store: Arc<dyn KeyStore>,
     key: KeyRecord,
+    touch: Option<TouchSink>,
 }
 
 impl DigestSigner for TokenKey {
@@ -66,6 +71,11 @@ impl DigestSigner for TokenKey {
     }
 
     fn sign_sha256(&self, digest: &[u8; 32]) -> Result<[u8; 64], SignError> {
+        if let Some(touch) = &self.touch
+            && self.store.needs_touch(&self.key.id)
+        {
+            let _ = touch.send(self.store.device());
+        }
         self.store
             .sign_digest(&self.key.id, digest)
             .map_err(SignError::new)
@@ -136,7 +146,7 @@ impl Tuf1 {
 
     /// Every token key, by TUF 1.0 key ID.
     async fn signers(&self) -> Result<Signers, RepoError> {
-        let (mut signers, unreadable) = self.signers_and_unreadable().await?;
+        let (mut signers, unreadable) = self.signers_and_unreadable(None).await?;
         for why in unreadable {
             signers.unreadable(why);
         }
@@ -145,12 +155,19 @@ impl Tuf1 {
 
     /// Every token key by TUF 1.0 key ID, and why tokens that could not be
     /// read could not.
-    async fn signers_and_unreadable(&self) -> Result<(Signers, Vec<String>), RepoError> {
+    async fn signers_and_unreadable(
+        &self,
+        touch: Option<TouchSink>,
+    ) -> Result<(Signers, Vec<String>), RepoError> {
         let listing = self.keyring.list("").await?;
         let mut signers = Signers::default();
         for key in listing.keys {
             let store = self.keyring.key_store(&key.token)?;
-            signers.insert(Arc::new(TokenKey { store, key }))?;
+            signers.insert(Arc::new(TokenKey {
+                store,
+                key,
+                touch: touch.clone(),
+            }))?;
         }
         let unreadable = listing
             .unavailable
@@ -416,10 +433,15 @@ impl Tuf1 {
     }
 
     /// Adds the signatures of the root keys this daemon holds to a staged
-    /// change (a key holder's `tufctl tuf sign`).
-    pub async fn sign_staged(&self, bytes: Vec<u8>) -> Result<StagedReport, RepoError> {
+    /// change (a key holder's `tufctl tuf sign`); `touch` hears of each
+    /// signature that waits for a touch on a device.
+    pub async fn sign_staged(
+        &self,
+        bytes: Vec<u8>,
+        touch: Option<TouchSink>,
+    ) -> Result<StagedReport, RepoError> {
         let mut staged = staged::Staged::parse(&bytes)?;
-        let (signers, unreadable) = self.signers_and_unreadable().await?;
+        let (signers, unreadable) = self.signers_and_unreadable(touch).await?;
         let (staged, signed) = blocking(move || {
             let signed = staged.sign(&signers)?;
             Ok((staged, signed))
