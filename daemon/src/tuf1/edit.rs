@@ -578,24 +578,29 @@ impl<'a> Change<'a> {
         }
         let root = self.root.as_ref().unwrap_or(old_root);
         let mut meta = published.snapshot.metadata.signed.meta.clone();
-        let targets_parent = self
-            .targets
-            .clone()
-            .unwrap_or_else(|| published.targets.metadata.signed.clone());
-        if let Some(mut targets) = self.targets.clone() {
-            targets.common.version = published.targets.version() + 1;
-            targets.common.expires = self.expiry.expires("targets", self.now);
-            let f = sign_targets(root, targets, signers)?;
-            meta.insert("targets.json".into(), f.meta_version());
-            publish
-                .files
-                .push((self.layout.metadata_file("targets", f.version()), f.bytes));
-        }
+        // The new targets role is moved, not copied: a large one is most
+        // of an edit's memory.
+        let new_targets = match self.targets {
+            Some(mut targets) => {
+                targets.common.version = published.targets.version() + 1;
+                targets.common.expires = self.expiry.expires("targets", self.now);
+                let f = sign_targets(root, targets, signers)?;
+                meta.insert("targets.json".into(), f.meta_version());
+                publish
+                    .files
+                    .push((self.layout.metadata_file("targets", f.version()), f.bytes));
+                Some(f.metadata.signed)
+            }
+            None => None,
+        };
+        let targets_parent = new_targets
+            .as_ref()
+            .unwrap_or(&published.targets.metadata.signed);
         for (name, mut content) in self.delegated {
             let key = format!("{name}.json");
             content.common.version = meta.get(&key).map_or(1, |m| m.version + 1);
             content.common.expires = self.expiry.expires(&name, self.now);
-            let f = sign_delegated(&targets_parent, &name, content, signers)?;
+            let f = sign_delegated(targets_parent, &name, content, signers)?;
             meta.insert(key, f.meta_version());
             publish
                 .files
