@@ -1,0 +1,225 @@
+//! `tufctl sign` (`docker trust sign`).
+
+use crate::cmd::Ctx;
+use crate::input::{bad_name, check_digest};
+use crate::output::Failure;
+use clap::Args;
+use tufd_proto::names;
+use tufd_proto::v1::{self, trust_client::TrustClient};
+
+pub const ABOUT: &str = "\
+Sign tags of images with a key the daemon holds (`docker trust sign`).
+
+Each REPO:TAG becomes a target named TAG with the manifest's sha256 digest
+and size. As docker does, it is signed into every signer role whose key the
+daemon holds: targets/releases (the role `docker pull` trusts) and the
+signer's own targets/NAME; into targets with the repository key when the
+repository has no signers. All tags of one repository are one transaction
+and one publish; several repositories are signed in one call.
+
+REPO is the fully qualified repository name (the Notary GUN), such as
+localhost:5000/library/app or docker.io/library/alpine.
+
+The digest is the image manifest's (what `docker push` prints as
+`digest: sha256:…` and `size: N`). Without --digest the daemon reads the
+manifest of each tag from the registry the repository names, as docker
+does, and signs its sha256 and size.
+
+Examples:
+  tufctl sign registry.example.com/team/app:v1.2
+  tufctl sign registry.example.com/team/app:v1.2 \\
+      --digest sha256:0f8b2d4e5c1a…(64 hex digits) --size 527
+  tufctl sign reg/app:v1 reg/app:latest reg/other:v1 --digest sha256:… --size 527
+  tufctl sign reg/app:v1 --digest sha256:… --size 527 --output json";
+
+/// `sign` arguments.
+#[derive(Args)]
+pub struct SignArgs {
+    /// Tags to sign, as REPO:TAG.
+    #[arg(required = true, value_name = "REPO:TAG")]
+    pub tags: Vec<String>,
+    /// Manifest digest, sha256:<64 lowercase hex digits>; read from the
+    /// registry when omitted.
+    #[arg(long, requires = "size")]
+    pub digest: Option<String>,
+    /// Manifest size in bytes.
+    #[arg(long, requires = "digest")]
+    pub size: Option<u64>,
+}
+
+impl SignArgs {
+    /// The `SignRequest`, checked.
+    pub fn request(&self) -> Result<v1::SignRequest, Failure> {
+        let args = self;
+        if let Some(d) = &args.digest {
+            check_digest(d)?;
+            if args.size == Some(0) {
+                return Err(Failure::input(
+                    "--size 0: a manifest is never empty; give its size in bytes",
+                ));
+            }
+        }
+        let mut tags = Vec::with_capacity(args.tags.len());
+        let mut seen = std::collections::HashSet::with_capacity(args.tags.len());
+        for reference in &args.tags {
+            let (repo, tag) = names::tagged(reference).map_err(bad_name)?;
+            if !seen.insert((repo.clone(), tag.clone())) {
+                return Err(Failure::input(format!("{reference} is given twice")));
+            }
+            tags.push(v1::TagToSign {
+                repository: repo,
+                tag,
+                digest: args.digest.clone().unwrap_or_default(),
+                size: args.size.unwrap_or_default(),
+            });
+        }
+        Ok(v1::SignRequest { tags })
+    }
+
+    /// Runs `tufctl sign`.
+    pub async fn run(self, ctx: &mut Ctx) -> Result<(), Failure> {
+        let request = self.request()?;
+        let stream = TrustClient::new(ctx.channel.clone()).sign(request).await?;
+        crate::events::follow(stream.into_inner(), &mut ctx.term, &ctx.out).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Format;
+    use crate::testing::*;
+    use serde_json::Value;
+
+    fn sign_args(tags: &[&str], digest: Option<&str>) -> SignArgs {
+        SignArgs {
+            tags: tags.iter().map(|s| s.to_string()).collect(),
+            digest: digest.map(str::to_owned),
+            size: digest.map(|_| 527),
+        }
+    }
+
+    #[tokio::test]
+    async fn stream_renders_progress_touch_and_result() {
+        let fake = Fake {
+            script: vec![progress("reg/app", "reading metadata"), touch(), result()],
+            ..Default::default()
+        };
+        let (channel, _dir) = serve(fake.clone()).await;
+        let (t, o, e) = term(false);
+        let fmt = Format::Text;
+        sign_args(&["reg/app:v1", "reg/app:v2"], Some(DIGEST))
+            .run(&mut ctx(channel, t, fmt))
+            .await
+            .expect("sign");
+        assert_eq!(
+            e.text(),
+            "reg/app: reading metadata\nTouch your YubiKey (serial 12345678) to sign targets/releases for reg/app\n"
+        );
+        assert_eq!(
+            o.text(),
+            "reg/app: signed v1 into targets/releases (published targets/releases v3, snapshot v5; 2 attempts)\n"
+        );
+        // One request with both tags.
+        let seen = fake.seen.lock().expect("lock").clone();
+        assert_eq!(seen.len(), 1);
+        assert!(seen[0].contains("tag: \"v1\"") && seen[0].contains("tag: \"v2\""));
+    }
+
+    #[tokio::test]
+    async fn terminal_progress_is_one_updating_line() {
+        let fake = Fake {
+            script: vec![progress("reg/app", "one"), touch(), result()],
+            ..Default::default()
+        };
+        let (channel, _dir) = serve(fake).await;
+        let (t, _, e) = term(true);
+        let fmt = Format::Text;
+        (sign_args(&["reg/app:v1"], Some(DIGEST)))
+            .run(&mut ctx(channel, t, fmt))
+            .await
+            .expect("sign");
+        let err = e.text();
+        assert!(!err.contains('\n'), "{err:?}");
+        assert!(err.starts_with("\r\x1b[2Kreg/app: one\r\x1b[2KTouch your YubiKey"));
+        assert!(err.ends_with("\r\x1b[2K"), "status line cleared: {err:?}");
+    }
+
+    #[tokio::test]
+    async fn result_as_json() {
+        let fake = Fake {
+            script: vec![result()],
+            ..Default::default()
+        };
+        let (channel, _dir) = serve(fake).await;
+        let (t, o, _) = term(false);
+        let fmt = Format::Json;
+        (sign_args(&["reg/app:v1"], Some(DIGEST)))
+            .run(&mut ctx(channel, t, fmt))
+            .await
+            .expect("sign");
+        let v: Value = serde_json::from_str(&o.text()).expect("json");
+        assert_eq!(v["changes"][0]["repository"], "reg/app");
+        assert_eq!(v["changes"][0]["published"][1]["version"], 5);
+        assert_eq!(v["changes"][0]["attempts"], 2);
+    }
+
+    #[tokio::test]
+    async fn stream_without_result_is_an_error() {
+        let fake = Fake {
+            script: vec![progress("reg/app", "publishing")],
+            ..Default::default()
+        };
+        let (channel, _dir) = serve(fake).await;
+        let (t, o, _) = term(false);
+        let fmt = Format::Text;
+        let err = (sign_args(&["reg/app:v1"], None))
+            .run(&mut ctx(channel, t, fmt))
+            .await
+            .expect_err("no result");
+        assert_eq!(err.exit_code(), 1);
+        assert!(err.message.contains("without a result"), "{}", err.message);
+        assert!(o.text().is_empty());
+    }
+
+    #[test]
+    fn sign_arguments_are_checked_before_asking() {
+        let req = sign_args(&["localhost:5000/a/b:v1", "reg/c:latest"], Some(DIGEST))
+            .request()
+            .expect("valid");
+        assert_eq!(req.tags.len(), 2);
+        assert_eq!(req.tags[0].repository, "localhost:5000/a/b");
+        assert_eq!((req.tags[0].tag.as_str(), req.tags[0].size), ("v1", 527));
+        // Short names are normalized as docker does.
+        assert_eq!(req.tags[1].repository, "docker.io/reg/c");
+        let req = sign_args(&["alpine:3"], Some(DIGEST))
+            .request()
+            .expect("valid");
+        assert_eq!(req.tags[0].repository, "docker.io/library/alpine");
+        // No digest: sent empty, the daemon answers.
+        let req = sign_args(&["reg/a:v1"], None).request().expect("valid");
+        assert_eq!(req.tags[0].digest, "");
+        for (tags, digest) in [
+            (vec!["localhost:5000/a/b"], Some(DIGEST)),
+            (vec!["reg/a:bad\ttag"], Some(DIGEST)),
+            (vec!["reg/a:a<b>&c-ü€"], Some(DIGEST)),
+            (vec!["reg/a:a:b"], Some(DIGEST)),
+            (vec!["reg/A:v1"], Some(DIGEST)),
+            (vec!["reg/a:"], Some(DIGEST)),
+            (vec!["reg/a:v1", "reg/a:v1"], Some(DIGEST)),
+            (vec!["reg/a:v1"], Some("sha256:ABC")),
+            (vec!["reg/a:v1"], Some(&DIGEST.to_uppercase())),
+            (
+                vec!["reg/a:v1"],
+                Some("0f8b2d4e5c1a0f8b2d4e5c1a0f8b2d4e5c1a0f8b2d4e5c1a0f8b2d4e5c1a0f8b"),
+            ),
+            (vec!["reg/a@sha256:00:v1"], Some(DIGEST)),
+        ] {
+            let err = sign_args(&tags, digest).request().expect_err("invalid");
+            assert_eq!(err.exit_code(), 2, "{tags:?} {digest:?}: {}", err.message);
+        }
+        let mut zero = sign_args(&["reg/a:v1"], Some(DIGEST));
+        zero.size = Some(0);
+        assert_eq!(zero.request().unwrap_err().exit_code(), 2);
+    }
+}
