@@ -46,7 +46,11 @@ pub async fn follow(
             Some(Event::Touch(t)) => term.status(&touch_line(&t)),
             Some(Event::Result(r)) => {
                 term.clear_status();
-                term.out(&result_text(&r, out));
+                if out.json() {
+                    out.print_json(&result_json(&r));
+                } else {
+                    term.out(&result_text(&r));
+                }
                 return Ok(());
             }
             None => {}
@@ -104,15 +108,13 @@ fn change_json(c: &v1::RepositoryChange) -> Value {
     })
 }
 
-/// The result as printed on stdout.
-fn result_text(r: &v1::TrustResult, out: &Output) -> String {
-    if out.json() {
-        let v = json!({ "changes": r.changes.iter().map(change_json).collect::<Vec<_>>() });
-        return format!(
-            "{}\n",
-            serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string())
-        );
-    }
+/// The result as JSON (the envelope's data).
+fn result_json(r: &v1::TrustResult) -> Value {
+    json!({ "changes": r.changes.iter().map(change_json).collect::<Vec<_>>() })
+}
+
+/// The result as printed on stdout for people.
+fn result_text(r: &v1::TrustResult) -> String {
     let mut text = String::new();
     for c in &r.changes {
         let mut line = format!("{}: ", c.repository);

@@ -15,7 +15,7 @@ mod term;
 mod testing;
 mod tuf1;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 
 #[tokio::main(flavor = "current_thread")]
@@ -27,20 +27,43 @@ async fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let args = cli::Cli::parse();
-    let out = output::Output::new(args.output);
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            out.error(&e);
-            ExitCode::from(e.exit_code())
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let matches = match cli::Cli::command().try_get_matches_from(&argv) {
+        Ok(m) => m,
+        Err(e) if e.use_stderr() && output::wants_json(&argv) => {
+            // A usage error under --output json is JSON too, same exit code.
+            println!("{}", output::usage_error(&e.render().to_string()));
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
+        Err(e) => e.exit(),
+    };
+    let verb = verb_of(&matches);
+    let args = match cli::Cli::from_arg_matches(&matches) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
+    let out = output::Output::for_verb(args.output, verb);
+    let result = run(args, &out).await;
+    out.finish(&result);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => ExitCode::from(e.exit_code()),
     }
 }
 
-async fn run(args: cli::Cli) -> Result<(), output::Failure> {
-    let out = output::Output::new(args.output);
-    args.command.precheck()?;
+/// The verb as typed, without arguments: `key list`, `signer add`.
+fn verb_of(matches: &clap::ArgMatches) -> String {
+    let mut words = Vec::new();
+    let mut m = matches;
+    while let Some((name, sub)) = m.subcommand() {
+        words.push(name);
+        m = sub;
+    }
+    words.join(" ")
+}
+
+async fn run(args: cli::Cli, out: &output::Output) -> Result<(), output::Failure> {
+    args.command.precheck(out)?;
     if let cmd::Command::Tuf(t) = &args.command
         && tuf1::is_local(t)
     {
@@ -55,7 +78,7 @@ async fn run(args: cli::Cli) -> Result<(), output::Failure> {
     let mut ctx = cmd::Ctx {
         channel,
         term: term::Term::stdio(),
-        out,
+        out: out.clone(),
     };
     args.command.run(&mut ctx).await
 }

@@ -75,4 +75,18 @@ impl Term {
             self.status_shown = false;
         }
     }
+
+    /// Asks `question` on stderr and reads the answer from stdin: yes for
+    /// y, Y or yes; no for anything else, end of input included.
+    pub fn confirm(&mut self, question: &str) -> Result<bool, crate::output::Failure> {
+        self.prompt(question);
+        let mut answer = String::new();
+        std::io::stdin()
+            .read_line(&mut answer)
+            .map_err(|e| crate::output::Failure::input(format!("cannot read the answer: {e}")))?;
+        if answer.is_empty() {
+            self.note("");
+        }
+        Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+    }
 }

@@ -154,11 +154,20 @@ impl CmdOutput {
         &self.stdout
     }
 
-    /// Asserts success and parses stdout as JSON.
+    /// Asserts success and that stdout is one `--output json` envelope
+    /// conforming to the published schema; returns its `data`.
     #[track_caller]
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(self.ok())
-            .unwrap_or_else(|e| panic!("tufctl printed no JSON ({e}): {self:?}"))
+        let mut doc = crate::json_output::envelope(self.ok());
+        assert_eq!(doc["ok"], true, "{self:?}");
+        doc["data"].take()
+    }
+
+    /// Asserts that stdout is one `--output json` envelope conforming to
+    /// the published schema (success or failure) and returns it whole.
+    #[track_caller]
+    pub fn envelope(&self) -> serde_json::Value {
+        crate::json_output::envelope(&self.stdout)
     }
 
     /// Asserts failure with `code` and that stderr contains `needle`.

@@ -375,7 +375,11 @@ fn tufctl_without_a_daemon_says_so() {
     out.fails_with(3, "is tufd running?");
     let json = env.tufctl(&["-o", "json", "status"]);
     assert_eq!(json.status.code(), Some(3));
-    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let v = json.envelope();
+    assert_eq!(
+        (v["ok"].as_bool(), v["verb"].as_str()),
+        (Some(false), Some("status"))
+    );
     assert_eq!(v["error"]["code"], "connect");
 }
 

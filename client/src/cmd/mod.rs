@@ -86,7 +86,7 @@ pub enum Command {
 impl Command {
     /// Checks the input before connecting, so bad input exits with code 2
     /// whether or not the daemon runs. The verbs check again.
-    pub fn precheck(&self) -> Result<(), Failure> {
+    pub fn precheck(&self, out: &Output) -> Result<(), Failure> {
         match self {
             Command::Signer { command } => command.precheck(),
             Command::Sign(args) => args.request().map(drop),
@@ -94,7 +94,7 @@ impl Command {
                 .request(std::env::var("DOCKER_CONTENT_TRUST").ok().as_deref())
                 .map(drop),
             Command::Revoke(args) => args.precheck(),
-            Command::Inspect(args) => args.precheck(),
+            Command::Inspect(args) => args.precheck(out),
             Command::Repair(args) => args.precheck(),
             Command::Trust { command } => command.precheck(),
             Command::Key { command } => command.precheck(),

@@ -153,12 +153,16 @@ mod tests {
         };
         let (channel, _dir) = serve(fake).await;
         let (t, o, _) = term(false);
-        let fmt = Format::Json;
-        (sign_args(&["reg/app:v1"], Some(DIGEST)))
-            .run(&mut ctx(channel, t, fmt))
-            .await
-            .expect("sign");
-        let v: Value = serde_json::from_str(&o.text()).expect("json");
+        let mut c = ctx(channel, t, Format::Json);
+        let result = sign_args(&["reg/app:v1"], Some(DIGEST)).run(&mut c).await;
+        assert!(o.text().is_empty(), "printed once, in the envelope");
+        let doc = c.out.document(&result).expect("JSON output");
+        let v: Value = serde_json::from_str(&doc).expect("json");
+        assert_eq!(
+            (v["schema"].as_str(), v["ok"].as_bool()),
+            (Some("tufctl/v1"), Some(true))
+        );
+        let v = &v["data"];
         assert_eq!(v["changes"][0]["repository"], "reg/app");
         assert_eq!(v["changes"][0]["published"][1]["version"], 5);
         assert_eq!(v["changes"][0]["attempts"], 2);

@@ -79,7 +79,12 @@ impl VerifyArgs {
             .into_inner()
             .tags;
         let (stdout, stderr, failure) = render(&tags, self.print_digest, out.json());
-        print!("{stdout}");
+        if out.json() {
+            // The envelope's data: every tag, refused ones with their reason.
+            out.print_raw_json(&stdout);
+        } else {
+            print!("{stdout}");
+        }
         eprint!("{stderr}");
         match failure {
             Some(f) => Err(f),
@@ -166,11 +171,7 @@ fn render(
                 .unwrap_or_default()
         );
     }
-    let failure = (!refused.is_empty()).then(|| {
-        let f = Failure::daemon("refused", refused.join("\n"));
-        // JSON already lists every tag on stdout; the reason goes to stderr.
-        if json { f.already_printed() } else { f }
-    });
+    let failure = (!refused.is_empty()).then(|| Failure::daemon("refused", refused.join("\n")));
     (stdout, stderr, failure)
 }
 

@@ -4,7 +4,7 @@ mod docker;
 
 use crate::cmd::Ctx;
 use crate::input::check_reference;
-use crate::output::Failure;
+use crate::output::{Failure, Output};
 use clap::Args;
 use tufd_proto::v1::{self, trust_client::TrustClient};
 
@@ -13,18 +13,22 @@ Show the signed tags, signers and keys of repositories
 (`docker trust inspect`).
 
 The daemon reads each repository from the notary server and verifies it
-against the root it trusts. The default output is the JSON array `docker
-trust inspect` prints, field for field (Name, SignedTags, Signers,
-AdministrativeKeys), so scripts written for docker keep working. --pretty
-prints docker's human form. Roles that expire within six months are
-reported on stderr.
+against the root it trusts. As text, tufctl prints docker's human form
+(`docker trust inspect --pretty`; --pretty is accepted for docker's
+scripts). With --output json the envelope's data is the JSON array `docker
+trust inspect` prints, field for field and in docker's order (Name,
+SignedTags, Signers, AdministrativeKeys): `tufctl inspect -o json REPO | jq
+.data` is what docker prints. --pretty and --output json exclude each other.
+Roles that expire within six months are reported on stderr. A repository
+that cannot be read is named in the error (exit 1); the others are still
+printed, as docker does.
 
 REPO:TAG shows only that tag, as docker does.
 
 Examples:
   tufctl inspect registry.example.com/team/app
   tufctl inspect registry.example.com/team/app:v1.2 --pretty
-  tufctl inspect reg/app reg/other | jq '.[].SignedTags[].SignedTag'";
+  tufctl inspect -o json reg/app reg/other | jq '.data[].SignedTags[].SignedTag'";
 
 /// `inspect` arguments.
 #[derive(Args)]
@@ -32,14 +36,20 @@ pub struct InspectArgs {
     /// Repositories (GUNs), optionally with :TAG.
     #[arg(required = true, value_name = "REPO[:TAG]")]
     pub repos: Vec<String>,
-    /// Print docker's human-friendly form instead of JSON.
+    /// Print docker's human-friendly form (the text output; not with
+    /// --output json).
     #[arg(long)]
     pub pretty: bool,
 }
 
 impl InspectArgs {
     /// Checks the references before connecting.
-    pub fn precheck(&self) -> Result<(), Failure> {
+    pub fn precheck(&self, out: &Output) -> Result<(), Failure> {
+        if self.pretty && out.json() {
+            return Err(Failure::input(
+                "--pretty prints docker's table for people; --output json prints docker's JSON: choose one",
+            ));
+        }
         self.repos
             .iter()
             .try_for_each(|r| check_reference(r).map(drop))
@@ -76,13 +86,12 @@ impl InspectArgs {
                 term.note(&line);
             }
         }
-        // With --output json a failure is reported as {"error": …} alone.
-        if !out.json() || failures.is_empty() {
-            if args.pretty {
-                term.out(&docker::inspect_pretty(&found));
-            } else {
-                term.out(&docker::inspect_json(&found));
-            }
+        // docker's JSON is the envelope's data (found repositories, also
+        // when others failed); as text, docker's table (`--pretty`).
+        if out.json() {
+            out.print_raw_json(&docker::inspect_json(&found));
+        } else {
+            term.out(&docker::inspect_pretty(&found));
         }
         let Some((_, first)) = failures.first() else {
             return Ok(());
@@ -166,27 +175,57 @@ mod tests {
     async fn inspect_prints_docker_json_and_reports_failures() {
         let (channel, _dir) = serve(Fake::default()).await;
         let (t, o, e) = term(false);
-        let fmt = Format::Text;
-        let err = (InspectArgs {
+        let mut c = ctx(channel, t, Format::Json);
+        let result = InspectArgs {
             repos: vec!["reg/app".into(), "reg/missing".into()],
             pretty: false,
-        })
-        .run(&mut ctx(channel, t, fmt))
-        .await
-        .expect_err("one repository is missing");
+        }
+        .run(&mut c)
+        .await;
+        let doc = c.out.document(&result).expect("JSON output");
+        let err = result.expect_err("one repository is missing");
         assert_eq!(err.exit_code(), 1);
         assert_eq!(err.message, "no signatures or cannot access reg/missing");
-        let json: Value = serde_json::from_str(&o.text()).expect("docker JSON");
+        assert!(o.text().is_empty(), "printed once, in the envelope");
+        let v: Value = serde_json::from_str(&doc).expect("JSON");
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["verb"], "");
+        assert_eq!(v["error"]["code"], "NotFound");
+        let json = &v["data"];
         assert_eq!(json.as_array().map(Vec::len), Some(1));
         assert_eq!(json[0]["SignedTags"][0]["Signers"][0], "Repo Admin");
+        // docker's field order and indentation, one level in.
         assert!(
-            o.text()
-                .starts_with("[\n    {\n        \"Name\": \"reg/app\",\n")
+            doc.contains("\"data\": [\n      {\n          \"Name\": \"reg/app\",\n"),
+            "{doc}"
         );
         assert_eq!(
             e.text(),
             "warning: reg/app: targets expires 2027-01-01T00:00:00Z\n"
         );
+    }
+
+    #[tokio::test]
+    async fn inspect_text_is_docker_pretty_and_excludes_json() {
+        let (channel, _dir) = serve(Fake::default()).await;
+        let (t, o, _) = term(false);
+        let args = |pretty| InspectArgs {
+            repos: vec!["reg/app:v1".into()],
+            pretty,
+        };
+        args(false)
+            .run(&mut ctx(channel, t, Format::Text))
+            .await
+            .expect("inspect");
+        assert!(
+            o.text().starts_with("\nSignatures for reg/app:v1\n"),
+            "{}",
+            o.text()
+        );
+        let e = args(true)
+            .precheck(&crate::output::Output::new(Format::Json))
+            .expect_err("--pretty with -o json");
+        assert_eq!(e.exit_code(), 2);
     }
 
     #[tokio::test]
