@@ -110,6 +110,9 @@ impl TestEnv {
         let mut cmd = Command::new(binary("tufctl"));
         cmd.env("TUFD_SOCKET", self.socket())
             .env_remove("TUFCTL_KEY_PASSPHRASE")
+            .env_remove("DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE")
+            .env_remove("DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE")
+            .env_remove("DOCKER_CONTENT_TRUST_SERVER")
             .current_dir(self.path())
             .args(args)
             .stdin(Stdio::null());

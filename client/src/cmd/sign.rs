@@ -21,30 +21,67 @@ REPO is the fully qualified repository name (the Notary GUN), such as
 localhost:5000/library/app or docker.io/library/alpine.
 
 The digest is the image manifest's (what `docker push` prints as
-`digest: sha256:…` and `size: N`). Without --digest the daemon reads the
+`digest: sha256:…` and `size: N`). A tag may carry its own:
+REPO:TAG@sha256:HEX:SIZE (or REPO:TAG@sha256:HEX with --size). Tags
+without one take --digest/--size; without those the daemon reads the
 manifest of each tag from the registry the repository names, as docker
 does, and signs its sha256 and size.
+
+--local (docker's `trust sign --local` signs an image from the local
+engine's store without pushing it): tufd never sees a docker engine, so
+here it means never asking the registry: every tag must come with its digest
+and size, and a tag without one is refused before anything is signed.
 
 Examples:
   tufctl sign registry.example.com/team/app:v1.2
   tufctl sign registry.example.com/team/app:v1.2 \\
       --digest sha256:0f8b2d4e5c1a…(64 hex digits) --size 527
   tufctl sign reg/app:v1 reg/app:latest reg/other:v1 --digest sha256:… --size 527
-  tufctl sign reg/app:v1 --digest sha256:… --size 527 --output json";
+  tufctl sign reg/app:v1 --digest sha256:… --size 527 --output json
+  tufctl sign --local reg/app:v1@sha256:…:527 reg/app:v2@sha256:…:1043";
 
 /// `sign` arguments.
 #[derive(Args)]
 pub struct SignArgs {
-    /// Tags to sign, as REPO:TAG.
-    #[arg(required = true, value_name = "REPO:TAG")]
+    /// Tags to sign, as REPO:TAG, or REPO:TAG@sha256:HEX[:SIZE] with the
+    /// tag's own manifest digest (and size).
+    #[arg(required = true, value_name = "REPO:TAG[@DIGEST[:SIZE]]")]
     pub tags: Vec<String>,
-    /// Manifest digest, sha256:<64 lowercase hex digits>; read from the
-    /// registry when omitted.
+    /// Manifest digest, sha256:<64 lowercase hex digits>, for the tags
+    /// without their own; read from the registry when omitted.
     #[arg(long, requires = "size")]
     pub digest: Option<String>,
-    /// Manifest size in bytes.
-    #[arg(long, requires = "digest")]
+    /// Manifest size in bytes (of --digest, or of per-tag digests given
+    /// without a size).
+    #[arg(long)]
     pub size: Option<u64>,
+    /// Never read the registry: every tag needs a digest and size (docker's
+    /// --local has no engine here; see the long help).
+    #[arg(long)]
+    pub local: bool,
+}
+
+/// A tag's own digest and size from `REPO:TAG@sha256:HEX[:SIZE]`.
+fn per_tag_digest(reference: &str) -> Result<(&str, Option<(String, Option<u64>)>), Failure> {
+    let Some((name, pinned)) = reference.rsplit_once('@') else {
+        return Ok((reference, None));
+    };
+    let (digest, size) = match pinned
+        .strip_prefix("sha256:")
+        .and_then(|h| h.split_once(':'))
+    {
+        Some((hex, size)) => {
+            let size = size.parse::<u64>().map_err(|_| {
+                Failure::input(format!(
+                    "{reference}: the size after the digest must be a number of bytes, not \"{size}\""
+                ))
+            })?;
+            (format!("sha256:{hex}"), Some(size))
+        }
+        None => (pinned.to_owned(), None),
+    };
+    check_digest(&digest).map_err(|e| Failure::input(format!("{reference}: {}", e.message)))?;
+    Ok((name, Some((digest, size))))
 }
 
 impl SignArgs {
@@ -59,18 +96,52 @@ impl SignArgs {
                 ));
             }
         }
+        if args.size.is_some()
+            && args.digest.is_none()
+            && !args.tags.iter().any(|t| t.contains('@'))
+        {
+            return Err(Failure::input(
+                "--size goes with --digest, or with REPO:TAG@sha256:… digests given without a size",
+            ));
+        }
         let mut tags = Vec::with_capacity(args.tags.len());
         let mut seen = std::collections::HashSet::with_capacity(args.tags.len());
         for reference in &args.tags {
-            let (repo, tag) = names::tagged(reference).map_err(bad_name)?;
+            let (name, own) = per_tag_digest(reference)?;
+            let (repo, tag) = names::tagged(name).map_err(bad_name)?;
             if !seen.insert((repo.clone(), tag.clone())) {
                 return Err(Failure::input(format!("{reference} is given twice")));
+            }
+            let (digest, size) = match own {
+                Some((digest, Some(size))) => (digest, size),
+                Some((digest, None)) => (
+                    digest,
+                    args.size.ok_or_else(|| {
+                        Failure::input(format!(
+                            "{reference}: give the manifest's size too (REPO:TAG@sha256:HEX:SIZE, or --size)"
+                        ))
+                    })?,
+                ),
+                None => (
+                    args.digest.clone().unwrap_or_default(),
+                    args.size.unwrap_or_default(),
+                ),
+            };
+            if digest.is_empty() && args.local {
+                return Err(Failure::input(format!(
+                    "{reference}: --local never reads the registry; give the digest and size (REPO:TAG@sha256:HEX:SIZE or --digest/--size)"
+                )));
+            }
+            if !digest.is_empty() && size == 0 {
+                return Err(Failure::input(format!(
+                    "{reference}: size 0: a manifest is never empty; give its size in bytes"
+                )));
             }
             tags.push(v1::TagToSign {
                 repository: repo,
                 tag,
-                digest: args.digest.clone().unwrap_or_default(),
-                size: args.size.unwrap_or_default(),
+                digest,
+                size,
             });
         }
         Ok(v1::SignRequest { tags })
@@ -96,6 +167,7 @@ mod tests {
             tags: tags.iter().map(|s| s.to_string()).collect(),
             digest: digest.map(str::to_owned),
             size: digest.map(|_| 527),
+            local: false,
         }
     }
 
@@ -225,5 +297,48 @@ mod tests {
         let mut zero = sign_args(&["reg/a:v1"], Some(DIGEST));
         zero.size = Some(0);
         assert_eq!(zero.request().unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn per_tag_digests_and_local() {
+        let d2 = DIGEST.replace("0f8b", "1a2b");
+        let own = format!("reg/a:v1@{d2}:1043");
+        let req = sign_args(&[&own, "reg/a:v2"], Some(DIGEST))
+            .request()
+            .expect("valid");
+        assert_eq!(
+            (
+                req.tags[0].tag.as_str(),
+                req.tags[0].digest.as_str(),
+                req.tags[0].size
+            ),
+            ("v1", d2.as_str(), 1043)
+        );
+        assert_eq!(
+            (req.tags[1].digest.as_str(), req.tags[1].size),
+            (DIGEST, 527)
+        );
+        // A per-tag digest without a size takes --size.
+        let mut args = sign_args(&[&format!("reg/a:v1@{d2}")], None);
+        args.size = Some(9);
+        assert_eq!(args.request().expect("valid").tags[0].size, 9);
+        args.size = None;
+        assert_eq!(args.request().unwrap_err().exit_code(), 2);
+        // --local: every tag needs a digest; the registry is never asked.
+        let mut local = sign_args(&[&own, "reg/a:v2"], None);
+        local.local = true;
+        let e = local.request().unwrap_err();
+        assert!(e.message.contains("reg/a:v2: --local"), "{}", e.message);
+        local.tags.pop();
+        assert!(local.request().is_ok());
+        for bad in [
+            format!("reg/a:v1@{d2}:x"),
+            format!("reg/a:v1@{d2}:0"),
+            "reg/a:v1@sha256:abc:5".to_owned(),
+            "reg/a:v1@md5:abc".to_owned(),
+        ] {
+            let e = sign_args(&[&bad], None).request().unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}");
+        }
     }
 }

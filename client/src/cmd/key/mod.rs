@@ -30,7 +30,10 @@ pub enum KeyCommand {
     /// afterwards you can delete the file.
     ///
     /// The passphrase of an encrypted key comes from --passphrase-file, else
-    /// the TUFCTL_KEY_PASSPHRASE environment variable, else a prompt.
+    /// the TUFCTL_KEY_PASSPHRASE environment variable, else docker's
+    /// variable as docker reads it (DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE for
+    /// a key whose `role:` is root, DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE
+    /// for any other), else a prompt on a terminal.
     Load(load::LoadArgs),
     /// List the keys on the daemon's tokens.
     List(list::ListArgs),
