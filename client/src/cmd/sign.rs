@@ -61,8 +61,11 @@ pub struct SignArgs {
     pub local: bool,
 }
 
+/// A digest given with a tag, and its size if given too.
+type Pinned = (String, Option<u64>);
+
 /// A tag's own digest and size from `REPO:TAG@sha256:HEX[:SIZE]`.
-fn per_tag_digest(reference: &str) -> Result<(&str, Option<(String, Option<u64>)>), Failure> {
+fn per_tag_digest(reference: &str) -> Result<(&str, Option<Pinned>), Failure> {
     let Some((name, pinned)) = reference.rsplit_once('@') else {
         return Ok((reference, None));
     };
