@@ -10,7 +10,7 @@ use std::path::PathBuf;
 /// Keys live on the daemon's tokens (PKCS#11 HSMs, SoftHSM2, YubiKeys);
 /// tufctl sends intents and never sees private key material.
 #[derive(Parser)]
-#[command(name = "tufctl", version, about, long_about)]
+#[command(name = "tufctl", version, about, long_about, after_help = AFTER_HELP)]
 pub struct Cli {
     /// The daemon's Unix socket.
     #[arg(
@@ -34,6 +34,28 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: crate::cmd::Command,
 }
+
+/// Exit codes and environment variables, at the end of `tufctl --help`.
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success
+  1  the daemon refused or failed the request (or a verified tag was refused)
+  2  bad input or usage, found before asking the daemon
+  3  the daemon cannot be reached
+
+Environment:
+  TUFD_SOCKET              the daemon's socket (--socket)
+  TUFCTL_TIMEOUT           seconds to wait for an answer (--timeout)
+  TUFCTL_PIN               PIN for `token unlock` (else --pin-file, else a prompt)
+  TUFCTL_KEY_PASSPHRASE    passphrase of an encrypted key file for `key load`
+  DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE
+                           `key load` of a root key file (as docker reads it)
+  DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE
+                           `key load` of any other key file (as docker reads it)
+  DOCKER_CONTENT_TRUST     1: `verify` enforces (as docker's content trust)
+
+With -o json every verb prints one JSON envelope (schema tufctl/v1; see
+docs/json-output.md). Shell completions: `tufctl completion bash|zsh|fish`.";
 
 /// Output formats.
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]

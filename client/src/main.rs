@@ -64,6 +64,9 @@ fn verb_of(matches: &clap::ArgMatches) -> String {
 
 async fn run(args: cli::Cli, out: &output::Output) -> Result<(), output::Failure> {
     args.command.precheck(out)?;
+    if args.command.is_local() {
+        return args.command.run_local();
+    }
     if let cmd::Command::Tuf(t) = &args.command
         && tuf1::is_local(t)
     {

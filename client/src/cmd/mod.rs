@@ -2,8 +2,10 @@
 //! module per noun (`key`, `token`, `signer`).
 
 pub mod audit;
+pub mod completion;
 pub mod inspect;
 pub mod key;
+pub mod man;
 pub mod policy;
 pub mod repair;
 pub mod revoke;
@@ -81,6 +83,12 @@ pub enum Command {
     /// TUF 1.0 repositories on a directory, every key on the tokens
     /// (python-tuf compatible).
     Tuf(crate::tuf1::TufArgs),
+    /// Print the completion script for bash, zsh or fish.
+    #[command(long_about = completion::ABOUT)]
+    Completion(completion::CompletionArgs),
+    /// Write the manual pages into a directory (for packaging).
+    #[command(hide = true)]
+    Man(man::ManArgs),
 }
 
 impl Command {
@@ -100,7 +108,7 @@ impl Command {
             Command::Key { command } => command.precheck(),
             Command::Tuf(t) => crate::tuf1::precheck(t),
             Command::Status(_) | Command::Token { .. } | Command::Policy { .. } => Ok(()),
-            Command::Audit { .. } => Ok(()),
+            Command::Audit { .. } | Command::Completion(_) | Command::Man(_) => Ok(()),
         }
     }
 
@@ -115,6 +123,20 @@ impl Command {
             // status and refresh get --timeout.
             Command::Tuf(t) => !crate::tuf1::is_quick(t),
             _ => false,
+        }
+    }
+
+    /// Whether the command runs without the daemon ([`Command::run_local`]).
+    pub fn is_local(&self) -> bool {
+        matches!(self, Command::Completion(_) | Command::Man(_))
+    }
+
+    /// Runs a command that needs no daemon.
+    pub fn run_local(self) -> Result<(), Failure> {
+        match self {
+            Command::Completion(args) => args.run(),
+            Command::Man(args) => args.run(),
+            _ => Err(Failure::input("this command needs the daemon")),
         }
     }
 
@@ -134,6 +156,7 @@ impl Command {
             Command::Policy { command } => command.run(ctx).await,
             Command::Audit { command } => command.run(ctx).await,
             Command::Tuf(t) => crate::tuf1::run(t, ctx.channel.clone(), &ctx.out).await,
+            Command::Completion(_) | Command::Man(_) => unreachable!("run without the daemon"),
         }
     }
 }

@@ -1,0 +1,191 @@
+//! tufctl as a docker user and a CI author meet it: the JSON envelope for
+//! usage errors, completions that bash loads, help with exit codes and
+//! variables, man pages and completions installed, docker's flags and
+//! variables meaning what they mean in docker (checked against the docker
+//! CLI itself where it runs without an engine), and the example
+//! configuration `tufd --check-config` accepts.
+
+use std::process::{Command, Stdio};
+use tufd_tests::daemon::{CmdOutput, TestEnv, binary};
+use tufd_tests::notary::NotaryServers;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker");
+const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+/// Runs a binary with `args` and stdin closed.
+fn run(bin: &str, args: &[&str]) -> CmdOutput {
+    let out = Command::new(binary(bin))
+        .args(args)
+        .env_remove("TUFD_SOCKET")
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs");
+    CmdOutput {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn usage_errors_are_one_envelope_under_output_json() {
+    for args in [
+        &["-o", "json", "sign"][..],
+        &["--output=json", "key", "frobnicate"],
+        &["signer", "remove", "alice", "-ojson"],
+    ] {
+        let out = run("tufctl", args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let doc = out.envelope();
+        assert_eq!(doc["ok"], false, "{doc}");
+        assert_eq!(doc["verb"], serde_json::Value::Null);
+        assert_eq!(doc["error"]["code"], "usage");
+        assert!(
+            doc["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("Usage:")),
+            "{doc}"
+        );
+        assert!(out.stderr.is_empty(), "{out:?}");
+    }
+    // As text: clap's message on stderr, the same exit code, nothing on stdout.
+    let text = run("tufctl", &["sign"]);
+    assert_eq!(text.status.code(), Some(2));
+    assert!(text.stdout.is_empty() && text.stderr.contains("Usage: tufctl sign"));
+    // The usage line never presents --socket as required.
+    assert!(!text.stderr.contains("--socket <SOCKET>"), "{text:?}");
+    // --pretty (docker's table) and -o json (docker's JSON) exclude each other.
+    let both = run("tufctl", &["-o", "json", "inspect", "--pretty", "reg/app"]);
+    assert_eq!(both.status.code(), Some(2), "{both:?}");
+    assert_eq!(both.envelope()["error"]["code"], "input");
+    // A daemon that cannot be reached: exit 3, the envelope names the verb.
+    let down = run(
+        "tufctl",
+        &["-o", "json", "--socket", "/nonexistent/s", "key", "list"],
+    );
+    assert_eq!(down.status.code(), Some(3));
+    let doc = down.envelope();
+    assert_eq!(
+        (doc["verb"].as_str(), doc["error"]["code"].as_str()),
+        (Some("key list"), Some("connect"))
+    );
+}
+
+#[test]
+fn completions_load_in_bash_and_generate_for_zsh_and_fish() {
+    let tufctl = binary("tufctl");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source <('{}' completion bash) && complete -p tufctl",
+            tufctl.display()
+        ))
+        .output()
+        .expect("bash");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout.contains("complete") && stdout.contains("tufctl"),
+        "{stdout}"
+    );
+    // The completion function offers the verbs.
+    let words = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source <('{}' completion bash); COMP_WORDS=(tufctl si); COMP_CWORD=1; COMP_LINE='tufctl si'; COMP_POINT=9; _tufctl tufctl si tufctl; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            tufctl.display()
+        ))
+        .output()
+        .expect("bash");
+    let offered = String::from_utf8_lossy(&words.stdout);
+    assert!(
+        offered.lines().any(|w| w == "signer"),
+        "{offered} {words:?}"
+    );
+    assert!(offered.lines().any(|w| w == "sign"), "{offered}");
+    for shell in ["zsh", "fish"] {
+        let out = run("tufctl", &["completion", shell]);
+        assert!(out.ok().contains("signer"), "{shell}: {out:?}");
+    }
+}
+
+#[test]
+fn help_shows_exit_codes_and_environment() {
+    let help = run("tufctl", &["--help"]);
+    let text = help.ok();
+    for needle in [
+        "Exit codes:",
+        "3  the daemon cannot be reached",
+        "TUFCTL_KEY_PASSPHRASE",
+        "DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE",
+        "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE",
+        "TUFD_SOCKET",
+    ] {
+        assert!(
+            text.contains(needle),
+            "{needle} missing from --help:\n{text}"
+        );
+    }
+    let tufd = run("tufd", &["--help"]);
+    assert!(tufd.ok().contains("Exit codes:") && tufd.stdout.contains("tufd.toml(5)"));
+}
+
+#[test]
+fn the_example_configuration_passes_check_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let example = run("tufd", &["--print-example-config"]);
+    let path = dir.path().join("tufd.toml");
+    std::fs::write(&path, example.ok()).expect("write");
+    let path = path.to_str().expect("utf-8");
+    let checked = run("tufd", &["--check-config", "--config", path]);
+    assert!(checked.ok().contains("ok (1 token(s))"), "{checked:?}");
+    // Every section of the reference appears in it.
+    for section in [
+        "[[token]]",
+        "[[remote]]",
+        "[expiry]",
+        "[audit]",
+        "[policy]",
+        "[registry]",
+    ] {
+        assert!(example.stdout.contains(section), "{section}");
+    }
+}
+
+#[test]
+fn install_puts_binaries_man_pages_and_completions_in_place() {
+    let dest = tempfile::tempdir().expect("tempdir");
+    let bin_dir = binary("tufctl").parent().expect("bin dir").to_owned();
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/install"))
+        .env("DESTDIR", dest.path())
+        .env("BIN_DIR", &bin_dir)
+        .output()
+        .expect("scripts/install");
+    assert!(out.status.success(), "{out:?}");
+    let usr = dest.path().join("usr");
+    for (file, start) in [
+        ("share/man/man1/tufctl.1", ".TH TUFCTL 1"),
+        (
+            "share/man/man1/tufctl-signer-remove.1",
+            ".TH TUFCTL-SIGNER-REMOVE 1",
+        ),
+        ("share/man/man8/tufd.8", ".TH tufd 8"),
+        ("share/man/man5/tufd.toml.5", ".TH TUFD.TOML 5"),
+        ("share/bash-completion/completions/tufctl", ""),
+        ("share/zsh/vendor-completions/_tufctl", "#compdef tufctl"),
+        ("share/fish/vendor_completions.d/tufctl.fish", ""),
+        ("lib/systemd/system/tufd.service", ""),
+        ("share/doc/tufd/tufctl-v1.schema.json", "{"),
+    ] {
+        let text =
+            std::fs::read_to_string(usr.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(
+            text.contains(start) && !text.is_empty(),
+            "{file}: {}",
+            &text[..text.len().min(200)]
+        );
+    }
+    let page = std::fs::read_to_string(usr.join("share/man/man5/tufd.toml.5")).expect("page");
+    assert!(page.contains("[[remote]]") && page.contains("pin_cache_seconds"));
+    assert!(dest.path().join("etc/tufd/tufd.toml").exists());
+}
