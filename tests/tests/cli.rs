@@ -189,3 +189,153 @@ fn install_puts_binaries_man_pages_and_completions_in_place() {
     assert!(page.contains("[[remote]]") && page.contains("pin_cache_seconds"));
     assert!(dest.path().join("etc/tufd/tufd.toml").exists());
 }
+
+/// A docker CLI configured for `servers` (its CA, its URL), with `env`.
+fn docker(
+    home: &std::path::Path,
+    servers: &NotaryServers,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> CmdOutput {
+    let tls = home.join(format!("tls/127.0.0.1:{}", servers.port()));
+    std::fs::create_dir_all(&tls).expect("docker config");
+    std::fs::copy(servers.ca_path(), tls.join("ca.crt")).expect("CA");
+    let mut cmd = Command::new("docker");
+    cmd.args(args)
+        .env("DOCKER_CONFIG", home)
+        .env("DOCKER_CONTENT_TRUST_SERVER", servers.url())
+        .env_remove("DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE")
+        .env_remove("DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("docker CLI");
+    CmdOutput {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The signers `inspect` lists (docker's JSON).
+fn signers(env: &TestEnv, gun: &str) -> usize {
+    env.tufctl(&["-o", "json", "inspect", gun]).json()[0]["Signers"]
+        .as_array()
+        .map_or(0, Vec::len)
+}
+
+#[test]
+fn docker_passphrase_variables_and_signer_remove_force_mean_what_docker_means() {
+    let servers = NotaryServers::start();
+    let env = TestEnv::new();
+    let _d = env.start_with(&servers.daemon_config(&env, ""));
+    let home = env.path().join("docker");
+    // docker refuses key files others may read.
+    let key_path = env.path().join("alice.key");
+    std::fs::copy(format!("{FIXTURES}/alice.key"), &key_path).expect("copy");
+    std::fs::set_permissions(
+        &key_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod");
+    let key = key_path.to_str().expect("utf-8").to_owned();
+    let (repo_pass, root_pass) = (
+        ("DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE", "secretpass"),
+        ("DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE", "secretpass"),
+    );
+
+    // alice.key (a docker signer key, role: alice) is decrypted with the
+    // repository passphrase, by docker and by tufctl; the root passphrase
+    // alone does not open it, for either.
+    let d = docker(
+        &home,
+        &servers,
+        &["trust", "key", "load", &key, "--name", "alice"],
+        &[root_pass],
+    );
+    assert!(
+        !d.status.success() && d.stderr.contains("could not decrypt key"),
+        "docker: {d:?}"
+    );
+    env.tufctl_env(&["key", "load", &key], &[root_pass])
+        .fails_with(2, "or docker's DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE");
+    let d = docker(
+        &home,
+        &servers,
+        &["trust", "key", "load", &key, "--name", "alice"],
+        &[repo_pass],
+    );
+    assert!(d.status.success(), "docker: {d:?}");
+    let loaded = env
+        .tufctl_env(&["-o", "json", "key", "load", &key], &[repo_pass])
+        .json();
+    assert_eq!(loaded["name"], "alice", "{loaded}");
+
+    // alice is the only signer of a repository docker made and of one tufd made.
+    let pubkey = format!("{FIXTURES}/alice.pub");
+    let docker_gun = "localhost:5000/cli/docker";
+    let d = docker(
+        &home,
+        &servers,
+        &[
+            "trust", "signer", "add", "--key", &pubkey, "alice", docker_gun,
+        ],
+        &[repo_pass, root_pass],
+    );
+    assert!(d.status.success(), "docker: {d:?}");
+    let gun = "localhost:5000/cli/tufd";
+    env.tufctl(&["signer", "add", "alice", gun, "--key", &pubkey])
+        .ok();
+    // A signed tag in each (docker asks only when alice signed the last
+    // release); tufd signs docker's repository with the key it loaded.
+    env.tufctl(&["sign", &format!("{gun}:v1@{D1}:10")]).ok();
+    env.tufctl(&["sign", &format!("{docker_gun}:v1@{D1}:10")])
+        .ok();
+
+    // Without -f, in a script: docker asks before removing the last signer,
+    // reads no answer, and keeps it; so does tufctl (given
+    // --allow-last-signer, it asks the same question on stdin).
+    let d = docker(
+        &home,
+        &servers,
+        &["trust", "signer", "remove", "alice", docker_gun],
+        &[repo_pass, root_pass],
+    );
+    assert!(
+        d.stdout.contains("Are you sure") || d.stderr.contains("Are you sure"),
+        "docker: {d:?}"
+    );
+    assert_eq!(signers(&env, docker_gun), 1, "docker kept alice");
+    env.tufctl(&["signer", "remove", "alice", gun])
+        .fails_with(1, "pass --allow-last-signer");
+    env.tufctl(&["signer", "remove", "alice", gun, "--allow-last-signer"])
+        .fails_with(2, "not confirmed; no signer was removed");
+    assert_eq!(signers(&env, gun), 1, "tufctl kept alice");
+
+    // -f skips the question: docker goes ahead; tufctl removes once the
+    // last-signer override is given explicitly (-f alone is not it).
+    let d = docker(
+        &home,
+        &servers,
+        &["trust", "signer", "remove", "-f", "alice", docker_gun],
+        &[repo_pass, root_pass],
+    );
+    // (docker then leaves the role targets/alice in place, without asking)
+    assert!(
+        d.status.success() && !d.stdout.contains("Are you sure"),
+        "docker: {d:?}"
+    );
+    env.tufctl(&["signer", "remove", "-f", "alice", gun])
+        .fails_with(1, "pass --allow-last-signer");
+    env.tufctl(&[
+        "signer",
+        "remove",
+        "-f",
+        "--allow-last-signer",
+        "alice",
+        gun,
+    ])
+    .ok();
+    assert_eq!(signers(&env, gun), 0, "tufctl removed alice");
+}
