@@ -31,6 +31,19 @@ pub struct Cli {
     #[arg(long, global = true, env = "TUFCTL_TIMEOUT", default_value_t = 120)]
     pub timeout: u64,
 
+    /// The notary server the trust verbs must use, as docker's
+    /// DOCKER_CONTENT_TRUST_SERVER: the daemon checks it is the configured
+    /// server it serves each repository from, and refuses otherwise (it
+    /// never talks to a server it is not configured for).
+    #[arg(
+        long,
+        global = true,
+        env = "DOCKER_CONTENT_TRUST_SERVER",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub server: Option<String>,
+
     #[command(subcommand)]
     pub command: crate::cmd::Command,
 }
@@ -53,6 +66,9 @@ Environment:
   DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE
                            `key load` of any other key file (as docker reads it)
   DOCKER_CONTENT_TRUST     1: `verify` enforces (as docker's content trust)
+  DOCKER_CONTENT_TRUST_SERVER
+                           the notary server the trust verbs must use (--server);
+                           checked against the daemon's configured servers
 
 With -o json every verb prints one JSON envelope (schema tufctl/v1; see
 docs/json-output.md). Shell completions: `tufctl completion bash|zsh|fish`.";

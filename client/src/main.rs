@@ -82,6 +82,7 @@ async fn run(args: cli::Cli, out: &output::Output) -> Result<(), output::Failure
         channel,
         term: term::Term::stdio(),
         out: out.clone(),
+        server: args.server.filter(|s| !s.trim().is_empty()),
     };
     args.command.run(&mut ctx).await
 }

@@ -224,5 +224,6 @@ pub fn ctx(channel: Channel, term: Term, format: Format) -> Ctx {
         channel,
         term,
         out: Output::new(format),
+        server: None,
     }
 }

@@ -339,3 +339,67 @@ fn docker_passphrase_variables_and_signer_remove_force_mean_what_docker_means() 
     .ok();
     assert_eq!(signers(&env, gun), 0, "tufctl removed alice");
 }
+
+#[test]
+fn docker_content_trust_server_of_the_caller_is_checked_never_followed() {
+    let servers = NotaryServers::start();
+    let env = TestEnv::new();
+    // A second configured server, for other repositories.
+    let other = "https://127.0.0.1:9";
+    let extra = format!("[[remote]]\nprefix = \"localhost:5000/other\"\nurl = \"{other}\"\n");
+    let _d = env.start_with(&servers.daemon_config(&env, &extra));
+    let gun = "localhost:5000/cli/server";
+    env.tufctl(&["key", "generate", "alice"]).ok();
+    env.tufctl(&["signer", "add", "alice", gun, "--key", "alice.pub"])
+        .ok();
+    // The daemon's server for the repository, as docker users export it
+    // (a trailing `/` is the same server): honoured.
+    let same = format!("{}/", servers.url());
+    env.tufctl_env(
+        &["sign", &format!("{gun}:v1@{D1}:10")],
+        &[("DOCKER_CONTENT_TRUST_SERVER", &same)],
+    )
+    .ok();
+    let listed = env
+        .tufctl_env(
+            &["-o", "json", "inspect", gun],
+            &[("DOCKER_CONTENT_TRUST_SERVER", servers.url())],
+        )
+        .json();
+    assert_eq!(listed[0]["SignedTags"][0]["SignedTag"], "v1", "{listed}");
+    // Another server, from the environment or --server: refused before
+    // anything is read or signed, naming the daemon's servers.
+    let elsewhere = "https://notary.elsewhere.example:4443";
+    let refused = env.tufctl_env(
+        &["sign", &format!("{gun}:v2@{D1}:10")],
+        &[("DOCKER_CONTENT_TRUST_SERVER", elsewhere)],
+    );
+    refused.fails_with(
+        1,
+        &format!(
+            "is not one of tufd's; its servers: {other}, {}",
+            servers.url()
+        ),
+    );
+    env.tufctl(&["--server", elsewhere, "inspect", gun])
+        .fails_with(1, "not one of tufd's");
+    let doc = env
+        .tufctl(&[
+            "-o",
+            "json",
+            "--server",
+            elsewhere,
+            "revoke",
+            &format!("{gun}:v1"),
+        ])
+        .envelope();
+    assert_eq!(doc["error"]["code"], "InvalidArgument", "{doc}");
+    // A configured server that does not serve this repository: refused too.
+    env.tufctl(&["--server", other, "inspect", gun]).fails_with(
+        1,
+        &format!("tufd serves {gun} from {}, not from {other}", servers.url()),
+    );
+    // Nothing was signed or revoked.
+    let tags = env.tufctl(&["-o", "json", "inspect", gun]).json()[0]["SignedTags"].clone();
+    assert_eq!(tags.as_array().map(Vec::len), Some(1), "{tags}");
+}

@@ -19,13 +19,45 @@ pub mod verify;
 use crate::output::{Failure, Output};
 use crate::term::Term;
 use clap::Subcommand;
+use tonic::codegen::InterceptedService;
 use tonic::transport::Channel;
+use tufd_proto::v1::trust_client::TrustClient;
 
 /// What a verb runs with: the daemon's channel, where to write, and how.
 pub struct Ctx {
     pub channel: Channel,
     pub term: Term,
     pub out: Output,
+    /// The caller's notary server (--server, DOCKER_CONTENT_TRUST_SERVER),
+    /// sent with every trust request for the daemon to check.
+    pub server: Option<String>,
+}
+
+/// Adds the caller's choice of notary server to a request's metadata.
+#[derive(Clone)]
+pub struct ServerChoice(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for ServerChoice {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert(SERVER_HEADER, v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// The metadata key the daemon reads the choice from.
+const SERVER_HEADER: &str = "tufd-notary-server";
+
+/// A Trust client that sends the caller's server choice.
+pub type Trust = TrustClient<InterceptedService<Channel, ServerChoice>>;
+
+impl Ctx {
+    /// A client of the daemon's Trust service carrying the server choice.
+    pub fn trust(&self) -> Trust {
+        let value = self.server.as_deref().and_then(|s| s.parse().ok());
+        TrustClient::with_interceptor(self.channel.clone(), ServerChoice(value))
+    }
 }
 
 /// The commands.
@@ -150,7 +182,7 @@ impl Command {
             Command::Sign(args) => args.run(ctx).await,
             Command::Revoke(args) => args.run(ctx).await,
             Command::Inspect(args) => args.run(ctx).await,
-            Command::Verify(args) => args.run(ctx.channel.clone(), &ctx.out).await,
+            Command::Verify(args) => args.run(ctx).await,
             Command::Repair(args) => args.run(ctx).await,
             Command::Trust { command } => command.run(ctx).await,
             Command::Policy { command } => command.run(ctx).await,

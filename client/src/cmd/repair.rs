@@ -5,7 +5,7 @@ use crate::cmd::Ctx;
 use crate::input::check_untagged;
 use crate::output::Failure;
 use clap::Args;
-use tufd_proto::v1::{self, trust_client::TrustClient};
+use tufd_proto::v1;
 
 pub const ABOUT: &str = "\
 Make a repository whose signer role does not verify verify again.
@@ -39,7 +39,8 @@ impl RepairArgs {
     /// Runs `tufctl repair`.
     pub async fn run(self, ctx: &mut Ctx) -> Result<(), Failure> {
         check_untagged(&self.repo)?;
-        let stream = TrustClient::new(ctx.channel.clone())
+        let stream = ctx
+            .trust()
             .repair(v1::RepairRequest {
                 repository: self.repo,
             })

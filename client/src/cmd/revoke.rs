@@ -5,7 +5,7 @@ use crate::input::check_reference;
 use crate::output::Failure;
 use clap::Args;
 use std::io::IsTerminal;
-use tufd_proto::v1::{self, trust_client::TrustClient};
+use tufd_proto::v1;
 
 pub const ABOUT: &str = "\
 Remove the signature of a tag, or of every tag (`docker trust revoke`).
@@ -40,7 +40,6 @@ impl RevokeArgs {
     /// Runs `tufctl revoke`.
     pub async fn run(self, ctx: &mut Ctx) -> Result<(), Failure> {
         let args = self;
-        let term = &mut ctx.term;
         let (repo, tag) = check_reference(&args.reference)?;
         if tag.is_none() && !args.yes {
             if !std::io::stdin().is_terminal() {
@@ -48,7 +47,7 @@ impl RevokeArgs {
                     "revoking every signed tag of {repo} needs confirmation: pass --yes"
                 )));
             }
-            term.prompt(&format!(
+            ctx.term.prompt(&format!(
                 "Confirm you would like to delete all signature data for {repo}? [y/N] "
             ));
             let mut answer = String::new();
@@ -59,13 +58,14 @@ impl RevokeArgs {
                 return Err(Failure::input("not confirmed; nothing was revoked"));
             }
         }
-        let stream = TrustClient::new(ctx.channel.clone())
+        let stream = ctx
+            .trust()
             .revoke(v1::RevokeRequest {
                 repository: repo,
                 tag: tag.unwrap_or_default(),
             })
             .await?;
-        crate::events::follow(stream.into_inner(), term, &ctx.out).await
+        crate::events::follow(stream.into_inner(), &mut ctx.term, &ctx.out).await
     }
 }
 

@@ -5,7 +5,7 @@ use crate::input::{bad_name, check_digest};
 use crate::output::Failure;
 use clap::Args;
 use tufd_proto::names;
-use tufd_proto::v1::{self, trust_client::TrustClient};
+use tufd_proto::v1;
 
 pub const ABOUT: &str = "\
 Sign tags of images with a key the daemon holds (`docker trust sign`).
@@ -153,7 +153,7 @@ impl SignArgs {
     /// Runs `tufctl sign`.
     pub async fn run(self, ctx: &mut Ctx) -> Result<(), Failure> {
         let request = self.request()?;
-        let stream = TrustClient::new(ctx.channel.clone()).sign(request).await?;
+        let stream = ctx.trust().sign(request).await?;
         crate::events::follow(stream.into_inner(), &mut ctx.term, &ctx.out).await
     }
 }

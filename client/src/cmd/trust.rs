@@ -5,7 +5,7 @@ use crate::input::check_untagged;
 use crate::output::Failure;
 use clap::Subcommand;
 use serde_json::json;
-use tufd_proto::v1::{self, trust_client::TrustClient};
+use tufd_proto::v1;
 
 /// `trust` subcommands.
 #[derive(Subcommand)]
@@ -32,7 +32,8 @@ impl TrustCommand {
         let TrustCommand::Forget { repo } = self;
         let out = &ctx.out;
         check_untagged(&repo)?;
-        let r = TrustClient::new(ctx.channel.clone())
+        let r = ctx
+            .trust()
             .forget(v1::ForgetRequest {
                 repository: repo.clone(),
             })

@@ -5,12 +5,11 @@
 //! docker pull "$(tufctl verify --print-digest registry.example.com/app:1.2)"
 //! ```
 
-use crate::output::{Failure, Output};
+use crate::output::Failure;
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
-use tonic::transport::Channel;
 use tufd_proto::names;
-use tufd_proto::v1::{self, trust_client::TrustClient};
+use tufd_proto::v1;
 
 /// What happens to a tag that is not signed and verified.
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
@@ -70,14 +69,11 @@ impl VerifyArgs {
     }
 
     /// Runs `tufctl verify`.
-    pub async fn run(self, channel: Channel, out: &Output) -> Result<(), Failure> {
+    pub async fn run(self, ctx: &mut crate::cmd::Ctx) -> Result<(), Failure> {
+        let out = &ctx.out;
         let env = std::env::var("DOCKER_CONTENT_TRUST").ok();
         let request = self.request(env.as_deref())?;
-        let tags = TrustClient::new(channel)
-            .verify(request)
-            .await?
-            .into_inner()
-            .tags;
+        let tags = ctx.trust().verify(request).await?.into_inner().tags;
         let (stdout, stderr, failure) = render(&tags, self.print_digest, out.json());
         if out.json() {
             // The envelope's data: every tag, refused ones with their reason.

@@ -6,7 +6,7 @@ use crate::cmd::Ctx;
 use crate::input::check_reference;
 use crate::output::{Failure, Output};
 use clap::Args;
-use tufd_proto::v1::{self, trust_client::TrustClient};
+use tufd_proto::v1;
 
 pub const ABOUT: &str = "\
 Show the signed tags, signers and keys of repositories
@@ -59,11 +59,11 @@ impl InspectArgs {
     /// hide the others (docker prints what it could read and exits 1).
     pub async fn run(self, ctx: &mut Ctx) -> Result<(), Failure> {
         let args = self;
+        let mut client = ctx.trust();
         let (term, out) = (&mut ctx.term, &ctx.out);
         for r in &args.repos {
             check_reference(r)?;
         }
-        let mut client = TrustClient::new(ctx.channel.clone());
         let mut found = Vec::new();
         let mut failures: Vec<(String, tonic::Status)> = Vec::new();
         for r in &args.repos {

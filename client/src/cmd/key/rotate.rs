@@ -4,7 +4,7 @@ use crate::cmd::Ctx;
 use crate::input::check_untagged;
 use crate::output::Failure;
 use clap::{Args, ValueEnum};
-use tufd_proto::v1::{self, trust_client::TrustClient};
+use tufd_proto::v1;
 
 pub const ABOUT: &str = "\
 Rotate a key of a repository (`notary key rotate`).
@@ -78,7 +78,8 @@ impl RotateArgs {
         } = self;
         let repo = check_untagged(&repo)?;
         let server_managed = rotation_server_managed(role, token.is_some(), server_managed)?;
-        let stream = TrustClient::new(ctx.channel.clone())
+        let stream = ctx
+            .trust()
             .rotate_key(v1::RotateKeyRequest {
                 repository: repo,
                 role: role.as_str().to_owned(),

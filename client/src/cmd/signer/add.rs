@@ -6,7 +6,7 @@ use crate::input::check_signer_name;
 use crate::output::Failure;
 use clap::Args;
 use std::path::{Path, PathBuf};
-use tufd_proto::v1::{self, trust_client::TrustClient};
+use tufd_proto::v1;
 
 /// Public key files larger than this are not public key files.
 const MAX_PUBLIC_KEY_FILE: u64 = 256 * 1024;
@@ -62,7 +62,8 @@ impl AddArgs {
         check_signer_name(&self.name)?;
         let repositories = SignerCommand::repositories(&self.repos)?;
         let public_key_pem = read_public_key(&self.key)?;
-        let stream = TrustClient::new(ctx.channel.clone())
+        let stream = ctx
+            .trust()
             .add_signer(v1::AddSignerRequest {
                 signer: self.name,
                 repositories,

@@ -6,7 +6,7 @@ use crate::input::check_signer_name;
 use crate::output::Failure;
 use clap::Args;
 use std::io::IsTerminal;
-use tufd_proto::v1::{self, trust_client::TrustClient};
+use tufd_proto::v1;
 
 pub const ABOUT: &str = "\
 Remove a signer from repositories (`docker trust signer remove`).
@@ -81,7 +81,8 @@ impl RemoveArgs {
         {
             return Err(Failure::input("not confirmed; no signer was removed"));
         }
-        let stream = TrustClient::new(ctx.channel.clone())
+        let stream = ctx
+            .trust()
             .remove_signer(v1::RemoveSignerRequest {
                 signer: self.name,
                 repositories,
