@@ -31,6 +31,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "TUFCTL_TIMEOUT", default_value_t = 120)]
     pub timeout: u64,
 
+    /// Show progress of long calls on stderr even when it is not a
+    /// terminal (on a terminal it is always shown). stdout is unaffected.
+    #[arg(long, global = true, env = "TUFCTL_PROGRESS")]
+    pub progress: bool,
+
     /// The notary server the trust verbs must use, as docker's
     /// DOCKER_CONTENT_TRUST_SERVER: the daemon checks it is the configured
     /// server it serves each repository from, and refuses otherwise (it
@@ -59,6 +64,7 @@ Exit codes:
 Environment:
   TUFD_SOCKET              the daemon's socket (--socket)
   TUFCTL_TIMEOUT           seconds to wait for an answer (--timeout)
+  TUFCTL_PROGRESS          true: progress on stderr without a terminal (--progress)
   TUFCTL_PIN               PIN for `token unlock` (else --pin-file, else a prompt)
   TUFCTL_KEY_PASSPHRASE    passphrase of an encrypted key file for `key load`
   DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE

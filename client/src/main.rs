@@ -80,7 +80,7 @@ async fn run(args: cli::Cli, out: &output::Output) -> Result<(), output::Failure
     let channel = connect::connect(&args.socket, timeout).await?;
     let mut ctx = cmd::Ctx {
         channel,
-        term: term::Term::stdio(),
+        term: term::Term::stdio(args.progress),
         out: out.clone(),
         server: args.server.filter(|s| !s.trim().is_empty()),
     };

@@ -12,16 +12,21 @@ pub struct Term {
     err_tty: bool,
     /// An updating status line is on screen and must be cleared.
     status_shown: bool,
+    /// Progress of long calls is shown: stderr is a terminal, or --progress.
+    progress: bool,
 }
 
 impl Term {
-    /// The process's stdout and stderr.
-    pub fn stdio() -> Self {
+    /// The process's stdout and stderr; `progress` forces progress lines
+    /// when stderr is not a terminal (--progress).
+    pub fn stdio(progress: bool) -> Self {
+        let err_tty = std::io::stderr().is_terminal();
         Term {
             out: Box::new(std::io::stdout()),
             err: Box::new(std::io::stderr()),
-            err_tty: std::io::stderr().is_terminal(),
+            err_tty,
             status_shown: false,
+            progress: progress || err_tty,
         }
     }
 
@@ -33,6 +38,7 @@ impl Term {
             err,
             err_tty,
             status_shown: false,
+            progress: err_tty,
         }
     }
 
@@ -88,5 +94,71 @@ impl Term {
             self.note("");
         }
         Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+    }
+
+    /// Enables progress lines whatever stderr is (tests).
+    #[cfg(test)]
+    pub fn with_progress(mut self) -> Self {
+        self.progress = true;
+        self
+    }
+
+    /// Awaits `call`, showing `what` and the seconds elapsed while it runs:
+    /// updated in place on a terminal, a line every 5 s with --progress
+    /// otherwise. The line is cleared when the call ends.
+    pub async fn waiting<T>(
+        &mut self,
+        what: &str,
+        call: impl std::future::Future<Output = T>,
+    ) -> T {
+        if !self.progress {
+            return call.await;
+        }
+        let every = if self.err_tty {
+            std::time::Duration::from_millis(250)
+        } else {
+            std::time::Duration::from_secs(5)
+        };
+        let start = tokio::time::Instant::now();
+        let mut ticks = tokio::time::interval_at(start + every, every);
+        tokio::pin!(call);
+        self.status(&format!("{what}…"));
+        let result = loop {
+            tokio::select! {
+                r = &mut call => break r,
+                _ = ticks.tick() => {
+                    let secs = start.elapsed().as_secs_f32();
+                    self.status(&format!("{what}… {secs:.0} s"));
+                }
+            }
+        };
+        self.clear_status();
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::term;
+
+    #[tokio::test]
+    async fn waiting_shows_the_time_elapsed_and_clears_its_line() {
+        let (mut t, o, e) = term(true);
+        let slow = tokio::time::sleep(std::time::Duration::from_millis(600));
+        t.waiting("asking the devices for attestations", slow).await;
+        let err = e.text();
+        assert!(
+            err.starts_with("\r\x1b[2Kasking the devices for attestations…\r\x1b[2Kasking the devices for attestations… "),
+            "{err:?}"
+        );
+        assert!(
+            err.contains(" s\r\x1b[2K") && err.ends_with("\r\x1b[2K"),
+            "{err:?}"
+        );
+        assert!(o.text().is_empty());
+        // Without a terminal (and without --progress): nothing.
+        let (mut t, _, e) = term(false);
+        t.waiting("x", async {}).await;
+        assert!(e.text().is_empty());
     }
 }

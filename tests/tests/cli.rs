@@ -399,6 +399,19 @@ fn docker_content_trust_server_of_the_caller_is_checked_never_followed() {
         1,
         &format!("tufd serves {gun} from {}, not from {other}", servers.url()),
     );
+    // --progress: lines on stderr even without a terminal; stdout stays
+    // one envelope.
+    let two = env.tufctl(&["--progress", "-o", "json", "inspect", gun, gun]);
+    assert!(
+        two.stderr.contains(&format!("inspecting {gun} (2 of 2)")),
+        "{two:?}"
+    );
+    assert_eq!(two.json().as_array().map(Vec::len), Some(2));
+    assert!(
+        !env.tufctl(&["inspect", gun, gun])
+            .stderr
+            .contains("inspecting")
+    );
     // Nothing was signed or revoked.
     let tags = env.tufctl(&["-o", "json", "inspect", gun]).json()[0]["SignedTags"].clone();
     assert_eq!(tags.as_array().map(Vec::len), Some(1), "{tags}");

@@ -66,13 +66,17 @@ impl InspectArgs {
         }
         let mut found = Vec::new();
         let mut failures: Vec<(String, tonic::Status)> = Vec::new();
-        for r in &args.repos {
-            match client
-                .inspect(v1::InspectRequest {
-                    repositories: vec![r.clone()],
-                })
-                .await
-            {
+        let total = args.repos.len();
+        for (i, r) in args.repos.iter().enumerate() {
+            let call = client.inspect(v1::InspectRequest {
+                repositories: vec![r.clone()],
+            });
+            let what = if total > 1 {
+                format!("inspecting {r} ({} of {total})", i + 1)
+            } else {
+                format!("inspecting {r}")
+            };
+            match term.waiting(&what, call).await {
                 Ok(resp) => found.extend(resp.into_inner().repositories),
                 Err(status) if status.code() == tonic::Code::Unavailable && found.is_empty() => {
                     return Err(Failure::from(status));
@@ -226,6 +230,26 @@ mod tests {
             .precheck(&crate::output::Output::new(Format::Json))
             .expect_err("--pretty with -o json");
         assert_eq!(e.exit_code(), 2);
+    }
+
+    #[tokio::test]
+    async fn progress_over_many_repositories_goes_to_stderr_only() {
+        let (channel, _dir) = serve(Fake::default()).await;
+        let (t, o, e) = term(false);
+        let mut c = ctx(channel, t.with_progress(), Format::Json);
+        let result = InspectArgs {
+            repos: vec!["reg/app".into(), "reg/other".into()],
+            pretty: false,
+        }
+        .run(&mut c)
+        .await;
+        assert!(result.is_ok());
+        let err = e.text();
+        assert!(err.contains("inspecting reg/app (1 of 2)…\n"), "{err}");
+        assert!(err.contains("inspecting reg/other (2 of 2)…\n"), "{err}");
+        assert!(o.text().is_empty(), "stdout holds only the envelope");
+        let doc = c.out.document(&result).expect("JSON");
+        assert!(serde_json::from_str::<Value>(&doc).is_ok());
     }
 
     #[tokio::test]

@@ -24,13 +24,19 @@ impl ListArgs {
         let ListArgs { token, attestation } = self;
         let out = &ctx.out;
         let client = &mut KeysClient::new(ctx.channel.clone());
-        let r = client
-            .list_keys(v1::ListKeysRequest {
-                token: token.unwrap_or_default(),
-                attestation,
-            })
-            .await?
-            .into_inner();
+        let call = client.list_keys(v1::ListKeysRequest {
+            token: token.unwrap_or_default(),
+            attestation,
+        });
+        // Asking each device for its attestation can take a while.
+        let r = if attestation {
+            ctx.term
+                .waiting("asking the devices for attestations", call)
+                .await
+        } else {
+            call.await
+        }?
+        .into_inner();
         if out.json() {
             out.print_json(&json!({
                     "keys": r.keys.iter().map(output::key_json).collect::<Vec<_>>(),
