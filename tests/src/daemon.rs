@@ -119,12 +119,7 @@ impl TestEnv {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let out = cmd.output().expect("tufctl runs");
-        CmdOutput {
-            status: out.status,
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        CmdOutput::from(cmd.output().expect("tufctl runs"))
     }
 }
 
@@ -147,6 +142,17 @@ pub struct CmdOutput {
     pub status: ExitStatus,
     pub stdout: String,
     pub stderr: String,
+}
+
+/// What any process printed, as text.
+impl From<std::process::Output> for CmdOutput {
+    fn from(out: std::process::Output) -> Self {
+        CmdOutput {
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
 }
 
 impl CmdOutput {

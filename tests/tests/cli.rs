@@ -17,14 +17,11 @@ fn run(bin: &str, args: &[&str]) -> CmdOutput {
     let out = Command::new(binary(bin))
         .args(args)
         .env_remove("TUFD_SOCKET")
+        .env_remove("DOCKER_CONTENT_TRUST_SERVER")
         .stdin(Stdio::null())
         .output()
         .expect("runs");
-    CmdOutput {
-        status: out.status,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    CmdOutput::from(out)
 }
 
 #[test]
@@ -210,12 +207,7 @@ fn docker(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("docker CLI");
-    CmdOutput {
-        status: out.status,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    CmdOutput::from(cmd.output().expect("docker CLI"))
 }
 
 /// The signers `inspect` lists (docker's JSON).
