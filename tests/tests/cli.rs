@@ -234,7 +234,7 @@ fn docker_passphrase_variables_and_signer_remove_force_mean_what_docker_means() 
     let key = key_path.to_str().expect("utf-8").to_owned();
     let (repo_pass, root_pass) = (
         ("DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE", "secretpass"),
-        ("DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE", "secretpass"),
+        ("DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE", "rootpass"),
     );
 
     // alice.key (a docker signer key, role: alice) is decrypted with the
@@ -276,6 +276,22 @@ fn docker_passphrase_variables_and_signer_remove_force_mean_what_docker_means() 
         &[repo_pass, root_pass],
     );
     assert!(d.status.success(), "docker: {d:?}");
+    // docker encrypted the repository's new root key with the root
+    // passphrase: tufctl reads that variable for it, not the other.
+    let private = home.join("trust/private");
+    let root_key = std::fs::read_dir(&private)
+        .expect("docker's keys")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("role: root")))
+        .expect("docker wrote a root key");
+    let root_key = root_key.to_str().expect("utf-8");
+    env.tufctl_env(&["key", "load", root_key], &[repo_pass])
+        .fails_with(2, "or docker's DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE");
+    let root = env
+        .tufctl_env(&["-o", "json", "key", "load", root_key], &[root_pass])
+        .json();
+    assert_eq!(root["name"], "root", "{root}");
+
     let gun = "localhost:5000/cli/tufd";
     env.tufctl(&["signer", "add", "alice", gun, "--key", &pubkey])
         .ok();
