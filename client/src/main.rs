@@ -75,6 +75,14 @@ async fn run(args: cli::Cli, out: &output::Output) -> Result<(), output::Failure
         };
         return tuf1::run_client(t).await;
     }
+    let server = args.server.filter(|s| !s.trim().is_empty());
+    if let Some(s) = &server
+        && tonic::metadata::MetadataValue::<tonic::metadata::Ascii>::try_from(s.as_str()).is_err()
+    {
+        return Err(output::Failure::input(format!(
+            "the notary server \"{s}\" (--server or DOCKER_CONTENT_TRUST_SERVER) is not a URL"
+        )));
+    }
     let timeout = (!args.command.unbounded() && args.timeout > 0)
         .then(|| std::time::Duration::from_secs(args.timeout));
     let channel = connect::connect(&args.socket, timeout).await?;
@@ -82,7 +90,7 @@ async fn run(args: cli::Cli, out: &output::Output) -> Result<(), output::Failure
         channel,
         term: term::Term::stdio(args.progress),
         out: out.clone(),
-        server: args.server.filter(|s| !s.trim().is_empty()),
+        server,
     };
     args.command.run(&mut ctx).await
 }

@@ -205,6 +205,8 @@ fn missing_module_and_unknown_label_are_named() {
     let tokens = env.tufctl(&["-o", "json", "token", "list"]).json();
     let t = tokens["tokens"].as_array().unwrap();
     assert_eq!(t[0]["state"], "unavailable");
+    // Its keys are not counted: null, not 0.
+    assert_eq!(t[0]["key_count"], serde_json::Value::Null, "{tokens}");
     assert!(
         t[0]["detail"]
             .as_str()

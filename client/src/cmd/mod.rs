@@ -16,10 +16,10 @@ pub mod token;
 pub mod trust;
 pub mod verify;
 
+use crate::connect::{ServerChoice, Trust};
 use crate::output::{Failure, Output};
 use crate::term::Term;
 use clap::Subcommand;
-use tonic::codegen::InterceptedService;
 use tonic::transport::Channel;
 use tufd_proto::v1::trust_client::TrustClient;
 
@@ -33,30 +33,11 @@ pub struct Ctx {
     pub server: Option<String>,
 }
 
-/// Adds the caller's choice of notary server to a request's metadata.
-#[derive(Clone)]
-pub struct ServerChoice(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
-
-impl tonic::service::Interceptor for ServerChoice {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(v) = &self.0 {
-            req.metadata_mut().insert(SERVER_HEADER, v.clone());
-        }
-        Ok(req)
-    }
-}
-
-/// The metadata key the daemon reads the choice from.
-const SERVER_HEADER: &str = "tufd-notary-server";
-
-/// A Trust client that sends the caller's server choice.
-pub type Trust = TrustClient<InterceptedService<Channel, ServerChoice>>;
-
 impl Ctx {
     /// A client of the daemon's Trust service carrying the server choice.
     pub fn trust(&self) -> Trust {
-        let value = self.server.as_deref().and_then(|s| s.parse().ok());
-        TrustClient::with_interceptor(self.channel.clone(), ServerChoice(value))
+        let value = self.server.as_deref();
+        TrustClient::with_interceptor(self.channel.clone(), ServerChoice::new(value))
     }
 }
 
