@@ -70,10 +70,16 @@ impl VerifyArgs {
 
     /// Runs `tufctl verify`.
     pub async fn run(self, ctx: &mut crate::cmd::Ctx) -> Result<(), Failure> {
-        let out = &ctx.out;
         let env = std::env::var("DOCKER_CONTENT_TRUST").ok();
         let request = self.request(env.as_deref())?;
-        let tags = ctx.trust().verify(request).await?.into_inner().tags;
+        let what = match request.references.as_slice() {
+            [one] => format!("verifying {one}"),
+            many => format!("verifying {} tags", many.len()),
+        };
+        let mut client = ctx.trust();
+        let call = client.verify(request);
+        let tags = ctx.term.waiting(&what, call).await?.into_inner().tags;
+        let out = &ctx.out;
         let (stdout, stderr, failure) = render(&tags, self.print_digest, out.json());
         if out.json() {
             // The envelope's data: every tag, refused ones with their reason.
