@@ -42,7 +42,13 @@ async fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => e.exit(),
     };
-    let out = output::Output::for_verb(args.output, verb);
+    // Completion scripts and man pages print their own formats.
+    let format = if args.command.is_local() {
+        cli::Format::Text
+    } else {
+        args.output
+    };
+    let out = output::Output::for_verb(format, verb);
     let result = run(args, &out).await;
     out.finish(&result);
     match result {

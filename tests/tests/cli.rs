@@ -104,6 +104,9 @@ fn completions_load_in_bash_and_generate_for_zsh_and_fish() {
         let out = run("tufctl", &["completion", shell]);
         assert!(out.ok().contains("signer"), "{shell}: {out:?}");
     }
+    // The script alone, even with -o json.
+    let script = run("tufctl", &["-o", "json", "completion", "bash"]);
+    assert!(!script.ok().contains("\"schema\""), "{script:?}");
 }
 
 #[test]
