@@ -42,8 +42,13 @@ async fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => e.exit(),
     };
-    // Completion scripts and man pages print their own formats.
-    let format = if args.command.is_local() {
+    // Completion scripts, man pages and the TUF conformance client print
+    // their own formats.
+    let own_format = match &args.command {
+        cmd::Command::Tuf(t) => tuf1::is_local(t),
+        c => c.is_local(),
+    };
+    let format = if own_format {
         cli::Format::Text
     } else {
         args.output
