@@ -663,6 +663,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn server_urls_compare_without_trailing_slash_and_case_of_scheme_and_host() {
+        assert_eq!(
+            normalized_url("HTTPS://Notary.Example.com:4443/"),
+            "https://notary.example.com:4443"
+        );
+        assert_eq!(normalized_url(" https://h/notary/ "), "https://h/notary");
+        assert_ne!(
+            normalized_url("https://h/Notary"),
+            normalized_url("https://h/notary")
+        );
+        assert_ne!(
+            normalized_url("https://h:4443"),
+            normalized_url("https://h:443")
+        );
+    }
+
+    #[test]
     fn digests_tags_and_signer_names_are_checked() {
         assert_eq!(
             parse_digest(&format!("sha256:{}", "ab".repeat(32))).unwrap(),
