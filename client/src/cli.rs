@@ -10,7 +10,13 @@ use std::path::PathBuf;
 /// Keys live on the daemon's tokens (PKCS#11 HSMs, SoftHSM2, YubiKeys);
 /// tufctl sends intents and never sees private key material.
 #[derive(Parser)]
-#[command(name = "tufctl", version, about, long_about, after_help = AFTER_HELP)]
+#[command(
+    name = "tufctl",
+    version,
+    about = "Command-line client of tufd, the hardware-token signing daemon",
+    long_about,
+    after_help = AFTER_HELP
+)]
 pub struct Cli {
     /// The daemon's Unix socket.
     #[arg(
