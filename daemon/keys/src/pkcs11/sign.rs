@@ -1,6 +1,8 @@
 //! Signing: `C_Sign`, or the context-specific login a key with
 //! `CKA_ALWAYS_AUTHENTICATE` wants; every signature verified before it
-//! is returned.
+//! is returned. A single signature is verified after its session went back
+//! to the pool; a batch is a pipeline (this thread signs, another
+//! verifies).
 
 use super::*;
 use std::sync::atomic::{AtomicBool, Ordering};
