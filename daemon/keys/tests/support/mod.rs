@@ -164,7 +164,7 @@ fn login_session(label: &str) -> cryptoki::session::Session {
 /// Creates the objects of tufd key `name`: the private half holds
 /// `secret`, the public half `public` (normally `secret`'s public key),
 /// with the ID tufd derives from `public`.
-fn create_pair(
+pub fn create_pair(
     session: &cryptoki::session::Session,
     name: &tufd_keys::KeyLabel,
     secret: &p256::SecretKey,
