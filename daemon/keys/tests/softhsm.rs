@@ -380,3 +380,26 @@ fn sign_digests_returns_only_verified_signatures_in_order() {
     jobs[150].0 = &a.id;
     assert_eq!(store.sign_digests(&jobs[140..160]).unwrap().len(), 20);
 }
+
+#[test]
+fn signing_recovers_a_lost_login() {
+    let label = new_token("relog");
+    let store = store(&label, env_pin(), 1);
+    let key = store
+        .generate(&KeyLabel::new("alice", "").unwrap())
+        .unwrap();
+    let jobs: Vec<(&str, [u8; 32])> = (0..40u8).map(|i| (key.id.as_str(), [i; 32])).collect();
+    store.sign_digests(&jobs).unwrap();
+    // The pooled session loses its login (SoftHSM2 then calls the key
+    // handle invalid): the batch logs in again on a new session and still
+    // returns every signature, each verified.
+    logout(&label);
+    let sigs = store.sign_digests(&jobs).unwrap();
+    for ((_, d), sig) in jobs.iter().zip(&sigs) {
+        assert!(verify(&key.spki_der, d, sig));
+    }
+    // The same for a single signature.
+    logout(&label);
+    let sig = store.sign_digest(&key.id, &[7u8; 32]).unwrap();
+    assert!(verify(&key.spki_der, &[7u8; 32], &sig));
+}

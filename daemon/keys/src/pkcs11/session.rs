@@ -208,6 +208,10 @@ impl Pkcs11Store {
                     self.disconnect();
                 }
                 Recovery::Rescan => {
+                    // A token that lost the login hides its private keys
+                    // and says their handles are invalid (SoftHSM2): the
+                    // rescan runs on a new, logged-in session.
+                    lease.keep = false;
                     *self.index.write().unwrap_or_else(|p| p.into_inner()) = None;
                 }
                 Recovery::Fail => unreachable!("handled above"),

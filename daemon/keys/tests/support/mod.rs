@@ -54,7 +54,7 @@ pub fn conf() -> &'static Path {
 
 /// The tokens a test process may use, one per test.
 pub const TOKENS: &[&str] = &[
-    "gen", "sens", "imp", "pin", "other", "par", "bench", "many", "batch",
+    "gen", "sens", "imp", "pin", "other", "par", "bench", "many", "batch", "relog",
 ];
 
 fn label_for(name: &str) -> String {
@@ -144,6 +144,12 @@ fn seeded_key(seed: &str) -> p256::SecretKey {
     use sha2::{Digest, Sha256};
     let seed: [u8; 32] = Sha256::digest(seed).into();
     p256::SecretKey::from_slice(&seed).expect("a valid scalar")
+}
+
+/// Logs this process out of token `label` (every session of the process
+/// loses its login, as when another program logs out).
+pub fn logout(label: &str) {
+    login_session(label).logout().unwrap();
 }
 
 /// A logged-in read-write session on token `label`.
