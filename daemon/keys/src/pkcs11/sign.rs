@@ -108,8 +108,9 @@ impl Pkcs11Store {
     }
 
     /// The signing half of [`Pkcs11Store::sign_many`]: sends each
-    /// signature to the verifier, at most [`CHUNK`] per session checkout so
-    /// that other callers get the session in between. Stops early when the
+    /// signature to the verifier, and gives the session back to the pool
+    /// after at most [`CHUNK`] signatures (a caller waiting for it may take
+    /// it then; the pool does not promise it). Stops early when the
     /// verifier found a bad signature.
     fn sign_all(
         &self,
