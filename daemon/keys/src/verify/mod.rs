@@ -1,7 +1,8 @@
 //! Verifying each token signature before it is used, with OpenSSL's P-256
 //! (about a third of p256's time here; ring's API would need the message,
 //! and the key layer is given only its digest), and for keys that sign
-//! often with a precomputed table of the key (`table`: half that again).
+//! often with a precomputed table of the key (`table`: about half of
+//! OpenSSL's own time).
 //! Both stores (PKCS#11 and the native YubiKey store) use it.
 
 mod table;
