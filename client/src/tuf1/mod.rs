@@ -434,7 +434,7 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
             let s = loop {
                 match events.message().await?.and_then(|e| e.event) {
                     Some(v1::tuf_sign_event::Event::Touch(t)) => {
-                        eprintln!("{}", crate::trust::touch_line(&t));
+                        eprintln!("{}", crate::events::touch_line(&t));
                     }
                     Some(v1::tuf_sign_event::Event::Result(s)) => break s,
                     None => {

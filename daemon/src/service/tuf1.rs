@@ -278,7 +278,7 @@ impl tuf_server::Tuf for TufService {
             .allow(&req, &given, Operation::Inspect, Vec::new())
             .await?;
         self.tuf
-            .status(&place.dir)
+            .status(&place.dir, true)
             .await
             .map(|s| Response::new(reply(s)))
             .map_err(status)
@@ -293,7 +293,7 @@ impl tuf_server::Tuf for TufService {
         let (place, audited) = self.admit(&req, &given, Operation::Sign, online).await?;
         let force = req.get_ref().force;
         let result = match self.tuf.refresh(&place.dir, force).await {
-            Ok(_) => self.tuf.status(&place.dir).await,
+            Ok(_) => self.tuf.status(&place.dir, false).await,
             Err(e) => Err(e),
         };
         finish(audited, result, |mut s| {

@@ -288,7 +288,7 @@ impl Tuf1 {
         )?;
         tracing::info!(repository = %dir.display(), "TUF 1.0 repository created");
         self.wake.notify_one();
-        let mut status = self.status_locked(&dir).await?;
+        let mut status = self.status_locked(&dir, false).await?;
         status.summary = "created".into();
         Ok(status)
     }
@@ -541,20 +541,22 @@ impl Tuf1 {
         .await?;
         tracing::info!(repository = %dir.display(), %summary, "TUF 1.0 repository published");
         self.wake.notify_one();
-        let mut status = self.status_locked(&dir).await?;
+        let mut status = self.status_locked(&dir, false).await?;
         status.summary = summary;
         Ok(status)
     }
 
-    /// The state of the repository at `dir`.
-    pub async fn status(&self, dir: &Path) -> Result<RepoStatus, RepoError> {
+    /// The state of the repository at `dir`; with `delegated`, each
+    /// delegated role's too (which reads every hash bin: the answer to a
+    /// change leaves them out).
+    pub async fn status(&self, dir: &Path, delegated: bool) -> Result<RepoStatus, RepoError> {
         let dir = check_dir(dir)?;
         let lock = self.repo_lock(&dir);
         let _guard = lock.lock().await;
-        self.status_locked(&dir).await
+        self.status_locked(&dir, delegated).await
     }
 
-    async fn status_locked(&self, dir: &Path) -> Result<RepoStatus, RepoError> {
+    async fn status_locked(&self, dir: &Path, delegated: bool) -> Result<RepoStatus, RepoError> {
         let record = self.record(dir)?;
         let layout = Layout::new(dir);
         let d = dir.to_owned();
@@ -596,7 +598,12 @@ impl Tuf1 {
                     threshold: keys.map_or(0, |k| k.threshold),
                 });
             }
-            for d in published.delegated_states(&layout)? {
+            let delegated = if delegated {
+                published.delegated_states(&layout)?
+            } else {
+                Vec::new()
+            };
+            for d in delegated {
                 roles.push(RoleState {
                     role: d.role,
                     version: d.version,
