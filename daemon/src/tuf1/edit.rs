@@ -16,8 +16,8 @@ use super::error::RepoError;
 use super::expiry::ExpiryPolicy;
 use super::files::{Layout, Publish, Published, RoleFile, TargetCopy, check_top_level};
 use super::sign::{
-    Signers, role_keys, set_role_keys, sign, sign_delegated, sign_root_all, sign_snapshot,
-    sign_targets, sign_timestamp,
+    Signers, check_threshold, role_keys, set_role_keys, sign, sign_delegated, sign_root_all,
+    sign_snapshot, sign_targets, sign_timestamp,
 };
 
 /// The four top-level roles.
@@ -469,12 +469,7 @@ impl<'a> Change<'a> {
         keys: Vec<Key>,
         threshold: u64,
     ) -> Result<(), RepoError> {
-        if threshold == 0 || threshold > keys.len() as u64 {
-            return Err(RepoError::InvalidRequest(format!(
-                "{name}: threshold {threshold} with {} key(s)",
-                keys.len()
-            )));
-        }
+        check_threshold(name, threshold, keys.len())?;
         let ids: Vec<String> = keys.iter().map(Key::key_id).collect();
         let no_role = || {
             RepoError::NotFound(format!(
