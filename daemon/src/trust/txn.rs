@@ -84,7 +84,7 @@
 //! vM+1 and conflict by (1) (reasoned from the server code, not tested).
 
 use super::draft::{Draft, HeldKeys, Signed_, TouchNotice};
-use super::fetch::{Fetched, fetch, fetch_lenient};
+use super::fetch::{Fetched, fetch, fetch_after_publish, fetch_lenient};
 use super::store::TrustStore;
 use super::{Event, EventSink, TrustError};
 use crate::keyring::Keyring;
@@ -134,6 +134,8 @@ pub struct Engine {
     pub resolver: Resolver,
     pub store: TrustStore,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Signs waiting to join a repository's next transaction.
+    pub(super) signs: super::group::SignQueues,
     /// Work that outlives an answer (storing a verified result).
     background: Arc<Background>,
 }
@@ -204,6 +206,7 @@ impl Engine {
             resolver,
             store,
             locks: Mutex::new(HashMap::new()),
+            signs: Default::default(),
             background: Arc::default(),
         }
     }
@@ -278,6 +281,25 @@ impl Engine {
         gun: &Gun,
         events: &EventSink,
         read: Read,
+        intent: F,
+    ) -> Result<Change, TrustError>
+    where
+        F: FnMut(Option<Fetched>, HeldKeys) -> Fut,
+        Fut: std::future::Future<Output = Result<Outcome, TrustError>>,
+    {
+        let guard = self.lock_for(gun.as_str()).lock_owned().await;
+        self.transact_locked(gun, events, read, guard, intent).await
+    }
+
+    /// [`Engine::transact_with`] for a caller already holding `guard`, the
+    /// lock of `gun` (which the transaction keeps until its result is
+    /// stored).
+    pub(super) async fn transact_locked<F, Fut>(
+        self: &Arc<Self>,
+        gun: &Gun,
+        events: &EventSink,
+        read: Read,
+        guard: tokio::sync::OwnedMutexGuard<()>,
         mut intent: F,
     ) -> Result<Change, TrustError>
     where
@@ -285,7 +307,6 @@ impl Engine {
         Fut: std::future::Future<Output = Result<Outcome, TrustError>>,
     {
         let name = gun.as_str().to_owned();
-        let guard = self.lock_for(&name).lock_owned().await;
         self.client(gun)?;
         let progress = |m: String| {
             let _ = events.send(Event::Progress {
@@ -804,7 +825,7 @@ impl Engine {
                 _ => {}
             }
         }
-        fetch_lenient(client, gun, Some(&stored), OffsetDateTime::now_utc())
+        fetch_after_publish(client, gun, Some(&stored), OffsetDateTime::now_utc())
             .await?
             .ok_or_else(|| {
                 TrustError::NotFound(format!(
