@@ -858,6 +858,11 @@ fn series_many(
 struct GroupSeries {
     sequential: Vec<Duration>,
     concurrent: Vec<Duration>,
+    /// The same number of `tufctl status` calls at once: the floor that
+    /// process start-up on this machine sets for the concurrent signs.
+    status_floor: Vec<Duration>,
+    /// Callers per group transaction (the daemon's log), all rounds.
+    group_sizes: Vec<usize>,
 }
 
 /// (c): `settings.group` single-tag signs into one fresh repository, one
@@ -871,8 +876,27 @@ fn series_group(
     let mut out = GroupSeries {
         sequential: Vec::new(),
         concurrent: Vec::new(),
+        status_floor: Vec::new(),
+        group_sizes: Vec::new(),
     };
     for r in 0..settings.runs_group {
+        let start = Instant::now();
+        let statuses: Vec<Result<()>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..settings.group)
+                .map(|_| s.spawn(|| bench.tufctl_ok(&["status"]).map(drop)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("a status thread panicked".into()))
+                })
+                .collect()
+        });
+        out.status_floor.push(start.elapsed());
+        for s in statuses {
+            s?;
+        }
         let gun = format!("bench.example/tufd/group-{r}");
         bench.init_repo(&gun, false)?;
         bench.sign(&[format!("{gun}:warmup")], target)?;
@@ -883,6 +907,7 @@ fn series_group(
         }
         out.sequential.push(start.elapsed());
         let conc: Vec<String> = (0..settings.group).map(|i| format!("c{i}")).collect();
+        let log_start = std::fs::metadata(bench.log_path()).map_or(0, |m| m.len());
         let start = Instant::now();
         let results: Vec<Result<()>> = std::thread::scope(|s| {
             let handles: Vec<_> = conc
@@ -904,6 +929,19 @@ fn series_group(
         for r in results {
             r?;
         }
+        let log = read_log_since(&bench.log_path(), log_start, SystemTime::now())?;
+        out.group_sizes.extend(log.iter().filter_map(|(_, l)| {
+            l.contains("group transaction")
+                .then(|| {
+                    l.split("callers=")
+                        .nth(1)?
+                        .split_whitespace()
+                        .next()?
+                        .parse::<usize>()
+                        .ok()
+                })
+                .flatten()
+        }));
         check_listed(servers, &gun, &[seq, conc].concat(), target)?;
         println!("(c) round {} of {} done", r + 1, settings.runs_group);
     }
@@ -1109,6 +1147,16 @@ fn report_group(settings: &Settings, group: &GroupSeries, notary: Option<&[Notar
             );
         }
     }
+    let floor = median(&group.status_floor);
+    println!(
+        "{:<58} {:>11}",
+        format!("floor: {n} × tufctl status, all at once"),
+        secs(floor)
+    );
+    println!(
+        "callers per group transaction (concurrent signs, all rounds): {:?}",
+        group.group_sizes
+    );
     let speedup = seq.as_secs_f64() / conc.as_secs_f64().max(f64::MIN_POSITIVE);
     println!(
         "{:<58} {speedup:>7.1}×  [>= 5.0] {}",

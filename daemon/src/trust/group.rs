@@ -145,6 +145,7 @@ impl Engine {
         group: Vec<Pending>,
     ) {
         let name = gun.as_str().to_owned();
+        tracing::debug!(gun = %name, callers = group.len(), "group transaction");
         let (sink, mut fan) = tokio::sync::mpsc::unbounded_channel::<Event>();
         let sinks: Vec<EventSink> = group.iter().map(|p| p.events.clone()).collect();
         let forward = tokio::spawn(async move {

@@ -12,7 +12,18 @@
 //! read-back and the store too. A publish that loses a race (400 `VERSION`,
 //! 500 `UPDATING`, or 400 `INVALID_UPDATE` rejecting a delegation another
 //! writer changed) starts over from a fresh read after a jittered
-//! exponential backoff, until [`RETRY_DEADLINE`].
+//! exponential backoff, until [`RETRY_DEADLINE`]. Concurrent signs into
+//! one repository run as one transaction whose intent applies each
+//! caller's sign in turn (`group.rs`); for everything below such a group
+//! is one writer.
+//!
+//! The read-back after a publish costs little: the files just published
+//! serve as its cache by checksum (a file is used only when the verified
+//! snapshot lists its sha256), `snapshot.json` is requested beside
+//! `timestamp.json`, and signatures that verified before (those this
+//! transaction made, and the unchanged roles') are not checked again
+//! (`tufd_tuf::sigcache`); every threshold, version, expiry, hash and
+//! length check still runs on what the server serves.
 //!
 //! # What notary-server guarantees (0.7, `server/handlers/validation.go`)
 //! 1. Every role in a POST must carry a version above the stored one, else
