@@ -257,3 +257,44 @@ fn answer(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(tags: usize) -> (Pending, oneshot::Receiver<Result<Change, TrustError>>) {
+        let (reply, rx) = oneshot::channel();
+        let (events, _) = tokio::sync::mpsc::unbounded_channel();
+        let spec = TagSpec {
+            repository: "r/app".into(),
+            tag: "t".into(),
+            digest: [1; 32],
+            size: 1,
+        };
+        let p = Pending {
+            specs: vec![spec; tags],
+            allowed: super::super::any_role(),
+            events,
+            reply,
+        };
+        (p, rx)
+    }
+
+    #[test]
+    fn groups_take_the_oldest_signs_up_to_the_bound_and_never_split_one() {
+        let q = SignQueues::default();
+        let mut answers = Vec::new();
+        for n in [6000, 5000, 1, MAX_GROUP_TAGS + 5] {
+            let (p, rx) = pending(n);
+            q.push("r/app", p);
+            answers.push(rx);
+        }
+        let sizes = |g: Vec<Pending>| g.iter().map(|p| p.specs.len()).collect::<Vec<_>>();
+        assert_eq!(sizes(q.take("r/app")), [6000]);
+        assert_eq!(sizes(q.take("r/app")), [5000, 1]);
+        // One caller above the bound still runs, alone.
+        assert_eq!(sizes(q.take("r/app")), [MAX_GROUP_TAGS + 5]);
+        assert!(q.take("r/app").is_empty());
+        assert!(q.take("other/repo").is_empty());
+    }
+}
