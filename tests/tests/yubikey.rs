@@ -479,7 +479,10 @@ fn prompt_pin_token_is_locked_until_unlocked_from_the_cli() {
     daemon.stop();
 
     // A short cache: the token locks again when it runs out.
-    let daemon = env.start_with(&format!("{config}pin_cache_seconds = 2\n"));
+    let daemon = env.start_with(&config.replace(
+        "pin = \"prompt\"\n",
+        "pin = \"prompt\"\npin_cache_seconds = 2\n",
+    ));
     let out = unlock("123456", &[]);
     assert!(
         out.ok().contains("the daemon keeps it for 2 s"),
