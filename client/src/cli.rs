@@ -303,8 +303,13 @@ pub enum SignerCommand {
 #[derive(Args)]
 pub struct SignArgs {
     /// Tags to sign, as REPO:TAG.
-    #[arg(required = true, value_name = "REPO:TAG")]
+    #[arg(required_unless_present = "tags_from", value_name = "REPO:TAG")]
     pub tags: Vec<String>,
+    /// Also sign the tags listed in FILE (`-`: stdin), one a line: REPO:TAG,
+    /// or REPO:TAG DIGEST SIZE for a tag's own manifest. For batches too
+    /// long for a command line (100 000 tags in one call).
+    #[arg(long, value_name = "FILE")]
+    pub tags_from: Option<PathBuf>,
     /// Manifest digest, sha256:<64 lowercase hex digits>; read from the
     /// registry when omitted.
     #[arg(long, requires = "size")]

@@ -7,9 +7,11 @@
 mod cli;
 mod connect;
 mod docker;
+mod inspect_stream;
 mod keys;
 mod output;
 mod policy;
+mod tag_list;
 mod trust;
 mod tuf1;
 mod verify;

@@ -436,18 +436,28 @@ fn sign_request(args: &SignArgs) -> Result<v1::SignRequest, Failure> {
             ));
         }
     }
-    let mut tags = Vec::with_capacity(args.tags.len());
-    let mut seen = std::collections::HashSet::with_capacity(args.tags.len());
-    for reference in &args.tags {
+    let listed = match &args.tags_from {
+        Some(path) => crate::tag_list::read(path)?,
+        None => Vec::new(),
+    };
+    let given = args.tags.iter().map(|r| (r.as_str(), None));
+    let all = given.chain(listed.iter().map(|(r, m)| (r.as_str(), m.as_ref())));
+    let mut tags = Vec::with_capacity(args.tags.len() + listed.len());
+    let mut seen = std::collections::HashSet::with_capacity(tags.capacity());
+    for (reference, manifest) in all {
         let (repo, tag) = names::tagged(reference).map_err(bad_name)?;
         if !seen.insert((repo.clone(), tag.clone())) {
             return Err(Failure::input(format!("{reference} is given twice")));
         }
+        let (digest, size) = match manifest {
+            Some((d, s)) => (d.clone(), *s),
+            None => (args.digest.clone().unwrap_or_default(), args.size.unwrap_or_default()),
+        };
         tags.push(v1::TagToSign {
             repository: repo,
             tag,
-            digest: args.digest.clone().unwrap_or_default(),
-            size: args.size.unwrap_or_default(),
+            digest,
+            size,
         });
     }
     Ok(v1::SignRequest { tags })
@@ -620,13 +630,8 @@ pub async fn inspect(
     let mut found = Vec::new();
     let mut failures: Vec<(String, tonic::Status)> = Vec::new();
     for r in &args.repos {
-        match client
-            .inspect(v1::InspectRequest {
-                repositories: vec![r.clone()],
-            })
-            .await
-        {
-            Ok(resp) => found.extend(resp.into_inner().repositories),
+        match crate::inspect_stream::inspect_one(&mut client, r).await {
+            Ok(repos) => found.extend(repos),
             Err(status) if status.code() == tonic::Code::Unavailable && found.is_empty() => {
                 return Err(Failure::from(status));
             }
@@ -778,6 +783,17 @@ mod tests {
             r: Request<v1::RotateKeyRequest>,
         ) -> Result<Response<EventStream>, Status> {
             self.answer(format!("{:?}", r.into_inner()))
+        }
+        type InspectStreamStream =
+            Pin<Box<dyn tokio_stream::Stream<Item = Result<v1::InspectPart, Status>> + Send>>;
+
+        /// Like a daemon older than InspectStream: tufctl falls back to
+        /// the unary Inspect.
+        async fn inspect_stream(
+            &self,
+            _: Request<v1::InspectRequest>,
+        ) -> Result<Response<Self::InspectStreamStream>, Status> {
+            Err(Status::unimplemented("not in this fake"))
         }
         async fn inspect(
             &self,
