@@ -50,11 +50,12 @@ fn parse(text: &str) -> Result<Vec<Listed>, String> {
                         n + 1
                     ));
                 }
-                let size = size
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or_else(|| format!("line {}: size {size:?} is not a manifest's size in bytes", n + 1))?;
+                let size = size.parse::<u64>().ok().filter(|s| *s > 0).ok_or_else(|| {
+                    format!(
+                        "line {}: size {size:?} is not a manifest's size in bytes",
+                        n + 1
+                    )
+                })?;
                 (reference.to_owned(), Some((digest.to_owned(), size)))
             }
             _ => {

@@ -451,7 +451,10 @@ fn sign_request(args: &SignArgs) -> Result<v1::SignRequest, Failure> {
         }
         let (digest, size) = match manifest {
             Some((d, s)) => (d.clone(), *s),
-            None => (args.digest.clone().unwrap_or_default(), args.size.unwrap_or_default()),
+            None => (
+                args.digest.clone().unwrap_or_default(),
+                args.size.unwrap_or_default(),
+            ),
         };
         tags.push(v1::TagToSign {
             repository: repo,
@@ -909,6 +912,7 @@ mod tests {
             tags: tags.iter().map(|s| s.to_string()).collect(),
             digest: digest.map(str::to_owned),
             size: digest.map(|_| 527),
+            tags_from: None,
         }
     }
 

@@ -42,6 +42,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    tufd::memory::configure();
     tufd::logging::init(&args.log);
     tufd::check::set_umask();
 

@@ -33,7 +33,10 @@ fn one_sign_call_over_the_message_limit_and_a_streamed_inspect() {
     let file = env.path().join("tags.txt");
     std::fs::write(&file, list).expect("write the tag list");
     let file = file.to_str().expect("utf-8 path");
+    let t = std::time::Instant::now();
     env.tufctl(&["sign", "--tags-from", file]).ok();
+    eprintln!("sign {:?}", t.elapsed());
+    let t = std::time::Instant::now();
 
     // tufctl inspect: every tag, each with its own digest and signer.
     let inspect = env.tufctl(&["inspect", gun]).json();
@@ -48,10 +51,14 @@ fn one_sign_call_over_the_message_limit_and_a_streamed_inspect() {
         assert_eq!(row["Digest"], digest(n), "t{n}");
         assert_eq!(row["Signers"], serde_json::json!(["alice"]), "t{n}");
     }
+    eprintln!("inspect {:?}", t.elapsed());
+    let t = std::time::Instant::now();
     // One tag of it, and the unary answer for a small repository still works.
     let one = env.tufctl(&["inspect", &format!("{gun}:t42")]).json();
     assert_eq!(one[0]["SignedTags"].as_array().map(Vec::len), Some(1));
 
+    eprintln!("inspect one {:?}", t.elapsed());
+    let t = std::time::Instant::now();
     // The real notary client reads the same 60 000 tags.
     let out = servers.cli().run_ok(vec!["list", gun]);
     let listed = out
@@ -59,5 +66,6 @@ fn one_sign_call_over_the_message_limit_and_a_streamed_inspect() {
         .lines()
         .filter(|l| l.split_whitespace().nth(1).is_some_and(|d| d.len() == 64))
         .count();
+    eprintln!("notary list {:?}", t.elapsed());
     assert_eq!(listed, TAGS, "notary list");
 }

@@ -29,6 +29,12 @@ fn tag(t: inspect::SignedTag) -> v1::SignedTag {
     }
 }
 
+/// A tag's bytes inside a repeated field: field key, length, message.
+fn framed_len(t: &v1::SignedTag) -> usize {
+    let len = t.encoded_len();
+    1 + prost::length_delimiter_len(len) + len
+}
+
 /// Everything but the signed tags.
 fn header(i: Inspection) -> (v1::RepositoryInspection, Vec<inspect::SignedTag>) {
     let r = v1::RepositoryInspection {
@@ -67,9 +73,11 @@ pub fn parts(i: Inspection) -> impl Iterator<Item = v1::InspectPart> + Send {
             return None;
         }
         let mut batch = Vec::new();
-        let mut bytes = 0;
-        while let Some(t) = tags.next_if(|t| batch.is_empty() || bytes + t.encoded_len() <= PART_BYTES) {
-            bytes += t.encoded_len();
+        let mut bytes = header.as_ref().map_or(0, Message::encoded_len);
+        while let Some(t) =
+            tags.next_if(|t| batch.is_empty() || bytes + framed_len(t) <= PART_BYTES)
+        {
+            bytes += framed_len(&t);
             batch.push(t);
         }
         let part = match header.take() {
@@ -119,7 +127,12 @@ mod tests {
             };
             let mut count = 1;
             for p in parts {
-                assert!(p.encoded_len() <= PART_BYTES + 64, "part of {}", p.encoded_len());
+                // Outer framing: the oneof field's key and length.
+                assert!(
+                    p.encoded_len() <= PART_BYTES + 64,
+                    "part of {}",
+                    p.encoded_len()
+                );
                 match p.part {
                     Some(Part::MoreTags(t)) => joined.signed_tags.extend(t.tags),
                     other => panic!("expected more tags, got {other:?}"),

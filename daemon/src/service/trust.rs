@@ -207,6 +207,8 @@ where
             })
         };
         let outcome = op(sink).await;
+        // Large transactions leave freed arenas behind; give them back.
+        crate::memory::release();
         let _ = forward.await;
         if let Err(e) = &outcome {
             tracing::warn!(error = %e, "trust operation failed");
@@ -683,7 +685,9 @@ impl trust_server::Trust for TrustService {
         let (out, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
             for reference in references {
-                if let Err(e) = inspect_into(&trust, reference, &out).await {
+                let outcome = inspect_into(&trust, reference, &out).await;
+                crate::memory::release();
+                if let Err(e) = outcome {
                     let _ = out.send(Err(e)).await;
                     return;
                 }
