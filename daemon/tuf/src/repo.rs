@@ -145,8 +145,8 @@ pub fn check_file_meta(role: &str, bytes: &[u8], meta: &FileMeta, listed_in: &st
         });
     }
     let mut checked = 0;
-    for (algorithm, expected) in &meta.hashes.0 {
-        let actual = match algorithm.as_str() {
+    for (algorithm, expected) in meta.hashes.iter() {
+        let actual = match algorithm {
             "sha256" => Sha256::digest(bytes).to_vec(),
             "sha512" => Sha512::digest(bytes).to_vec(),
             _ => continue,
@@ -154,7 +154,7 @@ pub fn check_file_meta(role: &str, bytes: &[u8], meta: &FileMeta, listed_in: &st
         if &actual != expected {
             return Err(Error::HashMismatch {
                 role: role.to_owned(),
-                algorithm: algorithm.clone(),
+                algorithm: algorithm.to_owned(),
                 expected: hex::encode(expected),
                 actual: hex::encode(actual),
                 listed_in: listed_in.to_owned(),
