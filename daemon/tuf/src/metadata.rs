@@ -173,7 +173,7 @@ pub(crate) fn check_threshold(role: &str, threshold: u32, keys: usize) -> Result
 pub struct Hashes {
     sha256: Option<[u8; 32]>,
     sha512: Option<Box<[u8; 64]>>,
-    other: Option<Box<BTreeMap<String, Vec<u8>>>>,
+    other: BTreeMap<String, Vec<u8>>,
 }
 
 impl Hashes {
@@ -182,7 +182,7 @@ impl Hashes {
         Hashes {
             sha256: Some(Sha256::digest(bytes).into()),
             sha512: Some(Box::new(Sha512::digest(bytes).into())),
-            other: None,
+            other: BTreeMap::new(),
         }
     }
 
@@ -201,7 +201,7 @@ impl Hashes {
             "sha512" => self.sha512.as_deref().map(|d| &d[..]),
             _ => None,
         };
-        fixed.or_else(|| self.other.as_ref()?.get(algorithm).map(Vec::as_slice))
+        fixed.or_else(|| self.other.get(algorithm).map(Vec::as_slice))
     }
 
     /// Every algorithm and value, in name order.
@@ -211,8 +211,8 @@ impl Hashes {
             self.sha512.as_deref().map(|d| ("sha512", &d[..])),
         ];
         let mut all: Vec<(&str, &[u8])> = fixed.into_iter().flatten().collect();
-        if let Some(o) = &self.other {
-            all.extend(o.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
+        if !self.other.is_empty() {
+            all.extend(self.other.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
             all.sort_by(|a, b| a.0.cmp(b.0));
         }
         all.into_iter()
@@ -220,9 +220,7 @@ impl Hashes {
 
     /// How many algorithms are listed.
     pub fn len(&self) -> usize {
-        usize::from(self.sha256.is_some())
-            + usize::from(self.sha512.is_some())
-            + self.other.as_ref().map_or(0, |o| o.len())
+        usize::from(self.sha256.is_some()) + usize::from(self.sha512.is_some()) + self.other.len()
     }
 
     /// Whether no algorithm is listed.
@@ -232,9 +230,7 @@ impl Hashes {
 
     /// Sets `algorithm` to `digest`, replacing an earlier value.
     pub fn insert(&mut self, algorithm: &str, digest: Vec<u8>) {
-        if let Some(o) = &mut self.other {
-            o.remove(algorithm);
-        }
+        self.other.remove(algorithm);
         match (algorithm, digest.len()) {
             ("sha256", 32) => {
                 self.sha256 = <[u8; 32]>::try_from(digest.as_slice()).ok();
@@ -248,9 +244,7 @@ impl Hashes {
             ("sha512", _) => self.sha512 = None,
             _ => {}
         }
-        self.other
-            .get_or_insert_with(Box::default)
-            .insert(algorithm.to_owned(), digest);
+        self.other.insert(algorithm.to_owned(), digest);
     }
 }
 
@@ -267,7 +261,7 @@ impl Serialize for Hashes {
                 Err(_) => map.serialize_entry(k, &engine.encode(v)),
             }
         };
-        if self.other.is_none() {
+        if self.other.is_empty() {
             if let Some(d) = &self.sha256 {
                 entry("sha256", d)?;
             }

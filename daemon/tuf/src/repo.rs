@@ -151,7 +151,7 @@ pub fn check_file_meta(role: &str, bytes: &[u8], meta: &FileMeta, listed_in: &st
             "sha512" => Sha512::digest(bytes).to_vec(),
             _ => continue,
         };
-        if &actual != expected {
+        if actual != expected {
             return Err(Error::HashMismatch {
                 role: role.to_owned(),
                 algorithm: algorithm.to_owned(),
