@@ -24,7 +24,9 @@
 //!
 //! Knobs: `SCALE_BENCH_SIZES` (`1000,10000,100000`), `SCALE_BENCH_RUNS`
 //! (5: repetitions of each timed step, medians printed),
-//! `SCALE_BENCH_SKIP_NOTARY=1`, `SCALE_BENCH_KEYS=off`. Binaries:
+//! `SCALE_BENCH_SKIP_NOTARY=1`, `SCALE_BENCH_KEYS=off`,
+//! `SCALE_BENCH_TIMELINE=1` (the daemon's debug log of the last add of each
+//! size). Binaries:
 //! `TUFD_BIN` and `TUFCTL_BIN`, else a release build (as the trust bench).
 //! Not run by scripts/test.
 
@@ -75,7 +77,14 @@ fn run() -> Result<()> {
 
     let servers = NotaryServers::start();
     println!("notary-server: {}", servers.url());
-    let env = TestEnv::new();
+    let mut env = TestEnv::new();
+    let timeline = std::env::var("SCALE_BENCH_TIMELINE").is_ok();
+    if timeline {
+        env.daemon_env.push((
+            "TUFD_LOG".into(),
+            "info,tufd=debug,tufd_remote=debug".into(),
+        ));
+    }
     let daemon = env.start_with(&servers.daemon_config(&env, ""));
     println!("tufd pid {} in {}", daemon.pid(), env.path().display());
     let bench = Bench {
@@ -127,7 +136,10 @@ fn run() -> Result<()> {
 
         let mut adds = Vec::new();
         let mut add_peak: f64 = 0.0;
+        let log = env.path().join("tufd.log");
+        let mut log_start = 0;
         for r in 0..runs {
+            log_start = std::fs::metadata(&log).map_or(0, |m| m.len());
             let reference = format!("{gun}:extra{r}");
             let digest = format!("sha256:{:064x}", 0xE000 + r);
             let (t, peak) = bench.phase(|| {
@@ -137,6 +149,11 @@ fn run() -> Result<()> {
             add_peak = add_peak.max(peak);
         }
         let add_after = bench.rss_mb("VmRSS");
+        if timeline {
+            let text = std::fs::read(&log).unwrap_or_default();
+            println!("daemon log of the last add:");
+            print!("{}", String::from_utf8_lossy(&text[log_start as usize..]));
+        }
 
         let mut inspects = Vec::new();
         let mut inspect_peak: f64 = 0.0;

@@ -152,6 +152,8 @@ impl Background {
         let me = Arc::clone(self);
         tokio::spawn(async move {
             task.await;
+            // What it stored (a large repository) is freed now.
+            crate::memory::release();
             if me.running.fetch_sub(1, Ordering::SeqCst) == 1 {
                 me.idle.notify_waiters();
             }

@@ -418,4 +418,16 @@ mod tests {
         assert_eq!(parsed.canonical_bytes(), canonical.as_slice());
         assert_eq!(parsed.bytes(), spaced.as_bytes());
     }
+
+    #[test]
+    fn version_of_reads_only_the_version() {
+        let file = crate::signed::envelope(&general(&targets()), &[]);
+        assert_eq!(crate::Signed::<Targets>::version_of(&file), Some(7));
+        assert_eq!(
+            crate::Signed::<crate::Snapshot>::version_of(&file),
+            None,
+            "wrong _type"
+        );
+        assert_eq!(crate::Signed::<Targets>::version_of(b"{}"), None);
+    }
 }

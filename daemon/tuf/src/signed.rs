@@ -122,6 +122,25 @@ impl<T: Metadata> Signed<T> {
         }
     }
 
+    /// The `signed.version` of a role file of this type, read without
+    /// parsing the rest (a targets file of 100 000 tags is only scanned);
+    /// `None` when the file is not such a role file.
+    pub fn version_of(bytes: &[u8]) -> Option<u64> {
+        #[derive(Deserialize)]
+        struct Head<'a> {
+            #[serde(rename = "_type", borrow)]
+            kind: std::borrow::Cow<'a, str>,
+            version: u64,
+        }
+        #[derive(Deserialize)]
+        struct File<'a> {
+            #[serde(borrow)]
+            signed: Head<'a>,
+        }
+        let file: File<'_> = serde_json::from_slice(bytes).ok()?;
+        (file.signed.kind == T::TYPE).then_some(file.signed.version)
+    }
+
     /// The typed contents.
     pub fn signed(&self) -> &T {
         &self.signed
