@@ -109,6 +109,23 @@ impl VerifiedRepository {
             .map(|(name, (role, meta))| ResolvedTarget { name, role, meta })
             .collect()
     }
+
+    /// One target as [`VerifiedRepository::resolved_targets`] resolves it
+    /// (the role listing it first, and its meta), without building the
+    /// whole list: for checking a few tags of a large repository.
+    pub fn resolve(&self, name: &str) -> Option<(&str, &TargetMeta)> {
+        if let Some(meta) = self.targets.signed().targets.get(name) {
+            return Some(("targets", meta));
+        }
+        self.delegations.iter().find_map(|(role, d)| {
+            d.file
+                .signed()
+                .targets
+                .get(name)
+                .filter(|_| d.role.allows(name))
+                .map(|meta| (role.as_str(), meta))
+        })
+    }
 }
 
 fn check_expiry<T: Metadata>(role: &str, signed: &Signed<T>, now: OffsetDateTime) -> Result<()> {

@@ -323,6 +323,11 @@ fn notary_repository_verifies_with_root_rotations() {
     .collect();
     // identical to `notary list` output in fixtures/README.md
     assert_eq!(resolved, expected);
+    // One by one, the same roles and metas.
+    for t in repo.resolved_targets() {
+        assert_eq!(repo.resolve(&t.name), Some((t.role.as_str(), &t.meta)));
+    }
+    assert_eq!(repo.resolve("not-signed"), None);
 
     // The current root alone is also a valid trust anchor.
     let current = Signed::<Root>::from_bytes(&fx("notary/root.json")).unwrap();
