@@ -1,10 +1,13 @@
-//! Connecting to the daemon's Unix socket.
+//! Connecting to the daemon's Unix socket, and the request metadata sent
+//! with trust requests (the caller's choice of notary server).
 
 use crate::output::Failure;
 use hyper_util::rt::TokioIo;
 use std::path::Path;
 use tokio::net::UnixStream;
+use tonic::codegen::InterceptedService;
 use tonic::transport::{Channel, Endpoint, Uri};
+use tufd_proto::v1::trust_client::TrustClient;
 
 /// Opens a gRPC channel over the Unix socket at `path`; each request on it
 /// fails with DEADLINE_EXCEEDED after `timeout` (`None`: no limit).
@@ -43,3 +46,29 @@ pub async fn connect(
         .await
         .map_err(|e| Failure::connect(format!("cannot connect to tufd: {e}")))
 }
+
+/// Adds the caller's choice of notary server to a request's metadata.
+#[derive(Clone)]
+pub struct ServerChoice(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl ServerChoice {
+    /// The choice `server` (none: the daemon's own routing, unchecked).
+    pub fn new(server: Option<&str>) -> Self {
+        ServerChoice(server.and_then(|s| s.parse().ok()))
+    }
+}
+
+impl tonic::service::Interceptor for ServerChoice {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert(SERVER_HEADER, v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// The metadata key the daemon reads the choice from.
+const SERVER_HEADER: &str = "tufd-notary-server";
+
+/// A Trust client that sends the caller's server choice.
+pub type Trust = TrustClient<InterceptedService<Channel, ServerChoice>>;

@@ -1,14 +1,14 @@
 //! Reading one repository's inspection from `InspectStream`, whatever its
 //! size, and joining its parts.
 
-use tonic::transport::Channel;
-use tufd_proto::v1::{self, inspect_part::Part, trust_client::TrustClient};
+use crate::connect::Trust;
+use tufd_proto::v1::{self, inspect_part::Part};
 
 /// The inspection of `reference`: streamed in parts, joined here. A daemon
 /// without `InspectStream` (older than this client) answers the unary
 /// `Inspect` instead.
 pub async fn inspect_one(
-    client: &mut TrustClient<Channel>,
+    client: &mut Trust,
     reference: &str,
 ) -> Result<Vec<v1::RepositoryInspection>, tonic::Status> {
     let request = v1::InspectRequest {

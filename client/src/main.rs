@@ -2,21 +2,22 @@
 //!
 //! It sends intents over the daemon's Unix socket and prints the answer.
 //! It never handles private keys beyond reading a key file to hand it to the
-//! daemon for import.
+//! daemon for import. Each verb is a file under `cmd/`.
 
 mod cli;
+mod cmd;
 mod connect;
-mod docker;
+mod events;
+mod input;
 mod inspect_stream;
-mod keys;
 mod output;
-mod policy;
 mod tag_list;
-mod trust;
+mod term;
+#[cfg(test)]
+mod testing;
 mod tuf1;
-mod verify;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 
 #[tokio::main(flavor = "current_thread")]
@@ -28,82 +29,81 @@ async fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let args = cli::Cli::parse();
-    let out = output::Output::new(args.output);
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            out.error(&e);
-            ExitCode::from(e.exit_code())
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let matches = match cli::Cli::command().try_get_matches_from(&argv) {
+        Ok(m) => m,
+        Err(e) if e.use_stderr() && output::wants_json(&argv) => {
+            // A usage error under --output json is JSON too, same exit code.
+            println!("{}", output::usage_error(&e.render().to_string()));
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
+        Err(e) => e.exit(),
+    };
+    let verb = verb_of(&matches);
+    let args = match cli::Cli::from_arg_matches(&matches) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
+    // Completion scripts, man pages and the TUF conformance client print
+    // their own formats.
+    let own_format = match &args.command {
+        cmd::Command::Tuf(t) => tuf1::is_local(t),
+        c => c.is_local(),
+    };
+    let format = if own_format {
+        cli::Format::Text
+    } else {
+        args.output
+    };
+    let out = output::Output::for_verb(format, verb);
+    let result = run(args, &out).await;
+    out.finish(&result);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => ExitCode::from(e.exit_code()),
     }
 }
 
-async fn run(args: cli::Cli) -> Result<(), output::Failure> {
-    let out = output::Output::new(args.output);
-    trust::precheck(&args.command)?;
-    if let cli::Command::Tuf(t) = &args.command {
-        tuf1::precheck(t)?;
+/// The verb as typed, without arguments: `key list`, `signer add`.
+fn verb_of(matches: &clap::ArgMatches) -> String {
+    let mut words = Vec::new();
+    let mut m = matches;
+    while let Some((name, sub)) = m.subcommand() {
+        words.push(name);
+        m = sub;
     }
-    if let cli::Command::Tuf(t) = args.command {
-        if tuf1::is_local(&t) {
-            return tuf1::run_client(t).await;
-        }
-        // Signing may wait for a touch and a batch may be large: only
-        // status and refresh get --timeout.
-        let timeout = (tuf1::is_quick(&t) && args.timeout > 0)
-            .then(|| std::time::Duration::from_secs(args.timeout));
-        let channel = connect::connect(&args.socket, timeout).await?;
-        return tuf1::run(t, channel, &out).await;
+    words.join(" ")
+}
+
+async fn run(args: cli::Cli, out: &output::Output) -> Result<(), output::Failure> {
+    args.command.precheck(out)?;
+    if args.command.is_local() {
+        return args.command.run_local();
     }
-    // Commands that may wait for a touch (signing, a YubiKey key's
-    // certificate) or run a long batch have no deadline; the others get
-    // --timeout.
-    let unbounded = matches!(
-        args.command,
-        cli::Command::Sign(_) | cli::Command::Revoke(_) | cli::Command::Signer { .. }
-    ) || matches!(
-        &args.command,
-        cli::Command::Key {
-            command: cli::KeyCommand::Rotate { .. }
-                | cli::KeyCommand::Generate { .. }
-                | cli::KeyCommand::Load { .. }
-                | cli::KeyCommand::Test { .. }
-        }
-    );
-    let timeout =
-        (!unbounded && args.timeout > 0).then(|| std::time::Duration::from_secs(args.timeout));
+    if let cmd::Command::Tuf(t) = &args.command
+        && tuf1::is_local(t)
+    {
+        let cmd::Command::Tuf(t) = args.command else {
+            unreachable!("matched above")
+        };
+        return tuf1::run_client(t).await;
+    }
+    let server = args.server.filter(|s| !s.trim().is_empty());
+    if let Some(s) = &server
+        && tonic::metadata::MetadataValue::<tonic::metadata::Ascii>::try_from(s.as_str()).is_err()
+    {
+        return Err(output::Failure::input(format!(
+            "the notary server \"{s}\" (--server or DOCKER_CONTENT_TRUST_SERVER) is not a URL"
+        )));
+    }
+    let timeout = (!args.command.unbounded() && args.timeout > 0)
+        .then(|| std::time::Duration::from_secs(args.timeout));
     let channel = connect::connect(&args.socket, timeout).await?;
-    match args.command {
-        cli::Command::Status => keys::status(channel, &out).await,
-        cli::Command::Token {
-            command: cli::TokenCommand::List,
-        } => keys::token_list(channel, &out).await,
-        cli::Command::Token {
-            command: cli::TokenCommand::Unlock { name, pin_file },
-        } => keys::token_unlock(channel, &out, name, pin_file).await,
-        cli::Command::Key { command } => keys::run(command, channel, &out).await,
-        cli::Command::Signer { command } => {
-            trust::signer(command, channel, &mut trust::Term::stdio(), &out).await
-        }
-        cli::Command::Sign(args) => {
-            trust::sign(args, channel, &mut trust::Term::stdio(), &out).await
-        }
-        cli::Command::Revoke(args) => {
-            trust::revoke(args, channel, &mut trust::Term::stdio(), &out).await
-        }
-        cli::Command::Inspect(args) => {
-            trust::inspect(args, channel, &mut trust::Term::stdio(), &out).await
-        }
-        cli::Command::Verify(args) => args.run(channel, &out).await,
-        cli::Command::Policy { command } => policy::policy(command, channel, &out).await,
-        cli::Command::Audit { command } => policy::audit(command, channel, &out).await,
-        cli::Command::Repair { repo } => {
-            trust::repair(repo, channel, &mut trust::Term::stdio(), &out).await
-        }
-        cli::Command::Trust {
-            command: cli::TrustCommand::Forget { repo },
-        } => trust::forget(repo, channel, &out).await,
-        cli::Command::Tuf(_) => unreachable!("handled above"),
-    }
+    let mut ctx = cmd::Ctx {
+        channel,
+        term: term::Term::stdio(args.progress),
+        out: out.clone(),
+        server,
+    };
+    args.command.run(&mut ctx).await
 }

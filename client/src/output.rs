@@ -4,13 +4,16 @@ use crate::cli::Format;
 use serde_json::{Value, json};
 use tufd_proto::v1;
 
-const ALREADY_PRINTED: &str = "already-printed";
+/// The schema of every JSON document tufctl prints: the envelope
+/// `{"schema", "verb", "ok", "data", "error"}` documented in
+/// `docs/json-output.md` and `client/schema/tufctl-v1.schema.json`.
+pub const SCHEMA: &str = "tufctl/v1";
 
 /// A failed command: what to tell the user and how to exit.
 #[derive(Debug)]
 pub struct Failure {
     /// A stable, machine-readable code (the gRPC code name, or `connect`,
-    /// `input`).
+    /// `input`, `usage`, `refused`).
     pub code: String,
     pub message: String,
     exit: u8,
@@ -46,14 +49,6 @@ impl Failure {
         }
     }
 
-    /// A failure whose details are already on stdout (a JSON document that
-    /// lists them): its message goes to stderr even with `--output json`,
-    /// so stdout stays one document.
-    pub fn already_printed(mut self) -> Self {
-        self.code = ALREADY_PRINTED.into();
-        self
-    }
-
     /// The process exit code.
     pub fn exit_code(&self) -> u8 {
         self.exit
@@ -77,36 +72,122 @@ impl From<tonic::Status> for Failure {
     }
 }
 
-/// Where results go.
+/// A command's result for the envelope's `data`.
+enum Data {
+    Value(Value),
+    /// JSON text printed as it is (docker's `inspect` array, whose field
+    /// order and escaping are docker's).
+    Raw(String),
+}
+
+/// Where results go. Under `--output json` a command's result is kept and
+/// printed once, inside the envelope, when the command ends ([`Output::finish`]):
+/// stdout then holds exactly one JSON document, success or failure.
+#[derive(Clone)]
 pub struct Output {
     pub format: Format,
+    /// The verb, as typed without arguments (`key list`, `signer add`).
+    verb: String,
+    data: std::rc::Rc<std::cell::RefCell<Option<Data>>>,
 }
 
 impl Output {
+    #[cfg(test)]
     pub fn new(format: Format) -> Self {
-        Self { format }
+        Self::for_verb(format, String::new())
+    }
+
+    /// Output for `verb`.
+    pub fn for_verb(format: Format, verb: String) -> Self {
+        Self {
+            format,
+            verb,
+            data: Default::default(),
+        }
     }
 
     pub fn json(&self) -> bool {
         self.format == Format::Json
     }
 
-    /// Prints a JSON document (pretty, one per command).
+    /// Sets the command's JSON result (the envelope's `data`); printed by
+    /// [`Output::finish`].
     pub fn print_json(&self, v: &Value) {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(v).expect("JSON values always serialize")
-        );
+        *self.data.borrow_mut() = Some(Data::Value(v.clone()));
     }
 
-    /// Reports a failure: on stderr for people, as JSON on stdout for scripts.
-    pub fn error(&self, f: &Failure) {
-        if self.json() && f.code != ALREADY_PRINTED {
-            self.print_json(&json!({"error": {"code": f.code, "message": f.message}}));
-        } else {
-            eprintln!("tufctl: {}", f.message);
+    /// Sets the command's JSON result from JSON text kept byte for byte.
+    pub fn print_raw_json(&self, text: &str) {
+        *self.data.borrow_mut() = Some(Data::Raw(text.trim_end().to_owned()));
+    }
+
+    /// Ends the command: under `--output json` prints the envelope with the
+    /// result and the failure; as text, reports a failure on stderr.
+    pub fn finish(&self, result: &Result<(), Failure>) {
+        match self.document(result) {
+            Some(doc) => println!("{doc}"),
+            None => {
+                if let Err(f) = result {
+                    eprintln!("tufctl: {}", f.message);
+                }
+            }
         }
     }
+
+    /// The envelope under `--output json` (`None` as text).
+    pub fn document(&self, result: &Result<(), Failure>) -> Option<String> {
+        if !self.json() {
+            return None;
+        }
+        let data = self.data.borrow_mut().take();
+        Some(envelope(Some(&self.verb), data, result.as_ref().err()))
+    }
+}
+
+/// The envelope as pretty JSON text.
+fn envelope(verb: Option<&str>, data: Option<Data>, error: Option<&Failure>) -> String {
+    let head = json!({
+        "schema": SCHEMA,
+        "verb": verb,
+        "ok": error.is_none(),
+        "error": error.map(|f| json!({"code": f.code, "message": f.message})),
+    });
+    let pretty = |v: &Value| serde_json::to_string_pretty(v).expect("JSON values always serialize");
+    let mut text = pretty(&head);
+    // `data` goes last, spliced in, so raw text keeps its bytes.
+    let data_text = match data {
+        None => "null".to_owned(),
+        Some(Data::Value(v)) => pretty(&v),
+        Some(Data::Raw(raw)) => raw,
+    };
+    text.truncate(text.len() - 2); // "\n}"
+    text.push_str(",\n  \"data\": ");
+    text.push_str(&data_text.replace('\n', "\n  "));
+    text.push_str("\n}");
+    text
+}
+
+/// A usage error (clap's) under `--output json`: the envelope with code
+/// `usage` and clap's message, for the same exit code as in text.
+pub fn usage_error(message: &str) -> String {
+    let f = Failure {
+        code: "usage".into(),
+        message: message.trim_end().to_owned(),
+        exit: 2,
+    };
+    envelope(None, None, Some(&f))
+}
+
+/// Whether the raw command line asks for JSON output (`-o json`,
+/// `-ojson`, `-o=json`, `--output json`, `--output=json`), for usage errors
+/// clap reports before the arguments are parsed.
+pub fn wants_json(args: &[std::ffi::OsString]) -> bool {
+    let args: Vec<&str> = args.iter().filter_map(|a| a.to_str()).collect();
+    args.iter().enumerate().any(|(i, a)| match *a {
+        "-o" | "--output" => args.get(i + 1) == Some(&"json"),
+        "-ojson" | "-o=json" | "--output=json" => true,
+        _ => false,
+    })
 }
 
 fn origin(o: i32) -> &'static str {
@@ -218,7 +299,8 @@ pub fn token_json(t: &v1::TokenInfo) -> Value {
         "serial": t.serial,
         "manufacturer": t.manufacturer,
         "model": t.model,
-        "key_count": t.key_count,
+        // Only a ready token's keys are counted: null, not 0, otherwise.
+        "key_count": (state(t.state) == "ready").then_some(t.key_count),
         "default": t.is_default,
     })
 }

@@ -33,7 +33,7 @@ pub enum KeyringError {
         id: String,
     },
     #[error(
-        "cannot check that the name {label} is free: tokens that could not be read: {tokens}; fix or unlock them first"
+        "cannot tell whether the name {label} is free: a key of that name could be on a token that could not be read: {tokens}. Make it readable (plug it in, or `tufctl token unlock NAME` when it waits for its PIN) or remove it from the daemon's configuration, then retry"
     )]
     NameUnknown { label: KeyLabel, tokens: String },
     #[error("{0}")]

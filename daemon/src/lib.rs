@@ -15,6 +15,7 @@ pub mod connections;
 pub mod cpu;
 pub mod keyring;
 pub mod logging;
+pub mod manual;
 pub mod memory;
 pub mod mirror;
 pub mod policy;

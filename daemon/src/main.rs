@@ -14,7 +14,7 @@ static ALLOCATOR: tufd::zalloc::ZeroingAllocator = tufd::zalloc::ZeroingAllocato
 ///
 /// Clients (tufctl, CI jobs) never see private key material.
 #[derive(Parser)]
-#[command(version, about, long_about)]
+#[command(version, about, long_about, after_help = AFTER_HELP)]
 struct Args {
     /// Configuration file (TOML).
     #[arg(
@@ -38,11 +38,60 @@ struct Args {
     /// Log filter (tracing EnvFilter syntax), e.g. "info" or "tufd=debug".
     #[arg(long, env = "TUFD_LOG", default_value = "info")]
     log: String,
+
+    /// Print a commented example configuration (the one `--check-config`
+    /// accepts once its tokens exist) and exit.
+    #[arg(long)]
+    print_example_config: bool,
+
+    /// Write the manual pages tufd(8) and tufd.toml(5) into DIR and exit
+    /// (for packaging; scripts/install runs it).
+    #[arg(long, value_name = "DIR", hide = true)]
+    man: Option<PathBuf>,
+}
+
+/// Exit codes and environment variables, at the end of `tufd --help`.
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  stopped cleanly, or the check passed
+  1  failed while running, or the audit log is broken (--audit-verify)
+  2  the configuration cannot be used (the message says why)
+
+Environment:
+  TUFD_CONFIG                  the configuration file (--config)
+  TUFD_LOG                     the log filter (--log)
+  DOCKER_CONTENT_TRUST_SERVER  the notary server for repositories no [[remote]] matches
+
+The configuration is described in tufd.toml(5).";
+
+/// Writes tufd(8) and tufd.toml(5) into `dir`.
+fn write_manual(dir: &std::path::Path) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir)?;
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Args::command())
+        .section("8")
+        .render(&mut page)?;
+    std::fs::write(dir.join("tufd.8"), page)?;
+    std::fs::write(dir.join("tufd.toml.5"), tufd::manual::config_page())
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     tufd::memory::configure();
+    if args.print_example_config {
+        print!("{}", tufd::manual::EXAMPLE_CONFIG);
+        return ExitCode::SUCCESS;
+    }
+    if let Some(dir) = &args.man {
+        return match write_manual(dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tufd: cannot write the manual into {}: {e}", dir.display());
+                ExitCode::FAILURE
+            }
+        };
+    }
     tufd::logging::init(&args.log);
     tufd::check::set_umask();
 

@@ -123,7 +123,7 @@ fn run() -> Result<()> {
         bench.tufctl(&["signer", "add", "bob", &gun, "--key", bob_cert])?;
 
         let list: String = (0..tags)
-            .map(|n| format!("{gun}:t{n} sha256:{n:064x} {}\n", n + 1))
+            .map(|n| format!("{gun}:t{n}@sha256:{n:064x}:{}\n", n + 1))
             .collect();
         let file = env.path().join("tags.txt");
         std::fs::write(&file, list).map_err(|e| e.to_string())?;

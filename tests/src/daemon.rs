@@ -110,18 +110,16 @@ impl TestEnv {
         let mut cmd = Command::new(binary("tufctl"));
         cmd.env("TUFD_SOCKET", self.socket())
             .env_remove("TUFCTL_KEY_PASSPHRASE")
+            .env_remove("DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE")
+            .env_remove("DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE")
+            .env_remove("DOCKER_CONTENT_TRUST_SERVER")
             .current_dir(self.path())
             .args(args)
             .stdin(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let out = cmd.output().expect("tufctl runs");
-        CmdOutput {
-            status: out.status,
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        CmdOutput::from(cmd.output().expect("tufctl runs"))
     }
 }
 
@@ -146,6 +144,17 @@ pub struct CmdOutput {
     pub stderr: String,
 }
 
+/// What any process printed, as text.
+impl From<std::process::Output> for CmdOutput {
+    fn from(out: std::process::Output) -> Self {
+        CmdOutput {
+            status: out.status,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 impl CmdOutput {
     /// Asserts success and returns stdout.
     #[track_caller]
@@ -154,11 +163,20 @@ impl CmdOutput {
         &self.stdout
     }
 
-    /// Asserts success and parses stdout as JSON.
+    /// Asserts success and that stdout is one `--output json` envelope
+    /// conforming to the published schema; returns its `data`.
     #[track_caller]
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(self.ok())
-            .unwrap_or_else(|e| panic!("tufctl printed no JSON ({e}): {self:?}"))
+        let mut doc = crate::json_output::envelope(self.ok());
+        assert_eq!(doc["ok"], true, "{self:?}");
+        doc["data"].take()
+    }
+
+    /// Asserts that stdout is one `--output json` envelope conforming to
+    /// the published schema (success or failure) and returns it whole.
+    #[track_caller]
+    pub fn envelope(&self) -> serde_json::Value {
+        crate::json_output::envelope(&self.stdout)
     }
 
     /// Asserts failure with `code` and that stderr contains `needle`.

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod daemon;
 pub mod hostile;
+pub mod json_output;
 pub mod notary;
 pub mod process;
 pub mod python;

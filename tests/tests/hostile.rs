@@ -765,10 +765,7 @@ fn tufctl_does_not_orphan_keys_hide_unreadable_tokens_panic_or_hang() {
     // (the listing itself is incomplete: a token cannot be read)
     let listing = env.tufctl(&["-o", "json", "key", "list", "--token", "dev"]);
     assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&listing.stdout).unwrap()["keys"]
-            .as_array()
-            .unwrap()
-            .len(),
+        listing.envelope()["data"]["keys"].as_array().unwrap().len(),
         0,
         "no orphaned key: {listing:?}"
     );

@@ -445,7 +445,7 @@ fn kill_at_set_points_leaves_a_verifying_repository_and_a_clean_store() {
             .collect();
         assert!(left.is_empty(), "left in the store after {point}: {left:?}");
         expected.push(tag);
-        let inspect = env.tufctl(&["inspect", gun]).json();
+        let inspect = env.tufctl(&["-o", "json", "inspect", gun]).json();
         let tags: Vec<&str> = inspect[0]["SignedTags"]
             .as_array()
             .unwrap()
@@ -546,7 +546,9 @@ fn broken_on_purpose(gun: &str) -> (World, Daemon, Daemon) {
     w.admin
         .tufctl(&["signer", "remove", "bob", gun])
         .fails_with(1, "signed only by bob's key");
-    let forced = w.admin.tufctl(&["signer", "remove", "bob", gun, "--force"]);
+    let forced = w
+        .admin
+        .tufctl(&["signer", "remove", "bob", gun, "--allow-last-signer", "-f"]);
     assert!(forced.status.success(), "{forced:?}");
     assert!(
         forced
@@ -565,7 +567,7 @@ fn broken_on_purpose(gun: &str) -> (World, Daemon, Daemon) {
 
 /// Tags `tufctl inspect` shows.
 fn inspect_tags(env: &TestEnv, gun: &str) -> Vec<String> {
-    let v = env.tufctl(&["inspect", gun]).json();
+    let v = env.tufctl(&["-o", "json", "inspect", gun]).json();
     let mut tags: Vec<String> = v[0]["SignedTags"]
         .as_array()
         .unwrap()

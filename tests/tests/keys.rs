@@ -205,6 +205,8 @@ fn missing_module_and_unknown_label_are_named() {
     let tokens = env.tufctl(&["-o", "json", "token", "list"]).json();
     let t = tokens["tokens"].as_array().unwrap();
     assert_eq!(t[0]["state"], "unavailable");
+    // Its keys are not counted: null, not 0.
+    assert_eq!(t[0]["key_count"], serde_json::Value::Null, "{tokens}");
     assert!(
         t[0]["detail"]
             .as_str()
@@ -368,6 +370,38 @@ fn removal_needs_confirmation_and_generate_never_overwrites() {
     );
 }
 
+/// Names are unique across tokens: while a configured token cannot be
+/// read, a new key's name cannot be shown free, and the refusal names that
+/// token, why it cannot be read and what to do.
+#[test]
+fn generate_is_refused_while_a_token_cannot_be_read() {
+    let env = TestEnv::new();
+    let config = env.config_with(&format!(
+        "{}{}",
+        token_toml(
+            "main",
+            MODULE,
+            tufd_tests::daemon::TOKEN_LABEL,
+            "env:TUFD_PIN"
+        ),
+        token_toml("dev", MODULE, "no-such-label", "env:TUFD_PIN"),
+    ));
+    let _d = env.start_with(&config);
+    let out = env.tufctl(&["key", "generate", "alice", "--token", "main"]);
+    out.fails_with(
+        1,
+        "a key of that name could be on a token that could not be read: dev (",
+    );
+    for part in ["no token with label 'no-such-label'", "tufctl token unlock"] {
+        assert!(out.stderr.contains(part), "{part}: {out:?}");
+    }
+    let listed = env
+        .tufctl(&["-o", "json", "key", "list", "--token", "main"])
+        .json();
+    assert_eq!(listed["keys"], serde_json::json!([]), "nothing generated");
+    assert!(!env.path().join("alice.pub").exists());
+}
+
 #[test]
 fn tufctl_without_a_daemon_says_so() {
     let env = TestEnv::new();
@@ -375,7 +409,11 @@ fn tufctl_without_a_daemon_says_so() {
     out.fails_with(3, "is tufd running?");
     let json = env.tufctl(&["-o", "json", "status"]);
     assert_eq!(json.status.code(), Some(3));
-    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let v = json.envelope();
+    assert_eq!(
+        (v["ok"].as_bool(), v["verb"].as_str()),
+        (Some(false), Some("status"))
+    );
     assert_eq!(v["error"]["code"], "connect");
 }
 

@@ -42,7 +42,7 @@ fn one_sign_call_over_the_message_limit_and_a_streamed_inspect() {
 
     let tags = tag_count();
     let list: String = (0..tags)
-        .map(|n| format!("{gun}:{} sha256:{} {}\n", tag(n), digest(n), n + 1))
+        .map(|n| format!("{gun}:{}@sha256:{}:{}\n", tag(n), digest(n), n + 1))
         .collect();
     let file = env.path().join("tags.txt");
     std::fs::write(&file, list).expect("write the tag list");

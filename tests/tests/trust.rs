@@ -162,7 +162,7 @@ fn tufd_repository_is_read_by_the_real_notary_client() {
     }
 
     // tufctl inspect agrees with notary.
-    let inspect = env.tufctl(&["inspect", gun]).json();
+    let inspect = env.tufctl(&["-o", "json", "inspect", gun]).json();
     let tags: Vec<&str> = inspect[0]["SignedTags"]
         .as_array()
         .unwrap()
@@ -195,7 +195,7 @@ fn docker_trust_inspect_reads_a_tufd_repository() {
         .expect("docker CLI");
     assert!(out.status.success(), "{out:?}");
     let docker: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let ours = env.tufctl(&["inspect", gun]).json();
+    let ours = env.tufctl(&["-o", "json", "inspect", gun]).json();
     assert_eq!(
         docker, ours,
         "docker trust inspect and tufctl inspect differ"
@@ -261,7 +261,7 @@ fn tufd_signs_into_a_repository_the_notary_client_made() {
     cli.run_ok(["publish", gun]);
 
     let _d = env.start_with(&trust_config(&env, &servers));
-    let before = env.tufctl(&["inspect", gun]).json();
+    let before = env.tufctl(&["-o", "json", "inspect", gun]).json();
     let tags = before[0]["SignedTags"].as_array().unwrap();
     assert_eq!(tags.len(), 1, "{before}");
     assert_eq!(tags[0]["SignedTag"], "from-notary");
@@ -360,9 +360,9 @@ fn concurrent_signers_and_a_racing_removal_leave_a_verifiable_repository() {
     assert!(notary_list(&servers, gun, None).len() == 3);
     // Forced: the keyless targets/releases is skipped by readers (notary,
     // docker, tufd) instead of breaking the repository.
-    env.tufctl(&["signer", "remove", "bob", gun, "--force"])
+    env.tufctl(&["signer", "remove", "bob", gun, "--allow-last-signer", "-f"])
         .ok();
-    let inspect = env.tufctl(&["inspect", gun]).json();
+    let inspect = env.tufctl(&["-o", "json", "inspect", gun]).json();
     assert_eq!(
         inspect[0]["Signers"].as_array().map(Vec::len),
         Some(0),

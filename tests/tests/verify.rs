@@ -421,7 +421,7 @@ fn resolution_follows_docker() {
         &format!("{gun}:admin"),
     ]);
     assert!(out.status.success(), "{out:?}");
-    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let v = out.json();
     assert_eq!(v[0]["status"], "trusted");
     assert_eq!(v[0]["role"], "targets/releases");
     assert_eq!(v[0]["digest"], format!("sha256:{}", hex::encode([1u8; 32])));

@@ -25,7 +25,7 @@ fn verify_json(env: &TestEnv, refs: &[&str]) -> serde_json::Value {
     let mut args = vec!["verify", "--output", "json"];
     args.extend_from_slice(refs);
     let out = env.tufctl_env(&args, &[("DOCKER_CONTENT_TRUST", "")]);
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+    out.envelope()["data"].take()
 }
 
 #[test]

@@ -9,11 +9,9 @@
 //! `1000,10000`). Not run by scripts/test.
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
-use cryptoki::object::{Attribute, KeyType, ObjectClass};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
 use p256::SecretKey;
-use p256::pkcs8::EncodePublicKey;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::process::Command;
@@ -23,9 +21,11 @@ use tufd_keys::KeyLabel;
 use tufd_keys::pin::PinSource;
 use tufd_keys::pkcs11::{Modules, Pkcs11Config, Pkcs11Store, TokenSelector};
 
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
-const PIN: &str = "1234";
-const P256_PARAMS: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+// The test support's key objects (only `create_pair`; this bench makes
+// its own token directories).
+#[path = "../tests/support/mod.rs"]
+mod support;
+use support::{MODULE, PIN};
 
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -76,38 +76,8 @@ fn fill(ctx: &Pkcs11, label: &str, n: usize) {
     for i in 0..n {
         let seed: [u8; 32] = Sha256::digest(format!("{label}-{i}")).into();
         let secret = SecretKey::from_slice(&seed).expect("a valid scalar");
-        let public = secret.public_key();
-        let spki = public.to_public_key_der().unwrap();
-        let id = hex::decode(tufd_tuf::keyid::ecdsa_key_id(spki.as_bytes())).unwrap();
-        let name = KeyLabel::new(&format!("key{i}"), &format!("example.com/r{}", i / 2))
-            .unwrap()
-            .to_token_label()
-            .into_bytes();
-        let point = public.to_sec1_bytes();
-        let mut ec_point = vec![0x04, point.len() as u8];
-        ec_point.extend_from_slice(&point);
-        let common = |class| {
-            vec![
-                Attribute::Class(class),
-                Attribute::Token(true),
-                Attribute::KeyType(KeyType::EC),
-                Attribute::Label(name.clone()),
-                Attribute::Id(id.clone()),
-                Attribute::EcParams(P256_PARAMS.to_vec()),
-            ]
-        };
-        let mut pub_t = common(ObjectClass::PUBLIC_KEY);
-        pub_t.extend([Attribute::Verify(true), Attribute::EcPoint(ec_point)]);
-        let mut priv_t = common(ObjectClass::PRIVATE_KEY);
-        priv_t.extend([
-            Attribute::Private(true),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(false),
-            Attribute::Sign(true),
-            Attribute::Value(secret.to_bytes().to_vec()),
-        ]);
-        session.create_object(&pub_t).unwrap();
-        session.create_object(&priv_t).unwrap();
+        let name = KeyLabel::new(&format!("key{i}"), &format!("example.com/r{}", i / 2)).unwrap();
+        support::create_pair(&session, &name, &secret, &secret.public_key());
     }
 }
 

@@ -16,6 +16,7 @@ mod label;
 pub mod pin;
 pub mod pkcs11;
 mod record;
+mod verify;
 pub mod yubikey;
 
 pub use error::{DeviceError, KeyError, TriesLeft};
@@ -59,6 +60,20 @@ pub trait KeyStore: Send + Sync {
     /// The signature is verified against the key's public key before it is
     /// returned, so a faulty device cannot hand out a bad signature.
     fn sign_digest(&self, id: &str, digest: &[u8; 32]) -> Result<[u8; 64], KeyError>;
+
+    /// Signs many SHA-256 digests, each `(key id, digest)`, and returns the
+    /// raw `r || s` signatures in the same order.
+    ///
+    /// Every signature is verified before any is returned; one that does not
+    /// verify fails the whole call. Stores may overlap the work (the PKCS#11
+    /// store signs the next digest while another thread verifies the
+    /// previous signature), which is why callers with several digests ready
+    /// should prefer this to a loop over [`KeyStore::sign_digest`].
+    fn sign_digests(&self, jobs: &[(&str, [u8; 32])]) -> Result<Vec<[u8; 64]>, KeyError> {
+        jobs.iter()
+            .map(|(id, digest)| self.sign_digest(id, digest))
+            .collect()
+    }
 
     /// Whether signing with key `id` waits for a touch on the device (a
     /// YubiKey touch policy), so callers can tell the user before they sign.

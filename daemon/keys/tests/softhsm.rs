@@ -331,3 +331,75 @@ fn indexes_200_keys_and_reports_a_running_scan() {
         assert!(verify(&k.spki_der, &digest, &sig));
     }
 }
+
+#[test]
+fn sign_digests_returns_only_verified_signatures_in_order() {
+    let label = new_token("batch");
+    // One session: the batch signs on it while another thread verifies.
+    let store = store(&label, env_pin(), 1);
+    let a = store
+        .generate(&KeyLabel::new("alice", "").unwrap())
+        .unwrap();
+    let b = store.generate(&KeyLabel::new("bob", "").unwrap()).unwrap();
+    let digest = |i: usize| -> [u8; 32] { Sha256::digest(i.to_le_bytes()).into() };
+    // More than one session checkout's worth (256), keys interleaved.
+    let jobs: Vec<(&str, [u8; 32])> = (0..300)
+        .map(|i| (if i % 3 == 0 { &b.id } else { &a.id }.as_str(), digest(i)))
+        .collect();
+    let sigs = store.sign_digests(&jobs).unwrap();
+    assert_eq!(sigs.len(), jobs.len());
+    for (i, ((id, d), sig)) in jobs.iter().zip(&sigs).enumerate() {
+        let spki = if *id == a.id {
+            &a.spki_der
+        } else {
+            &b.spki_der
+        };
+        assert!(verify(spki, d, sig), "signature {i} verifies");
+        assert!(
+            !verify(spki, &digest(i + 1), sig),
+            "signature {i} is for its own digest"
+        );
+    }
+    assert!(store.sign_digests(&[]).unwrap().is_empty());
+
+    // A key whose signatures never verify (a faulty token) in the middle
+    // of a batch: the whole call fails, naming it; nothing is returned.
+    let faulty = create_faulty_key(&label, &KeyLabel::new("mallory", "").unwrap());
+    let store = support::store(&label, env_pin(), 1);
+    let mut jobs = jobs;
+    jobs[150].0 = &faulty.id;
+    match store.sign_digests(&jobs) {
+        Err(KeyError::BadSignature { key_id, .. }) => assert_eq!(key_id, faulty.id),
+        other => panic!("expected BadSignature, got {other:?}"),
+    }
+    assert!(matches!(
+        store.sign_digest(&faulty.id, &digest(0)),
+        Err(KeyError::BadSignature { .. })
+    ));
+    // The session went back to the pool: the good keys still sign.
+    jobs[150].0 = &a.id;
+    assert_eq!(store.sign_digests(&jobs[140..160]).unwrap().len(), 20);
+}
+
+#[test]
+fn signing_recovers_a_lost_login() {
+    let label = new_token("relog");
+    let store = store(&label, env_pin(), 1);
+    let key = store
+        .generate(&KeyLabel::new("alice", "").unwrap())
+        .unwrap();
+    let jobs: Vec<(&str, [u8; 32])> = (0..40u8).map(|i| (key.id.as_str(), [i; 32])).collect();
+    store.sign_digests(&jobs).unwrap();
+    // The pooled session loses its login (SoftHSM2 then calls the key
+    // handle invalid): the batch logs in again on a new session and still
+    // returns every signature, each verified.
+    logout(&label);
+    let sigs = store.sign_digests(&jobs).unwrap();
+    for ((_, d), sig) in jobs.iter().zip(&sigs) {
+        assert!(verify(&key.spki_der, d, sig));
+    }
+    // The same for a single signature.
+    logout(&label);
+    let sig = store.sign_digest(&key.id, &[7u8; 32]).unwrap();
+    assert!(verify(&key.spki_der, &[7u8; 32], &sig));
+}

@@ -52,6 +52,18 @@ impl Resolver {
         Resolver::new(routes, default)
     }
 
+    /// Every configured server's base URL (routes, then the default), once
+    /// each: what a caller may name as its choice of server.
+    pub fn servers(&self) -> Vec<&str> {
+        let mut urls: Vec<&str> = Vec::new();
+        for client in self.routes.iter().map(|(_, c)| c).chain(&self.default) {
+            if !urls.contains(&client.base_url()) {
+                urls.push(client.base_url());
+            }
+        }
+        urls
+    }
+
     /// The client for `gun`, or [`Error::NoServer`].
     pub fn client_for(&self, gun: &Gun) -> Result<&NotaryClient, Error> {
         self.routes

@@ -12,7 +12,8 @@ use crate::trust::inspect;
 use crate::trust::txn::Change;
 use crate::trust::verify::{Outcome, TagVerdict, VerifyMode};
 use crate::trust::{
-    Event, EventSink, RoleFilter, RotateRole, TagSpec, Trust, TrustError, parse_digest,
+    Event, EventSink, RoleFilter, RotateRole, ServerChoice, TagSpec, Trust, TrustError,
+    parse_digest,
 };
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -53,9 +54,43 @@ impl TrustService {
             let action = Action::on(op, &super::gate::repository(r)).roles(roles.iter().cloned());
             out.push(self.gate.authorize(req, action).await?);
         }
+        self.check_server_choice(req, repositories)?;
         Ok(out)
     }
+
+    /// The caller's choice of notary server ([`SERVER_HEADER`]), checked
+    /// against the daemon's configured servers for `repositories`.
+    fn check_server_choice<T>(
+        &self,
+        req: &Request<T>,
+        repositories: &[String],
+    ) -> Result<(), Status> {
+        let Some(value) = req.metadata().get(SERVER_HEADER) else {
+            return Ok(());
+        };
+        let choice = value
+            .to_str()
+            .map_err(|_| Status::invalid_argument(format!("{SERVER_HEADER}: not a URL")))?;
+        if choice.trim().is_empty() {
+            return Ok(());
+        }
+        self.trust
+            .check_server_choice(choice, repositories)
+            .map_err(|e| match e {
+                ServerChoice::Unknown { configured } => Status::invalid_argument(format!(
+                    "the notary server {choice} (DOCKER_CONTENT_TRUST_SERVER or --server) is not one of tufd's; its servers: {}",
+                    if configured.is_empty() { "none configured".to_owned() } else { configured.join(", ") }
+                )),
+                ServerChoice::Elsewhere { repository, server } => Status::invalid_argument(format!(
+                    "tufd serves {repository} from {server}, not from {choice} (DOCKER_CONTENT_TRUST_SERVER or --server): unset it, or give {server}"
+                )),
+            })
+    }
 }
+
+/// The request metadata carrying the caller's choice of notary server
+/// (tufctl sends its DOCKER_CONTENT_TRUST_SERVER or --server there).
+pub const SERVER_HEADER: &str = "tufd-notary-server";
 
 /// Up to this many tags are listed in a sign's begin record.
 const BEGIN_TAGS: usize = 32;

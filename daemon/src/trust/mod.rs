@@ -85,6 +85,31 @@ pub struct Trust {
     verify_policy: verify::VerifyPolicy,
 }
 
+/// Why a caller's choice of notary server cannot be honoured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerChoice {
+    /// The daemon serves the repository from this other configured server.
+    Elsewhere { repository: String, server: String },
+    /// The named server is none of the daemon's.
+    Unknown { configured: Vec<String> },
+}
+
+/// A server URL as compared: no trailing `/`, scheme and host in lower case.
+fn normalized_url(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/');
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            format!(
+                "{}://{}{path}",
+                scheme.to_ascii_lowercase(),
+                host.to_ascii_lowercase()
+            )
+        }
+        None => url.to_owned(),
+    }
+}
+
 /// The repository named `name`, normalized as docker does
 /// (`alpine` → `docker.io/library/alpine`); names docker refuses are
 /// refused with docker's reason.
@@ -164,6 +189,40 @@ where
 }
 
 impl Trust {
+    /// Checks a caller's choice of notary server (docker's
+    /// `DOCKER_CONTENT_TRUST_SERVER`, sent by tufctl) for `repositories`:
+    /// it must be the configured server the daemon serves each of them
+    /// from. Never a redirect: the daemon only talks to its own servers.
+    pub fn check_server_choice(
+        &self,
+        choice: &str,
+        repositories: &[String],
+    ) -> Result<(), ServerChoice> {
+        let wanted = normalized_url(choice);
+        let configured: Vec<String> = self
+            .engine
+            .resolver
+            .servers()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        if !configured.iter().any(|c| normalized_url(c) == wanted) {
+            return Err(ServerChoice::Unknown { configured });
+        }
+        for r in repositories {
+            let Ok(g) = gun(r) else { continue };
+            if let Ok(client) = self.engine.client(&g)
+                && normalized_url(client.base_url()) != wanted
+            {
+                return Err(ServerChoice::Elsewhere {
+                    repository: g.as_str().to_owned(),
+                    server: client.base_url().to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Builds the trust layer for a configuration.
     pub fn new(config: &Config, keyring: Arc<Keyring>) -> Result<Self, TrustError> {
         let resolver = tufd_remote::Resolver::with_env_default(
@@ -602,6 +661,23 @@ impl Trust {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_urls_compare_without_trailing_slash_and_case_of_scheme_and_host() {
+        assert_eq!(
+            normalized_url("HTTPS://Notary.Example.com:4443/"),
+            "https://notary.example.com:4443"
+        );
+        assert_eq!(normalized_url(" https://h/notary/ "), "https://h/notary");
+        assert_ne!(
+            normalized_url("https://h/Notary"),
+            normalized_url("https://h/notary")
+        );
+        assert_ne!(
+            normalized_url("https://h:4443"),
+            normalized_url("https://h:443")
+        );
+    }
 
     #[test]
     fn digests_tags_and_signer_names_are_checked() {

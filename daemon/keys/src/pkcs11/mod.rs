@@ -22,7 +22,6 @@ mod objects;
 mod pool;
 mod session;
 mod sign;
-mod verify;
 
 pub use module::Modules;
 
@@ -31,6 +30,7 @@ use session::{Conn, OpError};
 
 use crate::gate::{Attempt, PinGate, PinRules, UnlockStart};
 use crate::pin::PinSource;
+use crate::verify::Verifier;
 use crate::{
     IdScheme, KeyError, KeyLabel, KeyRecord, KeyStore, TokenDescription, TokenStatus, TriesLeft,
 };
@@ -48,7 +48,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
-use verify::Verifier;
 use zeroize::Zeroize;
 
 /// A function called when a scan of the token starts (see
@@ -93,7 +92,7 @@ pub struct Pkcs11Store {
     config: Pkcs11Config,
     id_scheme: IdScheme,
     modules: Arc<Modules>,
-    conn: Mutex<Option<Conn>>,
+    conn: Mutex<Option<Arc<Conn>>>,
     /// The PIN state: which PIN may be presented, and when.
     gate: PinGate,
     pool: Pool,
@@ -176,7 +175,7 @@ impl Pkcs11Store {
     /// of waited for.
     fn describe(&self) -> TokenStatus {
         let description = match self.connect() {
-            Ok(c) => c.description,
+            Ok(c) => c.description.clone(),
             Err(e) => return TokenStatus::from_probe(Err(e)),
         };
         if let Some(count) = self.indexed_count() {
@@ -203,6 +202,10 @@ impl KeyStore for Pkcs11Store {
 
     fn sign_digest(&self, id: &str, digest: &[u8; 32]) -> Result<[u8; 64], KeyError> {
         self.sign_with(id, digest)
+    }
+
+    fn sign_digests(&self, jobs: &[(&str, [u8; 32])]) -> Result<Vec<[u8; 64]>, KeyError> {
+        self.sign_many(jobs)
     }
 
     fn name(&self) -> &str {

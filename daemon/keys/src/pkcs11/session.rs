@@ -4,8 +4,8 @@
 
 use super::*;
 
-/// The open token: module, slot and what it says about itself.
-#[derive(Clone)]
+/// The open token: module, slot and what it says about itself. Shared
+/// (`Arc`): each session checkout asks for it.
 pub(super) struct Conn {
     pub(super) ctx: Pkcs11,
     pub(super) slot: Slot,
@@ -64,10 +64,10 @@ pub(super) fn recovery(e: &CkError) -> Recovery {
 
 impl Pkcs11Store {
     /// Finds the token behind the module and remembers its slot.
-    pub(super) fn connect(&self) -> Result<Conn, KeyError> {
+    pub(super) fn connect(&self) -> Result<Arc<Conn>, KeyError> {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = conn.as_ref() {
-            return Ok(c.clone());
+            return Ok(Arc::clone(c));
         }
         let ctx = self
             .modules
@@ -92,7 +92,7 @@ impl Pkcs11Store {
                 TokenSelector::Serial(s) => *s == serial,
             };
             if matches {
-                let c = Conn {
+                let c = Arc::new(Conn {
                     ctx: ctx.clone(),
                     slot,
                     description: TokenDescription {
@@ -101,10 +101,10 @@ impl Pkcs11Store {
                         manufacturer: info.manufacturer_id().trim().to_owned(),
                         model: info.model().trim().to_owned(),
                     },
-                };
+                });
                 tracing::info!(token = %self.config.name, label = %c.description.label,
                     serial = %c.description.serial, "token found");
-                *conn = Some(c.clone());
+                *conn = Some(Arc::clone(&c));
                 return Ok(c);
             }
             seen.push(format!("'{label}' (serial {serial})"));
@@ -208,6 +208,10 @@ impl Pkcs11Store {
                     self.disconnect();
                 }
                 Recovery::Rescan => {
+                    // A token that lost the login hides its private keys
+                    // and says their handles are invalid (SoftHSM2): the
+                    // rescan runs on a new, logged-in session.
+                    lease.keep = false;
                     *self.index.write().unwrap_or_else(|p| p.into_inner()) = None;
                 }
                 Recovery::Fail => unreachable!("handled above"),

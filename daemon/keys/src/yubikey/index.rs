@@ -8,7 +8,8 @@ use super::*;
 pub(super) struct Entry {
     pub(super) record: KeyRecord,
     pub(super) slot: KeySlot,
-    pub(super) verifying: VerifyingKey,
+    /// Checks each signature before it is used.
+    pub(super) verifier: Verifier,
     pub(super) pin_policy: KeyPinPolicy,
     pub(super) touch_policy: KeyTouchPolicy,
 }
@@ -125,7 +126,7 @@ impl YubiKeyStore {
                         extractable: false,
                     },
                     slot,
-                    verifying,
+                    verifier: Verifier::from_verifying(&verifying),
                     pin_policy,
                     touch_policy,
                 },
@@ -304,7 +305,7 @@ impl YubiKeyStore {
                 extractable: false,
             },
             slot,
-            verifying,
+            verifier: Verifier::from_verifying(&verifying),
             pin_policy: record.pin_policy,
             touch_policy: record.touch_policy,
         }

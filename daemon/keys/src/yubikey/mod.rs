@@ -97,6 +97,7 @@ use index::{Entry, Index, read_certificate};
 
 use crate::gate::{Attempt, PinGate, PinRules, UnlockStart};
 use crate::pin::PinSource;
+use crate::verify::Verifier;
 use crate::{
     IdScheme, KeyError, KeyLabel, KeyOrigin, KeyRecord, KeyStore, TokenDescription, TokenStatus,
     TriesLeft,
@@ -105,7 +106,6 @@ use cert::SlotRecord;
 use der::{Decode, Encode};
 use p256::SecretKey;
 use p256::ecdsa::VerifyingKey;
-use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::pkcs8::{DecodePublicKey, EncodePublicKey};
 use secrecy::ExposeSecret;
 use std::collections::{HashMap, HashSet};

@@ -72,13 +72,15 @@ impl YubiKeyStore {
             token: self.name_owned(),
             key_id: id.to_owned(),
         };
-        let sig = p256::ecdsa::Signature::from_der(&der).map_err(|_| bad())?;
-        entry
-            .verifying
-            .verify_prehash(digest, &sig)
-            .map_err(|_| bad())?;
+        // The device answers in DER; the verifier takes `r || s`.
+        let raw = p256::ecdsa::Signature::from_der(&der)
+            .map_err(|_| bad())?
+            .to_bytes();
+        if !entry.verifier.verify(digest, &raw) {
+            return Err(bad());
+        }
         let mut out = [0u8; 64];
-        out.copy_from_slice(&sig.to_bytes());
+        out.copy_from_slice(&raw);
         Ok(out)
     }
 }

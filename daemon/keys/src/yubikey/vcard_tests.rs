@@ -10,6 +10,7 @@
 //! the end-to-end tests (tests/tests/yubikey.rs) fail loudly instead.
 
 use super::*;
+use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use sha2::{Digest, Sha256};
 use std::sync::{Mutex, OnceLock};
 

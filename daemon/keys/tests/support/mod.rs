@@ -53,7 +53,9 @@ pub fn conf() -> &'static Path {
 }
 
 /// The tokens a test process may use, one per test.
-pub const TOKENS: &[&str] = &["gen", "sens", "imp", "pin", "other", "par", "bench", "many"];
+pub const TOKENS: &[&str] = &[
+    "gen", "sens", "imp", "pin", "other", "par", "bench", "many", "batch", "relog",
+];
 
 fn label_for(name: &str) -> String {
     format!("{name}-{}", std::process::id())
@@ -118,11 +120,41 @@ pub fn env_pin() -> PinSource {
 /// imported keys, with the IDs tufd writes), and returns their records
 /// as a store named "test" lists them.
 pub fn create_keys(label: &str, names: &[tufd_keys::KeyLabel]) -> Vec<tufd_keys::KeyRecord> {
-    use cryptoki::object::{Attribute, KeyType, ObjectClass};
-    use cryptoki::session::UserType;
-    use p256::pkcs8::EncodePublicKey;
+    let session = login_session(label);
+    names
+        .iter()
+        .map(|name| {
+            let secret = seeded_key(&format!("{label}-{name}"));
+            create_pair(&session, name, &secret, &secret.public_key())
+        })
+        .collect()
+}
+
+/// Creates a tufd key `name` on token `label` whose public half belongs to
+/// another private key: every signature it makes fails verification, as a
+/// faulty token's would. Returns the record a store lists for it.
+pub fn create_faulty_key(label: &str, name: &tufd_keys::KeyLabel) -> tufd_keys::KeyRecord {
+    let session = login_session(label);
+    let secret = seeded_key(&format!("{label}-{name}-private"));
+    let other = seeded_key(&format!("{label}-{name}-public"));
+    create_pair(&session, name, &secret, &other.public_key())
+}
+
+fn seeded_key(seed: &str) -> p256::SecretKey {
     use sha2::{Digest, Sha256};
-    const P256_PARAMS: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let seed: [u8; 32] = Sha256::digest(seed).into();
+    p256::SecretKey::from_slice(&seed).expect("a valid scalar")
+}
+
+/// Logs this process out of token `label` (every session of the process
+/// loses its login, as when another program logs out).
+pub fn logout(label: &str) {
+    login_session(label).logout().unwrap();
+}
+
+/// A logged-in read-write session on token `label`.
+fn login_session(label: &str) -> cryptoki::session::Session {
+    use cryptoki::session::UserType;
     let ctx = modules().get(MODULE.as_ref()).unwrap();
     let slot = ctx
         .get_slots_with_token()
@@ -132,48 +164,56 @@ pub fn create_keys(label: &str, names: &[tufd_keys::KeyLabel]) -> Vec<tufd_keys:
         .unwrap();
     let session = ctx.open_rw_session(slot).unwrap();
     let _ = session.login(UserType::User, Some(&PIN.to_owned().into()));
-    let mut out = Vec::new();
-    for name in names {
-        let seed: [u8; 32] = Sha256::digest(format!("{label}-{name}")).into();
-        let secret = p256::SecretKey::from_slice(&seed).expect("a valid scalar");
-        let public = secret.public_key();
-        let spki = public.to_public_key_der().unwrap().as_bytes().to_vec();
-        let id = tufd_tuf::keyid::ecdsa_key_id(&spki);
-        let token_label = name.to_token_label().into_bytes();
-        let point = public.to_sec1_bytes();
-        let mut ec_point = vec![0x04, point.len() as u8];
-        ec_point.extend_from_slice(&point);
-        let common = |class| {
-            vec![
-                Attribute::Class(class),
-                Attribute::Token(true),
-                Attribute::KeyType(KeyType::EC),
-                Attribute::Label(token_label.clone()),
-                Attribute::Id(hex::decode(&id).unwrap()),
-                Attribute::EcParams(P256_PARAMS.to_vec()),
-            ]
-        };
-        let mut public_t = common(ObjectClass::PUBLIC_KEY);
-        public_t.extend([Attribute::Verify(true), Attribute::EcPoint(ec_point)]);
-        let mut private_t = common(ObjectClass::PRIVATE_KEY);
-        private_t.extend([
-            Attribute::Private(true),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(false),
-            Attribute::Sign(true),
-            Attribute::Value(secret.to_bytes().to_vec()),
-        ]);
-        session.create_object(&public_t).unwrap();
-        session.create_object(&private_t).unwrap();
-        out.push(tufd_keys::KeyRecord {
-            id,
-            label: name.clone(),
-            token: "test".into(),
-            spki_der: spki,
-            origin: tufd_keys::KeyOrigin::Imported,
-            sensitive: true,
-            extractable: false,
-        });
+    session
+}
+
+/// Creates the objects of tufd key `name`: the private half holds
+/// `secret`, the public half `public` (normally `secret`'s public key),
+/// with the ID tufd derives from `public`.
+pub fn create_pair(
+    session: &cryptoki::session::Session,
+    name: &tufd_keys::KeyLabel,
+    secret: &p256::SecretKey,
+    public: &p256::PublicKey,
+) -> tufd_keys::KeyRecord {
+    use cryptoki::object::{Attribute, KeyType, ObjectClass};
+    use p256::pkcs8::EncodePublicKey;
+    const P256_PARAMS: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let spki = public.to_public_key_der().unwrap().as_bytes().to_vec();
+    let id = tufd_tuf::keyid::ecdsa_key_id(&spki);
+    let token_label = name.to_token_label().into_bytes();
+    let point = public.to_sec1_bytes();
+    let mut ec_point = vec![0x04, point.len() as u8];
+    ec_point.extend_from_slice(&point);
+    let common = |class| {
+        vec![
+            Attribute::Class(class),
+            Attribute::Token(true),
+            Attribute::KeyType(KeyType::EC),
+            Attribute::Label(token_label.clone()),
+            Attribute::Id(hex::decode(&id).unwrap()),
+            Attribute::EcParams(P256_PARAMS.to_vec()),
+        ]
+    };
+    let mut public_t = common(ObjectClass::PUBLIC_KEY);
+    public_t.extend([Attribute::Verify(true), Attribute::EcPoint(ec_point)]);
+    let mut private_t = common(ObjectClass::PRIVATE_KEY);
+    private_t.extend([
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Sign(true),
+        Attribute::Value(secret.to_bytes().to_vec()),
+    ]);
+    session.create_object(&public_t).unwrap();
+    session.create_object(&private_t).unwrap();
+    tufd_keys::KeyRecord {
+        id,
+        label: name.clone(),
+        token: "test".into(),
+        spki_der: spki,
+        origin: tufd_keys::KeyOrigin::Imported,
+        sensitive: true,
+        extractable: false,
     }
-    out
 }

@@ -104,7 +104,7 @@ pub fn remove(
             .unwrap_or_default();
         if remaining.is_empty() && !force {
             return Err(TrustError::Refused(format!(
-                "{name}: {signer} holds the last key of {RELEASES}; without it no one can sign tags that `docker pull` trusts, and the tags signed now stop verifying. Add another signer first, or pass --force to remove it anyway"
+                "{name}: {signer} holds the last key of {RELEASES}; without it no one can sign tags that `docker pull` trusts, and the tags signed now stop verifying. Add another signer first, or pass --allow-last-signer to remove it anyway"
             )));
         }
         if !remaining.is_empty() {
@@ -116,7 +116,7 @@ pub fn remove(
                 && !force
             {
                 return Err(TrustError::Refused(format!(
-                    "{name}: {RELEASES} is signed only by {signer}'s key, and tufd holds no remaining signer key to re-sign it; after the removal its tags would not verify. Have a remaining signer sign first, or pass --force"
+                    "{name}: {RELEASES} is signed only by {signer}'s key, and tufd holds no remaining signer key to re-sign it; after the removal its tags would not verify. Have a remaining signer sign first, or pass --allow-last-signer"
                 )));
             }
         }

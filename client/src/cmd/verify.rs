@@ -5,12 +5,11 @@
 //! docker pull "$(tufctl verify --print-digest registry.example.com/app:1.2)"
 //! ```
 
-use crate::output::{Failure, Output};
+use crate::output::Failure;
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
-use tonic::transport::Channel;
 use tufd_proto::names;
-use tufd_proto::v1::{self, trust_client::TrustClient};
+use tufd_proto::v1;
 
 /// What happens to a tag that is not signed and verified.
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
@@ -70,16 +69,24 @@ impl VerifyArgs {
     }
 
     /// Runs `tufctl verify`.
-    pub async fn run(self, channel: Channel, out: &Output) -> Result<(), Failure> {
+    pub async fn run(self, ctx: &mut crate::cmd::Ctx) -> Result<(), Failure> {
         let env = std::env::var("DOCKER_CONTENT_TRUST").ok();
         let request = self.request(env.as_deref())?;
-        let tags = TrustClient::new(channel)
-            .verify(request)
-            .await?
-            .into_inner()
-            .tags;
+        let what = match request.references.as_slice() {
+            [one] => format!("verifying {one}"),
+            many => format!("verifying {} tags", many.len()),
+        };
+        let mut client = ctx.trust();
+        let call = client.verify(request);
+        let tags = ctx.term.waiting(&what, call).await?.into_inner().tags;
+        let out = &ctx.out;
         let (stdout, stderr, failure) = render(&tags, self.print_digest, out.json());
-        print!("{stdout}");
+        if out.json() {
+            // The envelope's data: every tag, refused ones with their reason.
+            out.print_raw_json(&stdout);
+        } else {
+            print!("{stdout}");
+        }
         eprint!("{stderr}");
         match failure {
             Some(f) => Err(f),
@@ -166,11 +173,7 @@ fn render(
                 .unwrap_or_default()
         );
     }
-    let failure = (!refused.is_empty()).then(|| {
-        let f = Failure::daemon("refused", refused.join("\n"));
-        // JSON already lists every tag on stdout; the reason goes to stderr.
-        if json { f.already_printed() } else { f }
-    });
+    let failure = (!refused.is_empty()).then(|| Failure::daemon("refused", refused.join("\n")));
     (stdout, stderr, failure)
 }
 
