@@ -159,7 +159,7 @@ fn run() -> Result<()> {
         let mut inspect_peak: f64 = 0.0;
         for _ in 0..runs {
             let (t, peak) = bench.phase(|| {
-                let out = bench.tufctl(&["inspect", &gun])?;
+                let out = bench.tufctl(&["-o", "json", "inspect", &gun])?;
                 let expected = tags + runs;
                 let seen = out.matches("\"SignedTag\"").count();
                 if seen != expected {

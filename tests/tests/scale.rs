@@ -50,7 +50,7 @@ fn one_sign_call_over_the_message_limit_and_a_streamed_inspect() {
     env.tufctl(&["sign", "--tags-from", file]).ok();
 
     // tufctl inspect: every tag, each with its own digest and signer.
-    let inspect = env.tufctl(&["inspect", gun]);
+    let inspect = env.tufctl(&["-o", "json", "inspect", gun]);
     assert!(inspect.stdout.len() > tags * 200, "about 200 bytes a tag");
     let inspect = inspect.json();
     let rows = inspect[0]["SignedTags"].as_array().expect("SignedTags");
@@ -64,9 +64,9 @@ fn one_sign_call_over_the_message_limit_and_a_streamed_inspect() {
         assert_eq!(row["Digest"], digest(n), "t{n}");
         assert_eq!(row["Signers"], serde_json::json!(["alice"]), "t{n}");
     }
-    // One tag of it, and the unary answer for a small repository still works.
+    // One tag of it.
     let one = env
-        .tufctl(&["inspect", &format!("{gun}:{}", tag(42))])
+        .tufctl(&["-o", "json", "inspect", &format!("{gun}:{}", tag(42))])
         .json();
     assert_eq!(one[0]["SignedTags"].as_array().map(Vec::len), Some(1));
 
