@@ -73,7 +73,8 @@ fn progress_line(p: &v1::Progress) -> String {
     }
 }
 
-fn touch_line(t: &v1::TouchRequest) -> String {
+/// "Touch your YubiKey (serial N) to sign ROLE for REPO".
+pub(crate) fn touch_line(t: &v1::TouchRequest) -> String {
     let device = if t.device.is_empty() {
         "YubiKey"
     } else {

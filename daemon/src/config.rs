@@ -100,6 +100,9 @@
 //! enabled = true                     # false only to measure its cost
 //! ```
 //!
+//! TUF 1.0 repositories (`[tuf]`: configured names, roots for paths) are
+//! described in `tuf1/places.rs`.
+//!
 //! Verify-before-pull (`[[verify]]` per repository prefix, `[verification]`
 //! limits) is described in `trust/verify/config.rs`; the registry mirror
 //! (`[mirror]`) in `mirror/config.rs`.
@@ -156,6 +159,9 @@ pub struct Config {
     pub policy: crate::policy::Policy,
     /// The audit log (`[audit]`; `None` when `enabled = false`).
     pub audit: Option<crate::audit::AuditConfig>,
+    /// Where TUF 1.0 repositories may live (`[tuf]`, see
+    /// [`crate::tuf1::places`]).
+    pub tuf: crate::tuf1::places::Places,
 }
 
 /// One configured token.
@@ -200,6 +206,8 @@ struct RawConfig {
     policy: crate::policy::RawPolicy,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    tuf: crate::tuf1::places::RawPlaces,
 }
 
 /// `[audit]`: where the audit log goes.
@@ -612,6 +620,7 @@ impl Config {
         let verify = raw.verification.into_policy(raw.verify_rules, &invalid)?;
         let mirror = raw.mirror.map(|m| m.into_config(&invalid)).transpose()?;
         let policy = raw.policy.into_policy().map_err(&invalid)?;
+        let tuf = raw.tuf.into_places().map_err(&invalid)?;
         let audit = match raw.audit.enabled {
             Some(false) => None,
             _ => Some(crate::audit::AuditConfig {
@@ -636,6 +645,7 @@ impl Config {
             pin_rules,
             policy,
             audit,
+            tuf,
         })
     }
 }

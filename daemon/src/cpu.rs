@@ -102,7 +102,14 @@ mod tests {
                 }))
             })
             .collect();
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Wait until every worker is taken and the queue is full (a fixed
+        // sleep is not enough on a loaded machine: a job accepted into a
+        // queue that is not full yet would wait forever).
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while WAITING.load(Ordering::SeqCst) < MAX_WAITING {
+            assert!(std::time::Instant::now() < deadline, "queue never filled");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert!(matches!(run(|| ()).await, Err(CpuError::Busy)));
         for _ in 0..jobs.len() {
             tx.send(()).unwrap();

@@ -212,6 +212,7 @@ pub async fn serve(
         }
     };
     let gate = Arc::new(Gate::new(config.policy.clone(), audit));
+    let audit_log = gate.audit_log().cloned();
     let keyring = Arc::new(Keyring::from_config(&config));
     let trust = Arc::new(Trust::new(&config, keyring.clone()).map_err(Box::new)?);
     let tuf1 = Arc::new(crate::tuf1::Tuf1::new(keyring.clone(), &config.state_dir)?);
@@ -302,12 +303,12 @@ pub async fn serve(
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(
-            PolicyServer::new(PolicyService::new(gate))
+            PolicyServer::new(PolicyService::new(gate.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(
-            TufServer::new(TufService::new(tuf1))
+            TufServer::new(TufService::new(tuf1, config.tuf.clone(), gate.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
@@ -341,6 +342,14 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("trust store writes did not finish within {SHUTDOWN_GRACE:?}; exiting");
+    }
+    // The last answers' audit `end` lines are synced after those answers.
+    if let Some(log) = audit_log {
+        match tokio::task::spawn_blocking(move || log.sync_through(u64::MAX)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "audit log: the final sync failed"),
+            Err(e) => tracing::error!(error = %e, "audit log: the final sync failed"),
+        }
     }
     if activated {
         // systemd owns the socket.

@@ -6,6 +6,8 @@
 //!     (software keys in the client's trust directory).
 //! (b) many tags (1000 by default): one `tufctl sign REPO:t0 … REPO:t999`
 //!     (one transaction, one publish) vs 1000 `notary add` + one publish.
+//! (c) 32 single-tag `tufctl sign` processes into one repository: one after
+//!     another, then concurrently (tags per second each way).
 //!
 //! notary runs twice: with a server-managed snapshot (`notary init -p`,
 //! `notary key rotate GUN snapshot -r`: what tufd does) and with its
@@ -26,6 +28,11 @@
 //! those. Knobs (environment):
 //! - `TRUST_BENCH_RUNS_ONE` (10), `TRUST_BENCH_RUNS_MANY` (3),
 //!   `TRUST_BENCH_TAGS` (1000): repetitions and the size of (b);
+//! - `TRUST_BENCH_GROUP` (32), `TRUST_BENCH_RUNS_GROUP` (3): (c), that
+//!   many single-tag `tufctl sign` calls into one repository, one after
+//!   another and then all at once (group commit), each round in a fresh
+//!   repository; notary's rate is its (a) add+publish per tag (concurrent
+//!   notary publishes into one repository conflict);
 //! - `TRUST_BENCH_AUDIT=off`: the daemon without its audit log;
 //! - `TRUST_BENCH_SKIP_NOTARY=1`: time tufd only, ratios against the
 //!   issue's reference figures (notary 0.07 s and 11.5 s);
@@ -73,6 +80,8 @@ struct Settings {
     runs_one: usize,
     runs_many: usize,
     tags: usize,
+    group: usize,
+    runs_group: usize,
     skip_notary: bool,
     perf_dir: Option<PathBuf>,
     strace_dir: Option<PathBuf>,
@@ -99,6 +108,8 @@ fn run() -> Result<()> {
         runs_one: env_usize("TRUST_BENCH_RUNS_ONE", 10)?,
         runs_many: env_usize("TRUST_BENCH_RUNS_MANY", 3)?,
         tags: env_usize("TRUST_BENCH_TAGS", 1000)?,
+        group: env_usize("TRUST_BENCH_GROUP", 32)?,
+        runs_group: env_usize("TRUST_BENCH_RUNS_GROUP", 3)?,
         skip_notary: env_flag("TRUST_BENCH_SKIP_NOTARY"),
         perf_dir: std::env::var_os("TRUST_BENCH_PERF").map(PathBuf::from),
         strace_dir: std::env::var_os("TRUST_BENCH_STRACE").map(PathBuf::from),
@@ -143,6 +154,7 @@ fn run() -> Result<()> {
     let one = series_one(&bench, &servers, snapshots, &payload, &target, &settings)?;
     let (tufd_many, notary_many) =
         series_many(&bench, &servers, snapshots, &payload, &target, &settings)?;
+    let group = series_group(&bench, &servers, &target, &settings)?;
     println!("keys on the token at the end: {}", bench.key_count()?);
     drop(bench);
     let notary: Vec<NotaryResult> = snapshots
@@ -159,6 +171,7 @@ fn run() -> Result<()> {
         &tufd_many,
         notary,
     );
+    report_group(&settings, &group, notary);
     Ok(())
 }
 
@@ -383,6 +396,30 @@ impl TufdBench {
 
     fn log_path(&self) -> PathBuf {
         self.env.path().join("tufd.log")
+    }
+
+    /// Runs `tufctl sign REFERENCE` (one tag), untimed and unparsed (for
+    /// the concurrent series); an error carries tufctl's output.
+    fn sign_plain(&self, reference: &str, target: &Target) -> Result<()> {
+        let out = Command::new(binary("tufctl"))
+            .env("TUFD_SOCKET", self.env.socket())
+            .env_remove("TUFCTL_KEY_PASSPHRASE")
+            .current_dir(self.env.path())
+            .args(["sign", reference, "--digest"])
+            .arg(format!("sha256:{}", target.digest_hex))
+            .args(["--size", &target.size.to_string()])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("starting tufctl sign: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "tufctl sign {reference} failed ({}):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
     }
 
     /// Runs `tufctl sign` with `refs`, timing it and its progress steps.
@@ -745,6 +782,101 @@ fn series_many(
     Ok((tufd, notary))
 }
 
+/// The rounds of (c): wall time of the sequential and of the concurrent
+/// signs, per round.
+struct GroupSeries {
+    sequential: Vec<Duration>,
+    concurrent: Vec<Duration>,
+    /// The same number of `tufctl status` calls at once: the floor that
+    /// process start-up on this machine sets for the concurrent signs.
+    status_floor: Vec<Duration>,
+    /// Callers per group transaction (the daemon's log), all rounds.
+    group_sizes: Vec<usize>,
+}
+
+/// (c): `settings.group` single-tag signs into one fresh repository, one
+/// after another, then all at once (group commit), per round.
+fn series_group(
+    bench: &TufdBench,
+    servers: &NotaryServers,
+    target: &Target,
+    settings: &Settings,
+) -> Result<GroupSeries> {
+    let mut out = GroupSeries {
+        sequential: Vec::new(),
+        concurrent: Vec::new(),
+        status_floor: Vec::new(),
+        group_sizes: Vec::new(),
+    };
+    for r in 0..settings.runs_group {
+        let start = Instant::now();
+        let statuses: Vec<Result<()>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..settings.group)
+                .map(|_| s.spawn(|| bench.tufctl_ok(&["status"]).map(drop)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("a status thread panicked".into()))
+                })
+                .collect()
+        });
+        out.status_floor.push(start.elapsed());
+        for s in statuses {
+            s?;
+        }
+        let gun = format!("bench.example/tufd/group-{r}");
+        bench.init_repo(&gun, false)?;
+        bench.sign(&[format!("{gun}:warmup")], target)?;
+        let seq: Vec<String> = (0..settings.group).map(|i| format!("s{i}")).collect();
+        let start = Instant::now();
+        for t in &seq {
+            bench.sign_plain(&format!("{gun}:{t}"), target)?;
+        }
+        out.sequential.push(start.elapsed());
+        let conc: Vec<String> = (0..settings.group).map(|i| format!("c{i}")).collect();
+        let log_start = std::fs::metadata(bench.log_path()).map_or(0, |m| m.len());
+        let start = Instant::now();
+        let results: Vec<Result<()>> = std::thread::scope(|s| {
+            let handles: Vec<_> = conc
+                .iter()
+                .map(|t| {
+                    let reference = format!("{gun}:{t}");
+                    s.spawn(move || bench.sign_plain(&reference, target))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("a sign thread panicked".into()))
+                })
+                .collect()
+        });
+        out.concurrent.push(start.elapsed());
+        for r in results {
+            r?;
+        }
+        let log = read_log_since(&bench.log_path(), log_start, SystemTime::now())?;
+        out.group_sizes.extend(log.iter().filter_map(|(_, l)| {
+            l.contains("group transaction")
+                .then(|| {
+                    l.split("callers=")
+                        .nth(1)?
+                        .split_whitespace()
+                        .next()?
+                        .parse::<usize>()
+                        .ok()
+                })
+                .flatten()
+        }));
+        check_listed(servers, &gun, &[seq, conc].concat(), target)?;
+        println!("(c) round {} of {} done", r + 1, settings.runs_group);
+    }
+    Ok(out)
+}
+
 /// Every tag of `tags` is in `notary list GUN` (read by a fresh client)
 /// with the expected digest and size.
 fn check_listed(
@@ -909,6 +1041,57 @@ fn report(
     ] {
         breakdown(&title, runs, settings.timeline);
     }
+}
+
+/// (c)'s figures: tags per second, sequential and concurrent, next to
+/// notary's add+publish per tag from (a) of the same run.
+fn report_group(settings: &Settings, group: &GroupSeries, notary: Option<&[NotaryResult]>) {
+    let n = settings.group;
+    let rate = |d: Duration| n as f64 / d.as_secs_f64().max(f64::MIN_POSITIVE);
+    println!(
+        "\n== (c) {n} single-tag signs into one repository ({} rounds, median) ==\n",
+        group.sequential.len()
+    );
+    let (seq, conc) = (median(&group.sequential), median(&group.concurrent));
+    println!(
+        "{:<58} {:>11} {:>9.0} tags/s",
+        format!("tufd: {n} × tufctl sign, one after another"),
+        secs(seq),
+        rate(seq)
+    );
+    println!(
+        "{:<58} {:>11} {:>9.0} tags/s",
+        format!("tufd: {n} × tufctl sign, all at once (group commit)"),
+        secs(conc),
+        rate(conc)
+    );
+    if let Some(rows) = notary {
+        for (s, one, _) in rows {
+            let per = median(&one.iter().map(NotaryRun::total).collect::<Vec<_>>());
+            println!(
+                "{:<58} {:>11} {:>9.0} tags/s",
+                format!("{}: add+publish per tag (a)", s.label()),
+                secs(per * n as u32),
+                1.0 / per.as_secs_f64().max(f64::MIN_POSITIVE)
+            );
+        }
+    }
+    let floor = median(&group.status_floor);
+    println!(
+        "{:<58} {:>11}",
+        format!("floor: {n} × tufctl status, all at once"),
+        secs(floor)
+    );
+    println!(
+        "callers per group transaction (concurrent signs, all rounds): {:?}",
+        group.group_sizes
+    );
+    let speedup = seq.as_secs_f64() / conc.as_secs_f64().max(f64::MIN_POSITIVE);
+    println!(
+        "{:<58} {speedup:>7.1}×  [>= 5.0] {}",
+        "concurrent / sequential rate",
+        if speedup >= 5.0 { "MET" } else { "MISSED" }
+    );
 }
 
 fn breakdown(title: &str, runs: &[TufdRun], timeline: bool) {

@@ -6,7 +6,8 @@
 //! - time to add one target, flat (all in targets.json) and with 1 024
 //!   succinct hash bins (median of `TUF1_BENCH_RUNS`, default 5; tufd timed
 //!   as a `tufctl tuf add --hash` round trip, process start included);
-//! - the daemon's RSS (VmRSS and peak VmHWM) with both repositories;
+//! - the daemon's RSS (VmRSS and peak VmHWM) after each repository, next
+//!   to python-tuf's peak RSS (one process building and editing both);
 //! - the time of a timestamp refresh (`tufctl tuf refresh --force`).
 //!
 //! ```text
@@ -158,6 +159,7 @@ fn run() -> Result<(), String> {
     let rss_start = kib(daemon.pid(), "VmRSS:");
     let flat = tufd_repo(&env, &env.path().join("flat"), targets, 0, runs)?;
     let rss_flat = kib(daemon.pid(), "VmRSS:");
+    let hwm_flat = kib(daemon.pid(), "VmHWM:");
     let bins = tufd_repo(&env, &env.path().join("bins"), targets, 1024, runs)?;
     let rss_both = kib(daemon.pid(), "VmRSS:");
     let hwm = kib(daemon.pid(), "VmHWM:");
@@ -214,8 +216,20 @@ fn run() -> Result<(), String> {
         py["flat_targets_json_bytes"].as_u64().unwrap_or(0)
     );
     println!(
-        "daemon RSS: {} KiB at start, {} KiB with the flat repository, {} KiB with both; peak {} KiB",
-        rss_start, rss_flat, rss_both, hwm
+        "{:<40} {:>8} KiB {:>8} KiB",
+        "peak RSS after the flat repository",
+        hwm_flat,
+        py["flat_peak_rss_kib"].as_u64().unwrap_or(0)
+    );
+    println!(
+        "{:<40} {:>8} KiB {:>8} KiB",
+        "peak RSS after both repositories",
+        hwm,
+        py["bins_peak_rss_kib"].as_u64().unwrap_or(0)
+    );
+    println!(
+        "daemon RSS: {} KiB at start, {} KiB with the flat repository, {} KiB with both",
+        rss_start, rss_flat, rss_both
     );
     Ok(())
 }

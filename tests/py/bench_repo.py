@@ -8,11 +8,12 @@ and DIR/bins (BINS succinct hash bins), untimed, then times RUNS times
 API: read the role that lists the target from disk, add it, bump the
 version, sign, write; the same for snapshot and timestamp. Software ECDSA
 P-256 keys (securesystemslib CryptoSigner). Prints JSON with the median
-seconds per add.
+seconds per add and the process's peak RSS after each repository.
 """
 
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -106,4 +107,6 @@ for label, bins in (("flat", 0), ("bins", n_bins)):
         times.append(time.perf_counter() - start)
     report[label] = statistics.median(times)
     report[label + "_targets_json_bytes"] = os.path.getsize(os.path.join(d, "targets.json"))
+    # Peak RSS of this process so far (KiB on Linux).
+    report[label + "_peak_rss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps(report))

@@ -71,10 +71,17 @@ impl TestEnv {
         self.path().join("run/tufd.sock")
     }
 
-    /// A configuration with `tokens` (TOML `[[token]]` tables).
+    /// A configuration with `tokens` (TOML `[[token]]` tables). TUF 1.0
+    /// repositories may live anywhere below the test's directory unless
+    /// `tokens` brings its own `[tuf]` table.
     pub fn config_with(&self, tokens: &str) -> String {
+        let tuf = if tokens.contains("[tuf]") || tokens.contains("[[tuf.") {
+            String::new()
+        } else {
+            format!("\n[tuf]\nroots = [{:?}]\n", self.path())
+        };
         format!(
-            "socket = \"{}\"\nstate_dir = \"{}\"\n{tokens}",
+            "socket = \"{}\"\nstate_dir = \"{}\"\n{tokens}{tuf}",
             self.socket().display(),
             self.path().join("state").display()
         )

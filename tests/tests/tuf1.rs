@@ -375,6 +375,8 @@ fn python_tuf_follows_delegations_and_key_rotation_of_every_role() {
         "--path",
         "team/*",
         "--terminating",
+        "--expires",
+        "2d",
     ])
     .ok();
     let x = env.path().join("x.txt");
@@ -417,6 +419,24 @@ fn python_tuf_follows_delegations_and_key_rotation_of_every_role() {
     .fails_with(1, "delegates no role \"nobody\"");
     assert!(repo.join("metadata/2.team.json").exists());
 
+    // The delegation's own expiry (two days, not the targets period), in
+    // the status beside the top-level roles.
+    let s = status(&env, &repo);
+    let team = s["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["role"] == "team")
+        .unwrap_or_else(|| panic!("no team in {s}"));
+    assert_eq!(team["version"], 2);
+    let expires = time::OffsetDateTime::parse(
+        team["expires"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let left = (expires - time::OffsetDateTime::now_utc()).whole_hours();
+    assert!((47..=48).contains(&left), "team expires in {left} h");
+
     let client = env.path().join("client");
     let files =
         json!({"present": {"team/x.txt": sha256(b"team file"), "top.txt": sha256(b"top file")}});
@@ -431,6 +451,28 @@ fn python_tuf_follows_delegations_and_key_rotation_of_every_role() {
         let rep = read_ok(&repo, &client, files.clone());
         assert_eq!(rep["root"], i as u64 + 2, "after rotating {role}");
     }
+    // The delegated role's key: targets lists the new key, the role is
+    // re-signed with it, and the client follows.
+    let team_key = |repo: &Path| -> Value {
+        let v = version(&status(&env, repo), "targets");
+        let t: Value = serde_json::from_slice(
+            &std::fs::read(repo.join(format!("metadata/{v}.targets.json"))).unwrap(),
+        )
+        .unwrap();
+        t["signed"]["delegations"]["roles"][0]["keyids"].clone()
+    };
+    let old_team = team_key(&repo);
+    env.tufctl(&["tuf", "rotate", r, "team"]).ok();
+    let new_team = team_key(&repo);
+    assert_ne!(old_team, new_team);
+    let team3: Value =
+        serde_json::from_slice(&std::fs::read(repo.join("metadata/3.team.json")).unwrap()).unwrap();
+    assert_eq!(team3["signatures"][0]["keyid"], new_team[0]);
+    let rep = read_ok(&repo, &client, files.clone());
+    assert_eq!(rep["root"], 4, "a delegated rotation leaves root alone");
+    env.tufctl(&["tuf", "rotate", r, "nobody"])
+        .fails_with(1, "delegates no role \"nobody\"");
+
     // Root: three keys (2 of 3) replaced by two new keys (2 of 2); version
     // 5 carries signatures of old and new keys.
     let before: Vec<Value> = status(&env, &repo)["roles"][0]["key_ids"]
@@ -521,6 +563,10 @@ fn python_tuf_reads_targets_in_hash_bins() {
         1,
         "adding to a bin leaves targets alone"
     );
+    assert!(
+        version(&s, "bins-*") >= 2,
+        "the newest bin version, in the status: {s}"
+    );
     let client = env.path().join("client");
     read_ok(&repo, &client, json!({"present": present}));
 
@@ -564,12 +610,54 @@ fn python_tuf_reads_targets_in_hash_bins() {
         .count();
     assert!(bin >= 1, "bins cached under non-versioned names");
 
+    // The bins' key rotated: targets lists it, every bin is re-signed.
+    env.tufctl(&["tuf", "rotate", r, "bins"]).ok();
+    let top: Value =
+        serde_json::from_slice(&std::fs::read(repo.join("metadata/2.targets.json")).unwrap())
+            .unwrap();
+    let bins_key = &top["signed"]["delegations"]["succinct_roles"]["keyids"][0];
+    assert_eq!(
+        top["signed"]["delegations"]["keys"]
+            .as_object()
+            .unwrap()
+            .len(),
+        1,
+        "the old bins key is gone"
+    );
+    for n in 0..16 {
+        let bin = format!("bins-{n:x}");
+        let v = s_version(&repo, &bin);
+        let md: Value = serde_json::from_slice(
+            &std::fs::read(repo.join(format!("metadata/{v}.{bin}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(&md["signatures"][0]["keyid"], bins_key, "{bin}");
+    }
+    read_ok(&repo, &client, json!({"present": present}));
+
     env.tufctl(&["tuf", "remove", r, "b.txt"]).ok();
     read_ok(
         &repo,
         &client,
         json!({"absent": ["b.txt"], "present": {"a.txt": null}}),
     );
+}
+
+/// The version of `role` the published snapshot lists.
+fn s_version(repo: &Path, role: &str) -> u64 {
+    let ts: Value =
+        serde_json::from_slice(&std::fs::read(repo.join("metadata/timestamp.json")).unwrap())
+            .unwrap();
+    let v = ts["signed"]["meta"]["snapshot.json"]["version"]
+        .as_u64()
+        .unwrap();
+    let snap: Value = serde_json::from_slice(
+        &std::fs::read(repo.join(format!("metadata/{v}.snapshot.json"))).unwrap(),
+    )
+    .unwrap();
+    snap["signed"]["meta"][format!("{role}.json")]["version"]
+        .as_u64()
+        .unwrap()
 }
 
 /// Root signed offline, k of n: three key holders, each with their own

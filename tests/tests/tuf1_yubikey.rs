@@ -1,6 +1,7 @@
 //! A YubiKey (the virtual PIV card, `tufd_tests::vcard`) as one of two
 //! root key holders of a TUF 1.0 repository: the staged root change is
-//! signed on the card through the holder's own tufd, and python-tuf's
+//! signed on the card through the holder's own tufd (tufctl relaying its
+//! touch request), and python-tuf's
 //! ngclient follows the published root. Needs what the yubikey tests need
 //! (root, pcscd, vsmartcard-vpcd, yubico-piv-tool).
 
@@ -35,7 +36,7 @@ fn yubikey_holder_signs_a_staged_root() {
     ));
     yk.daemon_env.push((PIN_VAR.into(), "123456".into()));
     let _ykd = yk.start_with(&yk.config_with(&format!(
-        "[[token]]\nname = \"yk\"\nkind = \"yubikey\"\nserial = {serial}\npin = \"env:{PIN_VAR}\"\ntouch_policy = \"never\"\n"
+        "[[token]]\nname = \"yk\"\nkind = \"yubikey\"\nserial = {serial}\npin = \"env:{PIN_VAR}\"\ntouch_policy = \"always\"\n"
     )));
     yk.tufctl(&["key", "generate", "holder", "--token", "yk"])
         .ok();
@@ -72,10 +73,17 @@ fn yubikey_holder_signs_a_staged_root() {
     for holder in [&yk, &hsm] {
         let f = holder.path().join("staged.json");
         std::fs::copy(&staged, &f).unwrap();
-        let s = holder
-            .tufctl(&["-o", "json", "tuf", "sign", f.to_str().unwrap()])
-            .json();
+        let signed = holder.tufctl(&["-o", "json", "tuf", "sign", f.to_str().unwrap()]);
+        let s = signed.json();
         assert_eq!(s["signed_key_ids"].as_array().unwrap().len(), 1, "{s:#}");
+        // The card's key has touch policy "always" (the virtual card does
+        // not wait): tufctl relays the daemon's touch request as it comes.
+        let prompt = format!("Touch your YubiKey (serial {serial}) to sign root");
+        assert_eq!(
+            signed.stderr.contains(&prompt),
+            std::ptr::eq(holder, &yk),
+            "{signed:?}"
+        );
         std::fs::copy(&f, &staged).unwrap();
     }
     let st = repo_env

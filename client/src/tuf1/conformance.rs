@@ -55,8 +55,7 @@ pub async fn run_client(a: ClientArgs) -> Result<(), Failure> {
         ClientCommand::Init { trusted_root } => {
             std::fs::create_dir_all(&a.metadata_dir).map_err(|e| fail(&e))?;
             let bytes = std::fs::read(&trusted_root).map_err(|e| fail(&e))?;
-            tufd_tuf::tuf1::Metadata::<tufd_tuf::tuf1::Root>::from_bytes(&bytes)
-                .map_err(|e| fail(&e))?;
+            tufd_tuf1::Metadata::<tufd_tuf1::Root>::from_bytes(&bytes).map_err(|e| fail(&e))?;
             std::fs::write(a.metadata_dir.join("root.json"), bytes).map_err(|e| fail(&e))?;
             Ok(())
         }

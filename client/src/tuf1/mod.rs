@@ -86,7 +86,8 @@ pub enum TufCommand {
 /// `tuf stage`.
 #[derive(Args)]
 pub struct StageArgs {
-    /// The repository directory.
+    /// The repository: a name configured in the daemon's `[tuf]`, or a
+    /// directory (a path with a `/`) inside a configured root.
     pub dir: PathBuf,
     /// A new root key holder's public key (PEM, as `tufctl key generate`
     /// writes NAME.pub); repeat. None: the same keys, expiry renewed.
@@ -110,7 +111,8 @@ pub struct SignArgs {
 /// `tuf publish`.
 #[derive(Args)]
 pub struct PublishArgs {
-    /// The repository directory.
+    /// The repository: a name configured in the daemon's `[tuf]`, or a
+    /// directory (a path with a `/`) inside a configured root.
     pub dir: PathBuf,
     /// The staged change file.
     pub staged: PathBuf,
@@ -119,7 +121,8 @@ pub struct PublishArgs {
 /// `tuf delegate`.
 #[derive(Args)]
 pub struct DelegateArgs {
-    /// The repository directory.
+    /// The repository: a name configured in the daemon's `[tuf]`, or a
+    /// directory (a path with a `/`) inside a configured root.
     pub dir: PathBuf,
     /// Name of the new role.
     pub role: String,
@@ -132,14 +135,20 @@ pub struct DelegateArgs {
     /// Stop the search for a target at this role when its paths match.
     #[arg(long)]
     pub terminating: bool,
+    /// How long the role's metadata stays valid when signed (`90d`, `12h`;
+    /// default: the targets period).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub expires: Option<u64>,
 }
 
 /// `tuf rotate`.
 #[derive(Args)]
 pub struct RotateArgs {
-    /// The repository directory.
+    /// The repository: a name configured in the daemon's `[tuf]`, or a
+    /// directory (a path with a `/`) inside a configured root.
     pub dir: PathBuf,
-    /// root, targets, snapshot or timestamp.
+    /// root, targets, snapshot, timestamp, a delegated role, or `bins`
+    /// (the keys of every hash bin).
     pub role: String,
     /// A new key on TOKEN; repeat for several (default: one key on the
     /// default token).
@@ -157,7 +166,9 @@ pub struct RotateArgs {
 /// `tuf init`.
 #[derive(Args)]
 pub struct InitArgs {
-    /// The repository directory (created if missing).
+    /// The repository: a name configured in the daemon's `[tuf]`, or a
+    /// directory (a path with a `/`) inside a configured root (created if
+    /// missing).
     pub dir: PathBuf,
     /// A root key on TOKEN; repeat for several root keys (k of n).
     #[arg(long = "root-key", value_name = "TOKEN")]
@@ -188,7 +199,8 @@ pub struct InitArgs {
 /// `tuf add`.
 #[derive(Args)]
 pub struct AddArgs {
-    /// The repository directory.
+    /// The repository: a name configured in the daemon's `[tuf]`, or a
+    /// directory (a path with a `/`) inside a configured root.
     pub dir: PathBuf,
     /// Local files to add (target name: the file name, or --name).
     pub files: Vec<PathBuf>,
@@ -218,7 +230,8 @@ pub struct AddArgs {
 /// `tuf remove`.
 #[derive(Args)]
 pub struct RemoveArgs {
-    /// The repository directory.
+    /// The repository: a name configured in the daemon's `[tuf]`, or a
+    /// directory (a path with a `/`) inside a configured root.
     pub dir: PathBuf,
     /// Names of the targets to remove.
     #[arg(required = true)]
@@ -231,14 +244,16 @@ pub struct RemoveArgs {
 /// A repository directory.
 #[derive(Args)]
 pub struct DirArgs {
-    /// The repository directory.
+    /// The repository: a name configured in the daemon's `[tuf]`, or a
+    /// directory (a path with a `/`) inside a configured root.
     pub dir: PathBuf,
 }
 
 /// `tuf refresh`.
 #[derive(Args)]
 pub struct RefreshArgs {
-    /// The repository directory.
+    /// The repository: a name configured in the daemon's `[tuf]`, or a
+    /// directory (a path with a `/`) inside a configured root.
     pub dir: PathBuf,
     /// Re-sign timestamp even when it is not due.
     #[arg(long)]
@@ -272,6 +287,19 @@ fn parse_duration(d: &str) -> Result<u64, String> {
     n.checked_mul(mult)
         .filter(|s| *s > 0)
         .ok_or_else(|| format!("{d:?}: out of range"))
+}
+
+/// A repository as the daemon takes it: a configured name as given (no
+/// `/`), a path in its absolute form (the daemon may run in another
+/// directory).
+fn repository(p: &Path) -> Result<String, Failure> {
+    match p.to_str() {
+        Some(name) if !name.contains('/') && name != "." && name != ".." => {
+            return Ok(name.to_owned());
+        }
+        _ => {}
+    }
+    absolute(p)
 }
 
 /// The absolute form of a path given on the command line (the daemon may
@@ -384,7 +412,7 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
             }
             let s = client
                 .stage_root(v1::TufStageRootRequest {
-                    directory: absolute(&a.dir)?,
+                    directory: repository(&a.dir)?,
                     root_keys_pem,
                     root_threshold: a.root_threshold,
                 })
@@ -397,15 +425,26 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
         TufCommand::Sign(a) => {
             let staged = read_staged(&a.staged)?;
             if !out.json() {
-                eprintln!(
-                    "signing the staged change in {} (touch your YubiKey if it blinks)",
-                    a.staged.display()
-                );
+                eprintln!("signing the staged change in {}", a.staged.display());
             }
-            let s = client
+            let mut events = client
                 .sign_staged(v1::TufSignStagedRequest { staged })
                 .await?
                 .into_inner();
+            let s = loop {
+                match events.message().await?.and_then(|e| e.event) {
+                    Some(v1::tuf_sign_event::Event::Touch(t)) => {
+                        eprintln!("{}", crate::events::touch_line(&t));
+                    }
+                    Some(v1::tuf_sign_event::Event::Result(s)) => break s,
+                    None => {
+                        return Err(Failure::daemon(
+                            "Unavailable",
+                            "the daemon ended the signing without a result; sign again (signatures already collected stay valid)",
+                        ));
+                    }
+                }
+            };
             write_staged(&a.staged, &s.staged)?;
             print_staged(&a.staged, &s, out);
             return Ok(());
@@ -414,7 +453,7 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
         TufCommand::Publish(a) => {
             client
                 .publish_staged(v1::TufPublishStagedRequest {
-                    directory: absolute(&a.dir)?,
+                    directory: repository(&a.dir)?,
                     staged: read_staged(&a.staged)?,
                 })
                 .await?
@@ -424,7 +463,7 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
             root_tokens.extend((0..a.root_key_count).map(|_| String::new()));
             client
                 .init(v1::TufInitRequest {
-                    directory: absolute(&a.dir)?,
+                    directory: repository(&a.dir)?,
                     root_tokens,
                     root_threshold: a.root_threshold,
                     targets_token: a.targets_token,
@@ -474,7 +513,7 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
             };
             client
                 .add_targets(v1::TufAddTargetsRequest {
-                    directory: absolute(&a.dir)?,
+                    directory: repository(&a.dir)?,
                     targets,
                     role: a.role.unwrap_or_default(),
                 })
@@ -483,7 +522,7 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
         TufCommand::Remove(a) => {
             client
                 .remove_targets(v1::TufRemoveTargetsRequest {
-                    directory: absolute(&a.dir)?,
+                    directory: repository(&a.dir)?,
                     names: a.names,
                     role: a.role.unwrap_or_default(),
                 })
@@ -492,14 +531,14 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
         TufCommand::Status(a) => {
             client
                 .status(v1::TufStatusRequest {
-                    directory: absolute(&a.dir)?,
+                    directory: repository(&a.dir)?,
                 })
                 .await?
         }
         TufCommand::Refresh(a) => {
             client
                 .refresh(v1::TufRefreshRequest {
-                    directory: absolute(&a.dir)?,
+                    directory: repository(&a.dir)?,
                     force: a.force,
                 })
                 .await?
@@ -507,11 +546,12 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
         TufCommand::Delegate(a) => {
             client
                 .delegate(v1::TufDelegateRequest {
-                    directory: absolute(&a.dir)?,
+                    directory: repository(&a.dir)?,
                     role: a.role,
                     paths: a.paths,
                     token: a.token,
                     terminating: a.terminating,
+                    expiry_seconds: a.expires.unwrap_or(0),
                 })
                 .await?
         }
@@ -520,7 +560,7 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
             tokens.extend((0..a.key_count).map(|_| String::new()));
             client
                 .rotate(v1::TufRotateRequest {
-                    directory: absolute(&a.dir)?,
+                    directory: repository(&a.dir)?,
                     role: a.role,
                     tokens,
                     threshold: a.threshold,

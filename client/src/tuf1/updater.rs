@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256, Sha512};
 use time::OffsetDateTime;
-use tufd_tuf::tuf1::metadata::canonical_signed_of_bytes;
-use tufd_tuf::tuf1::{
+use tufd_tuf1::metadata::canonical_signed_of_bytes;
+use tufd_tuf1::{
     Key, MetaFile, Metadata, Role, Root, Snapshot, TargetFile, Targets, Timestamp, verify,
 };
 
@@ -64,7 +64,7 @@ fn parse<T: Role>(role: &str, bytes: &[u8]) -> Result<Trusted<T>, UpdateError> {
 fn check_sigs(
     role: &str,
     bytes: &[u8],
-    signatures: &[tufd_tuf::tuf1::Signature],
+    signatures: &[tufd_tuf1::Signature],
     keys: &BTreeMap<String, Key>,
     keyids: &[String],
     threshold: u64,

@@ -30,6 +30,10 @@
 //! of GUN) is the role of that name in that repository; a signer key NAME
 //! is the role `targets/NAME` in any repository. Operations without a
 //! repository (`list`, `token-unlock`) ignore `repositories`.
+//!
+//! TUF 1.0 repositories are named `tuf:NAME` (configured in `[tuf]`) or
+//! `tuf:/canonical/path` (inside a configured root); `service/tuf1.rs`
+//! maps each TUF operation to one of the operations above.
 
 mod caller;
 pub mod glob;

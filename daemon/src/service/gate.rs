@@ -5,8 +5,9 @@
 //! action).await?;`. A refusal is `PermissionDenied` naming the permission,
 //! logged and audited. Operations that sign or change state then call
 //! [`Allowed::begin`]: the `begin` record is written before the operation
-//! starts (no audit, no operation) and synced while it runs, and
-//! [`Audited::end`] writes and syncs the outcome before the daemon answers.
+//! starts (no audit, no operation) and synced while it runs; [`Audited::end`]
+//! waits for that sync, writes the outcome and answers, the outcome's sync
+//! following at once (see the audit module).
 
 use crate::audit::{AuditLog, CallerRecord, Entry, Phase, Published, TagRecord};
 use crate::policy::{Action, Caller, Decision, Grant, Operation, Policy, RoleScope};
@@ -113,26 +114,68 @@ impl Gate {
             return Ok(None);
         };
         let path = log.path().display().to_string();
-        let written = tokio::task::spawn_blocking(move || log.append_unsynced(&entry))
+        let writer = log.clone();
+        let written = tokio::task::spawn_blocking(move || writer.append_unsynced(&entry))
             .await
             .map_err(|e| Status::internal(format!("audit task failed: {e}")))?;
-        let (_, file) = written.map_err(|e| {
+        let (seq, _) = written.map_err(|e| {
             tracing::error!(error = %e, "audit log write failed");
             Status::unavailable(format!(
                 "the audit log cannot be written ({e}); tufd refuses operations it cannot record; fix {path}"
             ))
         })?;
-        Ok(Some(tokio::task::spawn_blocking(move || file.sync_data())))
+        Ok(Some(tokio::task::spawn_blocking(move || {
+            log.sync_through(seq).map_err(std::io::Error::other)
+        })))
+    }
+
+    /// Writes an operation's `end` line once its `begin` line is durable;
+    /// the `end` line's own fdatasync runs after the answer (shared with
+    /// other operations' syncs, see [`AuditLog::sync_through`]).
+    async fn end(&self, entry: Entry) -> Result<(), Status> {
+        let Some(log) = self.audit.clone() else {
+            return Ok(());
+        };
+        let path = log.path().display().to_string();
+        let written = tokio::task::spawn_blocking(move || {
+            let (seq, _) = log.append_unsynced(&entry)?;
+            Ok::<_, crate::audit::AuditError>((log, seq))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("audit task failed: {e}")))?;
+        let (log, seq) = written.map_err(|e| {
+            tracing::error!(error = %e, "audit log write failed");
+            Status::unavailable(format!(
+                "the operation completed but the audit log cannot be written ({e}); fix {path}"
+            ))
+        })?;
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = log.sync_through(seq) {
+                tracing::error!(error = %e, "audit log: syncing an end line failed");
+            }
+        });
+        Ok(())
     }
 
     /// Decides `action` for the caller of `req`: allowed, or refused with
     /// `PermissionDenied` (logged and audited).
     pub async fn authorize<T>(&self, req: &Request<T>, action: Action) -> Result<Allowed, Status> {
-        let caller = caller_of(req)?;
         let action = Action {
             repository: action.repository.as_deref().map(repository),
             ..action
         };
+        self.authorize_exact(req, action).await
+    }
+
+    /// [`authorize`](Self::authorize) for a repository name that is not a
+    /// Docker repository (a TUF 1.0 repository's `tuf:…` name): matched as
+    /// given.
+    pub async fn authorize_exact<T>(
+        &self,
+        req: &Request<T>,
+        action: Action,
+    ) -> Result<Allowed, Status> {
+        let caller = caller_of(req)?;
         let decision = self.policy().check(&caller, &action);
         match decision {
             Decision::Allow { roles, grant } => {
@@ -279,13 +322,16 @@ impl Audited {
             Some(h) => h.await.map_err(std::io::Error::other).and_then(|r| r),
             None => Ok(()),
         };
-        self.gate.append(self.entry).await?;
+        // The begin line (operation, caller, repositories, tags) is durable
+        // before the answer; the end line (outcome, versions published)
+        // follows it in the chain and is synced right after the answer.
         begin.map_err(|e| {
             tracing::error!(error = %e, "audit log: syncing a begin line failed");
             Status::unavailable(format!(
                 "the audit log could not be synced ({e}); check the disk of the audit log"
             ))
-        })
+        })?;
+        self.gate.end(self.entry).await
     }
 }
 

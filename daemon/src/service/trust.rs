@@ -142,8 +142,12 @@ async fn finish(
 pub(crate) fn status(e: TrustError) -> Status {
     let message = e.to_string();
     let mut inner = &e;
-    while let TrustError::Partial { source, .. } | TrustError::Undone { source, .. } = inner {
-        inner = source;
+    loop {
+        inner = match inner {
+            TrustError::Partial { source, .. } | TrustError::Undone { source, .. } => source,
+            TrustError::Shared(source) => source,
+            _ => break,
+        };
     }
     let code = match inner {
         TrustError::Remote { source, .. } => {
@@ -172,7 +176,9 @@ pub(crate) fn status(e: TrustError) -> Status {
         TrustError::Store { .. } | TrustError::Internal(_) => Code::Internal,
         TrustError::Unverified { .. } => Code::DataLoss,
         TrustError::RolledBack { .. } => Code::FailedPrecondition,
-        TrustError::Partial { .. } | TrustError::Undone { .. } => unreachable!("unwrapped above"),
+        TrustError::Partial { .. } | TrustError::Undone { .. } | TrustError::Shared(_) => {
+            unreachable!("unwrapped above")
+        }
     };
     Status::new(code, message)
 }

@@ -1,12 +1,29 @@
 //! `tufd.v1.Tuf`: TUF 1.0 repositories, adapted to the repository manager.
+//!
+//! Every request names a repository that must resolve in the configured
+//! places ([`Places`]: a configured name, or a path inside a root; target
+//! files inside a root or source directory), then passes the policy as
+//! `tuf:NAME` or `tuf:/canonical/path`: `tuf init` is `init`; `tuf add`
+//! is `sign` and `tuf remove` is `revoke` on the role written (`targets`
+//! unless a delegated role is named); `tuf status` is `inspect`; `tuf
+//! refresh` is `sign` on snapshot and timestamp; `tuf delegate` is
+//! `signer-add` on the new role; `tuf rotate` is `rotate` on the role;
+//! staging and publishing a root change are `rotate` on `root`, and
+//! signing a staged change (which names no local repository) is `rotate`
+//! on `root` of any repository. Changes are audited (begin, end) like the
+//! trust operations.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status};
 use tufd_proto::v1::{self, tuf_server};
 
-use super::{caller, key_status_code};
+use super::gate::{Allowed, Audited, Details, Gate};
+use super::key_status_code;
+use crate::policy::{Action, Operation};
+use crate::tuf1::places::{Place, Places};
 use crate::tuf1::registry::format_time;
 use crate::tuf1::{AddTarget, InitRequest, RepoError, RepoStatus, StagedReport, Tuf1};
 
@@ -16,13 +33,79 @@ const MAX_TARGETS_PER_REQUEST: usize = 10_000;
 /// TUF 1.0 operations over [`Tuf1`].
 pub struct TufService {
     tuf: Arc<Tuf1>,
+    places: Arc<Places>,
+    gate: Arc<Gate>,
 }
 
 impl TufService {
-    /// The service over a repository manager.
-    pub fn new(tuf: Arc<Tuf1>) -> Self {
-        Self { tuf }
+    /// The service over a repository manager, its configured places and
+    /// the policy's gate.
+    pub fn new(tuf: Arc<Tuf1>, places: Places, gate: Arc<Gate>) -> Self {
+        Self {
+            tuf,
+            places: Arc::new(places),
+            gate,
+        }
     }
+
+    /// Resolves the request's repository and asks the policy.
+    async fn allow<T>(
+        &self,
+        req: &Request<T>,
+        given: &str,
+        op: Operation,
+        roles: Vec<String>,
+    ) -> Result<(Place, Allowed), Status> {
+        let place = self.places.resolve(given).map_err(|e| {
+            if matches!(e, RepoError::Refused(_)) {
+                tracing::warn!(directory = given, error = %e, "tuf request refused");
+            }
+            status(e)
+        })?;
+        let action = Action::on(op, &place.resource).roles(roles);
+        let allowed = self.gate.authorize_exact(req, action).await?;
+        Ok((place, allowed))
+    }
+
+    /// [`allow`](Self::allow), then the audit's `begin` record.
+    async fn admit<T>(
+        &self,
+        req: &Request<T>,
+        given: &str,
+        op: Operation,
+        roles: Vec<String>,
+    ) -> Result<(Place, Audited), Status> {
+        let (place, allowed) = self.allow(req, given, op, roles).await?;
+        let detail = format!("tuf {op} {}", place.dir.display());
+        let audited = allowed
+            .begin(
+                &self.gate,
+                Details {
+                    detail,
+                    ..Details::default()
+                },
+            )
+            .await?;
+        Ok((place, audited))
+    }
+}
+
+/// The events of `tuf sign`: touch requests, then the result.
+type SignEvents =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<v1::TufSignEvent, Status>> + Send>>;
+
+fn sign_event(event: v1::tuf_sign_event::Event) -> v1::TufSignEvent {
+    v1::TufSignEvent { event: Some(event) }
+}
+
+/// Writes the audit's `end` record, then answers.
+async fn finish<T, U>(
+    audited: Audited,
+    result: Result<T, RepoError>,
+    f: impl FnOnce(T) -> U,
+) -> Result<Response<U>, Status> {
+    audited.end_with(&result, Vec::new()).await?;
+    result.map(|v| Response::new(f(v))).map_err(status)
 }
 
 /// Maps a repository error to the status a client acts on.
@@ -42,16 +125,17 @@ fn status(e: RepoError) -> Status {
         RepoError::AlreadyExists(_) => Code::AlreadyExists,
         RepoError::InvalidRequest(_) => Code::InvalidArgument,
         RepoError::Busy(_) => Code::Aborted,
+        RepoError::Refused(_) => Code::PermissionDenied,
     };
     Status::new(code, e.to_string())
 }
 
-fn reply(s: RepoStatus) -> Response<v1::TufRepositoryStatus> {
+fn reply(s: RepoStatus) -> v1::TufRepositoryStatus {
     let (last_refresh, last_refresh_detail) = s
         .last_refresh
         .map(|(at, d)| (format_time(at), d))
         .unwrap_or_default();
-    Response::new(v1::TufRepositoryStatus {
+    v1::TufRepositoryStatus {
         directory: s.dir.display().to_string(),
         roles: s
             .roles
@@ -70,11 +154,11 @@ fn reply(s: RepoStatus) -> Response<v1::TufRepositoryStatus> {
         last_error: s.last_error.unwrap_or_default(),
         next_refresh: format_time(s.next_refresh),
         summary: s.summary,
-    })
+    }
 }
 
-fn staged_reply(r: StagedReport) -> Response<v1::TufStagedChange> {
-    Response::new(v1::TufStagedChange {
+fn staged_reply(r: StagedReport) -> v1::TufStagedChange {
+    v1::TufStagedChange {
         staged: r.bytes,
         description: r.description,
         signed_key_ids: r.signed,
@@ -89,11 +173,16 @@ fn staged_reply(r: StagedReport) -> Response<v1::TufStagedChange> {
                 met: t.met(),
             })
             .collect(),
-    })
+    }
 }
 
 fn role(r: String) -> Option<String> {
     (!r.is_empty()).then_some(r)
+}
+
+/// The role a targets edit writes, for the policy.
+fn written(r: &str) -> Vec<String> {
+    vec![if r.is_empty() { "targets" } else { r }.to_owned()]
 }
 
 fn bounded<T>(items: &[T]) -> Result<(), Status> {
@@ -111,71 +200,87 @@ impl tuf_server::Tuf for TufService {
         &self,
         req: Request<v1::TufInitRequest>,
     ) -> Result<Response<v1::TufRepositoryStatus>, Status> {
-        let who = caller(&req);
+        let given = req.get_ref().directory.clone();
+        let (place, audited) = self
+            .admit(&req, &given, Operation::Init, Vec::new())
+            .await?;
         let r = req.into_inner();
-        tracing::info!(caller = %who, directory = ?r.directory, "tuf init");
+        let mut expiry = place.expiry;
+        expiry.extend(r.expiry.into_iter().map(|e| (e.role, e.seconds)));
         let init = InitRequest {
-            dir: PathBuf::from(r.directory),
+            dir: place.dir,
             root_tokens: r.root_tokens,
             root_threshold: u64::from(r.root_threshold),
             targets_token: r.targets_token,
             online_token: r.online_token,
-            expiry: r.expiry.into_iter().map(|e| (e.role, e.seconds)).collect(),
+            expiry,
             hash_bins: r.hash_bins,
         };
-        self.tuf.init(init).await.map(reply).map_err(status)
+        finish(audited, self.tuf.init(init).await, reply).await
     }
 
     async fn add_targets(
         &self,
         req: Request<v1::TufAddTargetsRequest>,
     ) -> Result<Response<v1::TufRepositoryStatus>, Status> {
-        let who = caller(&req);
+        bounded(&req.get_ref().targets)?;
+        let r = req.get_ref();
+        let (given, roles) = (r.directory.clone(), written(&r.role));
+        let (place, audited) = self.admit(&req, &given, Operation::Sign, roles).await?;
         let r = req.into_inner();
-        bounded(&r.targets)?;
-        tracing::info!(caller = %who, directory = ?r.directory, count = r.targets.len(), "tuf add");
-        let targets = r
-            .targets
-            .into_iter()
-            .map(|t| AddTarget {
+        let mut targets = Vec::with_capacity(r.targets.len());
+        for t in r.targets {
+            let file = if t.file.is_empty() {
+                None
+            } else {
+                match self.places.source(Path::new(&t.file)) {
+                    Ok(f) => Some(f),
+                    Err(e) => return finish(audited, Err(e), reply).await,
+                }
+            };
+            targets.push(AddTarget {
                 name: t.name,
-                file: (!t.file.is_empty()).then(|| PathBuf::from(t.file)),
+                file,
                 sha256: t.sha256,
                 length: t.length,
                 custom_json: t.custom_json,
-            })
-            .collect();
-        self.tuf
-            .add_targets(&PathBuf::from(r.directory), targets, role(r.role))
-            .await
-            .map(reply)
-            .map_err(status)
+            });
+        }
+        let result = self
+            .tuf
+            .add_targets(&place.dir, targets, role(r.role))
+            .await;
+        finish(audited, result, reply).await
     }
 
     async fn remove_targets(
         &self,
         req: Request<v1::TufRemoveTargetsRequest>,
     ) -> Result<Response<v1::TufRepositoryStatus>, Status> {
-        let who = caller(&req);
+        bounded(&req.get_ref().names)?;
+        let r = req.get_ref();
+        let (given, roles) = (r.directory.clone(), written(&r.role));
+        let (place, audited) = self.admit(&req, &given, Operation::Revoke, roles).await?;
         let r = req.into_inner();
-        bounded(&r.names)?;
-        tracing::info!(caller = %who, directory = ?r.directory, count = r.names.len(), "tuf remove");
-        self.tuf
-            .remove_targets(&PathBuf::from(r.directory), r.names, role(r.role))
-            .await
-            .map(reply)
-            .map_err(status)
+        let result = self
+            .tuf
+            .remove_targets(&place.dir, r.names, role(r.role))
+            .await;
+        finish(audited, result, reply).await
     }
 
     async fn status(
         &self,
         req: Request<v1::TufStatusRequest>,
     ) -> Result<Response<v1::TufRepositoryStatus>, Status> {
-        let r = req.into_inner();
+        let given = req.get_ref().directory.clone();
+        let (place, _allowed) = self
+            .allow(&req, &given, Operation::Inspect, Vec::new())
+            .await?;
         self.tuf
-            .status(&PathBuf::from(r.directory))
+            .status(&place.dir, true)
             .await
-            .map(reply)
+            .map(|s| Response::new(reply(s)))
             .map_err(status)
     }
 
@@ -183,100 +288,141 @@ impl tuf_server::Tuf for TufService {
         &self,
         req: Request<v1::TufRefreshRequest>,
     ) -> Result<Response<v1::TufRepositoryStatus>, Status> {
-        let who = caller(&req);
-        let r = req.into_inner();
-        tracing::info!(caller = %who, directory = ?r.directory, force = r.force, "tuf refresh");
-        let dir = PathBuf::from(r.directory);
-        self.tuf.refresh(&dir, r.force).await.map_err(status)?;
-        let mut s = self.tuf.status(&dir).await.map_err(status)?;
-        s.summary = "refreshed".into();
-        Ok(reply(s))
+        let given = req.get_ref().directory.clone();
+        let online = vec!["snapshot".to_owned(), "timestamp".to_owned()];
+        let (place, audited) = self.admit(&req, &given, Operation::Sign, online).await?;
+        let force = req.get_ref().force;
+        let result = match self.tuf.refresh(&place.dir, force).await {
+            Ok(_) => self.tuf.status(&place.dir, false).await,
+            Err(e) => Err(e),
+        };
+        finish(audited, result, |mut s| {
+            s.summary = "refreshed".into();
+            reply(s)
+        })
+        .await
     }
 
     async fn delegate(
         &self,
         req: Request<v1::TufDelegateRequest>,
     ) -> Result<Response<v1::TufRepositoryStatus>, Status> {
-        let who = caller(&req);
+        bounded(&req.get_ref().paths)?;
+        let r = req.get_ref();
+        let (given, roles) = (r.directory.clone(), vec![r.role.clone()]);
+        let (place, audited) = self
+            .admit(&req, &given, Operation::SignerAdd, roles)
+            .await?;
         let r = req.into_inner();
-        bounded(&r.paths)?;
-        tracing::info!(caller = %who, directory = ?r.directory, role = ?r.role, "tuf delegate");
-        self.tuf
+        let result = self
+            .tuf
             .delegate(
-                &PathBuf::from(r.directory),
+                &place.dir,
                 r.role,
                 r.paths,
                 &r.token,
                 r.terminating,
+                (r.expiry_seconds > 0).then_some(r.expiry_seconds),
             )
-            .await
-            .map(reply)
-            .map_err(status)
+            .await;
+        finish(audited, result, reply).await
     }
 
     async fn rotate(
         &self,
         req: Request<v1::TufRotateRequest>,
     ) -> Result<Response<v1::TufRepositoryStatus>, Status> {
-        let who = caller(&req);
+        bounded(&req.get_ref().tokens)?;
+        let r = req.get_ref();
+        let (given, roles) = (r.directory.clone(), vec![r.role.clone()]);
+        let (place, audited) = self.admit(&req, &given, Operation::Rotate, roles).await?;
         let r = req.into_inner();
-        bounded(&r.tokens)?;
-        tracing::info!(caller = %who, directory = ?r.directory, role = ?r.role, "tuf rotate");
-        self.tuf
-            .rotate(
-                &PathBuf::from(r.directory),
-                r.role,
-                r.tokens,
-                u64::from(r.threshold),
-            )
-            .await
-            .map(reply)
-            .map_err(status)
+        let result = self
+            .tuf
+            .rotate(&place.dir, r.role, r.tokens, u64::from(r.threshold))
+            .await;
+        finish(audited, result, reply).await
     }
 
     async fn stage_root(
         &self,
         req: Request<v1::TufStageRootRequest>,
     ) -> Result<Response<v1::TufStagedChange>, Status> {
-        let who = caller(&req);
+        bounded(&req.get_ref().root_keys_pem)?;
+        let given = req.get_ref().directory.clone();
+        let (place, audited) = self
+            .admit(&req, &given, Operation::Rotate, vec!["root".into()])
+            .await?;
         let r = req.into_inner();
-        bounded(&r.root_keys_pem)?;
-        tracing::info!(caller = %who, directory = ?r.directory, "tuf stage root");
-        self.tuf
-            .stage_root(
-                &PathBuf::from(r.directory),
-                r.root_keys_pem,
-                u64::from(r.root_threshold),
-            )
-            .await
-            .map(staged_reply)
-            .map_err(status)
+        let result = self
+            .tuf
+            .stage_root(&place.dir, r.root_keys_pem, u64::from(r.root_threshold))
+            .await;
+        finish(audited, result, staged_reply).await
     }
+
+    type SignStagedStream = SignEvents;
 
     async fn sign_staged(
         &self,
         req: Request<v1::TufSignStagedRequest>,
-    ) -> Result<Response<v1::TufStagedChange>, Status> {
-        let who = caller(&req);
-        tracing::info!(caller = %who, "tuf sign staged");
-        self.tuf
-            .sign_staged(req.into_inner().staged)
-            .await
-            .map(staged_reply)
-            .map_err(status)
+    ) -> Result<Response<SignEvents>, Status> {
+        let action = Action::global(Operation::Rotate).roles(["root".to_owned()]);
+        let allowed = self.gate.authorize_exact(&req, action).await?;
+        let audited = allowed
+            .begin(
+                &self.gate,
+                Details {
+                    detail: "tuf sign staged root change".into(),
+                    ..Details::default()
+                },
+            )
+            .await?;
+        let staged = req.into_inner().staged;
+        let tuf = self.tuf.clone();
+        let (out, rx) = tokio::sync::mpsc::channel(8);
+        let (touch, mut touches) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let forward = {
+                let out = out.clone();
+                tokio::spawn(async move {
+                    while let Some((device, serial)) = touches.recv().await {
+                        let event = v1::tuf_sign_event::Event::Touch(v1::TouchRequest {
+                            device,
+                            serial,
+                            role: "root".into(),
+                            repository: String::new(),
+                        });
+                        // A departed client does not stop the signing.
+                        let _ = out.send(Ok(sign_event(event))).await;
+                    }
+                })
+            };
+            let result = tuf.sign_staged(staged, Some(touch)).await;
+            let _ = forward.await;
+            let answer = match finish(audited, result, staged_reply).await {
+                Ok(r) => Ok(sign_event(v1::tuf_sign_event::Event::Result(
+                    r.into_inner(),
+                ))),
+                Err(s) => Err(s),
+            };
+            let _ = out.send(answer).await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn publish_staged(
         &self,
         req: Request<v1::TufPublishStagedRequest>,
     ) -> Result<Response<v1::TufRepositoryStatus>, Status> {
-        let who = caller(&req);
-        let r = req.into_inner();
-        tracing::info!(caller = %who, directory = ?r.directory, "tuf publish staged");
-        self.tuf
-            .publish_staged(&PathBuf::from(r.directory), r.staged)
-            .await
-            .map(reply)
-            .map_err(status)
+        let given = req.get_ref().directory.clone();
+        let (place, audited) = self
+            .admit(&req, &given, Operation::Rotate, vec!["root".into()])
+            .await?;
+        let result = self
+            .tuf
+            .publish_staged(&place.dir, req.into_inner().staged)
+            .await;
+        finish(audited, result, reply).await
     }
 }

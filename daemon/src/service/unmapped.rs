@@ -29,6 +29,16 @@ pub const GATED: &[&str] = &[
     "/tufd.v1.Trust/Forget",
     "/tufd.v1.Policy/Check",
     "/tufd.v1.Policy/VerifyAudit",
+    "/tufd.v1.Tuf/Init",
+    "/tufd.v1.Tuf/AddTargets",
+    "/tufd.v1.Tuf/RemoveTargets",
+    "/tufd.v1.Tuf/Status",
+    "/tufd.v1.Tuf/Refresh",
+    "/tufd.v1.Tuf/Delegate",
+    "/tufd.v1.Tuf/Rotate",
+    "/tufd.v1.Tuf/StageRoot",
+    "/tufd.v1.Tuf/SignStaged",
+    "/tufd.v1.Tuf/PublishStaged",
 ];
 
 /// Wraps the router with [`AdminUnlessGated`].

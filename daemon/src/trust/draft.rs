@@ -116,6 +116,7 @@ pub trait TouchNotice: Send + Sync {
 }
 
 /// The repository as an intent changes it.
+#[derive(Clone)]
 pub struct Draft {
     pub(super) gun: String,
     pub(super) now: OffsetDateTime,

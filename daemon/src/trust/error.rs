@@ -86,6 +86,10 @@ pub enum TrustError {
     /// A worker thread failed.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The failure of a transaction several callers joined (group
+    /// commit), as each of them is told it.
+    #[error(transparent)]
+    Shared(std::sync::Arc<TrustError>),
 }
 
 impl TrustError {

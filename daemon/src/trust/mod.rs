@@ -9,6 +9,7 @@
 pub mod draft;
 mod error;
 pub mod fetch;
+pub mod group;
 pub mod inspect;
 pub mod intent;
 pub mod repair;
@@ -486,16 +487,10 @@ impl Trust {
         let allowed = &allowed;
         each_repository(by_repo, |(repo, specs)| async move {
             let g = gun(&repo)?;
-            let specs = &specs;
+            // Concurrent signs into one repository share a transaction
+            // (group commit, see `group.rs`).
             self.engine
-                .transact(&g, events, |fetched, held| {
-                    let g = g.clone();
-                    async move {
-                        let name = g.as_str();
-                        let (_, draft) = existing(name, fetched)?;
-                        intent::sign::apply(name, draft, &held, specs, &|r| allowed(name, r))
-                    }
-                })
+                .sign_grouped(&g, specs, allowed.clone(), events)
                 .await
         })
         .await

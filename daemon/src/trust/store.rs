@@ -16,9 +16,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use tufd_tuf::{
-    Metadata, RepositoryFiles, Root, Signed, Snapshot, Targets, Timestamp, VerifiedRepository,
-};
+use tufd_tuf::{Metadata, RepositoryFiles, Root, Signed, VerifiedRepository};
 
 /// Names of temporary files while a repository's file is written.
 const TEMP_PREFIX: &str = ".tmp";
@@ -41,9 +39,21 @@ pub fn check_not_older(
     stored: &StoredRepository,
     new: &RepositoryFiles,
 ) -> Result<(), TrustError> {
-    // Only the versions: a 100 000-tag file is scanned, not parsed.
-    fn version<T: Metadata + serde::de::DeserializeOwned>(_role: &str, b: &[u8]) -> Option<u64> {
-        Signed::<T>::version_of(b)
+    // Only `signed.version` is read (no canonical form, no typed model):
+    // this runs on every read, before the files are verified (and parsed)
+    // anyway.
+    fn version(b: &[u8]) -> Option<u64> {
+        #[derive(Deserialize)]
+        struct Envelope {
+            signed: VersionOnly,
+        }
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            version: u64,
+        }
+        serde_json::from_slice::<Envelope>(b)
+            .ok()
+            .map(|e| e.signed.version)
     }
     let check = |role: &str, old: Option<u64>, new: Option<u64>| match (old, new) {
         (Some(o), Some(n)) if n < o => Err(rolled_back(gun, role, o, n)),
@@ -51,26 +61,22 @@ pub fn check_not_older(
     };
     check(
         "timestamp",
-        version::<Timestamp>("timestamp", &stored.files.timestamp),
-        version::<Timestamp>("timestamp", &new.timestamp),
+        version(&stored.files.timestamp),
+        version(&new.timestamp),
     )?;
     check(
         "snapshot",
-        version::<Snapshot>("snapshot", &stored.files.snapshot),
-        version::<Snapshot>("snapshot", &new.snapshot),
+        version(&stored.files.snapshot),
+        version(&new.snapshot),
     )?;
     check(
         "targets",
-        version::<Targets>("targets", &stored.files.targets),
-        version::<Targets>("targets", &new.targets),
+        version(&stored.files.targets),
+        version(&new.targets),
     )?;
     for (name, old) in &stored.files.delegations {
         if let Some(b) = new.delegations.get(name) {
-            check(
-                name,
-                version::<Targets>(name, old),
-                version::<Targets>(name, b),
-            )?;
+            check(name, version(old), version(b))?;
         }
     }
     Ok(())
@@ -243,6 +249,7 @@ impl TrustStore {
 mod tests {
     use super::*;
     use time::OffsetDateTime;
+    use tufd_tuf::Targets;
 
     fn targets_file(version: u64) -> Vec<u8> {
         let mut t = Targets::new(OffsetDateTime::now_utc() + time::Duration::days(30));

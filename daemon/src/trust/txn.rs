@@ -12,7 +12,18 @@
 //! read-back and the store too. A publish that loses a race (400 `VERSION`,
 //! 500 `UPDATING`, or 400 `INVALID_UPDATE` rejecting a delegation another
 //! writer changed) starts over from a fresh read after a jittered
-//! exponential backoff, until [`RETRY_DEADLINE`].
+//! exponential backoff, until [`RETRY_DEADLINE`]. Concurrent signs into
+//! one repository run as one transaction whose intent applies each
+//! caller's sign in turn (`group.rs`); for everything below such a group
+//! is one writer.
+//!
+//! The read-back after a publish costs little: the files just published
+//! serve as its cache by checksum (a file is used only when the verified
+//! snapshot lists its sha256), `snapshot.json` is requested beside
+//! `timestamp.json`, and signatures that verified before (those this
+//! transaction made, and the unchanged roles') are not checked again
+//! (`tufd_tuf::sigcache`); every threshold, version, expiry, hash and
+//! length check still runs on what the server serves.
 //!
 //! # What notary-server guarantees (0.7, `server/handlers/validation.go`)
 //! 1. Every role in a POST must carry a version above the stored one, else
@@ -84,7 +95,7 @@
 //! vM+1 and conflict by (1) (reasoned from the server code, not tested).
 
 use super::draft::{Draft, HeldKeys, Signed_, TouchNotice};
-use super::fetch::{Fetched, fetch, fetch_lenient};
+use super::fetch::{Fetched, fetch, fetch_after_publish, fetch_lenient};
 use super::store::TrustStore;
 use super::{Event, EventSink, TrustError};
 use crate::keyring::Keyring;
@@ -134,6 +145,8 @@ pub struct Engine {
     pub resolver: Resolver,
     pub store: TrustStore,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Signs waiting to join a repository's next transaction.
+    pub(super) signs: super::group::SignQueues,
     /// Work that outlives an answer (storing a verified result).
     background: Arc<Background>,
 }
@@ -206,6 +219,7 @@ impl Engine {
             resolver,
             store,
             locks: Mutex::new(HashMap::new()),
+            signs: Default::default(),
             background: Arc::default(),
         }
     }
@@ -280,6 +294,25 @@ impl Engine {
         gun: &Gun,
         events: &EventSink,
         read: Read,
+        intent: F,
+    ) -> Result<Change, TrustError>
+    where
+        F: FnMut(Option<Fetched>, HeldKeys) -> Fut,
+        Fut: std::future::Future<Output = Result<Outcome, TrustError>>,
+    {
+        let guard = self.lock_for(gun.as_str()).lock_owned().await;
+        self.transact_locked(gun, events, read, guard, intent).await
+    }
+
+    /// [`Engine::transact_with`] for a caller already holding `guard`, the
+    /// lock of `gun` (which the transaction keeps until its result is
+    /// stored).
+    pub(super) async fn transact_locked<F, Fut>(
+        self: &Arc<Self>,
+        gun: &Gun,
+        events: &EventSink,
+        read: Read,
+        guard: tokio::sync::OwnedMutexGuard<()>,
         mut intent: F,
     ) -> Result<Change, TrustError>
     where
@@ -287,7 +320,6 @@ impl Engine {
         Fut: std::future::Future<Output = Result<Outcome, TrustError>>,
     {
         let name = gun.as_str().to_owned();
-        let guard = self.lock_for(&name).lock_owned().await;
         self.client(gun)?;
         let progress = |m: String| {
             let _ = events.send(Event::Progress {
@@ -807,7 +839,7 @@ impl Engine {
                 _ => {}
             }
         }
-        fetch_lenient(client, gun, Some(&stored), OffsetDateTime::now_utc())
+        fetch_after_publish(client, gun, Some(&stored), OffsetDateTime::now_utc())
             .await?
             .ok_or_else(|| {
                 TrustError::NotFound(format!(

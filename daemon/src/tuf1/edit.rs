@@ -16,8 +16,8 @@ use super::error::RepoError;
 use super::expiry::ExpiryPolicy;
 use super::files::{Layout, Publish, Published, RoleFile, TargetCopy, check_top_level};
 use super::sign::{
-    Signers, role_keys, set_role_keys, sign, sign_delegated, sign_root_all, sign_snapshot,
-    sign_targets, sign_timestamp,
+    Signers, check_threshold, role_keys, set_role_keys, sign, sign_delegated, sign_root_all,
+    sign_snapshot, sign_targets, sign_timestamp,
 };
 
 /// The four top-level roles.
@@ -92,7 +92,9 @@ pub fn init(
             unrecognized: Unrecognized::new(),
         };
         for n in 0..succinct.bin_count() {
-            bins.insert(succinct.bin_name(n), empty_targets(expiry, now));
+            let name = succinct.bin_name(n);
+            let content = empty_targets(&name, expiry, now);
+            bins.insert(name, content);
         }
         targets.delegations = Some(Delegations {
             keys: BTreeMap::from([(key.key_id(), key)]),
@@ -130,9 +132,9 @@ pub fn init(
     Ok(publish)
 }
 
-fn empty_targets(expiry: &ExpiryPolicy, now: OffsetDateTime) -> Targets {
+fn empty_targets(role: &str, expiry: &ExpiryPolicy, now: OffsetDateTime) -> Targets {
     Targets {
-        common: Common::new("targets", expiry.expires("targets", now)),
+        common: Common::new("targets", expiry.expires(role, now)),
         targets: BTreeMap::new(),
         delegations: None,
         unrecognized: Unrecognized::new(),
@@ -434,7 +436,7 @@ impl<'a> Change<'a> {
         });
         d.keys.insert(keyid, key);
         self.delegated
-            .insert(name.to_owned(), empty_targets(expiry, now));
+            .insert(name.to_owned(), empty_targets(name, expiry, now));
         self.summary
             .push(format!("delegated {} to {name}", paths.join(", ")));
         Ok(())
@@ -455,6 +457,62 @@ impl<'a> Change<'a> {
             self.targets_mut();
         }
         self.summary.push(format!("rotated the {role} keys"));
+        Ok(())
+    }
+
+    /// Replaces the keys of delegated role `name`, or of every hash bin
+    /// (`name` = `bins`), by `keys` (threshold `threshold`) in targets,
+    /// and re-signs the role (each bin) with them.
+    pub fn rotate_delegated(
+        &mut self,
+        name: &str,
+        keys: Vec<Key>,
+        threshold: u64,
+    ) -> Result<(), RepoError> {
+        check_threshold(name, threshold, keys.len())?;
+        let ids: Vec<String> = keys.iter().map(Key::key_id).collect();
+        let no_role = || {
+            RepoError::NotFound(format!(
+                "targets delegates no role {name:?}: rotate a top-level role, a delegated role or bins"
+            ))
+        };
+        let d = self
+            .targets_mut()
+            .delegations
+            .as_mut()
+            .ok_or_else(no_role)?;
+        let resign: Vec<String> = match (name, d.succinct_roles.as_mut()) {
+            (BINS_PREFIX, Some(bins)) => {
+                bins.keyids = ids;
+                bins.threshold = threshold;
+                (0..bins.bin_count()).map(|n| bins.bin_name(n)).collect()
+            }
+            _ => {
+                let role = d
+                    .roles
+                    .iter_mut()
+                    .flatten()
+                    .find(|r| r.name == name)
+                    .ok_or_else(no_role)?;
+                role.keyids = ids;
+                role.threshold = threshold;
+                vec![name.to_owned()]
+            }
+        };
+        d.keys.extend(keys.into_iter().map(|k| (k.key_id(), k)));
+        let used: Vec<String> = d
+            .roles
+            .iter()
+            .flatten()
+            .flat_map(|r| r.keyids.iter())
+            .chain(d.succinct_roles.iter().flat_map(|s| s.keyids.iter()))
+            .cloned()
+            .collect();
+        d.keys.retain(|id, _| used.contains(id));
+        for role in resign {
+            self.delegated_mut(&role)?;
+        }
+        self.summary.push(format!("rotated the {name} keys"));
         Ok(())
     }
 
@@ -515,24 +573,29 @@ impl<'a> Change<'a> {
         }
         let root = self.root.as_ref().unwrap_or(old_root);
         let mut meta = published.snapshot.metadata.signed.meta.clone();
-        let targets_parent = self
-            .targets
-            .clone()
-            .unwrap_or_else(|| published.targets.metadata.signed.clone());
-        if let Some(mut targets) = self.targets.clone() {
-            targets.common.version = published.targets.version() + 1;
-            targets.common.expires = self.expiry.expires("targets", self.now);
-            let f = sign_targets(root, targets, signers)?;
-            meta.insert("targets.json".into(), f.meta_version());
-            publish
-                .files
-                .push((self.layout.metadata_file("targets", f.version()), f.bytes));
-        }
+        // The new targets role is moved, not copied: a large one is most
+        // of an edit's memory.
+        let new_targets = match self.targets {
+            Some(mut targets) => {
+                targets.common.version = published.targets.version() + 1;
+                targets.common.expires = self.expiry.expires("targets", self.now);
+                let f = sign_targets(root, targets, signers)?;
+                meta.insert("targets.json".into(), f.meta_version());
+                publish
+                    .files
+                    .push((self.layout.metadata_file("targets", f.version()), f.bytes));
+                Some(f.metadata.signed)
+            }
+            None => None,
+        };
+        let targets_parent = new_targets
+            .as_ref()
+            .unwrap_or(&published.targets.metadata.signed);
         for (name, mut content) in self.delegated {
             let key = format!("{name}.json");
             content.common.version = meta.get(&key).map_or(1, |m| m.version + 1);
-            content.common.expires = self.expiry.expires("targets", self.now);
-            let f = sign_delegated(&targets_parent, &name, content, signers)?;
+            content.common.expires = self.expiry.expires(&name, self.now);
+            let f = sign_delegated(targets_parent, &name, content, signers)?;
             meta.insert(key, f.meta_version());
             publish
                 .files

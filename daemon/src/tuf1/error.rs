@@ -51,6 +51,9 @@ pub enum RepoError {
     /// A staged change does not have the signatures it needs yet.
     #[error("the staged change is not signed enough yet: {0}")]
     Waiting(String),
+    /// The request names a place outside what the configuration allows.
+    #[error("refused: {0}")]
+    Refused(String),
     /// Another writer holds the repository.
     #[error("{0} is being written by another process; try again")]
     Busy(PathBuf),

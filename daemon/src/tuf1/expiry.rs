@@ -1,6 +1,7 @@
 //! How long each role's metadata stays valid, and when the daemon signs it
 //! again.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -10,7 +11,7 @@ use tufd_tuf::tuf1::Expires;
 use super::error::RepoError;
 
 /// How long each role's metadata stays valid when it is signed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExpiryPolicy {
     /// Root, seconds.
     pub root: u64,
@@ -20,6 +21,10 @@ pub struct ExpiryPolicy {
     pub snapshot: u64,
     /// Timestamp, seconds.
     pub timestamp: u64,
+    /// Delegated roles with their own period (seconds); `bins` stands for
+    /// every hash bin. Others have the targets period.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub delegated: BTreeMap<String, u64>,
 }
 
 impl Default for ExpiryPolicy {
@@ -31,19 +36,41 @@ impl Default for ExpiryPolicy {
             targets: 90 * DAY,
             snapshot: 7 * DAY,
             timestamp: DAY,
+            delegated: BTreeMap::new(),
         }
     }
 }
 
 impl ExpiryPolicy {
-    /// The period of `role` (delegated roles: the targets period).
+    /// The period of `role` (delegated roles: their own, else the targets
+    /// period; a hash bin `bins-…`: that of `bins`).
     pub fn period(&self, role: &str) -> Duration {
+        let delegated = |name: &str| {
+            let family = match name.split_once('-') {
+                Some((prefix, _)) if prefix == super::edit::BINS_PREFIX => prefix,
+                _ => name,
+            };
+            self.delegated.get(family).copied().unwrap_or(self.targets)
+        };
         Duration::from_secs(match role {
             "root" => self.root,
+            "targets" => self.targets,
             "snapshot" => self.snapshot,
             "timestamp" => self.timestamp,
-            _ => self.targets,
+            other => delegated(other),
         })
+    }
+
+    /// Gives delegated role `name` (or `bins`, every hash bin) its own
+    /// period.
+    pub fn set_delegated(&mut self, name: &str, seconds: u64) -> Result<(), RepoError> {
+        if seconds == 0 {
+            return Err(RepoError::InvalidRequest(format!(
+                "expiry of {name} must be at least one second"
+            )));
+        }
+        self.delegated.insert(name.to_owned(), seconds);
+        Ok(())
     }
 
     /// Sets one role's period; an error names the roles there are.
@@ -58,9 +85,10 @@ impl ExpiryPolicy {
             "targets" => self.targets = seconds,
             "snapshot" => self.snapshot = seconds,
             "timestamp" => self.timestamp = seconds,
+            super::edit::BINS_PREFIX => return self.set_delegated(role, seconds),
             other => {
                 return Err(RepoError::InvalidRequest(format!(
-                    "no role {other:?}: expiry is set for root, targets, snapshot or timestamp"
+                    "no role {other:?}: expiry is set for root, targets, snapshot, timestamp or bins (delegated roles: `tuf delegate --expires`)"
                 )));
             }
         }
@@ -95,9 +123,14 @@ mod tests {
             time::macros::datetime!(2030-01-01 00:00:05 UTC)
         );
         let mut e = ExpiryPolicy::default();
-        assert!(e.set("bins", 5).is_err());
+        assert!(e.set("nope", 5).is_err());
         assert!(e.set("root", 0).is_err());
         e.set("root", 7).unwrap();
         assert_eq!(e.period("root"), Duration::from_secs(7));
+        e.set_delegated("team", 9).unwrap();
+        e.set("bins", 11).unwrap();
+        assert_eq!(e.period("team"), Duration::from_secs(9));
+        assert_eq!(e.period("bins-3ff"), Duration::from_secs(11));
+        assert_eq!(e.period("other"), e.period("targets"));
     }
 }

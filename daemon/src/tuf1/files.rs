@@ -21,8 +21,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use tufd_tuf::tuf1::metadata::canonical_signed_of_bytes;
-use tufd_tuf::tuf1::{MetaFile, Metadata, Role, Root, Snapshot, Targets, Timestamp, verify};
+use tufd_tuf::tuf1::{
+    Expires, MetaFile, Metadata, Role, Root, Snapshot, Targets, Timestamp, verify,
+};
 
 use super::error::RepoError;
 
@@ -91,13 +92,11 @@ impl Layout {
             .write(true)
             .open(&path)
             .map_err(RepoError::io(&path, "opening the repository lock"))?;
-        // flock(2) through std (Rust 1.89): released when the file closes.
-        match file.try_lock() {
-            Ok(()) => Ok(WriterLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(RepoError::Busy(self.dir.clone())),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(RepoError::io(&path, "locking the repository")(e))
-            }
+        // flock(2), released when the lock (and its file) is dropped.
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(WriterLock { _lock: lock }),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(RepoError::Busy(self.dir.clone())),
+            Err((_, e)) => Err(RepoError::io(&path, "locking the repository")(e.into())),
         }
     }
 }
@@ -118,7 +117,7 @@ pub fn encode_role(role: &str) -> String {
 
 /// The repository's writer lock, released on drop.
 pub struct WriterLock {
-    _file: File,
+    _lock: nix::fcntl::Flock<File>,
 }
 
 /// A role's metadata with the exact bytes it was read from or will be
@@ -136,6 +135,16 @@ impl<T: Role> RoleFile<T> {
     pub fn new(metadata: Metadata<T>) -> Result<Self, RepoError> {
         let bytes = metadata.to_bytes().map_err(RepoError::metadata(T::TYPE))?;
         Ok(Self { metadata, bytes })
+    }
+
+    /// The bytes its signatures cover: the canonical form of the parsed
+    /// `signed` object (unknown fields kept), as python-tuf computes it,
+    /// encoded straight from the model (a `serde_json::Value` tree of a
+    /// large targets role costs hundreds of megabytes).
+    pub fn signed_message(&self) -> Result<Vec<u8>, RepoError> {
+        self.metadata
+            .canonical_signed()
+            .map_err(RepoError::metadata(T::TYPE))
     }
 
     /// The role's version.
@@ -166,6 +175,21 @@ impl<T: Role> RoleFile<T> {
     }
 }
 
+/// A delegated role as `status` shows it.
+#[derive(Debug, Clone)]
+pub struct DelegatedState {
+    /// Role name (`bins-*` for every hash bin).
+    pub role: String,
+    /// Published version (of hash bins: the newest).
+    pub version: u64,
+    /// Expiry (of hash bins: the earliest).
+    pub expires: Expires,
+    /// Key IDs.
+    pub keyids: Vec<String>,
+    /// Threshold.
+    pub threshold: u64,
+}
+
 /// What a repository directory publishes now.
 #[derive(Debug, Clone)]
 pub struct Published {
@@ -193,9 +217,7 @@ pub fn check_top_level<T: Role>(root: &Root, file: &RoleFile<T>) -> Result<(), R
         .roles
         .get(role)
         .ok_or_else(|| RepoError::Internal(format!("root lists no {role} role")))?;
-    // The signed bytes as the file has them (cheaper than re-encoding
-    // the model, and what a client checks).
-    let message = canonical_signed_of_bytes(&file.bytes).map_err(RepoError::metadata(role))?;
+    let message = file.signed_message()?;
     verify::check_threshold(
         role,
         &message,
@@ -330,9 +352,52 @@ impl Published {
         })
     }
 
-    /// Reads delegated targets role `name` at the version snapshot lists
-    /// and checks it against the keys top-level targets delegates to it.
-    pub fn read_delegated(
+    /// The delegated roles top-level targets lists, as `status` shows
+    /// them (read, not verified): each named role, and the hash bins as
+    /// one entry `bins-*` (newest version, earliest expiry).
+    pub fn delegated_states(&self, layout: &Layout) -> Result<Vec<DelegatedState>, RepoError> {
+        let Some(d) = &self.targets.metadata.signed.delegations else {
+            return Ok(Vec::new());
+        };
+        let read = |name: &str| -> Result<(u64, Expires), RepoError> {
+            let f = self.read_delegated_unverified(layout, name)?;
+            Ok((f.version(), f.metadata.signed.common.expires))
+        };
+        let mut out = Vec::new();
+        for r in d.roles.iter().flatten() {
+            let (version, expires) = read(&r.name)?;
+            out.push(DelegatedState {
+                role: r.name.clone(),
+                version,
+                expires,
+                keyids: r.keyids.clone(),
+                threshold: r.threshold,
+            });
+        }
+        if let Some(bins) = &d.succinct_roles {
+            let mut newest: Option<(u64, Expires)> = None;
+            for n in 0..bins.bin_count() {
+                let (v, e) = read(&bins.bin_name(n))?;
+                newest = Some(match newest {
+                    None => (v, e),
+                    Some((nv, ne)) => (nv.max(v), ne.min(e)),
+                });
+            }
+            if let Some((version, expires)) = newest {
+                out.push(DelegatedState {
+                    role: format!("{}-*", bins.name_prefix),
+                    version,
+                    expires,
+                    keyids: bins.keyids.clone(),
+                    threshold: bins.threshold,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads delegated targets role `name` at the version snapshot lists.
+    fn read_delegated_unverified(
         &self,
         layout: &Layout,
         name: &str,
@@ -344,10 +409,20 @@ impl Published {
             .meta
             .get(&format!("{name}.json"))
             .ok_or_else(|| RepoError::NotFound(format!("snapshot lists no role {name:?}")))?;
-        let file: RoleFile<Targets> = read_role(&layout.metadata_file(name, meta.version))?;
+        read_role(&layout.metadata_file(name, meta.version))
+    }
+
+    /// Reads delegated targets role `name` at the version snapshot lists
+    /// and checks it against the keys top-level targets delegates to it.
+    pub fn read_delegated(
+        &self,
+        layout: &Layout,
+        name: &str,
+    ) -> Result<RoleFile<Targets>, RepoError> {
+        let file = self.read_delegated_unverified(layout, name)?;
         let (keys, keyids, threshold) = delegation_keys(&self.targets.metadata.signed, name)
             .ok_or_else(|| RepoError::NotFound(format!("targets delegates no role {name:?}")))?;
-        let message = canonical_signed_of_bytes(&file.bytes).map_err(RepoError::metadata(name))?;
+        let message = file.signed_message()?;
         verify::check_threshold(
             name,
             &message,
@@ -512,6 +587,7 @@ impl Publish {
             write_atomic(path, bytes)?;
         }
         if let Some(ts) = self.timestamp {
+            #[cfg(feature = "test-hooks")]
             hold_before_timestamp();
             write_atomic(&layout.metadata_file("timestamp", 0), &ts)?;
         }
@@ -522,7 +598,9 @@ impl Publish {
 /// Test hook for the crash and interleaving tests: with
 /// `TUFD_TEST_TUF1_HOLD=PATH` in the daemon's environment, a publish that
 /// has written its new files creates `PATH.reached` and waits (at most a
-/// minute) while `PATH` exists before it switches `timestamp.json`.
+/// minute) while `PATH` exists before it switches `timestamp.json`. Only
+/// in builds with the `test-hooks` feature.
+#[cfg(feature = "test-hooks")]
 fn hold_before_timestamp() {
     let Some(hold) = std::env::var_os("TUFD_TEST_TUF1_HOLD").map(PathBuf::from) else {
         return;

@@ -9,6 +9,7 @@
 //!   listed keys, keeping the online roles fresh
 //! - [`staged`]: offline k-of-n root changes that travel as a file
 //! - [`requests`]: what the manager is asked and answers
+//! - [`places`]: the configured repositories and roots requests resolve in
 //! - [`registry`]: the repositories this daemon manages and their refresh
 //!   record, in the state directory
 //! - this module: [`Tuf1`], the async driver: it finds the token keys,
@@ -21,6 +22,7 @@ pub mod edit;
 pub mod error;
 pub mod expiry;
 pub mod files;
+pub mod places;
 pub mod refresh;
 pub mod registry;
 pub mod requests;
@@ -52,10 +54,15 @@ const REFRESH_TICK: Duration = Duration::from_secs(60);
 /// How long it waits before trying a failed refresh again.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
+/// Told, with the device's kind and serial, when a signature waits for a
+/// touch on it.
+pub type TouchSink = tokio::sync::mpsc::UnboundedSender<(String, String)>;
+
 /// A key on a token as a [`DigestSigner`] (signing blocks).
 struct TokenKey {
     store: Arc<dyn KeyStore>,
     key: KeyRecord,
+    touch: Option<TouchSink>,
 }
 
 impl DigestSigner for TokenKey {
@@ -64,6 +71,11 @@ impl DigestSigner for TokenKey {
     }
 
     fn sign_sha256(&self, digest: &[u8; 32]) -> Result<[u8; 64], SignError> {
+        if let Some(touch) = &self.touch
+            && self.store.needs_touch(&self.key.id)
+        {
+            let _ = touch.send(self.store.device());
+        }
         self.store
             .sign_digest(&self.key.id, digest)
             .map_err(SignError::new)
@@ -83,12 +95,30 @@ pub struct Tuf1 {
     wake: tokio::sync::Notify,
 }
 
+/// Runs `f` on a blocking thread, then hands the memory it freed back to
+/// the system.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, RepoError> + Send + 'static,
 ) -> Result<T, RepoError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| RepoError::Internal(format!("worker failed: {e}")))?
+    tokio::task::spawn_blocking(move || {
+        let result = f();
+        release_freed_memory();
+        result
+    })
+    .await
+    .map_err(|e| RepoError::Internal(format!("worker failed: {e}")))?
+}
+
+/// glibc keeps pages freed on a thread in that thread's arena, so edits of
+/// a 100 000-target role on one blocking thread after another leave the
+/// daemon holding several times one edit's memory; `malloc_trim` returns
+/// the free pages of every arena.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases pages malloc holds free.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// The key name prefix of a repository's keys: `tuf1:<dir>` as the label's
@@ -134,7 +164,7 @@ impl Tuf1 {
 
     /// Every token key, by TUF 1.0 key ID.
     async fn signers(&self) -> Result<Signers, RepoError> {
-        let (mut signers, unreadable) = self.signers_and_unreadable().await?;
+        let (mut signers, unreadable) = self.signers_and_unreadable(None).await?;
         for why in unreadable {
             signers.unreadable(why);
         }
@@ -143,12 +173,19 @@ impl Tuf1 {
 
     /// Every token key by TUF 1.0 key ID, and why tokens that could not be
     /// read could not.
-    async fn signers_and_unreadable(&self) -> Result<(Signers, Vec<String>), RepoError> {
+    async fn signers_and_unreadable(
+        &self,
+        touch: Option<TouchSink>,
+    ) -> Result<(Signers, Vec<String>), RepoError> {
         let listing = self.keyring.list("").await?;
         let mut signers = Signers::default();
         for key in listing.keys {
             let store = self.keyring.key_store(&key.token)?;
-            signers.insert(Arc::new(TokenKey { store, key }))?;
+            signers.insert(Arc::new(TokenKey {
+                store,
+                key,
+                touch: touch.clone(),
+            }))?;
         }
         let unreadable = listing
             .unavailable
@@ -236,8 +273,9 @@ impl Tuf1 {
         };
         let signers = self.signers().await?;
         let l = layout.clone();
+        let e = expiry.clone();
         blocking(move || {
-            let publish = edit::init(&l, keys, &expiry, &signers, OffsetDateTime::now_utc())?;
+            let publish = edit::init(&l, keys, &e, &signers, OffsetDateTime::now_utc())?;
             publish.write(&l, &[])
         })
         .await?;
@@ -250,7 +288,7 @@ impl Tuf1 {
         )?;
         tracing::info!(repository = %dir.display(), "TUF 1.0 repository created");
         self.wake.notify_one();
-        let mut status = self.status_locked(&dir).await?;
+        let mut status = self.status_locked(&dir, false).await?;
         status.summary = "created".into();
         Ok(status)
     }
@@ -300,7 +338,8 @@ impl Tuf1 {
     }
 
     /// Delegates `paths` from top-level targets to a new role `name` whose
-    /// key is generated on `token`.
+    /// key is generated on `token`, valid for `expiry_seconds` (default:
+    /// the targets period).
     pub async fn delegate(
         &self,
         dir: &Path,
@@ -308,18 +347,30 @@ impl Tuf1 {
         paths: Vec<String>,
         token: &str,
         terminating: bool,
+        expiry_seconds: Option<u64>,
     ) -> Result<RepoStatus, RepoError> {
         let dir = check_dir(dir)?;
-        self.record(&dir)?;
+        let before = self.record(&dir)?.expiry;
         edit::check_role_name(&name)?;
         let key = self.role_key(&dir, &format!("role-{name}"), token).await?;
-        self.apply(&dir, move |c| c.delegate(&name, key, paths, terminating))
-            .await
+        if let Some(secs) = expiry_seconds {
+            let mut expiry = before.clone();
+            expiry.set_delegated(&name, secs)?;
+            self.registry.update(&dir, |r| r.expiry = expiry)?;
+        }
+        let result = self
+            .apply(&dir, move |c| c.delegate(&name, key, paths, terminating))
+            .await;
+        if result.is_err() && expiry_seconds.is_some() {
+            self.registry.update(&dir, |r| r.expiry = before)?;
+        }
+        result
     }
 
-    /// Rotates the keys of a top-level role: new keys on `tokens`
-    /// (threshold `threshold`), a new root signed by the old root's
-    /// threshold and the new one's, and the role re-signed.
+    /// Rotates the keys of a role: new keys on `tokens` (threshold
+    /// `threshold`). A top-level role gets a new root signed by the old
+    /// root's threshold and the new one's; a delegated role (or `bins`,
+    /// every hash bin) new targets. The role is re-signed with its new keys.
     pub async fn rotate(
         &self,
         dir: &Path,
@@ -329,10 +380,9 @@ impl Tuf1 {
     ) -> Result<RepoStatus, RepoError> {
         let dir = check_dir(dir)?;
         self.record(&dir)?;
-        if !edit::TOP_LEVEL.contains(&role.as_str()) {
-            return Err(RepoError::InvalidRequest(format!(
-                "no top-level role {role:?}: rotate root, targets, snapshot or timestamp"
-            )));
+        let top = edit::TOP_LEVEL.contains(&role.as_str());
+        if !top && role != edit::BINS_PREFIX {
+            edit::check_role_name(&role)?;
         }
         let tokens = if tokens.is_empty() {
             vec![String::new()]
@@ -341,17 +391,29 @@ impl Tuf1 {
         };
         let layout = Layout::new(&dir);
         let online = blocking(move || Online::read(&layout)).await?;
-        let next_root = online.root.version() + 1;
+        // Key names stay unique: the root version a top-level rotation
+        // publishes, the snapshot version a delegated one does.
+        let label = if top {
+            format!("{role}-r{}", online.root.version() + 1)
+        } else {
+            format!("role-{role}-s{}", online.snapshot.version() + 1)
+        };
         let mut keys = Vec::new();
         for (i, token) in tokens.iter().enumerate() {
             keys.push(
-                self.role_key(&dir, &format!("{role}-r{next_root}-{}", i + 1), token)
+                self.role_key(&dir, &format!("{label}-{}", i + 1), token)
                     .await?,
             );
         }
         let threshold = threshold.max(1);
-        self.apply(&dir, move |c| c.rotate(&role, keys, threshold))
-            .await
+        self.apply(&dir, move |c| {
+            if top {
+                c.rotate(&role, keys, threshold)
+            } else {
+                c.rotate_delegated(&role, keys, threshold)
+            }
+        })
+        .await
     }
 
     /// Stages a root change for offline k-of-n signing: the next root (new
@@ -389,10 +451,15 @@ impl Tuf1 {
     }
 
     /// Adds the signatures of the root keys this daemon holds to a staged
-    /// change (a key holder's `tufctl tuf sign`).
-    pub async fn sign_staged(&self, bytes: Vec<u8>) -> Result<StagedReport, RepoError> {
+    /// change (a key holder's `tufctl tuf sign`); `touch` hears of each
+    /// signature that waits for a touch on a device.
+    pub async fn sign_staged(
+        &self,
+        bytes: Vec<u8>,
+        touch: Option<TouchSink>,
+    ) -> Result<StagedReport, RepoError> {
         let mut staged = staged::Staged::parse(&bytes)?;
-        let (signers, unreadable) = self.signers_and_unreadable().await?;
+        let (signers, unreadable) = self.signers_and_unreadable(touch).await?;
         let (staged, signed) = blocking(move || {
             let signed = staged.sign(&signers)?;
             Ok((staged, signed))
@@ -474,20 +541,22 @@ impl Tuf1 {
         .await?;
         tracing::info!(repository = %dir.display(), %summary, "TUF 1.0 repository published");
         self.wake.notify_one();
-        let mut status = self.status_locked(&dir).await?;
+        let mut status = self.status_locked(&dir, false).await?;
         status.summary = summary;
         Ok(status)
     }
 
-    /// The state of the repository at `dir`.
-    pub async fn status(&self, dir: &Path) -> Result<RepoStatus, RepoError> {
+    /// The state of the repository at `dir`; with `delegated`, each
+    /// delegated role's too (which reads every hash bin: the answer to a
+    /// change leaves them out).
+    pub async fn status(&self, dir: &Path, delegated: bool) -> Result<RepoStatus, RepoError> {
         let dir = check_dir(dir)?;
         let lock = self.repo_lock(&dir);
         let _guard = lock.lock().await;
-        self.status_locked(&dir).await
+        self.status_locked(&dir, delegated).await
     }
 
-    async fn status_locked(&self, dir: &Path) -> Result<RepoStatus, RepoError> {
+    async fn status_locked(&self, dir: &Path, delegated: bool) -> Result<RepoStatus, RepoError> {
         let record = self.record(dir)?;
         let layout = Layout::new(dir);
         let d = dir.to_owned();
@@ -529,6 +598,20 @@ impl Tuf1 {
                     threshold: keys.map_or(0, |k| k.threshold),
                 });
             }
+            let delegated = if delegated {
+                published.delegated_states(&layout)?
+            } else {
+                Vec::new()
+            };
+            for d in delegated {
+                roles.push(RoleState {
+                    role: d.role,
+                    version: d.version,
+                    expires: d.expires.time(),
+                    keyids: d.keyids,
+                    threshold: d.threshold,
+                });
+            }
             Ok(RepoStatus {
                 dir: d,
                 roles,
@@ -550,7 +633,7 @@ impl Tuf1 {
         let _guard = lock.lock().await;
         let layout = Layout::new(dir);
         let l = layout.clone();
-        let expiry = record.expiry;
+        let expiry = record.expiry.clone();
         let online = blocking(move || Online::read(&l)).await?;
         let now = OffsetDateTime::now_utc();
         if !force && refresh::next_due(&online, &expiry) > now {

@@ -89,6 +89,16 @@ pub(crate) fn role_keys<'a>(root: &'a Root, role: &str) -> Result<&'a RoleKeys, 
         .ok_or_else(|| RepoError::Internal(format!("root lists no {role} role")))
 }
 
+/// Refuses a threshold no set of `count` keys can meet (or zero).
+pub fn check_threshold(role: &str, threshold: u64, count: usize) -> Result<(), RepoError> {
+    if threshold == 0 || threshold > count as u64 {
+        return Err(RepoError::InvalidRequest(format!(
+            "{role}: threshold {threshold} with {count} key(s)"
+        )));
+    }
+    Ok(())
+}
+
 /// Lists `keys` as `role`'s keys in root with `threshold`, removing keys
 /// no role uses any more.
 pub fn set_role_keys(
@@ -97,12 +107,7 @@ pub fn set_role_keys(
     keys: Vec<Key>,
     threshold: u64,
 ) -> Result<(), RepoError> {
-    if threshold == 0 || threshold > keys.len() as u64 {
-        return Err(RepoError::InvalidRequest(format!(
-            "{role}: threshold {threshold} with {} key(s)",
-            keys.len()
-        )));
-    }
+    check_threshold(role, threshold, keys.len())?;
     let mut keyids = Vec::new();
     for k in keys {
         let id = k.key_id();
@@ -237,7 +242,8 @@ pub fn sign_root_all(
     }
     for id in &ids {
         if let (Some(key), Some(signer)) = (keys.get(id), signers.get(id)) {
-            md.sign(key, signer).map_err(RepoError::metadata("root"))?;
+            tufd_tuf::tuf1::sign::sign_metadata(&mut md, key, signer)
+                .map_err(RepoError::metadata("root"))?;
         }
     }
     Ok(md)

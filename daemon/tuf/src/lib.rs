@@ -11,7 +11,8 @@
 //! - [`sign`]: the [`DigestSigner`] trait and [`sign_role`]
 //! - [`cert`]: the root certificate builder
 //! - [`verify`], [`rootcert`], [`repo`]: signature, certificate and
-//!   whole-repository verification
+//!   whole-repository verification; [`sigcache`]: signatures that
+//!   verified before are not checked again
 //!
 //! # Example: a new repository's root and targets, signed on tokens
 //!
@@ -62,6 +63,7 @@ pub mod pem;
 pub mod repo;
 pub mod role;
 pub mod rootcert;
+pub mod sigcache;
 pub mod sign;
 pub mod signed;
 pub mod tuf1;

@@ -181,9 +181,16 @@ pub fn sign_bytes(role: &str, message: &[u8], signer: &RoleSigner<'_>) -> Result
             keyid,
         });
     }
-    Ok(Signature {
+    let signature = Signature {
         keyid,
         method: "ecdsa".to_owned(),
         sig: raw.to_vec(),
-    })
+    };
+    // Just checked: a read-back of the published file need not check it
+    // again (see [`crate::sigcache`]).
+    crate::sigcache::remember(
+        crate::sigcache::entry(signer.key, &signature, &digest),
+        spki,
+    );
+    Ok(signature)
 }

@@ -19,7 +19,9 @@ use p256::pkcs8::DecodePublicKey;
 use crate::error::{Error, Result};
 use crate::key::{Key, KeyType};
 use crate::metadata::Metadata;
+use crate::sigcache;
 use crate::signed::{Signature, Signed};
+use sha2::Digest;
 
 /// Checks one signature over `message` with `key`.
 pub fn verify_signature(key: &Key, sig: &Signature, message: &[u8]) -> Result<()> {
@@ -142,6 +144,7 @@ pub fn verify_threshold<T: Metadata>(
     }
     let mut valid = BTreeSet::new();
     let mut holders = BTreeSet::new();
+    let message_sha256: [u8; 32] = sha2::Sha256::digest(signed.canonical_bytes()).into();
     for sig in signed.signatures() {
         let Some(key) = keys.get(&sig.keyid) else {
             continue;
@@ -154,11 +157,22 @@ pub fn verify_threshold<T: Metadata>(
                 computed,
             });
         }
-        if verify_signature(key, sig, signed.canonical_bytes()).is_ok() {
-            let holder = key.spki_der().unwrap_or_else(|_| key.public().to_vec());
-            if holders.insert(holder) {
-                valid.insert(sig.keyid.clone());
+        // A check that succeeded before is not repeated (see
+        // [`crate::sigcache`]); everything else here runs every time.
+        let entry = sigcache::entry(key, sig, &message_sha256);
+        let holder = match sigcache::lookup(&entry) {
+            Some(holder) => holder,
+            None => {
+                if verify_signature(key, sig, signed.canonical_bytes()).is_err() {
+                    continue;
+                }
+                let holder = key.spki_der().unwrap_or_else(|_| key.public().to_vec());
+                sigcache::remember(entry, holder.clone());
+                holder
             }
+        };
+        if holders.insert(holder) {
+            valid.insert(sig.keyid.clone());
         }
     }
     if valid.len() < threshold as usize {

@@ -11,6 +11,7 @@ use p256::ecdsa::SigningKey;
 use p256::ecdsa::signature::hazmat::PrehashSigner;
 use p256::pkcs8::EncodePublicKey;
 use serde_json::{Value, json};
+use tufd_tuf::tuf1::sign::sign_metadata;
 use tufd_tuf::tuf1::{
     Common, DelegatedRole, Delegations, Expires, Key, MetaFile, Metadata, Role, RoleKeys, Root,
     Snapshot, SuccinctRoles, TargetFile, Targets, Timestamp, Unrecognized,
@@ -116,8 +117,8 @@ fn python_tuf_reads_what_tufd_writes_and_back() {
         roles,
         unrecognized: root_unknown,
     });
-    root.sign(&root_a_key, &root_a).unwrap();
-    root.sign(&root_b_key, &root_b).unwrap();
+    sign_metadata(&mut root, &root_a_key, &root_a).unwrap();
+    sign_metadata(&mut root, &root_b_key, &root_b).unwrap();
     write(d, "root", &root);
 
     let mut custom = Unrecognized::new();
@@ -164,7 +165,7 @@ fn python_tuf_reads_what_tufd_writes_and_back() {
         }),
         unrecognized: Unrecognized::new(),
     });
-    targets.sign(&targets_key, &targets_s).unwrap();
+    sign_metadata(&mut targets, &targets_key, &targets_s).unwrap();
     write(d, "targets", &targets);
 
     let mut team = Metadata::new(Targets {
@@ -184,7 +185,7 @@ fn python_tuf_reads_what_tufd_writes_and_back() {
         }),
         unrecognized: Unrecognized::new(),
     });
-    team.sign(&team_key, &team_s).unwrap();
+    sign_metadata(&mut team, &team_key, &team_s).unwrap();
     write(d, "team", &team);
 
     let mut snapshot = Metadata::new(Snapshot {
@@ -211,7 +212,7 @@ fn python_tuf_reads_what_tufd_writes_and_back() {
         ]),
         unrecognized: Unrecognized::new(),
     });
-    snapshot.sign(&snap_key, &snap_s).unwrap();
+    sign_metadata(&mut snapshot, &snap_key, &snap_s).unwrap();
     write(d, "snapshot", &snapshot);
 
     let snapshot_bytes = snapshot.to_bytes().unwrap();
@@ -231,7 +232,7 @@ fn python_tuf_reads_what_tufd_writes_and_back() {
         )]),
         unrecognized: Unrecognized::new(),
     });
-    timestamp.sign(&ts_key, &ts_s).unwrap();
+    sign_metadata(&mut timestamp, &ts_key, &ts_s).unwrap();
     write(d, "timestamp", &timestamp);
 
     let key_pems: BTreeMap<String, Value> = keys

@@ -5,10 +5,9 @@ use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::pkcs8::DecodePublicKey;
 use sha2::{Digest, Sha256};
 
-use super::error::Tuf1Error;
-use super::key::{Key, raw_to_der};
-use super::metadata::{Metadata, Role, Signature, Unrecognized};
 use crate::sign::DigestSigner;
+use tufd_tuf1::key::raw_to_der;
+use tufd_tuf1::{Key, Metadata, Role, Signature, Tuf1Error, Unrecognized};
 
 /// Signs `message` with `signer`, which must hold `key`'s private half.
 pub fn sign_message(
@@ -28,7 +27,7 @@ pub fn sign_message(
         .map_err(|source| Tuf1Error::Sign {
             role: role.to_owned(),
             keyid: keyid.clone(),
-            source,
+            source: Box::new(source),
         })?;
     let ok = signer.checks_own_signatures()
         || p256::ecdsa::VerifyingKey::from_public_key_der(&spki)
@@ -48,13 +47,15 @@ pub fn sign_message(
     })
 }
 
-impl<T: Role> Metadata<T> {
-    /// Adds (or replaces) `key`'s signature over the current content.
-    pub fn sign(&mut self, key: &Key, signer: &dyn DigestSigner) -> Result<(), Tuf1Error> {
-        let message = self.canonical_signed()?;
-        let sig = sign_message(T::TYPE, &message, key, signer)?;
-        self.signatures.retain(|s| s.keyid != sig.keyid);
-        self.signatures.push(sig);
-        Ok(())
-    }
+/// Adds (or replaces) `key`'s signature over `md`'s current content.
+pub fn sign_metadata<T: Role>(
+    md: &mut Metadata<T>,
+    key: &Key,
+    signer: &dyn DigestSigner,
+) -> Result<(), Tuf1Error> {
+    let message = md.canonical_signed()?;
+    let sig = sign_message(T::TYPE, &message, key, signer)?;
+    md.signatures.retain(|s| s.keyid != sig.keyid);
+    md.signatures.push(sig);
+    Ok(())
 }

@@ -9,8 +9,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::error::Tuf1Error;
-use super::json;
 use super::key::Key;
+use super::{encode, json};
 
 /// The specification version tufd writes (python-tuf 7 writes the same).
 pub const SPEC_VERSION: &str = "1.0.31";
@@ -360,19 +360,12 @@ impl<T: Role> Metadata<T> {
 
     /// The file bytes, as python-tuf's `Metadata.to_bytes()` writes them.
     pub fn to_bytes(&self) -> Result<Vec<u8>, Tuf1Error> {
-        Ok(json::compact(&self.to_value()?)?)
+        Ok(encode::compact(self)?)
     }
 
     /// The bytes of python-tuf's `JSONSerializer(compact=False)`.
     pub fn to_pretty_bytes(&self) -> Result<Vec<u8>, Tuf1Error> {
-        Ok(json::pretty(&self.to_value()?)?)
-    }
-
-    fn to_value(&self) -> Result<Value, Tuf1Error> {
-        serde_json::to_value(self).map_err(|source| Tuf1Error::Parse {
-            role: T::TYPE.to_owned(),
-            source,
-        })
+        Ok(encode::pretty(self)?)
     }
 }
 
@@ -392,11 +385,7 @@ pub fn canonical_signed_of_bytes(bytes: &[u8]) -> Result<Vec<u8>, Tuf1Error> {
 
 /// Canonical JSON of any serializable value.
 pub fn canonical_of<T: Serialize>(value: &T) -> Result<Vec<u8>, Tuf1Error> {
-    let value = serde_json::to_value(value).map_err(|source| Tuf1Error::Parse {
-        role: "metadata".to_owned(),
-        source,
-    })?;
-    Ok(json::canonical(&value)?)
+    Ok(encode::canonical(value)?)
 }
 
 #[cfg(test)]

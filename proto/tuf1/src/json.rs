@@ -11,7 +11,7 @@
 //!   python-tuf writes for the same content.
 //! - [`pretty`]: `JSONSerializer(compact=False)` (`indent=1`), for people.
 //!
-//! Neither is Notary v1's Go encoding ([`crate::canonical`]); the two
+//! Neither is Notary v1's Go encoding (the `canonical` module of the daemon's `tufd-tuf` crate); the two
 //! dialects keep separate encoders, each tested against its own reference.
 
 use serde_json::Value;
@@ -22,6 +22,9 @@ pub enum JsonError {
     /// OLPC canonical JSON has integers only.
     #[error("number {0} is not an integer; TUF metadata holds integers only")]
     NotAnInteger(String),
+    /// A model value JSON cannot hold (an encoder error).
+    #[error("cannot encode as JSON: {0}")]
+    Unsupported(String),
 }
 
 /// OLPC canonical JSON of `value` (securesystemslib `encode_canonical`).
@@ -65,7 +68,7 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<(), JsonError> {
 }
 
 /// A string with only `"` and `\\` escaped.
-fn write_canonical_string(s: &str, out: &mut Vec<u8>) {
+pub(crate) fn write_canonical_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     for b in s.bytes() {
         if b == b'"' || b == b'\\' {
@@ -110,7 +113,7 @@ pub fn pretty(value: &Value) -> Result<Vec<u8>, JsonError> {
     Ok(out)
 }
 
-fn newline(level: Option<usize>, out: &mut Vec<u8>) {
+pub(crate) fn newline(level: Option<usize>, out: &mut Vec<u8>) {
     if let Some(level) = level {
         out.push(b'\n');
         out.extend(std::iter::repeat_n(b' ', level));
@@ -163,7 +166,7 @@ fn write_python(value: &Value, level: Option<usize>, out: &mut Vec<u8>) -> Resul
 /// A string as Python's `json.dumps` writes it with `ensure_ascii=True`:
 /// printable ASCII as is, the short escapes, everything else `\uXXXX`
 /// (lower-case hex, UTF-16 surrogate pairs above U+FFFF).
-fn write_python_string(s: &str, out: &mut Vec<u8>) {
+pub(crate) fn write_python_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     for c in s.chars() {
         match c {

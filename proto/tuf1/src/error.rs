@@ -46,7 +46,7 @@ pub enum Tuf1Error {
         keyid: String,
         /// The token's error.
         #[source]
-        source: crate::sign::SignError,
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
     /// A fresh signature did not verify.
     #[error("the token's signature of {role} with key {keyid} does not verify")]

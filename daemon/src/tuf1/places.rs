@@ -1,0 +1,377 @@
+//! Where TUF 1.0 repositories may live: the `[tuf]` configuration.
+//!
+//! The daemon writes repository directories and reads target files for its
+//! callers, so a request never chooses a place freely. It names either a
+//! configured repository or a path that resolves (symbolic links followed,
+//! `..` removed) inside a configured root; target files are read only from
+//! inside a root, a `sources` directory or a configured repository.
+//!
+//! ```toml
+//! [tuf]
+//! roots = ["/srv/tuf"]          # repositories may be created by path below these
+//! sources = ["/srv/incoming"]   # more places target files may be read from
+//! [[tuf.repository]]
+//! name = "releases"             # `tufctl tuf add releases FILE`
+//! directory = "/srv/www/releases"
+//! expiry = { timestamp = 3600 } # per-role defaults (seconds) for `tuf init`
+//! ```
+//!
+//! The policy ([`crate::policy`]) sees a configured repository as
+//! `tuf:NAME` and one named by path as `tuf:/its/canonical/path`, so rules
+//! such as `repositories = ["tuf:releases", "tuf:/srv/tuf/team/**"]` grant
+//! TUF operations. Neither form can be a normalized Docker repository name
+//! (a registry host `tuf` would need a numeric port).
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::error::RepoError;
+
+/// The policy name prefix of TUF 1.0 repositories.
+pub const RESOURCE_PREFIX: &str = "tuf:";
+
+/// `[tuf]` as written.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlaces {
+    #[serde(default)]
+    roots: Vec<PathBuf>,
+    #[serde(default)]
+    sources: Vec<PathBuf>,
+    #[serde(default, rename = "repository")]
+    repositories: Vec<RawRepository>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRepository {
+    name: String,
+    directory: PathBuf,
+    #[serde(default)]
+    expiry: BTreeMap<String, u64>,
+}
+
+/// A configured repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Named {
+    directory: PathBuf,
+    expiry: Vec<(String, u64)>,
+}
+
+/// The configured places.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Places {
+    roots: Vec<PathBuf>,
+    sources: Vec<PathBuf>,
+    named: BTreeMap<String, Named>,
+}
+
+/// A request's repository, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    /// The canonical directory.
+    pub dir: PathBuf,
+    /// The name the policy and the audit log see.
+    pub resource: String,
+    /// Per-role expiry defaults (seconds) of a configured repository.
+    pub expiry: Vec<(String, u64)>,
+}
+
+/// Checks a repository name: a lower-case letter, then up to 63 lower-case
+/// letters, digits, `.`, `_` or `-`.
+fn check_name(name: &str) -> Result<(), String> {
+    let ok = name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "tuf.repository name {name:?}: use a lower-case letter, then lower-case letters, digits, '.', '_' or '-' (at most 64)"
+        ))
+    }
+}
+
+fn absolute(what: &str, p: &Path) -> Result<(), String> {
+    if p.is_absolute() && !p.components().any(|c| c == Component::ParentDir) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} {}: give an absolute path without '..'",
+            p.display()
+        ))
+    }
+}
+
+const EXPIRY_ROLES: [&str; 4] = ["root", "targets", "snapshot", "timestamp"];
+
+impl RawPlaces {
+    /// Validates names, paths and expiry defaults.
+    pub fn into_places(self) -> Result<Places, String> {
+        for r in &self.roots {
+            absolute("tuf.roots entry", r)?;
+        }
+        for s in &self.sources {
+            absolute("tuf.sources entry", s)?;
+        }
+        let mut named = BTreeMap::new();
+        for r in self.repositories {
+            check_name(&r.name)?;
+            absolute(
+                &format!("tuf.repository {:?} directory", r.name),
+                &r.directory,
+            )?;
+            for (role, secs) in &r.expiry {
+                if !EXPIRY_ROLES.contains(&role.as_str()) || *secs == 0 {
+                    return Err(format!(
+                        "tuf.repository {:?}: expiry.{role} = {secs}: give seconds (at least 1) for root, targets, snapshot or timestamp",
+                        r.name
+                    ));
+                }
+            }
+            let entry = Named {
+                directory: r.directory,
+                expiry: r.expiry.into_iter().collect(),
+            };
+            if named.insert(r.name.clone(), entry).is_some() {
+                return Err(format!("tuf.repository {:?} is given twice", r.name));
+            }
+        }
+        Ok(Places {
+            roots: self.roots,
+            sources: self.sources,
+            named,
+        })
+    }
+}
+
+/// The canonical form of `path`: every symbolic link followed. A path that
+/// does not exist yet (`creating`) is its canonical parent joined with its
+/// last component, which must be a plain name.
+fn canonical(path: &Path, creating: bool) -> Result<PathBuf, RepoError> {
+    match std::fs::canonicalize(path) {
+        Ok(p) => Ok(p),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && creating => {
+            let (Some(parent), Some(Component::Normal(name))) =
+                (path.parent(), path.components().next_back())
+            else {
+                return Err(RepoError::InvalidRequest(format!(
+                    "{}: not a directory tufd can create",
+                    path.display()
+                )));
+            };
+            let parent = std::fs::canonicalize(parent)
+                .map_err(RepoError::io(parent, "resolving the parent directory"))?;
+            Ok(parent.join(name))
+        }
+        Err(e) => Err(RepoError::io(path, "resolving the path")(e)),
+    }
+}
+
+/// Whether `path` lies strictly below one of `dirs` (compared canonically;
+/// directories that do not exist contain nothing).
+fn below(path: &Path, dirs: &[PathBuf], or_equal: bool) -> bool {
+    dirs.iter().any(|d| {
+        std::fs::canonicalize(d)
+            .is_ok_and(|d| path.starts_with(&d) && (or_equal || path != d.as_path()))
+    })
+}
+
+impl Places {
+    /// Whether nothing is configured (every request is refused).
+    pub fn is_empty(&self) -> bool {
+        self.roots.is_empty() && self.named.is_empty()
+    }
+
+    fn refuse(&self, what: String) -> RepoError {
+        let mut allowed: Vec<String> = self.named.keys().cloned().collect();
+        allowed.extend(
+            self.roots
+                .iter()
+                .map(|r| format!("paths below {}", r.display())),
+        );
+        let hint = if allowed.is_empty() {
+            "no TUF repositories are configured: add [[tuf.repository]] or tuf.roots to the daemon's configuration".to_owned()
+        } else {
+            format!("allowed: {}", allowed.join(", "))
+        };
+        RepoError::Refused(format!("{what}; {hint}"))
+    }
+
+    /// Resolves a request's repository: a configured name, or an absolute
+    /// path inside a root (its last component may not exist yet: `init`
+    /// creates it, other requests learn there is no repository).
+    pub fn resolve(&self, given: &str) -> Result<Place, RepoError> {
+        if !given.contains('/') {
+            let named = self
+                .named
+                .get(given)
+                .ok_or_else(|| self.refuse(format!("no TUF repository is named {given:?}")))?;
+            return Ok(Place {
+                dir: canonical(&named.directory, true)?,
+                resource: format!("{RESOURCE_PREFIX}{given}"),
+                expiry: named.expiry.clone(),
+            });
+        }
+        let path = Path::new(given);
+        if !path.is_absolute() {
+            return Err(RepoError::InvalidRequest(format!(
+                "{given}: give a configured repository name or an absolute path"
+            )));
+        }
+        let dir = canonical(path, true)?;
+        for (name, n) in &self.named {
+            if canonical(&n.directory, true).is_ok_and(|d| d == dir) {
+                return Ok(Place {
+                    dir,
+                    resource: format!("{RESOURCE_PREFIX}{name}"),
+                    expiry: n.expiry.clone(),
+                });
+            }
+        }
+        if !below(&dir, &self.roots, false) {
+            return Err(self.refuse(format!(
+                "{given} (resolved to {}) is outside the configured TUF roots",
+                dir.display()
+            )));
+        }
+        Ok(Place {
+            resource: format!("{RESOURCE_PREFIX}{}", dir.display()),
+            dir,
+            expiry: Vec::new(),
+        })
+    }
+
+    /// Resolves a target file the daemon is asked to read: it must lie
+    /// inside a root, a `sources` directory or a configured repository.
+    pub fn source(&self, given: &Path) -> Result<PathBuf, RepoError> {
+        if !given.is_absolute() {
+            return Err(RepoError::InvalidRequest(format!(
+                "{}: give target files as absolute paths",
+                given.display()
+            )));
+        }
+        let file = canonical(given, false)?;
+        let named: Vec<PathBuf> = self.named.values().map(|n| n.directory.clone()).collect();
+        if below(&file, &self.roots, false)
+            || below(&file, &self.sources, false)
+            || below(&file, &named, false)
+        {
+            return Ok(file);
+        }
+        let mut dirs: Vec<String> = self
+            .roots
+            .iter()
+            .chain(&self.sources)
+            .chain(&named)
+            .map(|d| d.display().to_string())
+            .collect();
+        if dirs.is_empty() {
+            dirs.push("none configured: set tuf.roots or tuf.sources".into());
+        }
+        Err(RepoError::Refused(format!(
+            "{} (resolved to {}): tufd reads target files only from inside {}",
+            given.display(),
+            file.display(),
+            dirs.join(", ")
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn places(root: &Path, named: &Path) -> Places {
+        let text = format!(
+            "roots = [{root:?}]\n[[repository]]\nname = \"rel\"\ndirectory = {named:?}\nexpiry = {{ timestamp = 60 }}\n"
+        );
+        toml::from_str::<RawPlaces>(&text)
+            .unwrap()
+            .into_places()
+            .unwrap()
+    }
+
+    #[test]
+    fn names_and_paths_resolve_inside_and_nothing_else() {
+        let d = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(d.path()).unwrap();
+        let root = base.join("root");
+        let outside = base.join("outside");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        let p = places(&root, &base.join("named"));
+
+        let named = p.resolve("rel").unwrap();
+        assert_eq!(named.dir, base.join("named"));
+        assert_eq!(named.resource, "tuf:rel");
+        assert_eq!(named.expiry, vec![("timestamp".to_owned(), 60)]);
+        // The same directory by path is the same resource.
+        let by_path = p.resolve(base.join("named").to_str().unwrap());
+        assert_eq!(by_path.unwrap().resource, "tuf:rel");
+
+        let new = p.resolve(root.join("a").to_str().unwrap()).unwrap();
+        assert_eq!(new.resource, format!("tuf:{}", root.join("a").display()));
+        for bad in [
+            outside.join("a"),
+            root.clone(),
+            root.join("../outside/a"),
+            PathBuf::from("/etc"),
+        ] {
+            let e = p.resolve(bad.to_str().unwrap()).unwrap_err();
+            assert!(matches!(e, RepoError::Refused(_)), "{bad:?}: {e}");
+        }
+        // A symbolic link inside the root to a place outside it.
+        std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+        let e = p
+            .resolve(root.join("link/a").to_str().unwrap())
+            .unwrap_err();
+        assert!(e.to_string().contains("outside the configured"), "{e}");
+        assert!(matches!(p.resolve("nope"), Err(RepoError::Refused(_))));
+        assert!(matches!(
+            p.resolve("rel/x"),
+            Err(RepoError::InvalidRequest(_))
+        ));
+
+        std::fs::write(root.join("f"), b"x").unwrap();
+        std::fs::write(outside.join("f"), b"x").unwrap();
+        assert!(p.source(&root.join("f")).is_ok());
+        assert!(matches!(
+            p.source(&outside.join("f")),
+            Err(RepoError::Refused(_))
+        ));
+        assert!(matches!(
+            p.source(&root.join("link/f")),
+            Err(RepoError::Refused(_))
+        ));
+    }
+
+    #[test]
+    fn bad_configurations_are_refused() {
+        for (text, want) in [
+            ("roots = [\"rel\"]", "absolute"),
+            (
+                "[[repository]]\nname = \"A\"\ndirectory = \"/x\"",
+                "lower-case",
+            ),
+            (
+                "[[repository]]\nname = \"a\"\ndirectory = \"/x\"\nexpiry = { weekly = 1 }",
+                "expiry.weekly",
+            ),
+            (
+                "[[repository]]\nname = \"a\"\ndirectory = \"/x\"\n[[repository]]\nname = \"a\"\ndirectory = \"/y\"",
+                "twice",
+            ),
+        ] {
+            let e = toml::from_str::<RawPlaces>(text)
+                .unwrap()
+                .into_places()
+                .unwrap_err();
+            assert!(e.contains(want), "{want:?} not in {e:?}");
+        }
+    }
+}
