@@ -9,7 +9,9 @@ mod cmd;
 mod connect;
 mod events;
 mod input;
+mod inspect_stream;
 mod output;
+mod tag_list;
 mod term;
 #[cfg(test)]
 mod testing;

@@ -107,6 +107,17 @@ impl Trust for Fake {
     ) -> Result<Response<EventStream>, Status> {
         self.answer(format!("{:?}", r.into_inner()))
     }
+    type InspectStreamStream =
+        Pin<Box<dyn tokio_stream::Stream<Item = Result<v1::InspectPart, Status>> + Send>>;
+
+    /// Like a daemon older than InspectStream: tufctl falls back to the
+    /// unary Inspect.
+    async fn inspect_stream(
+        &self,
+        _: Request<v1::InspectRequest>,
+    ) -> Result<Response<Self::InspectStreamStream>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
     async fn inspect(
         &self,
         r: Request<v1::InspectRequest>,

@@ -16,6 +16,7 @@ pub mod cpu;
 pub mod keyring;
 pub mod logging;
 pub mod manual;
+pub mod memory;
 pub mod mirror;
 pub mod policy;
 pub mod server;

@@ -78,6 +78,7 @@ fn write_manual(dir: &std::path::Path) -> std::io::Result<()> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    tufd::memory::configure();
     if args.print_example_config {
         print!("{}", tufd::manual::EXAMPLE_CONFIG);
         return ExitCode::SUCCESS;

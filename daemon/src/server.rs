@@ -299,7 +299,7 @@ pub async fn serve(
         )
         .add_service(
             TrustServer::new(TrustService::new(trust.clone(), gate.clone()))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_decoding_message_size(crate::service::MAX_TRUST_REQUEST_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(

@@ -115,9 +115,9 @@ fn run() -> Result<()> {
         strace_dir: std::env::var_os("TRUST_BENCH_STRACE").map(PathBuf::from),
         timeline: env_flag("TRUST_BENCH_TIMELINE"),
     };
-    let (tufd, tufctl) = binaries()?;
-    println!("tufd:   {}", describe_binary(&tufd));
-    println!("tufctl: {}", describe_binary(&tufctl));
+    let (tufd, tufctl) = tufd_tests::bench::binaries()?;
+    println!("tufd:   {}", tufd_tests::bench::describe_binary(&tufd));
+    println!("tufctl: {}", tufd_tests::bench::describe_binary(&tufctl));
     for (tool, dir) in [
         ("perf", &settings.perf_dir),
         ("strace", &settings.strace_dir),
@@ -176,77 +176,6 @@ fn run() -> Result<()> {
 }
 
 // ---------------------------------------------------------------- binaries
-
-/// `TUFD_BIN`/`TUFCTL_BIN`, or fresh release builds of both.
-fn binaries() -> Result<(PathBuf, PathBuf)> {
-    if let (Some(d), Some(c)) = (std::env::var_os("TUFD_BIN"), std::env::var_os("TUFCTL_BIN")) {
-        let (d, c) = (PathBuf::from(d), PathBuf::from(c));
-        for p in [&d, &c] {
-            if !p.is_file() {
-                return Err(format!("{} does not exist", p.display()));
-            }
-        }
-        return Ok((d, c));
-    }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    println!("building release binaries: cargo build --release -p tufd -p tufctl");
-    let out = Command::new(&cargo)
-        .args(["build", "--release", "-p", "tufd", "-p", "tufctl"])
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .args(["--message-format", "json-render-diagnostics"])
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("running cargo: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "cargo build --release -p tufd -p tufctl failed ({})",
-            out.status
-        ));
-    }
-    let mut found: HashMap<String, PathBuf> = HashMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if msg["reason"] == "compiler-artifact"
-            && let (Some(name), Some(exe)) =
-                (msg["target"]["name"].as_str(), msg["executable"].as_str())
-        {
-            found.insert(name.to_owned(), PathBuf::from(exe));
-        }
-    }
-    let (Some(d), Some(c)) = (found.remove("tufd"), found.remove("tufctl")) else {
-        return Err(format!(
-            "cargo built no tufd/tufctl executables (found {:?})",
-            found.keys().collect::<Vec<_>>()
-        ));
-    };
-    // SAFETY: no other thread runs yet (the notary spawner thread and the
-    // daemons start later); the harness reads these to find the binaries.
-    unsafe {
-        std::env::set_var("TUFD_BIN", &d);
-        std::env::set_var("TUFCTL_BIN", &c);
-    }
-    Ok((d, c))
-}
-
-fn describe_binary(p: &Path) -> String {
-    let profile = if p.components().any(|c| c.as_os_str() == "release") {
-        "release"
-    } else if p.components().any(|c| c.as_os_str() == "debug") {
-        "DEBUG BUILD: not representative"
-    } else {
-        "profile unknown"
-    };
-    let age = std::fs::metadata(p)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        .map_or_else(String::new, |a| format!(", built {}s ago", a.as_secs()));
-    format!("{} ({profile}{age})", p.display())
-}
 
 // ------------------------------------------------------------------ timing
 

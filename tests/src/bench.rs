@@ -1,7 +1,9 @@
 //! What the benchmark binaries share: their `main`, knobs from the
 //! environment and medians.
 
-use std::process::ExitCode;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
 /// Runs a benchmark's `run`, printing `NAME bench FAILED: …` and exiting
@@ -29,4 +31,76 @@ pub fn env_usize(name: &str, default: usize) -> usize {
 pub fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
+}
+
+/// `TUFD_BIN`/`TUFCTL_BIN`, or fresh release builds of both.
+pub fn binaries() -> Result<(PathBuf, PathBuf), String> {
+    if let (Some(d), Some(c)) = (std::env::var_os("TUFD_BIN"), std::env::var_os("TUFCTL_BIN")) {
+        let (d, c) = (PathBuf::from(d), PathBuf::from(c));
+        for p in [&d, &c] {
+            if !p.is_file() {
+                return Err(format!("{} does not exist", p.display()));
+            }
+        }
+        return Ok((d, c));
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    println!("building release binaries: cargo build --release -p tufd -p tufctl");
+    let out = Command::new(&cargo)
+        .args(["build", "--release", "-p", "tufd", "-p", "tufctl"])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .args(["--message-format", "json-render-diagnostics"])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("running cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo build --release -p tufd -p tufctl failed ({})",
+            out.status
+        ));
+    }
+    let mut found: HashMap<String, PathBuf> = HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if msg["reason"] == "compiler-artifact"
+            && let (Some(name), Some(exe)) =
+                (msg["target"]["name"].as_str(), msg["executable"].as_str())
+        {
+            found.insert(name.to_owned(), PathBuf::from(exe));
+        }
+    }
+    let (Some(d), Some(c)) = (found.remove("tufd"), found.remove("tufctl")) else {
+        return Err(format!(
+            "cargo built no tufd/tufctl executables (found {:?})",
+            found.keys().collect::<Vec<_>>()
+        ));
+    };
+    // SAFETY: no other thread runs yet (the notary spawner thread and the
+    // daemons start later); the harness reads these to find the binaries.
+    unsafe {
+        std::env::set_var("TUFD_BIN", &d);
+        std::env::set_var("TUFCTL_BIN", &c);
+    }
+    Ok((d, c))
+}
+
+/// The binary's path, its profile and its age, for a bench's header.
+pub fn describe_binary(p: &Path) -> String {
+    let profile = if p.components().any(|c| c.as_os_str() == "release") {
+        "release"
+    } else if p.components().any(|c| c.as_os_str() == "debug") {
+        "DEBUG BUILD: not representative"
+    } else {
+        "profile unknown"
+    };
+    let age = std::fs::metadata(p)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .map_or_else(String::new, |a| format!(", built {}s ago", a.as_secs()));
+    format!("{} ({profile}{age})", p.display())
 }

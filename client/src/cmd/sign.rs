@@ -38,15 +38,24 @@ Examples:
       --digest sha256:0f8b2d4e5c1a…(64 hex digits) --size 527
   tufctl sign reg/app:v1 reg/app:latest reg/other:v1 --digest sha256:… --size 527
   tufctl sign reg/app:v1 --digest sha256:… --size 527 --output json
-  tufctl sign --local reg/app:v1@sha256:…:527 reg/app:v2@sha256:…:1043";
+  tufctl sign --local reg/app:v1@sha256:…:527 reg/app:v2@sha256:…:1043
+  tufctl sign --tags-from tags.txt    (one REPO:TAG[@sha256:HEX:SIZE] a line)";
 
 /// `sign` arguments.
 #[derive(Args)]
 pub struct SignArgs {
     /// Tags to sign, as REPO:TAG, or REPO:TAG@sha256:HEX[:SIZE] with the
     /// tag's own manifest digest (and size).
-    #[arg(required = true, value_name = "REPO:TAG[@DIGEST[:SIZE]]")]
+    #[arg(
+        required_unless_present = "tags_from",
+        value_name = "REPO:TAG[@DIGEST[:SIZE]]"
+    )]
     pub tags: Vec<String>,
+    /// Also sign the tags listed in FILE (`-`: stdin), one a line, written
+    /// as on the command line: for batches too long for a command line
+    /// (100 000 tags in one call).
+    #[arg(long, value_name = "FILE")]
+    pub tags_from: Option<std::path::PathBuf>,
     /// Manifest digest, sha256:<64 lowercase hex digits>, for the tags
     /// without their own; read from the registry when omitted.
     #[arg(long, requires = "size")]
@@ -99,17 +108,19 @@ impl SignArgs {
                 ));
             }
         }
-        if args.size.is_some()
-            && args.digest.is_none()
-            && !args.tags.iter().any(|t| t.contains('@'))
-        {
+        let listed = match &args.tags_from {
+            Some(path) => crate::tag_list::read(path)?,
+            None => Vec::new(),
+        };
+        let all = || args.tags.iter().chain(listed.iter());
+        if args.size.is_some() && args.digest.is_none() && !all().any(|t| t.contains('@')) {
             return Err(Failure::input(
                 "--size goes with --digest, or with REPO:TAG@sha256:… digests given without a size",
             ));
         }
-        let mut tags = Vec::with_capacity(args.tags.len());
-        let mut seen = std::collections::HashSet::with_capacity(args.tags.len());
-        for reference in &args.tags {
+        let mut tags = Vec::with_capacity(args.tags.len() + listed.len());
+        let mut seen = std::collections::HashSet::with_capacity(tags.capacity());
+        for reference in all() {
             let (name, own) = per_tag_digest(reference)?;
             let (repo, tag) = names::tagged(name).map_err(bad_name)?;
             if !seen.insert((repo.clone(), tag.clone())) {
@@ -171,6 +182,7 @@ mod tests {
             digest: digest.map(str::to_owned),
             size: digest.map(|_| 527),
             local: false,
+            tags_from: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! statuses. No logic beyond that lives here.
 
 pub mod gate;
+mod inspect;
 mod keys;
 mod policy;
 mod system;
@@ -13,7 +14,7 @@ pub use gate::Gate;
 pub use keys::KeysService;
 pub use policy::PolicyService;
 pub use system::SystemService;
-pub use trust::TrustService;
+pub use trust::{MAX_REQUEST_BYTES as MAX_TRUST_REQUEST_BYTES, TrustService};
 pub use tuf1::TufService;
 
 use crate::keyring::{KeyringError, TokenReport};

@@ -8,7 +8,7 @@ use super::gate::{Allowed, Audited, Details, Gate};
 use super::{caller, key_status_code};
 use crate::audit::{Published, TagRecord};
 use crate::policy::{Action, Operation, RoleScope};
-use crate::trust::inspect::{self, Inspection};
+use crate::trust::inspect;
 use crate::trust::txn::Change;
 use crate::trust::verify::{Outcome, TagVerdict, VerifyMode};
 use crate::trust::{
@@ -248,6 +248,8 @@ where
             })
         };
         let outcome = op(sink).await;
+        // Large transactions leave freed arenas behind; give them back.
+        crate::memory::release();
         let _ = forward.await;
         if let Err(e) = &outcome {
             tracing::warn!(error = %e, "trust operation failed");
@@ -255,40 +257,6 @@ where
         let _ = out.send(outcome.map(result).map_err(status)).await;
     });
     Response::new(Box::pin(ReceiverStream::new(rx)))
-}
-
-fn inspection(i: Inspection) -> v1::RepositoryInspection {
-    let keys = |v: Vec<inspect::RoleKeys>| {
-        v.into_iter()
-            .map(|r| v1::RoleKeyList {
-                name: r.name,
-                key_ids: r.key_ids,
-            })
-            .collect()
-    };
-    v1::RepositoryInspection {
-        name: i.name,
-        signed_tags: i
-            .signed_tags
-            .into_iter()
-            .map(|t| v1::SignedTag {
-                tag: t.tag,
-                digest: t.digest,
-                size: t.size,
-                signers: t.signers,
-            })
-            .collect(),
-        signers: keys(i.signers),
-        administrative_keys: keys(i.administrative_keys),
-        expiry_warnings: i
-            .expiry_warnings
-            .into_iter()
-            .map(|w| v1::ExpiryWarning {
-                role: w.role,
-                expires: tufd_tuf::expiry::format_go_time(w.expires).unwrap_or_default(),
-            })
-            .collect(),
-    }
 }
 
 fn verification(v: TagVerdict) -> v1::TagVerification {
@@ -346,8 +314,41 @@ fn verification(v: TagVerdict) -> v1::TagVerification {
     out
 }
 
-/// The most tags one `Sign` request may carry.
-const MAX_TAGS_PER_SIGN: usize = 1000;
+/// The most tags one `Sign` request may carry: a repository of 100 000
+/// tags signs in one call (one transaction, one publish).
+const MAX_TAGS_PER_SIGN: usize = 100_000;
+
+/// The largest request the Trust service decodes: room for
+/// [`MAX_TAGS_PER_SIGN`] tags with long names (about 110 bytes a tag with a
+/// typical name and a digest: 11 MB for 100 000), stated rather than
+/// unlimited. Other services keep the 4 MiB limit; answers stay below it
+/// (large inspections are streamed in parts by `InspectStream`).
+pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
+
+type InspectStream = Pin<Box<dyn Stream<Item = Result<v1::InspectPart, Status>> + Send>>;
+
+/// Reads `reference`'s repository and sends its inspection in parts. The
+/// inspection is computed off the executor; a departed client ends it.
+async fn inspect_into(
+    trust: &Trust,
+    reference: String,
+    out: &tokio::sync::mpsc::Sender<Result<v1::InspectPart, Status>>,
+) -> Result<(), Status> {
+    let (repo, _) = tufd_proto::names::maybe_tagged(&reference)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let fetched = trust.read(&repo).await.map_err(status)?;
+    let inspection = tokio::task::spawn_blocking(move || {
+        inspect::inspect(&reference, &fetched.repo, time::OffsetDateTime::now_utc())
+    })
+    .await
+    .map_err(|e| Status::internal(format!("inspect: {e}")))?;
+    for part in super::inspect::parts(inspection) {
+        if out.send(Ok(part)).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
 
 #[tonic::async_trait]
 impl trust_server::Trust for TrustService {
@@ -357,6 +358,7 @@ impl trust_server::Trust for TrustService {
     type RevokeStream = EventStream;
     type RotateKeyStream = EventStream;
     type RepairStream = EventStream;
+    type InspectStreamStream = InspectStream;
 
     async fn repair(
         &self,
@@ -692,13 +694,47 @@ impl trust_server::Trust for TrustService {
             let (repo, _) = tufd_proto::names::maybe_tagged(&reference)
                 .map_err(|e| Status::invalid_argument(e.to_string()))?;
             let fetched = self.trust.read(&repo).await.map_err(status)?;
-            out.push(inspection(inspect::inspect(
+            out.push(super::inspect::whole(inspect::inspect(
                 &reference,
                 &fetched.repo,
                 time::OffsetDateTime::now_utc(),
             )));
         }
         Ok(Response::new(v1::InspectResponse { repositories: out }))
+    }
+
+    async fn inspect_stream(
+        &self,
+        req: Request<v1::InspectRequest>,
+    ) -> Result<Response<InspectStream>, Status> {
+        let repos: Vec<String> = req
+            .get_ref()
+            .repositories
+            .iter()
+            .map(|r| super::gate::repository(r))
+            .collect();
+        self.authorize_all(&req, Operation::Inspect, &repos, &[])
+            .await?;
+        let references = req.into_inner().repositories;
+        for reference in &references {
+            tufd_proto::names::maybe_tagged(reference)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        }
+        let trust = self.trust.clone();
+        // A few parts in flight: the daemon encodes while the client reads,
+        // and a slow reader holds back the daemon, not its memory.
+        let (out, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            for reference in references {
+                let outcome = inspect_into(&trust, reference, &out).await;
+                crate::memory::release();
+                if let Err(e) = outcome {
+                    let _ = out.send(Err(e)).await;
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn verify(

@@ -169,10 +169,18 @@ impl Draft {
         base_bytes.insert("targets".to_owned(), repo.targets.bytes().to_vec());
         let mut delegations = BTreeMap::new();
         for (name, bytes) in &fetched.files.delegations {
-            let file = Signed::<Targets>::from_role_bytes(name, bytes).map_err(md)?;
-            base_versions.insert(name.clone(), file.signed().version());
+            // The verified parse when the role is delegated; only files no
+            // role delegates to any more are parsed here.
+            let verified = repo.delegations.iter().find(|(n, _)| n == name);
+            let signed = match verified {
+                Some((_, d)) => d.file.signed().clone(),
+                None => Signed::<Targets>::from_role_bytes(name, bytes)
+                    .map_err(md)?
+                    .into_signed(),
+            };
+            base_versions.insert(name.clone(), signed.version());
             base_bytes.insert(name.clone(), bytes.clone());
-            delegations.insert(name.clone(), file.into_signed());
+            delegations.insert(name.clone(), signed);
         }
         Ok(Self {
             gun: gun.to_owned(),
@@ -468,11 +476,13 @@ impl Draft {
         };
 
         let mut new_bytes: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        // Moves the role's contents through signing and back: a targets
+        // role of 100 000 tags is not copied.
         let mut sign_targets = |name: &str,
-                                t: &mut Targets,
+                                mut t: Targets,
                                 draft_signers: Vec<(Key, HeldKey)>,
                                 next: u64|
-         -> Result<(), TrustError> {
+         -> Result<Targets, TrustError> {
             if draft_signers.is_empty() {
                 return Err(no_key(name));
             }
@@ -482,19 +492,19 @@ impl Draft {
                 .iter()
                 .map(|(k, h)| RoleSigner::new(k, &h.signer))
                 .collect();
-            let signed = sign_role(name, t.clone(), &rs).map_err(md)?;
-            new_bytes.insert(name.to_owned(), signed.bytes().to_vec());
-            files.push((name.to_owned(), signed.bytes().to_vec()));
+            let signed = sign_role(name, t, &rs).map_err(md)?;
+            let bytes = signed.bytes().to_vec();
+            files.push((name.to_owned(), bytes.clone()));
+            new_bytes.insert(name.to_owned(), bytes);
             versions.push((name.to_owned(), next));
-            Ok(())
+            Ok(signed.into_signed())
         };
 
         if self.changed.contains("targets") {
             let signers = sign_with("targets", &self.signers_for("targets", held));
             let next = self.next_version("targets");
-            let mut t = self.targets.clone();
-            sign_targets("targets", &mut t, signers, next)?;
-            self.targets = t;
+            let t = std::mem::replace(&mut self.targets, Targets::new(self.now));
+            self.targets = sign_targets("targets", t, signers, next)?;
         }
         let changed_delegations: Vec<String> = self
             .changed
@@ -505,11 +515,11 @@ impl Draft {
         for name in changed_delegations {
             let signers = sign_with(&name, &self.signers_for(&name, held));
             let next = self.next_version(&name);
-            let mut t =
-                self.delegations.get(&name).cloned().ok_or_else(|| {
-                    TrustError::Internal(format!("{name} marked changed but absent"))
-                })?;
-            sign_targets(&name, &mut t, signers, next)?;
+            let t = self
+                .delegations
+                .remove(&name)
+                .ok_or_else(|| TrustError::Internal(format!("{name} marked changed but absent")))?;
+            let t = sign_targets(&name, t, signers, next)?;
             self.delegations.insert(name, t);
         }
 

@@ -165,6 +165,8 @@ impl Background {
         let me = Arc::clone(self);
         tokio::spawn(async move {
             task.await;
+            // What it stored (a large repository) is freed now.
+            crate::memory::release();
             if me.running.fetch_sub(1, Ordering::SeqCst) == 1 {
                 me.idle.notify_waiters();
             }
@@ -665,11 +667,12 @@ impl Engine {
                 .filter(|s| !changed_since_read(&s.name))
                 .collect();
             if own.len() == after.repo.skipped.len() {
-                let resolved = after.repo.resolved_targets();
+                // Each expected tag resolved by name: no list of all
+                // targets (100 000) built, no search through it per tag.
                 let wrong: Vec<String> = expect
                     .iter()
                     .filter(|(tag, want)| {
-                        let got = resolved.iter().find(|r| &r.name == tag).map(|r| &r.meta);
+                        let got = after.repo.resolve(tag).map(|(_, meta)| meta);
                         match (want, got) {
                             (None, None) => false,
                             (Some(w), Some(g)) => !same_content(w, g),

@@ -51,6 +51,7 @@
 //! ```
 
 pub mod canonical;
+mod canonical_fast;
 pub mod cert;
 pub mod client;
 pub mod error;

@@ -164,59 +164,202 @@ pub(crate) fn check_threshold(role: &str, threshold: u32, keys: usize) -> Result
 }
 
 /// Hash algorithm name → raw digest (base64 in JSON).
+///
+/// Stored without an allocation for what notary and docker write (a 32-byte
+/// `sha256`, a 64-byte `sha512`): a targets role of 100 000 tags holds
+/// 100 000 of these. Any other algorithm, or a digest of another length,
+/// is kept as given in `other`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Hashes(pub BTreeMap<String, Vec<u8>>);
+pub struct Hashes {
+    sha256: Option<[u8; 32]>,
+    sha512: Option<Box<[u8; 64]>>,
+    other: BTreeMap<String, Vec<u8>>,
+}
 
 impl Hashes {
     /// `sha256` and `sha512` of `bytes`, as the notary CLI and server write.
     pub fn of(bytes: &[u8]) -> Self {
-        let mut map = BTreeMap::new();
-        map.insert("sha256".to_owned(), Sha256::digest(bytes).to_vec());
-        map.insert("sha512".to_owned(), Sha512::digest(bytes).to_vec());
-        Hashes(map)
+        Hashes {
+            sha256: Some(Sha256::digest(bytes).into()),
+            sha512: Some(Box::new(Sha512::digest(bytes).into())),
+            other: BTreeMap::new(),
+        }
     }
 
     /// Only a `sha256` digest (what docker writes for a manifest).
     pub fn sha256(digest: [u8; 32]) -> Self {
-        let mut map = BTreeMap::new();
-        map.insert("sha256".to_owned(), digest.to_vec());
-        Hashes(map)
+        Hashes {
+            sha256: Some(digest),
+            ..Hashes::default()
+        }
     }
 
     /// The value of one algorithm.
     pub fn get(&self, algorithm: &str) -> Option<&[u8]> {
-        self.0.get(algorithm).map(Vec::as_slice)
+        let fixed = match algorithm {
+            "sha256" => self.sha256.as_ref().map(|d| &d[..]),
+            "sha512" => self.sha512.as_deref().map(|d| &d[..]),
+            _ => None,
+        };
+        fixed.or_else(|| self.other.get(algorithm).map(Vec::as_slice))
+    }
+
+    /// Every algorithm and value, in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        let fixed = [
+            self.sha256.as_ref().map(|d| ("sha256", &d[..])),
+            self.sha512.as_deref().map(|d| ("sha512", &d[..])),
+        ];
+        let mut all: Vec<(&str, &[u8])> = fixed.into_iter().flatten().collect();
+        if !self.other.is_empty() {
+            all.extend(self.other.iter().map(|(k, v)| (k.as_str(), v.as_slice())));
+            all.sort_by(|a, b| a.0.cmp(b.0));
+        }
+        all.into_iter()
+    }
+
+    /// How many algorithms are listed.
+    pub fn len(&self) -> usize {
+        usize::from(self.sha256.is_some()) + usize::from(self.sha512.is_some()) + self.other.len()
+    }
+
+    /// Whether no algorithm is listed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sets `algorithm` to `digest`, replacing an earlier value.
+    pub fn insert(&mut self, algorithm: &str, digest: Vec<u8>) {
+        self.other.remove(algorithm);
+        match (algorithm, digest.len()) {
+            ("sha256", 32) => {
+                self.sha256 = <[u8; 32]>::try_from(digest.as_slice()).ok();
+                return;
+            }
+            ("sha512", 64) => {
+                self.sha512 = <[u8; 64]>::try_from(digest.as_slice()).ok().map(Box::new);
+                return;
+            }
+            ("sha256", _) => self.sha256 = None,
+            ("sha512", _) => self.sha512 = None,
+            _ => {}
+        }
+        self.other.insert(algorithm.to_owned(), digest);
     }
 }
 
 impl Serialize for Hashes {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let b64: BTreeMap<&str, String> = self
-            .0
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str(),
-                    base64::engine::general_purpose::STANDARD.encode(v),
-                )
-            })
-            .collect();
-        b64.serialize(s)
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.len()))?;
+        let mut entry = |k: &str, v: &[u8]| {
+            // Digests of the usual algorithms encode on the stack.
+            let mut buf = [0u8; 128];
+            let engine = base64::engine::general_purpose::STANDARD;
+            match engine.encode_slice(v, &mut buf) {
+                Ok(n) => map.serialize_entry(k, std::str::from_utf8(&buf[..n]).unwrap_or("")),
+                Err(_) => map.serialize_entry(k, &engine.encode(v)),
+            }
+        };
+        if self.other.is_empty() {
+            if let Some(d) = &self.sha256 {
+                entry("sha256", d)?;
+            }
+            if let Some(d) = &self.sha512 {
+                entry("sha512", &d[..])?;
+            }
+        } else {
+            for (k, v) in self.iter() {
+                entry(k, v)?;
+            }
+        }
+        map.end()
     }
 }
 
 impl<'de> Deserialize<'de> for Hashes {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let b64 = BTreeMap::<String, String>::deserialize(d)?;
-        b64.into_iter()
-            .map(|(k, v)| {
-                base64::engine::general_purpose::STANDARD
-                    .decode(v.as_bytes())
-                    .map(|raw| (k.clone(), raw))
-                    .map_err(|e| serde::de::Error::custom(format!("hash {k} is not base64: {e}")))
-            })
-            .collect::<std::result::Result<_, _>>()
-            .map(Hashes)
+        d.deserialize_map(HashesVisitor)
+    }
+}
+
+/// Reads the map entry by entry, decoding each value straight from the
+/// input: no intermediate map of strings.
+struct HashesVisitor;
+
+impl<'de> serde::de::Visitor<'de> for HashesVisitor {
+    type Value = Hashes;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a map of hash algorithm to base64 digest")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Hashes, A::Error> {
+        let mut hashes = Hashes::default();
+        while let Some(HashName(name)) = map.next_key::<HashName>()? {
+            let Digest64(digest) = map.next_value_seed(DigestSeed(&name))?;
+            hashes.insert(&name, digest);
+        }
+        Ok(hashes)
+    }
+}
+
+/// An algorithm name; the usual ones without an allocation.
+struct HashName(std::borrow::Cow<'static, str>);
+
+impl<'de> Deserialize<'de> for HashName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_str(HashNameVisitor)
+    }
+}
+
+struct HashNameVisitor;
+
+impl serde::de::Visitor<'_> for HashNameVisitor {
+    type Value = HashName;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a hash algorithm name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<HashName, E> {
+        Ok(HashName(match v {
+            "sha256" => "sha256".into(),
+            "sha512" => "sha512".into(),
+            other => other.to_owned().into(),
+        }))
+    }
+}
+
+/// One decoded digest.
+struct Digest64(Vec<u8>);
+
+/// Decodes a base64 digest, naming its algorithm in errors.
+struct DigestSeed<'a>(&'a str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for DigestSeed<'_> {
+    type Value = Digest64;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Digest64, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for DigestSeed<'_> {
+    type Value = Digest64;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "the base64 digest of {}", self.0)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Digest64, E> {
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_bytes())
+            .map(Digest64)
+            .map_err(|e| E::custom(format!("hash {} is not base64: {e}", self.0)))
     }
 }
 
@@ -471,6 +614,32 @@ mod tests {
 
     fn key(n: u8) -> Key {
         Key::ecdsa(vec![n; 4])
+    }
+
+    /// Usual digests are held inline, anything else as given; JSON keeps
+    /// name order either way.
+    #[test]
+    fn hashes_round_trip_usual_and_unusual_algorithms() {
+        let h = Hashes::of(b"x");
+        assert_eq!(h.len(), 2);
+        assert_eq!(h.get("sha256"), Some(&Sha256::digest(b"x")[..]));
+        let json = serde_json::to_string(&h).unwrap();
+        assert!(json.starts_with("{\"sha256\":") && json.contains(",\"sha512\":"));
+        assert_eq!(serde_json::from_str::<Hashes>(&json).unwrap(), h);
+
+        let odd = r#"{"md5":"AAEC","sha256":"AAEC","sha512":"AAEC","zz":"AA=="}"#;
+        let h: Hashes = serde_json::from_str(odd).unwrap();
+        assert_eq!(h.len(), 4);
+        assert_eq!(
+            h.get("sha256"),
+            Some(&[0u8, 1, 2][..]),
+            "a short sha256 kept as given"
+        );
+        assert_eq!(serde_json::to_string(&h).unwrap(), odd);
+        let names: Vec<&str> = h.iter().map(|(k, _)| k).collect();
+        assert_eq!(names, ["md5", "sha256", "sha512", "zz"]);
+        assert!(serde_json::from_str::<Hashes>(r#"{"sha256":"!"}"#).is_err());
+        assert!(Hashes::default().is_empty());
     }
 
     #[test]

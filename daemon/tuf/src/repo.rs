@@ -109,6 +109,23 @@ impl VerifiedRepository {
             .map(|(name, (role, meta))| ResolvedTarget { name, role, meta })
             .collect()
     }
+
+    /// One target as [`VerifiedRepository::resolved_targets`] resolves it
+    /// (the role listing it first, and its meta), without building the
+    /// whole list: for checking a few tags of a large repository.
+    pub fn resolve(&self, name: &str) -> Option<(&str, &TargetMeta)> {
+        if let Some(meta) = self.targets.signed().targets.get(name) {
+            return Some(("targets", meta));
+        }
+        self.delegations.iter().find_map(|(role, d)| {
+            d.file
+                .signed()
+                .targets
+                .get(name)
+                .filter(|_| d.role.allows(name))
+                .map(|meta| (role.as_str(), meta))
+        })
+    }
 }
 
 fn check_expiry<T: Metadata>(role: &str, signed: &Signed<T>, now: OffsetDateTime) -> Result<()> {
@@ -145,16 +162,16 @@ pub fn check_file_meta(role: &str, bytes: &[u8], meta: &FileMeta, listed_in: &st
         });
     }
     let mut checked = 0;
-    for (algorithm, expected) in &meta.hashes.0 {
-        let actual = match algorithm.as_str() {
+    for (algorithm, expected) in meta.hashes.iter() {
+        let actual = match algorithm {
             "sha256" => Sha256::digest(bytes).to_vec(),
             "sha512" => Sha512::digest(bytes).to_vec(),
             _ => continue,
         };
-        if &actual != expected {
+        if actual != expected {
             return Err(Error::HashMismatch {
                 role: role.to_owned(),
-                algorithm: algorithm.clone(),
+                algorithm: algorithm.to_owned(),
                 expected: hex::encode(expected),
                 actual: hex::encode(actual),
                 listed_in: listed_in.to_owned(),

@@ -64,9 +64,26 @@ impl<T: Metadata> Signed<T> {
     }
 
     /// [`Signed::from_bytes`], naming `role` (e.g. `targets/releases`) in errors.
+    ///
+    /// Files notary or tufd wrote hold `signed` in canonical form already
+    /// (HTML-escaped): they are parsed once into `T`, which re-encodes to
+    /// exactly those bytes, and the generic parse is skipped. Any other file
+    /// (unknown fields, other key order, whitespace) takes the generic road.
     pub fn from_role_bytes(role: &str, bytes: &[u8]) -> Result<Self> {
         let wire: EnvelopeWire<'_> =
             serde_json::from_slice(bytes).map_err(|e| Error::parse(role, e))?;
+        let raw = wire.signed.get();
+        if let Ok(signed) = serde_json::from_str::<T>(raw)
+            && let Some(canonical) = crate::canonical_fast::encode(&signed, Some(T::TYPE))
+            && crate::canonical_fast::is_escaped_form_of(&canonical, raw.as_bytes())
+        {
+            return Ok(Signed {
+                signed,
+                signatures: wire.signatures.unwrap_or_default(),
+                canonical,
+                bytes: bytes.to_vec(),
+            });
+        }
         let value: serde_json::Value =
             serde_json::from_str(wire.signed.get()).map_err(|e| Error::parse(role, e))?;
         let found = value.get("_type").and_then(|t| t.as_str()).unwrap_or("");
@@ -103,6 +120,25 @@ impl<T: Metadata> Signed<T> {
             canonical,
             bytes,
         }
+    }
+
+    /// The `signed.version` of a role file of this type, read without
+    /// parsing the rest (a targets file of 100 000 tags is only scanned);
+    /// `None` when the file is not such a role file.
+    pub fn version_of(bytes: &[u8]) -> Option<u64> {
+        #[derive(Deserialize)]
+        struct Head<'a> {
+            #[serde(rename = "_type", borrow)]
+            kind: std::borrow::Cow<'a, str>,
+            version: u64,
+        }
+        #[derive(Deserialize)]
+        struct File<'a> {
+            #[serde(borrow)]
+            signed: Head<'a>,
+        }
+        let file: File<'_> = serde_json::from_slice(bytes).ok()?;
+        (file.signed.kind == T::TYPE).then_some(file.signed.version)
     }
 
     /// The typed contents.
@@ -144,6 +180,9 @@ impl<T: Metadata> Signed<T> {
 
 /// Canonical bytes of a role's contents (with `_type`): the signing input.
 pub fn canonical_bytes_of<T: Metadata>(signed: &T) -> Result<Vec<u8>> {
+    if let Some(bytes) = crate::canonical_fast::encode(signed, Some(T::TYPE)) {
+        return Ok(bytes);
+    }
     let value = signed.to_json_value()?;
     canonicalize(&value).map_err(|e| Error::canonical(T::TYPE, e))
 }

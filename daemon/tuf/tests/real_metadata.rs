@@ -183,8 +183,8 @@ fn html_escaping_in_the_file_but_not_in_the_signed_bytes() {
     assert!(s.signed().targets.contains_key("a<b>&c"));
     assert!(s.signed().targets.contains_key("ümlaut-€uro"));
     // addhash --sha256 writes only sha256; add writes sha256 and sha512
-    assert_eq!(s.signed().targets["only-sha256"].hashes.0.len(), 1);
-    assert_eq!(s.signed().targets["hello"].hashes.0.len(), 2);
+    assert_eq!(s.signed().targets["only-sha256"].hashes.len(), 1);
+    assert_eq!(s.signed().targets["hello"].hashes.len(), 2);
     assert_eq!(
         s.signed().targets["hello"].hashes,
         tufd_tuf::Hashes::of(b"hello\n")
@@ -323,6 +323,11 @@ fn notary_repository_verifies_with_root_rotations() {
     .collect();
     // identical to `notary list` output in fixtures/README.md
     assert_eq!(resolved, expected);
+    // One by one, the same roles and metas.
+    for t in repo.resolved_targets() {
+        assert_eq!(repo.resolve(&t.name), Some((t.role.as_str(), &t.meta)));
+    }
+    assert_eq!(repo.resolve("not-signed"), None);
 
     // The current root alone is also a valid trust anchor.
     let current = Signed::<Root>::from_bytes(&fx("notary/root.json")).unwrap();

@@ -68,16 +68,15 @@ impl InspectArgs {
         let mut failures: Vec<(String, tonic::Status)> = Vec::new();
         let total = args.repos.len();
         for (i, r) in args.repos.iter().enumerate() {
-            let call = client.inspect(v1::InspectRequest {
-                repositories: vec![r.clone()],
-            });
+            // Streamed in parts: a repository of any size.
+            let call = crate::inspect_stream::inspect_one(&mut client, r);
             let what = if total > 1 {
                 format!("inspecting {r} ({} of {total})", i + 1)
             } else {
                 format!("inspecting {r}")
             };
             match term.waiting(&what, call).await {
-                Ok(resp) => found.extend(resp.into_inner().repositories),
+                Ok(repos) => found.extend(repos),
                 Err(status) if status.code() == tonic::Code::Unavailable && found.is_empty() => {
                     return Err(Failure::from(status));
                 }
