@@ -35,9 +35,8 @@
 //! Beyond docker, [`Inspection::expiry_warnings`] lists roles (and root
 //! certificates) that expire within six months.
 
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
-use tufd_proto::names;
+use tufd_proto::names::{self, natural_cmp};
 
 use time::{Date, Month, OffsetDateTime};
 use tufd_tuf::{Key, Metadata, Targets, VerifiedRepository};
@@ -347,53 +346,6 @@ fn expiry_warnings(repo: &VerifiedRepository, now: OffsetDateTime) -> Vec<Expiry
         }
     }
     out
-}
-
-/// Natural order as docker sorts tags (`fvbommel/sortorder.NaturalLess`):
-/// runs of digits compare by value (leading zeros ignored, fewer zeros
-/// first), everything else bytewise, and digits sort before other bytes.
-pub fn natural_cmp(a: &str, b: &str) -> Ordering {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        let (da, db) = (a[i].is_ascii_digit(), b[j].is_ascii_digit());
-        if da != db {
-            return if da {
-                Ordering::Less
-            } else {
-                Ordering::Greater
-            };
-        }
-        if !da {
-            if a[i] != b[j] {
-                return a[i].cmp(&b[j]);
-            }
-            i += 1;
-            j += 1;
-            continue;
-        }
-        while i < a.len() && a[i] == b'0' {
-            i += 1;
-        }
-        while j < b.len() && b[j] == b'0' {
-            j += 1;
-        }
-        let (nz_a, nz_b) = (i, j);
-        while i < a.len() && a[i].is_ascii_digit() {
-            i += 1;
-        }
-        while j < b.len() && b[j].is_ascii_digit() {
-            j += 1;
-        }
-        let order = (i - nz_a)
-            .cmp(&(j - nz_b))
-            .then_with(|| a[nz_a..i].cmp(&b[nz_b..j]))
-            .then_with(|| nz_a.cmp(&nz_b));
-        if order != Ordering::Equal {
-            return order;
-        }
-    }
-    a.len().cmp(&b.len())
 }
 
 #[cfg(test)]

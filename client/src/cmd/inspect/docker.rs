@@ -5,7 +5,7 @@
 //! The daemon sends [`v1::RepositoryInspection`]s already in docker's JSON
 //! order; the pretty form re-sorts as docker's pretty printer does.
 
-use std::cmp::Ordering;
+use tufd_proto::names::natural_cmp;
 use tufd_proto::v1;
 
 /// docker's signer name for tags signed only by the repository's own roles.
@@ -238,53 +238,6 @@ pub fn inspect_pretty(repos: &[v1::RepositoryInspection]) -> String {
         }
     }
     out
-}
-
-/// Natural order as docker sorts signer names and tags
-/// (`fvbommel/sortorder.NaturalLess`): digit runs by value, digits before
-/// other bytes, fewer leading zeros first.
-pub fn natural_cmp(a: &str, b: &str) -> Ordering {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        let (da, db) = (a[i].is_ascii_digit(), b[j].is_ascii_digit());
-        if da != db {
-            return if da {
-                Ordering::Less
-            } else {
-                Ordering::Greater
-            };
-        }
-        if !da {
-            if a[i] != b[j] {
-                return a[i].cmp(&b[j]);
-            }
-            i += 1;
-            j += 1;
-            continue;
-        }
-        while i < a.len() && a[i] == b'0' {
-            i += 1;
-        }
-        while j < b.len() && b[j] == b'0' {
-            j += 1;
-        }
-        let (nz_a, nz_b) = (i, j);
-        while i < a.len() && a[i].is_ascii_digit() {
-            i += 1;
-        }
-        while j < b.len() && b[j].is_ascii_digit() {
-            j += 1;
-        }
-        let order = (i - nz_a)
-            .cmp(&(j - nz_b))
-            .then_with(|| a[nz_a..i].cmp(&b[nz_b..j]))
-            .then_with(|| nz_a.cmp(&nz_b));
-        if order != Ordering::Equal {
-            return order;
-        }
-    }
-    a.len().cmp(&b.len())
 }
 
 #[cfg(test)]
