@@ -58,6 +58,19 @@ impl TrustService {
         Ok(out)
     }
 
+    /// Authorizes an inspection of every repository the request names.
+    async fn authorize_inspect(&self, req: &Request<v1::InspectRequest>) -> Result<(), Status> {
+        let repos: Vec<String> = req
+            .get_ref()
+            .repositories
+            .iter()
+            .map(|r| super::gate::repository(r))
+            .collect();
+        self.authorize_all(req, Operation::Inspect, &repos, &[])
+            .await
+            .map(drop)
+    }
+
     /// The caller's choice of notary server ([`SERVER_HEADER`]), checked
     /// against the daemon's configured servers for `repositories`.
     fn check_server_choice<T>(
@@ -680,14 +693,7 @@ impl trust_server::Trust for TrustService {
         &self,
         req: Request<v1::InspectRequest>,
     ) -> Result<Response<v1::InspectResponse>, Status> {
-        let repos: Vec<String> = req
-            .get_ref()
-            .repositories
-            .iter()
-            .map(|r| super::gate::repository(r))
-            .collect();
-        self.authorize_all(&req, Operation::Inspect, &repos, &[])
-            .await?;
+        self.authorize_inspect(&req).await?;
         let r = req.into_inner();
         let mut out = Vec::new();
         for reference in r.repositories {
@@ -707,14 +713,7 @@ impl trust_server::Trust for TrustService {
         &self,
         req: Request<v1::InspectRequest>,
     ) -> Result<Response<InspectStream>, Status> {
-        let repos: Vec<String> = req
-            .get_ref()
-            .repositories
-            .iter()
-            .map(|r| super::gate::repository(r))
-            .collect();
-        self.authorize_all(&req, Operation::Inspect, &repos, &[])
-            .await?;
+        self.authorize_inspect(&req).await?;
         let references = req.into_inner().repositories;
         for reference in &references {
             tufd_proto::names::maybe_tagged(reference)
