@@ -418,7 +418,7 @@ fn requests_that_say_nothing_are_refused() {
         (
             "/tufd.v1.Trust/Sign",
             v1::SignRequest { tags: vec![] }.encode_to_vec(),
-            "1 to 1000 tags",
+            "1 to 100000 tags",
         ),
     ] {
         let status = tufd_tests::raw::unary(&env.socket(), method, message).expect_err("refused");

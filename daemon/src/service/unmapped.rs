@@ -24,6 +24,7 @@ pub const GATED: &[&str] = &[
     "/tufd.v1.Trust/Revoke",
     "/tufd.v1.Trust/RotateKey",
     "/tufd.v1.Trust/Inspect",
+    "/tufd.v1.Trust/InspectStream",
     "/tufd.v1.Trust/Verify",
     "/tufd.v1.Trust/Repair",
     "/tufd.v1.Trust/Forget",
