@@ -1,7 +1,8 @@
 //! Pause points for end-to-end tests that force an interleaving or kill the
-//! daemon at a set point. Inactive unless the daemon's environment sets both
-//! `TUFD_TEST_PAUSE` (comma-separated point names) and `TUFD_TEST_HOOK_DIR`;
-//! nothing in production sets them.
+//! daemon at a set point. Only builds with the `test-hooks` cargo feature
+//! (turned on by the tests crate) honour them, and only when the daemon's
+//! environment sets both `TUFD_TEST_PAUSE` (comma-separated point names) and
+//! `TUFD_TEST_HOOK_DIR`; a production build ignores both variables.
 //!
 //! At a listed point, the first time it is reached, the daemon creates
 //! `<dir>/<point>.paused` and waits until `<dir>/<point>.go` exists (the test
@@ -24,6 +25,9 @@ struct Hooks {
 }
 
 fn hooks() -> Option<&'static Hooks> {
+    if !cfg!(feature = "test-hooks") {
+        return None;
+    }
     static HOOKS: OnceLock<Option<Hooks>> = OnceLock::new();
     HOOKS
         .get_or_init(|| {
