@@ -317,17 +317,14 @@ fn docker_inspect(
     runs: usize,
 ) -> Result<Option<Duration>> {
     let config: PathBuf = dir.join("docker");
-    let tls = config.join(format!("tls/127.0.0.1:{}", servers.port()));
     if Command::new("docker").arg("--version").output().is_err() {
         return Ok(None);
     }
-    std::fs::create_dir_all(&tls).map_err(|e| e.to_string())?;
-    std::fs::copy(servers.ca_path(), tls.join("ca.crt")).map_err(|e| e.to_string())?;
     timed(runs, || {
-        let out = Command::new("docker")
+        let out = servers
+            .docker(&config)
+            .map_err(|e| e.to_string())?
             .args(["trust", "inspect", gun])
-            .env("DOCKER_CONFIG", &config)
-            .env("DOCKER_CONTENT_TRUST_SERVER", servers.url())
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("docker: {e}"))?;

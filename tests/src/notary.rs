@@ -345,6 +345,22 @@ impl NotaryServers {
         let trust_dir = self.dir.path().join(format!("trust-{n}"));
         NotaryCli::new(&self.url, &self.ca.cert, trust_dir)
     }
+
+    /// A `docker` command for these servers: `DOCKER_CONFIG` is `config`
+    /// (set up once to trust the servers' CA where docker looks it up,
+    /// `tls/HOST:PORT/ca.crt`) and `DOCKER_CONTENT_TRUST_SERVER` their URL.
+    pub fn docker(&self, config: &Path) -> io::Result<Command> {
+        let tls = config.join(format!("tls/127.0.0.1:{}", self.port()));
+        let ca = tls.join("ca.crt");
+        if !ca.exists() {
+            fs::create_dir_all(&tls)?;
+            fs::copy(self.ca_path(), &ca)?;
+        }
+        let mut cmd = Command::new("docker");
+        cmd.env("DOCKER_CONFIG", config)
+            .env("DOCKER_CONTENT_TRUST_SERVER", self.url());
+        Ok(cmd)
+    }
 }
 
 impl Drop for NotaryServers {

@@ -197,13 +197,8 @@ fn docker(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> CmdOutput {
-    let tls = home.join(format!("tls/127.0.0.1:{}", servers.port()));
-    std::fs::create_dir_all(&tls).expect("docker config");
-    std::fs::copy(servers.ca_path(), tls.join("ca.crt")).expect("CA");
-    let mut cmd = Command::new("docker");
+    let mut cmd = servers.docker(home).expect("docker config");
     cmd.args(args)
-        .env("DOCKER_CONFIG", home)
-        .env("DOCKER_CONTENT_TRUST_SERVER", servers.url())
         .env_remove("DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE")
         .env_remove("DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE")
         .stdin(Stdio::null());

@@ -67,14 +67,10 @@ fn notary_tags(servers: &NotaryServers, gun: &str) -> Vec<String> {
 
 /// Tags `docker trust inspect` shows, when the docker CLI is installed.
 fn docker_tags(env: &TestEnv, servers: &NotaryServers, gun: &str) -> Option<Vec<String>> {
-    let docker_config = env.path().join("docker");
-    let tls = docker_config.join(format!("tls/127.0.0.1:{}", servers.port()));
-    std::fs::create_dir_all(&tls).unwrap();
-    std::fs::copy(servers.ca_path(), tls.join("ca.crt")).unwrap();
-    let out = Command::new("docker")
+    let out = servers
+        .docker(&env.path().join("docker"))
+        .unwrap()
         .args(["trust", "inspect", gun])
-        .env("DOCKER_CONFIG", &docker_config)
-        .env("DOCKER_CONTENT_TRUST_SERVER", servers.url())
         .output()
         .ok()?;
     assert!(out.status.success(), "{out:?}");

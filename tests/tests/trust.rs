@@ -183,14 +183,10 @@ fn docker_trust_inspect_reads_a_tufd_repository() {
     env.tufctl(&["sign", &format!("{gun}:v1"), "--digest", D1, "--size", "10"])
         .ok();
 
-    let docker_config = env.path().join("docker");
-    let tls = docker_config.join(format!("tls/127.0.0.1:{}", servers.port()));
-    std::fs::create_dir_all(&tls).unwrap();
-    std::fs::copy(servers.ca_path(), tls.join("ca.crt")).unwrap();
-    let out = Command::new("docker")
+    let out = servers
+        .docker(&env.path().join("docker"))
+        .unwrap()
         .args(["trust", "inspect", gun])
-        .env("DOCKER_CONFIG", &docker_config)
-        .env("DOCKER_CONTENT_TRUST_SERVER", servers.url())
         .output()
         .expect("docker CLI");
     assert!(out.status.success(), "{out:?}");

@@ -49,14 +49,10 @@ fn verify_agrees_with_docker_and_notary() {
     assert_eq!(v[1]["digest"], D2);
 
     // The same answer as `docker trust inspect`.
-    let docker_config = env.path().join("docker");
-    let tls = docker_config.join(format!("tls/127.0.0.1:{}", servers.port()));
-    std::fs::create_dir_all(&tls).unwrap();
-    std::fs::copy(servers.ca_path(), tls.join("ca.crt")).unwrap();
-    let out = Command::new("docker")
+    let out = servers
+        .docker(&env.path().join("docker"))
+        .unwrap()
         .args(["trust", "inspect", &format!("{gun}:v1")])
-        .env("DOCKER_CONFIG", &docker_config)
-        .env("DOCKER_CONTENT_TRUST_SERVER", servers.url())
         .output()
         .expect("docker CLI");
     assert!(out.status.success(), "{out:?}");
