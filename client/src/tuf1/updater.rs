@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256, Sha512};
 use time::OffsetDateTime;
 use tufd_tuf1::metadata::canonical_signed_of_bytes;
+use tufd_tuf1::names::{path_matches, percent_encode};
 use tufd_tuf1::{
     Key, MetaFile, Metadata, Role, Root, Snapshot, TargetFile, Targets, Timestamp, verify,
 };
@@ -136,19 +137,6 @@ fn check_fresh<T: Role>(
     Ok(())
 }
 
-/// Role names in file names and URLs: percent-encoded like python-tuf.
-fn encode(role: &str) -> String {
-    let mut out = String::new();
-    for b in role.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// The client state: a metadata directory and where to fetch from.
 pub struct Updater {
     dir: PathBuf,
@@ -208,9 +196,9 @@ impl Updater {
     fn url(&self, role: &str, version: Option<u64>) -> String {
         match version {
             Some(v) if self.root.md.signed.consistent_snapshot == Some(true) || role == "root" => {
-                format!("{}/{v}.{}.json", self.metadata_url, encode(role))
+                format!("{}/{v}.{}.json", self.metadata_url, percent_encode(role))
             }
-            _ => format!("{}/{}.json", self.metadata_url, encode(role)),
+            _ => format!("{}/{}.json", self.metadata_url, percent_encode(role)),
         }
     }
 
@@ -391,7 +379,7 @@ impl Updater {
             .and_then(|s| s.md.signed.meta.get(&format!("{role}.json")))
             .cloned()
             .ok_or_else(|| invalid(role, "not listed in snapshot"))?;
-        let file = format!("{}.json", encode(role));
+        let file = format!("{}.json", percent_encode(role));
         // A local copy that still matches the snapshot is used as is.
         let local = std::fs::read(self.dir.join(&file)).ok();
         let bytes = match local {
@@ -496,7 +484,7 @@ impl Updater {
         target_base_url: &str,
         target_dir: &Path,
     ) -> Result<PathBuf, UpdateError> {
-        let dest = target_dir.join(encode(path));
+        let dest = target_dir.join(percent_encode(path));
         if let Ok(existing) = std::fs::read(&dest)
             && existing.len() as u64 == info.length
             && check_hashes(path, &existing, Some(&info.hashes)).is_ok()
@@ -549,23 +537,4 @@ fn delegation<'a>(
     let n = u64::from_str_radix(suffix, 16).ok()?;
     (suffix.len() == s.suffix_len() && n < s.bin_count())
         .then(|| (&d.keys, s.keyids.clone(), s.threshold))
-}
-
-/// Shell globs matched part by part (`*` and `?` never cross `/`).
-fn path_matches(pattern: &str, target: &str) -> bool {
-    fn glob(p: &[u8], t: &[u8]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => glob(&p[1..], t) || (!t.is_empty() && glob(p, &t[1..])),
-            (Some(b'?'), Some(_)) => glob(&p[1..], &t[1..]),
-            (Some(a), Some(b)) if a == b => glob(&p[1..], &t[1..]),
-            _ => false,
-        }
-    }
-    let p: Vec<&str> = pattern.split('/').collect();
-    let t: Vec<&str> = target.split('/').collect();
-    p.len() == t.len()
-        && p.iter()
-            .zip(&t)
-            .all(|(p, t)| glob(p.as_bytes(), t.as_bytes()))
 }

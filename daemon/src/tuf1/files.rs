@@ -21,6 +21,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+use tufd_tuf::tuf1::names::percent_encode;
 use tufd_tuf::tuf1::{
     Expires, MetaFile, Metadata, Role, Root, Snapshot, Targets, Timestamp, verify,
 };
@@ -65,7 +66,7 @@ impl Layout {
             self.metadata_dir().join("timestamp.json")
         } else {
             self.metadata_dir()
-                .join(format!("{version}.{}.json", encode_role(role)))
+                .join(format!("{version}.{}.json", percent_encode(role)))
         }
     }
 
@@ -99,20 +100,6 @@ impl Layout {
             Err((_, e)) => Err(RepoError::io(&path, "locking the repository")(e.into())),
         }
     }
-}
-
-/// Role names with `/` are percent-encoded in file names, as python-tuf
-/// does in URLs.
-pub fn encode_role(role: &str) -> String {
-    let mut out = String::with_capacity(role.len());
-    for b in role.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The repository's writer lock, released on drop.

@@ -17,6 +17,7 @@ pub mod error;
 pub mod json;
 pub mod key;
 pub mod metadata;
+pub mod names;
 pub mod verify;
 
 pub use error::Tuf1Error;
