@@ -394,17 +394,7 @@ impl Engine {
                         if delegation_race {
                             rejected_delegation_updates += 1;
                         }
-                        let wait = backoff(attempt);
-                        if started.elapsed() + wait > RETRY_DEADLINE {
-                            return Err(with_undone(
-                                &undone,
-                                TrustError::Contended {
-                                    repository: name.clone(),
-                                    attempts: attempt,
-                                    seconds: started.elapsed().as_secs(),
-                                },
-                            ));
-                        }
+                        let wait = retry_wait(&name, attempt, started, &undone)?;
                         tracing::info!(gun = %name, attempt, error = %e, ?wait, "lost a publish race; retrying from a fresh read");
                         tokio::time::sleep(wait).await;
                         continue;
@@ -481,31 +471,14 @@ impl Engine {
                     tracing::warn!(gun = %name, %what, "change undone; retrying from a fresh read");
                     undone.push(what);
                     if started.elapsed() > RETRY_DEADLINE {
-                        return Err(with_undone(
-                            &undone,
-                            TrustError::Contended {
-                                repository: name.clone(),
-                                attempts: attempt,
-                                seconds: started.elapsed().as_secs(),
-                            },
-                        ));
+                        return Err(contended(&name, attempt, started, &undone));
                     }
                     continue;
                 }
                 Settled::Lost(what) => {
                     tracing::warn!(gun = %name, %what, "change dropped by the server; retrying from a fresh read");
                     undone.push(what);
-                    let wait = backoff(attempt);
-                    if started.elapsed() + wait > RETRY_DEADLINE {
-                        return Err(with_undone(
-                            &undone,
-                            TrustError::Contended {
-                                repository: name.clone(),
-                                attempts: attempt,
-                                seconds: started.elapsed().as_secs(),
-                            },
-                        ));
-                    }
+                    let wait = retry_wait(&name, attempt, started, &undone)?;
                     tokio::time::sleep(wait).await;
                     continue;
                 }
@@ -972,6 +945,33 @@ fn versions_text(versions: &[(String, u64)]) -> String {
         .map(|(r, v)| format!("{r} v{v}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The backoff before attempt `attempt + 1`, or the "contended" error when
+/// waiting it would pass [`RETRY_DEADLINE`].
+fn retry_wait(
+    name: &str,
+    attempt: u32,
+    started: Instant,
+    undone: &[String],
+) -> Result<Duration, TrustError> {
+    let wait = backoff(attempt);
+    if started.elapsed() + wait > RETRY_DEADLINE {
+        return Err(contended(name, attempt, started, undone));
+    }
+    Ok(wait)
+}
+
+/// Giving up on `name` after `attempt` attempts since `started`.
+fn contended(name: &str, attempt: u32, started: Instant, undone: &[String]) -> TrustError {
+    with_undone(
+        undone,
+        TrustError::Contended {
+            repository: name.to_owned(),
+            attempts: attempt,
+            seconds: started.elapsed().as_secs(),
+        },
+    )
 }
 
 /// `e`, saying first that an earlier attempt was undone, if one was.
