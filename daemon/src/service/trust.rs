@@ -261,13 +261,14 @@ where
             })
         };
         let outcome = op(sink).await;
-        // Large transactions leave freed arenas behind; give them back.
-        crate::memory::release();
         let _ = forward.await;
         if let Err(e) = &outcome {
             tracing::warn!(error = %e, "trust operation failed");
         }
         let _ = out.send(outcome.map(result).map_err(status)).await;
+        // Large transactions leave freed arenas behind; give them back,
+        // after the answer and off the executor.
+        drop(tokio::task::spawn_blocking(crate::memory::release));
     });
     Response::new(Box::pin(ReceiverStream::new(rx)))
 }

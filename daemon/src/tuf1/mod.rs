@@ -102,23 +102,13 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, RepoError> {
     tokio::task::spawn_blocking(move || {
         let result = f();
-        release_freed_memory();
+        // Edits of a 100 000-target role on one blocking thread after
+        // another would leave several edits' memory in glibc's arenas.
+        crate::memory::release();
         result
     })
     .await
     .map_err(|e| RepoError::Internal(format!("worker failed: {e}")))?
-}
-
-/// glibc keeps pages freed on a thread in that thread's arena, so edits of
-/// a 100 000-target role on one blocking thread after another leave the
-/// daemon holding several times one edit's memory; `malloc_trim` returns
-/// the free pages of every arena.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases pages malloc holds free.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 /// The key name prefix of a repository's keys: `tuf1:<dir>` as the label's
