@@ -469,7 +469,7 @@ fn signer_failures_are_reported() {
 /// notary-server (see the crate's test notes). Run by hand:
 /// `TUFD_TUF_EXPORT=dir TUFD_TUF_GUN=… TUFD_TUF_TIMESTAMP_KEY=key.json cargo test -p tufd-tuf --test round_trip export -- --ignored`
 #[test]
-#[ignore = "writes files for a manual publish to notary-server"]
+#[ignore = "fixture generator, not a check: needs TUFD_TUF_EXPORT, TUFD_TUF_GUN and a notary-server timestamp key; its output was published by hand and is kept in tests/fixtures (checked by real_metadata.rs)"]
 fn export_for_notary_server() {
     let dir = std::path::PathBuf::from(std::env::var("TUFD_TUF_EXPORT").expect("TUFD_TUF_EXPORT"));
     let gun = std::env::var("TUFD_TUF_GUN").expect("TUFD_TUF_GUN");
