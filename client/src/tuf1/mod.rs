@@ -24,7 +24,11 @@ pub fn is_local(args: &TufArgs) -> bool {
 
 /// Whether a command answers quickly (no touch, no large batch).
 pub fn is_quick(args: &TufArgs) -> bool {
-    matches!(args.command, TufCommand::Status(_) | TufCommand::Refresh(_))
+    match &args.command {
+        TufCommand::Status(_) => true,
+        TufCommand::Refresh(a) => a.roles.is_empty(),
+        _ => false,
+    }
 }
 
 /// Runs `tuf client` (no daemon).
@@ -54,15 +58,21 @@ pub enum TufCommand {
     Add(AddArgs),
     /// Remove targets by name.
     Remove(RemoveArgs),
-    /// Show the roles and when the daemon last re-signed, and next
-    /// re-signs, the online roles.
+    /// Show every role (delegated ones at any depth, hash bins as one
+    /// line) with its expiry and when the daemon re-signs it next, or that
+    /// it needs its key holder; and when the daemon last re-signed.
     Status(DirArgs),
-    /// Re-sign the online roles now if they are due (timestamp always
-    /// with --force).
+    /// Re-sign what is due now (timestamp always with --force), or the
+    /// roles named by --role.
     Refresh(RefreshArgs),
-    /// Delegate paths from top-level targets to a new role, its key
-    /// generated on a token.
+    /// Delegate paths from top-level targets, or from a delegated role
+    /// (--parent), to a new role, its key generated on a token.
     Delegate(DelegateArgs),
+    /// Remove the delegation to a role. A role that delegates further is
+    /// refused: remove its roles first, one by one (tufd never removes a
+    /// subtree in one step). The role's published files stay (clients'
+    /// snapshots keep listing it) and its key stays on the token.
+    Undelegate(UndelegateArgs),
     /// Replace the keys of root, targets, snapshot or timestamp by new keys
     /// generated on tokens (a new root, signed by the old and new root
     /// keys).
@@ -132,6 +142,11 @@ pub struct DelegateArgs {
     /// Token for the role's key (default: the daemon's default token).
     #[arg(long, default_value = "")]
     pub token: String,
+    /// The role that delegates (default: top-level targets); a delegated
+    /// role delegates further to a nested role. Role names are unique in
+    /// a repository.
+    #[arg(long, value_name = "ROLE")]
+    pub parent: Option<String>,
     /// Stop the search for a target at this role when its paths match.
     #[arg(long)]
     pub terminating: bool,
@@ -139,6 +154,16 @@ pub struct DelegateArgs {
     /// default: the targets period).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub expires: Option<u64>,
+}
+
+/// `tuf undelegate`.
+#[derive(Args)]
+pub struct UndelegateArgs {
+    /// The repository: a name configured in the daemon's `[tuf]`, or a
+    /// directory (a path with a `/`) inside a configured root.
+    pub dir: PathBuf,
+    /// The delegated role to remove (it must delegate to no role).
+    pub role: String,
 }
 
 /// `tuf rotate`.
@@ -258,6 +283,12 @@ pub struct RefreshArgs {
     /// Re-sign timestamp even when it is not due.
     #[arg(long)]
     pub force: bool,
+    /// Re-sign this targets role now (next version, new expiry) with the
+    /// keys this daemon holds, a touch included: how a key holder renews
+    /// a role the daemon does not sign alone; `bins`: every hash bin.
+    /// Repeat for several.
+    #[arg(long = "role", value_name = "ROLE")]
+    pub roles: Vec<String>,
 }
 
 /// Parses `ROLE=DURATION`.
@@ -540,6 +571,7 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
                 .refresh(v1::TufRefreshRequest {
                     directory: repository(&a.dir)?,
                     force: a.force,
+                    roles: a.roles,
                 })
                 .await?
         }
@@ -552,6 +584,15 @@ pub async fn run(args: TufArgs, channel: Channel, out: &Output) -> Result<(), Fa
                     token: a.token,
                     terminating: a.terminating,
                     expiry_seconds: a.expires.unwrap_or(0),
+                    parent: a.parent.unwrap_or_default(),
+                })
+                .await?
+        }
+        TufCommand::Undelegate(a) => {
+            client
+                .undelegate(v1::TufUndelegateRequest {
+                    directory: repository(&a.dir)?,
+                    role: a.role,
                 })
                 .await?
         }
@@ -614,6 +655,9 @@ fn status_json(s: &v1::TufRepositoryStatus) -> Value {
             "expires": r.expires,
             "key_ids": r.key_ids,
             "threshold": r.threshold,
+            "delegated_by": r.delegated_by,
+            "next_refresh": if r.next_refresh.is_empty() { Value::Null } else { json!(r.next_refresh) },
+            "needs_holder": r.needs_holder,
         })).collect::<Vec<_>>(),
         "last_refresh": if s.last_refresh.is_empty() { Value::Null } else { json!({
             "at": s.last_refresh,
@@ -638,15 +682,50 @@ fn print_status(s: &v1::TufRepositoryStatus, out: &Output) {
         .roles
         .iter()
         .map(|r| {
+            let next = match (r.next_refresh.as_str(), r.role.as_str()) {
+                ("", "root") => "by its holders (tuf stage)".to_owned(),
+                ("", _) => "needs its key holder".to_owned(),
+                (at, _) => at.to_owned(),
+            };
             vec![
                 r.role.clone(),
+                r.delegated_by.clone(),
                 r.version.to_string(),
                 r.expires.clone(),
+                next,
                 format!("{} of {}", r.threshold, r.key_ids.len()),
             ]
         })
         .collect();
-    crate::output::table(&["ROLE", "VERSION", "EXPIRES", "KEYS"], &rows);
+    crate::output::table(
+        &[
+            "ROLE",
+            "DELEGATED BY",
+            "VERSION",
+            "EXPIRES",
+            "NEXT RE-SIGNING",
+            "KEYS",
+        ],
+        &rows,
+    );
+    for r in s
+        .roles
+        .iter()
+        .filter(|r| r.role != "root" && r.needs_holder)
+    {
+        let how = if r.role == "snapshot" || r.role == "timestamp" {
+            "unlock or connect its token".to_owned()
+        } else {
+            format!(
+                "`tufctl tuf refresh {} --role {}` with its token present",
+                s.directory, r.role
+            )
+        };
+        println!(
+            "{} expires at {} and the daemon cannot sign it alone: it needs its key holder ({how})",
+            r.role, r.expires
+        );
+    }
     println!("targets: {}", s.target_count);
     if s.last_refresh.is_empty() {
         println!("online roles last re-signed by the daemon: never");

@@ -6,8 +6,9 @@
 //! `tuf:NAME` or `tuf:/canonical/path`: `tuf init` is `init`; `tuf add`
 //! is `sign` and `tuf remove` is `revoke` on the role written (`targets`
 //! unless a delegated role is named); `tuf status` is `inspect`; `tuf
-//! refresh` is `sign` on snapshot and timestamp; `tuf delegate` is
-//! `signer-add` on the new role; `tuf rotate` is `rotate` on the role;
+//! refresh` is `sign` on snapshot and timestamp (and the roles it names);
+//! `tuf delegate` is `signer-add` on the new role, `tuf undelegate`
+//! `signer-remove` on the removed one; `tuf rotate` is `rotate` on the role;
 //! staging and publishing a root change are `rotate` on `root`, and
 //! signing a staged change (which names no local repository) is `rotate`
 //! on `root` of any repository. Changes are audited (begin, end) like the
@@ -25,7 +26,9 @@ use super::key_status_code;
 use crate::policy::{Action, Operation};
 use crate::tuf1::places::{Place, Places};
 use crate::tuf1::registry::format_time;
-use crate::tuf1::{AddTarget, InitRequest, RepoError, RepoStatus, StagedReport, Tuf1};
+use crate::tuf1::{
+    AddTarget, DelegateRequest, InitRequest, RepoError, RepoStatus, StagedReport, Tuf1,
+};
 
 /// The most targets one request may add or remove.
 const MAX_TARGETS_PER_REQUEST: usize = 10_000;
@@ -146,6 +149,9 @@ fn reply(s: RepoStatus) -> v1::TufRepositoryStatus {
                 expires: format_time(r.expires),
                 key_ids: r.keyids,
                 threshold: r.threshold,
+                delegated_by: r.parent,
+                next_refresh: r.next_refresh.map(format_time).unwrap_or_default(),
+                needs_holder: r.needs_holder,
             })
             .collect(),
         target_count: s.target_count,
@@ -288,11 +294,13 @@ impl tuf_server::Tuf for TufService {
         &self,
         req: Request<v1::TufRefreshRequest>,
     ) -> Result<Response<v1::TufRepositoryStatus>, Status> {
+        bounded(&req.get_ref().roles)?;
         let given = req.get_ref().directory.clone();
-        let online = vec!["snapshot".to_owned(), "timestamp".to_owned()];
-        let (place, audited) = self.admit(&req, &given, Operation::Sign, online).await?;
-        let force = req.get_ref().force;
-        let result = match self.tuf.refresh(&place.dir, force).await {
+        let mut signed = vec!["snapshot".to_owned(), "timestamp".to_owned()];
+        signed.extend(req.get_ref().roles.iter().cloned());
+        let (place, audited) = self.admit(&req, &given, Operation::Sign, signed).await?;
+        let r = req.into_inner();
+        let result = match self.tuf.refresh(&place.dir, r.force, r.roles).await {
             Ok(_) => self.tuf.status(&place.dir, false).await,
             Err(e) => Err(e),
         };
@@ -318,13 +326,30 @@ impl tuf_server::Tuf for TufService {
             .tuf
             .delegate(
                 &place.dir,
-                r.role,
-                r.paths,
-                &r.token,
-                r.terminating,
-                (r.expiry_seconds > 0).then_some(r.expiry_seconds),
+                DelegateRequest {
+                    name: r.role,
+                    parent: role(r.parent),
+                    paths: r.paths,
+                    token: r.token,
+                    terminating: r.terminating,
+                    expiry_seconds: (r.expiry_seconds > 0).then_some(r.expiry_seconds),
+                },
             )
             .await;
+        finish(audited, result, reply).await
+    }
+
+    async fn undelegate(
+        &self,
+        req: Request<v1::TufUndelegateRequest>,
+    ) -> Result<Response<v1::TufRepositoryStatus>, Status> {
+        let r = req.get_ref();
+        let (given, roles) = (r.directory.clone(), vec![r.role.clone()]);
+        let (place, audited) = self
+            .admit(&req, &given, Operation::SignerRemove, roles)
+            .await?;
+        let role = req.into_inner().role;
+        let result = self.tuf.undelegate(&place.dir, role).await;
         finish(audited, result, reply).await
     }
 

@@ -36,6 +36,7 @@ pub const GATED: &[&str] = &[
     "/tufd.v1.Tuf/Status",
     "/tufd.v1.Tuf/Refresh",
     "/tufd.v1.Tuf/Delegate",
+    "/tufd.v1.Tuf/Undelegate",
     "/tufd.v1.Tuf/Rotate",
     "/tufd.v1.Tuf/StageRoot",
     "/tufd.v1.Tuf/SignStaged",

@@ -7,19 +7,21 @@
 use std::collections::BTreeMap;
 
 use time::OffsetDateTime;
-use tufd_tuf::tuf1::names::path_matches;
 use tufd_tuf::tuf1::{
-    Common, DelegatedRole, Delegations, Key, Metadata, Root, SuccinctRoles, TargetFile, Targets,
-    Unrecognized,
+    Common, DelegatedRole, Delegations, Key, Metadata, RoleKeys, Root, SuccinctRoles, TargetFile,
+    Targets, Unrecognized,
 };
 
 use super::error::RepoError;
 use super::expiry::ExpiryPolicy;
-use super::files::{Layout, Publish, Published, RoleFile, TargetCopy, check_top_level};
+use super::files::{
+    Layout, Publish, Published, RoleFile, TargetCopy, check_top_level, delegation_keys,
+};
 use super::sign::{
     Signers, check_threshold, role_keys, set_role_keys, sign, sign_delegated, sign_root_all,
     sign_snapshot, sign_targets, sign_timestamp,
 };
+use super::tree::{MAX_DEPTH, Tree};
 
 /// The four top-level roles.
 pub const TOP_LEVEL: [&str; 4] = ["root", "targets", "snapshot", "timestamp"];
@@ -199,7 +201,11 @@ pub struct Change<'a> {
     root: Option<Root>,
     presigned_root: Option<Metadata<Root>>,
     targets: Option<Targets>,
-    delegated: BTreeMap<String, Targets>,
+    /// Delegated roles to sign, with the role that delegates to each.
+    delegated: BTreeMap<String, (String, Targets)>,
+    /// The published named roles (hash bins left out), read when first
+    /// needed.
+    tree: Option<Tree>,
     copies: Vec<TargetCopy>,
     summary: Vec<String>,
 }
@@ -221,6 +227,7 @@ impl<'a> Change<'a> {
             presigned_root: None,
             targets: None,
             delegated: BTreeMap::new(),
+            tree: None,
             copies: Vec::new(),
             summary: Vec::new(),
         }
@@ -248,42 +255,96 @@ impl<'a> Change<'a> {
             .unwrap_or(&self.published.targets.metadata.signed)
     }
 
-    fn delegated_mut(&mut self, name: &str) -> Result<&mut Targets, RepoError> {
-        if !self.delegated.contains_key(name) {
-            let current = self
-                .published
-                .read_delegated(self.layout, name)?
-                .metadata
-                .signed;
-            self.delegated.insert(name.to_owned(), current);
+    /// The published named roles (not verified: for finding roles).
+    fn tree(&mut self) -> Result<&Tree, RepoError> {
+        if self.tree.is_none() {
+            let tree = Tree::read(self.layout, &self.published.snapshot.metadata.signed, false)?;
+            self.tree = Some(tree);
         }
-        Ok(self.delegated.get_mut(name).expect("inserted above"))
+        Ok(self.tree.as_ref().expect("read above"))
     }
 
-    /// The role a new target goes into: `role` when given (its paths must
-    /// match), the target's hash bin when targets delegates to bins, else
-    /// top-level targets.
-    fn role_for(&self, name: &str, role: Option<&str>) -> Result<Option<String>, RepoError> {
-        let delegations = self.targets().delegations.as_ref();
+    /// The published role `name` (a named role at any depth or a hash
+    /// bin), checked link by link from top-level targets, and the role
+    /// that delegates to it.
+    fn load_published(&mut self, name: &str) -> Result<(String, Targets), RepoError> {
+        let chain: Vec<String> = match self.tree()?.get(name) {
+            Some(_) => self
+                .tree()?
+                .chain(name)
+                .iter()
+                .map(|n| n.name.clone())
+                .collect(),
+            None => vec![name.to_owned()],
+        };
+        let mut parent_name = "targets".to_owned();
+        let mut parent: Option<Targets> = None;
+        for link in chain {
+            let p = parent
+                .as_ref()
+                .unwrap_or(&self.published.targets.metadata.signed);
+            let file = self.published.read_delegated(self.layout, &link, p)?;
+            if link == name {
+                return Ok((parent_name, file.metadata.signed));
+            }
+            parent = Some(file.metadata.signed);
+            parent_name = link;
+        }
+        Err(RepoError::NotFound(no_role(name)))
+    }
+
+    fn delegated_mut(&mut self, name: &str) -> Result<&mut Targets, RepoError> {
+        if !self.delegated.contains_key(name) {
+            let loaded = self.load_published(name)?;
+            self.delegated.insert(name.to_owned(), loaded);
+        }
+        Ok(&mut self.delegated.get_mut(name).expect("inserted above").1)
+    }
+
+    /// The targets role `name` (`targets` or a delegated role), staged for
+    /// the next version.
+    fn role_mut(&mut self, name: &str) -> Result<&mut Targets, RepoError> {
+        if name == "targets" {
+            Ok(self.targets_mut())
+        } else {
+            self.delegated_mut(name)
+        }
+    }
+
+    /// Whether a named role exists (published or created in this change).
+    fn role_exists(&mut self, name: &str) -> Result<bool, RepoError> {
+        Ok(self.delegated.contains_key(name) || self.tree()?.get(name).is_some())
+    }
+
+    /// The role a new target goes into: `role` when given (its paths, and
+    /// those of every delegation above it, must match), the target's hash
+    /// bin when targets delegates to bins, else top-level targets.
+    fn role_for(&mut self, name: &str, role: Option<&str>) -> Result<Option<String>, RepoError> {
         if let Some(role) = role {
-            let r = delegations
-                .and_then(|d| d.roles.as_ref())
-                .and_then(|roles| roles.iter().find(|r| r.name == role))
-                .ok_or_else(|| {
-                    RepoError::NotFound(format!(
-                        "targets delegates no role {role:?}; create it with `tufctl tuf delegate`"
-                    ))
-                })?;
-            let paths = r.paths.clone().unwrap_or_default();
-            if !paths.iter().any(|p| path_matches(p, name)) {
+            let tree = self.tree()?;
+            if tree.get(role).is_none() {
+                return Err(RepoError::NotFound(format!(
+                    "{}; create it with `tufctl tuf delegate`",
+                    no_role(role)
+                )));
+            }
+            if !tree.reaches(role, name) {
+                let paths: Vec<String> = tree
+                    .chain(role)
+                    .iter()
+                    .map(|n| format!("{}: {}", n.name, n.paths.join(", ")))
+                    .collect();
                 return Err(RepoError::InvalidRequest(format!(
                     "target {name:?} is outside the paths delegated to {role} ({})",
-                    paths.join(", ")
+                    paths.join("; ")
                 )));
             }
             return Ok(Some(role.to_owned()));
         }
-        Ok(delegations
+        Ok(self
+            .targets()
+            .delegations
+            .as_ref()
             .and_then(|d| d.succinct_roles.as_ref())
             .map(|s| s.bin_for(name)))
     }
@@ -335,25 +396,39 @@ impl<'a> Change<'a> {
                 Some(r) => candidates.push(Some(r.to_owned())),
                 None => {
                     candidates.push(None);
-                    if let Some(d) = &self.targets().delegations {
-                        if let Some(s) = &d.succinct_roles {
-                            candidates.push(Some(s.bin_for(name)));
-                        }
-                        for r in d.roles.iter().flatten() {
-                            if r.paths.iter().flatten().any(|p| path_matches(p, name)) {
-                                candidates.push(Some(r.name.clone()));
-                            }
+                    let bins = self.targets().delegations.as_ref();
+                    if let Some(s) = bins.and_then(|d| d.succinct_roles.as_ref()) {
+                        candidates.push(Some(s.bin_for(name)));
+                    }
+                    let tree = self.tree()?;
+                    for n in tree.nodes() {
+                        if tree.reaches(&n.name, name) {
+                            candidates.push(Some(n.name.clone()));
                         }
                     }
                 }
             }
             let mut removed = false;
             for c in candidates {
-                let role = match &c {
-                    Some(r) => self.delegated_mut(r)?,
-                    None => self.targets_mut(),
+                // Only the role that lists the target is signed again.
+                let listed = match c.as_deref() {
+                    None => self.targets().targets.contains_key(name),
+                    Some(r) => match self.delegated.get(r) {
+                        Some((_, staged)) => staged.targets.contains_key(name),
+                        None => {
+                            let loaded = self.load_published(r)?;
+                            let listed = loaded.1.targets.contains_key(name);
+                            if listed {
+                                self.delegated.insert(r.to_owned(), loaded);
+                            }
+                            listed
+                        }
+                    },
                 };
-                if role.targets.remove(name).is_some() {
+                if listed {
+                    self.role_mut(c.as_deref().unwrap_or("targets"))?
+                        .targets
+                        .remove(name);
                     removed = true;
                     break;
                 }
@@ -369,11 +444,13 @@ impl<'a> Change<'a> {
         Ok(())
     }
 
-    /// Delegates `paths` from top-level targets to a new role signed by
-    /// `key`.
+    /// Delegates `paths` from `parent` (`targets` or a named delegated
+    /// role) to a new role signed by `key`. Role names are unique in the
+    /// repository (snapshot lists every role by name).
     pub fn delegate(
         &mut self,
         name: &str,
+        parent: &str,
         key: Key,
         paths: Vec<String>,
         terminating: bool,
@@ -384,28 +461,47 @@ impl<'a> Change<'a> {
                 "delegate at least one path pattern to {name}"
             )));
         }
+        if self.role_exists(name)? {
+            let by = self
+                .tree()?
+                .get(name)
+                .map_or("this change".to_owned(), |n| n.parent.clone());
+            return Err(RepoError::AlreadyExists(format!(
+                "the repository already has a role {name} (delegated by {by}); role names are unique"
+            )));
+        }
+        if parent != "targets" {
+            let Some(p) = self.tree()?.get(parent) else {
+                return Err(RepoError::NotFound(format!(
+                    "{}; delegate from targets or an existing delegated role",
+                    no_role(parent)
+                )));
+            };
+            if p.depth >= MAX_DEPTH {
+                return Err(RepoError::InvalidRequest(format!(
+                    "{parent} is {} levels below targets: delegations nest at most {MAX_DEPTH} deep",
+                    p.depth
+                )));
+            }
+        }
         let keyid = key.key_id();
         let expiry = self.expiry;
         let now = self.now;
-        let targets = self.targets_mut();
-        let d = targets.delegations.get_or_insert_with(|| Delegations {
-            keys: BTreeMap::new(),
-            roles: Some(Vec::new()),
-            succinct_roles: None,
-            unrecognized: Unrecognized::new(),
-        });
+        let d = self
+            .role_mut(parent)?
+            .delegations
+            .get_or_insert_with(|| Delegations {
+                keys: BTreeMap::new(),
+                roles: Some(Vec::new()),
+                succinct_roles: None,
+                unrecognized: Unrecognized::new(),
+            });
         if d.succinct_roles.is_some() {
-            return Err(RepoError::InvalidRequest(
-                "this repository delegates to hash bins; TUF allows either hash bins or named roles in one delegation".into(),
-            ));
-        }
-        let roles = d.roles.get_or_insert_with(Vec::new);
-        if roles.iter().any(|r| r.name == name) {
-            return Err(RepoError::AlreadyExists(format!(
-                "targets already delegates to {name}"
+            return Err(RepoError::InvalidRequest(format!(
+                "{parent} delegates to hash bins; TUF allows either hash bins or named roles in one delegation"
             )));
         }
-        roles.push(DelegatedRole {
+        d.roles.get_or_insert_with(Vec::new).push(DelegatedRole {
             name: name.to_owned(),
             keyids: vec![keyid.clone()],
             threshold: 1,
@@ -415,10 +511,64 @@ impl<'a> Change<'a> {
             unrecognized: Unrecognized::new(),
         });
         d.keys.insert(keyid, key);
-        self.delegated
-            .insert(name.to_owned(), empty_targets(name, expiry, now));
+        self.delegated.insert(
+            name.to_owned(),
+            (parent.to_owned(), empty_targets(name, expiry, now)),
+        );
+        self.summary.push(format!(
+            "delegated {} from {parent} to {name}",
+            paths.join(", ")
+        ));
+        Ok(())
+    }
+
+    /// Removes the delegation to `name` from the role that delegates to
+    /// it. A role that delegates further is refused: its roles are
+    /// removed first, one by one, so nothing is dropped by surprise. The
+    /// role stays listed in snapshot (python-tuf refuses a snapshot that
+    /// drops a role it listed before); clients no longer reach it.
+    pub fn undelegate(&mut self, name: &str) -> Result<(), RepoError> {
+        let tree = self.tree()?;
+        let node = tree.get(name).ok_or_else(|| {
+            RepoError::NotFound(format!(
+                "{} (hash bins are not removed one by one)",
+                no_role(name)
+            ))
+        })?;
+        let children: Vec<String> = tree.children(name).iter().map(|c| c.name.clone()).collect();
+        if !children.is_empty() {
+            return Err(RepoError::InvalidRequest(format!(
+                "{name} delegates to {}: remove those roles first (`tufctl tuf undelegate DIR {}`)",
+                children.join(", "),
+                children[0]
+            )));
+        }
+        let parent = node.parent.clone();
+        let d = self
+            .role_mut(&parent)?
+            .delegations
+            .as_mut()
+            .ok_or_else(|| RepoError::NotFound(no_role(name)))?;
+        if let Some(roles) = d.roles.as_mut() {
+            roles.retain(|r| r.name != name);
+        }
+        prune_keys(d);
+        if d.roles.as_ref().is_none_or(Vec::is_empty) && d.succinct_roles.is_none() {
+            self.role_mut(&parent)?.delegations = None;
+        }
+        self.delegated.remove(name);
         self.summary
-            .push(format!("delegated {} to {name}", paths.join(", ")));
+            .push(format!("removed the delegation from {parent} to {name}"));
+        Ok(())
+    }
+
+    /// Signs role `name` (`targets` or a delegated role) again with the
+    /// same content: next version, new expiry.
+    pub fn resign(&mut self, name: &str) -> Result<(), RepoError> {
+        let role = self.role_mut(name)?;
+        let version = role.common.version;
+        self.summary
+            .push(format!("re-signed {name} v{}", version + 1));
         Ok(())
     }
 
@@ -440,9 +590,10 @@ impl<'a> Change<'a> {
         Ok(())
     }
 
-    /// Replaces the keys of delegated role `name`, or of every hash bin
-    /// (`name` = `bins`), by `keys` (threshold `threshold`) in targets,
-    /// and re-signs the role (each bin) with them.
+    /// Replaces the keys of delegated role `name` (at any depth), or of
+    /// every hash bin (`name` = `bins`), by `keys` (threshold
+    /// `threshold`) in the role that delegates to it, and re-signs the
+    /// role (each bin) with them.
     pub fn rotate_delegated(
         &mut self,
         name: &str,
@@ -451,13 +602,19 @@ impl<'a> Change<'a> {
     ) -> Result<(), RepoError> {
         check_threshold(name, threshold, keys.len())?;
         let ids: Vec<String> = keys.iter().map(Key::key_id).collect();
-        let no_role = || {
-            RepoError::NotFound(format!(
-                "targets delegates no role {name:?}: rotate a top-level role, a delegated role or bins"
-            ))
+        let parent = match self.tree()?.get(name) {
+            Some(n) => n.parent.clone(),
+            None if name == BINS_PREFIX => "targets".to_owned(),
+            None => {
+                return Err(RepoError::NotFound(format!(
+                    "{}: rotate a top-level role, a delegated role or bins",
+                    no_role(name)
+                )));
+            }
         };
+        let no_role = || RepoError::NotFound(no_role(name));
         let d = self
-            .targets_mut()
+            .role_mut(&parent)?
             .delegations
             .as_mut()
             .ok_or_else(no_role)?;
@@ -480,15 +637,7 @@ impl<'a> Change<'a> {
             }
         };
         d.keys.extend(keys.into_iter().map(|k| (k.key_id(), k)));
-        let used: Vec<String> = d
-            .roles
-            .iter()
-            .flatten()
-            .flat_map(|r| r.keyids.iter())
-            .chain(d.succinct_roles.iter().flat_map(|s| s.keyids.iter()))
-            .cloned()
-            .collect();
-        d.keys.retain(|id, _| used.contains(id));
+        prune_keys(d);
         for role in resign {
             self.delegated_mut(&role)?;
         }
@@ -519,7 +668,20 @@ impl<'a> Change<'a> {
     /// Signs every changed role (a new root by the old root's threshold
     /// and its own), then snapshot and timestamp; returns the files in
     /// publishing order and a summary.
-    pub fn finish(self, signers: &Signers) -> Result<(Publish, String), RepoError> {
+    pub fn finish(mut self, signers: &Signers) -> Result<(Publish, String), RepoError> {
+        // Each delegated role is signed with the keys the new version of
+        // the role above it lists (an unchanged one: as published).
+        let mut above: BTreeMap<String, Targets> = BTreeMap::new();
+        let unchanged: std::collections::BTreeSet<String> = self
+            .delegated
+            .values()
+            .map(|(parent, _)| parent.clone())
+            .filter(|p| p != "targets" && !self.delegated.contains_key(p))
+            .collect();
+        for parent in unchanged {
+            let content = self.load_published(&parent)?.1;
+            above.insert(parent, content);
+        }
         let published = self.published;
         let old_root = &published.root.metadata.signed;
         let mut publish = Publish {
@@ -571,11 +733,35 @@ impl<'a> Change<'a> {
         let targets_parent = new_targets
             .as_ref()
             .unwrap_or(&published.targets.metadata.signed);
-        for (name, mut content) in self.delegated {
+        let mut signing = Vec::with_capacity(self.delegated.len());
+        for (name, (parent, _)) in &self.delegated {
+            let p = match parent.as_str() {
+                "targets" => Some(targets_parent),
+                other => self
+                    .delegated
+                    .get(other)
+                    .map(|(_, t)| t)
+                    .or_else(|| above.get(other)),
+            };
+            let (keys, keyids, threshold) = p
+                .and_then(|p| delegation_keys(p, name))
+                .ok_or_else(|| RepoError::NotFound(no_role(name)))?;
+            let role_keys = RoleKeys {
+                keyids,
+                threshold,
+                unrecognized: Unrecognized::new(),
+            };
+            signing.push((keys.clone(), role_keys));
+        }
+        drop(above);
+        for ((name, (_, mut content)), (keys, role_keys)) in self.delegated.into_iter().zip(signing)
+        {
             let key = format!("{name}.json");
             content.common.version = meta.get(&key).map_or(1, |m| m.version + 1);
             content.common.expires = self.expiry.expires(&name, self.now);
-            let f = sign_delegated(targets_parent, &name, content, signers)?;
+            let mut md = Metadata::new(content);
+            sign(&mut md, &name, &keys, &role_keys, signers)?;
+            let f = RoleFile::new(md)?;
             meta.insert(key, f.meta_version());
             publish
                 .files
@@ -604,6 +790,24 @@ impl<'a> Change<'a> {
         publish.timestamp = Some(timestamp.bytes);
         Ok((publish, self.summary.join("; ")))
     }
+}
+
+/// "the repository delegates no role NAME".
+fn no_role(name: &str) -> String {
+    format!("the repository delegates no role {name:?}")
+}
+
+/// Drops the keys no role of `d` uses any more.
+fn prune_keys(d: &mut Delegations) {
+    let used: Vec<String> = d
+        .roles
+        .iter()
+        .flatten()
+        .flat_map(|r| r.keyids.iter())
+        .chain(d.succinct_roles.iter().flat_map(|s| s.keyids.iter()))
+        .cloned()
+        .collect();
+    d.keys.retain(|id, _| used.contains(id));
 }
 
 #[cfg(test)]

@@ -22,9 +22,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use tufd_tuf::tuf1::names::percent_encode;
-use tufd_tuf::tuf1::{
-    Expires, MetaFile, Metadata, Role, Root, Snapshot, Targets, Timestamp, verify,
-};
+use tufd_tuf::tuf1::{MetaFile, Metadata, Role, Root, Snapshot, Targets, Timestamp, verify};
 
 use super::error::RepoError;
 
@@ -160,21 +158,6 @@ impl<T: Role> RoleFile<T> {
             ..self.meta_version()
         }
     }
-}
-
-/// A delegated role as `status` shows it.
-#[derive(Debug, Clone)]
-pub struct DelegatedState {
-    /// Role name (`bins-*` for every hash bin).
-    pub role: String,
-    /// Published version (of hash bins: the newest).
-    pub version: u64,
-    /// Expiry (of hash bins: the earliest).
-    pub expires: Expires,
-    /// Key IDs.
-    pub keyids: Vec<String>,
-    /// Threshold.
-    pub threshold: u64,
 }
 
 /// What a repository directory publishes now.
@@ -339,50 +322,6 @@ impl Published {
         })
     }
 
-    /// The delegated roles top-level targets lists, as `status` shows
-    /// them (read, not verified): each named role, and the hash bins as
-    /// one entry `bins-*` (newest version, earliest expiry).
-    pub fn delegated_states(&self, layout: &Layout) -> Result<Vec<DelegatedState>, RepoError> {
-        let Some(d) = &self.targets.metadata.signed.delegations else {
-            return Ok(Vec::new());
-        };
-        let read = |name: &str| -> Result<(u64, Expires), RepoError> {
-            let f = self.read_delegated_unverified(layout, name)?;
-            Ok((f.version(), f.metadata.signed.common.expires))
-        };
-        let mut out = Vec::new();
-        for r in d.roles.iter().flatten() {
-            let (version, expires) = read(&r.name)?;
-            out.push(DelegatedState {
-                role: r.name.clone(),
-                version,
-                expires,
-                keyids: r.keyids.clone(),
-                threshold: r.threshold,
-            });
-        }
-        if let Some(bins) = &d.succinct_roles {
-            let mut newest: Option<(u64, Expires)> = None;
-            for n in 0..bins.bin_count() {
-                let (v, e) = read(&bins.bin_name(n))?;
-                newest = Some(match newest {
-                    None => (v, e),
-                    Some((nv, ne)) => (nv.max(v), ne.min(e)),
-                });
-            }
-            if let Some((version, expires)) = newest {
-                out.push(DelegatedState {
-                    role: format!("{}-*", bins.name_prefix),
-                    version,
-                    expires,
-                    keyids: bins.keyids.clone(),
-                    threshold: bins.threshold,
-                });
-            }
-        }
-        Ok(out)
-    }
-
     /// Reads delegated targets role `name` at the version snapshot lists.
     fn read_delegated_unverified(
         &self,
@@ -400,15 +339,18 @@ impl Published {
     }
 
     /// Reads delegated targets role `name` at the version snapshot lists
-    /// and checks it against the keys top-level targets delegates to it.
+    /// and checks it against the keys `parent` (the targets role that
+    /// delegates to it, itself checked) lists for it.
     pub fn read_delegated(
         &self,
         layout: &Layout,
         name: &str,
+        parent: &Targets,
     ) -> Result<RoleFile<Targets>, RepoError> {
         let file = self.read_delegated_unverified(layout, name)?;
-        let (keys, keyids, threshold) = delegation_keys(&self.targets.metadata.signed, name)
-            .ok_or_else(|| RepoError::NotFound(format!("targets delegates no role {name:?}")))?;
+        let (keys, keyids, threshold) = delegation_keys(parent, name).ok_or_else(|| {
+            RepoError::NotFound(format!("the repository delegates no role {name:?}"))
+        })?;
         let message = file.signed_message()?;
         verify::check_threshold(
             name,

@@ -6,12 +6,14 @@
 //! - [`edit`]: named synchronous edits (init, add/remove targets,
 //!   delegate, rotate, publish a staged root)
 //! - [`expiry`], [`sign`], [`refresh`]: expiry policy, signing with the
-//!   listed keys, keeping the online roles fresh
+//!   listed keys, when roles are due; `refresher`: the daemon's timer
 //! - [`staged`]: offline k-of-n root changes that travel as a file
 //! - [`requests`]: what the manager is asked and answers
 //! - [`places`]: the configured repositories and roots requests resolve in
 //! - [`registry`]: the repositories this daemon manages and their refresh
 //!   record, in the state directory
+//! - [`tree`]: the delegation graph (nested roles, hash bins);
+//!   [`status`]: what `tuf status` says of each role
 //! - this module: [`Tuf1`], the async driver: it finds the token keys,
 //!   serializes writers of one repository and runs the refresher task.
 //!
@@ -24,12 +26,15 @@ pub mod expiry;
 pub mod files;
 pub mod places;
 pub mod refresh;
+mod refresher;
 pub mod registry;
 pub mod requests;
 pub mod sign;
 pub mod staged;
+pub mod status;
+pub mod tree;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,9 +50,10 @@ pub use error::RepoError;
 pub use expiry::ExpiryPolicy;
 use files::{Layout, Online, Published};
 use registry::{Registry, RepoRecord};
-pub use requests::{AddTarget, InitRequest, RepoStatus, RoleState, StagedReport};
+pub use requests::{AddTarget, DelegateRequest, InitRequest, RepoStatus, RoleState, StagedReport};
 use requests::{describe, key_from_pem};
 use sign::Signers;
+use tree::Tree;
 
 /// How long the refresher sleeps at most between looks at its repositories.
 const REFRESH_TICK: Duration = Duration::from_secs(60);
@@ -87,12 +93,21 @@ impl DigestSigner for TokenKey {
     }
 }
 
+/// Delegation graphs by repository, with the snapshot versions each was
+/// read for.
+type TreeCache = HashMap<PathBuf, (BTreeMap<String, u64>, Arc<Tree>)>;
+
 /// The TUF 1.0 repository manager.
 pub struct Tuf1 {
     keyring: Arc<Keyring>,
     registry: Registry,
     locks: std::sync::Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
     wake: tokio::sync::Notify,
+    /// Each repository's delegation graph, with the snapshot versions it
+    /// was read for (equal versions, equal graph).
+    trees: std::sync::Mutex<TreeCache>,
+    /// Roles the log already warned need their holder (by version).
+    warned: std::sync::Mutex<HashSet<(PathBuf, String, u64)>>,
 }
 
 /// Runs `f` on a blocking thread, then hands the memory it freed back to
@@ -140,6 +155,8 @@ impl Tuf1 {
             registry: Registry::open(state_dir)?,
             locks: Default::default(),
             wake: tokio::sync::Notify::new(),
+            trees: Default::default(),
+            warned: Default::default(),
         })
     }
 
@@ -171,11 +188,17 @@ impl Tuf1 {
         let mut signers = Signers::default();
         for key in listing.keys {
             let store = self.keyring.key_store(&key.token)?;
-            signers.insert(Arc::new(TokenKey {
+            let attended = store.needs_touch(&key.id);
+            let signer = Arc::new(TokenKey {
                 store,
                 key,
                 touch: touch.clone(),
-            }))?;
+            });
+            if attended {
+                signers.insert_attended(signer)?;
+            } else {
+                signers.insert(signer)?;
+            }
         }
         let unreadable = listing
             .unavailable
@@ -327,34 +350,43 @@ impl Tuf1 {
             .await
     }
 
-    /// Delegates `paths` from top-level targets to a new role `name` whose
-    /// key is generated on `token`, valid for `expiry_seconds` (default:
-    /// the targets period).
+    /// Delegates `req.paths` from `req.parent` (top-level targets, or a
+    /// delegated role at any depth) to a new role whose key is generated
+    /// on `req.token`, valid for `req.expiry_seconds` (default: the
+    /// targets period).
     pub async fn delegate(
         &self,
         dir: &Path,
-        name: String,
-        paths: Vec<String>,
-        token: &str,
-        terminating: bool,
-        expiry_seconds: Option<u64>,
+        req: DelegateRequest,
     ) -> Result<RepoStatus, RepoError> {
         let dir = check_dir(dir)?;
         let before = self.record(&dir)?.expiry;
-        edit::check_role_name(&name)?;
-        let key = self.role_key(&dir, &format!("role-{name}"), token).await?;
-        if let Some(secs) = expiry_seconds {
+        edit::check_role_name(&req.name)?;
+        let key = self
+            .role_key(&dir, &format!("role-{}", req.name), &req.token)
+            .await?;
+        if let Some(secs) = req.expiry_seconds {
             let mut expiry = before.clone();
-            expiry.set_delegated(&name, secs)?;
+            expiry.set_delegated(&req.name, secs)?;
             self.registry.update(&dir, |r| r.expiry = expiry)?;
         }
+        let custom_expiry = req.expiry_seconds.is_some();
         let result = self
-            .apply(&dir, move |c| c.delegate(&name, key, paths, terminating))
+            .apply(&dir, move |c| {
+                let parent = req.parent.as_deref().unwrap_or("targets");
+                c.delegate(&req.name, parent, key, req.paths, req.terminating)
+            })
             .await;
-        if result.is_err() && expiry_seconds.is_some() {
+        if result.is_err() && custom_expiry {
             self.registry.update(&dir, |r| r.expiry = before)?;
         }
         result
+    }
+
+    /// Removes the delegation to role `name`; a role that delegates
+    /// further is refused until its roles are removed.
+    pub async fn undelegate(&self, dir: &Path, name: String) -> Result<RepoStatus, RepoError> {
+        self.apply(dir, move |c| c.undelegate(&name)).await
     }
 
     /// Rotates the keys of a role: new keys on `tokens` (threshold
@@ -513,27 +545,74 @@ impl Tuf1 {
         let lock = self.repo_lock(&dir);
         let _guard = lock.lock().await;
         let signers = self.signers().await?;
-        let layout = Layout::new(&dir);
-        let summary = blocking(move || {
-            let _writer = layout.lock()?;
-            let published = Published::read(&layout)?;
-            let mut change = edit::Change::new(
-                &layout,
-                &published,
-                &record.expiry,
-                OffsetDateTime::now_utc(),
-            );
-            f(&mut change)?;
-            let (publish, summary) = change.finish(&signers)?;
-            publish.write(&layout, &published.referenced(&layout))?;
-            Ok(summary)
-        })
-        .await?;
+        let summary = self.publish_locked(&dir, &record, signers, f).await?;
         tracing::info!(repository = %dir.display(), %summary, "TUF 1.0 repository published");
         self.wake.notify_one();
         let mut status = self.status_locked(&dir, false).await?;
         status.summary = summary;
         Ok(status)
+    }
+
+    /// Runs one change with `signers` and publishes it; the caller holds
+    /// the repository's lock. Returns the change's summary.
+    async fn publish_locked<F>(
+        &self,
+        dir: &Path,
+        record: &RepoRecord,
+        signers: Signers,
+        f: F,
+    ) -> Result<String, RepoError>
+    where
+        F: FnOnce(&mut edit::Change<'_>) -> Result<(), RepoError> + Send + 'static,
+    {
+        let layout = Layout::new(dir);
+        let expiry = record.expiry.clone();
+        blocking(move || {
+            let _writer = layout.lock()?;
+            let published = Published::read(&layout)?;
+            let mut change =
+                edit::Change::new(&layout, &published, &expiry, OffsetDateTime::now_utc());
+            f(&mut change)?;
+            let (publish, summary) = change.finish(&signers)?;
+            publish.write(&layout, &published.referenced(&layout))?;
+            Ok(summary)
+        })
+        .await
+    }
+
+    /// The delegation graph of the version `snapshot` describes (every
+    /// hash bin included), read once per published version.
+    async fn tree(
+        &self,
+        dir: &Path,
+        snapshot: &files::RoleFile<tufd_tuf::tuf1::Snapshot>,
+    ) -> Result<Arc<Tree>, RepoError> {
+        let versions = tree::versions(&snapshot.metadata.signed);
+        if let Some((v, t)) = self.trees.lock().expect("tree cache").get(dir)
+            && *v == versions
+        {
+            return Ok(t.clone());
+        }
+        let layout = Layout::new(dir);
+        let snap = snapshot.metadata.signed.clone();
+        let t = Arc::new(blocking(move || Tree::read(&layout, &snap, true)).await?);
+        self.trees
+            .lock()
+            .expect("tree cache")
+            .insert(dir.to_owned(), (versions, t.clone()));
+        Ok(t)
+    }
+
+    /// The keys the daemon can sign with on its own now (none when the
+    /// tokens cannot be listed).
+    async fn online_signers(&self) -> Signers {
+        match self.signers().await {
+            Ok(s) => s.unattended(),
+            Err(e) => {
+                tracing::debug!(error = %e, "listing the token keys failed");
+                Signers::default()
+            }
+        }
     }
 
     /// The state of the repository at `dir`; with `delegated`, each
@@ -549,150 +628,40 @@ impl Tuf1 {
     async fn status_locked(&self, dir: &Path, delegated: bool) -> Result<RepoStatus, RepoError> {
         let record = self.record(dir)?;
         let layout = Layout::new(dir);
+        // Status reads, it does not build on what it reads: the (possibly
+        // large) targets role is parsed, not verified.
+        let published = blocking(move || Published::read_for_status(&layout)).await?;
+        let tree = if delegated {
+            Some(self.tree(dir, &published.snapshot).await?)
+        } else {
+            None
+        };
+        let online_signers = self.online_signers().await;
         let d = dir.to_owned();
         blocking(move || {
-            // Status reads, it does not build on what it reads: the
-            // (possibly large) targets role is parsed, not verified.
-            let published = Published::read_for_status(&layout)?;
-            let root = &published.root.metadata.signed;
+            let roles =
+                status::role_states(&published, tree.as_deref(), &record.expiry, &online_signers);
             let online = Online {
                 root: published.root.clone(),
                 snapshot: published.snapshot.clone(),
                 timestamp: published.timestamp.clone(),
             };
-            let mut roles = Vec::new();
-            for (role, version, expires) in [
-                ("root", published.root.version(), root.common.expires),
-                (
-                    "targets",
-                    published.targets.version(),
-                    published.targets.metadata.signed.common.expires,
-                ),
-                (
-                    "snapshot",
-                    published.snapshot.version(),
-                    published.snapshot.metadata.signed.common.expires,
-                ),
-                (
-                    "timestamp",
-                    published.timestamp.version(),
-                    published.timestamp.metadata.signed.common.expires,
-                ),
-            ] {
-                let keys = root.roles.get(role);
-                roles.push(RoleState {
-                    role: role.to_owned(),
-                    version,
-                    expires: expires.time(),
-                    keyids: keys.map(|k| k.keyids.clone()).unwrap_or_default(),
-                    threshold: keys.map_or(0, |k| k.threshold),
-                });
-            }
-            let delegated = if delegated {
-                published.delegated_states(&layout)?
-            } else {
-                Vec::new()
-            };
-            for d in delegated {
-                roles.push(RoleState {
-                    role: d.role,
-                    version: d.version,
-                    expires: d.expires.time(),
-                    keyids: d.keyids,
-                    threshold: d.threshold,
-                });
-            }
+            let own = roles
+                .iter()
+                .filter(|r| r.role != "snapshot" && r.role != "timestamp")
+                .filter_map(|r| r.next_refresh)
+                .min();
+            let next = refresh::next_due(&online, &record.expiry);
             Ok(RepoStatus {
                 dir: d,
                 roles,
                 target_count: published.targets.metadata.signed.targets.len() as u64,
                 last_refresh: record.last_refresh.map(|r| (r.at.time(), r.detail)),
                 last_error: record.last_error,
-                next_refresh: refresh::next_due(&online, &record.expiry),
+                next_refresh: own.map_or(next, |o| o.min(next)),
                 summary: String::new(),
             })
         })
         .await
-    }
-
-    /// Re-signs the online roles of `dir` if they are due (or always with
-    /// `force`). Returns when they are next due.
-    pub async fn refresh(&self, dir: &Path, force: bool) -> Result<OffsetDateTime, RepoError> {
-        let record = self.record(dir)?;
-        let lock = self.repo_lock(dir);
-        let _guard = lock.lock().await;
-        let layout = Layout::new(dir);
-        let l = layout.clone();
-        let expiry = record.expiry.clone();
-        let online = blocking(move || Online::read(&l)).await?;
-        let now = OffsetDateTime::now_utc();
-        if !force && refresh::next_due(&online, &expiry) > now {
-            return Ok(refresh::next_due(&online, &expiry));
-        }
-        let signers = self.signers().await?;
-        let started = std::time::Instant::now();
-        let (next, refreshed) = blocking(move || {
-            let _writer = layout.lock()?;
-            // Read again under the file lock: another process may have
-            // published since.
-            let online = Online::read(&layout)?;
-            let now = OffsetDateTime::now_utc();
-            let Some((publish, refreshed)) =
-                refresh::refresh(&layout, &online, &expiry, &signers, now, force)?
-            else {
-                return Ok((refresh::next_due(&online, &expiry), None));
-            };
-            publish.write(&layout, &online.referenced(&layout))?;
-            let online = Online::read(&layout)?;
-            Ok((refresh::next_due(&online, &expiry), Some(refreshed)))
-        })
-        .await?;
-        if let Some(r) = refreshed {
-            let detail = match r.snapshot {
-                Some(s) => format!("timestamp v{} and snapshot v{}", r.timestamp, s),
-                None => format!("timestamp v{}", r.timestamp),
-            };
-            tracing::info!(repository = %dir.display(), %detail, elapsed_ms = started.elapsed().as_millis() as u64, "online roles re-signed");
-            self.registry.update(dir, |rec| {
-                rec.last_refresh = Some(registry::Refresh {
-                    at: tufd_tuf::tuf1::Expires::at(OffsetDateTime::now_utc()),
-                    detail,
-                });
-                rec.last_error = None;
-            })?;
-        }
-        Ok(next)
-    }
-
-    /// The refresher: re-signs every managed repository's online roles
-    /// before they expire, on its own schedule, until the daemon stops.
-    pub async fn run_refresher(self: Arc<Self>) {
-        loop {
-            let now = OffsetDateTime::now_utc();
-            let mut wait = REFRESH_TICK;
-            for dir in self.registry.dirs() {
-                let next = match self.refresh(&dir, false).await {
-                    Ok(next) => next,
-                    Err(e) => {
-                        tracing::warn!(repository = %dir.display(), error = %e, "refreshing the online roles failed; retrying");
-                        let _ = self.registry.update(&dir, |rec| {
-                            rec.last_error = Some(format!(
-                                "{}: {e}",
-                                registry::format_time(OffsetDateTime::now_utc())
-                            ));
-                        });
-                        now + RETRY_AFTER
-                    }
-                };
-                let until = (next - OffsetDateTime::now_utc()).max(time::Duration::ZERO);
-                wait = wait.min(until.try_into().unwrap_or(Duration::ZERO));
-            }
-            // Never spin: at least a short pause between rounds.
-            let wait = wait.max(Duration::from_millis(200));
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = self.wake.notified() => {}
-            }
-        }
     }
 }

@@ -33,6 +33,23 @@ pub struct InitRequest {
     pub hash_bins: u64,
 }
 
+/// A delegation to create.
+#[derive(Debug, Clone, Default)]
+pub struct DelegateRequest {
+    /// Name of the new role (unique in the repository).
+    pub name: String,
+    /// The delegating role (`None`: top-level targets).
+    pub parent: Option<String>,
+    /// Path patterns (`*` does not match `/`).
+    pub paths: Vec<String>,
+    /// Token of the role's key (empty: the default token).
+    pub token: String,
+    /// Whether the search stops at this role when its paths match.
+    pub terminating: bool,
+    /// Its own expiry period in seconds (`None`: the targets period).
+    pub expiry_seconds: Option<u64>,
+}
+
 /// A target to add as the request gives it.
 #[derive(Debug, Clone, Default)]
 pub struct AddTarget {
@@ -61,6 +78,14 @@ pub struct RoleState {
     pub keyids: Vec<String>,
     /// Threshold.
     pub threshold: u64,
+    /// The role that delegates to it (`root` for the top-level roles).
+    pub parent: String,
+    /// When the daemon signs it again on its own; `None` when it will not
+    /// (root, or a role whose keys need a person: see `needs_holder`).
+    pub next_refresh: Option<OffsetDateTime>,
+    /// Whether signing it needs a key holder: its keys are on a token the
+    /// daemon cannot use on its own now (touch, PIN not cached, absent).
+    pub needs_holder: bool,
 }
 
 /// A repository's state as `status` reports it.
@@ -68,7 +93,8 @@ pub struct RoleState {
 pub struct RepoStatus {
     /// The directory.
     pub dir: PathBuf,
-    /// Top-level roles.
+    /// Top-level roles, then (in `status`) the delegated roles in search
+    /// order, hash bins as one `bins-*` entry.
     pub roles: Vec<RoleState>,
     /// Number of targets in top-level targets.
     pub target_count: u64,

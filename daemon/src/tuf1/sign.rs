@@ -1,7 +1,7 @@
 //! Signing roles with the token keys a repository's metadata lists, each
 //! checked against the threshold it must meet.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -19,6 +19,8 @@ use super::files::{RoleFile, delegation_keys};
 #[derive(Clone, Default)]
 pub struct Signers {
     keys: HashMap<String, Arc<dyn DigestSigner + Send + Sync>>,
+    /// Keys that need a person to sign (a touch).
+    attended: HashSet<String>,
     unreadable: Vec<String>,
 }
 
@@ -45,6 +47,42 @@ impl Signers {
         let key = Key::ecdsa_p256(&signer.spki_der()).map_err(RepoError::metadata("token key"))?;
         self.keys.insert(key.key_id(), signer);
         Ok(())
+    }
+
+    /// Adds a signer that needs a person at the device to sign (a touch
+    /// policy): the daemon never signs with it on its own.
+    pub fn insert_attended(
+        &mut self,
+        signer: Arc<dyn DigestSigner + Send + Sync>,
+    ) -> Result<(), RepoError> {
+        let key = Key::ecdsa_p256(&signer.spki_der()).map_err(RepoError::metadata("token key"))?;
+        self.attended.insert(key.key_id());
+        self.keys.insert(key.key_id(), signer);
+        Ok(())
+    }
+
+    /// The keys the daemon can sign with on its own: on a token it can
+    /// use now (open, PIN configured or cached) with no touch needed.
+    pub fn unattended(&self) -> Signers {
+        Signers {
+            keys: self
+                .keys
+                .iter()
+                .filter(|(id, _)| !self.attended.contains(*id))
+                .map(|(id, s)| (id.clone(), s.clone()))
+                .collect(),
+            attended: HashSet::new(),
+            unreadable: self.unreadable.clone(),
+        }
+    }
+
+    /// Whether these signers hold `threshold` distinct keys of `keyids`.
+    pub fn can_sign(&self, keyids: &[String], threshold: u64) -> bool {
+        let held: HashSet<&String> = keyids
+            .iter()
+            .filter(|id| self.keys.contains_key(*id))
+            .collect();
+        held.len() as u64 >= threshold.max(1)
     }
 
     /// The signer of a key ID.

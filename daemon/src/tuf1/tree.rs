@@ -1,0 +1,202 @@
+//! The delegation graph of a published repository: every targets role a
+//! client can reach from top-level targets (named roles at any depth, hash
+//! bins), in the pre-order a client searches them, with who delegates
+//! each, its keys, version and expiry.
+//!
+//! Roles are skimmed, not verified (their `targets` maps are skipped, so a
+//! flat 100 000-target role costs a scan, not a model): the tree is for
+//! finding roles and scheduling, never to build on. Edits load the roles
+//! they change verified ([`super::edit::Change`]).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use tufd_tuf::tuf1::names::path_matches;
+use tufd_tuf::tuf1::{Delegations, Expires, Snapshot};
+
+use super::error::RepoError;
+use super::files::Layout;
+
+/// How deep delegations may nest below top-level targets (python-tuf
+/// visits at most 32 roles per search).
+pub const MAX_DEPTH: usize = 8;
+
+/// The delegations, version and expiry of a targets role; its targets
+/// are skipped.
+#[derive(Deserialize)]
+struct Skim {
+    signed: SkimSigned,
+}
+
+#[derive(Deserialize)]
+struct SkimSigned {
+    version: u64,
+    expires: Expires,
+    #[serde(default)]
+    delegations: Option<Delegations>,
+}
+
+/// One delegated role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// Role name.
+    pub name: String,
+    /// The role that delegates to it (`targets` or a named role).
+    pub parent: String,
+    /// Its delegation's path patterns (empty for a hash bin).
+    pub paths: Vec<String>,
+    /// Whether it is a hash bin (TAP 15).
+    pub bin: bool,
+    /// Key IDs the parent lists for it.
+    pub keyids: Vec<String>,
+    /// Its threshold.
+    pub threshold: u64,
+    /// Published version.
+    pub version: u64,
+    /// Published expiry.
+    pub expires: Expires,
+    /// Depth below top-level targets (1: delegated by targets).
+    pub depth: usize,
+}
+
+/// The delegated roles of a published version, in search order.
+#[derive(Debug, Clone, Default)]
+pub struct Tree {
+    /// Top-level targets' version and expiry.
+    pub targets: Option<(u64, Expires)>,
+    nodes: Vec<Node>,
+    bins: bool,
+}
+
+fn skim(layout: &Layout, role: &str, version: u64) -> Result<SkimSigned, RepoError> {
+    let path = layout.metadata_file(role, version);
+    let bytes = std::fs::read(&path).map_err(RepoError::io(&path, "reading metadata"))?;
+    let s: Skim = serde_json::from_slice(&bytes)
+        .map_err(|e| RepoError::Internal(format!("{}: not TUF metadata: {e}", path.display())))?;
+    Ok(s.signed)
+}
+
+/// The version of `role` that `snapshot` lists.
+fn listed(snapshot: &Snapshot, role: &str) -> Result<u64, RepoError> {
+    snapshot
+        .meta
+        .get(&format!("{role}.json"))
+        .map(|m| m.version)
+        .ok_or_else(|| RepoError::Internal(format!("snapshot lists no {role}.json")))
+}
+
+impl Tree {
+    /// Reads the graph of the version `snapshot` describes; with
+    /// `bins`, every hash bin too (each bin is a file to read).
+    pub fn read(layout: &Layout, snapshot: &Snapshot, bins: bool) -> Result<Self, RepoError> {
+        let top = skim(layout, "targets", listed(snapshot, "targets")?)?;
+        let mut tree = Tree {
+            targets: Some((top.version, top.expires)),
+            nodes: Vec::new(),
+            bins,
+        };
+        tree.walk(layout, snapshot, "targets", top.delegations, 1)?;
+        Ok(tree)
+    }
+
+    /// Adds the roles `parent` delegates to (and theirs), depth first.
+    fn walk(
+        &mut self,
+        layout: &Layout,
+        snapshot: &Snapshot,
+        parent: &str,
+        delegations: Option<Delegations>,
+        depth: usize,
+    ) -> Result<(), RepoError> {
+        let Some(d) = delegations else {
+            return Ok(());
+        };
+        if let Some(bins) = d.succinct_roles.as_ref().filter(|_| self.bins) {
+            for n in 0..bins.bin_count() {
+                let name = bins.bin_name(n);
+                let s = skim(layout, &name, listed(snapshot, &name)?)?;
+                self.nodes.push(Node {
+                    name,
+                    parent: parent.to_owned(),
+                    paths: Vec::new(),
+                    bin: true,
+                    keyids: bins.keyids.clone(),
+                    threshold: bins.threshold,
+                    version: s.version,
+                    expires: s.expires,
+                    depth,
+                });
+            }
+        }
+        for r in d.roles.iter().flatten() {
+            if self.get(&r.name).is_some() || r.name == "targets" {
+                // A name already reached (a cycle, or a second way to
+                // it): searched once, as a client does.
+                continue;
+            }
+            let s = skim(layout, &r.name, listed(snapshot, &r.name)?)?;
+            self.nodes.push(Node {
+                name: r.name.clone(),
+                parent: parent.to_owned(),
+                paths: r.paths.clone().unwrap_or_default(),
+                bin: false,
+                keyids: r.keyids.clone(),
+                threshold: r.threshold,
+                version: s.version,
+                expires: s.expires,
+                depth,
+            });
+            if depth < MAX_DEPTH {
+                self.walk(layout, snapshot, &r.name, s.delegations, depth + 1)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every delegated role, in search order.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// The role `name`.
+    pub fn get(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The named roles `name` delegates to.
+    pub fn children(&self, name: &str) -> Vec<&Node> {
+        self.nodes.iter().filter(|n| n.parent == name).collect()
+    }
+
+    /// The roles from the one targets delegates to down to `name`.
+    pub fn chain(&self, name: &str) -> Vec<&Node> {
+        let mut out = Vec::new();
+        let mut at = self.get(name);
+        while let Some(n) = at {
+            out.push(n);
+            if out.len() > MAX_DEPTH + 1 {
+                break;
+            }
+            at = self.get(&n.parent);
+        }
+        out.reverse();
+        out
+    }
+
+    /// Whether a client searching for `target` can reach `name`: every
+    /// delegation on the way matches the path.
+    pub fn reaches(&self, name: &str, target: &str) -> bool {
+        self.chain(name)
+            .iter()
+            .all(|n| n.bin || n.paths.iter().any(|p| path_matches(p, target)))
+    }
+}
+
+/// The versions a snapshot lists, by file name: equal maps, equal trees.
+pub fn versions(snapshot: &Snapshot) -> BTreeMap<String, u64> {
+    snapshot
+        .meta
+        .iter()
+        .map(|(k, v)| (k.clone(), v.version))
+        .collect()
+}
