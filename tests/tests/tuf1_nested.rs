@@ -183,12 +183,31 @@ fn a_target_in_a_nested_role_is_found_by_python_tuf_and_tufctl() {
 fn the_timer_resigns_a_nested_role_before_it_expires() {
     let env = TestEnv::new();
     let d = env.start();
+    // A second repository: every hash bin valid for 6 s.
+    let bins = env.path().join("bins");
+    let bn = bins.to_str().unwrap();
+    env.tufctl(&[
+        "tuf",
+        "init",
+        bn,
+        "--hash-bins",
+        "4",
+        "--expires",
+        "bins=6s",
+    ])
+    .ok();
+    let y = write(&env, "y.txt", b"in a bin");
+    env.tufctl(&["tuf", "add", bn, &y]).ok();
+    let bins_client = env.path().join("bins-client");
+    let bin_files = json!({"present": {"y.txt": sha256(b"in a bin")}});
+    python_reads(&bins, &bins_client, bin_files.clone());
+    let bins_first = role(&env, &bins, "bins-*");
+
     let repo = env.path().join("repo");
     let r = repo.to_str().unwrap();
     env.tufctl(&["tuf", "init", r]).ok();
     env.tufctl(&["tuf", "delegate", r, "A", "--path", "a/*"])
         .ok();
-    let started = Instant::now();
     env.tufctl(&[
         "tuf",
         "delegate",
@@ -205,6 +224,7 @@ fn the_timer_resigns_a_nested_role_before_it_expires() {
     let x = write(&env, "x.txt", b"kept fresh");
     env.tufctl(&["tuf", "add", r, &x, "--name", "a/x.txt", "--role", "B"])
         .ok();
+    let started = Instant::now();
     let client = env.path().join("client");
     let files = json!({"present": {"a/x.txt": sha256(b"kept fresh")}});
     python_reads(&repo, &client, files.clone());
@@ -230,10 +250,21 @@ fn the_timer_resigns_a_nested_role_before_it_expires() {
     let detail = s["last_refresh"]["detail"].as_str().unwrap();
     assert!(detail.contains("re-signed B v"), "{detail}");
     assert_eq!(role(&env, &repo, "A")["version"], 2, "A was not due");
+    // The bins were re-signed too: the earliest expiry moved on.
+    loop {
+        let b = role(&env, &bins, "bins-*");
+        if b["expires"].as_str() > bins_first["expires"].as_str() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "bins not re-signed: {b:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
-    // Past B's first expiry the same client still updates and downloads.
+    // Past the first expiry of B and of the bins the same clients still
+    // update and download.
     std::thread::sleep(Duration::from_secs(7).saturating_sub(started.elapsed()));
     python_reads(&repo, &client, files);
+    python_reads(&bins, &bins_client, bin_files);
 }
 
 /// A role whose key is on a token the daemon cannot use alone (its PIN

@@ -32,8 +32,9 @@ impl Tuf1 {
         roles: Vec<String>,
     ) -> Result<OffsetDateTime, RepoError> {
         let record = self.record(dir)?;
-        let lock = self.repo_lock(dir);
-        let _guard = lock.lock().await;
+        // What is due is read without the repository's lock (published
+        // files never change; reading every hash bin would hold up
+        // writers); a change is made under it, on what is published then.
         let l = Layout::new(dir);
         let online = blocking(move || Online::read(&l)).await?;
         let now = OffsetDateTime::now_utc();
@@ -49,6 +50,8 @@ impl Tuf1 {
         } else {
             (named(&scheduled, roles)?, self.signers().await?)
         };
+        let lock = self.repo_lock(dir);
+        let _guard = lock.lock().await;
         let next = if resign.is_empty() {
             self.refresh_online(dir, &record, force).await?
         } else {

@@ -200,3 +200,46 @@ pub fn versions(snapshot: &Snapshot) -> BTreeMap<String, u64> {
         .map(|(k, v)| (k.clone(), v.version))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, parent: &str, paths: &[&str], depth: usize) -> Node {
+        Node {
+            name: name.into(),
+            parent: parent.into(),
+            paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+            bin: false,
+            keyids: Vec::new(),
+            threshold: 1,
+            version: 1,
+            expires: Expires::at(time::OffsetDateTime::UNIX_EPOCH),
+            depth,
+        }
+    }
+
+    #[test]
+    fn a_nested_role_is_reached_only_through_every_delegation_above_it() {
+        let tree = Tree {
+            targets: None,
+            nodes: vec![
+                node("A", "targets", &["a/*", "a/b/*"], 1),
+                node("B", "A", &["a/b/*", "c/*"], 2),
+                node("C", "targets", &["c/*"], 1),
+            ],
+            bins: false,
+        };
+        let chain: Vec<&str> = tree.chain("B").iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(chain, ["A", "B"]);
+        assert!(tree.reaches("B", "a/b/x"));
+        // B's own pattern matches c/x, A's do not: a client never gets there.
+        assert!(!tree.reaches("B", "c/x"));
+        assert!(!tree.reaches("B", "a/x"));
+        assert!(tree.reaches("A", "a/x"));
+        let children: Vec<&str> = tree.children("A").iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(children, ["B"]);
+        assert!(tree.children("B").is_empty());
+        assert!(tree.chain("nobody").is_empty());
+    }
+}
