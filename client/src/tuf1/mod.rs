@@ -689,7 +689,11 @@ fn print_status(s: &v1::TufRepositoryStatus, out: &Output) {
             };
             vec![
                 r.role.clone(),
-                r.delegated_by.clone(),
+                if r.delegated_by.is_empty() {
+                    "-".to_owned()
+                } else {
+                    r.delegated_by.clone()
+                },
                 r.version.to_string(),
                 r.expires.clone(),
                 next,

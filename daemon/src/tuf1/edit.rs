@@ -538,8 +538,9 @@ impl<'a> Change<'a> {
         let children: Vec<String> = tree.children(name).iter().map(|c| c.name.clone()).collect();
         if !children.is_empty() {
             return Err(RepoError::InvalidRequest(format!(
-                "{name} delegates to {}: remove those roles first (`tufctl tuf undelegate DIR {}`)",
+                "{name} delegates to {}: remove those roles first (`tufctl tuf undelegate {} {}`)",
                 children.join(", "),
+                self.layout.dir().display(),
                 children[0]
             )));
         }

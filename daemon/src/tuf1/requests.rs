@@ -78,7 +78,8 @@ pub struct RoleState {
     pub keyids: Vec<String>,
     /// Threshold.
     pub threshold: u64,
-    /// The role that delegates to it (`root` for the top-level roles).
+    /// The role that delegates to it (`root` for targets, snapshot and
+    /// timestamp; empty for root).
     pub parent: String,
     /// When the daemon signs it again on its own; `None` when it will not
     /// (root, or a role whose keys need a person: see `needs_holder`).

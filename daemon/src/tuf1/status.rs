@@ -39,7 +39,7 @@ pub fn role_states(
             expires: expires.time(),
             keyids,
             threshold,
-            parent: "root".into(),
+            parent: if role == "root" { "" } else { "root" }.into(),
             next_refresh: tried.then(|| expiry.due(role, expires)),
             needs_holder: !can,
         }
