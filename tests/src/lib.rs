@@ -12,6 +12,7 @@ pub mod raw;
 pub mod registry;
 pub mod softhsm;
 pub mod static_http;
+pub mod tufctl_client;
 pub mod tufrepo;
 pub mod users;
 pub mod vcard;

@@ -571,37 +571,9 @@ fn python_tuf_reads_targets_in_hash_bins() {
     read_ok(&repo, &client, json!({"present": present}));
 
     // tufd's own client reads it too (bins found by the path's hash).
-    let server = tufd_tests::static_http::StaticHttp::start(repo.clone());
     let md = env.path().join("tufctl-client");
-    let root = repo.join("metadata/1.root.json");
-    env.tufctl(&[
-        "tuf",
-        "client",
-        "--metadata-dir",
-        md.to_str().unwrap(),
-        "init",
-        root.to_str().unwrap(),
-    ])
-    .ok();
     let dl = env.path().join("dl");
-    env.tufctl(&[
-        "tuf",
-        "client",
-        "--metadata-dir",
-        md.to_str().unwrap(),
-        "--metadata-url",
-        &format!("{}/metadata", server.url()),
-        "--target-name",
-        "c/d.txt",
-        "--target-name",
-        "a.txt",
-        "--target-base-url",
-        &format!("{}/targets", server.url()),
-        "--target-dir",
-        dl.to_str().unwrap(),
-        "download",
-    ])
-    .ok();
+    tufd_tests::tufctl_client::download(&env, &repo, &md, &dl, &["c/d.txt", "a.txt"]).ok();
     assert_eq!(std::fs::read(dl.join("c%2Fd.txt")).unwrap(), b"c/d.txt");
     let bin = std::fs::read_dir(&md)
         .unwrap()

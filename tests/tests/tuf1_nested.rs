@@ -105,35 +105,9 @@ fn a_target_in_a_nested_role_is_found_by_python_tuf_and_tufctl() {
     python_reads(&repo, &client, files.clone());
 
     // tufd's own client walks targets → A → B too.
-    let server = tufd_tests::static_http::StaticHttp::start(repo.clone());
     let md = env.path().join("tufctl-client");
-    let root = repo.join("metadata/1.root.json");
-    env.tufctl(&[
-        "tuf",
-        "client",
-        "--metadata-dir",
-        md.to_str().unwrap(),
-        "init",
-        root.to_str().unwrap(),
-    ])
-    .ok();
     let dl = env.path().join("dl");
-    env.tufctl(&[
-        "tuf",
-        "client",
-        "--metadata-dir",
-        md.to_str().unwrap(),
-        "--metadata-url",
-        &format!("{}/metadata", server.url()),
-        "--target-name",
-        "a/b/x.txt",
-        "--target-base-url",
-        &format!("{}/targets", server.url()),
-        "--target-dir",
-        dl.to_str().unwrap(),
-        "download",
-    ])
-    .ok();
+    tufd_tests::tufctl_client::download(&env, &repo, &md, &dl, &["a/b/x.txt"]).ok();
     assert_eq!(std::fs::read(dl.join("a%2Fb%2Fx.txt")).unwrap(), b"in B");
 
     // B's key rotated: A lists the new key (A is re-signed), B is signed
