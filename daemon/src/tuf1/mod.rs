@@ -581,21 +581,24 @@ impl Tuf1 {
     }
 
     /// The delegation graph of the version `snapshot` describes (every
-    /// hash bin included), read once per published version.
+    /// hash bin included), read once per published version (bins the
+    /// version before had at the same version are not read again).
     async fn tree(
         &self,
         dir: &Path,
         snapshot: &files::RoleFile<tufd_tuf::tuf1::Snapshot>,
     ) -> Result<Arc<Tree>, RepoError> {
         let versions = tree::versions(&snapshot.metadata.signed);
-        if let Some((v, t)) = self.trees.lock().expect("tree cache").get(dir)
-            && *v == versions
-        {
-            return Ok(t.clone());
-        }
+        let previous = match self.trees.lock().expect("tree cache").get(dir) {
+            Some((v, t)) if *v == versions => return Ok(t.clone()),
+            Some((_, t)) => Some(t.clone()),
+            None => None,
+        };
         let layout = Layout::new(dir);
         let snap = snapshot.metadata.signed.clone();
-        let t = Arc::new(blocking(move || Tree::read(&layout, &snap, true)).await?);
+        let t = Arc::new(
+            blocking(move || Tree::read(&layout, &snap, true, previous.as_deref())).await?,
+        );
         self.trees
             .lock()
             .expect("tree cache")

@@ -8,7 +8,7 @@
 //! finding roles and scheduling, never to build on. Edits load the roles
 //! they change verified ([`super::edit::Change`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 use tufd_tuf::tuf1::names::path_matches;
@@ -65,6 +65,8 @@ pub struct Tree {
     /// Top-level targets' version and expiry.
     pub targets: Option<(u64, Expires)>,
     nodes: Vec<Node>,
+    /// Position of each role in `nodes`.
+    index: HashMap<String, usize>,
     bins: bool,
 }
 
@@ -87,16 +89,29 @@ fn listed(snapshot: &Snapshot, role: &str) -> Result<u64, RepoError> {
 
 impl Tree {
     /// Reads the graph of the version `snapshot` describes; with
-    /// `bins`, every hash bin too (each bin is a file to read).
-    pub fn read(layout: &Layout, snapshot: &Snapshot, bins: bool) -> Result<Self, RepoError> {
+    /// `bins`, every hash bin too. A hash bin at the version `previous`
+    /// (a graph read before) knows is not read again: a published
+    /// version's files never change, and an edit changes few bins.
+    pub fn read(
+        layout: &Layout,
+        snapshot: &Snapshot,
+        bins: bool,
+        previous: Option<&Tree>,
+    ) -> Result<Self, RepoError> {
         let top = skim(layout, "targets", listed(snapshot, "targets")?)?;
         let mut tree = Tree {
             targets: Some((top.version, top.expires)),
             nodes: Vec::new(),
+            index: HashMap::new(),
             bins,
         };
-        tree.walk(layout, snapshot, "targets", top.delegations, 1)?;
+        tree.walk(layout, snapshot, previous, "targets", top.delegations, 1)?;
         Ok(tree)
+    }
+
+    fn push(&mut self, node: Node) {
+        self.index.insert(node.name.clone(), self.nodes.len());
+        self.nodes.push(node);
     }
 
     /// Adds the roles `parent` delegates to (and theirs), depth first.
@@ -104,6 +119,7 @@ impl Tree {
         &mut self,
         layout: &Layout,
         snapshot: &Snapshot,
+        previous: Option<&Tree>,
         parent: &str,
         delegations: Option<Delegations>,
         depth: usize,
@@ -114,16 +130,23 @@ impl Tree {
         if let Some(bins) = d.succinct_roles.as_ref().filter(|_| self.bins) {
             for n in 0..bins.bin_count() {
                 let name = bins.bin_name(n);
-                let s = skim(layout, &name, listed(snapshot, &name)?)?;
-                self.nodes.push(Node {
+                let version = listed(snapshot, &name)?;
+                let known = previous
+                    .and_then(|p| p.get(&name))
+                    .filter(|b| b.bin && b.version == version);
+                let expires = match known {
+                    Some(b) => b.expires,
+                    None => skim(layout, &name, version)?.expires,
+                };
+                self.push(Node {
                     name,
                     parent: parent.to_owned(),
                     paths: Vec::new(),
                     bin: true,
                     keyids: bins.keyids.clone(),
                     threshold: bins.threshold,
-                    version: s.version,
-                    expires: s.expires,
+                    version,
+                    expires,
                     depth,
                 });
             }
@@ -135,7 +158,7 @@ impl Tree {
                 continue;
             }
             let s = skim(layout, &r.name, listed(snapshot, &r.name)?)?;
-            self.nodes.push(Node {
+            self.push(Node {
                 name: r.name.clone(),
                 parent: parent.to_owned(),
                 paths: r.paths.clone().unwrap_or_default(),
@@ -147,7 +170,14 @@ impl Tree {
                 depth,
             });
             if depth < MAX_DEPTH {
-                self.walk(layout, snapshot, &r.name, s.delegations, depth + 1)?;
+                self.walk(
+                    layout,
+                    snapshot,
+                    previous,
+                    &r.name,
+                    s.delegations,
+                    depth + 1,
+                )?;
             }
         }
         Ok(())
@@ -160,7 +190,7 @@ impl Tree {
 
     /// The role `name`.
     pub fn get(&self, name: &str) -> Option<&Node> {
-        self.nodes.iter().find(|n| n.name == name)
+        self.index.get(name).map(|&i| &self.nodes[i])
     }
 
     /// The named roles `name` delegates to.
@@ -221,15 +251,10 @@ mod tests {
 
     #[test]
     fn a_nested_role_is_reached_only_through_every_delegation_above_it() {
-        let tree = Tree {
-            targets: None,
-            nodes: vec![
-                node("A", "targets", &["a/*", "a/b/*"], 1),
-                node("B", "A", &["a/b/*", "c/*"], 2),
-                node("C", "targets", &["c/*"], 1),
-            ],
-            bins: false,
-        };
+        let mut tree = Tree::default();
+        tree.push(node("A", "targets", &["a/*", "a/b/*"], 1));
+        tree.push(node("B", "A", &["a/b/*", "c/*"], 2));
+        tree.push(node("C", "targets", &["c/*"], 1));
         let chain: Vec<&str> = tree.chain("B").iter().map(|n| n.name.as_str()).collect();
         assert_eq!(chain, ["A", "B"]);
         assert!(tree.reaches("B", "a/b/x"));

@@ -16,7 +16,12 @@ impl Change<'_> {
     /// The published named roles (not verified: for finding roles).
     pub(super) fn tree(&mut self) -> Result<&Tree, RepoError> {
         if self.tree.is_none() {
-            let tree = Tree::read(self.layout, &self.published.snapshot.metadata.signed, false)?;
+            let tree = Tree::read(
+                self.layout,
+                &self.published.snapshot.metadata.signed,
+                false,
+                None,
+            )?;
             self.tree = Some(tree);
         }
         Ok(self.tree.as_ref().expect("read above"))
