@@ -250,7 +250,7 @@ fn a_role_whose_key_needs_its_holder_waits_for_the_holder() {
     let env = TestEnv::new();
     env.hsm.init_token("tufd-holder");
     let config = env.config_with(&format!(
-        "{}{}pin_cache_seconds = 3\n",
+        "{}{}pin_cache_seconds = 5\n",
         token_toml("dev", MODULE, TOKEN_LABEL, "env:TUFD_PIN"),
         token_toml("holder", MODULE, "tufd-holder", "prompt"),
     ));
@@ -275,11 +275,12 @@ fn a_role_whose_key_needs_its_holder_waits_for_the_holder() {
         "--token",
         "holder",
         "--expires",
-        "10s",
+        "14s",
     ])
     .ok();
 
-    // The PIN is forgotten after 3 s: team needs its holder.
+    // The PIN is forgotten after 5 s (before team is due: a PIN still
+    // cached then would let the daemon sign alone): team needs its holder.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let t = role(&env, &repo, "team");
@@ -299,7 +300,7 @@ fn a_role_whose_key_needs_its_holder_waits_for_the_holder() {
         "{}",
         text.stdout
     );
-    // Due at 5 s: the daemon warns, and does not sign it.
+    // Due at 7 s: the daemon warns, and does not sign it.
     let deadline = Instant::now() + Duration::from_secs(20);
     while !d.log().contains("role team expires at") {
         assert!(Instant::now() < deadline, "no warning:\n{}", d.log());
