@@ -55,6 +55,14 @@ struct Trusted<T> {
 
 fn parse<T: Role>(role: &str, bytes: &[u8]) -> Result<Trusted<T>, UpdateError> {
     let md = Metadata::<T>::from_bytes(bytes).map_err(|e| invalid(role, e.to_string()))?;
+    // The specification: a key ID appears at most once among signatures.
+    let mut keyids = HashSet::new();
+    if let Some(dup) = md.signatures.iter().find(|s| !keyids.insert(&s.keyid)) {
+        return Err(invalid(
+            role,
+            format!("two signatures with key ID {}", dup.keyid),
+        ));
+    }
     Ok(Trusted {
         md,
         bytes: bytes.to_vec(),
@@ -107,11 +115,13 @@ fn check_hashes(
     bytes: &[u8],
     hashes: Option<&BTreeMap<String, String>>,
 ) -> Result<(), UpdateError> {
+    // Every listed hash must match: one this client cannot compute fails
+    // (as python-tuf does) rather than being skipped.
     for (alg, want) in hashes.into_iter().flatten() {
         let got = match alg.as_str() {
             "sha256" => hex::encode(Sha256::digest(bytes)),
             "sha512" => hex::encode(Sha512::digest(bytes)),
-            _ => continue,
+            _ => return Err(invalid(what, format!("unsupported hash algorithm {alg:?}"))),
         };
         if !got.eq_ignore_ascii_case(want) {
             return Err(invalid(what, format!("{alg} mismatch")));
@@ -370,8 +380,10 @@ impl Updater {
 
     /// Loads targets role `role` (top-level, or delegated by `parent`).
     async fn load_targets(&mut self, role: &str, parent: Option<&str>) -> Result<(), UpdateError> {
-        if self.targets.contains_key(role) {
-            return Ok(());
+        if let Some(t) = self.targets.get(role) {
+            // Loaded earlier, maybe through another delegator: it must also
+            // verify with the keys of the one that leads here now.
+            return self.check_delegated(role, parent, t);
         }
         let meta = self
             .snapshot
@@ -399,22 +411,7 @@ impl Updater {
         };
         check_meta(role, &bytes, &meta)?;
         let new: Trusted<Targets> = parse(role, &bytes)?;
-        match parent {
-            None => check_by_root(&self.root.md.signed, "targets", &new)?,
-            Some(p) => {
-                let parent = &self.targets[p].md.signed;
-                let (keys, keyids, threshold) = delegation(parent, role)
-                    .ok_or_else(|| invalid(role, format!("{p} does not delegate to it")))?;
-                check_sigs(
-                    role,
-                    &new.bytes,
-                    &new.md.signatures,
-                    keys,
-                    &keyids,
-                    threshold,
-                )?;
-            }
-        }
+        self.check_delegated(role, parent, &new)?;
         if new.md.signed.common.version != meta.version {
             return Err(invalid(
                 role,
@@ -428,6 +425,24 @@ impl Updater {
         self.persist(&file, &new.bytes)?;
         self.targets.insert(role.to_owned(), new);
         Ok(())
+    }
+
+    /// Checks targets role `role`'s signatures: by the root's targets keys
+    /// (top-level), or by the keys and threshold `parent` delegates to it.
+    fn check_delegated(
+        &self,
+        role: &str,
+        parent: Option<&str>,
+        t: &Trusted<Targets>,
+    ) -> Result<(), UpdateError> {
+        let Some(p) = parent else {
+            return check_by_root(&self.root.md.signed, "targets", t);
+        };
+        let parent = &self.targets[p].md.signed;
+        let (keys, keyids, threshold) = delegation(parent, role)
+            .ok_or_else(|| invalid(role, format!("{p} does not delegate to it")))?;
+        check_sigs(role, &t.bytes, &t.md.signatures, keys, &keyids, threshold)
+            .map_err(|e| invalid(role, format!("as delegated by {p}: {e}")))
     }
 
     /// Finds a target by pre-order depth-first search of the delegation
@@ -484,6 +499,9 @@ impl Updater {
         target_base_url: &str,
         target_dir: &Path,
     ) -> Result<PathBuf, UpdateError> {
+        if info.hashes.is_empty() {
+            return Err(invalid(path, "target lists no hashes"));
+        }
         let dest = target_dir.join(percent_encode(path));
         if let Ok(existing) = std::fs::read(&dest)
             && existing.len() as u64 == info.length
@@ -537,4 +555,49 @@ fn delegation<'a>(
     let n = u64::from_str_radix(suffix, 16).ok()?;
     (suffix.len() == s.suffix_len() && n < s.bin_count())
         .then(|| (&d.keys, s.keyids.clone(), s.threshold))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_id_signing_twice_is_refused() {
+        let md = Metadata::new(Timestamp {
+            common: tufd_tuf1::metadata::Common::new(
+                "timestamp",
+                tufd_tuf1::metadata::Expires::at(OffsetDateTime::UNIX_EPOCH),
+            ),
+            meta: BTreeMap::new(),
+            unrecognized: Default::default(),
+        });
+        let sig = tufd_tuf1::Signature {
+            keyid: "ab".repeat(32),
+            sig: "00".into(),
+            unrecognized: Default::default(),
+        };
+        let mut once = md.clone();
+        once.signatures = vec![sig.clone()];
+        assert!(parse::<Timestamp>("timestamp", &once.to_bytes().unwrap()).is_ok());
+        let mut twice = md;
+        twice.signatures = vec![sig.clone(), sig];
+        let err = parse::<Timestamp>("timestamp", &twice.to_bytes().unwrap())
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("two signatures"), "{err}");
+    }
+
+    #[test]
+    fn every_listed_hash_must_be_computable_and_match() {
+        let data = b"target";
+        let sha256 = hex::encode(Sha256::digest(data));
+        let hashes = |alg: &str, h: &str| BTreeMap::from([(alg.to_owned(), h.to_owned())]);
+        assert!(check_hashes("t", data, Some(&hashes("sha256", &sha256))).is_ok());
+        assert!(check_hashes("t", b"other", Some(&hashes("sha256", &sha256))).is_err());
+        let err = check_hashes("t", data, Some(&hashes("unknown-hash", &sha256))).unwrap_err();
+        assert!(
+            err.to_string().contains("unsupported hash algorithm"),
+            "{err}"
+        );
+    }
 }
