@@ -261,16 +261,21 @@ impl Updater {
             self.persist("root.json", &self.root.bytes)?;
         }
         check_fresh("root", &self.root, self.now)?;
-        // Fast-forward attack recovery: new timestamp or snapshot keys
-        // void the versions trusted under the old ones.
+        // Fast-forward attack recovery (§5.3.11): new timestamp or snapshot
+        // keys void the trusted timestamp and snapshot, both.
         let rotated = |role: &str| original.roles.get(role) != self.root.md.signed.roles.get(role);
-        if rotated("timestamp") {
+        if rotated("timestamp") || rotated("snapshot") {
             self.timestamp = None;
-            let _ = std::fs::remove_file(self.dir.join("timestamp.json"));
-        }
-        if rotated("snapshot") || rotated("timestamp") {
             self.snapshot = None;
-            let _ = std::fs::remove_file(self.dir.join("snapshot.json"));
+            for file in ["timestamp.json", "snapshot.json"] {
+                let path = self.dir.join(file);
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(UpdateError::Io(path, e));
+                    }
+                    _ => {}
+                }
+            }
         }
         Ok(())
     }
@@ -502,7 +507,7 @@ impl Updater {
         if info.hashes.is_empty() {
             return Err(invalid(path, "target lists no hashes"));
         }
-        let dest = target_dir.join(percent_encode(path));
+        let dest = target_dir.join(target_file_name(path));
         if let Ok(existing) = std::fs::read(&dest)
             && existing.len() as u64 == info.length
             && check_hashes(path, &existing, Some(&info.hashes)).is_ok()
@@ -538,6 +543,17 @@ impl Updater {
         std::io::Write::write_all(&mut tmp, &bytes).map_err(io)?;
         tmp.persist(&dest).map_err(|e| io(e.error))?;
         Ok(dest)
+    }
+}
+
+/// The file name of a downloaded target: its percent-encoded path, with
+/// `.` and `..` (which percent-encoding keeps) encoded too so that no
+/// target names the directory or its parent.
+fn target_file_name(path: &str) -> String {
+    match path {
+        "." => "%2E".to_owned(),
+        ".." => "%2E%2E".to_owned(),
+        _ => percent_encode(path),
     }
 }
 
@@ -585,6 +601,14 @@ mod tests {
             .err()
             .expect("refused");
         assert!(err.to_string().contains("two signatures"), "{err}");
+    }
+
+    #[test]
+    fn target_file_names_stay_inside_the_target_directory() {
+        assert_eq!(target_file_name("a/b.txt"), "a%2Fb.txt");
+        assert_eq!(target_file_name("../x"), "..%2Fx");
+        assert_eq!(target_file_name(".."), "%2E%2E");
+        assert_eq!(target_file_name("."), "%2E");
     }
 
     #[test]
