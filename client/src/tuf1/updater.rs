@@ -55,6 +55,19 @@ struct Trusted<T> {
 
 fn parse<T: Role>(role: &str, bytes: &[u8]) -> Result<Trusted<T>, UpdateError> {
     let md = Metadata::<T>::from_bytes(bytes).map_err(|e| invalid(role, e.to_string()))?;
+    // Metadata of another major version of the specification is refused
+    // (as python-tuf does): its fields may mean something else.
+    let spec = &md.signed.common().spec_version;
+    let parts: Vec<&str> = spec.split('.').collect();
+    let numeric = parts
+        .iter()
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if !(2..=3).contains(&parts.len()) || !numeric || parts[0] != "1" {
+        return Err(invalid(
+            role,
+            format!("spec_version {spec:?}: this client reads TUF 1.x"),
+        ));
+    }
     // The specification: a key ID appears at most once among signatures.
     let mut keyids = HashSet::new();
     if let Some(dup) = md.signatures.iter().find(|s| !keyids.insert(&s.keyid)) {
@@ -67,6 +80,40 @@ fn parse<T: Role>(role: &str, bytes: &[u8]) -> Result<Trusted<T>, UpdateError> {
         md,
         bytes: bytes.to_vec(),
     })
+}
+
+/// Checks a targets role's delegations the way python-tuf does when it
+/// parses them: roles or hash bins (not both), each role with paths or
+/// hash prefixes (exactly one), unique names that are not top-level roles.
+fn check_delegations(role: &str, t: &Targets) -> Result<(), UpdateError> {
+    let Some(d) = &t.delegations else {
+        return Ok(());
+    };
+    let bad = |why: String| Err(invalid(role, format!("delegations: {why}")));
+    if d.roles.is_some() == d.succinct_roles.is_some() {
+        return bad("exactly one of roles and succinct_roles must be set".into());
+    }
+    if let Some(s) = &d.succinct_roles
+        && !(1..=32).contains(&s.bit_length)
+    {
+        return bad(format!("bit_length {} is not 1 to 32", s.bit_length));
+    }
+    let mut names = HashSet::new();
+    for r in d.roles.iter().flatten() {
+        if r.paths.is_some() == r.path_hash_prefixes.is_some() {
+            return bad(format!(
+                "{}: exactly one of paths and path_hash_prefixes must be set",
+                r.name
+            ));
+        }
+        if ["root", "targets", "snapshot", "timestamp"].contains(&r.name.as_str()) {
+            return bad(format!("{}: a top-level role name", r.name));
+        }
+        if !names.insert(r.name.as_str()) {
+            return bad(format!("{} is delegated twice", r.name));
+        }
+    }
+    Ok(())
 }
 
 /// Checks that `threshold` distinct keys among `keyids` signed `bytes`.
@@ -195,12 +242,7 @@ impl Updater {
     }
 
     fn persist(&self, name: &str, bytes: &[u8]) -> Result<(), UpdateError> {
-        let path = self.dir.join(name);
-        let io = |e| UpdateError::Io(path.clone(), e);
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(io)?;
-        std::io::Write::write_all(&mut tmp, bytes).map_err(io)?;
-        tmp.persist(&path).map_err(|e| io(e.error))?;
-        Ok(())
+        write_atomically(&self.dir, &self.dir.join(name), bytes)
     }
 
     fn url(&self, role: &str, version: Option<u64>) -> String {
@@ -417,6 +459,7 @@ impl Updater {
         check_meta(role, &bytes, &meta)?;
         let new: Trusted<Targets> = parse(role, &bytes)?;
         self.check_delegated(role, parent, &new)?;
+        check_delegations(role, &new.md.signed)?;
         if new.md.signed.common.version != meta.version {
             return Err(invalid(
                 role,
@@ -538,12 +581,22 @@ impl Updater {
         check_hashes(path, &bytes, Some(&info.hashes))?;
         std::fs::create_dir_all(target_dir)
             .map_err(|e| UpdateError::Io(target_dir.to_owned(), e))?;
-        let io = |e| UpdateError::Io(dest.clone(), e);
-        let mut tmp = tempfile::NamedTempFile::new_in(target_dir).map_err(io)?;
-        std::io::Write::write_all(&mut tmp, &bytes).map_err(io)?;
-        tmp.persist(&dest).map_err(|e| io(e.error))?;
+        write_atomically(target_dir, &dest, &bytes)?;
         Ok(dest)
     }
+}
+
+/// Writes `path` (in `dir`) so that a crash leaves the old or the new
+/// content: a temporary file, fsync, rename, fsync of the directory.
+fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), UpdateError> {
+    let io = |e| UpdateError::Io(path.to_owned(), e);
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| UpdateError::Io(dir.to_owned(), e))
 }
 
 /// The file name of a downloaded target: its percent-encoded path, with
@@ -601,6 +654,93 @@ mod tests {
             .err()
             .expect("refused");
         assert!(err.to_string().contains("two signatures"), "{err}");
+    }
+
+    #[test]
+    fn other_major_spec_versions_are_refused() {
+        let bytes = |spec: &str| {
+            let mut md = Metadata::new(Timestamp {
+                common: tufd_tuf1::metadata::Common::new(
+                    "timestamp",
+                    tufd_tuf1::metadata::Expires::at(OffsetDateTime::UNIX_EPOCH),
+                ),
+                meta: BTreeMap::new(),
+                unrecognized: Default::default(),
+            });
+            md.signed.common.spec_version = spec.to_owned();
+            md.to_bytes().unwrap()
+        };
+        for ok in ["1.0.31", "1.0", "1.99.0"] {
+            assert!(parse::<Timestamp>("timestamp", &bytes(ok)).is_ok(), "{ok}");
+        }
+        for bad in ["2.0.0", "1", "1.0.0.0", "1.x.0", "", "v1.0.0"] {
+            let err = parse::<Timestamp>("timestamp", &bytes(bad))
+                .err()
+                .expect(bad);
+            assert!(err.to_string().contains("reads TUF 1.x"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn malformed_delegations_are_refused() {
+        let role = |name: &str, paths: bool, prefixes: bool| {
+            serde_json::json!({
+                "name": name, "keyids": [], "threshold": 1, "terminating": false,
+            })
+            .as_object()
+            .cloned()
+            .map(|mut o| {
+                if paths {
+                    o.insert("paths".into(), serde_json::json!(["a/*"]));
+                }
+                if prefixes {
+                    o.insert("path_hash_prefixes".into(), serde_json::json!(["ab"]));
+                }
+                serde_json::Value::Object(o)
+            })
+            .unwrap()
+        };
+        let targets = |delegations: serde_json::Value| -> Targets {
+            serde_json::from_value(serde_json::json!({
+                "_type": "targets", "spec_version": "1.0.31", "version": 1,
+                "expires": "2030-01-01T00:00:00Z", "targets": {},
+                "delegations": delegations,
+            }))
+            .unwrap()
+        };
+        let bins = serde_json::json!({
+            "bit_length": 4, "name_prefix": "bins", "keyids": [], "threshold": 1,
+        });
+        let good = targets(serde_json::json!({"keys": {}, "roles": [role("a", true, false)]}));
+        assert!(check_delegations("targets", &good).is_ok());
+        let good_bins = targets(serde_json::json!({"keys": {}, "succinct_roles": bins}));
+        assert!(check_delegations("targets", &good_bins).is_ok());
+        for (d, why) in [
+            (serde_json::json!({"keys": {}}), "exactly one of roles"),
+            (
+                serde_json::json!({"keys": {}, "roles": [], "succinct_roles": bins}),
+                "exactly one of roles",
+            ),
+            (
+                serde_json::json!({"keys": {}, "roles": [role("a", true, true)]}),
+                "exactly one of paths",
+            ),
+            (
+                serde_json::json!({"keys": {}, "roles": [role("a", false, false)]}),
+                "exactly one of paths",
+            ),
+            (
+                serde_json::json!({"keys": {}, "roles": [role("snapshot", true, false)]}),
+                "top-level role name",
+            ),
+            (
+                serde_json::json!({"keys": {}, "roles": [role("a", true, false), role("a", false, true)]}),
+                "delegated twice",
+            ),
+        ] {
+            let err = check_delegations("targets", &targets(d.clone())).unwrap_err();
+            assert!(err.to_string().contains(why), "{d}: {err}");
+        }
     }
 
     #[test]
