@@ -50,7 +50,7 @@ impl World {
     fn store_file(&self, gun: &str) -> PathBuf {
         use sha2::Digest;
         self.env.path().join(format!(
-            "state/trust/{}.json",
+            "state/trust/{}.trust",
             hex::encode(sha2::Sha256::digest(gun.as_bytes()))
         ))
     }

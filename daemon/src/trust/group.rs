@@ -25,6 +25,7 @@
 //! caller of the group.
 
 use super::intent;
+use super::intent::sign::Applied;
 use super::txn::{Change, Engine, Outcome, Read};
 use super::{Event, EventSink, RoleFilter, TagSpec, TrustError};
 use std::collections::{HashMap, VecDeque};
@@ -173,23 +174,23 @@ impl Engine {
             .transact_locked(gun, &sink, Read::Strict, guard, |fetched, held| {
                 let (intents, members, name) = (&intents, &members, &name);
                 async move {
-                    let (_, mut draft) = super::existing(name, fetched)?;
+                    let mut draft = super::existing(name, fetched)?;
                     let mut outcomes = Vec::with_capacity(intents.len());
                     let mut expect: Vec<(String, Option<TargetMeta>)> = Vec::new();
                     let mut joined = 0;
                     for (specs, allowed) in intents {
                         let only = |role: &str| allowed(name, role);
-                        match intent::sign::apply(name, draft.clone(), &held, specs, &only) {
-                            Ok(Outcome::Publish(next, summary)) => {
-                                for (tag, want) in &next.expect {
+                        // A failed or unchanged sign leaves the draft as it was.
+                        match intent::sign::apply_to(name, &mut draft, &held, specs, &only) {
+                            Ok(Applied::Changed(summary)) => {
+                                for (tag, want) in &draft.expect {
                                     expect.retain(|(t, _)| t != tag);
                                     expect.push((tag.clone(), want.clone()));
                                 }
-                                draft = *next;
                                 joined += 1;
                                 outcomes.push(Member::Joined(summary));
                             }
-                            Ok(Outcome::Unchanged(why)) => outcomes.push(Member::Unchanged(why)),
+                            Ok(Applied::Unchanged(why)) => outcomes.push(Member::Unchanged(why)),
                             Err(e) => outcomes.push(Member::Failed(e)),
                         }
                     }
