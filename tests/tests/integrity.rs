@@ -437,7 +437,7 @@ fn kill_at_set_points_leaves_a_verifying_repository_and_a_clean_store() {
             .unwrap()
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !n.ends_with(".json"))
+            .filter(|n| !n.ends_with(".trust"))
             .collect();
         assert!(left.is_empty(), "left in the store after {point}: {left:?}");
         expected.push(tag);

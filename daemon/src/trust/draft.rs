@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 use tufd_keys::{KeyRecord, KeyStore};
+use tufd_remote::Bytes;
 use tufd_tuf::expiry::{ROOT_EXPIRY, SNAPSHOT_EXPIRY, TARGETS_EXPIRY};
 use tufd_tuf::{
     FileMeta, Key, KeyType, Metadata, RepositoryFiles, RoleName, RoleSigner, Root, Signed,
@@ -144,7 +145,8 @@ pub struct Draft {
 
 /// The files one transaction publishes, with their new versions.
 pub struct Signed_ {
-    pub files: Vec<(String, Vec<u8>)>,
+    /// Each changed role's file, shared with the request that publishes it.
+    pub files: Vec<(String, Bytes)>,
     pub versions: Vec<(String, u64)>,
     pub client_snapshot: bool,
     /// The result as a repository, for checks before publishing.
@@ -153,46 +155,58 @@ pub struct Signed_ {
 }
 
 impl Draft {
-    /// A draft of an existing repository.
+    /// A draft of an existing repository, from a read the caller keeps.
     pub fn from_fetched(
         gun: &str,
         fetched: &Fetched,
         now: OffsetDateTime,
     ) -> Result<Self, TrustError> {
+        Self::from_read(gun, fetched.clone(), now)
+    }
+
+    /// A draft of an existing repository, taking the read: the verified
+    /// parse of each role and its exact bytes move into the draft, so a
+    /// role of 100 000 tags is neither copied nor parsed again.
+    pub fn from_read(gun: &str, fetched: Fetched, now: OffsetDateTime) -> Result<Self, TrustError> {
         let md = |e| TrustError::metadata(gun, e);
-        let repo = &fetched.repo;
+        let Fetched { repo, files, .. } = fetched;
         let mut base_versions = BTreeMap::new();
         let mut base_bytes = BTreeMap::new();
         base_versions.insert("root".to_owned(), repo.root.signed().version());
         base_bytes.insert("root".to_owned(), repo.root.bytes().to_vec());
-        base_versions.insert("targets".to_owned(), repo.targets.signed().version());
-        base_bytes.insert("targets".to_owned(), repo.targets.bytes().to_vec());
+        let (targets, targets_bytes) = repo.targets.into_parts();
+        base_versions.insert("targets".to_owned(), targets.version());
+        base_bytes.insert("targets".to_owned(), targets_bytes);
+        let mut verified: BTreeMap<String, Targets> = repo
+            .delegations
+            .into_iter()
+            .map(|(name, d)| (name, d.file.into_signed()))
+            .collect();
         let mut delegations = BTreeMap::new();
-        for (name, bytes) in &fetched.files.delegations {
+        for (name, bytes) in files.delegations {
             // The verified parse when the role is delegated; only files no
             // role delegates to any more are parsed here.
-            let verified = repo.delegations.iter().find(|(n, _)| n == name);
-            let signed = match verified {
-                Some((_, d)) => d.file.signed().clone(),
-                None => Signed::<Targets>::from_role_bytes(name, bytes)
+            let signed = match verified.remove(&name) {
+                Some(t) => t,
+                None => Signed::<Targets>::from_role_bytes(&name, &bytes)
                     .map_err(md)?
                     .into_signed(),
             };
             base_versions.insert(name.clone(), signed.version());
-            base_bytes.insert(name.clone(), bytes.clone());
-            delegations.insert(name.clone(), signed);
+            base_bytes.insert(name.clone(), bytes);
+            delegations.insert(name, signed);
         }
         Ok(Self {
             gun: gun.to_owned(),
             now,
-            root: repo.root.signed().clone(),
-            targets: repo.targets.signed().clone(),
+            root: repo.root.into_signed(),
+            targets,
             delegations,
             extra_root_signers: Vec::new(),
             changed: BTreeSet::new(),
             base_versions,
             base_bytes,
-            base_snapshot: Some(repo.snapshot.signed().clone()),
+            base_snapshot: Some(repo.snapshot.into_signed()),
             initializing: false,
             expiries: Expiries::default(),
             expect: Vec::new(),
@@ -462,7 +476,7 @@ impl Draft {
                 .map(|(k, h)| RoleSigner::new(k, &h.signer))
                 .collect();
             let signed = sign_role("root", self.root.clone(), &rs).map_err(md)?;
-            files.push(("root".to_owned(), signed.bytes().to_vec()));
+            files.push(("root".to_owned(), Bytes::copy_from_slice(signed.bytes())));
             versions.push(("root".to_owned(), self.root.version));
             signed
         } else {
@@ -475,9 +489,10 @@ impl Draft {
             .map_err(md)?
         };
 
-        let mut new_bytes: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-        // Moves the role's contents through signing and back: a targets
-        // role of 100 000 tags is not copied.
+        let mut new_bytes: BTreeMap<String, Bytes> = BTreeMap::new();
+        // Moves the role's contents and its file through signing and back:
+        // a targets role of 100 000 tags is not copied (its file is shared
+        // by the publish and the new bytes).
         let mut sign_targets = |name: &str,
                                 mut t: Targets,
                                 draft_signers: Vec<(Key, HeldKey)>,
@@ -492,12 +507,12 @@ impl Draft {
                 .iter()
                 .map(|(k, h)| RoleSigner::new(k, &h.signer))
                 .collect();
-            let signed = sign_role(name, t, &rs).map_err(md)?;
-            let bytes = signed.bytes().to_vec();
+            let (t, bytes) = sign_role(name, t, &rs).map_err(md)?.into_parts();
+            let bytes = Bytes::from(bytes);
             files.push((name.to_owned(), bytes.clone()));
             new_bytes.insert(name.to_owned(), bytes);
             versions.push((name.to_owned(), next));
-            Ok(signed.into_signed())
+            Ok(t)
         };
 
         if self.changed.contains("targets") {
@@ -526,14 +541,16 @@ impl Draft {
         // snapshot: when tufd holds its key; otherwise the server makes it.
         let snapshot_signers = sign_with("snapshot", &self.signers_for("snapshot", held));
         let client_snapshot = !snapshot_signers.is_empty();
-        let bytes_of = |role: &str| -> Option<Vec<u8>> {
+        // Role files by name for the snapshot meta and the preview (copied
+        // once, into the preview: the draft's own are moved).
+        let bytes_of = |role: &str| -> Option<&[u8]> {
             if role == "root" {
-                return Some(root_signed.bytes().to_vec());
+                return Some(root_signed.bytes());
             }
             new_bytes
                 .get(role)
-                .or_else(|| self.base_bytes.get(role))
-                .cloned()
+                .map(|b| &b[..])
+                .or_else(|| self.base_bytes.get(role).map(Vec::as_slice))
         };
         let mut snapshot_bytes = Vec::new();
         if client_snapshot {
@@ -545,7 +562,7 @@ impl Draft {
             roles.extend(self.delegations.keys().cloned());
             for role in roles {
                 if let Some(b) = bytes_of(&role) {
-                    snap.meta.insert(role, FileMeta::of(&b));
+                    snap.meta.insert(role, FileMeta::of(b));
                 }
             }
             snap.version = self
@@ -558,7 +575,10 @@ impl Draft {
                 .collect();
             let signed = sign_role("snapshot", snap.clone(), &rs).map_err(md)?;
             snapshot_bytes = signed.bytes().to_vec();
-            files.push(("snapshot".to_owned(), snapshot_bytes.clone()));
+            files.push((
+                "snapshot".to_owned(),
+                Bytes::copy_from_slice(&snapshot_bytes),
+            ));
             versions.push(("snapshot".to_owned(), snap.version));
         }
 
@@ -566,11 +586,11 @@ impl Draft {
             root_chain: Vec::new(),
             timestamp: Vec::new(),
             snapshot: snapshot_bytes,
-            targets: bytes_of("targets").unwrap_or_default(),
+            targets: bytes_of("targets").map(<[u8]>::to_vec).unwrap_or_default(),
             delegations: self
                 .delegations
                 .keys()
-                .filter_map(|n| bytes_of(n).map(|b| (n.clone(), b)))
+                .filter_map(|n| bytes_of(n).map(|b| (n.clone(), b.to_vec())))
                 .collect(),
         };
         Ok(Signed_ {

@@ -2,7 +2,7 @@
 //! verifying it against the trusted root.
 
 use super::TrustError;
-use super::store::StoredRepository;
+use super::store::{StoredRepository, Versions};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use tufd_remote::{Gun, NotaryClient, RoleName as RemoteRole};
@@ -33,11 +33,17 @@ fn sha256_of(meta: &tufd_tuf::FileMeta, role: &str, gun: &str) -> Result<[u8; 32
         })
 }
 
-/// Stored bytes whose sha256 is `sha`: files the last verified read
-/// already holds are not fetched again (the notary client caches the same way).
-fn cached<'a>(bytes: Option<&'a Vec<u8>>, sha: &[u8; 32]) -> Option<&'a Vec<u8>> {
+/// Whether `bytes` has sha256 `sha`.
+fn matches(bytes: &[u8], sha: &[u8; 32]) -> bool {
     use sha2::{Digest, Sha256};
-    bytes.filter(|b| Sha256::digest(b.as_slice()).as_slice() == sha)
+    Sha256::digest(bytes).as_slice() == sha
+}
+
+/// Stored bytes whose sha256 is `sha`, moved out of the store's copy:
+/// files the last verified read already holds are not fetched again (the
+/// notary client caches the same way), nor copied.
+fn cached(bytes: Option<&mut Vec<u8>>, sha: &[u8; 32]) -> Option<Vec<u8>> {
+    bytes.filter(|b| matches(b, sha)).map(std::mem::take)
 }
 
 /// A role by checksum: from the store when it holds those bytes, else from
@@ -47,10 +53,10 @@ async fn by_checksum(
     gun: &Gun,
     role: &str,
     sha: &[u8; 32],
-    stored: Option<&Vec<u8>>,
+    stored: Option<&mut Vec<u8>>,
 ) -> Result<Vec<u8>, TrustError> {
     if let Some(b) = cached(stored, sha) {
-        return Ok(b.clone());
+        return Ok(b);
     }
     client
         .get_role_by_checksum(gun, &remote_role(gun.as_str(), role)?, sha)
@@ -83,11 +89,12 @@ fn remote_role(gun: &str, name: &str) -> Result<RemoteRole, TrustError> {
 
 /// Fetches and verifies `gun`. `None` when the server has no such
 /// repository. `stored` supplies the trusted root (trust on first use
-/// otherwise) and the versions a new read must not go below.
+/// otherwise), the versions a new read must not go below, and the files
+/// that need not be fetched again (they move into the result).
 pub async fn fetch(
     client: &NotaryClient,
     gun: &Gun,
-    stored: Option<&StoredRepository>,
+    stored: Option<StoredRepository>,
     now: OffsetDateTime,
 ) -> Result<Option<Fetched>, TrustError> {
     fetch_with(client, gun, stored, now, false, false).await
@@ -100,7 +107,7 @@ pub async fn fetch(
 pub async fn fetch_lenient(
     client: &NotaryClient,
     gun: &Gun,
-    stored: Option<&StoredRepository>,
+    stored: Option<StoredRepository>,
     now: OffsetDateTime,
 ) -> Result<Option<Fetched>, TrustError> {
     fetch_with(client, gun, stored, now, true, false).await
@@ -114,7 +121,7 @@ pub async fn fetch_lenient(
 pub async fn fetch_after_publish(
     client: &NotaryClient,
     gun: &Gun,
-    stored: Option<&StoredRepository>,
+    stored: Option<StoredRepository>,
     now: OffsetDateTime,
 ) -> Result<Option<Fetched>, TrustError> {
     fetch_with(client, gun, stored, now, true, true).await
@@ -123,12 +130,15 @@ pub async fn fetch_after_publish(
 async fn fetch_with(
     client: &NotaryClient,
     gun: &Gun,
-    stored: Option<&StoredRepository>,
+    mut stored: Option<StoredRepository>,
     now: OffsetDateTime,
     lenient: bool,
     snapshot_changed: bool,
 ) -> Result<Option<Fetched>, TrustError> {
     let name = gun.as_str();
+    // The floor for rollback checks, taken before stored files move into
+    // the read.
+    let floor = stored.as_ref().map(|s| Versions::of(&s.files));
     let remote = |e| TrustError::remote(name, e);
     let md = |e| TrustError::metadata(name, e);
 
@@ -155,18 +165,17 @@ async fn fetch_with(
     };
     let ts = Signed::<Timestamp>::from_role_bytes("timestamp", &timestamp).map_err(md)?;
     let snap_meta = listed(&ts.signed().meta, "snapshot", "timestamp", name)?;
-    let files_of = |f: fn(&StoredRepository) -> &Vec<u8>| stored.map(f);
     let snap_sha = sha256_of(snap_meta, "snapshot", name)?;
-    let current_snapshot = current_snapshot.map(|b| b.to_vec());
-    let snapshot = match cached(current_snapshot.as_ref(), &snap_sha) {
-        Some(b) => b.clone(),
+    let mut current_snapshot = current_snapshot.map(|b| b.to_vec());
+    let snapshot = match cached(current_snapshot.as_mut(), &snap_sha) {
+        Some(b) => b,
         None => {
             by_checksum(
                 client,
                 gun,
                 "snapshot",
                 &snap_sha,
-                files_of(|s| &s.files.snapshot),
+                stored.as_mut().map(|s| &mut s.files.snapshot),
             )
             .await?
         }
@@ -180,8 +189,11 @@ async fn fetch_with(
         .meta
         .get("root")
         .and_then(|m| sha256_of(m, "root", name).ok());
-    let current_root = match root_sha.and_then(|sha| cached(files_of(|s| &s.root), &sha)) {
-        Some(b) => b.clone(),
+    let trusted_bytes = stored.as_ref().map(|s| s.root.clone());
+    let current_root = match root_sha
+        .and_then(|sha| trusted_bytes.as_ref().filter(|b| matches(b, &sha)).cloned())
+    {
+        Some(b) => b,
         None => client
             .get_role(gun, &RemoteRole::ROOT)
             .await
@@ -189,7 +201,7 @@ async fn fetch_with(
             .to_vec(),
     };
     let current = Signed::<Root>::from_role_bytes("root", &current_root).map_err(md)?;
-    let trusted_bytes = stored.map_or_else(|| current_root.clone(), |s| s.root.clone());
+    let trusted_bytes = trusted_bytes.unwrap_or_else(|| current_root.clone());
     let trusted = Signed::<Root>::from_role_bytes("root", &trusted_bytes).map_err(md)?;
     let mut root_chain = Vec::new();
     let (from, to) = (trusted.signed().version(), current.signed().version());
@@ -224,7 +236,7 @@ async fn fetch_with(
         gun,
         "targets",
         &sha256_of(targets_meta, "targets", name)?,
-        files_of(|s| &s.files.targets),
+        stored.as_mut().map(|s| &mut s.files.targets),
     )
     .await?;
     let mut delegations = BTreeMap::new();
@@ -237,7 +249,9 @@ async fn fetch_with(
             gun,
             role,
             &sha256_of(meta, role, name)?,
-            stored.and_then(|s| s.files.delegations.get(role)),
+            stored
+                .as_mut()
+                .and_then(|s| s.files.delegations.get_mut(role)),
         )
         .await?;
         delegations.insert(role.clone(), bytes);
@@ -254,8 +268,8 @@ async fn fetch_with(
     // every delegation too), checked before the signatures so a rolled-back
     // file is named as such; nothing is signed over a rollback, as reads
     // before a change go through here.
-    if let Some(s) = stored {
-        super::store::check_not_older(name, s, &files)?;
+    if let Some(floor) = &floor {
+        floor.check_not_older(name, &files)?;
     }
     let verify = if lenient {
         tufd_tuf::verify_repository_lenient

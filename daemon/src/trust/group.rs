@@ -25,9 +25,10 @@
 //! caller of the group.
 
 use super::intent;
+use super::intent::sign::Applied;
 use super::txn::{Change, Engine, Outcome, Read};
 use super::{Event, EventSink, RoleFilter, TagSpec, TrustError};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 use tufd_remote::Gun;
@@ -173,23 +174,25 @@ impl Engine {
             .transact_locked(gun, &sink, Read::Strict, guard, |fetched, held| {
                 let (intents, members, name) = (&intents, &members, &name);
                 async move {
-                    let (_, mut draft) = super::existing(name, fetched)?;
+                    let mut draft = super::existing(name, fetched)?;
                     let mut outcomes = Vec::with_capacity(intents.len());
-                    let mut expect: Vec<(String, Option<TargetMeta>)> = Vec::new();
+                    // By tag, a later caller's sign replacing an earlier
+                    // one's (one look-up per tag: a sign of 100 000 tags
+                    // searched a list of them for each).
+                    let mut expect: BTreeMap<String, Option<TargetMeta>> = BTreeMap::new();
                     let mut joined = 0;
                     for (specs, allowed) in intents {
                         let only = |role: &str| allowed(name, role);
-                        match intent::sign::apply(name, draft.clone(), &held, specs, &only) {
-                            Ok(Outcome::Publish(next, summary)) => {
-                                for (tag, want) in &next.expect {
-                                    expect.retain(|(t, _)| t != tag);
-                                    expect.push((tag.clone(), want.clone()));
+                        // A failed or unchanged sign leaves the draft as it was.
+                        match intent::sign::apply_to(name, &mut draft, &held, specs, &only) {
+                            Ok(Applied::Changed(summary)) => {
+                                for (tag, want) in &draft.expect {
+                                    expect.insert(tag.clone(), want.clone());
                                 }
-                                draft = *next;
                                 joined += 1;
                                 outcomes.push(Member::Joined(summary));
                             }
-                            Ok(Outcome::Unchanged(why)) => outcomes.push(Member::Unchanged(why)),
+                            Ok(Applied::Unchanged(why)) => outcomes.push(Member::Unchanged(why)),
                             Err(e) => outcomes.push(Member::Failed(e)),
                         }
                     }
@@ -197,7 +200,7 @@ impl Engine {
                     if joined == 0 {
                         return Ok(Outcome::Unchanged(format!("{name}: nothing to sign")));
                     }
-                    draft.expect = expect;
+                    draft.expect = expect.into_iter().collect();
                     let summary = format!("{name}: signed the tags of {joined} caller(s)");
                     Ok(Outcome::Publish(Box::new(draft), summary))
                 }

@@ -165,9 +165,15 @@ fn missing(gun: &str) -> TrustError {
     ))
 }
 
-/// The repository this attempt read, as a draft to change; the error a
-/// person gets when it does not exist yet.
-fn existing(name: &str, fetched: Option<Fetched>) -> Result<(Fetched, Draft), TrustError> {
+/// The repository this attempt read, as a draft to change (the read moves
+/// into it); the error a person gets when it does not exist yet.
+fn existing(name: &str, fetched: Option<Fetched>) -> Result<Draft, TrustError> {
+    let f = fetched.ok_or_else(|| missing(name))?;
+    Draft::from_read(name, f, OffsetDateTime::now_utc())
+}
+
+/// [`existing`] for intents that also look at the read itself (a copy).
+fn existing_kept(name: &str, fetched: Option<Fetched>) -> Result<(Fetched, Draft), TrustError> {
     let f = fetched.ok_or_else(|| missing(name))?;
     let draft = Draft::from_fetched(name, &f, OffsetDateTime::now_utc())?;
     Ok((f, draft))
@@ -432,7 +438,7 @@ impl Trust {
                     let g = g.clone();
                     async move {
                         let name = g.as_str();
-                        let (f, draft) = existing(name, fetched)?;
+                        let (f, draft) = existing_kept(name, fetched)?;
                         intent::signer::remove(name, &f, draft, &held, signer, role, force)
                     }
                 })
@@ -526,7 +532,7 @@ impl Trust {
                 let allowed = allowed.clone();
                 async move {
                     let name = g.as_str();
-                    let (_, draft) = existing(name, fetched)?;
+                    let draft = existing(name, fetched)?;
                     intent::revoke::apply(name, draft, &held, tag, &|r| allowed(name, r))
                 }
             })
@@ -549,7 +555,7 @@ impl Trust {
                 let g = g.clone();
                 async move {
                     let name = g.as_str();
-                    let (_, draft) = existing(name, fetched)?;
+                    let draft = existing(name, fetched)?;
                     intent::rotate::check(name, &draft, &held)?;
                     let client = self.engine.client(&g)?;
                     let remote = |e| TrustError::remote(name, e);

@@ -2,7 +2,7 @@
 //! does not verify, or that tufd must stop trusting.
 
 use super::txn::{Change, Read};
-use super::{EventSink, Trust, TrustError, existing, gun};
+use super::{EventSink, Trust, TrustError, existing_kept, gun};
 
 impl Trust {
     /// `repair`: makes a repository whose delegations do not all verify
@@ -16,7 +16,7 @@ impl Trust {
                 let g = g.clone();
                 async move {
                     let name = g.as_str();
-                    let (f, draft) = existing(name, fetched)?;
+                    let (f, draft) = existing_kept(name, fetched)?;
                     let stored = engine.store.load(name)?;
                     super::intent::repair::apply(name, &f, draft, &held, stored.as_ref())
                 }

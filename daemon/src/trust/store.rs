@@ -1,7 +1,11 @@
 //! The local trust store: the last verified metadata of each repository.
 //!
-//! One file per repository, `<state_dir>/trust/<sha256(gun)>.json`, holding
-//! the exact bytes of every role as last verified. Its root is the trusted
+//! One file per repository, `<state_dir>/trust/<sha256(gun)>.trust`,
+//! holding the exact bytes of every role as last verified: a magic line, a
+//! JSON header line (the repository and each role's length), then the raw
+//! files one after another (no base64: a 100 000-tag repository loads by
+//! reading, not decoding). The older `<sha256(gun)>.json` (every role
+//! base64 in one JSON object) is still read and replaced on the next save. Its root is the trusted
 //! root for the next read (trust on first use, then only verified
 //! rotations), and its versions guard against rollback. Files are written
 //! atomically: temp file, fsync, rename, fsync of the directory. The
@@ -39,47 +43,68 @@ pub fn check_not_older(
     stored: &StoredRepository,
     new: &RepositoryFiles,
 ) -> Result<(), TrustError> {
-    // Only `signed.version` is read (no canonical form, no typed model):
-    // this runs on every read, before the files are verified (and parsed)
-    // anyway.
-    fn version(b: &[u8]) -> Option<u64> {
-        #[derive(Deserialize)]
-        struct Envelope {
-            signed: VersionOnly,
-        }
-        #[derive(Deserialize)]
-        struct VersionOnly {
-            version: u64,
-        }
-        serde_json::from_slice::<Envelope>(b)
-            .ok()
-            .map(|e| e.signed.version)
+    Versions::of(&stored.files).check_not_older(gun, new)
+}
+
+/// The `signed.version` of each role file of a repository, read without the
+/// rest (no canonical form, no typed model): the floor a new read must not
+/// go below. Taken before the stored bytes move on (a read uses them as its
+/// cache by checksum).
+#[derive(Debug, Clone, Default)]
+pub struct Versions {
+    timestamp: Option<u64>,
+    snapshot: Option<u64>,
+    targets: Option<u64>,
+    delegations: BTreeMap<String, Option<u64>>,
+}
+
+/// `signed.version` of a role file, `None` when it does not parse.
+fn version(b: &[u8]) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        signed: VersionOnly,
     }
-    let check = |role: &str, old: Option<u64>, new: Option<u64>| match (old, new) {
-        (Some(o), Some(n)) if n < o => Err(rolled_back(gun, role, o, n)),
-        _ => Ok(()),
-    };
-    check(
-        "timestamp",
-        version(&stored.files.timestamp),
-        version(&new.timestamp),
-    )?;
-    check(
-        "snapshot",
-        version(&stored.files.snapshot),
-        version(&new.snapshot),
-    )?;
-    check(
-        "targets",
-        version(&stored.files.targets),
-        version(&new.targets),
-    )?;
-    for (name, old) in &stored.files.delegations {
-        if let Some(b) = new.delegations.get(name) {
-            check(name, version(old), version(b))?;
+    #[derive(Deserialize)]
+    struct VersionOnly {
+        version: u64,
+    }
+    serde_json::from_slice::<Envelope>(b)
+        .ok()
+        .map(|e| e.signed.version)
+}
+
+impl Versions {
+    /// The versions of `files`.
+    pub fn of(files: &RepositoryFiles) -> Self {
+        Self {
+            timestamp: version(&files.timestamp),
+            snapshot: version(&files.snapshot),
+            targets: version(&files.targets),
+            delegations: files
+                .delegations
+                .iter()
+                .map(|(name, b)| (name.clone(), version(b)))
+                .collect(),
         }
     }
-    Ok(())
+
+    /// Refuses `new` when one of its roles is older than here (see
+    /// [`check_not_older`]).
+    pub fn check_not_older(&self, gun: &str, new: &RepositoryFiles) -> Result<(), TrustError> {
+        let check = |role: &str, old: Option<u64>, new: &[u8]| match (old, version(new)) {
+            (Some(o), Some(n)) if n < o => Err(rolled_back(gun, role, o, n)),
+            _ => Ok(()),
+        };
+        check("timestamp", self.timestamp, &new.timestamp)?;
+        check("snapshot", self.snapshot, &new.snapshot)?;
+        check("targets", self.targets, &new.targets)?;
+        for (name, old) in &self.delegations {
+            if let Some(b) = new.delegations.get(name) {
+                check(name, *old, b)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The stored bytes of one repository.
@@ -89,8 +114,22 @@ pub struct StoredRepository {
     pub files: RepositoryFiles,
 }
 
+/// The first line of a stored repository file (format 2: raw role files).
+const MAGIC: &[u8] = b"tufd-trust-store 2\n";
+
+/// Format 2's header (the line after [`MAGIC`]): whose files these are and
+/// the length of each, in the order their bytes follow.
 #[derive(Serialize, Deserialize)]
-struct OnDisk {
+struct Header {
+    gun: String,
+    files: Vec<(String, u64)>,
+}
+
+/// Format 1 (up to issue 13): every role base64 in one JSON object (a
+/// 100 000-tag repository took 23 MB to decode). Still read; the next save
+/// replaces it with format 2.
+#[derive(Deserialize)]
+struct OnDiskV1 {
     gun: String,
     root: String,
     timestamp: String,
@@ -108,6 +147,15 @@ fn store_err(path: &Path, detail: impl std::fmt::Display) -> TrustError {
     TrustError::Store {
         path: path.display().to_string(),
         detail: detail.to_string(),
+    }
+}
+
+/// Removes `path`; whether it existed.
+fn remove(path: &Path) -> Result<bool, TrustError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(store_err(path, e)),
     }
 }
 
@@ -136,34 +184,93 @@ impl TrustStore {
     /// Removes `gun` from the store: the next read trusts what the server
     /// serves anew (trust on first use). Whether it was stored.
     pub fn forget(&self, gun: &str) -> Result<bool, TrustError> {
-        let path = self.path(gun);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(store_err(&path, e)),
+        let removed = remove(&self.path(gun))?;
+        let removed_v1 = remove(&self.path_v1(gun))?;
+        if !(removed || removed_v1) {
+            return Ok(false);
         }
-        std::fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| store_err(&self.dir, e))?;
+        self.sync_dir()?;
         Ok(true)
     }
 
+    fn sync_dir(&self) -> Result<(), TrustError> {
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| store_err(&self.dir, e))
+    }
+
+    fn name(gun: &str) -> String {
+        hex::encode(Sha256::digest(gun.as_bytes()))
+    }
+
+    /// `<sha256(gun)>.trust`: format 2.
     fn path(&self, gun: &str) -> PathBuf {
-        self.dir.join(format!(
-            "{}.json",
-            hex::encode(Sha256::digest(gun.as_bytes()))
-        ))
+        self.dir.join(format!("{}.trust", Self::name(gun)))
+    }
+
+    /// `<sha256(gun)>.json`: format 1, read until the next save.
+    fn path_v1(&self, gun: &str) -> PathBuf {
+        self.dir.join(format!("{}.json", Self::name(gun)))
     }
 
     /// The stored state of `gun`, if any.
     pub fn load(&self, gun: &str) -> Result<Option<StoredRepository>, TrustError> {
         let path = self.path(gun);
+        match std::fs::File::open(&path) {
+            Ok(f) => Self::read(&path, f, gun).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.load_v1(gun),
+            Err(e) => Err(store_err(&path, e)),
+        }
+    }
+
+    /// Format 2: each role's bytes read straight into its own buffer.
+    fn read(path: &Path, file: std::fs::File, gun: &str) -> Result<StoredRepository, TrustError> {
+        use std::io::{BufRead, Read};
+        let err = |e: &dyn std::fmt::Display| store_err(path, e);
+        let size = file.metadata().map_err(|e| err(&e))?.len();
+        let mut r = std::io::BufReader::new(file);
+        let mut magic = vec![0; MAGIC.len()];
+        r.read_exact(&mut magic).map_err(|e| err(&e))?;
+        if magic != MAGIC {
+            return Err(err(&"not a tufd trust store file"));
+        }
+        let mut line = Vec::new();
+        r.read_until(b'\n', &mut line).map_err(|e| err(&e))?;
+        let header: Header = serde_json::from_slice(&line).map_err(|e| err(&e))?;
+        if header.gun != gun {
+            return Err(err(&format!("holds {:?}, not {gun:?}", header.gun)));
+        }
+        let total: u64 = header.files.iter().map(|(_, n)| n).sum();
+        if MAGIC.len() as u64 + line.len() as u64 + total != size {
+            return Err(err(&"truncated or oversized: the lengths do not add up"));
+        }
+        let mut out = StoredRepository::default();
+        for (role, len) in header.files {
+            let mut bytes = vec![0; usize::try_from(len).map_err(|e| err(&e))?];
+            r.read_exact(&mut bytes).map_err(|e| err(&e))?;
+            match role.as_str() {
+                "root" => out.root = bytes,
+                "timestamp" => out.files.timestamp = bytes,
+                "snapshot" => out.files.snapshot = bytes,
+                "targets" => out.files.targets = bytes,
+                d if d.starts_with("targets/") => {
+                    out.files.delegations.insert(role, bytes);
+                }
+                other => return Err(err(&format!("unknown role {other:?}"))),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Format 1, as stored before issue 13.
+    fn load_v1(&self, gun: &str) -> Result<Option<StoredRepository>, TrustError> {
+        let path = self.path_v1(gun);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(store_err(&path, e)),
         };
-        let d: OnDisk = serde_json::from_str(&text).map_err(|e| store_err(&path, e))?;
+        let d: OnDiskV1 = serde_json::from_str(&text).map_err(|e| store_err(&path, e))?;
         if d.gun != gun {
             return Err(store_err(&path, format!("holds {:?}, not {gun:?}", d.gun)));
         }
@@ -188,60 +295,84 @@ impl TrustStore {
     /// repository with any role older than the stored one is refused: the
     /// store never goes back.
     pub fn save(&self, gun: &str, repo: &VerifiedRepository) -> Result<(), TrustError> {
+        let timestamp = repo.timestamp.as_ref().map_or(&[][..], |t| t.bytes());
+        let mut files: Vec<(String, &[u8])> = vec![
+            ("root".into(), repo.root.bytes()),
+            ("timestamp".into(), timestamp),
+            ("snapshot".into(), repo.snapshot.bytes()),
+            ("targets".into(), repo.targets.bytes()),
+        ];
+        files.extend(
+            repo.delegations
+                .iter()
+                .map(|(name, d)| (name.clone(), d.file.bytes())),
+        );
         if let Some(old) = self.load(gun)? {
-            let new = RepositoryFiles {
-                root_chain: Vec::new(),
-                timestamp: repo
-                    .timestamp
-                    .as_ref()
-                    .map_or_else(Vec::new, |t| t.bytes().to_vec()),
-                snapshot: repo.snapshot.bytes().to_vec(),
-                targets: repo.targets.bytes().to_vec(),
-                delegations: repo
-                    .delegations
-                    .iter()
-                    .map(|(n, d)| (n.clone(), d.file.bytes().to_vec()))
-                    .collect(),
+            let floor = Versions::of(&old.files);
+            let check = |role: &str, new: Option<u64>, old: Option<u64>| match (old, new) {
+                (Some(o), Some(n)) if n < o => Err(rolled_back(gun, role, o, n)),
+                _ => Ok(()),
             };
-            check_not_older(gun, &old, &new)?;
-            if let (Ok(a), Ok(b)) = (
-                Signed::<Root>::from_role_bytes("root", &old.root),
-                Signed::<Root>::from_role_bytes("root", repo.root.bytes()),
-            ) && b.signed().version() < a.signed().version()
+            check(
+                "timestamp",
+                repo.timestamp.as_ref().map(|t| t.signed().version()),
+                floor.timestamp,
+            )?;
+            check(
+                "snapshot",
+                Some(repo.snapshot.signed().version()),
+                floor.snapshot,
+            )?;
+            check(
+                "targets",
+                Some(repo.targets.signed().version()),
+                floor.targets,
+            )?;
+            for (name, d) in &repo.delegations {
+                if let Some(old) = floor.delegations.get(name) {
+                    check(name, Some(d.file.signed().version()), *old)?;
+                }
+            }
+            if let Ok(a) = Signed::<Root>::from_role_bytes("root", &old.root)
+                && repo.root.signed().version() < a.signed().version()
             {
                 return Err(rolled_back(
                     gun,
                     "root",
                     a.signed().version(),
-                    b.signed().version(),
+                    repo.root.signed().version(),
                 ));
             }
         }
-        let on_disk = OnDisk {
+        let path = self.path(gun);
+        let header = Header {
             gun: gun.to_owned(),
-            root: B64.encode(repo.root.bytes()),
-            timestamp: B64.encode(repo.timestamp.as_ref().map_or(&[][..], |t| t.bytes())),
-            snapshot: B64.encode(repo.snapshot.bytes()),
-            targets: B64.encode(repo.targets.bytes()),
-            delegations: repo
-                .delegations
+            files: files
                 .iter()
-                .map(|(name, d)| (name.clone(), B64.encode(d.file.bytes())))
+                .map(|(name, b)| (name.clone(), b.len() as u64))
                 .collect(),
         };
-        let path = self.path(gun);
-        let bytes = serde_json::to_vec(&on_disk).map_err(|e| store_err(&path, e))?;
+        let mut head = MAGIC.to_vec();
+        serde_json::to_writer(&mut head, &header).map_err(|e| store_err(&path, e))?;
+        head.push(b'\n');
         let mut tmp = tempfile::Builder::new()
             .prefix(TEMP_PREFIX)
             .tempfile_in(&self.dir)
             .map_err(|e| store_err(&path, e))?;
         crate::testhook::pause("store-write");
-        tmp.write_all(&bytes).map_err(|e| store_err(&path, e))?;
+        {
+            let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+            w.write_all(&head).map_err(|e| store_err(&path, e))?;
+            for (_, b) in &files {
+                w.write_all(b).map_err(|e| store_err(&path, e))?;
+            }
+            w.flush().map_err(|e| store_err(&path, e))?;
+        }
         tmp.as_file().sync_all().map_err(|e| store_err(&path, e))?;
         tmp.persist(&path).map_err(|e| store_err(&path, e.error))?;
-        std::fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| store_err(&self.dir, e))
+        // A format-1 file of the same repository is superseded.
+        remove(&self.path_v1(gun))?;
+        self.sync_dir()
     }
 }
 
@@ -287,6 +418,87 @@ mod tests {
                 && e.to_string().contains(">= 5"),
             "{e}"
         );
+    }
+
+    /// A repository with a delegation that lists a tag (two versions).
+    fn two_versions() -> (VerifiedRepository, VerifiedRepository) {
+        use crate::trust::intent::testkit::Kit;
+        let kit = Kit::new();
+        let held = kit.held(&["alice"]);
+        let first = kit.sign(&kit.repository(&["alice"]), &held, "v1");
+        let second = kit.sign(&first, &held, "v2");
+        (first.repo, second.repo)
+    }
+
+    #[test]
+    fn role_files_are_stored_raw_and_read_back_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TrustStore::open(dir.path()).unwrap();
+        let (_, repo) = two_versions();
+        let gun = "example.com/team/app";
+        store.save(gun, &repo).unwrap();
+        let file = std::fs::read(store.path(gun)).unwrap();
+        assert!(file.starts_with(MAGIC));
+        let raw = repo.targets.bytes();
+        assert!(file.windows(raw.len()).any(|w| w == raw), "targets not raw");
+        let back = store.load(gun).unwrap().expect("stored");
+        assert_eq!(back.root, repo.root.bytes());
+        assert_eq!(back.files.snapshot, repo.snapshot.bytes());
+        assert_eq!(back.files.targets, raw);
+        let (name, d) = &repo.delegations[0];
+        assert_eq!(back.files.delegations[name], d.file.bytes());
+        // Another repository's name in the header is refused.
+        std::fs::rename(store.path(gun), store.path("other/repo")).unwrap();
+        let e = store.load("other/repo").unwrap_err();
+        assert!(e.to_string().contains("not \"other/repo\""), "{e}");
+    }
+
+    #[test]
+    fn a_truncated_file_and_an_older_repository_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TrustStore::open(dir.path()).unwrap();
+        let (older, newer) = two_versions();
+        let gun = "example.com/team/app";
+        store.save(gun, &newer).unwrap();
+        let e = store.save(gun, &older).unwrap_err();
+        assert!(e.to_string().contains("rolled snapshot back"), "{e}");
+        let file = std::fs::read(store.path(gun)).unwrap();
+        std::fs::write(store.path(gun), &file[..file.len() - 1]).unwrap();
+        let e = store.load(gun).unwrap_err();
+        assert!(e.to_string().contains("do not add up"), "{e}");
+    }
+
+    #[test]
+    fn the_base64_format_is_read_and_replaced_on_the_next_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TrustStore::open(dir.path()).unwrap();
+        let (older, newer) = two_versions();
+        let gun = "example.com/team/app";
+        let v1 = serde_json::json!({
+            "gun": gun,
+            "root": B64.encode(older.root.bytes()),
+            "timestamp": "",
+            "snapshot": B64.encode(older.snapshot.bytes()),
+            "targets": B64.encode(older.targets.bytes()),
+            "delegations": older.delegations.iter()
+                .map(|(n, d)| (n.clone(), B64.encode(d.file.bytes())))
+                .collect::<BTreeMap<_, _>>(),
+        });
+        std::fs::write(store.path_v1(gun), v1.to_string()).unwrap();
+        let back = store.load(gun).unwrap().expect("read from format 1");
+        assert_eq!(back.files.targets, older.targets.bytes());
+        // Its versions still guard the next save.
+        let (name, _) = &older.delegations[0];
+        assert_eq!(
+            Versions::of(&back.files).delegations[name],
+            Some(older.delegations[0].1.file.signed().version)
+        );
+        store.save(gun, &newer).unwrap();
+        assert!(!store.path_v1(gun).exists(), "format 1 replaced");
+        let back = store.load(gun).unwrap().expect("stored");
+        assert_eq!(back.files.targets, newer.targets.bytes());
+        assert!(store.forget(gun).unwrap());
+        assert!(store.load(gun).unwrap().is_none());
     }
 
     #[test]

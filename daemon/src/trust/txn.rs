@@ -264,7 +264,7 @@ impl Engine {
     pub async fn read(&self, gun: &Gun) -> Result<Option<Fetched>, TrustError> {
         let client = self.client(gun)?;
         let stored = self.store.load(gun.as_str())?;
-        fetch(client, gun, stored.as_ref(), OffsetDateTime::now_utc()).await
+        fetch(client, gun, stored, OffsetDateTime::now_utc()).await
     }
 
     /// Runs one transaction on `gun`. `intent` is called once per attempt
@@ -491,7 +491,7 @@ impl Engine {
     pub async fn read_lenient(&self, gun: &Gun) -> Result<Option<Fetched>, TrustError> {
         let client = self.client(gun)?;
         let stored = self.store.load(gun.as_str())?;
-        fetch_lenient(client, gun, stored.as_ref(), OffsetDateTime::now_utc()).await
+        fetch_lenient(client, gun, stored, OffsetDateTime::now_utc()).await
     }
 
     /// Reads and verifies `gun` before a change. When a delegation does not
@@ -514,8 +514,7 @@ impl Engine {
             };
             let client = self.client(gun)?;
             let stored = self.store.load(gun.as_str())?;
-            let lenient =
-                fetch_lenient(client, gun, stored.as_ref(), OffsetDateTime::now_utc()).await;
+            let lenient = fetch_lenient(client, gun, stored, OffsetDateTime::now_utc()).await;
             let skipped = match lenient {
                 Ok(Some(f)) if !f.repo.skipped.is_empty() => f.repo.skipped,
                 _ => return Err(err),
@@ -572,7 +571,7 @@ impl Engine {
         })?;
         let mut files: Vec<(RemoteRole, Bytes)> = Vec::new();
         for (role, bytes) in &signed.files {
-            files.push((RemoteRole::new(role.clone())?, Bytes::from(bytes.clone())));
+            files.push((RemoteRole::new(role.clone())?, bytes.clone()));
         }
         client.publish(gun, &files).await
     }
@@ -792,7 +791,7 @@ impl Engine {
         &self,
         gun: &Gun,
         root: &tufd_tuf::Signed<tufd_tuf::Root>,
-        published: &[(String, Vec<u8>)],
+        published: &[(String, Bytes)],
     ) -> Result<Fetched, TrustError> {
         let client = self.client(gun)?;
         let mut stored = match self.store.load(gun.as_str())? {
@@ -804,15 +803,18 @@ impl Engine {
         };
         for (role, bytes) in published {
             match role.as_str() {
-                "targets" => stored.files.targets = bytes.clone(),
-                "snapshot" => stored.files.snapshot = bytes.clone(),
+                "targets" => stored.files.targets = bytes.to_vec(),
+                "snapshot" => stored.files.snapshot = bytes.to_vec(),
                 r if r.starts_with("targets/") => {
-                    stored.files.delegations.insert(r.to_owned(), bytes.clone());
+                    stored
+                        .files
+                        .delegations
+                        .insert(r.to_owned(), bytes.to_vec());
                 }
                 _ => {}
             }
         }
-        fetch_after_publish(client, gun, Some(&stored), OffsetDateTime::now_utc())
+        fetch_after_publish(client, gun, Some(stored), OffsetDateTime::now_utc())
             .await?
             .ok_or_else(|| {
                 TrustError::NotFound(format!(
@@ -839,7 +841,7 @@ struct Published<'a> {
     /// The root as published (trusted when the store has none yet).
     root: &'a tufd_tuf::Signed<tufd_tuf::Root>,
     /// The files published.
-    files: &'a [(String, Vec<u8>)],
+    files: &'a [(String, Bytes)],
     /// "targets v3, targets/releases v2", for messages.
     text: &'a str,
     /// What the repository must show (see [`Draft::expect`]).

@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 use crate::error::{Error, Result};
 use crate::expiry::format_go_time;
 use crate::metadata::{
-    DelegationRole, FileMeta, Metadata, Root, Snapshot, TargetMeta, Targets, Timestamp,
-    check_threshold, collect_keys,
+    DelegationRole, Delegations, FileMeta, Metadata, Root, Snapshot, TargetMeta, Targets,
+    Timestamp, check_threshold, collect_keys,
 };
 use crate::role::RoleName;
 use crate::rootcert::trusted_root_keys;
@@ -423,11 +423,13 @@ fn verify(
 
     // Delegations, breadth first from targets.
     let mut delegations: Vec<(String, VerifiedDelegation)> = Vec::new();
-    let mut queue: VecDeque<(String, Targets, Option<Vec<String>>)> = VecDeque::new();
-    queue.push_back(("targets".into(), targets.signed().clone(), None));
+    // Only a parent's delegations are walked: its targets (100 000 tags)
+    // are not copied into the queue.
+    let mut queue: VecDeque<(String, Delegations, Option<Vec<String>>)> = VecDeque::new();
+    queue.push_back(("targets".into(), targets.signed().delegations.clone(), None));
     while let Some((parent_name, parent, parent_paths)) = queue.pop_front() {
-        check_key_ids(&parent.delegations.keys)?;
-        for entry in &parent.delegations.roles {
+        check_key_ids(&parent.keys)?;
+        for entry in &parent.roles {
             let name = RoleName::parse(&entry.name)?;
             if name.parent().as_ref().map(RoleName::as_str) != Some(parent_name.as_str()) {
                 return Err(Error::UnknownDelegation {
@@ -471,12 +473,8 @@ fn verify(
                     })?;
                     check_file_meta(&entry.name, bytes, file_meta, "snapshot")?;
                     let file = Signed::<Targets>::from_role_bytes(&entry.name, bytes)?;
-                    let keys = collect_keys(
-                        &entry.name,
-                        &entry.keyids,
-                        &parent.delegations.keys,
-                        &parent_name,
-                    )?;
+                    let keys =
+                        collect_keys(&entry.name, &entry.keyids, &parent.keys, &parent_name)?;
                     check_threshold(&entry.name, entry.threshold, keys.len())?;
                     verify_threshold(&entry.name, &file, &keys, entry.threshold)?;
                     check_version(&entry.name, &file)?;
@@ -502,12 +500,7 @@ fn verify(
                 })?;
                 check_file_meta(&entry.name, bytes, file_meta, "snapshot")?;
                 let file = Signed::<Targets>::from_role_bytes(&entry.name, bytes)?;
-                let keys = collect_keys(
-                    &entry.name,
-                    &entry.keyids,
-                    &parent.delegations.keys,
-                    &parent_name,
-                )?;
+                let keys = collect_keys(&entry.name, &entry.keyids, &parent.keys, &parent_name)?;
                 let checked = check_threshold(&entry.name, entry.threshold, keys.len())
                     .and_then(|()| verify_threshold(&entry.name, &file, &keys, entry.threshold))
                     .and_then(|_| check_version(&entry.name, &file))
@@ -527,7 +520,7 @@ fn verify(
             };
             queue.push_back((
                 entry.name.clone(),
-                file.signed().clone(),
+                file.signed().delegations.clone(),
                 Some(role.paths.clone()),
             ));
             delegations.push((entry.name.clone(), VerifiedDelegation { file, role }));

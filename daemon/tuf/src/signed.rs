@@ -176,6 +176,12 @@ impl<T: Metadata> Signed<T> {
     pub fn into_signed(self) -> T {
         self.signed
     }
+
+    /// The typed contents and the exact file bytes, dropping the rest:
+    /// neither is copied (a role of 100 000 tags is large).
+    pub fn into_parts(self) -> (T, Vec<u8>) {
+        (self.signed, self.bytes)
+    }
 }
 
 /// Canonical bytes of a role's contents (with `_type`): the signing input.

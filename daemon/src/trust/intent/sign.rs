@@ -20,6 +20,31 @@ pub fn apply(
     specs: &[TagSpec],
     allowed: &dyn Fn(&str) -> bool,
 ) -> Result<Outcome, TrustError> {
+    Ok(match apply_to(name, &mut draft, held, specs, allowed)? {
+        Applied::Changed(summary) => Outcome::Publish(Box::new(draft), summary),
+        Applied::Unchanged(why) => Outcome::Unchanged(why),
+    })
+}
+
+/// What [`apply_to`] did.
+pub enum Applied {
+    /// The tags were put in; `draft.expect` lists them. The text describes it.
+    Changed(String),
+    /// Every role already lists them; the draft is untouched.
+    Unchanged(String),
+}
+
+/// [`apply`] on a draft the caller keeps: on an error, or when nothing
+/// changes, the draft is left exactly as it was (so a group of signs can
+/// apply each caller's in turn without copying a repository of 100 000
+/// tags for each).
+pub fn apply_to(
+    name: &str,
+    draft: &mut Draft,
+    held: &HeldKeys,
+    specs: &[TagSpec],
+    allowed: &dyn Fn(&str) -> bool,
+) -> Result<Applied, TrustError> {
     let direct = draft.direct_delegations();
     let roles: Vec<String> = if direct.is_empty() {
         if draft.signers_for("targets", held).is_empty() {
@@ -79,7 +104,7 @@ pub fn apply(
         }
     }
     if signed.is_empty() {
-        return Ok(Outcome::Unchanged(format!(
+        return Ok(Applied::Unchanged(format!(
             "{name}: already signed with these digests in {}",
             roles.join(", ")
         )));
@@ -94,14 +119,11 @@ pub fn apply(
         })
         .collect();
     let tags: Vec<&str> = specs.iter().map(|s| s.tag.as_str()).collect();
-    Ok(Outcome::Publish(
-        Box::new(draft),
-        format!(
-            "{name}: signed {} into {}",
-            tags.join(", "),
-            signed.join(", ")
-        ),
-    ))
+    Ok(Applied::Changed(format!(
+        "{name}: signed {} into {}",
+        tags.join(", "),
+        signed.join(", ")
+    )))
 }
 
 #[cfg(test)]
