@@ -210,6 +210,49 @@ fn world(gun: &str, admin_holds_releases_key: bool) -> World {
     World { servers, admin, ci }
 }
 
+/// A daemon starts its next change from its own last read-back only while
+/// the server still serves that state: after another daemon re-signed a tag
+/// with a new digest, the first daemon's sign of the old digest must see
+/// that and publish again (its last read-back says the old digest is
+/// already in place, which would answer "nothing to do").
+#[test]
+fn a_sign_after_another_daemons_change_starts_from_that_change() {
+    let gun = "localhost:5000/integrity/recent";
+    let w = world(gun, true);
+    let _da = w.admin.start_with(&trust_config(&w.admin, &w.servers));
+    let _dc = w.ci.start_with(&trust_config(&w.ci, &w.servers));
+    let releases = |w: &World| -> Vec<(String, String)> {
+        let out = w
+            .servers
+            .cli()
+            .run_ok(["list", gun, "--roles", "targets/releases"]);
+        out.stdout
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() == 4 && f[1].len() == 64).then(|| (f[0].to_owned(), f[1].to_owned()))
+            })
+            .collect()
+    };
+    let hex = |d: &str| d.trim_start_matches("sha256:").to_owned();
+    sign(&w.admin, gun, "a", D1).ok();
+    sign(&w.ci, gun, "a", D2).ok();
+    assert_eq!(releases(&w), [("a".to_owned(), hex(D2))]);
+    let again = sign(&w.admin, gun, "a", D1);
+    again.ok();
+    assert!(
+        !again.stdout.contains("already") && !again.stderr.contains("already"),
+        "the admin's sign must publish: {again:?}"
+    );
+    assert_eq!(releases(&w), [("a".to_owned(), hex(D1))]);
+    // And a second change right after starts from the first one's state.
+    sign(&w.admin, gun, "b", D2).ok();
+    assert_eq!(
+        releases(&w),
+        [("a".to_owned(), hex(D1)), ("b".to_owned(), hex(D2))]
+    );
+}
+
 /// The seed race, forced: the admin's `signer remove bob` reads the
 /// repository, then bob's daemon signs and is answered, then the admin
 /// publishes its removal built on the stale read.

@@ -17,6 +17,18 @@
 //! caller's sign in turn (`group.rs`); for everything below such a group
 //! is one writer.
 //!
+//! The read before a change usually costs one request: when the server
+//! still serves the `timestamp.json` this daemon verified in its last
+//! read-back of the repository, the state is that read-back's, which the
+//! intent then starts from (`recent.rs`; the token's key list is read
+//! meanwhile). That is the same state a full read would produce at that
+//! request, so the analysis below holds with rA/rB being that request. The
+//! read is not skipped altogether (signing over the stored state and
+//! leaving staleness to the server's per-role version check): the version
+//! check would catch a stale role this change publishes, but not a server
+//! that rolled a role back in between, which a sign must refuse rather
+//! than paper over (issue 8).
+//!
 //! The read-back after a publish costs little: the files just published
 //! serve as its cache by checksum (a file is used only when the verified
 //! snapshot lists its sha256), `snapshot.json` is requested beside
@@ -147,6 +159,9 @@ pub struct Engine {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Signs waiting to join a repository's next transaction.
     pub(super) signs: super::group::SignQueues,
+    /// Each repository's last verified read-back (small ones only), the
+    /// next read's stand-in when the server still serves its timestamp.
+    pub(super) recent: super::recent::Recent,
     /// Work that outlives an answer (storing a verified result).
     background: Arc<Background>,
 }
@@ -220,6 +235,7 @@ impl Engine {
             store,
             locks: Mutex::new(HashMap::new()),
             signs: Default::default(),
+            recent: Default::default(),
             background: Arc::default(),
         }
     }
@@ -328,6 +344,10 @@ impl Engine {
             });
         };
         let started = Instant::now();
+        // Where the time goes, at debug level (the trust bench's timeline).
+        let phase = |what: &str| {
+            tracing::debug!(gun = %name, phase = what, us = started.elapsed().as_micros() as u64, "transaction");
+        };
         // Why earlier attempts of this operation were undone, if they were.
         let mut undone: Vec<String> = Vec::new();
         let mut rejected_delegation_updates = 0;
@@ -341,18 +361,28 @@ impl Engine {
                     "another writer changed the repository; reading it again (attempt {attempt})"
                 )
             });
-            let fetched = match read {
-                Read::Strict => self.read_settled(gun, events).await,
-                Read::Lenient => self.read_lenient(gun).await,
-            }
-            .map_err(|e| with_undone(&undone, e))?;
+            // The token's key list is read while the request is out.
+            let (fetched, held) = tokio::join!(
+                async {
+                    match read {
+                        Read::Strict => self.read_current(gun, events).await,
+                        Read::Lenient => self.read_lenient(gun).await,
+                    }
+                },
+                self.held_keys()
+            );
+            let fetched = fetched.map_err(|e| with_undone(&undone, e))?;
+            let held = held?;
+            phase(match &fetched {
+                Some(f) if f.unchanged => "read (unchanged) and keys listed",
+                _ => "read and keys listed",
+            });
             crate::testhook::pause_async("after-read").await;
             let base_targets = fetched.as_ref().map(|f| f.repo.targets.signed().clone());
             let fetched_files = fetched
                 .as_ref()
                 .map(|f| f.files.delegations.clone())
                 .unwrap_or_default();
-            let held = self.held_keys().await?;
             let (draft, summary) = match intent(fetched, held.clone())
                 .await
                 .map_err(|e| with_undone(&undone, e))?
@@ -382,9 +412,11 @@ impl Engine {
             } else {
                 held
             };
+            phase("intent applied");
             progress("signing on the token".into());
             let signed = self.sign_draft(&name, *draft, &held, events).await?;
             check_before_publish(&name, &signed)?;
+            phase("signed and checked");
             progress(format!("publishing {}", versions_text(&signed.versions)));
             match self.publish(gun, &signed).await {
                 Ok(()) => {}
@@ -410,6 +442,7 @@ impl Engine {
                     return Err(with_undone(&undone, TrustError::remote(&name, e)));
                 }
             }
+            phase("published");
             crate::testhook::pause_async("after-publish").await;
             if signed
                 .files
@@ -434,10 +467,14 @@ impl Engine {
             };
             match self.settle(gun, &this, events).await {
                 Settled::Verified(after, note) => {
+                    phase("read back and verified");
                     // The truth is known: answer now. The verified result
                     // reaches the store in a tracked task that still holds
                     // the repository's lock (the next operation here starts
-                    // from it; SIGTERM waits for it).
+                    // from it; SIGTERM waits for it). The next read may
+                    // start from it too (see `recent.rs`).
+                    let after: Arc<Fetched> = Arc::from(after);
+                    self.recent.remember(&name, Arc::clone(&after));
                     let engine = Arc::clone(self);
                     let gun_name = name.clone();
                     self.background.spawn(async move {
@@ -492,6 +529,27 @@ impl Engine {
         let client = self.client(gun)?;
         let stored = self.store.load(gun.as_str())?;
         fetch_lenient(client, gun, stored.as_ref(), OffsetDateTime::now_utc()).await
+    }
+
+    /// Reads `gun` before a change: this daemon's last verified read-back
+    /// when the server still serves its timestamp (see `recent.rs`), else
+    /// [`Engine::read_settled`].
+    async fn read_current(
+        &self,
+        gun: &Gun,
+        events: &EventSink,
+    ) -> Result<Option<Fetched>, TrustError> {
+        let now = OffsetDateTime::now_utc();
+        if self.recent.get(gun.as_str(), now).is_some() {
+            let client = self.client(gun)?;
+            // A failed request is left to the full read to report.
+            if let Ok(served) = client.get_role(gun, &RemoteRole::TIMESTAMP).await
+                && let Some(f) = self.recent.current(gun.as_str(), &served, now)
+            {
+                return Ok(Some(f));
+            }
+        }
+        self.read_settled(gun, events).await
     }
 
     /// Reads and verifies `gun` before a change. When a delegation does not
