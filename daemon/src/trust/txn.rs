@@ -23,6 +23,12 @@
 //! intent then starts from (`recent.rs`; the token's key list is read
 //! meanwhile). That is the same state a full read would produce at that
 //! request, so the analysis below holds with rA/rB being that request. The
+//! A sign (group commit, [`Read::Confirm`]) goes further: its intent and
+//! the signing run on that read-back while the timestamp request is out,
+//! and the signed files are published only once the server answered with
+//! the same timestamp bytes (else they are dropped and the attempt reads
+//! afresh); a sign has no effect before its publish, so this is the same
+//! transaction with the read's wait overlapped. The
 //! read is not skipped altogether (signing over the stored state and
 //! leaving staleness to the server's per-role version check): the version
 //! check would catch a stale role this change publishes, but not a server
@@ -361,33 +367,68 @@ impl Engine {
                     "another writer changed the repository; reading it again (attempt {attempt})"
                 )
             });
-            // The token's key list is read while the request is out.
-            let (fetched, held) = tokio::join!(
-                async {
-                    match read {
-                        Read::Strict => self.read_current(gun, events).await,
-                        Read::Lenient => self.read_lenient(gun).await,
-                    }
-                },
-                self.held_keys()
-            );
-            let fetched = fetched.map_err(|e| with_undone(&undone, e))?;
-            let held = held?;
-            phase(match &fetched {
-                Some(f) if f.unchanged => "read (unchanged) and keys listed",
-                _ => "read and keys listed",
-            });
-            crate::testhook::pause_async("after-read").await;
-            let base_targets = fetched.as_ref().map(|f| f.repo.targets.signed().clone());
-            let fetched_files = fetched
-                .as_ref()
-                .map(|f| f.files.delegations.clone())
-                .unwrap_or_default();
-            let (draft, summary) = match intent(fetched, held.clone())
-                .await
-                .map_err(|e| with_undone(&undone, e))?
+            // With `Read::Confirm` and a recent read-back, the intent and the
+            // signing run on that read-back while the request confirming it
+            // is out; nothing is published unless the server still serves
+            // it (else the work is dropped and the attempt reads afresh).
+            let mut prepared = None;
+            if read == Read::Confirm
+                && attempt == 1
+                && let Some(recent) = self.recent.get(&name, OffsetDateTime::now_utc())
             {
-                Outcome::Unchanged(why) => {
+                let (current, work) = tokio::join!(self.still_served(gun, &recent), async {
+                    let held = self.held_keys().await?;
+                    let fetched = Fetched {
+                        unchanged: true,
+                        ..(*recent).clone()
+                    };
+                    self.prepare(&name, Some(fetched), held, &mut intent, events, false)
+                        .await
+                });
+                if current {
+                    phase("read (unchanged, confirmed) and prepared meanwhile");
+                    crate::testhook::pause_async("after-read").await;
+                    prepared = Some(work.map_err(|e| with_undone(&undone, e))?);
+                } else {
+                    phase("a recent read-back is no longer current; reading afresh");
+                }
+            }
+            let prepared = match prepared {
+                Some(p) => p,
+                None => {
+                    // The token's key list is read while the request is out.
+                    let (fetched, held) = tokio::join!(
+                        async {
+                            match read {
+                                Read::Strict | Read::Confirm => {
+                                    self.read_current(gun, events).await
+                                }
+                                Read::Lenient => self.read_lenient(gun).await,
+                            }
+                        },
+                        self.held_keys()
+                    );
+                    let fetched = fetched.map_err(|e| with_undone(&undone, e))?;
+                    let held = held?;
+                    phase(match &fetched {
+                        Some(f) if f.unchanged => "read (unchanged) and keys listed",
+                        _ => "read and keys listed",
+                    });
+                    crate::testhook::pause_async("after-read").await;
+                    self.prepare(&name, fetched, held, &mut intent, events, true)
+                        .await
+                        .map_err(|e| with_undone(&undone, e))?
+                }
+            };
+            let Prepared {
+                signed,
+                summary,
+                initialized,
+                expect,
+                removed,
+                base_files,
+            } = match prepared {
+                Step::Unchanged(why) => {
                     return Ok(Change {
                         repository: name.clone(),
                         summary: prefixed(&undone, why),
@@ -395,27 +436,8 @@ impl Engine {
                         ..Change::default()
                     });
                 }
-                Outcome::Publish(d, s) => (d, s),
+                Step::Ready(p) => *p,
             };
-            let initialized = draft.initializing;
-            let expect = draft.expect.clone();
-            let base_files = fetched_files;
-            let removed = base_targets
-                .as_ref()
-                .map(|b| removed_delegation_keys(b, &draft.targets))
-                .unwrap_or_default();
-            // The intent may have generated keys (a new repository's root
-            // and targets keys, a rotation's new key; both change root):
-            // then sign with a fresh list.
-            let held = if draft.changed_roles().iter().any(|r| r == "root") {
-                self.held_keys().await?
-            } else {
-                held
-            };
-            phase("intent applied");
-            progress("signing on the token".into());
-            let signed = self.sign_draft(&name, *draft, &held, events).await?;
-            check_before_publish(&name, &signed)?;
             phase("signed and checked");
             progress(format!("publishing {}", versions_text(&signed.versions)));
             match self.publish(gun, &signed).await {
@@ -521,6 +543,75 @@ impl Engine {
                 }
                 Settled::Failed(e) => return Err(e),
             }
+        }
+    }
+
+    /// Applies `intent` to `fetched` and signs the result: everything of an
+    /// attempt up to its publish. `progress`: tell the caller the steps
+    /// (not when this runs beside the read it depends on).
+    async fn prepare<F, Fut>(
+        &self,
+        name: &str,
+        fetched: Option<Fetched>,
+        held: HeldKeys,
+        intent: &mut F,
+        events: &EventSink,
+        progress: bool,
+    ) -> Result<Step, TrustError>
+    where
+        F: FnMut(Option<Fetched>, HeldKeys) -> Fut,
+        Fut: std::future::Future<Output = Result<Outcome, TrustError>>,
+    {
+        let base_targets = fetched.as_ref().map(|f| f.repo.targets.signed().clone());
+        let base_files = fetched
+            .as_ref()
+            .map(|f| f.files.delegations.clone())
+            .unwrap_or_default();
+        let (draft, summary) = match intent(fetched, held.clone()).await? {
+            Outcome::Unchanged(why) => return Ok(Step::Unchanged(why)),
+            Outcome::Publish(d, s) => (d, s),
+        };
+        let initialized = draft.initializing;
+        let expect = draft.expect.clone();
+        let removed = base_targets
+            .as_ref()
+            .map(|b| removed_delegation_keys(b, &draft.targets))
+            .unwrap_or_default();
+        // The intent may have generated keys (a new repository's root
+        // and targets keys, a rotation's new key; both change root):
+        // then sign with a fresh list.
+        let held = if draft.changed_roles().iter().any(|r| r == "root") {
+            self.held_keys().await?
+        } else {
+            held
+        };
+        if progress {
+            let _ = events.send(Event::Progress {
+                repository: name.to_owned(),
+                message: "signing on the token".into(),
+            });
+        }
+        let signed = self.sign_draft(name, *draft, &held, events).await?;
+        check_before_publish(name, &signed)?;
+        Ok(Step::Ready(Box::new(Prepared {
+            signed,
+            summary,
+            initialized,
+            expect,
+            removed,
+            base_files,
+        })))
+    }
+
+    /// Whether the server still serves the timestamp of `recent`, this
+    /// daemon's last verified read-back of `gun` (see `recent.rs`).
+    async fn still_served(&self, gun: &Gun, recent: &Fetched) -> bool {
+        let Ok(client) = self.client(gun) else {
+            return false;
+        };
+        match client.get_role(gun, &RemoteRole::TIMESTAMP).await {
+            Ok(served) => served == recent.files.timestamp,
+            Err(_) => false,
         }
     }
 
@@ -889,6 +980,30 @@ pub enum Read {
     Strict,
     /// Delegations that do not verify are skipped and listed.
     Lenient,
+    /// [`Read::Strict`], for an intent without side effects (no keys made,
+    /// nothing but the draft changed): on the first attempt it may run,
+    /// and its draft be signed, on this daemon's last verified read-back
+    /// while the request confirming that the server still serves it is out.
+    /// Nothing is published before that confirmation.
+    Confirm,
+}
+
+/// An attempt up to its publish.
+enum Step {
+    /// The intent found nothing to do; the text says why.
+    Unchanged(String),
+    /// Signed and checked, ready to publish.
+    Ready(Box<Prepared>),
+}
+
+/// A signed change and what its read-back needs.
+struct Prepared {
+    signed: Signed_,
+    summary: String,
+    initialized: bool,
+    expect: Vec<(String, Option<TargetMeta>)>,
+    removed: Vec<RemovedKeys>,
+    base_files: std::collections::BTreeMap<String, Vec<u8>>,
 }
 
 /// What one attempt published, for its read-back.
