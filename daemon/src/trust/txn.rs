@@ -388,6 +388,7 @@ impl Engine {
                 if current {
                     phase("read (unchanged, confirmed) and prepared meanwhile");
                     crate::testhook::pause_async("after-read").await;
+                    crate::testhook::pause_async("confirmed").await;
                     prepared = Some(work.map_err(|e| with_undone(&undone, e))?);
                 } else {
                     phase("a recent read-back is no longer current; reading afresh");
