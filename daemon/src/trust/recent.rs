@@ -24,10 +24,10 @@ use time::OffsetDateTime;
 use tufd_tuf::Metadata;
 
 /// Largest repository (bytes of metadata) kept.
-pub const MAX_BYTES: usize = 1 << 20;
+pub const MAX_BYTES: usize = 512 << 10;
 
 /// Most repositories kept (an arbitrary one is dropped beyond it).
-pub const MAX_REPOSITORIES: usize = 64;
+pub const MAX_REPOSITORIES: usize = 16;
 
 /// A verified read-back and the time it stops being valid.
 struct Entry {
