@@ -11,7 +11,9 @@
 //! Points: `after-read` (an intent has a fresh read, nothing signed yet),
 //! `after-publish` (the server accepted the update, nothing read back yet),
 //! `read-back` (the repository was read back, not yet judged or stored),
-//! `store-write` (the trust store's temporary file exists, not yet renamed).
+//! `store-write` (the trust store's temporary file exists, not yet renamed),
+//! `confirmed` (a sign prepared on the last read-back, which the server was
+//! just seen to still serve; nothing published yet).
 
 use std::collections::HashSet;
 use std::path::PathBuf;

@@ -210,6 +210,99 @@ fn world(gun: &str, admin_holds_releases_key: bool) -> World {
     World { servers, admin, ci }
 }
 
+/// A daemon starts its next change from its own last read-back only while
+/// the server still serves that state: after another daemon re-signed a tag
+/// with a new digest, the first daemon's sign of the old digest must see
+/// that and publish again (its last read-back says the old digest is
+/// already in place, which would answer "nothing to do").
+#[test]
+fn a_sign_after_another_daemons_change_starts_from_that_change() {
+    let gun = "localhost:5000/integrity/recent";
+    // Two daemons holding alice's key (both sign targets/releases and
+    // targets/alice); the first also holds the root and targets keys.
+    let w = World {
+        servers: NotaryServers::start(),
+        admin: TestEnv::new(),
+        ci: TestEnv::new(),
+    };
+    let alice = openssl_key(w.admin.path(), "alice");
+    let _da = w.admin.start_with(&trust_config(&w.admin, &w.servers));
+    let _dc = w.ci.start_with(&trust_config(&w.ci, &w.servers));
+    load(&w.admin, &alice, "alice");
+    load(&w.ci, &alice, "alice");
+    let public = public_of(&alice);
+    w.admin
+        .tufctl(&[
+            "signer",
+            "add",
+            "alice",
+            gun,
+            "--key",
+            public.to_str().unwrap(),
+        ])
+        .ok();
+    let releases = |w: &World| -> Vec<(String, String)> {
+        let out = w
+            .servers
+            .cli()
+            .run_ok(["list", gun, "--roles", "targets/releases"]);
+        out.stdout
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.len() == 4 && f[1].len() == 64).then(|| (f[0].to_owned(), f[1].to_owned()))
+            })
+            .collect()
+    };
+    let hex = |d: &str| d.trim_start_matches("sha256:").to_owned();
+    sign(&w.admin, gun, "a", D1).ok();
+    sign(&w.ci, gun, "a", D2).ok();
+    assert_eq!(releases(&w), [("a".to_owned(), hex(D2))]);
+    let again = sign(&w.admin, gun, "a", D1);
+    again.ok();
+    assert!(
+        !again.stdout.contains("already") && !again.stderr.contains("already"),
+        "the admin's sign must publish: {again:?}"
+    );
+    assert_eq!(releases(&w), [("a".to_owned(), hex(D1))]);
+    // And a second change right after starts from the first one's state.
+    sign(&w.admin, gun, "b", D2).ok();
+    assert_eq!(
+        releases(&w),
+        [("a".to_owned(), hex(D1)), ("b".to_owned(), hex(D2))]
+    );
+}
+
+/// A sign prepared on the daemon's last read-back (confirmed as still
+/// served) is overtaken before its publish by another daemon's sign into the
+/// same role: notary-server refuses the stale version, and the sign is done
+/// again from a fresh read, keeping both tags.
+#[test]
+fn a_confirmed_sign_overtaken_before_its_publish_is_redone_from_a_fresh_read() {
+    let gun = "localhost:5000/integrity/recent-overtaken";
+    let mut w = world(gun, true);
+    let hooks = hooked(&mut w.ci, "confirmed");
+    let _da = w.admin.start_with(&trust_config(&w.admin, &w.servers));
+    let dc = w.ci.start_with(&trust_config(&w.ci, &w.servers));
+    // The CI daemon's first sign reads afresh (nothing recent yet).
+    sign(&w.ci, gun, "x1", D1).ok();
+    let ci = &w.ci;
+    let late = std::thread::scope(|s| {
+        let late = s.spawn(|| sign(ci, gun, "x2", D1));
+        wait_paused(&hooks, "confirmed", &dc);
+        sign(&w.admin, gun, "y", D2).ok();
+        release(&hooks, "confirmed");
+        late.join().unwrap()
+    });
+    late.ok();
+    assert!(
+        dc.log().contains("lost a publish race"),
+        "the stale publish was refused and retried:\n{}",
+        dc.log()
+    );
+    assert_all_listed(&w.servers, &[&w.admin, &w.ci], gun, &["x1", "x2", "y"]);
+}
+
 /// The seed race, forced: the admin's `signer remove bob` reads the
 /// repository, then bob's daemon signs and is answered, then the admin
 /// publishes its removal built on the stale read.

@@ -171,7 +171,7 @@ impl Engine {
             .collect();
         let members: Mutex<Vec<Member>> = Mutex::new(Vec::new());
         let result = self
-            .transact_locked(gun, &sink, Read::Strict, guard, |fetched, held| {
+            .transact_locked(gun, &sink, Read::Confirm, guard, |fetched, held| {
                 let (intents, members, name) = (&intents, &members, &name);
                 async move {
                     let mut draft = super::existing(name, fetched)?;

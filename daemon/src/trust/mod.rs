@@ -12,6 +12,7 @@ pub mod fetch;
 pub mod group;
 pub mod inspect;
 pub mod intent;
+mod recent;
 pub mod repair;
 pub mod signer;
 pub mod store;

@@ -17,6 +17,24 @@
 //! caller's sign in turn (`group.rs`); for everything below such a group
 //! is one writer.
 //!
+//! The read before a change usually costs one request: when the server
+//! still serves the `timestamp.json` this daemon verified in its last
+//! read-back of the repository, the state is that read-back's, which the
+//! intent then starts from (`recent.rs`; the token's key list is read
+//! meanwhile). That is the same state a full read would produce at that
+//! request, so the analysis below holds with rA/rB being that request. The
+//! A sign (group commit, [`Read::Confirm`]) goes further: its intent and
+//! the signing run on that read-back while the timestamp request is out,
+//! and the signed files are published only once the server answered with
+//! the same timestamp bytes (else they are dropped and the attempt reads
+//! afresh); a sign has no effect before its publish, so this is the same
+//! transaction with the read's wait overlapped. The
+//! read is not skipped altogether (signing over the stored state and
+//! leaving staleness to the server's per-role version check): the version
+//! check would catch a stale role this change publishes, but not a server
+//! that rolled a role back in between, which a sign must refuse rather
+//! than paper over (issue 8).
+//!
 //! The read-back after a publish costs little: the files just published
 //! serve as its cache by checksum (a file is used only when the verified
 //! snapshot lists its sha256), `snapshot.json` is requested beside
@@ -147,6 +165,9 @@ pub struct Engine {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Signs waiting to join a repository's next transaction.
     pub(super) signs: super::group::SignQueues,
+    /// Each repository's last verified read-back (small ones only), the
+    /// next read's stand-in when the server still serves its timestamp.
+    pub(super) recent: super::recent::Recent,
     /// Work that outlives an answer (storing a verified result).
     background: Arc<Background>,
 }
@@ -220,6 +241,7 @@ impl Engine {
             store,
             locks: Mutex::new(HashMap::new()),
             signs: Default::default(),
+            recent: Default::default(),
             background: Arc::default(),
         }
     }
@@ -328,6 +350,10 @@ impl Engine {
             });
         };
         let started = Instant::now();
+        // Where the time goes, at debug level (the trust bench's timeline).
+        let phase = |what: &str| {
+            tracing::debug!(gun = %name, phase = what, us = started.elapsed().as_micros() as u64, "transaction");
+        };
         // Why earlier attempts of this operation were undone, if they were.
         let mut undone: Vec<String> = Vec::new();
         let mut rejected_delegation_updates = 0;
@@ -341,23 +367,69 @@ impl Engine {
                     "another writer changed the repository; reading it again (attempt {attempt})"
                 )
             });
-            let fetched = match read {
-                Read::Strict => self.read_settled(gun, events).await,
-                Read::Lenient => self.read_lenient(gun).await,
-            }
-            .map_err(|e| with_undone(&undone, e))?;
-            crate::testhook::pause_async("after-read").await;
-            let base_targets = fetched.as_ref().map(|f| f.repo.targets.signed().clone());
-            let fetched_files = fetched
-                .as_ref()
-                .map(|f| f.files.delegations.clone())
-                .unwrap_or_default();
-            let held = self.held_keys().await?;
-            let (draft, summary) = match intent(fetched, held.clone())
-                .await
-                .map_err(|e| with_undone(&undone, e))?
+            // With `Read::Confirm` and a recent read-back, the intent and the
+            // signing run on that read-back while the request confirming it
+            // is out; nothing is published unless the server still serves
+            // it (else the work is dropped and the attempt reads afresh).
+            let mut prepared = None;
+            if read == Read::Confirm
+                && attempt == 1
+                && let Some(recent) = self.recent.get(&name, OffsetDateTime::now_utc())
             {
-                Outcome::Unchanged(why) => {
+                let (current, work) = tokio::join!(self.still_served(gun, &recent), async {
+                    let held = self.held_keys().await?;
+                    let fetched = Fetched {
+                        unchanged: true,
+                        ..(*recent).clone()
+                    };
+                    self.prepare(&name, Some(fetched), held, &mut intent, events, false)
+                        .await
+                });
+                if current {
+                    phase("read (unchanged, confirmed) and prepared meanwhile");
+                    crate::testhook::pause_async("after-read").await;
+                    crate::testhook::pause_async("confirmed").await;
+                    prepared = Some(work.map_err(|e| with_undone(&undone, e))?);
+                } else {
+                    phase("a recent read-back is no longer current; reading afresh");
+                }
+            }
+            let prepared = match prepared {
+                Some(p) => p,
+                None => {
+                    // The token's key list is read while the request is out.
+                    let (fetched, held) = tokio::join!(
+                        async {
+                            match read {
+                                Read::Strict | Read::Confirm => {
+                                    self.read_current(gun, events).await
+                                }
+                                Read::Lenient => self.read_lenient(gun).await,
+                            }
+                        },
+                        self.held_keys()
+                    );
+                    let fetched = fetched.map_err(|e| with_undone(&undone, e))?;
+                    let held = held?;
+                    phase(match &fetched {
+                        Some(f) if f.unchanged => "read (unchanged) and keys listed",
+                        _ => "read and keys listed",
+                    });
+                    crate::testhook::pause_async("after-read").await;
+                    self.prepare(&name, fetched, held, &mut intent, events, true)
+                        .await
+                        .map_err(|e| with_undone(&undone, e))?
+                }
+            };
+            let Prepared {
+                signed,
+                summary,
+                initialized,
+                expect,
+                removed,
+                base_files,
+            } = match prepared {
+                Step::Unchanged(why) => {
                     return Ok(Change {
                         repository: name.clone(),
                         summary: prefixed(&undone, why),
@@ -365,26 +437,9 @@ impl Engine {
                         ..Change::default()
                     });
                 }
-                Outcome::Publish(d, s) => (d, s),
+                Step::Ready(p) => *p,
             };
-            let initialized = draft.initializing;
-            let expect = draft.expect.clone();
-            let base_files = fetched_files;
-            let removed = base_targets
-                .as_ref()
-                .map(|b| removed_delegation_keys(b, &draft.targets))
-                .unwrap_or_default();
-            // The intent may have generated keys (a new repository's root
-            // and targets keys, a rotation's new key; both change root):
-            // then sign with a fresh list.
-            let held = if draft.changed_roles().iter().any(|r| r == "root") {
-                self.held_keys().await?
-            } else {
-                held
-            };
-            progress("signing on the token".into());
-            let signed = self.sign_draft(&name, *draft, &held, events).await?;
-            check_before_publish(&name, &signed)?;
+            phase("signed and checked");
             progress(format!("publishing {}", versions_text(&signed.versions)));
             match self.publish(gun, &signed).await {
                 Ok(()) => {}
@@ -410,6 +465,7 @@ impl Engine {
                     return Err(with_undone(&undone, TrustError::remote(&name, e)));
                 }
             }
+            phase("published");
             crate::testhook::pause_async("after-publish").await;
             if signed
                 .files
@@ -434,10 +490,14 @@ impl Engine {
             };
             match self.settle(gun, &this, events).await {
                 Settled::Verified(after, note) => {
+                    phase("read back and verified");
                     // The truth is known: answer now. The verified result
                     // reaches the store in a tracked task that still holds
                     // the repository's lock (the next operation here starts
-                    // from it; SIGTERM waits for it).
+                    // from it; SIGTERM waits for it). The next read may
+                    // start from it too (see `recent.rs`).
+                    let after: Arc<Fetched> = Arc::from(after);
+                    self.recent.remember(&name, Arc::clone(&after));
                     let engine = Arc::clone(self);
                     let gun_name = name.clone();
                     self.background.spawn(async move {
@@ -487,11 +547,101 @@ impl Engine {
         }
     }
 
+    /// Applies `intent` to `fetched` and signs the result: everything of an
+    /// attempt up to its publish. `progress`: tell the caller the steps
+    /// (not when this runs beside the read it depends on).
+    async fn prepare<F, Fut>(
+        &self,
+        name: &str,
+        fetched: Option<Fetched>,
+        held: HeldKeys,
+        intent: &mut F,
+        events: &EventSink,
+        progress: bool,
+    ) -> Result<Step, TrustError>
+    where
+        F: FnMut(Option<Fetched>, HeldKeys) -> Fut,
+        Fut: std::future::Future<Output = Result<Outcome, TrustError>>,
+    {
+        let base_targets = fetched.as_ref().map(|f| f.repo.targets.signed().clone());
+        let base_files = fetched
+            .as_ref()
+            .map(|f| f.files.delegations.clone())
+            .unwrap_or_default();
+        let (draft, summary) = match intent(fetched, held.clone()).await? {
+            Outcome::Unchanged(why) => return Ok(Step::Unchanged(why)),
+            Outcome::Publish(d, s) => (d, s),
+        };
+        let initialized = draft.initializing;
+        let expect = draft.expect.clone();
+        let removed = base_targets
+            .as_ref()
+            .map(|b| removed_delegation_keys(b, &draft.targets))
+            .unwrap_or_default();
+        // The intent may have generated keys (a new repository's root
+        // and targets keys, a rotation's new key; both change root):
+        // then sign with a fresh list.
+        let held = if draft.changed_roles().iter().any(|r| r == "root") {
+            self.held_keys().await?
+        } else {
+            held
+        };
+        if progress {
+            let _ = events.send(Event::Progress {
+                repository: name.to_owned(),
+                message: "signing on the token".into(),
+            });
+        }
+        let signed = self.sign_draft(name, *draft, &held, events).await?;
+        check_before_publish(name, &signed)?;
+        Ok(Step::Ready(Box::new(Prepared {
+            signed,
+            summary,
+            initialized,
+            expect,
+            removed,
+            base_files,
+        })))
+    }
+
+    /// Whether the server still serves the timestamp of `recent`, this
+    /// daemon's last verified read-back of `gun` (see `recent.rs`).
+    async fn still_served(&self, gun: &Gun, recent: &Fetched) -> bool {
+        let Ok(client) = self.client(gun) else {
+            return false;
+        };
+        match client.get_role(gun, &RemoteRole::TIMESTAMP).await {
+            Ok(served) => served == recent.files.timestamp,
+            Err(_) => false,
+        }
+    }
+
     /// Reads `gun` skipping (and listing) delegations that do not verify.
     pub async fn read_lenient(&self, gun: &Gun) -> Result<Option<Fetched>, TrustError> {
         let client = self.client(gun)?;
         let stored = self.store.load(gun.as_str())?;
         fetch_lenient(client, gun, stored, OffsetDateTime::now_utc()).await
+    }
+
+    /// Reads `gun` before a change: this daemon's last verified read-back
+    /// when the server still serves its timestamp (see `recent.rs`), else
+    /// [`Engine::read_settled`].
+    async fn read_current(
+        &self,
+        gun: &Gun,
+        events: &EventSink,
+    ) -> Result<Option<Fetched>, TrustError> {
+        let now = OffsetDateTime::now_utc();
+        if self.recent.get(gun.as_str(), now).is_some() {
+            let client = self.client(gun)?;
+            // A failed request is left to the full read to report.
+            if let Ok(served) = client.get_role(gun, &RemoteRole::TIMESTAMP).await
+                && let Some(f) = self.recent.current(gun.as_str(), &served, now)
+            {
+                return Ok(Some(f));
+            }
+        }
+        self.read_settled(gun, events).await
     }
 
     /// Reads and verifies `gun` before a change. When a delegation does not
@@ -833,6 +983,30 @@ pub enum Read {
     Strict,
     /// Delegations that do not verify are skipped and listed.
     Lenient,
+    /// [`Read::Strict`], for an intent without side effects (no keys made,
+    /// nothing but the draft changed): on the first attempt it may run,
+    /// and its draft be signed, on this daemon's last verified read-back
+    /// while the request confirming that the server still serves it is out.
+    /// Nothing is published before that confirmation.
+    Confirm,
+}
+
+/// An attempt up to its publish.
+enum Step {
+    /// The intent found nothing to do; the text says why.
+    Unchanged(String),
+    /// Signed and checked, ready to publish.
+    Ready(Box<Prepared>),
+}
+
+/// A signed change and what its read-back needs.
+struct Prepared {
+    signed: Signed_,
+    summary: String,
+    initialized: bool,
+    expect: Vec<(String, Option<TargetMeta>)>,
+    removed: Vec<RemovedKeys>,
+    base_files: std::collections::BTreeMap<String, Vec<u8>>,
 }
 
 /// What one attempt published, for its read-back.
