@@ -4,6 +4,7 @@
 use crate::output::Failure;
 use hyper_util::rt::TokioIo;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use tokio::net::UnixStream;
 use tonic::codegen::InterceptedService;
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -11,12 +12,16 @@ use tufd_proto::v1::trust_client::TrustClient;
 
 /// Opens a gRPC channel over the Unix socket at `path`; each request on it
 /// fails with DEADLINE_EXCEEDED after `timeout` (`None`: no limit).
+///
+/// The socket is connected once, here, so a failure gets a message that
+/// says what to do; that same connection carries the requests (the daemon
+/// accepts one connection per call, not a probe and then the real one).
+/// Should the channel ever reconnect, it dials the socket again.
 pub async fn connect(
     path: &Path,
     timeout: Option<std::time::Duration>,
 ) -> Result<Channel, Failure> {
-    // Probe first for a message that says what to do.
-    if let Err(e) = UnixStream::connect(path).await {
+    let first = UnixStream::connect(path).await.map_err(|e| {
         let hint = match e.kind() {
             std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
                 "is tufd running? (choose the socket with --socket or TUFD_SOCKET)"
@@ -26,11 +31,12 @@ pub async fn connect(
             }
             _ => "check --socket / TUFD_SOCKET",
         };
-        return Err(Failure::connect(format!(
+        Failure::connect(format!(
             "cannot connect to tufd at {}: {e}; {hint}",
             path.display()
-        )));
-    }
+        ))
+    })?;
+    let first = Arc::new(Mutex::new(Some(first)));
     let path = path.to_owned();
     // The URI is required by the API but unused: the connector dials the socket.
     let mut endpoint = Endpoint::from_static("http://tufd.local")
@@ -41,7 +47,14 @@ pub async fn connect(
     endpoint
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let path = path.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
+            let ready = first.lock().map(|mut s| s.take()).unwrap_or(None);
+            async move {
+                let stream = match ready {
+                    Some(s) => s,
+                    None => UnixStream::connect(path).await?,
+                };
+                Ok::<_, std::io::Error>(TokioIo::new(stream))
+            }
         }))
         .await
         .map_err(|e| Failure::connect(format!("cannot connect to tufd: {e}")))
