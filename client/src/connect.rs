@@ -85,3 +85,58 @@ const SERVER_HEADER: &str = "tufd-notary-server";
 
 /// A Trust client that sends the caller's server choice.
 pub type Trust = TrustClient<InterceptedService<Channel, ServerChoice>>;
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{Fake, result};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio_stream::StreamExt;
+    use tokio_stream::wrappers::UnixListenerStream;
+    use tufd_proto::v1::{self, trust_client::TrustClient, trust_server::TrustServer};
+
+    /// The daemon sees one connection per tufctl call: the one opened to
+    /// check the socket also carries the requests.
+    #[tokio::test]
+    async fn one_connection_carries_the_requests() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tufd.sock");
+        let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        let incoming = UnixListenerStream::new(listener).map(move |s| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            s
+        });
+        let fake = Fake {
+            script: vec![result()],
+            ..Default::default()
+        };
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(TrustServer::new(fake))
+                .serve_with_incoming(incoming),
+        );
+        let channel = super::connect(&path, None).await.expect("connect");
+        let mut client = TrustClient::new(channel);
+        for _ in 0..2 {
+            let mut events = client
+                .sign(v1::SignRequest::default())
+                .await
+                .expect("sign")
+                .into_inner();
+            while events.message().await.expect("event").is_some() {}
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    /// No daemon: the message says what to do.
+    #[tokio::test]
+    async fn missing_socket_says_what_to_do() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tufd.sock");
+        let err = super::connect(&path, None).await.expect_err("no daemon");
+        assert_eq!(err.exit_code(), 3);
+        assert!(err.message.contains("is tufd running?"), "{}", err.message);
+    }
+}
