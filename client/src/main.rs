@@ -20,8 +20,28 @@ mod tuf1;
 use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tufctl: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(tufctl());
+    // The process ends here: shutting the runtime down (its connection
+    // task, its drivers, their file descriptors) would be work the exit
+    // does anyway. Every command's output is written before block_on
+    // returns (stdout is flushed by the exit).
+    std::mem::forget(runtime);
+    code
+}
+
+/// The whole command, on a single-threaded runtime.
+async fn tufctl() -> ExitCode {
     // Output into a closed pipe (`tufctl key list | head -0`) ends the
     // process quietly, as for other command-line tools, instead of a panic.
     // SAFETY: signal(2) restoring the default action before any thread
