@@ -10,6 +10,7 @@ mod connect;
 mod events;
 mod input;
 mod inspect_stream;
+mod lazy;
 mod output;
 mod tag_list;
 mod term;
@@ -106,7 +107,7 @@ async fn run(args: cli::Cli, out: &output::Output) -> Result<(), output::Failure
         let cmd::Command::Tuf(t) = args.command else {
             unreachable!("matched above")
         };
-        return tuf1::run_client(t).await;
+        return tuf1::run_client(t.0).await;
     }
     let server = args.server.filter(|s| !s.trim().is_empty());
     if let Some(s) = &server
