@@ -236,5 +236,24 @@ r.add_file(r.team, "other/y.txt", b"outside")
 r.publish()
 save("delegation-outside-paths", [r], "fail", ["other/y.txt"], why="not listed by the repository")
 
+# Fast-forward recovery by rotating the snapshot key alone (§5.3.11 drops
+# the trusted timestamp and snapshot both): a snapshot fast-forwarded to
+# version 100, which the online timestamp went on to list, is trusted; then
+# root v2 replaces the snapshot key and snapshot starts again at version 2.
+r = base()
+r.snapshot.signed.version = 100
+r.timestamp.signed.version += 1
+r.publish()
+phase1 = copy.deepcopy(r)
+r.root.signed.version += 1
+r.root.signed.revoke_key(r.keys["snapshot"].public_key.keyid, "snapshot")
+r.keys["snapshot"] = signer()
+r.root.signed.add_key(r.keys["snapshot"].public_key, "snapshot")
+r.sign_root()
+r.snapshot.signed.version = 2
+r.timestamp.signed.version += 1
+r.publish()
+save("snapshot-key-fast-forward-recovery", [phase1, r], "ok", ["file.txt"])
+
 json.dump(scenarios, open(os.path.join(OUT, "scenarios.json"), "w"), indent=1)
 print("ok")

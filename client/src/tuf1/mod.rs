@@ -11,6 +11,7 @@ use tufd_proto::v1::tuf_client::TufClient;
 
 use crate::output::{Failure, Output};
 
+mod checks;
 mod conformance;
 mod fetch;
 mod updater;

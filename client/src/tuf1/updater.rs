@@ -7,14 +7,15 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256, Sha512};
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-use tufd_tuf1::metadata::canonical_signed_of_bytes;
 use tufd_tuf1::names::{path_matches, percent_encode};
-use tufd_tuf1::{
-    Key, MetaFile, Metadata, Role, Root, Snapshot, TargetFile, Targets, Timestamp, verify,
-};
+use tufd_tuf1::{Root, Snapshot, TargetFile, Targets, Timestamp};
 
+use super::checks::{
+    Trusted, check_by_root, check_delegations, check_fresh, check_hashes, check_meta, check_sigs,
+    delegation, parse,
+};
 use super::fetch::{FetchError, Fetcher};
 
 /// How many root versions one refresh may walk.
@@ -40,101 +41,11 @@ pub enum UpdateError {
     NoTarget(String),
 }
 
-fn invalid(role: &str, reason: impl Into<String>) -> UpdateError {
+pub(super) fn invalid(role: &str, reason: impl Into<String>) -> UpdateError {
     UpdateError::Invalid {
         role: role.to_owned(),
         reason: reason.into(),
     }
-}
-
-/// A role's metadata with its bytes.
-struct Trusted<T> {
-    md: Metadata<T>,
-    bytes: Vec<u8>,
-}
-
-fn parse<T: Role>(role: &str, bytes: &[u8]) -> Result<Trusted<T>, UpdateError> {
-    let md = Metadata::<T>::from_bytes(bytes).map_err(|e| invalid(role, e.to_string()))?;
-    Ok(Trusted {
-        md,
-        bytes: bytes.to_vec(),
-    })
-}
-
-/// Checks that `threshold` distinct keys among `keyids` signed `bytes`.
-fn check_sigs(
-    role: &str,
-    bytes: &[u8],
-    signatures: &[tufd_tuf1::Signature],
-    keys: &BTreeMap<String, Key>,
-    keyids: &[String],
-    threshold: u64,
-) -> Result<(), UpdateError> {
-    let message = canonical_signed_of_bytes(bytes).map_err(|e| invalid(role, e.to_string()))?;
-    verify::check_threshold(role, &message, signatures, keys, keyids, threshold)
-        .map_err(|e| invalid(role, e.to_string()))
-}
-
-fn check_by_root<T: Role>(root: &Root, role: &str, t: &Trusted<T>) -> Result<(), UpdateError> {
-    let r = root
-        .roles
-        .get(role)
-        .ok_or_else(|| invalid(role, "root lists no such role"))?;
-    check_sigs(
-        role,
-        &t.bytes,
-        &t.md.signatures,
-        &root.keys,
-        &r.keyids,
-        r.threshold,
-    )
-}
-
-fn check_meta(role: &str, bytes: &[u8], meta: &MetaFile) -> Result<(), UpdateError> {
-    if let Some(len) = meta.length
-        && bytes.len() as u64 != len
-    {
-        return Err(invalid(
-            role,
-            format!("{} bytes, the referring metadata says {len}", bytes.len()),
-        ));
-    }
-    check_hashes(role, bytes, meta.hashes.as_ref())
-}
-
-fn check_hashes(
-    what: &str,
-    bytes: &[u8],
-    hashes: Option<&BTreeMap<String, String>>,
-) -> Result<(), UpdateError> {
-    for (alg, want) in hashes.into_iter().flatten() {
-        let got = match alg.as_str() {
-            "sha256" => hex::encode(Sha256::digest(bytes)),
-            "sha512" => hex::encode(Sha512::digest(bytes)),
-            _ => continue,
-        };
-        if !got.eq_ignore_ascii_case(want) {
-            return Err(invalid(what, format!("{alg} mismatch")));
-        }
-    }
-    Ok(())
-}
-
-fn check_fresh<T: Role>(
-    role: &str,
-    t: &Trusted<T>,
-    now: OffsetDateTime,
-) -> Result<(), UpdateError> {
-    if t.md.signed.common().expires.is_expired(now) {
-        return Err(invalid(
-            role,
-            format!(
-                "expired at {} (a freeze attack or stale repository)",
-                t.md.signed.common().expires
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// The client state: a metadata directory and where to fetch from.
@@ -185,12 +96,7 @@ impl Updater {
     }
 
     fn persist(&self, name: &str, bytes: &[u8]) -> Result<(), UpdateError> {
-        let path = self.dir.join(name);
-        let io = |e| UpdateError::Io(path.clone(), e);
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(io)?;
-        std::io::Write::write_all(&mut tmp, bytes).map_err(io)?;
-        tmp.persist(&path).map_err(|e| io(e.error))?;
-        Ok(())
+        write_atomically(&self.dir, &self.dir.join(name), bytes)
     }
 
     fn url(&self, role: &str, version: Option<u64>) -> String {
@@ -251,16 +157,21 @@ impl Updater {
             self.persist("root.json", &self.root.bytes)?;
         }
         check_fresh("root", &self.root, self.now)?;
-        // Fast-forward attack recovery: new timestamp or snapshot keys
-        // void the versions trusted under the old ones.
+        // Fast-forward attack recovery (§5.3.11): new timestamp or snapshot
+        // keys void the trusted timestamp and snapshot, both.
         let rotated = |role: &str| original.roles.get(role) != self.root.md.signed.roles.get(role);
-        if rotated("timestamp") {
+        if rotated("timestamp") || rotated("snapshot") {
             self.timestamp = None;
-            let _ = std::fs::remove_file(self.dir.join("timestamp.json"));
-        }
-        if rotated("snapshot") || rotated("timestamp") {
             self.snapshot = None;
-            let _ = std::fs::remove_file(self.dir.join("snapshot.json"));
+            for file in ["timestamp.json", "snapshot.json"] {
+                let path = self.dir.join(file);
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(UpdateError::Io(path, e));
+                    }
+                    _ => {}
+                }
+            }
         }
         Ok(())
     }
@@ -370,8 +281,10 @@ impl Updater {
 
     /// Loads targets role `role` (top-level, or delegated by `parent`).
     async fn load_targets(&mut self, role: &str, parent: Option<&str>) -> Result<(), UpdateError> {
-        if self.targets.contains_key(role) {
-            return Ok(());
+        if let Some(t) = self.targets.get(role) {
+            // Loaded earlier, maybe through another delegator: it must also
+            // verify with the keys of the one that leads here now.
+            return self.check_delegated(role, parent, t);
         }
         let meta = self
             .snapshot
@@ -399,22 +312,8 @@ impl Updater {
         };
         check_meta(role, &bytes, &meta)?;
         let new: Trusted<Targets> = parse(role, &bytes)?;
-        match parent {
-            None => check_by_root(&self.root.md.signed, "targets", &new)?,
-            Some(p) => {
-                let parent = &self.targets[p].md.signed;
-                let (keys, keyids, threshold) = delegation(parent, role)
-                    .ok_or_else(|| invalid(role, format!("{p} does not delegate to it")))?;
-                check_sigs(
-                    role,
-                    &new.bytes,
-                    &new.md.signatures,
-                    keys,
-                    &keyids,
-                    threshold,
-                )?;
-            }
-        }
+        self.check_delegated(role, parent, &new)?;
+        check_delegations(role, &new.md.signed)?;
         if new.md.signed.common.version != meta.version {
             return Err(invalid(
                 role,
@@ -428,6 +327,24 @@ impl Updater {
         self.persist(&file, &new.bytes)?;
         self.targets.insert(role.to_owned(), new);
         Ok(())
+    }
+
+    /// Checks targets role `role`'s signatures: by the root's targets keys
+    /// (top-level), or by the keys and threshold `parent` delegates to it.
+    fn check_delegated(
+        &self,
+        role: &str,
+        parent: Option<&str>,
+        t: &Trusted<Targets>,
+    ) -> Result<(), UpdateError> {
+        let Some(p) = parent else {
+            return check_by_root(&self.root.md.signed, "targets", t);
+        };
+        let parent = &self.targets[p].md.signed;
+        let (keys, keyids, threshold) = delegation(parent, role)
+            .ok_or_else(|| invalid(role, format!("{p} does not delegate to it")))?;
+        check_sigs(role, &t.bytes, &t.md.signatures, keys, &keyids, threshold)
+            .map_err(|e| invalid(role, format!("as delegated by {p}: {e}")))
     }
 
     /// Finds a target by pre-order depth-first search of the delegation
@@ -484,7 +401,10 @@ impl Updater {
         target_base_url: &str,
         target_dir: &Path,
     ) -> Result<PathBuf, UpdateError> {
-        let dest = target_dir.join(percent_encode(path));
+        if info.hashes.is_empty() {
+            return Err(invalid(path, "target lists no hashes"));
+        }
+        let dest = target_dir.join(target_file_name(path));
         if let Ok(existing) = std::fs::read(&dest)
             && existing.len() as u64 == info.length
             && check_hashes(path, &existing, Some(&info.hashes)).is_ok()
@@ -515,26 +435,43 @@ impl Updater {
         check_hashes(path, &bytes, Some(&info.hashes))?;
         std::fs::create_dir_all(target_dir)
             .map_err(|e| UpdateError::Io(target_dir.to_owned(), e))?;
-        let io = |e| UpdateError::Io(dest.clone(), e);
-        let mut tmp = tempfile::NamedTempFile::new_in(target_dir).map_err(io)?;
-        std::io::Write::write_all(&mut tmp, &bytes).map_err(io)?;
-        tmp.persist(&dest).map_err(|e| io(e.error))?;
+        write_atomically(target_dir, &dest, &bytes)?;
         Ok(dest)
     }
 }
 
-/// The keys, key IDs and threshold `parent` delegates to `name`.
-fn delegation<'a>(
-    parent: &'a Targets,
-    name: &str,
-) -> Option<(&'a BTreeMap<String, Key>, Vec<String>, u64)> {
-    let d = parent.delegations.as_ref()?;
-    if let Some(r) = d.roles.iter().flatten().find(|r| r.name == name) {
-        return Some((&d.keys, r.keyids.clone(), r.threshold));
+/// Writes `path` (in `dir`) so that a crash leaves the old or the new
+/// content: a temporary file, fsync, rename, fsync of the directory.
+fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), UpdateError> {
+    let io = |e| UpdateError::Io(path.to_owned(), e);
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| UpdateError::Io(dir.to_owned(), e))
+}
+
+/// The file name of a downloaded target: its percent-encoded path, with
+/// `.` and `..` (which percent-encoding keeps) encoded too so that no
+/// target names the directory or its parent.
+fn target_file_name(path: &str) -> String {
+    match path {
+        "." => "%2E".to_owned(),
+        ".." => "%2E%2E".to_owned(),
+        _ => percent_encode(path),
     }
-    let s = d.succinct_roles.as_ref()?;
-    let suffix = name.strip_prefix(&format!("{}-", s.name_prefix))?;
-    let n = u64::from_str_radix(suffix, 16).ok()?;
-    (suffix.len() == s.suffix_len() && n < s.bin_count())
-        .then(|| (&d.keys, s.keyids.clone(), s.threshold))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn target_file_names_stay_inside_the_target_directory() {
+        assert_eq!(target_file_name("a/b.txt"), "a%2Fb.txt");
+        assert_eq!(target_file_name("../x"), "..%2Fx");
+        assert_eq!(target_file_name(".."), "%2E%2E");
+        assert_eq!(target_file_name("."), "%2E");
+    }
 }
