@@ -4,6 +4,7 @@
 use crate::output::Failure;
 use hyper_util::rt::TokioIo;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use tokio::net::UnixStream;
 use tonic::codegen::InterceptedService;
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -11,12 +12,16 @@ use tufd_proto::v1::trust_client::TrustClient;
 
 /// Opens a gRPC channel over the Unix socket at `path`; each request on it
 /// fails with DEADLINE_EXCEEDED after `timeout` (`None`: no limit).
+///
+/// The socket is connected once, here, so a failure gets a message that
+/// says what to do; that same connection carries the requests (the daemon
+/// accepts one connection per call, not a probe and then the real one).
+/// Should the channel ever reconnect, it dials the socket again.
 pub async fn connect(
     path: &Path,
     timeout: Option<std::time::Duration>,
 ) -> Result<Channel, Failure> {
-    // Probe first for a message that says what to do.
-    if let Err(e) = UnixStream::connect(path).await {
+    let first = UnixStream::connect(path).await.map_err(|e| {
         let hint = match e.kind() {
             std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
                 "is tufd running? (choose the socket with --socket or TUFD_SOCKET)"
@@ -26,11 +31,12 @@ pub async fn connect(
             }
             _ => "check --socket / TUFD_SOCKET",
         };
-        return Err(Failure::connect(format!(
+        Failure::connect(format!(
             "cannot connect to tufd at {}: {e}; {hint}",
             path.display()
-        )));
-    }
+        ))
+    })?;
+    let first = Arc::new(Mutex::new(Some(first)));
     let path = path.to_owned();
     // The URI is required by the API but unused: the connector dials the socket.
     let mut endpoint = Endpoint::from_static("http://tufd.local")
@@ -41,7 +47,14 @@ pub async fn connect(
     endpoint
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let path = path.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
+            let ready = first.lock().map(|mut s| s.take()).unwrap_or(None);
+            async move {
+                let stream = match ready {
+                    Some(s) => s,
+                    None => UnixStream::connect(path).await?,
+                };
+                Ok::<_, std::io::Error>(TokioIo::new(stream))
+            }
         }))
         .await
         .map_err(|e| Failure::connect(format!("cannot connect to tufd: {e}")))
@@ -72,3 +85,58 @@ const SERVER_HEADER: &str = "tufd-notary-server";
 
 /// A Trust client that sends the caller's server choice.
 pub type Trust = TrustClient<InterceptedService<Channel, ServerChoice>>;
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{Fake, result};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio_stream::StreamExt;
+    use tokio_stream::wrappers::UnixListenerStream;
+    use tufd_proto::v1::{self, trust_client::TrustClient, trust_server::TrustServer};
+
+    /// The daemon sees one connection per tufctl call: the one opened to
+    /// check the socket also carries the requests.
+    #[tokio::test]
+    async fn one_connection_carries_the_requests() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tufd.sock");
+        let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        let incoming = UnixListenerStream::new(listener).map(move |s| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            s
+        });
+        let fake = Fake {
+            script: vec![result()],
+            ..Default::default()
+        };
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(TrustServer::new(fake))
+                .serve_with_incoming(incoming),
+        );
+        let channel = super::connect(&path, None).await.expect("connect");
+        let mut client = TrustClient::new(channel);
+        for _ in 0..2 {
+            let mut events = client
+                .sign(v1::SignRequest::default())
+                .await
+                .expect("sign")
+                .into_inner();
+            while events.message().await.expect("event").is_some() {}
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    /// No daemon: the message says what to do.
+    #[tokio::test]
+    async fn missing_socket_says_what_to_do() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tufd.sock");
+        let err = super::connect(&path, None).await.expect_err("no daemon");
+        assert_eq!(err.exit_code(), 3);
+        assert!(err.message.contains("is tufd running?"), "{}", err.message);
+    }
+}

@@ -10,6 +10,7 @@ mod connect;
 mod events;
 mod input;
 mod inspect_stream;
+mod lazy;
 mod output;
 mod tag_list;
 mod term;
@@ -20,8 +21,28 @@ mod tuf1;
 use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tufctl: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(tufctl());
+    // The process ends here: shutting the runtime down (its connection
+    // task, its drivers, their file descriptors) would be work the exit
+    // does anyway. Every command's output is written before block_on
+    // returns (stdout is flushed by the exit).
+    std::mem::forget(runtime);
+    code
+}
+
+/// The whole command, on a single-threaded runtime.
+async fn tufctl() -> ExitCode {
     // Output into a closed pipe (`tufctl key list | head -0`) ends the
     // process quietly, as for other command-line tools, instead of a panic.
     // SAFETY: signal(2) restoring the default action before any thread
@@ -86,7 +107,7 @@ async fn run(args: cli::Cli, out: &output::Output) -> Result<(), output::Failure
         let cmd::Command::Tuf(t) = args.command else {
             unreachable!("matched above")
         };
-        return tuf1::run_client(t).await;
+        return tuf1::run_client(t.0).await;
     }
     let server = args.server.filter(|s| !s.trim().is_empty());
     if let Some(s) = &server

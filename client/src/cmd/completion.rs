@@ -27,6 +27,7 @@ scripts/install installs the bash, zsh and fish scripts.";
 impl CompletionArgs {
     /// Writes the script to stdout.
     pub fn run(self) -> Result<(), Failure> {
+        crate::lazy::eager();
         clap_complete::generate(
             self.shell,
             &mut Cli::command(),

@@ -18,6 +18,7 @@ impl ManArgs {
     /// Writes every page.
     pub fn run(self) -> Result<(), Failure> {
         std::fs::create_dir_all(&self.dir).map_err(|e| write_failure(&self.dir, e))?;
+        crate::lazy::eager();
         let mut cmd = Cli::command();
         cmd.build();
         write_pages(&cmd, "tufctl", &self.dir)

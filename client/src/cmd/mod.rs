@@ -17,6 +17,7 @@ pub mod trust;
 pub mod verify;
 
 use crate::connect::{ServerChoice, Trust};
+use crate::lazy::Lazy;
 use crate::output::{Failure, Output};
 use crate::term::Term;
 use clap::Subcommand;
@@ -45,63 +46,63 @@ impl Ctx {
 #[derive(Subcommand)]
 pub enum Command {
     /// Show the daemon's version and the state of its tokens.
-    Status(status::StatusArgs),
+    Status(Lazy<status::StatusArgs>),
     /// Inspect the daemon's tokens.
     Token {
         #[command(subcommand)]
-        command: token::TokenCommand,
+        command: Lazy<token::TokenCommand>,
     },
     /// Manage signing keys (modelled on `docker trust key`).
     Key {
         #[command(subcommand)]
-        command: key::KeyCommand,
+        command: Lazy<key::KeyCommand>,
     },
     /// Add or remove signers of repositories (`docker trust signer`).
     Signer {
         #[command(subcommand)]
-        command: signer::SignerCommand,
+        command: Lazy<signer::SignerCommand>,
     },
     /// Sign tags of images with a key the daemon holds (`docker trust sign`).
     #[command(long_about = sign::ABOUT)]
-    Sign(sign::SignArgs),
+    Sign(Lazy<sign::SignArgs>),
     /// Remove the signature of a tag, or of every tag (`docker trust revoke`).
     #[command(long_about = revoke::ABOUT)]
-    Revoke(revoke::RevokeArgs),
+    Revoke(Lazy<revoke::RevokeArgs>),
     /// Show the signed tags, signers and keys of repositories
     /// (`docker trust inspect`).
     #[command(long_about = inspect::ABOUT)]
-    Inspect(inspect::InspectArgs),
+    Inspect(Lazy<inspect::InspectArgs>),
     /// Verify tags before a pull and print their signed digests (what
     /// docker's content trust checked): enforced, passive or disabled.
-    Verify(verify::VerifyArgs),
+    Verify(Lazy<verify::VerifyArgs>),
     /// Make a repository whose signer role does not verify verify again;
     /// says which tags were dropped and why.
     #[command(long_about = repair::ABOUT)]
-    Repair(repair::RepairArgs),
+    Repair(Lazy<repair::RepairArgs>),
     /// The daemon's local trust store (the repositories it verified before).
     Trust {
         #[command(subcommand)]
-        command: trust::TrustCommand,
+        command: Lazy<trust::TrustCommand>,
     },
     /// Ask the daemon's policy who may do what (nothing is done).
     Policy {
         #[command(subcommand)]
-        command: policy::PolicyCommand,
+        command: Lazy<policy::PolicyCommand>,
     },
     /// Check the daemon's audit log.
     Audit {
         #[command(subcommand)]
-        command: audit::AuditCommand,
+        command: Lazy<audit::AuditCommand>,
     },
     /// TUF 1.0 repositories on a directory, every key on the tokens
     /// (python-tuf compatible).
-    Tuf(crate::tuf1::TufArgs),
+    Tuf(Lazy<crate::tuf1::TufArgs>),
     /// Print the completion script for bash, zsh or fish.
     #[command(long_about = completion::ABOUT)]
-    Completion(completion::CompletionArgs),
+    Completion(Lazy<completion::CompletionArgs>),
     /// Write the manual pages into a directory (for packaging).
     #[command(hide = true)]
-    Man(man::ManArgs),
+    Man(Lazy<man::ManArgs>),
 }
 
 impl Command {
@@ -147,8 +148,8 @@ impl Command {
     /// Runs a command that needs no daemon.
     pub fn run_local(self) -> Result<(), Failure> {
         match self {
-            Command::Completion(args) => args.run(),
-            Command::Man(args) => args.run(),
+            Command::Completion(args) => args.0.run(),
+            Command::Man(args) => args.0.run(),
             _ => Err(Failure::input("this command needs the daemon")),
         }
     }
@@ -156,19 +157,19 @@ impl Command {
     /// Runs the command against the daemon.
     pub async fn run(self, ctx: &mut Ctx) -> Result<(), Failure> {
         match self {
-            Command::Status(args) => args.run(ctx).await,
-            Command::Token { command } => command.run(ctx).await,
-            Command::Key { command } => command.run(ctx).await,
-            Command::Signer { command } => command.run(ctx).await,
-            Command::Sign(args) => args.run(ctx).await,
-            Command::Revoke(args) => args.run(ctx).await,
-            Command::Inspect(args) => args.run(ctx).await,
-            Command::Verify(args) => args.run(ctx).await,
-            Command::Repair(args) => args.run(ctx).await,
-            Command::Trust { command } => command.run(ctx).await,
-            Command::Policy { command } => command.run(ctx).await,
-            Command::Audit { command } => command.run(ctx).await,
-            Command::Tuf(t) => crate::tuf1::run(t, ctx.channel.clone(), &ctx.out).await,
+            Command::Status(args) => args.0.run(ctx).await,
+            Command::Token { command } => command.0.run(ctx).await,
+            Command::Key { command } => command.0.run(ctx).await,
+            Command::Signer { command } => command.0.run(ctx).await,
+            Command::Sign(args) => args.0.run(ctx).await,
+            Command::Revoke(args) => args.0.run(ctx).await,
+            Command::Inspect(args) => args.0.run(ctx).await,
+            Command::Verify(args) => args.0.run(ctx).await,
+            Command::Repair(args) => args.0.run(ctx).await,
+            Command::Trust { command } => command.0.run(ctx).await,
+            Command::Policy { command } => command.0.run(ctx).await,
+            Command::Audit { command } => command.0.run(ctx).await,
+            Command::Tuf(t) => crate::tuf1::run(t.0, ctx.channel.clone(), &ctx.out).await,
             Command::Completion(_) | Command::Man(_) => unreachable!("run without the daemon"),
         }
     }
