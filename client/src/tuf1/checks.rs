@@ -163,22 +163,6 @@ pub(super) fn check_fresh<T: Role>(
     Ok(())
 }
 
-/// The keys, key IDs and threshold `parent` delegates to `name`.
-pub(super) fn delegation<'a>(
-    parent: &'a Targets,
-    name: &str,
-) -> Option<(&'a BTreeMap<String, Key>, Vec<String>, u64)> {
-    let d = parent.delegations.as_ref()?;
-    if let Some(r) = d.roles.iter().flatten().find(|r| r.name == name) {
-        return Some((&d.keys, r.keyids.clone(), r.threshold));
-    }
-    let s = d.succinct_roles.as_ref()?;
-    let suffix = name.strip_prefix(&format!("{}-", s.name_prefix))?;
-    let n = u64::from_str_radix(suffix, 16).ok()?;
-    (suffix.len() == s.suffix_len() && n < s.bin_count())
-        .then(|| (&d.keys, s.keyids.clone(), s.threshold))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

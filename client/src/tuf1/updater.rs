@@ -14,7 +14,7 @@ use tufd_tuf1::{Root, Snapshot, TargetFile, Targets, Timestamp};
 
 use super::checks::{
     Trusted, check_by_root, check_delegations, check_fresh, check_hashes, check_meta, check_sigs,
-    delegation, parse,
+    parse,
 };
 use super::fetch::{FetchError, Fetcher};
 
@@ -341,7 +341,8 @@ impl Updater {
             return check_by_root(&self.root.md.signed, "targets", t);
         };
         let parent = &self.targets[p].md.signed;
-        let (keys, keyids, threshold) = delegation(parent, role)
+        let (keys, keyids, threshold) = parent
+            .delegation_keys(role)
             .ok_or_else(|| invalid(role, format!("{p} does not delegate to it")))?;
         check_sigs(role, &t.bytes, &t.md.signatures, keys, &keyids, threshold)
             .map_err(|e| invalid(role, format!("as delegated by {p}: {e}")))

@@ -348,7 +348,7 @@ impl Published {
         parent: &Targets,
     ) -> Result<RoleFile<Targets>, RepoError> {
         let file = self.read_delegated_unverified(layout, name)?;
-        let (keys, keyids, threshold) = delegation_keys(parent, name).ok_or_else(|| {
+        let (keys, keyids, threshold) = parent.delegation_keys(name).ok_or_else(|| {
             RepoError::NotFound(format!("the repository delegates no role {name:?}"))
         })?;
         let message = file.signed_message()?;
@@ -363,23 +363,6 @@ impl Published {
         .map_err(RepoError::metadata(name))?;
         Ok(file)
     }
-}
-
-/// The keys, key IDs and threshold `targets` delegates to role `name`
-/// (a named role or a succinct hash bin).
-pub fn delegation_keys<'a>(
-    targets: &'a Targets,
-    name: &str,
-) -> Option<(&'a BTreeMap<String, tufd_tuf::tuf1::Key>, Vec<String>, u64)> {
-    let d = targets.delegations.as_ref()?;
-    if let Some(role) = d.roles.iter().flatten().find(|r| r.name == name) {
-        return Some((&d.keys, role.keyids.clone(), role.threshold));
-    }
-    let s = d.succinct_roles.as_ref()?;
-    let suffix = name.strip_prefix(&format!("{}-", s.name_prefix))?;
-    let n = u64::from_str_radix(suffix, 16).ok()?;
-    (suffix.len() == s.suffix_len() && n < s.bin_count())
-        .then(|| (&d.keys, s.keyids.clone(), s.threshold))
 }
 
 /// Writes `bytes` to `path` atomically: temp file in the same directory,

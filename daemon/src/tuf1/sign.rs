@@ -13,7 +13,7 @@ use tufd_tuf::tuf1::{
 
 use super::error::RepoError;
 use super::expiry::ExpiryPolicy;
-use super::files::{RoleFile, delegation_keys};
+use super::files::RoleFile;
 
 /// Token keys by TUF 1.0 key ID.
 #[derive(Clone, Default)]
@@ -196,7 +196,8 @@ pub(crate) fn sign_delegated(
     content: Targets,
     signers: &Signers,
 ) -> Result<RoleFile<Targets>, RepoError> {
-    let (keys, keyids, threshold) = delegation_keys(parent, name)
+    let (keys, keyids, threshold) = parent
+        .delegation_keys(name)
         .ok_or_else(|| RepoError::NotFound(format!("targets delegates no role {name:?}")))?;
     let role_keys = RoleKeys {
         keyids,

@@ -222,6 +222,22 @@ pub struct Delegations {
     pub unrecognized: Unrecognized,
 }
 
+impl Delegations {
+    /// The key IDs and threshold these delegations give role `name` (a
+    /// named role or a succinct hash bin), or `None` when they do not
+    /// delegate to it. Shared by the daemon's writer and tufctl's client.
+    pub fn role_keys(&self, name: &str) -> Option<(Vec<String>, u64)> {
+        if let Some(role) = self.roles.iter().flatten().find(|r| r.name == name) {
+            return Some((role.keyids.clone(), role.threshold));
+        }
+        let s = self.succinct_roles.as_ref()?;
+        let suffix = name.strip_prefix(&format!("{}-", s.name_prefix))?;
+        let n = u64::from_str_radix(suffix, 16).ok()?;
+        (suffix.len() == s.suffix_len() && n < s.bin_count())
+            .then(|| (s.keyids.clone(), s.threshold))
+    }
+}
+
 /// A targets role (top-level or delegated).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Targets {
@@ -291,6 +307,19 @@ role!(Root, "root");
 role!(Targets, "targets");
 role!(Snapshot, "snapshot");
 role!(Timestamp, "timestamp");
+
+impl Targets {
+    /// The keys, key IDs and threshold this role delegates to role `name`
+    /// (a named role or a succinct hash bin).
+    pub fn delegation_keys(
+        &self,
+        name: &str,
+    ) -> Option<(&BTreeMap<String, Key>, Vec<String>, u64)> {
+        let d = self.delegations.as_ref()?;
+        let (keyids, threshold) = d.role_keys(name)?;
+        Some((&d.keys, keyids, threshold))
+    }
+}
 
 impl Common {
     /// Version 1 of a role of type `kind` expiring at `expires`.

@@ -14,9 +14,7 @@ use tufd_tuf::tuf1::{
 
 use super::error::RepoError;
 use super::expiry::ExpiryPolicy;
-use super::files::{
-    Layout, Publish, Published, RoleFile, TargetCopy, check_top_level, delegation_keys,
-};
+use super::files::{Layout, Publish, Published, RoleFile, TargetCopy, check_top_level};
 use super::sign::{
     Signers, role_keys, set_role_keys, sign, sign_delegated, sign_root_all, sign_snapshot,
     sign_targets, sign_timestamp,
@@ -513,7 +511,7 @@ impl<'a> Change<'a> {
                     .or_else(|| above.get(other)),
             };
             let (keys, keyids, threshold) = p
-                .and_then(|p| delegation_keys(p, name))
+                .and_then(|p| p.delegation_keys(name))
                 .ok_or_else(|| RepoError::NotFound(no_role(name)))?;
             let role_keys = RoleKeys {
                 keyids,
