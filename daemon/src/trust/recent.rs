@@ -116,10 +116,15 @@ impl Recent {
     pub fn current(&self, gun: &str, served: &[u8], now: OffsetDateTime) -> Option<Fetched> {
         self.get(gun, now)
             .filter(|f| f.files.timestamp == served)
-            .map(|f| Fetched {
-                unchanged: true,
-                ..(*f).clone()
-            })
+            .map(|f| as_read(&f))
+    }
+}
+
+/// A read that found the server still serving `f`, a kept read-back.
+pub fn as_read(f: &Fetched) -> Fetched {
+    Fetched {
+        unchanged: true,
+        ..f.clone()
     }
 }
 

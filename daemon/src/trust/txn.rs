@@ -378,10 +378,7 @@ impl Engine {
             {
                 let (current, work) = tokio::join!(self.still_served(gun, &recent), async {
                     let held = self.held_keys().await?;
-                    let fetched = Fetched {
-                        unchanged: true,
-                        ..(*recent).clone()
-                    };
+                    let fetched = super::recent::as_read(&recent);
                     self.prepare(&name, Some(fetched), held, &mut intent, events, false)
                         .await
                 });
