@@ -53,7 +53,7 @@ impl Tuf1 {
         let lock = self.repo_lock(dir);
         let _guard = lock.lock().await;
         let next = if resign.is_empty() {
-            self.refresh_online(dir, &record, force).await?
+            self.refresh_online(dir, &record, force, online).await?
         } else {
             self.resign(dir, &record, resign, signers).await?
         };
@@ -128,17 +128,18 @@ impl Tuf1 {
     }
 
     /// Re-signs timestamp (and snapshot) if due, or timestamp with
-    /// `force`; returns when they are next due.
+    /// `force`; returns when they are next due. `online`: the published
+    /// online roles as just read (read again under the writer's lock before
+    /// anything is changed).
     async fn refresh_online(
         &self,
         dir: &Path,
         record: &RepoRecord,
         force: bool,
+        online: Online,
     ) -> Result<OffsetDateTime, RepoError> {
         let layout = Layout::new(dir);
-        let l = layout.clone();
         let expiry = record.expiry.clone();
-        let online = blocking(move || Online::read(&l)).await?;
         let now = OffsetDateTime::now_utc();
         if !force && refresh::next_due(&online, &expiry) > now {
             return Ok(refresh::next_due(&online, &expiry));
