@@ -118,6 +118,7 @@ use super::fetch::{Fetched, fetch, fetch_after_publish, fetch_lenient};
 use super::store::TrustStore;
 use super::{Event, EventSink, TrustError};
 use crate::keyring::Keyring;
+use sha2::Digest as _;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -593,9 +594,16 @@ impl Engine {
         Fut: std::future::Future<Output = Result<Outcome, TrustError>>,
     {
         let base_targets = fetched.as_ref().map(|f| f.repo.targets.signed().clone());
-        let base_files = fetched
+        // Digests, not copies: a delegation of 100 000 tags is 8.6 MB.
+        let base_files: BaseFiles = fetched
             .as_ref()
-            .map(|f| f.files.delegations.clone())
+            .map(|f| {
+                f.files
+                    .delegations
+                    .iter()
+                    .map(|(r, b)| (r.clone(), sha2::Sha256::digest(b).into()))
+                    .collect()
+            })
             .unwrap_or_default();
         let started = Instant::now();
         let (draft, summary) = match intent(fetched, held.clone()).await? {
@@ -812,8 +820,14 @@ impl Engine {
             // verified then) and that does not verify now was broken by a
             // change to its delegation: this one, as `--force` allows. The
             // change stands; the answer says what clients no longer see.
-            let changed_since_read =
-                |role: &str| after.files.delegations.get(role) != base_files.get(role);
+            let changed_since_read = |role: &str| {
+                after
+                    .files
+                    .delegations
+                    .get(role)
+                    .map(|b| <[u8; 32]>::from(sha2::Sha256::digest(b)))
+                    != base_files.get(role).copied()
+            };
             let own: Vec<&tufd_tuf::SkippedRole> = after
                 .repo
                 .skipped
@@ -1038,8 +1052,11 @@ struct Prepared {
     initialized: bool,
     expect: Vec<(String, Option<TargetMeta>)>,
     removed: Vec<RemovedKeys>,
-    base_files: std::collections::BTreeMap<String, Vec<u8>>,
+    base_files: BaseFiles,
 }
+
+/// The SHA-256 of each delegation file as read before a change.
+type BaseFiles = std::collections::BTreeMap<String, [u8; 32]>;
 
 /// What one attempt published, for its read-back.
 #[derive(Clone, Copy)]
@@ -1055,7 +1072,7 @@ struct Published<'a> {
     /// Delegation keys the change removed.
     removed: &'a [RemovedKeys],
     /// Delegation files as read before the change.
-    base_files: &'a std::collections::BTreeMap<String, Vec<u8>>,
+    base_files: &'a BaseFiles,
 }
 
 /// What a read-back found.
