@@ -53,6 +53,16 @@ fn release(dir: &Path, point: &str) {
     std::fs::write(dir.join(format!("{point}.go")), b"").unwrap();
 }
 
+/// Starts a daemon, generates key alice and makes her the signer of `gun`
+/// (which initializes it); the daemon is returned running.
+fn with_signer_alice(env: &TestEnv, servers: &NotaryServers, gun: &str) -> Daemon {
+    let d = env.start_with(&trust_config(env, servers));
+    env.tufctl(&["key", "generate", "alice"]).ok();
+    env.tufctl(&["signer", "add", "alice", gun, "--key", "alice.pub"])
+        .ok();
+    d
+}
+
 /// Tags a fresh `notary list` shows (the notary client verifies first).
 fn notary_tags(servers: &NotaryServers, gun: &str) -> Vec<String> {
     let out = servers.cli().run_ok(["list", gun]);
@@ -487,10 +497,7 @@ fn kill_at_set_points_leaves_a_verifying_repository_and_a_clean_store() {
     let mut env = TestEnv::new();
     let gun = "localhost:5000/integrity/kill";
     {
-        let _d = env.start_with(&trust_config(&env, &servers));
-        env.tufctl(&["key", "generate", "alice"]).ok();
-        env.tufctl(&["signer", "add", "alice", gun, "--key", "alice.pub"])
-            .ok();
+        let _d = with_signer_alice(&env, &servers, gun);
         sign(&env, gun, "v0", D1).ok();
     }
     let trust_dir = env.path().join("state/trust");
@@ -560,12 +567,7 @@ fn a_pending_store_holds_up_forget_but_not_the_next_sign() {
     let servers = NotaryServers::start();
     let mut env = TestEnv::new();
     let gun = "localhost:5000/integrity/pending-store";
-    {
-        let _d = env.start_with(&trust_config(&env, &servers));
-        env.tufctl(&["key", "generate", "alice"]).ok();
-        env.tufctl(&["signer", "add", "alice", gun, "--key", "alice.pub"])
-            .ok();
-    }
+    drop(with_signer_alice(&env, &servers, gun));
     let hooks = hooked(&mut env, "store-write");
     let d = env.start_with(&trust_config(&env, &servers));
     sign(&env, gun, "v1", D1).ok();
