@@ -136,10 +136,17 @@ impl Engine {
         );
         tracing::debug!(gun = %name, "sign queued for the next transaction");
         // Every waiting caller competes for the lock; whoever gets it runs
-        // the next group. A caller stops once its own sign was answered,
-        // or when the queue is empty (then a running group holds its sign).
+        // the next group. A caller stops once its own sign was answered
+        // (as soon as it is: not after the lock passed through every
+        // caller queued for it, the transaction's store first), or when
+        // the queue is empty (then a running group holds its sign).
+        let lock = self.lock_for(name);
         loop {
-            let guard = self.lock_for(name).lock_owned().await;
+            let guard = tokio::select! {
+                biased;
+                result = &mut answer => return result.unwrap_or_else(|_| Err(unanswered(name))),
+                guard = Arc::clone(&lock).lock_owned() => guard,
+            };
             let group = self.signs.take(name);
             if group.is_empty() {
                 break;
@@ -151,11 +158,7 @@ impl Engine {
                 Err(oneshot::error::TryRecvError::Closed) => break,
             }
         }
-        answer.await.unwrap_or_else(|_| {
-            Err(TrustError::Internal(format!(
-                "{name}: the transaction this sign joined ended without an answer"
-            )))
-        })
+        answer.await.unwrap_or_else(|_| Err(unanswered(name)))
     }
 
     /// Runs `group` as one transaction and answers each caller. Signs that
@@ -301,6 +304,13 @@ fn apply_all(
     }
     draft.expect = expect.into_iter().collect();
     (draft, outcomes, joined)
+}
+
+/// A sign whose transaction ended without answering it (a bug).
+fn unanswered(name: &str) -> TrustError {
+    TrustError::Internal(format!(
+        "{name}: the transaction this sign joined ended without an answer"
+    ))
 }
 
 /// Sends each caller of a group its outcome.
