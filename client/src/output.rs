@@ -162,7 +162,15 @@ fn envelope(verb: Option<&str>, data: Option<Data>, error: Option<&Failure>) -> 
     };
     text.truncate(text.len() - 2); // "\n}"
     text.push_str(",\n  \"data\": ");
-    text.push_str(&data_text.replace('\n', "\n  "));
+    // Indented line by line into `text`: a 100 000-tag inspection is
+    // 25 MB, not copied once more.
+    text.reserve(data_text.len() + data_text.len() / 16);
+    for (i, line) in data_text.split('\n').enumerate() {
+        if i > 0 {
+            text.push_str("\n  ");
+        }
+        text.push_str(line);
+    }
     text.push_str("\n}");
     text
 }

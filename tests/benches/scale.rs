@@ -11,7 +11,12 @@
 //! - reading every tag: `tufctl inspect` next to `notary list` and, when
 //!   the docker CLI is installed, `docker trust inspect`;
 //! - the daemon's peak RSS (`VmHWM`, reset before each phase through
-//!   `/proc/PID/clear_refs`) and its RSS after each phase.
+//!   `/proc/PID/clear_refs`) and its RSS before and after each phase;
+//! - the add's split, from the daemon's transaction timeline (its debug
+//!   log of `tufd::trust::txn`, always on here): `POST` is notary-server's
+//!   handling of the publish as the daemon saw it (the phase `published`
+//!   minus `signed and checked`), `tufd` the rest of the end-to-end time
+//!   (tufctl, the daemon's reads, signing, the read-back).
 //!
 //! Then, unless `SCALE_BENCH_KEYS=off`, the token start-up part
 //! (`cargo bench -p tufd-keys --bench scale`: 1 000 and 10 000 keys next to
@@ -26,7 +31,9 @@
 //! (5: repetitions of each timed step, medians printed),
 //! `SCALE_BENCH_SKIP_NOTARY=1`, `SCALE_BENCH_KEYS=off`,
 //! `SCALE_BENCH_TIMELINE=1` (the daemon's debug log of the last add of each
-//! size). Binaries:
+//! size), `SCALE_BENCH_PERF=DIR` (`perf record -g` of the daemon during the
+//! last add and the last inspect of each size, and of that inspect's
+//! tufctl, into DIR). Binaries:
 //! `TUFD_BIN` and `TUFCTL_BIN`, else a release build (as the trust bench).
 //! Not run by scripts/test.
 
@@ -49,10 +56,17 @@ struct Row {
     build: Duration,
     build_peak_mb: f64,
     add_one: Duration,
+    /// notary-server's handling of the publish POST, as the daemon timed it.
+    add_post: Option<Duration>,
+    add_before_mb: f64,
     add_peak_mb: f64,
+    /// RSS when the add answered (the store write may still run).
+    add_answered_mb: f64,
+    /// RSS once settled after the adds.
     add_after_mb: f64,
     notary_add: Option<Duration>,
     inspect: Duration,
+    inspect_before_mb: f64,
     inspect_peak_mb: f64,
     notary_list: Option<Duration>,
     docker_inspect: Option<Duration>,
@@ -79,12 +93,14 @@ fn run() -> Result<()> {
     println!("notary-server: {}", servers.url());
     let mut env = TestEnv::new();
     let timeline = std::env::var("SCALE_BENCH_TIMELINE").is_ok();
-    if timeline {
-        env.daemon_env.push((
-            "TUFD_LOG".into(),
-            "info,tufd=debug,tufd_remote=debug".into(),
-        ));
-    }
+    // The transaction timeline is always logged: the add's POST share is
+    // read from it.
+    let filter = if timeline {
+        "info,tufd=debug,tufd_remote=debug"
+    } else {
+        "info,tufd::trust::txn=debug"
+    };
+    env.daemon_env.push(("TUFD_LOG".into(), filter.into()));
     let daemon = env.start_with(&servers.daemon_config(&env, ""));
     println!("tufd pid {} in {}", daemon.pid(), env.path().display());
     let bench = Bench {
@@ -135,20 +151,30 @@ fn run() -> Result<()> {
         );
 
         let mut adds = Vec::new();
+        let mut posts = Vec::new();
         let mut add_peak: f64 = 0.0;
+        let add_before = bench.settled_rss_mb();
         let log = env.path().join("tufd.log");
         let mut log_start = 0;
         for r in 0..runs {
             log_start = std::fs::metadata(&log).map_or(0, |m| m.len());
             let reference = format!("{gun}:extra{r}");
             let digest = format!("sha256:{:064x}", 0xE000 + r);
-            let (t, peak) = bench.phase(|| {
-                bench.tufctl(&["sign", &reference, "--digest", &digest, "--size", "9"])
+            let perf = (r + 1 == runs).then(|| format!("add-{tags}"));
+            let (t, peak) = bench.perf(perf.as_deref(), || {
+                bench.phase(|| {
+                    bench.tufctl(&["sign", &reference, "--digest", &digest, "--size", "9"])
+                })
             })?;
             adds.push(t);
             add_peak = add_peak.max(peak);
+            let text = std::fs::read(&log).unwrap_or_default();
+            posts.extend(post_time(&String::from_utf8_lossy(
+                &text[log_start as usize..],
+            )));
         }
-        let add_after = bench.rss_mb("VmRSS");
+        let add_answered = bench.rss_mb("VmRSS");
+        let add_after = bench.settled_rss_mb();
         if timeline {
             let text = std::fs::read(&log).unwrap_or_default();
             println!("daemon log of the last add:");
@@ -157,15 +183,19 @@ fn run() -> Result<()> {
 
         let mut inspects = Vec::new();
         let mut inspect_peak: f64 = 0.0;
-        for _ in 0..runs {
-            let (t, peak) = bench.phase(|| {
-                let out = bench.tufctl(&["-o", "json", "inspect", &gun])?;
-                let expected = tags + runs;
-                let seen = out.matches("\"SignedTag\"").count();
-                if seen != expected {
-                    return Err(format!("tufctl inspect listed {seen} tags, not {expected}"));
-                }
-                Ok(out)
+        let inspect_before = bench.settled_rss_mb();
+        for r in 0..runs {
+            let perf = (r + 1 == runs).then(|| format!("inspect-{tags}"));
+            let (t, peak) = bench.perf(perf.as_deref(), || {
+                bench.phase(|| {
+                    let out = bench.tufctl(&["-o", "json", "inspect", &gun])?;
+                    let expected = tags + runs;
+                    let seen = out.matches("\"SignedTag\"").count();
+                    if seen != expected {
+                        return Err(format!("tufctl inspect listed {seen} tags, not {expected}"));
+                    }
+                    Ok(out)
+                })
             })?;
             inspects.push(t);
             inspect_peak = inspect_peak.max(peak);
@@ -207,11 +237,15 @@ fn run() -> Result<()> {
             tags,
             build,
             build_peak_mb: build_peak,
+            add_post: (posts.len() == adds.len()).then(|| median(posts)),
             add_one: median(adds),
+            add_before_mb: add_before,
             add_peak_mb: add_peak,
+            add_answered_mb: add_answered,
             add_after_mb: add_after,
             notary_add,
             inspect: median(inspects),
+            inspect_before_mb: inspect_before,
             inspect_peak_mb: inspect_peak,
             notary_list,
             docker_inspect,
@@ -243,14 +277,72 @@ fn run() -> Result<()> {
     Ok(())
 }
 
+thread_local! {
+    /// `perf record … -- tufctl` while [`Bench::perf`] runs.
+    static TUFCTL_PREFIX: std::cell::RefCell<Option<Vec<std::ffi::OsString>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 struct Bench<'a> {
     env: &'a TestEnv,
     daemon: &'a Daemon,
 }
 
 impl Bench<'_> {
+    /// Runs `f` under `perf record -g` of the daemon (and of tufctl) when
+    /// `SCALE_BENCH_PERF` names a directory and `name` is given.
+    fn perf<T>(&self, name: Option<&str>, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let (Some(name), Some(dir)) = (name, std::env::var_os("SCALE_BENCH_PERF")) else {
+            return f();
+        };
+        let dir = PathBuf::from(dir);
+        let mut perf = Command::new("perf")
+            .args([
+                "record",
+                "-q",
+                "-g",
+                "-p",
+                &self.daemon.pid().to_string(),
+                "-o",
+            ])
+            .arg(dir.join(format!("{name}-tufd.data")))
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("perf: {e}"))?;
+        std::thread::sleep(Duration::from_millis(300));
+        let wrapped = [
+            "record".into(),
+            "-q".into(),
+            "-g".into(),
+            "-o".into(),
+            dir.join(format!("{name}-tufctl.data")).into_os_string(),
+            "--".into(),
+            binary("tufctl").into_os_string(),
+        ];
+        let out = TUFCTL_PREFIX.with(|p| {
+            *p.borrow_mut() = Some(wrapped.to_vec());
+            let out = f();
+            *p.borrow_mut() = None;
+            out
+        });
+        // SAFETY: signals only the perf child started above.
+        unsafe {
+            libc::kill(perf.id() as libc::pid_t, libc::SIGINT);
+        }
+        let _ = perf.wait();
+        out
+    }
+
     fn tufctl(&self, args: &[&str]) -> Result<String> {
-        let out = Command::new(binary("tufctl"))
+        let mut command = match TUFCTL_PREFIX.with(|p| p.borrow().clone()) {
+            Some(prefix) => {
+                let mut c = Command::new("perf");
+                c.args(prefix);
+                c
+            }
+            None => Command::new(binary("tufctl")),
+        };
+        let out = command
             .env("TUFD_SOCKET", self.env.socket())
             .current_dir(self.env.path())
             .args(args)
@@ -279,6 +371,22 @@ impl Bench<'_> {
             .map_or(0.0, |kb| kb / 1024.0)
     }
 
+    /// The daemon's RSS once it has settled (two reads 300 ms apart within
+    /// 1 MB; at most 10 s): work the daemon finishes after answering (the
+    /// store write after a change) is over.
+    fn settled_rss_mb(&self) -> f64 {
+        let mut last = self.rss_mb("VmRSS");
+        for _ in 0..33 {
+            std::thread::sleep(Duration::from_millis(300));
+            let now = self.rss_mb("VmRSS");
+            if (now - last).abs() < 1.0 {
+                return now;
+            }
+            last = now;
+        }
+        last
+    }
+
     /// Times `f` with the daemon's peak RSS reset before (clear_refs 5) and
     /// read after.
     fn phase<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<(Duration, f64)> {
@@ -288,6 +396,27 @@ impl Bench<'_> {
         f()?;
         Ok((start.elapsed(), self.rss_mb("VmHWM")))
     }
+}
+
+/// notary-server's share of one add, from the daemon's transaction
+/// timeline in `log` (the log of that add only): the `published` phase
+/// minus `signed and checked` of the last attempt.
+fn post_time(log: &str) -> Option<Duration> {
+    let at = |phase: &str| {
+        log.lines()
+            .filter(|l| l.contains(&format!("phase=\"{phase}\"")))
+            .filter_map(|l| {
+                l.split(" us=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .next_back()
+    };
+    let (signed, published) = (at("signed and checked")?, at("published")?);
+    published.checked_sub(signed).map(Duration::from_micros)
 }
 
 /// The median of `runs` timed calls of `f`.
@@ -348,22 +477,20 @@ fn opt(d: Option<Duration>) -> String {
 }
 
 fn report(rows: &[Row], runs: usize) {
-    println!("\n== results (medians of {runs}; RSS of the daemon in MB)");
+    println!("\n== results (medians of {runs})");
     println!(
-        "{:>7} | {:>9} {:>6} | {:>9} {:>9} {:>6} | {:>9} {:>9} {:>9} {:>6} | {:>6} {:>6} | {:>9}",
+        "{:>7} | {:>9} | {:>9} {:>9} {:>9} {:>9} {:>6} {:>9} | {:>9} {:>9} {:>9}",
         "tags",
         "big sign",
-        "peak",
         "add one",
+        "POST",
+        "tufd own",
         "notary",
         "ratio",
+        "vs 1k add",
         "inspect",
         "notary ls",
         "docker",
-        "peak",
-        "peak+1",
-        "after",
-        "vs 1k add"
     );
     let base = rows.iter().find(|r| r.tags == 1000).map(|r| r.add_one);
     for r in rows {
@@ -375,26 +502,54 @@ fn report(rows: &[Row], runs: usize) {
             || "-".into(),
             |b| format!("{:.2}x", r.add_one.as_secs_f64() / b.as_secs_f64()),
         );
+        let own = r.add_post.map(|p| r.add_one.saturating_sub(p));
         println!(
-            "{:>7} | {:>9} {:>6.0} | {:>9} {:>9} {:>6} | {:>9} {:>9} {:>9} {:>6.0} | {:>6.0} {:>6.0} | {:>9}",
+            "{:>7} | {:>9} | {:>9} {:>9} {:>9} {:>9} {:>6} {:>9} | {:>9} {:>9} {:>9}",
             r.tags,
             secs(r.build),
-            r.build_peak_mb,
             secs(r.add_one),
+            opt(r.add_post),
+            opt(own),
             opt(r.notary_add),
             ratio,
+            vs_1k,
             secs(r.inspect),
             opt(r.notary_list),
             opt(r.docker_inspect),
-            r.inspect_peak_mb,
-            r.add_peak_mb,
-            r.add_after_mb.max(r.idle_after_mb),
-            vs_1k
         );
     }
     println!(
-        "(add one: tufctl sign of one tag, answered after the read-back; notary: notary add + notary publish of one tag into the same repository; peak: VmHWM during the big sign / inspect / add one; after: VmRSS after the phase)"
+        "(add one: tufctl sign of one tag, answered after the read-back; POST: notary-server's handling of the publish as the daemon timed it; tufd own: add one minus POST; notary: notary add + notary publish of one tag into the same repository)"
     );
+    println!(
+        "\n== daemon RSS in MB (before: settled VmRSS; peak: VmHWM during; answered: VmRSS when the add answered; after: settled VmRSS)"
+    );
+    println!(
+        "{:>7} | {:>9} | {:>14} {:>12} | {:>10} {:>8} {:>14} {:>9} | {:>10}",
+        "tags",
+        "sign peak",
+        "inspect before",
+        "inspect peak",
+        "add before",
+        "add peak",
+        "add answered",
+        "add after",
+        "idle after"
+    );
+    for r in rows {
+        println!(
+            "{:>7} | {:>9.0} | {:>14.0} {:>12.0} | {:>10.0} {:>8.0} {:>14.0} {:>9.0} | {:>10.0}",
+            r.tags,
+            r.build_peak_mb,
+            r.inspect_before_mb,
+            r.inspect_peak_mb,
+            r.add_before_mb,
+            r.add_peak_mb,
+            r.add_answered_mb,
+            r.add_after_mb,
+            r.idle_after_mb,
+        );
+    }
     println!(
         "targets: add one at 100 000 tags <= 3x the 1 000-tag time; inspect of 100 000 <= 1 s; peak <= 200 MB and no growth kept"
     );

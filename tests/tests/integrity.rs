@@ -549,6 +549,63 @@ fn kill_at_set_points_leaves_a_verifying_repository_and_a_clean_store() {
     }
 }
 
+/// A transaction answers before its verified result is stored, and the
+/// store write no longer holds the repository's writer lock: with the
+/// store write held at its pause point, the next sign into the repository
+/// goes ahead (from the kept read-back) and is answered, while `trust
+/// forget`, which a store landing after it would undo, waits for the
+/// write. Afterwards nothing of the repository is left in the store.
+#[test]
+fn a_pending_store_holds_up_forget_but_not_the_next_sign() {
+    let servers = NotaryServers::start();
+    let mut env = TestEnv::new();
+    let gun = "localhost:5000/integrity/pending-store";
+    {
+        let _d = env.start_with(&trust_config(&env, &servers));
+        env.tufctl(&["key", "generate", "alice"]).ok();
+        env.tufctl(&["signer", "add", "alice", gun, "--key", "alice.pub"])
+            .ok();
+    }
+    let hooks = hooked(&mut env, "store-write");
+    let d = env.start_with(&trust_config(&env, &servers));
+    sign(&env, gun, "v1", D1).ok();
+    wait_paused(&hooks, "store-write", &d);
+    let trust_dir = env.path().join("state/trust");
+    let env = &env;
+    std::thread::scope(|s| {
+        let next = s.spawn(|| sign(env, gun, "v2", D2));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !next.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if !next.is_finished() {
+            release(&hooks, "store-write");
+            panic!(
+                "the next sign waited for the last one's store:\n{}",
+                d.log()
+            );
+        }
+        next.join().unwrap().ok();
+        let forget = s.spawn(|| env.tufctl(&["-o", "json", "trust", "forget", gun]));
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(
+            !forget.is_finished(),
+            "trust forget went ahead of a store still being written"
+        );
+        release(&hooks, "store-write");
+        let out = forget.join().unwrap().json();
+        assert_eq!(out["forgotten"], true, "{out}");
+    });
+    let left: Vec<String> = std::fs::read_dir(&trust_dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "left in the store after forget: {left:?}");
+    // Both signs were published and verify for the notary client.
+    assert_eq!(notary_tags(&servers, gun), ["v1", "v2"]);
+}
+
 /// Two daemons sharing one signer key, 16 concurrent signs each into one
 /// repository, several rounds: lost publish races are retried with jittered
 /// backoff under a deadline, so no call gives up and every tag lands.

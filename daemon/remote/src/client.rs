@@ -290,6 +290,7 @@ impl NotaryClient {
         limit: u64,
     ) -> Result<Bytes, Error> {
         tracing::debug!(%method, %url, "notary request");
+        let sent = std::time::Instant::now();
         let mut req = self.http.request(method, &url);
         match &self.auth {
             None => {}
@@ -306,7 +307,9 @@ impl NotaryClient {
         let resp = req.send().await.map_err(|e| classify(&url, e))?;
         let status = resp.status();
         if status.is_success() {
-            return read_limited(&url, resp, limit).await;
+            let body = read_limited(&url, resp, limit).await?;
+            tracing::debug!(%url, bytes = body.len(), us = sent.elapsed().as_micros() as u64, "notary response");
+            return Ok(body);
         }
         let challenge = resp
             .headers()

@@ -501,49 +501,66 @@ impl Draft {
         // Moves the role's contents and its file through signing and back:
         // a targets role of 100 000 tags is not copied (its file is shared
         // by the publish and the new bytes).
-        let mut sign_targets = |name: &str,
-                                mut t: Targets,
-                                draft_signers: Vec<(Key, HeldKey)>,
-                                next: u64|
-         -> Result<Targets, TrustError> {
-            if draft_signers.is_empty() {
-                return Err(no_key(name));
+        let (now, targets_expiry) = (self.now, self.expiries.targets);
+        let sign_one = |job: TargetsJob| -> Result<(String, Targets, Bytes, u64), TrustError> {
+            let TargetsJob {
+                name,
+                mut targets,
+                signers,
+                next,
+            } = job;
+            if signers.is_empty() {
+                return Err(no_key(&name));
             }
-            t.version = next;
-            t.expires = self.now + self.expiries.targets;
-            let rs: Vec<RoleSigner<'_>> = draft_signers
+            targets.version = next;
+            targets.expires = now + targets_expiry;
+            let rs: Vec<RoleSigner<'_>> = signers
                 .iter()
                 .map(|(k, h)| RoleSigner::new(k, &h.signer))
                 .collect();
-            let (t, bytes) = sign_role(name, t, &rs).map_err(md)?.into_parts();
-            let bytes = Bytes::from(bytes);
-            files.push((name.to_owned(), bytes.clone()));
-            new_bytes.insert(name.to_owned(), bytes);
-            versions.push((name.to_owned(), next));
-            Ok(t)
+            let (t, bytes) = sign_role(&name, targets, &rs).map_err(md)?.into_parts();
+            Ok((name, t, Bytes::from(bytes), next))
         };
-
+        // Who signs each changed targets role, decided before any contents
+        // move out (a delegation's keys are listed in its parent).
+        let mut roles: Vec<String> = Vec::new();
         if self.changed.contains("targets") {
-            let signers = sign_with("targets", &self.signers_for("targets", held));
-            let next = self.next_version("targets");
-            let t = std::mem::replace(&mut self.targets, Targets::new(self.now));
-            self.targets = sign_targets("targets", t, signers, next)?;
+            roles.push("targets".to_owned());
         }
-        let changed_delegations: Vec<String> = self
-            .changed
-            .iter()
-            .filter(|r| r.starts_with("targets/"))
-            .cloned()
+        roles.extend(
+            self.changed
+                .iter()
+                .filter(|r| r.starts_with("targets/"))
+                .cloned(),
+        );
+        let mut jobs: Vec<TargetsJob> = roles
+            .into_iter()
+            .map(|name| TargetsJob {
+                signers: sign_with(&name, &self.signers_for(&name, held)),
+                next: self.next_version(&name),
+                targets: Targets::new(self.now),
+                name,
+            })
             .collect();
-        for name in changed_delegations {
-            let signers = sign_with(&name, &self.signers_for(&name, held));
-            let next = self.next_version(&name);
-            let t = self
-                .delegations
-                .remove(&name)
-                .ok_or_else(|| TrustError::Internal(format!("{name} marked changed but absent")))?;
-            let t = sign_targets(&name, t, signers, next)?;
-            self.delegations.insert(name, t);
+        for job in &mut jobs {
+            job.targets = if job.name == "targets" {
+                std::mem::replace(&mut self.targets, Targets::new(self.now))
+            } else {
+                self.delegations.remove(&job.name).ok_or_else(|| {
+                    TrustError::Internal(format!("{} marked changed but absent", job.name))
+                })?
+            };
+        }
+        for signed in sign_all(jobs, &sign_one) {
+            let (name, t, bytes, next) = signed?;
+            files.push((name.clone(), bytes.clone()));
+            new_bytes.insert(name.clone(), bytes);
+            versions.push((name.clone(), next));
+            if name == "targets" {
+                self.targets = t;
+            } else {
+                self.delegations.insert(name, t);
+            }
         }
 
         // snapshot: when tufd holds its key; otherwise the server makes it.
@@ -652,4 +669,43 @@ pub fn server_key(gun: &str, k: &tufd_remote::ServerKey) -> Result<Key, TrustErr
             TrustError::InvalidRequest(format!("{gun}: the server's key is not base64: {e}"))
         })?;
     Ok(Key::new(keytype, public))
+}
+
+/// One targets role to sign: its contents, the keys, its next version.
+struct TargetsJob {
+    name: String,
+    targets: Targets,
+    signers: Vec<(Key, HeldKey)>,
+    next: u64,
+}
+
+/// Most targets entries, over all roles of one signing, for which the roles
+/// are signed side by side: each signature waits on its token (one
+/// `C_SignInit` costs more than the signature on SoftHSM2), and a docker
+/// sign changes two roles (the signer's and `targets/releases`). Larger
+/// roles are signed one after the other, so that no two canonical
+/// encodings of a large repository are held at once.
+const PARALLEL_SIGN_MAX_TARGETS: usize = 10_000;
+
+/// Runs `sign` on every job, side by side when there are several small
+/// ones; the results come back in the jobs' order.
+fn sign_all<R: Send>(jobs: Vec<TargetsJob>, sign: &(dyn Fn(TargetsJob) -> R + Sync)) -> Vec<R> {
+    let entries: usize = jobs.iter().map(|j| j.targets.targets.len()).sum();
+    if jobs.len() < 2 || entries > PARALLEL_SIGN_MAX_TARGETS {
+        return jobs.into_iter().map(sign).collect();
+    }
+    std::thread::scope(|scope| {
+        let mut jobs = jobs.into_iter();
+        let first = jobs.next();
+        let others: Vec<_> = jobs.map(|job| scope.spawn(move || sign(job))).collect();
+        let mut results = Vec::with_capacity(others.len() + 1);
+        results.extend(first.map(sign));
+        for handle in others {
+            match handle.join() {
+                Ok(r) => results.push(r),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        results
+    })
 }

@@ -182,50 +182,48 @@ fn signer_name(role: &str) -> String {
     role.strip_prefix("targets/").unwrap_or(role).to_owned()
 }
 
-fn sha256_hex(meta: &tufd_tuf::TargetMeta) -> String {
-    meta.hashes
-        .get("sha256")
-        .map(hex::encode)
-        .unwrap_or_default()
-}
-
-/// docker's `matchReleasedSignatures` over the walk's targets.
+/// docker's `matchReleasedSignatures` over the walk's targets. Rows are
+/// keyed by what the repository holds (tag name, raw sha256), borrowed:
+/// only the answer's rows own their strings.
 fn signed_tags(repo: &VerifiedRepository, tag: Option<&str>) -> Vec<SignedTag> {
     let roles = walk(repo, tag);
-    let listed = |role: &WalkedRole<'_>| -> Vec<(String, String, u64)> {
-        role.targets
-            .targets
-            .iter()
-            .filter(|(name, _)| tag.is_none_or(|t| t == name.as_str()))
-            .map(|(name, meta)| (name.clone(), sha256_hex(meta), meta.length))
-            .collect()
-    };
-    // (tag, digest) → (size, signers), released rows first.
-    let mut rows: BTreeMap<(String, String), (u64, Vec<String>)> = BTreeMap::new();
+    fn listed<'a>(
+        role: &WalkedRole<'a>,
+        tag: Option<&str>,
+    ) -> Vec<(&'a String, &'a tufd_tuf::TargetMeta)> {
+        match tag {
+            Some(t) => role.targets.targets.get_key_value(t).into_iter().collect(),
+            None => role.targets.targets.iter().collect(),
+        }
+    }
+    // (tag, sha256) → (size, signers), released rows first.
+    type Row<'a> = (u64, Vec<&'a str>);
+    let mut rows: BTreeMap<(&str, Option<&[u8]>), Row<'_>> = BTreeMap::new();
     for role in roles.iter().filter(|r| is_released(r.name)) {
-        for (name, digest, size) in listed(role) {
-            rows.entry((name, digest)).or_insert((size, Vec::new()));
+        for (name, meta) in listed(role, tag) {
+            rows.entry((name.as_str(), meta.hashes.get("sha256")))
+                .or_insert((meta.length, Vec::new()));
         }
     }
     for role in roles.iter().filter(|r| !is_released(r.name)) {
-        for (name, digest, _) in listed(role) {
-            if let Some((_, signers)) = rows.get_mut(&(name, digest)) {
-                signers.push(signer_name(role.name));
+        let signer = role.name.strip_prefix("targets/").unwrap_or(role.name);
+        for (name, meta) in listed(role, tag) {
+            if let Some((_, signers)) = rows.get_mut(&(name.as_str(), meta.hashes.get("sha256"))) {
+                signers.push(signer);
             }
         }
     }
     let mut out: Vec<SignedTag> = rows
         .into_iter()
-        .map(|((tag, digest), (size, mut signers))| {
-            if signers.is_empty() {
-                signers.push(REPO_ADMIN.to_owned());
-            }
-            SignedTag {
-                tag,
-                digest,
-                size,
-                signers,
-            }
+        .map(|((tag, digest), (size, signers))| SignedTag {
+            tag: tag.to_owned(),
+            digest: digest.map(hex::encode).unwrap_or_default(),
+            size,
+            signers: if signers.is_empty() {
+                vec![REPO_ADMIN.to_owned()]
+            } else {
+                signers.into_iter().map(str::to_owned).collect()
+            },
         })
         .collect();
     out.sort_by(|a, b| natural_cmp(&a.tag, &b.tag).then_with(|| a.digest.cmp(&b.digest)));

@@ -12,6 +12,7 @@ pub mod fetch;
 pub mod group;
 pub mod inspect;
 pub mod intent;
+mod pending;
 mod recent;
 pub mod repair;
 pub mod signer;
@@ -654,6 +655,9 @@ impl Trust {
             Err(e) => return Err(e),
         };
         if !f.unchanged {
+            // The kept read-back (`recent.rs`) is now older than the store:
+            // it may no longer stand in for a read or serve as the floor.
+            self.engine.recent.forget(g.as_str());
             self.engine.store.save(g.as_str(), &f.repo)?;
         }
         Ok(f)

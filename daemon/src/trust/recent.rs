@@ -13,6 +13,11 @@
 //! the race analysis in `txn.rs` is unchanged: the state the intent sees is
 //! the state the server served at that GET, exactly as with a full read.
 //!
+//! An entry is also the floor and the cache by checksum of the next
+//! read-back after a publish (`Engine::trusted`): it is never older than
+//! the store, which a transaction writes after answering, and it is
+//! dropped when a read outside a transaction stores a newer state.
+//!
 //! Entries are bounded ([`MAX_BYTES`] of metadata per repository,
 //! [`MAX_REPOSITORIES`] repositories) so that large repositories keep no
 //! memory between operations; `trust forget` drops an entry.

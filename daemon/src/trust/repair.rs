@@ -17,7 +17,7 @@ impl Trust {
                 async move {
                     let name = g.as_str();
                     let (f, draft) = existing_kept(name, fetched)?;
-                    let stored = engine.store.load(name)?;
+                    let stored = engine.stored(name).await?;
                     super::intent::repair::apply(name, &f, draft, &held, stored.as_ref())
                 }
             })
@@ -31,6 +31,7 @@ impl Trust {
         let g = gun(repository)?;
         let lock = self.engine.lock_for(g.as_str());
         let _guard = lock.lock().await;
+        self.engine.stores_settled(g.as_str()).await;
         self.engine.recent.forget(g.as_str());
         let forgotten = self.engine.store.forget(g.as_str())?;
         tracing::warn!(gun = %g.as_str(), forgotten, "repository removed from the trust store");

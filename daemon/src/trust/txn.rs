@@ -6,10 +6,11 @@
 //! → apply the intent → sign on tokens → check → publish in one request →
 //! read back + verify the repository as served, with this change in it
 //! (every tag just signed resolves to its digest, every tag revoked is gone)
-//! → store → answer. The caller hears "success" only after the read-back;
-//! everything runs inside the request, under the repository's lock, so a
-//! SIGTERM (which waits, bounded, for in-flight requests) waits for the
-//! read-back and the store too. A publish that loses a race (400 `VERSION`,
+//! → answer → store. The caller hears "success" only after the read-back,
+//! which runs inside the request under the repository's writer lock; the
+//! verified result is then stored in order by a tracked task (`pending.rs`),
+//! so a SIGTERM (which waits, bounded, for in-flight requests and those
+//! tasks) waits for the read-back and the store too. A publish that loses a race (400 `VERSION`,
 //! 500 `UPDATING`, or 400 `INVALID_UPDATE` rejecting a delegation another
 //! writer changed) starts over from a fresh read after a jittered
 //! exponential backoff, until [`RETRY_DEADLINE`]. Concurrent signs into
@@ -117,6 +118,7 @@ use super::fetch::{Fetched, fetch, fetch_after_publish, fetch_lenient};
 use super::store::TrustStore;
 use super::{Event, EventSink, TrustError};
 use crate::keyring::Keyring;
+use sha2::Digest as _;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -166,7 +168,10 @@ pub struct Engine {
     pub expiries: super::draft::Expiries,
     pub resolver: Resolver,
     pub store: TrustStore,
+    /// Each repository's writer lock (one transaction at a time).
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Verified results on their way to the store (`pending.rs`).
+    pub(super) pending: super::pending::Pending,
     /// Signs waiting to join a repository's next transaction.
     pub(super) signs: super::group::SignQueues,
     /// Each repository's last verified read-back (small ones only), the
@@ -244,6 +249,7 @@ impl Engine {
             resolver,
             store,
             locks: Mutex::new(HashMap::new()),
+            pending: Default::default(),
             signs: Default::default(),
             recent: Default::default(),
             background: Arc::default(),
@@ -264,6 +270,40 @@ impl Engine {
             .entry(gun.to_owned())
             .or_default()
             .clone()
+    }
+
+    /// Waits until the verified results of `gun`'s earlier transactions
+    /// are stored. Callers hold the writer lock (no result can be queued
+    /// meanwhile) when they go on to write or remove the stored repository.
+    pub async fn stores_settled(&self, gun: &str) {
+        self.pending.settled(gun).await;
+    }
+
+    /// What this daemon trusts of `gun` (the floor a read may not go
+    /// below, and its files as a cache by checksum): its last verified
+    /// read-back when one is kept (never older than the store, which it
+    /// reaches later, see `transact`), else the stored repository.
+    async fn trusted(
+        &self,
+        gun: &str,
+    ) -> Result<Option<super::store::StoredRepository>, TrustError> {
+        match self.recent.get(gun, OffsetDateTime::now_utc()) {
+            Some(r) => Ok(Some(super::store::StoredRepository {
+                root: r.repo.root.bytes().to_vec(),
+                files: r.files.clone(),
+            })),
+            None => self.stored(gun).await,
+        }
+    }
+
+    /// The stored repository `gun`, once earlier transactions' stores are
+    /// written (a transaction answers before its store, see `transact`).
+    pub async fn stored(
+        &self,
+        gun: &str,
+    ) -> Result<Option<super::store::StoredRepository>, TrustError> {
+        self.stores_settled(gun).await;
+        self.store.load(gun)
     }
 
     /// The notary server for `gun`.
@@ -289,7 +329,7 @@ impl Engine {
     /// Reads and verifies `gun` (no lock taken).
     pub async fn read(&self, gun: &Gun) -> Result<Option<Fetched>, TrustError> {
         let client = self.client(gun)?;
-        let stored = self.store.load(gun.as_str())?;
+        let stored = self.stored(gun.as_str()).await?;
         fetch(client, gun, stored, OffsetDateTime::now_utc()).await
     }
 
@@ -332,8 +372,7 @@ impl Engine {
     }
 
     /// [`Engine::transact_with`] for a caller already holding `guard`, the
-    /// lock of `gun` (which the transaction keeps until its result is
-    /// stored). `rejoin` (group commit, with [`Read::Confirm`]): asked once
+    /// lock of `gun` (held until the transaction answers). `rejoin` (group commit, with [`Read::Confirm`]): asked once
     /// the confirmed draft is signed, before its publish; `true` (more
     /// signs joined) runs the intent again on the same confirmed read.
     pub(super) async fn transact_locked<F, Fut>(
@@ -386,6 +425,7 @@ impl Engine {
             {
                 let (current, work) = tokio::join!(self.still_served(gun, &recent), async {
                     let held = self.held_keys().await?;
+                    phase("keys listed beside the confirming read");
                     let fetched = super::recent::as_read(&recent);
                     let step = self
                         .prepare(
@@ -396,8 +436,9 @@ impl Engine {
                             events,
                             false,
                         )
-                        .await?;
-                    Ok::<_, TrustError>((held, step))
+                        .await;
+                    phase("prepared beside the confirming read");
+                    Ok::<_, TrustError>((held, step?))
                 });
                 if current {
                     phase("read (unchanged, confirmed) and prepared meanwhile");
@@ -527,30 +568,19 @@ impl Engine {
                 Settled::Verified(after, note) => {
                     phase("read back and verified");
                     // The truth is known: answer now. The verified result
-                    // reaches the store in a tracked task that still holds
-                    // the repository's lock (the next operation here starts
-                    // from it; SIGTERM waits for it). The next read may
-                    // start from it too (see `recent.rs`).
+                    // reaches the store afterwards, in order, in a tracked
+                    // task (SIGTERM waits for it; `pending.rs`); the next
+                    // transaction here usually starts from this read-back
+                    // (`recent.rs`) and need not wait for the store.
                     let after: Arc<Fetched> = Arc::from(after);
                     self.recent.remember(&name, Arc::clone(&after));
-                    let engine = Arc::clone(self);
-                    let gun_name = name.clone();
-                    self.background.spawn(async move {
-                        let _guard = guard;
-                        let store = Arc::clone(&engine);
-                        let saved = tokio::task::spawn_blocking(move || {
-                            store
-                                .store
-                                .save(&gun_name, &after.repo)
-                                .map_err(|e| (gun_name, e.to_string()))
-                        })
-                        .await;
-                        match saved {
-                            Ok(Ok(())) => {}
-                            Ok(Err((gun, e))) => tracing::error!(%gun, error = %e, "the verified repository could not be stored; the next operation reads it again"),
-                            Err(e) => tracing::error!(error = %e, "the store worker failed"),
-                        }
-                    });
+                    if self.pending.queue(&name, after) {
+                        let (engine, gun_name) = (Arc::clone(self), name.clone());
+                        self.background.spawn(async move {
+                            super::pending::Pending::write_all(engine, &gun_name).await;
+                        });
+                    }
+                    drop(guard);
                     return Ok(Change {
                         repository: name.clone(),
                         initialized,
@@ -599,14 +629,23 @@ impl Engine {
         Fut: std::future::Future<Output = Result<Outcome, TrustError>>,
     {
         let base_targets = fetched.as_ref().map(|f| f.repo.targets.signed().clone());
-        let base_files = fetched
+        // Digests, not copies: a delegation of 100 000 tags is 8.6 MB.
+        let base_files: BaseFiles = fetched
             .as_ref()
-            .map(|f| f.files.delegations.clone())
+            .map(|f| {
+                f.files
+                    .delegations
+                    .iter()
+                    .map(|(r, b)| (r.clone(), sha2::Sha256::digest(b).into()))
+                    .collect()
+            })
             .unwrap_or_default();
+        let started = Instant::now();
         let (draft, summary) = match intent(fetched, held.clone()).await? {
             Outcome::Unchanged(why) => return Ok(Step::Unchanged(why)),
             Outcome::Publish(d, s) => (d, s),
         };
+        tracing::debug!(gun = %name, us = started.elapsed().as_micros() as u64, "intent applied");
         let initialized = draft.initializing;
         let expect = draft.expect.clone();
         let removed = base_targets
@@ -628,6 +667,7 @@ impl Engine {
             });
         }
         let signed = self.sign_draft(name, *draft, &held, events).await?;
+        tracing::debug!(gun = %name, us = started.elapsed().as_micros() as u64, "draft signed");
         check_before_publish(name, &signed)?;
         Ok(Step::Ready(Box::new(Prepared {
             signed,
@@ -654,7 +694,7 @@ impl Engine {
     /// Reads `gun` skipping (and listing) delegations that do not verify.
     pub async fn read_lenient(&self, gun: &Gun) -> Result<Option<Fetched>, TrustError> {
         let client = self.client(gun)?;
-        let stored = self.store.load(gun.as_str())?;
+        let stored = self.stored(gun.as_str()).await?;
         fetch_lenient(client, gun, stored, OffsetDateTime::now_utc()).await
     }
 
@@ -698,7 +738,7 @@ impl Engine {
                 Err(e) => return Err(e),
             };
             let client = self.client(gun)?;
-            let stored = self.store.load(gun.as_str())?;
+            let stored = self.stored(gun.as_str()).await?;
             let lenient = fetch_lenient(client, gun, stored, OffsetDateTime::now_utc()).await;
             let skipped = match lenient {
                 Ok(Some(f)) if !f.repo.skipped.is_empty() => f.repo.skipped,
@@ -815,8 +855,14 @@ impl Engine {
             // verified then) and that does not verify now was broken by a
             // change to its delegation: this one, as `--force` allows. The
             // change stands; the answer says what clients no longer see.
-            let changed_since_read =
-                |role: &str| after.files.delegations.get(role) != base_files.get(role);
+            let changed_since_read = |role: &str| {
+                after
+                    .files
+                    .delegations
+                    .get(role)
+                    .map(|b| <[u8; 32]>::from(sha2::Sha256::digest(b)))
+                    != base_files.get(role).copied()
+            };
             let own: Vec<&tufd_tuf::SkippedRole> = after
                 .repo
                 .skipped
@@ -979,7 +1025,7 @@ impl Engine {
         published: &[(String, Bytes)],
     ) -> Result<Fetched, TrustError> {
         let client = self.client(gun)?;
-        let mut stored = match self.store.load(gun.as_str())? {
+        let mut stored = match self.trusted(gun.as_str()).await? {
             Some(s) => s,
             None => super::store::StoredRepository {
                 root: root.bytes().to_vec(),
@@ -1041,8 +1087,11 @@ struct Prepared {
     initialized: bool,
     expect: Vec<(String, Option<TargetMeta>)>,
     removed: Vec<RemovedKeys>,
-    base_files: std::collections::BTreeMap<String, Vec<u8>>,
+    base_files: BaseFiles,
 }
+
+/// The SHA-256 of each delegation file as read before a change.
+type BaseFiles = std::collections::BTreeMap<String, [u8; 32]>;
 
 /// What one attempt published, for its read-back.
 #[derive(Clone, Copy)]
@@ -1058,7 +1107,7 @@ struct Published<'a> {
     /// Delegation keys the change removed.
     removed: &'a [RemovedKeys],
     /// Delegation files as read before the change.
-    base_files: &'a std::collections::BTreeMap<String, Vec<u8>>,
+    base_files: &'a BaseFiles,
 }
 
 /// What a read-back found.

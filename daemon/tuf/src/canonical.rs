@@ -133,9 +133,24 @@ fn write_string(out: &mut Vec<u8>, s: &str) -> Result<(), CanonicalError> {
 /// This turns canonical bytes into the `signed` member of the file envelope.
 pub fn html_escape(canonical: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(canonical.len() + 16);
+    html_escape_into(canonical, &mut out);
+    out
+}
+
+/// [`html_escape`], appended to `out` (no copy of its own: plain runs are
+/// copied at once).
+pub fn html_escape_into(canonical: &[u8], out: &mut Vec<u8>) {
     let mut i = 0;
     while i < canonical.len() {
-        let b = canonical[i];
+        let run = canonical[i..]
+            .iter()
+            .position(|c| matches!(c, b'<' | b'>' | b'&' | 0xE2))
+            .unwrap_or(canonical.len() - i);
+        out.extend_from_slice(&canonical[i..i + run]);
+        i += run;
+        let Some(&b) = canonical.get(i) else {
+            break;
+        };
         match b {
             b'<' => out.extend_from_slice(b"\\u003c"),
             b'>' => out.extend_from_slice(b"\\u003e"),
@@ -154,7 +169,6 @@ pub fn html_escape(canonical: &[u8]) -> Vec<u8> {
         }
         i += 1;
     }
-    out
 }
 
 /// A string as Go's `json.Marshal` writes it (HTML-safe, control characters

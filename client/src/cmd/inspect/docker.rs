@@ -12,16 +12,25 @@ use tufd_proto::v1;
 const REPO_ADMIN: &str = "Repo Admin";
 
 /// A JSON value in docker's field order.
-enum Json {
-    Str(String),
-    Arr(Vec<Json>),
-    Obj(Vec<(&'static str, Json)>),
+enum Json<'a> {
+    Str(&'a str),
+    Arr(Vec<Json<'a>>),
+    Obj(Vec<(&'static str, Json<'a>)>),
 }
 
 /// A string as Go's `encoding/json` writes it: `<`, `>`, `&`, U+2028 and
 /// U+2029 as `\u` escapes, control characters escaped.
 fn go_string(s: &str, out: &mut String) {
     out.push('"');
+    // Tags, digests and key IDs need no escape: copied at once.
+    if !s
+        .bytes()
+        .any(|b| b < 0x20 || matches!(b, b'"' | b'\\' | b'<' | b'>' | b'&' | 0xE2))
+    {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -43,10 +52,12 @@ fn go_string(s: &str, out: &mut String) {
 
 /// Writes `v` as Go's `json.Indent(dst, src, "", "    ")` lays out
 /// `json.Marshal` output: empty arrays stay `[]`.
-fn write_indented(v: &Json, depth: usize, out: &mut String) {
+fn write_indented(v: &Json<'_>, depth: usize, out: &mut String) {
     let pad = |d: usize, out: &mut String| {
         out.push('\n');
-        out.push_str(&"    ".repeat(d));
+        for _ in 0..d {
+            out.push_str("    ");
+        }
     };
     match v {
         Json::Str(s) => go_string(s, out),
@@ -82,10 +93,10 @@ fn write_indented(v: &Json, depth: usize, out: &mut String) {
 }
 
 /// docker's `trustSigner` (`Name` and `Keys` are `omitempty`, as is a key's `ID`).
-fn key_list(k: &v1::RoleKeyList) -> Json {
+fn key_list(k: &v1::RoleKeyList) -> Json<'_> {
     let mut fields = Vec::new();
     if !k.name.is_empty() {
-        fields.push(("Name", Json::Str(k.name.clone())));
+        fields.push(("Name", Json::Str(&k.name)));
     }
     if !k.key_ids.is_empty() {
         let keys = k
@@ -95,7 +106,7 @@ fn key_list(k: &v1::RoleKeyList) -> Json {
                 if id.is_empty() {
                     Json::Obj(Vec::new())
                 } else {
-                    Json::Obj(vec![("ID", Json::Str(id.clone()))])
+                    Json::Obj(vec![("ID", Json::Str(id))])
                 }
             })
             .collect();
@@ -104,23 +115,23 @@ fn key_list(k: &v1::RoleKeyList) -> Json {
     Json::Obj(fields)
 }
 
-fn repository(r: &v1::RepositoryInspection) -> Json {
+fn repository(r: &v1::RepositoryInspection) -> Json<'_> {
     let tags = r
         .signed_tags
         .iter()
         .map(|t| {
             Json::Obj(vec![
-                ("SignedTag", Json::Str(t.tag.clone())),
-                ("Digest", Json::Str(t.digest.clone())),
+                ("SignedTag", Json::Str(&t.tag)),
+                ("Digest", Json::Str(&t.digest)),
                 (
                     "Signers",
-                    Json::Arr(t.signers.iter().cloned().map(Json::Str).collect()),
+                    Json::Arr(t.signers.iter().map(|s| Json::Str(s)).collect()),
                 ),
             ])
         })
         .collect();
     Json::Obj(vec![
-        ("Name", Json::Str(r.name.clone())),
+        ("Name", Json::Str(&r.name)),
         ("SignedTags", Json::Arr(tags)),
         (
             "Signers",
@@ -135,7 +146,9 @@ fn repository(r: &v1::RepositoryInspection) -> Json {
 
 /// What `docker trust inspect REPO…` prints on stdout, trailing newline included.
 pub fn inspect_json(repos: &[v1::RepositoryInspection]) -> String {
-    let mut out = String::new();
+    // About 250 bytes a tag row: grown once or twice, not twenty times.
+    let tags: usize = repos.iter().map(|r| r.signed_tags.len()).sum();
+    let mut out = String::with_capacity(4096 + tags * 256);
     write_indented(
         &Json::Arr(repos.iter().map(repository).collect()),
         0,

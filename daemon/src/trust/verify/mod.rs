@@ -354,7 +354,7 @@ impl Trust {
         let lock = self.engine.lock_for(name);
         let _guard = lock.lock().await;
         let client: &NotaryClient = self.engine.client(g)?;
-        let stored: Option<StoredRepository> = self.engine.store.load(name)?;
+        let stored: Option<StoredRepository> = self.engine.stored(name).await?;
         let rule = self.verify_policy.rule_for(name);
         let md = |e| TrustError::metadata(name, e);
         let now = OffsetDateTime::now_utc();
