@@ -41,7 +41,8 @@
 //!   timings are then inflated); `TRUST_BENCH_STRACE=DIR` likewise with
 //!   `strace -f -tt -T` (`DIR/tufd-one.strace`, `DIR/tufd-many.strace`);
 //! - `TRUST_BENCH_TIMELINE=1`: print the full daemon log timeline of the
-//!   last tufd run of each series.
+//!   last tufd run of each series (for (c): of the last concurrent round);
+//! - `TRUST_BENCH_ONLY_GROUP=1`: run (c) only (no (a), (b) or notary).
 
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -86,6 +87,7 @@ struct Settings {
     perf_dir: Option<PathBuf>,
     strace_dir: Option<PathBuf>,
     timeline: bool,
+    only_group: bool,
 }
 
 fn env_usize(name: &str, default: usize) -> Result<usize> {
@@ -114,6 +116,7 @@ fn run() -> Result<()> {
         perf_dir: std::env::var_os("TRUST_BENCH_PERF").map(PathBuf::from),
         strace_dir: std::env::var_os("TRUST_BENCH_STRACE").map(PathBuf::from),
         timeline: env_flag("TRUST_BENCH_TIMELINE"),
+        only_group: env_flag("TRUST_BENCH_ONLY_GROUP"),
     };
     let (tufd, tufctl) = tufd_tests::bench::binaries()?;
     println!("tufd:   {}", tufd_tests::bench::describe_binary(&tufd));
@@ -143,6 +146,11 @@ fn run() -> Result<()> {
     println!("notary-server: {}", servers.url());
 
     let bench = TufdBench::start(&servers)?;
+    if settings.only_group {
+        let group = series_group(&bench, &servers, &target, &settings)?;
+        report_group(&settings, &group, None);
+        return Ok(());
+    }
     let floors = bench.floors(settings.runs_one)?;
     let snapshots: &[SnapshotKey] = if settings.skip_notary {
         &[]
@@ -792,6 +800,9 @@ struct GroupSeries {
     status_floor: Vec<Duration>,
     /// Callers per group transaction (the daemon's log), all rounds.
     group_sizes: Vec<usize>,
+    /// The daemon's log during the last concurrent round (ms from its
+    /// start), for `TRUST_BENCH_TIMELINE`.
+    last_log: Vec<(Duration, String)>,
 }
 
 /// (c): `settings.group` single-tag signs into one fresh repository, one
@@ -807,6 +818,7 @@ fn series_group(
         concurrent: Vec::new(),
         status_floor: Vec::new(),
         group_sizes: Vec::new(),
+        last_log: Vec::new(),
     };
     for r in 0..settings.runs_group {
         let start = Instant::now();
@@ -837,7 +849,7 @@ fn series_group(
         out.sequential.push(start.elapsed());
         let conc: Vec<String> = (0..settings.group).map(|i| format!("c{i}")).collect();
         let log_start = std::fs::metadata(bench.log_path()).map_or(0, |m| m.len());
-        let start = Instant::now();
+        let (start, wall) = (Instant::now(), SystemTime::now());
         let results: Vec<Result<()>> = std::thread::scope(|s| {
             let handles: Vec<_> = conc
                 .iter()
@@ -858,9 +870,9 @@ fn series_group(
         for r in results {
             r?;
         }
-        let log = read_log_since(&bench.log_path(), log_start, SystemTime::now())?;
+        let log = read_log_since(&bench.log_path(), log_start, wall)?;
         out.group_sizes.extend(log.iter().filter_map(|(_, l)| {
-            l.contains("group transaction")
+            l.contains("group transaction answered")
                 .then(|| {
                     l.split("callers=")
                         .nth(1)?
@@ -871,6 +883,7 @@ fn series_group(
                 })
                 .flatten()
         }));
+        out.last_log = log;
         check_listed(servers, &gun, &[seq, conc].concat(), target)?;
         println!("(c) round {} of {} done", r + 1, settings.runs_group);
     }
@@ -1092,6 +1105,12 @@ fn report_group(settings: &Settings, group: &GroupSeries, notary: Option<&[Notar
         "concurrent / sequential rate",
         if speedup >= 5.0 { "MET" } else { "MISSED" }
     );
+    if settings.timeline {
+        println!("\nlast concurrent round, the daemon's log (ms after the first spawn):");
+        for (t, l) in &group.last_log {
+            println!("    {:>9.2}  {l}", t.as_secs_f64() * 1000.0);
+        }
+    }
 }
 
 fn breakdown(title: &str, runs: &[TufdRun], timeline: bool) {

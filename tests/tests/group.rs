@@ -43,43 +43,98 @@ fn wait_for(
     }
 }
 
-#[test]
-fn concurrent_signs_share_one_publish_and_a_refused_caller_fails_alone() {
-    if !can_create_users() {
-        eprintln!("SKIPPED: creating a test user needs root (CI runs as root)");
-        return;
+/// A daemon whose first sign through `pause` stops there, a repository
+/// with tufd's `ci` signer, and a user `lim` whose signs fail (its policy
+/// lets it write only a role nobody holds a key of). Fields drop in order:
+/// the daemon first.
+struct Setup {
+    daemon: tufd_tests::daemon::Daemon,
+    lim: TestUser,
+    env: TestEnv,
+    servers: NotaryServers,
+    hooks: std::path::PathBuf,
+}
+
+impl Setup {
+    /// `None` when test users cannot be created (not root).
+    fn new(pause: &str) -> Option<Setup> {
+        if !can_create_users() {
+            eprintln!("SKIPPED: creating a test user needs root (CI runs as root)");
+            return None;
+        }
+        let servers = NotaryServers::start();
+        let mut env = TestEnv::new();
+        let lim = TestUser::create(&env, "lim");
+        let policy = format!(
+            "[policy]\n[[policy.rule]]\nusers = [\"{}\"]\nrepositories = [\"localhost:5000/group/*\"]\nroles = [\"targets/other\"]\noperations = [\"sign\"]\n",
+            lim.name
+        );
+        let config = servers.daemon_config(&env, &policy);
+        {
+            let _d = env.start_with(&config);
+            env.tufctl(&["key", "generate", "ci"]).ok();
+            env.tufctl(&["signer", "add", "ci", GUN, "--key", "ci.pub"])
+                .ok();
+        }
+        // From now on the first transaction through `pause` stops there.
+        let hooks = env.path().join("hooks");
+        std::fs::create_dir_all(&hooks).unwrap();
+        env.daemon_env
+            .push(("TUFD_TEST_PAUSE".into(), pause.into()));
+        env.daemon_env
+            .push(("TUFD_TEST_HOOK_DIR".into(), hooks.display().to_string()));
+        let daemon = env.start_with(&config);
+        open_socket_to_everyone(&env);
+        Some(Setup {
+            daemon,
+            lim,
+            env,
+            servers,
+            hooks,
+        })
     }
-    let servers = NotaryServers::start();
-    let mut env = TestEnv::new();
-    // `lim` may sign in this repository, but only into a role it has no
-    // key of: its intent fails; root (the admin) may do everything.
-    let lim = TestUser::create(&env, "lim");
-    let policy = format!(
-        "[policy]\n[[policy.rule]]\nusers = [\"{}\"]\nrepositories = [\"localhost:5000/group/*\"]\nroles = [\"targets/other\"]\noperations = [\"sign\"]\n",
-        lim.name
-    );
-    let config = servers.daemon_config(&env, &policy);
-    {
-        let _d = env.start_with(&config);
-        env.tufctl(&["key", "generate", "ci"]).ok();
-        env.tufctl(&["signer", "add", "ci", GUN, "--key", "ci.pub"])
-            .ok();
-    }
-    // From now on the first transaction pauses after its read.
-    let hooks = env.path().join("hooks");
-    std::fs::create_dir_all(&hooks).unwrap();
-    env.daemon_env
-        .push(("TUFD_TEST_PAUSE".into(), "after-read".into()));
-    env.daemon_env
-        .push(("TUFD_TEST_HOOK_DIR".into(), hooks.display().to_string()));
-    let daemon = env.start_with(&config);
-    open_socket_to_everyone(&env);
-    let queued = || {
-        daemon
+
+    /// How many signs the daemon has queued so far.
+    fn queued(&self) -> usize {
+        self.daemon
             .log()
             .matches("sign queued for the next transaction")
             .count()
+    }
+
+    /// The `notary list` line of `tag` (a fresh notary client's view).
+    fn listed(&self) -> String {
+        self.servers.cli().run_ok(["list", GUN]).stdout
+    }
+}
+
+/// The line of `tag` in a `notary list` output.
+fn line_of<'a>(listed: &'a str, tag: &str) -> &'a str {
+    listed
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(tag))
+        .unwrap_or_else(|| panic!("{tag} not listed:\n{listed}"))
+}
+
+/// `lim`'s sign was refused by the policy, alone.
+fn assert_refused_alone(refused: &CmdOutput) {
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let said = format!("{}{}", refused.stdout, refused.stderr);
+    assert!(
+        said.contains("PermissionDenied")
+            && said.contains("the policy does not let you write")
+            && said.contains("nothing was signed"),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn concurrent_signs_share_one_publish_and_a_refused_caller_fails_alone() {
+    let Some(setup) = Setup::new("after-read") else {
+        return;
     };
+    let (env, lim, daemon, hooks) = (&setup.env, &setup.lim, &setup.daemon, &setup.hooks);
+    let queued = || setup.queued();
 
     let (first, grouped, refused) = std::thread::scope(|s| {
         let env = &env;
@@ -131,24 +186,11 @@ fn concurrent_signs_share_one_publish_and_a_refused_caller_fails_alone() {
         );
     }
     // `lim` gets its own refusal; nothing of it was published.
-    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
-    let said = format!("{}{}", refused.stdout, refused.stderr);
-    assert!(
-        said.contains("PermissionDenied")
-            && said.contains("the policy does not let you write")
-            && said.contains("nothing was signed"),
-        "{refused:?}"
-    );
+    assert_refused_alone(&refused);
 
     // The notary client sees every tag told success, with its digest.
-    let listed = servers.cli().run_ok(["list", GUN]).stdout;
-    let digest_of = |tag: &str| {
-        listed
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(tag))
-            .unwrap_or_else(|| panic!("{tag} not listed:\n{listed}"))
-            .to_owned()
-    };
+    let listed = setup.listed();
+    let digest_of = |tag: &str| line_of(&listed, tag);
     assert!(digest_of("first").contains(&D1[7..]));
     for i in 0..5 {
         let want = if i % 2 == 0 { D1 } else { D2 };
@@ -178,4 +220,92 @@ fn concurrent_signs_share_one_publish_and_a_refused_caller_fails_alone() {
                 && l["result"].as_str().unwrap().starts_with("error")),
         "{ends:?}"
     );
+}
+
+/// Signs that queue while a sign's draft is prepared on the daemon's last
+/// read-back (confirmed still served, not yet published) join that very
+/// transaction: one publish for all, each told its own outcome, every tag
+/// told success read back and listed. Forced with the `confirmed` pause:
+/// the transaction holds there while the others queue.
+#[test]
+fn signs_queued_before_the_publish_join_the_transaction_under_way() {
+    let Some(setup) = Setup::new("confirmed") else {
+        return;
+    };
+    let (env, lim, daemon, hooks) = (&setup.env, &setup.lim, &setup.daemon, &setup.hooks);
+    // The first sign after the start reads afresh (nothing kept yet); its
+    // read-back is what the next sign starts from.
+    let warm = env.tufctl(&sign_args(&format!("{GUN}:warm"), D1));
+    warm.ok();
+    let warm_version = releases_version(&warm);
+    assert!(!hooks.join("confirmed.paused").exists(), "{}", daemon.log());
+
+    let (first, joined, refused) = std::thread::scope(|s| {
+        let first = s.spawn(|| env.tufctl(&sign_args(&format!("{GUN}:first"), D2)));
+        wait_for(
+            "the sign pausing on its confirmed read, before its publish",
+            Duration::from_secs(20),
+            || hooks.join("confirmed.paused").exists(),
+            || daemon.log(),
+        );
+        let joined: Vec<_> = (0..3)
+            .map(|i| {
+                s.spawn(move || {
+                    let tag = format!("{GUN}:j{i}");
+                    env.tufctl(&sign_args(&tag, if i % 2 == 0 { D1 } else { D2 }))
+                })
+            })
+            .collect();
+        let refused = s.spawn(|| lim.tufctl(env, &sign_args(&format!("{GUN}:bad"), D1), &[]));
+        wait_for(
+            "four signs queueing behind it",
+            Duration::from_secs(20),
+            || setup.queued() >= 6,
+            || daemon.log(),
+        );
+        std::fs::write(hooks.join("confirmed.go"), b"").unwrap();
+        (
+            first.join().unwrap(),
+            joined
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .collect::<Vec<_>>(),
+            refused.join().unwrap(),
+        )
+    });
+
+    // One publish, right after the warm-up, carried all of them.
+    first.ok();
+    assert_eq!(releases_version(&first), warm_version + 1, "{first:?}");
+    for out in &joined {
+        out.ok();
+        assert_eq!(releases_version(out), warm_version + 1, "{out:?}");
+        assert!(
+            out.stderr
+                .contains("joined a transaction under way: signing together with 4 other sign(s)"),
+            "{out:?}"
+        );
+    }
+    assert_refused_alone(&refused);
+    let log = daemon.log();
+    assert!(
+        log.contains("signs joined the transaction before its publish"),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("group transaction starts").count(),
+        2,
+        "the warm-up and one more: {log}"
+    );
+
+    let listed = setup.listed();
+    assert!(line_of(&listed, "first").contains(&D2[7..]), "{listed}");
+    for i in 0..3 {
+        let want = if i % 2 == 0 { D1 } else { D2 };
+        assert!(
+            line_of(&listed, &format!("j{i}")).contains(&want[7..]),
+            "{listed}"
+        );
+    }
+    assert!(!listed.lines().any(|l| l.starts_with("bad ")), "{listed}");
 }

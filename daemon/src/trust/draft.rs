@@ -85,6 +85,14 @@ impl HeldKeys {
         self.by_id.get(&id)
     }
 
+    /// Whether any held key waits for a touch to sign (a group commit
+    /// then signs once: asking for a second touch costs more than it saves).
+    pub fn any_needs_touch(&self) -> bool {
+        self.by_id
+            .values()
+            .any(|k| k.store.needs_touch(&k.signer.record().id))
+    }
+
     /// The held key with this canonical ID.
     pub fn by_id(&self, id: &str) -> Option<&HeldKey> {
         self.by_id.get(id)

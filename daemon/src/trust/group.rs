@@ -6,7 +6,14 @@
 //! gets the lock takes every sign waiting (up to [`MAX_GROUP_TAGS`] tags)
 //! and runs them as one transaction: one read, every caller's intent
 //! applied to the draft in arrival order, one signing pass, one publish,
-//! one read-back. Each caller is answered with its own outcome:
+//! one read-back. Signs that queue while that transaction's draft is
+//! prepared on a confirmed read (see [`Read::Confirm`]) join it before its
+//! publish: the intent runs again with them on the same read, up to
+//! [`super::txn::MAX_REJOINS`] times, and the draft is signed again (not
+//! when a key waits for a touch: one touch per transaction). Nothing was
+//! published yet, so this is the transaction they would have formed had
+//! they queued before it began. Each caller is answered with its own
+//! outcome:
 //! - an intent that fails (a role the caller's policy does not allow, no
 //!   key) fails that caller only and leaves the draft as the intents
 //!   before it made it;
@@ -29,6 +36,7 @@ use super::intent::sign::Applied;
 use super::txn::{Change, Engine, Outcome, Read};
 use super::{Event, EventSink, RoleFilter, TagSpec, TrustError};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 use tufd_remote::Gun;
@@ -65,6 +73,18 @@ impl SignQueues {
     /// The next group: the oldest waiting signs, at least one, up to
     /// [`MAX_GROUP_TAGS`] tags in all.
     fn take(&self, gun: &str) -> Vec<Pending> {
+        self.take_within(gun, MAX_GROUP_TAGS, true)
+    }
+
+    /// The oldest waiting signs whose tags fit in `room` (joining a
+    /// transaction under way; none when the oldest does not fit).
+    fn take_joining(&self, gun: &str, room: usize) -> Vec<Pending> {
+        self.take_within(gun, room, false)
+    }
+
+    /// The oldest waiting signs up to `room` tags in all; `at_least_one`:
+    /// the oldest even when it alone has more.
+    fn take_within(&self, gun: &str, room: usize, at_least_one: bool) -> Vec<Pending> {
         let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
         let Some(queue) = waiting.get_mut(gun) else {
             return Vec::new();
@@ -72,7 +92,7 @@ impl SignQueues {
         let mut group = Vec::new();
         let mut tags = 0;
         while let Some(next) = queue.front() {
-            if !group.is_empty() && tags + next.specs.len() > MAX_GROUP_TAGS {
+            if (!group.is_empty() || !at_least_one) && tags + next.specs.len() > room {
                 break;
             }
             tags += next.specs.len();
@@ -116,10 +136,17 @@ impl Engine {
         );
         tracing::debug!(gun = %name, "sign queued for the next transaction");
         // Every waiting caller competes for the lock; whoever gets it runs
-        // the next group. A caller stops once its own sign was answered,
-        // or when the queue is empty (then a running group holds its sign).
+        // the next group. A caller stops once its own sign was answered
+        // (as soon as it is: not after the lock passed through every
+        // caller queued for it, the transaction's store first), or when
+        // the queue is empty (then a running group holds its sign).
+        let lock = self.lock_for(name);
         loop {
-            let guard = self.lock_for(name).lock_owned().await;
+            let guard = tokio::select! {
+                biased;
+                result = &mut answer => return result.unwrap_or_else(|_| Err(unanswered(name))),
+                guard = Arc::clone(&lock).lock_owned() => guard,
+            };
             let group = self.signs.take(name);
             if group.is_empty() {
                 break;
@@ -131,14 +158,12 @@ impl Engine {
                 Err(oneshot::error::TryRecvError::Closed) => break,
             }
         }
-        answer.await.unwrap_or_else(|_| {
-            Err(TrustError::Internal(format!(
-                "{name}: the transaction this sign joined ended without an answer"
-            )))
-        })
+        answer.await.unwrap_or_else(|_| Err(unanswered(name)))
     }
 
-    /// Runs `group` as one transaction and answers each caller.
+    /// Runs `group` as one transaction and answers each caller. Signs that
+    /// queue while its confirmed draft is prepared join it before the
+    /// publish (see the module doc).
     async fn run_group(
         self: &Arc<Self>,
         gun: &Gun,
@@ -146,13 +171,17 @@ impl Engine {
         group: Vec<Pending>,
     ) {
         let name = gun.as_str().to_owned();
-        tracing::debug!(gun = %name, callers = group.len(), "group transaction");
+        tracing::debug!(gun = %name, callers = group.len(), "group transaction starts");
         let (sink, mut fan) = tokio::sync::mpsc::unbounded_channel::<Event>();
-        let sinks: Vec<EventSink> = group.iter().map(|p| p.events.clone()).collect();
-        let forward = tokio::spawn(async move {
-            while let Some(e) = fan.recv().await {
-                for s in &sinks {
-                    let _ = s.send(e.clone());
+        let sinks: Arc<Mutex<Vec<EventSink>>> =
+            Arc::new(Mutex::new(group.iter().map(|p| p.events.clone()).collect()));
+        let forward = tokio::spawn({
+            let sinks = Arc::clone(&sinks);
+            async move {
+                while let Some(e) = fan.recv().await {
+                    for s in sinks.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                        let _ = s.send(e.clone());
+                    }
                 }
             }
         });
@@ -165,52 +194,123 @@ impl Engine {
                 ),
             });
         }
-        let intents: Vec<(&[TagSpec], &RoleFilter)> = group
-            .iter()
-            .map(|p| (p.specs.as_slice(), &p.allowed))
-            .collect();
+        let group = Mutex::new(group);
         let members: Mutex<Vec<Member>> = Mutex::new(Vec::new());
+        // A key that waits for a touch signs once per transaction: nobody
+        // joins once the draft is signed.
+        let touch = AtomicBool::new(false);
+        let rejoin = || self.join_under_way(&name, &group, &sinks, &touch);
         let result = self
-            .transact_locked(gun, &sink, Read::Confirm, guard, |fetched, held| {
-                let (intents, members, name) = (&intents, &members, &name);
-                async move {
-                    let mut draft = super::existing(name, fetched)?;
-                    let mut outcomes = Vec::with_capacity(intents.len());
-                    // By tag, a later caller's sign replacing an earlier
-                    // one's (one look-up per tag: a sign of 100 000 tags
-                    // searched a list of them for each).
-                    let mut expect: BTreeMap<String, Option<TargetMeta>> = BTreeMap::new();
-                    let mut joined = 0;
-                    for (specs, allowed) in intents {
-                        let only = |role: &str| allowed(name, role);
-                        // A failed or unchanged sign leaves the draft as it was.
-                        match intent::sign::apply_to(name, &mut draft, &held, specs, &only) {
-                            Ok(Applied::Changed(summary)) => {
-                                for (tag, want) in &draft.expect {
-                                    expect.insert(tag.clone(), want.clone());
-                                }
-                                joined += 1;
-                                outcomes.push(Member::Joined(summary));
-                            }
-                            Ok(Applied::Unchanged(why)) => outcomes.push(Member::Unchanged(why)),
-                            Err(e) => outcomes.push(Member::Failed(e)),
+            .transact_locked(
+                gun,
+                &sink,
+                Read::Confirm,
+                guard,
+                Some(&rejoin),
+                |fetched, held| {
+                    let (group, members, name, touch) = (&group, &members, &name, &touch);
+                    async move {
+                        if held.any_needs_touch() {
+                            touch.store(true, Ordering::SeqCst);
                         }
+                        let draft = super::existing(name, fetched)?;
+                        let group = group.lock().unwrap_or_else(|e| e.into_inner());
+                        let (draft, outcomes, joined) = apply_all(name, draft, &held, &group);
+                        *members.lock().unwrap_or_else(|e| e.into_inner()) = outcomes;
+                        if joined == 0 {
+                            return Ok(Outcome::Unchanged(format!("{name}: nothing to sign")));
+                        }
+                        let summary = format!("{name}: signed the tags of {joined} caller(s)");
+                        Ok(Outcome::Publish(Box::new(draft), summary))
                     }
-                    *members.lock().unwrap_or_else(|e| e.into_inner()) = outcomes;
-                    if joined == 0 {
-                        return Ok(Outcome::Unchanged(format!("{name}: nothing to sign")));
-                    }
-                    draft.expect = expect.into_iter().collect();
-                    let summary = format!("{name}: signed the tags of {joined} caller(s)");
-                    Ok(Outcome::Publish(Box::new(draft), summary))
-                }
-            })
+                },
+            )
             .await;
         drop(sink);
         let _ = forward.await;
+        let group = group.into_inner().unwrap_or_else(|e| e.into_inner());
         let members = members.into_inner().unwrap_or_else(|e| e.into_inner());
+        tracing::debug!(gun = %name, callers = group.len(), "group transaction answered");
         answer(group, members, result, &name);
     }
+
+    /// Moves the signs waiting for `name` (as many as fit) into `group`,
+    /// the transaction under way, before its publish; `false` when none
+    /// joined (or a key waits for a touch).
+    fn join_under_way(
+        &self,
+        name: &str,
+        group: &Mutex<Vec<Pending>>,
+        sinks: &Mutex<Vec<EventSink>>,
+        touch: &AtomicBool,
+    ) -> bool {
+        if touch.load(Ordering::SeqCst) {
+            return false;
+        }
+        let mut group = group.lock().unwrap_or_else(|e| e.into_inner());
+        let tags: usize = group.iter().map(|p| p.specs.len()).sum();
+        let joined = self
+            .signs
+            .take_joining(name, MAX_GROUP_TAGS.saturating_sub(tags));
+        if joined.is_empty() {
+            return false;
+        }
+        let callers = group.len() + joined.len();
+        tracing::debug!(gun = %name, joined = joined.len(), callers, "signs joined the transaction before its publish");
+        let mut sinks = sinks.lock().unwrap_or_else(|e| e.into_inner());
+        for p in &joined {
+            let _ = p.events.send(Event::Progress {
+                repository: name.to_owned(),
+                message: format!(
+                    "joined a transaction under way: signing together with {} other sign(s) into this repository (one publish)",
+                    callers - 1
+                ),
+            });
+            sinks.push(p.events.clone());
+        }
+        group.extend(joined);
+        true
+    }
+}
+
+/// Applies every caller's sign of `group` to `draft` in turn: the draft,
+/// each caller's outcome, and how many changed it. A failed or unchanged
+/// sign leaves the draft as it was.
+fn apply_all(
+    name: &str,
+    mut draft: super::draft::Draft,
+    held: &super::draft::HeldKeys,
+    group: &[Pending],
+) -> (super::draft::Draft, Vec<Member>, usize) {
+    let mut outcomes = Vec::with_capacity(group.len());
+    // By tag, a later caller's sign replacing an earlier one's (one
+    // look-up per tag: a sign of 100 000 tags searched a list of them for
+    // each).
+    let mut expect: BTreeMap<String, Option<TargetMeta>> = BTreeMap::new();
+    let mut joined = 0;
+    for p in group {
+        let only = |role: &str| (p.allowed)(name, role);
+        match intent::sign::apply_to(name, &mut draft, held, &p.specs, &only) {
+            Ok(Applied::Changed(summary)) => {
+                for (tag, want) in &draft.expect {
+                    expect.insert(tag.clone(), want.clone());
+                }
+                joined += 1;
+                outcomes.push(Member::Joined(summary));
+            }
+            Ok(Applied::Unchanged(why)) => outcomes.push(Member::Unchanged(why)),
+            Err(e) => outcomes.push(Member::Failed(e)),
+        }
+    }
+    draft.expect = expect.into_iter().collect();
+    (draft, outcomes, joined)
+}
+
+/// A sign whose transaction ended without answering it (a bug).
+fn unanswered(name: &str) -> TrustError {
+    TrustError::Internal(format!(
+        "{name}: the transaction this sign joined ended without an answer"
+    ))
 }
 
 /// Sends each caller of a group its outcome.

@@ -139,6 +139,10 @@ pub const PARENT_SETTLE: Duration = Duration::from_millis(100);
 /// that does not verify after this publish.
 pub const SETTLE_DEADLINE: Duration = Duration::from_secs(15);
 
+/// Most times a confirmed sign is prepared again for signs that joined it
+/// before its publish (group commit); later ones wait for the next.
+pub const MAX_REJOINS: u32 = 8;
+
 /// What an intent decided.
 pub enum Outcome {
     /// Publish the draft; the text describes the change.
@@ -363,18 +367,21 @@ impl Engine {
         Fut: std::future::Future<Output = Result<Outcome, TrustError>>,
     {
         let guard = self.lock_for(gun.as_str()).lock_owned().await;
-        self.transact_locked(gun, events, read, guard, intent).await
+        self.transact_locked(gun, events, read, guard, None, intent)
+            .await
     }
 
     /// [`Engine::transact_with`] for a caller already holding `guard`, the
-    /// lock of `gun` (which the transaction keeps until its result is
-    /// stored).
+    /// lock of `gun` (held until the transaction answers). `rejoin` (group commit, with [`Read::Confirm`]): asked once
+    /// the confirmed draft is signed, before its publish; `true` (more
+    /// signs joined) runs the intent again on the same confirmed read.
     pub(super) async fn transact_locked<F, Fut>(
         self: &Arc<Self>,
         gun: &Gun,
         events: &EventSink,
         read: Read,
         guard: tokio::sync::OwnedMutexGuard<()>,
+        rejoin: Option<&(dyn Fn() -> bool + Sync)>,
         mut intent: F,
     ) -> Result<Change, TrustError>
     where
@@ -420,17 +427,45 @@ impl Engine {
                     let held = self.held_keys().await?;
                     phase("keys listed beside the confirming read");
                     let fetched = super::recent::as_read(&recent);
-                    let work = self
-                        .prepare(&name, Some(fetched), held, &mut intent, events, false)
+                    let step = self
+                        .prepare(
+                            &name,
+                            Some(fetched),
+                            held.clone(),
+                            &mut intent,
+                            events,
+                            false,
+                        )
                         .await;
                     phase("prepared beside the confirming read");
-                    work
+                    Ok::<_, TrustError>((held, step?))
                 });
                 if current {
                     phase("read (unchanged, confirmed) and prepared meanwhile");
                     crate::testhook::pause_async("after-read").await;
                     crate::testhook::pause_async("confirmed").await;
-                    prepared = Some(work.map_err(|e| with_undone(&undone, e))?);
+                    let (held, mut step) = work.map_err(|e| with_undone(&undone, e))?;
+                    // Signs that queued meanwhile join before the publish:
+                    // the same intent, with them, on the same confirmed read
+                    // (nothing was published; see `group.rs`).
+                    let mut rounds = 0;
+                    while rounds < MAX_REJOINS && rejoin.is_some_and(|more| more()) {
+                        rounds += 1;
+                        let fetched = super::recent::as_read(&recent);
+                        step = self
+                            .prepare(
+                                &name,
+                                Some(fetched),
+                                held.clone(),
+                                &mut intent,
+                                events,
+                                false,
+                            )
+                            .await
+                            .map_err(|e| with_undone(&undone, e))?;
+                        phase("prepared again with signs that joined");
+                    }
+                    prepared = Some(step);
                 } else {
                     phase("a recent read-back is no longer current; reading afresh");
                 }
