@@ -184,6 +184,17 @@ struct World {
     ci: TestEnv,
 }
 
+impl World {
+    /// Starts the admin's and the CI daemon, both on the world's server.
+    fn start(&self) -> (Daemon, Daemon) {
+        (
+            self.admin
+                .start_with(&trust_config(&self.admin, &self.servers)),
+            self.ci.start_with(&trust_config(&self.ci, &self.servers)),
+        )
+    }
+}
+
 fn world(gun: &str, admin_holds_releases_key: bool) -> World {
     let servers = NotaryServers::start();
     let admin = TestEnv::new();
@@ -236,8 +247,7 @@ fn a_sign_after_another_daemons_change_starts_from_that_change() {
         ci: TestEnv::new(),
     };
     let alice = openssl_key(w.admin.path(), "alice");
-    let _da = w.admin.start_with(&trust_config(&w.admin, &w.servers));
-    let _dc = w.ci.start_with(&trust_config(&w.ci, &w.servers));
+    let (_da, _dc) = w.start();
     load(&w.admin, &alice, "alice");
     load(&w.ci, &alice, "alice");
     let public = public_of(&alice);
@@ -292,8 +302,7 @@ fn a_confirmed_sign_overtaken_before_its_publish_is_redone_from_a_fresh_read() {
     let gun = "localhost:5000/integrity/recent-overtaken";
     let mut w = world(gun, true);
     let hooks = hooked(&mut w.ci, "confirmed");
-    let _da = w.admin.start_with(&trust_config(&w.admin, &w.servers));
-    let dc = w.ci.start_with(&trust_config(&w.ci, &w.servers));
+    let (_da, dc) = w.start();
     // The CI daemon's first sign reads afresh (nothing recent yet).
     sign(&w.ci, gun, "x1", D1).ok();
     let ci = &w.ci;
@@ -319,8 +328,7 @@ fn a_confirmed_sign_overtaken_before_its_publish_is_redone_from_a_fresh_read() {
 fn removal_read_before_a_sign(gun: &str, admin_holds_releases_key: bool) -> (World, CmdOutput) {
     let mut w = world(gun, admin_holds_releases_key);
     let hooks = hooked(&mut w.admin, "after-read");
-    let da = w.admin.start_with(&trust_config(&w.admin, &w.servers));
-    let _dc = w.ci.start_with(&trust_config(&w.ci, &w.servers));
+    let (da, _dc) = w.start();
     let admin = &w.admin;
     let removal = std::thread::scope(|s| {
         let removal = s.spawn(|| admin.tufctl(&["signer", "remove", "bob", gun]));
@@ -372,8 +380,7 @@ fn a_sign_read_before_a_removal_is_refused_with_a_reason() {
     let gun = "localhost:5000/integrity/race-late-sign";
     let mut w = world(gun, false);
     let hooks = hooked(&mut w.ci, "after-read");
-    let _da = w.admin.start_with(&trust_config(&w.admin, &w.servers));
-    let dc = w.ci.start_with(&trust_config(&w.ci, &w.servers));
+    let (_da, dc) = w.start();
     let ci = &w.ci;
     let signed = std::thread::scope(|s| {
         let signed = s.spawn(|| sign(ci, gun, "late", D2));
@@ -688,8 +695,7 @@ fn two_daemons_sixteen_concurrent_signs_each_never_give_up() {
 /// which tags clients no longer see.
 fn broken_on_purpose(gun: &str) -> (World, Daemon, Daemon) {
     let w = world(gun, false);
-    let da = w.admin.start_with(&trust_config(&w.admin, &w.servers));
-    let dc = w.ci.start_with(&trust_config(&w.ci, &w.servers));
+    let (da, dc) = w.start();
     sign(&w.ci, gun, "v1", D2).ok();
     w.admin
         .tufctl(&["signer", "remove", "bob", gun])
@@ -961,8 +967,7 @@ fn a_signer_reading_back_a_broken_repository_waits_for_the_compensation() {
     let mut w = world(gun, false);
     let admin_hooks = hooked(&mut w.admin, "after-read,read-back");
     let ci_hooks = hooked(&mut w.ci, "after-publish");
-    let da = w.admin.start_with(&trust_config(&w.admin, &w.servers));
-    let dc = w.ci.start_with(&trust_config(&w.ci, &w.servers));
+    let (da, dc) = w.start();
     let (admin, ci) = (&w.admin, &w.ci);
     let (removal, signed) = std::thread::scope(|s| {
         let removal = s.spawn(|| admin.tufctl(&["signer", "remove", "bob", gun]));

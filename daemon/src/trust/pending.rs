@@ -75,19 +75,27 @@ impl Pending {
 
     /// Waits until nothing is pending for `gun`.
     pub async fn settled(&self, gun: &str) {
-        loop {
-            let notified = self.idle.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if !self
+        until(&self.idle, || {
+            !self
                 .slots
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .contains_key(gun)
-            {
-                return;
-            }
-            notified.await;
+        })
+        .await;
+    }
+}
+
+/// Waits until `done` holds, checking it again whenever `notify` is
+/// signalled (registered before each check, so no signal is missed).
+pub async fn until(notify: &tokio::sync::Notify, done: impl Fn() -> bool) {
+    loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if done() {
+            return;
         }
+        notified.await;
     }
 }

@@ -453,11 +453,23 @@ mod tests {
         assert!(e.to_string().contains("not \"other/repo\""), "{e}");
     }
 
-    #[test]
-    fn a_truncated_file_and_an_older_repository_are_refused() {
+    /// An empty store in a temporary directory, and two versions of one
+    /// repository.
+    fn store_and_two_versions() -> (
+        tempfile::TempDir,
+        TrustStore,
+        VerifiedRepository,
+        VerifiedRepository,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let store = TrustStore::open(dir.path()).unwrap();
         let (older, newer) = two_versions();
+        (dir, store, older, newer)
+    }
+
+    #[test]
+    fn a_truncated_file_and_an_older_repository_are_refused() {
+        let (_dir, store, older, newer) = store_and_two_versions();
         let gun = "example.com/team/app";
         store.save(gun, &newer).unwrap();
         let e = store.save(gun, &older).unwrap_err();
@@ -470,9 +482,7 @@ mod tests {
 
     #[test]
     fn the_base64_format_is_read_and_replaced_on_the_next_save() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = TrustStore::open(dir.path()).unwrap();
-        let (older, newer) = two_versions();
+        let (_dir, store, older, newer) = store_and_two_versions();
         let gun = "example.com/team/app";
         let v1 = serde_json::json!({
             "gun": gun,

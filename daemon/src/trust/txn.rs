@@ -206,15 +206,7 @@ impl Background {
     /// Waits until no task runs.
     pub async fn idle(&self) {
         use std::sync::atomic::Ordering;
-        loop {
-            let notified = self.idle.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.running.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            notified.await;
-        }
+        super::pending::until(&self.idle, || self.running.load(Ordering::SeqCst) == 0).await;
     }
 }
 
@@ -426,16 +418,8 @@ impl Engine {
                 let (current, work) = tokio::join!(self.still_served(gun, &recent), async {
                     let held = self.held_keys().await?;
                     phase("keys listed beside the confirming read");
-                    let fetched = super::recent::as_read(&recent);
                     let step = self
-                        .prepare(
-                            &name,
-                            Some(fetched),
-                            held.clone(),
-                            &mut intent,
-                            events,
-                            false,
-                        )
+                        .prepare_on_kept(&name, &recent, &held, &mut intent, events)
                         .await;
                     phase("prepared beside the confirming read");
                     Ok::<_, TrustError>((held, step?))
@@ -451,16 +435,8 @@ impl Engine {
                     let mut rounds = 0;
                     while rounds < MAX_REJOINS && rejoin.is_some_and(|more| more()) {
                         rounds += 1;
-                        let fetched = super::recent::as_read(&recent);
                         step = self
-                            .prepare(
-                                &name,
-                                Some(fetched),
-                                held.clone(),
-                                &mut intent,
-                                events,
-                                false,
-                            )
+                            .prepare_on_kept(&name, &recent, &held, &mut intent, events)
                             .await
                             .map_err(|e| with_undone(&undone, e))?;
                         phase("prepared again with signs that joined");
@@ -677,6 +653,26 @@ impl Engine {
             removed,
             base_files,
         })))
+    }
+
+    /// [`Engine::prepare`] on `recent`, the kept read-back, as the read
+    /// (the steps are not told: this runs beside the request confirming
+    /// it, or again for signs that joined before the publish).
+    async fn prepare_on_kept<F, Fut>(
+        &self,
+        name: &str,
+        recent: &Fetched,
+        held: &HeldKeys,
+        intent: &mut F,
+        events: &EventSink,
+    ) -> Result<Step, TrustError>
+    where
+        F: FnMut(Option<Fetched>, HeldKeys) -> Fut,
+        Fut: std::future::Future<Output = Result<Outcome, TrustError>>,
+    {
+        let read = super::recent::as_read(recent);
+        self.prepare(name, Some(read), held.clone(), intent, events, false)
+            .await
     }
 
     /// Whether the server still serves the timestamp of `recent`, this
