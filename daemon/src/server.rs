@@ -284,6 +284,9 @@ pub async fn serve(
     let serve = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(MAX_REQUESTS_PER_CONNECTION)
         .max_concurrent_streams(u32::try_from(MAX_REQUESTS_PER_CONNECTION * 2).ok())
+        .layer(crate::service::budget::BudgetLayer::new(
+            crate::service::budget::RequestBudget::new(crate::service::budget::DEFAULT_LIMIT),
+        ))
         .layer(crate::service::unmapped::AdminUnlessGatedLayer::new(
             gate.clone(),
         ))

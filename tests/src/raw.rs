@@ -83,3 +83,62 @@ pub fn unary(socket: &Path, method: &str, message: Vec<u8>) -> Result<Vec<u8>, t
             .map(tonic::Response::into_inner)
     })
 }
+
+/// A request whose message is announced but only partly sent, held open
+/// (as a hostile client would leave it) until dropped.
+pub struct HalfSent {
+    _send: h2::SendStream<bytes::Bytes>,
+    response: Option<h2::client::ResponseFuture>,
+    refusal: Option<tonic::Status>,
+    _connection: tokio::task::JoinHandle<()>,
+}
+
+/// Opens a connection of its own and sends to `method` a message header
+/// announcing `announced` bytes, then `sent` bytes of it, and nothing more.
+pub async fn half_sent(socket: &Path, method: &str, announced: u32, sent: usize) -> HalfSent {
+    let io = tokio::net::UnixStream::connect(socket)
+        .await
+        .expect("connect to tufd");
+    let (client, connection) = h2::client::handshake(io).await.expect("h2 handshake");
+    let connection = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut client = client.ready().await.expect("h2 ready");
+    let request = http::Request::post(format!("http://tufd.local{method}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .expect("request");
+    let (response, mut send) = client.send_request(request, false).expect("send");
+    let mut frame = Vec::with_capacity(5 + sent);
+    frame.push(0);
+    frame.extend_from_slice(&announced.to_be_bytes());
+    frame.resize(5 + sent, 0x0a);
+    send.send_data(bytes::Bytes::from(frame), false)
+        .expect("send data");
+    HalfSent {
+        _send: send,
+        response: Some(response),
+        refusal: None,
+        _connection: connection,
+    }
+}
+
+impl HalfSent {
+    /// The status the daemon answered with, if it answered within `wait`
+    /// (a held request is not answered).
+    pub async fn refusal(&mut self, wait: std::time::Duration) -> Option<&tonic::Status> {
+        if let Some(response) = self.response.as_mut()
+            && let Ok(answer) = tokio::time::timeout(wait, response).await
+        {
+            self.response = None;
+            self.refusal = Some(match answer {
+                Ok(r) => tonic::Status::from_header_map(r.headers()).unwrap_or_else(|| {
+                    tonic::Status::unknown(format!("answer without a status: {r:?}"))
+                }),
+                Err(e) => tonic::Status::unknown(format!("stream error: {e}")),
+            });
+        }
+        self.refusal.as_ref()
+    }
+}

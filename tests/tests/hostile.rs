@@ -365,6 +365,115 @@ fn an_oversized_request_is_refused_with_a_clear_error() {
     env.tufctl(&["status"]).ok();
 }
 
+/// Large requests left half-sent on many connections take their memory
+/// from one shared budget: past it they are refused at once with
+/// RESOURCE_EXHAUSTED, saying why, the daemon's memory stays bounded, small
+/// requests keep working, and the budget comes back when they go.
+#[test]
+fn large_requests_held_half_sent_share_one_bounded_budget() {
+    use tufd::service::budget::{DEFAULT_LIMIT, FREE_BYTES};
+    let _heavy = heavy();
+    let env = TestEnv::new();
+    let daemon = env.start();
+    let (_, idle_rss) = memory_kib(daemon.pid());
+    const HELD: usize = 40;
+    const SENT: usize = 8 << 20;
+    // Each held request takes its bytes beyond the free part (and the
+    // 5-byte message header): this many fit.
+    let fit = DEFAULT_LIMIT / (SENT + 5 - FREE_BYTES);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let socket = env.socket();
+    let sign = "/tufd.v1.Trust/Sign";
+    let mut held = rt.block_on(async {
+        let mut held = Vec::new();
+        for _ in 0..HELD {
+            held.push(tufd_tests::raw::half_sent(&socket, sign, 30 << 20, SENT).await);
+        }
+        held
+    });
+    // Wait until every request past the budget was refused.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let refused = loop {
+        let refused: Vec<tonic::Status> = rt.block_on(async {
+            let mut out = Vec::new();
+            for h in &mut held {
+                if let Some(s) = h.refusal(Duration::from_millis(5)).await {
+                    out.push(s.clone());
+                }
+            }
+            out
+        });
+        if refused.len() >= HELD - fit || Instant::now() > deadline {
+            break refused;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let latency = status_latency(&env, 5);
+    let (peak, rss) = memory_kib(daemon.pid());
+    eprintln!(
+        "MEASURE {HELD} requests of 30 MiB, 8 MiB of each sent and held: {} refused, {} held \
+         (budget {} MiB); tufd VmHWM {} KiB VmRSS {} KiB (idle VmRSS {idle_rss} KiB); \
+         status latency max {latency:?}",
+        refused.len(),
+        HELD - refused.len(),
+        DEFAULT_LIMIT >> 20,
+        peak,
+        rss
+    );
+    assert!(
+        refused.len() >= HELD - fit && refused.len() < HELD,
+        "{} of {HELD} refused; {fit} fit the budget",
+        refused.len()
+    );
+    for s in &refused {
+        assert_eq!(s.code(), tonic::Code::ResourceExhausted, "{s:?}");
+        assert!(
+            s.message().contains("request data") && s.message().contains("retry"),
+            "{s:?}"
+        );
+    }
+    // Everything held is bounded by the budget (and what the decoder and
+    // h2 keep besides), not by what the requests announced.
+    let budget_kib = (DEFAULT_LIMIT >> 10) as u64;
+    assert!(
+        peak < idle_rss + budget_kib * 2,
+        "VmHWM {peak} KiB with a budget of {budget_kib} KiB (idle {idle_rss} KiB)"
+    );
+    assert!(latency < Duration::from_secs(1), "status took {latency:?}");
+    // Small requests are never counted: a sign that names no tag is still
+    // read and answered (refused for what it says, not for its size).
+    let out = env.tufctl(&["key", "list"]);
+    assert!(out.status.success(), "{out:?}");
+    // Once the held requests are gone, the budget is whole again: as many
+    // requests fit as before.
+    drop(held);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut again = rt.block_on(async {
+        let mut again = Vec::new();
+        for _ in 0..fit {
+            again.push(tufd_tests::raw::half_sent(&socket, sign, 30 << 20, SENT).await);
+        }
+        again
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let refused_again = rt.block_on(async {
+        let mut n = 0;
+        for h in &mut again {
+            if h.refusal(Duration::from_millis(5)).await.is_some() {
+                n += 1;
+            }
+        }
+        n
+    });
+    assert_eq!(refused_again, 0, "the budget was not given back");
+    drop(again);
+    env.tufctl(&["status"]).ok();
+}
+
 #[test]
 fn malformed_protobuf_is_an_invalid_argument() {
     let env = TestEnv::new();

@@ -1,6 +1,7 @@
 //! gRPC adapters: turn requests into keyring calls and errors into
 //! statuses. No logic beyond that lives here.
 
+pub mod budget;
 pub mod gate;
 mod inspect;
 mod keys;
