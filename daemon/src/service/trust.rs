@@ -187,6 +187,7 @@ pub(crate) fn status(e: TrustError) -> Status {
         TrustError::InvalidRequest(_) => Code::InvalidArgument,
         TrustError::Contended { .. } => Code::Aborted,
         TrustError::Store { .. } | TrustError::Internal(_) => Code::Internal,
+        TrustError::Busy(_) => Code::ResourceExhausted,
         TrustError::Unverified { .. } => Code::DataLoss,
         TrustError::RolledBack { .. } => Code::FailedPrecondition,
         TrustError::Partial { .. } | TrustError::Undone { .. } | TrustError::Shared(_) => {

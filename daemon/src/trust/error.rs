@@ -83,6 +83,9 @@ pub enum TrustError {
         done: Vec<String>,
         source: Box<TrustError>,
     },
+    /// The daemon's CPU pool is full; the caller may retry.
+    #[error("{0}")]
+    Busy(String),
     /// A worker thread failed.
     #[error("internal error: {0}")]
     Internal(String),

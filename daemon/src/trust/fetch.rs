@@ -127,6 +127,20 @@ pub async fn fetch_after_publish(
     fetch_with(client, gun, stored, now, true, true).await
 }
 
+/// Repositories with more metadata than this are verified on the CPU pool
+/// (see [`crate::cpu`]); smaller ones verify in well under a millisecond,
+/// where the hop to a pool thread would cost more than the work.
+const VERIFY_INLINE_BYTES: usize = 256 << 10;
+
+/// Bytes of metadata in `files`.
+pub(super) fn metadata_bytes(files: &RepositoryFiles) -> usize {
+    files.root_chain.iter().map(Vec::len).sum::<usize>()
+        + files.timestamp.len()
+        + files.snapshot.len()
+        + files.targets.len()
+        + files.delegations.values().map(Vec::len).sum::<usize>()
+}
+
 async fn fetch_with(
     client: &NotaryClient,
     gun: &Gun,
@@ -276,7 +290,24 @@ async fn fetch_with(
     } else {
         tufd_tuf::verify_repository
     };
-    let repo = verify(&trusted, &files, name, now).map_err(md)?;
+    // A large repository takes a core for a long while to verify (most of
+    // a second at 100 000 tags): that runs on the CPU pool, never on a
+    // runtime thread that serves the socket.
+    let (repo, files) = if metadata_bytes(&files) <= VERIFY_INLINE_BYTES {
+        let repo = verify(&trusted, &files, name, now);
+        (repo, files)
+    } else {
+        let gun_name = name.to_owned();
+        crate::cpu::run(move || (verify(&trusted, &files, &gun_name, now), files))
+            .await
+            .map_err(|e| match e {
+                crate::cpu::CpuError::Busy => TrustError::Busy(format!(
+                    "{name}: verifying this large repository must wait: {e}"
+                )),
+                crate::cpu::CpuError::Failed(_) => TrustError::Internal(e.to_string()),
+            })?
+    };
+    let repo = repo.map_err(md)?;
     Ok(Some(Fetched {
         repo,
         unchanged,

@@ -48,12 +48,7 @@ pub struct Recent {
 
 /// Bytes of metadata `f` holds.
 fn size(f: &Fetched) -> usize {
-    let files = &f.files;
-    files.root_chain.iter().map(Vec::len).sum::<usize>()
-        + files.timestamp.len()
-        + files.snapshot.len()
-        + files.targets.len()
-        + files.delegations.values().map(Vec::len).sum::<usize>()
+    super::fetch::metadata_bytes(&f.files)
 }
 
 /// The earliest expiry among `f`'s roles.
