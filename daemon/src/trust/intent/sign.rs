@@ -118,18 +118,48 @@ pub fn apply_to(
             )
         })
         .collect();
-    let tags: Vec<&str> = specs.iter().map(|s| s.tag.as_str()).collect();
     Ok(Applied::Changed(format!(
         "{name}: signed {} into {}",
-        tags.join(", "),
+        tag_list(specs),
         signed.join(", ")
     )))
+}
+
+/// Most tags an answer names one by one; a larger batch is summed up.
+const LISTED_TAGS: usize = 10;
+
+/// The tags of `specs` for an answer: all of them up to [`LISTED_TAGS`],
+/// else how many, with the first few and the last (a sign of 100 000 tags
+/// answers in one line, not in 800 KB).
+fn tag_list(specs: &[TagSpec]) -> String {
+    let tags: Vec<&str> = specs.iter().map(|s| s.tag.as_str()).collect();
+    match tags.split_last() {
+        Some((last, rest)) if tags.len() > LISTED_TAGS => format!(
+            "{} tags ({}, … {last})",
+            tags.len(),
+            rest[..LISTED_TAGS - 1].join(", ")
+        ),
+        _ => tags.join(", "),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::testkit::Kit;
     use super::*;
+
+    #[test]
+    fn a_large_batch_is_summed_up_in_the_answer() {
+        let few: Vec<TagSpec> = (0..LISTED_TAGS)
+            .map(|i| spec(&format!("t{i}"), 1))
+            .collect();
+        assert_eq!(tag_list(&few), "t0, t1, t2, t3, t4, t5, t6, t7, t8, t9");
+        let many: Vec<TagSpec> = (0..100_000).map(|i| spec(&format!("t{i}"), 1)).collect();
+        assert_eq!(
+            tag_list(&many),
+            "100000 tags (t0, t1, t2, t3, t4, t5, t6, t7, t8, … t99999)"
+        );
+    }
 
     fn spec(tag: &str, b: u8) -> TagSpec {
         TagSpec {
