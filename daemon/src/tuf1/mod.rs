@@ -20,6 +20,7 @@
 //! The TUF layer (`tufd_tuf::tuf1`) knows nothing of tokens; this module
 //! knows nothing of gRPC.
 
+pub mod dir;
 pub mod edit;
 pub mod error;
 pub mod expiry;

@@ -1,0 +1,526 @@
+//! Repository directories and target source files opened without following
+//! a symbolic link below the place the configuration allows.
+//!
+//! A request's repository is checked once ([`super::places`]) and then
+//! opened once, as a directory handle, from the configured directory it
+//! lies in (a `[tuf] roots` entry, a `sources` directory, a configured
+//! repository's directory: administrator configuration, which may be
+//! reached through links). Every component below it is opened with
+//! `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`, or one at a time with
+//! `openat(O_NOFOLLOW)` where the kernel lacks openat2. Every later read,
+//! write, rename and `mkdir` of the request goes through that handle
+//! ([`Dir`]), so a member who can write below a root cannot swap a checked
+//! directory for a link to a repository the policy keeps them out of: the
+//! swap is refused, or the request keeps writing where it was checked.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+
+use super::error::RepoError;
+
+/// Set once openat2 was found missing (ENOSYS: an old kernel, a seccomp
+/// filter); later opens go straight to the per-component walk.
+static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
+
+/// A place named by the configured directory it lies in (`base`, opened as
+/// configured) and the plain components below it (`rel`, opened without
+/// following links; empty for the configured directory itself).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Beneath {
+    base: PathBuf,
+    rel: PathBuf,
+}
+
+impl Beneath {
+    /// `rel` below `base`; `rel` must be relative, without `..`.
+    pub fn new(base: PathBuf, rel: PathBuf) -> Self {
+        Self { base, rel }
+    }
+
+    /// An absolute, canonical path with no link anywhere (the registry's
+    /// record of a repository, opened by the refresher).
+    pub fn absolute(path: &Path) -> Self {
+        let rel = path.strip_prefix("/").unwrap_or(path).to_owned();
+        Self::new(PathBuf::from("/"), rel)
+    }
+
+    /// The full path (for messages, logs and keys).
+    pub fn path(&self) -> PathBuf {
+        if self.rel.as_os_str().is_empty() {
+            self.base.clone()
+        } else {
+            self.base.join(&self.rel)
+        }
+    }
+
+    fn open_base(&self) -> Result<OwnedFd, RepoError> {
+        let fd = rustix::fs::open(
+            &self.base,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| RepoError::io(&self.base, "opening the configured directory")(e.into()))?;
+        Ok(fd)
+    }
+
+    /// Opens the directory (with `create`, creating it and any missing
+    /// component below `base`).
+    pub fn open_dir(&self, create: bool) -> Result<Dir, RepoError> {
+        let base = self.open_base()?;
+        let fd = open_dir_in(base.as_fd(), &self.rel, create, use_openat2())
+            .map_err(|e| explain(base.as_fd(), &self.base, &self.rel, e, "opening"))?;
+        Ok(Dir {
+            fd: Arc::new(fd),
+            path: self.path(),
+        })
+    }
+
+    /// Opens the file for reading.
+    pub fn open_file(&self) -> Result<File, RepoError> {
+        let base = self.open_base()?;
+        open_file_in(base.as_fd(), &self.rel, use_openat2())
+            .map_err(|e| explain(base.as_fd(), &self.base, &self.rel, e, "opening"))
+    }
+}
+
+fn use_openat2() -> bool {
+    !NO_OPENAT2.load(Ordering::Relaxed)
+}
+
+/// An open repository directory (or a directory in one).
+#[derive(Debug, Clone)]
+pub struct Dir {
+    fd: Arc<OwnedFd>,
+    path: PathBuf,
+}
+
+impl Dir {
+    /// The path it was opened by.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn fail<'a>(
+        &'a self,
+        rel: &'a Path,
+        action: &'static str,
+    ) -> impl FnOnce(Errno) -> RepoError + 'a {
+        move |e| explain(self.fd.as_fd(), &self.path, rel, e, action)
+    }
+
+    /// Opens file `rel` (below this directory) for reading.
+    pub fn open_file(&self, rel: &Path) -> Result<File, RepoError> {
+        open_file_in(self.fd.as_fd(), rel, use_openat2()).map_err(self.fail(rel, "opening"))
+    }
+
+    /// Reads file `rel` whole.
+    pub fn read(&self, rel: &Path) -> Result<Vec<u8>, RepoError> {
+        let mut f = self.open_file(rel)?;
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut out)
+            .map_err(RepoError::io(&self.path.join(rel), "reading"))?;
+        Ok(out)
+    }
+
+    /// Whether `rel` exists (a link there counts as missing).
+    pub fn exists(&self, rel: &Path) -> bool {
+        // O_PATH | O_NOFOLLOW opens a link itself: look at what was opened.
+        open_in(
+            self.fd.as_fd(),
+            rel,
+            OFlags::PATH,
+            Mode::empty(),
+            use_openat2(),
+        )
+        .and_then(|fd| rustix::fs::fstat(&fd))
+        .is_ok_and(|st| !rustix::fs::FileType::from_raw_mode(st.st_mode).is_symlink())
+    }
+
+    /// Opens (with `create`, makes) directory `rel` below this one.
+    pub fn subdir(&self, rel: &Path, create: bool) -> Result<Dir, RepoError> {
+        let fd = open_dir_in(self.fd.as_fd(), rel, create, use_openat2())
+            .map_err(self.fail(rel, "opening the directory"))?;
+        Ok(Dir {
+            fd: Arc::new(fd),
+            path: self.path.join(rel),
+        })
+    }
+
+    /// Opens (creating it, mode 0644) file `name` of this directory for
+    /// writing, without truncating it (a lock file).
+    pub fn create_file(&self, name: &str) -> Result<File, RepoError> {
+        let rel = Path::new(name);
+        rustix::fs::openat(
+            self.fd.as_fd(),
+            name,
+            OFlags::CREATE | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )
+        .map(File::from)
+        .map_err(self.fail(rel, "opening"))
+    }
+
+    /// Writes file `rel` atomically: a temporary file in its directory
+    /// (made as needed), filled by `fill`, fsync, mode 0644 (files are
+    /// served to the world), rename over `rel`, fsync of the directory.
+    /// The temporary file is removed when anything fails.
+    pub fn write_with(
+        &self,
+        rel: &Path,
+        fill: impl FnOnce(&mut File) -> Result<(), RepoError>,
+    ) -> Result<(), RepoError> {
+        let (parent, name) = split(rel).ok_or_else(|| {
+            RepoError::Internal(format!(
+                "{}: not a file name",
+                self.path.join(rel).display()
+            ))
+        })?;
+        let dir = match parent {
+            Some(p) => self.subdir(p, true)?,
+            None => self.clone(),
+        };
+        let target = self.path.join(rel);
+        let tmp = temp_name();
+        let mut file = rustix::fs::openat(
+            dir.fd.as_fd(),
+            &tmp,
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map(File::from)
+        .map_err(|e| RepoError::io(dir.path(), "creating a temporary file")(e.into()))?;
+        let written = fill(&mut file)
+            .and_then(|()| file.sync_all().map_err(RepoError::io(&target, "writing")))
+            .and_then(|()| {
+                rustix::fs::fchmod(&file, Mode::from_raw_mode(0o644))
+                    .map_err(|e| RepoError::io(&target, "setting the mode")(e.into()))
+            })
+            .and_then(|()| {
+                rustix::fs::renameat(dir.fd.as_fd(), &tmp, dir.fd.as_fd(), name)
+                    .map_err(|e| RepoError::io(&target, "renaming into place")(e.into()))
+            });
+        if written.is_err() {
+            let _ = rustix::fs::unlinkat(dir.fd.as_fd(), &tmp, AtFlags::empty());
+            return written;
+        }
+        rustix::fs::fsync(dir.fd.as_fd())
+            .map_err(|e| RepoError::io(dir.path(), "syncing the directory")(e.into()))
+    }
+
+    /// Writes `bytes` to file `rel` atomically (see [`Dir::write_with`]).
+    pub fn write_atomic(&self, rel: &Path, bytes: &[u8]) -> Result<(), RepoError> {
+        let target = self.path.join(rel);
+        self.write_with(rel, |f| {
+            f.write_all(bytes)
+                .map_err(RepoError::io(&target, "writing"))
+        })
+    }
+}
+
+/// A fresh temporary name (`.tufd-PID-N-NANOS`).
+fn temp_name() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        ".tufd-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The plain components of `rel`; `None` when it has `..`, a root or
+/// nothing but `.`.
+fn plain(rel: &Path) -> Option<Vec<&OsStr>> {
+    let mut out = Vec::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// `rel` as (its directory part, its file name).
+fn split(rel: &Path) -> Option<(Option<&Path>, &OsStr)> {
+    let parts = plain(rel)?;
+    let name = *parts.last()?;
+    let parent = rel.parent().filter(|p| !p.as_os_str().is_empty());
+    Some((parent, name))
+}
+
+/// Opens `rel` below `dir` with `flags`, following no link: openat2
+/// (when `openat2`, and the kernel has it), else a walk of `openat`s.
+fn open_in(
+    dir: BorrowedFd<'_>,
+    rel: &Path,
+    flags: OFlags,
+    mode: Mode,
+    openat2: bool,
+) -> Result<OwnedFd, Errno> {
+    let parts = plain(rel).ok_or(Errno::XDEV)?;
+    let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    if openat2 {
+        let path: &Path = if parts.is_empty() {
+            Path::new(".")
+        } else {
+            rel
+        };
+        match rustix::fs::openat2(
+            dir,
+            path,
+            flags,
+            mode,
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+        ) {
+            Err(Errno::NOSYS) => NO_OPENAT2.store(true, Ordering::Relaxed),
+            other => return other,
+        }
+    }
+    let Some((last, parents)) = parts.split_last() else {
+        return rustix::fs::openat(dir, ".", flags, mode);
+    };
+    let mut cur: Option<OwnedFd> = None;
+    for part in parents {
+        let at = cur.as_ref().map_or(dir, |f| f.as_fd());
+        let next = rustix::fs::openat(
+            at,
+            *part,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        cur = Some(next);
+    }
+    let at = cur.as_ref().map_or(dir, |f| f.as_fd());
+    rustix::fs::openat(at, *last, flags, mode)
+}
+
+fn open_file_in(dir: BorrowedFd<'_>, rel: &Path, openat2: bool) -> Result<File, Errno> {
+    let fd = open_in(dir, rel, OFlags::RDONLY, Mode::empty(), openat2)?;
+    let file = File::from(fd);
+    // A FIFO or device would block or never end: only regular files.
+    match file.metadata() {
+        Ok(m) if m.is_file() => Ok(file),
+        Ok(_) => Err(Errno::INVAL),
+        Err(e) => Err(Errno::from_io_error(&e).unwrap_or(Errno::IO)),
+    }
+}
+
+/// Opens directory `rel` below `dir`; with `create`, makes each missing
+/// component (mode 0755) on the way, each opened without following links.
+fn open_dir_in(
+    dir: BorrowedFd<'_>,
+    rel: &Path,
+    create: bool,
+    openat2: bool,
+) -> Result<OwnedFd, Errno> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY;
+    match open_in(dir, rel, flags, Mode::empty(), openat2) {
+        Err(Errno::NOENT) if create => {}
+        other => return other,
+    }
+    let parts = plain(rel).ok_or(Errno::XDEV)?;
+    let mut cur: Option<OwnedFd> = None;
+    for part in parts {
+        let at = cur.as_ref().map_or(dir, |f| f.as_fd());
+        match rustix::fs::mkdirat(at, part, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(e),
+        }
+        let next = rustix::fs::openat(
+            at,
+            part,
+            flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        cur = Some(next);
+    }
+    cur.map_or_else(
+        || rustix::fs::openat(dir, ".", flags | OFlags::CLOEXEC, Mode::empty()),
+        Ok,
+    )
+}
+
+/// An error opening `rel` below `base` as a person can act on it: a link
+/// (or `..`) is named and refused; anything else is an I/O error.
+fn explain(
+    dir: BorrowedFd<'_>,
+    base: &Path,
+    rel: &Path,
+    e: Errno,
+    action: &'static str,
+) -> RepoError {
+    let Some(parts) = plain(rel) else {
+        return RepoError::Refused(format!(
+            "{}: tufd opens only plain names below {} (no '..')",
+            base.join(rel).display(),
+            base.display()
+        ));
+    };
+    if matches!(e, Errno::LOOP | Errno::NOTDIR | Errno::XDEV) {
+        let mut prefix = PathBuf::new();
+        for part in parts {
+            prefix.push(part);
+            match rustix::fs::statat(dir, &prefix, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_symlink() => {
+                    return RepoError::Refused(format!(
+                        "{}: a symbolic link below {}; tufd follows none there (put the real directory or file there, or configure the repository as a [[tuf.repository]])",
+                        base.join(&prefix).display(),
+                        base.display()
+                    ));
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    }
+    if e == Errno::INVAL {
+        return RepoError::InvalidRequest(format!(
+            "{}: not a regular file",
+            base.join(rel).display()
+        ));
+    }
+    RepoError::io(&base.join(rel), action)(e.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    struct Tree {
+        _tmp: tempfile::TempDir,
+        root: PathBuf,
+        base: OwnedFd,
+    }
+
+    /// root/a/b/repo/metadata/x.json, root/other/secret, and links.
+    fn tree() -> Tree {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        std::fs::create_dir_all(root.join("a/b/repo/metadata")).unwrap();
+        std::fs::create_dir_all(root.join("other")).unwrap();
+        std::fs::write(root.join("a/b/repo/metadata/x.json"), b"x").unwrap();
+        std::fs::write(root.join("other/secret"), b"secret").unwrap();
+        symlink(root.join("a"), root.join("mid")).unwrap();
+        symlink(root.join("a/b/repo"), root.join("a/b/last")).unwrap();
+        symlink(
+            root.join("other/secret"),
+            root.join("a/b/repo/metadata/y.json"),
+        )
+        .unwrap();
+        let base = rustix::fs::open(&root, OFlags::DIRECTORY, Mode::empty()).unwrap();
+        Tree {
+            _tmp: tmp,
+            root,
+            base,
+        }
+    }
+
+    fn both(check: impl Fn(&Tree, bool)) {
+        for openat2 in [true, false] {
+            check(&tree(), openat2);
+        }
+    }
+
+    #[test]
+    fn plain_nested_paths_open() {
+        both(|t, o2| {
+            let fd = open_dir_in(t.base.as_fd(), Path::new("a/b/repo"), false, o2).unwrap();
+            let mut f = open_file_in(fd.as_fd(), Path::new("metadata/x.json"), o2).unwrap();
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut f, &mut s).unwrap();
+            assert_eq!(s, "x");
+            // Created on the way, component by component.
+            open_dir_in(t.base.as_fd(), Path::new("a/new/deeper"), true, o2).unwrap();
+            assert!(t.root.join("a/new/deeper").is_dir());
+        });
+    }
+
+    #[test]
+    fn links_and_dotdot_are_refused() {
+        both(|t, o2| {
+            for (rel, create) in [
+                ("mid/b/repo", false),
+                ("mid/b/new", true),
+                ("a/b/last", false),
+                ("a/b/last/metadata", true),
+            ] {
+                let e = open_dir_in(t.base.as_fd(), Path::new(rel), create, o2).unwrap_err();
+                let why = explain(t.base.as_fd(), &t.root, Path::new(rel), e, "opening");
+                assert!(
+                    matches!(&why, RepoError::Refused(m) if m.contains("a symbolic link below")),
+                    "{rel} ({o2}): {why}"
+                );
+            }
+            assert!(!t.root.join("a/b/new").exists());
+            let e = open_file_in(t.base.as_fd(), Path::new("a/b/repo/metadata/y.json"), o2)
+                .unwrap_err();
+            let why = explain(
+                t.base.as_fd(),
+                &t.root,
+                Path::new("a/b/repo/metadata/y.json"),
+                e,
+                "opening",
+            );
+            assert!(
+                why.to_string().contains("metadata/y.json: a symbolic link"),
+                "{why}"
+            );
+            let dotdot = Path::new("a/../other/secret");
+            let e = open_file_in(t.base.as_fd(), dotdot, o2).unwrap_err();
+            let why = explain(t.base.as_fd(), &t.root, dotdot, e, "opening");
+            assert!(why.to_string().contains("no '..'"), "{why}");
+        });
+    }
+
+    #[test]
+    fn writes_go_through_the_handle_and_leave_no_temp_files() {
+        let t = tree();
+        let repo = Beneath::new(t.root.clone(), "a/b/repo".into())
+            .open_dir(false)
+            .unwrap();
+        repo.write_atomic(Path::new("targets/x/1.f"), b"one")
+            .unwrap();
+        repo.write_atomic(Path::new("targets/x/1.f"), b"two")
+            .unwrap();
+        assert_eq!(repo.read(Path::new("targets/x/1.f")).unwrap(), b"two");
+        // The directory is swapped for a link after it was opened: the
+        // write lands in the directory opened, never through the link.
+        std::fs::rename(t.root.join("a/b/repo"), t.root.join("a/b/moved")).unwrap();
+        symlink(t.root.join("other"), t.root.join("a/b/repo")).unwrap();
+        repo.write_atomic(Path::new("metadata/z.json"), b"z")
+            .unwrap();
+        assert!(t.root.join("a/b/moved/metadata/z.json").exists());
+        assert_eq!(std::fs::read_dir(t.root.join("other")).unwrap().count(), 1);
+        // A failed fill leaves nothing behind.
+        let e = repo.write_with(Path::new("metadata/w.json"), |_| {
+            Err(RepoError::Internal("no".into()))
+        });
+        assert!(e.is_err());
+        let names: Vec<_> = std::fs::read_dir(t.root.join("a/b/moved/metadata"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(names.iter().all(|n| !n.starts_with(".tufd-")), "{names:?}");
+        // Opening it again by path now meets the link.
+        let e = Beneath::new(t.root.clone(), "a/b/repo".into())
+            .open_dir(false)
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("a/b/repo: a symbolic link below"),
+            "{e}"
+        );
+    }
+}
