@@ -214,7 +214,7 @@ impl tuf_server::Tuf for TufService {
         let mut expiry = place.expiry;
         expiry.extend(r.expiry.into_iter().map(|e| (e.role, e.seconds)));
         let init = InitRequest {
-            dir: place.dir,
+            dir: place.at,
             root_tokens: r.root_tokens,
             root_threshold: u64::from(r.root_threshold),
             targets_token: r.targets_token,
@@ -252,10 +252,7 @@ impl tuf_server::Tuf for TufService {
                 custom_json: t.custom_json,
             });
         }
-        let result = self
-            .tuf
-            .add_targets(&place.dir, targets, role(r.role))
-            .await;
+        let result = self.tuf.add_targets(&place.at, targets, role(r.role)).await;
         finish(audited, result, reply).await
     }
 
@@ -270,7 +267,7 @@ impl tuf_server::Tuf for TufService {
         let r = req.into_inner();
         let result = self
             .tuf
-            .remove_targets(&place.dir, r.names, role(r.role))
+            .remove_targets(&place.at, r.names, role(r.role))
             .await;
         finish(audited, result, reply).await
     }
@@ -284,7 +281,7 @@ impl tuf_server::Tuf for TufService {
             .allow(&req, &given, Operation::Inspect, Vec::new())
             .await?;
         self.tuf
-            .status(&place.dir, true)
+            .status(&place.at, true)
             .await
             .map(|s| Response::new(reply(s)))
             .map_err(status)
@@ -300,10 +297,7 @@ impl tuf_server::Tuf for TufService {
         signed.extend(req.get_ref().roles.iter().cloned());
         let (place, audited) = self.admit(&req, &given, Operation::Sign, signed).await?;
         let r = req.into_inner();
-        let result = match self.tuf.refresh(&place.dir, r.force, r.roles).await {
-            Ok(_) => self.tuf.status(&place.dir, false).await,
-            Err(e) => Err(e),
-        };
+        let result = self.tuf.refresh_status(&place.at, r.force, r.roles).await;
         finish(audited, result, |mut s| {
             s.summary = "refreshed".into();
             reply(s)
@@ -325,7 +319,7 @@ impl tuf_server::Tuf for TufService {
         let result = self
             .tuf
             .delegate(
-                &place.dir,
+                &place.at,
                 DelegateRequest {
                     name: r.role,
                     parent: role(r.parent),
@@ -349,7 +343,7 @@ impl tuf_server::Tuf for TufService {
             .admit(&req, &given, Operation::SignerRemove, roles)
             .await?;
         let role = req.into_inner().role;
-        let result = self.tuf.undelegate(&place.dir, role).await;
+        let result = self.tuf.undelegate(&place.at, role).await;
         finish(audited, result, reply).await
     }
 
@@ -364,7 +358,7 @@ impl tuf_server::Tuf for TufService {
         let r = req.into_inner();
         let result = self
             .tuf
-            .rotate(&place.dir, r.role, r.tokens, u64::from(r.threshold))
+            .rotate(&place.at, r.role, r.tokens, u64::from(r.threshold))
             .await;
         finish(audited, result, reply).await
     }
@@ -381,7 +375,7 @@ impl tuf_server::Tuf for TufService {
         let r = req.into_inner();
         let result = self
             .tuf
-            .stage_root(&place.dir, r.root_keys_pem, u64::from(r.root_threshold))
+            .stage_root(&place.at, r.root_keys_pem, u64::from(r.root_threshold))
             .await;
         finish(audited, result, staged_reply).await
     }
@@ -446,7 +440,7 @@ impl tuf_server::Tuf for TufService {
             .await?;
         let result = self
             .tuf
-            .publish_staged(&place.dir, req.into_inner().staged)
+            .publish_staged(&place.at, req.into_inner().staged)
             .await;
         finish(audited, result, reply).await
     }

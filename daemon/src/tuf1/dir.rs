@@ -33,7 +33,7 @@ static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
 /// A place named by the configured directory it lies in (`base`, opened as
 /// configured) and the plain components below it (`rel`, opened without
 /// following links; empty for the configured directory itself).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Beneath {
     base: PathBuf,
     rel: PathBuf,

@@ -24,28 +24,59 @@ use sha2::{Digest, Sha256};
 use tufd_tuf::tuf1::names::percent_encode;
 use tufd_tuf::tuf1::{MetaFile, Metadata, Role, Root, Snapshot, Targets, Timestamp, verify};
 
+use super::dir::{Beneath, Dir};
 use super::error::RepoError;
 
 /// How many root versions a repository may have (a bound on the walk).
 const MAX_ROOT_VERSIONS: u64 = 100_000;
 
-/// The directories of a repository.
+/// The directories of a repository, opened once: every file operation
+/// goes through the directory handle, never by path (see [`super::dir`]).
 #[derive(Debug, Clone)]
 pub struct Layout {
+    handle: Dir,
     dir: PathBuf,
 }
 
 impl Layout {
-    /// The layout under `dir` (absolute).
-    pub fn new(dir: &Path) -> Self {
-        Self {
-            dir: dir.to_owned(),
-        }
+    /// Opens the repository directory `at` (with `create`, making it).
+    pub fn open(at: &Beneath, create: bool) -> Result<Self, RepoError> {
+        let handle = at.open_dir(create)?;
+        Ok(Self {
+            dir: handle.path().to_owned(),
+            handle,
+        })
     }
 
     /// The repository directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// `path` (one of this layout's files) relative to the directory.
+    fn rel<'a>(&self, path: &'a Path) -> Result<&'a Path, RepoError> {
+        path.strip_prefix(&self.dir).map_err(|_| {
+            RepoError::Internal(format!(
+                "{} is not in the repository {}",
+                path.display(),
+                self.dir.display()
+            ))
+        })
+    }
+
+    /// Reads one of the repository's files.
+    pub fn read(&self, path: &Path) -> Result<Vec<u8>, RepoError> {
+        self.handle.read(self.rel(path)?)
+    }
+
+    /// Whether one of the repository's files exists.
+    pub fn exists(&self, path: &Path) -> bool {
+        self.rel(path).is_ok_and(|r| self.handle.exists(r))
+    }
+
+    /// Writes one of the repository's files atomically.
+    pub fn write(&self, path: &Path, bytes: &[u8]) -> Result<(), RepoError> {
+        self.handle.write_atomic(self.rel(path)?, bytes)
     }
 
     /// `DIR/metadata`.
@@ -85,12 +116,7 @@ impl Layout {
     /// process holds it.
     pub fn lock(&self) -> Result<WriterLock, RepoError> {
         let path = self.dir.join(".tufd.lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(RepoError::io(&path, "opening the repository lock"))?;
+        let file = self.handle.create_file(".tufd.lock")?;
         // flock(2), released when the lock (and its file) is dropped.
         match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
             Ok(lock) => Ok(WriterLock { _lock: lock }),
@@ -173,8 +199,8 @@ pub struct Published {
     pub timestamp: RoleFile<Timestamp>,
 }
 
-fn read_role<T: Role>(path: &Path) -> Result<RoleFile<T>, RepoError> {
-    let bytes = std::fs::read(path).map_err(RepoError::io(path, "reading metadata"))?;
+fn read_role<T: Role>(layout: &Layout, path: &Path) -> Result<RoleFile<T>, RepoError> {
+    let bytes = layout.read(path)?;
     let metadata = Metadata::<T>::from_bytes(&bytes)
         .map_err(RepoError::metadata(path.display().to_string()))?;
     Ok(RoleFile { metadata, bytes })
@@ -246,10 +272,10 @@ fn read_newest_root(layout: &Layout) -> Result<RoleFile<Root>, RepoError> {
         )));
     }
     let mut version = 1;
-    while version < MAX_ROOT_VERSIONS && layout.metadata_file("root", version + 1).exists() {
+    while version < MAX_ROOT_VERSIONS && layout.exists(&layout.metadata_file("root", version + 1)) {
         version += 1;
     }
-    let root: RoleFile<Root> = read_role(&layout.metadata_file("root", version))?;
+    let root: RoleFile<Root> = read_role(layout, &layout.metadata_file("root", version))?;
     check_top_level(&root.metadata.signed, &root)?;
     Ok(root)
 }
@@ -258,7 +284,7 @@ fn read_timestamp_snapshot(
     layout: &Layout,
     root: &RoleFile<Root>,
 ) -> Result<(RoleFile<Timestamp>, RoleFile<Snapshot>), RepoError> {
-    let timestamp: RoleFile<Timestamp> = read_role(&layout.metadata_file("timestamp", 0))?;
+    let timestamp: RoleFile<Timestamp> = read_role(layout, &layout.metadata_file("timestamp", 0))?;
     check_top_level(&root.metadata.signed, &timestamp)?;
     let snap_meta = timestamp
         .metadata
@@ -267,7 +293,7 @@ fn read_timestamp_snapshot(
         .get("snapshot.json")
         .ok_or_else(|| RepoError::Internal("timestamp lists no snapshot.json".into()))?;
     let snapshot: RoleFile<Snapshot> =
-        read_role(&layout.metadata_file("snapshot", snap_meta.version))?;
+        read_role(layout, &layout.metadata_file("snapshot", snap_meta.version))?;
     check_top_level(&root.metadata.signed, &snapshot)?;
     Ok((timestamp, snapshot))
 }
@@ -275,7 +301,7 @@ fn read_timestamp_snapshot(
 impl Published {
     /// Whether `layout` holds a repository (its first root exists).
     pub fn exists(layout: &Layout) -> bool {
-        layout.metadata_file("root", 1).exists()
+        layout.exists(&layout.metadata_file("root", 1))
     }
 
     /// Reads the published state and checks every role's signatures
@@ -290,8 +316,10 @@ impl Published {
             .meta
             .get("targets.json")
             .ok_or_else(|| RepoError::Internal("snapshot lists no targets.json".into()))?;
-        let targets: RoleFile<Targets> =
-            read_role(&layout.metadata_file("targets", targets_meta.version))?;
+        let targets: RoleFile<Targets> = read_role(
+            layout,
+            &layout.metadata_file("targets", targets_meta.version),
+        )?;
         check_top_level(&root.metadata.signed, &targets)?;
         Ok(Published {
             root,
@@ -313,7 +341,7 @@ impl Published {
             .get("targets.json")
             .ok_or_else(|| RepoError::Internal("snapshot lists no targets.json".into()))?
             .version;
-        let targets = read_role(&layout.metadata_file("targets", version))?;
+        let targets = read_role(layout, &layout.metadata_file("targets", version))?;
         Ok(Published {
             root,
             targets,
@@ -335,7 +363,7 @@ impl Published {
             .meta
             .get(&format!("{name}.json"))
             .ok_or_else(|| RepoError::NotFound(format!("snapshot lists no role {name:?}")))?;
-        read_role(&layout.metadata_file(name, meta.version))
+        read_role(layout, &layout.metadata_file(name, meta.version))
     }
 
     /// Reads delegated targets role `name` at the version snapshot lists
@@ -366,7 +394,8 @@ impl Published {
 }
 
 /// Writes `bytes` to `path` atomically: temp file in the same directory,
-/// fsync, rename over `path`, fsync of the directory.
+/// fsync, rename over `path`, fsync of the directory. For the daemon's own
+/// state files; repository files go through [`Layout::write`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RepoError> {
     let dir = path
         .parent()
@@ -394,8 +423,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RepoError> {
 /// A target file to copy into `targets/`, checked against its hash.
 #[derive(Debug, Clone)]
 pub struct TargetCopy {
-    /// The file to copy.
-    pub source: PathBuf,
+    /// The file to copy (opened below the place it was allowed from).
+    pub source: Beneath,
     /// Where it is published.
     pub dest: PathBuf,
     /// Its SHA-256 (hex), as the metadata lists it.
@@ -405,8 +434,9 @@ pub struct TargetCopy {
 }
 
 /// Streams a file through SHA-256: (hex digest, length).
-pub fn hash_file(path: &Path) -> Result<(String, u64), RepoError> {
-    let mut f = File::open(path).map_err(RepoError::io(path, "opening the target file"))?;
+pub fn hash_file(source: &Beneath) -> Result<(String, u64), RepoError> {
+    let path = &source.path();
+    let mut f = source.open_file()?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut n = 0u64;
@@ -425,49 +455,33 @@ impl TargetCopy {
     /// Copies the file to a temporary file beside its destination, checks
     /// that the copy has the listed hash and length (the source may have
     /// changed since it was hashed), and renames it into place.
-    fn write(&self) -> Result<(), RepoError> {
-        let dir = self
-            .dest
-            .parent()
-            .ok_or_else(|| RepoError::Internal("target path has no parent".into()))?;
-        std::fs::create_dir_all(dir).map_err(RepoError::io(dir, "creating the directory"))?;
-        let mut src = File::open(&self.source)
-            .map_err(RepoError::io(&self.source, "opening the target file"))?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".tufd-")
-            .tempfile_in(dir)
-            .map_err(RepoError::io(dir, "creating a temporary file"))?;
-        let mut h = Sha256::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut n = 0u64;
-        loop {
-            let r = std::io::Read::read(&mut src, &mut buf)
-                .map_err(RepoError::io(&self.source, "reading the target file"))?;
-            if r == 0 {
-                break;
+    fn write(&self, layout: &Layout) -> Result<(), RepoError> {
+        let source = self.source.path();
+        let mut src = self.source.open_file()?;
+        let dest = layout.rel(&self.dest)?;
+        layout.handle.write_with(dest, |tmp| {
+            let mut h = Sha256::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut n = 0u64;
+            loop {
+                let r = std::io::Read::read(&mut src, &mut buf)
+                    .map_err(RepoError::io(&source, "reading the target file"))?;
+                if r == 0 {
+                    break;
+                }
+                h.update(&buf[..r]);
+                tmp.write_all(&buf[..r])
+                    .map_err(RepoError::io(&self.dest, "writing"))?;
+                n += r as u64;
             }
-            h.update(&buf[..r]);
-            tmp.write_all(&buf[..r])
-                .map_err(RepoError::io(&self.dest, "writing"))?;
-            n += r as u64;
-        }
-        if hex::encode(h.finalize()) != self.sha256 || n != self.length {
-            return Err(RepoError::InvalidRequest(format!(
-                "{} changed while it was being added; add it again",
-                self.source.display()
-            )));
-        }
-        tmp.as_file()
-            .sync_all()
-            .map_err(RepoError::io(&self.dest, "writing"))?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
-            .map_err(RepoError::io(&self.dest, "setting the mode"))?;
-        tmp.persist(&self.dest)
-            .map_err(|e| RepoError::io(&self.dest, "renaming into place")(e.error))?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(RepoError::io(dir, "syncing the directory"))
+            if hex::encode(h.finalize()) != self.sha256 || n != self.length {
+                return Err(RepoError::InvalidRequest(format!(
+                    "{} changed while it was being added; add it again",
+                    source.display()
+                )));
+            }
+            Ok(())
+        })
     }
 }
 
@@ -487,7 +501,7 @@ impl Publish {
     /// files the current version refers to, which are never rewritten.
     pub fn write(self, layout: &Layout, published: &[PathBuf]) -> Result<(), RepoError> {
         for copy in &self.copies {
-            copy.write()?;
+            copy.write(layout)?;
         }
         for (path, bytes) in &self.files {
             if published.contains(path) {
@@ -496,12 +510,12 @@ impl Publish {
                     path.display()
                 )));
             }
-            write_atomic(path, bytes)?;
+            layout.write(path, bytes)?;
         }
         if let Some(ts) = self.timestamp {
             #[cfg(feature = "test-hooks")]
             hold_before_timestamp();
-            write_atomic(&layout.metadata_file("timestamp", 0), &ts)?;
+            layout.write(&layout.metadata_file("timestamp", 0), &ts)?;
         }
         Ok(())
     }
@@ -542,32 +556,35 @@ impl Published {
 mod tests {
     use super::*;
 
+    fn layout(d: &tempfile::TempDir) -> Layout {
+        Layout::open(&Beneath::new(d.path().to_owned(), "r".into()), true).unwrap()
+    }
+
     #[test]
     fn layout_names() {
-        let l = Layout::new(Path::new("/r"));
-        assert_eq!(
-            l.metadata_file("root", 3),
-            Path::new("/r/metadata/3.root.json")
-        );
+        let d = tempfile::tempdir().unwrap();
+        let l = layout(&d);
+        let r = d.path().join("r");
+        assert_eq!(l.metadata_file("root", 3), r.join("metadata/3.root.json"));
         assert_eq!(
             l.metadata_file("timestamp", 9),
-            Path::new("/r/metadata/timestamp.json")
+            r.join("metadata/timestamp.json")
         );
         assert_eq!(
             l.metadata_file("a/b c", 2),
-            Path::new("/r/metadata/2.a%2Fb%20c.json")
+            r.join("metadata/2.a%2Fb%20c.json")
         );
         assert_eq!(
             l.target_file("x/y/z.tgz", "ab"),
-            Path::new("/r/targets/x/y/ab.z.tgz")
+            r.join("targets/x/y/ab.z.tgz")
         );
-        assert_eq!(l.target_file("z", "ab"), Path::new("/r/targets/ab.z"));
+        assert_eq!(l.target_file("z", "ab"), r.join("targets/ab.z"));
     }
 
     #[test]
     fn one_writer_at_a_time() {
         let d = tempfile::tempdir().unwrap();
-        let l = Layout::new(d.path());
+        let l = layout(&d);
         let first = l.lock().unwrap();
         assert!(matches!(l.lock(), Err(RepoError::Busy(_))));
         drop(first);
@@ -583,5 +600,13 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         let names: Vec<_> = std::fs::read_dir(d.path().join("m")).unwrap().collect();
         assert_eq!(names.len(), 1, "no temp files left");
+        let l = layout(&d);
+        let t = l.metadata_file("timestamp", 0);
+        l.write(&t, b"one").unwrap();
+        l.write(&t, b"two").unwrap();
+        assert_eq!(l.read(&t).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(l.metadata_dir()).unwrap().collect();
+        assert_eq!(names.len(), 1, "no temp files left");
+        assert!(l.read(Path::new("/etc/passwd")).is_err());
     }
 }

@@ -46,6 +46,7 @@ use tufd_tuf::tuf1::Key;
 use tufd_tuf::{DigestSigner, SignError};
 
 use crate::keyring::{Keyring, KeyringError};
+use dir::Beneath;
 use edit::InitKeys;
 pub use error::RepoError;
 pub use expiry::ExpiryPolicy;
@@ -138,14 +139,25 @@ fn label(dir: &Path, name: &str) -> Result<KeyLabel, RepoError> {
     })
 }
 
-fn check_dir(dir: &Path) -> Result<PathBuf, RepoError> {
-    if !dir.is_absolute() {
-        return Err(RepoError::InvalidRequest(format!(
-            "{}: give the repository directory as an absolute path",
-            dir.display()
-        )));
-    }
-    Ok(dir.to_owned())
+/// Opens a request's repository directory, once per request (the policy
+/// has judged the request by now). Test builds may pause just before
+/// (`tuf1-checked`, see [`crate::testhook`]).
+async fn open(at: &Beneath, create: bool) -> Result<Layout, RepoError> {
+    #[cfg(feature = "test-hooks")]
+    crate::testhook::pause_async("tuf1-checked").await;
+    Layout::open(at, create).map_err(|e| match e {
+        RepoError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            not_managed(&at.path())
+        }
+        e => e,
+    })
+}
+
+fn not_managed(dir: &Path) -> RepoError {
+    RepoError::NotFound(format!(
+        "tufd does not manage a repository at {}; create one with `tufctl tuf init`",
+        dir.display()
+    ))
 }
 
 impl Tuf1 {
@@ -231,7 +243,6 @@ impl Tuf1 {
     /// Creates a repository in `req.dir`: keys generated on the tokens,
     /// version 1 of every role published.
     pub async fn init(&self, req: InitRequest) -> Result<RepoStatus, RepoError> {
-        let dir = check_dir(&req.dir)?;
         let mut expiry = ExpiryPolicy::default();
         for (role, secs) in &req.expiry {
             expiry.set(role, *secs)?;
@@ -247,10 +258,10 @@ impl Tuf1 {
                 "root threshold {threshold} needs at least {threshold} root keys; give --root-key once per key"
             )));
         }
+        let layout = open(&req.dir, true).await?;
+        let dir = layout.dir().to_owned();
         let lock = self.repo_lock(&dir);
         let _guard = lock.lock().await;
-        let layout = Layout::new(&dir);
-        std::fs::create_dir_all(&dir).map_err(RepoError::io(&dir, "creating the directory"))?;
         let _writer = layout.lock()?;
         if Published::exists(&layout) {
             return Err(RepoError::AlreadyExists(format!(
@@ -302,43 +313,39 @@ impl Tuf1 {
         )?;
         tracing::info!(repository = %dir.display(), "TUF 1.0 repository created");
         self.wake.notify_one();
-        let mut status = self.status_locked(&dir, false).await?;
+        let mut status = self.status_locked(&layout, false).await?;
         status.summary = "created".into();
         Ok(status)
     }
 
     fn record(&self, dir: &Path) -> Result<RepoRecord, RepoError> {
-        self.registry.get(dir).ok_or_else(|| {
-            RepoError::NotFound(format!(
-                "tufd does not manage a repository at {}; create one with `tufctl tuf init`",
-                dir.display()
-            ))
-        })
+        self.registry.get(dir).ok_or_else(|| not_managed(dir))
     }
 
     /// Adds targets (to `role`, or where they belong: top-level targets or
     /// their hash bin) and publishes the next version.
     pub async fn add_targets(
         &self,
-        dir: &Path,
+        at: &Beneath,
         targets: Vec<AddTarget>,
         role: Option<String>,
     ) -> Result<RepoStatus, RepoError> {
         if targets.is_empty() {
             return Err(RepoError::InvalidRequest("name the targets to add".into()));
         }
+        let layout = open(at, false).await?;
         let mut new = Vec::new();
         for t in targets {
             new.push(blocking(move || describe(t)).await?);
         }
-        self.apply(dir, move |c| c.add_targets(new, role.as_deref()))
+        self.apply(&layout, move |c| c.add_targets(new, role.as_deref()))
             .await
     }
 
     /// Removes targets and publishes.
     pub async fn remove_targets(
         &self,
-        dir: &Path,
+        at: &Beneath,
         names: Vec<String>,
         role: Option<String>,
     ) -> Result<RepoStatus, RepoError> {
@@ -347,7 +354,8 @@ impl Tuf1 {
                 "name the targets to remove".into(),
             ));
         }
-        self.apply(dir, move |c| c.remove_targets(&names, role.as_deref()))
+        let layout = open(at, false).await?;
+        self.apply(&layout, move |c| c.remove_targets(&names, role.as_deref()))
             .await
     }
 
@@ -357,10 +365,11 @@ impl Tuf1 {
     /// targets period).
     pub async fn delegate(
         &self,
-        dir: &Path,
+        at: &Beneath,
         req: DelegateRequest,
     ) -> Result<RepoStatus, RepoError> {
-        let dir = check_dir(dir)?;
+        let layout = open(at, false).await?;
+        let dir = layout.dir().to_owned();
         let before = self.record(&dir)?.expiry;
         edit::check_role_name(&req.name)?;
         let key = self
@@ -373,7 +382,7 @@ impl Tuf1 {
         }
         let custom_expiry = req.expiry_seconds.is_some();
         let result = self
-            .apply(&dir, move |c| {
+            .apply(&layout, move |c| {
                 let parent = req.parent.as_deref().unwrap_or("targets");
                 c.delegate(&req.name, parent, key, req.paths, req.terminating)
             })
@@ -386,8 +395,9 @@ impl Tuf1 {
 
     /// Removes the delegation to role `name`; a role that delegates
     /// further is refused until its roles are removed.
-    pub async fn undelegate(&self, dir: &Path, name: String) -> Result<RepoStatus, RepoError> {
-        self.apply(dir, move |c| c.undelegate(&name)).await
+    pub async fn undelegate(&self, at: &Beneath, name: String) -> Result<RepoStatus, RepoError> {
+        let layout = open(at, false).await?;
+        self.apply(&layout, move |c| c.undelegate(&name)).await
     }
 
     /// Rotates the keys of a role: new keys on `tokens` (threshold
@@ -396,12 +406,13 @@ impl Tuf1 {
     /// every hash bin) new targets. The role is re-signed with its new keys.
     pub async fn rotate(
         &self,
-        dir: &Path,
+        at: &Beneath,
         role: String,
         tokens: Vec<String>,
         threshold: u64,
     ) -> Result<RepoStatus, RepoError> {
-        let dir = check_dir(dir)?;
+        let layout = open(at, false).await?;
+        let dir = layout.dir().to_owned();
         self.record(&dir)?;
         let top = edit::TOP_LEVEL.contains(&role.as_str());
         if !top && role != edit::BINS_PREFIX {
@@ -412,8 +423,8 @@ impl Tuf1 {
         } else {
             tokens
         };
-        let layout = Layout::new(&dir);
-        let online = blocking(move || Online::read(&layout)).await?;
+        let l = layout.clone();
+        let online = blocking(move || Online::read(&l)).await?;
         // Key names stay unique: the root version a top-level rotation
         // publishes, the snapshot version a delegated one does.
         let label = if top {
@@ -429,7 +440,7 @@ impl Tuf1 {
             );
         }
         let threshold = threshold.max(1);
-        self.apply(&dir, move |c| {
+        self.apply(&layout, move |c| {
             if top {
                 c.rotate(&role, keys, threshold)
             } else {
@@ -444,17 +455,17 @@ impl Tuf1 {
     /// with a renewed expiry), signed by the root keys this daemon holds.
     pub async fn stage_root(
         &self,
-        dir: &Path,
+        at: &Beneath,
         root_keys_pem: Vec<String>,
         threshold: u64,
     ) -> Result<StagedReport, RepoError> {
-        let dir = check_dir(dir)?;
+        let layout = open(at, false).await?;
+        let dir = layout.dir().to_owned();
         let record = self.record(&dir)?;
         let mut keys = Vec::new();
         for pem_text in &root_keys_pem {
             keys.push(key_from_pem(pem_text)?);
         }
-        let layout = Layout::new(&dir);
         let online = blocking(move || Online::read(&layout)).await?;
         let previous = online.root.metadata;
         let mut next = previous.signed.clone();
@@ -515,7 +526,7 @@ impl Tuf1 {
     /// and the new root are met; the online roles are re-signed under it.
     pub async fn publish_staged(
         &self,
-        dir: &Path,
+        at: &Beneath,
         bytes: Vec<u8>,
     ) -> Result<RepoStatus, RepoError> {
         let staged = staged::Staged::parse(&bytes)?;
@@ -524,7 +535,8 @@ impl Tuf1 {
             return Err(RepoError::Waiting(format!("{}; {}", state[0], state[1])));
         }
         let published_previous = staged.previous.clone();
-        self.apply(dir, move |c| {
+        let layout = open(at, false).await?;
+        self.apply(&layout, move |c| {
             if c.current_root() != &published_previous.signed {
                 return Err(RepoError::InvalidRequest(
                     "the staged change was made from another root than the one the repository publishes; stage it again".into(),
@@ -537,19 +549,21 @@ impl Tuf1 {
 
     /// Runs one change on the published state under the repository's
     /// locks, signs and publishes it.
-    async fn apply<F>(&self, dir: &Path, f: F) -> Result<RepoStatus, RepoError>
+    async fn apply<F>(&self, layout: &Layout, f: F) -> Result<RepoStatus, RepoError>
     where
         F: FnOnce(&mut edit::Change<'_>) -> Result<(), RepoError> + Send + 'static,
     {
-        let dir = check_dir(dir)?;
-        let record = self.record(&dir)?;
-        let lock = self.repo_lock(&dir);
+        let dir = layout.dir();
+        let record = self.record(dir)?;
+        let lock = self.repo_lock(dir);
         let _guard = lock.lock().await;
+        #[cfg(feature = "test-hooks")]
+        crate::testhook::pause_async("tuf1-opened").await;
         let signers = self.signers().await?;
-        let summary = self.publish_locked(&dir, &record, signers, f).await?;
+        let summary = self.publish_locked(layout, &record, signers, f).await?;
         tracing::info!(repository = %dir.display(), %summary, "TUF 1.0 repository published");
         self.wake.notify_one();
-        let mut status = self.status_locked(&dir, false).await?;
+        let mut status = self.status_locked(layout, false).await?;
         status.summary = summary;
         Ok(status)
     }
@@ -558,7 +572,7 @@ impl Tuf1 {
     /// the repository's lock. Returns the change's summary.
     async fn publish_locked<F>(
         &self,
-        dir: &Path,
+        layout: &Layout,
         record: &RepoRecord,
         signers: Signers,
         f: F,
@@ -566,7 +580,7 @@ impl Tuf1 {
     where
         F: FnOnce(&mut edit::Change<'_>) -> Result<(), RepoError> + Send + 'static,
     {
-        let layout = Layout::new(dir);
+        let layout = layout.clone();
         let expiry = record.expiry.clone();
         blocking(move || {
             let _writer = layout.lock()?;
@@ -586,16 +600,17 @@ impl Tuf1 {
     /// version before had at the same version are not read again).
     async fn tree(
         &self,
-        dir: &Path,
+        layout: &Layout,
         snapshot: &files::RoleFile<tufd_tuf::tuf1::Snapshot>,
     ) -> Result<Arc<Tree>, RepoError> {
+        let dir = layout.dir();
         let versions = tree::versions(&snapshot.metadata.signed);
         let previous = match self.trees.lock().expect("tree cache").get(dir) {
             Some((v, t)) if *v == versions => return Ok(t.clone()),
             Some((_, t)) => Some(t.clone()),
             None => None,
         };
-        let layout = Layout::new(dir);
+        let layout = layout.clone();
         let snap = snapshot.metadata.signed.clone();
         let t = Arc::new(
             blocking(move || Tree::read(&layout, &snap, true, previous.as_deref())).await?,
@@ -622,21 +637,26 @@ impl Tuf1 {
     /// The state of the repository at `dir`; with `delegated`, each
     /// delegated role's too (which reads every hash bin: the answer to a
     /// change leaves them out).
-    pub async fn status(&self, dir: &Path, delegated: bool) -> Result<RepoStatus, RepoError> {
-        let dir = check_dir(dir)?;
-        let lock = self.repo_lock(&dir);
+    pub async fn status(&self, at: &Beneath, delegated: bool) -> Result<RepoStatus, RepoError> {
+        let layout = open(at, false).await?;
+        let lock = self.repo_lock(layout.dir());
         let _guard = lock.lock().await;
-        self.status_locked(&dir, delegated).await
+        self.status_locked(&layout, delegated).await
     }
 
-    async fn status_locked(&self, dir: &Path, delegated: bool) -> Result<RepoStatus, RepoError> {
+    async fn status_locked(
+        &self,
+        layout: &Layout,
+        delegated: bool,
+    ) -> Result<RepoStatus, RepoError> {
+        let dir = layout.dir();
         let record = self.record(dir)?;
-        let layout = Layout::new(dir);
+        let l = layout.clone();
         // Status reads, it does not build on what it reads: the (possibly
         // large) targets role is parsed, not verified.
-        let published = blocking(move || Published::read_for_status(&layout)).await?;
+        let published = blocking(move || Published::read_for_status(&l)).await?;
         let tree = if delegated {
-            Some(self.tree(dir, &published.snapshot).await?)
+            Some(self.tree(layout, &published.snapshot).await?)
         } else {
             None
         };

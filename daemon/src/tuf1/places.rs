@@ -27,6 +27,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::dir::Beneath;
 use super::error::RepoError;
 
 /// The policy name prefix of TUF 1.0 repositories.
@@ -73,6 +74,9 @@ pub struct Places {
 pub struct Place {
     /// The canonical directory.
     pub dir: PathBuf,
+    /// The same directory as the configured place it lies in and the
+    /// components below it, opened without following links.
+    pub at: Beneath,
     /// The name the policy and the audit log see.
     pub resource: String,
     /// Per-role expiry defaults (seconds) of a configured repository.
@@ -172,13 +176,28 @@ fn canonical(path: &Path, creating: bool) -> Result<PathBuf, RepoError> {
     }
 }
 
-/// Whether `path` lies strictly below one of `dirs` (compared canonically;
-/// directories that do not exist contain nothing).
-fn below(path: &Path, dirs: &[PathBuf], or_equal: bool) -> bool {
-    dirs.iter().any(|d| {
-        std::fs::canonicalize(d)
-            .is_ok_and(|d| path.starts_with(&d) && (or_equal || path != d.as_path()))
+/// `path` as below the first of `dirs` it lies strictly below (compared
+/// canonically; directories that do not exist contain nothing).
+fn below(path: &Path, dirs: &[PathBuf]) -> Option<Beneath> {
+    dirs.iter().find_map(|d| {
+        let d = std::fs::canonicalize(d).ok()?;
+        let rel = path.strip_prefix(&d).ok()?;
+        (!rel.as_os_str().is_empty()).then(|| Beneath::new(d.clone(), rel.to_owned()))
     })
+}
+
+/// A configured repository's directory: canonical, and as opened (itself,
+/// or its last component below its parent while it does not exist yet).
+fn configured(directory: &Path) -> Result<(PathBuf, Beneath), RepoError> {
+    let dir = canonical(directory, true)?;
+    let at = if dir.exists() {
+        Beneath::new(dir.clone(), PathBuf::new())
+    } else {
+        let parent = dir.parent().unwrap_or(Path::new("/")).to_owned();
+        let name = dir.file_name().map(PathBuf::from).unwrap_or_default();
+        Beneath::new(parent, name)
+    };
+    Ok((dir, at))
 }
 
 impl Places {
@@ -211,8 +230,10 @@ impl Places {
                 .named
                 .get(given)
                 .ok_or_else(|| self.refuse(format!("no TUF repository is named {given:?}")))?;
+            let (dir, at) = configured(&named.directory)?;
             return Ok(Place {
-                dir: canonical(&named.directory, true)?,
+                dir,
+                at,
                 resource: format!("{RESOURCE_PREFIX}{given}"),
                 expiry: named.expiry.clone(),
             });
@@ -226,29 +247,32 @@ impl Places {
         let dir = canonical(path, true)?;
         for (name, n) in &self.named {
             if canonical(&n.directory, true).is_ok_and(|d| d == dir) {
+                let (dir, at) = configured(&n.directory)?;
                 return Ok(Place {
                     dir,
+                    at,
                     resource: format!("{RESOURCE_PREFIX}{name}"),
                     expiry: n.expiry.clone(),
                 });
             }
         }
-        if !below(&dir, &self.roots, false) {
+        let Some(at) = below(&dir, &self.roots) else {
             return Err(self.refuse(format!(
                 "{given} (resolved to {}) is outside the configured TUF roots",
                 dir.display()
             )));
-        }
+        };
         Ok(Place {
             resource: format!("{RESOURCE_PREFIX}{}", dir.display()),
             dir,
+            at,
             expiry: Vec::new(),
         })
     }
 
     /// Resolves a target file the daemon is asked to read: it must lie
     /// inside a root, a `sources` directory or a configured repository.
-    pub fn source(&self, given: &Path) -> Result<PathBuf, RepoError> {
+    pub fn source(&self, given: &Path) -> Result<Beneath, RepoError> {
         if !given.is_absolute() {
             return Err(RepoError::InvalidRequest(format!(
                 "{}: give target files as absolute paths",
@@ -257,11 +281,11 @@ impl Places {
         }
         let file = canonical(given, false)?;
         let named: Vec<PathBuf> = self.named.values().map(|n| n.directory.clone()).collect();
-        if below(&file, &self.roots, false)
-            || below(&file, &self.sources, false)
-            || below(&file, &named, false)
+        if let Some(at) = below(&file, &self.roots)
+            .or_else(|| below(&file, &self.sources))
+            .or_else(|| below(&file, &named))
         {
-            return Ok(file);
+            return Ok(at);
         }
         let mut dirs: Vec<String> = self
             .roots

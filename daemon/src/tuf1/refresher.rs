@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use super::dir::Beneath;
 use super::edit::BINS_PREFIX as BINS;
 use super::files::{Layout, Online};
 use super::refresh::{self, Scheduled};
@@ -27,18 +28,44 @@ impl Tuf1 {
     /// bin). Returns when something is next due.
     pub async fn refresh(
         &self,
-        dir: &Path,
+        at: &Beneath,
         force: bool,
         roles: Vec<String>,
     ) -> Result<OffsetDateTime, RepoError> {
+        let layout = Layout::open(at, false)?;
+        self.refresh_in(&layout, force, roles).await
+    }
+
+    /// [`Tuf1::refresh`], then the repository's status, on one opening of
+    /// its directory.
+    pub async fn refresh_status(
+        &self,
+        at: &Beneath,
+        force: bool,
+        roles: Vec<String>,
+    ) -> Result<super::RepoStatus, RepoError> {
+        let layout = super::open(at, false).await?;
+        self.refresh_in(&layout, force, roles).await?;
+        let lock = self.repo_lock(layout.dir());
+        let _guard = lock.lock().await;
+        self.status_locked(&layout, false).await
+    }
+
+    async fn refresh_in(
+        &self,
+        layout: &Layout,
+        force: bool,
+        roles: Vec<String>,
+    ) -> Result<OffsetDateTime, RepoError> {
+        let dir = layout.dir();
         let record = self.record(dir)?;
         // What is due is read without the repository's lock (published
         // files never change; reading every hash bin would hold up
         // writers); a change is made under it, on what is published then.
-        let l = Layout::new(dir);
+        let l = layout.clone();
         let online = blocking(move || Online::read(&l)).await?;
         let now = OffsetDateTime::now_utc();
-        let tree = self.tree(dir, &online.snapshot).await?;
+        let tree = self.tree(layout, &online.snapshot).await?;
         let scheduled = refresh::targets_roles(&tree, &online.root.metadata.signed, &record.expiry);
         let later = scheduled
             .iter()
@@ -53,9 +80,9 @@ impl Tuf1 {
         let lock = self.repo_lock(dir);
         let _guard = lock.lock().await;
         let next = if resign.is_empty() {
-            self.refresh_online(dir, &record, force, online).await?
+            self.refresh_online(layout, &record, force, online).await?
         } else {
-            self.resign(dir, &record, resign, signers).await?
+            self.resign(layout, &record, resign, signers).await?
         };
         Ok(later.map_or(next, |l| l.min(next)))
     }
@@ -104,18 +131,19 @@ impl Tuf1 {
     /// snapshot and timestamp, as one new version.
     async fn resign(
         &self,
-        dir: &Path,
+        layout: &Layout,
         record: &RepoRecord,
         roles: Vec<String>,
         signers: Signers,
     ) -> Result<OffsetDateTime, RepoError> {
         let started = std::time::Instant::now();
         let summary = self
-            .publish_locked(dir, record, signers, move |c| {
+            .publish_locked(layout, record, signers, move |c| {
                 roles.iter().try_for_each(|r| c.resign(r))
             })
             .await?;
-        let l = Layout::new(dir);
+        let dir = layout.dir();
+        let l = layout.clone();
         let online = blocking(move || Online::read(&l)).await?;
         let detail = format!(
             "{summary}; timestamp v{} and snapshot v{}",
@@ -133,12 +161,13 @@ impl Tuf1 {
     /// anything is changed).
     async fn refresh_online(
         &self,
-        dir: &Path,
+        layout: &Layout,
         record: &RepoRecord,
         force: bool,
         online: Online,
     ) -> Result<OffsetDateTime, RepoError> {
-        let layout = Layout::new(dir);
+        let dir = layout.dir();
+        let layout = layout.clone();
         let expiry = record.expiry.clone();
         let now = OffsetDateTime::now_utc();
         if !force && refresh::next_due(&online, &expiry) > now {
@@ -190,7 +219,10 @@ impl Tuf1 {
             let now = OffsetDateTime::now_utc();
             let mut wait = REFRESH_TICK;
             for dir in self.registry.dirs() {
-                let next = match self.refresh(&dir, false, Vec::new()).await {
+                // The registry records canonical paths: opened with no
+                // link followed anywhere.
+                let at = Beneath::absolute(&dir);
+                let next = match self.refresh(&at, false, Vec::new()).await {
                     Ok(next) => next,
                     Err(e) => {
                         tracing::warn!(repository = %dir.display(), error = %e, "refreshing the online roles failed; retrying");

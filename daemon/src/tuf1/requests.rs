@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use time::OffsetDateTime;
 use tufd_tuf::tuf1::{Key, TargetFile, Unrecognized};
 
+use super::dir::Beneath;
 use super::edit::NewTarget;
 use super::error::RepoError;
 use super::files;
@@ -17,8 +18,9 @@ const MAX_CUSTOM_BYTES: usize = 64 * 1024;
 /// What `init` is asked to create.
 #[derive(Debug, Clone, Default)]
 pub struct InitRequest {
-    /// The repository directory (absolute).
-    pub dir: PathBuf,
+    /// The repository directory, opened (and made) below its configured
+    /// place.
+    pub dir: Beneath,
     /// One token name per root key (empty names: the default token).
     pub root_tokens: Vec<String>,
     /// Root threshold (0: 1).
@@ -55,8 +57,9 @@ pub struct DelegateRequest {
 pub struct AddTarget {
     /// Path in the repository.
     pub name: String,
-    /// A local file the daemon hashes and publishes, or empty.
-    pub file: Option<PathBuf>,
+    /// A local file the daemon hashes and publishes (opened below the
+    /// place it was allowed from), or empty.
+    pub file: Option<Beneath>,
     /// Hex SHA-256 when no file is given.
     pub sha256: String,
     /// Length when no file is given.

@@ -72,7 +72,7 @@ pub struct Tree {
 
 fn skim(layout: &Layout, role: &str, version: u64) -> Result<SkimSigned, RepoError> {
     let path = layout.metadata_file(role, version);
-    let bytes = std::fs::read(&path).map_err(RepoError::io(&path, "reading metadata"))?;
+    let bytes = layout.read(&path)?;
     let s: Skim = serde_json::from_slice(&bytes)
         .map_err(|e| RepoError::Internal(format!("{}: not TUF metadata: {e}", path.display())))?;
     Ok(s.signed)

@@ -152,7 +152,7 @@ pub struct NewTarget {
     /// Length, hashes and custom metadata.
     pub file: TargetFile,
     /// The local file tufd publishes under `targets/`, if any.
-    pub source: Option<std::path::PathBuf>,
+    pub source: Option<crate::tuf1::dir::Beneath>,
 }
 
 /// Checks a target path: relative, `/`-separated, no empty, `.` or `..`
