@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod daemon;
+pub mod hooks;
 pub mod hostile;
 pub mod json_output;
 pub mod notary;

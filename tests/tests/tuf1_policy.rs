@@ -4,8 +4,11 @@
 //! real local user over the socket, the audit log read back. Needs root (to
 //! create users); skips with a message otherwise.
 
-use std::path::Path;
-use tufd_tests::daemon::{CmdOutput, TestEnv, token_toml};
+use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
+use tufd_tests::daemon::{CmdOutput, Daemon, TestEnv, token_toml};
+use tufd_tests::hooks::PausePoints;
 use tufd_tests::softhsm::MODULE;
 use tufd_tests::users::{TestUser, can_create_users, open_socket_to_everyone};
 
@@ -16,6 +19,27 @@ fn refused(out: &CmdOutput, needle: &str) {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let said = format!("{}{}", out.stderr, out.stdout.replace("\\\"", "\""));
     assert!(said.contains(needle), "expected {needle:?}: {out:?}");
+}
+
+/// A daemon configuration: the test token, one policy rule giving `user`
+/// `operations` on `repositories` (TOML lists), and the `[tuf]` section.
+fn config(
+    env: &TestEnv,
+    user: &TestUser,
+    repositories: &str,
+    operations: &str,
+    tuf: &str,
+) -> String {
+    let token = token_toml(
+        "dev",
+        MODULE,
+        tufd_tests::daemon::TOKEN_LABEL,
+        "env:TUFD_PIN",
+    );
+    env.config_with(&format!(
+        "{token}\n[policy]\n[[policy.rule]]\nusers = [\"{}\"]\nrepositories = {repositories}\noperations = {operations}\n{tuf}",
+        user.name
+    ))
 }
 
 fn audit(env: &TestEnv) -> Vec<serde_json::Value> {
@@ -51,14 +75,8 @@ fn repositories_are_named_resources_checked_by_the_policy_and_the_roots() {
     std::fs::create_dir_all(&roots).unwrap();
     std::fs::create_dir_all(&outside).unwrap();
     std::os::unix::fs::symlink(&outside, roots.join("escape")).unwrap();
-    let config = env.config_with(&format!(
-        r#"{token}
-[policy]
-[[policy.rule]]
-users = ["{dev}"]
-repositories = ["tuf:alpha"]
-operations = ["sign", "revoke", "inspect"]
-[tuf]
+    let tuf = format!(
+        r#"[tuf]
 roots = [{roots:?}]
 [[tuf.repository]]
 name = "alpha"
@@ -68,16 +86,16 @@ expiry = {{ timestamp = 7200 }}
 name = "beta"
 directory = {beta:?}
 "#,
-        token = token_toml(
-            "dev",
-            MODULE,
-            tufd_tests::daemon::TOKEN_LABEL,
-            "env:TUFD_PIN"
-        ),
-        dev = dev.name,
         alpha = env.path().join("www/alpha"),
         beta = env.path().join("www/beta"),
-    ));
+    );
+    let config = config(
+        &env,
+        &dev,
+        r#"["tuf:alpha"]"#,
+        r#"["sign", "revoke", "inspect"]"#,
+        &tuf,
+    );
     std::fs::create_dir_all(env.path().join("www")).unwrap();
     let _d = env.start_with(&config);
     open_socket_to_everyone(&env);
@@ -170,4 +188,123 @@ directory = {beta:?}
         "{lines:#?}"
     );
     assert!(of("denied", "tuf:beta"), "{lines:#?}");
+}
+
+/// Every file below `dir` (links as links, not followed) with its bytes.
+fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(dir).unwrap().to_owned();
+            if meta.is_dir() {
+                todo.push(p);
+            } else if meta.file_type().is_symlink() {
+                out.insert(
+                    rel,
+                    std::fs::read_link(&p).unwrap().into_os_string().into_vec(),
+                );
+            } else {
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// Runs tufctl `cmd` as `user`; while the daemon is held at `point`,
+/// replaces `path` by a symbolic link to `to` (what a member who can write
+/// in its parent can do), then lets the daemon go on. The original is put
+/// back once tufctl has answered.
+#[allow(clippy::too_many_arguments)]
+fn swapped_while_held(
+    env: &TestEnv,
+    daemon: &Daemon,
+    hooks: &PausePoints,
+    point: &str,
+    user: &TestUser,
+    cmd: &[&str],
+    path: &Path,
+    to: &Path,
+) -> CmdOutput {
+    let mut moved = path.as_os_str().to_owned();
+    moved.push(".moved");
+    let moved = PathBuf::from(moved);
+    std::thread::scope(|s| {
+        let run = s.spawn(|| user.tufctl(env, cmd, &[]));
+        hooks.wait(point, daemon);
+        std::fs::rename(path, &moved).unwrap();
+        std::os::unix::fs::symlink(to, path).unwrap();
+        hooks.release(point);
+        let out = run.join().unwrap();
+        std::fs::remove_file(path).unwrap();
+        std::fs::rename(&moved, path).unwrap();
+        out
+    })
+}
+
+/// Checks that `out` refuses `rel` below `root` as a symbolic link.
+#[track_caller]
+fn refused_link(out: &CmdOutput, root: &Path, rel: &str) {
+    let want = format!(
+        "{}: a symbolic link below {}",
+        root.join(rel).display(),
+        root.display()
+    );
+    refused(out, &want);
+}
+
+#[test]
+fn a_repository_or_target_swapped_for_a_link_after_the_check_is_refused() {
+    if !can_create_users() {
+        eprintln!("SKIPPED: creating test users needs root (CI runs as root)");
+        return;
+    }
+    let mut env = TestEnv::new();
+    let dev = TestUser::create(&env, "team");
+    let roots = env.path().join("roots");
+    let outside = env.path().join("outside");
+    for d in [roots.join("team-a"), roots.join("team-b"), outside.clone()] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let canonical = std::fs::canonicalize(&roots).unwrap();
+    let team_a = format!(r#"["tuf:{}/**"]"#, canonical.join("team-a").display());
+    let tuf = format!("[tuf]\nroots = [{roots:?}]\n");
+    let config = config(&env, &dev, &team_a, r#"["sign", "inspect"]"#, &tuf);
+    let (a, b) = (roots.join("team-a/repo"), roots.join("team-b/repo"));
+    let d = env.start_with(&config);
+    for r in [&a, &b] {
+        env.tufctl(&["tuf", "init", r.to_str().unwrap()]).ok();
+    }
+    d.stop();
+
+    // The same daemon again, held after the policy check of the next
+    // request (before its repository is opened) and after the next change
+    // opened its repository (before anything is written).
+    let hooks = PausePoints::arm(&mut env, "tuf1-checked,tuf1-opened");
+    let d = env.start_with(&config);
+    open_socket_to_everyone(&env);
+    let (before_a, before_b) = (files(&a), files(&b));
+
+    // 1. The developer adds to team-a's repository; between the check and
+    // the open, team-a/repo becomes a link to team-b's.
+    let cmd = add(a.to_str().unwrap());
+    let out = swapped_while_held(&env, &d, &hooks, "tuf1-checked", &dev, &args(&cmd), &a, &b);
+    refused_link(&out, &canonical, "team-a/repo");
+    assert_eq!(files(&b), before_b, "team-b's repository was written");
+    assert_eq!(files(&a), before_a);
+
+    // 2. The developer adds a file of their own; after it was checked and
+    // hashed, it becomes a link to a file they may not publish.
+    let own = roots.join("team-a/app.tgz");
+    let secret = outside.join("secret");
+    std::fs::write(&own, b"the release").unwrap();
+    std::fs::write(&secret, b"the release").unwrap();
+    let cmd = ["tuf", "add", a.to_str().unwrap(), own.to_str().unwrap()];
+    let out = swapped_while_held(&env, &d, &hooks, "tuf1-opened", &dev, &cmd, &own, &secret);
+    refused_link(&out, &canonical, "team-a/app.tgz");
+    assert_eq!(files(&a), before_a, "nothing published, no file left");
+    assert_eq!(files(&b), before_b);
 }
