@@ -2,9 +2,17 @@
 //!
 //! The daemon writes repository directories and reads target files for its
 //! callers, so a request never chooses a place freely. It names either a
-//! configured repository or a path that resolves (symbolic links followed,
-//! `..` removed) inside a configured root; target files are read only from
-//! inside a root, a `sources` directory or a configured repository.
+//! configured repository or a path that resolves inside a configured root;
+//! target files are read only from inside a root, a `sources` directory or
+//! a configured repository.
+//!
+//! A path is resolved once (links followed, `..` removed) to decide
+//! whether it is allowed and what the policy calls it. What it resolved to
+//! is then opened as the configured directory it lies in plus the
+//! components below it ([`Beneath`]), and no symbolic link below the
+//! configured directory is followed there ([`super::dir`]): a component
+//! swapped for a link after the check is refused, never followed, so the
+//! name the policy judged is the directory or file the request works on.
 //!
 //! ```toml
 //! [tuf]
@@ -340,6 +348,10 @@ mod tests {
 
         let new = p.resolve(root.join("a").to_str().unwrap()).unwrap();
         assert_eq!(new.resource, format!("tuf:{}", root.join("a").display()));
+        // Opened below the root, without links; a configured repository
+        // that does not exist yet, below its parent.
+        assert_eq!(new.at, Beneath::new(root.clone(), "a".into()));
+        assert_eq!(named.at, Beneath::new(base.clone(), "named".into()));
         for bad in [
             outside.join("a"),
             root.clone(),
@@ -363,7 +375,10 @@ mod tests {
 
         std::fs::write(root.join("f"), b"x").unwrap();
         std::fs::write(outside.join("f"), b"x").unwrap();
-        assert!(p.source(&root.join("f")).is_ok());
+        assert_eq!(
+            p.source(&root.join("f")).unwrap(),
+            Beneath::new(root.clone(), "f".into())
+        );
         assert!(matches!(
             p.source(&outside.join("f")),
             Err(RepoError::Refused(_))
