@@ -27,7 +27,8 @@ use rustix::io::Errno;
 use super::error::RepoError;
 
 /// Set once openat2 was found missing (ENOSYS: an old kernel, a seccomp
-/// filter); later opens go straight to the per-component walk.
+/// filter); later opens go straight to the per-component walk, which
+/// refuses the same paths.
 static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
 
 /// A place named by the configured directory it lies in (`base`, opened as
@@ -285,6 +286,9 @@ fn open_in(
             ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
         ) {
             Err(Errno::NOSYS) => NO_OPENAT2.store(true, Ordering::Relaxed),
+            // Some seccomp profiles refuse syscalls they do not know with
+            // EPERM; the walk then gives the real answer.
+            Err(Errno::PERM) => {}
             other => return other,
         }
     }
