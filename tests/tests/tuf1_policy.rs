@@ -307,4 +307,23 @@ fn a_repository_or_target_swapped_for_a_link_after_the_check_is_refused() {
     refused_link(&out, &canonical, "team-a/app.tgz");
     assert_eq!(files(&a), before_a, "nothing published, no file left");
     assert_eq!(files(&b), before_b);
+
+    // 3. Once a change has opened its repository, a swap no longer matters:
+    // every write goes into the directory opened (team-a's, wherever it
+    // has been moved), none through the link.
+    d.stop();
+    let hooks = PausePoints::arm(&mut env, "tuf1-opened");
+    let d = env.start_with(&config);
+    open_socket_to_everyone(&env);
+    let cmd = add(a.to_str().unwrap());
+    let out = swapped_while_held(&env, &d, &hooks, "tuf1-opened", &dev, &args(&cmd), &a, &b);
+    out.ok();
+    assert_eq!(files(&b), before_b, "team-b's repository was written");
+    assert!(a.join("metadata/2.targets.json").exists());
+    let status = dev.tufctl(
+        &env,
+        &["-o", "json", "tuf", "status", a.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(status.json()["target_count"], 1);
 }
