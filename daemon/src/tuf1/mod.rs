@@ -10,6 +10,8 @@
 //! - [`staged`]: offline k-of-n root changes that travel as a file
 //! - [`requests`]: what the manager is asked and answers
 //! - [`places`]: the configured repositories and roots requests resolve in
+//! - [`dir`]: a request's repository opened once below its configured
+//!   directory, no symbolic link followed; every file operation through it
 //! - [`registry`]: the repositories this daemon manages and their refresh
 //!   record, in the state directory
 //! - [`tree`]: the delegation graph (nested roles, hash bins);
