@@ -194,9 +194,27 @@ fn below(path: &Path, dirs: &[PathBuf]) -> Option<Beneath> {
     })
 }
 
-/// A configured repository's directory: canonical, and as opened (itself,
-/// or its last component below its parent while it does not exist yet).
-fn configured(directory: &Path) -> Result<(PathBuf, Beneath), RepoError> {
+/// A configured repository's directory: canonical, and as opened. One
+/// configured below a root (as written, or below the root's canonical
+/// form) is opened below the root like any path there, so a member who
+/// can write in the root cannot swap it for a link; any other is opened
+/// as configured (itself, or its last component below its parent while it
+/// does not exist yet).
+fn configured(directory: &Path, roots: &[PathBuf]) -> Result<(PathBuf, Beneath), RepoError> {
+    for root in roots {
+        let Ok(base) = std::fs::canonicalize(root) else {
+            continue;
+        };
+        let rel = directory
+            .strip_prefix(root)
+            .or_else(|_| directory.strip_prefix(&base));
+        if let Ok(rel) = rel
+            && !rel.as_os_str().is_empty()
+        {
+            let at = Beneath::new(base, rel.to_owned());
+            return Ok((at.path(), at));
+        }
+    }
     let dir = canonical(directory, true)?;
     let at = if dir.exists() {
         Beneath::new(dir.clone(), PathBuf::new())
@@ -238,7 +256,7 @@ impl Places {
                 .named
                 .get(given)
                 .ok_or_else(|| self.refuse(format!("no TUF repository is named {given:?}")))?;
-            let (dir, at) = configured(&named.directory)?;
+            let (dir, at) = configured(&named.directory, &self.roots)?;
             return Ok(Place {
                 dir,
                 at,
@@ -255,7 +273,7 @@ impl Places {
         let dir = canonical(path, true)?;
         for (name, n) in &self.named {
             if canonical(&n.directory, true).is_ok_and(|d| d == dir) {
-                let (dir, at) = configured(&n.directory)?;
+                let (dir, at) = configured(&n.directory, &self.roots)?;
                 return Ok(Place {
                     dir,
                     at,
@@ -387,6 +405,30 @@ mod tests {
             p.source(&root.join("link/f")),
             Err(RepoError::Refused(_))
         ));
+    }
+
+    #[test]
+    fn a_configured_repository_below_a_root_is_opened_below_it() {
+        let d = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(d.path()).unwrap();
+        let (root, other) = (base.join("root"), base.join("other"));
+        std::fs::create_dir_all(root.join("team/rel")).unwrap();
+        std::fs::create_dir_all(&other).unwrap();
+        let p = places(&root, &root.join("team/rel"));
+        let place = p.resolve("rel").unwrap();
+        assert_eq!(place.at, Beneath::new(root.clone(), "team/rel".into()));
+        assert_eq!(place.dir, root.join("team/rel"));
+        place.at.open_dir(false).unwrap();
+        // Swapped for a link by someone who can write in the root: the
+        // name still resolves, the open refuses the link.
+        std::fs::rename(root.join("team/rel"), root.join("team/moved")).unwrap();
+        std::os::unix::fs::symlink(&other, root.join("team/rel")).unwrap();
+        let place = p.resolve("rel").unwrap();
+        let e = place.at.open_dir(false).unwrap_err();
+        assert!(
+            e.to_string().contains("team/rel: a symbolic link below"),
+            "{e}"
+        );
     }
 
     #[test]
