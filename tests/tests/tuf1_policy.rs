@@ -327,3 +327,89 @@ fn a_repository_or_target_swapped_for_a_link_after_the_check_is_refused() {
     );
     assert_eq!(status.json()["target_count"], 1);
 }
+
+/// A target file is read for a caller only from the repository changed, a
+/// `tuf.sources` directory, or a place the caller may sign: a developer
+/// allowed team-a's repositories cannot publish (and so read) a file of
+/// team-b's, although it lies below the same root.
+#[test]
+fn a_target_file_is_read_only_where_the_caller_may_sign() {
+    if !can_create_users() {
+        eprintln!("SKIPPED: creating test users needs root (CI runs as root)");
+        return;
+    }
+    let env = TestEnv::new();
+    let dev = TestUser::create(&env, "team");
+    let roots = env.path().join("roots");
+    let shared = env.path().join("incoming");
+    for d in [roots.join("team-a"), roots.join("team-b"), shared.clone()] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let canonical = std::fs::canonicalize(&roots).unwrap();
+    let team_a = format!(r#"["tuf:{}/**"]"#, canonical.join("team-a").display());
+    let tuf = format!("[tuf]\nroots = [{roots:?}]\nsources = [{shared:?}]\n");
+    let config = config(&env, &dev, &team_a, r#"["sign", "inspect"]"#, &tuf);
+    let repo = roots.join("team-a/repo");
+    let _d = env.start_with(&config);
+    env.tufctl(&["tuf", "init", repo.to_str().unwrap()]).ok();
+    open_socket_to_everyone(&env);
+    let (secret, own, drop) = (
+        roots.join("team-b/secret.txt"),
+        roots.join("team-a/app.tgz"),
+        shared.join("shared.tgz"),
+    );
+    std::fs::write(&secret, b"team-b's secret").unwrap();
+    std::fs::write(&own, b"team-a's release").unwrap();
+    std::fs::write(&drop, b"a shared drop").unwrap();
+    let before = files(&repo);
+
+    let out = dev.tufctl(
+        &env,
+        &[
+            "tuf",
+            "add",
+            repo.to_str().unwrap(),
+            secret.to_str().unwrap(),
+        ],
+        &[],
+    );
+    refused(&out, "team-b/secret.txt");
+    refused(&out, "tuf.sources directory, or a place you may sign");
+    assert_eq!(
+        files(&repo),
+        before,
+        "nothing of team-b's file was published"
+    );
+    let denied = audit(&env).into_iter().any(|e| {
+        e["phase"] == "denied"
+            && e["repositories"][0]
+                .as_str()
+                .is_some_and(|r| r.ends_with("team-b/secret.txt"))
+    });
+    assert!(denied, "the refusal is in the audit log");
+
+    // Team-a's own file and a file of the shared drop are read.
+    for file in [&own, &drop] {
+        dev.tufctl(
+            &env,
+            &["tuf", "add", repo.to_str().unwrap(), file.to_str().unwrap()],
+            &[],
+        )
+        .ok();
+    }
+    let status = dev.tufctl(
+        &env,
+        &["-o", "json", "tuf", "status", repo.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(status.json()["target_count"], 2, "{status:?}");
+    let copied: Vec<Vec<u8>> = std::fs::read_dir(repo.join("targets"))
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(
+        copied.contains(&b"team-a's release".to_vec())
+            && copied.contains(&b"a shared drop".to_vec()),
+        "the two files are published under targets/"
+    );
+}

@@ -24,6 +24,7 @@ use tufd_proto::v1::{self, tuf_server};
 use super::gate::{Allowed, Audited, Details, Gate};
 use super::key_status_code;
 use crate::policy::{Action, Operation};
+use crate::tuf1::dir::Beneath;
 use crate::tuf1::places::{Place, Places};
 use crate::tuf1::registry::format_time;
 use crate::tuf1::{
@@ -68,6 +69,32 @@ impl TufService {
         let action = Action::on(op, &place.resource).roles(roles);
         let allowed = self.gate.authorize_exact(req, action).await?;
         Ok((place, allowed))
+    }
+
+    /// Where the target file `given` is opened, if the caller may have the
+    /// daemon read it for `place`: a file inside `place` itself or a
+    /// `sources` directory, or one whose holder the caller may sign (see
+    /// [`Places::source`]).
+    async fn readable<T>(
+        &self,
+        req: &Request<T>,
+        place: &Place,
+        given: &str,
+    ) -> Result<Beneath, RepoError> {
+        let source = self.places.source(Path::new(given))?;
+        if let Some(resource) = &source.resource
+            && !source.path.starts_with(&place.dir)
+            && let Err(denied) = self
+                .gate
+                .authorize_exact(req, Action::on(Operation::Sign, resource))
+                .await
+        {
+            return Err(RepoError::Refused(format!(
+                "target file {given}: {}; the daemon reads a file for you only from this repository, a tuf.sources directory, or a place you may sign",
+                denied.message()
+            )));
+        }
+        Ok(source.at)
     }
 
     /// [`allow`](Self::allow), then the audit's `begin` record.
@@ -233,25 +260,30 @@ impl tuf_server::Tuf for TufService {
         let r = req.get_ref();
         let (given, roles) = (r.directory.clone(), written(&r.role));
         let (place, audited) = self.admit(&req, &given, Operation::Sign, roles).await?;
+        let mut files = Vec::with_capacity(req.get_ref().targets.len());
+        for t in &req.get_ref().targets {
+            if t.file.is_empty() {
+                files.push(None);
+                continue;
+            }
+            match self.readable(&req, &place, &t.file).await {
+                Ok(at) => files.push(Some(at)),
+                Err(e) => return finish(audited, Err(e), reply).await,
+            }
+        }
         let r = req.into_inner();
-        let mut targets = Vec::with_capacity(r.targets.len());
-        for t in r.targets {
-            let file = if t.file.is_empty() {
-                None
-            } else {
-                match self.places.source(Path::new(&t.file)) {
-                    Ok(f) => Some(f),
-                    Err(e) => return finish(audited, Err(e), reply).await,
-                }
-            };
-            targets.push(AddTarget {
+        let targets = r
+            .targets
+            .into_iter()
+            .zip(files)
+            .map(|(t, file)| AddTarget {
                 name: t.name,
                 file,
                 sha256: t.sha256,
                 length: t.length,
                 custom_json: t.custom_json,
-            });
-        }
+            })
+            .collect();
         let result = self.tuf.add_targets(&place.at, targets, role(r.role)).await;
         finish(audited, result, reply).await
     }

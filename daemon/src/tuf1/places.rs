@@ -4,7 +4,8 @@
 //! callers, so a request never chooses a place freely. It names either a
 //! configured repository or a path that resolves inside a configured root;
 //! target files are read only from inside a root, a `sources` directory or
-//! a configured repository.
+//! a configured repository, and below a root or in a configured repository
+//! only where the caller may also sign ([`Source::resource`]).
 //!
 //! A path is resolved once (links followed, `..` removed) to decide
 //! whether it is allowed and what the policy calls it. What it resolved to
@@ -89,6 +90,20 @@ pub struct Place {
     pub resource: String,
     /// Per-role expiry defaults (seconds) of a configured repository.
     pub expiry: Vec<(String, u64)>,
+}
+
+/// A target file a request may read, once the policy agrees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// Where it is opened (no link followed below its configured place).
+    pub at: Beneath,
+    /// Its canonical path.
+    pub path: PathBuf,
+    /// What the caller must be allowed to sign before the daemon reads the
+    /// file: `tuf:/its/path` below a root, `tuf:NAME` inside a configured
+    /// repository; `None` inside a `sources` directory, which the
+    /// configuration opens to every caller allowed to change a repository.
+    pub resource: Option<String>,
 }
 
 /// Checks a repository name: a lower-case letter, then up to 63 lower-case
@@ -297,8 +312,12 @@ impl Places {
     }
 
     /// Resolves a target file the daemon is asked to read: it must lie
-    /// inside a root, a `sources` directory or a configured repository.
-    pub fn source(&self, given: &Path) -> Result<Beneath, RepoError> {
+    /// inside a `sources` directory, a root or a configured repository.
+    /// Below a root or in a configured repository, the caller must also be
+    /// allowed to change what holds it ([`Source::resource`]): a member
+    /// allowed one team's repository cannot publish (and so read) another
+    /// team's files.
+    pub fn source(&self, given: &Path) -> Result<Source, RepoError> {
         if !given.is_absolute() {
             return Err(RepoError::InvalidRequest(format!(
                 "{}: give target files as absolute paths",
@@ -306,18 +325,30 @@ impl Places {
             )));
         }
         let file = canonical(given, false)?;
-        let named: Vec<PathBuf> = self.named.values().map(|n| n.directory.clone()).collect();
-        if let Some(at) = below(&file, &self.roots)
-            .or_else(|| below(&file, &self.sources))
-            .or_else(|| below(&file, &named))
-        {
-            return Ok(at);
+        let found = below(&file, &self.sources)
+            .map(|at| (at, None))
+            .or_else(|| {
+                below(&file, &self.roots)
+                    .map(|at| (at, Some(format!("{RESOURCE_PREFIX}{}", file.display()))))
+            })
+            .or_else(|| {
+                self.named.iter().find_map(|(name, n)| {
+                    below(&file, std::slice::from_ref(&n.directory))
+                        .map(|at| (at, Some(format!("{RESOURCE_PREFIX}{name}"))))
+                })
+            });
+        if let Some((at, resource)) = found {
+            return Ok(Source {
+                at,
+                path: file,
+                resource,
+            });
         }
         let mut dirs: Vec<String> = self
             .roots
             .iter()
             .chain(&self.sources)
-            .chain(&named)
+            .chain(self.named.values().map(|n| &n.directory))
             .map(|d| d.display().to_string())
             .collect();
         if dirs.is_empty() {
@@ -393,9 +424,11 @@ mod tests {
 
         std::fs::write(root.join("f"), b"x").unwrap();
         std::fs::write(outside.join("f"), b"x").unwrap();
+        let f = p.source(&root.join("f")).unwrap();
+        assert_eq!(f.at, Beneath::new(root.clone(), "f".into()));
         assert_eq!(
-            p.source(&root.join("f")).unwrap(),
-            Beneath::new(root.clone(), "f".into())
+            f.resource,
+            Some(format!("{RESOURCE_PREFIX}{}", root.join("f").display()))
         );
         assert!(matches!(
             p.source(&outside.join("f")),
