@@ -256,6 +256,31 @@ fn refused_link(out: &CmdOutput, root: &Path, rel: &str) {
     refused(out, &want);
 }
 
+/// Two teams' directories below one root (`ROOT/team-a`, `ROOT/team-b`)
+/// and `other` beside the root; a developer whose policy grants `sign` and
+/// `inspect` on `tuf:ROOT/team-a/**` only. Returns the developer, the
+/// root as configured and canonical, and the daemon configuration (with
+/// `sources` as `tuf.sources` when given).
+fn two_teams(
+    env: &TestEnv,
+    other: &Path,
+    sources: Option<&Path>,
+) -> (TestUser, PathBuf, PathBuf, String) {
+    let dev = TestUser::create(env, "team");
+    let roots = env.path().join("roots");
+    for d in [roots.join("team-a"), roots.join("team-b"), other.to_owned()] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let canonical = std::fs::canonicalize(&roots).unwrap();
+    let team_a = format!(r#"["tuf:{}/**"]"#, canonical.join("team-a").display());
+    let mut tuf = format!("[tuf]\nroots = [{roots:?}]\n");
+    if let Some(s) = sources {
+        tuf.push_str(&format!("sources = [{s:?}]\n"));
+    }
+    let config = config(env, &dev, &team_a, r#"["sign", "inspect"]"#, &tuf);
+    (dev, roots, canonical, config)
+}
+
 #[test]
 fn a_repository_or_target_swapped_for_a_link_after_the_check_is_refused() {
     if !can_create_users() {
@@ -263,16 +288,8 @@ fn a_repository_or_target_swapped_for_a_link_after_the_check_is_refused() {
         return;
     }
     let mut env = TestEnv::new();
-    let dev = TestUser::create(&env, "team");
-    let roots = env.path().join("roots");
     let outside = env.path().join("outside");
-    for d in [roots.join("team-a"), roots.join("team-b"), outside.clone()] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    let canonical = std::fs::canonicalize(&roots).unwrap();
-    let team_a = format!(r#"["tuf:{}/**"]"#, canonical.join("team-a").display());
-    let tuf = format!("[tuf]\nroots = [{roots:?}]\n");
-    let config = config(&env, &dev, &team_a, r#"["sign", "inspect"]"#, &tuf);
+    let (dev, roots, canonical, config) = two_teams(&env, &outside, None);
     let (a, b) = (roots.join("team-a/repo"), roots.join("team-b/repo"));
     let d = env.start_with(&config);
     for r in [&a, &b] {
@@ -339,16 +356,8 @@ fn a_target_file_is_read_only_where_the_caller_may_sign() {
         return;
     }
     let env = TestEnv::new();
-    let dev = TestUser::create(&env, "team");
-    let roots = env.path().join("roots");
     let shared = env.path().join("incoming");
-    for d in [roots.join("team-a"), roots.join("team-b"), shared.clone()] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    let canonical = std::fs::canonicalize(&roots).unwrap();
-    let team_a = format!(r#"["tuf:{}/**"]"#, canonical.join("team-a").display());
-    let tuf = format!("[tuf]\nroots = [{roots:?}]\nsources = [{shared:?}]\n");
-    let config = config(&env, &dev, &team_a, r#"["sign", "inspect"]"#, &tuf);
+    let (dev, roots, _, config) = two_teams(&env, &shared, Some(&shared));
     let repo = roots.join("team-a/repo");
     let _d = env.start_with(&config);
     env.tufctl(&["tuf", "init", repo.to_str().unwrap()]).ok();
