@@ -311,7 +311,16 @@ fn open_in(
 }
 
 fn open_file_in(dir: BorrowedFd<'_>, rel: &Path, openat2: bool) -> Result<File, Errno> {
-    let fd = open_in(dir, rel, OFlags::RDONLY, Mode::empty(), openat2)?;
+    // O_NONBLOCK: opening a FIFO for reading would wait for a writer (a
+    // request frozen on a file a caller named); it changes nothing for a
+    // regular file.
+    let fd = open_in(
+        dir,
+        rel,
+        OFlags::RDONLY | OFlags::NONBLOCK,
+        Mode::empty(),
+        openat2,
+    )?;
     let file = File::from(fd);
     // A FIFO or device would block or never end: only regular files.
     match file.metadata() {
@@ -449,6 +458,36 @@ mod tests {
             // Created on the way, component by component.
             open_dir_in(t.base.as_fd(), Path::new("a/new/deeper"), true, o2).unwrap();
             assert!(t.root.join("a/new/deeper").is_dir());
+        });
+    }
+
+    #[test]
+    fn a_fifo_is_refused_at_once_not_waited_on() {
+        both(|t, o2| {
+            let fifo = t.root.join("a/fifo");
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                &fifo,
+                rustix::fs::FileType::Fifo,
+                Mode::from_raw_mode(0o600),
+                0,
+            )
+            .unwrap();
+            let base = t.base.try_clone().unwrap();
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(open_file_in(base.as_fd(), Path::new("a/fifo"), o2).err());
+            });
+            let got = rx.recv_timeout(std::time::Duration::from_secs(5));
+            if got.is_err() {
+                // Release the blocked open before failing.
+                let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+            }
+            assert_eq!(
+                got,
+                Ok(Some(Errno::INVAL)),
+                "({o2}) the open waited for a writer"
+            );
         });
     }
 
