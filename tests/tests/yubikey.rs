@@ -1056,3 +1056,65 @@ fn concurrent_signatures_are_serialized_on_the_device() {
     });
     key_test(&env, "alice", &daemon);
 }
+
+/// A signer key that waits for a touch (on the YubiKey) is touched once per
+/// role it signs, also when another daemon changed the repository since
+/// this daemon's last read-back: the draft is signed after the confirming
+/// read, not beside it and again on the fresh read.
+#[test]
+fn a_repository_changed_by_another_writer_costs_no_second_touch() {
+    use tufd_tests::notary::NotaryServers;
+    let card = start_card();
+    let serial = serial_of(&card);
+    let servers = NotaryServers::start();
+    // This daemon: root and targets keys on SoftHSM2 (the default token),
+    // bob's key on the YubiKey. The other daemon: carol's key on its own.
+    let env = env_for(&card, "123456");
+    let yk = format!(
+        "[[token]]\nname = \"yk\"\nkind = \"yubikey\"\nserial = {serial}\npin = \"env:{PIN_VAR}\"\n"
+    );
+    let daemon = env.start_with(&servers.daemon_config(&env, &yk));
+    let other = TestEnv::new();
+    let _other_daemon = other.start_with(&servers.daemon_config(&other, ""));
+    let gun = "localhost:5000/tufd/touch-once";
+    let digest = |n: u8| format!("sha256:{}", hex::encode([n; 32]));
+    let touches = |out: &tufd_tests::daemon::CmdOutput| {
+        assert!(out.status.success(), "{out:?}\n{}", daemon.log());
+        out.stderr.matches("Touch your YubiKey").count()
+    };
+
+    generate(&env, "bob");
+    other.tufctl(&["key", "generate", "carol"]).ok();
+    let carol = other.path().join("carol.pub");
+    for (name, key) in [
+        ("bob", env.path().join("bob.pub")),
+        ("carol", carol.clone()),
+    ] {
+        env.tufctl(&["signer", "add", name, gun, "--key", key.to_str().unwrap()])
+            .ok();
+    }
+    let sign = |t: &TestEnv, tag: &str, n: u8| {
+        t.tufctl(&[
+            "sign",
+            &format!("{gun}:{tag}"),
+            "--digest",
+            &digest(n),
+            "--size",
+            "7",
+        ])
+    };
+    // On this daemon's own read-back: one touch per role bob signs.
+    let first = touches(&sign(&env, "b1", 1));
+    assert!(first >= 1, "bob's key asks for a touch");
+    // The other daemon publishes; this daemon's read-back is now stale.
+    sign(&other, "c1", 2).ok();
+    let after_change = touches(&sign(&env, "b2", 3));
+    assert_eq!(
+        after_change, first,
+        "a changed repository must not cost a second touch"
+    );
+    let listed = servers.cli().run_ok(["list", gun]);
+    for tag in ["b1", "c1", "b2"] {
+        assert!(listed.stdout.contains(tag), "notary list: {listed}");
+    }
+}

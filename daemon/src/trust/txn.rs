@@ -418,17 +418,31 @@ impl Engine {
                 let (current, work) = tokio::join!(self.still_served(gun, &recent), async {
                     let held = self.held_keys().await?;
                     phase("keys listed beside the confirming read");
+                    // A key that waits for a touch signs only a draft that
+                    // will be published: it is prepared once the read is
+                    // confirmed, not beside it (a changed repository would
+                    // cost the holder a second touch).
+                    if held.any_needs_touch() {
+                        return Ok::<_, TrustError>((held, None));
+                    }
                     let step = self
                         .prepare_on_kept(&name, &recent, &held, &mut intent, events)
                         .await;
                     phase("prepared beside the confirming read");
-                    Ok::<_, TrustError>((held, step?))
+                    Ok((held, Some(step?)))
                 });
                 if current {
                     phase("read (unchanged, confirmed) and prepared meanwhile");
                     crate::testhook::pause_async("after-read").await;
                     crate::testhook::pause_async("confirmed").await;
-                    let (held, mut step) = work.map_err(|e| with_undone(&undone, e))?;
+                    let (held, step) = work.map_err(|e| with_undone(&undone, e))?;
+                    let mut step = match step {
+                        Some(step) => step,
+                        None => self
+                            .prepare_on_kept(&name, &recent, &held, &mut intent, events)
+                            .await
+                            .map_err(|e| with_undone(&undone, e))?,
+                    };
                     // Signs that queued meanwhile join before the publish:
                     // the same intent, with them, on the same confirmed read
                     // (nothing was published; see `group.rs`).
