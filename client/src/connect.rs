@@ -10,6 +10,9 @@ use tonic::codegen::InterceptedService;
 use tonic::transport::{Channel, Endpoint, Uri};
 use tufd_proto::v1::trust_client::TrustClient;
 
+/// How often a connection with a request in flight pings the daemon.
+const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Opens a gRPC channel over the Unix socket at `path`; each request on it
 /// fails with DEADLINE_EXCEEDED after `timeout` (`None`: no limit).
 ///
@@ -39,8 +42,14 @@ pub async fn connect(
     let first = Arc::new(Mutex::new(Some(first)));
     let path = path.to_owned();
     // The URI is required by the API but unused: the connector dials the socket.
+    // While a request is out, a ping every KEEPALIVE keeps the connection
+    // from looking idle to the daemon (it closes connections silent for
+    // 120 s): a sign queued behind long transactions, or a large target
+    // file being hashed, is not cut off.
     let mut endpoint = Endpoint::from_static("http://tufd.local")
-        .connect_timeout(std::time::Duration::from_secs(10));
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .http2_keep_alive_interval(KEEPALIVE)
+        .keep_alive_timeout(std::time::Duration::from_secs(60));
     if let Some(t) = timeout {
         endpoint = endpoint.timeout(t);
     }

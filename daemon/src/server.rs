@@ -195,6 +195,16 @@ pub async fn run(
     serve(config, None, shutdown).await
 }
 
+/// The socket's connection limits (a test build may shorten the idle
+/// timeout, see `testhook`).
+fn connection_limits() -> crate::connections::Limits {
+    let mut limits = crate::connections::Limits::default();
+    if let Some(t) = crate::testhook::idle_timeout() {
+        limits.idle_timeout = t;
+    }
+    limits
+}
+
 /// [`run`], rereading the policy from `config_path` on SIGHUP. Uses the
 /// socket systemd passes (socket activation) when there is one, and
 /// notifies READY once the tokens are opened and STOPPING on shutdown.
@@ -278,8 +288,7 @@ pub async fn serve(
     notify(&[sd_notify::NotifyState::Ready]);
 
     crate::connections::raise_open_files_limit();
-    let (incoming, connections) =
-        crate::connections::incoming(listener, crate::connections::Limits::default());
+    let (incoming, connections) = crate::connections::incoming(listener, connection_limits());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let serve = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(MAX_REQUESTS_PER_CONNECTION)

@@ -17,6 +17,9 @@
 //! `tuf1-checked` (a request the policy allowed, its repository not opened
 //! yet), `tuf1-opened` (a change holds its opened repository, nothing
 //! written yet).
+//!
+//! `TUFD_TEST_IDLE_TIMEOUT_MS` (same builds only) shortens the socket's idle
+//! timeout (120 s), so that a test can hold a request longer than it.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -83,4 +86,14 @@ pub async fn pause_async(point: &str) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+/// The socket's idle timeout a test asked for (`TUFD_TEST_IDLE_TIMEOUT_MS`),
+/// in builds with the `test-hooks` feature; `None` otherwise.
+pub fn idle_timeout() -> Option<Duration> {
+    if !cfg!(feature = "test-hooks") {
+        return None;
+    }
+    let ms = std::env::var("TUFD_TEST_IDLE_TIMEOUT_MS").ok()?;
+    ms.parse().ok().map(Duration::from_millis)
 }

@@ -1037,3 +1037,29 @@ fn a_different_root_at_the_trusted_version_is_refused_with_that_reason() {
     );
     sign(&env, gun, "v1", D1).fails_with(1, &format!("tufctl trust forget {gun}"));
 }
+
+/// A sign held longer than the socket's idle timeout keeps its connection:
+/// tufctl pings while its request is out, so the daemon does not close the
+/// connection as idle, and the caller is told the outcome (signed), not
+/// that the connection broke.
+#[test]
+fn a_sign_held_longer_than_the_idle_timeout_keeps_its_connection() {
+    let servers = NotaryServers::start();
+    let mut env = TestEnv::new();
+    let gun = "localhost:5000/tufd/held-long";
+    drop(with_signer_alice(&env, &servers, gun));
+    let hooks = hooked(&mut env, "after-read");
+    env.daemon_env
+        .push(("TUFD_TEST_IDLE_TIMEOUT_MS".into(), "12000".into()));
+    let d = env.start_with(&trust_config(&env, &servers));
+    let signed = std::thread::scope(|s| {
+        let signed = s.spawn(|| sign(&env, gun, "v1", D1));
+        wait_paused(&hooks, "after-read", &d);
+        // Past the idle timeout, with nothing to say meanwhile.
+        std::thread::sleep(Duration::from_secs(15));
+        release(&hooks, "after-read");
+        signed.join().unwrap()
+    });
+    assert!(signed.status.success(), "{signed:?}\n{}", d.log());
+    assert_eq!(notary_tags(&servers, gun), vec!["v1".to_owned()]);
+}
