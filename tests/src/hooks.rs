@@ -17,8 +17,7 @@ impl PausePoints {
         let dir = env.path().join("hooks");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("hook directory");
-        env.daemon_env
-            .retain(|(k, _)| !matches!(k.as_str(), "TUFD_TEST_PAUSE" | "TUFD_TEST_HOOK_DIR"));
+        Self::disarm(env);
         env.daemon_env.extend([
             ("TUFD_TEST_PAUSE".to_owned(), points.to_owned()),
             ("TUFD_TEST_HOOK_DIR".to_owned(), dir.display().to_string()),
@@ -26,11 +25,21 @@ impl PausePoints {
         Self { dir }
     }
 
+    /// Disarms the points of `env`: the daemons it starts next run through.
+    pub fn disarm(env: &mut TestEnv) {
+        env.daemon_env
+            .retain(|(k, _)| !matches!(k.as_str(), "TUFD_TEST_PAUSE" | "TUFD_TEST_HOOK_DIR"));
+    }
+
+    /// Whether a daemon is (or was) held at `point`.
+    pub fn is_paused(&self, point: &str) -> bool {
+        self.dir.join(format!("{point}.paused")).exists()
+    }
+
     /// Waits (at most 20 s) until `daemon` is held at `point`.
     pub fn wait(&self, point: &str, daemon: &Daemon) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        let paused = self.dir.join(format!("{point}.paused"));
-        while !paused.exists() {
+        while !self.is_paused(point) {
             assert!(
                 Instant::now() < deadline,
                 "the daemon never paused at {point}:\n{}",

@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 use tufd_tests::daemon::{CmdOutput, TestEnv};
+use tufd_tests::hooks::PausePoints;
 use tufd_tests::notary::NotaryServers;
 use tufd_tests::users::{TestUser, can_create_users, open_socket_to_everyone};
 
@@ -52,7 +53,7 @@ struct Setup {
     lim: TestUser,
     env: TestEnv,
     servers: NotaryServers,
-    hooks: std::path::PathBuf,
+    hooks: PausePoints,
 }
 
 impl Setup {
@@ -77,12 +78,7 @@ impl Setup {
                 .ok();
         }
         // From now on the first transaction through `pause` stops there.
-        let hooks = env.path().join("hooks");
-        std::fs::create_dir_all(&hooks).unwrap();
-        env.daemon_env
-            .push(("TUFD_TEST_PAUSE".into(), pause.into()));
-        env.daemon_env
-            .push(("TUFD_TEST_HOOK_DIR".into(), hooks.display().to_string()));
+        let hooks = PausePoints::arm(&mut env, pause);
         let daemon = env.start_with(&config);
         open_socket_to_everyone(&env);
         Some(Setup {
@@ -91,6 +87,46 @@ impl Setup {
             env,
             servers,
             hooks,
+        })
+    }
+
+    /// A sign of `first` (digest `digest`) is held at `point`; `n` root
+    /// signs `{prefix}{i}` (D1 and D2 in turn) and `lim`'s sign of `bad`
+    /// queue behind it; once `queued` signs are queued in all, the point is
+    /// released. Returns the first's output, the `n`, and `lim`'s.
+    fn first_held_others_queued(
+        &self,
+        digest: &str,
+        point: &str,
+        prefix: &str,
+        n: usize,
+        queued: usize,
+    ) -> (CmdOutput, Vec<CmdOutput>, CmdOutput) {
+        let (env, lim, daemon, hooks) = (&self.env, &self.lim, &self.daemon, &self.hooks);
+        std::thread::scope(|s| {
+            let first = s.spawn(|| env.tufctl(&sign_args(&format!("{GUN}:first"), digest)));
+            hooks.wait(point, daemon);
+            let others: Vec<_> = (0..n)
+                .map(|i| {
+                    s.spawn(move || {
+                        let tag = format!("{GUN}:{prefix}{i}");
+                        env.tufctl(&sign_args(&tag, if i % 2 == 0 { D1 } else { D2 }))
+                    })
+                })
+                .collect();
+            let refused = s.spawn(|| lim.tufctl(env, &sign_args(&format!("{GUN}:bad"), D1), &[]));
+            wait_for(
+                &format!("{} signs queueing", n + 1),
+                Duration::from_secs(20),
+                || self.queued() >= queued,
+                || daemon.log(),
+            );
+            hooks.release(point);
+            (
+                first.join().unwrap(),
+                others.into_iter().map(|h| h.join().unwrap()).collect(),
+                refused.join().unwrap(),
+            )
         })
     }
 
@@ -133,45 +169,9 @@ fn concurrent_signs_share_one_publish_and_a_refused_caller_fails_alone() {
     let Some(setup) = Setup::new("after-read") else {
         return;
     };
-    let (env, lim, daemon, hooks) = (&setup.env, &setup.lim, &setup.daemon, &setup.hooks);
-    let queued = || setup.queued();
-
-    let (first, grouped, refused) = std::thread::scope(|s| {
-        let env = &env;
-        let first = s.spawn(move || env.tufctl(&sign_args(&format!("{GUN}:first"), D1)));
-        wait_for(
-            "the first sign pausing after its read",
-            Duration::from_secs(20),
-            || hooks.join("after-read.paused").exists(),
-            || daemon.log(),
-        );
-        // Five signs by root and one by `lim` queue behind it.
-        let grouped: Vec<_> = (0..5)
-            .map(|i| {
-                s.spawn(move || {
-                    let tag = format!("{GUN}:g{i}");
-                    env.tufctl(&sign_args(&tag, if i % 2 == 0 { D1 } else { D2 }))
-                })
-            })
-            .collect();
-        let lim = &lim;
-        let refused = s.spawn(move || lim.tufctl(env, &sign_args(&format!("{GUN}:bad"), D1), &[]));
-        wait_for(
-            "six signs queueing",
-            Duration::from_secs(20),
-            || queued() >= 7,
-            || daemon.log(),
-        );
-        std::fs::write(hooks.join("after-read.go"), b"").unwrap();
-        (
-            first.join().unwrap(),
-            grouped
-                .into_iter()
-                .map(|h| h.join().unwrap())
-                .collect::<Vec<_>>(),
-            refused.join().unwrap(),
-        )
-    });
+    // Five signs by root and one by `lim` queue behind the first.
+    let (first, grouped, refused) = setup.first_held_others_queued(D1, "after-read", "g", 5, 7);
+    let (env, lim) = (&setup.env, &setup.lim);
 
     first.ok();
     let first_version = releases_version(&first);
@@ -232,47 +232,15 @@ fn signs_queued_before_the_publish_join_the_transaction_under_way() {
     let Some(setup) = Setup::new("confirmed") else {
         return;
     };
-    let (env, lim, daemon, hooks) = (&setup.env, &setup.lim, &setup.daemon, &setup.hooks);
+    let (env, daemon, hooks) = (&setup.env, &setup.daemon, &setup.hooks);
     // The first sign after the start reads afresh (nothing kept yet); its
     // read-back is what the next sign starts from.
     let warm = env.tufctl(&sign_args(&format!("{GUN}:warm"), D1));
     warm.ok();
     let warm_version = releases_version(&warm);
-    assert!(!hooks.join("confirmed.paused").exists(), "{}", daemon.log());
+    assert!(!hooks.is_paused("confirmed"), "{}", daemon.log());
 
-    let (first, joined, refused) = std::thread::scope(|s| {
-        let first = s.spawn(|| env.tufctl(&sign_args(&format!("{GUN}:first"), D2)));
-        wait_for(
-            "the sign pausing on its confirmed read, before its publish",
-            Duration::from_secs(20),
-            || hooks.join("confirmed.paused").exists(),
-            || daemon.log(),
-        );
-        let joined: Vec<_> = (0..3)
-            .map(|i| {
-                s.spawn(move || {
-                    let tag = format!("{GUN}:j{i}");
-                    env.tufctl(&sign_args(&tag, if i % 2 == 0 { D1 } else { D2 }))
-                })
-            })
-            .collect();
-        let refused = s.spawn(|| lim.tufctl(env, &sign_args(&format!("{GUN}:bad"), D1), &[]));
-        wait_for(
-            "four signs queueing behind it",
-            Duration::from_secs(20),
-            || setup.queued() >= 6,
-            || daemon.log(),
-        );
-        std::fs::write(hooks.join("confirmed.go"), b"").unwrap();
-        (
-            first.join().unwrap(),
-            joined
-                .into_iter()
-                .map(|h| h.join().unwrap())
-                .collect::<Vec<_>>(),
-            refused.join().unwrap(),
-        )
-    });
+    let (first, joined, refused) = setup.first_held_others_queued(D2, "confirmed", "j", 3, 6);
 
     // One publish, right after the warm-up, carried all of them.
     first.ok();

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use tufd_tests::daemon::{CmdOutput, Daemon, TestEnv};
+use tufd_tests::hooks::PausePoints;
 use tufd_tests::notary::NotaryServers;
 
 const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
@@ -14,43 +15,6 @@ const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222
 
 fn trust_config(env: &TestEnv, servers: &NotaryServers) -> String {
     servers.daemon_config(env, "")
-}
-
-/// A daemon environment whose daemon pauses at `points` (see
-/// daemon/src/testhook.rs); the hook files live in `<env>/hooks`.
-fn hooked(env: &mut TestEnv, points: &str) -> PathBuf {
-    let dir = env.path().join("hooks");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    env.daemon_env
-        .retain(|(k, _)| k != "TUFD_TEST_PAUSE" && k != "TUFD_TEST_HOOK_DIR");
-    env.daemon_env
-        .push(("TUFD_TEST_PAUSE".into(), points.into()));
-    env.daemon_env
-        .push(("TUFD_TEST_HOOK_DIR".into(), dir.display().to_string()));
-    dir
-}
-
-fn unhooked(env: &mut TestEnv) {
-    env.daemon_env
-        .retain(|(k, _)| k != "TUFD_TEST_PAUSE" && k != "TUFD_TEST_HOOK_DIR");
-}
-
-/// Waits until the daemon is paused at `point`.
-fn wait_paused(dir: &Path, point: &str, daemon: &Daemon) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !dir.join(format!("{point}.paused")).exists() {
-        assert!(
-            Instant::now() < deadline,
-            "daemon never paused at {point}:\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn release(dir: &Path, point: &str) {
-    std::fs::write(dir.join(format!("{point}.go")), b"").unwrap();
 }
 
 /// Starts a daemon, generates key alice and makes her the signer of `gun`
@@ -301,16 +265,16 @@ fn a_sign_after_another_daemons_change_starts_from_that_change() {
 fn a_confirmed_sign_overtaken_before_its_publish_is_redone_from_a_fresh_read() {
     let gun = "localhost:5000/integrity/recent-overtaken";
     let mut w = world(gun, true);
-    let hooks = hooked(&mut w.ci, "confirmed");
+    let hooks = PausePoints::arm(&mut w.ci, "confirmed");
     let (_da, dc) = w.start();
     // The CI daemon's first sign reads afresh (nothing recent yet).
     sign(&w.ci, gun, "x1", D1).ok();
     let ci = &w.ci;
     let late = std::thread::scope(|s| {
         let late = s.spawn(|| sign(ci, gun, "x2", D1));
-        wait_paused(&hooks, "confirmed", &dc);
+        hooks.wait("confirmed", &dc);
         sign(&w.admin, gun, "y", D2).ok();
-        release(&hooks, "confirmed");
+        hooks.release("confirmed");
         late.join().unwrap()
     });
     late.ok();
@@ -327,15 +291,15 @@ fn a_confirmed_sign_overtaken_before_its_publish_is_redone_from_a_fresh_read() {
 /// publishes its removal built on the stale read.
 fn removal_read_before_a_sign(gun: &str, admin_holds_releases_key: bool) -> (World, CmdOutput) {
     let mut w = world(gun, admin_holds_releases_key);
-    let hooks = hooked(&mut w.admin, "after-read");
+    let hooks = PausePoints::arm(&mut w.admin, "after-read");
     let (da, _dc) = w.start();
     let admin = &w.admin;
     let removal = std::thread::scope(|s| {
         let removal = s.spawn(|| admin.tufctl(&["signer", "remove", "bob", gun]));
-        wait_paused(&hooks, "after-read", &da);
+        hooks.wait("after-read", &da);
         let signed = sign(&w.ci, gun, "v1", D2);
         assert!(signed.status.success(), "bob's sign: {signed:?}");
-        release(&hooks, "after-read");
+        hooks.release("after-read");
         removal.join().unwrap()
     });
     let mut told = vec!["v1"];
@@ -344,7 +308,7 @@ fn removal_read_before_a_sign(gun: &str, admin_holds_releases_key: bool) -> (Wor
     }
     assert_all_listed(&w.servers, &[&w.admin, &w.ci], gun, &told);
     drop(da);
-    unhooked(&mut w.admin);
+    PausePoints::disarm(&mut w.admin);
     (w, removal)
 }
 
@@ -379,14 +343,14 @@ fn removal_with_a_releases_key_racing_the_first_sign_keeps_the_tag() {
 fn a_sign_read_before_a_removal_is_refused_with_a_reason() {
     let gun = "localhost:5000/integrity/race-late-sign";
     let mut w = world(gun, false);
-    let hooks = hooked(&mut w.ci, "after-read");
+    let hooks = PausePoints::arm(&mut w.ci, "after-read");
     let (_da, dc) = w.start();
     let ci = &w.ci;
     let signed = std::thread::scope(|s| {
         let signed = s.spawn(|| sign(ci, gun, "late", D2));
-        wait_paused(&hooks, "after-read", &dc);
+        hooks.wait("after-read", &dc);
         w.admin.tufctl(&["signer", "remove", "bob", gun]).ok();
-        release(&hooks, "after-read");
+        hooks.release("after-read");
         signed.join().unwrap()
     });
     // The server rejects bob's delegation update (his key left the
@@ -510,12 +474,12 @@ fn kill_at_set_points_leaves_a_verifying_repository_and_a_clean_store() {
     let trust_dir = env.path().join("state/trust");
     let mut expected = vec!["v0".to_owned()];
     for point in ["after-publish", "read-back", "store-write"] {
-        let hooks = hooked(&mut env, point);
+        let hooks = PausePoints::arm(&mut env, point);
         let d = env.start_with(&trust_config(&env, &servers));
         let tag = format!("t-{point}");
         let out = std::thread::scope(|s| {
             let t = s.spawn(|| sign(&env, gun, &tag, D2));
-            wait_paused(&hooks, point, &d);
+            hooks.wait(point, &d);
             if point == "store-write" {
                 // Answered once verified; the store write runs after.
                 let out = t.join().unwrap();
@@ -538,7 +502,7 @@ fn kill_at_set_points_leaves_a_verifying_repository_and_a_clean_store() {
             out.fails_with(1, "the outcome is unknown");
             assert!(out.stderr.contains("tufctl inspect"), "{out:?}");
         }
-        unhooked(&mut env);
+        PausePoints::disarm(&mut env);
         let _d = env.start_with(&trust_config(&env, &servers));
         let left: Vec<String> = std::fs::read_dir(&trust_dir)
             .unwrap()
@@ -575,10 +539,10 @@ fn a_pending_store_holds_up_forget_but_not_the_next_sign() {
     let mut env = TestEnv::new();
     let gun = "localhost:5000/integrity/pending-store";
     drop(with_signer_alice(&env, &servers, gun));
-    let hooks = hooked(&mut env, "store-write");
+    let hooks = PausePoints::arm(&mut env, "store-write");
     let d = env.start_with(&trust_config(&env, &servers));
     sign(&env, gun, "v1", D1).ok();
-    wait_paused(&hooks, "store-write", &d);
+    hooks.wait("store-write", &d);
     let trust_dir = env.path().join("state/trust");
     let env = &env;
     std::thread::scope(|s| {
@@ -588,7 +552,7 @@ fn a_pending_store_holds_up_forget_but_not_the_next_sign() {
             std::thread::sleep(Duration::from_millis(20));
         }
         if !next.is_finished() {
-            release(&hooks, "store-write");
+            hooks.release("store-write");
             panic!(
                 "the next sign waited for the last one's store:\n{}",
                 d.log()
@@ -601,7 +565,7 @@ fn a_pending_store_holds_up_forget_but_not_the_next_sign() {
             !forget.is_finished(),
             "trust forget went ahead of a store still being written"
         );
-        release(&hooks, "store-write");
+        hooks.release("store-write");
         let out = forget.join().unwrap().json();
         assert_eq!(out["forgotten"], true, "{out}");
     });
@@ -922,7 +886,7 @@ fn sigterm_waits_for_the_read_back_and_the_store() {
         // Stored in the background after the answer; inspect waits for it.
         env.tufctl(&["inspect", gun]).ok();
     }
-    let hooks = hooked(&mut env, "after-publish");
+    let hooks = PausePoints::arm(&mut env, "after-publish");
     let d = env.start_with(&trust_config(&env, &servers));
     let store_file = || {
         std::fs::read_dir(env.path().join("state/trust"))
@@ -933,13 +897,13 @@ fn sigterm_waits_for_the_read_back_and_the_store() {
     let before = store_file();
     let out = std::thread::scope(|s| {
         let t = s.spawn(|| sign(&env, gun, "v1", D1));
-        wait_paused(&hooks, "after-publish", &d);
+        hooks.wait("after-publish", &d);
         // SAFETY: kill(2) on the daemon this test started.
         unsafe {
             libc::kill(d.pid() as i32, libc::SIGTERM);
         }
         std::thread::sleep(Duration::from_millis(200));
-        release(&hooks, "after-publish");
+        hooks.release("after-publish");
         t.join().unwrap()
     });
     // The answer itself: success, unless the shutdown closed the client's
@@ -952,7 +916,7 @@ fn sigterm_waits_for_the_read_back_and_the_store() {
     );
     assert!(d.stop().success());
     assert_ne!(store_file(), before, "the verified result was stored");
-    unhooked(&mut env);
+    PausePoints::disarm(&mut env);
     let _d = env.start_with(&trust_config(&env, &servers));
     assert_eq!(inspect_tags(&env, gun), ["v1"]);
 }
@@ -965,26 +929,26 @@ fn sigterm_waits_for_the_read_back_and_the_store() {
 fn a_signer_reading_back_a_broken_repository_waits_for_the_compensation() {
     let gun = "localhost:5000/integrity/race-wait";
     let mut w = world(gun, false);
-    let admin_hooks = hooked(&mut w.admin, "after-read,read-back");
-    let ci_hooks = hooked(&mut w.ci, "after-publish");
+    let admin_hooks = PausePoints::arm(&mut w.admin, "after-read,read-back");
+    let ci_hooks = PausePoints::arm(&mut w.ci, "after-publish");
     let (da, dc) = w.start();
     let (admin, ci) = (&w.admin, &w.ci);
     let (removal, signed) = std::thread::scope(|s| {
         let removal = s.spawn(|| admin.tufctl(&["signer", "remove", "bob", gun]));
-        wait_paused(&admin_hooks, "after-read", &da);
+        admin_hooks.wait("after-read", &da);
         let signed = s.spawn(|| sign(ci, gun, "v1", D2));
-        wait_paused(&ci_hooks, "after-publish", &dc);
+        ci_hooks.wait("after-publish", &dc);
         // bob's sign is on the server; the admin publishes over its stale
         // read and stops right after reading back (before compensating).
-        release(&admin_hooks, "after-read");
-        wait_paused(&admin_hooks, "read-back", &da);
-        release(&ci_hooks, "after-publish");
+        admin_hooks.release("after-read");
+        admin_hooks.wait("read-back", &da);
+        ci_hooks.release("after-publish");
         std::thread::sleep(Duration::from_millis(500));
         assert!(
             !signed.is_finished(),
             "bob answered while the repository was broken"
         );
-        release(&admin_hooks, "read-back");
+        admin_hooks.release("read-back");
         (removal.join().unwrap(), signed.join().unwrap())
     });
     assert!(signed.status.success(), "{signed:?}");
@@ -1048,16 +1012,16 @@ fn a_sign_held_longer_than_the_idle_timeout_keeps_its_connection() {
     let mut env = TestEnv::new();
     let gun = "localhost:5000/tufd/held-long";
     drop(with_signer_alice(&env, &servers, gun));
-    let hooks = hooked(&mut env, "after-read");
+    let hooks = PausePoints::arm(&mut env, "after-read");
     env.daemon_env
         .push(("TUFD_TEST_IDLE_TIMEOUT_MS".into(), "12000".into()));
     let d = env.start_with(&trust_config(&env, &servers));
     let signed = std::thread::scope(|s| {
         let signed = s.spawn(|| sign(&env, gun, "v1", D1));
-        wait_paused(&hooks, "after-read", &d);
+        hooks.wait("after-read", &d);
         // Past the idle timeout, with nothing to say meanwhile.
         std::thread::sleep(Duration::from_secs(15));
-        release(&hooks, "after-read");
+        hooks.release("after-read");
         signed.join().unwrap()
     });
     assert!(signed.status.success(), "{signed:?}\n{}", d.log());

@@ -85,10 +85,9 @@ impl RequestBudget {
 pub struct BudgetBody<B> {
     inner: B,
     budget: Arc<RequestBudget>,
-    /// Bytes received so far.
+    /// Bytes received so far; those beyond [`FREE_BYTES`] are taken from
+    /// the budget (given back on drop).
     received: usize,
-    /// Bytes of `received` taken from the budget (given back on drop).
-    charged: usize,
 }
 
 impl<B> BudgetBody<B> {
@@ -98,14 +97,18 @@ impl<B> BudgetBody<B> {
             inner,
             budget,
             received: 0,
-            charged: 0,
         }
+    }
+
+    /// Bytes taken from the budget for `received` bytes.
+    fn charged(received: usize) -> usize {
+        received.saturating_sub(FREE_BYTES)
     }
 
     /// Accounts for `n` more received bytes: `Err` when they do not fit.
     fn receive(&mut self, n: usize) -> Result<(), tonic::Status> {
         let received = self.received.saturating_add(n);
-        let charge = received.saturating_sub(FREE_BYTES) - self.charged;
+        let charge = Self::charged(received) - Self::charged(self.received);
         if charge > 0 && !self.budget.take(charge) {
             return Err(tonic::Status::resource_exhausted(format!(
                 "the daemon is receiving {} MiB of request data from other requests, its limit; \
@@ -115,7 +118,6 @@ impl<B> BudgetBody<B> {
                 received >> 10
             )));
         }
-        self.charged += charge;
         self.received = received;
         Ok(())
     }
@@ -123,7 +125,7 @@ impl<B> BudgetBody<B> {
 
 impl<B> Drop for BudgetBody<B> {
     fn drop(&mut self) {
-        self.budget.give_back(self.charged);
+        self.budget.give_back(Self::charged(self.received));
     }
 }
 

@@ -85,8 +85,9 @@ impl HeldKeys {
         self.by_id.get(&id)
     }
 
-    /// Whether any held key waits for a touch to sign (a group commit
-    /// then signs once: asking for a second touch costs more than it saves).
+    /// Whether any held key waits for a touch to sign (a transaction then
+    /// signs once, on a confirmed read, and takes no joiners: asking for a
+    /// second touch costs more than it saves).
     pub fn any_needs_touch(&self) -> bool {
         self.by_id
             .values()

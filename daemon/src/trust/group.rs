@@ -36,7 +36,6 @@ use super::intent::sign::Applied;
 use super::txn::{Change, Engine, Outcome, Read};
 use super::{Event, EventSink, RoleFilter, TagSpec, TrustError};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 use tufd_remote::Gun;
@@ -196,10 +195,7 @@ impl Engine {
         }
         let group = Mutex::new(group);
         let members: Mutex<Vec<Member>> = Mutex::new(Vec::new());
-        // A key that waits for a touch signs once per transaction: nobody
-        // joins once the draft is signed.
-        let touch = AtomicBool::new(false);
-        let rejoin = || self.join_under_way(&name, &group, &sinks, &touch);
+        let rejoin = || self.join_under_way(&name, &group, &sinks);
         let result = self
             .transact_locked(
                 gun,
@@ -208,11 +204,8 @@ impl Engine {
                 guard,
                 Some(&rejoin),
                 |fetched, held| {
-                    let (group, members, name, touch) = (&group, &members, &name, &touch);
+                    let (group, members, name) = (&group, &members, &name);
                     async move {
-                        if held.any_needs_touch() {
-                            touch.store(true, Ordering::SeqCst);
-                        }
                         let draft = super::existing(name, fetched)?;
                         let group = group.lock().unwrap_or_else(|e| e.into_inner());
                         let (draft, outcomes, joined) = apply_all(name, draft, &held, &group);
@@ -236,17 +229,13 @@ impl Engine {
 
     /// Moves the signs waiting for `name` (as many as fit) into `group`,
     /// the transaction under way, before its publish; `false` when none
-    /// joined (or a key waits for a touch).
+    /// joined.
     fn join_under_way(
         &self,
         name: &str,
         group: &Mutex<Vec<Pending>>,
         sinks: &Mutex<Vec<EventSink>>,
-        touch: &AtomicBool,
     ) -> bool {
-        if touch.load(Ordering::SeqCst) {
-            return false;
-        }
         let mut group = group.lock().unwrap_or_else(|e| e.into_inner());
         let tags: usize = group.iter().map(|p| p.specs.len()).sum();
         let joined = self

@@ -31,7 +31,7 @@ impl Trust {
         let g = gun(repository)?;
         let lock = self.engine.lock_for(g.as_str());
         let _guard = lock.lock().await;
-        self.engine.stores_settled(g.as_str()).await;
+        self.engine.pending.settled(g.as_str()).await;
         self.engine.recent.forget(g.as_str());
         let forgotten = self.engine.store.forget(g.as_str())?;
         tracing::warn!(gun = %g.as_str(), forgotten, "repository removed from the trust store");

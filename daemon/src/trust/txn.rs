@@ -10,8 +10,9 @@
 //! which runs inside the request under the repository's writer lock; the
 //! verified result is then stored in order by a tracked task (`pending.rs`),
 //! so a SIGTERM (which waits, bounded, for in-flight requests and those
-//! tasks) waits for the read-back and the store too. A publish that loses a race (400 `VERSION`,
-//! 500 `UPDATING`, or 400 `INVALID_UPDATE` rejecting a delegation another
+//! tasks) waits for the read-back and the store too. A publish that loses a
+//! race (400 `VERSION`, 500 `UPDATING`, or 400 `INVALID_UPDATE` rejecting a
+//! delegation another
 //! writer changed) starts over from a fresh read after a jittered
 //! exponential backoff, until [`RETRY_DEADLINE`]. Concurrent signs into
 //! one repository run as one transaction whose intent applies each
@@ -264,13 +265,6 @@ impl Engine {
             .clone()
     }
 
-    /// Waits until the verified results of `gun`'s earlier transactions
-    /// are stored. Callers hold the writer lock (no result can be queued
-    /// meanwhile) when they go on to write or remove the stored repository.
-    pub async fn stores_settled(&self, gun: &str) {
-        self.pending.settled(gun).await;
-    }
-
     /// What this daemon trusts of `gun` (the floor a read may not go
     /// below, and its files as a cache by checksum): its last verified
     /// read-back when one is kept (never older than the store, which it
@@ -294,7 +288,7 @@ impl Engine {
         &self,
         gun: &str,
     ) -> Result<Option<super::store::StoredRepository>, TrustError> {
-        self.stores_settled(gun).await;
+        self.pending.settled(gun).await;
         self.store.load(gun)
     }
 
@@ -364,9 +358,10 @@ impl Engine {
     }
 
     /// [`Engine::transact_with`] for a caller already holding `guard`, the
-    /// lock of `gun` (held until the transaction answers). `rejoin` (group commit, with [`Read::Confirm`]): asked once
-    /// the confirmed draft is signed, before its publish; `true` (more
-    /// signs joined) runs the intent again on the same confirmed read.
+    /// lock of `gun` (held until the transaction answers). `rejoin` (group
+    /// commit, with [`Read::Confirm`]): asked once the confirmed draft is
+    /// signed, before its publish, unless a key waits for a touch; `true`
+    /// (more signs joined) runs the intent again on the same confirmed read.
     pub(super) async fn transact_locked<F, Fut>(
         self: &Arc<Self>,
         gun: &Gun,
@@ -436,6 +431,9 @@ impl Engine {
                     crate::testhook::pause_async("after-read").await;
                     crate::testhook::pause_async("confirmed").await;
                     let (held, step) = work.map_err(|e| with_undone(&undone, e))?;
+                    // One touch per transaction: nobody joins a draft that
+                    // a key waiting for a touch signs.
+                    let touch = held.any_needs_touch();
                     let mut step = match step {
                         Some(step) => step,
                         None => self
@@ -447,7 +445,7 @@ impl Engine {
                     // the same intent, with them, on the same confirmed read
                     // (nothing was published; see `group.rs`).
                     let mut rounds = 0;
-                    while rounds < MAX_REJOINS && rejoin.is_some_and(|more| more()) {
+                    while !touch && rounds < MAX_REJOINS && rejoin.is_some_and(|more| more()) {
                         rounds += 1;
                         step = self
                             .prepare_on_kept(&name, &recent, &held, &mut intent, events)

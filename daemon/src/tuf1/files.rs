@@ -393,31 +393,20 @@ impl Published {
     }
 }
 
-/// Writes `bytes` to `path` atomically: temp file in the same directory,
-/// fsync, rename over `path`, fsync of the directory. For the daemon's own
-/// state files; repository files go through [`Layout::write`].
+/// Writes `bytes` to `path` atomically (see [`Dir::write_atomic`]), its
+/// directory opened as given. For the daemon's own state files; repository
+/// files go through [`Layout::write`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RepoError> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| RepoError::Internal(format!("{} has no parent", path.display())))?;
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(RepoError::Internal(format!(
+            "{} is no file path",
+            path.display()
+        )));
+    };
     std::fs::create_dir_all(dir).map_err(RepoError::io(dir, "creating the directory"))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tufd-")
-        .tempfile_in(dir)
-        .map_err(RepoError::io(dir, "creating a temporary file"))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(RepoError::io(path, "writing"))?;
-    // Files are published to a web server: world-readable like any
-    // static content (the temp file starts 0600).
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
-        .map_err(RepoError::io(path, "setting the mode"))?;
-    tmp.persist(path)
-        .map_err(|e| RepoError::io(path, "renaming into place")(e.error))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(RepoError::io(dir, "syncing the directory"))
+    Beneath::new(dir.to_owned(), PathBuf::new())
+        .open_dir(false)?
+        .write_atomic(Path::new(name), bytes)
 }
 
 /// A target file to copy into `targets/`, checked against its hash.

@@ -641,9 +641,14 @@ impl Tuf1 {
     /// change leaves them out).
     pub async fn status(&self, at: &Beneath, delegated: bool) -> Result<RepoStatus, RepoError> {
         let layout = open(at, false).await?;
+        self.status_of(&layout, delegated).await
+    }
+
+    /// [`Tuf1::status`] of a repository already opened, under its lock.
+    async fn status_of(&self, layout: &Layout, delegated: bool) -> Result<RepoStatus, RepoError> {
         let lock = self.repo_lock(layout.dir());
         let _guard = lock.lock().await;
-        self.status_locked(&layout, delegated).await
+        self.status_locked(layout, delegated).await
     }
 
     async fn status_locked(

@@ -46,9 +46,7 @@ impl Tuf1 {
     ) -> Result<super::RepoStatus, RepoError> {
         let layout = super::open(at, false).await?;
         self.refresh_in(&layout, force, roles).await?;
-        let lock = self.repo_lock(layout.dir());
-        let _guard = lock.lock().await;
-        self.status_locked(&layout, false).await
+        self.status_of(&layout, false).await
     }
 
     async fn refresh_in(
