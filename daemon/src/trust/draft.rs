@@ -140,7 +140,7 @@ pub struct Draft {
     /// Versions as read (absent: the role was never published).
     base_versions: BTreeMap<String, u64>,
     /// Exact bytes of roles as read, for snapshot meta of unchanged roles.
-    base_bytes: BTreeMap<String, Vec<u8>>,
+    base_bytes: BTreeMap<String, Bytes>,
     base_snapshot: Option<Snapshot>,
     /// The repository did not exist before this transaction.
     pub(super) initializing: bool,
@@ -182,7 +182,7 @@ impl Draft {
         let mut base_versions = BTreeMap::new();
         let mut base_bytes = BTreeMap::new();
         base_versions.insert("root".to_owned(), repo.root.signed().version());
-        base_bytes.insert("root".to_owned(), repo.root.bytes().to_vec());
+        base_bytes.insert("root".to_owned(), repo.root.file());
         let (targets, targets_bytes) = repo.targets.into_parts();
         base_versions.insert("targets".to_owned(), targets.version());
         base_bytes.insert("targets".to_owned(), targets_bytes);
@@ -485,15 +485,13 @@ impl Draft {
                 .map(|(k, h)| RoleSigner::new(k, &h.signer))
                 .collect();
             let signed = sign_role("root", self.root.clone(), &rs).map_err(md)?;
-            files.push(("root".to_owned(), Bytes::copy_from_slice(signed.bytes())));
+            files.push(("root".to_owned(), signed.file()));
             versions.push(("root".to_owned(), self.root.version));
             signed
         } else {
             Signed::<Root>::from_role_bytes(
                 "root",
-                self.base_bytes
-                    .get("root")
-                    .map_or(&[][..], |b| b.as_slice()),
+                self.base_bytes.get("root").map_or(&[][..], |b| &b[..]),
             )
             .map_err(md)?
         };
@@ -520,7 +518,7 @@ impl Draft {
                 .map(|(k, h)| RoleSigner::new(k, &h.signer))
                 .collect();
             let (t, bytes) = sign_role(&name, targets, &rs).map_err(md)?.into_parts();
-            Ok((name, t, Bytes::from(bytes), next))
+            Ok((name, t, bytes, next))
         };
         // Who signs each changed targets role, decided before any contents
         // move out (a delegation's keys are listed in its parent).
@@ -567,18 +565,18 @@ impl Draft {
         // snapshot: when tufd holds its key; otherwise the server makes it.
         let snapshot_signers = sign_with("snapshot", &self.signers_for("snapshot", held));
         let client_snapshot = !snapshot_signers.is_empty();
-        // Role files by name for the snapshot meta and the preview (copied
-        // once, into the preview: the draft's own are moved).
-        let bytes_of = |role: &str| -> Option<&[u8]> {
+        // Role files by name for the snapshot meta and the preview (shared
+        // with the files to publish and the base, not copied).
+        let file_of = |role: &str| -> Option<Bytes> {
             if role == "root" {
-                return Some(root_signed.bytes());
+                return Some(root_signed.file());
             }
             new_bytes
                 .get(role)
-                .map(|b| &b[..])
-                .or_else(|| self.base_bytes.get(role).map(Vec::as_slice))
+                .or_else(|| self.base_bytes.get(role))
+                .cloned()
         };
-        let mut snapshot_bytes = Vec::new();
+        let mut snapshot_bytes = Bytes::new();
         if client_snapshot {
             let mut snap = self
                 .base_snapshot
@@ -587,8 +585,8 @@ impl Draft {
             let mut roles: Vec<String> = vec!["root".into(), "targets".into()];
             roles.extend(self.delegations.keys().cloned());
             for role in roles {
-                if let Some(b) = bytes_of(&role) {
-                    snap.meta.insert(role, FileMeta::of(b));
+                if let Some(b) = file_of(&role) {
+                    snap.meta.insert(role, FileMeta::of(&b));
                 }
             }
             snap.version = self
@@ -600,23 +598,20 @@ impl Draft {
                 .map(|(k, h)| RoleSigner::new(k, &h.signer))
                 .collect();
             let signed = sign_role("snapshot", snap.clone(), &rs).map_err(md)?;
-            snapshot_bytes = signed.bytes().to_vec();
-            files.push((
-                "snapshot".to_owned(),
-                Bytes::copy_from_slice(&snapshot_bytes),
-            ));
+            snapshot_bytes = signed.file();
+            files.push(("snapshot".to_owned(), snapshot_bytes.clone()));
             versions.push(("snapshot".to_owned(), snap.version));
         }
 
         let preview = RepositoryFiles {
             root_chain: Vec::new(),
-            timestamp: Vec::new(),
+            timestamp: Bytes::new(),
             snapshot: snapshot_bytes,
-            targets: bytes_of("targets").map(<[u8]>::to_vec).unwrap_or_default(),
+            targets: file_of("targets").unwrap_or_default(),
             delegations: self
                 .delegations
                 .keys()
-                .filter_map(|n| bytes_of(n).map(|b| (n.clone(), b.to_vec())))
+                .filter_map(|n| file_of(n).map(|b| (n.clone(), b)))
                 .collect(),
         };
         Ok(Signed_ {

@@ -3,6 +3,7 @@
 
 use super::TrustError;
 use super::store::{StoredRepository, Versions};
+use bytes::Bytes;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use tufd_remote::{Gun, NotaryClient, RoleName as RemoteRole};
@@ -42,7 +43,7 @@ fn matches(bytes: &[u8], sha: &[u8; 32]) -> bool {
 /// Stored bytes whose sha256 is `sha`, moved out of the store's copy:
 /// files the last verified read already holds are not fetched again (the
 /// notary client caches the same way), nor copied.
-fn cached(bytes: Option<&mut Vec<u8>>, sha: &[u8; 32]) -> Option<Vec<u8>> {
+fn cached(bytes: Option<&mut Bytes>, sha: &[u8; 32]) -> Option<Bytes> {
     bytes.filter(|b| matches(b, sha)).map(std::mem::take)
 }
 
@@ -53,15 +54,14 @@ async fn by_checksum(
     gun: &Gun,
     role: &str,
     sha: &[u8; 32],
-    stored: Option<&mut Vec<u8>>,
-) -> Result<Vec<u8>, TrustError> {
+    stored: Option<&mut Bytes>,
+) -> Result<Bytes, TrustError> {
     if let Some(b) = cached(stored, sha) {
         return Ok(b);
     }
     client
         .get_role_by_checksum(gun, &remote_role(gun.as_str(), role)?, sha)
         .await
-        .map(|b| b.to_vec())
         .map_err(|e| TrustError::remote(gun.as_str(), e))
 }
 
@@ -134,11 +134,11 @@ const VERIFY_INLINE_BYTES: usize = 256 << 10;
 
 /// Bytes of metadata in `files`.
 pub(super) fn metadata_bytes(files: &RepositoryFiles) -> usize {
-    files.root_chain.iter().map(Vec::len).sum::<usize>()
+    files.root_chain.iter().map(Bytes::len).sum::<usize>()
         + files.timestamp.len()
         + files.snapshot.len()
         + files.targets.len()
-        + files.delegations.values().map(Vec::len).sum::<usize>()
+        + files.delegations.values().map(Bytes::len).sum::<usize>()
 }
 
 async fn fetch_with(
@@ -166,7 +166,7 @@ async fn fetch_with(
         (client.get_role(gun, &RemoteRole::TIMESTAMP).await, None)
     };
     let timestamp = match timestamp {
-        Ok(b) => b.to_vec(),
+        Ok(b) => b,
         Err(e) if e.is_not_found() => {
             if stored.is_some() {
                 return Err(TrustError::NotFound(format!(
@@ -177,10 +177,10 @@ async fn fetch_with(
         }
         Err(e) => return Err(remote(e)),
     };
-    let ts = Signed::<Timestamp>::from_role_bytes("timestamp", &timestamp).map_err(md)?;
+    let ts = Signed::<Timestamp>::from_role_file("timestamp", timestamp.clone()).map_err(md)?;
     let snap_meta = listed(&ts.signed().meta, "snapshot", "timestamp", name)?;
     let snap_sha = sha256_of(snap_meta, "snapshot", name)?;
-    let mut current_snapshot = current_snapshot.map(|b| b.to_vec());
+    let mut current_snapshot = current_snapshot;
     let snapshot = match cached(current_snapshot.as_mut(), &snap_sha) {
         Some(b) => b,
         None => {
@@ -236,12 +236,11 @@ async fn fetch_with(
             client
                 .get_role_by_version(gun, &RemoteRole::ROOT, v)
                 .await
-                .map_err(remote)?
-                .to_vec(),
+                .map_err(remote)?,
         );
     }
     if to > from {
-        root_chain.push(current_root);
+        root_chain.push(current_root.into());
     }
 
     let targets_meta = listed(&snap.signed().meta, "targets", "snapshot", name)?;

@@ -364,14 +364,16 @@ mod tests {
             .to_owned()
     }
 
-    fn read(path: &Path) -> Vec<u8> {
-        std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    fn read(path: &Path) -> bytes::Bytes {
+        std::fs::read(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .into()
     }
 
     /// Loads and verifies a repository directory (root.json, timestamp.json,
     /// snapshot.json, targets.json, targets/**.json).
     fn load(dir: &Path, gun: &str) -> VerifiedRepository {
-        fn delegations(dir: &Path, base: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        fn delegations(dir: &Path, base: &Path, out: &mut BTreeMap<String, bytes::Bytes>) {
             for entry in std::fs::read_dir(dir).expect("fixture directory") {
                 let path = entry.expect("entry").path();
                 if path.is_dir() {

@@ -139,7 +139,7 @@ mod tests {
         let repo = kit.repository(&["alice"]);
         let mut read_back = repo.clone();
         // A read-back carries the timestamp the server served.
-        read_back.files.timestamp = b"{\"timestamp\":1}".to_vec();
+        read_back.files.timestamp = b"{\"timestamp\":1}".to_vec().into();
         let served = read_back.files.timestamp.clone();
         let recent = Recent::default();
         let now = OffsetDateTime::now_utc();
@@ -164,7 +164,7 @@ mod tests {
         assert!(recent.current("g", &served, now).is_none());
 
         let mut big = with_ts.clone();
-        big.files.targets = vec![b' '; MAX_BYTES + 1];
+        big.files.targets = vec![b' '; MAX_BYTES + 1].into();
         recent.remember("g", Arc::new(with_ts));
         recent.remember("g", Arc::new(big));
         assert!(

@@ -250,11 +250,11 @@ impl TrustStore {
             r.read_exact(&mut bytes).map_err(|e| err(&e))?;
             match role.as_str() {
                 "root" => out.root = bytes,
-                "timestamp" => out.files.timestamp = bytes,
-                "snapshot" => out.files.snapshot = bytes,
-                "targets" => out.files.targets = bytes,
+                "timestamp" => out.files.timestamp = bytes.into(),
+                "snapshot" => out.files.snapshot = bytes.into(),
+                "targets" => out.files.targets = bytes.into(),
                 d if d.starts_with("targets/") => {
-                    out.files.delegations.insert(role, bytes);
+                    out.files.delegations.insert(role, bytes.into());
                 }
                 other => return Err(err(&format!("unknown role {other:?}"))),
             }
@@ -277,15 +277,15 @@ impl TrustStore {
         let dec = |s: &str| B64.decode(s).map_err(|e| store_err(&path, e));
         let mut delegations = BTreeMap::new();
         for (k, v) in &d.delegations {
-            delegations.insert(k.clone(), dec(v)?);
+            delegations.insert(k.clone(), dec(v)?.into());
         }
         Ok(Some(StoredRepository {
             root: dec(&d.root)?,
             files: RepositoryFiles {
                 root_chain: Vec::new(),
-                timestamp: dec(&d.timestamp)?,
-                snapshot: dec(&d.snapshot)?,
-                targets: dec(&d.targets)?,
+                timestamp: dec(&d.timestamp)?.into(),
+                snapshot: dec(&d.snapshot)?.into(),
+                targets: dec(&d.targets)?.into(),
                 delegations,
             },
         }))
@@ -382,10 +382,10 @@ mod tests {
     use time::OffsetDateTime;
     use tufd_tuf::Targets;
 
-    fn targets_file(version: u64) -> Vec<u8> {
+    fn targets_file(version: u64) -> bytes::Bytes {
         let mut t = Targets::new(OffsetDateTime::now_utc() + time::Duration::days(30));
         t.version = version;
-        Signed::from_parts(t, Vec::new()).unwrap().bytes().to_vec()
+        Signed::from_parts(t, Vec::new()).unwrap().file()
     }
 
     fn files(targets: u64, releases: Option<u64>) -> RepositoryFiles {

@@ -1042,13 +1042,10 @@ impl Engine {
         };
         for (role, bytes) in published {
             match role.as_str() {
-                "targets" => stored.files.targets = bytes.to_vec(),
-                "snapshot" => stored.files.snapshot = bytes.to_vec(),
+                "targets" => stored.files.targets = bytes.clone(),
+                "snapshot" => stored.files.snapshot = bytes.clone(),
                 r if r.starts_with("targets/") => {
-                    stored
-                        .files
-                        .delegations
-                        .insert(r.to_owned(), bytes.to_vec());
+                    stored.files.delegations.insert(r.to_owned(), bytes.clone());
                 }
                 _ => {}
             }

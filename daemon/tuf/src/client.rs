@@ -57,7 +57,7 @@ pub fn check_no_rollback_from(
     }
     for (name, d) in &new.delegations {
         if let Some(bytes) = stored.delegations.get(name)
-            && bytes.as_slice() != d.file.bytes()
+            && &bytes[..] != d.file.bytes()
             && let Ok(old) = Signed::<Targets>::from_role_bytes(name, bytes)
         {
             older(name, old.signed().version(), d.file.signed().version())?;

@@ -3,6 +3,7 @@
 //! with hashes and lengths of exact file bytes, thresholds, expiry and
 //! version checks — the order notary's client and server validate in.
 
+use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
 
 use sha2::{Digest, Sha256, Sha512};
@@ -19,21 +20,22 @@ use crate::rootcert::trusted_root_keys;
 use crate::signed::Signed;
 use crate::verify::{check_key_ids, verify_threshold};
 
-/// The exact bytes of a repository's files, as fetched.
+/// The exact bytes of a repository's files, as fetched. Shared buffers: the
+/// roles parsed from them keep the same bytes, not copies.
 #[derive(Debug, Clone, Default)]
 pub struct RepositoryFiles {
     /// Newer root files, oldest first, each one version above the previous
     /// (e.g. `2.root.json`, `3.root.json`). Empty when the trusted root is current.
-    pub root_chain: Vec<Vec<u8>>,
+    pub root_chain: Vec<Bytes>,
     /// `timestamp.json`.
-    pub timestamp: Vec<u8>,
+    pub timestamp: Bytes,
     /// `snapshot.json`.
-    pub snapshot: Vec<u8>,
+    pub snapshot: Bytes,
     /// `targets.json`.
-    pub targets: Vec<u8>,
+    pub targets: Bytes,
     /// `targets/<x>.json` by full role name. Every delegation listed in
     /// snapshot meta must be present.
-    pub delegations: BTreeMap<String, Vec<u8>>,
+    pub delegations: BTreeMap<String, Bytes>,
 }
 
 /// A verified delegation: its file and the entry (with effective paths)
@@ -371,10 +373,10 @@ fn verify(
     verify_root_self(trusted_root, gun, None)?;
     let mut root = trusted_root.clone();
     for bytes in &files.root_chain {
-        if bytes.as_slice() == root.bytes() {
+        if &bytes[..] == root.bytes() {
             continue;
         }
-        let new = Signed::<Root>::from_role_bytes("root", bytes)?;
+        let new = Signed::<Root>::from_role_file("root", bytes.clone())?;
         check_root_structure(new.signed())?;
         verify_root_rotation(&root, &new, gun, now)?;
         root = new;
@@ -384,7 +386,7 @@ fn verify(
     let r = root.signed();
 
     let timestamp = if with_timestamp {
-        let timestamp = Signed::<Timestamp>::from_role_bytes("timestamp", &files.timestamp)?;
+        let timestamp = Signed::<Timestamp>::from_role_file("timestamp", files.timestamp.clone())?;
         verify_top_level(r, &RoleName::Timestamp, &timestamp)?;
         check_expiry("timestamp", &timestamp, now)?;
         let snap_meta =
@@ -403,7 +405,7 @@ fn verify(
     };
 
     // Snapshot (its exact bytes were checked against timestamp above).
-    let snapshot = Signed::<Snapshot>::from_role_bytes("snapshot", &files.snapshot)?;
+    let snapshot = Signed::<Snapshot>::from_role_file("snapshot", files.snapshot.clone())?;
     verify_top_level(r, &RoleName::Snapshot, &snapshot)?;
     check_expiry("snapshot", &snapshot, now)?;
     let meta = &snapshot.signed().meta;
@@ -417,7 +419,7 @@ fn verify(
         listed_in: "snapshot".into(),
     })?;
     check_file_meta("targets", &files.targets, targets_meta, "snapshot")?;
-    let targets = Signed::<Targets>::from_role_bytes("targets", &files.targets)?;
+    let targets = Signed::<Targets>::from_role_file("targets", files.targets.clone())?;
     verify_top_level(r, &RoleName::Targets, &targets)?;
     check_expiry("targets", &targets, now)?;
 
@@ -472,7 +474,7 @@ fn verify(
                         listed_in: "snapshot".into(),
                     })?;
                     check_file_meta(&entry.name, bytes, file_meta, "snapshot")?;
-                    let file = Signed::<Targets>::from_role_bytes(&entry.name, bytes)?;
+                    let file = Signed::<Targets>::from_role_file(&entry.name, bytes.clone())?;
                     let keys =
                         collect_keys(&entry.name, &entry.keyids, &parent.keys, &parent_name)?;
                     check_threshold(&entry.name, entry.threshold, keys.len())?;
@@ -499,7 +501,7 @@ fn verify(
                     listed_in: "snapshot".into(),
                 })?;
                 check_file_meta(&entry.name, bytes, file_meta, "snapshot")?;
-                let file = Signed::<Targets>::from_role_bytes(&entry.name, bytes)?;
+                let file = Signed::<Targets>::from_role_file(&entry.name, bytes.clone())?;
                 let keys = collect_keys(&entry.name, &entry.keyids, &parent.keys, &parent_name)?;
                 let checked = check_threshold(&entry.name, entry.threshold, keys.len())
                     .and_then(|()| verify_threshold(&entry.name, &file, &keys, entry.threshold))

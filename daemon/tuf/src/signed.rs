@@ -9,6 +9,7 @@
 //! targets role of 100 000 tags is 8.6 MB).
 
 use base64::Engine;
+use bytes::Bytes;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
@@ -46,7 +47,7 @@ pub struct Signed<T> {
     signed: T,
     signatures: Vec<Signature>,
     canonical: Canonical,
-    bytes: Vec<u8>,
+    bytes: Bytes,
 }
 
 /// Where a [`Signed`]'s canonical bytes are.
@@ -96,6 +97,13 @@ impl<T: Metadata> Signed<T> {
     /// exactly those bytes, and the generic parse is skipped. Any other file
     /// (unknown fields, other key order, whitespace) takes the generic road.
     pub fn from_role_bytes(role: &str, bytes: &[u8]) -> Result<Self> {
+        Self::from_role_file(role, Bytes::copy_from_slice(bytes))
+    }
+
+    /// [`Signed::from_role_bytes`] keeping `bytes` itself (shared, not
+    /// copied) as the exact file bytes.
+    pub fn from_role_file(role: &str, file: Bytes) -> Result<Self> {
+        let bytes = &file[..];
         let wire: EnvelopeWire<'_> =
             serde_json::from_slice(bytes).map_err(|e| Error::parse(role, e))?;
         let raw = wire.signed.get();
@@ -109,7 +117,7 @@ impl<T: Metadata> Signed<T> {
                 signed,
                 signatures: wire.signatures.unwrap_or_default(),
                 canonical: locate(canonical, bytes, start),
-                bytes: bytes.to_vec(),
+                bytes: file.clone(),
             });
         }
         let value: serde_json::Value =
@@ -129,7 +137,7 @@ impl<T: Metadata> Signed<T> {
             signed,
             signatures: wire.signatures.unwrap_or_default(),
             canonical: locate(canonical, bytes, start),
-            bytes: bytes.to_vec(),
+            bytes: file.clone(),
         })
     }
 
@@ -148,7 +156,7 @@ impl<T: Metadata> Signed<T> {
             signed,
             signatures,
             canonical,
-            bytes,
+            bytes: Bytes::from(bytes),
         }
     }
 
@@ -194,6 +202,11 @@ impl<T: Metadata> Signed<T> {
         &self.bytes
     }
 
+    /// The exact file bytes, shared (not copied).
+    pub fn file(&self) -> Bytes {
+        self.bytes.clone()
+    }
+
     /// Hashes and length of the exact file bytes, for snapshot/timestamp.
     pub fn file_meta(&self) -> FileMeta {
         FileMeta::of(&self.bytes)
@@ -212,7 +225,7 @@ impl<T: Metadata> Signed<T> {
 
     /// The typed contents and the exact file bytes, dropping the rest:
     /// neither is copied (a role of 100 000 tags is large).
-    pub fn into_parts(self) -> (T, Vec<u8>) {
+    pub fn into_parts(self) -> (T, Bytes) {
         (self.signed, self.bytes)
     }
 }

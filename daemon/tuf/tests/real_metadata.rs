@@ -21,8 +21,10 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-fn fx(rel: &str) -> Vec<u8> {
-    std::fs::read(fixtures().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+fn fx(rel: &str) -> bytes::Bytes {
+    std::fs::read(fixtures().join(rel))
+        .unwrap_or_else(|e| panic!("{rel}: {e}"))
+        .into()
 }
 
 fn all_fixture_files() -> Vec<String> {
@@ -174,7 +176,7 @@ fn every_signature_verifies_and_every_key_id_recomputes() {
 #[test]
 fn html_escaping_in_the_file_but_not_in_the_signed_bytes() {
     let bytes = fx("notary/targets.json");
-    let text = String::from_utf8(bytes.clone()).unwrap();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
     assert!(text.contains(r#""a\u003cb\u003e\u0026c""#));
     assert!(text.contains("ümlaut-€uro"));
     let s = Signed::<Targets>::from_bytes(&bytes).unwrap();
@@ -303,7 +305,7 @@ fn notary_repository_verifies_with_root_rotations() {
     let (trusted, files) = notary_repo();
     let repo = verify_repository(&trusted, &files, GUN, NOW).unwrap();
     assert_eq!(repo.root.signed().version, 3);
-    assert_eq!(repo.root.bytes(), fx("notary/root.json").as_slice());
+    assert_eq!(repo.root.bytes(), &fx("notary/root.json")[..]);
     let resolved: BTreeMap<String, String> = repo
         .resolved_targets()
         .into_iter()
@@ -393,7 +395,9 @@ fn one_flipped_byte_in_targets_is_caught_by_the_snapshot_hash() {
         .windows(5)
         .position(|w| w == b"hello")
         .unwrap();
-    files.targets[pos] = b'j';
+    let mut v = files.targets.to_vec();
+    v[pos] = b'j';
+    files.targets = v.into();
     match verify_err(&trusted, &files) {
         Error::HashMismatch { role, .. } => assert_eq!(role, "targets"),
         e => panic!("unexpected: {e}"),
@@ -412,7 +416,7 @@ fn every_single_byte_flip_in_the_timestamp_is_caught() {
     verify_threshold("timestamp", &orig, &keys, threshold).unwrap();
     let mut caught = 0;
     for i in 0..original.len() {
-        let mut bytes = original.clone();
+        let mut bytes = original.to_vec();
         bytes[i] ^= 0x01;
         let Ok(new) = Signed::<Timestamp>::from_bytes(&bytes) else {
             caught += 1;
@@ -452,7 +456,7 @@ fn swapped_hash_is_caught() {
     let root_meta = s.meta["root"].clone();
     s.meta.insert("targets".into(), root_meta);
     let forged = Signed::from_parts(s, snap.signatures().to_vec()).unwrap();
-    files.snapshot = forged.bytes().to_vec();
+    files.snapshot = forged.file();
     match verify_err(&trusted, &files) {
         // timestamp's hash of snapshot no longer matches
         Error::HashMismatch {
@@ -497,8 +501,7 @@ fn dropped_or_corrupted_signatures_are_rejected() {
     let ts = Signed::<Timestamp>::from_bytes(&files.timestamp).unwrap();
     files.timestamp = Signed::from_parts(ts.signed().clone(), vec![])
         .unwrap()
-        .bytes()
-        .to_vec();
+        .file();
     match verify_err(&trusted, &files) {
         Error::ThresholdNotMet {
             role,
@@ -525,8 +528,7 @@ fn dropped_or_corrupted_signatures_are_rejected() {
     assert_eq!(kept.len(), 1);
     files.root_chain[0] = Signed::from_parts(r2.signed().clone(), kept)
         .unwrap()
-        .bytes()
-        .to_vec();
+        .file();
     match verify_err(&trusted, &files) {
         Error::ThresholdNotMet { role, .. } => {
             assert!(role.contains("previous root keys"), "{role}")
@@ -542,8 +544,7 @@ fn dropped_or_corrupted_signatures_are_rejected() {
     sigs[0].sig = raw.to_der().as_bytes().to_vec();
     files.timestamp = Signed::from_parts(ts.signed().clone(), sigs)
         .unwrap()
-        .bytes()
-        .to_vec();
+        .file();
     assert!(matches!(
         verify_err(&trusted, &files),
         Error::ThresholdNotMet { .. }
@@ -556,7 +557,7 @@ fn dropped_or_corrupted_signatures_are_rejected() {
     let forged = Signed::from_parts(rel.signed().clone(), qa.signatures().to_vec()).unwrap();
     files
         .delegations
-        .insert("targets/releases".into(), forged.bytes().to_vec());
+        .insert("targets/releases".into(), forged.file());
     assert!(matches!(
         verify_err(&trusted, &files),
         Error::HashMismatch { .. } | Error::LengthMismatch { .. } | Error::ThresholdNotMet { .. }

@@ -165,13 +165,13 @@ fn build(k: &Keys, targets_expires: OffsetDateTime) -> Built {
     .unwrap();
 
     let mut delegations = BTreeMap::new();
-    delegations.insert("targets/releases".to_owned(), releases.bytes().to_vec());
+    delegations.insert("targets/releases".to_owned(), releases.file());
     Built {
         files: RepositoryFiles {
             root_chain: vec![],
-            timestamp: timestamp.bytes().to_vec(),
-            snapshot: snapshot.bytes().to_vec(),
-            targets: targets.bytes().to_vec(),
+            timestamp: timestamp.file(),
+            snapshot: snapshot.file(),
+            targets: targets.file(),
             delegations,
         },
         root,
@@ -219,7 +219,7 @@ fn built_repository_verifies_and_reparses_byte_for_byte() {
     reparse::<Snapshot>(&b.files.snapshot);
     reparse::<Timestamp>(&b.files.timestamp);
 
-    let text = String::from_utf8(b.files.targets.clone()).unwrap();
+    let text = String::from_utf8(b.files.targets.to_vec()).unwrap();
     assert!(text.starts_with(r#"{"signed":{"_type":"Targets","delegations":{"keys":{"#));
     assert!(
         text.contains(r#""a\u003cb\u003e\u0026c""#),
@@ -232,7 +232,7 @@ fn built_repository_verifies_and_reparses_byte_for_byte() {
         text.contains(r#""custom":{"a":[true,null],"z":1}"#),
         "custom canonicalized: {text}"
     );
-    let ts = String::from_utf8(b.files.timestamp.clone()).unwrap();
+    let ts = String::from_utf8(b.files.timestamp.to_vec()).unwrap();
     assert!(
         ts.contains(r#""expires":"2026-12-09T12:00:00.123456789Z""#),
         "{ts}"
@@ -240,6 +240,31 @@ fn built_repository_verifies_and_reparses_byte_for_byte() {
     assert!(
         ts.ends_with(r#""}]}"#) && ts.contains(r#"],"signatures":[{"keyid":""#)
             || ts.contains(r#"},"signatures":[{"keyid":""#)
+    );
+}
+
+/// A verified role keeps the fetched file itself, not a copy: a delegation
+/// of 100 000 tags is 8.6 MB, and the daemon holds the fetched files and
+/// the parsed roles at once (issue 13's memory bound).
+#[test]
+fn verified_roles_share_the_fetched_bytes() {
+    let k = keys();
+    let b = build(&k, NOW + TARGETS_EXPIRY);
+    let repo = verify(&b, NOW + time::Duration::seconds(1)).unwrap();
+    assert_eq!(repo.targets.bytes().as_ptr(), b.files.targets.as_ptr());
+    let (name, releases) = repo
+        .delegations
+        .iter()
+        .find(|(n, _)| n == "targets/releases")
+        .expect("releases verified");
+    assert_eq!(
+        releases.file.bytes().as_ptr(),
+        b.files.delegations[name].as_ptr()
+    );
+    assert_eq!(
+        repo.snapshot.bytes().as_ptr(),
+        b.files.snapshot.as_ptr(),
+        "snapshot"
     );
 }
 
@@ -360,9 +385,9 @@ fn root_rotation_needs_old_and_new_keys() {
         t.meta.insert("snapshot".into(), snap.file_meta());
         let tkey = k.timestamp.public();
         let ts = sign_role("timestamp", t, &[RoleSigner::new(&tkey, &k.timestamp)]).unwrap();
-        files.snapshot = snap.bytes().to_vec();
-        files.timestamp = ts.bytes().to_vec();
-        files.root_chain = vec![root.bytes().to_vec()];
+        files.snapshot = snap.file();
+        files.timestamp = ts.file();
+        files.root_chain = vec![root.file()];
         files
     };
     verify_repository(&b.root, &rebuild(&both), GUN, NOW).unwrap();
@@ -387,8 +412,10 @@ fn expired_targets_and_tampered_delegation_are_rejected() {
     }
     let mut b = build(&k, NOW + TARGETS_EXPIRY);
     let d = b.files.delegations.get_mut("targets/releases").unwrap();
-    let pos = d.windows(4).position(|w| w == b"v1.0").unwrap();
-    d[pos + 3] = b'1';
+    let mut v = d.to_vec();
+    let pos = v.windows(4).position(|w| w == b"v1.0").unwrap();
+    v[pos + 3] = b'1';
+    *d = v.into();
     match verify(&b, NOW).unwrap_err() {
         Error::HashMismatch { role, .. } => assert_eq!(role, "targets/releases"),
         e => panic!("{e}"),
@@ -592,7 +619,7 @@ fn rollback_is_detected() {
     let tkey = k.timestamp.public();
     let t2 = sign_role("timestamp", t, &[RoleSigner::new(&tkey, &k.timestamp)]).unwrap();
     let mut files = b.files.clone();
-    files.timestamp = t2.bytes().to_vec();
+    files.timestamp = t2.file();
     let repo2 = verify_repository(&b.root, &files, GUN, NOW).unwrap();
     tufd_tuf::repo::check_no_rollback(&repo1, &repo2).unwrap();
     match tufd_tuf::repo::check_no_rollback(&repo2, &repo1).unwrap_err() {
@@ -749,16 +776,16 @@ fn targets_outside_delegated_paths_are_ignored() {
     let skey = k.snapshot.public();
     let snapshot = sign_role("snapshot", snapshot, &[RoleSigner::new(&skey, &k.snapshot)]).unwrap();
     let mut files = RepositoryFiles {
-        snapshot: snapshot.bytes().to_vec(),
-        targets: targets.bytes().to_vec(),
+        snapshot: snapshot.file(),
+        targets: targets.file(),
         ..Default::default()
     };
     files
         .delegations
-        .insert("targets/releases".into(), releases.bytes().to_vec());
+        .insert("targets/releases".into(), releases.file());
     files
         .delegations
-        .insert("targets/releases/sub".into(), sub.bytes().to_vec());
+        .insert("targets/releases/sub".into(), sub.file());
     let repo = tufd_tuf::verify_unpublished(&b.root, &files, GUN, NOW).unwrap();
     let resolved: Vec<(String, String)> = repo
         .resolved_targets()
@@ -878,8 +905,10 @@ fn client_update_skips_broken_delegations_and_resolves_like_docker() {
     // Tampered releases: failed, the rest verified.
     let mut files = b.files.clone();
     let d = files.delegations.get_mut("targets/releases").unwrap();
-    let pos = d.windows(4).position(|w| w == b"v1.0").unwrap();
-    d[pos + 3] = b'1';
+    let mut v = d.to_vec();
+    let pos = v.windows(4).position(|w| w == b"v1.0").unwrap();
+    v[pos + 3] = b'1';
+    *d = v.into();
     let (repo, skipped) = tufd_tuf::verify_client_update(&b.root, &files, GUN, NOW).unwrap();
     assert!(matches!(
         &skipped[0].reason,

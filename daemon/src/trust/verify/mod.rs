@@ -195,7 +195,7 @@ async fn fetch_within<F>(
     budget: &mut Budget,
     listed: Option<u64>,
     get: impl FnOnce(u64) -> F,
-) -> Result<Vec<u8>, TrustError>
+) -> Result<tufd_remote::Bytes, TrustError>
 where
     F: std::future::Future<Output = Result<tufd_remote::Bytes, tufd_remote::Error>>,
 {
@@ -203,7 +203,7 @@ where
     match get(limit).await {
         Ok(b) => {
             budget.take(b.len());
-            Ok(b.to_vec())
+            Ok(b)
         }
         Err(tufd_remote::Error::TooLarge { limit: cut, .. })
             if listed.is_none() && cut == budget.remaining() =>
@@ -249,9 +249,9 @@ fn sha256_and_length(
     Ok((sha, m.length))
 }
 
-fn cached<'a>(bytes: Option<&'a Vec<u8>>, sha: &[u8; 32]) -> Option<&'a Vec<u8>> {
+fn cached<'a, B: AsRef<[u8]>>(bytes: Option<&'a B>, sha: &[u8; 32]) -> Option<&'a B> {
     use sha2::{Digest, Sha256};
-    bytes.filter(|b| Sha256::digest(b.as_slice()).as_slice() == sha)
+    bytes.filter(|b| Sha256::digest(b.as_ref()).as_slice() == sha)
 }
 
 /// A verified repository and the delegations the update left out.
@@ -398,7 +398,7 @@ impl Trust {
         let root_listed = sha256_and_length(&snap.signed().meta, "root", "snapshot", name).ok();
         let stored_root = stored.as_ref().map(|s| &s.root);
         let current_root = match root_listed.and_then(|(sha, _)| cached(stored_root, &sha)) {
-            Some(b) => b.clone(),
+            Some(b) => tufd_remote::Bytes::copy_from_slice(b),
             None => {
                 fetch_within(
                     name,
