@@ -387,26 +387,34 @@ fn large_requests_held_half_sent_share_one_bounded_budget() {
         .build()
         .unwrap();
     let socket = env.socket();
-    let sign = "/tufd.v1.Trust/Sign";
-    let mut held = rt.block_on(async {
-        let mut held = Vec::new();
-        for _ in 0..HELD {
-            held.push(tufd_tests::raw::half_sent(&socket, sign, 30 << 20, SENT).await);
-        }
-        held
-    });
-    // Wait until every request past the budget was refused.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let refused = loop {
-        let refused: Vec<tonic::Status> = rt.block_on(async {
+    // `n` signs of 30 MiB, SENT bytes of each sent, held open.
+    let hold = |n: usize| {
+        rt.block_on(async {
+            let mut held = Vec::new();
+            for _ in 0..n {
+                let h = tufd_tests::raw::half_sent(&socket, "/tufd.v1.Trust/Sign", 30 << 20, SENT);
+                held.push(h.await);
+            }
+            held
+        })
+    };
+    // The statuses of those the daemon refused so far.
+    let refusals = |held: &mut Vec<tufd_tests::raw::HalfSent>| -> Vec<tonic::Status> {
+        rt.block_on(async {
             let mut out = Vec::new();
-            for h in &mut held {
+            for h in held {
                 if let Some(s) = h.refusal(Duration::from_millis(5)).await {
                     out.push(s.clone());
                 }
             }
             out
-        });
+        })
+    };
+    let mut held = hold(HELD);
+    // Wait until every request past the budget was refused.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let refused = loop {
+        let refused = refusals(&mut held);
         if refused.len() >= HELD - fit || Instant::now() > deadline {
             break refused;
         }
@@ -452,24 +460,13 @@ fn large_requests_held_half_sent_share_one_bounded_budget() {
     // requests fit as before.
     drop(held);
     std::thread::sleep(Duration::from_millis(500));
-    let mut again = rt.block_on(async {
-        let mut again = Vec::new();
-        for _ in 0..fit {
-            again.push(tufd_tests::raw::half_sent(&socket, sign, 30 << 20, SENT).await);
-        }
-        again
-    });
+    let mut again = hold(fit);
     std::thread::sleep(Duration::from_secs(2));
-    let refused_again = rt.block_on(async {
-        let mut n = 0;
-        for h in &mut again {
-            if h.refusal(Duration::from_millis(5)).await.is_some() {
-                n += 1;
-            }
-        }
-        n
-    });
-    assert_eq!(refused_again, 0, "the budget was not given back");
+    assert_eq!(
+        refusals(&mut again).len(),
+        0,
+        "the budget was not given back"
+    );
     drop(again);
     env.tufctl(&["status"]).ok();
 }

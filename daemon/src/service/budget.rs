@@ -24,7 +24,6 @@
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -199,11 +198,10 @@ pub struct Budgeted<S> {
 impl<S, B> tower::Service<http::Request<B>> for Budgeted<S>
 where
     S: tower::Service<http::Request<BudgetBody<B>>>,
-    S::Future: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+    type Future = S::Future;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -211,7 +209,7 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let budget = Arc::clone(&self.budget);
-        Box::pin(self.inner.call(req.map(|b| BudgetBody::new(b, budget))))
+        self.inner.call(req.map(|b| BudgetBody::new(b, budget)))
     }
 }
 

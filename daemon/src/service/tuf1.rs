@@ -83,7 +83,7 @@ impl TufService {
     ) -> Result<Beneath, RepoError> {
         let source = self.places.source(Path::new(given))?;
         if let Some(resource) = &source.resource
-            && !source.path.starts_with(&place.dir)
+            && !source.path().starts_with(place.dir())
             && let Err(denied) = self
                 .gate
                 .authorize_exact(req, Action::on(Operation::Sign, resource))
@@ -106,7 +106,7 @@ impl TufService {
         roles: Vec<String>,
     ) -> Result<(Place, Audited), Status> {
         let (place, allowed) = self.allow(req, given, op, roles).await?;
-        let detail = format!("tuf {op} {}", place.dir.display());
+        let detail = format!("tuf {op} {}", place.dir().display());
         let audited = allowed
             .begin(
                 &self.gate,

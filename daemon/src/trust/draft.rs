@@ -197,7 +197,7 @@ impl Draft {
             // role delegates to any more are parsed here.
             let signed = match verified.remove(&name) {
                 Some(t) => t,
-                None => Signed::<Targets>::from_role_bytes(&name, &bytes)
+                None => Signed::<Targets>::from_role_file(&name, bytes.clone())
                     .map_err(md)?
                     .into_signed(),
             };
@@ -489,9 +489,9 @@ impl Draft {
             versions.push(("root".to_owned(), self.root.version));
             signed
         } else {
-            Signed::<Root>::from_role_bytes(
+            Signed::<Root>::from_role_file(
                 "root",
-                self.base_bytes.get("root").map_or(&[][..], |b| &b[..]),
+                self.base_bytes.get("root").cloned().unwrap_or_default(),
             )
             .map_err(md)?
         };

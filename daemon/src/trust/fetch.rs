@@ -156,7 +156,7 @@ async fn fetch_with(
     let remote = |e| TrustError::remote(name, e);
     let md = |e| TrustError::metadata(name, e);
 
-    let (timestamp, current_snapshot) = if snapshot_changed {
+    let (timestamp, mut current_snapshot) = if snapshot_changed {
         let (t, s) = tokio::join!(
             client.get_role(gun, &RemoteRole::TIMESTAMP),
             client.get_role(gun, &RemoteRole::SNAPSHOT)
@@ -180,7 +180,6 @@ async fn fetch_with(
     let ts = Signed::<Timestamp>::from_role_file("timestamp", timestamp.clone()).map_err(md)?;
     let snap_meta = listed(&ts.signed().meta, "snapshot", "timestamp", name)?;
     let snap_sha = sha256_of(snap_meta, "snapshot", name)?;
-    let mut current_snapshot = current_snapshot;
     let snapshot = match cached(current_snapshot.as_mut(), &snap_sha) {
         Some(b) => b,
         None => {
@@ -194,7 +193,7 @@ async fn fetch_with(
             .await?
         }
     };
-    let snap = Signed::<Snapshot>::from_role_bytes("snapshot", &snapshot).map_err(md)?;
+    let snap = Signed::<Snapshot>::from_role_file("snapshot", snapshot.clone()).map_err(md)?;
 
     // Root: the trusted one, then every newer version up to the current.
     // Unchanged when snapshot lists the trusted root's checksum.

@@ -12,9 +12,8 @@
 //! so a SIGTERM (which waits, bounded, for in-flight requests and those
 //! tasks) waits for the read-back and the store too. A publish that loses a
 //! race (400 `VERSION`, 500 `UPDATING`, or 400 `INVALID_UPDATE` rejecting a
-//! delegation another
-//! writer changed) starts over from a fresh read after a jittered
-//! exponential backoff, until [`RETRY_DEADLINE`]. Concurrent signs into
+//! delegation another writer changed) starts over from a fresh read after a
+//! jittered exponential backoff, until [`RETRY_DEADLINE`]. Concurrent signs into
 //! one repository run as one transaction whose intent applies each
 //! caller's sign in turn (`group.rs`); for everything below such a group
 //! is one writer.
@@ -1172,7 +1171,7 @@ fn signed_by_removed(f: &Fetched, role: &str, removed: &[RemovedKeys]) -> bool {
     f.files
         .delegations
         .get(role)
-        .and_then(|b| tufd_tuf::Signed::<Targets>::from_role_bytes(role, b).ok())
+        .and_then(|b| tufd_tuf::Signed::<Targets>::from_role_file(role, b.clone()).ok())
         .is_some_and(|s| s.signatures().iter().any(|sig| ids.contains(&sig.keyid)))
 }
 

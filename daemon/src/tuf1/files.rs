@@ -35,31 +35,28 @@ const MAX_ROOT_VERSIONS: u64 = 100_000;
 #[derive(Debug, Clone)]
 pub struct Layout {
     handle: Dir,
-    dir: PathBuf,
 }
 
 impl Layout {
     /// Opens the repository directory `at` (with `create`, making it).
     pub fn open(at: &Beneath, create: bool) -> Result<Self, RepoError> {
-        let handle = at.open_dir(create)?;
         Ok(Self {
-            dir: handle.path().to_owned(),
-            handle,
+            handle: at.open_dir(create)?,
         })
     }
 
     /// The repository directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.handle.path()
     }
 
     /// `path` (one of this layout's files) relative to the directory.
     fn rel<'a>(&self, path: &'a Path) -> Result<&'a Path, RepoError> {
-        path.strip_prefix(&self.dir).map_err(|_| {
+        path.strip_prefix(self.dir()).map_err(|_| {
             RepoError::Internal(format!(
                 "{} is not in the repository {}",
                 path.display(),
-                self.dir.display()
+                self.dir().display()
             ))
         })
     }
@@ -81,12 +78,12 @@ impl Layout {
 
     /// `DIR/metadata`.
     pub fn metadata_dir(&self) -> PathBuf {
-        self.dir.join("metadata")
+        self.dir().join("metadata")
     }
 
     /// `DIR/targets`.
     pub fn targets_dir(&self) -> PathBuf {
-        self.dir.join("targets")
+        self.dir().join("targets")
     }
 
     /// The file of `role` at `version` (`timestamp.json` for timestamp).
@@ -115,12 +112,12 @@ impl Layout {
     /// Takes the repository's writer lock, or fails at once when another
     /// process holds it.
     pub fn lock(&self) -> Result<WriterLock, RepoError> {
-        let path = self.dir.join(".tufd.lock");
+        let path = self.dir().join(".tufd.lock");
         let file = self.handle.create_file(".tufd.lock")?;
         // flock(2), released when the lock (and its file) is dropped.
         match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
             Ok(lock) => Ok(WriterLock { _lock: lock }),
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(RepoError::Busy(self.dir.clone())),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(RepoError::Busy(self.dir().to_owned())),
             Err((_, e)) => Err(RepoError::io(&path, "locking the repository")(e.into())),
         }
     }

@@ -81,9 +81,7 @@ pub struct Places {
 /// A request's repository, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Place {
-    /// The canonical directory.
-    pub dir: PathBuf,
-    /// The same directory as the configured place it lies in and the
+    /// The canonical directory, as the configured place it lies in and the
     /// components below it, opened without following links.
     pub at: Beneath,
     /// The name the policy and the audit log see.
@@ -92,18 +90,31 @@ pub struct Place {
     pub expiry: Vec<(String, u64)>,
 }
 
+impl Place {
+    /// The canonical directory.
+    pub fn dir(&self) -> PathBuf {
+        self.at.path()
+    }
+}
+
 /// A target file a request may read, once the policy agrees.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
-    /// Where it is opened (no link followed below its configured place).
+    /// Its canonical path, as opened (no link followed below its
+    /// configured place).
     pub at: Beneath,
-    /// Its canonical path.
-    pub path: PathBuf,
     /// What the caller must be allowed to sign before the daemon reads the
     /// file: `tuf:/its/path` below a root, `tuf:NAME` inside a configured
     /// repository; `None` inside a `sources` directory, which the
     /// configuration opens to every caller allowed to change a repository.
     pub resource: Option<String>,
+}
+
+impl Source {
+    /// Its canonical path.
+    pub fn path(&self) -> PathBuf {
+        self.at.path()
+    }
 }
 
 /// Checks a repository name: a lower-case letter, then up to 63 lower-case
@@ -215,7 +226,7 @@ fn below(path: &Path, dirs: &[PathBuf]) -> Option<Beneath> {
 /// can write in the root cannot swap it for a link; any other is opened
 /// as configured (itself, or its last component below its parent while it
 /// does not exist yet).
-fn configured(directory: &Path, roots: &[PathBuf]) -> Result<(PathBuf, Beneath), RepoError> {
+fn configured(directory: &Path, roots: &[PathBuf]) -> Result<Beneath, RepoError> {
     for root in roots {
         let Ok(base) = std::fs::canonicalize(root) else {
             continue;
@@ -226,19 +237,17 @@ fn configured(directory: &Path, roots: &[PathBuf]) -> Result<(PathBuf, Beneath),
         if let Ok(rel) = rel
             && !rel.as_os_str().is_empty()
         {
-            let at = Beneath::new(base, rel.to_owned());
-            return Ok((at.path(), at));
+            return Ok(Beneath::new(base, rel.to_owned()));
         }
     }
     let dir = canonical(directory, true)?;
-    let at = if dir.exists() {
-        Beneath::new(dir.clone(), PathBuf::new())
+    Ok(if dir.exists() {
+        Beneath::new(dir, PathBuf::new())
     } else {
         let parent = dir.parent().unwrap_or(Path::new("/")).to_owned();
         let name = dir.file_name().map(PathBuf::from).unwrap_or_default();
         Beneath::new(parent, name)
-    };
-    Ok((dir, at))
+    })
 }
 
 impl Places {
@@ -271,10 +280,8 @@ impl Places {
                 .named
                 .get(given)
                 .ok_or_else(|| self.refuse(format!("no TUF repository is named {given:?}")))?;
-            let (dir, at) = configured(&named.directory, &self.roots)?;
             return Ok(Place {
-                dir,
-                at,
+                at: configured(&named.directory, &self.roots)?,
                 resource: format!("{RESOURCE_PREFIX}{given}"),
                 expiry: named.expiry.clone(),
             });
@@ -288,10 +295,8 @@ impl Places {
         let dir = canonical(path, true)?;
         for (name, n) in &self.named {
             if canonical(&n.directory, true).is_ok_and(|d| d == dir) {
-                let (dir, at) = configured(&n.directory, &self.roots)?;
                 return Ok(Place {
-                    dir,
-                    at,
+                    at: configured(&n.directory, &self.roots)?,
                     resource: format!("{RESOURCE_PREFIX}{name}"),
                     expiry: n.expiry.clone(),
                 });
@@ -305,7 +310,6 @@ impl Places {
         };
         Ok(Place {
             resource: format!("{RESOURCE_PREFIX}{}", dir.display()),
-            dir,
             at,
             expiry: Vec::new(),
         })
@@ -338,11 +342,7 @@ impl Places {
                 })
             });
         if let Some((at, resource)) = found {
-            return Ok(Source {
-                at,
-                path: file,
-                resource,
-            });
+            return Ok(Source { at, resource });
         }
         let mut dirs: Vec<String> = self
             .roots
@@ -388,7 +388,7 @@ mod tests {
         let p = places(&root, &base.join("named"));
 
         let named = p.resolve("rel").unwrap();
-        assert_eq!(named.dir, base.join("named"));
+        assert_eq!(named.dir(), base.join("named"));
         assert_eq!(named.resource, "tuf:rel");
         assert_eq!(named.expiry, vec![("timestamp".to_owned(), 60)]);
         // The same directory by path is the same resource.
@@ -450,7 +450,7 @@ mod tests {
         let p = places(&root, &root.join("team/rel"));
         let place = p.resolve("rel").unwrap();
         assert_eq!(place.at, Beneath::new(root.clone(), "team/rel".into()));
-        assert_eq!(place.dir, root.join("team/rel"));
+        assert_eq!(place.dir(), root.join("team/rel"));
         place.at.open_dir(false).unwrap();
         // Swapped for a link by someone who can write in the root: the
         // name still resolves, the open refuses the link.

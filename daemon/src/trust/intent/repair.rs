@@ -35,7 +35,7 @@ pub fn apply(
         repaired.push(s.name.clone());
         let last_good = stored
             .and_then(|st| st.files.delegations.get(&s.name))
-            .and_then(|b| Signed::<Targets>::from_role_bytes(&s.name, b).ok())
+            .and_then(|b| Signed::<Targets>::from_role_file(&s.name, b.clone()).ok())
             .map(|t| t.into_signed());
         let why = &s.reason;
         if !draft.signers_for(&s.name, held).is_empty() {

@@ -62,7 +62,7 @@ fn still_signed(f: &Fetched, role: &str, keyids: &[String]) -> bool {
     f.files
         .delegations
         .get(role)
-        .and_then(|b| Signed::<Targets>::from_role_bytes(role, b).ok())
+        .and_then(|b| Signed::<Targets>::from_role_file(role, b.clone()).ok())
         .is_some_and(|s| s.signatures().iter().any(|sig| keyids.contains(&sig.keyid)))
 }
 

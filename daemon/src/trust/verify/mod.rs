@@ -379,7 +379,7 @@ impl Trust {
             }
             Err(e) => return Err(e),
         };
-        let ts = Signed::<Timestamp>::from_role_bytes("timestamp", &timestamp).map_err(md)?;
+        let ts = Signed::<Timestamp>::from_role_file("timestamp", timestamp.clone()).map_err(md)?;
         let (snap_sha, snap_len) =
             sha256_and_length(&ts.signed().meta, "snapshot", "timestamp", name)?;
         let snapshot = match cached(stored.as_ref().map(|s| &s.files.snapshot), &snap_sha) {
@@ -391,7 +391,7 @@ impl Trust {
                 .await?
             }
         };
-        let snap = Signed::<Snapshot>::from_role_bytes("snapshot", &snapshot).map_err(md)?;
+        let snap = Signed::<Snapshot>::from_role_file("snapshot", snapshot.clone()).map_err(md)?;
 
         // Root: the current one (unchanged when snapshot lists the stored
         // root's checksum), and every version between the trusted and it.
