@@ -192,6 +192,12 @@ impl Keyring {
         };
         let mut listing = KeyListing::default();
         for store in stores {
+            // Usually the store answers from its index at once: no hop to
+            // a blocking thread (a sign lists the keys on every attempt).
+            if let Some(keys) = store.list_held() {
+                listing.keys.extend(keys);
+                continue;
+            }
             let s = store.clone();
             match blocking(move || Ok(s.list()?)).await {
                 Ok(keys) => listing.keys.extend(keys),

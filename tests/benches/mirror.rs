@@ -12,8 +12,8 @@
 //! Every pull must answer 200 and the expected bytes, or the bench fails.
 //!
 //! ```text
-//! cargo build --release -p tufd -p tufctl
-//! TUFD_BIN=target/release/tufd TUFCTL_BIN=target/release/tufctl \
+//! scripts/build-release
+//! TUFD_BIN=target/dist/tufd TUFCTL_BIN=target/dist/tufctl \
 //!     cargo bench -p tufd-tests --bench mirror
 //! ```
 //!

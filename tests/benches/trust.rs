@@ -24,8 +24,8 @@
 //! ```
 //!
 //! Binaries: `TUFD_BIN` and `TUFCTL_BIN` when both are set; otherwise the
-//! bench runs `cargo build --release -p tufd -p tufctl` first and uses
-//! those. Knobs (environment):
+//! bench runs `scripts/build-release` first and uses those (as
+//! `scripts/install` installs them). Knobs (environment):
 //! - `TRUST_BENCH_RUNS_ONE` (10), `TRUST_BENCH_RUNS_MANY` (3),
 //!   `TRUST_BENCH_TAGS` (1000): repetitions and the size of (b);
 //! - `TRUST_BENCH_GROUP` (32), `TRUST_BENCH_RUNS_GROUP` (3): (c), that

@@ -15,8 +15,7 @@
 //! ```
 //!
 //! Binaries: `TUFD_BIN` and `TUFCTL_BIN` when set; otherwise
-//! `target/release/{tufd,tufctl}`, built first with
-//! `cargo build --release -p tufd -p tufctl`. `TUF1_BENCH_TARGETS` changes
+//! `target/dist/{tufd,tufctl}`, built first with `scripts/build-release`. `TUF1_BENCH_TARGETS` changes
 //! the repository size (100 000); `TUF1_BENCH_ARENA_MAX=N` runs the daemon
 //! with glibc's `MALLOC_ARENA_MAX=N` (fewer per-thread heaps holding on to
 //! freed memory).
@@ -35,26 +34,7 @@ fn env_num(name: &str, default: usize) -> usize {
 }
 
 fn release_binaries() -> Result<(), String> {
-    if std::env::var_os("TUFD_BIN").is_some() && std::env::var_os("TUFCTL_BIN").is_some() {
-        return Ok(());
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    println!("building release binaries: cargo build --release -p tufd -p tufctl");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "-q", "-p", "tufd", "-p", "tufctl"])
-        .current_dir(&root)
-        .status()
-        .map_err(|e| format!("running cargo: {e}"))?;
-    if !status.success() {
-        return Err("cargo build --release failed".into());
-    }
-    let dir = root.join("target/release");
-    // SAFETY: set before any other thread of this process starts.
-    unsafe {
-        std::env::set_var("TUFD_BIN", dir.join("tufd"));
-        std::env::set_var("TUFCTL_BIN", dir.join("tufctl"));
-    }
-    Ok(())
+    tufd_tests::bench::binaries().map(|_| ())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -14,8 +14,8 @@
 //! bench fails.
 //!
 //! ```text
-//! cargo build --release -p tufd -p tufctl
-//! TUFD_BIN=target/release/tufd TUFCTL_BIN=target/release/tufctl \
+//! scripts/build-release
+//! TUFD_BIN=target/dist/tufd TUFCTL_BIN=target/dist/tufctl \
 //!     cargo bench -p tufd-tests --bench verify
 //! ```
 //!

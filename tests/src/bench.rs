@@ -1,7 +1,6 @@
 //! What the benchmark binaries share: their `main`, knobs from the
 //! environment and medians.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
@@ -33,7 +32,8 @@ pub fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// `TUFD_BIN`/`TUFCTL_BIN`, or fresh release builds of both.
+/// `TUFD_BIN`/`TUFCTL_BIN`, or fresh release builds of both as installed
+/// (`scripts/build-release`: tufctl linked statically on GNU/Linux).
 pub fn binaries() -> Result<(PathBuf, PathBuf), String> {
     if let (Some(d), Some(c)) = (std::env::var_os("TUFD_BIN"), std::env::var_os("TUFCTL_BIN")) {
         let (d, c) = (PathBuf::from(d), PathBuf::from(c));
@@ -44,41 +44,23 @@ pub fn binaries() -> Result<(PathBuf, PathBuf), String> {
         }
         return Ok((d, c));
     }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-    println!("building release binaries: cargo build --release -p tufd -p tufctl");
-    let out = Command::new(&cargo)
-        .args(["build", "--release", "-p", "tufd", "-p", "tufctl"])
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .args(["--message-format", "json-render-diagnostics"])
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    println!("building release binaries: scripts/build-release");
+    let status = Command::new(root.join("scripts/build-release"))
+        .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("running cargo: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "cargo build --release -p tufd -p tufctl failed ({})",
-            out.status
-        ));
+        .status()
+        .map_err(|e| format!("running scripts/build-release: {e}"))?;
+    if !status.success() {
+        return Err(format!("scripts/build-release failed ({status})"));
     }
-    let mut found: HashMap<String, PathBuf> = HashMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if msg["reason"] == "compiler-artifact"
-            && let (Some(name), Some(exe)) =
-                (msg["target"]["name"].as_str(), msg["executable"].as_str())
-        {
-            found.insert(name.to_owned(), PathBuf::from(exe));
+    let dist = root.join("target/dist");
+    let (d, c) = (dist.join("tufd"), dist.join("tufctl"));
+    for p in [&d, &c] {
+        if !p.is_file() {
+            return Err(format!("scripts/build-release left no {}", p.display()));
         }
     }
-    let (Some(d), Some(c)) = (found.remove("tufd"), found.remove("tufctl")) else {
-        return Err(format!(
-            "cargo built no tufd/tufctl executables (found {:?})",
-            found.keys().collect::<Vec<_>>()
-        ));
-    };
     // SAFETY: no other thread runs yet (the notary spawner thread and the
     // daemons start later); the harness reads these to find the binaries.
     unsafe {

@@ -164,6 +164,20 @@ impl PinGate {
         self.token.clone()
     }
 
+    /// Whether an unlocked PIN's time is up (not yet forgotten: see
+    /// [`PinGate::expire`]). Never waits: a gate another thread holds
+    /// counts as expired, so callers take their slow path.
+    pub fn unlock_expired(&self) -> bool {
+        let Ok(inner) = self.inner.try_lock() else {
+            return true;
+        };
+        inner
+            .unlocked
+            .as_ref()
+            .and_then(|u| u.until)
+            .is_some_and(|until| Instant::now() >= until)
+    }
+
     /// Forgets an unlocked PIN whose time is up. Returns true when it did
     /// and the token has no other PIN (`pin = "prompt"`): the backend then
     /// logs the device out.

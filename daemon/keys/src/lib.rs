@@ -46,6 +46,15 @@ pub trait KeyStore: Send + Sync {
     /// All tufd keys on the device, read from the device itself.
     fn list(&self) -> Result<Vec<KeyRecord>, KeyError>;
 
+    /// What [`KeyStore::list`] would return, when the store can say so at
+    /// once from what it already holds (no device call, no wait for a
+    /// lock another thread holds); `None` otherwise. Unlike the other
+    /// methods this never blocks, so async code may call it in place
+    /// instead of moving to a blocking thread.
+    fn list_held(&self) -> Option<Vec<KeyRecord>> {
+        None
+    }
+
     /// Generates a P-256 key pair on the device: sensitive, non-extractable.
     fn generate(&self, label: &KeyLabel) -> Result<KeyRecord, KeyError>;
 

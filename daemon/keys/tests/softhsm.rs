@@ -403,3 +403,31 @@ fn signing_recovers_a_lost_login() {
     let sig = store.sign_digest(&key.id, &[7u8; 32]).unwrap();
     assert!(verify(&key.spki_der, &[7u8; 32], &sig));
 }
+
+#[test]
+fn keys_are_listed_from_the_index_only_while_it_is_current() {
+    let label = new_token("held");
+    let store = store(&label, PinSource::Prompt, 1)
+        .with_pin_cache(Some(std::time::Duration::from_millis(400)));
+    // Locked, nothing indexed: no answer without the token.
+    assert_eq!(store.list_held(), None);
+    store.unlock(SecretString::from(PIN)).unwrap();
+    let a = store
+        .generate(&KeyLabel::new("alice", "").unwrap())
+        .unwrap();
+    store.generate(&KeyLabel::new("bob", "").unwrap()).unwrap();
+    let listed = store.list().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(store.list_held(), Some(listed));
+    // A deleted key is gone from the answer too.
+    store.delete(&a.id).unwrap();
+    let after = store.list().unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(store.list_held(), Some(after));
+    // The unlocked PIN runs out: the index no longer answers (the token
+    // is logged out by the next call that reaches it, which then fails).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(store.list_held(), None);
+    assert!(store.list().is_err());
+    assert_eq!(store.list_held(), None);
+}

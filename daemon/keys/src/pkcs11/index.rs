@@ -93,6 +93,20 @@ impl Pkcs11Store {
         Ok(by_id)
     }
 
+    /// The keys' records as [`KeyStore::list`] gives them, when the index
+    /// is current and no unlocked PIN has run out (else `None`: `list`
+    /// does what that needs). No token call, and no wait for a lock
+    /// another thread holds.
+    pub(super) fn indexed_records(&self) -> Option<Vec<KeyRecord>> {
+        if self.gate.unlock_expired() {
+            return None;
+        }
+        let generation = self.pool.state.try_lock().ok()?.generation;
+        let index = self.index.try_read().ok()?;
+        let current = index.as_ref().filter(|ix| ix.generation == generation)?;
+        Some(records(current.by_id.values()))
+    }
+
     /// The number of keys in the index, if it is current (no token call).
     pub(super) fn indexed_count(&self) -> Option<usize> {
         let generation = self.pool.lock().generation;
@@ -231,4 +245,11 @@ impl Pkcs11Store {
         }
         Ok(())
     }
+}
+
+/// The records of `entries`, by label then ID (the order of a listing).
+pub(super) fn records<'a>(entries: impl Iterator<Item = &'a Arc<Entry>>) -> Vec<KeyRecord> {
+    let mut keys: Vec<KeyRecord> = entries.map(|e| e.record.clone()).collect();
+    keys.sort_by(|a, b| a.label.cmp(&b.label).then(a.id.cmp(&b.id)));
+    keys
 }

@@ -217,13 +217,12 @@ impl KeyStore for Pkcs11Store {
     }
 
     fn list(&self) -> Result<Vec<KeyRecord>, KeyError> {
-        let mut keys: Vec<KeyRecord> = self
-            .run("listing keys", |s, session| s.entries(session))?
-            .into_values()
-            .map(|e| e.record.clone())
-            .collect();
-        keys.sort_by(|a, b| a.label.cmp(&b.label).then(a.id.cmp(&b.id)));
-        Ok(keys)
+        let entries = self.run("listing keys", |s, session| s.entries(session))?;
+        Ok(index::records(entries.values()))
+    }
+
+    fn list_held(&self) -> Option<Vec<KeyRecord>> {
+        self.indexed_records()
     }
 
     fn generate(&self, label: &KeyLabel) -> Result<KeyRecord, KeyError> {
