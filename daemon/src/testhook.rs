@@ -13,7 +13,8 @@
 //! `read-back` (the repository was read back, not yet judged or stored),
 //! `store-write` (the trust store's temporary file exists, not yet renamed),
 //! `confirmed` (a sign prepared on the last read-back, which the server was
-//! just seen to still serve; nothing published yet); TUF 1.0:
+//! just seen to still serve; nothing published yet), `joined` (signs just
+//! joined such a sign, which is about to wait for more); TUF 1.0:
 //! `tuf1-checked` (a request the policy allowed, its repository not opened
 //! yet), `tuf1-opened` (a change holds its opened repository, nothing
 //! written yet).

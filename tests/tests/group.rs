@@ -277,3 +277,75 @@ fn signs_queued_before_the_publish_join_the_transaction_under_way() {
     }
     assert!(!listed.lines().any(|l| l.starts_with("bad ")), "{listed}");
 }
+
+/// A burst: while a confirmed sign waits for more after signs joined it
+/// (`JOIN_QUIET`), a sign that arrives then joins too, and all go out in
+/// one publish. Forced with the `confirmed` pause (the first sign holds
+/// while one queues) and the `joined` pause (held again after that one
+/// joined, while a third queues).
+#[test]
+fn a_sign_arriving_while_a_burst_joins_goes_out_in_the_same_publish() {
+    let Some(setup) = Setup::new("confirmed,joined") else {
+        return;
+    };
+    let (env, daemon, hooks) = (&setup.env, &setup.daemon, &setup.hooks);
+    let warm = env.tufctl(&sign_args(&format!("{GUN}:warm"), D1));
+    warm.ok();
+    let warm_version = releases_version(&warm);
+    let sign = |tag: &str, digest: &str| env.tufctl(&sign_args(&format!("{GUN}:{tag}"), digest));
+    let (first, second, third) = std::thread::scope(|s| {
+        let first = s.spawn(|| sign("b0", D1));
+        hooks.wait("confirmed", daemon);
+        let second = s.spawn(|| sign("b1", D2));
+        wait_for(
+            "the second sign queueing",
+            Duration::from_secs(20),
+            || setup.queued() >= 3,
+            || daemon.log(),
+        );
+        hooks.release("confirmed");
+        hooks.wait("joined", daemon);
+        let third = s.spawn(|| sign("b2", D1));
+        wait_for(
+            "the third sign queueing",
+            Duration::from_secs(20),
+            || setup.queued() >= 4,
+            || daemon.log(),
+        );
+        hooks.release("joined");
+        (
+            first.join().unwrap(),
+            second.join().unwrap(),
+            third.join().unwrap(),
+        )
+    });
+    for out in [&first, &second, &third] {
+        out.ok();
+        assert_eq!(
+            releases_version(out),
+            warm_version + 1,
+            "one publish for all: {out:?}"
+        );
+    }
+    assert!(
+        third
+            .stderr
+            .contains("joined a transaction under way: signing together with 2 other sign(s)"),
+        "{third:?}"
+    );
+    let log = daemon.log();
+    assert_eq!(
+        log.matches("group transaction starts").count(),
+        2,
+        "the warm-up and one more: {log}"
+    );
+    assert_eq!(
+        log.matches("prepared again with signs that joined").count(),
+        1,
+        "signed once more, for all who joined: {log}"
+    );
+    let listed = setup.listed();
+    for (tag, digest) in [("b0", D1), ("b1", D2), ("b2", D1)] {
+        assert!(line_of(&listed, tag).contains(&digest[7..]), "{listed}");
+    }
+}

@@ -8,9 +8,11 @@
 //! applied to the draft in arrival order, one signing pass, one publish,
 //! one read-back. Signs that queue while that transaction's draft is
 //! prepared on a confirmed read (see [`Read::Confirm`]) join it before its
-//! publish: the intent runs again with them on the same read, up to
-//! [`super::txn::MAX_REJOINS`] times, and the draft is signed again (not
-//! when a key waits for a touch: one touch per transaction). Nothing was
+//! publish; while they keep coming, the transaction waits
+//! [`super::txn::JOIN_QUIET`] for more (up to [`super::txn::MAX_REJOINS`]
+//! times), then the intent runs again with them all on the same read and
+//! the draft is signed again (not when a key waits for a touch: one touch
+//! per transaction). Nothing was
 //! published yet, so this is the transaction they would have formed had
 //! they queued before it began. Each caller is answered with its own
 //! outcome:

@@ -139,9 +139,17 @@ pub const PARENT_SETTLE: Duration = Duration::from_millis(100);
 /// that does not verify after this publish.
 pub const SETTLE_DEADLINE: Duration = Duration::from_secs(15);
 
-/// Most times a confirmed sign is prepared again for signs that joined it
-/// before its publish (group commit); later ones wait for the next.
+/// Most times a confirmed sign waits [`JOIN_QUIET`] for more signs after
+/// some joined it before its publish (group commit); later ones wait for
+/// the next transaction. Bounds the wait to about one transaction's time.
 pub const MAX_REJOINS: u32 = 8;
+
+/// How long a confirmed sign that signs just joined waits for more before
+/// it is signed again with them and published: the callers of a burst (a
+/// CI matrix, `xargs -P`) arrive a process start-up or two apart, and each
+/// that misses this publish waits for a whole next transaction. A sign
+/// nobody joined never waits.
+pub const JOIN_QUIET: Duration = Duration::from_millis(2);
 
 /// What an intent decided.
 pub enum Outcome {
@@ -360,7 +368,8 @@ impl Engine {
     /// lock of `gun` (held until the transaction answers). `rejoin` (group
     /// commit, with [`Read::Confirm`]): asked once the confirmed draft is
     /// signed, before its publish, unless a key waits for a touch; `true`
-    /// (more signs joined) runs the intent again on the same confirmed read.
+    /// (more signs joined) asks again after [`JOIN_QUIET`], then the intent
+    /// runs again on the same confirmed read.
     pub(super) async fn transact_locked<F, Fut>(
         self: &Arc<Self>,
         gun: &Gun,
@@ -440,12 +449,21 @@ impl Engine {
                             .await
                             .map_err(|e| with_undone(&undone, e))?,
                     };
-                    // Signs that queued meanwhile join before the publish:
-                    // the same intent, with them, on the same confirmed read
-                    // (nothing was published; see `group.rs`).
+                    // Signs that queued meanwhile join before the publish,
+                    // and while they keep coming (a burst) those arriving
+                    // within JOIN_QUIET of the last; then the same intent
+                    // runs once more, with them all, on the same confirmed
+                    // read (nothing was published; see `group.rs`).
                     let mut rounds = 0;
                     while !touch && rounds < MAX_REJOINS && rejoin.is_some_and(|more| more()) {
                         rounds += 1;
+                        crate::testhook::pause_async("joined").await;
+                        tokio::time::sleep(JOIN_QUIET).await;
+                    }
+                    if rounds > 0 {
+                        if let Some(more) = rejoin {
+                            more();
+                        }
                         step = self
                             .prepare_on_kept(&name, &recent, &held, &mut intent, events)
                             .await
