@@ -27,11 +27,21 @@ pub fn configure() {
     }
 }
 
+/// Free memory the arenas may keep without [`release`] trimming them:
+/// small operations (a sign into a small repository frees well under a
+/// megabyte) then leave their pages mapped for the next, instead of giving
+/// them back only to fault them in again.
+const KEEP_FREE: usize = 4 * 1024 * 1024;
+
 /// Returns freed memory of every arena to the system (glibc's
-/// `malloc_trim`): after an operation that may have been large.
+/// `malloc_trim`) when the arenas hold more than [`KEEP_FREE`] of it:
+/// after an operation that may have been large.
 pub fn release() {
-    // SAFETY: malloc_trim only releases free pages; it is thread-safe.
+    // SAFETY: mallinfo2 only reads the allocator's statistics and
+    // malloc_trim only releases free pages; both are thread-safe.
     unsafe {
-        libc::malloc_trim(0);
+        if libc::mallinfo2().fordblks > KEEP_FREE {
+            libc::malloc_trim(0);
+        }
     }
 }

@@ -130,6 +130,16 @@ impl Setup {
         })
     }
 
+    /// Signs `warm`: the first sign after the start reads afresh (nothing
+    /// kept yet) and passes no `confirmed` pause; its read-back is what
+    /// the next sign starts from. Returns the targets/releases version.
+    fn warm_up(&self) -> u64 {
+        let warm = self.env.tufctl(&sign_args(&format!("{GUN}:warm"), D1));
+        warm.ok();
+        assert!(!self.hooks.is_paused("confirmed"), "{}", self.daemon.log());
+        releases_version(&warm)
+    }
+
     /// How many signs the daemon has queued so far.
     fn queued(&self) -> usize {
         self.daemon
@@ -232,13 +242,8 @@ fn signs_queued_before_the_publish_join_the_transaction_under_way() {
     let Some(setup) = Setup::new("confirmed") else {
         return;
     };
-    let (env, daemon, hooks) = (&setup.env, &setup.daemon, &setup.hooks);
-    // The first sign after the start reads afresh (nothing kept yet); its
-    // read-back is what the next sign starts from.
-    let warm = env.tufctl(&sign_args(&format!("{GUN}:warm"), D1));
-    warm.ok();
-    let warm_version = releases_version(&warm);
-    assert!(!hooks.is_paused("confirmed"), "{}", daemon.log());
+    let daemon = &setup.daemon;
+    let warm_version = setup.warm_up();
 
     let (first, joined, refused) = setup.first_held_others_queued(D2, "confirmed", "j", 3, 6);
 
@@ -289,9 +294,7 @@ fn a_sign_arriving_while_a_burst_joins_goes_out_in_the_same_publish() {
         return;
     };
     let (env, daemon, hooks) = (&setup.env, &setup.daemon, &setup.hooks);
-    let warm = env.tufctl(&sign_args(&format!("{GUN}:warm"), D1));
-    warm.ok();
-    let warm_version = releases_version(&warm);
+    let warm_version = setup.warm_up();
     let sign = |tag: &str, digest: &str| env.tufctl(&sign_args(&format!("{GUN}:{tag}"), digest));
     let (first, second, third) = std::thread::scope(|s| {
         let first = s.spawn(|| sign("b0", D1));
