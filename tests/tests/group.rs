@@ -115,12 +115,7 @@ impl Setup {
                 })
                 .collect();
             let refused = s.spawn(|| lim.tufctl(env, &sign_args(&format!("{GUN}:bad"), D1), &[]));
-            wait_for(
-                &format!("{} signs queueing", n + 1),
-                Duration::from_secs(20),
-                || self.queued() >= queued,
-                || daemon.log(),
-            );
+            self.wait_queued(queued);
             hooks.release(point);
             (
                 first.join().unwrap(),
@@ -138,6 +133,16 @@ impl Setup {
         warm.ok();
         assert!(!self.hooks.is_paused("confirmed"), "{}", self.daemon.log());
         releases_version(&warm)
+    }
+
+    /// Waits (at most 20 s) until the daemon has queued `n` signs in all.
+    fn wait_queued(&self, n: usize) {
+        wait_for(
+            &format!("{n} signs queueing"),
+            Duration::from_secs(20),
+            || self.queued() >= n,
+            || self.daemon.log(),
+        );
     }
 
     /// How many signs the daemon has queued so far.
@@ -300,21 +305,11 @@ fn a_sign_arriving_while_a_burst_joins_goes_out_in_the_same_publish() {
         let first = s.spawn(|| sign("b0", D1));
         hooks.wait("confirmed", daemon);
         let second = s.spawn(|| sign("b1", D2));
-        wait_for(
-            "the second sign queueing",
-            Duration::from_secs(20),
-            || setup.queued() >= 3,
-            || daemon.log(),
-        );
+        setup.wait_queued(3);
         hooks.release("confirmed");
         hooks.wait("joined", daemon);
         let third = s.spawn(|| sign("b2", D1));
-        wait_for(
-            "the third sign queueing",
-            Duration::from_secs(20),
-            || setup.queued() >= 4,
-            || daemon.log(),
-        );
+        setup.wait_queued(4);
         hooks.release("joined");
         (
             first.join().unwrap(),

@@ -168,9 +168,14 @@ impl PinGate {
     /// [`PinGate::expire`]). Never waits: a gate another thread holds
     /// counts as expired, so callers take their slow path.
     pub fn unlock_expired(&self) -> bool {
-        let Ok(inner) = self.inner.try_lock() else {
-            return true;
-        };
+        self.inner
+            .try_lock()
+            .map_or(true, |inner| Self::over(&inner))
+    }
+
+    /// Whether the unlocked PIN in `inner` is kept for a limited time that
+    /// is up.
+    fn over(inner: &Inner) -> bool {
         inner
             .unlocked
             .as_ref()
@@ -183,12 +188,7 @@ impl PinGate {
     /// logs the device out.
     pub fn expire(&self) -> bool {
         let mut inner = self.lock();
-        let expired = inner
-            .unlocked
-            .as_ref()
-            .and_then(|u| u.until)
-            .is_some_and(|until| Instant::now() >= until);
-        if !expired {
+        if !Self::over(&inner) {
             return false;
         }
         inner.unlocked = None;

@@ -454,15 +454,17 @@ impl Engine {
                     // within JOIN_QUIET of the last; then the same intent
                     // runs once more, with them all, on the same confirmed
                     // read (nothing was published; see `group.rs`).
-                    let mut rounds = 0;
-                    while !touch && rounds < MAX_REJOINS && rejoin.is_some_and(|more| more()) {
-                        rounds += 1;
-                        crate::testhook::pause_async("joined").await;
-                        tokio::time::sleep(JOIN_QUIET).await;
-                    }
-                    if rounds > 0 {
-                        if let Some(more) = rejoin {
-                            more();
+                    if let Some(more) = rejoin.filter(|_| !touch)
+                        && more()
+                    {
+                        let mut rounds = 1;
+                        loop {
+                            crate::testhook::pause_async("joined").await;
+                            tokio::time::sleep(JOIN_QUIET).await;
+                            if !more() || rounds == MAX_REJOINS {
+                                break;
+                            }
+                            rounds += 1;
                         }
                         step = self
                             .prepare_on_kept(&name, &recent, &held, &mut intent, events)
