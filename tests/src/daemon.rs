@@ -41,6 +41,10 @@ pub struct TestEnv {
     pub hsm: SoftHsm,
     /// Extra environment for the daemon (the PIN variable by default).
     pub daemon_env: Vec<(String, String)>,
+    /// A command the daemon runs under (program and arguments, then the
+    /// daemon's own command line), e.g. `unshare` with a script that ends
+    /// in `exec "$@"`; empty: the daemon runs directly.
+    pub daemon_wrapper: Vec<String>,
 }
 
 /// The label of the token [`TestEnv::new`] creates.
@@ -59,6 +63,7 @@ impl TestEnv {
                 .expect("temp dir"),
             hsm,
             daemon_env: vec![("TUFD_PIN".into(), softhsm::PIN.into())],
+            daemon_wrapper: Vec::new(),
         }
     }
 
@@ -219,7 +224,14 @@ impl Daemon {
             .append(true)
             .open(&log)
             .map_err(|e| e.to_string())?;
-        let mut cmd = Command::new(binary("tufd"));
+        let mut cmd = match env.daemon_wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(binary("tufd"));
+                cmd
+            }
+            None => Command::new(binary("tufd")),
+        };
         cmd.arg("--config")
             .arg(&config_path)
             .env("SOFTHSM2_CONF", env.hsm.conf())

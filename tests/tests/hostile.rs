@@ -915,3 +915,111 @@ fn tufctl_does_not_orphan_keys_hide_unreadable_tokens_panic_or_hang() {
         start.elapsed()
     );
 }
+
+/// The user database hangs (as with an unreachable LDAP server behind
+/// sssd): here `/etc/passwd` is a FIFO nobody writes, bind-mounted in the
+/// daemon's own mount namespace, so looking a user up blocks for good.
+/// Requests that name their caller still answer (the caller named by uid,
+/// one bounded wait, no thread of the socket held), the daemon stays
+/// responsive, and once the database answers its name is used.
+#[test]
+fn a_hung_user_database_stops_no_request() {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut env = TestEnv::new();
+    let fifo = env.path().join("passwd.fifo");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0, "mkfifo");
+    env.daemon_wrapper = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "/bin/sh",
+        "-c",
+        r#"mount --bind "$0" /etc/passwd && exec "$@""#,
+        fifo.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec();
+    let d = env.start();
+    // Each of these asks who the caller is; with the lookup on a runtime
+    // thread the first two would hold both and the rest would never answer.
+    for i in 0..6 {
+        let out = env.tufctl(&["--timeout", "20", "-o", "json", "key", "list"]);
+        assert!(out.status.success(), "key list {i}: {out:?}\n{}", d.log());
+        env.tufctl(&["--timeout", "20", "status"]).ok();
+    }
+    env.tufctl(&["--timeout", "20", "key", "generate", "before"])
+        .ok();
+    // Asking about another user waits for the database, bounded, and says
+    // so; the lookups left hanging are few (each keeps a thread), and past
+    // them the answer is a refusal at once.
+    let check = |user: &str| {
+        env.tufctl(&[
+            "--timeout",
+            "20",
+            "policy",
+            "check",
+            "--user",
+            user,
+            "sign",
+            "example.com/app",
+        ])
+    };
+    std::thread::scope(|s| {
+        let asks: Vec<_> = ["daemon", "bin", "sys", "nobody"]
+            .map(|u| s.spawn(move || check(u)))
+            .into_iter()
+            .collect();
+        for a in asks {
+            a.join()
+                .unwrap()
+                .fails_with(1, "the user database did not answer");
+        }
+    });
+    check("games").fails_with(1, "too many user lookups are under way");
+    assert!(
+        d.log().contains("the user database did not answer"),
+        "{}",
+        d.log()
+    );
+    // The daemon's lookup is still blocked opening the FIFO: a writer that
+    // does not wait finds that reader. glibc opens the file more than once
+    // per lookup (a first open only to look at it), so the content is
+    // offered to every reader that comes until the name is in use.
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let offer = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .map(|mut w| drop(w.write_all(passwd.as_bytes())))
+    };
+    offer().expect("the daemon's user lookup is waiting on the FIFO");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for round in 0.. {
+        let name = format!("after-{round}");
+        env.tufctl(&["--timeout", "20", "key", "generate", &name])
+            .ok();
+        let audit = std::fs::read_to_string(env.path().join("state/audit.log")).unwrap();
+        let users: Vec<Option<String>> = audit
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|l| l["operation"] == "key-generate" && l["phase"] == "begin")
+            .map(|l| l["caller"]["user"].as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(users[0], None, "named while the database hung: {audit}");
+        if users.last().unwrap().as_deref() == Some("root") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the database's answer was never used: {audit}"
+        );
+        let _ = offer();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

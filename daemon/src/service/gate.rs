@@ -21,10 +21,10 @@ pub struct Gate {
     audit: Option<Arc<AuditLog>>,
 }
 
-/// The caller's identity from the socket's peer credentials; a request
-/// without them (not over a Unix socket) is refused.
-pub fn caller_of<T>(req: &Request<T>) -> Result<Caller, Status> {
-    let cred = req
+/// The socket's peer credentials of `req`; a request without them (not
+/// over a Unix socket) is refused.
+fn peer_of<T>(req: &Request<T>) -> Result<tokio::net::unix::UCred, Status> {
+    req
         .extensions()
         .get::<UdsConnectInfo>()
         .and_then(|i| i.peer_cred)
@@ -32,8 +32,21 @@ pub fn caller_of<T>(req: &Request<T>) -> Result<Caller, Status> {
             Status::permission_denied(
                 "the caller's identity is unknown (no SO_PEERCRED); tufd serves only its Unix socket",
             )
-        })?;
-    Ok(Caller::from_peer(cred.uid(), cred.gid(), cred.pid()))
+        })
+}
+
+/// The caller's identity from the socket's peer credentials, completed
+/// from the user database (bounded wait; see [`Caller::from_peer`]).
+pub async fn caller_of<T>(req: &Request<T>) -> Result<Caller, Status> {
+    let cred = peer_of(req)?;
+    Ok(Caller::from_peer(cred.uid(), cred.gid(), cred.pid()).await)
+}
+
+/// The caller's identity from the peer credentials and `/proc` only (no
+/// user database; never blocks), for checks made outside a handler.
+pub fn kernel_caller_of<T>(req: &Request<T>) -> Result<Caller, Status> {
+    let cred = peer_of(req)?;
+    Ok(Caller::from_kernel(cred.uid(), cred.gid(), cred.pid()))
 }
 
 fn record(c: &Caller) -> CallerRecord {
@@ -175,7 +188,7 @@ impl Gate {
         req: &Request<T>,
         action: Action,
     ) -> Result<Allowed, Status> {
-        let caller = caller_of(req)?;
+        let caller = caller_of(req).await?;
         let decision = self.policy().check(&caller, &action);
         match decision {
             Decision::Allow { roles, grant } => {

@@ -18,16 +18,44 @@ impl PolicyService {
     }
 }
 
+/// The longest `policy check --user` waits for the user database.
+const SUBJECT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `policy check --user` lookups under way at once. Any caller may ask
+/// (whether the subject is the caller is known only after the lookup), and
+/// a hung database keeps each lookup's thread: at most this many.
+const SUBJECT_LOOKUPS: usize = 4;
+
 /// The user a `policy check` asks about: a name or a uid, with the groups
-/// the group database gives it.
-fn subject(user: &str) -> Result<Caller, Status> {
-    let found = match user.parse::<u32>() {
-        Ok(uid) => nix::unistd::User::from_uid(uid.into()),
-        Err(_) => nix::unistd::User::from_name(user),
-    }
-    .map_err(|e| Status::internal(format!("looking up user {user:?}: {e}")))?
-    .ok_or_else(|| Status::not_found(format!("no user {user:?} on the daemon's system")))?;
-    let mut c = Caller::from_peer(found.uid.as_raw(), found.gid.as_raw(), None);
+/// the group database gives it (looked up off the runtime, bounded).
+async fn subject(user: &str) -> Result<Caller, Status> {
+    static LOOKUPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(SUBJECT_LOOKUPS);
+    let permit = LOOKUPS.try_acquire().map_err(|_| {
+        Status::unavailable(
+            "too many user lookups are under way (is the user database slow?); try again later",
+        )
+    })?;
+    let asked = user.to_owned();
+    let lookup = tokio::task::spawn_blocking(move || {
+        // Held until the lookup returns, even after the caller gave up.
+        let _permit = permit;
+        match asked.parse::<u32>() {
+            Ok(uid) => nix::unistd::User::from_uid(uid.into()),
+            Err(_) => nix::unistd::User::from_name(&asked),
+        }
+    });
+    let found = tokio::time::timeout(SUBJECT_WAIT, lookup)
+        .await
+        .map_err(|_| {
+            Status::unavailable(format!(
+                "the user database did not answer within {} s about {user:?}; check NSS (sssd, LDAP) on the daemon's system",
+                SUBJECT_WAIT.as_secs()
+            ))
+        })?
+        .map_err(|e| Status::internal(format!("looking up user {user:?}: {e}")))?
+        .map_err(|e| Status::internal(format!("looking up user {user:?}: {e}")))?
+        .ok_or_else(|| Status::not_found(format!("no user {user:?} on the daemon's system")))?;
+    let mut c = Caller::from_peer(found.uid.as_raw(), found.gid.as_raw(), None).await;
     c.user_name = Some(found.name);
     Ok(c)
 }
@@ -38,13 +66,13 @@ impl policy_server::Policy for PolicyService {
         &self,
         req: Request<v1::PolicyCheckRequest>,
     ) -> Result<Response<v1::PolicyCheckResponse>, Status> {
-        let me = caller_of(&req)?;
+        let me = caller_of(&req).await?;
         let r = req.get_ref();
         let op = parse_operation(&r.operation)?;
         let who = if r.user.is_empty() {
             me.clone()
         } else {
-            subject(&r.user)?
+            subject(&r.user).await?
         };
         if who.uid != me.uid {
             self.gate
@@ -74,7 +102,7 @@ impl policy_server::Policy for PolicyService {
         &self,
         req: Request<v1::VerifyAuditRequest>,
     ) -> Result<Response<v1::VerifyAuditResponse>, Status> {
-        let me = caller_of(&req)?;
+        let me = caller_of(&req).await?;
         if self.gate.policy().is_admin(&me).is_none() {
             return Err(Status::permission_denied(format!(
                 "permission denied: {} may not read the audit log; only root and the admin group may",

@@ -1,8 +1,11 @@
 //! Defense in depth for the policy: a request for an RPC whose handler does
 //! not consult the [`Gate`] (one added later, without a policy mapping) is
 //! allowed to root and the admin group only, before it reaches a handler.
+//! Membership is what the kernel shows (`/proc`), without the user database
+//! (this runs before any handler, where nothing may wait): a caller whose
+//! groups `/proc` no longer shows counts by its primary group only.
 
-use super::gate::{Gate, caller_of};
+use super::gate::{Gate, kernel_caller_of};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -97,7 +100,7 @@ where
                 req.extensions().clone(),
                 (),
             );
-            let refusal = match caller_of(&probe) {
+            let refusal = match kernel_caller_of(&probe) {
                 Err(s) => Some(s),
                 Ok(c) if self.gate.policy().is_admin(&c).is_none() => {
                     tracing::warn!(caller = %c.describe(), method = %path, "refused: no policy mapping for this method");
