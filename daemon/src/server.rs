@@ -173,7 +173,17 @@ async fn reload_on_hangup(path: PathBuf, gate: Arc<Gate>) {
     };
     while hup.recv().await.is_some() {
         notify(&[sd_notify::NotifyState::Reloading]);
-        match Config::load(&path) {
+        // Off the runtime: names in the policy go to the user database.
+        let file = path.clone();
+        let loaded = tokio::task::spawn_blocking(move || Config::load(&file))
+            .await
+            .unwrap_or_else(|e| {
+                Err(crate::config::ConfigError::Invalid {
+                    path: path.clone(),
+                    message: format!("the reload failed: {e}"),
+                })
+            });
+        match loaded {
             Ok(new) => {
                 gate.set_policy(new.policy);
                 tracing::info!(config = %path.display(), "SIGHUP: policy reloaded (tokens, socket, remotes and audit settings need a restart)");
