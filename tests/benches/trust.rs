@@ -9,9 +9,14 @@
 //! (c) 32 single-tag `tufctl sign` processes into one repository: one after
 //!     another, then concurrently (tags per second each way).
 //!
-//! notary runs twice: with a server-managed snapshot (`notary init -p`,
+//! notary runs three ways: with a server-managed snapshot (`notary init -p`,
 //! `notary key rotate GUN snapshot -r`: what tufd does) and with its
-//! default client-held snapshot. Every timed command must exit 0, and
+//! default client-held snapshot, tags added to `targets`; and in the
+//! repository layout tufd's (a) signs into, the one `docker trust signer
+//! add` makes (server-managed snapshot; delegations `targets/releases` and
+//! `targets/alice`, alice's key imported into notary), each tag added to
+//! both roles as `docker trust sign` does (`notary add --roles … --roles
+//! …`): the same work as tufd's sign. Every timed command must exit 0, and
 //! every tag must then appear in `notary list` with the right digest and
 //! size, or the bench fails.
 //!
@@ -51,7 +56,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tufd_tests::daemon::{Daemon, TOKEN_LABEL, TestEnv, binary, token_toml};
-use tufd_tests::notary::{NotaryCli, NotaryServers};
+use tufd_tests::notary::{NotaryCli, NotaryServers, TestCa};
 use tufd_tests::softhsm::MODULE;
 
 /// The issue's reference figures for notary on this machine.
@@ -155,7 +160,11 @@ fn run() -> Result<()> {
     let snapshots: &[SnapshotKey] = if settings.skip_notary {
         &[]
     } else {
-        &[SnapshotKey::Server, SnapshotKey::Client]
+        &[
+            SnapshotKey::Server,
+            SnapshotKey::Client,
+            SnapshotKey::Docker,
+        ]
     };
     // tufd and notary runs alternate, so a load change on the machine
     // affects both sides alike.
@@ -610,12 +619,19 @@ fn parse_rfc3339(ts: &str) -> Option<Duration> {
 
 // ------------------------------------------------------------------ notary
 
+/// A notary setup: who holds the snapshot key, which roles a tag goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SnapshotKey {
-    /// `notary key rotate GUN snapshot -r`: the server signs snapshots.
+    /// `notary key rotate GUN snapshot -r`: the server signs snapshots;
+    /// tags go into `targets` (signed with the targets key).
     Server,
     /// notary's default: the client holds the snapshot key.
     Client,
+    /// The repository tufd's (a) uses, as `docker trust signer add` makes
+    /// it: server-managed snapshot, delegations `targets/releases` and
+    /// `targets/alice` with alice's key, each tag added to both
+    /// (`notary add --roles`, as `docker trust sign` does).
+    Docker,
 }
 
 impl SnapshotKey {
@@ -623,6 +639,7 @@ impl SnapshotKey {
         match self {
             SnapshotKey::Server => "notary (server-managed snapshot)",
             SnapshotKey::Client => "notary (client snapshot, default)",
+            SnapshotKey::Docker => "notary (as docker trust: 2 delegations)",
         }
     }
 
@@ -630,6 +647,15 @@ impl SnapshotKey {
         match self {
             SnapshotKey::Server => "srv",
             SnapshotKey::Client => "cli",
+            SnapshotKey::Docker => "dkr",
+        }
+    }
+
+    /// `notary add` arguments after the file.
+    fn add_args(self) -> &'static [&'static str] {
+        match self {
+            SnapshotKey::Docker => &["--roles", "targets/releases", "--roles", "targets/alice"],
+            _ => &[],
         }
     }
 }
@@ -667,8 +693,22 @@ fn notary_ok(cli: &NotaryCli, args: &[&str]) -> Result<()> {
 
 fn notary_init(cli: &NotaryCli, gun: &str, snapshot: SnapshotKey) -> Result<()> {
     notary_ok(cli, &["init", gun, "-p"])?;
-    if snapshot == SnapshotKey::Server {
+    if snapshot != SnapshotKey::Client {
         notary_ok(cli, &["key", "rotate", gun, "snapshot", "-r"])?;
+    }
+    if snapshot == SnapshotKey::Docker {
+        let dir = cli.trust_dir().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let ca = TestCa::generate(&dir, "alice-ca").map_err(|e| format!("alice's CA: {e}"))?;
+        let alice = ca
+            .issue_leaf(&dir, "alice")
+            .map_err(|e| format!("alice's certificate: {e}"))?;
+        let (cert, key) = (alice.cert.to_string_lossy(), alice.key.to_string_lossy());
+        for role in ["targets/releases", "targets/alice"] {
+            notary_ok(cli, &["delegation", "add", gun, role, &cert, "--all-paths"])?;
+        }
+        notary_ok(cli, &["key", "import", &key, "--role", "targets/alice"])?;
+        notary_ok(cli, &["publish", gun])?;
     }
     Ok(())
 }
@@ -676,6 +716,7 @@ fn notary_init(cli: &NotaryCli, gun: &str, snapshot: SnapshotKey) -> Result<()> 
 /// `notary add` for every tag, then `notary publish`, timed.
 fn notary_add_publish(
     cli: &NotaryCli,
+    setup: SnapshotKey,
     gun: &str,
     tags: &[String],
     payload: &Path,
@@ -683,7 +724,9 @@ fn notary_add_publish(
     let file = payload.to_string_lossy();
     let start = Instant::now();
     for t in tags {
-        notary_ok(cli, &["add", gun, t, &file])?;
+        let mut args = vec!["add", gun, t, &file];
+        args.extend(setup.add_args());
+        notary_ok(cli, &args)?;
     }
     let add = start.elapsed();
     let start = Instant::now();
@@ -722,8 +765,8 @@ fn series_one(
         let cli = servers.cli();
         let gun = format!("bench.example/notary-{}/one", s.slug());
         notary_init(&cli, &gun, s)?;
-        notary_add_publish(&cli, &gun, &["warmup".to_owned()], payload)?;
-        clients.push((cli, gun));
+        notary_add_publish(&cli, s, &gun, &["warmup".to_owned()], payload)?;
+        clients.push((cli, gun, s));
     }
     let tags: Vec<String> = (0..settings.runs_one).map(|i| format!("one-{i}")).collect();
     let tools = bench.attach(settings, "tufd-one")?;
@@ -732,9 +775,10 @@ fn series_one(
     for tag in &tags {
         tufd.push(bench.sign(&[format!("{tufd_gun}:{tag}")], target)?);
         tufd_cs.push(bench.sign(&[format!("{tufd_gun_cs}:{tag}")], target)?);
-        for ((cli, gun), runs) in clients.iter().zip(&mut notary) {
+        for ((cli, gun, setup), runs) in clients.iter().zip(&mut notary) {
             runs.push(notary_add_publish(
                 cli,
+                *setup,
                 gun,
                 std::slice::from_ref(tag),
                 payload,
@@ -744,7 +788,7 @@ fn series_one(
     detach(tools)?;
     check_listed(servers, tufd_gun, &tags, target)?;
     check_listed(servers, tufd_gun_cs, &tags, target)?;
-    for (_, gun) in &clients {
+    for (_, gun, _) in &clients {
         check_listed(servers, gun, &tags, target)?;
     }
     println!("(a) done: {} runs each", tags.len());
@@ -781,7 +825,7 @@ fn series_many(
             let cli = servers.cli();
             let gun = format!("bench.example/notary-{}/many-{r}", s.slug());
             notary_init(&cli, &gun, s)?;
-            runs.push(notary_add_publish(&cli, &gun, &tags, payload)?);
+            runs.push(notary_add_publish(&cli, s, &gun, &tags, payload)?);
             check_listed(servers, &gun, &tags, target)?;
         }
         println!("(b) run {} of {} done", r + 1, settings.runs_many);
