@@ -117,7 +117,8 @@ impl Gate {
     }
 
     /// Writes an operation's `begin` line (a failed write refuses the
-    /// operation) and starts its fdatasync, which runs beside the
+    /// operation; inline unless the log is busy, see
+    /// [`AuditLog::try_append_unsynced`]) and starts its fdatasync, which runs beside the
     /// operation; [`Audited::end`] waits for it before answering.
     async fn begin(
         &self,
@@ -127,10 +128,15 @@ impl Gate {
             return Ok(None);
         };
         let path = log.path().display().to_string();
-        let writer = log.clone();
-        let written = tokio::task::spawn_blocking(move || writer.append_unsynced(&entry))
-            .await
-            .map_err(|e| Status::internal(format!("audit task failed: {e}")))?;
+        let written = match log.try_append_unsynced(&entry) {
+            Some(written) => written,
+            None => {
+                let writer = log.clone();
+                tokio::task::spawn_blocking(move || writer.append_unsynced(&entry))
+                    .await
+                    .map_err(|e| Status::internal(format!("audit task failed: {e}")))?
+            }
+        };
         let (seq, _) = written.map_err(|e| {
             tracing::error!(error = %e, "audit log write failed");
             Status::unavailable(format!(
@@ -150,12 +156,15 @@ impl Gate {
             return Ok(());
         };
         let path = log.path().display().to_string();
-        let written = tokio::task::spawn_blocking(move || {
-            let (seq, _) = log.append_unsynced(&entry)?;
-            Ok::<_, crate::audit::AuditError>((log, seq))
-        })
-        .await
-        .map_err(|e| Status::internal(format!("audit task failed: {e}")))?;
+        let written = match log.try_append_unsynced(&entry) {
+            Some(written) => written.map(|(seq, _)| (log, seq)),
+            None => tokio::task::spawn_blocking(move || {
+                let (seq, _) = log.append_unsynced(&entry)?;
+                Ok::<_, crate::audit::AuditError>((log, seq))
+            })
+            .await
+            .map_err(|e| Status::internal(format!("audit task failed: {e}")))?,
+        };
         let (log, seq) = written.map_err(|e| {
             tracing::error!(error = %e, "audit log write failed");
             Status::unavailable(format!(
