@@ -49,6 +49,22 @@ pub fn kernel_caller_of<T>(req: &Request<T>) -> Result<Caller, Status> {
     Ok(Caller::from_kernel(cred.uid(), cred.gid(), cred.pid()))
 }
 
+/// Appends `entry` to `log` without syncing it, returning its seq: inline
+/// when nobody else holds the log, else on a blocking thread (see
+/// [`AuditLog::try_append_unsynced`]).
+async fn append_unsynced(
+    log: &Arc<AuditLog>,
+    entry: Entry,
+) -> Result<Result<u64, crate::audit::AuditError>, Status> {
+    if let Some(written) = log.try_append_unsynced(&entry) {
+        return Ok(written.map(|(seq, _)| seq));
+    }
+    let writer = log.clone();
+    tokio::task::spawn_blocking(move || writer.append_unsynced(&entry).map(|(seq, _)| seq))
+        .await
+        .map_err(|e| Status::internal(format!("audit task failed: {e}")))
+}
+
 fn record(c: &Caller) -> CallerRecord {
     CallerRecord {
         uid: Some(c.uid),
@@ -117,8 +133,7 @@ impl Gate {
     }
 
     /// Writes an operation's `begin` line (a failed write refuses the
-    /// operation; inline unless the log is busy, see
-    /// [`AuditLog::try_append_unsynced`]) and starts its fdatasync, which runs beside the
+    /// operation) and starts its fdatasync, which runs beside the
     /// operation; [`Audited::end`] waits for it before answering.
     async fn begin(
         &self,
@@ -128,16 +143,7 @@ impl Gate {
             return Ok(None);
         };
         let path = log.path().display().to_string();
-        let written = match log.try_append_unsynced(&entry) {
-            Some(written) => written,
-            None => {
-                let writer = log.clone();
-                tokio::task::spawn_blocking(move || writer.append_unsynced(&entry))
-                    .await
-                    .map_err(|e| Status::internal(format!("audit task failed: {e}")))?
-            }
-        };
-        let (seq, _) = written.map_err(|e| {
+        let seq = append_unsynced(&log, entry).await?.map_err(|e| {
             tracing::error!(error = %e, "audit log write failed");
             Status::unavailable(format!(
                 "the audit log cannot be written ({e}); tufd refuses operations it cannot record; fix {path}"
@@ -156,16 +162,7 @@ impl Gate {
             return Ok(());
         };
         let path = log.path().display().to_string();
-        let written = match log.try_append_unsynced(&entry) {
-            Some(written) => written.map(|(seq, _)| (log, seq)),
-            None => tokio::task::spawn_blocking(move || {
-                let (seq, _) = log.append_unsynced(&entry)?;
-                Ok::<_, crate::audit::AuditError>((log, seq))
-            })
-            .await
-            .map_err(|e| Status::internal(format!("audit task failed: {e}")))?,
-        };
-        let (log, seq) = written.map_err(|e| {
+        let seq = append_unsynced(&log, entry).await?.map_err(|e| {
             tracing::error!(error = %e, "audit log write failed");
             Status::unavailable(format!(
                 "the operation completed but the audit log cannot be written ({e}); fix {path}"
