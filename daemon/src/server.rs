@@ -25,6 +25,13 @@ const STARTUP_SCAN_WAIT: Duration = Duration::from_secs(2);
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// Requests in flight on one connection; more wait for their turn.
 pub const MAX_REQUESTS_PER_CONNECTION: usize = 16;
+/// HTTP/2 flow-control window of a connection and of each request on it:
+/// what a peer may send that the daemon has not read yet. Requests past
+/// [`MAX_REQUESTS_PER_CONNECTION`] wait unread, outside the request budget
+/// (`service::budget`), so this bounds what they hold: 256 connections ×
+/// 256 KiB (hyper's default, 1 MiB, let 64 crowded connections hold 87 MB).
+/// Over a Unix socket a large request still streams at memory speed.
+pub const CONNECTION_WINDOW: usize = 256 * 1024;
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -303,6 +310,8 @@ pub async fn serve(
     let serve = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(MAX_REQUESTS_PER_CONNECTION)
         .max_concurrent_streams(u32::try_from(MAX_REQUESTS_PER_CONNECTION * 2).ok())
+        .initial_connection_window_size(u32::try_from(CONNECTION_WINDOW).ok())
+        .initial_stream_window_size(u32::try_from(CONNECTION_WINDOW).ok())
         .layer(crate::service::budget::BudgetLayer::new(
             crate::service::budget::RequestBudget::new(crate::service::budget::DEFAULT_LIMIT),
         ))

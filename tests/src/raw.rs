@@ -142,3 +142,59 @@ impl HalfSent {
         self.refusal.as_ref()
     }
 }
+
+/// One connection crowded past the daemon's per-connection request limit
+/// (as a hostile client would leave it, until dropped): `held` requests
+/// announced and left half-sent, each holding one of the connection's
+/// request slots, then `waiting` more that each send `each` bytes of a
+/// large message, which the daemon does not read until a slot frees.
+pub struct Crowded {
+    _sends: Vec<h2::SendStream<bytes::Bytes>>,
+    _responses: Vec<h2::client::ResponseFuture>,
+    _connection: tokio::task::JoinHandle<()>,
+}
+
+/// Opens a [`Crowded`] connection to `method`.
+pub async fn crowded(
+    socket: &Path,
+    method: &str,
+    held: usize,
+    waiting: usize,
+    each: usize,
+) -> Crowded {
+    let io = tokio::net::UnixStream::connect(socket)
+        .await
+        .expect("connect to tufd");
+    let (mut client, connection) = h2::client::handshake(io).await.expect("h2 handshake");
+    let connection = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let (mut sends, mut responses) = (Vec::new(), Vec::new());
+    for i in 0..held + waiting {
+        client = client.ready().await.expect("h2 ready");
+        let request = http::Request::post(format!("http://tufd.local{method}"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .expect("request");
+        let (response, mut send) = client.send_request(request, false).expect("send");
+        let sent = if i < held { 1 } else { each };
+        let mut frame = Vec::with_capacity(5 + sent);
+        frame.push(0);
+        frame.extend_from_slice(&(30u32 << 20).to_be_bytes());
+        frame.resize(5 + sent, 0x0a);
+        send.send_data(bytes::Bytes::from(frame), false)
+            .expect("send data");
+        sends.push(send);
+        responses.push(response);
+        if i + 1 == held {
+            // The held ones reach their handlers (and take the slots) first.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    Crowded {
+        _sends: sends,
+        _responses: responses,
+        _connection: connection,
+    }
+}

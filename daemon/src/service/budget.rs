@@ -20,7 +20,10 @@
 //! With the budget, the memory a socket member can make the daemon hold for
 //! received request data is at most [`RequestBudget::limit`] plus
 //! [`FREE_BYTES`] per stream (256 connections × 32 streams × 16 KiB =
-//! 128 MiB) plus what h2 buffers per connection before it is read.
+//! 128 MiB) plus what h2 buffers per connection before it is read: at most
+//! the connection's flow-control window ([`crate::server::CONNECTION_WINDOW`],
+//! 256 KiB; 64 MiB over 256 connections), which is what requests waiting
+//! for one of a connection's request slots can hold.
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
