@@ -96,25 +96,12 @@ pub struct HalfSent {
 /// Opens a connection of its own and sends to `method` a message header
 /// announcing `announced` bytes, then `sent` bytes of it, and nothing more.
 pub async fn half_sent(socket: &Path, method: &str, announced: u32, sent: usize) -> HalfSent {
-    let io = tokio::net::UnixStream::connect(socket)
-        .await
-        .expect("connect to tufd");
-    let (client, connection) = h2::client::handshake(io).await.expect("h2 handshake");
-    let connection = tokio::spawn(async move {
-        let _ = connection.await;
-    });
+    let (client, connection) = open(socket).await;
     let mut client = client.ready().await.expect("h2 ready");
-    let request = http::Request::post(format!("http://tufd.local{method}"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(())
-        .expect("request");
-    let (response, mut send) = client.send_request(request, false).expect("send");
-    let mut frame = Vec::with_capacity(5 + sent);
-    frame.push(0);
-    frame.extend_from_slice(&announced.to_be_bytes());
-    frame.resize(5 + sent, 0x0a);
-    send.send_data(bytes::Bytes::from(frame), false)
+    let (response, mut send) = client
+        .send_request(grpc_request(method), false)
+        .expect("send");
+    send.send_data(frame(announced, sent), false)
         .expect("send data");
     HalfSent {
         _send: send,
@@ -122,6 +109,41 @@ pub async fn half_sent(socket: &Path, method: &str, announced: u32, sent: usize)
         refusal: None,
         _connection: connection,
     }
+}
+
+/// An HTTP/2 connection of its own to the daemon's socket, driven by a task.
+async fn open(
+    socket: &Path,
+) -> (
+    h2::client::SendRequest<bytes::Bytes>,
+    tokio::task::JoinHandle<()>,
+) {
+    let io = tokio::net::UnixStream::connect(socket)
+        .await
+        .expect("connect to tufd");
+    let (client, connection) = h2::client::handshake(io).await.expect("h2 handshake");
+    let connection = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    (client, connection)
+}
+
+/// The headers of a gRPC call to `method`.
+fn grpc_request(method: &str) -> http::Request<()> {
+    http::Request::post(format!("http://tufd.local{method}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .expect("request")
+}
+
+/// A gRPC message header announcing `announced` bytes, then `sent` of them.
+fn frame(announced: u32, sent: usize) -> bytes::Bytes {
+    let mut frame = Vec::with_capacity(5 + sent);
+    frame.push(0);
+    frame.extend_from_slice(&announced.to_be_bytes());
+    frame.resize(5 + sent, 0x0a);
+    bytes::Bytes::from(frame)
 }
 
 impl HalfSent {
@@ -162,28 +184,15 @@ pub async fn crowded(
     waiting: usize,
     each: usize,
 ) -> Crowded {
-    let io = tokio::net::UnixStream::connect(socket)
-        .await
-        .expect("connect to tufd");
-    let (mut client, connection) = h2::client::handshake(io).await.expect("h2 handshake");
-    let connection = tokio::spawn(async move {
-        let _ = connection.await;
-    });
+    let (mut client, connection) = open(socket).await;
     let (mut sends, mut responses) = (Vec::new(), Vec::new());
     for i in 0..held + waiting {
         client = client.ready().await.expect("h2 ready");
-        let request = http::Request::post(format!("http://tufd.local{method}"))
-            .header("content-type", "application/grpc")
-            .header("te", "trailers")
-            .body(())
-            .expect("request");
-        let (response, mut send) = client.send_request(request, false).expect("send");
+        let (response, mut send) = client
+            .send_request(grpc_request(method), false)
+            .expect("send");
         let sent = if i < held { 1 } else { each };
-        let mut frame = Vec::with_capacity(5 + sent);
-        frame.push(0);
-        frame.extend_from_slice(&(30u32 << 20).to_be_bytes());
-        frame.resize(5 + sent, 0x0a);
-        send.send_data(bytes::Bytes::from(frame), false)
+        send.send_data(frame(30 << 20, sent), false)
             .expect("send data");
         sends.push(send);
         responses.push(response);
