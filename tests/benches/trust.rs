@@ -157,24 +157,24 @@ fn run() -> Result<()> {
         return Ok(());
     }
     let floors = bench.floors(settings.runs_one)?;
-    let snapshots: &[SnapshotKey] = if settings.skip_notary {
+    let setups: &[NotarySetup] = if settings.skip_notary {
         &[]
     } else {
         &[
-            SnapshotKey::Server,
-            SnapshotKey::Client,
-            SnapshotKey::Docker,
+            NotarySetup::Server,
+            NotarySetup::Client,
+            NotarySetup::Docker,
         ]
     };
     // tufd and notary runs alternate, so a load change on the machine
     // affects both sides alike.
-    let one = series_one(&bench, &servers, snapshots, &payload, &target, &settings)?;
+    let one = series_one(&bench, &servers, setups, &payload, &target, &settings)?;
     let (tufd_many, notary_many) =
-        series_many(&bench, &servers, snapshots, &payload, &target, &settings)?;
+        series_many(&bench, &servers, setups, &payload, &target, &settings)?;
     let group = series_group(&bench, &servers, &target, &settings)?;
     println!("keys on the token at the end: {}", bench.key_count()?);
     drop(bench);
-    let notary: Vec<NotaryResult> = snapshots
+    let notary: Vec<NotaryResult> = setups
         .iter()
         .zip(one.notary.into_iter().zip(notary_many))
         .map(|(s, (one, many))| (*s, one, many))
@@ -621,7 +621,7 @@ fn parse_rfc3339(ts: &str) -> Option<Duration> {
 
 /// A notary setup: who holds the snapshot key, which roles a tag goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SnapshotKey {
+enum NotarySetup {
     /// `notary key rotate GUN snapshot -r`: the server signs snapshots;
     /// tags go into `targets` (signed with the targets key).
     Server,
@@ -634,27 +634,27 @@ enum SnapshotKey {
     Docker,
 }
 
-impl SnapshotKey {
+impl NotarySetup {
     fn label(self) -> &'static str {
         match self {
-            SnapshotKey::Server => "notary (server-managed snapshot)",
-            SnapshotKey::Client => "notary (client snapshot, default)",
-            SnapshotKey::Docker => "notary (as docker trust: 2 delegations)",
+            NotarySetup::Server => "notary (server-managed snapshot)",
+            NotarySetup::Client => "notary (client snapshot, default)",
+            NotarySetup::Docker => "notary (as docker trust: 2 delegations)",
         }
     }
 
     fn slug(self) -> &'static str {
         match self {
-            SnapshotKey::Server => "srv",
-            SnapshotKey::Client => "cli",
-            SnapshotKey::Docker => "dkr",
+            NotarySetup::Server => "srv",
+            NotarySetup::Client => "cli",
+            NotarySetup::Docker => "dkr",
         }
     }
 
     /// `notary add` arguments after the file.
     fn add_args(self) -> &'static [&'static str] {
         match self {
-            SnapshotKey::Docker => &["--roles", "targets/releases", "--roles", "targets/alice"],
+            NotarySetup::Docker => &["--roles", "targets/releases", "--roles", "targets/alice"],
             _ => &[],
         }
     }
@@ -667,7 +667,7 @@ struct Target {
 }
 
 /// A notary setup with its (a) and (b) runs.
-type NotaryResult = (SnapshotKey, Vec<NotaryRun>, Vec<NotaryRun>);
+type NotaryResult = (NotarySetup, Vec<NotaryRun>, Vec<NotaryRun>);
 
 /// One timed notary run: adds, then publish.
 #[derive(Debug, Clone, Copy)]
@@ -691,12 +691,12 @@ fn notary_ok(cli: &NotaryCli, args: &[&str]) -> Result<()> {
     }
 }
 
-fn notary_init(cli: &NotaryCli, gun: &str, snapshot: SnapshotKey) -> Result<()> {
+fn notary_init(cli: &NotaryCli, gun: &str, setup: NotarySetup) -> Result<()> {
     notary_ok(cli, &["init", gun, "-p"])?;
-    if snapshot != SnapshotKey::Client {
+    if setup != NotarySetup::Client {
         notary_ok(cli, &["key", "rotate", gun, "snapshot", "-r"])?;
     }
-    if snapshot == SnapshotKey::Docker {
+    if setup == NotarySetup::Docker {
         let dir = cli.trust_dir().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let ca = TestCa::generate(&dir, "alice-ca").map_err(|e| format!("alice's CA: {e}"))?;
@@ -716,7 +716,7 @@ fn notary_init(cli: &NotaryCli, gun: &str, snapshot: SnapshotKey) -> Result<()> 
 /// `notary add` for every tag, then `notary publish`, timed.
 fn notary_add_publish(
     cli: &NotaryCli,
-    setup: SnapshotKey,
+    setup: NotarySetup,
     gun: &str,
     tags: &[String],
     payload: &Path,
@@ -748,7 +748,7 @@ struct OneSeries {
 fn series_one(
     bench: &TufdBench,
     servers: &NotaryServers,
-    snapshots: &[SnapshotKey],
+    setups: &[NotarySetup],
     payload: &Path,
     target: &Target,
     settings: &Settings,
@@ -761,7 +761,7 @@ fn series_one(
     bench.sign(&[format!("{tufd_gun}:warmup")], target)?;
     bench.sign(&[format!("{tufd_gun_cs}:warmup")], target)?;
     let mut clients = Vec::new();
-    for &s in snapshots {
+    for &s in setups {
         let cli = servers.cli();
         let gun = format!("bench.example/notary-{}/one", s.slug());
         notary_init(&cli, &gun, s)?;
@@ -803,14 +803,14 @@ fn series_one(
 fn series_many(
     bench: &TufdBench,
     servers: &NotaryServers,
-    snapshots: &[SnapshotKey],
+    setups: &[NotarySetup],
     payload: &Path,
     target: &Target,
     settings: &Settings,
 ) -> Result<(Vec<TufdRun>, Vec<Vec<NotaryRun>>)> {
     let tags: Vec<String> = (0..settings.tags).map(|i| format!("t{i}")).collect();
     let mut tufd = Vec::new();
-    let mut notary = vec![Vec::new(); snapshots.len()];
+    let mut notary = vec![Vec::new(); setups.len()];
     let mut tools = None;
     for r in 0..settings.runs_many {
         let gun = format!("bench.example/tufd/many-{r}");
@@ -821,7 +821,7 @@ fn series_many(
         }
         tufd.push(bench.sign(&refs, target)?);
         check_listed(servers, &gun, &tags, target)?;
-        for (&s, runs) in snapshots.iter().zip(&mut notary) {
+        for (&s, runs) in setups.iter().zip(&mut notary) {
             let cli = servers.cli();
             let gun = format!("bench.example/notary-{}/many-{r}", s.slug());
             notary_init(&cli, &gun, s)?;

@@ -15,8 +15,9 @@
 //! ```
 //!
 //! Binaries: `TUFD_BIN` and `TUFCTL_BIN` when set; otherwise
-//! `target/dist/{tufd,tufctl}`, built first with `scripts/build-release`. `TUF1_BENCH_TARGETS` changes
-//! the repository size (100 000); `TUF1_BENCH_ARENA_MAX=N` runs the daemon
+//! `target/dist/{tufd,tufctl}`, built first with `scripts/build-release`.
+//! `TUF1_BENCH_TARGETS` changes the repository size (100 000);
+//! `TUF1_BENCH_ARENA_MAX=N` runs the daemon
 //! with glibc's `MALLOC_ARENA_MAX=N` (fewer per-thread heaps holding on to
 //! freed memory).
 
@@ -31,10 +32,6 @@ fn env_num(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn release_binaries() -> Result<(), String> {
-    tufd_tests::bench::binaries().map(|_| ())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -128,7 +125,7 @@ fn tufd_repo(
 }
 
 fn run() -> Result<(), String> {
-    release_binaries()?;
+    tufd_tests::bench::binaries()?;
     let targets = env_num("TUF1_BENCH_TARGETS", 100_000);
     let runs = env_num("TUF1_BENCH_RUNS", 5);
     let mut env = TestEnv::new();

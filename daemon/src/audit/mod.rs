@@ -724,6 +724,15 @@ mod tests {
         (dir, path)
     }
 
+    /// The log at `path` opened again (no rotation).
+    fn reopen(path: &Path) -> AuditLog {
+        AuditLog::open(AuditConfig {
+            path: path.to_path_buf(),
+            rotate_bytes: 0,
+        })
+        .unwrap()
+    }
+
     fn lines(path: &Path) -> Vec<String> {
         std::fs::read_to_string(path)
             .unwrap()
@@ -749,11 +758,7 @@ mod tests {
         assert_eq!(v["prev"], GENESIS);
         assert_eq!(v["caller"]["exe"], "/usr/bin/tufctl");
         assert_eq!(v["tags"][0]["digest"], "sha256:00");
-        let log = AuditLog::open(AuditConfig {
-            path: path.clone(),
-            rotate_bytes: 0,
-        })
-        .unwrap();
+        let log = reopen(&path);
         assert_eq!(log.append(&entry("again")).unwrap(), 6);
         assert_eq!(verify(&path).unwrap().last_seq, 6);
     }
@@ -818,11 +823,7 @@ mod tests {
     #[test]
     fn begin_lines_are_chained_past_the_head_until_the_next_synced_line() {
         let (_d, path) = log_with(2, 0);
-        let log = AuditLog::open(AuditConfig {
-            path: path.clone(),
-            rotate_bytes: 0,
-        })
-        .unwrap();
+        let log = reopen(&path);
         let (seq, file) = log.append_unsynced(&entry("begin")).unwrap();
         assert_eq!(seq, 3);
         file.sync_data().unwrap();
@@ -840,11 +841,7 @@ mod tests {
     #[test]
     fn an_inline_append_never_waits_for_a_busy_log() {
         let (_d, path) = log_with(1, 0);
-        let log = AuditLog::open(AuditConfig {
-            path: path.clone(),
-            rotate_bytes: 0,
-        })
-        .unwrap();
+        let log = reopen(&path);
         // Another thread holds the log (as a rotation does across its
         // fdatasyncs): the inline append declines at once, writing nothing.
         let held = log.tail.lock().unwrap();

@@ -54,38 +54,58 @@ impl Caller {
     /// without the user database: no name, and only the primary group
     /// when `/proc` no longer shows the process. Never blocks.
     pub fn from_kernel(uid: u32, gid: u32, pid: Option<i32>) -> Self {
-        let groups = pid.and_then(proc_groups).unwrap_or_default();
-        Self::with_groups(uid, gid, pid, groups)
+        Self::kernel(uid, gid, pid).0
     }
 
     /// The caller from the kernel's peer credentials, completed from the
     /// user database (waiting for it at most [`LOOKUP_WAIT`]; see the
-    /// module doc).
+    /// module doc). Everything from `/proc` is read before the wait, while
+    /// the pid still names the caller.
     pub async fn from_peer(uid: u32, gid: u32, pid: Option<i32>) -> Self {
-        let from_proc = pid.and_then(proc_groups);
+        let (mut caller, proc_has_groups) = Self::kernel(uid, gid, pid);
         let known = directory().user(uid, gid).await;
-        let groups = from_proc.or(known.groups).unwrap_or_default();
-        let mut caller = Self::with_groups(uid, gid, pid, groups);
+        if !proc_has_groups {
+            caller.groups = known.groups.unwrap_or_default();
+        }
         caller.user_name = known.name;
         caller
     }
 
-    fn with_groups(uid: u32, gid: u32, pid: Option<i32>, groups: Vec<u32>) -> Self {
+    /// `user` as the user database describes it, with the groups it lists
+    /// the user in (no process: `policy check --user`). Blocking.
+    pub fn from_database(user: nix::unistd::User) -> Self {
+        let (uid, gid) = (user.uid.as_raw(), user.gid.as_raw());
+        Caller {
+            uid,
+            gid,
+            groups: database_groups(&user.name, gid).unwrap_or_default(),
+            pid: None,
+            exe: None,
+            comm: None,
+            user_name: Some(user.name),
+        }
+    }
+
+    /// What the kernel and `/proc` say; `true` when `/proc` gave the groups.
+    fn kernel(uid: u32, gid: u32, pid: Option<i32>) -> (Self, bool) {
+        let groups = pid.and_then(proc_groups);
         let exe = pid.and_then(|p| std::fs::read_link(format!("/proc/{p}/exe")).ok());
         let comm = pid.and_then(|p| {
             std::fs::read_to_string(format!("/proc/{p}/comm"))
                 .ok()
                 .map(|c| c.trim_end().to_owned())
         });
-        Caller {
+        let from_proc = groups.is_some();
+        let caller = Caller {
             uid,
             gid,
-            groups,
+            groups: groups.unwrap_or_default(),
             pid,
             exe,
             comm,
             user_name: None,
-        }
+        };
+        (caller, from_proc)
     }
 
     /// Whether the caller is in group `gid` (primary or supplementary).
@@ -158,37 +178,8 @@ impl Directory {
                         Some(Entry::Done { known, .. }) => Some(known.clone()),
                         _ => None,
                     };
-                    if entries.len() >= KEPT {
-                        entries.retain(|_, e| match e {
-                            Entry::Done { at, .. } => at.elapsed() < NAME_TTL,
-                            Entry::Running { .. } => true,
-                        });
-                    }
-                    let (tx, rx) = tokio::sync::watch::channel(false);
-                    let since = Instant::now();
-                    entries.insert(
-                        key,
-                        Entry::Running {
-                            since,
-                            previous: previous.clone(),
-                            done: rx.clone(),
-                        },
-                    );
-                    let this = Arc::clone(self);
-                    drop(tokio::task::spawn_blocking(move || {
-                        let known = look_up(uid, gid);
-                        let mut entries = this.entries.lock().unwrap_or_else(|e| e.into_inner());
-                        entries.insert(
-                            key,
-                            Entry::Done {
-                                known,
-                                at: Instant::now(),
-                            },
-                        );
-                        drop(entries);
-                        let _ = tx.send(true);
-                    }));
-                    (rx, since, previous)
+                    let (done, since) = self.start(&mut entries, key, previous.clone());
+                    (done, since, previous)
                 }
             }
         };
@@ -219,19 +210,62 @@ impl Directory {
     }
 }
 
+impl Directory {
+    /// Starts looking `key` up on a blocking thread (the entry says so
+    /// until the answer replaces it); returns what signals the answer and
+    /// when the lookup started.
+    fn start(
+        self: &Arc<Self>,
+        entries: &mut HashMap<(u32, u32), Entry>,
+        key: (u32, u32),
+        previous: Option<Known>,
+    ) -> (tokio::sync::watch::Receiver<bool>, Instant) {
+        if entries.len() >= KEPT {
+            entries.retain(|_, e| match e {
+                Entry::Done { at, .. } => at.elapsed() < NAME_TTL,
+                Entry::Running { .. } => true,
+            });
+        }
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let since = Instant::now();
+        entries.insert(
+            key,
+            Entry::Running {
+                since,
+                previous,
+                done: rx.clone(),
+            },
+        );
+        let this = Arc::clone(self);
+        drop(tokio::task::spawn_blocking(move || {
+            let known = look_up(key.0, key.1);
+            let at = Instant::now();
+            let mut entries = this.entries.lock().unwrap_or_else(|e| e.into_inner());
+            entries.insert(key, Entry::Done { known, at });
+            drop(entries);
+            let _ = tx.send(true);
+        }));
+        (rx, since)
+    }
+}
+
 /// Asks the user database (blocking; may hang).
 fn look_up(uid: u32, gid: u32) -> Known {
     let name = nix::unistd::User::from_uid(uid.into())
         .ok()
         .flatten()
         .map(|u| u.name);
-    let groups = name.as_deref().and_then(|n| {
-        let cname = std::ffi::CString::new(n).ok()?;
-        nix::unistd::getgrouplist(&cname, gid.into())
-            .ok()
-            .map(|g| g.into_iter().map(|g| g.as_raw()).collect())
-    });
+    let groups = name.as_deref().and_then(|n| database_groups(n, gid));
     Known { name, groups }
+}
+
+/// The groups the group database lists user `name` in, with `gid`
+/// (blocking; may hang).
+fn database_groups(name: &str, gid: u32) -> Option<Vec<u32>> {
+    let cname = std::ffi::CString::new(name).ok()?;
+    nix::unistd::getgrouplist(&cname, gid.into())
+        .ok()
+        .map(|g| g.into_iter().map(|g| g.as_raw()).collect())
 }
 
 /// The `Groups:` line of `/proc/PID/status`.

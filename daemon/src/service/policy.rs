@@ -39,12 +39,13 @@ async fn subject(user: &str) -> Result<Caller, Status> {
     let lookup = tokio::task::spawn_blocking(move || {
         // Held until the lookup returns, even after the caller gave up.
         let _permit = permit;
-        match asked.parse::<u32>() {
+        let found = match asked.parse::<u32>() {
             Ok(uid) => nix::unistd::User::from_uid(uid.into()),
             Err(_) => nix::unistd::User::from_name(&asked),
-        }
+        };
+        found.map(|u| u.map(Caller::from_database))
     });
-    let found = tokio::time::timeout(SUBJECT_WAIT, lookup)
+    tokio::time::timeout(SUBJECT_WAIT, lookup)
         .await
         .map_err(|_| {
             Status::unavailable(format!(
@@ -54,10 +55,7 @@ async fn subject(user: &str) -> Result<Caller, Status> {
         })?
         .map_err(|e| Status::internal(format!("looking up user {user:?}: {e}")))?
         .map_err(|e| Status::internal(format!("looking up user {user:?}: {e}")))?
-        .ok_or_else(|| Status::not_found(format!("no user {user:?} on the daemon's system")))?;
-    let mut c = Caller::from_peer(found.uid.as_raw(), found.gid.as_raw(), None).await;
-    c.user_name = Some(found.name);
-    Ok(c)
+        .ok_or_else(|| Status::not_found(format!("no user {user:?} on the daemon's system")))
 }
 
 #[tonic::async_trait]
