@@ -17,7 +17,8 @@
 //! joined such a sign, which is about to wait for more); TUF 1.0:
 //! `tuf1-checked` (a request the policy allowed, its repository not opened
 //! yet), `tuf1-opened` (a change holds its opened repository, nothing
-//! written yet).
+//! written yet); `audit-sync` (a sync of the audit log is about to
+//! fdatasync: a disk that does not answer).
 //!
 //! `TUFD_TEST_IDLE_TIMEOUT_MS` (same builds only) shortens the socket's idle
 //! timeout (120 s), so that a test can hold a request longer than it.

@@ -434,6 +434,81 @@ fn audit_chain_detects_edited_deleted_and_truncated_lines() {
     assert!(audit_verify(&log).status.success());
 }
 
+/// Threads of process `pid`.
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// A slow audit disk holds one thread, not one per audited request. The
+/// first sync of the log is held (pause point `audit-sync`, as a disk that
+/// does not answer): 24 audited requests wait for their `begin` lines to
+/// be durable, the daemon's thread count stays put, `status` answers; once
+/// the sync goes on, every request is answered and every line is durable.
+/// (Each waiting request used to park a blocking thread on the sync: 24
+/// more threads here, and the blocking pool that token signing uses
+/// would run dry under enough of them.)
+#[test]
+fn a_held_audit_sync_parks_no_thread_per_request() {
+    const REQUESTS: usize = 24;
+    let mut env = TestEnv::new();
+    let points = tufd_tests::hooks::PausePoints::arm(&mut env, "audit-sync");
+    let d = env.start();
+    env.tufctl(&["key", "list"]).ok();
+    let before = threads(d.pid());
+    std::thread::scope(|s| {
+        let calls: Vec<_> = (0..REQUESTS)
+            .map(|i| {
+                let env = &env;
+                // Audited (a begin and an end line) and quick: the token
+                // does not exist, so no token work takes a thread either.
+                s.spawn(move || {
+                    env.tufctl_env(
+                        &["token", "unlock", &format!("missing-{i}")],
+                        &[("TUFCTL_PIN", "1234")],
+                    )
+                })
+            })
+            .collect();
+        points.wait("audit-sync", &d);
+        let log = env.path().join("state/audit.log");
+        let begun = || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains("\"phase\":\"begin\""))
+                .count()
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while begun() < REQUESTS {
+            assert!(Instant::now() < deadline, "only {} begin lines", begun());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Every request now waits for the held sync.
+        std::thread::sleep(Duration::from_millis(300));
+        let during = threads(d.pid());
+        let status = env.tufctl(&["status"]);
+        assert!(status.status.success(), "{status:?}");
+        assert!(
+            during < before + 6,
+            "{REQUESTS} requests waiting for one held sync took {} threads ({before} -> {during})",
+            during.saturating_sub(before)
+        );
+        points.release("audit-sync");
+        for c in calls {
+            let out = c.join().expect("tufctl thread");
+            assert_eq!(out.status.code(), Some(1), "{out:?}");
+            assert!(out.stderr.contains("missing-"), "{out:?}");
+        }
+    });
+    d.stop();
+    let lines = audit_lines(&env);
+    assert_eq!(lines.len(), 2 * REQUESTS, "a begin and an end line each");
+    let out = audit_verify(&env.path().join("state/audit.log"));
+    assert!(out.status.success(), "{out:?}");
+}
+
 /// An audit log that cannot be written refuses the operation.
 #[test]
 fn an_unwritable_audit_log_refuses_the_operation() {

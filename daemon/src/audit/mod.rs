@@ -25,6 +25,8 @@
 //! commit, [`AuditLog::sync_through`]): one fdatasync covers every line
 //! written before it started, so concurrent operations do not queue for
 //! one fsync each, and no answer waits for a sync of its own `end` line.
+//! Requests wait for their lines without holding a thread: one syncer
+//! thread serves them all ([`AuditLog::sync_later`]).
 //! Refusal lines are synced before the refusal is answered. The head may
 //! name a `begin` line. Rotation renames the log to
 //! `audit.log.<last seq, 20 digits>`; the new file continues the sequence
@@ -41,7 +43,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// The `prev` of the first line ever written.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -196,6 +199,59 @@ pub struct AuditLog {
     tail: Mutex<Tail>,
     /// The highest seq known durable (taken before `tail`, never after).
     synced: Mutex<u64>,
+    /// `synced`, readable without waiting for a sync under way.
+    durable: AtomicU64,
+    /// The thread that syncs for async callers ([`AuditLog::sync_later`]),
+    /// started on first use; `None` when it could not be started.
+    syncer: OnceLock<Option<std::sync::mpsc::Sender<SyncRequest>>>,
+}
+
+/// A sync asked of the syncer thread: every line up to `seq`, and where to
+/// say how it went.
+struct SyncRequest {
+    seq: u64,
+    reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+/// Where a line stands on its way to the disk, for an async caller.
+pub enum Durability {
+    /// Durable already (an earlier sync covered it).
+    Done,
+    /// A sync that covers it is asked for; its outcome comes here.
+    Pending(tokio::sync::oneshot::Receiver<Result<(), String>>),
+}
+
+impl Durability {
+    /// Waits until the line is durable; the error says why it is not.
+    pub async fn wait(self) -> Result<(), String> {
+        match self {
+            Durability::Done => Ok(()),
+            Durability::Pending(rx) => rx
+                .await
+                .unwrap_or_else(|_| Err("the audit log's sync stopped".into())),
+        }
+    }
+}
+
+/// The syncer thread: takes every request waiting, syncs once through the
+/// highest seq among them (one fdatasync for a burst of callers), answers
+/// them all. Ends when the log is dropped.
+fn serve_syncs(log: Weak<AuditLog>, requests: std::sync::mpsc::Receiver<SyncRequest>) {
+    while let Ok(first) = requests.recv() {
+        let mut batch = vec![first];
+        batch.extend(requests.try_iter());
+        let upto = batch.iter().map(|r| r.seq).max().unwrap_or(0);
+        let result = match log.upgrade() {
+            Some(log) => log.sync_through(upto).map_err(|e| e.to_string()),
+            None => Err("the audit log is closed".into()),
+        };
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "audit log: a sync failed");
+        }
+        for r in batch {
+            let _ = r.reply.send(result.clone());
+        }
+    }
 }
 
 /// `<path>.head`.
@@ -515,6 +571,8 @@ impl AuditLog {
                 bytes,
             }),
             synced: Mutex::new(seq),
+            durable: AtomicU64::new(seq),
+            syncer: OnceLock::new(),
         })
     }
 
@@ -586,6 +644,7 @@ impl AuditLog {
             let tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
             (tail.seq, tail.last.clone(), tail.file.clone())
         };
+        crate::testhook::pause("audit-sync");
         file.sync_data().map_err(io(path, "appending"))?;
         write_head(
             &self.head,
@@ -597,6 +656,7 @@ impl AuditLog {
             false,
         )?;
         *synced = upto;
+        self.durable.store(upto, Ordering::Release);
         tracing::debug!(seq = upto, %hash, "audit log synced");
         if self.config.rotate_bytes == 0 {
             return Ok(());
@@ -618,6 +678,7 @@ impl AuditLog {
                 false,
             )?;
             *synced = tail.seq;
+            self.durable.store(tail.seq, Ordering::Release);
         }
         let rotated = PathBuf::from(format!("{}.{:020}", path.display(), tail.seq));
         std::fs::rename(path, &rotated).map_err(io(path, "rotating"))?;
@@ -629,6 +690,54 @@ impl AuditLog {
         sync_dir(path)?;
         tracing::info!(rotated = %rotated.display(), "audit log rotated");
         Ok(())
+    }
+
+    /// Asks for every line up to `seq` to be made durable, for an async
+    /// caller: one thread syncs for every caller, once for all the
+    /// requests waiting when it starts. (A blocking thread per caller
+    /// waiting on [`sync_through`](Self::sync_through) would park a burst
+    /// of 32 operations on 32 threads, and a slow disk would hold every
+    /// audited request's thread for as long as it is slow, starving the
+    /// blocking pool that token signing uses.)
+    pub fn sync_later(self: &Arc<Self>, seq: u64) -> Durability {
+        if self.durable.load(Ordering::Acquire) >= seq {
+            return Durability::Done;
+        }
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let request = SyncRequest { seq, reply };
+        let unsent = match self.syncer() {
+            Some(syncer) => match syncer.send(request) {
+                Ok(()) => return Durability::Pending(rx),
+                Err(e) => e.0,
+            },
+            None => request,
+        };
+        // No syncer thread (the system refused one): a blocking thread.
+        let log = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let result = log.sync_through(unsent.seq).map_err(|e| e.to_string());
+            let _ = unsent.reply.send(result);
+        });
+        Durability::Pending(rx)
+    }
+
+    fn syncer(self: &Arc<Self>) -> Option<&std::sync::mpsc::Sender<SyncRequest>> {
+        self.syncer
+            .get_or_init(|| {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let log = Arc::downgrade(self);
+                match std::thread::Builder::new()
+                    .name("tufd-audit-sync".into())
+                    .spawn(move || serve_syncs(log, rx))
+                {
+                    Ok(_) => Some(tx),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "audit log: no sync thread; syncing on blocking threads");
+                        None
+                    }
+                }
+            })
+            .as_ref()
     }
 
     /// Appends one line (not synced); returns its seq and the file it is in.
@@ -913,5 +1022,53 @@ mod tests {
         assert!(chain_files(&path).unwrap().len() >= 3);
         // A sync of a line an earlier sync covered returns at once.
         log.sync_through(5).unwrap();
+    }
+
+    /// Async callers wait for durability through the one syncer thread:
+    /// every wait ends with its line durable and the head on it, through
+    /// rotations, and a line an earlier sync covered needs no wait. The
+    /// runtime has a single blocking thread, which none of this needs.
+    #[test]
+    fn async_waits_share_the_syncer_thread() {
+        let (_d, path) = log_with(1, 2000);
+        let log = Arc::new(
+            AuditLog::open(AuditConfig {
+                path: path.clone(),
+                rotate_bytes: 2000,
+            })
+            .unwrap(),
+        );
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(1)
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let tasks: Vec<_> = (0..32)
+                .map(|t| {
+                    let log = log.clone();
+                    tokio::spawn(async move {
+                        for i in 0..5 {
+                            let line = entry(&format!("b{t}.{i}"));
+                            let seq = loop {
+                                // Another worker or a rotation holds it.
+                                match log.try_append_unsynced(&line) {
+                                    Some(written) => break written.unwrap().0,
+                                    None => tokio::task::yield_now().await,
+                                }
+                            };
+                            log.sync_later(seq).wait().await.unwrap();
+                            assert!(log.durable.load(Ordering::Acquire) >= seq);
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+        let r = verify(&path).unwrap();
+        assert_eq!((r.lines, r.last_seq, r.past_head), (161, 161, 0));
+        assert!(matches!(log.sync_later(100), Durability::Done));
     }
 }

@@ -254,8 +254,11 @@ impl Mirror {
             detail: path.to_owned(),
             result: format!("denied: {message}"),
         };
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = log.append(&entry) {
+        // Written, then synced by the log's syncer with other lines: a
+        // flood of refused pulls holds no thread per refusal.
+        tokio::task::spawn_blocking(move || match log.append_unsynced(&entry) {
+            Ok((seq, _)) => drop(log.sync_later(seq)),
+            Err(e) => {
                 tracing::error!(error = %e, "cannot record a mirror refusal in the audit log");
             }
         });

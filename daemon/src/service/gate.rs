@@ -9,7 +9,7 @@
 //! waits for that sync, writes the outcome and answers, the outcome's sync
 //! following at once (see the audit module).
 
-use crate::audit::{AuditLog, CallerRecord, Entry, Phase, Published, TagRecord};
+use crate::audit::{AuditLog, CallerRecord, Durability, Entry, Phase, Published, TagRecord};
 use crate::policy::{Action, Caller, Decision, Grant, Operation, Policy, RoleScope};
 use std::sync::{Arc, RwLock};
 use tonic::transport::server::UdsConnectInfo;
@@ -115,30 +115,29 @@ impl Gate {
         self.audit.as_ref()
     }
 
-    /// Writes `entry` off the runtime's worker threads.
+    /// Writes `entry` and waits until it is durable (a refusal is
+    /// answered only once recorded), holding no thread while it waits.
     async fn append(&self, entry: Entry) -> Result<(), Status> {
         let Some(log) = self.audit.clone() else {
             return Ok(());
         };
         let path = log.path().display().to_string();
-        let written = tokio::task::spawn_blocking(move || log.append(&entry))
-            .await
-            .map_err(|e| Status::internal(format!("audit task failed: {e}")))?;
-        written.map(|_| ()).map_err(|e| {
+        let refused = |e: String| {
             tracing::error!(error = %e, "audit log write failed");
             Status::unavailable(format!(
                 "the audit log cannot be written ({e}); tufd refuses operations it cannot record; fix {path}"
             ))
-        })
+        };
+        let seq = append_unsynced(&log, entry)
+            .await?
+            .map_err(|e| refused(e.to_string()))?;
+        log.sync_later(seq).wait().await.map_err(refused)
     }
 
     /// Writes an operation's `begin` line (a failed write refuses the
     /// operation) and starts its fdatasync, which runs beside the
     /// operation; [`Audited::end`] waits for it before answering.
-    async fn begin(
-        &self,
-        entry: Entry,
-    ) -> Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>, Status> {
+    async fn begin(&self, entry: Entry) -> Result<Option<Durability>, Status> {
         let Some(log) = self.audit.clone() else {
             return Ok(None);
         };
@@ -149,9 +148,7 @@ impl Gate {
                 "the audit log cannot be written ({e}); tufd refuses operations it cannot record; fix {path}"
             ))
         })?;
-        Ok(Some(tokio::task::spawn_blocking(move || {
-            log.sync_through(seq).map_err(std::io::Error::other)
-        })))
+        Ok(Some(log.sync_later(seq)))
     }
 
     /// Writes an operation's `end` line once its `begin` line is durable;
@@ -168,11 +165,8 @@ impl Gate {
                 "the operation completed but the audit log cannot be written ({e}); fix {path}"
             ))
         })?;
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = log.sync_through(seq) {
-                tracing::error!(error = %e, "audit log: syncing an end line failed");
-            }
-        });
+        // Nobody waits for it; a failure is logged by the syncer.
+        drop(log.sync_later(seq));
         Ok(())
     }
 
@@ -267,7 +261,7 @@ pub struct Audited {
     gate: Arc<Gate>,
     entry: Entry,
     /// The `begin` line's fdatasync, running beside the operation.
-    begin_synced: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    begin_synced: Option<Durability>,
 }
 
 impl Allowed {
@@ -338,7 +332,7 @@ impl Audited {
             Err(e) => format!("error: {e}"),
         };
         let begin = match self.begin_synced.take() {
-            Some(h) => h.await.map_err(std::io::Error::other).and_then(|r| r),
+            Some(d) => d.wait().await,
             None => Ok(()),
         };
         // The begin line (operation, caller, repositories, tags) is durable
