@@ -269,7 +269,7 @@ where
         let _ = out.send(outcome.map(result).map_err(status)).await;
         // Large transactions leave freed arenas behind; give them back,
         // after the answer and off the executor.
-        drop(tokio::task::spawn_blocking(crate::memory::release));
+        crate::memory::release_later();
     });
     Response::new(Box::pin(ReceiverStream::new(rx)))
 }
@@ -728,7 +728,7 @@ impl trust_server::Trust for TrustService {
         tokio::spawn(async move {
             for reference in references {
                 let outcome = inspect_into(&trust, reference, &out).await;
-                crate::memory::release();
+                crate::memory::release_later();
                 if let Err(e) = outcome {
                     let _ = out.send(Err(e)).await;
                     return;

@@ -204,7 +204,7 @@ impl Background {
         tokio::spawn(async move {
             task.await;
             // What it stored (a large repository) is freed now.
-            crate::memory::release();
+            crate::memory::release_later();
             if me.running.fetch_sub(1, Ordering::SeqCst) == 1 {
                 me.idle.notify_waiters();
             }
