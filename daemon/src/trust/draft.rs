@@ -161,6 +161,8 @@ pub struct Signed_ {
     /// The result as a repository, for checks before publishing.
     pub preview: RepositoryFiles,
     pub root: Signed<Root>,
+    /// The targets roles signed, parsed (for the read-back).
+    pub parsed: BTreeMap<String, Signed<Targets>>,
 }
 
 impl Draft {
@@ -501,7 +503,7 @@ impl Draft {
         // a targets role of 100 000 tags is not copied (its file is shared
         // by the publish and the new bytes).
         let (now, targets_expiry) = (self.now, self.expiries.targets);
-        let sign_one = |job: TargetsJob| -> Result<(String, Targets, Bytes, u64), TrustError> {
+        let sign_one = |job: TargetsJob| -> Result<(String, Signed<Targets>, u64), TrustError> {
             let TargetsJob {
                 name,
                 mut targets,
@@ -517,8 +519,8 @@ impl Draft {
                 .iter()
                 .map(|(k, h)| RoleSigner::new(k, &h.signer))
                 .collect();
-            let (t, bytes) = sign_role(&name, targets, &rs).map_err(md)?.into_parts();
-            Ok((name, t, bytes, next))
+            let role = sign_role(&name, targets, &rs).map_err(md)?;
+            Ok((name, role, next))
         };
         // Who signs each changed targets role, decided before any contents
         // move out (a delegation's keys are listed in its parent).
@@ -550,16 +552,25 @@ impl Draft {
                 })?
             };
         }
+        // Every delegation of the result, signed now or not.
+        let delegation_names: Vec<String> = self
+            .delegations
+            .keys()
+            .chain(jobs.iter().map(|j| &j.name))
+            .filter(|n| n.starts_with("targets/"))
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        // The roles signed, as parsed: the checks and the read-back use
+        // them for these very bytes instead of parsing them again.
+        let mut parsed: BTreeMap<String, Signed<Targets>> = BTreeMap::new();
         for signed in sign_all(jobs, &sign_one) {
-            let (name, t, bytes, next) = signed?;
-            files.push((name.clone(), bytes.clone()));
-            new_bytes.insert(name.clone(), bytes);
+            let (name, role, next) = signed?;
+            files.push((name.clone(), role.file()));
+            new_bytes.insert(name.clone(), role.file());
             versions.push((name.clone(), next));
-            if name == "targets" {
-                self.targets = t;
-            } else {
-                self.delegations.insert(name, t);
-            }
+            parsed.insert(name, role);
         }
 
         // snapshot: when tufd holds its key; otherwise the server makes it.
@@ -583,7 +594,7 @@ impl Draft {
                 .clone()
                 .unwrap_or_else(|| Snapshot::new(self.now + self.expiries.snapshot));
             let mut roles: Vec<String> = vec!["root".into(), "targets".into()];
-            roles.extend(self.delegations.keys().cloned());
+            roles.extend(delegation_names.iter().cloned());
             for role in roles {
                 if let Some(b) = file_of(&role) {
                     snap.meta.insert(role, FileMeta::of(&b));
@@ -608,11 +619,11 @@ impl Draft {
             timestamp: Bytes::new(),
             snapshot: snapshot_bytes,
             targets: file_of("targets").unwrap_or_default(),
-            delegations: self
-                .delegations
-                .keys()
+            delegations: delegation_names
+                .iter()
                 .filter_map(|n| file_of(n).map(|b| (n.clone(), b)))
                 .collect(),
+            parsed: parsed.clone(),
         };
         Ok(Signed_ {
             files,
@@ -620,6 +631,7 @@ impl Draft {
             client_snapshot,
             preview,
             root: root_signed,
+            parsed,
         })
     }
 }

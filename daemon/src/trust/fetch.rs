@@ -268,13 +268,22 @@ async fn fetch_with(
         .await?;
         delegations.insert(role.clone(), bytes);
     }
-    let unchanged = root_chain.is_empty() && stored.is_some_and(|s| s.files.timestamp == timestamp);
+    let unchanged = root_chain.is_empty()
+        && stored
+            .as_ref()
+            .is_some_and(|s| s.files.timestamp == timestamp);
     let files = RepositoryFiles {
         root_chain,
         timestamp,
         snapshot,
         targets,
         delegations,
+        // Roles parsed before (the last read, or a change just signed):
+        // used for files whose bytes are theirs.
+        parsed: stored
+            .as_mut()
+            .map(|s| std::mem::take(&mut s.files.parsed))
+            .unwrap_or_default(),
     };
     // Every role's version at least the one verified before (targets and
     // every delegation too), checked before the signatures so a rolled-back
@@ -291,7 +300,7 @@ async fn fetch_with(
     // A large repository takes a core for a long while to verify (most of
     // a second at 100 000 tags): that runs on the CPU pool, never on a
     // runtime thread that serves the socket.
-    let (repo, files) = if metadata_bytes(&files) <= VERIFY_INLINE_BYTES {
+    let (repo, mut files) = if metadata_bytes(&files) <= VERIFY_INLINE_BYTES {
         let repo = verify(&trusted, &files, name, now);
         (repo, files)
     } else {
@@ -306,6 +315,8 @@ async fn fetch_with(
             })?
     };
     let repo = repo.map_err(md)?;
+    // This read's parses, for the next read (none of the older ones).
+    files.keep_parsed(&repo);
     Ok(Some(Fetched {
         repo,
         unchanged,

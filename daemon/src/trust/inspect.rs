@@ -613,6 +613,7 @@ mod tests {
                 read(&dir.join("targets/releases.json")),
             )]
             .into(),
+            parsed: Default::default(),
         };
         let old = Signed::<Root>::from_bytes(&read(&dir.join("1.root.json"))).expect("root");
         let repo =

@@ -287,6 +287,7 @@ impl TrustStore {
                 snapshot: dec(&d.snapshot)?.into(),
                 targets: dec(&d.targets)?.into(),
                 delegations,
+                parsed: Default::default(),
             },
         }))
     }

@@ -119,7 +119,7 @@ use super::store::TrustStore;
 use super::{Event, EventSink, TrustError};
 use crate::keyring::Keyring;
 use sha2::Digest as _;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
@@ -566,6 +566,7 @@ impl Engine {
             let this = Published {
                 root: &signed.root,
                 files: &signed.files,
+                parsed: &signed.parsed,
                 text: &published,
                 expect: &expect,
                 removed: &removed,
@@ -838,6 +839,7 @@ impl Engine {
         let Published {
             root,
             files,
+            parsed,
             text: published,
             expect,
             removed,
@@ -848,7 +850,7 @@ impl Engine {
         let mut round = 0;
         loop {
             round += 1;
-            let after = match self.read_trusting(gun, root, files).await {
+            let after = match self.read_trusting(gun, root, files, parsed).await {
                 Ok(f) => f,
                 Err(TrustError::RolledBack {
                     role,
@@ -1018,7 +1020,7 @@ impl Engine {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let current = self.read_trusting(gun, root, &[]).await?;
+            let current = self.read_trusting(gun, root, &[], &BTreeMap::new()).await?;
             let mut draft = Draft::from_fetched(name, &current, OffsetDateTime::now_utc())?;
             for r in removed {
                 let role = tufd_tuf::RoleName::parse(&r.role).map_err(md)?;
@@ -1044,12 +1046,14 @@ impl Engine {
     /// `published` (the files just published) serve as a cache by checksum
     /// — a file whose sha256 the verified snapshot lists is the file — and
     /// as versions the server must not go below; the trusted root stays
-    /// the stored one.
+    /// the stored one. `parsed` (their parses) stand in for parsing a file
+    /// the server serves with exactly those bytes.
     async fn read_trusting(
         &self,
         gun: &Gun,
         root: &tufd_tuf::Signed<tufd_tuf::Root>,
         published: &[(String, Bytes)],
+        parsed: &BTreeMap<String, tufd_tuf::Signed<Targets>>,
     ) -> Result<Fetched, TrustError> {
         let client = self.client(gun)?;
         let mut stored = match self.trusted(gun.as_str()).await? {
@@ -1069,6 +1073,11 @@ impl Engine {
                 _ => {}
             }
         }
+        // Their parses, used only where the server serves these bytes.
+        stored
+            .files
+            .parsed
+            .extend(parsed.iter().map(|(r, p)| (r.clone(), p.clone())));
         fetch_after_publish(client, gun, Some(stored), OffsetDateTime::now_utc())
             .await?
             .ok_or_else(|| {
@@ -1124,6 +1133,8 @@ struct Published<'a> {
     root: &'a tufd_tuf::Signed<tufd_tuf::Root>,
     /// The files published.
     files: &'a [(String, Bytes)],
+    /// The targets roles published, parsed.
+    parsed: &'a BTreeMap<String, tufd_tuf::Signed<Targets>>,
     /// "targets v3, targets/releases v2", for messages.
     text: &'a str,
     /// What the repository must show (see [`Draft::expect`]).

@@ -36,6 +36,40 @@ pub struct RepositoryFiles {
     /// `targets/<x>.json` by full role name. Every delegation listed in
     /// snapshot meta must be present.
     pub delegations: BTreeMap<String, Bytes>,
+    /// Targets roles (`targets`, delegations) already parsed, by role
+    /// name: verification uses one instead of parsing the role's file
+    /// again when its bytes are exactly that file's (the roles a change
+    /// just signed, the roles of the last read). Every check but the
+    /// parse still runs.
+    pub parsed: BTreeMap<String, Signed<Targets>>,
+}
+
+impl RepositoryFiles {
+    /// The `role` file `bytes` parsed: from [`RepositoryFiles::parsed`]
+    /// when it holds a parse of exactly these bytes, else parsed now.
+    fn targets_role(&self, role: &str, bytes: &Bytes) -> Result<Signed<Targets>> {
+        match self.parsed.get(role) {
+            Some(p) if same_bytes(p.bytes(), bytes) => Ok(p.clone()),
+            _ => Signed::<Targets>::from_role_file(role, bytes.clone()),
+        }
+    }
+
+    /// [`RepositoryFiles::parsed`] set to the targets roles of `repo`,
+    /// which verified from these files (for the next read to reuse).
+    pub fn keep_parsed(&mut self, repo: &VerifiedRepository) {
+        self.parsed = std::iter::once(("targets".to_owned(), repo.targets.clone()))
+            .chain(
+                repo.delegations
+                    .iter()
+                    .map(|(name, d)| (name.clone(), d.file.clone())),
+            )
+            .collect();
+    }
+}
+
+/// Whether `a` and `b` hold the same bytes (the same buffer, usually).
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    (a.as_ptr() == b.as_ptr() && a.len() == b.len()) || a == b
 }
 
 /// A verified delegation: its file and the entry (with effective paths)
@@ -419,7 +453,7 @@ fn verify(
         listed_in: "snapshot".into(),
     })?;
     check_file_meta("targets", &files.targets, targets_meta, "snapshot")?;
-    let targets = Signed::<Targets>::from_role_file("targets", files.targets.clone())?;
+    let targets = files.targets_role("targets", &files.targets)?;
     verify_top_level(r, &RoleName::Targets, &targets)?;
     check_expiry("targets", &targets, now)?;
 
@@ -474,7 +508,7 @@ fn verify(
                         listed_in: "snapshot".into(),
                     })?;
                     check_file_meta(&entry.name, bytes, file_meta, "snapshot")?;
-                    let file = Signed::<Targets>::from_role_file(&entry.name, bytes.clone())?;
+                    let file = files.targets_role(&entry.name, bytes)?;
                     let keys =
                         collect_keys(&entry.name, &entry.keyids, &parent.keys, &parent_name)?;
                     check_threshold(&entry.name, entry.threshold, keys.len())?;
@@ -501,7 +535,7 @@ fn verify(
                     listed_in: "snapshot".into(),
                 })?;
                 check_file_meta(&entry.name, bytes, file_meta, "snapshot")?;
-                let file = Signed::<Targets>::from_role_file(&entry.name, bytes.clone())?;
+                let file = files.targets_role(&entry.name, bytes)?;
                 let keys = collect_keys(&entry.name, &entry.keyids, &parent.keys, &parent_name)?;
                 let checked = check_threshold(&entry.name, entry.threshold, keys.len())
                     .and_then(|()| verify_threshold(&entry.name, &file, &keys, entry.threshold))

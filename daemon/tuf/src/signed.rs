@@ -42,9 +42,12 @@ fn de_b64<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<u8>, D::Er
 }
 
 /// A role file: typed contents, signatures, canonical and exact bytes.
+/// Cloning shares the contents (a targets role of 100 000 tags is not
+/// copied: a read, the repository it verifies and the next read's cache
+/// hold one parse).
 #[derive(Debug, Clone)]
 pub struct Signed<T> {
-    signed: T,
+    signed: std::sync::Arc<T>,
     signatures: Vec<Signature>,
     canonical: Canonical,
     bytes: Bytes,
@@ -114,7 +117,7 @@ impl<T: Metadata> Signed<T> {
         {
             let start = raw.as_ptr() as usize - bytes.as_ptr() as usize;
             return Ok(Signed {
-                signed,
+                signed: signed.into(),
                 signatures: wire.signatures.unwrap_or_default(),
                 canonical: locate(canonical, bytes, start),
                 bytes: file.clone(),
@@ -134,7 +137,7 @@ impl<T: Metadata> Signed<T> {
         let signed: T = serde_json::from_value(value).map_err(|e| Error::parse(role, e))?;
         let start = raw.as_ptr() as usize - bytes.as_ptr() as usize;
         Ok(Signed {
-            signed,
+            signed: signed.into(),
             signatures: wire.signatures.unwrap_or_default(),
             canonical: locate(canonical, bytes, start),
             bytes: file.clone(),
@@ -153,7 +156,7 @@ impl<T: Metadata> Signed<T> {
         let bytes = envelope(&canonical, &signatures);
         let canonical = locate(canonical, &bytes, ENVELOPE_HEAD.len());
         Signed {
-            signed,
+            signed: signed.into(),
             signatures,
             canonical,
             bytes: Bytes::from(bytes),
@@ -218,15 +221,17 @@ impl<T: Metadata> Signed<T> {
         envelope(self.canonical_bytes(), &self.signatures)
     }
 
-    /// The typed contents, dropping signatures and bytes.
+    /// The typed contents, dropping signatures and bytes (copied only
+    /// when a clone of this file still shares them).
     pub fn into_signed(self) -> T {
-        self.signed
+        std::sync::Arc::unwrap_or_clone(self.signed)
     }
 
     /// The typed contents and the exact file bytes, dropping the rest:
-    /// neither is copied (a role of 100 000 tags is large).
+    /// neither is copied (a role of 100 000 tags is large) unless a clone
+    /// of this file still shares the contents.
     pub fn into_parts(self) -> (T, Bytes) {
-        (self.signed, self.bytes)
+        (std::sync::Arc::unwrap_or_clone(self.signed), self.bytes)
     }
 }
 

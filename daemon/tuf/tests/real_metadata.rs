@@ -294,6 +294,7 @@ fn notary_repo() -> (Signed<Root>, RepositoryFiles) {
         snapshot: fx("notary/snapshot.json"),
         targets: fx("notary/targets.json"),
         delegations,
+        parsed: Default::default(),
     };
     (trusted, files)
 }
@@ -354,6 +355,7 @@ fn docker_and_ed25519_repositories_verify() {
         snapshot: fx("docker/snapshot.json"),
         targets: fx("docker/targets.json"),
         delegations,
+        parsed: Default::default(),
     };
     let repo = verify_repository(&root, &files, "localhost:5000/library/app", NOW).unwrap();
     let v1 = repo
@@ -375,6 +377,7 @@ fn docker_and_ed25519_repositories_verify() {
         snapshot: fx("ed25519/snapshot.json"),
         targets: fx("ed25519/targets.json"),
         delegations: BTreeMap::new(),
+        parsed: Default::default(),
     };
     let repo = verify_repository(&root, &files, "example.com/tufd/ed", NOW).unwrap();
     let ts_key = &repo.root.signed().roles["timestamp"].keyids[0];
@@ -625,6 +628,7 @@ fn tufd_made_repository_as_served_by_notary_server_verifies() {
         snapshot: fx("tufd-published/snapshot.json"),
         targets: fx("tufd-published/targets.json"),
         delegations,
+        parsed: Default::default(),
     };
     let repo = verify_repository(&root, &files, "localhost:5000/tufd/rt2", NOW).unwrap();
     let names: Vec<String> = repo
@@ -652,6 +656,7 @@ fn tufd_made_root_rotation_accepted_by_notary_server_verifies() {
         snapshot: fx("tufd-rotated/snapshot.json"),
         targets: fx("tufd-rotated/targets.json"),
         delegations,
+        parsed: Default::default(),
     };
     let repo = verify_repository(&trusted, &files, "localhost:5000/tufd/rt3", NOW).unwrap();
     assert_eq!(repo.root.signed().version, 2);
@@ -676,6 +681,7 @@ fn rsa_delegation_verifies() {
         snapshot: fx("notary-rsa/snapshot.json"),
         targets: fx("notary-rsa/targets.json"),
         delegations,
+        parsed: Default::default(),
     };
     let repo = verify_repository(&trusted, &files, GUN, NOW).unwrap();
     let one = repo
@@ -729,6 +735,7 @@ fn nested_delegation_verifies() {
         snapshot: fx("notary-nested/snapshot.json"),
         targets: fx("notary-nested/targets.json"),
         delegations,
+        parsed: Default::default(),
     };
     let repo = verify_repository(&trusted, &files, GUN, NOW).unwrap();
     let names: Vec<&str> = repo.delegations.iter().map(|(n, _)| n.as_str()).collect();

@@ -173,6 +173,7 @@ fn build(k: &Keys, targets_expires: OffsetDateTime) -> Built {
             snapshot: snapshot.file(),
             targets: targets.file(),
             delegations,
+            parsed: BTreeMap::new(),
         },
         root,
         root_key,
@@ -241,6 +242,59 @@ fn built_repository_verifies_and_reparses_byte_for_byte() {
         ts.ends_with(r#""}]}"#) && ts.contains(r#"],"signatures":[{"keyid":""#)
             || ts.contains(r#"},"signatures":[{"keyid":""#)
     );
+}
+
+/// A role parsed before (a change just signed it, or the last read) stands
+/// in for parsing its file only for exactly the bytes it was parsed from:
+/// reused, the verified role shares that parse; for other bytes (the
+/// server serves another file under the name) the file is parsed, and it
+/// is the file's content that verifies and resolves, not the stale parse.
+#[test]
+fn a_kept_parse_stands_in_only_for_its_own_bytes() {
+    let k = keys();
+    let b = build(&k, NOW + TARGETS_EXPIRY);
+    let now = NOW + time::Duration::seconds(1);
+    let first = verify(&b, now).unwrap();
+    let releases_of = |repo: &VerifiedRepository| {
+        repo.delegations
+            .iter()
+            .find(|(n, _)| n == "targets/releases")
+            .map(|(_, d)| d.file.clone())
+            .expect("releases verified")
+    };
+    let kept = releases_of(&first);
+
+    // The same bytes (a copy, not the same buffer): the parse is shared.
+    let mut same = b.files.clone();
+    same.delegations.insert(
+        "targets/releases".into(),
+        bytes::Bytes::copy_from_slice(kept.bytes()),
+    );
+    same.parsed.insert("targets/releases".into(), kept.clone());
+    let repo = verify_repository(&b.root, &same, GUN, now).unwrap();
+    assert!(std::ptr::eq(releases_of(&repo).signed(), kept.signed()));
+
+    // A parse of other bytes under that name: not used. The stale parse
+    // lists a tag the file does not; the result is the file's.
+    let mut stale_targets = kept.signed().clone();
+    stale_targets
+        .targets
+        .insert("stale".into(), TargetMeta::sha256_only([1; 32], 1));
+    let rel_key = k.releases.public();
+    let stale = sign_role(
+        "targets/releases",
+        stale_targets,
+        &[RoleSigner::new(&rel_key, &k.releases)],
+    )
+    .unwrap();
+    let mut other = b.files.clone();
+    other.parsed.insert("targets/releases".into(), stale.clone());
+    let repo = verify_repository(&b.root, &other, GUN, now).unwrap();
+    let releases = releases_of(&repo);
+    assert!(!std::ptr::eq(releases.signed(), stale.signed()));
+    assert!(!releases.signed().targets.contains_key("stale"));
+    assert!(repo.resolve("stale").is_none());
+    assert!(repo.resolve("v1.0").is_some());
 }
 
 /// A verified role keeps the fetched file itself, not a copy: a delegation

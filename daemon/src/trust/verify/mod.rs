@@ -455,6 +455,11 @@ impl Trust {
             snapshot,
             targets,
             delegations: Default::default(),
+            // The stored state's parses, for files that did not change.
+            parsed: stored
+                .as_ref()
+                .map(|s| s.files.parsed.clone())
+                .unwrap_or_default(),
         };
 
         // Delegations: only those reachable from verified parents, one
@@ -472,6 +477,8 @@ impl Trust {
             if wanted.is_empty() {
                 break (repo, skipped);
             }
+            // The next pass parses only the delegations fetched now.
+            files.keep_parsed(&repo);
             for role in wanted {
                 attempted.insert(role.clone());
                 let (sha, len) = sha256_and_length(&snap.signed().meta, &role, "snapshot", name)?;
