@@ -488,6 +488,9 @@ fn a_held_audit_sync_parks_no_thread_per_request() {
         // Every request now waits for the held sync.
         std::thread::sleep(Duration::from_millis(300));
         let during = threads(d.pid());
+        eprintln!(
+            "MEASURE {REQUESTS} requests waiting for a held audit sync: tufd threads {before} -> {during}"
+        );
         let status = env.tufctl(&["status"]);
         assert!(status.status.success(), "{status:?}");
         assert!(

@@ -79,11 +79,11 @@ impl Versions {
         Self {
             timestamp: version(&files.timestamp),
             snapshot: version(&files.snapshot),
-            targets: version(&files.targets),
+            targets: targets_version(files, "targets", &files.targets),
             delegations: files
                 .delegations
                 .iter()
-                .map(|(name, b)| (name.clone(), version(b)))
+                .map(|(name, b)| (name.clone(), targets_version(files, name, b)))
                 .collect(),
         }
     }
@@ -91,19 +91,33 @@ impl Versions {
     /// Refuses `new` when one of its roles is older than here (see
     /// [`check_not_older`]).
     pub fn check_not_older(&self, gun: &str, new: &RepositoryFiles) -> Result<(), TrustError> {
-        let check = |role: &str, old: Option<u64>, new: &[u8]| match (old, version(new)) {
+        let check = |role: &str, old: Option<u64>, new: Option<u64>| match (old, new) {
             (Some(o), Some(n)) if n < o => Err(rolled_back(gun, role, o, n)),
             _ => Ok(()),
         };
-        check("timestamp", self.timestamp, &new.timestamp)?;
-        check("snapshot", self.snapshot, &new.snapshot)?;
-        check("targets", self.targets, &new.targets)?;
+        check("timestamp", self.timestamp, version(&new.timestamp))?;
+        check("snapshot", self.snapshot, version(&new.snapshot))?;
+        check(
+            "targets",
+            self.targets,
+            targets_version(new, "targets", &new.targets),
+        )?;
         for (name, old) in &self.delegations {
             if let Some(b) = new.delegations.get(name) {
-                check(name, *old, b)?;
+                check(name, *old, targets_version(new, name, b))?;
             }
         }
         Ok(())
+    }
+}
+
+/// The version of the targets role `role` of `files`, whose file is
+/// `bytes`: from its kept parse when there is one of these bytes (`version`
+/// comes last in a targets file: reading it scans every tag), else read.
+fn targets_version(files: &RepositoryFiles, role: &str, bytes: &[u8]) -> Option<u64> {
+    match files.parsed_of(role, bytes) {
+        Some(p) => Some(p.signed().version),
+        None => version(bytes),
     }
 }
 
@@ -398,6 +412,45 @@ mod tests {
                 .collect(),
             ..Default::default()
         }
+    }
+
+    /// A kept parse gives a role's version only for its own bytes: a
+    /// rolled-back file served under the name is read, and refused.
+    #[test]
+    fn a_kept_parse_gives_the_version_of_its_own_bytes_only() {
+        let parsed = |f: &RepositoryFiles| {
+            Signed::<Targets>::from_role_file(
+                "targets/releases",
+                f.delegations["targets/releases"].clone(),
+            )
+            .unwrap()
+        };
+        let mut stored = files(3, Some(5));
+        stored
+            .parsed
+            .insert("targets/releases".into(), parsed(&stored));
+        assert_eq!(
+            Versions::of(&stored).delegations["targets/releases"],
+            Some(5)
+        );
+        // The served file is an older one; the kept parse (v5) is not its.
+        let mut served = files(3, Some(4));
+        served.parsed = stored.parsed.clone();
+        let e = Versions::of(&stored)
+            .check_not_older("example.com/app", &served)
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("rolled targets/releases back"),
+            "{e}"
+        );
+        // Its own parse stands in for reading it.
+        let mut same = files(3, Some(5));
+        same.parsed.insert("targets/releases".into(), parsed(&same));
+        assert!(
+            Versions::of(&stored)
+                .check_not_older("example.com/app", &same)
+                .is_ok()
+        );
     }
 
     #[test]

@@ -48,10 +48,18 @@ impl RepositoryFiles {
     /// The `role` file `bytes` parsed: from [`RepositoryFiles::parsed`]
     /// when it holds a parse of exactly these bytes, else parsed now.
     fn targets_role(&self, role: &str, bytes: &Bytes) -> Result<Signed<Targets>> {
-        match self.parsed.get(role) {
-            Some(p) if same_bytes(p.bytes(), bytes) => Ok(p.clone()),
-            _ => Signed::<Targets>::from_role_file(role, bytes.clone()),
+        match self.parsed_of(role, bytes) {
+            Some(p) => Ok(p.clone()),
+            None => Signed::<Targets>::from_role_file(role, bytes.clone()),
         }
+    }
+
+    /// The parse of `role` kept in [`RepositoryFiles::parsed`] when it
+    /// was parsed from exactly `bytes`.
+    pub fn parsed_of(&self, role: &str, bytes: &[u8]) -> Option<&Signed<Targets>> {
+        self.parsed
+            .get(role)
+            .filter(|p| same_bytes(p.bytes(), bytes))
     }
 
     /// [`RepositoryFiles::parsed`] set to the targets roles of `repo`,

@@ -288,7 +288,9 @@ fn a_kept_parse_stands_in_only_for_its_own_bytes() {
     )
     .unwrap();
     let mut other = b.files.clone();
-    other.parsed.insert("targets/releases".into(), stale.clone());
+    other
+        .parsed
+        .insert("targets/releases".into(), stale.clone());
     let repo = verify_repository(&b.root, &other, GUN, now).unwrap();
     let releases = releases_of(&repo);
     assert!(!std::ptr::eq(releases.signed(), stale.signed()));
