@@ -180,7 +180,12 @@ impl Draft {
     /// role of 100 000 tags is neither copied nor parsed again.
     pub fn from_read(gun: &str, fetched: Fetched, now: OffsetDateTime) -> Result<Self, TrustError> {
         let md = |e| TrustError::metadata(gun, e);
-        let Fetched { repo, files, .. } = fetched;
+        let Fetched {
+            repo, mut files, ..
+        } = fetched;
+        // The read's own references to its parses: without them, the
+        // parses below are this read's alone and move instead of copying.
+        drop(std::mem::take(&mut files.parsed));
         let mut base_versions = BTreeMap::new();
         let mut base_bytes = BTreeMap::new();
         base_versions.insert("root".to_owned(), repo.root.signed().version());
@@ -772,5 +777,25 @@ mod tests {
         let over = PARALLEL_SIGN_MAX_TARGETS / 2 + 1;
         let large = signed_on(vec![job("targets/a", over), job("targets/releases", over)]);
         assert!(large.iter().all(|(_, t)| *t == here));
+    }
+
+    /// A draft taking a read moves the read's parses in, though the read
+    /// also keeps them for the next read (`RepositoryFiles::parsed`): a
+    /// role of 100 000 tags is not copied (here: the first delegation key
+    /// id of targets is the same allocation before and after).
+    #[test]
+    fn a_draft_takes_the_reads_parses_without_copying() {
+        use crate::trust::intent::testkit::Kit;
+        let mut read = Kit::new().repository(&["alice"]);
+        // As a read from the server keeps them.
+        let repo = read.repo.clone();
+        read.files.keep_parsed(&repo);
+        drop(repo);
+        assert!(read.files.parsed.contains_key("targets"));
+        let first = |t: &Targets| t.delegations.keys.keys().next().map(|k| k.as_ptr());
+        let before = first(read.repo.targets.signed());
+        assert!(before.is_some(), "targets delegates");
+        let draft = Draft::from_read(Kit::GUN, read, OffsetDateTime::now_utc()).unwrap();
+        assert_eq!(first(&draft.targets), before);
     }
 }
