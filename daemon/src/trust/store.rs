@@ -17,7 +17,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tufd_tuf::{Metadata, RepositoryFiles, Root, Signed, VerifiedRepository};
@@ -155,6 +155,48 @@ struct OnDiskV1 {
 /// Where verified metadata is kept.
 pub struct TrustStore {
     dir: PathBuf,
+    /// Each repository's versions as this store last wrote them: the floor
+    /// its next write may not go below, without reading the file back (a
+    /// 100 000-tag repository is 17 MB, its versions last in each file).
+    /// The daemon's state-directory lock makes this store the files' only
+    /// writer; a repository not written since start is read once.
+    floors: std::sync::Mutex<HashMap<String, Floor>>,
+}
+
+/// The versions a repository's next write may not go below.
+#[derive(Debug, Clone)]
+struct Floor {
+    roles: Versions,
+    root: Option<u64>,
+}
+
+impl Floor {
+    /// The floor a stored repository sets.
+    fn of_stored(old: &StoredRepository) -> Self {
+        Floor {
+            roles: Versions::of(&old.files),
+            root: Signed::<Root>::from_role_bytes("root", &old.root)
+                .ok()
+                .map(|r| r.signed().version()),
+        }
+    }
+
+    /// The floor `repo`, once written, sets (versions from its parse).
+    fn of_written(repo: &VerifiedRepository) -> Self {
+        Floor {
+            roles: Versions {
+                timestamp: repo.timestamp.as_ref().map(|t| t.signed().version()),
+                snapshot: Some(repo.snapshot.signed().version()),
+                targets: Some(repo.targets.signed().version()),
+                delegations: repo
+                    .delegations
+                    .iter()
+                    .map(|(name, d)| (name.clone(), Some(d.file.signed().version())))
+                    .collect(),
+            },
+            root: Some(repo.root.signed().version()),
+        }
+    }
 }
 
 fn store_err(path: &Path, detail: impl std::fmt::Display) -> TrustError {
@@ -192,12 +234,20 @@ impl TrustStore {
                 }
             }
         }
-        Ok(Self { dir })
+        Ok(Self {
+            dir,
+            floors: Default::default(),
+        })
+    }
+
+    fn floors(&self) -> std::sync::MutexGuard<'_, HashMap<String, Floor>> {
+        self.floors.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Removes `gun` from the store: the next read trusts what the server
     /// serves anew (trust on first use). Whether it was stored.
     pub fn forget(&self, gun: &str) -> Result<bool, TrustError> {
+        self.floors().remove(gun);
         let removed = remove(&self.path(gun))?;
         let removed_v1 = remove(&self.path_v1(gun))?;
         if !(removed || removed_v1) {
@@ -322,42 +372,26 @@ impl TrustStore {
                 .iter()
                 .map(|(name, d)| (name.clone(), d.file.bytes())),
         );
-        if let Some(old) = self.load(gun)? {
-            let floor = Versions::of(&old.files);
+        let written = Floor::of_written(repo);
+        let known = self.floors().get(gun).cloned();
+        let floor = match known {
+            Some(f) => Some(f),
+            None => self.load(gun)?.map(|old| Floor::of_stored(&old)),
+        };
+        if let Some(floor) = floor {
             let check = |role: &str, new: Option<u64>, old: Option<u64>| match (old, new) {
                 (Some(o), Some(n)) if n < o => Err(rolled_back(gun, role, o, n)),
                 _ => Ok(()),
             };
-            check(
-                "timestamp",
-                repo.timestamp.as_ref().map(|t| t.signed().version()),
-                floor.timestamp,
-            )?;
-            check(
-                "snapshot",
-                Some(repo.snapshot.signed().version()),
-                floor.snapshot,
-            )?;
-            check(
-                "targets",
-                Some(repo.targets.signed().version()),
-                floor.targets,
-            )?;
-            for (name, d) in &repo.delegations {
-                if let Some(old) = floor.delegations.get(name) {
-                    check(name, Some(d.file.signed().version()), *old)?;
+            check("timestamp", written.roles.timestamp, floor.roles.timestamp)?;
+            check("snapshot", written.roles.snapshot, floor.roles.snapshot)?;
+            check("targets", written.roles.targets, floor.roles.targets)?;
+            for (name, new) in &written.roles.delegations {
+                if let Some(old) = floor.roles.delegations.get(name) {
+                    check(name, *new, *old)?;
                 }
             }
-            if let Ok(a) = Signed::<Root>::from_role_bytes("root", &old.root)
-                && repo.root.signed().version() < a.signed().version()
-            {
-                return Err(rolled_back(
-                    gun,
-                    "root",
-                    a.signed().version(),
-                    repo.root.signed().version(),
-                ));
-            }
+            check("root", written.root, floor.root)?;
         }
         let path = self.path(gun);
         let header = Header {
@@ -385,6 +419,7 @@ impl TrustStore {
         }
         tmp.as_file().sync_all().map_err(|e| store_err(&path, e))?;
         tmp.persist(&path).map_err(|e| store_err(&path, e.error))?;
+        self.floors().insert(gun.to_owned(), written);
         // A format-1 file of the same repository is superseded.
         remove(&self.path_v1(gun))?;
         self.sync_dir()
@@ -519,6 +554,32 @@ mod tests {
         let store = TrustStore::open(dir.path()).unwrap();
         let (older, newer) = two_versions();
         (dir, store, older, newer)
+    }
+
+    /// A write's floor is the store's last write, not a read of the file
+    /// back (the daemon is its only writer); a store opened anew (a
+    /// restart) takes it from the file.
+    #[test]
+    fn the_floor_of_a_write_is_the_last_write() {
+        let (dir, store, older, newer) = store_and_two_versions();
+        let gun = "example.com/team/app";
+        store.save(gun, &newer).unwrap();
+        // The file is not read back: a damaged copy does not stop the next
+        // write (which replaces it), and the last write's versions still
+        // refuse an older repository.
+        let file = std::fs::read(store.path(gun)).unwrap();
+        std::fs::write(store.path(gun), &file[..file.len() - 1]).unwrap();
+        let e = store.save(gun, &older).unwrap_err();
+        assert!(e.to_string().contains("rolled snapshot back"), "{e}");
+        store.save(gun, &newer).unwrap();
+        assert!(store.load(gun).unwrap().is_some());
+        // After a restart, from the file.
+        let reopened = TrustStore::open(dir.path()).unwrap();
+        let e = reopened.save(gun, &older).unwrap_err();
+        assert!(e.to_string().contains("rolled snapshot back"), "{e}");
+        // Forgotten: no floor at all.
+        assert!(reopened.forget(gun).unwrap());
+        reopened.save(gun, &older).unwrap();
     }
 
     #[test]
