@@ -617,6 +617,27 @@ impl AuditLog {
         Some(self.write_locked(&mut tail, entry))
     }
 
+    /// [`append_unsynced`](Self::append_unsynced) for an async caller:
+    /// inline when nobody else holds the log (see
+    /// [`try_append_unsynced`](Self::try_append_unsynced)), else on a
+    /// blocking thread. Returns the line's seq, for
+    /// [`sync_later`](Self::sync_later).
+    pub async fn append_soon(self: &Arc<Self>, entry: Entry) -> Result<u64, AuditError> {
+        if let Some(written) = self.try_append_unsynced(&entry) {
+            return written.map(|(seq, _)| seq);
+        }
+        let log = Arc::clone(self);
+        tokio::task::spawn_blocking(move || log.append_unsynced(&entry).map(|(seq, _)| seq))
+            .await
+            .unwrap_or_else(|e| {
+                Err(AuditError::Io {
+                    path: self.config.path.clone(),
+                    action: "appending",
+                    source: std::io::Error::other(e),
+                })
+            })
+    }
+
     fn write(
         &self,
         entry: &Entry,

@@ -256,10 +256,12 @@ impl Mirror {
         };
         // Written, then synced by the log's syncer with other lines: a
         // flood of refused pulls holds no thread per refusal.
-        tokio::task::spawn_blocking(move || match log.append_unsynced(&entry) {
-            Ok((seq, _)) => drop(log.sync_later(seq)),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot record a mirror refusal in the audit log");
+        tokio::spawn(async move {
+            match log.append_soon(entry).await {
+                Ok(seq) => drop(log.sync_later(seq)),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot record a mirror refusal in the audit log");
+                }
             }
         });
     }

@@ -208,9 +208,7 @@ impl Directory {
         );
         Known::default()
     }
-}
 
-impl Directory {
     /// Starts looking `key` up on a blocking thread (the entry says so
     /// until the answer replaces it); returns what signals the answer and
     /// when the lookup started.

@@ -49,20 +49,12 @@ pub fn kernel_caller_of<T>(req: &Request<T>) -> Result<Caller, Status> {
     Ok(Caller::from_kernel(cred.uid(), cred.gid(), cred.pid()))
 }
 
-/// Appends `entry` to `log` without syncing it, returning its seq: inline
-/// when nobody else holds the log, else on a blocking thread (see
-/// [`AuditLog::try_append_unsynced`]).
-async fn append_unsynced(
-    log: &Arc<AuditLog>,
-    entry: Entry,
-) -> Result<Result<u64, crate::audit::AuditError>, Status> {
-    if let Some(written) = log.try_append_unsynced(&entry) {
-        return Ok(written.map(|(seq, _)| seq));
-    }
-    let writer = log.clone();
-    tokio::task::spawn_blocking(move || writer.append_unsynced(&entry).map(|(seq, _)| seq))
-        .await
-        .map_err(|e| Status::internal(format!("audit task failed: {e}")))
+/// The refusal of an operation whose audit line cannot be written.
+fn unrecorded(path: &str, e: impl std::fmt::Display) -> Status {
+    tracing::error!(error = %e, "audit log write failed");
+    Status::unavailable(format!(
+        "the audit log cannot be written ({e}); tufd refuses operations it cannot record; fix {path}"
+    ))
 }
 
 fn record(c: &Caller) -> CallerRecord {
@@ -122,16 +114,14 @@ impl Gate {
             return Ok(());
         };
         let path = log.path().display().to_string();
-        let refused = |e: String| {
-            tracing::error!(error = %e, "audit log write failed");
-            Status::unavailable(format!(
-                "the audit log cannot be written ({e}); tufd refuses operations it cannot record; fix {path}"
-            ))
-        };
-        let seq = append_unsynced(&log, entry)
-            .await?
-            .map_err(|e| refused(e.to_string()))?;
-        log.sync_later(seq).wait().await.map_err(refused)
+        let seq = log
+            .append_soon(entry)
+            .await
+            .map_err(|e| unrecorded(&path, e))?;
+        log.sync_later(seq)
+            .wait()
+            .await
+            .map_err(|e| unrecorded(&path, e))
     }
 
     /// Writes an operation's `begin` line (a failed write refuses the
@@ -142,12 +132,10 @@ impl Gate {
             return Ok(None);
         };
         let path = log.path().display().to_string();
-        let seq = append_unsynced(&log, entry).await?.map_err(|e| {
-            tracing::error!(error = %e, "audit log write failed");
-            Status::unavailable(format!(
-                "the audit log cannot be written ({e}); tufd refuses operations it cannot record; fix {path}"
-            ))
-        })?;
+        let seq = log
+            .append_soon(entry)
+            .await
+            .map_err(|e| unrecorded(&path, e))?;
         Ok(Some(log.sync_later(seq)))
     }
 
@@ -159,7 +147,7 @@ impl Gate {
             return Ok(());
         };
         let path = log.path().display().to_string();
-        let seq = append_unsynced(&log, entry).await?.map_err(|e| {
+        let seq = log.append_soon(entry).await.map_err(|e| {
             tracing::error!(error = %e, "audit log write failed");
             Status::unavailable(format!(
                 "the operation completed but the audit log cannot be written ({e}); fix {path}"

@@ -45,6 +45,7 @@ async fn subject(user: &str) -> Result<Caller, Status> {
         };
         found.map(|u| u.map(Caller::from_database))
     });
+    let failed = |e: String| Status::internal(format!("looking up user {user:?}: {e}"));
     tokio::time::timeout(SUBJECT_WAIT, lookup)
         .await
         .map_err(|_| {
@@ -53,8 +54,8 @@ async fn subject(user: &str) -> Result<Caller, Status> {
                 SUBJECT_WAIT.as_secs()
             ))
         })?
-        .map_err(|e| Status::internal(format!("looking up user {user:?}: {e}")))?
-        .map_err(|e| Status::internal(format!("looking up user {user:?}: {e}")))?
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(|e| failed(e.to_string()))?
         .ok_or_else(|| Status::not_found(format!("no user {user:?} on the daemon's system")))
 }
 

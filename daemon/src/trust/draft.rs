@@ -558,15 +558,13 @@ impl Draft {
             };
         }
         // Every delegation of the result, signed now or not.
-        let delegation_names: Vec<String> = self
-            .delegations
-            .keys()
-            .chain(jobs.iter().map(|j| &j.name))
-            .filter(|n| n.starts_with("targets/"))
-            .cloned()
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let mut delegation_names: std::collections::BTreeSet<String> =
+            self.delegations.keys().cloned().collect();
+        delegation_names.extend(
+            jobs.iter()
+                .filter(|j| j.name != "targets")
+                .map(|j| j.name.clone()),
+        );
         // The roles signed, as parsed: the checks and the read-back use
         // them for these very bytes instead of parsing them again.
         let mut parsed: BTreeMap<String, Signed<Targets>> = BTreeMap::new();

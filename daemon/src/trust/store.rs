@@ -91,20 +91,22 @@ impl Versions {
     /// Refuses `new` when one of its roles is older than here (see
     /// [`check_not_older`]).
     pub fn check_not_older(&self, gun: &str, new: &RepositoryFiles) -> Result<(), TrustError> {
+        self.not_below(gun, &Versions::of(new))
+    }
+
+    /// Refuses versions `new` when one of its roles is below its version
+    /// here (a role either side lacks is not compared).
+    fn not_below(&self, gun: &str, new: &Versions) -> Result<(), TrustError> {
         let check = |role: &str, old: Option<u64>, new: Option<u64>| match (old, new) {
             (Some(o), Some(n)) if n < o => Err(rolled_back(gun, role, o, n)),
             _ => Ok(()),
         };
-        check("timestamp", self.timestamp, version(&new.timestamp))?;
-        check("snapshot", self.snapshot, version(&new.snapshot))?;
-        check(
-            "targets",
-            self.targets,
-            targets_version(new, "targets", &new.targets),
-        )?;
+        check("timestamp", self.timestamp, new.timestamp)?;
+        check("snapshot", self.snapshot, new.snapshot)?;
+        check("targets", self.targets, new.targets)?;
         for (name, old) in &self.delegations {
-            if let Some(b) = new.delegations.get(name) {
-                check(name, *old, targets_version(new, name, b))?;
+            if let Some(n) = new.delegations.get(name) {
+                check(name, *old, *n)?;
             }
         }
         Ok(())
@@ -379,19 +381,12 @@ impl TrustStore {
             None => self.load(gun)?.map(|old| Floor::of_stored(&old)),
         };
         if let Some(floor) = floor {
-            let check = |role: &str, new: Option<u64>, old: Option<u64>| match (old, new) {
-                (Some(o), Some(n)) if n < o => Err(rolled_back(gun, role, o, n)),
-                _ => Ok(()),
-            };
-            check("timestamp", written.roles.timestamp, floor.roles.timestamp)?;
-            check("snapshot", written.roles.snapshot, floor.roles.snapshot)?;
-            check("targets", written.roles.targets, floor.roles.targets)?;
-            for (name, new) in &written.roles.delegations {
-                if let Some(old) = floor.roles.delegations.get(name) {
-                    check(name, *new, *old)?;
-                }
+            floor.roles.not_below(gun, &written.roles)?;
+            if let (Some(old), Some(new)) = (floor.root, written.root)
+                && new < old
+            {
+                return Err(rolled_back(gun, "root", old, new));
             }
-            check("root", written.root, floor.root)?;
         }
         let path = self.path(gun);
         let header = Header {
