@@ -22,7 +22,10 @@
 //!
 //! tufd's time is broken down by the progress lines tufctl prints (steps:
 //! start-up, read and verify, signing, publishing, read-back verify) and by
-//! the daemon's debug log (every notary request).
+//! the daemon's debug log (every notary request and its answer). From the
+//! answers, (a)'s floor: the time tufd's notary requests were out, plus a
+//! process start-up, as a fraction of notary's time (what no daemon can go
+//! below with this server, since read, publish and read-back are serial).
 //!
 //! ```text
 //! cargo bench -p tufd-tests --bench trust
@@ -226,6 +229,42 @@ impl TufdRun {
             .filter(|(_, l)| l.contains("notary request"))
             .map(|(t, l)| (*t, short_request(l)))
             .collect()
+    }
+
+    /// How long at least one notary request of this run was waiting for
+    /// its answer: the union of the intervals from each request to its
+    /// response, as the daemon logged them (`notary response … us=N`, at
+    /// the response). The read before a change, the publish and the
+    /// read-back wait on the server one after another, so no run that
+    /// makes them can take less than this plus its process start-up.
+    fn server_time(&self) -> Duration {
+        let mut spans: Vec<(Duration, Duration)> = self
+            .log
+            .iter()
+            .filter(|(_, l)| l.contains("notary response"))
+            .filter_map(|(at, l)| {
+                let us: u64 = l
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("us="))?
+                    .parse()
+                    .ok()?;
+                Some((at.saturating_sub(Duration::from_micros(us)), *at))
+            })
+            .collect();
+        spans.sort();
+        let mut total = Duration::ZERO;
+        let mut open: Option<(Duration, Duration)> = None;
+        for (from, to) in spans {
+            open = match open {
+                Some((a, b)) if from <= b => Some((a, b.max(to))),
+                Some((a, b)) => {
+                    total += b - a;
+                    Some((from, to))
+                }
+                None => Some((from, to)),
+            };
+        }
+        total + open.map_or(Duration::ZERO, |(a, b)| b - a)
     }
 
     /// Phases bounded by the daemon's own request log times (exact, unlike
@@ -1078,6 +1117,49 @@ fn report(
             REF_NOTARY_MANY,
             TARGET_MANY,
         );
+    }
+
+    // What notary-server itself takes of (a): no design that reads,
+    // publishes and reads back (the issue asks for the answer after the
+    // read-back) answers sooner than the server's answers plus a process
+    // start-up, whatever the daemon does.
+    let start_up = floors
+        .iter()
+        .find(|(what, _)| what.starts_with("tufctl --version"))
+        .map_or(Duration::ZERO, |(_, v)| median(v));
+    println!("\n== (a)'s floor: notary-server answering tufd's requests ==\n");
+    println!("(per run, the time some notary request of tufd's was out, from its sending to");
+    println!(" its answer read: the read, the publish and the read-back wait on the server one");
+    println!(" after another; the floor adds a tufctl process start-up: a daemon taking no");
+    println!(" time of its own would still take that long)\n");
+    for (what, runs) in [
+        ("(a) tufd", tufd_one),
+        ("(a) tufd, --client-snapshot", tufd_one_cs),
+    ] {
+        let server: Vec<Duration> = runs.iter().map(TufdRun::server_time).collect();
+        let floor = median(&server) + start_up;
+        row(&format!("{what}: notary requests outstanding"), &server);
+        println!(
+            "{:<54} {:>5} {:>11}",
+            format!("{what}: floor (+ tufctl --version)"),
+            "",
+            secs(floor)
+        );
+        if let Some(rows) = notary {
+            for (s, one, _) in rows {
+                let one: Vec<Duration> = one.iter().map(NotaryRun::total).collect();
+                let r = floor.as_secs_f64() / median(&one).as_secs_f64().max(f64::MIN_POSITIVE);
+                println!(
+                    "{:<58} {r:>7.3}  [<= {TARGET_ONE:.3}] {}",
+                    format!("  floor / {}", s.label()),
+                    if r <= TARGET_ONE {
+                        "reachable"
+                    } else {
+                        "UNREACHABLE on this server"
+                    }
+                );
+            }
+        }
     }
 
     println!("\n== Floors for any tufctl call ==\n");
