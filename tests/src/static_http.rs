@@ -23,6 +23,8 @@ pub enum Mode {
 struct State {
     root: PathBuf,
     mode: Mode,
+    /// Every request path, in order.
+    seen: Vec<String>,
 }
 
 /// A running server on a loopback port (stops with the test process).
@@ -39,6 +41,7 @@ impl StaticHttp {
         let state = Arc::new(Mutex::new(State {
             root,
             mode: Mode::Files,
+            seen: Vec::new(),
         }));
         let s = state.clone();
         std::thread::spawn(move || {
@@ -62,6 +65,11 @@ impl StaticHttp {
         self.state.lock().expect("state").root = root;
     }
 
+    /// The paths requested so far, in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.state.lock().expect("state").seen.clone()
+    }
+
     /// Changes how paths are answered.
     pub fn set_mode(&self, mode: Mode) {
         self.state.lock().expect("state").mode = mode;
@@ -81,7 +89,8 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         }
     }
     let (root, mode) = {
-        let s = state.lock().expect("state");
+        let mut s = state.lock().expect("state");
+        s.seen.push(path.clone());
         (s.root.clone(), s.mode.clone())
     };
     let mut conn = conn;

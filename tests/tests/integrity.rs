@@ -868,7 +868,213 @@ fn a_server_rolling_back_targets_or_a_delegation_is_refused_on_inspect_and_sign(
         .fails_with(1, "rolled targets back");
     sign(&env, gun_name, "new", D2).fails_with(1, "rolled targets back");
     assert!(snapshot_of_store() == before, "the store did not change");
+
+    // targets/releases hidden: still delegated (current targets), but the
+    // server's snapshot no longer lists it. Accepting that would make it
+    // "never published" and drop its floor, so that an older releases
+    // could be listed again later.
+    replay(vec![
+        vec![("root", &root), ("targets", &targets_v1)],
+        vec![("targets", &targets_v2)],
+        vec![("targets/alice", &alice_v1)],
+        vec![("targets/alice", &alice_v2)],
+        vec![("targets/alice", &alice_v3)],
+    ]);
+    // (targets/bob, which signed the same tags, is hidden the same way.)
+    let hidden = "tufd verified version 3 of it before, and it is still delegated, but the snapshot no longer lists it";
+    env.tufctl(&["inspect", gun_name]).fails_with(1, hidden);
+    sign(&env, gun_name, "new", D2).fails_with(1, hidden);
+    let verify = env.tufctl(&["verify", &format!("{gun_name}:kept")]);
+    assert!(
+        !verify.status.success() && format!("{}{}", verify.stdout, verify.stderr).contains(hidden),
+        "pull-time verification refuses it too: {verify:?}"
+    );
+    assert!(snapshot_of_store() == before, "the store did not change");
     let _ = releases_v2;
+}
+
+/// The repository `gun` as `server` serves it, copied into `dir` in
+/// notary-server's URL layout (for a static server to serve), with the
+/// snapshot's root meta pointing at `root` (written as `root.json`) and
+/// the timestamp's snapshot meta at the changed snapshot. Their
+/// signatures no longer match: what is checked here must be refused
+/// before any signature is.
+fn forged_root_layout(servers: &NotaryServers, gun: &str, dir: &Path, root: &[u8]) {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let client = tufd_remote::NotaryClient::new(
+        &tufd_remote::RemoteConfig::new(servers.url()).with_ca_file(servers.ca_path()),
+    )
+    .unwrap();
+    let g = tufd_remote::Gun::new(gun).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let get = |r: &str| -> serde_json::Value {
+        let b = rt
+            .block_on(client.get_role(&g, &tufd_remote::RoleName::new(r.to_owned()).unwrap()))
+            .unwrap();
+        serde_json::from_slice(&b).unwrap()
+    };
+    let meta = |bytes: &[u8]| {
+        serde_json::json!({
+            "hashes": {
+                "sha256": base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(bytes)),
+                "sha512": base64::engine::general_purpose::STANDARD.encode(sha2::Sha512::digest(bytes)),
+            },
+            "length": bytes.len(),
+        })
+    };
+    let mut snapshot = get("snapshot");
+    snapshot["signed"]["meta"]["root"] = meta(root);
+    let snapshot = serde_json::to_vec(&snapshot).unwrap();
+    let mut timestamp = get("timestamp");
+    timestamp["signed"]["meta"]["snapshot"] = meta(&snapshot);
+    let at = dir.join("v2").join(gun).join("_trust/tuf");
+    std::fs::create_dir_all(&at).unwrap();
+    std::fs::write(at.join("snapshot.json"), &snapshot).unwrap();
+    let by_checksum = format!(
+        "snapshot.{}.json",
+        hex::encode(sha2::Sha256::digest(&snapshot))
+    );
+    std::fs::write(at.join(by_checksum), &snapshot).unwrap();
+    std::fs::write(
+        at.join("timestamp.json"),
+        serde_json::to_vec(&timestamp).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(at.join("root.json"), root).unwrap();
+}
+
+/// The root `gun` has on `servers`, its version set to `version` (its
+/// signatures then no longer verify).
+fn root_claiming(servers: &NotaryServers, gun: &str, version: u64) -> Vec<u8> {
+    let out = Command::new("curl")
+        .args(["-sf", "--cacert"])
+        .arg(servers.ca_path())
+        .arg(format!("{}/v2/{gun}/_trust/tuf/root.json", servers.url()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "fetching root.json");
+    let mut root: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    root["signed"]["version"] = version.into();
+    serde_json::to_vec(&root).unwrap()
+}
+
+/// A daemon configuration whose notary server is `url` (plain HTTP).
+fn config_for(env: &TestEnv, url: &str) -> String {
+    env.config_with(&format!(
+        "{}[[remote]]\nprefix = \"\"\nurl = \"{url}\"\n",
+        tufd_tests::daemon::token_toml(
+            "dev",
+            tufd_tests::softhsm::MODULE,
+            tufd_tests::daemon::TOKEN_LABEL,
+            "env:TUFD_PIN"
+        )
+    ))
+}
+
+/// A hostile server claims a root far newer than the one tufd trusts.
+/// The version to reach is the server's unverified word: tufd does not
+/// follow more than 256 rotations in one read (before: it requested every
+/// version up to the claim, 17 000 requests and gigabytes in 40 s for a
+/// claim of 1 000 000), and it checks each newer root as it arrives, so a
+/// server without the root keys is refused at its first forged file
+/// instead of being asked for all of them.
+#[test]
+fn a_server_claiming_newer_roots_is_checked_root_by_root() {
+    let servers = NotaryServers::start();
+    let env = TestEnv::new();
+    let gun = "localhost:5000/integrity/roots";
+    {
+        let _d = with_signer_alice(&env, &servers, gun);
+        sign(&env, gun, "v1", D1).ok();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let http = tufd_tests::static_http::StaticHttp::start(dir.path().to_path_buf());
+    let _d = env.start_with(&config_for(&env, &http.url()));
+    let chain_requests = |http: &tufd_tests::static_http::StaticHttp| -> Vec<String> {
+        http.requests()
+            .into_iter()
+            .filter_map(|p| p.rsplit('/').next().map(str::to_owned))
+            .filter(|f| f.ends_with(".root.json"))
+            .collect()
+    };
+
+    // Version 1 000 000: refused before any of the chain is requested.
+    forged_root_layout(
+        &servers,
+        gun,
+        dir.path(),
+        &root_claiming(&servers, gun, 1_000_000),
+    );
+    let started = Instant::now();
+    env.tufctl(&["inspect", gun])
+        .fails_with(1, "tufd follows at most 256 root rotations in one read");
+    sign(&env, gun, "v2", D2).fails_with(1, "at most 256 root rotations");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "answered promptly"
+    );
+    assert_eq!(
+        chain_requests(&http),
+        Vec::<String>::new(),
+        "no root of the chain requested"
+    );
+
+    // Version 5, with forged 2..4: refused at 2.root.json, 3 and 4 never asked for.
+    let dir5 = tempfile::tempdir().unwrap();
+    forged_root_layout(&servers, gun, dir5.path(), &root_claiming(&servers, gun, 5));
+    let at = dir5.path().join("v2").join(gun).join("_trust/tuf");
+    for v in 2..5u64 {
+        std::fs::write(
+            at.join(format!("{v}.root.json")),
+            root_claiming(&servers, gun, v),
+        )
+        .unwrap();
+    }
+    http.set_root(dir5.path().to_path_buf());
+    let out = env.tufctl(&["inspect", gun]);
+    assert!(
+        !out.status.success(),
+        "a forged root chain is refused: {out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("root (signatures by the previous root keys)"),
+        "refused for the previous root's signatures: {out:?}"
+    );
+    let asked = chain_requests(&http);
+    assert!(
+        !asked.is_empty() && asked.iter().all(|f| f == "2.root.json"),
+        "stopped at the first forged root, 3 and 4 never asked for: {asked:?}"
+    );
+}
+
+/// A read of a repository fetches at most `[verification] max_bytes` in
+/// all, on the trust path too (inspect, the read before a change): a
+/// server cannot make a read hold more by listing many or large files.
+#[test]
+fn a_read_fetches_at_most_the_configured_bytes() {
+    let servers = NotaryServers::start();
+    let gun = "localhost:5000/integrity/budget";
+    let env = TestEnv::new();
+    let _d = with_signer_alice(&env, &servers, gun);
+    let tags: Vec<String> = (0..40).map(|i| format!("{gun}:tag-{i}")).collect();
+    let mut args = vec!["sign"];
+    args.extend(tags.iter().map(String::as_str));
+    args.extend(["--digest", D1, "--size", "1"]);
+    env.tufctl(&args).ok();
+
+    // A second daemon that trusts nothing yet reads it all from the server.
+    let small = TestEnv::new();
+    let _s = small.start_with(&servers.daemon_config(&small, "[verification]\nmax_bytes = 8192\n"));
+    small.tufctl(&["inspect", gun]).fails_with(
+        1,
+        "would exceed the memory budget of 8192 bytes per read of a repository",
+    );
+    let roomy = TestEnv::new();
+    let _r = roomy.start_with(&servers.daemon_config(&roomy, ""));
+    let out = roomy.tufctl(&["inspect", gun]);
+    assert!(out.ok().contains("tag-39"), "{out:?}");
 }
 
 /// SIGTERM while a sign is between its publish and its read-back: the

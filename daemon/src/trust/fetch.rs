@@ -47,22 +47,108 @@ fn cached(bytes: Option<&mut Bytes>, sha: &[u8; 32]) -> Option<Bytes> {
     bytes.filter(|b| matches(b, sha)).map(std::mem::take)
 }
 
+/// Bytes one read of a repository has fetched, against the most it may
+/// (`[verification] max_bytes`): the per-file limits bound one response,
+/// this bounds their sum, which a server could otherwise drive up by
+/// listing thousands of delegations or claiming a far newer root.
+pub(super) struct Budget {
+    pub(super) max: u64,
+    pub(super) used: u64,
+}
+
+impl Budget {
+    /// A budget of `max` bytes, none used.
+    pub(super) fn new(max: u64) -> Self {
+        Budget { max, used: 0 }
+    }
+
+    pub(super) fn remaining(&self) -> u64 {
+        self.max.saturating_sub(self.used)
+    }
+
+    /// The limit for the next response: `listed` (the parent's meta) when
+    /// known, within what is left of the budget.
+    pub(super) fn limit(
+        &self,
+        gun: &str,
+        what: &str,
+        listed: Option<u64>,
+    ) -> Result<u64, TrustError> {
+        let left = self.remaining();
+        match listed {
+            Some(len) if len > left => Err(self.exceeded(gun, what)),
+            Some(len) => Ok(len),
+            None => Ok(left),
+        }
+    }
+
+    pub(super) fn exceeded(&self, gun: &str, what: &str) -> TrustError {
+        TrustError::Refused(format!(
+            "{gun}: reading {what} would exceed the memory budget of {} bytes per read of a repository ([verification] max_bytes); {} bytes already read",
+            self.max, self.used
+        ))
+    }
+
+    /// Counts `n` bytes received; refuses when they go beyond the budget.
+    pub(super) fn take(&mut self, gun: &str, what: &str, n: usize) -> Result<(), TrustError> {
+        self.used = self.used.saturating_add(n as u64);
+        if self.used > self.max {
+            return Err(self.exceeded(gun, what));
+        }
+        Ok(())
+    }
+}
+
+/// A fetch within a limit; a response cut off at the budget (rather than
+/// at the configured or listed size) names the budget.
+pub(super) async fn fetch_within<F>(
+    gun: &str,
+    what: &str,
+    budget: &mut Budget,
+    listed: Option<u64>,
+    get: impl FnOnce(u64) -> F,
+) -> Result<Bytes, TrustError>
+where
+    F: std::future::Future<Output = Result<Bytes, tufd_remote::Error>>,
+{
+    let limit = budget.limit(gun, what, listed)?;
+    match get(limit).await {
+        Ok(b) => {
+            budget.take(gun, what, b.len())?;
+            Ok(b)
+        }
+        Err(tufd_remote::Error::TooLarge { limit: cut, .. })
+            if listed.is_none() && cut == budget.remaining() =>
+        {
+            Err(budget.exceeded(gun, what))
+        }
+        Err(e) => Err(TrustError::remote(gun, e)),
+    }
+}
+
 /// A role by checksum: from the store when it holds those bytes, else from
-/// the server.
+/// the server, within the length `meta` lists and the read's budget.
 async fn by_checksum(
     client: &NotaryClient,
     gun: &Gun,
     role: &str,
-    sha: &[u8; 32],
+    meta: &tufd_tuf::FileMeta,
     stored: Option<&mut Bytes>,
+    budget: &mut Budget,
 ) -> Result<Bytes, TrustError> {
-    if let Some(b) = cached(stored, sha) {
+    let sha = sha256_of(meta, role, gun.as_str())?;
+    if let Some(b) = cached(stored, &sha) {
         return Ok(b);
     }
-    client
-        .get_role_by_checksum(gun, &remote_role(gun.as_str(), role)?, sha)
-        .await
-        .map_err(|e| TrustError::remote(gun.as_str(), e))
+    let r = remote_role(gun.as_str(), role)?;
+    fetch_within(
+        gun.as_str(),
+        &format!("{role}.json"),
+        budget,
+        Some(meta.length),
+        |max| client.get_role_by_checksum_within(gun, &r, &sha, max),
+    )
+    .await
 }
 
 /// The meta `listed_in` records for `role`.
@@ -87,7 +173,8 @@ fn remote_role(gun: &str, name: &str) -> Result<RemoteRole, TrustError> {
     RemoteRole::new(name.to_owned()).map_err(|e| TrustError::remote(gun, e))
 }
 
-/// Fetches and verifies `gun`. `None` when the server has no such
+/// Fetches and verifies `gun`, fetching at most `max_bytes` in all (see
+/// [`Budget`]). `None` when the server has no such
 /// repository. `stored` supplies the trusted root (trust on first use
 /// otherwise), the versions a new read must not go below, and the files
 /// that need not be fetched again (they move into the result).
@@ -96,8 +183,9 @@ pub async fn fetch(
     gun: &Gun,
     stored: Option<StoredRepository>,
     now: OffsetDateTime,
+    max_bytes: u64,
 ) -> Result<Option<Fetched>, TrustError> {
-    fetch_with(client, gun, stored, now, false, false).await
+    fetch_with(client, gun, stored, now, max_bytes, false, false).await
 }
 
 /// Like [`fetch`], but a delegation that does not verify is skipped and
@@ -109,8 +197,9 @@ pub async fn fetch_lenient(
     gun: &Gun,
     stored: Option<StoredRepository>,
     now: OffsetDateTime,
+    max_bytes: u64,
 ) -> Result<Option<Fetched>, TrustError> {
-    fetch_with(client, gun, stored, now, true, false).await
+    fetch_with(client, gun, stored, now, max_bytes, true, false).await
 }
 
 /// [`fetch_lenient`] right after a publish: the snapshot has changed for
@@ -123,8 +212,9 @@ pub async fn fetch_after_publish(
     gun: &Gun,
     stored: Option<StoredRepository>,
     now: OffsetDateTime,
+    max_bytes: u64,
 ) -> Result<Option<Fetched>, TrustError> {
-    fetch_with(client, gun, stored, now, true, true).await
+    fetch_with(client, gun, stored, now, max_bytes, true, true).await
 }
 
 /// Repositories with more metadata than this are verified on the CPU pool
@@ -141,11 +231,13 @@ pub(super) fn metadata_bytes(files: &RepositoryFiles) -> usize {
         + files.delegations.values().map(Bytes::len).sum::<usize>()
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn fetch_with(
     client: &NotaryClient,
     gun: &Gun,
     mut stored: Option<StoredRepository>,
     now: OffsetDateTime,
+    max_bytes: u64,
     lenient: bool,
     snapshot_changed: bool,
 ) -> Result<Option<Fetched>, TrustError> {
@@ -156,17 +248,33 @@ async fn fetch_with(
     let remote = |e| TrustError::remote(name, e);
     let md = |e| TrustError::metadata(name, e);
 
+    let mut budget = Budget::new(max_bytes);
+
     let (timestamp, mut current_snapshot) = if snapshot_changed {
+        // Both within what is left; counted once both are in.
+        let left = budget.remaining();
         let (t, s) = tokio::join!(
-            client.get_role(gun, &RemoteRole::TIMESTAMP),
-            client.get_role(gun, &RemoteRole::SNAPSHOT)
+            client.get_role_within(gun, &RemoteRole::TIMESTAMP, left),
+            client.get_role_within(gun, &RemoteRole::SNAPSHOT, left)
         );
-        (t, s.ok())
+        let s = s.ok();
+        if let Some(s) = &s {
+            budget.take(name, "snapshot.json", s.len())?;
+        }
+        (t, s)
     } else {
-        (client.get_role(gun, &RemoteRole::TIMESTAMP).await, None)
+        (
+            client
+                .get_role_within(gun, &RemoteRole::TIMESTAMP, budget.remaining())
+                .await,
+            None,
+        )
     };
     let timestamp = match timestamp {
-        Ok(b) => b,
+        Ok(b) => {
+            budget.take(name, "timestamp.json", b.len())?;
+            b
+        }
         Err(e) if e.is_not_found() => {
             if stored.is_some() {
                 return Err(TrustError::NotFound(format!(
@@ -187,8 +295,9 @@ async fn fetch_with(
                 client,
                 gun,
                 "snapshot",
-                &snap_sha,
+                snap_meta,
                 stored.as_mut().map(|s| &mut s.files.snapshot),
+                &mut budget,
             )
             .await?
         }
@@ -197,21 +306,22 @@ async fn fetch_with(
 
     // Root: the trusted one, then every newer version up to the current.
     // Unchanged when snapshot lists the trusted root's checksum.
-    let root_sha = snap
-        .signed()
-        .meta
-        .get("root")
-        .and_then(|m| sha256_of(m, "root", name).ok());
+    let root_listed = snap.signed().meta.get("root");
+    let root_sha = root_listed.and_then(|m| sha256_of(m, "root", name).ok());
     let trusted_bytes = stored.as_ref().map(|s| s.root.clone());
     let current_root = match root_sha
         .and_then(|sha| trusted_bytes.as_ref().filter(|b| matches(b, &sha)).cloned())
     {
         Some(b) => b,
-        None => client
-            .get_role(gun, &RemoteRole::ROOT)
-            .await
-            .map_err(remote)?
-            .to_vec(),
+        None => fetch_within(
+            name,
+            "root.json",
+            &mut budget,
+            root_listed.map(|m| m.length),
+            |max| client.get_role_within(gun, &RemoteRole::ROOT, max),
+        )
+        .await?
+        .to_vec(),
     };
     let current = Signed::<Root>::from_role_bytes("root", &current_root).map_err(md)?;
     let trusted_bytes = trusted_bytes.unwrap_or_else(|| current_root.clone());
@@ -230,13 +340,20 @@ async fn fetch_with(
             "{name}: the server serves a root.json at version {to} whose bytes differ from the root tufd trusts at that same version; a changed root must carry a higher version (the notary client refuses this too). Nothing was changed. If the repository was re-created on purpose, run `tufctl trust forget {name}` and trust it anew"
         )));
     }
+    // Each newer root is checked as it arrives (the version to reach is
+    // the server's unverified claim): a server without the root keys is
+    // refused at its first file, and no read follows more than
+    // MAX_ROOT_ROTATIONS of them.
+    tufd_tuf::check_rotations(from, to).map_err(md)?;
+    let mut chain_root = trusted.clone();
     for v in from + 1..to {
-        root_chain.push(
-            client
-                .get_role_by_version(gun, &RemoteRole::ROOT, v)
-                .await
-                .map_err(remote)?,
-        );
+        let bytes = fetch_within(name, &format!("{v}.root.json"), &mut budget, None, |max| {
+            client.get_role_by_version_within(gun, &RemoteRole::ROOT, v, max)
+        })
+        .await?;
+        chain_root =
+            tufd_tuf::verify_root_step(&chain_root, bytes.clone(), name, now).map_err(md)?;
+        root_chain.push(bytes);
     }
     if to > from {
         root_chain.push(current_root.into());
@@ -247,8 +364,9 @@ async fn fetch_with(
         client,
         gun,
         "targets",
-        &sha256_of(targets_meta, "targets", name)?,
+        targets_meta,
         stored.as_mut().map(|s| &mut s.files.targets),
+        &mut budget,
     )
     .await?;
     let mut delegations = BTreeMap::new();
@@ -260,10 +378,11 @@ async fn fetch_with(
             client,
             gun,
             role,
-            &sha256_of(meta, role, name)?,
+            meta,
             stored
                 .as_mut()
                 .and_then(|s| s.files.delegations.get_mut(role)),
+            &mut budget,
         )
         .await?;
         delegations.insert(role.clone(), bytes);
@@ -315,6 +434,9 @@ async fn fetch_with(
             })?
     };
     let repo = repo.map_err(md)?;
+    if let Some(floor) = &floor {
+        floor.check_still_listed(name, &repo)?;
+    }
     // This read's parses, for the next read (none of the older ones).
     files.keep_parsed(&repo);
     Ok(Some(Fetched {

@@ -243,7 +243,13 @@ impl Trust {
         let registry = tufd_remote::RegistryClient::new(&config.registry)
             .map_err(|e| TrustError::InvalidRequest(format!("registry configuration: {e}")))?;
         Ok(Self {
-            engine: Arc::new(Engine::new(keyring, resolver, store, config.expiries)),
+            engine: Arc::new(Engine::new(
+                keyring,
+                resolver,
+                store,
+                config.expiries,
+                config.verify.max_bytes,
+            )),
             registry,
             verify_policy: config.verify.clone(),
         })

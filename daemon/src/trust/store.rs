@@ -94,6 +94,23 @@ impl Versions {
         self.not_below(gun, &Versions::of(new))
     }
 
+    /// Refuses `repo` when a delegation here is still delegated there but
+    /// no longer listed in its snapshot (see
+    /// [`VerifiedRepository::check_still_listed`]): the floor of a hidden
+    /// role is not dropped.
+    pub fn check_still_listed(
+        &self,
+        gun: &str,
+        repo: &VerifiedRepository,
+    ) -> Result<(), TrustError> {
+        repo.check_still_listed(
+            self.delegations
+                .iter()
+                .filter_map(|(name, v)| Some((name.as_str(), (*v)?))),
+        )
+        .map_err(|e| TrustError::metadata(gun, e))
+    }
+
     /// Refuses versions `new` when one of its roles is below its version
     /// here (a role either side lacks is not compared).
     fn not_below(&self, gun: &str, new: &Versions) -> Result<(), TrustError> {

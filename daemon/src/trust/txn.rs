@@ -187,6 +187,9 @@ pub struct Engine {
     pub(super) recent: super::recent::Recent,
     /// Work that outlives an answer (storing a verified result).
     background: Arc<Background>,
+    /// Bytes one read of a repository may fetch in all
+    /// (`[verification] max_bytes`).
+    pub read_bytes: u64,
 }
 
 /// Tasks that run after the caller was answered; shutdown waits for them.
@@ -242,6 +245,7 @@ impl Engine {
         resolver: Resolver,
         store: TrustStore,
         expiries: super::draft::Expiries,
+        read_bytes: u64,
     ) -> Self {
         Self {
             keyring,
@@ -253,6 +257,7 @@ impl Engine {
             signs: Default::default(),
             recent: Default::default(),
             background: Arc::default(),
+            read_bytes,
         }
     }
 
@@ -323,7 +328,14 @@ impl Engine {
     pub async fn read(&self, gun: &Gun) -> Result<Option<Fetched>, TrustError> {
         let client = self.client(gun)?;
         let stored = self.stored(gun.as_str()).await?;
-        fetch(client, gun, stored, OffsetDateTime::now_utc()).await
+        fetch(
+            client,
+            gun,
+            stored,
+            OffsetDateTime::now_utc(),
+            self.read_bytes,
+        )
+        .await
     }
 
     /// Runs one transaction on `gun`. `intent` is called once per attempt
@@ -723,7 +735,14 @@ impl Engine {
     pub async fn read_lenient(&self, gun: &Gun) -> Result<Option<Fetched>, TrustError> {
         let client = self.client(gun)?;
         let stored = self.stored(gun.as_str()).await?;
-        fetch_lenient(client, gun, stored, OffsetDateTime::now_utc()).await
+        fetch_lenient(
+            client,
+            gun,
+            stored,
+            OffsetDateTime::now_utc(),
+            self.read_bytes,
+        )
+        .await
     }
 
     /// Reads `gun` before a change: this daemon's last verified read-back
@@ -767,7 +786,14 @@ impl Engine {
             };
             let client = self.client(gun)?;
             let stored = self.stored(gun.as_str()).await?;
-            let lenient = fetch_lenient(client, gun, stored, OffsetDateTime::now_utc()).await;
+            let lenient = fetch_lenient(
+                client,
+                gun,
+                stored,
+                OffsetDateTime::now_utc(),
+                self.read_bytes,
+            )
+            .await;
             let skipped = match lenient {
                 Ok(Some(f)) if !f.repo.skipped.is_empty() => f.repo.skipped,
                 _ => return Err(err),
@@ -1078,14 +1104,20 @@ impl Engine {
             .files
             .parsed
             .extend(parsed.iter().map(|(r, p)| (r.clone(), p.clone())));
-        fetch_after_publish(client, gun, Some(stored), OffsetDateTime::now_utc())
-            .await?
-            .ok_or_else(|| {
-                TrustError::NotFound(format!(
-                    "{}: published, but the server does not serve the repository",
-                    gun.as_str()
-                ))
-            })
+        fetch_after_publish(
+            client,
+            gun,
+            Some(stored),
+            OffsetDateTime::now_utc(),
+            self.read_bytes,
+        )
+        .await?
+        .ok_or_else(|| {
+            TrustError::NotFound(format!(
+                "{}: published, but the server does not serve the repository",
+                gun.as_str()
+            ))
+        })
     }
 }
 

@@ -63,7 +63,18 @@ pub fn check_no_rollback_from(
             older(name, old.signed().version(), d.file.signed().version())?;
         }
     }
-    Ok(())
+    // A stored delegation still delegated but no longer listed: hidden
+    // by the server (its floor would be lost with it).
+    let gone: Vec<(&str, u64)> = stored
+        .delegations
+        .iter()
+        .filter(|(name, _)| !new.delegations.iter().any(|(n, _)| n == *name))
+        .filter_map(|(name, bytes)| {
+            let old = Signed::<Targets>::from_role_bytes(name, bytes).ok()?;
+            Some((name.as_str(), old.signed().version()))
+        })
+        .collect();
+    new.check_still_listed(gone)
 }
 
 /// A tag as docker resolves it for a pull.

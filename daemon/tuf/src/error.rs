@@ -199,6 +199,33 @@ pub enum Error {
         /// What was required (e.g. "2" or ">= 5").
         expected: String,
     },
+    /// A delegation tufd verified before is still delegated, but the
+    /// snapshot no longer lists its file: the server hides it (a rollback
+    /// in two steps: hide it, then list an older version again).
+    #[error(
+        "{role}: tufd verified version {trusted} of it before, and it is still delegated, but the snapshot no longer lists it: the server rolled it back (refused)"
+    )]
+    Unlisted {
+        /// Role.
+        role: String,
+        /// The version verified before.
+        trusted: u64,
+    },
+    /// The server's root is more versions ahead of the trusted one than one
+    /// read follows.
+    #[error(
+        "root: the server's root is version {found}, {ahead} versions above the trusted version {trusted}; tufd follows at most {max} root rotations in one read (a server claiming an absurd version must not make it download them all)"
+    )]
+    TooManyRotations {
+        /// The trusted root's version.
+        trusted: u64,
+        /// The version the server serves.
+        found: u64,
+        /// How far ahead.
+        ahead: u64,
+        /// [`crate::repo::MAX_ROOT_ROTATIONS`].
+        max: u64,
+    },
     /// A delegation file was given that no parent delegates to.
     #[error("{role} is not delegated by {parent}")]
     UnknownDelegation {

@@ -77,9 +77,10 @@ pub use metadata::{
     Targets, Timestamp,
 };
 pub use repo::{
-    RepositoryFiles, SkipReason, SkippedDelegation, SkippedRole, VerifiedRepository,
-    verify_client_update, verify_repository, verify_repository_lenient, verify_root_rotation,
-    verify_unpublished, verify_unpublished_lenient,
+    MAX_ROOT_ROTATIONS, RepositoryFiles, SkipReason, SkippedDelegation, SkippedRole,
+    VerifiedRepository, check_rotations, verify_client_update, verify_repository,
+    verify_repository_lenient, verify_root_rotation, verify_root_step, verify_unpublished,
+    verify_unpublished_lenient,
 };
 pub use role::RoleName;
 pub use sign::{DigestSigner, RoleSigner, SignError, sign_role};

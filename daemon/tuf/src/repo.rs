@@ -134,6 +134,50 @@ pub struct SkippedRole {
 }
 
 impl VerifiedRepository {
+    /// Whether a verified role of this repository (its parent: `targets`
+    /// or a verified delegation) delegates `role` with at least one key.
+    pub fn delegates(&self, role: &str) -> bool {
+        let Some(parent) = RoleName::parse(role).ok().and_then(|r| r.parent()) else {
+            return false;
+        };
+        let file = match parent.as_str() {
+            "targets" => Some(&self.targets),
+            p => self
+                .delegations
+                .iter()
+                .find(|(n, _)| n == p)
+                .map(|(_, d)| &d.file),
+        };
+        file.is_some_and(|f| {
+            f.signed()
+                .delegations
+                .roles
+                .iter()
+                .any(|e| e.name == role && !e.keyids.is_empty())
+        })
+    }
+
+    /// Refuses this repository when a delegation verified before (at
+    /// version `trusted`, by name in `before`) is still delegated here but
+    /// its file is no longer listed in the snapshot: without this, a
+    /// server holding the snapshot key could drop a role's floor (the role
+    /// then counts as never published) and later list an older version.
+    pub fn check_still_listed<'a>(
+        &self,
+        before: impl IntoIterator<Item = (&'a str, u64)>,
+    ) -> Result<()> {
+        let meta = &self.snapshot.signed().meta;
+        for (role, trusted) in before {
+            if !meta.contains_key(role) && self.delegates(role) {
+                return Err(Error::Unlisted {
+                    role: role.to_owned(),
+                    trusted,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Targets as `notary list` shows them: targets first, then delegations
     /// in walk order; a name is taken from the first role listing it, and a
     /// delegation's targets outside its paths are ignored.
@@ -237,6 +281,43 @@ fn verify_top_level<T: Metadata>(root: &Root, role: &RoleName, signed: &Signed<T
     let (keys, threshold) = root.role_keys(role)?;
     verify_threshold(role.as_str(), signed, &keys, threshold)?;
     check_version(role.as_str(), signed)
+}
+
+/// Most root rotations one read follows from the trusted root to the one
+/// the server serves (python-tuf's default too): each is a request, and
+/// the version to reach is the server's unverified claim.
+pub const MAX_ROOT_ROTATIONS: u64 = 256;
+
+/// Refuses a root chain from version `trusted` to the server's `found`
+/// longer than [`MAX_ROOT_ROTATIONS`], before anything of it is fetched.
+pub fn check_rotations(trusted: u64, found: u64) -> Result<()> {
+    let ahead = found.saturating_sub(trusted);
+    if ahead > MAX_ROOT_ROTATIONS {
+        return Err(Error::TooManyRotations {
+            trusted,
+            found,
+            ahead,
+            max: MAX_ROOT_ROTATIONS,
+        });
+    }
+    Ok(())
+}
+
+/// The next root of a chain, checked as it arrives: `bytes` parsed, its
+/// structure checked and accepted as the successor of `current` (see
+/// [`verify_root_rotation`]). A reader walking a chain this way stops at
+/// the first file that is not the real next root, instead of fetching the
+/// whole chain a server claims before checking any of it.
+pub fn verify_root_step(
+    current: &Signed<Root>,
+    bytes: Bytes,
+    gun: &str,
+    now: OffsetDateTime,
+) -> Result<Signed<Root>> {
+    let new = Signed::<Root>::from_role_file("root", bytes)?;
+    check_root_structure(new.signed())?;
+    verify_root_rotation(current, &new, gun, now)?;
+    Ok(new)
 }
 
 /// Accepts `new` as the successor of the trusted root `current` for `gun`:

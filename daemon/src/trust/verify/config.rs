@@ -10,7 +10,8 @@
 //!
 //! [verification]
 //! deadline_seconds = 60               # one deadline per repository's client update
-//! max_bytes = 67108864                # bytes one client update may fetch in total
+//! max_bytes = 67108864                # bytes one read of a repository may fetch in total
+//!                                     # (pull-time verification, inspect, the reads around a change)
 //! ```
 //!
 //! Prefixes are matched against normalized names (`docker.io/library/…`).

@@ -12,6 +12,7 @@
 
 pub mod config;
 
+use super::fetch::{Budget, fetch_within};
 use super::{Trust, TrustError, gun};
 use crate::trust::store::StoredRepository;
 use std::collections::BTreeSet;
@@ -87,7 +88,8 @@ pub struct VerifyPolicy {
     pub rules: Vec<VerifyRule>,
     /// One deadline for a repository's whole client update.
     pub deadline: Duration,
-    /// The bytes one client update may fetch in total.
+    /// The bytes one read of a repository may fetch in total: a client
+    /// update, an inspect, the reads before and after a change.
     pub max_bytes: u64,
 }
 
@@ -151,67 +153,6 @@ pub enum Outcome {
     },
     /// Disabled: the registry's answer (or why there is none).
     Unchecked { registry: Result<Manifest, String> },
-}
-
-/// Bytes fetched so far against the budget.
-struct Budget {
-    max: u64,
-    used: u64,
-}
-
-impl Budget {
-    fn remaining(&self) -> u64 {
-        self.max.saturating_sub(self.used)
-    }
-
-    /// The limit for the next response: `listed` (the parent's meta) when
-    /// known, within what is left of the budget.
-    fn limit(&self, gun: &str, what: &str, listed: Option<u64>) -> Result<u64, TrustError> {
-        let left = self.remaining();
-        match listed {
-            Some(len) if len > left => Err(self.exceeded(gun, what)),
-            Some(len) => Ok(len),
-            None => Ok(left),
-        }
-    }
-
-    fn exceeded(&self, gun: &str, what: &str) -> TrustError {
-        TrustError::Refused(format!(
-            "{gun}: reading {what} would exceed the memory budget of {} bytes per verification ([verification] max_bytes); {} bytes already read",
-            self.max, self.used
-        ))
-    }
-
-    fn take(&mut self, n: usize) {
-        self.used = self.used.saturating_add(n as u64);
-    }
-}
-
-/// A fetch within a limit; a response cut off at the budget (rather than
-/// at the configured or listed size) names the budget.
-async fn fetch_within<F>(
-    gun: &str,
-    what: &str,
-    budget: &mut Budget,
-    listed: Option<u64>,
-    get: impl FnOnce(u64) -> F,
-) -> Result<tufd_remote::Bytes, TrustError>
-where
-    F: std::future::Future<Output = Result<tufd_remote::Bytes, tufd_remote::Error>>,
-{
-    let limit = budget.limit(gun, what, listed)?;
-    match get(limit).await {
-        Ok(b) => {
-            budget.take(b.len());
-            Ok(b)
-        }
-        Err(tufd_remote::Error::TooLarge { limit: cut, .. })
-            if listed.is_none() && cut == budget.remaining() =>
-        {
-            Err(budget.exceeded(gun, what))
-        }
-        Err(e) => Err(TrustError::remote(gun, e)),
-    }
 }
 
 fn remote_role(gun: &str, name: &str) -> Result<RemoteRole, TrustError> {
@@ -358,10 +299,7 @@ impl Trust {
         let rule = self.verify_policy.rule_for(name);
         let md = |e| TrustError::metadata(name, e);
         let now = OffsetDateTime::now_utc();
-        let mut budget = Budget {
-            max: self.verify_policy.max_bytes,
-            used: 0,
-        };
+        let mut budget = Budget::new(self.verify_policy.max_bytes);
 
         let timestamp = match fetch_within(name, "timestamp.json", &mut budget, None, |max| {
             client.get_role_within(g, &RemoteRole::TIMESTAMP, max)
@@ -426,14 +364,19 @@ impl Trust {
                 expected: format!(">= {from} (the version tufd trusts)"),
             }));
         }
+        // Each newer root checked as it arrives, at most
+        // MAX_ROOT_ROTATIONS of them (see `fetch.rs`).
+        tufd_tuf::check_rotations(from, to).map_err(md)?;
         let mut root_chain = Vec::new();
+        let mut chain_root = trusted.clone();
         for v in from + 1..to {
-            root_chain.push(
-                fetch_within(name, &format!("{v}.root.json"), &mut budget, None, |max| {
-                    client.get_role_by_version_within(g, &RemoteRole::ROOT, v, max)
-                })
-                .await?,
-            );
+            let bytes = fetch_within(name, &format!("{v}.root.json"), &mut budget, None, |max| {
+                client.get_role_by_version_within(g, &RemoteRole::ROOT, v, max)
+            })
+            .await?;
+            chain_root =
+                tufd_tuf::verify_root_step(&chain_root, bytes.clone(), name, now).map_err(md)?;
+            root_chain.push(bytes);
         }
         if to > from {
             root_chain.push(current_root);
@@ -509,11 +452,19 @@ impl Trust {
                 files.delegations.insert(role, bytes);
             }
         };
+        // A delegation that did not verify, or whose file could not be
+        // fetched, leaves the store as it was: saving without it would
+        // drop its rollback floor.
         let mut complete = true;
         for s in &skipped {
-            if let SkipReason::Failed(e) = &s.reason {
-                complete = false;
-                tracing::warn!(repository = %name, role = %s.name, error = %e, "delegation skipped: it did not verify");
+            complete = false;
+            match &s.reason {
+                SkipReason::Failed(e) => {
+                    tracing::warn!(repository = %name, role = %s.name, error = %e, "delegation skipped: it did not verify");
+                }
+                SkipReason::NotFetched => {
+                    tracing::warn!(repository = %name, role = %s.name, "delegation skipped: its file could not be fetched");
+                }
             }
         }
         // Nothing new since the stored state (same timestamp, same root):
@@ -532,6 +483,9 @@ impl Trust {
         // delegation that failed leaves it as it was (and the next update
         // is checked against it again).
         if complete {
+            // The write path's kept read-back (`recent.rs`) is older than
+            // this now: it must not stand in for the store as the floor.
+            self.engine.recent.forget(name);
             self.engine.store.save(name, &repo)?;
         }
         Ok(Some(Updated { repo, skipped }))
@@ -715,9 +669,9 @@ mod tests {
 
     #[test]
     fn budget_names_itself() {
-        let mut b = Budget { max: 100, used: 0 };
+        let mut b = Budget::new(100);
         assert_eq!(b.limit("g", "x", Some(60)).unwrap(), 60);
-        b.take(60);
+        b.take("g", "x", 60).unwrap();
         let e = b.limit("g", "y", Some(60)).unwrap_err().to_string();
         assert!(e.contains("memory budget of 100 bytes"), "{e}");
         assert_eq!(b.limit("g", "z", None).unwrap(), 40);
