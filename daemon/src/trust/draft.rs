@@ -147,9 +147,22 @@ pub struct Draft {
     /// Validity given to the roles signed now.
     pub(super) expiries: Expiries,
     /// What the repository as served must show after the publish before
-    /// the caller hears "success": each target name resolving to this
-    /// content (`Some`), or not resolving at all (`None`).
-    pub(super) expect: Vec<(String, Option<TargetMeta>)>,
+    /// the caller hears "success" (see [`Expected`]).
+    pub(super) expect: Vec<Expected>,
+}
+
+/// What the repository as served must show for one target name after a
+/// change is published.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expected {
+    /// The target (tag) name.
+    pub name: String,
+    /// Its content, or `None`: it must no longer resolve.
+    pub want: Option<TargetMeta>,
+    /// The roles the change put it into (a sign): each must list exactly
+    /// `want` (what clients then resolve is reported beside, see
+    /// `txn.rs`). Empty: it must resolve as `notary list` resolves it.
+    pub roles: Vec<String>,
 }
 
 /// The files one transaction publishes, with their new versions.

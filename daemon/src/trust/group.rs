@@ -41,7 +41,6 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 use tufd_remote::Gun;
-use tufd_tuf::TargetMeta;
 
 /// Most tags one group transaction takes; callers beyond it wait for the
 /// next one (a caller's own tags are never split).
@@ -277,14 +276,14 @@ fn apply_all(
     // By tag, a later caller's sign replacing an earlier one's (one
     // look-up per tag: a sign of 100 000 tags searched a list of them for
     // each).
-    let mut expect: BTreeMap<String, Option<TargetMeta>> = BTreeMap::new();
+    let mut expect: BTreeMap<String, super::draft::Expected> = BTreeMap::new();
     let mut joined = 0;
     for p in group {
         let only = |role: &str| (p.allowed)(name, role);
         match intent::sign::apply_to(name, &mut draft, held, &p.specs, &only) {
             Ok(Applied::Changed(summary)) => {
-                for (tag, want) in &draft.expect {
-                    expect.insert(tag.clone(), want.clone());
+                for e in &draft.expect {
+                    expect.insert(e.name.clone(), e.clone());
                 }
                 joined += 1;
                 outcomes.push(Member::Joined(summary));
@@ -293,7 +292,7 @@ fn apply_all(
             Err(e) => outcomes.push(Member::Failed(e)),
         }
     }
-    draft.expect = expect.into_iter().collect();
+    draft.expect = expect.into_values().collect();
     (draft, outcomes, joined)
 }
 

@@ -113,7 +113,7 @@
 //! holds the snapshot key) this cannot happen: both POSTs carry snapshot
 //! vM+1 and conflict by (1) (reasoned from the server code, not tested).
 
-use super::draft::{Draft, HeldKeys, Signed_, TouchNotice};
+use super::draft::{Draft, Expected, HeldKeys, Signed_, TouchNotice};
 use super::fetch::{Fetched, fetch, fetch_after_publish, fetch_lenient};
 use super::store::TrustStore;
 use super::{Event, EventSink, TrustError};
@@ -925,37 +925,26 @@ impl Engine {
                 .filter(|s| !changed_since_read(&s.name))
                 .collect();
             if own.len() == after.repo.skipped.len() {
-                // Each expected tag resolved by name: no list of all
+                // Each expected tag looked up by name: no list of all
                 // targets (100 000) built, no search through it per tag.
                 let wrong: Vec<String> = expect
                     .iter()
-                    .filter(|(tag, want)| {
-                        let got = after.repo.resolve(tag).map(|(_, meta)| meta);
-                        match (want, got) {
-                            (None, None) => false,
-                            (Some(w), Some(g)) => !same_content(w, g),
-                            _ => true,
-                        }
-                    })
-                    .map(|(tag, want)| match want {
-                        Some(_) => format!("{tag} does not resolve to the content just signed"),
-                        None => format!("{tag} still resolves"),
-                    })
+                    .filter_map(|e| not_in_place(&after.repo, e))
                     .collect();
                 if wrong.is_empty() {
-                    let note = (!own.is_empty()).then(|| {
-                        own.iter()
-                            .map(|s| {
-                                format!(
-                                    "{} no longer verifies ({}), so clients no longer see its tag(s) {}; `tufctl repair {name}` makes the repository verify again",
-                                    s.name,
-                                    s.reason,
-                                    s.targets.join(", ")
-                                )
-                            })
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    });
+                    let mut notes: Vec<String> = own
+                        .iter()
+                        .map(|s| {
+                            format!(
+                                "{} no longer verifies ({}), so clients no longer see its tag(s) {}; `tufctl repair {name}` makes the repository verify again",
+                                s.name,
+                                s.reason,
+                                s.targets.join(", ")
+                            )
+                        })
+                        .collect();
+                    notes.extend(docker_view(&after.repo, expect));
+                    let note = (!notes.is_empty()).then(|| notes.join("; "));
                     return Settled::Verified(Box::new(after), note);
                 }
                 return Settled::Failed(TrustError::Unverified {
@@ -1150,7 +1139,7 @@ struct Prepared {
     signed: Signed_,
     summary: String,
     initialized: bool,
-    expect: Vec<(String, Option<TargetMeta>)>,
+    expect: Vec<Expected>,
     removed: Vec<RemovedKeys>,
     base_files: BaseFiles,
 }
@@ -1170,7 +1159,7 @@ struct Published<'a> {
     /// "targets v3, targets/releases v2", for messages.
     text: &'a str,
     /// What the repository must show (see [`Draft::expect`]).
-    expect: &'a [(String, Option<TargetMeta>)],
+    expect: &'a [Expected],
     /// Delegation keys the change removed.
     removed: &'a [RemovedKeys],
     /// Delegation files as read before the change.
@@ -1262,6 +1251,80 @@ fn backoff(attempt: u32) -> Duration {
     d / 2 + d / 2 * frac / 1000
 }
 
+/// Why `e` is not in place in `repo` as served, or `None` when it is: a
+/// signed tag must be in every role the change put it into with that
+/// content (what a client then resolves is [`docker_view`]'s business);
+/// otherwise the name must resolve as `notary list` resolves it to `want`,
+/// or not at all.
+fn not_in_place(repo: &tufd_tuf::VerifiedRepository, e: &Expected) -> Option<String> {
+    let tag = &e.name;
+    match &e.want {
+        Some(w) if !e.roles.is_empty() => {
+            let gone: Vec<&str> = e
+                .roles
+                .iter()
+                .filter(|r| {
+                    repo.listed_in(r, tag)
+                        .is_none_or(|got| !same_content(w, got))
+                })
+                .map(String::as_str)
+                .collect();
+            (!gone.is_empty()).then(|| {
+                format!(
+                    "{tag} is not in {} with the content just signed",
+                    gone.join(", ")
+                )
+            })
+        }
+        want => {
+            let got = repo.resolve(tag).map(|(_, meta)| meta);
+            match (want, got) {
+                (None, None) => None,
+                (Some(w), Some(g)) if same_content(w, g) => None,
+                (Some(_), _) => Some(format!("{tag} does not resolve to the content just signed")),
+                (None, Some(_)) => Some(format!("{tag} still resolves")),
+            }
+        }
+    }
+}
+
+/// Most tags a note names one by one.
+const NOTED_TAGS: usize = 10;
+
+/// For the tags a sign put in place: those docker does not resolve to the
+/// content just signed (another role listing the tag wins, or docker does
+/// not trust the role it was signed into), said beside the success.
+fn docker_view(repo: &tufd_tuf::VerifiedRepository, expect: &[Expected]) -> Vec<String> {
+    let mut differs: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for e in expect.iter().filter(|e| !e.roles.is_empty()) {
+        let Some(w) = &e.want else { continue };
+        let why = match tufd_tuf::client::resolve_tag(repo, &[], &e.name) {
+            Ok(t) if same_content(w, &t.meta) => continue,
+            Ok(t) => format!(
+                "docker resolves them to other content, listed in {} (which it reads first)",
+                t.role
+            ),
+            Err(unresolved) => format!("docker does not resolve them: {unresolved}"),
+        };
+        differs.entry(why).or_default().push(&e.name);
+    }
+    differs
+        .into_iter()
+        .map(|(why, tags)| {
+            let named = if tags.len() > NOTED_TAGS {
+                format!(
+                    "{} and {} more",
+                    tags[..NOTED_TAGS].join(", "),
+                    tags.len() - NOTED_TAGS
+                )
+            } else {
+                tags.join(", ")
+            };
+            format!("signed {named}, but {why}")
+        })
+        .collect()
+}
+
 fn same_content(a: &TargetMeta, b: &TargetMeta) -> bool {
     a.length == b.length && a.hashes.get("sha256") == b.hashes.get("sha256")
 }
@@ -1333,4 +1396,86 @@ fn check_before_publish(gun: &str, signed: &Signed_) -> Result<(), TrustError> {
     tufd_tuf::repo::check_root_structure(signed.root.signed())
         .map_err(|e| TrustError::metadata(gun, e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Expected, docker_view, not_in_place};
+    use crate::trust::intent::testkit::Kit;
+    use tufd_tuf::TargetMeta;
+
+    /// A tag listed in top-level targets (D0) and, after a sign, in
+    /// targets/releases (D1): docker reads releases first and pulls D1,
+    /// `notary list` shows targets' D0.
+    fn shadowed() -> (crate::trust::fetch::Fetched, TargetMeta, TargetMeta) {
+        let kit = Kit::new();
+        let repo = kit.repository(&["alice"]);
+        let (d0, d1) = (
+            TargetMeta::sha256_only([0xd0; 32], 10),
+            TargetMeta::sha256_only([0xd1; 32], 11),
+        );
+        let mut draft = kit.draft(&repo);
+        draft.put_target("targets", "v1", d0.clone());
+        draft.put_target("targets/releases", "v1", d1.clone());
+        draft.put_target("targets/alice", "v1", d1.clone());
+        (kit.publish(&repo, draft, &kit.held(&["alice"])), d0, d1)
+    }
+
+    #[test]
+    fn a_sign_shadowed_in_targets_is_in_place_and_what_docker_pulls() {
+        let (after, d0, d1) = shadowed();
+        // What `notary list` resolves (the old read-back check): targets' D0.
+        let listed = after.repo.resolve("v1").map(|(role, m)| (role, m.clone()));
+        assert_eq!(listed, Some(("targets", d0)));
+        let signed = Expected {
+            name: "v1".into(),
+            want: Some(d1),
+            roles: vec!["targets/releases".into(), "targets/alice".into()],
+        };
+        assert_eq!(not_in_place(&after.repo, &signed), None);
+        assert_eq!(
+            docker_view(&after.repo, std::slice::from_ref(&signed)),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_sign_docker_does_not_pull_is_said_beside_the_success() {
+        let (after, d0, d1) = shadowed();
+        // Signed into targets only: in place, but docker reads releases.
+        let into_targets = Expected {
+            name: "v1".into(),
+            want: Some(d0.clone()),
+            roles: vec!["targets".into()],
+        };
+        assert_eq!(not_in_place(&after.repo, &into_targets), None);
+        let notes = docker_view(&after.repo, std::slice::from_ref(&into_targets));
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].contains(
+                "signed v1, but docker resolves them to other content, listed in targets/releases"
+            ),
+            "{notes:?}"
+        );
+        // Not in the role it was signed into: not in place.
+        let gone = Expected {
+            name: "v1".into(),
+            want: Some(d1),
+            roles: vec!["targets".into()],
+        };
+        assert_eq!(
+            not_in_place(&after.repo, &gone).as_deref(),
+            Some("v1 is not in targets with the content just signed")
+        );
+        // A revoke: the name must not resolve at all.
+        let revoked = Expected {
+            name: "v1".into(),
+            want: None,
+            roles: Vec::new(),
+        };
+        assert_eq!(
+            not_in_place(&after.repo, &revoked).as_deref(),
+            Some("v1 still resolves")
+        );
+    }
 }

@@ -198,6 +198,20 @@ impl VerifiedRepository {
             .collect()
     }
 
+    /// What the verified `role` (`targets` or a delegation) lists for
+    /// target `name`, within the role's paths.
+    pub fn listed_in(&self, role: &str, name: &str) -> Option<&TargetMeta> {
+        if role == "targets" {
+            return self.targets.signed().targets.get(name);
+        }
+        let (_, d) = self.delegations.iter().find(|(r, _)| r == role)?;
+        d.file
+            .signed()
+            .targets
+            .get(name)
+            .filter(|_| d.role.allows(name))
+    }
+
     /// One target as [`VerifiedRepository::resolved_targets`] resolves it
     /// (the role listing it first, and its meta), without building the
     /// whole list: for checking a few tags of a large repository.

@@ -3,7 +3,7 @@
 
 use super::signer::no_targets_key;
 use crate::trust::TrustError;
-use crate::trust::draft::{Draft, HeldKeys};
+use crate::trust::draft::{Draft, Expected, HeldKeys};
 use crate::trust::fetch::Fetched;
 use crate::trust::store::StoredRepository;
 use crate::trust::txn::Outcome;
@@ -97,7 +97,11 @@ pub fn apply(
         .resolved_targets()
         .into_iter()
         .filter(|t| !repaired.contains(&t.role))
-        .map(|t| (t.name, Some(t.meta)))
+        .map(|t| Expected {
+            name: t.name,
+            want: Some(t.meta),
+            roles: Vec::new(),
+        })
         .collect();
     Ok(Outcome::Publish(
         Box::new(draft),

@@ -1,7 +1,7 @@
 //! `revoke`: a tag (or every tag) out of every role that lists it.
 
 use crate::trust::TrustError;
-use crate::trust::draft::{Draft, HeldKeys};
+use crate::trust::draft::{Draft, Expected, HeldKeys};
 use crate::trust::txn::Outcome;
 
 /// Removes `tag` (every tag when `None`) from every targets-type role that
@@ -62,8 +62,12 @@ pub fn apply(
     for (r, names) in &plan {
         for n in names {
             draft.remove_target(r, n);
-            if !draft.expect.iter().any(|(t, _)| t == n) {
-                draft.expect.push((n.clone(), None));
+            if !draft.expect.iter().any(|e| e.name == *n) {
+                draft.expect.push(Expected {
+                    name: n.clone(),
+                    want: None,
+                    roles: Vec::new(),
+                });
             }
         }
         parts.push(format!("{} from {r}", names.join(", ")));
@@ -113,7 +117,14 @@ mod tests {
             ["targets/alice", "targets/bob", "targets/releases"],
             "{summary}"
         );
-        assert_eq!(draft.expect, [("v1".to_owned(), None)]);
+        assert_eq!(
+            draft.expect,
+            [Expected {
+                name: "v1".to_owned(),
+                want: None,
+                roles: Vec::new(),
+            }]
+        );
         assert!(matches!(
             apply(Kit::GUN, kit.draft(&repo), &held, Some("nope"), &|_| true),
             Err(TrustError::NotFound(_))

@@ -3,7 +3,7 @@
 use super::RELEASES;
 use crate::trust::TagSpec;
 use crate::trust::TrustError;
-use crate::trust::draft::{Draft, HeldKeys};
+use crate::trust::draft::{Draft, Expected, HeldKeys};
 use crate::trust::txn::Outcome;
 use tufd_tuf::TargetMeta;
 
@@ -111,11 +111,10 @@ pub fn apply_to(
     }
     draft.expect = specs
         .iter()
-        .map(|s| {
-            (
-                s.tag.clone(),
-                Some(TargetMeta::sha256_only(s.digest, s.size)),
-            )
+        .map(|s| Expected {
+            name: s.tag.clone(),
+            want: Some(TargetMeta::sha256_only(s.digest, s.size)),
+            roles: roles.clone(),
         })
         .collect();
     Ok(Applied::Changed(format!(
