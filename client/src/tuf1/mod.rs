@@ -389,6 +389,10 @@ fn print_staged(path: &Path, s: &v1::TufStagedChange, out: &Output) {
                 "missing_key_ids": t.missing_key_ids,
             })).collect::<Vec<_>>(),
             "ready": s.thresholds.iter().all(|t| t.met),
+            "unused_keys": s.unused_keys.iter().map(|u| json!({
+                "key_id": u.key_id,
+                "reason": u.reason,
+            })).collect::<Vec<_>>(),
         }));
         return;
     }
@@ -397,6 +401,9 @@ fn print_staged(path: &Path, s: &v1::TufStagedChange, out: &Output) {
     }
     for k in &s.signed_key_ids {
         println!("signed with key {k}");
+    }
+    for u in &s.unused_keys {
+        println!("not signed with key {}: {}", u.key_id, u.reason);
     }
     for t in &s.thresholds {
         let state = if t.met {

@@ -9,10 +9,15 @@
 //! refresh` is `sign` on snapshot and timestamp (and the roles it names);
 //! `tuf delegate` is `signer-add` on the new role, `tuf undelegate`
 //! `signer-remove` on the removed one; `tuf rotate` is `rotate` on the role;
-//! staging and publishing a root change are `rotate` on `root`, and
-//! signing a staged change (which names no local repository) is `rotate`
-//! on `root` of any repository. Changes are audited (begin, end) like the
-//! trust operations.
+//! staging and publishing a root change are `rotate` on `root`. Signing a
+//! staged change is `rotate` on `root` of the repository the change names
+//! when this daemon manages it (only that repository's keys sign it), and
+//! of any repository on a root key holder's daemon (which manages none:
+//! no repository's keys sign it). A holder's key NAME (a key of no
+//! repository) signs a staged or new root only for a caller also allowed
+//! `rotate` on role `targets/NAME`, as the policy calls such keys; keys
+//! not used are named in the answer with why. Changes are audited (begin,
+//! end) like the trust operations.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,10 +28,12 @@ use tufd_proto::v1::{self, tuf_server};
 
 use super::gate::{Allowed, Audited, Details, Gate};
 use super::key_status_code;
-use crate::policy::{Action, Operation};
+use crate::policy::{Action, Caller, Decision, Operation};
 use crate::tuf1::dir::Beneath;
 use crate::tuf1::places::{Place, Places};
 use crate::tuf1::registry::format_time;
+use crate::tuf1::scope::{HolderCheck, KeyScope};
+use crate::tuf1::staged::Staged;
 use crate::tuf1::{
     AddTarget, DelegateRequest, InitRequest, RepoError, RepoStatus, StagedReport, Tuf1,
 };
@@ -52,7 +59,9 @@ impl TufService {
         }
     }
 
-    /// Resolves the request's repository and asks the policy.
+    /// Asks the policy about the repository as the caller named it, then
+    /// (only for a caller allowed that) resolves it on disk and asks about
+    /// what it resolved to, when that is another name.
     async fn allow<T>(
         &self,
         req: &Request<T>,
@@ -60,12 +69,19 @@ impl TufService {
         op: Operation,
         roles: Vec<String>,
     ) -> Result<(Place, Allowed), Status> {
-        let place = self.places.resolve(given).map_err(|e| {
+        let refused = |e: RepoError| {
             if matches!(e, RepoError::Refused(_)) {
                 tracing::warn!(directory = given, error = %e, "tuf request refused");
             }
             status(e)
-        })?;
+        };
+        let claimed = self.places.claim(given).map_err(refused)?;
+        let action = Action::on(op, &claimed).roles(roles.clone());
+        let allowed = self.gate.authorize_exact(req, action).await?;
+        let place = self.places.resolve(given).map_err(refused)?;
+        if place.resource == claimed {
+            return Ok((place, allowed));
+        }
         let action = Action::on(op, &place.resource).roles(roles);
         let allowed = self.gate.authorize_exact(req, action).await?;
         Ok((place, allowed))
@@ -81,18 +97,31 @@ impl TufService {
         place: &Place,
         given: &str,
     ) -> Result<Beneath, RepoError> {
-        let source = self.places.source(Path::new(given))?;
-        if let Some(resource) = &source.resource
-            && !source.path().starts_with(place.dir())
-            && let Err(denied) = self
-                .gate
-                .authorize_exact(req, Action::on(Operation::Sign, resource))
+        let may_sign = |resource: String| async move {
+            self.gate
+                .authorize_exact(req, Action::on(Operation::Sign, &resource))
                 .await
+                .map(drop)
+                .map_err(|denied| {
+                    RepoError::Refused(format!(
+                        "target file {given}: {}; the daemon reads a file for you only from this repository, a tuf.sources directory, or a place you may sign",
+                        denied.message()
+                    ))
+                })
+        };
+        // The name as written first: nothing is looked at on disk for a
+        // caller who may not sign what holds the file.
+        let (written, claimed) = self.places.source_claim(Path::new(given))?;
+        if let Some(resource) = claimed
+            && !written.starts_with(place.dir())
         {
-            return Err(RepoError::Refused(format!(
-                "target file {given}: {}; the daemon reads a file for you only from this repository, a tuf.sources directory, or a place you may sign",
-                denied.message()
-            )));
+            may_sign(resource).await?;
+        }
+        let source = self.places.source(Path::new(given))?;
+        if let Some(resource) = source.resource.clone()
+            && !source.path().starts_with(place.dir())
+        {
+            may_sign(resource).await?;
         }
         Ok(source.at)
     }
@@ -120,6 +149,23 @@ impl TufService {
     }
 }
 
+/// Which holders' keys (keys of no repository) `caller` may sign a root
+/// with: the key NAME is the role `targets/NAME` (see
+/// [`Action::key`]), decided by the policy in force now.
+fn holder_keys(gate: &Gate, caller: &Caller) -> HolderCheck {
+    let (policy, caller) = (gate.policy(), caller.clone());
+    Arc::new(
+        move |name| match policy.check(&caller, &Action::key(Operation::Rotate, name, "")) {
+            Decision::Allow { .. } => Ok(()),
+            Decision::Deny { needed } => Err(needed),
+        },
+    )
+}
+
+/// At most this many characters of a staged change's repository field
+/// (written by whoever made the file) go into the audit log.
+const MAX_NAMED_REPOSITORY: usize = 256;
+
 /// The events of `tuf sign`: touch requests, then the result.
 type SignEvents =
     std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<v1::TufSignEvent, Status>> + Send>>;
@@ -136,6 +182,21 @@ async fn finish<T, U>(
 ) -> Result<Response<U>, Status> {
     audited.end_with(&result, Vec::new()).await?;
     result.map(|v| Response::new(f(v))).map_err(status)
+}
+
+/// [`finish`] for a staged root change: the keys that signed are recorded.
+async fn finish_staged(
+    audited: Audited,
+    result: Result<StagedReport, RepoError>,
+) -> Result<Response<v1::TufStagedChange>, Status> {
+    let signed = result
+        .as_ref()
+        .map(|r| r.signed.clone())
+        .unwrap_or_default();
+    audited.end_with(&result, signed).await?;
+    result
+        .map(|r| Response::new(staged_reply(r)))
+        .map_err(status)
 }
 
 /// Maps a repository error to the status a client acts on.
@@ -204,6 +265,14 @@ fn staged_reply(r: StagedReport) -> v1::TufStagedChange {
                 threshold: t.threshold,
                 missing_key_ids: t.missing.clone(),
                 met: t.met(),
+            })
+            .collect(),
+        unused_keys: r
+            .unused
+            .into_iter()
+            .map(|u| v1::TufUnusedKey {
+                key_id: u.key_id,
+                reason: u.reason,
             })
             .collect(),
     }
@@ -401,15 +470,30 @@ impl tuf_server::Tuf for TufService {
     ) -> Result<Response<v1::TufStagedChange>, Status> {
         bounded(&req.get_ref().root_keys_pem)?;
         let given = req.get_ref().directory.clone();
-        let (place, audited) = self
-            .admit(&req, &given, Operation::Rotate, vec!["root".into()])
+        let (place, allowed) = self
+            .allow(&req, &given, Operation::Rotate, vec!["root".into()])
+            .await?;
+        let holders = holder_keys(&self.gate, &allowed.caller);
+        let audited = allowed
+            .begin(
+                &self.gate,
+                Details {
+                    detail: format!("tuf stage root {}", place.dir().display()),
+                    ..Details::default()
+                },
+            )
             .await?;
         let r = req.into_inner();
         let result = self
             .tuf
-            .stage_root(&place.at, r.root_keys_pem, u64::from(r.root_threshold))
+            .stage_root(
+                &place.at,
+                r.root_keys_pem,
+                u64::from(r.root_threshold),
+                holders,
+            )
             .await;
-        finish(audited, result, staged_reply).await
+        finish_staged(audited, result).await
     }
 
     type SignStagedStream = SignEvents;
@@ -418,18 +502,57 @@ impl tuf_server::Tuf for TufService {
         &self,
         req: Request<v1::TufSignStagedRequest>,
     ) -> Result<Response<SignEvents>, Status> {
-        let action = Action::global(Operation::Rotate).roles(["root".to_owned()]);
+        let root = || vec!["root".to_owned()];
+        // Whoever may not rotate a root anywhere learns nothing more.
+        let action = Action::global(Operation::Rotate).roles(root());
         let allowed = self.gate.authorize_exact(&req, action).await?;
+        let staged = Staged::parse(&req.get_ref().staged).map_err(status)?;
+        // The change's repository, when this daemon manages it, decides
+        // whose keys may sign: the caller must be allowed to rotate its
+        // root, and only its keys sign.
+        let repository = self.tuf.managed(&staged.repository);
+        let (allowed, detail) = match &repository {
+            Some(dir) => {
+                let resource = self.places.resource_of(dir).ok_or_else(|| {
+                    Status::failed_precondition(format!(
+                        "the staged change is for {}, which the daemon's [tuf] configuration no longer serves; sign it where it is served",
+                        dir.display()
+                    ))
+                })?;
+                let action = Action::on(Operation::Rotate, &resource).roles(root());
+                let allowed = self.gate.authorize_exact(&req, action).await?;
+                (
+                    allowed,
+                    format!("tuf sign staged root change of {}", dir.display()),
+                )
+            }
+            None => {
+                let named: String = staged
+                    .repository
+                    .chars()
+                    .take(MAX_NAMED_REPOSITORY)
+                    .collect();
+                (
+                    allowed,
+                    format!(
+                        "tuf sign staged root change of {named:?} (not a repository of this daemon: holders' keys only)"
+                    ),
+                )
+            }
+        };
+        let scope = KeyScope {
+            repository,
+            holder_keys: holder_keys(&self.gate, &allowed.caller),
+        };
         let audited = allowed
             .begin(
                 &self.gate,
                 Details {
-                    detail: "tuf sign staged root change".into(),
+                    detail,
                     ..Details::default()
                 },
             )
             .await?;
-        let staged = req.into_inner().staged;
         let tuf = self.tuf.clone();
         let (out, rx) = tokio::sync::mpsc::channel(8);
         let (touch, mut touches) = tokio::sync::mpsc::unbounded_channel();
@@ -449,9 +572,9 @@ impl tuf_server::Tuf for TufService {
                     }
                 })
             };
-            let result = tuf.sign_staged(staged, Some(touch)).await;
+            let result = tuf.sign_staged(staged, scope, Some(touch)).await;
             let _ = forward.await;
-            let answer = match finish(audited, result, staged_reply).await {
+            let answer = match finish_staged(audited, result).await {
                 Ok(r) => Ok(sign_event(v1::tuf_sign_event::Event::Result(
                     r.into_inner(),
                 ))),

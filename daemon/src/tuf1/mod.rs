@@ -8,6 +8,8 @@
 //! - [`expiry`], [`sign`], [`refresh`]: expiry policy, signing with the
 //!   listed keys, when roles are due; `refresher`: the daemon's timer
 //! - [`staged`]: offline k-of-n root changes that travel as a file
+//! - [`scope`]: which token keys may sign for a repository (its own and
+//!   holders' keys, never another repository's)
 //! - [`requests`]: what the manager is asked and answers
 //! - [`places`]: the configured repositories and roots requests resolve in
 //! - [`dir`]: a request's repository opened once below its configured
@@ -32,6 +34,7 @@ pub mod refresh;
 mod refresher;
 pub mod registry;
 pub mod requests;
+pub mod scope;
 pub mod sign;
 pub mod staged;
 pub mod status;
@@ -56,6 +59,7 @@ use files::{Layout, Online, Published};
 use registry::{Registry, RepoRecord};
 pub use requests::{AddTarget, DelegateRequest, InitRequest, RepoStatus, RoleState, StagedReport};
 use requests::{describe, key_from_pem};
+use scope::{HolderCheck, KeyScope, UnusedKey};
 use sign::Signers;
 use tree::Tree;
 
@@ -97,6 +101,40 @@ impl DigestSigner for TokenKey {
     }
 }
 
+/// The keys a scope admits, and the others.
+struct ScopedSigners {
+    signers: Signers,
+    /// Keys the scope does not admit, with why.
+    unused: Vec<UnusedKey>,
+    /// Tokens that could not be read, with why.
+    unreadable: Vec<String>,
+}
+
+impl ScopedSigners {
+    /// The keys not admitted that `staged` asks for.
+    fn unused_for(&self, staged: &staged::Staged) -> Vec<UnusedKey> {
+        let wanted = staged.root_key_ids();
+        self.unused
+            .iter()
+            .filter(|u| wanted.contains(&u.key_id))
+            .cloned()
+            .collect()
+    }
+}
+
+/// "abcdef012345 (why); …" for messages.
+fn describe_unused(unused: &[UnusedKey]) -> String {
+    unused
+        .iter()
+        .map(|u| format!("key {} not used ({})", short_id(&u.key_id), u.reason))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn short_id(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
 /// Delegation graphs by repository, with the snapshot versions each was
 /// read for.
 type TreeCache = HashMap<PathBuf, (BTreeMap<String, u64>, Arc<Tree>)>;
@@ -130,10 +168,13 @@ async fn blocking<T: Send + 'static>(
     .map_err(|e| RepoError::Internal(format!("worker failed: {e}")))?
 }
 
+/// What a TUF 1.0 repository's keys' labels have before its directory.
+pub(crate) const LABEL_PREFIX: &str = "tuf1:";
+
 /// The key name prefix of a repository's keys: `tuf1:<dir>` as the label's
 /// repository part.
 fn label(dir: &Path, name: &str) -> Result<KeyLabel, RepoError> {
-    KeyLabel::new(name, &format!("tuf1:{}", dir.display())).map_err(|e| {
+    KeyLabel::new(name, &format!("{LABEL_PREFIX}{}", dir.display())).map_err(|e| {
         RepoError::InvalidRequest(format!(
             "{}: cannot name keys for this directory ({e}); use a shorter path",
             dir.display()
@@ -184,24 +225,39 @@ impl Tuf1 {
             .clone()
     }
 
-    /// Every token key, by TUF 1.0 key ID.
-    async fn signers(&self) -> Result<Signers, RepoError> {
-        let (mut signers, unreadable) = self.signers_and_unreadable(None).await?;
-        for why in unreadable {
+    /// The token keys that may sign for the repository at `dir` (its own
+    /// and holders' keys, see [`scope`]), by TUF 1.0 key ID.
+    async fn signers(&self, dir: &Path) -> Result<Signers, RepoError> {
+        let scoped = self
+            .scoped_signers(&KeyScope::repository(dir), None)
+            .await?;
+        let mut signers = scoped.signers;
+        for why in scoped.unreadable {
             signers.unreadable(why);
         }
         Ok(signers)
     }
 
-    /// Every token key by TUF 1.0 key ID, and why tokens that could not be
-    /// read could not.
-    async fn signers_and_unreadable(
+    /// The token keys `scope` admits by TUF 1.0 key ID, the others with
+    /// why, and why tokens that could not be read could not.
+    async fn scoped_signers(
         &self,
+        scope: &KeyScope,
         touch: Option<TouchSink>,
-    ) -> Result<(Signers, Vec<String>), RepoError> {
+    ) -> Result<ScopedSigners, RepoError> {
         let listing = self.keyring.list("").await?;
         let mut signers = Signers::default();
+        let mut unused = Vec::new();
         for key in listing.keys {
+            if let Err(reason) = scope.admits(&key.label) {
+                if let Ok(k) = Key::ecdsa_p256(&key.spki_der) {
+                    unused.push(UnusedKey {
+                        key_id: k.key_id(),
+                        reason,
+                    });
+                }
+                continue;
+            }
             let store = self.keyring.key_store(&key.token)?;
             let attended = store.needs_touch(&key.id);
             let signer = Arc::new(TokenKey {
@@ -223,7 +279,20 @@ impl Tuf1 {
                 other => format!("{}: {other:?}", t.name),
             })
             .collect();
-        Ok((signers, unreadable))
+        Ok(ScopedSigners {
+            signers,
+            unused,
+            unreadable,
+        })
+    }
+
+    /// The managed repository a staged change names (its directory as
+    /// this daemon records it, compared as text: nothing on disk is
+    /// looked at); `None` when this daemon does not manage it (a root key
+    /// holder's daemon).
+    pub fn managed(&self, repository: &str) -> Option<PathBuf> {
+        let dir = Path::new(repository);
+        self.registry.get(dir).map(|_| dir.to_owned())
     }
 
     /// Generates (or, after an interrupted init, reuses) the key `name` of
@@ -298,7 +367,7 @@ impl Tuf1 {
             snapshot: self.role_key(&dir, "snapshot", &req.online_token).await?,
             timestamp: self.role_key(&dir, "timestamp", &req.online_token).await?,
         };
-        let signers = self.signers().await?;
+        let signers = self.signers(&dir).await?;
         let l = layout.clone();
         let e = expiry.clone();
         blocking(move || {
@@ -454,12 +523,14 @@ impl Tuf1 {
 
     /// Stages a root change for offline k-of-n signing: the next root (new
     /// root keys from `root_keys_pem` with `threshold`, or the same keys
-    /// with a renewed expiry), signed by the root keys this daemon holds.
+    /// with a renewed expiry), signed by the root keys this daemon holds
+    /// that are the repository's own or holders' keys `holder_keys` allows.
     pub async fn stage_root(
         &self,
         at: &Beneath,
         root_keys_pem: Vec<String>,
         threshold: u64,
+        holder_keys: HolderCheck,
     ) -> Result<StagedReport, RepoError> {
         let layout = open(at, false).await?;
         let dir = layout.dir().to_owned();
@@ -477,25 +548,34 @@ impl Tuf1 {
             sign::set_role_keys(&mut next, "root", keys, threshold.max(1))?;
         }
         let mut staged = staged::Staged::new(&dir.display().to_string(), previous, next);
-        let signers = self.signers().await?;
+        let scope = KeyScope {
+            repository: Some(dir),
+            holder_keys,
+        };
+        let scoped = self.scoped_signers(&scope, None).await?;
+        let unused = scoped.unused_for(&staged);
+        let signers = scoped.signers;
         let signed = blocking(move || {
             let signed = staged.sign(&signers)?;
             Ok((staged, signed))
         })
         .await?;
-        StagedReport::new(signed.0, signed.1)
+        StagedReport::new(signed.0, signed.1, unused)
     }
 
-    /// Adds the signatures of the root keys this daemon holds to a staged
-    /// change (a key holder's `tufctl tuf sign`); `touch` hears of each
-    /// signature that waits for a touch on a device.
+    /// Adds the signatures of the root keys this daemon holds and `scope`
+    /// admits to a staged change (a key holder's `tufctl tuf sign`); keys
+    /// it does not admit are named in the answer with why, never used.
+    /// `touch` hears of each signature that waits for a touch on a device.
     pub async fn sign_staged(
         &self,
-        bytes: Vec<u8>,
+        mut staged: staged::Staged,
+        scope: KeyScope,
         touch: Option<TouchSink>,
     ) -> Result<StagedReport, RepoError> {
-        let mut staged = staged::Staged::parse(&bytes)?;
-        let (signers, unreadable) = self.signers_and_unreadable(touch).await?;
+        let scoped = self.scoped_signers(&scope, touch).await?;
+        let unused = scoped.unused_for(&staged);
+        let (signers, unreadable) = (scoped.signers, scoped.unreadable);
         let (staged, signed) = blocking(move || {
             let signed = staged.sign(&signers)?;
             Ok((staged, signed))
@@ -503,6 +583,14 @@ impl Tuf1 {
         .await?;
         if signed.is_empty() {
             let state = staged.thresholds()?;
+            if !unused.is_empty() {
+                return Err(RepoError::Refused(format!(
+                    "nothing signed: this daemon holds root keys of this change it may not use here: {}; the change waits: {}; {}",
+                    describe_unused(&unused),
+                    state[0],
+                    state[1]
+                )));
+            }
             let tokens = if unreadable.is_empty() {
                 String::new()
             } else {
@@ -520,8 +608,8 @@ impl Tuf1 {
                     .join(", "),
             });
         }
-        tracing::info!(keys = ?signed, "signed a staged root change");
-        StagedReport::new(staged, signed)
+        tracing::info!(keys = ?signed, unused = ?unused, "signed a staged root change");
+        StagedReport::new(staged, signed, unused)
     }
 
     /// Publishes a staged root change once the thresholds of the current
@@ -561,7 +649,7 @@ impl Tuf1 {
         let _guard = lock.lock().await;
         #[cfg(feature = "test-hooks")]
         crate::testhook::pause_async("tuf1-opened").await;
-        let signers = self.signers().await?;
+        let signers = self.signers(dir).await?;
         let summary = self.publish_locked(layout, &record, signers, f).await?;
         tracing::info!(repository = %dir.display(), %summary, "TUF 1.0 repository published");
         self.wake.notify_one();
@@ -626,8 +714,8 @@ impl Tuf1 {
 
     /// The keys the daemon can sign with on its own now (none when the
     /// tokens cannot be listed).
-    async fn online_signers(&self) -> Signers {
-        match self.signers().await {
+    async fn online_signers(&self, dir: &Path) -> Signers {
+        match self.signers(dir).await {
             Ok(s) => s.unattended(),
             Err(e) => {
                 tracing::debug!(error = %e, "listing the token keys failed");
@@ -667,7 +755,7 @@ impl Tuf1 {
         } else {
             None
         };
-        let online_signers = self.online_signers().await;
+        let online_signers = self.online_signers(dir).await;
         let d = dir.to_owned();
         blocking(move || {
             let roles =

@@ -7,7 +7,14 @@
 //! a configured repository, and below a root or in a configured repository
 //! only where the caller may also sign ([`Source::resource`]).
 //!
-//! A path is resolved once (links followed, `..` removed) to decide
+//! Nothing on disk is looked at for a caller before the policy has judged
+//! the name the caller gave ([`Places::claim`], [`Places::source_claim`]:
+//! the path as written, `.` and `..` removed without following links): a
+//! path that does not lie, as written, inside a configured place gets one
+//! refusal whether it exists or not, and the daemon (which may read what
+//! its caller cannot) never tells a caller what lies outside the places.
+//!
+//! A path is then resolved once (links followed, `..` removed) to decide
 //! whether it is allowed and what the policy calls it. What it resolved to
 //! is then opened as the configured directory it lies in plus the
 //! components below it ([`Beneath`]), and no symbolic link below the
@@ -210,6 +217,41 @@ fn canonical(path: &Path, creating: bool) -> Result<PathBuf, RepoError> {
     }
 }
 
+/// `path` as written with `.` dropped and each `..` removing the component
+/// before it: nothing on disk is looked at, no link followed.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A configured directory as written and in its canonical form (the
+/// configuration's own paths may be resolved: they are no caller's).
+fn forms(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![lexical(dir)];
+    if let Ok(c) = std::fs::canonicalize(dir)
+        && c != out[0]
+    {
+        out.push(c);
+    }
+    out
+}
+
+/// Whether `path` lies, as written, strictly below one of `dirs`.
+fn lexically_below(path: &Path, dirs: &[PathBuf]) -> bool {
+    dirs.iter()
+        .flat_map(|d| forms(d))
+        .any(|d| path != d && path.starts_with(&d))
+}
+
 /// `path` as below the first of `dirs` it lies strictly below (compared
 /// canonically; directories that do not exist contain nothing).
 fn below(path: &Path, dirs: &[PathBuf]) -> Option<Beneath> {
@@ -271,10 +313,52 @@ impl Places {
         RepoError::Refused(format!("{what}; {hint}"))
     }
 
+    /// The refusal of a path outside every root: the same words whether it
+    /// exists or not, nothing of what it resolves to.
+    fn outside_roots(&self, given: &str) -> RepoError {
+        self.refuse(format!("{given} is outside the configured TUF roots"))
+    }
+
+    /// What the policy calls a request's repository before anything on
+    /// disk is looked at: `tuf:NAME` for a configured name or a configured
+    /// repository's directory as written, `tuf:/the/path/as/written` for a
+    /// path below a root. A path outside every root is refused here, in
+    /// the same words whether it exists or not. The caller must be allowed
+    /// this name before [`resolve`](Self::resolve) looks at the path (whose
+    /// canonical name the policy then judges too).
+    pub fn claim(&self, given: &str) -> Result<String, RepoError> {
+        if !given.contains('/') {
+            return if self.named.contains_key(given) {
+                Ok(format!("{RESOURCE_PREFIX}{given}"))
+            } else {
+                Err(self.refuse(format!("no TUF repository is named {given:?}")))
+            };
+        }
+        let path = Path::new(given);
+        if !path.is_absolute() {
+            return Err(RepoError::InvalidRequest(format!(
+                "{given}: give a configured repository name or an absolute path"
+            )));
+        }
+        let path = lexical(path);
+        for (name, n) in &self.named {
+            if forms(&n.directory).contains(&path) {
+                return Ok(format!("{RESOURCE_PREFIX}{name}"));
+            }
+        }
+        if lexically_below(&path, &self.roots) {
+            return Ok(format!("{RESOURCE_PREFIX}{}", path.display()));
+        }
+        Err(self.outside_roots(given))
+    }
+
     /// Resolves a request's repository: a configured name, or an absolute
     /// path inside a root (its last component may not exist yet: `init`
-    /// creates it, other requests learn there is no repository).
+    /// creates it, other requests learn there is no repository). Only for
+    /// a caller allowed what [`claim`](Self::claim) calls it: what a path
+    /// resolves to, and why it cannot be, is told.
     pub fn resolve(&self, given: &str) -> Result<Place, RepoError> {
+        self.claim(given)?;
         if !given.contains('/') {
             let named = self
                 .named
@@ -322,12 +406,7 @@ impl Places {
     /// allowed one team's repository cannot publish (and so read) another
     /// team's files.
     pub fn source(&self, given: &Path) -> Result<Source, RepoError> {
-        if !given.is_absolute() {
-            return Err(RepoError::InvalidRequest(format!(
-                "{}: give target files as absolute paths",
-                given.display()
-            )));
-        }
+        self.source_claim(given)?;
         let file = canonical(given, false)?;
         let found = below(&file, &self.sources)
             .map(|at| (at, None))
@@ -344,6 +423,16 @@ impl Places {
         if let Some((at, resource)) = found {
             return Ok(Source { at, resource });
         }
+        Err(RepoError::Refused(format!(
+            "{} (resolved to {}): {}",
+            given.display(),
+            file.display(),
+            self.sources_hint()
+        )))
+    }
+
+    /// Where target files may be read from, for refusals.
+    fn sources_hint(&self) -> String {
         let mut dirs: Vec<String> = self
             .roots
             .iter()
@@ -354,12 +443,56 @@ impl Places {
         if dirs.is_empty() {
             dirs.push("none configured: set tuf.roots or tuf.sources".into());
         }
-        Err(RepoError::Refused(format!(
-            "{} (resolved to {}): tufd reads target files only from inside {}",
-            given.display(),
-            file.display(),
+        format!(
+            "tufd reads target files only from inside {}",
             dirs.join(", ")
+        )
+    }
+
+    /// A target file as written (`.` and `..` removed, nothing on disk
+    /// looked at) and what the caller must be allowed to sign before the
+    /// daemon looks at it: `None` inside a `sources` directory,
+    /// `tuf:/the/path` below a root, `tuf:NAME` inside a configured
+    /// repository. A path inside none of them is refused in the same words
+    /// whether it exists or not.
+    pub fn source_claim(&self, given: &Path) -> Result<(PathBuf, Option<String>), RepoError> {
+        if !given.is_absolute() {
+            return Err(RepoError::InvalidRequest(format!(
+                "{}: give target files as absolute paths",
+                given.display()
+            )));
+        }
+        let file = lexical(given);
+        if lexically_below(&file, &self.sources) {
+            return Ok((file, None));
+        }
+        if lexically_below(&file, &self.roots) {
+            let resource = format!("{RESOURCE_PREFIX}{}", file.display());
+            return Ok((file, Some(resource)));
+        }
+        for (name, n) in &self.named {
+            if lexically_below(&file, std::slice::from_ref(&n.directory)) {
+                return Ok((file, Some(format!("{RESOURCE_PREFIX}{name}"))));
+            }
+        }
+        Err(RepoError::Refused(format!(
+            "{}: {}",
+            given.display(),
+            self.sources_hint()
         )))
+    }
+
+    /// What the policy calls the configured repository or root-relative
+    /// repository at the canonical directory `dir` (a directory this
+    /// daemon manages, as its registry and its keys' labels record it; no
+    /// caller's path): `None` when the configuration no longer has it.
+    pub fn resource_of(&self, dir: &Path) -> Option<String> {
+        for (name, n) in &self.named {
+            if canonical(&n.directory, true).is_ok_and(|d| d == dir) {
+                return Some(format!("{RESOURCE_PREFIX}{name}"));
+            }
+        }
+        below(dir, &self.roots).map(|_| format!("{RESOURCE_PREFIX}{}", dir.display()))
     }
 }
 
@@ -438,6 +571,61 @@ mod tests {
             p.source(&root.join("link/f")),
             Err(RepoError::Refused(_))
         ));
+    }
+
+    #[test]
+    fn a_name_is_claimed_as_written_before_anything_on_disk_is_looked_at() {
+        let d = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(d.path()).unwrap();
+        let (root, outside) = (base.join("root"), base.join("outside"));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(outside.join("exists")).unwrap();
+        std::os::unix::fs::symlink(outside.join("exists"), outside.join("link")).unwrap();
+        let p = places(&root, &base.join("named"));
+        assert_eq!(p.claim("rel").unwrap(), "tuf:rel");
+        assert_eq!(
+            p.claim(base.join("named/./").to_str().unwrap()).unwrap(),
+            "tuf:rel"
+        );
+        // As written: a link below the root is named as the link.
+        let via = root.join("x/../link/a");
+        assert_eq!(
+            p.claim(via.to_str().unwrap()).unwrap(),
+            format!("tuf:{}", root.join("link/a").display())
+        );
+        // Outside: one answer, whatever is there.
+        let answer = |path: PathBuf| {
+            let given = path.to_str().unwrap().to_owned();
+            let e = p.claim(&given).unwrap_err();
+            assert!(matches!(e, RepoError::Refused(_)), "{e}");
+            e.to_string().replace(&given, "PATH")
+        };
+        let missing = answer(outside.join("missing"));
+        for path in [
+            outside.join("exists"),
+            outside.join("link"),
+            outside.join("link/a"),
+            root.join("../outside/exists"),
+        ] {
+            assert_eq!(answer(path), missing);
+        }
+        assert!(matches!(
+            p.claim(root.to_str().unwrap()),
+            Err(RepoError::Refused(_))
+        ));
+        assert!(!missing.contains("resolved"), "{missing}");
+        let source = |path: PathBuf| {
+            let e = p.source_claim(&path).unwrap_err();
+            e.to_string().replace(path.to_str().unwrap(), "PATH")
+        };
+        assert_eq!(
+            source(outside.join("exists")),
+            source(outside.join("missing"))
+        );
+        assert_eq!(
+            p.source_claim(&root.join("f")).unwrap().1,
+            Some(format!("tuf:{}", root.join("f").display()))
+        );
     }
 
     #[test]

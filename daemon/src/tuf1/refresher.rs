@@ -73,7 +73,7 @@ impl Tuf1 {
         let (resign, signers) = if roles.is_empty() {
             self.due_roles(dir, &scheduled, now).await?
         } else {
-            (named(&scheduled, roles)?, self.signers().await?)
+            (named(&scheduled, roles)?, self.signers(dir).await?)
         };
         let lock = self.repo_lock(dir);
         let _guard = lock.lock().await;
@@ -97,7 +97,7 @@ impl Tuf1 {
         if due.is_empty() {
             return Ok((Vec::new(), Signers::default()));
         }
-        let online = self.signers().await?.unattended();
+        let online = self.signers(dir).await?.unattended();
         let mut resign = Vec::new();
         for s in due {
             if online.can_sign(&s.keyids, s.threshold) {
@@ -171,7 +171,7 @@ impl Tuf1 {
         if !force && refresh::next_due(&online, &expiry) > now {
             return Ok(refresh::next_due(&online, &expiry));
         }
-        let signers = self.signers().await?;
+        let signers = self.signers(dir).await?;
         let started = std::time::Instant::now();
         let (next, refreshed) = blocking(move || {
             let _writer = layout.lock()?;

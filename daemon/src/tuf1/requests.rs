@@ -10,6 +10,7 @@ use super::dir::Beneath;
 use super::edit::NewTarget;
 use super::error::RepoError;
 use super::files;
+use super::scope::UnusedKey;
 use super::staged;
 
 /// The largest `custom` object a target may carry.
@@ -123,15 +124,22 @@ pub struct StagedReport {
     pub signed: Vec<String>,
     /// The current and the new root's thresholds.
     pub thresholds: [staged::ThresholdState; 2],
+    /// Root keys of the change this daemon holds but did not use, and why.
+    pub unused: Vec<UnusedKey>,
 }
 
 impl StagedReport {
-    pub(crate) fn new(staged: staged::Staged, signed: Vec<String>) -> Result<Self, RepoError> {
+    pub(crate) fn new(
+        staged: staged::Staged,
+        signed: Vec<String>,
+        unused: Vec<UnusedKey>,
+    ) -> Result<Self, RepoError> {
         Ok(Self {
             bytes: staged.to_bytes()?,
             description: staged.describe(),
             signed,
             thresholds: staged.thresholds()?,
+            unused,
         })
     }
 }

@@ -122,6 +122,12 @@ impl Staged {
             .map_err(RepoError::metadata("staged root"))
     }
 
+    /// The IDs of the keys that may sign: the current and the new root
+    /// keys.
+    pub fn root_key_ids(&self) -> Vec<String> {
+        self.root_keys().into_iter().map(|(id, _)| id).collect()
+    }
+
     /// The keys that may sign: the current and the new root keys.
     fn root_keys(&self) -> Vec<(String, Key)> {
         let mut out = Vec::new();
