@@ -11,6 +11,7 @@
 
 use crate::audit::{AuditLog, CallerRecord, Durability, Entry, Phase, Published, TagRecord};
 use crate::policy::{Action, Caller, Decision, Grant, Operation, Policy, RoleScope};
+use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Status};
@@ -177,12 +178,29 @@ impl Gate {
         action: Action,
     ) -> Result<Allowed, Status> {
         let caller = caller_of(req).await?;
-        let decision = self.policy().check(&caller, &action);
+        self.decide(&caller, action).await
+    }
+
+    /// [`authorize`](Self::authorize) for a caller already resolved with
+    /// [`caller_of`]: a request naming many repositories looks its caller
+    /// up once (`/proc` and the user database), not once a repository.
+    pub async fn authorize_as(&self, caller: &Caller, action: Action) -> Result<Allowed, Status> {
+        let action = Action {
+            repository: action.repository.as_deref().map(repository),
+            ..action
+        };
+        self.decide(caller, action).await
+    }
+
+    /// Asks the policy whether `caller` may do `action` (its repository
+    /// already normalized); a refusal is logged and audited.
+    async fn decide(&self, caller: &Caller, action: Action) -> Result<Allowed, Status> {
+        let decision = self.policy().check(caller, &action);
         match decision {
             Decision::Allow { roles, grant } => {
                 tracing::debug!(caller = %caller.describe(), action = %action.describe(), "allowed");
                 Ok(Allowed {
-                    caller,
+                    caller: caller.clone(),
                     action,
                     roles,
                     grant,
@@ -192,7 +210,7 @@ impl Gate {
                 tracing::warn!(caller = %caller.describe(), pid = ?caller.pid, action = %action.describe(), "refused by policy");
                 let entry = Entry {
                     phase: Phase::Denied,
-                    caller: record(&caller),
+                    caller: record(caller),
                     operation: action.op.as_str().into(),
                     repositories: action.repository.iter().cloned().collect(),
                     roles: action.roles.clone(),
@@ -256,9 +274,12 @@ impl Allowed {
     /// Writes the `begin` record; an unwritable audit log refuses the
     /// operation.
     pub async fn begin(&self, gate: &Arc<Gate>, details: Details) -> Result<Audited, Status> {
+        // In order, each once: a set beside the list keeps it linear (a
+        // request names up to MAX_REPOSITORIES_PER_REQUEST of them).
         let mut repositories: Vec<String> = self.action.repository.iter().cloned().collect();
+        let mut seen: HashSet<String> = repositories.iter().cloned().collect();
         for r in details.repositories {
-            if !repositories.contains(&r) {
+            if seen.insert(r.clone()) {
                 repositories.push(r);
             }
         }

@@ -15,7 +15,9 @@ pub use gate::Gate;
 pub use keys::KeysService;
 pub use policy::PolicyService;
 pub use system::SystemService;
-pub use trust::{MAX_REQUEST_BYTES as MAX_TRUST_REQUEST_BYTES, TrustService};
+pub use trust::{
+    MAX_REPOSITORIES_PER_REQUEST, MAX_REQUEST_BYTES as MAX_TRUST_REQUEST_BYTES, TrustService,
+};
 pub use tuf1::TufService;
 
 use crate::keyring::{KeyringError, TokenReport};

@@ -4,7 +4,7 @@
 //! operation completes even when the client goes away, so a transaction is
 //! never cut off halfway by a closed terminal.
 
-use super::gate::{Allowed, Audited, Details, Gate};
+use super::gate::{Allowed, Audited, Details, Gate, caller_of};
 use super::{caller, key_status_code};
 use crate::audit::{Published, TagRecord};
 use crate::policy::{Action, Operation, RoleScope};
@@ -15,7 +15,7 @@ use crate::trust::{
     Event, EventSink, RoleFilter, RotateRole, ServerChoice, TagSpec, Trust, TrustError,
     parse_digest,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio_stream::Stream;
@@ -37,36 +37,38 @@ impl TrustService {
         Self { trust, gate }
     }
 
-    /// Authorizes `op` on every repository (each refusal audited); the
-    /// first refusal answers.
+    /// Authorizes `op` on every repository or reference in `names` (each
+    /// refusal audited; the first one answers), the caller looked up once.
+    /// More than [`MAX_REPOSITORIES_PER_REQUEST`] names are refused before
+    /// any of them is looked at.
     async fn authorize_all<T>(
         &self,
         req: &Request<T>,
         op: Operation,
-        repositories: &[String],
+        names: &[String],
         roles: &[String],
     ) -> Result<Vec<Allowed>, Status> {
-        if repositories.is_empty() {
+        if names.is_empty() {
             return Err(Status::invalid_argument("give at least one repository"));
         }
-        let mut out = Vec::with_capacity(repositories.len());
-        for r in repositories {
-            let action = Action::on(op, &super::gate::repository(r)).roles(roles.iter().cloned());
-            out.push(self.gate.authorize(req, action).await?);
+        at_most(op, names.len())?;
+        let caller = caller_of(req).await?;
+        let mut out = Vec::with_capacity(names.len());
+        for n in names {
+            let action = Action::on(op, n).roles(roles.iter().cloned());
+            out.push(self.gate.authorize_as(&caller, action).await?);
         }
-        self.check_server_choice(req, repositories)?;
+        let repositories: Vec<String> = out
+            .iter()
+            .filter_map(|a| a.action.repository.clone())
+            .collect();
+        self.check_server_choice(req, &repositories)?;
         Ok(out)
     }
 
     /// Authorizes an inspection of every repository the request names.
     async fn authorize_inspect(&self, req: &Request<v1::InspectRequest>) -> Result<(), Status> {
-        let repos: Vec<String> = req
-            .get_ref()
-            .repositories
-            .iter()
-            .map(|r| super::gate::repository(r))
-            .collect();
-        self.authorize_all(req, Operation::Inspect, &repos, &[])
+        self.authorize_all(req, Operation::Inspect, &req.get_ref().repositories, &[])
             .await
             .map(drop)
     }
@@ -333,6 +335,62 @@ fn verification(v: TagVerdict) -> v1::TagVerification {
 /// tags signs in one call (one transaction, one publish).
 const MAX_TAGS_PER_SIGN: usize = 100_000;
 
+/// The most repositories one request may name: the distinct repositories
+/// of a `Sign`'s tags, the repositories of `AddSigner` and `RemoveSigner`,
+/// the references of `Verify`, `Inspect` and `InspectStream`.
+///
+/// Each repository is a transaction or a read of its own (the notary
+/// server read, and for a change its publish and read-back, one after
+/// another), so 1 000 is already minutes of work for one call and an audit
+/// `begin` line of some 60 KB naming them; checking the policy for 1 000
+/// takes well under a millisecond. Whoever signs into more splits the
+/// request. A large repository is not limited by it: its tags are counted
+/// against [`MAX_TAGS_PER_SIGN`] only.
+pub const MAX_REPOSITORIES_PER_REQUEST: usize = 1_000;
+
+/// The refusal of a request past [`MAX_REPOSITORIES_PER_REQUEST`]: `named`
+/// says what it named, `unit` what is counted.
+fn too_many(named: &str, unit: &str) -> Status {
+    Status::invalid_argument(format!(
+        "{named}; tufd takes at most {MAX_REPOSITORIES_PER_REQUEST} {unit} in one request: split the request into several"
+    ))
+}
+
+/// Refuses `count` names for `op` past [`MAX_REPOSITORIES_PER_REQUEST`].
+fn at_most(op: Operation, count: usize) -> Result<(), Status> {
+    if count <= MAX_REPOSITORIES_PER_REQUEST {
+        return Ok(());
+    }
+    let unit = match op {
+        Operation::Inspect | Operation::Verify => "references",
+        _ => "repositories",
+    };
+    Err(too_many(&format!("{op}: {count} {unit}"), unit))
+}
+
+/// The distinct repositories of a `Sign`'s tags, in the order they first
+/// appear; refused, the counting stopped, past
+/// [`MAX_REPOSITORIES_PER_REQUEST`]. Linear: a request carries up to
+/// [`MAX_TAGS_PER_SIGN`] tags.
+fn distinct_repositories(tags: &[v1::TagToSign]) -> Result<Vec<String>, Status> {
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut out = Vec::new();
+    for t in tags {
+        if seen.insert(t.repository.as_str()) {
+            if out.len() == MAX_REPOSITORIES_PER_REQUEST {
+                return Err(too_many(
+                    &format!(
+                        "sign: the tags name more than {MAX_REPOSITORIES_PER_REQUEST} repositories"
+                    ),
+                    "repositories",
+                ));
+            }
+            out.push(t.repository.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// The largest request the Trust service decodes: room for
 /// [`MAX_TAGS_PER_SIGN`] tags with long names (about 110 bytes a tag with a
 /// typical name and a digest: 11 MB for 100 000), stated rather than
@@ -440,7 +498,7 @@ impl trust_server::Trust for TrustService {
             let repo = a.action.repository.clone().unwrap_or_default();
             if let Err(TrustError::NotFound(_)) = self.trust.read(&repo).await {
                 self.gate
-                    .authorize(&req, Action::on(Operation::Init, &repo))
+                    .authorize_as(&a.caller, Action::on(Operation::Init, &repo))
                     .await?;
             }
         }
@@ -513,12 +571,7 @@ impl trust_server::Trust for TrustService {
                 "sign: give 1 to {MAX_TAGS_PER_SIGN} tags (got {count})"
             )));
         }
-        let mut repos: Vec<String> = Vec::new();
-        for t in &req.get_ref().tags {
-            if !repos.contains(&t.repository) {
-                repos.push(t.repository.clone());
-            }
-        }
+        let repos = distinct_repositories(&req.get_ref().tags)?;
         let allowed = self
             .authorize_all(&req, Operation::Sign, &repos, &[])
             .await?;
@@ -743,13 +796,7 @@ impl trust_server::Trust for TrustService {
         req: Request<v1::VerifyRequest>,
     ) -> Result<Response<v1::VerifyResponse>, Status> {
         let who = caller(&req);
-        let repos: Vec<String> = req
-            .get_ref()
-            .references
-            .iter()
-            .map(|r| super::gate::repository(r))
-            .collect();
-        self.authorize_all(&req, Operation::Verify, &repos, &[])
+        self.authorize_all(&req, Operation::Verify, &req.get_ref().references, &[])
             .await?;
         let r = req.into_inner();
         let mode = match r.mode.as_str() {
@@ -765,5 +812,63 @@ impl trust_server::Trust for TrustService {
         Ok(Response::new(v1::VerifyResponse {
             tags: verdicts.into_iter().map(verification).collect(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag(repository: &str) -> v1::TagToSign {
+        v1::TagToSign {
+            repository: repository.into(),
+            tag: "v1".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_signs_repositories_are_counted_once_each_in_order_up_to_the_cap() {
+        let tags: Vec<_> = ["b/x", "a/x", "b/x", "c/x", "a/x"]
+            .into_iter()
+            .map(tag)
+            .collect();
+        assert_eq!(distinct_repositories(&tags).unwrap(), ["b/x", "a/x", "c/x"]);
+
+        // Many tags of few repositories: within the cap.
+        let at: Vec<_> = (0..10 * MAX_REPOSITORIES_PER_REQUEST)
+            .map(|n| tag(&format!("r/{}", n % MAX_REPOSITORIES_PER_REQUEST)))
+            .collect();
+        assert_eq!(
+            distinct_repositories(&at).unwrap().len(),
+            MAX_REPOSITORIES_PER_REQUEST
+        );
+        let mut over = at;
+        over.push(tag("r/one-more"));
+        let refused = distinct_repositories(&over).unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument);
+        assert!(
+            refused.message().contains("split the request"),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn lists_past_the_cap_are_refused_naming_what_was_counted() {
+        assert!(at_most(Operation::Verify, MAX_REPOSITORIES_PER_REQUEST).is_ok());
+        let refused = at_most(Operation::Verify, MAX_REPOSITORIES_PER_REQUEST + 1).unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument);
+        assert!(
+            refused.message().starts_with("verify: 1001 references;")
+                && refused
+                    .message()
+                    .contains("at most 1000 references in one request: split the request"),
+            "{refused:?}"
+        );
+        let refused = at_most(Operation::SignerAdd, 5_000).unwrap_err();
+        assert!(
+            refused.message().contains("5000 repositories"),
+            "{refused:?}"
+        );
     }
 }

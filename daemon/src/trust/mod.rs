@@ -26,6 +26,7 @@ use crate::config::Config;
 use crate::keyring::Keyring;
 use draft::{Draft, HeldKey, HeldKeys, key_from_pem, server_key};
 use fetch::Fetched;
+use std::collections::HashMap;
 use std::sync::Arc;
 use time::OffsetDateTime;
 use tufd_keys::KeyLabel;
@@ -479,7 +480,12 @@ impl Trust {
                 "give at least one REPO:TAG".into(),
             ));
         }
+        // Grouped by repository in the order first named; each name given
+        // is normalized once and found again by hash (a request carries up
+        // to 100 000 tags).
         let mut by_repo: Vec<(String, Vec<TagSpec>)> = Vec::new();
+        let mut slot_of: HashMap<&str, usize> = HashMap::new();
+        let mut slot_of_gun: HashMap<String, usize> = HashMap::new();
         for t in tags {
             check_tag(&t.tag)?;
             if t.size == 0 {
@@ -488,15 +494,23 @@ impl Trust {
                     t.repository, t.tag
                 )));
             }
-            let repository = gun(&t.repository)?.as_str().to_owned();
-            let t = TagSpec {
+            let slot = match slot_of.get(t.repository.as_str()) {
+                Some(&i) => i,
+                None => {
+                    let repository = gun(&t.repository)?.as_str().to_owned();
+                    let i = *slot_of_gun.entry(repository.clone()).or_insert_with(|| {
+                        by_repo.push((repository, Vec::new()));
+                        by_repo.len() - 1
+                    });
+                    slot_of.insert(&t.repository, i);
+                    i
+                }
+            };
+            let (repository, specs) = &mut by_repo[slot];
+            specs.push(TagSpec {
                 repository: repository.clone(),
                 ..t.clone()
-            };
-            match by_repo.iter_mut().find(|(r, _)| *r == repository) {
-                Some((_, v)) => v.push(t),
-                None => by_repo.push((repository, vec![t])),
-            }
+            });
         }
         let allowed = &allowed;
         each_repository(by_repo, |(repo, specs)| async move {

@@ -15,7 +15,7 @@ pub mod config;
 use super::fetch::{Budget, fetch_within};
 use super::{Trust, TrustError, gun};
 use crate::trust::store::StoredRepository;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -504,15 +504,18 @@ impl Trust {
                 "give at least one REPO:TAG".into(),
             ));
         }
+        // Grouped by repository in the order first named, found by hash.
         let mut by_repo: Vec<(Gun, Vec<String>)> = Vec::new();
+        let mut slot_of: HashMap<Gun, usize> = HashMap::new();
         for r in references {
             let (repo, tag) =
                 names::tagged(r).map_err(|e| TrustError::InvalidRequest(e.to_string()))?;
             let g = gun(&repo)?;
-            match by_repo.iter_mut().find(|(x, _)| *x == g) {
-                Some((_, tags)) => tags.push(tag),
-                None => by_repo.push((g, vec![tag])),
-            }
+            let slot = *slot_of.entry(g.clone()).or_insert_with(|| {
+                by_repo.push((g, Vec::new()));
+                by_repo.len() - 1
+            });
+            by_repo[slot].1.push(tag);
         }
         let mut out = Vec::new();
         for (g, tags) in by_repo {
