@@ -755,11 +755,14 @@ impl trust_server::Trust for TrustService {
             let (repo, _) = tufd_proto::names::maybe_tagged(&reference)
                 .map_err(|e| Status::invalid_argument(e.to_string()))?;
             let fetched = self.trust.read(&repo).await.map_err(status)?;
-            out.push(super::inspect::whole(inspect::inspect(
-                &reference,
-                &fetched.repo,
-                time::OffsetDateTime::now_utc(),
-            )));
+            // Off the executor, as InspectStream does: a repository may
+            // hold 100 000 tags.
+            let inspection = tokio::task::spawn_blocking(move || {
+                inspect::inspect(&reference, &fetched.repo, time::OffsetDateTime::now_utc())
+            })
+            .await
+            .map_err(|e| Status::internal(format!("inspect: {e}")))?;
+            out.push(super::inspect::whole(inspection));
         }
         Ok(Response::new(v1::InspectResponse { repositories: out }))
     }
