@@ -247,13 +247,15 @@ impl PinGate {
         })
     }
 
-    /// Starts an unlock request with `pin`. `device_ready` tells whether
-    /// the device is logged in now (its session state): a ready token is
-    /// never asked to check another PIN.
+    /// Starts an unlock request with `pin`. `device_ready` reads whether
+    /// the device is logged in now (its session state); it is asked with
+    /// the gate held, so no login through the gate comes between its
+    /// answer and the attempt. A ready token is never asked to check
+    /// another PIN.
     pub fn unlock(
         &self,
         pin: SecretString,
-        device_ready: bool,
+        device_ready: impl FnOnce() -> Result<bool, KeyError>,
     ) -> Result<UnlockStart<'_>, KeyError> {
         let mut inner = self.lock();
         if inner.state == PinState::Blocked {
@@ -262,17 +264,8 @@ impl PinGate {
             });
         }
         let fingerprint = PinFingerprint::of(&pin, &self.salt);
-        if device_ready {
-            if Self::accepted(&inner, &fingerprint) {
-                inner.unlocked = Some(Unlocked {
-                    pin,
-                    until: self.rules.cache.map(|d| Instant::now() + d),
-                });
-                return Ok(UnlockStart::Extended);
-            }
-            return Err(KeyError::AlreadyUnlocked {
-                token: self.token(),
-            });
+        if device_ready()? {
+            return self.unlock_ready(&mut inner, pin, &fingerprint);
         }
         if inner.rejected.contains(&fingerprint) {
             let tries = match &inner.state {
@@ -307,6 +300,27 @@ impl PinGate {
             fingerprint,
             origin: Origin::Unlock,
         }))
+    }
+
+    /// An unlock request on a logged-in device: the PIN the device
+    /// accepted extends its cache time; any other is refused unchecked
+    /// (never cached, never counted as accepted).
+    fn unlock_ready(
+        &self,
+        inner: &mut Inner,
+        pin: SecretString,
+        fingerprint: &PinFingerprint,
+    ) -> Result<UnlockStart<'_>, KeyError> {
+        if !Self::accepted(inner, fingerprint) {
+            return Err(KeyError::AlreadyUnlocked {
+                token: self.token(),
+            });
+        }
+        inner.unlocked = Some(Unlocked {
+            pin,
+            until: self.rules.cache.map(|d| Instant::now() + d),
+        });
+        Ok(UnlockStart::Extended)
     }
 }
 
@@ -360,8 +374,11 @@ impl Attempt<'_> {
         }
     }
 
-    /// The device accepted the PIN. An unlock request's PIN is kept for
-    /// the cache time.
+    /// The device checked the PIN and accepted it (`C_Login` or PIV
+    /// VERIFY answered OK): only then is it the accepted PIN, which later
+    /// logins present whatever the tries left. An unlock request's PIN is
+    /// kept for the cache time. A device that answers it is logged in
+    /// already checked nothing: see [`Attempt::already_logged_in`].
     pub fn accepted(mut self) {
         self.inner.state = PinState::Ready {
             pin: self.fingerprint.clone(),
@@ -371,6 +388,26 @@ impl Attempt<'_> {
                 pin: self.pin.clone(),
                 until: self.gate.rules.cache.map(|d| Instant::now() + d),
             });
+        }
+    }
+
+    /// The device answered that it is logged in already
+    /// (`CKR_USER_ALREADY_LOGGED_IN`): it did not check the PIN, so the
+    /// state stays as it was and the PIN is neither accepted nor cached.
+    /// An operation goes on with the device's login; an unlock request
+    /// gets the answer of a ready token (its cache extended when it is the
+    /// accepted PIN, else [`KeyError::AlreadyUnlocked`]).
+    pub fn already_logged_in(mut self) -> Result<(), KeyError> {
+        tracing::info!(token = %self.gate.token, origin = ?self.origin,
+            "the device is logged in already; the PIN was not checked");
+        match self.origin {
+            Origin::Configured => Ok(()),
+            Origin::Unlock => {
+                let (gate, pin, fingerprint) =
+                    (self.gate, self.pin.clone(), self.fingerprint.clone());
+                gate.unlock_ready(&mut self.inner, pin, &fingerprint)
+                    .map(|_| ())
+            }
         }
     }
 
@@ -445,7 +482,7 @@ mod tests {
     }
 
     fn present<'a>(g: &'a PinGate, pin: &str, ready: bool) -> Result<Attempt<'a>, KeyError> {
-        match g.unlock(SecretString::from(pin), ready)? {
+        match g.unlock(SecretString::from(pin), || Ok(ready))? {
             UnlockStart::Present(a) => Ok(a),
             UnlockStart::Extended => panic!("extended"),
         }
@@ -479,16 +516,59 @@ mod tests {
         present(&g, "1234", false).unwrap().accepted();
         assert!(matches!(g.state(), PinState::Ready { .. }));
         assert!(matches!(
-            g.unlock(SecretString::from("9999"), true),
+            g.unlock(SecretString::from("9999"), || Ok(true)),
             Err(KeyError::AlreadyUnlocked { .. })
         ));
         assert!(matches!(
-            g.unlock(SecretString::from("1234"), true),
+            g.unlock(SecretString::from("1234"), || Ok(true)),
             Ok(UnlockStart::Extended)
         ));
         // The accepted PIN serves logins.
         let a = g.login().unwrap();
         assert!(a.previously_accepted());
+    }
+
+    #[test]
+    fn a_pin_the_device_did_not_check_is_never_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pin");
+        std::fs::write(&file, "1234").unwrap();
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let g = PinGate::new("t", PinRules::new(PinSource::File(file)));
+        // An unlock whose device turns out logged in already (another
+        // login came first): refused, nothing cached, state unchanged.
+        let a = present(&g, "9999", false).unwrap();
+        assert!(matches!(
+            a.already_logged_in(),
+            Err(KeyError::AlreadyUnlocked { .. })
+        ));
+        assert_eq!(g.state(), PinState::Locked);
+        // The next login presents the configured PIN, which the device
+        // has not accepted either: the tries are checked before it goes.
+        let mut a = g.login().unwrap();
+        assert!(!a.previously_accepted());
+        assert!(matches!(
+            a.check_tries(TriesLeft::FinalTry, "dev"),
+            Err(KeyError::LastPinTry { .. })
+        ));
+        // An operation's login answered the same way goes on, unaccepted.
+        assert!(a.already_logged_in().is_ok());
+        assert_eq!(g.state(), PinState::Locked);
+        // Accepted once, then the same PIN on a device logged in already
+        // only extends the cache; another is refused.
+        g.login().unwrap().accepted();
+        assert!(
+            present(&g, "1234", false)
+                .unwrap()
+                .already_logged_in()
+                .is_ok()
+        );
+        assert!(matches!(
+            present(&g, "9999", false).unwrap().already_logged_in(),
+            Err(KeyError::AlreadyUnlocked { .. })
+        ));
+        assert!(!g.login().unwrap().pin().expose_secret().starts_with('9'));
     }
 
     #[test]
@@ -543,7 +623,7 @@ mod tests {
         let _ = a.blocked();
         assert!(matches!(g.login(), Err(KeyError::PinLocked { .. })));
         assert!(matches!(
-            g.unlock(SecretString::from("2"), false),
+            g.unlock(SecretString::from("2"), || Ok(false)),
             Err(KeyError::PinLocked { .. })
         ));
     }

@@ -431,3 +431,73 @@ fn keys_are_listed_from_the_index_only_while_it_is_current() {
     assert!(store.list().is_err());
     assert_eq!(store.list_held(), None);
 }
+
+/// Whether token `label` reports a wrong PIN since its last login
+/// (`CKF_USER_PIN_COUNT_LOW`) or fewer (`CKF_USER_PIN_FINAL_TRY`, locked).
+fn pin_tries_spent(label: &str) -> bool {
+    let ctx = modules().get(MODULE.as_ref()).unwrap();
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label().trim() == label)
+        .unwrap();
+    let info = ctx.get_token_info(slot).unwrap();
+    info.user_pin_count_low() || info.user_pin_final_try() || info.user_pin_locked()
+}
+
+#[test]
+fn a_wrong_unlock_pin_racing_a_login_is_refused_and_never_presented() {
+    use std::sync::mpsc;
+    use std::sync::{Arc, Mutex};
+    let label = new_token("race");
+    // The unlock request stops after its session is open, before it takes
+    // the PIN gate; an operation logs in with the configured PIN then.
+    let (paused_tx, paused_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (paused_tx, go_rx) = (Mutex::new(paused_tx), Mutex::new(go_rx));
+    let store = Arc::new(
+        store(&label, env_pin(), 1).with_unlock_hook(Arc::new(move || {
+            let _ = paused_tx.lock().unwrap().send(());
+            let _ = go_rx.lock().unwrap().recv();
+        })),
+    );
+    assert!(!pin_tries_spent(&label));
+    let (unlocked, key) = std::thread::scope(|scope| {
+        let unlock = scope.spawn(|| store.unlock(SecretString::from("999999")));
+        paused_rx.recv().unwrap();
+        let key = store
+            .generate(&KeyLabel::new("alice", "").unwrap())
+            .unwrap();
+        go_tx.send(()).unwrap();
+        (unlock.join().unwrap(), key)
+    });
+    // Later unlocks run through the hook.
+    drop(go_tx);
+    // The token was logged in by then: the wrong PIN is refused as for any
+    // ready token (what the daemon audits), not taken as accepted.
+    eprintln!("unlock: {unlocked:?}");
+    assert!(!pin_tries_spent(&label), "no wrong PIN reached the token");
+    // The login is lost: the store logs in again with the configured PIN,
+    // not with the refused unlock PIN, and no try is spent.
+    logout(&label);
+    eprintln!(
+        "relogin: {:?} spent={}",
+        store.sign_digest(&key.id, &[9u8; 32]),
+        pin_tries_spent(&label)
+    );
+    let sig = store.sign_digest(&key.id, &[9u8; 32]).unwrap();
+    assert!(verify(&key.spki_der, &[9u8; 32], &sig));
+    assert!(
+        !pin_tries_spent(&label),
+        "the refused unlock PIN was presented on re-login"
+    );
+    // The same wrong PIN again is still refused, and the right one only
+    // extends the cache.
+    assert!(matches!(
+        store.unlock(SecretString::from("999999")),
+        Err(KeyError::AlreadyUnlocked { .. })
+    ));
+    store.unlock(SecretString::from(PIN)).unwrap();
+    assert!(!pin_tries_spent(&label));
+}

@@ -31,12 +31,16 @@ impl Pkcs11Store {
     }
 
     /// Logs in unless the application is already logged in on this token,
-    /// with the PIN the gate hands out.
+    /// with the PIN the gate hands out. The login state is read again once
+    /// the gate is held: another thread may have logged in meanwhile.
     pub(super) fn ensure_login(&self, conn: &Conn, session: &Session) -> Result<(), KeyError> {
         if self.logged_in(session)? {
             return Ok(());
         }
         let attempt = self.gate.login()?;
+        if self.logged_in(session)? {
+            return Ok(());
+        }
         self.present(conn, session, attempt)?;
         tracing::info!(token = %self.config.name, "logged in");
         Ok(())
@@ -68,10 +72,12 @@ impl Pkcs11Store {
             Some(tries) => attempt.check_tries(tries, &device)?,
         }
         match session.login(UserType::User, Some(attempt.pin())) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
+            Ok(()) => {
                 attempt.accepted();
                 Ok(())
             }
+            // Logged in by someone else first: the token checked nothing.
+            Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => attempt.already_logged_in(),
             Err(CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLenRange, _)) => {
                 match self.tries_left(conn) {
                     None => Err(attempt.blocked()),
@@ -92,10 +98,13 @@ impl Pkcs11Store {
             .ctx
             .open_rw_session(conn.slot)
             .map_err(|e| self.device_error("opening a session", e))?;
+        if let Some(hook) = &self.unlock_hook {
+            hook();
+        }
         // Logged in already: the gate never lets this PIN reach the token
-        // (a wrong one would log every session out).
-        let ready = self.logged_in(&session)?;
-        match self.gate.unlock(pin, ready)? {
+        // (a wrong one would log every session out). Read with the gate
+        // held, so that no operation's login comes in between.
+        match self.gate.unlock(pin, || self.logged_in(&session))? {
             UnlockStart::Extended => {
                 tracing::info!(token = %self.config.name, "unlock with the PIN the token is logged in with: cache time extended");
                 return Ok(());

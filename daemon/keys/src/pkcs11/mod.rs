@@ -54,6 +54,10 @@ use zeroize::Zeroize;
 /// [`Pkcs11Store::with_scan_hook`]).
 pub type ScanHook = Arc<dyn Fn() + Send + Sync>;
 
+/// A function called by an unlock request between opening its session and
+/// taking the PIN gate (see [`Pkcs11Store::with_unlock_hook`]).
+pub type UnlockHook = Arc<dyn Fn() + Send + Sync>;
+
 /// How the configuration names the token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenSelector {
@@ -105,6 +109,9 @@ pub struct Pkcs11Store {
     /// Called when a scan starts (tests: holds a scan open to force the
     /// interleaving with `status`).
     scan_hook: Option<ScanHook>,
+    /// Called by an unlock request before it takes the PIN gate (tests:
+    /// lets an operation log in at that moment).
+    unlock_hook: Option<UnlockHook>,
     /// Serializes generate, import and delete (the index check and the
     /// token change must not interleave).
     admin: Mutex<()>,
@@ -127,6 +134,7 @@ impl Pkcs11Store {
             scan: Mutex::new(()),
             scanning_since: Mutex::new(None),
             scan_hook: None,
+            unlock_hook: None,
             admin: Mutex::new(()),
         }
     }
@@ -154,6 +162,15 @@ impl Pkcs11Store {
     #[doc(hidden)]
     pub fn with_scan_hook(mut self, hook: ScanHook) -> Self {
         self.scan_hook = Some(hook);
+        self
+    }
+
+    /// Calls `hook` in every unlock request after its session is open and
+    /// before it takes the PIN gate, on the unlocking thread (for tests: an
+    /// operation that logs in at that moment).
+    #[doc(hidden)]
+    pub fn with_unlock_hook(mut self, hook: UnlockHook) -> Self {
+        self.unlock_hook = Some(hook);
         self
     }
 

@@ -127,8 +127,9 @@ impl YubiKeyStore {
         let extended = self.run("unlocking the token", |s, dev| {
             // Verified on this connection: the gate never lets this PIN
             // reach the device (a wrong one would drop the verification).
+            // Read with the device held: no verification comes between.
             let ready = Self::conn(dev)?.pin_verified;
-            match s.gate.unlock(pin.clone(), ready)? {
+            match s.gate.unlock(pin.clone(), || Ok(ready))? {
                 UnlockStart::Extended => Ok(true),
                 UnlockStart::Present(attempt) => s.present_pin(dev, attempt).map(|()| false),
             }

@@ -54,7 +54,7 @@ pub fn conf() -> &'static Path {
 
 /// The tokens a test process may use, one per test.
 pub const TOKENS: &[&str] = &[
-    "gen", "sens", "imp", "pin", "other", "par", "bench", "many", "batch", "relog", "held",
+    "gen", "sens", "imp", "pin", "other", "par", "bench", "many", "batch", "relog", "held", "race",
 ];
 
 fn label_for(name: &str) -> String {
