@@ -1,6 +1,8 @@
 //! A small static HTTP server for TUF client tests: serves files under a
 //! directory that the test can swap between phases, and can answer one
-//! path endlessly or slowly (hostile repositories).
+//! path endlessly or slowly (hostile repositories), or fail its first
+//! request (a notary server with a transient error). It keeps a log of the
+//! requests it was sent.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -18,13 +20,16 @@ pub enum Mode {
     /// Requests for paths ending in this suffix get their headers, then
     /// nothing for a minute.
     Slow(String),
+    /// The first request gets this status (e.g. 503) and an empty body;
+    /// later ones are answered as [`Mode::Files`].
+    FailFirst(u16),
 }
 
 struct State {
     root: PathBuf,
     mode: Mode,
-    /// Every request path, in order.
-    seen: Vec<String>,
+    /// Every request line's method and path, in arrival order.
+    requests: Vec<String>,
 }
 
 /// A running server on a loopback port (stops with the test process).
@@ -41,7 +46,7 @@ impl StaticHttp {
         let state = Arc::new(Mutex::new(State {
             root,
             mode: Mode::Files,
-            seen: Vec::new(),
+            requests: Vec::new(),
         }));
         let s = state.clone();
         std::thread::spawn(move || {
@@ -65,14 +70,14 @@ impl StaticHttp {
         self.state.lock().expect("state").root = root;
     }
 
-    /// The paths requested so far, in order.
-    pub fn requests(&self) -> Vec<String> {
-        self.state.lock().expect("state").seen.clone()
-    }
-
     /// Changes how paths are answered.
     pub fn set_mode(&self, mode: Mode) {
         self.state.lock().expect("state").mode = mode;
+    }
+
+    /// The requests received so far, as `METHOD /path`.
+    pub fn requests(&self) -> Vec<String> {
+        self.state.lock().expect("state").requests.clone()
     }
 }
 
@@ -81,6 +86,7 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
+    let method = line.split_whitespace().next().unwrap_or("").to_owned();
     let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
     loop {
         let mut h = String::new();
@@ -88,13 +94,17 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             break;
         }
     }
-    let (root, mode) = {
+    let (root, mode, first) = {
         let mut s = state.lock().expect("state");
-        s.seen.push(path.clone());
-        (s.root.clone(), s.mode.clone())
+        s.requests.push(format!("{method} {path}"));
+        (s.root.clone(), s.mode.clone(), s.requests.len() == 1)
     };
     let mut conn = conn;
     match mode {
+        Mode::FailFirst(status) if first => write!(
+            conn,
+            "HTTP/1.1 {status} Failing\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
         Mode::Endless(suffix) if path.ends_with(&suffix) => {
             conn.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")?;
             let chunk = vec![b' '; 64 * 1024];

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tufd_tests::daemon::{CmdOutput, TestEnv, binary, token_toml};
 use tufd_tests::notary::NotaryServers;
 use tufd_tests::softhsm::{MODULE, PIN};
+use tufd_tests::static_http::{Mode, StaticHttp};
 use tufd_tests::users::{TestUser, can_create_users, open_socket_to_everyone};
 
 const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
@@ -577,4 +578,85 @@ fn sighup_reloads_the_policy_and_keeps_the_old_one_when_the_new_is_bad() {
     std::fs::write(&config_path, env.config()).unwrap();
     hup("policy reloaded", 2);
     denied(&user.tufctl(&env, &["key", "list"], &[]), "\"list\"");
+}
+
+/// A notary-server stand-in (plain HTTP) whose first answer is a 503 and
+/// which knows no repository afterwards (404), though it hands out server
+/// keys for `gun`, so that initializing it would get as far as generating
+/// keys and publishing.
+fn flaky_empty_notary(env: &TestEnv, gun: &str) -> StaticHttp {
+    use base64::Engine;
+    use p256::pkcs8::EncodePublicKey;
+    let root = env.path().join("flaky-notary");
+    let tuf = root.join(format!("v2/{gun}/_trust/tuf"));
+    std::fs::create_dir_all(&tuf).unwrap();
+    for (i, role) in ["timestamp", "snapshot"].into_iter().enumerate() {
+        let key = p256::SecretKey::from_slice(&[i as u8 + 7; 32]).unwrap();
+        let der = key.public_key().to_public_key_der().unwrap();
+        let public = base64::engine::general_purpose::STANDARD.encode(der.as_bytes());
+        std::fs::write(
+            tuf.join(format!("{role}.key")),
+            format!(r#"{{"keytype":"ecdsa","keyval":{{"public":"{public}","private":null}}}}"#),
+        )
+        .unwrap();
+    }
+    let server = StaticHttp::start(root);
+    server.set_mode(Mode::FailFirst(503));
+    server
+}
+
+#[test]
+fn signer_add_without_init_creates_nothing_when_the_first_read_fails() {
+    if skip_unless_root("signer_add_without_init_creates_nothing_when_the_first_read_fails") {
+        return;
+    }
+    let env = TestEnv::new();
+    let gun = "localhost:5000/flaky/new";
+    let server = flaky_empty_notary(&env, gun);
+    let ci = TestUser::create(&env, "ci");
+    let config = env.config_with(&format!(
+        "{}[[remote]]\nprefix = \"\"\nurl = \"{}\"\n\n[policy]\n[[policy.rule]]\nusers = [\"{}\"]\nrepositories = [\"localhost:5000/flaky/*\"]\nroles = [\"targets/ci\"]\noperations = [\"signer-add\"]\n",
+        token(),
+        server.url(),
+        ci.name
+    ));
+    let _d = env.start_with(&config);
+    open_socket_to_everyone(&env);
+    env.tufctl(&["key", "generate", "ci"]).ok();
+    std::fs::copy(env.path().join("ci.pub"), ci.home.join("ci.pub")).unwrap();
+    std::os::unix::fs::chown(ci.home.join("ci.pub"), Some(ci.uid), Some(ci.gid)).unwrap();
+    let keys_before = env.tufctl(&["-o", "json", "key", "list"]).json();
+
+    // The daemon's first read of the repository gets the 503, the next
+    // ones 404: the repository does not exist, and creating it is "init",
+    // which ci lacks, whichever read saw the error.
+    let refused = ci.tufctl(&env, &["signer", "add", "ci", gun, "--key", "ci.pub"], &[]);
+    denied(&refused, "\"init\" on localhost:5000/flaky/new");
+    assert!(
+        refused.stderr.contains("nothing was created"),
+        "refused by the transaction, which found no repository: {refused:?}"
+    );
+    let requests = server.requests();
+    assert!(
+        requests.first().is_some_and(|r| r.starts_with("GET ")),
+        "the stand-in's 503 went to a read: {requests:?}"
+    );
+    assert!(
+        requests.iter().all(|r| r.starts_with("GET ")),
+        "nothing may be published: {requests:?}"
+    );
+    assert!(
+        !requests.iter().any(|r| r.ends_with(".key")),
+        "no server key asked for: {requests:?}"
+    );
+    let keys_after = env.tufctl(&["-o", "json", "key", "list"]).json();
+    assert_eq!(keys_after, keys_before, "no key generated on the token");
+    let audit = audit_lines(&env);
+    assert!(
+        audit.iter().any(|e| e["operation"] == "signer-add"
+            && e["result"]
+                .as_str()
+                .is_some_and(|r| r.contains("permission denied"))),
+        "the refusal is audited: {audit:?}"
+    );
 }

@@ -7,13 +7,13 @@
 use super::gate::{Allowed, Audited, Details, Gate, caller_of};
 use super::{caller, key_status_code};
 use crate::audit::{Published, TagRecord};
-use crate::policy::{Action, Operation, RoleScope};
+use crate::policy::{Action, Decision, Operation, RoleScope};
 use crate::trust::inspect;
 use crate::trust::txn::Change;
 use crate::trust::verify::{Outcome, TagVerdict, VerifyMode};
 use crate::trust::{
-    Event, EventSink, RoleFilter, RotateRole, ServerChoice, TagSpec, Trust, TrustError,
-    parse_digest,
+    Event, EventSink, IfMissing, MayInit, RoleFilter, RotateRole, ServerChoice, TagSpec, Trust,
+    TrustError, parse_digest,
 };
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
@@ -153,6 +153,23 @@ async fn finish(
     }
 }
 
+/// Whether the caller of `allowed` may initialize a repository, asked of
+/// the policy in force when the transaction finds the repository missing.
+fn init_check(gate: &Arc<Gate>, allowed: &Allowed) -> Arc<MayInit> {
+    let (gate, caller) = (gate.clone(), allowed.caller.clone());
+    Arc::new(move |gun: &str| {
+        let action = Action::on(Operation::Init, &super::gate::repository(gun));
+        match gate.policy().check(&caller, &action) {
+            Decision::Allow { .. } => Ok(()),
+            Decision::Deny { needed } => {
+                tracing::warn!(caller = %caller.describe(), action = %action.describe(),
+                    "refused by policy: the repository does not exist");
+                Err(needed)
+            }
+        }
+    })
+}
+
 /// Maps a trust error to the status a client acts on.
 pub(crate) fn status(e: TrustError) -> Status {
     let message = e.to_string();
@@ -184,7 +201,7 @@ pub(crate) fn status(e: TrustError) -> Status {
         }
         TrustError::Keyring(k) => key_status_code(k),
         TrustError::NotFound(_) => Code::NotFound,
-        TrustError::NoKey(_) => Code::PermissionDenied,
+        TrustError::NoKey(_) | TrustError::Denied { .. } => Code::PermissionDenied,
         TrustError::Refused(_) => Code::FailedPrecondition,
         TrustError::InvalidRequest(_) => Code::InvalidArgument,
         TrustError::Contended { .. } => Code::Aborted,
@@ -494,6 +511,9 @@ impl trust_server::Trust for TrustService {
             .await?;
         // Adding a signer to a repository that does not exist initializes
         // it: that needs "init" too (admins have it; others are asked).
+        // The transaction decides, when its read finds no repository
+        // (`may_init`); this read only refuses early, with the refusal
+        // audited as such, when it already sees none.
         for a in allowed.iter().filter(|a| !a.is_admin()) {
             let repo = a.action.repository.clone().unwrap_or_default();
             if let Err(TrustError::NotFound(_)) = self.trust.read(&repo).await {
@@ -502,6 +522,7 @@ impl trust_server::Trust for TrustService {
                     .await?;
             }
         }
+        let may_init = init_check(&self.gate, &allowed[0]);
         let audit = allowed[0]
             .begin(
                 &self.gate,
@@ -521,8 +542,11 @@ impl trust_server::Trust for TrustService {
                     &r.signer,
                     &r.repositories,
                     &r.public_key_pem,
-                    &r.token,
-                    r.client_snapshot,
+                    IfMissing {
+                        token: &r.token,
+                        client_snapshot: r.client_snapshot,
+                        may_init: &*may_init,
+                    },
                     &sink,
                 )
                 .await;

@@ -37,6 +37,14 @@ pub enum TrustError {
     /// ask for (e.g. without signers); refused.
     #[error("{0}")]
     Refused(String),
+    /// The caller lacks a permission the operation turned out to need
+    /// (a signer added to a repository that does not exist creates it,
+    /// which is "init"); `needed` names it as the policy does. Nothing
+    /// was changed.
+    #[error(
+        "{repository}: permission denied: {needed} (the repository does not exist: adding a signer would initialize it); nothing was created"
+    )]
+    Denied { repository: String, needed: String },
     /// The request is malformed.
     #[error("{0}")]
     InvalidRequest(String),

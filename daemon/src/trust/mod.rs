@@ -122,6 +122,23 @@ pub fn gun(name: &str) -> Result<Gun, TrustError> {
     Gun::new(full).map_err(|e| TrustError::InvalidRequest(e.to_string()))
 }
 
+/// Whether the caller may initialize repository `gun` (adding a signer to
+/// a repository that does not exist creates it): `Err` names the missing
+/// permission as the policy does.
+pub type MayInit = dyn Fn(&str) -> Result<(), String> + Send + Sync;
+
+/// What `signer add` does with a repository its read finds missing.
+#[derive(Clone, Copy)]
+pub struct IfMissing<'a> {
+    /// The token for the new root and targets keys (empty: the default).
+    pub token: &'a str,
+    /// The new repository's snapshot key is held by tufd, not the server.
+    pub client_snapshot: bool,
+    /// Whether the caller may initialize it, asked when it is found
+    /// missing.
+    pub may_init: &'a MayInit,
+}
+
 /// Parses `sha256:<64 hex>`.
 pub fn parse_digest(digest: &str) -> Result<[u8; 32], TrustError> {
     let hex = digest.strip_prefix("sha256:").ok_or_else(|| {
@@ -387,16 +404,22 @@ impl Trust {
     }
 
     /// `signer add`: the signer's key becomes targets/NAME and joins
-    /// targets/releases. New repositories are initialized first.
+    /// targets/releases. A repository the transaction's read finds missing
+    /// is initialized first as `missing` says, when its `may_init` allows
+    /// it; else nothing is created ([`TrustError::Denied`]).
     pub async fn add_signer(
         &self,
         signer: &str,
         repositories: &[String],
         public_key_pem: &str,
-        token: &str,
-        client_snapshot: bool,
+        missing: IfMissing<'_>,
         events: &EventSink,
     ) -> Result<Vec<Change>, TrustError> {
+        let IfMissing {
+            token,
+            client_snapshot,
+            may_init,
+        } = missing;
         let role = check_signer_name(signer)?;
         check_repositories(repositories)?;
         let key = key_from_pem(public_key_pem)?;
@@ -414,6 +437,10 @@ impl Trust {
                                 held,
                             ),
                             None => {
+                                may_init(name).map_err(|needed| TrustError::Denied {
+                                    repository: name.to_owned(),
+                                    needed,
+                                })?;
                                 let draft = self
                                     .new_repository(&g, &held, token, client_snapshot)
                                     .await?;
