@@ -501,3 +501,84 @@ fn a_wrong_unlock_pin_racing_a_login_is_refused_and_never_presented() {
     store.unlock(SecretString::from(PIN)).unwrap();
     assert!(!pin_tries_spent(&label));
 }
+
+/// The token loses its login (another program logs out) while the pool
+/// holds several idle sessions, all of which lose it with it: the next
+/// operations all succeed, sequential or concurrent, on one login each
+/// time, and no PIN try is spent.
+#[test]
+fn a_lost_login_is_recovered_for_the_whole_pool_with_one_login() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    const SESSIONS: usize = 4;
+    let label = new_token("pool");
+    let key = create_keys(&label, &[KeyLabel::new("alice", "").unwrap()]).remove(0);
+    // The first scan waits until every signer has its own session: each
+    // takes one from the pool, then waits for the scan.
+    let held = AtomicBool::new(false);
+    let store = Arc::new(
+        store_on(SPY, &label, env_pin(), SESSIONS).with_scan_hook(Arc::new(move || {
+            if held.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            let start = Instant::now();
+            while spied_calls("C_OpenSession") < SESSIONS
+                && start.elapsed() < Duration::from_secs(30)
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })),
+    );
+    let sign_in_parallel = |round: u32| {
+        std::thread::scope(|scope| {
+            let signers: Vec<_> = (0..SESSIONS)
+                .map(|t| {
+                    let (store, key) = (&store, &key);
+                    scope.spawn(move || {
+                        for i in 0..5u32 {
+                            let digest: [u8; 32] =
+                                Sha256::digest(format!("{round}-{t}-{i}")).into();
+                            let sig = store.sign_digest(&key.id, &digest);
+                            let sig = sig.unwrap_or_else(|e| panic!("signer {t}, {i}: {e}"));
+                            assert!(verify(&key.spki_der, &digest, &sig));
+                        }
+                    })
+                })
+                .collect();
+            for s in signers {
+                s.join().unwrap();
+            }
+        })
+    };
+    sign_in_parallel(0);
+    assert_eq!(
+        spied_calls("C_OpenSession"),
+        SESSIONS,
+        "one session a signer"
+    );
+    assert_eq!(spied_calls("C_Login"), 1);
+    assert!(!pin_tries_spent(&label));
+
+    // Every pooled session is logged out: one after another, operations
+    // sign on them (each retry on another idle session), and the first
+    // one's login serves all.
+    logout(&label);
+    for i in 0..2 * SESSIONS as u8 {
+        let sig = store.sign_digest(&key.id, &[i; 32]);
+        let sig = sig.unwrap_or_else(|e| panic!("signature {i} after the logout: {e}"));
+        assert!(verify(&key.spki_der, &[i; 32], &sig));
+    }
+    assert_eq!(spied_calls("C_Login"), 2, "one login restored the pool");
+    assert!(!pin_tries_spent(&label));
+
+    // The same with every session's operation failing at once.
+    logout(&label);
+    sign_in_parallel(1);
+    assert_eq!(
+        spied_calls("C_Login"),
+        3,
+        "one login for the concurrent recovery"
+    );
+    assert!(!pin_tries_spent(&label));
+}

@@ -74,6 +74,9 @@ impl Pkcs11Store {
         match session.login(UserType::User, Some(attempt.pin())) {
             Ok(()) => {
                 attempt.accepted();
+                // Handles of private objects found under an earlier login
+                // may not survive its loss (SoftHSM2 hands out new ones).
+                *self.index.write().unwrap_or_else(|p| p.into_inner()) = None;
                 Ok(())
             }
             // Logged in by someone else first: the token checked nothing.

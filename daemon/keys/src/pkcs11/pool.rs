@@ -3,7 +3,8 @@
 //! `cryptoki::Session` is `Send` but not `Sync`: a session serves one thread
 //! at a time. The pool hands out up to `max` sessions, blocks further
 //! callers until one is returned, and throws sessions away (instead of
-//! returning them) when they were opened before a reconnect.
+//! returning them) when they were opened before a reconnect or before the
+//! token closed its sessions.
 
 use cryptoki::session::Session;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -12,7 +13,8 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 pub(super) struct PoolState {
     pub idle: Vec<Session>,
     pub open: usize,
-    /// Bumped on every reconnect; sessions of older generations are dropped.
+    /// Bumped on every reconnect and when the token closed the sessions;
+    /// sessions of older generations are dropped.
     pub generation: u64,
 }
 
@@ -51,6 +53,17 @@ impl Pool {
         st.idle.clear();
         st.generation += 1;
         self.returned.notify_all();
+    }
+
+    /// Drops every session of `generation` after one of them was found
+    /// closed (the token closes all of an application's sessions at once),
+    /// as [`Pool::reset`] does; nothing when the pool moved on already
+    /// (another caller retired them, and its new sessions stay).
+    pub fn retire(&self, generation: u64) {
+        let mut st = self.lock();
+        if st.generation == generation {
+            self.reset(&mut st);
+        }
     }
 
     /// Takes a session back; `keep = false` closes it instead.

@@ -31,15 +31,24 @@ impl From<KeyError> for OpError {
     }
 }
 
-/// What a PKCS#11 error asks of us.
+/// What a PKCS#11 error asks of us. Whatever it is, the retry runs on a
+/// logged-in session: the login belongs to the application, shared by all
+/// its sessions, so what one session lost every pooled session lost.
 pub(super) enum Recovery {
-    /// The session is gone: open another.
+    /// The session is gone, and with it (a token closes every session of
+    /// the application at once: `C_CloseAllSessions`, a restarted HSM)
+    /// most likely the other pooled ones: drop the pool's sessions of that
+    /// generation and open another, which logs in again.
     NewSession,
-    /// The login is gone: open another session, which logs in again.
+    /// The login is gone: log in again once (the PIN gate lets one
+    /// operation present the PIN; the others find the token logged in),
+    /// which restores every pooled session.
     Relogin,
     /// The device is gone: find the token again and reopen everything.
     Reconnect,
-    /// Object handles are stale: rescan the token.
+    /// Object handles are stale: rescan the token, logged in (a token that
+    /// lost the login hides its private keys and says their handles are
+    /// invalid: SoftHSM2).
     Rescan,
     /// Not recoverable.
     Fail,
@@ -126,6 +135,9 @@ impl Pkcs11Store {
         *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let mut st = self.pool.lock();
         self.pool.reset(&mut st);
+        // Released before the index is taken: a caller reading the index
+        // takes the pool's lock while it holds the index.
+        drop(st);
         *self.index.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
@@ -179,43 +191,56 @@ impl Pkcs11Store {
     }
 
     /// Runs `op` on a session, recovering once from a lost session, login,
-    /// device or stale handle.
+    /// device or stale handle. The retry takes any pooled session and logs
+    /// in first if the token lost the login: idle sessions lost it too, and
+    /// one `C_Login` restores them all.
     pub(super) fn run<T>(
         &self,
         operation: &'static str,
         mut op: impl FnMut(&Self, &Session) -> Result<T, OpError>,
     ) -> Result<T, KeyError> {
         self.expire_unlock();
-        let mut retried = false;
+        // What the first failure asked for; `Some` on the single retry.
+        let mut recovered: Option<Recovery> = None;
         loop {
             let mut lease = self.lease()?;
+            if recovered.is_some() {
+                // Read again with the PIN gate held: of the operations
+                // recovering together, one presents the PIN.
+                if let Err(e) = self
+                    .connect()
+                    .and_then(|conn| self.ensure_login(&conn, lease.session()))
+                {
+                    lease.keep = false;
+                    return Err(e);
+                }
+            }
             let err = match op(self, lease.session()) {
                 Ok(v) => return Ok(v),
                 Err(OpError::Key(e)) => return Err(e),
                 Err(OpError::Ck(e)) => e,
             };
             let action = recovery(&err);
-            if retried || matches!(action, Recovery::Fail) {
+            if recovered.is_some() || matches!(action, Recovery::Fail) {
                 return Err(self.device_error(operation, err));
             }
-            retried = true;
             tracing::warn!(token = %self.config.name, operation, error = %err, "recovering");
+            // The failed session is not lent again (it may be closed, or
+            // hold an unfinished operation).
+            lease.keep = false;
             match action {
-                Recovery::NewSession | Recovery::Relogin => lease.keep = false,
+                Recovery::Relogin => {}
+                Recovery::NewSession => self.pool.retire(lease.generation),
                 Recovery::Reconnect => {
-                    lease.keep = false;
                     drop(lease);
                     self.disconnect();
                 }
                 Recovery::Rescan => {
-                    // A token that lost the login hides its private keys
-                    // and says their handles are invalid (SoftHSM2): the
-                    // rescan runs on a new, logged-in session.
-                    lease.keep = false;
                     *self.index.write().unwrap_or_else(|p| p.into_inner()) = None;
                 }
                 Recovery::Fail => unreachable!("handled above"),
             }
+            recovered = Some(action);
         }
     }
 }

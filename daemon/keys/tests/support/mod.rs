@@ -15,6 +15,9 @@ use tufd_keys::pkcs11::{Modules, Pkcs11Config, Pkcs11Store, TokenSelector};
 
 pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 pub const PIN: &str = "1234";
+/// OpenSC's PKCS#11 spy (Debian `opensc`), wrapping [`MODULE`]: a store
+/// whose module is the spy has every call logged in [`spy_log`].
+pub const SPY: &str = "/usr/lib/x86_64-linux-gnu/pkcs11-spy.so";
 
 struct Dir {
     _tmp: tempfile::TempDir,
@@ -43,6 +46,8 @@ fn dir() -> &'static Dir {
         unsafe {
             std::env::set_var("SOFTHSM2_CONF", &conf);
             std::env::set_var("TUFD_KEYS_TEST_PIN", PIN);
+            std::env::set_var("PKCS11SPY", MODULE);
+            std::env::set_var("PKCS11SPY_OUTPUT", tmp.path().join("spy.log"));
         }
         Dir { _tmp: tmp, conf }
     })
@@ -52,9 +57,26 @@ pub fn conf() -> &'static Path {
     &dir().conf
 }
 
+/// The log of every call made through [`SPY`] in this test process.
+pub fn spy_log() -> PathBuf {
+    dir()._tmp.path().join("spy.log")
+}
+
+/// How many calls to PKCS#11 function `function` (such as "C_Login") went
+/// through [`SPY`] so far.
+pub fn spied_calls(function: &str) -> usize {
+    let header = format!(" {function}");
+    std::fs::read_to_string(spy_log())
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.ends_with(&header))
+        .count()
+}
+
 /// The tokens a test process may use, one per test.
 pub const TOKENS: &[&str] = &[
     "gen", "sens", "imp", "pin", "other", "par", "bench", "many", "batch", "relog", "held", "race",
+    "pool",
 ];
 
 fn label_for(name: &str) -> String {
@@ -97,11 +119,17 @@ pub fn modules() -> Arc<Modules> {
 }
 
 pub fn store(label: &str, pin: PinSource, sessions: usize) -> Pkcs11Store {
+    store_on(MODULE, label, pin, sessions)
+}
+
+/// A store on token `label` through PKCS#11 library `module` ([`MODULE`],
+/// or [`SPY`] to count its calls).
+pub fn store_on(module: &str, label: &str, pin: PinSource, sessions: usize) -> Pkcs11Store {
     dir();
     Pkcs11Store::new(
         Pkcs11Config {
             name: "test".into(),
-            module: MODULE.into(),
+            module: module.into(),
             selector: TokenSelector::Label(label.into()),
             pin,
             max_sessions: sessions,
