@@ -177,7 +177,7 @@ pub struct Engine {
     pub resolver: Resolver,
     pub store: TrustStore,
     /// Each repository's writer lock (one transaction at a time).
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<Locks>,
     /// Verified results on their way to the store (`pending.rs`).
     pub(super) pending: super::pending::Pending,
     /// Signs waiting to join a repository's next transaction.
@@ -190,6 +190,44 @@ pub struct Engine {
     /// Bytes one read of a repository may fetch in all
     /// (`[verification] max_bytes`).
     pub read_bytes: u64,
+}
+
+/// The repositories' writer locks, by name, each kept only while someone
+/// holds or waits for it: names come from requests (a mirror client may
+/// ask for any number of repositories that do not exist), so an entry
+/// nobody uses is dropped, and the map is swept of them as it grows.
+/// Whoever holds a lock's `Arc` keeps its entry alive, so callers at the
+/// same time always share one lock; a lock nobody holds is free, and a
+/// new one stands for it equally.
+#[derive(Default)]
+struct Locks {
+    by_name: HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>,
+    /// The size at which dead entries are swept next.
+    sweep_at: usize,
+}
+
+impl Locks {
+    /// Fewest entries before a sweep.
+    const SWEEP_FLOOR: usize = 1024;
+
+    fn get(&mut self, gun: &str) -> Arc<tokio::sync::Mutex<()>> {
+        if let Some(lock) = self.by_name.get(gun).and_then(std::sync::Weak::upgrade) {
+            return lock;
+        }
+        if self.by_name.len() >= self.sweep_at.max(Self::SWEEP_FLOOR) {
+            self.by_name.retain(|_, w| w.strong_count() > 0);
+            // Amortized: the next sweep after as many inserts again.
+            self.sweep_at = 2 * self.by_name.len();
+        }
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        self.by_name.insert(gun.to_owned(), Arc::downgrade(&lock));
+        lock
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.by_name.len()
+    }
 }
 
 /// Tasks that run after the caller was answered; shutdown waits for them.
@@ -252,7 +290,7 @@ impl Engine {
             expiries,
             resolver,
             store,
-            locks: Mutex::new(HashMap::new()),
+            locks: Mutex::new(Locks::default()),
             pending: Default::default(),
             signs: Default::default(),
             recent: Default::default(),
@@ -272,9 +310,7 @@ impl Engine {
         self.locks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry(gun.to_owned())
-            .or_default()
-            .clone()
+            .get(gun)
     }
 
     /// What this daemon trusts of `gun` (the floor a read may not go
@@ -1400,7 +1436,25 @@ fn check_before_publish(gun: &str, signed: &Signed_) -> Result<(), TrustError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Expected, docker_view, not_in_place};
+    use super::{Expected, Locks, docker_view, not_in_place};
+
+    #[test]
+    fn writer_locks_of_names_nobody_uses_are_not_kept() {
+        let mut locks = Locks::default();
+        let held = locks.get("held/repo");
+        // Callers at the same time share one lock.
+        assert!(std::sync::Arc::ptr_eq(&held, &locks.get("held/repo")));
+        for i in 0..100_000 {
+            drop(locks.get(&format!("nobody/{i}")));
+        }
+        assert!(
+            locks.len() <= 2 * Locks::SWEEP_FLOOR + 1,
+            "{} entries kept for 100 000 names asked for once",
+            locks.len()
+        );
+        // The held lock survived every sweep.
+        assert!(std::sync::Arc::ptr_eq(&held, &locks.get("held/repo")));
+    }
     use crate::trust::intent::testkit::Kit;
     use tufd_tuf::TargetMeta;
 
