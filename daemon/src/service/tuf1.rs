@@ -215,7 +215,10 @@ fn status(e: RepoError) -> Status {
         RepoError::NotFound(_) => Code::NotFound,
         RepoError::AlreadyExists(_) => Code::AlreadyExists,
         RepoError::InvalidRequest(_) => Code::InvalidArgument,
-        RepoError::Busy(_) => Code::Aborted,
+        RepoError::Busy(_) | RepoError::NameTaken(_) => Code::Aborted,
+        RepoError::Inconsistent(_) | RepoError::Interrupted { .. } | RepoError::Expired(_) => {
+            Code::FailedPrecondition
+        }
         RepoError::Refused(_) => Code::PermissionDenied,
     };
     Status::new(code, e.to_string())

@@ -57,6 +57,29 @@ pub enum RepoError {
     /// Another writer holds the repository.
     #[error("{0} is being written by another process; try again")]
     Busy(PathBuf),
+    /// The published roles verify under no root tufd published.
+    #[error("{0}")]
+    Inconsistent(String),
+    /// A publish interrupted after its new root could not be completed.
+    #[error(
+        "{dir}: root v{version} is published but {roles} still carry the previous root's keys (an interrupted publish), and completing it failed: {source}; make the keys readable, then run `tufctl tuf refresh --force {dir}`"
+    )]
+    Interrupted {
+        /// The repository.
+        dir: PathBuf,
+        /// The newest root's version.
+        version: u64,
+        /// The roles that do not verify under it.
+        roles: String,
+        /// Why they could not be signed again.
+        source: Box<RepoError>,
+    },
+    /// The name a new key was to get is taken.
+    #[error("{0}")]
+    NameTaken(String),
+    /// Metadata would be published already expired.
+    #[error("{0}")]
+    Expired(String),
     /// A bug or an unexpected state.
     #[error("internal error: {0}")]
     Internal(String),

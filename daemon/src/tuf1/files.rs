@@ -12,7 +12,9 @@
 //!
 //! A publish writes every new file first (temp, fsync, rename, fsync of the
 //! directory) and `timestamp.json` last, so a client sees the old version
-//! or the new one, and a crash leaves the old one published. Files a
+//! or the new one, and a crash leaves the old one published. A new root
+//! comes after `timestamp.json` when the roles it re-keys are signed by
+//! their old keys too, else just before it (see [`NewRoot`]). Files a
 //! published version refers to are never rewritten.
 
 use std::collections::BTreeMap;
@@ -196,7 +198,7 @@ pub struct Published {
     pub timestamp: RoleFile<Timestamp>,
 }
 
-fn read_role<T: Role>(layout: &Layout, path: &Path) -> Result<RoleFile<T>, RepoError> {
+pub(super) fn read_role<T: Role>(layout: &Layout, path: &Path) -> Result<RoleFile<T>, RepoError> {
     let bytes = layout.read(path)?;
     let metadata = Metadata::<T>::from_bytes(&bytes)
         .map_err(RepoError::metadata(path.display().to_string()))?;
@@ -261,7 +263,7 @@ impl Online {
     }
 }
 
-fn read_newest_root(layout: &Layout) -> Result<RoleFile<Root>, RepoError> {
+pub(super) fn read_newest_root(layout: &Layout) -> Result<RoleFile<Root>, RepoError> {
     if !Published::exists(layout) {
         return Err(RepoError::NotFound(format!(
             "{} holds no TUF repository (no metadata/1.root.json); create one with `tufctl tuf init`",
@@ -471,25 +473,52 @@ impl TargetCopy {
     }
 }
 
-/// A new version to publish: files in order, timestamp last.
+/// A new root version in a publish, and where it is written.
+#[derive(Debug)]
+pub enum NewRoot {
+    /// Every role whose keys the new root changes is signed by its old
+    /// keys too (see [`super::sign::cosign_for_old_root`]): the new version
+    /// verifies under the old root and the new one, so the root is written
+    /// after `timestamp.json`. Until then clients read the new version
+    /// under the old root; a crash before it leaves the rotation undone and
+    /// the repository whole.
+    AfterTimestamp(PathBuf, Vec<u8>),
+    /// The daemon does not hold a threshold of some changed role's old keys
+    /// (a lost token): the root is written just before `timestamp.json`,
+    /// and for that moment clients that find it reject the previous
+    /// timestamp, snapshot or targets. A crash there is completed by
+    /// [`super::interrupted`] under the writer lock before anything else.
+    BeforeTimestamp(PathBuf, Vec<u8>),
+}
+
+/// A new version to publish: files in order, timestamp (and a bridged new
+/// root) last.
 #[derive(Debug, Default)]
 pub struct Publish {
     /// Target files, copied first.
     pub copies: Vec<TargetCopy>,
     /// Versioned metadata and target files, written first.
     pub files: Vec<(PathBuf, Vec<u8>)>,
-    /// `timestamp.json`, written last.
+    /// A new root version, written where [`NewRoot`] says.
+    pub root: Option<NewRoot>,
+    /// `timestamp.json`, written last (but for a bridged root).
     pub timestamp: Option<Vec<u8>>,
 }
 
 impl Publish {
-    /// Writes every file, then `timestamp.json`. `published` lists the
-    /// files the current version refers to, which are never rewritten.
+    /// Writes every file, then `timestamp.json`, a new root before or
+    /// after it as [`NewRoot`] says. `published` lists the files the
+    /// current version refers to, which are never rewritten.
     pub fn write(self, layout: &Layout, published: &[PathBuf]) -> Result<(), RepoError> {
         for copy in &self.copies {
             copy.write(layout)?;
         }
-        for (path, bytes) in &self.files {
+        let (before, after) = match self.root {
+            Some(NewRoot::BeforeTimestamp(p, b)) => (Some((p, b)), None),
+            Some(NewRoot::AfterTimestamp(p, b)) => (None, Some((p, b))),
+            None => (None, None),
+        };
+        for (path, bytes) in self.files.iter().chain(before.iter()) {
             if published.contains(path) {
                 return Err(RepoError::Internal(format!(
                     "refusing to rewrite {}, which the published version refers to",
@@ -500,21 +529,28 @@ impl Publish {
         }
         if let Some(ts) = self.timestamp {
             #[cfg(feature = "test-hooks")]
-            hold_before_timestamp();
+            hold("TUFD_TEST_TUF1_HOLD");
             layout.write(&layout.metadata_file("timestamp", 0), &ts)?;
+        }
+        if let Some((path, bytes)) = after {
+            #[cfg(feature = "test-hooks")]
+            hold("TUFD_TEST_TUF1_HOLD_ROOT");
+            layout.write(&path, &bytes)?;
         }
         Ok(())
     }
 }
 
-/// Test hook for the crash and interleaving tests: with
-/// `TUFD_TEST_TUF1_HOLD=PATH` in the daemon's environment, a publish that
-/// has written its new files creates `PATH.reached` and waits (at most a
-/// minute) while `PATH` exists before it switches `timestamp.json`. Only
-/// in builds with the `test-hooks` feature.
+/// Test hook for the crash and interleaving tests: with `VAR=PATH` in the
+/// daemon's environment, a publish creates `PATH.reached` and waits (at
+/// most a minute) while `PATH` exists. `TUFD_TEST_TUF1_HOLD`: its new
+/// files are written (a root written before the timestamp among them), it
+/// is about to switch `timestamp.json`; `TUFD_TEST_TUF1_HOLD_ROOT`: it
+/// switched `timestamp.json` and is about to write a bridged new root.
+/// Only in builds with the `test-hooks` feature.
 #[cfg(feature = "test-hooks")]
-fn hold_before_timestamp() {
-    let Some(hold) = std::env::var_os("TUFD_TEST_TUF1_HOLD").map(PathBuf::from) else {
+fn hold(var: &str) {
+    let Some(hold) = std::env::var_os(var).map(PathBuf::from) else {
         return;
     };
     let mut reached = hold.clone().into_os_string();

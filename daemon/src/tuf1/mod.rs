@@ -29,6 +29,7 @@ pub mod edit;
 pub mod error;
 pub mod expiry;
 pub mod files;
+pub mod interrupted;
 pub mod places;
 pub mod refresh;
 mod refresher;
@@ -150,6 +151,10 @@ pub struct Tuf1 {
     trees: std::sync::Mutex<TreeCache>,
     /// Roles the log already warned need their holder (by version).
     warned: std::sync::Mutex<HashSet<(PathBuf, String, u64)>>,
+    /// The (root, snapshot) versions of each repository last found not
+    /// interrupted (see [`interrupted`]), so the refresher checks a
+    /// version once.
+    sound: std::sync::Mutex<HashMap<PathBuf, (u64, u64)>>,
 }
 
 /// Runs `f` on a blocking thread, then hands the memory it freed back to
@@ -213,6 +218,7 @@ impl Tuf1 {
             wake: tokio::sync::Notify::new(),
             trees: Default::default(),
             warned: Default::default(),
+            sound: Default::default(),
         })
     }
 
@@ -674,7 +680,18 @@ impl Tuf1 {
         let expiry = record.expiry.clone();
         blocking(move || {
             let _writer = layout.lock()?;
-            let published = Published::read(&layout)?;
+            let published = match Published::read(&layout) {
+                Ok(p) => p,
+                // A publish interrupted after its new root is completed
+                // before anything is built on it.
+                Err(e) => match interrupted::Interrupted::find(&layout)? {
+                    Some(i) => {
+                        i.complete(&layout, &expiry, &signers, OffsetDateTime::now_utc())?;
+                        Published::read(&layout)?
+                    }
+                    None => return Err(e),
+                },
+            };
             let mut change =
                 edit::Change::new(&layout, &published, &expiry, OffsetDateTime::now_utc());
             f(&mut change)?;
@@ -735,8 +752,67 @@ impl Tuf1 {
     /// [`Tuf1::status`] of a repository already opened, under its lock.
     async fn status_of(&self, layout: &Layout, delegated: bool) -> Result<RepoStatus, RepoError> {
         let lock = self.repo_lock(layout.dir());
+        let guard = lock.lock().await;
+        match self.status_locked(layout, delegated).await {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                // An interrupted publish the refresher has not completed
+                // yet: completed now, or its error said.
+                drop(guard);
+                if !self.complete_interrupted(layout).await? {
+                    return Err(e);
+                }
+                let _guard = lock.lock().await;
+                self.status_locked(layout, delegated).await
+            }
+        }
+    }
+
+    /// Completes a publish interrupted after its new root (see
+    /// [`interrupted`]), under the repository's locks; whether there was
+    /// one.
+    async fn complete_interrupted(&self, layout: &Layout) -> Result<bool, RepoError> {
+        let dir = layout.dir();
+        let record = self.record(dir)?;
+        let lock = self.repo_lock(dir);
         let _guard = lock.lock().await;
-        self.status_locked(layout, delegated).await
+        let signers = self.signers(dir).await?;
+        let l = layout.clone();
+        let summary = blocking(move || {
+            let _writer = l.lock()?;
+            match interrupted::Interrupted::find(&l)? {
+                Some(i) => i
+                    .complete(&l, &record.expiry, &signers, OffsetDateTime::now_utc())
+                    .map(Some),
+                None => Ok(None),
+            }
+        })
+        .await?;
+        let Some(summary) = summary else {
+            return Ok(false);
+        };
+        self.registry.update(dir, |rec| {
+            rec.last_refresh = Some(registry::Refresh {
+                at: tufd_tuf::tuf1::Expires::at(OffsetDateTime::now_utc()),
+                detail: summary,
+            });
+            rec.last_error = None;
+        })?;
+        Ok(true)
+    }
+
+    /// Whether `online` was already found not interrupted.
+    fn known_sound(&self, dir: &Path, online: &Online) -> bool {
+        self.sound.lock().expect("sound map").get(dir)
+            == Some(&(online.root.version(), online.snapshot.version()))
+    }
+
+    /// Records that `online` is not interrupted.
+    fn mark_sound(&self, dir: &Path, online: &Online) {
+        self.sound.lock().expect("sound map").insert(
+            dir.to_owned(),
+            (online.root.version(), online.snapshot.version()),
+        );
     }
 
     async fn status_locked(

@@ -61,7 +61,24 @@ impl Tuf1 {
         // files never change; reading every hash bin would hold up
         // writers); a change is made under it, on what is published then.
         let l = layout.clone();
-        let online = blocking(move || Online::read(&l)).await?;
+        let online = match blocking(move || Online::read(&l)).await {
+            Ok(online) if self.known_sound(dir, &online) => online,
+            read => {
+                // Checked once per version (and at the daemon's start): a
+                // publish interrupted after its new root is completed.
+                let completed = self.complete_interrupted(layout).await?;
+                let online = match read {
+                    Ok(online) if !completed => online,
+                    Err(e) if !completed => return Err(e),
+                    _ => {
+                        let l = layout.clone();
+                        blocking(move || Online::read(&l)).await?
+                    }
+                };
+                self.mark_sound(dir, &online);
+                online
+            }
+        };
         let now = OffsetDateTime::now_utc();
         let tree = self.tree(layout, &online.snapshot).await?;
         let scheduled = refresh::targets_roles(&tree, &online.root.metadata.signed, &record.expiry);

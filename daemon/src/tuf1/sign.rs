@@ -287,3 +287,43 @@ pub fn sign_root_all(
     }
     Ok(md)
 }
+
+/// Adds to `file`, signed with the keys `new` root lists for its role,
+/// the signatures of the keys `old` root listed for it that `signers`
+/// hold, so that it verifies under both roots: a root rotation can then
+/// publish the roles it re-signs before the new root itself, and a client
+/// reading at any moment finds a version that verifies (under the old
+/// root before the new root file exists, under the new one after).
+/// Returns the file and whether `old`'s threshold is met (always when the
+/// role's keys did not change).
+pub(crate) fn cosign_for_old_root<T: Role>(
+    file: RoleFile<T>,
+    old: &Root,
+    new: &Root,
+    signers: &Signers,
+) -> Result<(RoleFile<T>, bool), RepoError> {
+    let role = T::TYPE;
+    let (old_keys, new_keys) = (role_keys(old, role)?, role_keys(new, role)?);
+    let same_key = |id: &String| old.keys.get(id) == new.keys.get(id);
+    if old_keys.keyids == new_keys.keyids
+        && old_keys.threshold == new_keys.threshold
+        && old_keys.keyids.iter().all(same_key)
+    {
+        return Ok((file, true));
+    }
+    let message = file.signed_message()?;
+    let mut md = file.metadata;
+    for keyid in &old_keys.keyids {
+        if md.signatures.iter().any(|s| &s.keyid == keyid) {
+            continue;
+        }
+        if let (Some(key), Some(signer)) = (old.keys.get(keyid), signers.get(keyid)) {
+            let sig = tufd_tuf::tuf1::sign::sign_message(role, &message, key, signer)
+                .map_err(RepoError::metadata(role))?;
+            md.signatures.push(sig);
+        }
+    }
+    let file = RoleFile::new(md)?;
+    let bridged = super::files::check_top_level(old, &file).is_ok();
+    Ok((file, bridged))
+}

@@ -14,10 +14,10 @@ use tufd_tuf::tuf1::{
 
 use super::error::RepoError;
 use super::expiry::ExpiryPolicy;
-use super::files::{Layout, Publish, Published, RoleFile, TargetCopy, check_top_level};
+use super::files::{Layout, NewRoot, Publish, Published, RoleFile, TargetCopy, check_top_level};
 use super::sign::{
-    Signers, role_keys, set_role_keys, sign, sign_delegated, sign_root_all, sign_snapshot,
-    sign_targets, sign_timestamp,
+    Signers, cosign_for_old_root, role_keys, set_role_keys, sign, sign_delegated, sign_root_all,
+    sign_snapshot, sign_targets, sign_timestamp,
 };
 use super::tree::Tree;
 
@@ -455,6 +455,7 @@ impl<'a> Change<'a> {
             copies: self.copies,
             ..Default::default()
         };
+        let mut new_root = None;
         if let Some(mut root) = self.root.clone() {
             let old = role_keys(old_root, "root")?;
             let md = match &self.presigned_root {
@@ -475,12 +476,16 @@ impl<'a> Change<'a> {
                 role: "root (the new root's threshold)".into(),
                 keyid: new.keyids.join(", "),
             })?;
-            publish.files.push((
+            new_root = Some((
                 self.layout.metadata_file("root", root.common.version),
                 file.bytes,
             ));
         }
         let root = self.root.as_ref().unwrap_or(old_root);
+        // With a new root, the top-level roles are signed by the keys of
+        // the old root too where the daemon holds them (see `NewRoot`).
+        let old = self.root.is_some().then_some(old_root);
+        let mut bridged = true;
         let mut meta = published.snapshot.metadata.signed.meta.clone();
         // The new targets role is moved, not copied: a large one is most
         // of an edit's memory.
@@ -489,6 +494,7 @@ impl<'a> Change<'a> {
                 targets.common.version = published.targets.version() + 1;
                 targets.common.expires = self.expiry.expires("targets", self.now);
                 let f = sign_targets(root, targets, signers)?;
+                let f = bridge(f, old, root, signers, &mut bridged)?;
                 meta.insert("targets.json".into(), f.meta_version());
                 publish
                     .files
@@ -542,6 +548,7 @@ impl<'a> Change<'a> {
             signers,
             self.now,
         )?;
+        let snapshot = bridge(snapshot, old, root, signers, &mut bridged)?;
         let timestamp = sign_timestamp(
             root,
             Some(&published.timestamp.metadata.signed),
@@ -550,13 +557,39 @@ impl<'a> Change<'a> {
             signers,
             self.now,
         )?;
+        let timestamp = bridge(timestamp, old, root, signers, &mut bridged)?;
         publish.files.push((
             self.layout.metadata_file("snapshot", snapshot.version()),
             snapshot.bytes,
         ));
         publish.timestamp = Some(timestamp.bytes);
+        publish.root = new_root.map(|(path, bytes)| {
+            if bridged {
+                NewRoot::AfterTimestamp(path, bytes)
+            } else {
+                NewRoot::BeforeTimestamp(path, bytes)
+            }
+        });
         Ok((publish, self.summary.join("; ")))
     }
+}
+
+/// `file` co-signed for `old` root when there is one (a change that
+/// publishes a new root); `bridged` turns false when `old`'s threshold is
+/// not met.
+fn bridge<T: tufd_tuf::tuf1::Role>(
+    file: RoleFile<T>,
+    old: Option<&Root>,
+    new: &Root,
+    signers: &Signers,
+    bridged: &mut bool,
+) -> Result<RoleFile<T>, RepoError> {
+    let Some(old) = old else {
+        return Ok(file);
+    };
+    let (file, met) = cosign_for_old_root(file, old, new, signers)?;
+    *bridged &= met;
+    Ok(file)
 }
 
 #[cfg(test)]
