@@ -156,3 +156,51 @@ fn a_crash_before_the_new_root_of_a_timestamp_rotation_leaves_a_whole_repository
 fn a_crash_before_the_new_root_of_a_snapshot_rotation_leaves_a_whole_repository() {
     crash_during_rotation("snapshot", "TUFD_TEST_TUF1_HOLD_ROOT");
 }
+
+/// Two rotations of one role at once: the second waits for the first
+/// (held at `tuf1-opened`, its new key made, nothing published) and then
+/// reads the root the first published: two new keys, two root versions.
+/// Before, the second named its key from the root it read before waiting,
+/// found that name taken by the first's key, reused it and said
+/// "rotated" with the role's key unchanged.
+#[test]
+fn concurrent_rotations_of_one_role_each_make_a_new_key() {
+    let mut env = TestEnv::new();
+    let hooks = PausePoints::arm(&mut env, "tuf1-opened");
+    let d = env.start();
+    let repo = env.path().join("repo");
+    let r = repo.to_str().unwrap().to_owned();
+    env.tufctl(&["tuf", "init", &r]).ok();
+    let rotate = || {
+        let socket = env.socket();
+        let r = r.clone();
+        std::thread::spawn(move || {
+            std::process::Command::new(tufd_tests::daemon::binary("tufctl"))
+                .env("TUFD_SOCKET", socket)
+                .args(["tuf", "rotate", &r, "timestamp"])
+                .output()
+                .unwrap()
+        })
+    };
+    let first = rotate();
+    hooks.wait("tuf1-opened", &d);
+    let second = rotate();
+    // The second is in the daemon, waiting for the repository.
+    std::thread::sleep(Duration::from_millis(1500));
+    hooks.release("tuf1-opened");
+    for out in [first.join().unwrap(), second.join().unwrap()] {
+        assert!(out.status.success(), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("rotated the timestamp keys"));
+    }
+    let (k1, k2, k3) = (
+        root_keys(&repo, 1, "timestamp"),
+        root_keys(&repo, 2, "timestamp"),
+        root_keys(&repo, 3, "timestamp"),
+    );
+    assert_ne!(k1, k2);
+    assert_ne!(k2, k3, "the second rotation changed the key");
+    assert_ne!(k1, k3);
+    assert_eq!(version(&status(&env, &repo), "root"), 3);
+    let client = env.path().join("client");
+    assert_eq!(read_ok(&repo, &client, json!({}))["root"], 3);
+}

@@ -500,24 +500,24 @@ impl Tuf1 {
         } else {
             tokens
         };
+        let threshold = threshold.max(1);
+        // The new keys' names come from the version this rotation
+        // publishes, read under the repository's lock, and the keys are
+        // made there: a rotation that waited for another reads the
+        // version that one published and makes keys of its own.
+        let lock = self.repo_lock(&dir);
+        let guard = lock.lock().await;
         let l = layout.clone();
         let online = blocking(move || Online::read(&l)).await?;
         // Key names stay unique: the root version a top-level rotation
         // publishes, the snapshot version a delegated one does.
-        let label = if top {
+        let base = if top {
             format!("{role}-r{}", online.root.version() + 1)
         } else {
             format!("role-{role}-s{}", online.snapshot.version() + 1)
         };
-        let mut keys = Vec::new();
-        for (i, token) in tokens.iter().enumerate() {
-            keys.push(
-                self.role_key(&dir, &format!("{label}-{}", i + 1), token)
-                    .await?,
-            );
-        }
-        let threshold = threshold.max(1);
-        self.apply(&layout, move |c| {
+        let keys = self.new_role_keys(&dir, &base, &tokens).await?;
+        self.apply_locked(&layout, guard, move |c| {
             if top {
                 c.rotate(&role, keys, threshold)
             } else {
@@ -525,6 +525,50 @@ impl Tuf1 {
             }
         })
         .await
+    }
+
+    /// Generates one new key per token for a rotation, named
+    /// `BASE-1`, `BASE-2`, … (`BASE.N-1`, … when an interrupted operation
+    /// left a key of that name: such a key is never reused, since it may
+    /// have been published). The caller holds the repository's lock.
+    async fn new_role_keys(
+        &self,
+        dir: &Path,
+        base: &str,
+        tokens: &[String],
+    ) -> Result<Vec<Key>, RepoError> {
+        const ATTEMPTS: u32 = 32;
+        for attempt in 0..ATTEMPTS {
+            let base = if attempt == 0 {
+                base.to_owned()
+            } else {
+                format!("{base}.{attempt}")
+            };
+            let mut keys = Vec::with_capacity(tokens.len());
+            for (i, token) in tokens.iter().enumerate() {
+                let label = label(dir, &format!("{base}-{}", i + 1))?;
+                match self.keyring.generate(label, token).await {
+                    Ok(record) => keys.push(
+                        Key::ecdsa_p256(&record.spki_der)
+                            .map_err(RepoError::metadata("token key"))?,
+                    ),
+                    // A name left by an interrupted operation: the next.
+                    Err(KeyringError::NameTaken { .. }) if i == 0 => break,
+                    Err(KeyringError::NameTaken { label, token, .. }) => {
+                        return Err(RepoError::NameTaken(format!(
+                            "the new key's name {label} is taken on token '{token}' by a key this rotation did not make (another tufd using the same tokens?); nothing was rotated, try again"
+                        )));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if keys.len() == tokens.len() {
+                return Ok(keys);
+            }
+        }
+        Err(RepoError::NameTaken(format!(
+            "{ATTEMPTS} names for the new keys ({base}-1, {base}.1-1, …) are taken by keys of interrupted rotations; remove them (`tufctl key list`) and try again"
+        )))
     }
 
     /// Stages a root change for offline k-of-n signing: the next root (new
@@ -649,10 +693,24 @@ impl Tuf1 {
     where
         F: FnOnce(&mut edit::Change<'_>) -> Result<(), RepoError> + Send + 'static,
     {
+        let lock = self.repo_lock(layout.dir());
+        let guard = lock.lock().await;
+        self.apply_locked(layout, guard, f).await
+    }
+
+    /// [`Tuf1::apply`] for a caller that holds the repository's lock
+    /// (`_guard`, released when the change is published or failed).
+    async fn apply_locked<F>(
+        &self,
+        layout: &Layout,
+        _guard: tokio::sync::MutexGuard<'_, ()>,
+        f: F,
+    ) -> Result<RepoStatus, RepoError>
+    where
+        F: FnOnce(&mut edit::Change<'_>) -> Result<(), RepoError> + Send + 'static,
+    {
         let dir = layout.dir();
         let record = self.record(dir)?;
-        let lock = self.repo_lock(dir);
-        let _guard = lock.lock().await;
         #[cfg(feature = "test-hooks")]
         crate::testhook::pause_async("tuf1-opened").await;
         let signers = self.signers(dir).await?;

@@ -226,8 +226,17 @@ impl Change<'_> {
             .delegations
             .as_mut()
             .ok_or_else(no_role)?;
+        let unchanged = |keyids: &[String], t: u64| {
+            if keyids == ids.as_slice() && t == threshold {
+                return Err(RepoError::InvalidRequest(format!(
+                    "the new {name} keys are the keys the role has: nothing rotated"
+                )));
+            }
+            Ok(())
+        };
         let resign: Vec<String> = match (name, d.succinct_roles.as_mut()) {
             (BINS_PREFIX, Some(bins)) => {
+                unchanged(&bins.keyids, bins.threshold)?;
                 bins.keyids = ids;
                 bins.threshold = threshold;
                 (0..bins.bin_count()).map(|n| bins.bin_name(n)).collect()
@@ -239,6 +248,7 @@ impl Change<'_> {
                     .flatten()
                     .find(|r| r.name == name)
                     .ok_or_else(no_role)?;
+                unchanged(&role.keyids, role.threshold)?;
                 role.keyids = ids;
                 role.threshold = threshold;
                 vec![name.to_owned()]

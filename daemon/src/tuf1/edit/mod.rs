@@ -403,7 +403,13 @@ impl<'a> Change<'a> {
             )));
         }
         let mut root = self.root().clone();
+        let before = role_keys(&root, role)?.clone();
         set_role_keys(&mut root, role, keys, threshold)?;
+        if role_keys(&root, role)?.keyids == before.keyids && threshold == before.threshold {
+            return Err(RepoError::InvalidRequest(format!(
+                "the new {role} keys are the keys the role has: nothing rotated"
+            )));
+        }
         self.root = Some(root);
         if role == "targets" {
             self.targets_mut();
