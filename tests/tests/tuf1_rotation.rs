@@ -204,3 +204,35 @@ fn concurrent_rotations_of_one_role_each_make_a_new_key() {
     let client = env.path().join("client");
     assert_eq!(read_ok(&repo, &client, json!({}))["root"], 3);
 }
+
+/// A staged root that expired while its signatures were collected is
+/// refused, never published (clients would reject it): before, `publish`
+/// said "published the staged root" and python-tuf failed with
+/// ExpiredMetadataError.
+#[test]
+fn an_expired_staged_root_is_not_published() {
+    let env = TestEnv::new();
+    let _d = env.start();
+    let repo = env.path().join("repo");
+    let r = repo.to_str().unwrap();
+    env.tufctl(&["tuf", "init", r, "--expires", "root=5s"]).ok();
+    let staged = env.path().join("staged.json");
+    let s = env
+        .tufctl(&[
+            "-o",
+            "json",
+            "tuf",
+            "stage",
+            r,
+            "-f",
+            staged.to_str().unwrap(),
+        ])
+        .json();
+    assert_eq!(s["ready"], true, "{s:#}");
+    std::thread::sleep(Duration::from_secs(6));
+    let out = env.tufctl(&["tuf", "publish", r, staged.to_str().unwrap()]);
+    out.fails_with(1, "expired at");
+    assert!(out.stderr.contains("stage the change again"), "{out:?}");
+    assert!(!repo.join("metadata/2.root.json").exists());
+    assert_eq!(version(&status(&env, &repo), "root"), 1);
+}

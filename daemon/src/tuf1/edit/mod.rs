@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use time::OffsetDateTime;
 use tufd_tuf::tuf1::{
-    Common, Delegations, Key, Metadata, RoleKeys, Root, SuccinctRoles, TargetFile, Targets,
-    Unrecognized,
+    Common, Delegations, Expires, Key, Metadata, RoleKeys, Root, SuccinctRoles, TargetFile,
+    Targets, Unrecognized,
 };
 
 use super::error::RepoError;
@@ -465,7 +465,16 @@ impl<'a> Change<'a> {
         if let Some(mut root) = self.root.clone() {
             let old = role_keys(old_root, "root")?;
             let md = match &self.presigned_root {
-                Some(md) => md.clone(),
+                Some(md) => {
+                    let expires = md.signed.common.expires;
+                    if expires.is_expired(self.now) {
+                        return Err(RepoError::Expired(format!(
+                            "the staged root (version {}) expired at {expires}, before it could be published: clients would reject it; stage the change again (`tufctl tuf stage`) and collect its signatures within the root period",
+                            md.signed.common.version
+                        )));
+                    }
+                    md.clone()
+                }
                 None => {
                     root.common.version = old_root.common.version + 1;
                     root.common.expires = self.expiry.expires("root", self.now);
@@ -499,6 +508,7 @@ impl<'a> Change<'a> {
             Some(mut targets) => {
                 targets.common.version = published.targets.version() + 1;
                 targets.common.expires = self.expiry.expires("targets", self.now);
+                not_expired("targets", targets.common.expires, self.now)?;
                 let f = sign_targets(root, targets, signers)?;
                 let f = bridge(f, old, root, signers, &mut bridged)?;
                 meta.insert("targets.json".into(), f.meta_version());
@@ -538,6 +548,7 @@ impl<'a> Change<'a> {
             let key = format!("{name}.json");
             content.common.version = meta.get(&key).map_or(1, |m| m.version + 1);
             content.common.expires = self.expiry.expires(&name, self.now);
+            not_expired(&name, content.common.expires, self.now)?;
             let mut md = Metadata::new(content);
             sign(&mut md, &name, &keys, &role_keys, signers)?;
             let f = RoleFile::new(md)?;
@@ -554,6 +565,12 @@ impl<'a> Change<'a> {
             signers,
             self.now,
         )?;
+        not_expired("root", root.common.expires, self.now)?;
+        not_expired(
+            "snapshot",
+            snapshot.metadata.signed.common.expires,
+            self.now,
+        )?;
         let snapshot = bridge(snapshot, old, root, signers, &mut bridged)?;
         let timestamp = sign_timestamp(
             root,
@@ -561,6 +578,11 @@ impl<'a> Change<'a> {
             &snapshot,
             self.expiry,
             signers,
+            self.now,
+        )?;
+        not_expired(
+            "timestamp",
+            timestamp.metadata.signed.common.expires,
             self.now,
         )?;
         let timestamp = bridge(timestamp, old, root, signers, &mut bridged)?;
@@ -578,6 +600,18 @@ impl<'a> Change<'a> {
         });
         Ok((publish, self.summary.join("; ")))
     }
+}
+
+/// Refuses to publish `role` expiring at or before `now`: clients would
+/// reject the version, so publishing it would break the repository.
+fn not_expired(role: &str, expires: Expires, now: OffsetDateTime) -> Result<(), RepoError> {
+    if expires.is_expired(now) {
+        return Err(RepoError::Expired(format!(
+            "{role} would be published expiring at {expires}, which is not after now ({}): nothing was published; check the expiry periods (`tufctl tuf init --expires`) and the system clock",
+            Expires::at(now)
+        )));
+    }
+    Ok(())
 }
 
 /// `file` co-signed for `old` root when there is one (a change that
