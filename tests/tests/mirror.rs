@@ -571,3 +571,134 @@ fn a_stalling_upstream_is_bounded_in_time_and_requests() {
     assert!(took < std::time::Duration::from_secs(5), "{took:?}");
     assert!(d.log().contains("max_requests"), "{}", d.log());
 }
+
+/// A fake upstream for blob redirects: a TLS probe gets a plain-HTTP
+/// answer (so the mirror falls back to http, as for a loopback registry);
+/// `GET <path>` is answered by `answer(path)` as (status line, headers,
+/// body).
+fn routing_upstream(answer: fn(&str) -> (String, String, Vec<u8>)) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                let n = s.read(&mut buf).unwrap_or(0);
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let path = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let (status, headers, body) = answer(&path);
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(&body);
+            });
+        }
+    });
+    port
+}
+
+/// A loopback service holding a secret: counts the connections it gets.
+fn secret_service() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                SECRET.len()
+            );
+            let _ = s.write_all(SECRET);
+        }
+    });
+    (port, hits)
+}
+
+const SECRET: &[u8] = b"the loopback service's secret, which must never leave the host";
+static SECRET_PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+static MIRROR_PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+
+#[test]
+fn blob_redirects_reach_only_the_upstream_itself_or_public_https_hosts() {
+    use sha2::Digest;
+    use std::sync::atomic::Ordering::SeqCst;
+    let (secret, hits) = secret_service();
+    SECRET_PORT.store(secret, SeqCst);
+    let port = free_port().unwrap();
+    MIRROR_PORT.store(port, SeqCst);
+    // Every blob of repository `<target>/x` redirects to that target; the
+    // digest asked for is the secret's, so a followed redirect would hand
+    // the client a blob that checks out.
+    let fake = routing_upstream(|path| {
+        let s = SECRET_PORT.load(SeqCst);
+        let m = MIRROR_PORT.load(SeqCst);
+        let redirect = |to: String| {
+            (
+                "302 Found".to_owned(),
+                format!("Location: {to}\r\n"),
+                Vec::new(),
+            )
+        };
+        match path.split('/').nth(2).unwrap_or_default() {
+            "same" => redirect("/v2/storage/blob".into()),
+            "http-loopback" => redirect(format!("http://127.0.0.1:{s}/secret")),
+            "https-loopback" => redirect(format!("https://127.0.0.1:{s}/secret")),
+            "https-localhost" => redirect(format!("https://localhost:{s}/secret")),
+            "https-private" => redirect(format!("https://10.255.255.1:{s}/secret")),
+            "mirror" => redirect(format!(
+                "http://127.0.0.1:{m}/v2/same/x/blobs/sha256:{}",
+                hex::encode(sha2::Sha256::digest(SECRET))
+            )),
+            "storage" => ("200 OK".into(), String::new(), SECRET.to_vec()),
+            _ => ("404 Not Found".into(), String::new(), Vec::new()),
+        }
+    });
+    let servers = NotaryServers::start();
+    let env = TestEnv::new();
+    let d = env.start_with(&config(
+        &env,
+        &servers,
+        &format!("[mirror]\nlisten = \"127.0.0.1:{port}\"\nupstream = \"127.0.0.1:{fake}\"\n"),
+    ));
+    let base = format!("http://127.0.0.1:{port}");
+    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(SECRET)));
+
+    // A redirect to the (plain-http, loopback) upstream itself is followed.
+    let (status, body) = get(&format!("{base}/v2/same/x/blobs/{digest}"));
+    assert_eq!(status, 200, "{body:?}");
+    assert_eq!(body.unwrap(), SECRET);
+    assert_eq!(hits.load(SeqCst), 0);
+
+    for (target, names) in [
+        ("http-loopback", "redirects to other hosts must use https"),
+        ("https-loopback", "a loopback address"),
+        ("https-localhost", "localhost resolves to"),
+        ("https-private", "a private (RFC 1918) address"),
+        ("mirror", "redirects to other hosts must use https"),
+    ] {
+        let (status, body) = get(&format!("{base}/v2/{target}/x/blobs/{digest}"));
+        let body = String::from_utf8(body.unwrap()).unwrap();
+        assert_eq!(status, 502, "{target}: {body}");
+        assert!(
+            body.contains("redirect refused") && body.contains(names),
+            "{target}: {body}"
+        );
+        assert!(!body.contains("secret, which"), "{target}: {body}");
+    }
+    assert_eq!(
+        hits.load(SeqCst),
+        0,
+        "the loopback service was never reached"
+    );
+    let log = d.log();
+    assert!(log.contains("redirect refused"), "{log}");
+}

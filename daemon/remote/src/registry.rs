@@ -81,6 +81,7 @@ const SMALL_BODY_LIMIT: u64 = 64 << 10;
 use tufd_proto::names::{self, DOCKER_HUB};
 
 mod pull;
+mod redirect;
 pub use pull::{PullObject, Pulled};
 const DOCKER_HUB_API: &str = "registry-1.docker.io";
 
@@ -154,6 +155,17 @@ pub enum RegistryError {
         url: String,
         /// Its host.
         host: String,
+    },
+
+    /// A blob redirect that leads where tufd does not go: plain http to
+    /// another host than the upstream, or a host that resolves to a
+    /// loopback, private, link-local or this machine's address.
+    #[error("{url}: redirect refused: {reason}")]
+    RedirectRefused {
+        /// The redirect's target.
+        url: String,
+        /// Why it was not followed.
+        reason: String,
     },
 
     /// The TLS handshake failed (unknown CA, wrong host name, …).
@@ -628,6 +640,9 @@ impl Scheme {
 #[derive(Clone, Debug)]
 pub struct RegistryClient {
     http: reqwest::Client,
+    /// Follows blob redirects to hosts other than the upstream: connects
+    /// only to public addresses (see `registry/redirect.rs`).
+    redirect_http: reqwest::Client,
     insecure: Vec<String>,
     credentials: BTreeMap<String, RegistryCredentials>,
     max_manifest_size: u64,
@@ -661,14 +676,20 @@ impl RegistryClient {
         tls_cfg.ca_file = config.ca_file.clone();
         tls_cfg.client_identity = config.client_identity.clone();
         let tls = crate::tls::client_config(&tls_cfg).map_err(RegistryError::from_transport)?;
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("tufd-remote/", env!("CARGO_PKG_VERSION")))
+        let builder = || {
+            reqwest::Client::builder()
+                .tls_backend_preconfigured(tls.clone())
+                .connect_timeout(config.connect_timeout)
+                .timeout(config.timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("tufd-remote/", env!("CARGO_PKG_VERSION")))
+        };
+        let setup = |e: reqwest::Error| RegistryError::Config(format!("HTTP client setup: {e}"));
+        let http = builder().build().map_err(setup)?;
+        let redirect_http = builder()
+            .dns_resolver(Arc::new(redirect::PublicOnly))
             .build()
-            .map_err(|e| RegistryError::Config(format!("HTTP client setup: {e}")))?;
+            .map_err(setup)?;
         for r in &config.insecure_registries {
             if !valid_registry(r) {
                 return Err(RegistryError::Config(format!(
@@ -678,6 +699,7 @@ impl RegistryClient {
         }
         Ok(RegistryClient {
             http,
+            redirect_http,
             insecure: config.insecure_registries.clone(),
             credentials: config.credentials.clone(),
             max_manifest_size: config.max_manifest_size,

@@ -16,6 +16,27 @@ pub enum PullObject {
     Blob,
 }
 
+/// True when `location` names the upstream `api_host` itself: the same
+/// host and the same port (a missing port is the scheme's default, the
+/// upstream's that of the scheme it is reached with). Another port of the
+/// same host is another service.
+fn same_origin(
+    location: &reqwest::Url,
+    api_host: &str,
+    schemes: &std::sync::Mutex<std::collections::HashMap<String, Scheme>>,
+) -> bool {
+    let scheme = schemes
+        .lock()
+        .ok()
+        .and_then(|m| m.get(api_host).copied())
+        .unwrap_or(Scheme::Https);
+    let Ok(upstream) = reqwest::Url::parse(&format!("{}://{api_host}/", scheme.as_str())) else {
+        return false;
+    };
+    upstream.host() == location.host()
+        && upstream.port_or_known_default() == location.port_or_known_default()
+}
+
 /// Redirects followed for blobs (registries hand blobs to storage hosts).
 const MAX_BLOB_REDIRECTS: usize = 3;
 
@@ -79,8 +100,9 @@ impl RegistryClient {
     /// `docker.io` for Docker Hub). Authenticates with tufd's credentials
     /// for that registry only. Any status is returned as is except 401
     /// after authentication and redirects: blobs follow up to three
-    /// redirects (https, or plain http to loopback and insecure hosts,
-    /// without credentials); manifests follow none.
+    /// redirects, without credentials, to the upstream itself or to public
+    /// https hosts only (see `redirect.rs`; others are
+    /// [`RegistryError::RedirectRefused`]); manifests follow none.
     pub async fn pull(
         &self,
         registry: &str,
@@ -137,27 +159,19 @@ impl RegistryClient {
                     url: url.clone(),
                     detail: "a redirect without a usable Location".into(),
                 })?;
-            let target_host = match location.port() {
-                Some(p) => format!("{}:{p}", location.host_str().unwrap_or_default()),
-                None => location.host_str().unwrap_or_default().to_owned(),
-            };
-            match location.scheme() {
-                "https" => {}
-                "http" if self.http_allowed(&target_host) => {}
-                _ => {
-                    return Err(RegistryError::InsecureRefused {
-                        url: location.to_string(),
-                        host: target_host,
-                    });
-                }
-            }
             url = location.to_string();
-            resp = self
-                .http
+            let client = self.redirect_client(&image, &location)?;
+            resp = client
                 .request(method.clone(), location)
                 .send()
                 .await
-                .map_err(|e| RegistryError::transport(&url, e))?;
+                .map_err(|e| match super::redirect::blocked_in(&e) {
+                    Some(b) => RegistryError::RedirectRefused {
+                        url: url.clone(),
+                        reason: b.to_string(),
+                    },
+                    None => RegistryError::transport(&url, e),
+                })?;
         }
         if resp.status() == StatusCode::UNAUTHORIZED {
             let hint = match self.credentials_for(&image) {
@@ -178,6 +192,53 @@ impl RegistryClient {
             });
         }
         Ok(Pulled { url, resp })
+    }
+
+    /// The client that may follow a redirect to `location`, or why none may:
+    /// the upstream itself (same host and port) is reached as configured,
+    /// over https or, when it may be, plain http; any other host over
+    /// https only, through the client that connects to public addresses
+    /// only. An address literal is checked here; names are checked by that
+    /// client's resolver when it connects.
+    fn redirect_client(
+        &self,
+        image: &ImageRef,
+        location: &reqwest::Url,
+    ) -> Result<&reqwest::Client, RegistryError> {
+        let refused = |reason: String| RegistryError::RedirectRefused {
+            url: location.to_string(),
+            reason,
+        };
+        let host = location.host_str().unwrap_or_default();
+        let target = match location.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_owned(),
+        };
+        let upstream = image.api_host();
+        let scheme = location.scheme();
+        if same_origin(location, upstream, &self.schemes) {
+            return match scheme {
+                "https" => Ok(&self.http),
+                "http" if self.http_allowed(upstream) => Ok(&self.http),
+                _ => Err(refused(format!(
+                    "{scheme} to the upstream {upstream}, which is not reached over plain http (list it in insecure_registries if it speaks only http)"
+                ))),
+            };
+        }
+        if scheme != "https" {
+            return Err(refused(format!(
+                "{scheme} to {target}, which is not the upstream {upstream}: redirects to other hosts must use https"
+            )));
+        }
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<std::net::IpAddr>()
+            && let Some(why) = super::redirect::forbidden(ip)
+        {
+            return Err(refused(format!(
+                "{target} is {why}, not the upstream {upstream}; blob redirects lead only to public https hosts or the upstream itself"
+            )));
+        }
+        Ok(&self.redirect_http)
     }
 
     /// One request, choosing (and remembering) https or plain http as
