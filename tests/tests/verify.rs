@@ -689,3 +689,63 @@ fn sha1_and_ca_pinned_root_certificates() {
     assert!(out.stderr.contains("SHA-1"), "{out:?}");
     assert!(w.stored(sha1).is_none());
 }
+
+#[test]
+fn concurrent_verifications_share_one_byte_budget() {
+    // 64 KiB for all verifications together: one timestamp's limit. A
+    // verification whose timestamp stalls holds all of it.
+    let w = World::new("[verification]\ndeadline_seconds = 4\nmax_total_bytes = 65536\n");
+    let g = |s: &str| format!("localhost:5000/budget/{s}");
+    let stalled = CraftedRepo::new(&g("stalled"));
+    let files = stalled.publish(&w.server);
+    w.server.set(
+        &stalled.gun,
+        "timestamp.json",
+        Reply::Slow(Duration::from_secs(6), files.timestamp.clone()),
+    );
+    let mut other = CraftedRepo::new(&g("other"));
+    other
+        .delegation("targets/releases")
+        .targets
+        .insert("v1".into(), target(DIGEST, SIZE));
+    other.publish(&w.server);
+
+    std::thread::scope(|s| {
+        let first = s.spawn(|| w.verify(&[&format!("{}:v1", stalled.gun)]));
+        let asked = format!("/v2/{}/_trust/tuf/timestamp.json", stalled.gun);
+        let start = std::time::Instant::now();
+        while !w.server.requests.lock().unwrap().contains(&asked) {
+            assert!(start.elapsed() < Duration::from_secs(10), "never asked");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The other repository waits a quarter of the deadline, then is
+        // refused as busy: not verified, nothing stored.
+        let start = std::time::Instant::now();
+        let out = w.verify(&["--print-digest", &format!("{}:v1", other.gun)]);
+        let took = start.elapsed();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(
+            out.stderr.contains("busy") && out.stderr.contains("max_total_bytes"),
+            "{out:?}"
+        );
+        assert!(out.stdout.is_empty(), "{out:?}");
+        assert!(w.stored(&other.gun).is_none());
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
+        // The daemon keeps answering meanwhile.
+        let status = w.env.tufctl(&["status"]);
+        assert!(status.status.success(), "{status:?}");
+        let first = first.join().unwrap();
+        assert_eq!(first.status.code(), Some(1), "{first:?}");
+        assert!(first.stderr.contains("deadline"), "{first:?}");
+    });
+    // The stalled verification gave its bytes back.
+    let out = w.verify(&["--print-digest", &format!("{}:v1", other.gun)]);
+    assert_eq!(
+        out.stdout,
+        format!("{}@sha256:{}\n", other.gun, hex::encode(DIGEST)),
+        "{out:?}"
+    );
+}

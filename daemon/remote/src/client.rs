@@ -94,6 +94,11 @@ impl NotaryClient {
         &self.base
     }
 
+    /// The most bytes a response for each kind of file may have.
+    pub fn limits(&self) -> &SizeLimits {
+        &self.limits
+    }
+
     /// The URL of a file in a repository's TUF directory.
     pub fn tuf_url(&self, gun: &Gun, file: &str) -> String {
         format!("{}/v2/{gun}/_trust/tuf/{file}", self.base)

@@ -87,6 +87,8 @@ pub struct Trust {
     engine: Arc<Engine>,
     registry: tufd_remote::RegistryClient,
     verify_policy: verify::VerifyPolicy,
+    /// Bytes all pull-time client updates hold at once.
+    verify_bytes: verify::budget::SharedBytes,
 }
 
 /// Why a caller's choice of notary server cannot be honoured.
@@ -270,6 +272,11 @@ impl Trust {
             )),
             registry,
             verify_policy: config.verify.clone(),
+            // An update waits for room at most a quarter of its deadline.
+            verify_bytes: verify::budget::SharedBytes::new(
+                config.verify.max_total_bytes,
+                config.verify.deadline / 4,
+            ),
         })
     }
 

@@ -12,6 +12,9 @@
 //! deadline_seconds = 60               # one deadline per repository's client update
 //! max_bytes = 67108864                # bytes one read of a repository may fetch in total
 //!                                     # (pull-time verification, inspect, the reads around a change)
+//! max_total_bytes = 268435456         # bytes all pull-time verifications (mirror, `tufctl verify`)
+//!                                     # may hold at once; an update that finds them in use waits
+//!                                     # up to a quarter of deadline_seconds, then is refused as busy
 //! ```
 //!
 //! Prefixes are matched against normalized names (`docker.io/library/…`).
@@ -48,6 +51,7 @@ fn yes() -> bool {
 pub struct RawVerification {
     deadline_seconds: Option<u64>,
     max_bytes: Option<u64>,
+    max_total_bytes: Option<u64>,
 }
 
 impl RawVerification {
@@ -73,6 +77,14 @@ impl RawVerification {
                 )));
             }
             policy.max_bytes = b;
+        }
+        if let Some(b) = self.max_total_bytes {
+            if !((64 << 10)..=(1 << 40)).contains(&b) {
+                return Err(invalid(format!(
+                    "verification.max_total_bytes = {b}: give 65536 to 1099511627776 (it bounds all pull-time verifications together; one timestamp alone may take 64 KiB)"
+                )));
+            }
+            policy.max_total_bytes = b;
         }
         for r in rules {
             let mode: VerifyMode = r
@@ -158,9 +170,11 @@ mod tests {
     #[test]
     fn rules_and_limits_are_checked() {
         let p = policy(
-            "[[verify]]\nprefix = \"a/\"\nmode = \"passive\"\n[[verify]]\nmode = \"enforced\"\ntofu = false\n[verification]\ndeadline_seconds = 5\nmax_bytes = 8192\n",
+            "[[verify]]\nprefix = \"a/\"\nmode = \"passive\"\n[[verify]]\nmode = \"enforced\"\ntofu = false\n[verification]\ndeadline_seconds = 5\nmax_bytes = 8192\nmax_total_bytes = 65536\n",
         )
         .unwrap();
+        assert_eq!(p.max_total_bytes, 65536);
+        assert_eq!(policy("").unwrap().max_total_bytes, 256 << 20);
         assert_eq!(p.deadline, Duration::from_secs(5));
         assert_eq!(p.max_bytes, 8192);
         assert_eq!(p.rule_for("a/b").map(|r| r.mode), Some(VerifyMode::Passive));
@@ -184,6 +198,10 @@ mod tests {
             ),
             ("[verification]\ndeadline_seconds = 0\n", "deadline_seconds"),
             ("[verification]\nmax_bytes = 10\n", "max_bytes"),
+            (
+                "[verification]\nmax_total_bytes = 4096\n",
+                "max_total_bytes = 4096: give 65536",
+            ),
         ] {
             let e = policy(bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");

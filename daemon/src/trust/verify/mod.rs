@@ -10,6 +10,7 @@
 //! one byte budget. The local store is written only when everything the
 //! update kept verified and no role went back in version.
 
+pub mod budget;
 pub mod config;
 
 use super::fetch::{Budget, fetch_within};
@@ -91,6 +92,9 @@ pub struct VerifyPolicy {
     /// The bytes one read of a repository may fetch in total: a client
     /// update, an inspect, the reads before and after a change.
     pub max_bytes: u64,
+    /// The bytes all pull-time client updates (the mirror's, `tufctl
+    /// verify`'s) may hold at once (see [`budget`]).
+    pub max_total_bytes: u64,
 }
 
 impl Default for VerifyPolicy {
@@ -99,6 +103,7 @@ impl Default for VerifyPolicy {
             rules: Vec::new(),
             deadline: Duration::from_secs(60),
             max_bytes: 64 << 20,
+            max_total_bytes: 256 << 20,
         }
     }
 }
@@ -273,6 +278,30 @@ fn check_first_root(
     Ok(())
 }
 
+/// [`fetch_within`] with room for the response reserved first in the
+/// daemon-wide budget: the read's limit for the file, or the client's
+/// `cap` for its kind when lower. What arrived stays reserved until the
+/// update ends.
+#[allow(clippy::too_many_arguments)]
+async fn fetch_held<F>(
+    gun: &str,
+    what: &str,
+    budget: &mut Budget,
+    held: &mut budget::Held,
+    listed: Option<u64>,
+    cap: u64,
+    get: impl FnOnce(u64) -> F,
+) -> Result<tufd_remote::Bytes, TrustError>
+where
+    F: std::future::Future<Output = Result<tufd_remote::Bytes, tufd_remote::Error>>,
+{
+    let reserved = budget.limit(gun, what, listed)?.min(cap);
+    held.reserve(gun, what, reserved).await?;
+    let got = fetch_within(gun, what, budget, listed, get).await;
+    held.settle(reserved, got.as_ref().map_or(0, |b| b.len() as u64));
+    got
+}
+
 impl Trust {
     /// The client update of one repository: `None` when the server has no
     /// trust data for it. Stores what verified.
@@ -300,10 +329,20 @@ impl Trust {
         let md = |e| TrustError::metadata(name, e);
         let now = OffsetDateTime::now_utc();
         let mut budget = Budget::new(self.verify_policy.max_bytes);
+        // This update's share of the daemon-wide budget, given back when
+        // it ends; each fetch reserves its limit first.
+        let mut held = self.verify_bytes.hold();
+        let limits = client.limits();
 
-        let timestamp = match fetch_within(name, "timestamp.json", &mut budget, None, |max| {
-            client.get_role_within(g, &RemoteRole::TIMESTAMP, max)
-        })
+        let timestamp = match fetch_held(
+            name,
+            "timestamp.json",
+            &mut budget,
+            &mut held,
+            None,
+            limits.timestamp,
+            |max| client.get_role_within(g, &RemoteRole::TIMESTAMP, max),
+        )
         .await
         {
             Ok(b) => b,
@@ -323,9 +362,17 @@ impl Trust {
         let snapshot = match cached(stored.as_ref().map(|s| &s.files.snapshot), &snap_sha) {
             Some(b) => b.clone(),
             None => {
-                fetch_within(name, "snapshot.json", &mut budget, Some(snap_len), |max| {
-                    client.get_role_by_checksum_within(g, &RemoteRole::SNAPSHOT, &snap_sha, max)
-                })
+                fetch_held(
+                    name,
+                    "snapshot.json",
+                    &mut budget,
+                    &mut held,
+                    Some(snap_len),
+                    limits.snapshot,
+                    |max| {
+                        client.get_role_by_checksum_within(g, &RemoteRole::SNAPSHOT, &snap_sha, max)
+                    },
+                )
                 .await?
             }
         };
@@ -338,11 +385,13 @@ impl Trust {
         let current_root = match root_listed.and_then(|(sha, _)| cached(stored_root, &sha)) {
             Some(b) => tufd_remote::Bytes::copy_from_slice(b),
             None => {
-                fetch_within(
+                fetch_held(
                     name,
                     "root.json",
                     &mut budget,
+                    &mut held,
                     root_listed.map(|(_, l)| l),
+                    limits.root,
                     |max| client.get_role_within(g, &RemoteRole::ROOT, max),
                 )
                 .await?
@@ -370,9 +419,15 @@ impl Trust {
         let mut root_chain = Vec::new();
         let mut chain_root = trusted.clone();
         for v in from + 1..to {
-            let bytes = fetch_within(name, &format!("{v}.root.json"), &mut budget, None, |max| {
-                client.get_role_by_version_within(g, &RemoteRole::ROOT, v, max)
-            })
+            let bytes = fetch_held(
+                name,
+                &format!("{v}.root.json"),
+                &mut budget,
+                &mut held,
+                None,
+                limits.root,
+                |max| client.get_role_by_version_within(g, &RemoteRole::ROOT, v, max),
+            )
             .await?;
             chain_root =
                 tufd_tuf::verify_root_step(&chain_root, bytes.clone(), name, now).map_err(md)?;
@@ -386,9 +441,15 @@ impl Trust {
         let targets = match cached(stored.as_ref().map(|s| &s.files.targets), &t_sha) {
             Some(b) => b.clone(),
             None => {
-                fetch_within(name, "targets.json", &mut budget, Some(t_len), |max| {
-                    client.get_role_by_checksum_within(g, &RemoteRole::TARGETS, &t_sha, max)
-                })
+                fetch_held(
+                    name,
+                    "targets.json",
+                    &mut budget,
+                    &mut held,
+                    Some(t_len),
+                    limits.targets,
+                    |max| client.get_role_by_checksum_within(g, &RemoteRole::TARGETS, &t_sha, max),
+                )
                 .await?
             }
         };
@@ -430,11 +491,13 @@ impl Trust {
                     Some(b) => b.clone(),
                     None => {
                         let r = remote_role(name, &role)?;
-                        match fetch_within(
+                        match fetch_held(
                             name,
                             &format!("{role}.json"),
                             &mut budget,
+                            &mut held,
                             Some(len),
+                            limits.targets,
                             |max| client.get_role_by_checksum_within(g, &r, &sha, max),
                         )
                         .await
