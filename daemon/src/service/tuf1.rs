@@ -219,6 +219,10 @@ fn status(e: RepoError) -> Status {
         RepoError::Inconsistent(_) | RepoError::Interrupted { .. } | RepoError::Expired(_) => {
             Code::FailedPrecondition
         }
+        RepoError::Unfinished {
+            under_way: true, ..
+        } => Code::Unavailable,
+        RepoError::Unfinished { .. } => Code::FailedPrecondition,
         RepoError::Refused(_) => Code::PermissionDenied,
     };
     Status::new(code, e.to_string())

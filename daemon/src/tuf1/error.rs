@@ -54,6 +54,16 @@ pub enum RepoError {
     /// The request names a place outside what the configuration allows.
     #[error("refused: {0}")]
     Refused(String),
+    /// The repository's creation has not finished: `tufctl tuf init` is
+    /// still writing it, or was interrupted (then running it again
+    /// finishes it).
+    #[error("{}", unfinished(.dir, *.under_way))]
+    Unfinished {
+        /// The repository directory.
+        dir: PathBuf,
+        /// Whether an init in this daemon is writing it now.
+        under_way: bool,
+    },
     /// Another writer holds the repository.
     #[error("{0} is being written by another process; try again")]
     Busy(PathBuf),
@@ -83,6 +93,19 @@ pub enum RepoError {
     /// A bug or an unexpected state.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+fn unfinished(dir: &std::path::Path, under_way: bool) -> String {
+    let dir = dir.display();
+    if under_way {
+        format!(
+            "the TUF repository at {dir} is being created; try again when `tufctl tuf init` has finished"
+        )
+    } else {
+        format!(
+            "the creation of the TUF repository at {dir} was interrupted before it finished, so clients cannot use it yet; finish it with `tufctl tuf init {dir}` (the keys it already made on the tokens are reused)"
+        )
+    }
 }
 
 impl RepoError {

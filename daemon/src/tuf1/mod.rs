@@ -57,7 +57,7 @@ use edit::InitKeys;
 pub use error::RepoError;
 pub use expiry::ExpiryPolicy;
 use files::{Layout, Online, Published};
-use registry::{Registry, RepoRecord};
+use registry::{Registry, RepoRecord, RepoState};
 pub use requests::{AddTarget, DelegateRequest, InitRequest, RepoStatus, RoleState, StagedReport};
 use requests::{describe, key_from_pem};
 use scope::{HolderCheck, KeyScope, UnusedKey};
@@ -155,6 +155,30 @@ pub struct Tuf1 {
     /// interrupted (see [`interrupted`]), so the refresher checks a
     /// version once.
     sound: std::sync::Mutex<HashMap<PathBuf, (u64, u64)>>,
+    /// Repositories an init of this daemon is writing now.
+    creating: std::sync::Mutex<HashSet<PathBuf>>,
+}
+
+/// A repository an init is writing, for as long as it lives.
+struct Creating<'a> {
+    set: &'a std::sync::Mutex<HashSet<PathBuf>>,
+    dir: PathBuf,
+}
+
+impl<'a> Creating<'a> {
+    fn mark(set: &'a std::sync::Mutex<HashSet<PathBuf>>, dir: &Path) -> Self {
+        set.lock().expect("creating set").insert(dir.to_owned());
+        Self {
+            set,
+            dir: dir.to_owned(),
+        }
+    }
+}
+
+impl Drop for Creating<'_> {
+    fn drop(&mut self) {
+        self.set.lock().expect("creating set").remove(&self.dir);
+    }
 }
 
 /// Runs `f` on a blocking thread, then hands the memory it freed back to
@@ -219,6 +243,7 @@ impl Tuf1 {
             trees: Default::default(),
             warned: Default::default(),
             sound: Default::default(),
+            creating: Default::default(),
         })
     }
 
@@ -298,7 +323,10 @@ impl Tuf1 {
     /// holder's daemon).
     pub fn managed(&self, repository: &str) -> Option<PathBuf> {
         let dir = Path::new(repository);
-        self.registry.get(dir).map(|_| dir.to_owned())
+        self.registry
+            .get(dir)
+            .filter(|r| r.state == RepoState::Created)
+            .map(|_| dir.to_owned())
     }
 
     /// Generates (or, after an interrupted init, reuses) the key `name` of
@@ -318,7 +346,11 @@ impl Tuf1 {
     }
 
     /// Creates a repository in `req.dir`: keys generated on the tokens,
-    /// version 1 of every role published.
+    /// version 1 of every role published. The registry records the
+    /// repository as being created before anything is written, and as
+    /// created once version 1 is published; an init of a repository whose
+    /// creation was interrupted finishes it (the keys it made are found by
+    /// their labels; a version 1 it published whole is kept).
     pub async fn init(&self, req: InitRequest) -> Result<RepoStatus, RepoError> {
         let mut expiry = ExpiryPolicy::default();
         for (role, secs) in &req.expiry {
@@ -335,68 +367,121 @@ impl Tuf1 {
                 "root threshold {threshold} needs at least {threshold} root keys; give --root-key once per key"
             )));
         }
-        let layout = open(&req.dir, true).await?;
-        let dir = layout.dir().to_owned();
-        let lock = self.repo_lock(&dir);
-        let _guard = lock.lock().await;
-        let _writer = layout.lock()?;
-        if Published::exists(&layout) {
-            return Err(RepoError::AlreadyExists(format!(
-                "{} already holds a TUF repository",
-                dir.display()
-            )));
-        }
-        let mut root = Vec::new();
-        for (i, token) in root_tokens.iter().enumerate() {
-            root.push(
-                self.role_key(&dir, &format!("root-{}", i + 1), token)
-                    .await?,
-            );
-        }
-        let bins = match req.hash_bins {
+        let bin_bits = match req.hash_bins {
             0 => None,
-            n if n.is_power_of_two() && (2..=65_536).contains(&n) => Some((
-                self.role_key(&dir, "bins", &req.targets_token).await?,
-                n.trailing_zeros(),
-            )),
+            n if n.is_power_of_two() && (2..=65_536).contains(&n) => Some(n.trailing_zeros()),
             n => {
                 return Err(RepoError::InvalidRequest(format!(
                     "{n} hash bins: choose a power of two from 2 to 65536"
                 )));
             }
         };
+        let layout = open(&req.dir, true).await?;
+        let dir = layout.dir().to_owned();
+        let lock = self.repo_lock(&dir);
+        let _guard = lock.lock().await;
+        let _writer = layout.lock()?;
+        let resuming = match self.registry.get(&dir).map(|r| r.state) {
+            Some(RepoState::Creating) => true,
+            _ if Published::exists(&layout) => {
+                return Err(RepoError::AlreadyExists(format!(
+                    "{} already holds a TUF repository",
+                    dir.display()
+                )));
+            }
+            _ => false,
+        };
+        let _creating = Creating::mark(&self.creating, &dir);
+        if resuming {
+            self.registry.update(&dir, |r| r.expiry = expiry.clone())?;
+            tracing::info!(repository = %dir.display(), "finishing an interrupted init");
+        } else {
+            // Recorded before anything is written: a crash from here on
+            // leaves a repository `init` finishes and `status` explains.
+            self.registry.insert(
+                &dir,
+                RepoRecord {
+                    state: RepoState::Creating,
+                    expiry: expiry.clone(),
+                    ..Default::default()
+                },
+            )?;
+        }
+        let l = layout.clone();
+        // The interrupted init published version 1 whole (it stopped
+        // before recording it): clients may hold it, it is kept.
+        let whole = resuming && blocking(move || Ok(Published::read(&l).is_ok())).await?;
+        if !whole {
+            self.write_first_version(&layout, &req, root_tokens, threshold, bin_bits, &expiry)
+                .await?;
+        }
+        self.registry
+            .update(&dir, |r| r.state = RepoState::Created)?;
+        tracing::info!(repository = %dir.display(), resumed = resuming, "TUF 1.0 repository created");
+        self.wake.notify_one();
+        let mut status = self.status_locked(&layout, false).await?;
+        status.summary = match (resuming, whole) {
+            (false, _) => "created".into(),
+            (true, false) => "created (finished the interrupted creation)".into(),
+            (true, true) => {
+                "created (the interrupted creation had published version 1; it is kept as it was)"
+                    .into()
+            }
+        };
+        Ok(status)
+    }
+
+    /// Generates (or finds, by label) the keys of a new repository and
+    /// publishes version 1 of every role; the caller holds the locks.
+    async fn write_first_version(
+        &self,
+        layout: &Layout,
+        req: &InitRequest,
+        root_tokens: Vec<String>,
+        threshold: u64,
+        bin_bits: Option<u32>,
+        expiry: &ExpiryPolicy,
+    ) -> Result<(), RepoError> {
+        let dir = layout.dir();
+        let mut root = Vec::new();
+        for (i, token) in root_tokens.iter().enumerate() {
+            root.push(
+                self.role_key(dir, &format!("root-{}", i + 1), token)
+                    .await?,
+            );
+        }
+        let bins = match bin_bits {
+            Some(bits) => Some((self.role_key(dir, "bins", &req.targets_token).await?, bits)),
+            None => None,
+        };
         let keys = InitKeys {
             bins,
             root,
             root_threshold: threshold,
-            targets: self.role_key(&dir, "targets", &req.targets_token).await?,
-            snapshot: self.role_key(&dir, "snapshot", &req.online_token).await?,
-            timestamp: self.role_key(&dir, "timestamp", &req.online_token).await?,
+            targets: self.role_key(dir, "targets", &req.targets_token).await?,
+            snapshot: self.role_key(dir, "snapshot", &req.online_token).await?,
+            timestamp: self.role_key(dir, "timestamp", &req.online_token).await?,
         };
-        let signers = self.signers(&dir).await?;
+        let signers = self.signers(dir).await?;
         let l = layout.clone();
         let e = expiry.clone();
         blocking(move || {
             let publish = edit::init(&l, keys, &e, &signers, OffsetDateTime::now_utc())?;
             publish.write(&l, &[])
         })
-        .await?;
-        self.registry.insert(
-            &dir,
-            RepoRecord {
-                expiry,
-                ..Default::default()
-            },
-        )?;
-        tracing::info!(repository = %dir.display(), "TUF 1.0 repository created");
-        self.wake.notify_one();
-        let mut status = self.status_locked(&layout, false).await?;
-        status.summary = "created".into();
-        Ok(status)
+        .await
     }
 
+    /// The record of a repository whose creation finished.
     fn record(&self, dir: &Path) -> Result<RepoRecord, RepoError> {
-        self.registry.get(dir).ok_or_else(|| not_managed(dir))
+        let record = self.registry.get(dir).ok_or_else(|| not_managed(dir))?;
+        match record.state {
+            RepoState::Created => Ok(record),
+            RepoState::Creating => Err(RepoError::Unfinished {
+                dir: dir.to_owned(),
+                under_way: self.creating.lock().expect("creating set").contains(dir),
+            }),
+        }
     }
 
     /// Adds targets (to `role`, or where they belong: top-level targets or

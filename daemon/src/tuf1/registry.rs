@@ -22,9 +22,26 @@ pub struct Refresh {
     pub detail: String,
 }
 
+/// Where a repository is in its life, as the registry records it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RepoState {
+    /// `tufctl tuf init` recorded it before writing anything and has not
+    /// finished: its files may be partial (a root and no timestamp).
+    /// Nothing but `init`, which resumes it, is done on it.
+    Creating,
+    /// Version 1 of every role was published: clients can use it.
+    /// (Records written before states existed are this.)
+    #[default]
+    Created,
+}
+
 /// What the daemon keeps about one repository.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepoRecord {
+    /// Whether its creation finished.
+    #[serde(default)]
+    pub state: RepoState,
     /// How long each role's metadata stays valid.
     pub expiry: ExpiryPolicy,
     /// The last refresh of the online roles.
@@ -105,13 +122,14 @@ impl Registry {
         self.save(&repos)
     }
 
-    /// Every managed directory.
+    /// Every managed directory whose creation finished.
     pub fn dirs(&self) -> Vec<PathBuf> {
         self.repos
             .lock()
             .expect("registry lock")
-            .keys()
-            .cloned()
+            .iter()
+            .filter(|(_, r)| r.state == RepoState::Created)
+            .map(|(d, _)| d.clone())
             .collect()
     }
 }
@@ -133,5 +151,31 @@ mod tests {
             again.get(Path::new("/repo")).unwrap().last_error.as_deref(),
             Some("x")
         );
+    }
+
+    #[test]
+    fn a_repository_being_created_is_recorded_but_not_refreshed() {
+        let d = tempfile::tempdir().unwrap();
+        let r = Registry::open(d.path()).unwrap();
+        let creating = RepoRecord {
+            state: RepoState::Creating,
+            ..Default::default()
+        };
+        r.insert(Path::new("/new"), creating).unwrap();
+        r.insert(Path::new("/old"), RepoRecord::default()).unwrap();
+        let again = Registry::open(d.path()).unwrap();
+        assert_eq!(
+            again.get(Path::new("/new")).unwrap().state,
+            RepoState::Creating
+        );
+        assert_eq!(again.dirs(), vec![PathBuf::from("/old")]);
+        // A record from before states existed is a created repository.
+        std::fs::write(
+            d.path().join("tuf1/repositories.json"),
+            br#"{"repositories":{"/x":{"expiry":{"root":9,"targets":9,"snapshot":9,"timestamp":9}}}}"#,
+        )
+        .unwrap();
+        let old = Registry::open(d.path()).unwrap();
+        assert_eq!(old.get(Path::new("/x")).unwrap().state, RepoState::Created);
     }
 }
