@@ -314,3 +314,68 @@ fn a_role_whose_key_needs_its_holder_waits_for_the_holder() {
     assert_eq!(role(&env, &repo, "team")["version"], 2);
     python_reads(&repo, &env.path().join("client"), json!({}));
 }
+
+/// A target is added only where a client's search (pre-order, depth
+/// first, in listed order, stopping at a matching terminating delegation,
+/// first listing wins) finds it: the reviewer's case, a terminating A
+/// before B, is refused naming A; a placement clients reach is published
+/// and python-tuf downloads it.
+#[test]
+fn a_target_is_added_only_where_clients_search_finds_it() {
+    let env = TestEnv::new();
+    let _d = env.start();
+    let repo = env.path().join("repo");
+    let r = repo.to_str().unwrap();
+    env.tufctl(&["tuf", "init", r]).ok();
+    env.tufctl(&[
+        "tuf",
+        "delegate",
+        r,
+        "A",
+        "--path",
+        "app/*",
+        "--terminating",
+    ])
+    .ok();
+    env.tufctl(&["tuf", "delegate", r, "B", "--path", "app/*"])
+        .ok();
+    let x = write(&env, "x.txt", b"app file");
+    let client = env.path().join("client");
+    env.tufctl(&["tuf", "add", r, &x, "--name", "app/x.txt", "--role", "B"])
+        .fails_with(
+            1,
+            "clients would never find \"app/x.txt\" in B: their search for it stops at A, a terminating delegation from targets",
+        );
+    python_reads(&repo, &client, json!({"absent": ["app/x.txt"]}));
+    env.tufctl(&["tuf", "add", r, &x, "--name", "app/x.txt", "--role", "A"])
+        .ok();
+    python_reads(
+        &repo,
+        &client,
+        json!({"present": {"app/x.txt": sha256(b"app file")}}),
+    );
+
+    // Non-terminating C before D: D is searched after C, unless C lists
+    // the name already.
+    env.tufctl(&["tuf", "delegate", r, "C", "--path", "lib/*"])
+        .ok();
+    env.tufctl(&["tuf", "delegate", r, "D", "--path", "lib/*"])
+        .ok();
+    let y = write(&env, "y.txt", b"in C");
+    let z = write(&env, "z.txt", b"in D");
+    env.tufctl(&["tuf", "add", r, &y, "--name", "lib/y.txt", "--role", "C"])
+        .ok();
+    env.tufctl(&["tuf", "add", r, &z, "--name", "lib/y.txt", "--role", "D"])
+        .fails_with(1, "reaches C first, which already lists it");
+    env.tufctl(&["tuf", "add", r, &z, "--name", "lib/z.txt", "--role", "D"])
+        .ok();
+    python_reads(
+        &repo,
+        &client,
+        json!({"present": {
+            "app/x.txt": sha256(b"app file"),
+            "lib/y.txt": sha256(b"in C"),
+            "lib/z.txt": sha256(b"in D"),
+        }}),
+    );
+}

@@ -222,7 +222,51 @@ pub struct Delegations {
     pub unrecognized: Unrecognized,
 }
 
+impl DelegatedRole {
+    /// Whether the role serves `target_path`: one of its `paths` globs
+    /// matches (see [`crate::names::path_matches`]), or, without `paths`,
+    /// one of its `path_hash_prefixes` starts the hex SHA-256 of the path
+    /// (python-tuf's `is_delegated_path`).
+    pub fn serves(&self, target_path: &str) -> bool {
+        match (&self.paths, &self.path_hash_prefixes) {
+            (Some(paths), _) => paths
+                .iter()
+                .any(|p| super::names::path_matches(p, target_path)),
+            (None, Some(prefixes)) => {
+                use sha2::{Digest, Sha256};
+                let h = hex::encode(Sha256::digest(target_path.as_bytes()));
+                prefixes.iter().any(|p| h.starts_with(p.as_str()))
+            }
+            (None, None) => false,
+        }
+    }
+}
+
 impl Delegations {
+    /// The roles a client's search for `target_path` visits next below the
+    /// role holding these delegations, in order, each with whether it is
+    /// terminating (python-tuf's `get_roles_for_target`): the matching
+    /// named roles up to and including the first terminating one, or the
+    /// one hash bin the path falls into (bins count as terminating, as in
+    /// TAP 15). A terminating role listed here also ends every search
+    /// still pending above it.
+    pub fn roles_for_target(&self, target_path: &str) -> Vec<(String, bool)> {
+        if let Some(roles) = &self.roles {
+            let mut out = Vec::new();
+            for r in roles.iter().filter(|r| r.serves(target_path)) {
+                out.push((r.name.clone(), r.terminating));
+                if r.terminating {
+                    break;
+                }
+            }
+            return out;
+        }
+        match &self.succinct_roles {
+            Some(bins) => vec![(bins.bin_for(target_path), true)],
+            None => Vec::new(),
+        }
+    }
+
     /// The key IDs and threshold these delegations give role `name` (a
     /// named role or a succinct hash bin), or `None` when they do not
     /// delegate to it. Shared by the daemon's writer and tufctl's client.

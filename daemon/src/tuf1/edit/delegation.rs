@@ -58,7 +58,10 @@ impl Change<'_> {
 
     pub(super) fn delegated_mut(&mut self, name: &str) -> Result<&mut Targets, RepoError> {
         if !self.delegated.contains_key(name) {
-            let loaded = self.load_published(name)?;
+            let loaded = match self.searched.remove(name) {
+                Some(read) => read,
+                None => self.load_published(name)?,
+            };
             self.delegated.insert(name.to_owned(), loaded);
         }
         Ok(&mut self.delegated.get_mut(name).expect("inserted above").1)

@@ -22,6 +22,7 @@ use super::sign::{
 use super::tree::Tree;
 
 mod delegation;
+mod search;
 use delegation::no_role;
 
 /// The four top-level roles.
@@ -204,6 +205,9 @@ pub struct Change<'a> {
     targets: Option<Targets>,
     /// Delegated roles to sign, with the role that delegates to each.
     delegated: BTreeMap<String, (String, Targets)>,
+    /// Published delegated roles read to follow a client's search
+    /// (unchanged), with the role that delegates to each.
+    searched: BTreeMap<String, (String, Targets)>,
     /// The published named roles (hash bins left out), read when first
     /// needed.
     tree: Option<Tree>,
@@ -228,6 +232,7 @@ impl<'a> Change<'a> {
             presigned_root: None,
             targets: None,
             delegated: BTreeMap::new(),
+            searched: BTreeMap::new(),
             tree: None,
             copies: Vec::new(),
             summary: Vec::new(),
@@ -258,8 +263,21 @@ impl<'a> Change<'a> {
 
     /// The role a new target goes into: `role` when given (its paths, and
     /// those of every delegation above it, must match), the target's hash
-    /// bin when targets delegates to bins, else top-level targets.
+    /// bin when targets delegates to bins, else top-level targets. Either
+    /// way it must be where a client's search for the target ends (see
+    /// [`search`]): refused when a terminating delegation or a role that
+    /// already lists the name comes first.
     fn role_for(&mut self, name: &str, role: Option<&str>) -> Result<Option<String>, RepoError> {
+        let placed = self.role_named_or_chosen(name, role)?;
+        self.check_found_in(name, placed.as_deref().unwrap_or("targets"))?;
+        Ok(placed)
+    }
+
+    fn role_named_or_chosen(
+        &mut self,
+        name: &str,
+        role: Option<&str>,
+    ) -> Result<Option<String>, RepoError> {
         if let Some(role) = role {
             let tree = self.tree()?;
             if tree.get(role).is_none() {
