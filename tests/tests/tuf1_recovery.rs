@@ -1,5 +1,6 @@
 //! TUF 1.0 repositories after a crash: an init killed halfway is reported
-//! as interrupted and finished by running init again. A real tufd on a
+//! as interrupted and finished by running init again, and temporary files
+//! killed writers left are swept when the daemon starts. A real tufd on a
 //! SoftHSM2 token, the real tufctl, python-tuf's ngclient as the reader.
 
 use serde_json::{Value, json};
@@ -38,7 +39,8 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 /// every file but `timestamp.json`. After a restart the directory is
 /// reported as a creation that was interrupted, with the command that
 /// finishes it; that command reuses the keys and publishes a repository
-/// python-tuf accepts and that takes targets.
+/// python-tuf accepts and that takes targets. Temporary files left in the
+/// repository are swept at the start.
 #[test]
 fn an_init_killed_halfway_is_reported_and_finished_by_init() {
     let mut env = TestEnv::new();
@@ -70,9 +72,27 @@ fn an_init_killed_halfway_is_reported_and_finished_by_init() {
     let out = init.join().unwrap();
     assert!(!out.status.success(), "the init died with the daemon");
 
+    // What a killed writer leaves: temporary files, one a partial copy of
+    // a target in a served folder. Files that only look alike stay.
+    std::fs::create_dir_all(repo.join("targets/big")).unwrap();
+    let leftovers = ["metadata/.tufd-4242-0-17", "targets/big/.tufd-4242-1-99"];
+    for f in leftovers {
+        std::fs::write(repo.join(f), b"partial").unwrap();
+    }
+    std::fs::write(repo.join("targets/big/.tufd-notes"), b"mine").unwrap();
+
     std::fs::remove_file(&hold).unwrap();
     env.daemon_env.retain(|(k, _)| k != "TUFD_TEST_TUF1_HOLD");
     let d = env.start();
+    wait_for("the leftovers are swept", || {
+        leftovers.iter().all(|f| !repo.join(f).exists())
+    });
+    assert!(repo.join("targets/big/.tufd-notes").exists());
+    assert!(
+        d.log()
+            .contains("removed temporary files left by an interrupted write")
+    );
+
     let interrupted = format!("finish it with `tufctl tuf init {r}`");
     env.tufctl(&["tuf", "status", &r])
         .fails_with(1, "was interrupted before it finished");

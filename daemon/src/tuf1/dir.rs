@@ -17,6 +17,7 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -226,6 +227,97 @@ impl Dir {
     }
 }
 
+impl Dir {
+    /// Removes the temporary files a writer that died left in this
+    /// directory and every directory below it (regular files named as
+    /// [`Dir::write_with`] names them, `.tufd-PID-N-NANOS`; nothing else),
+    /// following no link; returns how many. Call it with the repository's
+    /// writer lock held, when no write can be under way.
+    pub fn sweep_temp_files(&self) -> Result<u64, RepoError> {
+        sweep(self.fd.as_fd(), &self.path, 0)
+    }
+}
+
+/// How deep [`Dir::sweep_temp_files`] descends (a target name of 1 024
+/// bytes has at most 512 directories; each level holds a descriptor).
+const SWEEP_DEPTH: usize = 128;
+
+fn sweep(dir: BorrowedFd<'_>, path: &Path, depth: usize) -> Result<u64, RepoError> {
+    let fail = |e: Errno| RepoError::io(path, "looking for leftover temporary files")(e.into());
+    let mut temps = Vec::new();
+    let mut subdirs = Vec::new();
+    for entry in rustix::fs::Dir::read_from(dir).map_err(fail)? {
+        let entry = entry.map_err(fail)?;
+        let name = entry.file_name();
+        if matches!(name.to_bytes(), b"." | b"..") {
+            continue;
+        }
+        let kind = match entry.file_type() {
+            rustix::fs::FileType::Unknown => {
+                rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+                    .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode))
+                    .map_err(fail)?
+            }
+            kind => kind,
+        };
+        match kind {
+            rustix::fs::FileType::RegularFile if is_temp_name(name.to_bytes()) => {
+                temps.push(name.to_owned());
+            }
+            rustix::fs::FileType::Directory => subdirs.push(name.to_owned()),
+            _ => {}
+        }
+    }
+    let mut swept = 0;
+    for name in &temps {
+        match rustix::fs::unlinkat(dir, name.as_c_str(), AtFlags::empty()) {
+            Ok(()) => swept += 1,
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err(fail(e)),
+        }
+    }
+    if swept > 0 {
+        rustix::fs::fsync(dir).map_err(fail)?;
+    }
+    if depth >= SWEEP_DEPTH {
+        return Ok(swept);
+    }
+    for name in subdirs {
+        let sub = rustix::fs::openat(
+            dir,
+            name.as_c_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        );
+        let sub_path = path.join(OsStr::from_bytes(name.to_bytes()));
+        match sub {
+            Ok(fd) => swept += sweep(fd.as_fd(), &sub_path, depth + 1)?,
+            // Gone, or replaced by a link since it was listed.
+            Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) => {}
+            Err(e) => {
+                return Err(RepoError::io(
+                    &sub_path,
+                    "looking for leftover temporary files",
+                )(e.into()));
+            }
+        }
+    }
+    Ok(swept)
+}
+
+/// Whether `name` is one [`temp_name`] makes: `.tufd-` and three decimal
+/// numbers between dashes.
+fn is_temp_name(name: &[u8]) -> bool {
+    let Some(rest) = name.strip_prefix(b".tufd-") else {
+        return false;
+    };
+    let parts: Vec<&[u8]> = rest.split(|&b| b == b'-').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit))
+}
+
 /// A fresh temporary name (`.tufd-PID-N-NANOS`).
 fn temp_name() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
@@ -331,7 +423,8 @@ fn open_file_in(dir: BorrowedFd<'_>, rel: &Path, openat2: bool) -> Result<File, 
 }
 
 /// Opens directory `rel` below `dir`; with `create`, makes each missing
-/// component (mode 0755) on the way, each opened without following links.
+/// component (mode 0755) on the way, each opened without following links,
+/// and syncs the directory it was made in.
 fn open_dir_in(
     dir: BorrowedFd<'_>,
     rel: &Path,
@@ -348,7 +441,11 @@ fn open_dir_in(
     for part in parts {
         let at = cur.as_ref().map_or(dir, |f| f.as_fd());
         match rustix::fs::mkdirat(at, part, Mode::from_raw_mode(0o755)) {
-            Ok(()) | Err(Errno::EXIST) => {}
+            // The new directory's entry is made durable in its parent, so
+            // files renamed into it later cannot vanish with it in a
+            // crash after their own directory was synced.
+            Ok(()) => rustix::fs::fsync(at)?,
+            Err(Errno::EXIST) => {}
             Err(e) => return Err(e),
         }
         let next = rustix::fs::openat(
@@ -526,6 +623,53 @@ mod tests {
             let why = explain(t.base.as_fd(), &t.root, dotdot, e, "opening");
             assert!(why.to_string().contains("no '..'"), "{why}");
         });
+    }
+
+    #[test]
+    fn only_the_daemons_own_leftover_temp_files_are_swept() {
+        let t = tree();
+        let repo = Beneath::new(t.root.clone(), "a/b/repo".into())
+            .open_dir(false)
+            .unwrap();
+        let r = t.root.join("a/b/repo");
+        std::fs::create_dir_all(r.join("targets/dir/sub")).unwrap();
+        let leftovers = [
+            "metadata/.tufd-123-0-456",
+            "targets/dir/sub/.tufd-99999-17-1",
+            ".tufd-1-2-3",
+        ];
+        let kept = [
+            "metadata/.tufd-123-0",
+            "metadata/.tufd-x-0-1",
+            "metadata/.tufd.lock",
+            "targets/dir/.tufd-1-2-3.txt",
+            "targets/dir/sub/ab.tufd-1-2-3",
+            "metadata/1.root.json",
+        ];
+        for f in leftovers.iter().chain(&kept) {
+            std::fs::write(r.join(f), b"x").unwrap();
+        }
+        // A directory with the pattern's name, and a link to a file
+        // outside: neither is touched, nor anything behind the link.
+        std::fs::create_dir(r.join("targets/.tufd-5-5-5")).unwrap();
+        std::fs::write(t.root.join("other/.tufd-7-7-7"), b"x").unwrap();
+        symlink(t.root.join("other"), r.join("targets/out")).unwrap();
+        symlink(
+            t.root.join("other/.tufd-7-7-7"),
+            r.join("targets/.tufd-8-8-8"),
+        )
+        .unwrap();
+        assert_eq!(repo.sweep_temp_files().unwrap(), 3);
+        for f in leftovers {
+            assert!(!r.join(f).exists(), "{f} left");
+        }
+        for f in kept {
+            assert!(r.join(f).exists(), "{f} swept");
+        }
+        assert!(r.join("targets/.tufd-5-5-5").is_dir());
+        assert!(t.root.join("other/.tufd-7-7-7").exists());
+        assert!(r.join("targets/.tufd-8-8-8").is_symlink());
+        assert_eq!(repo.sweep_temp_files().unwrap(), 0);
     }
 
     #[test]

@@ -111,6 +111,13 @@ impl Layout {
         path.join(format!("{sha256}.{base}"))
     }
 
+    /// Removes the temporary files writers that died left anywhere in the
+    /// repository (see [`Dir::sweep_temp_files`]); returns how many. The
+    /// caller holds the writer lock.
+    pub fn sweep_temp_files(&self) -> Result<u64, RepoError> {
+        self.handle.sweep_temp_files()
+    }
+
     /// Takes the repository's writer lock, or fails at once when another
     /// process holds it.
     pub fn lock(&self) -> Result<WriterLock, RepoError> {

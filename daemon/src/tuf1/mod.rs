@@ -394,7 +394,9 @@ impl Tuf1 {
         let _creating = Creating::mark(&self.creating, &dir);
         if resuming {
             self.registry.update(&dir, |r| r.expiry = expiry.clone())?;
-            tracing::info!(repository = %dir.display(), "finishing an interrupted init");
+            let l = layout.clone();
+            let swept = blocking(move || l.sweep_temp_files()).await?;
+            tracing::info!(repository = %dir.display(), swept, "finishing an interrupted init");
         } else {
             // Recorded before anything is written: a crash from here on
             // leaves a repository `init` finishes and `status` explains.

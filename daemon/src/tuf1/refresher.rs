@@ -230,6 +230,7 @@ impl Tuf1 {
     /// The refresher: re-signs what every managed repository needs before
     /// it expires, on its own schedule, until the daemon stops.
     pub async fn run_refresher(self: Arc<Self>) {
+        self.sweep_leftovers().await;
         loop {
             let now = OffsetDateTime::now_utc();
             let mut wait = REFRESH_TICK;
@@ -258,6 +259,35 @@ impl Tuf1 {
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = self.wake.notified() => {}
+            }
+        }
+    }
+}
+
+impl Tuf1 {
+    /// Removes the temporary files that writers killed before this start
+    /// left in every recorded repository (partial metadata, partial
+    /// copies of large targets), each under the repository's writer lock;
+    /// a repository another process is writing is left for next time.
+    async fn sweep_leftovers(&self) {
+        for dir in self.registry.all_dirs() {
+            let lock = self.repo_lock(&dir);
+            let _guard = lock.lock().await;
+            let at = Beneath::absolute(&dir);
+            let swept = blocking(move || {
+                let layout = Layout::open(&at, false)?;
+                let _writer = layout.lock()?;
+                layout.sweep_temp_files()
+            })
+            .await;
+            match swept {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(repository = %dir.display(), files = n, "removed temporary files left by an interrupted write");
+                }
+                Err(e) => {
+                    tracing::warn!(repository = %dir.display(), error = %e, "looking for temporary files left by an interrupted write failed");
+                }
             }
         }
     }

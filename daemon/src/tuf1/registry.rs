@@ -122,6 +122,16 @@ impl Registry {
         self.save(&repos)
     }
 
+    /// Every recorded directory, created or being created.
+    pub fn all_dirs(&self) -> Vec<PathBuf> {
+        self.repos
+            .lock()
+            .expect("registry lock")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// Every managed directory whose creation finished.
     pub fn dirs(&self) -> Vec<PathBuf> {
         self.repos
