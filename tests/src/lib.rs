@@ -5,6 +5,7 @@ pub mod bench;
 pub mod daemon;
 pub mod hooks;
 pub mod hostile;
+pub mod hostile_upstream;
 pub mod json_output;
 pub mod notary;
 pub mod process;

@@ -702,3 +702,102 @@ fn blob_redirects_reach_only_the_upstream_itself_or_public_https_hosts() {
     let log = d.log();
     assert!(log.contains("redirect refused"), "{log}");
 }
+
+/// GETs `path` until the mirror answers `/v2/` with 200, for up to `within`;
+/// how long that took.
+fn until_served(base: &str, within: std::time::Duration) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    loop {
+        let (status, body) = get(&format!("{base}/v2/"));
+        if status == 200 {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "the mirror still answers {status} {body:?} after {within:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_client_that_stops_reading_or_a_trickling_upstream_frees_its_slot() {
+    use sha2::Digest;
+    use std::time::{Duration, Instant};
+    use tufd_tests::hostile_upstream::{HostileUpstream, answer_head};
+    // 64 MiB: far more than the socket buffers between the mirror and a
+    // client that does not read.
+    let blob: std::sync::Arc<Vec<u8>> =
+        std::sync::Arc::new((0..64u32 << 20).map(|i| (i % 251) as u8).collect());
+    let big = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&*blob)));
+    let served = blob.clone();
+    let fast = HostileUpstream::start(move |mut c, _| {
+        let _ = answer_head(&mut c, "", served.len());
+        let _ = c.write_all(&served);
+    });
+    // One byte every 300 ms: each well inside the per-chunk deadline.
+    let trickle = HostileUpstream::start(|mut c, _| {
+        let _ = answer_head(&mut c, "", 1 << 20);
+        for _ in 0..1 << 20 {
+            if c.write_all(b"x").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    let servers = NotaryServers::start();
+    let env = TestEnv::new();
+    let port = free_port().unwrap();
+    let d = env.start_with(&config(
+        &env,
+        &servers,
+        &format!(
+            "[mirror]\nlisten = \"127.0.0.1:{port}\"\nupstream = \"{}\"\nupstreams = [\"{}\"]\nmax_requests = 1\ntimeout_seconds = 1\nmin_transfer_kib_per_second = 1\ntransfer_window_seconds = 2\n",
+            fast.host(),
+            trickle.host()
+        ),
+    ));
+    let base = format!("http://127.0.0.1:{port}");
+    until_served(&base, Duration::from_secs(10));
+
+    // A client asks for the large blob and never reads the answer.
+    let mut idle = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    write!(
+        idle,
+        "GET /v2/team/app/blobs/{big} HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .unwrap();
+    fast.next_request(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("the mirror asked upstream for the blob: {}", d.log()));
+    let (status, _) = get(&format!("{base}/v2/"));
+    assert_eq!(status, 429, "the stalled transfer holds the only slot");
+    // The write deadline (1 s) frees it, though the client still holds
+    // its socket open.
+    let took = until_served(&base, Duration::from_secs(8));
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        d.log().contains("mirror: blob stream aborted"),
+        "{}",
+        d.log()
+    );
+    drop(idle);
+
+    // A trickling upstream is cut by the minimum rate, long before the
+    // total deadline; the client sees a body cut short.
+    let start = Instant::now();
+    let (status, body) = get(&format!(
+        "{base}/v2/team/app/blobs/{big}?ns={}",
+        trickle.host()
+    ));
+    let took = start.elapsed();
+    assert_eq!(status, 200);
+    assert!(body.is_err(), "a cut blob must not look whole");
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    assert!(
+        d.log().contains("min_transfer_kib_per_second"),
+        "{}",
+        d.log()
+    );
+    until_served(&base, Duration::from_secs(3));
+    assert!(!d.log().contains("panicked"), "{}", d.log());
+}

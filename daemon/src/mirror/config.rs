@@ -9,8 +9,22 @@
 //! tls_key = "/etc/tufd/mirror.key"   # optional PEM private key
 //! max_manifest_bytes = 4194304     # larger manifests are refused
 //! max_requests = 64                # requests served at once; more get 429
-//! timeout_seconds = 30             # per upstream manifest fetch and per blob chunk
+//! timeout_seconds = 30             # per upstream manifest fetch, per blob chunk read
+//!                                  # from upstream and per write to the client
+//! min_transfer_kib_per_second = 8  # a blob slower than this over a window is cut
+//! transfer_window_seconds = 60     # the window of that minimum rate
 //! ```
+//!
+//! A blob holds a request slot while it streams. The per-chunk deadline
+//! alone lets a peer that hands over one byte just inside it hold the slot
+//! for hours, so a blob must also move at least
+//! `min_transfer_kib_per_second` averaged over each
+//! `transfer_window_seconds` (from upstream to the client: a slow reader
+//! counts as much as a slow upstream), and is cut after an hour in all
+//! ([`MAX_BLOB_SECONDS`]). The default, 8 KiB/s over a minute (480 KiB a
+//! minute), is about a twentieth of a 1 Mbit/s link, so a real layer on a
+//! slow link, several pulled at once, still gets through, while a
+//! trickling peer is cut within a minute and a timeout.
 
 use crate::config::ConfigError;
 use serde::Deserialize;
@@ -31,9 +45,19 @@ pub struct MirrorConfig {
     pub max_manifest_bytes: u64,
     /// Requests served at once.
     pub max_requests: usize,
-    /// Deadline of an upstream manifest fetch, and of each blob chunk.
+    /// Deadline of an upstream manifest fetch, of each blob chunk read
+    /// from upstream and of each write to the client.
     pub timeout: Duration,
+    /// The slowest a blob may stream, in bytes a second averaged over
+    /// [`MirrorConfig::transfer_window`]; 0 turns the check off (the total
+    /// deadline still holds).
+    pub min_transfer_rate: u64,
+    /// The window over which the transfer rate is measured.
+    pub transfer_window: Duration,
 }
+
+/// The longest a blob may stream in all, however fast it moves.
+pub const MAX_BLOB_SECONDS: u64 = 3600;
 
 /// `[mirror]` as written.
 #[derive(Deserialize)]
@@ -48,6 +72,8 @@ pub struct RawMirror {
     max_manifest_bytes: Option<u64>,
     max_requests: Option<usize>,
     timeout_seconds: Option<u64>,
+    min_transfer_kib_per_second: Option<u64>,
+    transfer_window_seconds: Option<u64>,
 }
 
 impl RawMirror {
@@ -107,6 +133,18 @@ impl RawMirror {
                 "mirror.timeout_seconds = {timeout}: give 1 to 600"
             )));
         }
+        let min_kib = self.min_transfer_kib_per_second.unwrap_or(8);
+        if min_kib > 1 << 20 {
+            return Err(invalid(format!(
+                "mirror.min_transfer_kib_per_second = {min_kib}: give 0 (no minimum) to 1048576"
+            )));
+        }
+        let window = self.transfer_window_seconds.unwrap_or(60);
+        if !(1..=MAX_BLOB_SECONDS).contains(&window) {
+            return Err(invalid(format!(
+                "mirror.transfer_window_seconds = {window}: give 1 to {MAX_BLOB_SECONDS}"
+            )));
+        }
         Ok(MirrorConfig {
             listen,
             upstreams,
@@ -114,6 +152,8 @@ impl RawMirror {
             max_manifest_bytes,
             max_requests,
             timeout: Duration::from_secs(timeout),
+            min_transfer_rate: min_kib * 1024,
+            transfer_window: Duration::from_secs(window),
         })
     }
 }
@@ -150,5 +190,20 @@ mod tests {
         assert!(e.contains("host[:port]"), "{e}");
         let c = parse("upstream = \"localhost:5000\"\nupstreams = [\"docker.io\"]").unwrap();
         assert_eq!(c.upstreams, ["localhost:5000", "docker.io"]);
+    }
+
+    #[test]
+    fn transfer_rate() {
+        let c = parse("upstream = \"localhost:5000\"").unwrap();
+        assert_eq!(c.min_transfer_rate, 8 * 1024);
+        assert_eq!(c.transfer_window, Duration::from_secs(60));
+        let c = parse(
+            "upstream = \"localhost:5000\"\nmin_transfer_kib_per_second = 0\ntransfer_window_seconds = 5",
+        )
+        .unwrap();
+        assert_eq!(c.min_transfer_rate, 0);
+        assert_eq!(c.transfer_window, Duration::from_secs(5));
+        let e = parse("upstream = \"localhost:5000\"\ntransfer_window_seconds = 0").unwrap_err();
+        assert!(e.contains("give 1 to 3600"), "{e}");
     }
 }

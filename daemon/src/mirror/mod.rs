@@ -21,11 +21,13 @@
 //!   content.
 //! - Upstream requests carry tufd's registry credentials (`[registry]`),
 //!   never the client's; only configured upstreams are reachable.
-//! - Bounded: manifest size, per-fetch and per-chunk deadlines, requests at
-//!   once (429 beyond), connections, header read time. Each refusal is
-//!   logged with the caller's address.
+//! - Bounded: manifest size, per-fetch and per-chunk deadlines, a deadline
+//!   on every write to the client, a minimum blob transfer rate and a total
+//!   blob deadline, requests at once (429 beyond), connections, header read
+//!   time. Each refusal is logged with the caller's address.
 
 pub mod config;
+mod io;
 pub mod route;
 
 pub use config::MirrorConfig;
@@ -33,7 +35,7 @@ pub use config::MirrorConfig;
 use crate::trust::Trust;
 use crate::trust::verify::{Outcome, VerifyMode};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full, StreamBody, combinators::UnsyncBoxBody};
+use http_body_util::{BodyExt, Empty, Full, combinators::UnsyncBoxBody};
 use hyper::body::Frame;
 use hyper::{Method, Request, Response, header};
 use route::{Reference, Route};
@@ -85,9 +87,10 @@ pub async fn start(
         Some((cert, key)) => Some(tls_acceptor(cert, key)?),
         None => None,
     };
-    // Blobs may take long in total; each chunk has its own deadline.
+    // Blobs may take long in total; each chunk has its own deadline, and
+    // the stream a minimum rate (see `blob`).
     let mut registry = registry.clone();
-    registry.timeout = Duration::from_secs(3600);
+    registry.timeout = Duration::from_secs(config::MAX_BLOB_SECONDS);
     registry.max_manifest_size = config.max_manifest_bytes;
     let upstream = RegistryClient::new(&registry)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -119,6 +122,7 @@ pub async fn start(
                     continue;
                 }
             };
+            let stream = io::WriteDeadline::new(stream, mirror.config.timeout);
             let mirror = mirror.clone();
             let tls = tls.clone();
             tokio::spawn(async move {
@@ -505,7 +509,7 @@ impl Mirror {
         let reference = hex_digest(&digest);
         let deadline = self.config.timeout;
         let upstream_err = |e: String| (502, "UNKNOWN", format!("upstream {upstream}: {e}"));
-        let mut pulled = tokio::time::timeout(
+        let pulled = tokio::time::timeout(
             deadline,
             self.upstream
                 .pull(upstream, name, PullObject::Blob, &reference, head),
@@ -541,64 +545,179 @@ impl Mirror {
         if head {
             return Ok(response.body(empty()).expect("valid headers"));
         }
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(4);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
         let what = format!("{upstream}/{name}@{reference}");
+        let pace = Pace::new(self.config.min_transfer_rate, self.config.transfer_window);
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let body = BlobBody {
+            rx,
+            done: done.clone(),
+            ended: false,
+        };
         tokio::spawn(async move {
             let _permit = permit;
-            let abort = |why: String| {
-                tracing::warn!(caller = %peer, blob = %what, reason = %why, "mirror: blob stream aborted");
-                Err(std::io::Error::other(why))
-            };
-            let mut hasher = Sha256::new();
-            let mut held: Option<Bytes> = None;
-            let mut total: u64 = 0;
-            loop {
-                let chunk = match tokio::time::timeout(deadline, pulled.chunk()).await {
-                    Ok(Ok(Some(c))) => c,
-                    Ok(Ok(None)) => break,
-                    Ok(Err(e)) => {
-                        let _ = tx.send(abort(format!("upstream: {e}"))).await;
-                        return;
-                    }
-                    Err(_) => {
-                        let _ = tx
-                            .send(abort(format!(
-                                "no data from upstream within {} s",
-                                deadline.as_secs()
-                            )))
-                            .await;
-                        return;
-                    }
-                };
-                total += chunk.len() as u64;
-                if length.is_some_and(|l| total > l) {
-                    let _ = tx
-                        .send(abort("upstream sent more than its Content-Length".into()))
-                        .await;
-                    return;
+            match stream_blob(pulled, &tx, digest, length, deadline, pace).await {
+                Ok(()) => done.store(true, std::sync::atomic::Ordering::Release),
+                Err(why) => {
+                    // The body ends in an error when the channel closes
+                    // without `done` (see BlobBody); the slot is freed now.
+                    tracing::warn!(caller = %peer, blob = %what, reason = %why, "mirror: blob stream aborted");
                 }
-                hasher.update(&chunk);
-                if let Some(prev) = held.replace(chunk)
-                    && tx.send(Ok(Frame::data(prev))).await.is_err()
-                {
-                    return; // the client went away
-                }
-            }
-            let got: [u8; 32] = hasher.finalize().into();
-            if got != digest {
-                let _ = tx
-                    .send(abort(format!(
-                        "the blob hashes to {}, not to the digest asked for",
-                        hex_digest(&got)
-                    )))
-                    .await;
-                return;
-            }
-            if let Some(last) = held {
-                let _ = tx.send(Ok(Frame::data(last))).await;
             }
         });
-        let body = StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed_unsync();
+        let body = body.boxed_unsync();
         Ok(response.body(body).expect("valid headers"))
     }
+}
+
+/// A blob's body as hyper reads it: the chunks the streaming task lets
+/// through, then an error unless that task said the blob was whole, so a
+/// cut stream never looks complete (even without a `Content-Length`).
+struct BlobBody {
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    done: Arc<std::sync::atomic::AtomicBool>,
+    ended: bool,
+}
+
+impl hyper::body::Body for BlobBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        use std::task::Poll;
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(chunk)) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
+            Poll::Ready(None) => {
+                self.ended = true;
+                if self.done.load(std::sync::atomic::Ordering::Acquire) {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Ready(Some(Err(std::io::Error::other(
+                        "the mirror cut the blob stream (see tufd's log)",
+                    ))))
+                }
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// The minimum transfer rate of a blob: at least `min_rate` bytes a second
+/// averaged over each `window` (see [`config`]), and [`config::MAX_BLOB_SECONDS`]
+/// in all.
+struct Pace {
+    min_rate: u64,
+    window: Duration,
+    started: tokio::time::Instant,
+    window_started: tokio::time::Instant,
+    window_bytes: u64,
+}
+
+impl Pace {
+    fn new(min_rate: u64, window: Duration) -> Self {
+        let now = tokio::time::Instant::now();
+        Pace {
+            min_rate,
+            window,
+            started: now,
+            window_started: now,
+            window_bytes: 0,
+        }
+    }
+
+    /// Counts `n` bytes handed to the client; an error once the blob has
+    /// moved too slowly over a whole window, or for too long.
+    fn passed(&mut self, n: usize) -> Result<(), String> {
+        self.window_bytes += n as u64;
+        let now = tokio::time::Instant::now();
+        if now - self.started > Duration::from_secs(config::MAX_BLOB_SECONDS) {
+            return Err(format!(
+                "the blob streamed for over {} s; cut",
+                config::MAX_BLOB_SECONDS
+            ));
+        }
+        let elapsed = now - self.window_started;
+        if elapsed < self.window {
+            return Ok(());
+        }
+        let rate = self.window_bytes as f64 / elapsed.as_secs_f64();
+        if (rate as u64) < self.min_rate {
+            return Err(format!(
+                "the blob moved at {rate:.0} bytes/s over the last {} s, under the minimum of {} KiB/s ([mirror] min_transfer_kib_per_second)",
+                elapsed.as_secs(),
+                self.min_rate / 1024
+            ));
+        }
+        self.window_started = now;
+        self.window_bytes = 0;
+        Ok(())
+    }
+}
+
+/// Streams `pulled` into `tx`, hashing it; the last chunk is sent only
+/// when the whole blob hashes to `digest`. Every read from upstream and
+/// every hand-over to the client has `deadline`; the stream as a whole has
+/// `pace`. An error says why the stream was cut.
+async fn stream_blob(
+    mut pulled: tufd_remote::Pulled,
+    tx: &tokio::sync::mpsc::Sender<Bytes>,
+    digest: [u8; 32],
+    length: Option<u64>,
+    deadline: Duration,
+    mut pace: Pace,
+) -> Result<(), String> {
+    let send = async |chunk: Bytes| {
+        use tokio::sync::mpsc::error::SendTimeoutError;
+        match tx.send_timeout(chunk, deadline).await {
+            Ok(()) => Ok(()),
+            Err(SendTimeoutError::Timeout(_)) => Err(format!(
+                "the client took no data for {} s ([mirror] timeout_seconds)",
+                deadline.as_secs()
+            )),
+            Err(SendTimeoutError::Closed(_)) => Err("the client went away".to_owned()),
+        }
+    };
+    let mut hasher = Sha256::new();
+    let mut held: Option<Bytes> = None;
+    let mut total: u64 = 0;
+    loop {
+        let chunk = match tokio::time::timeout(deadline, pulled.chunk()).await {
+            Ok(Ok(Some(c))) => c,
+            Ok(Ok(None)) => break,
+            Ok(Err(e)) => return Err(format!("upstream: {e}")),
+            Err(_) => {
+                return Err(format!(
+                    "no data from upstream within {} s ([mirror] timeout_seconds)",
+                    deadline.as_secs()
+                ));
+            }
+        };
+        total += chunk.len() as u64;
+        if length.is_some_and(|l| total > l) {
+            return Err("upstream sent more than its Content-Length".into());
+        }
+        hasher.update(&chunk);
+        let n = chunk.len();
+        if let Some(prev) = held.replace(chunk) {
+            send(prev).await?;
+        }
+        pace.passed(n)?;
+    }
+    let got: [u8; 32] = hasher.finalize().into();
+    if got != digest {
+        return Err(format!(
+            "the blob hashes to {}, not to the digest asked for",
+            hex_digest(&got)
+        ));
+    }
+    if let Some(last) = held {
+        send(last).await?;
+    }
+    Ok(())
 }
