@@ -801,3 +801,99 @@ fn a_client_that_stops_reading_or_a_trickling_upstream_frees_its_slot() {
     until_served(&base, Duration::from_secs(3));
     assert!(!d.log().contains("panicked"), "{}", d.log());
 }
+
+/// A raw GET on a fresh connection: the status line and headers
+/// (lower-cased) and body, or the error that ended the connection.
+fn raw_get(addr: &str, path: &str) -> Result<(String, Vec<u8>), String> {
+    let mut s = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).map_err(|e| e.to_string())?;
+    let split = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("no answer: {:?}", String::from_utf8_lossy(&all)))?;
+    Ok((
+        String::from_utf8_lossy(&all[..split]).to_lowercase(),
+        all[split + 4..].to_vec(),
+    ))
+}
+
+#[test]
+fn a_manifest_is_served_as_what_its_bytes_say_or_refused() {
+    use sha2::Digest;
+    use tufd_tests::hostile_upstream::{HostileUpstream, answer_head};
+    let oci = tufd_remote::MEDIA_TYPE_OCI_MANIFEST;
+    let docker = tufd_remote::MEDIA_TYPE_DOCKER_MANIFEST;
+    let manifest = |media_type: &str| {
+        format!(r#"{{"schemaVersion":2,"mediaType":"{media_type}","layers":[]}}"#).into_bytes()
+    };
+    // (repository, Content-Type header line, body)
+    let cases: Vec<(&str, String, Vec<u8>)> = vec![
+        // A control character in mediaType, no Content-Type.
+        ("ctl", String::new(), manifest(&format!("{oci}\\u0001x"))),
+        // The registry calls it a Docker manifest; the bytes say OCI.
+        ("mis", format!("Content-Type: {docker}\r\n"), manifest(oci)),
+        // A generic Content-Type: served as what the bytes say.
+        (
+            "gen",
+            "Content-Type: application/json\r\n".into(),
+            manifest(oci),
+        ),
+    ];
+    let digests: Vec<String> = cases
+        .iter()
+        .map(|(_, _, b)| format!("sha256:{}", hex::encode(sha2::Sha256::digest(b))))
+        .collect();
+    let served = cases.clone();
+    let up = HostileUpstream::start(move |mut c, head| {
+        let line = head.lines().next().unwrap_or_default();
+        if let Some((_, ct, body)) = served
+            .iter()
+            .find(|(r, _, _)| line.contains(&format!("/team/{r}/")))
+        {
+            let _ = answer_head(&mut c, ct, body.len());
+            let _ = c.write_all(body);
+        }
+    });
+    let servers = NotaryServers::start();
+    let env = TestEnv::new();
+    let port = free_port().unwrap();
+    let mirror = format!("127.0.0.1:{port}");
+    let d = env.start_with(&config(
+        &env,
+        &servers,
+        &format!(
+            "[mirror]\nlisten = \"{mirror}\"\nupstream = \"{}\"\n",
+            up.host()
+        ),
+    ));
+    let get = |repo: &str, digest: &str| {
+        raw_get(&mirror, &format!("/v2/team/{repo}/manifests/{digest}"))
+            .unwrap_or_else(|e| panic!("{repo}: the connection broke: {e}\n{}", d.log()))
+    };
+    let (head, body) = get("ctl", &digests[0]);
+    let body = String::from_utf8_lossy(&body);
+    assert!(head.starts_with("http/1.1 502"), "{head}\n{body}");
+    assert!(
+        body.contains("MANIFEST_INVALID") && body.contains("is not a media type"),
+        "{body}"
+    );
+    let (head, body) = get("mis", &digests[1]);
+    let body = String::from_utf8_lossy(&body);
+    assert!(head.starts_with("http/1.1 502"), "{head}\n{body}");
+    assert!(
+        body.contains("disagrees with the manifest's mediaType"),
+        "{body}"
+    );
+    let (head, body) = get("gen", &digests[2]);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains(&format!("content-type: {oci}")), "{head}");
+    assert_eq!(body, cases[2].2);
+    let log = d.log();
+    assert!(!log.contains("panicked"), "{log}");
+}

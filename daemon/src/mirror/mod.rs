@@ -210,6 +210,17 @@ fn error(status: u16, code: &str, message: &str) -> Response<Body> {
         .expect("static headers")
 }
 
+/// The answer when a response cannot be built (a header value it cannot
+/// carry): a 502 saying so, never a panic.
+fn unbuildable(e: hyper::http::Error) -> Response<Body> {
+    tracing::warn!(error = %e, "mirror: an upstream answer cannot be passed on");
+    error(
+        502,
+        "UNKNOWN",
+        &format!("the upstream's answer cannot be passed on: {e}"),
+    )
+}
+
 fn hex_digest(d: &[u8; 32]) -> String {
     format!("sha256:{}", hex::encode(d))
 }
@@ -217,8 +228,67 @@ fn hex_digest(d: &[u8; 32]) -> String {
 /// A manifest read from upstream and checked.
 struct Manifest {
     bytes: Bytes,
-    media_type: String,
+    /// What it says it is (see [`media_type`]).
+    media_type: header::HeaderValue,
     digest: [u8; 32],
+}
+
+/// Media types that name a manifest: an upstream `Content-Type` of one of
+/// these must agree with the manifest's own `mediaType`.
+const MANIFEST_MEDIA_TYPES: [&str; 4] = [
+    tufd_remote::MEDIA_TYPE_OCI_INDEX,
+    tufd_remote::MEDIA_TYPE_DOCKER_LIST,
+    tufd_remote::MEDIA_TYPE_DOCKER_MANIFEST,
+    tufd_remote::MEDIA_TYPE_OCI_MANIFEST,
+];
+
+/// The media type a manifest is served with: that of its bytes (their
+/// `mediaType`, which the digest, and a signature, cover), as
+/// `RegistryClient::read_manifest` decides it. The upstream's
+/// `Content-Type` is unchecked: it is used only when the bytes name no
+/// type, and when it names another manifest type than the bytes do, the
+/// manifest is refused (a client would read the signed bytes as something
+/// they are not). A manifest that is not a JSON object, or whose type is
+/// not a media type (`type/subtype`, token characters: nothing a header
+/// cannot carry), is refused; with no type anywhere, it is served as an
+/// OCI image manifest.
+fn media_type(content_type: Option<&str>, bytes: &[u8]) -> Result<header::HeaderValue, String> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(rename = "mediaType")]
+        media_type: Option<serde_json::Value>,
+    }
+    let head: Head = serde_json::from_slice(bytes)
+        .map_err(|e| format!("the manifest is not a JSON object: {e}"))?;
+    let declared = match head.media_type {
+        None => None,
+        Some(serde_json::Value::String(t)) => Some(t),
+        Some(other) => return Err(format!("the manifest's mediaType {other} is not a string")),
+    };
+    let chosen = match (content_type, declared) {
+        (Some(ct), Some(mt)) if ct != mt && MANIFEST_MEDIA_TYPES.contains(&ct) => {
+            return Err(format!(
+                "the registry's Content-Type {ct} disagrees with the manifest's mediaType {mt:?}"
+            ));
+        }
+        (_, Some(mt)) => mt,
+        (Some(ct), None) => ct.to_owned(),
+        (None, None) => tufd_remote::MEDIA_TYPE_OCI_MANIFEST.to_owned(),
+    };
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    match chosen.split_once('/') {
+        Some((t, sub)) if chosen.len() <= 255 && token(t) && token(sub) => {}
+        _ => {
+            return Err(format!(
+                "the manifest's media type {chosen:?} is not a media type"
+            ));
+        }
+    }
+    header::HeaderValue::from_str(&chosen).map_err(|e| format!("media type {chosen:?}: {e}"))
 }
 
 impl Mirror {
@@ -403,7 +473,7 @@ impl Mirror {
             .header("Docker-Content-Digest", hex_digest(&m.digest))
             .header("Docker-Distribution-API-Version", "registry/2.0")
             .body(if head { empty() } else { full(m.bytes) })
-            .expect("valid headers")
+            .unwrap_or_else(unbuildable)
     }
 
     /// Reads a manifest from upstream within the size cap; when `expect`
@@ -479,15 +549,11 @@ impl Mirror {
             tracing::warn!(caller = %peer, %message, "mirror refused a manifest that does not match its digest");
             return Err((502, "MANIFEST_INVALID", message));
         }
-        let media_type = content_type
-            .or_else(|| {
-                serde_json::from_slice::<serde_json::Value>(&bytes)
-                    .ok()?
-                    .get("mediaType")?
-                    .as_str()
-                    .map(str::to_owned)
-            })
-            .unwrap_or_else(|| tufd_remote::MEDIA_TYPE_OCI_MANIFEST.to_owned());
+        let media_type = media_type(content_type.as_deref(), &bytes).map_err(|why| {
+            let message = format!("{upstream}/{name}: manifest {reference}: {why}; refused");
+            tracing::warn!(caller = %peer, %message, "mirror refused a manifest");
+            (502, "MANIFEST_INVALID", message)
+        })?;
         Ok(Manifest {
             bytes,
             media_type,
@@ -543,7 +609,7 @@ impl Mirror {
             response = response.header(header::CONTENT_LENGTH, len);
         }
         if head {
-            return Ok(response.body(empty()).expect("valid headers"));
+            return Ok(response.body(empty()).unwrap_or_else(unbuildable));
         }
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
         let what = format!("{upstream}/{name}@{reference}");
@@ -566,7 +632,7 @@ impl Mirror {
             }
         });
         let body = body.boxed_unsync();
-        Ok(response.body(body).expect("valid headers"))
+        Ok(response.body(body).unwrap_or_else(unbuildable))
     }
 }
 
@@ -720,4 +786,34 @@ async fn stream_blob(
         send(last).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_type_of_the_bytes() {
+        let oci = tufd_remote::MEDIA_TYPE_OCI_MANIFEST;
+        let docker = tufd_remote::MEDIA_TYPE_DOCKER_MANIFEST;
+        let m = |t: &str| format!(r#"{{"schemaVersion":2,"mediaType":"{t}"}}"#).into_bytes();
+        assert_eq!(media_type(None, &m(oci)).unwrap(), oci);
+        assert_eq!(media_type(Some("application/json"), &m(oci)).unwrap(), oci);
+        assert_eq!(media_type(Some(oci), &m(oci)).unwrap(), oci);
+        let e = media_type(Some(docker), &m(oci)).unwrap_err();
+        assert!(e.contains("disagrees"), "{e}");
+        assert_eq!(media_type(Some(docker), b"{}").unwrap(), docker);
+        assert_eq!(media_type(None, b"{}").unwrap(), oci);
+        for bad in [
+            "application/x\\u0001y",
+            "application/x\\ny",
+            "applicationx",
+            "application/é",
+            "a/b c",
+        ] {
+            assert!(media_type(None, &m(bad)).is_err(), "{bad}");
+        }
+        assert!(media_type(None, br#"{"mediaType":1}"#).is_err());
+        assert!(media_type(Some(oci), b"not json").is_err());
+    }
 }
