@@ -897,3 +897,88 @@ fn a_manifest_is_served_as_what_its_bytes_say_or_refused() {
     let log = d.log();
     assert!(!log.contains("panicked"), "{log}");
 }
+
+#[test]
+fn a_flood_of_refusals_writes_a_bounded_audit() {
+    use std::time::Duration;
+    use tufd_tests::hostile_upstream::HostileUpstream;
+    // An upstream that never answers: a blob request holds the only slot.
+    let up = HostileUpstream::start(|c, _| {
+        std::thread::sleep(Duration::from_secs(30));
+        drop(c);
+    });
+    let servers = NotaryServers::start();
+    let env = TestEnv::new();
+    let port = free_port().unwrap();
+    let host = up.host();
+    let d = env.start_with(&config(
+        &env,
+        &servers,
+        &format!(
+            "[[verify]]\nprefix = \"{host}/enf/\"\nmode = \"enforced\"\n[mirror]\nlisten = \"127.0.0.1:{port}\"\nupstream = \"{host}\"\nmax_requests = 1\ntimeout_seconds = 4\n"
+        ),
+    ));
+    let base = format!("http://127.0.0.1:{port}");
+    let audit = env.path().join("state/audit.log");
+    let lines = || {
+        std::fs::read_to_string(&audit)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("\"operation\":\"mirror-pull\""))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    // Requests that are not pull API requests at all.
+    for i in 0..600 {
+        let path = match i % 3 {
+            0 => format!("/other/{i}"),
+            1 => format!("/v2/Team/app{i}/manifests/v1"),
+            _ => format!("/v2/app/blobs/sha256:{i}"),
+        };
+        let (status, _) = get(&format!("{base}{path}"));
+        assert!(status == 400 || status == 404, "{path}: {status}");
+    }
+    // Load shedding: a stalled blob holds the only slot.
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let held = {
+        let url = format!("{base}/v2/team/app/blobs/{digest}");
+        std::thread::spawn(move || get(&url))
+    };
+    up.next_request(Duration::from_secs(10))
+        .expect("the mirror asked upstream");
+    for _ in 0..300 {
+        let (status, _) = get(&format!("{base}/v2/"));
+        assert_eq!(status, 429);
+    }
+    let (status, _) = held.join().unwrap();
+    assert_eq!(status, 502);
+    // Policy refusals: each distinct one audited, its repeats not one by one.
+    for _ in 0..100 {
+        for tag in ["v1", "v2"] {
+            let (status, body) = get(&format!("{base}/v2/enf/app/manifests/{tag}"));
+            assert_eq!(status, 403, "{body:?}");
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while lines().len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let recorded = lines();
+    assert_eq!(recorded.len(), 2, "{recorded:#?}");
+    for tag in ["v1", "v2"] {
+        assert!(
+            recorded.iter().any(|l| l.contains("\"phase\":\"denied\"")
+                && l.contains(&format!("/v2/enf/app/manifests/{tag}"))
+                && l.contains("\"address\":\"127.0.0.1:")),
+            "{recorded:#?}"
+        );
+    }
+    // The daemon log is bounded too.
+    let log = d.log();
+    let logged = log.matches("mirror refused a request").count();
+    assert!(logged <= 100, "{logged} refusals logged one by one");
+    assert!(!log.contains("panicked"), "{log}");
+    let verified = env.tufctl(&["audit", "verify"]);
+    assert!(verified.status.success(), "{}", verified.stderr);
+}

@@ -24,10 +24,13 @@
 //! - Bounded: manifest size, per-fetch and per-chunk deadlines, a deadline
 //!   on every write to the client, a minimum blob transfer rate and a total
 //!   blob deadline, requests at once (429 beyond), connections, header read
-//!   time. Each refusal is logged with the caller's address.
+//!   time. Each refusal is logged with the caller's address (at most so
+//!   many a few seconds), policy and integrity refusals are audited,
+//!   repeats aggregated ([`refusals`] says which and why).
 
 pub mod config;
 mod io;
+pub mod refusals;
 pub mod route;
 
 pub use config::MirrorConfig;
@@ -70,8 +73,9 @@ pub enum MirrorError {
 struct Mirror {
     config: MirrorConfig,
     trust: Arc<Trust>,
-    /// Where refusals are recorded, with the client's address.
-    audit: Option<Arc<crate::audit::AuditLog>>,
+    /// Where refusals are logged and (some) audited, with the client's
+    /// address.
+    refusals: refusals::Refusals,
     upstream: RegistryClient,
     requests: Arc<Semaphore>,
 }
@@ -106,8 +110,20 @@ pub async fn start(
         requests: Arc::new(Semaphore::new(config.max_requests)),
         config,
         trust,
-        audit,
+        refusals: refusals::Refusals::new(audit),
         upstream,
+    });
+    // Writes the refusal counts of ended intervals; ends with the mirror.
+    let weak = Arc::downgrade(&mirror);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            match weak.upgrade() {
+                Some(m) => m.refusals.tick(),
+                None => return,
+            }
+        }
     });
     Ok(tokio::spawn(async move {
         loop {
@@ -292,54 +308,6 @@ fn media_type(content_type: Option<&str>, bytes: &[u8]) -> Result<header::Header
 }
 
 impl Mirror {
-    /// Records a refusal in the audit log (when it is on), with the
-    /// client's address. The write runs off the request's thread; a refusal
-    /// is answered whether or not it could be recorded (it changes nothing),
-    /// and a failed write is logged.
-    fn audit_refusal(&self, peer: SocketAddr, path: &str, message: &str) {
-        let Some(log) = self.audit.clone() else {
-            return;
-        };
-        let repository = route::parse(path)
-            .ok()
-            .and_then(|r| match r {
-                Route::Manifest { name, .. } | Route::Blob { name, .. } => Some(name),
-                Route::Base => None,
-            })
-            .into_iter()
-            .collect();
-        let entry = crate::audit::Entry {
-            phase: crate::audit::Phase::Denied,
-            caller: crate::audit::CallerRecord {
-                uid: None,
-                gid: None,
-                pid: None,
-                exe: None,
-                comm: None,
-                user: None,
-                address: Some(peer.to_string()),
-            },
-            operation: "mirror-pull".into(),
-            repositories: repository,
-            roles: Vec::new(),
-            key_ids: Vec::new(),
-            tags: Vec::new(),
-            published: Vec::new(),
-            detail: path.to_owned(),
-            result: format!("denied: {message}"),
-        };
-        // Written, then synced by the log's syncer with other lines: a
-        // flood of refused pulls holds no thread per refusal.
-        tokio::spawn(async move {
-            match log.append_soon(entry).await {
-                Ok(seq) => drop(log.sync_later(seq)),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot record a mirror refusal in the audit log");
-                }
-            }
-        });
-    }
-
     async fn handle(
         &self,
         req: Request<hyper::body::Incoming>,
@@ -358,8 +326,13 @@ impl Mirror {
         };
         let uri = req.uri().clone();
         let refuse = |(status, code, message): route::Refusal| {
-            tracing::warn!(caller = %peer, path = %uri.path(), %message, "mirror refused a request");
-            self.audit_refusal(peer, uri.path(), &message);
+            let repository = match route::parse(uri.path()) {
+                Ok(Route::Manifest { name, .. } | Route::Blob { name, .. }) => Some(name),
+                _ => None,
+            };
+            let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+            self.refusals
+                .refused(peer, path, repository, (status, code, &message));
             error(status, code, &message)
         };
         let route = match route::parse(uri.path()) {
