@@ -513,6 +513,38 @@ fn a_held_audit_sync_parks_no_thread_per_request() {
     assert!(out.status.success(), "{out:?}");
 }
 
+/// An operation takes no effect before its `begin` line is on disk: with
+/// the audit log's fdatasync held (a disk that does not answer), a key
+/// generation waits before it makes the key (before, the sync ran beside
+/// the operation: the key was made while its record could still be lost
+/// to a crash); once the sync is released it completes.
+#[test]
+fn an_operation_takes_no_effect_before_its_begin_line_is_durable() {
+    let mut env = TestEnv::new();
+    let points = tufd_tests::hooks::PausePoints::arm(&mut env, "audit-sync");
+    let d = env.start();
+    let listed = |env: &TestEnv| env.tufctl(&["key", "list"]).ok().contains("early");
+    std::thread::scope(|s| {
+        let generate = s.spawn(|| env.tufctl(&["key", "generate", "early"]));
+        points.wait("audit-sync", &d);
+        std::thread::sleep(Duration::from_millis(500));
+        let made_early = listed(&env);
+        // Released before asserting: a failure must not leave the
+        // generate waiting for the held sync forever.
+        points.release("audit-sync");
+        let out = generate.join().expect("tufctl thread");
+        assert!(
+            !made_early,
+            "the key was made while its begin line was not yet durable"
+        );
+        assert!(out.status.success(), "{out:?}");
+    });
+    assert!(listed(&env), "made once the record was durable");
+    d.stop();
+    let out = audit_verify(&env.path().join("state/audit.log"));
+    assert!(out.status.success(), "{out:?}");
+}
+
 /// An audit log that cannot be written refuses the operation.
 #[test]
 fn an_unwritable_audit_log_refuses_the_operation() {

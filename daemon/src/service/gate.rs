@@ -9,7 +9,7 @@
 //! waits for that sync, writes the outcome and answers, the outcome's sync
 //! following at once (see the audit module).
 
-use crate::audit::{AuditLog, CallerRecord, Durability, Entry, Phase, Published, TagRecord};
+use crate::audit::{AuditLog, CallerRecord, Entry, Phase, Published, TagRecord};
 use crate::policy::{Action, Caller, Decision, Grant, Operation, Policy, RoleScope};
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
@@ -125,19 +125,27 @@ impl Gate {
             .map_err(|e| unrecorded(&path, e))
     }
 
-    /// Writes an operation's `begin` line (a failed write refuses the
-    /// operation) and starts its fdatasync, which runs beside the
-    /// operation; [`Audited::end`] waits for it before answering.
-    async fn begin(&self, entry: Entry) -> Result<Option<Durability>, Status> {
+    /// Writes an operation's `begin` line and waits until it is durable:
+    /// the operation takes no effect (a publish, a key made or deleted)
+    /// before its record is on disk, so a crash or power loss cannot lose
+    /// the record of something that happened. Concurrent operations share
+    /// one fdatasync (the log's syncer). A line that cannot be written or
+    /// synced refuses the operation, nothing done.
+    async fn begin(&self, entry: Entry) -> Result<(), Status> {
         let Some(log) = self.audit.clone() else {
-            return Ok(None);
+            return Ok(());
         };
         let path = log.path().display().to_string();
         let seq = log
             .append_soon(entry)
             .await
             .map_err(|e| unrecorded(&path, e))?;
-        Ok(Some(log.sync_later(seq)))
+        log.sync_later(seq).wait().await.map_err(|e| {
+            tracing::error!(error = %e, "audit log: syncing a begin line failed");
+            Status::unavailable(format!(
+                "the audit log could not be synced ({e}); nothing was done; check the disk of the audit log ({path})"
+            ))
+        })
     }
 
     /// Writes an operation's `end` line once its `begin` line is durable;
@@ -262,12 +270,10 @@ pub struct Details {
     pub detail: String,
 }
 
-/// A `begin` record written; [`Audited::end`] completes it.
+/// A `begin` record written (and durable); [`Audited::end`] completes it.
 pub struct Audited {
     gate: Arc<Gate>,
     entry: Entry,
-    /// The `begin` line's fdatasync, running beside the operation.
-    begin_synced: Option<Durability>,
 }
 
 impl Allowed {
@@ -295,11 +301,10 @@ impl Allowed {
             detail: details.detail,
             result: String::new(),
         };
-        let begin_synced = gate.begin(entry.clone()).await?;
+        gate.begin(entry.clone()).await?;
         Ok(Audited {
             gate: gate.clone(),
             entry,
-            begin_synced,
         })
     }
 }
@@ -340,19 +345,9 @@ impl Audited {
             Ok(()) => "ok".into(),
             Err(e) => format!("error: {e}"),
         };
-        let begin = match self.begin_synced.take() {
-            Some(d) => d.wait().await,
-            None => Ok(()),
-        };
-        // The begin line (operation, caller, repositories, tags) is durable
-        // before the answer; the end line (outcome, versions published)
+        // The begin line (operation, caller, repositories, tags) was durable
+        // before the operation; the end line (outcome, versions published)
         // follows it in the chain and is synced right after the answer.
-        begin.map_err(|e| {
-            tracing::error!(error = %e, "audit log: syncing a begin line failed");
-            Status::unavailable(format!(
-                "the audit log could not be synced ({e}); check the disk of the audit log"
-            ))
-        })?;
         self.gate.end(self.entry).await
     }
 }

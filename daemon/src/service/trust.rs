@@ -626,6 +626,19 @@ impl trust_server::Trust for TrustService {
                 format!("{count} tags; tags and digests in the end record"),
             )
         };
+        // A request refused as malformed is refused before its begin
+        // record (a begin line is always followed by its end line).
+        if let Some(t) = req
+            .get_ref()
+            .tags
+            .iter()
+            .find(|t| !t.digest.is_empty() && t.size == 0)
+        {
+            return Err(Status::invalid_argument(format!(
+                "sign {}:{}: size 0 is no manifest's size; give the manifest's length in bytes, or no digest to read both from the registry",
+                t.repository, t.tag
+            )));
+        }
         let mut audit = allowed[0]
             .begin(
                 &self.gate,
@@ -639,12 +652,6 @@ impl trust_server::Trust for TrustService {
             .await?;
         let r = req.into_inner();
         tracing::info!(caller = %who, tags = r.tags.len(), "sign");
-        if let Some(t) = r.tags.iter().find(|t| !t.digest.is_empty() && t.size == 0) {
-            return Err(Status::invalid_argument(format!(
-                "sign {}:{}: size 0 is no manifest's size; give the manifest's length in bytes, or no digest to read both from the registry",
-                t.repository, t.tag
-            )));
-        }
         let trust = self.trust.clone();
         Ok(stream(move |sink| async move {
             let outcome = async {
