@@ -132,6 +132,20 @@ pub enum KeyError {
     )]
     BadSignature { token: String, key_id: String },
 
+    /// The token did not apply the protection tufd asked for on a new key
+    /// (`CKA_SENSITIVE`, `CKA_EXTRACTABLE=false`); the key was destroyed.
+    #[error(
+        "token '{token}' ({device}) created the key {what} but did not keep it {missing}, as tufd asked; the key was destroyed. Use a token (or token configuration) that honours CKA_SENSITIVE=true and CKA_EXTRACTABLE=false"
+    )]
+    Unprotected {
+        token: String,
+        /// The token as it describes itself (label, manufacturer, model).
+        device: String,
+        what: String,
+        /// The protection missing, such as "non-extractable".
+        missing: &'static str,
+    },
+
     /// The device does not hold what tufd expects (corrupt or foreign objects).
     #[error("token '{token}': {detail}")]
     Corrupt { token: String, detail: String },

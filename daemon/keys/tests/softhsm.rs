@@ -582,3 +582,125 @@ fn a_lost_login_is_recovered_for_the_whole_pool_with_one_login() {
     );
     assert!(!pin_tries_spent(&label));
 }
+
+/// Generates an EC P-256 pair on `session` as another program would
+/// (pkcs11-tool), labelled `label` with `CKA_ID` `id`; `private_extra`
+/// is added to the private key's template.
+fn foreign_pair(
+    session: &cryptoki::session::Session,
+    label: &[u8],
+    id: &[u8],
+    private_extra: &[Attribute],
+) -> (
+    cryptoki::object::ObjectHandle,
+    cryptoki::object::ObjectHandle,
+) {
+    use cryptoki::mechanism::Mechanism;
+    use cryptoki::object::KeyType;
+    let params = vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let mut private = vec![
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sign(true),
+        Attribute::KeyType(KeyType::EC),
+        Attribute::Label(label.to_vec()),
+        Attribute::Id(id.to_vec()),
+    ];
+    private.extend_from_slice(private_extra);
+    session
+        .generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[
+                Attribute::Token(true),
+                Attribute::EcParams(params),
+                Attribute::Label(label.to_vec()),
+                Attribute::Id(id.to_vec()),
+            ],
+            &private,
+        )
+        .unwrap()
+}
+
+fn ck_id(session: &cryptoki::session::Session, handle: cryptoki::object::ObjectHandle) -> Vec<u8> {
+    match &session
+        .get_attributes(handle, &[AttributeType::Id])
+        .unwrap()[..]
+    {
+        [Attribute::Id(id)] => id.clone(),
+        other => panic!("CKA_ID: {other:?}"),
+    }
+}
+
+#[test]
+fn a_name_another_program_took_is_refused_and_its_key_left_unchanged() {
+    let label = new_token("foreign");
+    let store = store(&label, env_pin(), 1);
+    // The daemon has scanned the token already (its index is current).
+    let alice = store
+        .generate(&KeyLabel::new("alice", "").unwrap())
+        .unwrap();
+    assert_eq!(store.list().unwrap(), vec![alice.clone()]);
+    // Another program adds a key under tufd's label for "bob", with a
+    // CKA_ID of its own.
+    let session = support::login_session(&label);
+    let foreign_id = b"pkcs11-tool id".to_vec();
+    let (public, private) = foreign_pair(
+        &session,
+        b"tufd:bob:",
+        &foreign_id,
+        &[Attribute::Sensitive(true), Attribute::Extractable(false)],
+    );
+    // The name is taken on the token: generate and import refuse it.
+    let bob = KeyLabel::new("bob", "").unwrap();
+    let again = store.generate(&bob);
+    assert!(
+        matches!(&again, Err(KeyError::AlreadyExists { what, .. }) if what.contains("bob")),
+        "{again:?}"
+    );
+    let secret = p256::SecretKey::from_slice(&[7u8; 32]).unwrap();
+    let imported = store.import(&bob, &secret);
+    assert!(
+        matches!(imported, Err(KeyError::AlreadyExists { .. })),
+        "{imported:?}"
+    );
+    // The scans listed it and did not touch its objects.
+    let listed = store.list().unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.iter().any(|k| k.label == bob));
+    let fresh = support::store(&label, env_pin(), 1);
+    assert_eq!(fresh.list().unwrap(), listed);
+    assert_eq!(ck_id(&session, private), foreign_id);
+    assert_eq!(ck_id(&session, public), foreign_id);
+}
+
+#[test]
+fn an_unprotected_key_labelled_for_tufd_is_never_used() {
+    let label = new_token("unsafe");
+    let session = support::login_session(&label);
+    // Extractable (and not sensitive), under tufd's label for "eve".
+    let (_, private) = foreign_pair(
+        &session,
+        b"tufd:eve:",
+        b"\x05\x06",
+        &[Attribute::Sensitive(false), Attribute::Extractable(true)],
+    );
+    let store = store(&label, env_pin(), 1);
+    assert!(store.list().unwrap().is_empty());
+    let eve = KeyLabel::new("eve", "").unwrap();
+    // Its name stays taken: no second key of that name.
+    let again = store.generate(&eve);
+    assert!(
+        matches!(&again, Err(KeyError::AlreadyExists { what, .. }) if what.contains("does not use")),
+        "{again:?}"
+    );
+    // Its computed ID signs nothing.
+    let public = match &session
+        .get_attributes(private, &[AttributeType::Id])
+        .unwrap()[..]
+    {
+        [Attribute::Id(id)] => id.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(public, b"\x05\x06".to_vec(), "its CKA_ID is left as it was");
+    assert!(store.list().unwrap().is_empty());
+}

@@ -61,7 +61,8 @@ pub(crate) fn key_status_code(e: &KeyringError) -> Code {
             | KeyError::LastPinTry { .. }
             | KeyError::UnlockRejected { .. }
             | KeyError::UnlockUnsupported { .. }
-            | KeyError::AlreadyUnlocked { .. } => Code::FailedPrecondition,
+            | KeyError::AlreadyUnlocked { .. }
+            | KeyError::Unprotected { .. } => Code::FailedPrecondition,
             KeyError::UnlockBudget { .. } => Code::ResourceExhausted,
             KeyError::InvalidLabel(_) => Code::InvalidArgument,
             KeyError::KeyNotFound { .. } => Code::NotFound,

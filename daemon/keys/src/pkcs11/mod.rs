@@ -44,7 +44,7 @@ use objects::{Scanned, p256_template_parts};
 use p256::SecretKey;
 use pool::{Lease, Pool};
 use secrecy::SecretString;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -115,6 +115,8 @@ pub struct Pkcs11Store {
     /// Serializes generate, import and delete (the index check and the
     /// token change must not interleave).
     admin: Mutex<()>,
+    /// Refused keys already logged (ID and reason): each is logged once.
+    refused_reported: Mutex<HashSet<(String, &'static str)>>,
 }
 
 impl Pkcs11Store {
@@ -136,6 +138,7 @@ impl Pkcs11Store {
             scan_hook: None,
             unlock_hook: None,
             admin: Mutex::new(()),
+            refused_reported: Mutex::new(HashSet::new()),
         }
     }
 
@@ -245,17 +248,20 @@ impl KeyStore for Pkcs11Store {
     fn generate(&self, label: &KeyLabel) -> Result<KeyRecord, KeyError> {
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         let entry = self.run("generating a key", |s, session| {
-            let entries = s.entries(session)?;
-            s.check_free(&entries, label, None)?;
+            // The token itself, not an earlier scan: another program may
+            // have added a key of this name since.
+            let found = s.rescan(session)?;
+            s.check_free(&found, label, None)?;
             // The real ID depends on the public key, unknown until the pair
-            // exists: generate under a random ID, then write the real one.
-            // An interruption in between is repaired by the next scan.
-            let temp_id: [u8; 16] = rand::random();
+            // exists: generate under a placeholder ID, then write the real
+            // one. An interruption in between is finished by the next scan.
+            let temp_id = objects::pending_id();
             let (public_tpl, private_tpl) = p256_template_parts(label, &temp_id);
             let (public, private) =
                 session.generate_key_pair(&Mechanism::EccKeyPairGen, &public_tpl, &private_tpl)?;
             let finish = || -> Result<Entry, OpError> {
                 let scanned = objects::read_pair(session, private, public)?;
+                s.check_protected(session, &scanned, &format!("{label}"))?;
                 let spki = objects::spki_der(&scanned.public_key);
                 let id = (s.id_scheme)(&spki);
                 let id_bytes = hex::decode(&id).unwrap_or_else(|_| id.as_bytes().to_vec());
@@ -296,8 +302,8 @@ impl KeyStore for Pkcs11Store {
         let id = (self.id_scheme)(&spki);
         let id_bytes = hex::decode(&id).unwrap_or_else(|_| id.as_bytes().to_vec());
         let entry = self.run("importing a key", |s, session| {
-            let entries = s.entries(session)?;
-            s.check_free(&entries, label, Some(&id))?;
+            let found = s.rescan(session)?;
+            s.check_free(&found, label, Some(&id))?;
             let public = session.create_object(&objects::public_import_template(
                 label,
                 &id_bytes,
@@ -317,7 +323,15 @@ impl KeyStore for Pkcs11Store {
                     return Err(e.into());
                 }
             };
-            let scanned = objects::read_pair(session, private, public)?;
+            let scanned = match objects::read_pair(session, private, public) {
+                Ok(scanned) => scanned,
+                Err(e) => {
+                    let _ = session.destroy_object(private);
+                    let _ = session.destroy_object(public);
+                    return Err(e.into());
+                }
+            };
+            s.check_protected(session, &scanned, &format!("{label}"))?;
             Ok(Entry {
                 record: KeyRecord {
                     id: id.clone(),

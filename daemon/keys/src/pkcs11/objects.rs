@@ -39,6 +39,35 @@ fn parse_ec_point(raw: &[u8]) -> Option<PublicKey> {
     PublicKey::from_sec1_bytes(point).ok()
 }
 
+/// The start of the `CKA_ID` a key pair carries while tufd generates it
+/// (the key's ID depends on its public key, known only once the pair
+/// exists). Only objects whose `CKA_ID` starts so are ever updated by a
+/// scan: those are tufd's own, left by an interrupted generate.
+pub(super) const PENDING_ID_PREFIX: &[u8] = b"tufd-pending:";
+
+/// A placeholder `CKA_ID` for a key pair being generated:
+/// [`PENDING_ID_PREFIX`] and 16 random bytes.
+pub(super) fn pending_id() -> Vec<u8> {
+    let random: [u8; 16] = rand::random();
+    [PENDING_ID_PREFIX, &random].concat()
+}
+
+/// Whether `ck_id` is a placeholder of [`pending_id`].
+pub(super) fn is_pending(ck_id: &[u8]) -> bool {
+    ck_id.starts_with(PENDING_ID_PREFIX)
+}
+
+/// The protection a private key lacks, as in "not kept {…}" (`None`: it
+/// is sensitive and not extractable).
+pub(super) fn unprotected(sensitive: bool, extractable: bool) -> Option<&'static str> {
+    match (sensitive, extractable) {
+        (true, false) => None,
+        (false, true) => Some("sensitive and non-extractable"),
+        (false, false) => Some("sensitive"),
+        (true, true) => Some("non-extractable"),
+    }
+}
+
 fn common(label: &KeyLabel, id: &[u8]) -> Vec<Attribute> {
     vec![
         Attribute::Token(true),
@@ -317,5 +346,24 @@ mod tests {
         assert_eq!(parse_ec_point(&wrapped), Some(key));
         assert_eq!(parse_ec_point(&key.to_sec1_bytes()), Some(key));
         assert_eq!(parse_ec_point(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn only_placeholder_ids_are_pending() {
+        assert!(is_pending(&pending_id()));
+        assert_ne!(pending_id(), pending_id());
+        // Another program's IDs, including 16 random bytes as tufd used
+        // to write, are never taken for tufd's.
+        assert!(!is_pending(&[0u8; 16]));
+        assert!(!is_pending(b"\x01\x02"));
+        assert!(!is_pending(&[0xab; 32]));
+    }
+
+    #[test]
+    fn only_sensitive_non_extractable_keys_are_protected() {
+        assert_eq!(unprotected(true, false), None);
+        assert!(unprotected(true, true).is_some());
+        assert!(unprotected(false, false).is_some());
+        assert!(unprotected(false, true).is_some());
     }
 }

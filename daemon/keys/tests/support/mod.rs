@@ -75,8 +75,23 @@ pub fn spied_calls(function: &str) -> usize {
 
 /// The tokens a test process may use, one per test.
 pub const TOKENS: &[&str] = &[
-    "gen", "sens", "imp", "pin", "other", "par", "bench", "many", "batch", "relog", "held", "race",
+    "gen",
+    "sens",
+    "imp",
+    "pin",
+    "other",
+    "par",
+    "bench",
+    "many",
+    "batch",
+    "relog",
+    "held",
+    "race",
     "pool",
+    "foreign",
+    "unsafe",
+    "always",
+    "alwaysbad",
 ];
 
 fn label_for(name: &str) -> String {
@@ -181,7 +196,7 @@ pub fn logout(label: &str) {
 }
 
 /// A logged-in read-write session on token `label`.
-fn login_session(label: &str) -> cryptoki::session::Session {
+pub fn login_session(label: &str) -> cryptoki::session::Session {
     use cryptoki::session::UserType;
     let ctx = modules().get(MODULE.as_ref()).unwrap();
     let slot = ctx
