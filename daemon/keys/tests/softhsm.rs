@@ -704,3 +704,91 @@ fn an_unprotected_key_labelled_for_tufd_is_never_used() {
     assert_eq!(public, b"\x05\x06".to_vec(), "its CKA_ID is left as it was");
     assert!(store.list().unwrap().is_empty());
 }
+
+/// A PIN file holding the right PIN (rewritten by the test).
+fn pin_file() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let pin_file = dir.path().join("pin");
+    std::fs::write(&pin_file, format!("{PIN}\n")).unwrap();
+    std::fs::set_permissions(
+        &pin_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    (dir, pin_file)
+}
+
+/// Adds a key that wants the PIN for every signature
+/// (`CKA_ALWAYS_AUTHENTICATE`), labelled for tufd as `name`.
+fn always_authenticate_key(label: &str, name: &str) {
+    let session = support::login_session(label);
+    foreign_pair(
+        &session,
+        format!("tufd:{name}:").as_bytes(),
+        name.as_bytes(),
+        &[
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::AlwaysAuthenticate(true),
+        ],
+    );
+}
+
+#[test]
+fn an_always_authenticate_key_signs_and_an_error_mid_signature_frees_the_session() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let label = new_token("always");
+    always_authenticate_key(&label, "carol");
+    let fail = std::sync::Arc::new(AtomicBool::new(false));
+    let hook_fail = fail.clone();
+    let store = store(&label, env_pin(), 1).with_sign_hook(std::sync::Arc::new(move || {
+        if hook_fail.swap(false, Ordering::SeqCst) {
+            return Err(KeyError::Device {
+                token: "test".into(),
+                operation: "signing",
+                detail: "forced by the test".into(),
+                source: None,
+            });
+        }
+        Ok(())
+    }));
+    let keys = store.list().unwrap();
+    assert_eq!(keys.len(), 1);
+    let key = &keys[0];
+    let digest: [u8; 32] = Sha256::digest(b"always").into();
+    let sig = store.sign_digest(&key.id, &digest).unwrap();
+    assert!(verify(&key.spki_der, &digest, &sig));
+    // An error after C_SignInit and the login, with the only session: the
+    // next signature is made all the same (a new session).
+    fail.store(true, Ordering::SeqCst);
+    let err = store.sign_digest(&key.id, &digest).unwrap_err();
+    assert!(err.to_string().contains("forced by the test"), "{err}");
+    for i in 0..3u8 {
+        let d = [i; 32];
+        let sig = store.sign_digest(&key.id, &d).unwrap();
+        assert!(verify(&key.spki_der, &d, &sig));
+    }
+    // A batch too.
+    let jobs: Vec<(&str, [u8; 32])> = (0..5u8).map(|i| (key.id.as_str(), [i; 32])).collect();
+    store.sign_digests(&jobs).unwrap();
+}
+
+#[test]
+fn a_rejected_context_pin_leaves_the_token_usable_once_the_pin_is_fixed() {
+    let label = new_token("alwaysbad");
+    always_authenticate_key(&label, "dave");
+    let (_dir, pin_file) = pin_file();
+    let store = store(&label, PinSource::File(pin_file.clone()), 1);
+    let key = store.list().unwrap().remove(0);
+    let digest: [u8; 32] = Sha256::digest(b"dave").into();
+    store.sign_digest(&key.id, &digest).unwrap();
+    // The PIN source changes to a wrong PIN while the token is logged in:
+    // the context-specific login rejects it after C_SignInit.
+    std::fs::write(&pin_file, "0000\n").unwrap();
+    let err = store.sign_digest(&key.id, &digest).unwrap_err();
+    assert!(matches!(err, KeyError::PinRejected { .. }), "{err}");
+    // Corrected: the next signature works on the single session.
+    std::fs::write(&pin_file, format!("{PIN}\n")).unwrap();
+    let sig = store.sign_digest(&key.id, &digest).unwrap();
+    assert!(verify(&key.spki_der, &digest, &sig));
+}

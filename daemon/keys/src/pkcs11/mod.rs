@@ -54,6 +54,11 @@ use zeroize::Zeroize;
 /// [`Pkcs11Store::with_scan_hook`]).
 pub type ScanHook = Arc<dyn Fn() + Send + Sync>;
 
+/// A function called while a signature with a key that wants a login per
+/// signature is under way, after the login (see
+/// [`Pkcs11Store::with_sign_hook`]); an error it returns fails the signature.
+pub type SignHook = Arc<dyn Fn() -> Result<(), KeyError> + Send + Sync>;
+
 /// A function called by an unlock request between opening its session and
 /// taking the PIN gate (see [`Pkcs11Store::with_unlock_hook`]).
 pub type UnlockHook = Arc<dyn Fn() + Send + Sync>;
@@ -112,6 +117,9 @@ pub struct Pkcs11Store {
     /// Called by an unlock request before it takes the PIN gate (tests:
     /// lets an operation log in at that moment).
     unlock_hook: Option<UnlockHook>,
+    /// Called between the context-specific login and `C_Sign` (tests:
+    /// an error in the middle of a signing operation).
+    sign_hook: Option<SignHook>,
     /// Serializes generate, import and delete (the index check and the
     /// token change must not interleave).
     admin: Mutex<()>,
@@ -137,6 +145,7 @@ impl Pkcs11Store {
             scanning_since: Mutex::new(None),
             scan_hook: None,
             unlock_hook: None,
+            sign_hook: None,
             admin: Mutex::new(()),
             refused_reported: Mutex::new(HashSet::new()),
         }
@@ -174,6 +183,15 @@ impl Pkcs11Store {
     #[doc(hidden)]
     pub fn with_unlock_hook(mut self, hook: UnlockHook) -> Self {
         self.unlock_hook = Some(hook);
+        self
+    }
+
+    /// Calls `hook` in every signature with a key that wants a login per
+    /// signature, between the login and `C_Sign`; its error fails the
+    /// signature (for tests: an error while the operation is active).
+    #[doc(hidden)]
+    pub fn with_sign_hook(mut self, hook: SignHook) -> Self {
+        self.sign_hook = Some(hook);
         self
     }
 

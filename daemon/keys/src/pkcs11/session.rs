@@ -17,6 +17,19 @@ pub(super) struct Conn {
 pub(super) enum OpError {
     Ck(CkError),
     Key(KeyError),
+    /// The error came while an operation was active on the session
+    /// (after `C_SignInit`): the session is closed, never lent again.
+    Spoiled(Box<OpError>),
+}
+
+impl OpError {
+    /// The error itself, and whether it left the session unusable.
+    fn unwrap_spoiled(self) -> (OpError, bool) {
+        match self {
+            OpError::Spoiled(inner) => (inner.unwrap_spoiled().0, true),
+            e => (e, false),
+        }
+    }
 }
 
 impl From<CkError> for OpError {
@@ -215,10 +228,20 @@ impl Pkcs11Store {
                     return Err(e);
                 }
             }
-            let err = match op(self, lease.session()) {
+            let (err, spoiled) = match op(self, lease.session()) {
                 Ok(v) => return Ok(v),
-                Err(OpError::Key(e)) => return Err(e),
-                Err(OpError::Ck(e)) => e,
+                Err(e) => e.unwrap_spoiled(),
+            };
+            if spoiled {
+                // An operation may be active on it: the next C_SignInit
+                // would fail (CKR_OPERATION_ACTIVE), and with one session
+                // the token would be unusable.
+                lease.keep = false;
+            }
+            let err = match err {
+                OpError::Key(e) => return Err(e),
+                OpError::Ck(e) => e,
+                OpError::Spoiled(_) => unreachable!("unwrapped above"),
             };
             let action = recovery(&err);
             if recovered.is_some() || matches!(action, Recovery::Fail) {

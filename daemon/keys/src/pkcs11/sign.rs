@@ -10,28 +10,56 @@ use std::sync::mpsc;
 
 impl Pkcs11Store {
     /// Signs with a key that wants the PIN for each signature
-    /// (`CKA_ALWAYS_AUTHENTICATE`, ykcs11's slot 9c keys): `C_SignInit`,
-    /// `C_Login(CKU_CONTEXT_SPECIFIC)`, then the data. Single-part
-    /// `C_Sign` would call `C_SignInit` again, so the data goes through
-    /// `C_SignUpdate`/`C_SignFinal`.
+    /// (`CKA_ALWAYS_AUTHENTICATE`, ykcs11's slot 9c keys): the gate's PIN
+    /// and the token's tries checked as for `C_Login`, then `C_SignInit`,
+    /// `C_Login(CKU_CONTEXT_SPECIFIC)` and single-part `C_Sign` (cryptoki's
+    /// `sign` would call `C_SignInit` again; `CKM_ECDSA` has no
+    /// `C_SignUpdate`). Any error once `C_SignInit` succeeded may leave the
+    /// operation active: it is [`OpError::Spoiled`], and the session is
+    /// closed instead of going back to the pool.
     pub(super) fn sign_context_specific(
         &self,
         session: &Session,
         entry: &Entry,
         digest: &[u8; 32],
     ) -> Result<Vec<u8>, OpError> {
-        let attempt = self.gate.login()?;
-        session.sign_init(&Mechanism::Ecdsa, entry.private)?;
-        match session.login(UserType::ContextSpecific, Some(attempt.pin())) {
-            Ok(()) => attempt.accepted(),
-            Err(CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLenRange, _)) => {
-                return Err(attempt.rejected(TriesLeft::Unknown).into());
-            }
-            Err(CkError::Pkcs11(RvError::PinLocked, _)) => return Err(attempt.blocked().into()),
-            Err(e) => return Err(e.into()),
+        let conn = self.connect()?;
+        let sign = self
+            .modules
+            .single_part_sign(&self.config.module)
+            .map_err(|detail| KeyError::ModuleLoad {
+                token: self.name_owned(),
+                module: self.config.module.display().to_string(),
+                detail,
+            })?;
+        let mut attempt = self.gate.login()?;
+        let device = format!("token {}", conn.description.label);
+        match self.tries_left(&conn) {
+            None => return Err(attempt.blocked().into()),
+            Some(tries) => attempt.check_tries(tries, &device)?,
         }
-        session.sign_update(digest)?;
-        Ok(session.sign_final()?)
+        session.sign_init(&Mechanism::Ecdsa, entry.private)?;
+        let started = || -> Result<Vec<u8>, OpError> {
+            match session.login(UserType::ContextSpecific, Some(attempt.pin())) {
+                Ok(()) => attempt.accepted(),
+                Err(CkError::Pkcs11(RvError::PinIncorrect | RvError::PinLenRange, _)) => {
+                    return Err(match self.tries_left(&conn) {
+                        None => attempt.blocked(),
+                        Some(tries) => attempt.rejected(tries),
+                    }
+                    .into());
+                }
+                Err(CkError::Pkcs11(RvError::PinLocked, _)) => {
+                    return Err(attempt.blocked().into());
+                }
+                Err(e) => return Err(e.into()),
+            }
+            if let Some(hook) = &self.sign_hook {
+                hook()?;
+            }
+            Ok(sign.sign(session, digest)?)
+        };
+        started().map_err(|e| OpError::Spoiled(Box::new(e)))
     }
 
     /// Signs `digest` with `entry`'s key on `session` (raw `r || s`, not
