@@ -74,6 +74,17 @@ pub struct KeyListing {
     pub unavailable: Vec<TokenReport>,
 }
 
+/// A key's repository: empty for a signer key, else the repository as
+/// docker normalizes it (`alpine` → `docker.io/library/alpine`), the name
+/// trust operations look keys up by. The one normalization for requests
+/// and key files.
+pub fn key_repository(gun: &str) -> Result<String, tufd_proto::names::NameError> {
+    if gun.is_empty() {
+        return Ok(String::new());
+    }
+    tufd_proto::names::repository(gun)
+}
+
 /// The prefix of proof-of-possession messages (see `Keys.ProveKey`).
 pub use tufd_proto::KEY_PROOF_CONTEXT;
 
@@ -330,8 +341,15 @@ impl Keyring {
             }
             (n, _) => n.to_owned(),
         };
+        // The file's repository is normalized as a request's is (the
+        // service normalizes `gun`): trust operations look keys up by the
+        // normalized name, and policy checked that one.
         let gun = match (gun, file.gun.as_deref()) {
-            ("", Some(g)) => g.to_owned(),
+            ("", Some(g)) => key_repository(g).map_err(|e| {
+                KeyringError::InvalidRequest(format!(
+                    "the key file's `gun:` header: {e}; give the repository with --gun"
+                ))
+            })?,
             (g, _) => g.to_owned(),
         };
         let label = KeyLabel::new(&name, &gun)?;

@@ -433,3 +433,40 @@ fn bad_configuration_is_refused_at_start() {
         "{out:?}"
     );
 }
+
+#[test]
+fn a_key_file_for_a_short_repository_name_is_stored_under_the_normalized_name() {
+    use p256::pkcs8::EncodePrivateKey;
+    let env = TestEnv::new();
+    let _d = env.start();
+    let secret = p256::SecretKey::from_slice(&[0x42; 32]).unwrap();
+    let mut block = pem::Pem::new(
+        "PRIVATE KEY",
+        secret.to_pkcs8_der().unwrap().as_bytes().to_vec(),
+    );
+    block.headers_mut().add("role", "targets").unwrap();
+    block.headers_mut().add("gun", "alpine").unwrap();
+    let file = env.path().join("alpine-targets.key");
+    std::fs::write(&file, pem::encode(&block)).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = env
+        .tufctl(&["-o", "json", "key", "load", file.to_str().unwrap()])
+        .json();
+    assert_eq!(out["name"], "targets");
+    assert_eq!(out["gun"], "docker.io/library/alpine", "{out}");
+    // Found by the repository name in either spelling, as trust
+    // operations look it up.
+    for gun in ["alpine", "docker.io/library/alpine"] {
+        let proof = env
+            .tufctl(&["-o", "json", "key", "test", "targets", "--gun", gun])
+            .json();
+        assert_eq!(proof["verified"], true, "{gun}: {proof}");
+    }
+    // An invalid repository in the header is refused, naming it.
+    let mut bad = pem::Pem::new("PRIVATE KEY", block.contents().to_vec());
+    bad.headers_mut().add("role", "snapshot").unwrap();
+    bad.headers_mut().add("gun", "UPPER/Case").unwrap();
+    std::fs::write(&file, pem::encode(&bad)).unwrap();
+    env.tufctl(&["key", "load", file.to_str().unwrap()])
+        .fails_with(1, "the key file's `gun:` header");
+}

@@ -90,10 +90,7 @@ fn selector(s: Option<v1::KeySelector>) -> Result<KeySelector, Status> {
 /// as docker normalizes it (`alpine` → `docker.io/library/alpine`), the
 /// name trust operations look keys up by.
 fn key_repository(gun: &str) -> Result<String, Status> {
-    if gun.is_empty() {
-        return Ok(String::new());
-    }
-    names::repository(gun).map_err(|e| Status::invalid_argument(e.to_string()))
+    crate::keyring::key_repository(gun).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
 /// A key label from a request: the shared name rules first, so the daemon
