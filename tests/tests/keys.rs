@@ -470,3 +470,48 @@ fn a_key_file_for_a_short_repository_name_is_stored_under_the_normalized_name() 
     env.tufctl(&["key", "load", file.to_str().unwrap()])
         .fails_with(1, "the key file's `gun:` header");
 }
+
+#[test]
+fn a_name_taken_with_pkcs11_tool_is_refused_and_its_key_left_unchanged() {
+    let env = TestEnv::new();
+    let _d = env.start();
+    // The daemon has read the token (its index is current).
+    env.tufctl(&["key", "generate", "alice"]).ok();
+    assert_eq!(keys(&env).len(), 1);
+    let made = env.hsm.pkcs11_tool(&[
+        "--login",
+        "--pin",
+        PIN,
+        "--keypairgen",
+        "--key-type",
+        "EC:prime256v1",
+        "--label",
+        "tufd:bob:",
+        "--id",
+        "0102",
+    ]);
+    assert!(made.status.success(), "{made:?}");
+    env.tufctl(&["key", "generate", "bob"])
+        .fails_with(1, "already exists");
+    let listing = env.tufctl(&["-o", "json", "key", "list"]).json();
+    let bobs = listing["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["name"] == "bob")
+        .count();
+    assert_eq!(bobs, 1, "pkcs11-tool's key is listed, once: {listing}");
+    // Its CKA_ID is what pkcs11-tool wrote.
+    let list = env
+        .hsm
+        .pkcs11_tool(&["--login", "--pin", PIN, "--list-objects"]);
+    let objects = String::from_utf8_lossy(&list.stdout);
+    // Both halves keep it (pkcs11-tool prints one object per block of
+    // indented lines).
+    let ids = objects
+        .lines()
+        .filter(|l| l.trim_start().starts_with("ID:"))
+        .filter(|l| l.trim_end().ends_with(" 0102"))
+        .count();
+    assert_eq!(ids, 2, "{objects}");
+}
