@@ -73,7 +73,17 @@ impl Pkcs11Store {
         if entry.always_authenticate {
             self.sign_context_specific(session, entry, digest)
         } else {
-            Ok(session.sign(&Mechanism::Ecdsa, entry.private, digest)?)
+            session
+                .sign(&Mechanism::Ecdsa, entry.private, digest)
+                .map_err(|e| match e {
+                    // C_SignInit succeeded: a token that does not end the
+                    // operation on a failed C_Sign (as PKCS#11 says it
+                    // must) would refuse the session's next C_SignInit.
+                    CkError::Pkcs11(_, cryptoki::context::Function::Sign) => {
+                        OpError::Spoiled(Box::new(e.into()))
+                    }
+                    e => e.into(),
+                })
         }
     }
 
