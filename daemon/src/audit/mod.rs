@@ -32,6 +32,15 @@
 //! `audit.log.<last seq, 20 digits>`; the new file continues the sequence
 //! and the chain.
 //!
+//! A write that fails part-way (a full disk, the file-size limit) is cut
+//! back to the last complete line before the error is returned, so the
+//! chain stays whole and the next line continues it. An incomplete last
+//! line found at open (the daemon died between such a write and the cut)
+//! is cut off, logged as an error and recorded in the chain (phase
+//! `recovery`, with the bytes' length and hash); the head never names such
+//! a line, as it was never synced. Any other line that does not parse
+//! stops the daemon: that is corruption or tampering, not a torn write.
+//!
 //! The chain makes edits evident to whoever keeps the head (or a copy of a
 //! recent head, e.g. in the journal: each append is also logged at debug
 //! level); someone who can rewrite both files and every copy of the head
@@ -142,6 +151,9 @@ pub enum Phase {
     End,
     /// Refused by the policy; nothing was done.
     Denied,
+    /// The log itself was repaired when the daemon started (`detail` says
+    /// how: an incomplete last line cut off).
+    Recovery,
 }
 
 /// One audit record (the chain fields are added when it is written).
@@ -189,7 +201,11 @@ struct Tail {
     file: std::sync::Arc<File>,
     seq: u64,
     last: String,
+    /// Length of the file up to its last complete line.
     bytes: u64,
+    /// A failed append left part of a line that could not be cut off yet:
+    /// nothing is appended until it is.
+    torn: bool,
 }
 
 /// An open, append-only audit log.
@@ -383,26 +399,76 @@ fn chain_files(log: &Path) -> Result<Vec<PathBuf>, AuditError> {
     Ok(files)
 }
 
-/// Walks one file's lines; returns (lines, last seq, last hash).
-fn walk(
-    path: &Path,
-    mut seq: Option<u64>,
-    mut prev: Option<String>,
-    lines: &mut u64,
-    first: &mut Option<u64>,
-) -> Result<(Option<u64>, Option<String>), AuditError> {
+/// Where a walk along the chain stands.
+#[derive(Default)]
+struct Walk {
+    /// Seq and hash of the last line read.
+    seq: Option<u64>,
+    prev: Option<String>,
+    /// Lines read.
+    lines: u64,
+    /// The first line read: its seq, its `prev`, and its file.
+    first: Option<(u64, String, PathBuf)>,
+    /// The incomplete last line of the current file, when it may be cut.
+    torn: Option<Torn>,
+}
+
+/// An incomplete last line (a write cut short): where it starts in the
+/// current file and its bytes.
+#[derive(Debug, Clone)]
+struct Torn {
+    offset: u64,
+    bytes: Vec<u8>,
+}
+
+/// Walks one file's lines, continuing `w`. An incomplete last line (no
+/// newline) is an error, unless `cut` (the current file, at open): then it
+/// is left in `w.torn` for the caller to cut off.
+fn walk(path: &Path, w: &mut Walk, current: bool, cut: bool) -> Result<(), AuditError> {
     let file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((seq, prev)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(io(path, "opening")(e)),
     };
     let broken = |n: usize, problem: String| AuditError::Broken {
         path: path.to_owned(),
         problem: format!("line {n}: {problem}"),
     };
-    for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
-        let n = i + 1;
-        let line = line.map_err(io(path, "reading"))?;
+    let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    let mut offset = 0u64;
+    let mut n = 0;
+    loop {
+        line.clear();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .map_err(io(path, "reading"))?;
+        if read == 0 {
+            break;
+        }
+        n += 1;
+        if line.pop_if(|b| *b == b'\n').is_none() {
+            if cut && current {
+                w.torn = Some(Torn {
+                    offset,
+                    bytes: std::mem::take(&mut line),
+                });
+                break;
+            }
+            return Err(broken(
+                n,
+                format!(
+                    "incomplete ({} byte(s) without a newline): a write was cut short (a full disk, a file size limit, a crash){}",
+                    line.len(),
+                    if current {
+                        "; tufd cuts an incomplete last line off when it starts, and records the cut in the chain"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        offset += read as u64;
         let v: serde_json::Value = serde_json::from_slice(&line)
             .map_err(|e| broken(n, format!("not a JSON record ({e})")))?;
         let s = v["seq"]
@@ -411,7 +477,7 @@ fn walk(
         let p = v["prev"]
             .as_str()
             .ok_or_else(|| broken(n, "no prev".into()))?;
-        match (&seq, &prev) {
+        match (&w.seq, &w.prev) {
             (Some(last), Some(h)) => {
                 if s != last + 1 {
                     return Err(broken(
@@ -439,32 +505,41 @@ fn walk(
                 if s == 1 && p != GENESIS {
                     return Err(broken(n, "seq 1 does not start the chain".into()));
                 }
-                *first = Some(s);
+                w.first = Some((s, p.to_owned(), path.to_owned()));
             }
         }
-        seq = Some(s);
-        prev = Some(hash_line(&line));
-        *lines += 1;
+        w.seq = Some(s);
+        w.prev = Some(hash_line(&line));
+        w.lines += 1;
     }
-    Ok((seq, prev))
+    Ok(())
 }
 
 /// Checks the chain of `log` (and its rotated predecessors) against its
 /// head file.
 pub fn verify(log: &Path) -> Result<Report, AuditError> {
+    verify_cutting(log, false).map(|(report, _)| report)
+}
+
+/// [`verify`]; with `cut`, an incomplete last line of the current file is
+/// returned instead of refused (the report covers the lines before it).
+fn verify_cutting(log: &Path, cut: bool) -> Result<(Report, Option<Torn>), AuditError> {
     let files = chain_files(log)?;
-    let mut lines = 0;
-    let mut first = None;
-    let (mut seq, mut prev) = (None, None);
-    for f in &files {
-        (seq, prev) = walk(f, seq, prev, &mut lines, &mut first)?;
+    let mut w = Walk::default();
+    for (i, f) in files.iter().enumerate() {
+        walk(f, &mut w, i + 1 == files.len(), cut)?;
     }
     let head_file = head_path(log);
     let head = read_head(&head_file)?.ok_or_else(|| AuditError::Broken {
         path: head_file.clone(),
         problem: "the head file is missing".into(),
     })?;
-    let (last_seq, last_hash) = (seq.unwrap_or(0), prev.unwrap_or_else(|| GENESIS.to_owned()));
+    let lines = w.lines;
+    let first = w.first.as_ref().map(|(s, _, _)| *s);
+    let (last_seq, last_hash) = (
+        w.seq.unwrap_or(0),
+        w.prev.unwrap_or_else(|| GENESIS.to_owned()),
+    );
     if head.seq > last_seq {
         return Err(AuditError::Broken {
             path: log.to_owned(),
@@ -493,14 +568,17 @@ pub fn verify(log: &Path) -> Result<Report, AuditError> {
             problem: format!("seq {last_seq} does not hash to the head: the last line was edited"),
         });
     }
-    Ok(Report {
-        files,
-        lines,
-        first_seq: first.unwrap_or(0),
-        last_seq,
-        last_hash,
-        past_head: last_seq - head.seq,
-    })
+    Ok((
+        Report {
+            files,
+            lines,
+            first_seq: first.unwrap_or(0),
+            last_seq,
+            last_hash,
+            past_head: last_seq - head.seq,
+        },
+        w.torn,
+    ))
 }
 
 impl AuditLog {
@@ -522,7 +600,7 @@ impl AuditLog {
             .mode(0o640)
             .open(&hp)
             .map_err(io(&hp, "opening the head"))?;
-        let (seq, last) = if std::fs::metadata(&hp).map(|m| m.len()).unwrap_or(0) == 0 {
+        let (seq, last, torn) = if std::fs::metadata(&hp).map(|m| m.len()).unwrap_or(0) == 0 {
             // A new log: nothing may be there yet.
             let files = chain_files(&path)?;
             let existing = files
@@ -534,9 +612,12 @@ impl AuditLog {
                     problem: "the log has lines but its head file is missing or empty; run `tufd --audit-verify` and move the log away to start a new one".into(),
                 });
             }
-            (0, GENESIS.to_owned())
+            (0, GENESIS.to_owned(), None)
         } else {
-            let r = verify(&path)?;
+            let (r, torn) = verify_cutting(&path, true)?;
+            if let Some(t) = &torn {
+                cut_torn(&path, t, r.last_seq)?;
+            }
             if r.past_head > 0 {
                 tracing::info!(
                     head = r.last_seq - r.past_head,
@@ -553,7 +634,7 @@ impl AuditLog {
                     true,
                 )?;
             }
-            (r.last_seq, r.last_hash)
+            (r.last_seq, r.last_hash, torn)
         };
         let file = std::sync::Arc::new(open_append(&path)?);
         let bytes = file
@@ -561,7 +642,7 @@ impl AuditLog {
             .map_err(io(&path, "reading metadata"))?
             .len();
         sync_dir(&path)?;
-        Ok(AuditLog {
+        let log = AuditLog {
             config,
             head: head_file,
             tail: Mutex::new(Tail {
@@ -569,11 +650,65 @@ impl AuditLog {
                 seq,
                 last,
                 bytes,
+                torn: false,
             }),
             synced: Mutex::new(seq),
             durable: AtomicU64::new(seq),
             syncer: OnceLock::new(),
-        })
+        };
+        if let Some(t) = torn {
+            log.record_cut(&t, seq)?;
+        }
+        Ok(log)
+    }
+
+    /// Records in the chain that an incomplete last line was cut off at
+    /// open. When that record cannot be written, the cut bytes are put
+    /// back (so the next start cuts them again and records it then).
+    fn record_cut(&self, torn: &Torn, after: u64) -> Result<(), AuditError> {
+        let path = &self.config.path;
+        let entry = Entry {
+            phase: Phase::Recovery,
+            caller: CallerRecord {
+                uid: Some(nix::unistd::geteuid().as_raw()),
+                gid: Some(nix::unistd::getegid().as_raw()),
+                pid: Some(std::process::id() as i32),
+                exe: std::env::current_exe()
+                    .ok()
+                    .map(|e| e.display().to_string()),
+                comm: Some("tufd".into()),
+                user: None,
+                address: None,
+            },
+            operation: "audit-recover".into(),
+            repositories: vec![],
+            roles: vec![],
+            key_ids: vec![],
+            tags: vec![],
+            published: vec![],
+            detail: format!(
+                "cut {} incomplete byte(s) after seq {after} at offset {} of {} (a write cut short by a full disk, a file size limit or a crash; never synced, so never answered); sha256 of the bytes cut {}",
+                torn.bytes.len(),
+                torn.offset,
+                path.display(),
+                hash_line(&torn.bytes)
+            ),
+            result: "ok".into(),
+        };
+        if let Err(e) = self.append(&entry) {
+            tracing::error!(error = %e, "audit log: the record of the cut cannot be written; putting the cut bytes back");
+            let tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
+            let restored = tail
+                .file
+                .set_len(torn.offset)
+                .and_then(|()| (&*tail.file).write_all(&torn.bytes))
+                .and_then(|()| tail.file.sync_data());
+            if let Err(r) = restored {
+                tracing::error!(error = %r, "audit log: the cut bytes cannot be put back");
+            }
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// The log's path.
@@ -789,14 +924,91 @@ impl AuditLog {
         })?;
         let hash = hash_line(&line);
         line.push(b'\n');
-        (&*tail.file)
-            .write_all(&line)
-            .map_err(io(path, "appending"))?;
+        if tail.torn {
+            roll_back(tail, path)?;
+        }
+        if let Err(e) = write_bytes(&tail.file, &line) {
+            // Part of the line may be written (a full disk, a file size
+            // limit): cut it off, so the chain stays whole and the next
+            // line continues it.
+            if let Err(r) = roll_back(tail, path) {
+                tracing::error!(error = %r, "audit log: a partial line cannot be cut off; nothing is appended until it is");
+            }
+            return Err(io(path, "appending")(e));
+        }
         tail.seq = seq;
         tail.last = hash;
         tail.bytes += line.len() as u64;
         tracing::debug!(seq, hash = %tail.last, "audit record written");
         Ok((seq, tail.file.clone()))
+    }
+}
+
+/// Cuts `tail`'s file back to its last complete line and syncs it (when
+/// anything was written past it).
+fn roll_back(tail: &mut Tail, path: &Path) -> Result<(), AuditError> {
+    tail.torn = true;
+    let len = tail
+        .file
+        .metadata()
+        .map_err(io(path, "reading metadata"))?
+        .len();
+    if len != tail.bytes {
+        tail.file
+            .set_len(tail.bytes)
+            .and_then(|()| tail.file.sync_data())
+            .map_err(io(path, "cutting off a partial line"))?;
+    }
+    tail.torn = false;
+    Ok(())
+}
+
+/// Cuts an incomplete last line off the log at open, loudly.
+fn cut_torn(path: &Path, torn: &Torn, after: u64) -> Result<(), AuditError> {
+    tracing::error!(
+        log = %path.display(),
+        after_seq = after,
+        offset = torn.offset,
+        bytes = torn.bytes.len(),
+        "audit log: the last line is incomplete (a write cut short by a full disk, a file size limit or a crash); cutting it off and recording the cut in the chain"
+    );
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io(path, "opening"))?;
+    file.set_len(torn.offset)
+        .and_then(|()| file.sync_data())
+        .map_err(io(path, "cutting off an incomplete line"))
+}
+
+/// Appends `line` to `file`.
+#[cfg(not(test))]
+fn write_bytes(file: &File, line: &[u8]) -> std::io::Result<()> {
+    (&*file).write_all(line)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Unit tests: the bytes the next appends on this thread may write
+    /// before they fail with ENOSPC (`None`: no limit).
+    static ROOM: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Appends `line` to `file`; in unit tests, fails part-way once `ROOM`
+/// is used up, as a full disk does.
+#[cfg(test)]
+fn write_bytes(file: &File, line: &[u8]) -> std::io::Result<()> {
+    match ROOM.get() {
+        None => (&*file).write_all(line),
+        Some(room) if room >= line.len() => {
+            ROOM.set(Some(room - line.len()));
+            (&*file).write_all(line)
+        }
+        Some(room) => {
+            ROOM.set(Some(0));
+            (&*file).write_all(&line[..room])?;
+            Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
+        }
     }
 }
 
@@ -948,6 +1160,76 @@ mod tests {
         std::fs::remove_file(&files[1]).unwrap();
         let e = verify(&path).unwrap_err().to_string();
         assert!(e.contains("deleted"), "{e}");
+    }
+
+    /// A write that fails part-way (a full disk) leaves no fragment: the
+    /// file is cut back to its last line, the chain stays whole, and the
+    /// next append continues it.
+    #[test]
+    fn a_write_failing_mid_line_is_cut_off_and_the_chain_continues() {
+        let (_d, path) = log_with(3, 0);
+        let log = reopen(&path);
+        let before = std::fs::read(&path).unwrap();
+        ROOM.set(Some(40));
+        let e = log.append(&entry("full")).unwrap_err().to_string();
+        assert!(e.contains("appending"), "{e}");
+        ROOM.set(None);
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            before,
+            "the fragment is cut off"
+        );
+        verify(&path).unwrap();
+        assert_eq!(log.append(&entry("after")).unwrap(), 4);
+        let r = verify(&path).unwrap();
+        assert_eq!((r.lines, r.last_seq), (4, 4));
+    }
+
+    /// An incomplete last line (a crash mid-write) is refused by `verify`,
+    /// cut off at open and the cut recorded in the chain; a line in the
+    /// middle that does not parse still stops the daemon.
+    #[test]
+    fn an_incomplete_last_line_is_cut_off_and_recorded_at_open() {
+        let (_d, path) = log_with(3, 0);
+        let good = std::fs::read_to_string(&path).unwrap();
+        let fourth = r#"{"seq":4,"prev":"ab"#;
+        std::fs::write(&path, format!("{good}{fourth}")).unwrap();
+        let e = verify(&path).unwrap_err().to_string();
+        assert!(e.contains("line 4: incomplete"), "{e}");
+        let log = reopen(&path);
+        let l = lines(&path);
+        assert_eq!(l.len(), 4, "{l:?}");
+        let v: serde_json::Value = serde_json::from_str(&l[3]).unwrap();
+        assert_eq!(
+            (v["seq"].as_u64(), &v["phase"]),
+            (Some(4), &serde_json::json!("recovery"))
+        );
+        assert_eq!(v["operation"], "audit-recover");
+        let detail = v["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!(
+                "cut {} incomplete byte(s) after seq 3",
+                fourth.len()
+            )),
+            "{detail}"
+        );
+        assert_eq!(log.append(&entry("after")).unwrap(), 5);
+        drop(log);
+        let r = verify(&path).unwrap();
+        assert_eq!((r.lines, r.last_seq, r.past_head), (5, 5, 0));
+
+        // Garbage in the middle is not a torn write.
+        let mut l = lines(&path);
+        l[1] = "{\"seq\":2,".into();
+        write_lines(&path, &l);
+        let e = AuditLog::open(AuditConfig {
+            path: path.clone(),
+            rotate_bytes: 0,
+        })
+        .err()
+        .expect("refused")
+        .to_string();
+        assert!(e.contains("line 2: not a JSON record"), "{e}");
     }
 
     #[test]
