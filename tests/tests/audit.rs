@@ -1,11 +1,12 @@
 //! The audit log's chain through the real daemon: a write cut short by the
 //! file-size limit leaves whole lines and the daemon keeps working; an
 //! incomplete last line left by a crash is cut off, and the cut recorded,
-//! when the daemon starts.
+//! when the daemon starts; deleting the oldest rotated files is detected
+//! by both verifiers, naming the missing seqs.
 
 use std::path::Path;
 use std::process::Command;
-use tufd_tests::daemon::{CmdOutput, TestEnv, binary};
+use tufd_tests::daemon::{CmdOutput, Daemon, TestEnv, binary};
 
 /// `tufd --audit-verify LOG`.
 fn audit_verify(log: &Path) -> CmdOutput {
@@ -120,4 +121,53 @@ fn a_write_cut_short_leaves_a_whole_chain_and_a_torn_tail_is_recovered() {
     let out = audit_verify(&log);
     assert!(out.status.success(), "{out:?}");
     assert!(out.stdout.contains("seq 1..9"), "{out:?}");
+}
+
+/// A rotated log verifies; with its two oldest files deleted, both
+/// `tufd --audit-verify` and `tufctl audit verify` fail naming the missing
+/// seqs (and the daemon refuses to start on it).
+#[test]
+fn deleting_the_oldest_rotated_files_is_detected() {
+    let env = TestEnv::new();
+    let log = env.path().join("state/audit.log");
+    let config = format!("{}[audit]\nrotate_bytes = 600\n", env.config());
+    let d = env.start_with(&config);
+    for i in 0..6 {
+        env.tufctl(&["key", "generate", &format!("k{i}")]).ok();
+    }
+    let out = env.tufctl(&["audit", "verify"]);
+    assert!(out.ok().contains("seq 1..12"), "{out:?}");
+    let out = audit_verify(&log);
+    assert!(out.status.success(), "{out:?}");
+    let mut rotated: Vec<_> = std::fs::read_dir(env.path().join("state"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .strip_prefix("audit.log.")
+                .is_some_and(|n| n.parse::<u64>().is_ok())
+        })
+        .collect();
+    rotated.sort();
+    assert!(rotated.len() >= 3, "{rotated:?}");
+    // The third file's first line is the first one kept.
+    let kept = std::fs::read_to_string(&rotated[2]).unwrap();
+    let first: serde_json::Value = serde_json::from_str(kept.lines().next().unwrap()).unwrap();
+    let missing = format!("seq 1..{} missing", first["seq"].as_u64().unwrap() - 1);
+    std::fs::remove_file(&rotated[0]).unwrap();
+    std::fs::remove_file(&rotated[1]).unwrap();
+
+    let out = audit_verify(&log);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains(&missing), "{missing}: {out:?}");
+    let out = env.tufctl(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains(&missing), "{missing}: {out:?}");
+    d.stop();
+    let err = Daemon::try_start(&env, &config)
+        .err()
+        .expect("refused to start");
+    assert!(err.contains(&missing), "{err}");
 }

@@ -7,9 +7,14 @@
 //! the last `seq` and that line's hash, rewritten in place after every
 //! append (each line is synced before the operation goes on; the head is
 //! synced on rotation, and completed on open after a crash when the chain
-//! passes through the line it names). [`verify`] then detects an edited line (the next `prev` or
-//! the head no longer match), an inserted or deleted line (`seq` or `prev`
-//! break) and a truncated tail (the head names a line that is gone).
+//! passes through the line it names). The head also names where the chain
+//! starts: the seq and `prev` of the oldest line kept (1 and [`GENESIS`];
+//! a head written before it held the start means that). [`verify`] then
+//! detects an edited line (the next `prev` or the head no longer match),
+//! an inserted or deleted line (`seq` or `prev` break), deleted oldest
+//! files (the first line kept is not where the head says the chain
+//! starts; the error names the missing seqs) and a truncated tail (the
+//! head names a line that is gone).
 //!
 //! A mutating operation writes a `begin` line before it starts (when that
 //! write fails the operation is refused; it names the caller, the
@@ -59,7 +64,9 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Size of the head file: fixed, so an in-place rewrite is one write.
-const HEAD_LEN: usize = 128;
+/// (Heads written before the chain's start was recorded are 128 bytes;
+/// the first rewrite makes them this size.)
+const HEAD_LEN: usize = 256;
 
 /// Why the audit log cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -212,6 +219,8 @@ struct Tail {
 pub struct AuditLog {
     config: AuditConfig,
     head: File,
+    /// Where the chain starts (kept in the head).
+    start: Start,
     tail: Mutex<Tail>,
     /// The highest seq known durable (taken before `tail`, never after).
     synced: Mutex<u64>,
@@ -291,13 +300,36 @@ fn sync_dir(path: &Path) -> Result<(), AuditError> {
         .map_err(io(dir, "syncing the directory"))
 }
 
-/// The head: last seq and hash.
+/// The head: last seq and hash, and where the chain starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
     /// Last sequence number written (0: none).
     pub seq: u64,
     /// Hash of that line.
     pub hash: String,
+    /// Where the chain starts: the oldest line kept must carry this seq
+    /// and `prev`, so deleting the oldest files shows.
+    pub start: Start,
+}
+
+/// The first line of a chain: its seq and its `prev`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Start {
+    /// Sequence number of the oldest line kept (1 for a log whose old
+    /// files were never removed).
+    pub seq: u64,
+    /// Its `prev` ([`GENESIS`] for seq 1).
+    pub prev: String,
+}
+
+impl Start {
+    /// The start of a log whose old files were never removed.
+    pub fn genesis() -> Self {
+        Start {
+            seq: 1,
+            prev: GENESIS.to_owned(),
+        }
+    }
 }
 
 fn read_head(path: &Path) -> Result<Option<Head>, AuditError> {
@@ -308,7 +340,7 @@ fn read_head(path: &Path) -> Result<Option<Head>, AuditError> {
     };
     let broken = || AuditError::Broken {
         path: path.to_owned(),
-        problem: "the head file is not \"SEQ HASH\"".into(),
+        problem: "the head file is not \"SEQ HASH [START_SEQ START_PREV]\"".into(),
     };
     let mut parts = text.split_whitespace();
     let seq = parts
@@ -316,9 +348,23 @@ fn read_head(path: &Path) -> Result<Option<Head>, AuditError> {
         .and_then(|s| s.parse().ok())
         .ok_or_else(broken)?;
     let hash = parts.next().filter(|h| h.len() == 64).ok_or_else(broken)?;
+    // A head without a start was written before the start was recorded,
+    // when old files were never removed: the chain starts at seq 1.
+    let start = match parts.next() {
+        None => Start::genesis(),
+        Some(s) => Start {
+            seq: s.parse().map_err(|_| broken())?,
+            prev: parts
+                .next()
+                .filter(|h| h.len() == 64)
+                .ok_or_else(broken)?
+                .to_owned(),
+        },
+    };
     Ok(Some(Head {
         seq,
         hash: hash.to_owned(),
+        start,
     }))
 }
 
@@ -326,7 +372,11 @@ fn read_head(path: &Path) -> Result<Option<Head>, AuditError> {
 /// not sync it: the line itself is synced, and a head that lags after a
 /// crash is completed on the next open (the chain must pass through it).
 fn write_head(file: &File, path: &Path, head: &Head, sync: bool) -> Result<(), AuditError> {
-    let mut buf = format!("{} {}\n", head.seq, head.hash).into_bytes();
+    let mut buf = format!(
+        "{} {} {} {}\n",
+        head.seq, head.hash, head.start.seq, head.start.prev
+    )
+    .into_bytes();
     buf.resize(HEAD_LEN, b' ');
     buf[HEAD_LEN - 1] = b'\n';
     file.write_all_at(&buf, 0)
@@ -516,7 +566,8 @@ fn walk(path: &Path, w: &mut Walk, current: bool, cut: bool) -> Result<(), Audit
 }
 
 /// Checks the chain of `log` (and its rotated predecessors) against its
-/// head file.
+/// head file: every line follows the one before, the oldest line kept is
+/// where the head says the chain starts, and the newest reaches the head.
 pub fn verify(log: &Path) -> Result<Report, AuditError> {
     verify_cutting(log, false).map(|(report, _)| report)
 }
@@ -534,6 +585,42 @@ fn verify_cutting(log: &Path, cut: bool) -> Result<(Report, Option<Torn>), Audit
         path: head_file.clone(),
         problem: "the head file is missing".into(),
     })?;
+    let start = &head.start;
+    match &w.first {
+        Some((seq, _, file)) if *seq > start.seq => {
+            return Err(AuditError::Broken {
+                path: log.to_owned(),
+                problem: format!(
+                    "seq {}..{} missing: the oldest file(s) of the log were deleted (the head records the chain starting at seq {}; the oldest file present, {}, starts at seq {seq})",
+                    start.seq,
+                    seq - 1,
+                    start.seq,
+                    file.display()
+                ),
+            });
+        }
+        Some((seq, prev, file)) if *seq != start.seq || *prev != start.prev => {
+            return Err(AuditError::Broken {
+                path: log.to_owned(),
+                problem: format!(
+                    "the chain starts at seq {seq} (prev {prev}) in {}, but the head records it starting at seq {} (prev {}): lines were replaced or the head was edited",
+                    file.display(),
+                    start.seq,
+                    start.prev
+                ),
+            });
+        }
+        None if head.seq >= start.seq && head.seq > 0 => {
+            return Err(AuditError::Broken {
+                path: log.to_owned(),
+                problem: format!(
+                    "seq {}..{} missing: the head records them but no file of the log holds a line",
+                    start.seq, head.seq
+                ),
+            });
+        }
+        _ => {}
+    }
     let lines = w.lines;
     let first = w.first.as_ref().map(|(s, _, _)| *s);
     let (last_seq, last_hash) = (
@@ -600,7 +687,8 @@ impl AuditLog {
             .mode(0o640)
             .open(&hp)
             .map_err(io(&hp, "opening the head"))?;
-        let (seq, last, torn) = if std::fs::metadata(&hp).map(|m| m.len()).unwrap_or(0) == 0 {
+        let (seq, last, start, torn) = if std::fs::metadata(&hp).map(|m| m.len()).unwrap_or(0) == 0
+        {
             // A new log: nothing may be there yet.
             let files = chain_files(&path)?;
             let existing = files
@@ -612,9 +700,24 @@ impl AuditLog {
                     problem: "the log has lines but its head file is missing or empty; run `tufd --audit-verify` and move the log away to start a new one".into(),
                 });
             }
-            (0, GENESIS.to_owned(), None)
+            let start = Start::genesis();
+            // The start is in the head before the first line is.
+            write_head(
+                &head_file,
+                &hp,
+                &Head {
+                    seq: 0,
+                    hash: GENESIS.to_owned(),
+                    start: start.clone(),
+                },
+                true,
+            )?;
+            (0, GENESIS.to_owned(), start, None)
         } else {
             let (r, torn) = verify_cutting(&path, true)?;
+            let start = read_head(&hp)?
+                .map(|h| h.start)
+                .unwrap_or_else(Start::genesis);
             if let Some(t) = &torn {
                 cut_torn(&path, t, r.last_seq)?;
             }
@@ -630,11 +733,12 @@ impl AuditLog {
                     &Head {
                         seq: r.last_seq,
                         hash: r.last_hash.clone(),
+                        start: start.clone(),
                     },
                     true,
                 )?;
             }
-            (r.last_seq, r.last_hash, torn)
+            (r.last_seq, r.last_hash, start, torn)
         };
         let file = std::sync::Arc::new(open_append(&path)?);
         let bytes = file
@@ -645,6 +749,7 @@ impl AuditLog {
         let log = AuditLog {
             config,
             head: head_file,
+            start,
             tail: Mutex::new(Tail {
                 file,
                 seq,
@@ -808,6 +913,7 @@ impl AuditLog {
             &Head {
                 seq: upto,
                 hash: hash.clone(),
+                start: self.start.clone(),
             },
             false,
         )?;
@@ -830,6 +936,7 @@ impl AuditLog {
                 &Head {
                     seq: tail.seq,
                     hash: tail.last.clone(),
+                    start: self.start.clone(),
                 },
                 false,
             )?;
@@ -1230,6 +1337,41 @@ mod tests {
         .expect("refused")
         .to_string();
         assert!(e.contains("line 2: not a JSON record"), "{e}");
+    }
+
+    /// The head records where the chain starts: deleting the oldest files
+    /// is named as missing seqs; a head written before the start was
+    /// recorded means seq 1.
+    #[test]
+    fn deleting_the_oldest_files_is_detected() {
+        let (_d, path) = log_with(10, 600);
+        let files = chain_files(&path).unwrap();
+        assert!(files.len() >= 3, "{files:?}");
+        verify(&path).unwrap();
+        // An old head (SEQ HASH only) still verifies.
+        let hp = head_path(&path);
+        let head = read_head(&hp).unwrap().unwrap();
+        assert_eq!(head.start, Start::genesis());
+        std::fs::write(&hp, format!("{} {}\n", head.seq, head.hash)).unwrap();
+        verify(&path).unwrap();
+        let second = std::fs::read_to_string(&files[1]).unwrap();
+        let first_kept: serde_json::Value =
+            serde_json::from_str(second.lines().next().unwrap()).unwrap();
+        let n = first_kept["seq"].as_u64().unwrap();
+        std::fs::remove_file(&files[0]).unwrap();
+        let e = verify(&path).unwrap_err().to_string();
+        assert!(e.contains(&format!("seq 1..{} missing", n - 1)), "{e}");
+        assert!(reopen_err(&path).contains("missing"));
+    }
+
+    fn reopen_err(path: &Path) -> String {
+        AuditLog::open(AuditConfig {
+            path: path.to_path_buf(),
+            rotate_bytes: 0,
+        })
+        .err()
+        .expect("refused")
+        .to_string()
     }
 
     #[test]
