@@ -35,6 +35,14 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     audit_verify: Option<PathBuf>,
 
+    /// Remove the rotated audit files of the configured log that hold only
+    /// lines before SEQ (keep copies elsewhere first), then exit. The
+    /// daemon must be stopped. A record of the pruning is written into the
+    /// chain and the head records where the chain starts now, so
+    /// verification passes, and still fails for any file removed otherwise.
+    #[arg(long, value_name = "SEQ")]
+    audit_prune_before: Option<u64>,
+
     /// Log filter (tracing EnvFilter syntax), e.g. "info" or "tufd=debug".
     #[arg(long, env = "TUFD_LOG", default_value = "info")]
     log: String,
@@ -54,7 +62,8 @@ struct Args {
 const AFTER_HELP: &str = "\
 Exit codes:
   0  stopped cleanly, or the check passed
-  1  failed while running, or the audit log is broken (--audit-verify)
+  1  failed while running, or the audit log is broken (--audit-verify),
+     or cannot be pruned (--audit-prune-before)
   2  the configuration cannot be used (the message says why)
 
 Environment:
@@ -74,6 +83,40 @@ fn write_manual(dir: &std::path::Path) -> std::io::Result<()> {
         .render(&mut page)?;
     std::fs::write(dir.join("tufd.8"), page)?;
     std::fs::write(dir.join("tufd.toml.5"), tufd::manual::config_page())
+}
+
+/// `--audit-prune-before SEQ`: prunes the configured audit log, holding
+/// the state directory's lock (so no daemon appends meanwhile).
+fn prune_audit(config: &tufd::config::Config, before: u64) -> ExitCode {
+    let Some(audit) = config.audit.clone() else {
+        eprintln!("tufd: the audit log is off ([audit] enabled = false): nothing to prune");
+        return ExitCode::from(2);
+    };
+    let pruned = tufd::server::lock_state_dir(&config.state_dir)
+        .map_err(|e| e.to_string())
+        .and_then(|_lock| {
+            tufd::audit::AuditLog::open(audit.clone())
+                .and_then(|mut log| log.prune(before))
+                .map_err(|e| e.to_string())
+        });
+    match pruned {
+        Ok(p) => {
+            for f in &p.files {
+                println!("removed {}", f.display());
+            }
+            println!(
+                "{}: the chain starts at seq {} now (pruning recorded as seq {})",
+                audit.path.display(),
+                p.start.seq,
+                p.record
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tufd: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -122,6 +165,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(before) = args.audit_prune_before {
+        return prune_audit(&config, before);
+    }
     if args.check_config {
         let problems = tufd::check::check(&config);
         if !problems.is_empty() {

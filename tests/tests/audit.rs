@@ -139,18 +139,7 @@ fn deleting_the_oldest_rotated_files_is_detected() {
     assert!(out.ok().contains("seq 1..12"), "{out:?}");
     let out = audit_verify(&log);
     assert!(out.status.success(), "{out:?}");
-    let mut rotated: Vec<_> = std::fs::read_dir(env.path().join("state"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .strip_prefix("audit.log.")
-                .is_some_and(|n| n.parse::<u64>().is_ok())
-        })
-        .collect();
-    rotated.sort();
+    let rotated = rotated_files(&env);
     assert!(rotated.len() >= 3, "{rotated:?}");
     // The third file's first line is the first one kept.
     let kept = std::fs::read_to_string(&rotated[2]).unwrap();
@@ -170,4 +159,72 @@ fn deleting_the_oldest_rotated_files_is_detected() {
         .err()
         .expect("refused to start");
     assert!(err.contains(&missing), "{err}");
+}
+
+/// `tufd --audit-prune-before SEQ` removes the oldest rotated files after
+/// recording the pruning in the chain: both verifiers pass afterwards and
+/// the daemon starts; it is refused while the daemon runs.
+#[test]
+fn pruning_the_oldest_files_is_recorded_and_verifies() {
+    let env = TestEnv::new();
+    let log = env.path().join("state/audit.log");
+    let config = format!("{}[audit]\nrotate_bytes = 600\n", env.config());
+    let d = env.start_with(&config);
+    for i in 0..6 {
+        env.tufctl(&["key", "generate", &format!("k{i}")]).ok();
+    }
+    let rotated = rotated_files(&env);
+    assert!(rotated.len() >= 3, "{rotated:?}");
+    let last_removed: u64 = rotated[1]
+        .to_string_lossy()
+        .rsplit('.')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let before = (last_removed + 1).to_string();
+    let prune = || {
+        CmdOutput::from(
+            Command::new(binary("tufd"))
+                .arg("--config")
+                .arg(env.path().join("tufd.toml"))
+                .args(["--audit-prune-before", &before])
+                .env("TUFD_LOG", "warn")
+                .output()
+                .unwrap(),
+        )
+    };
+    let out = prune();
+    assert_eq!(out.status.code(), Some(1), "the daemon runs: {out:?}");
+    d.stop();
+    let out = prune();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        out.stdout
+            .contains(&format!("the chain starts at seq {before} now")),
+        "{out:?}"
+    );
+    assert_eq!(rotated_files(&env), rotated[2..].to_vec());
+    let out = audit_verify(&log);
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.contains(&format!("seq {before}..13")), "{out:?}");
+    let _d = env.start_with(&config);
+    let out = env.tufctl(&["audit", "verify"]);
+    assert!(out.ok().contains(&format!("seq {before}..13")), "{out:?}");
+}
+
+fn rotated_files(env: &TestEnv) -> Vec<std::path::PathBuf> {
+    let mut rotated: Vec<_> = std::fs::read_dir(env.path().join("state"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .strip_prefix("audit.log.")
+                .is_some_and(|n| n.parse::<u64>().is_ok())
+        })
+        .collect();
+    rotated.sort();
+    rotated
 }

@@ -14,7 +14,9 @@
 //! an inserted or deleted line (`seq` or `prev` break), deleted oldest
 //! files (the first line kept is not where the head says the chain
 //! starts; the error names the missing seqs) and a truncated tail (the
-//! head names a line that is gone).
+//! head names a line that is gone). Old files are removed on purpose with
+//! [`AuditLog::prune`] (`tufd --audit-prune-before SEQ`), which records the
+//! pruning in the chain and moves the start.
 //!
 //! A mutating operation writes a `begin` line before it starts (when that
 //! write fails the operation is refused; it names the caller, the
@@ -158,6 +160,9 @@ pub enum Phase {
     End,
     /// Refused by the policy; nothing was done.
     Denied,
+    /// The oldest files of the log were removed (`tufd
+    /// --audit-prune-before`; `detail` names them).
+    Prune,
     /// The log itself was repaired when the daemon started (`detail` says
     /// how: an incomplete last line cut off).
     Recovery,
@@ -219,7 +224,7 @@ struct Tail {
 pub struct AuditLog {
     config: AuditConfig,
     head: File,
-    /// Where the chain starts (kept in the head).
+    /// Where the chain starts (kept in the head; moved by a pruning).
     start: Start,
     tail: Mutex<Tail>,
     /// The highest seq known durable (taken before `tail`, never after).
@@ -599,6 +604,26 @@ fn verify_cutting(log: &Path, cut: bool) -> Result<(Report, Option<Torn>), Audit
                 ),
             });
         }
+        Some((seq, _, file)) if *seq < start.seq => {
+            // Lines older than the start: a pruning that stopped before
+            // its files were removed. The chain must pass through the
+            // start.
+            let before = match start.seq {
+                0 | 1 => None,
+                s => hash_at(&files, s - 1)?,
+            };
+            if before.as_deref() != Some(start.prev.as_str()) {
+                return Err(AuditError::Broken {
+                    path: log.to_owned(),
+                    problem: format!(
+                        "the head records the chain starting at seq {} (prev {}), but the chain from seq {seq} in {} does not pass through it: lines were replaced or the head was edited",
+                        start.seq,
+                        start.prev,
+                        file.display()
+                    ),
+                });
+            }
+        }
         Some((seq, prev, file)) if *seq != start.seq || *prev != start.prev => {
             return Err(AuditError::Broken {
                 path: log.to_owned(),
@@ -774,17 +799,7 @@ impl AuditLog {
         let path = &self.config.path;
         let entry = Entry {
             phase: Phase::Recovery,
-            caller: CallerRecord {
-                uid: Some(nix::unistd::geteuid().as_raw()),
-                gid: Some(nix::unistd::getegid().as_raw()),
-                pid: Some(std::process::id() as i32),
-                exe: std::env::current_exe()
-                    .ok()
-                    .map(|e| e.display().to_string()),
-                comm: Some("tufd".into()),
-                user: None,
-                address: None,
-            },
+            caller: this_process(),
             operation: "audit-recover".into(),
             repositories: vec![],
             roles: vec![],
@@ -814,6 +829,97 @@ impl AuditLog {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// Removes the rotated files that hold only lines before seq
+    /// `before`, for an operator who keeps older records elsewhere. First a
+    /// record of the pruning (phase `prune`, naming the files and seqs) is
+    /// appended to the chain, then the head records the chain starting at
+    /// the oldest line kept, then the files are removed: verification then
+    /// passes, and still fails for any other file removed. (Stopped
+    /// between the two last steps, the older lines stay and still verify.)
+    /// The caller holds the daemon's state lock, so nothing else appends.
+    pub fn prune(&mut self, before: u64) -> Result<Pruned, AuditError> {
+        let path = self.config.path.clone();
+        let files = chain_files(&path)?;
+        let rotated = &files[..files.len() - 1];
+        let remove: Vec<PathBuf> = rotated
+            .iter()
+            .take_while(|f| rotated_last_seq(f).is_some_and(|last| last < before))
+            .cloned()
+            .collect();
+        let Some(until) = remove.last().and_then(|f| rotated_last_seq(f)) else {
+            return Err(AuditError::Broken {
+                path,
+                problem: match rotated.first() {
+                    Some(f) => format!(
+                        "nothing to prune before seq {before}: the oldest file, {}, holds lines up to seq {}",
+                        f.display(),
+                        rotated_last_seq(f).unwrap_or(0)
+                    ),
+                    None => format!(
+                        "nothing to prune before seq {before}: the log has no rotated files"
+                    ),
+                },
+            });
+        };
+        let names: Vec<String> = remove.iter().map(|f| f.display().to_string()).collect();
+        let record = self.append(&Entry {
+            phase: Phase::Prune,
+            caller: this_process(),
+            operation: "audit-prune".into(),
+            repositories: vec![],
+            roles: vec![],
+            key_ids: vec![],
+            tags: vec![],
+            published: vec![],
+            detail: format!(
+                "removing seq {}..{until} ({} file(s): {}); the chain starts at seq {} from now on",
+                self.start.seq,
+                remove.len(),
+                names.join(", "),
+                until + 1
+            ),
+            result: "ok".into(),
+        })?;
+        // Appending may have rotated the log: list the files again.
+        let next = chain_files(&path)?
+            .get(remove.len())
+            .cloned()
+            .unwrap_or_else(|| path.clone());
+        let start = first_line(&next)?
+            .filter(|s| s.seq == until + 1)
+            .ok_or_else(|| AuditError::Broken {
+                path: next.clone(),
+                problem: format!(
+                    "the file after the ones to remove does not start at seq {}",
+                    until + 1
+                ),
+            })?;
+        self.start = start.clone();
+        {
+            let tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
+            write_head(
+                &self.head,
+                &head_path(&path),
+                &Head {
+                    seq: tail.seq,
+                    hash: tail.last.clone(),
+                    start: start.clone(),
+                },
+                true,
+            )?;
+        }
+        for f in &remove {
+            std::fs::remove_file(f).map_err(io(f, "removing"))?;
+        }
+        sync_dir(&path)?;
+        tracing::warn!(files = ?names, start = start.seq, record, "audit log pruned");
+        Ok(Pruned {
+            files: remove,
+            start,
+            record,
+        })
     }
 
     /// The log's path.
@@ -1049,6 +1155,54 @@ impl AuditLog {
         tracing::debug!(seq, hash = %tail.last, "audit record written");
         Ok((seq, tail.file.clone()))
     }
+}
+
+/// This process, as the caller of a record tufd writes of its own accord.
+fn this_process() -> CallerRecord {
+    CallerRecord {
+        uid: Some(nix::unistd::geteuid().as_raw()),
+        gid: Some(nix::unistd::getegid().as_raw()),
+        pid: Some(std::process::id() as i32),
+        exe: std::env::current_exe()
+            .ok()
+            .map(|e| e.display().to_string()),
+        comm: Some("tufd".into()),
+        user: None,
+        address: None,
+    }
+}
+
+/// The last seq a rotated file holds (its name's suffix).
+fn rotated_last_seq(file: &Path) -> Option<u64> {
+    file.file_name()?.to_str()?.rsplit('.').next()?.parse().ok()
+}
+
+/// The seq and `prev` of the first line of `file`.
+fn first_line(file: &Path) -> Result<Option<Start>, AuditError> {
+    let f = File::open(file).map_err(io(file, "opening"))?;
+    let Some(line) = BufReader::new(f).split(b'\n').next() else {
+        return Ok(None);
+    };
+    let line = line.map_err(io(file, "reading"))?;
+    let v: serde_json::Value = serde_json::from_slice(&line).unwrap_or_default();
+    Ok(v["seq"]
+        .as_u64()
+        .zip(v["prev"].as_str())
+        .map(|(seq, prev)| Start {
+            seq,
+            prev: prev.to_owned(),
+        }))
+}
+
+/// What [`AuditLog::prune`] removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pruned {
+    /// The files removed, oldest first.
+    pub files: Vec<PathBuf>,
+    /// Where the chain starts now.
+    pub start: Start,
+    /// The seq of the record of the pruning.
+    pub record: u64,
 }
 
 /// Cuts `tail`'s file back to its last complete line and syncs it (when
@@ -1362,6 +1516,71 @@ mod tests {
         let e = verify(&path).unwrap_err().to_string();
         assert!(e.contains(&format!("seq 1..{} missing", n - 1)), "{e}");
         assert!(reopen_err(&path).contains("missing"));
+    }
+
+    /// A pruning records itself, moves the start and removes only whole
+    /// files before the seq given; the pruned log verifies, deleting one
+    /// more file still shows, and a pruning stopped before its files were
+    /// removed still verifies.
+    #[test]
+    fn pruning_records_itself_and_moves_the_start() {
+        let (_d, path) = log_with(10, 600);
+        let files = chain_files(&path).unwrap();
+        assert!(files.len() >= 4, "{files:?}");
+        let saved: Vec<(PathBuf, Vec<u8>)> = files
+            .iter()
+            .map(|f| (f.clone(), std::fs::read(f).unwrap()))
+            .collect();
+        let second_last = rotated_last_seq(&files[1]).unwrap();
+        let mut log = AuditLog::open(AuditConfig {
+            path: path.clone(),
+            rotate_bytes: 600,
+        })
+        .unwrap();
+        let e = log.prune(1).unwrap_err().to_string();
+        assert!(e.contains("nothing to prune before seq 1"), "{e}");
+        let pruned = log.prune(second_last + 1).unwrap();
+        assert_eq!(pruned.files, files[..2].to_vec());
+        assert_eq!(pruned.start.seq, second_last + 1);
+        assert_eq!(pruned.record, 11);
+        drop(log);
+        let r = verify(&path).unwrap();
+        assert_eq!((r.first_seq, r.last_seq), (second_last + 1, 11));
+        let all: String = chain_files(&path)
+            .unwrap()
+            .iter()
+            .map(|f| std::fs::read_to_string(f).unwrap())
+            .collect();
+        let last: serde_json::Value = serde_json::from_str(all.lines().last().unwrap()).unwrap();
+        assert_eq!(
+            (&last["phase"], &last["operation"]),
+            (
+                &serde_json::json!("prune"),
+                &serde_json::json!("audit-prune")
+            )
+        );
+        assert!(
+            last["detail"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("removing seq 1..{second_last}"))
+        );
+        // Stopped before the files went: the older lines still verify.
+        for (f, bytes) in &saved[..2] {
+            std::fs::write(f, bytes).unwrap();
+        }
+        assert_eq!(verify(&path).unwrap().first_seq, 1);
+        std::fs::remove_file(&saved[0].0).unwrap();
+        std::fs::remove_file(&saved[1].0).unwrap();
+        // One file more removed by hand shows.
+        let next = chain_files(&path).unwrap()[0].clone();
+        let gone = rotated_last_seq(&next).unwrap();
+        std::fs::remove_file(&next).unwrap();
+        let e = verify(&path).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("seq {}..{gone} missing", second_last + 1)),
+            "{e}"
+        );
     }
 
     fn reopen_err(path: &Path) -> String {
