@@ -192,8 +192,10 @@ async fn reload_on_hangup(path: PathBuf, gate: Arc<Gate>) {
             });
         match loaded {
             Ok(new) => {
-                gate.set_policy(new.policy);
-                tracing::info!(config = %path.display(), "SIGHUP: policy reloaded (tokens, socket, remotes and audit settings need a restart)");
+                let policy = new.policy.reloaded(&gate.policy());
+                let admin_group = policy.admin_group_description();
+                gate.set_policy(policy);
+                tracing::info!(config = %path.display(), %admin_group, "SIGHUP: policy reloaded (tokens, socket, remotes and audit settings need a restart)");
             }
             Err(e) => {
                 tracing::error!(error = %e, "SIGHUP: configuration refused; the previous policy stays in force");
@@ -267,7 +269,7 @@ pub async fn serve(
     } else {
         tracing::info!(socket = %config.socket.display(), tokens = config.tokens.len(), "tufd listening");
     }
-    tracing::info!(admin_group = ?gate.policy().admin_group(), "policy: root and the admin group administer");
+    tracing::info!(admin_group = %gate.policy().admin_group_description(), "policy: root and the admin group administer");
     if let Some(path) = config_path {
         tokio::spawn(reload_on_hangup(path, gate.clone()));
     }

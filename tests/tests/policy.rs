@@ -602,6 +602,13 @@ fn sighup_reloads_the_policy_and_keeps_the_old_one_when_the_new_is_bad() {
     std::fs::write(&config_path, &grant).unwrap();
     hup("policy reloaded", 1);
     user.tufctl(&env, &["key", "list"], &[]).ok();
+    // Every reload says which admin group it resolved.
+    let reloaded = d.log();
+    let line = reloaded
+        .lines()
+        .find(|l| l.contains("policy reloaded"))
+        .unwrap();
+    assert!(line.contains("admin_group="), "{line}");
 
     std::fs::write(&config_path, grant.replace("\"list\"", "\"fly\"")).unwrap();
     hup("configuration refused", 1);

@@ -326,6 +326,9 @@ struct Rule {
 #[derive(Debug, Clone)]
 pub struct Policy {
     admin_group: Option<(String, u32)>,
+    /// `admin_group` was not configured: the default group, when the
+    /// user database knew it.
+    admin_group_default: bool,
     rules: Vec<Rule>,
 }
 
@@ -379,10 +382,20 @@ impl RawPolicy {
     /// Validates the rules and resolves user and group names (so a typo is
     /// an error at load time, not a silent refusal later).
     pub fn into_policy(self) -> Result<Policy, String> {
+        self.into_policy_with(&group_id)
+    }
+
+    /// [`into_policy`](Self::into_policy), looking the admin group up with
+    /// `admin_gid` (the user database; a fake one in tests).
+    fn into_policy_with(
+        self,
+        admin_gid: &dyn Fn(&str) -> Result<Option<u32>, String>,
+    ) -> Result<Policy, String> {
+        let admin_group_default = self.admin_group.is_none();
         let admin_group = match self.admin_group {
-            None => group_id(DEFAULT_ADMIN_GROUP)?.map(|g| (DEFAULT_ADMIN_GROUP.to_owned(), g)),
+            None => admin_gid(DEFAULT_ADMIN_GROUP)?.map(|g| (DEFAULT_ADMIN_GROUP.to_owned(), g)),
             Some(name) => {
-                let gid = group_id(&name)?.ok_or_else(|| {
+                let gid = admin_gid(&name)?.ok_or_else(|| {
                     format!("policy.admin_group: no group named {name:?} on this system")
                 })?;
                 Some((name, gid))
@@ -452,7 +465,11 @@ impl RawPolicy {
                 operations,
             });
         }
-        Ok(Policy { admin_group, rules })
+        Ok(Policy {
+            admin_group,
+            admin_group_default,
+            rules,
+        })
     }
 }
 
@@ -461,12 +478,44 @@ impl Default for Policy {
     fn default() -> Self {
         RawPolicy::default().into_policy().unwrap_or(Policy {
             admin_group: None,
+            admin_group_default: true,
             rules: Vec::new(),
         })
     }
 }
 
 impl Policy {
+    /// This policy, read again on a reload, to replace `previous`. When
+    /// neither names an admin group and the default group (`tufd-admin`)
+    /// is no longer found (the user database not answering, e.g. LDAP
+    /// down), the group `previous` resolved is kept, with a warning:
+    /// otherwise a passing lookup failure would leave the daemon with no
+    /// admin group until the next reload, silently.
+    pub fn reloaded(mut self, previous: &Policy) -> Policy {
+        if self.admin_group.is_none()
+            && self.admin_group_default
+            && previous.admin_group_default
+            && let Some((name, gid)) = &previous.admin_group
+        {
+            tracing::warn!(
+                group = %name,
+                gid,
+                "policy reload: the admin group is not found in the user database now; keeping the one resolved before (set policy.admin_group to make it explicit)"
+            );
+            self.admin_group = previous.admin_group.clone();
+        }
+        self
+    }
+
+    /// The admin group as resolved, for the log: `NAME (gid N)`, or
+    /// `none` (root administers alone).
+    pub fn admin_group_description(&self) -> String {
+        match &self.admin_group {
+            Some((name, gid)) => format!("{name} (gid {gid})"),
+            None => "none: root administers alone".into(),
+        }
+    }
+
     /// The admin group's name, when one exists.
     pub fn admin_group(&self) -> Option<&str> {
         self.admin_group.as_ref().map(|(n, _)| n.as_str())
@@ -586,6 +635,47 @@ groups = ["4321"]
 repositories = ["**"]
 operations = ["inspect"]
 "#;
+
+    /// A reload during which the user database does not find the default
+    /// admin group keeps the group resolved before; a configured group
+    /// that is not found still refuses the reload, and a found one
+    /// replaces the old.
+    #[test]
+    fn a_reload_that_cannot_resolve_the_default_admin_group_keeps_the_old_one() {
+        let with = |gid: Option<u32>, text: &str| {
+            let raw: RawPolicy = toml::from_str(text).unwrap();
+            raw.into_policy_with(&move |name: &str| {
+                Ok(if name == DEFAULT_ADMIN_GROUP {
+                    gid
+                } else {
+                    name.parse().ok()
+                })
+            })
+        };
+        let start = with(Some(990), "").unwrap();
+        assert_eq!(start.admin_group_description(), "tufd-admin (gid 990)");
+        let admin = caller(1000, 1000, &[990]);
+        assert!(start.is_admin(&admin).is_some());
+
+        // NSS does not answer for tufd-admin during the reload.
+        let reloaded = with(None, "").unwrap().reloaded(&start);
+        assert_eq!(reloaded.admin_group_description(), "tufd-admin (gid 990)");
+        assert!(reloaded.is_admin(&admin).is_some());
+        // A policy that never had it stays without one.
+        let none = with(None, "").unwrap();
+        let still = with(None, "").unwrap().reloaded(&none);
+        assert!(still.admin_group().is_none());
+        assert!(still.admin_group_description().starts_with("none"));
+        // An explicit group replaces the default; a configured group that
+        // is not found refuses the reload.
+        let explicit = with(None, "admin_group = \"77\"").unwrap().reloaded(&start);
+        assert_eq!(explicit.admin_group_description(), "77 (gid 77)");
+        assert!(with(None, "admin_group = \"ops\"").is_err());
+        // Going back to the default from an explicit group takes what the
+        // user database says now.
+        let back = with(None, "").unwrap().reloaded(&explicit);
+        assert!(back.admin_group().is_none());
+    }
 
     #[test]
     fn root_and_admins_may_do_everything_and_others_nothing_by_default() {
