@@ -33,7 +33,7 @@ fn colour() -> bool {
 }
 
 /// Installs the global subscriber: stderr, `filter` (EnvFilter syntax),
-/// escaped fields.
+/// escaped fields; lines that cannot be written are dropped.
 pub fn init(filter: &str) {
     let fields = tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
         let text = format!("{value:?}");
@@ -50,6 +50,11 @@ pub fn init(filter: &str) {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // A log that cannot be written (a full disk, the file-size limit
+        // on a redirected stderr) must not take requests down with it:
+        // tracing's report of its own write error is an `eprintln!`, which
+        // panics when stderr cannot be written.
+        .log_internal_errors(false)
         .with_ansi(colour())
         .fmt_fields(fields)
         .init();
