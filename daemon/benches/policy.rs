@@ -33,7 +33,10 @@ fn main() {
     // The user database answer is kept (a minute): per request, /proc and
     // the cache.
     let lookup = per_call(n / 10, || {
-        std::hint::black_box(rt.block_on(Caller::from_peer(0, 0, Some(me))));
+        std::hint::black_box(
+            rt.block_on(Caller::from_peer(0, 0, Some(me), Some(&[])))
+                .expect("the groups are given"),
+        );
     });
     let mut rules = String::new();
     for i in 0..20 {

@@ -11,10 +11,17 @@
 //! [`Limits::idle_timeout`] is closed too. When the process runs out of
 //! file descriptors (`EMFILE`), the loop closes the quietest connection and
 //! backs off instead of spinning.
+//!
+//! Who the peer is gets fixed when the connection is accepted
+//! ([`PeerInfo`]): its uid, gid and pid (`SO_PEERCRED`) and its
+//! supplementary groups (`SO_PEERGROUPS`), as they were when it connected.
+//! A pid names another process once the peer exits, so nothing that
+//! decides what a request may do is read from `/proc` later.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -97,9 +104,75 @@ fn lock(r: &Shared) -> std::sync::MutexGuard<'_, Registry> {
     r.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The peer of a connection as the kernel described it at accept time;
+/// every request on the connection carries it (its `ConnectInfo`).
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    /// The peer's address and credentials (`SO_PEERCRED`: uid, gid and pid
+    /// when it connected).
+    pub uds: UdsConnectInfo,
+    /// The peer's supplementary groups when it connected
+    /// (`SO_PEERGROUPS`, Linux ≥ 4.13); `None` when the kernel does not
+    /// report them.
+    pub groups: Option<Arc<[u32]>>,
+}
+
+impl PeerInfo {
+    /// What the kernel says about the peer of `stream`.
+    pub fn of(stream: &UnixStream) -> Self {
+        let groups = match peer_groups(stream) {
+            Ok(g) => Some(g.into()),
+            Err(e) => {
+                tracing::debug!(error = %e, "SO_PEERGROUPS unavailable; a caller's groups come from /proc while its pid still names it");
+                None
+            }
+        };
+        PeerInfo {
+            uds: stream.connect_info(),
+            groups,
+        }
+    }
+}
+
+/// The supplementary groups of the peer of `stream` when it connected
+/// (`getsockopt(SOL_SOCKET, SO_PEERGROUPS)`).
+pub fn peer_groups(stream: &UnixStream) -> io::Result<Vec<u32>> {
+    let fd = stream.as_raw_fd();
+    // Most callers are in a few groups; the kernel says how many when the
+    // buffer is short (ERANGE), and the list is capped (NGROUPS_MAX).
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    for _ in 0..3 {
+        let mut len = libc::socklen_t::try_from(std::mem::size_of_val(groups.as_slice()))
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: getsockopt(2) writes at most `len` bytes into `groups`,
+        // which holds `len` bytes, and stores the size it needs in `len`.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let n = len as usize / std::mem::size_of::<libc::gid_t>();
+        if r == 0 {
+            groups.truncate(n);
+            return Ok(groups);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ERANGE) || n <= groups.len() {
+            return Err(e);
+        }
+        groups.resize(n, 0);
+    }
+    Err(io::Error::other("the peer's group list kept growing"))
+}
+
 /// One accepted connection: the stream, closed when idle or evicted.
 pub struct Connection {
     stream: UnixStream,
+    peer: PeerInfo,
     id: u64,
     entry: Arc<Entry>,
     registry: Shared,
@@ -182,10 +255,10 @@ impl AsyncWrite for Connection {
 }
 
 impl Connected for Connection {
-    type ConnectInfo = UdsConnectInfo;
+    type ConnectInfo = PeerInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.stream.connect_info()
+        self.peer.clone()
     }
 }
 
@@ -294,8 +367,10 @@ pub fn incoming(
                 reg.open.insert(id, entry.clone());
                 (id, entry)
             };
+            let peer = PeerInfo::of(&stream);
             let conn = Connection {
                 stream,
+                peer,
                 id,
                 close: Box::pin(entry.close.clone().notified_owned()),
                 entry,
@@ -334,6 +409,26 @@ pub fn raise_open_files_limit() {
 mod tests {
     use super::*;
     use tokio_stream::StreamExt;
+
+    #[tokio::test]
+    async fn the_peer_groups_are_those_of_the_connecting_process() {
+        let (a, _b) = UnixStream::pair().unwrap();
+        let mut got = peer_groups(&a).expect("SO_PEERGROUPS (Linux >= 4.13)");
+        let mut mine: Vec<u32> = nix::unistd::getgroups()
+            .unwrap()
+            .into_iter()
+            .map(|g| g.as_raw())
+            .collect();
+        got.sort_unstable();
+        mine.sort_unstable();
+        assert_eq!(got, mine);
+        let info = PeerInfo::of(&a);
+        assert_eq!(info.groups.as_deref(), Some(mine.as_slice()));
+        assert_eq!(
+            info.uds.peer_cred.map(|c| c.pid()),
+            Some(Some(std::process::id() as i32))
+        );
+    }
 
     #[tokio::test]
     async fn the_quietest_connection_makes_room_and_idle_ones_close() {

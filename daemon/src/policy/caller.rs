@@ -1,6 +1,17 @@
-//! Who is calling: the peer credentials of the Unix socket (`SO_PEERCRED`),
-//! completed from `/proc` and the user database. Nothing a client says
-//! about itself is used.
+//! Who is calling: the peer credentials of the Unix socket, fixed when the
+//! connection was accepted (`SO_PEERCRED`: uid, gid, pid; `SO_PEERGROUPS`:
+//! supplementary groups), and the user's name from the user database.
+//! Nothing a client says about itself is used.
+//!
+//! The pid is not an identity: once the connecting process exits, another
+//! process (another user's) may get its pid while the connection lives on
+//! in whoever it was passed to. So `/proc/PID` is read only after checking
+//! that its `Uid:` and `Gid:` lines are the peer's, and what it gives (the
+//! command name and executable, for the audit log) is informative only.
+//! The groups come from `SO_PEERGROUPS`; only on a kernel without it
+//! (before Linux 4.13) are they read from `/proc/PID/status`, and then only
+//! when that process still runs as the peer's uid and gid; otherwise the
+//! request is refused ([`CallerError`]).
 //!
 //! The user database (NSS: files, LDAP, sssd, …) can be slow or hang, and
 //! a request must not wait for it on a thread that serves the socket.
@@ -9,8 +20,7 @@
 //! lookup at most [`LOOKUP_WAIT`] (counted from the lookup's start, so a
 //! hung database costs each later request nothing). Without an answer the
 //! request goes on without the user's name (messages and the audit log
-//! then name the uid only) and, when `/proc` no longer shows the caller's
-//! groups, with its primary group only: the policy fails closed.
+//! then name the uid only).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,6 +36,21 @@ pub const LOOKUP_WAIT: Duration = Duration::from_millis(200);
 /// Distinct users kept; answers past [`NAME_TTL`] are dropped beyond it.
 const KEPT: usize = 1024;
 
+/// Why a caller's identity cannot be established.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallerError {
+    /// No `SO_PEERGROUPS`, and `/proc` no longer describes the peer.
+    #[error(
+        "cannot tell the groups of uid {uid}: the kernel does not report a socket peer's groups (SO_PEERGROUPS needs Linux 4.13 or later) and {why}; tufd refuses rather than judge the request by another process's groups (upgrade the kernel, or keep the process that connected running, with its uid and gid unchanged, while the connection is used)"
+    )]
+    GroupsUnknown {
+        /// The peer's uid.
+        uid: u32,
+        /// What `/proc` said instead.
+        why: String,
+    },
+}
+
 /// The identity of a connected process, as the kernel reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -33,42 +58,51 @@ pub struct Caller {
     pub uid: u32,
     /// Effective group ID of the peer when it connected.
     pub gid: u32,
-    /// Supplementary groups (from `/proc/PID/status`, or the user's
-    /// group list from the group database when the process is gone).
+    /// Supplementary groups of the peer when it connected
+    /// (`SO_PEERGROUPS`), or the group database's list for a user without
+    /// a process (`policy check --user`).
     pub groups: Vec<u32>,
-    /// Process ID of the peer, when the kernel gave one.
+    /// Process ID of the peer when it connected, when the kernel gave one
+    /// (it may name another process by now).
     pub pid: Option<i32>,
-    /// The peer's executable (`/proc/PID/exe`), when readable: a daemon
-    /// without `CAP_SYS_PTRACE` (the systemd unit) cannot read it for
-    /// other users' processes.
+    /// The peer's executable (`/proc/PID/exe`), when readable and the
+    /// process still runs as the peer's uid and gid; informative only. A
+    /// daemon without `CAP_SYS_PTRACE` (the systemd unit) cannot read it
+    /// for other users' processes.
     pub exe: Option<PathBuf>,
-    /// The peer's command name (`/proc/PID/comm`, readable by everyone;
-    /// set by the process itself, so informative only).
+    /// The peer's command name (`/proc/PID/comm`, when the process still
+    /// runs as the peer's uid and gid; set by the process itself, so
+    /// informative only).
     pub comm: Option<String>,
     /// The user's name from the user database, when it has one.
     pub user_name: Option<String>,
 }
 
 impl Caller {
-    /// The caller from the kernel's peer credentials and `/proc` alone,
-    /// without the user database: no name, and only the primary group
-    /// when `/proc` no longer shows the process. Never blocks.
-    pub fn from_kernel(uid: u32, gid: u32, pid: Option<i32>) -> Self {
-        Self::kernel(uid, gid, pid).0
+    /// The caller from the kernel's peer credentials (`groups`: from
+    /// `SO_PEERGROUPS`, `None` when the kernel gave none), without the
+    /// user database: no name. Never blocks.
+    pub fn from_kernel(
+        uid: u32,
+        gid: u32,
+        pid: Option<i32>,
+        groups: Option<&[u32]>,
+    ) -> Result<Self, CallerError> {
+        Self::kernel(uid, gid, pid, groups)
     }
 
-    /// The caller from the kernel's peer credentials, completed from the
-    /// user database (waiting for it at most [`LOOKUP_WAIT`]; see the
-    /// module doc). Everything from `/proc` is read before the wait, while
-    /// the pid still names the caller.
-    pub async fn from_peer(uid: u32, gid: u32, pid: Option<i32>) -> Self {
-        let (mut caller, proc_has_groups) = Self::kernel(uid, gid, pid);
-        let known = directory().user(uid, gid).await;
-        if !proc_has_groups {
-            caller.groups = known.groups.unwrap_or_default();
-        }
-        caller.user_name = known.name;
-        caller
+    /// [`from_kernel`](Self::from_kernel) completed with the user's name
+    /// from the user database (waiting for it at most [`LOOKUP_WAIT`]; see
+    /// the module doc). Everything from `/proc` is read before the wait.
+    pub async fn from_peer(
+        uid: u32,
+        gid: u32,
+        pid: Option<i32>,
+        groups: Option<&[u32]>,
+    ) -> Result<Self, CallerError> {
+        let mut caller = Self::kernel(uid, gid, pid, groups)?;
+        caller.user_name = directory().user(uid, gid).await.name;
+        Ok(caller)
     }
 
     /// `user` as the user database describes it, with the groups it lists
@@ -86,26 +120,49 @@ impl Caller {
         }
     }
 
-    /// What the kernel and `/proc` say; `true` when `/proc` gave the groups.
-    fn kernel(uid: u32, gid: u32, pid: Option<i32>) -> (Self, bool) {
-        let groups = pid.and_then(proc_groups);
-        let exe = pid.and_then(|p| std::fs::read_link(format!("/proc/{p}/exe")).ok());
-        let comm = pid.and_then(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/comm"))
-                .ok()
-                .map(|c| c.trim_end().to_owned())
-        });
-        let from_proc = groups.is_some();
-        let caller = Caller {
+    /// The groups from `SO_PEERGROUPS` (else from `/proc` while it shows
+    /// the peer), and what `/proc` shows of the peer for the record.
+    fn kernel(
+        uid: u32,
+        gid: u32,
+        pid: Option<i32>,
+        groups: Option<&[u32]>,
+    ) -> Result<Self, CallerError> {
+        let status = pid.map(|p| status_of_peer(p, uid, gid));
+        let groups = match (groups, &status) {
+            (Some(g), _) => g.to_vec(),
+            (None, Some(Ok(text))) => {
+                parse_groups(text).ok_or_else(|| CallerError::GroupsUnknown {
+                    uid,
+                    why: "its /proc status has no Groups: line".into(),
+                })?
+            }
+            (None, Some(Err(why))) => {
+                return Err(CallerError::GroupsUnknown {
+                    uid,
+                    why: why.clone(),
+                });
+            }
+            (None, None) => {
+                return Err(CallerError::GroupsUnknown {
+                    uid,
+                    why: "the kernel gave no pid for it".into(),
+                });
+            }
+        };
+        let (exe, comm) = match (pid, &status) {
+            (Some(p), Some(Ok(_))) => informative(p, uid, gid),
+            _ => (None, None),
+        };
+        Ok(Caller {
             uid,
             gid,
-            groups: groups.unwrap_or_default(),
+            groups,
             pid,
             exe,
             comm,
             user_name: None,
-        };
-        (caller, from_proc)
+        })
     }
 
     /// Whether the caller is in group `gid` (primary or supplementary).
@@ -126,8 +183,6 @@ impl Caller {
 #[derive(Debug, Clone, Default)]
 struct Known {
     name: Option<String>,
-    /// The groups the database lists the user in (with the peer's group).
-    groups: Option<Vec<u32>>,
 }
 
 /// One user's entry: a lookup under way, or its answer.
@@ -248,13 +303,12 @@ impl Directory {
 }
 
 /// Asks the user database (blocking; may hang).
-fn look_up(uid: u32, gid: u32) -> Known {
+fn look_up(uid: u32, _gid: u32) -> Known {
     let name = nix::unistd::User::from_uid(uid.into())
         .ok()
         .flatten()
         .map(|u| u.name);
-    let groups = name.as_deref().and_then(|n| database_groups(n, gid));
-    Known { name, groups }
+    Known { name }
 }
 
 /// The groups the group database lists user `name` in, with `gid`
@@ -266,10 +320,36 @@ fn database_groups(name: &str, gid: u32) -> Option<Vec<u32>> {
         .map(|g| g.into_iter().map(|g| g.as_raw()).collect())
 }
 
-/// The `Groups:` line of `/proc/PID/status`.
-fn proc_groups(pid: i32) -> Option<Vec<u32>> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    parse_groups(&status)
+/// `/proc/PID/status` when that process still runs as the peer (effective
+/// uid and gid as `SO_PEERCRED` gave them); else why not.
+fn status_of_peer(pid: i32, uid: u32, gid: u32) -> Result<String, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("process {pid}, which connected, is gone ({e})"))?;
+    let effective = |key: &str| -> Option<u32> {
+        let line = status.lines().find_map(|l| l.strip_prefix(key))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    match (effective("Uid:"), effective("Gid:")) {
+        (Some(u), Some(g)) if u == uid && g == gid => Ok(status),
+        (Some(u), Some(g)) => Err(format!(
+            "pid {pid} now names a process of uid {u} gid {g}, not the one that connected (uid {uid} gid {gid})"
+        )),
+        _ => Err(format!("/proc/{pid}/status has no Uid:/Gid: lines")),
+    }
+}
+
+/// The executable and command name of `pid`, kept only when the process
+/// runs as the peer before and after they are read (informative only: the
+/// pid may have been reused by a process of the same user).
+fn informative(pid: i32, uid: u32, gid: u32) -> (Option<PathBuf>, Option<String>) {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|c| c.trim_end().to_owned());
+    match status_of_peer(pid, uid, gid) {
+        Ok(_) => (exe, comm),
+        Err(_) => (None, None),
+    }
 }
 
 fn parse_groups(status: &str) -> Option<Vec<u32>> {
@@ -291,15 +371,38 @@ mod tests {
 
     #[tokio::test]
     async fn this_process_is_described_from_the_kernel() {
-        let me = Caller::from_peer(
+        let (uid, gid) = (
             nix::unistd::geteuid().as_raw(),
             nix::unistd::getegid().as_raw(),
-            Some(std::process::id() as i32),
-        )
-        .await;
+        );
+        let me = Caller::from_peer(uid, gid, Some(std::process::id() as i32), Some(&[4242]))
+            .await
+            .unwrap();
         assert_eq!(me.exe, std::env::current_exe().ok());
         assert!(me.comm.is_some());
-        assert!(me.in_group(nix::unistd::getegid().as_raw()));
+        assert!(me.in_group(gid));
+        // The groups are the socket's, not this process's /proc ones.
+        assert_eq!(me.groups, vec![4242]);
+        // Without SO_PEERGROUPS, /proc's while it shows the peer.
+        let fallback = Caller::from_kernel(uid, gid, Some(std::process::id() as i32), None);
+        assert!(fallback.is_ok(), "{fallback:?}");
+    }
+
+    /// A pid now run by another uid (pid 1 is root's; the peer here is
+    /// uid 4243): nothing of it is used, and without SO_PEERGROUPS the
+    /// caller is refused rather than given that process's groups.
+    #[test]
+    fn a_pid_of_another_user_gives_neither_groups_nor_names() {
+        let c = Caller::from_kernel(4243, 4243, Some(1), Some(&[])).unwrap();
+        assert_eq!((c.exe, c.comm, c.groups), (None, None, vec![]));
+        let e = Caller::from_kernel(4243, 4243, Some(1), None).unwrap_err();
+        assert!(
+            e.to_string().contains("pid 1 now names a process of uid 0"),
+            "{e}"
+        );
+        let gone = Caller::from_kernel(4243, 4243, Some(i32::MAX), None).unwrap_err();
+        assert!(gone.to_string().contains("is gone"), "{gone}");
+        assert!(Caller::from_kernel(4243, 4243, None, None).is_err());
     }
 
     /// A lookup that outlives the wait: the request goes on without it,
@@ -341,7 +444,6 @@ mod tests {
             Entry::Done {
                 known: Known {
                     name: Some("ci".into()),
-                    groups: Some(vec![4242, 7]),
                 },
                 at: Instant::now(),
             },
@@ -349,6 +451,5 @@ mod tests {
         let _ = tx.send(true);
         let known = dir.user(4242, 4242).await;
         assert_eq!(known.name.as_deref(), Some("ci"));
-        assert_eq!(known.groups, Some(vec![4242, 7]));
     }
 }

@@ -10,10 +10,10 @@
 //! following at once (see the audit module).
 
 use crate::audit::{AuditLog, CallerRecord, Entry, Phase, Published, TagRecord};
+use crate::connections::PeerInfo;
 use crate::policy::{Action, Caller, Decision, Grant, Operation, Policy, RoleScope};
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
-use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Status};
 
 /// The policy in force and the audit log, shared by every service.
@@ -22,13 +22,13 @@ pub struct Gate {
     audit: Option<Arc<AuditLog>>,
 }
 
-/// The socket's peer credentials of `req`; a request without them (not
-/// over a Unix socket) is refused.
-fn peer_of<T>(req: &Request<T>) -> Result<tokio::net::unix::UCred, Status> {
-    req
-        .extensions()
-        .get::<UdsConnectInfo>()
-        .and_then(|i| i.peer_cred)
+/// The socket's peer credentials and groups of `req`, as fixed when its
+/// connection was accepted; a request without them (not over a Unix
+/// socket) is refused.
+fn peer_of<T>(req: &Request<T>) -> Result<(tokio::net::unix::UCred, &PeerInfo), Status> {
+    req.extensions()
+        .get::<PeerInfo>()
+        .and_then(|i| Some((i.uds.peer_cred?, i)))
         .ok_or_else(|| {
             Status::permission_denied(
                 "the caller's identity is unknown (no SO_PEERCRED); tufd serves only its Unix socket",
@@ -36,18 +36,28 @@ fn peer_of<T>(req: &Request<T>) -> Result<tokio::net::unix::UCred, Status> {
         })
 }
 
-/// The caller's identity from the socket's peer credentials, completed
-/// from the user database (bounded wait; see [`Caller::from_peer`]).
-pub async fn caller_of<T>(req: &Request<T>) -> Result<Caller, Status> {
-    let cred = peer_of(req)?;
-    Ok(Caller::from_peer(cred.uid(), cred.gid(), cred.pid()).await)
+/// The refusal of a caller whose groups cannot be told.
+fn unidentified(e: impl std::fmt::Display) -> Status {
+    tracing::warn!(error = %e, "refused: the caller's groups are unknown");
+    Status::permission_denied(e.to_string())
 }
 
-/// The caller's identity from the peer credentials and `/proc` only (no
+/// The caller's identity from the socket's peer credentials and groups
+/// (fixed at connect time), completed from the user database (bounded
+/// wait; see [`Caller::from_peer`]).
+pub async fn caller_of<T>(req: &Request<T>) -> Result<Caller, Status> {
+    let (cred, peer) = peer_of(req)?;
+    Caller::from_peer(cred.uid(), cred.gid(), cred.pid(), peer.groups.as_deref())
+        .await
+        .map_err(unidentified)
+}
+
+/// The caller's identity from the peer credentials and groups only (no
 /// user database; never blocks), for checks made outside a handler.
 pub fn kernel_caller_of<T>(req: &Request<T>) -> Result<Caller, Status> {
-    let cred = peer_of(req)?;
-    Ok(Caller::from_kernel(cred.uid(), cred.gid(), cred.pid()))
+    let (cred, peer) = peer_of(req)?;
+    Caller::from_kernel(cred.uid(), cred.gid(), cred.pid(), peer.groups.as_deref())
+        .map_err(unidentified)
 }
 
 /// The refusal of an operation whose audit line cannot be written.

@@ -20,8 +20,8 @@ pub use trust::{
 };
 pub use tuf1::TufService;
 
+use crate::connections::PeerInfo;
 use crate::keyring::{KeyringError, TokenReport};
-use tonic::transport::server::UdsConnectInfo;
 use tonic::{Code, Request, Status};
 use tufd_keys::{Attestation, KeyError, KeyOrigin, KeyRecord, TokenStatus, import::ImportError};
 use tufd_proto::v1;
@@ -29,8 +29,8 @@ use tufd_proto::v1;
 /// Who is calling, from the socket's peer credentials (`SO_PEERCRED`).
 pub(crate) fn caller<T>(req: &Request<T>) -> String {
     req.extensions()
-        .get::<UdsConnectInfo>()
-        .and_then(|i| i.peer_cred)
+        .get::<PeerInfo>()
+        .and_then(|i| i.uds.peer_cred)
         .map(|c| {
             format!(
                 "uid={} gid={} pid={}",
