@@ -7,10 +7,18 @@ use crate::config::{Config, TokenConfig};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-/// The umask the daemon sets for itself: directories 0750, files 0640 at
-/// most, whatever the caller's umask (group members reach the socket
-/// through its 0750 directory; others get nothing).
-pub const UMASK: u32 = 0o027;
+/// The umask the daemon sets for itself: what it makes is 0700/0600
+/// (its state directory, lock, trust store, audit log, TUF 1.0 registry)
+/// unless given a mode explicitly (the socket 0660 in its 0750 directory,
+/// for the socket's group; files in served TUF 1.0 repositories 0644 in
+/// 0750 directories), whatever the caller's umask.
+pub const UMASK: u32 = 0o077;
+
+/// The mode of the state directory: the daemon's alone. Whoever could
+/// read it could read the audit log and the trust store, and hold the
+/// lock file's lock (flock works on a read-only descriptor) to keep the
+/// daemon from starting.
+pub const STATE_DIR_MODE: u32 = 0o700;
 
 /// Sets [`UMASK`] for the process.
 pub fn set_umask() {
@@ -48,11 +56,35 @@ pub fn directory_mode(what: &str, dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The state directory must be the daemon's alone ([`STATE_DIR_MODE`]).
+/// One that others may enter is fine when the daemon owns it (start-up
+/// makes it 0700); one it does not own and cannot tighten is refused.
+pub fn state_directory_mode(dir: &Path) -> Result<(), String> {
+    directory_mode("state directory", dir)?;
+    let meta = match std::fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("state directory {}: {e}", dir.display())),
+    };
+    let mode = meta.permissions().mode() & 0o7777;
+    // SAFETY: geteuid(2) has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if mode & 0o077 != 0 && std::os::unix::fs::MetadataExt::uid(&meta) != me {
+        return Err(format!(
+            "state directory {} has mode {mode:04o} and belongs to another user than tufd's (uid {me}): its group or others could read the audit log and the trust store and lock tufd out; run `chown {me} {}` (tufd then makes it 0700) or `chmod 0700 {}`",
+            dir.display(),
+            dir.display(),
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
 /// Every problem the daemon would meet at start or on first use of its
 /// configuration, without touching a token's PIN counter. Empty: fine.
 pub fn check(config: &Config) -> Vec<String> {
     let mut problems = Vec::new();
-    if let Err(e) = directory_mode("state directory", &config.state_dir) {
+    if let Err(e) = state_directory_mode(&config.state_dir) {
         problems.push(e);
     }
     if let Some(parent) = config.socket.parent().filter(|p| !p.as_os_str().is_empty())
@@ -90,4 +122,39 @@ pub fn check(config: &Config) -> Vec<String> {
         }
     }
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_open_state_directory_is_refused_only_when_tufd_cannot_close_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        assert!(
+            state_directory_mode(&state).is_ok(),
+            "missing: created 0700"
+        );
+        std::fs::create_dir(&state).unwrap();
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o750)).unwrap();
+        assert!(
+            state_directory_mode(&state).is_ok(),
+            "ours: start-up makes it 0700"
+        );
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o757)).unwrap();
+        assert!(state_directory_mode(&state).is_err(), "others may write");
+        // SAFETY: geteuid(2) has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o750)).unwrap();
+            std::os::unix::fs::chown(&state, Some(4242), None).unwrap();
+            let e = state_directory_mode(&state).unwrap_err();
+            assert!(e.contains("chmod 0700"), "{e}");
+            std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+            assert!(
+                state_directory_mode(&state).is_ok(),
+                "private, whoever owns it"
+            );
+        }
+    }
 }

@@ -5,7 +5,7 @@ use crate::keyring::Keyring;
 use crate::service::{Gate, KeysService, PolicyService, SystemService, TrustService, TufService};
 use crate::trust::{Trust, TrustError};
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,21 +75,38 @@ pub struct StateLock {
     _lock: fd_lock::RwLockWriteGuard<'static, File>,
 }
 
-/// Creates the state directory (0750) and takes its exclusive lock.
+/// Creates the state directory (0700; one of an earlier version, 0750, is
+/// made 0700) and takes its exclusive lock (`tufd.lock`, 0600: a lock file
+/// others could open, they could lock, and keep the daemon from starting).
 pub fn lock_state_dir(dir: &Path) -> Result<StateLock, ServerError> {
-    crate::check::directory_mode("state directory", dir).map_err(ServerError::Unsafe)?;
+    use crate::check::STATE_DIR_MODE;
+    crate::check::state_directory_mode(dir).map_err(ServerError::Unsafe)?;
     std::fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o750)
+        .mode(STATE_DIR_MODE)
         .create(dir)
         .map_err(io(dir, "creating the state directory"))?;
+    let mode = std::fs::metadata(dir)
+        .map_err(io(dir, "inspecting the state directory"))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if mode != STATE_DIR_MODE {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(STATE_DIR_MODE))
+            .map_err(io(dir, "making the state directory private (chmod 0700)"))?;
+        tracing::info!(directory = %dir.display(), was = format!("{mode:04o}"), "the state directory is now 0700: the daemon's alone");
+    }
     let path = dir.join("tufd.lock");
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&path)
         .map_err(io(&path, "opening the lock file"))?;
+    // A lock file of an earlier version was 0640.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(io(&path, "making the lock file private (chmod 0600)"))?;
     // The lock lives as long as the process: leak the RwLock to get a
     // 'static guard.
     let lock: &'static mut fd_lock::RwLock<File> = Box::leak(Box::new(fd_lock::RwLock::new(file)));
@@ -113,6 +130,10 @@ pub fn bind_socket(path: &Path) -> Result<UnixListener, ServerError> {
             .mode(0o750)
             .create(parent)
             .map_err(io(parent, "creating the socket directory"))?;
+        // Explicitly: the daemon's umask (077) would leave it 0700, out
+        // of the socket group's reach.
+        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o750))
+            .map_err(io(parent, "setting the socket directory's mode"))?;
     }
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {

@@ -168,3 +168,42 @@ fn systemd_credentials_are_pin_sources() {
         env.tufctl(&["key", "generate", "k"]).ok();
     }
 }
+
+/// The value of `key=` in unit text `unit` (the last one set).
+fn setting<'a>(unit: &'a str, key: &str) -> Option<&'a str> {
+    unit.lines()
+        .filter_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
+        .next_back()
+}
+
+/// The state directory is the service's alone, and the socket's clients
+/// are not in the service's group: a client that could read the state
+/// directory could read the audit log and hold `tufd.lock`'s lock, and
+/// with it keep tufd from starting.
+#[test]
+fn the_state_directory_is_the_services_alone() {
+    let read = |p: &str| std::fs::read_to_string(units_dir().join(p)).unwrap();
+    let service = read("tufd.service");
+    let socket = read("tufd.socket");
+    assert_eq!(setting(&service, "StateDirectoryMode"), Some("0700"));
+    assert_eq!(setting(&service, "UMask"), Some("0077"));
+    let group = setting(&service, "Group").expect("Group=");
+    let socket_group = setting(&socket, "SocketGroup").expect("SocketGroup=");
+    assert_ne!(socket_group, group, "the socket's group is the service's");
+    assert_eq!(setting(&service, "SupplementaryGroups"), Some(""));
+    assert_eq!(setting(&socket, "SocketMode"), Some("0660"));
+    let sysusers = read("sysusers.d/tufd.conf");
+    assert!(
+        sysusers
+            .lines()
+            .any(|l| l.split_whitespace().take(2).eq(["g", socket_group])),
+        "sysusers.d makes {socket_group}: {sysusers}"
+    );
+    let tmpfiles = read("tmpfiles.d/tufd.conf");
+    assert!(
+        tmpfiles
+            .lines()
+            .any(|l| l.starts_with("d /var/lib/tufd 0700 ")),
+        "{tmpfiles}"
+    );
+}

@@ -240,7 +240,9 @@ impl TrustStore {
     /// guarantees no other writer is using them).
     pub fn open(state_dir: &Path) -> Result<Self, TrustError> {
         let dir = state_dir.join("trust");
-        std::fs::create_dir_all(&dir).map_err(|e| store_err(&dir, e))?;
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&dir)
+            .map_err(|e| store_err(&dir, e))?;
         for entry in std::fs::read_dir(&dir).map_err(|e| store_err(&dir, e))? {
             let entry = entry.map_err(|e| store_err(&dir, e))?;
             if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {

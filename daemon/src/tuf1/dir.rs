@@ -156,8 +156,9 @@ impl Dir {
         })
     }
 
-    /// Opens (creating it, mode 0644) file `name` of this directory for
-    /// writing, without truncating it (a lock file).
+    /// Opens (creating it, mode 0644 less the daemon's umask: 0600) file
+    /// `name` of this directory for writing, without truncating it (a lock
+    /// file, nobody else's to lock).
     pub fn create_file(&self, name: &str) -> Result<File, RepoError> {
         let rel = Path::new(name);
         rustix::fs::openat(
@@ -177,6 +178,16 @@ impl Dir {
     pub fn write_with(
         &self,
         rel: &Path,
+        fill: impl FnOnce(&mut File) -> Result<(), RepoError>,
+    ) -> Result<(), RepoError> {
+        self.write_with_mode(rel, SERVED_FILE_MODE, fill)
+    }
+
+    /// [`write_with`](Self::write_with) leaving the file with `mode`.
+    fn write_with_mode(
+        &self,
+        rel: &Path,
+        mode: u32,
         fill: impl FnOnce(&mut File) -> Result<(), RepoError>,
     ) -> Result<(), RepoError> {
         let (parent, name) = split(rel).ok_or_else(|| {
@@ -202,7 +213,7 @@ impl Dir {
         let written = fill(&mut file)
             .and_then(|()| file.sync_all().map_err(RepoError::io(&target, "writing")))
             .and_then(|()| {
-                rustix::fs::fchmod(&file, Mode::from_raw_mode(0o644))
+                rustix::fs::fchmod(&file, Mode::from_raw_mode(mode))
                     .map_err(|e| RepoError::io(&target, "setting the mode")(e.into()))
             })
             .and_then(|()| {
@@ -221,6 +232,16 @@ impl Dir {
     pub fn write_atomic(&self, rel: &Path, bytes: &[u8]) -> Result<(), RepoError> {
         let target = self.path.join(rel);
         self.write_with(rel, |f| {
+            f.write_all(bytes)
+                .map_err(RepoError::io(&target, "writing"))
+        })
+    }
+
+    /// [`write_atomic`](Self::write_atomic) for the daemon's own state
+    /// (not served): the file is left 0600.
+    pub fn write_private(&self, rel: &Path, bytes: &[u8]) -> Result<(), RepoError> {
+        let target = self.path.join(rel);
+        self.write_with_mode(rel, 0o600, |f| {
             f.write_all(bytes)
                 .map_err(RepoError::io(&target, "writing"))
         })
@@ -422,9 +443,17 @@ fn open_file_in(dir: BorrowedFd<'_>, rel: &Path, openat2: bool) -> Result<File, 
     }
 }
 
+/// The mode of a file tufd writes into a repository (served to the world).
+const SERVED_FILE_MODE: u32 = 0o644;
+
+/// The mode of a directory tufd makes in a repository: set explicitly,
+/// since the daemon's umask (077, for its state directory) would leave it
+/// 0700. 0750 is what the daemon's former umask (027) made of its 0755.
+const SERVED_DIR_MODE: u32 = 0o750;
+
 /// Opens directory `rel` below `dir`; with `create`, makes each missing
-/// component (mode 0755) on the way, each opened without following links,
-/// and syncs the directory it was made in.
+/// component (mode [`SERVED_DIR_MODE`]) on the way, each opened without
+/// following links, and syncs the directory it was made in.
 fn open_dir_in(
     dir: BorrowedFd<'_>,
     rel: &Path,
@@ -440,20 +469,26 @@ fn open_dir_in(
     let mut cur: Option<OwnedFd> = None;
     for part in parts {
         let at = cur.as_ref().map_or(dir, |f| f.as_fd());
-        match rustix::fs::mkdirat(at, part, Mode::from_raw_mode(0o755)) {
+        let made = match rustix::fs::mkdirat(at, part, Mode::from_raw_mode(SERVED_DIR_MODE)) {
             // The new directory's entry is made durable in its parent, so
             // files renamed into it later cannot vanish with it in a
             // crash after their own directory was synced.
-            Ok(()) => rustix::fs::fsync(at)?,
-            Err(Errno::EXIST) => {}
+            Ok(()) => {
+                rustix::fs::fsync(at)?;
+                true
+            }
+            Err(Errno::EXIST) => false,
             Err(e) => return Err(e),
-        }
+        };
         let next = rustix::fs::openat(
             at,
             part,
             flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
+        if made {
+            rustix::fs::fchmod(&next, Mode::from_raw_mode(SERVED_DIR_MODE))?;
+        }
         cur = Some(next);
     }
     cur.map_or_else(

@@ -399,9 +399,10 @@ impl Published {
     }
 }
 
-/// Writes `bytes` to `path` atomically (see [`Dir::write_atomic`]), its
-/// directory opened as given. For the daemon's own state files; repository
-/// files go through [`Layout::write`].
+/// Writes `bytes` to `path` atomically, mode 0600 (see
+/// [`Dir::write_private`]), its directory (made 0700 when missing) opened
+/// as given. For the daemon's own state files; repository files go through
+/// [`Layout::write`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RepoError> {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(RepoError::Internal(format!(
@@ -409,10 +410,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RepoError> {
             path.display()
         )));
     };
-    std::fs::create_dir_all(dir).map_err(RepoError::io(dir, "creating the directory"))?;
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(dir)
+        .map_err(RepoError::io(dir, "creating the directory"))?;
     Beneath::new(dir.to_owned(), PathBuf::new())
         .open_dir(false)?
-        .write_atomic(Path::new(name), bytes)
+        .write_private(Path::new(name), bytes)
 }
 
 /// A target file to copy into `targets/`, checked against its hash.
