@@ -23,10 +23,17 @@
 //! management_key = "pin-protected"  # default; or env:NAME / file:PATH (hex)
 //! pin_policy = "once"            # optional: once (default), always, never, default
 //! touch_policy = "always"        # optional: always (default), cached, never, default
-//! slots = ["9c", "9e"]           # optional: 9c, 9e, 9d, 9a, 82…95 by default
+//! slots = ["9c", "9e"]           # optional: the slots tufd may use, in order; see below
 //! pin_cache_seconds = 900        # optional, as for PKCS#11 tokens
 //! attestation_root = "/etc/tufd/yubico-piv-ca.pem"  # optional: check attestation chains
 //!                                # up to Yubico's root (otherwise up to the device's f9 certificate)
+//!
+//! `slots`: without it tufd tries 9c, 9e, 9d, 9a, 82…95, but uses a slot
+//! without a certificate only when the device shows it holds no key (GET
+//! METADATA, firmware 5.3 and later) or tufd itself freed it (deleted a
+//! key there). On older firmware, where a key without a certificate cannot
+//! be seen, list the slots tufd owns: a listed slot without a certificate
+//! counts as free, and whatever key is in it is overwritten.
 //!
 //! `pin = "prompt"`: no PIN is configured; the token is locked until an
 //! administrator runs `tufctl token unlock NAME` (and again after
@@ -436,14 +443,15 @@ impl RawToken {
             c.touch_policy = t.parse().map_err(|e| bad("touch_policy", e))?;
         }
         if let Some(slots) = &self.slots {
-            c.slots = slots
+            let slots: Vec<_> = slots
                 .iter()
                 .map(|s| tufd_keys::yubikey::parse_slot(s))
                 .collect::<Result<_, _>>()
                 .map_err(|e| bad("slots", e))?;
-            if c.slots.is_empty() {
+            if slots.is_empty() {
                 return Err(bad("slots", "give at least one slot".into()));
             }
+            c.slots = tufd_keys::yubikey::SlotChoice::Configured(slots);
         }
         if let Some(seconds) = self.pin_cache_seconds {
             c.pin_cache = (seconds > 0).then(|| std::time::Duration::from_secs(seconds));
@@ -752,6 +760,8 @@ sessions = 2
         assert_eq!(y.serial, 12345678);
         assert_eq!(y.management_key, ManagementKeySource::PinProtected);
         assert_eq!(y.touch_policy, KeyTouchPolicy::Always);
+        // No `slots`: the defaults, which are not slots given to tufd.
+        assert_eq!(y.slots, tufd_keys::yubikey::SlotChoice::Default);
         let full = format!(
             "{GOOD}{yk}management_key = \"file:/run/mgm\"\npin_policy = \"always\"\ntouch_policy = \"never\"\nslots = [\"82\", \"9a\"]\n"
         );
@@ -762,9 +772,17 @@ sessions = 2
         assert_eq!(y.pin_policy, KeyPinPolicy::Always);
         assert_eq!(y.touch_policy, KeyTouchPolicy::Never);
         assert_eq!(
-            y.slots.iter().map(|s| s.reference()).collect::<Vec<_>>(),
+            y.slots
+                .order()
+                .iter()
+                .map(|s| s.reference())
+                .collect::<Vec<_>>(),
             [0x82, 0x9a]
         );
+        assert!(matches!(
+            y.slots,
+            tufd_keys::yubikey::SlotChoice::Configured(_)
+        ));
         assert!(matches!(
             y.management_key,
             ManagementKeySource::Configured(_)

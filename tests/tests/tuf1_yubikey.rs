@@ -36,7 +36,7 @@ fn yubikey_holder_signs_a_staged_root() {
     ));
     yk.daemon_env.push((PIN_VAR.into(), "123456".into()));
     let _ykd = yk.start_with(&yk.config_with(&format!(
-        "[[token]]\nname = \"yk\"\nkind = \"yubikey\"\nserial = {serial}\npin = \"env:{PIN_VAR}\"\ntouch_policy = \"always\"\n"
+        "[[token]]\nname = \"yk\"\nkind = \"yubikey\"\nserial = {serial}\npin = \"env:{PIN_VAR}\"\ntouch_policy = \"always\"\nslots = [\"9c\", \"9e\"]\n"
     )));
     yk.tufctl(&["key", "generate", "holder", "--token", "yk"])
         .ok();

@@ -93,11 +93,21 @@ fn env_for(card: &VirtualCard, pin: &str) -> TestEnv {
     env
 }
 
+/// The card's slots in tufd's default order, listed explicitly: the
+/// virtual card has no GET METADATA, so without `slots` tufd would use only
+/// slots it freed itself (see `slots_need_listing_without_metadata`).
+const ALL_SLOTS: &str = "slots = [\"9c\", \"9e\", \"9d\", \"9a\", \"82\", \"83\", \"84\", \"85\", \"86\", \"87\", \"88\", \"89\", \"8a\", \"8b\", \"8c\", \"8d\", \"8e\", \"8f\", \"90\", \"91\", \"92\", \"93\", \"94\", \"95\"]\n";
+
 /// A configuration with the YubiKey token `yk` (the default token) and
-/// `extra` lines in its table.
+/// `extra` lines in its table; [`ALL_SLOTS`] unless `extra` names slots.
 fn yk_config(env: &TestEnv, serial: u32, extra: &str) -> String {
+    let slots = if extra.contains("slots =") {
+        ""
+    } else {
+        ALL_SLOTS
+    };
     env.config_with(&format!(
-        "[[token]]\nname = \"yk\"\nkind = \"yubikey\"\nserial = {serial}\npin = \"env:{PIN_VAR}\"\n{extra}"
+        "[[token]]\nname = \"yk\"\nkind = \"yubikey\"\nserial = {serial}\npin = \"env:{PIN_VAR}\"\n{slots}{extra}"
     ))
 }
 
@@ -231,20 +241,58 @@ fn generates_on_the_card_signs_and_replaces_the_default_management_key() {
     assert!(cert.contains("BEGIN CERTIFICATE"), "{cert}");
     key_test(&env, "bob", &daemon);
 
-    // Deleting overwrites the key and removes the certificate.
+    // Deleting overwrites the key and replaces its certificate by tufd's
+    // "free slot" marker, so the slot is used again.
     env.tufctl(&["key", "rm", "bob", "--yes"]).ok();
     let names: Vec<_> = keys(&env).iter().map(|k| k["name"].clone()).collect();
     assert_eq!(names, vec![serde_json::json!("alice")]);
-    let gone = tool(
+    let marker = tool_ok(
         &card,
         "yubico-piv-tool",
         &["-a", "read-certificate", "-s", "9e"],
     );
+    let der = pem::parse(marker.trim()).expect("certificate PEM");
+    let parsed = <x509_cert::Certificate as x509_cert::der::Decode>::from_der(der.contents())
+        .expect("X.509 certificate");
+    let subject = parsed.tbs_certificate().subject().to_string();
     assert!(
-        !gone.status.success() || !String::from_utf8_lossy(&gone.stdout).contains("BEGIN"),
-        "the 9e certificate is gone: {gone:?}"
+        subject.contains("OU=tufd-free-slot") && !subject.contains("bob"),
+        "{subject}"
     );
     key_test(&env, "alice", &daemon);
+    let carol = generate(&env, "carol");
+    let cert = tool_ok(
+        &card,
+        "yubico-piv-tool",
+        &["-a", "read-certificate", "-s", "9e"],
+    );
+    assert!(cert != marker, "carol's certificate replaced the marker");
+    env.tufctl(&["key", "rm", "carol", "--yes"]).ok();
+    assert_ne!(carol, bob);
+}
+
+/// Without GET METADATA (the virtual card has none, like firmware before
+/// 5.3) and without `slots`, tufd does not guess: a slot without a
+/// certificate may hold another application's key.
+#[test]
+fn slots_need_listing_without_metadata() {
+    let card = start_card();
+    let serial = serial_of(&card);
+    let env = env_for(&card, "123456");
+    let daemon = env.start_with(&env.config_with(&format!(
+        "[[token]]\nname = \"yk\"\nkind = \"yubikey\"\nserial = {serial}\npin = \"env:{PIN_VAR}\"\n"
+    )));
+    let out = env.tufctl(&["key", "generate", "alice", "--token", "yk"]);
+    assert!(!out.status.success(), "{out:?}\n{}", daemon.log());
+    assert!(
+        out.stderr
+            .contains("cannot tell whether slots 9c, 9e, 9d, 9a")
+            && out.stderr.contains("`slots = ["),
+        "{out:?}"
+    );
+    // Nothing was written to the card.
+    let status = piv_status(&card);
+    assert!(!status.contains("Slot 9c"), "{status}");
 }
 
 /// A wrong PIN is reported with the card's count of tries left, and tufd
@@ -324,7 +372,7 @@ fn key_list_with_attestation_says_plainly_what_is_not_attested() {
     let serial = serial_of(&card);
     let env = env_for(&card, "123456");
     let config = env.config_with(&format!(
-        "[[token]]\nname = \"yk\"\nkind = \"yubikey\"\nserial = {serial}\npin = \"env:{PIN_VAR}\"\n{}",
+        "[[token]]\nname = \"yk\"\nkind = \"yubikey\"\nserial = {serial}\npin = \"env:{PIN_VAR}\"\n{ALL_SLOTS}{}",
         token_toml(
             "dev",
             tufd_tests::softhsm::MODULE,
@@ -817,7 +865,7 @@ fn notary_repository_with_root_and_targets_keys_on_the_yubikey() {
     let servers = NotaryServers::start();
     let env = env_for(&card, "123456");
     let config = env.config_with(&format!(
-        "[[token]]\nname = \"yk\"\nkind = \"yubikey\"\nserial = {serial}\npin = \"env:{PIN_VAR}\"\n{}[[remote]]\nprefix = \"\"\nurl = \"{}\"\nca = \"{}\"\n",
+        "[[token]]\nname = \"yk\"\nkind = \"yubikey\"\nserial = {serial}\npin = \"env:{PIN_VAR}\"\n{ALL_SLOTS}{}[[remote]]\nprefix = \"\"\nurl = \"{}\"\nca = \"{}\"\n",
         token_toml(
             "dev",
             tufd_tests::softhsm::MODULE,
@@ -1071,7 +1119,7 @@ fn a_repository_changed_by_another_writer_costs_no_second_touch() {
     // bob's key on the YubiKey. The other daemon: carol's key on its own.
     let env = env_for(&card, "123456");
     let yk = format!(
-        "[[token]]\nname = \"yk\"\nkind = \"yubikey\"\nserial = {serial}\npin = \"env:{PIN_VAR}\"\n"
+        "[[token]]\nname = \"yk\"\nkind = \"yubikey\"\nserial = {serial}\npin = \"env:{PIN_VAR}\"\n{ALL_SLOTS}"
     );
     let daemon = env.start_with(&servers.daemon_config(&env, &yk));
     let other = TestEnv::new();

@@ -81,10 +81,12 @@ fn main() {
     let id_scheme: tufd_keys::IdScheme = |spki| hex::encode(Sha256::digest(spki));
 
     let mut config = YubiKeyConfig::new("bench", serial, pin.clone());
-    config.slots = [0x9a, 0x9c]
-        .into_iter()
-        .filter_map(tufd_keys::yubikey::KeySlot::from_reference)
-        .collect();
+    config.slots = tufd_keys::yubikey::SlotChoice::Configured(
+        [0x9a, 0x9c]
+            .into_iter()
+            .filter_map(tufd_keys::yubikey::KeySlot::from_reference)
+            .collect(),
+    );
     config.touch_policy = KeyTouchPolicy::Never;
     let store = YubiKeyStore::new(config, id_scheme);
     let once = store

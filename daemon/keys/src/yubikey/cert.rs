@@ -12,6 +12,19 @@
 //!
 //! all as UTF8String. `yubico-piv-tool -a status` and `ykman piv info` show
 //! it; ykcs11 shows the key with the certificate.
+//!
+//! A slot tufd freed (it deleted its key there, or could not finish making
+//! one) holds a throwaway key and the "free slot" certificate
+//!
+//! ```text
+//! CN = free PIV slot
+//! OU = tufd-free-slot
+//! O  = tufd
+//! ```
+//!
+//! so that tufd can use the slot again: a YubiKey before firmware 5.7 cannot
+//! delete a key, and one with GET METADATA shows the throwaway key, which
+//! without this mark looks like another application's key.
 
 use super::policy::{KeyPinPolicy, KeyTouchPolicy};
 use crate::{KeyLabel, KeyOrigin};
@@ -25,6 +38,8 @@ const CN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
 const OU: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.11");
 const O: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.10");
 const POLICY_PREFIX: &str = "tufd-key:";
+/// The OU of the certificate marking a slot tufd freed.
+const FREED_OU: &str = "tufd-free-slot";
 
 /// What a slot's certificate says about the key in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +84,78 @@ pub(crate) fn subject(record: &SlotRecord) -> der::Result<Name> {
     seq.push(rdn(OU, &label.to_token_label())?);
     seq.push(rdn(CN, cn)?);
     Name::from_der(&seq.to_der()?)
+}
+
+/// The subject of the certificate marking a slot tufd freed.
+pub(crate) fn freed_subject() -> der::Result<Name> {
+    let mut seq = RdnSequence::default();
+    seq.push(rdn(O, "tufd")?);
+    seq.push(rdn(OU, FREED_OU)?);
+    seq.push(rdn(CN, "free PIV slot")?);
+    Name::from_der(&seq.to_der()?)
+}
+
+/// Whether `name` is the subject of tufd's "free slot" certificate.
+pub(crate) fn is_freed(name: &Name) -> bool {
+    let (mut org, mut freed) = (false, false);
+    for rdn in name.as_ref().iter() {
+        for atv in rdn.iter() {
+            match (atv.oid, text(&atv.value).as_deref()) {
+                (oid, Some("tufd")) if oid == O => org = true,
+                (oid, Some(FREED_OU)) if oid == OU => freed = true,
+                _ => {}
+            }
+        }
+    }
+    org && freed
+}
+
+/// The DER "free slot" certificate for a slot whose (throwaway) key is
+/// `spki`. It is signed by a key made for it in memory and dropped at
+/// once, not by the slot's key: writing it needs no PIN and no touch, so it
+/// can mark a slot whose key was never certified because nobody touched the
+/// device. Nothing verifies it; tufd only reads its subject.
+pub(crate) fn freed_certificate(
+    spki: x509_cert::spki::SubjectPublicKeyInfoOwned,
+) -> Result<Vec<u8>, String> {
+    use x509_cert::builder::profile::BuilderProfile;
+    use x509_cert::builder::{Builder, CertificateBuilder};
+
+    struct Freed(Name);
+    impl BuilderProfile for Freed {
+        fn get_issuer(&self, _subject: &Name) -> Name {
+            self.0.clone()
+        }
+        fn get_subject(&self) -> Name {
+            self.0.clone()
+        }
+        fn build_extensions(
+            &self,
+            _spk: x509_cert::spki::SubjectPublicKeyInfoRef<'_>,
+            _issuer_spk: x509_cert::spki::SubjectPublicKeyInfoRef<'_>,
+            _tbs: &x509_cert::TbsCertificate,
+        ) -> x509_cert::builder::Result<Vec<x509_cert::ext::Extension>> {
+            Ok(Vec::new())
+        }
+    }
+
+    let signer = p256::ecdsa::SigningKey::from_slice(&rand::random::<[u8; 32]>())
+        .map_err(|e| format!("cannot make the marker's signing key: {e}"))?;
+    let validity =
+        x509_cert::time::Validity::from_now(std::time::Duration::from_secs(20 * 365 * 24 * 3600))
+            .map_err(|e| e.to_string())?;
+    let builder = CertificateBuilder::new(
+        Freed(freed_subject().map_err(|e| e.to_string())?),
+        x509_cert::serial_number::SerialNumber::from(1u32),
+        validity,
+        spki,
+    )
+    .map_err(|e| e.to_string())?;
+    builder
+        .build::<_, p256::ecdsa::DerSignature>(&signer)
+        .map_err(|e| e.to_string())?
+        .to_der()
+        .map_err(|e| e.to_string())
 }
 
 fn text(value: &Any) -> Option<String> {
@@ -157,6 +244,30 @@ mod tests {
             s.contains("OU=tufd-key:pin=default touch=never origin=generated"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn freed_marker_is_recognized_and_is_no_key() {
+        let key = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap();
+        let spki =
+            x509_cert::spki::SubjectPublicKeyInfoOwned::from_key(key.verifying_key()).unwrap();
+        let der = freed_certificate(spki.clone()).unwrap();
+        let cert = x509_cert::Certificate::from_der(&der).unwrap();
+        let tbs = cert.tbs_certificate();
+        assert!(is_freed(tbs.subject()), "{}", tbs.subject());
+        assert_eq!(parse_subject(tbs.subject()), None, "not a tufd key");
+        assert_eq!(tbs.subject_public_key_info(), &spki, "the slot's key");
+        // Look-alikes are not markers; tufd keys are not either.
+        for other in ["CN=x,OU=tufd-free-slot,O=someone", "CN=x,OU=free,O=tufd"] {
+            assert!(!is_freed(&Name::from_str(other).unwrap()), "{other}");
+        }
+        let record = SlotRecord {
+            label: KeyLabel::new("root", "example.com/app").unwrap(),
+            pin_policy: KeyPinPolicy::Once,
+            touch_policy: KeyTouchPolicy::Never,
+            origin: KeyOrigin::Generated,
+        };
+        assert!(!is_freed(&subject(&record).unwrap()));
     }
 
     #[test]

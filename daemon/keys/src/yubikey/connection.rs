@@ -32,6 +32,15 @@ impl From<KeyError> for OpError {
     }
 }
 
+impl std::fmt::Display for OpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpError::Yk(e) => e.fmt(f),
+            OpError::Key(e) => e.fmt(f),
+        }
+    }
+}
+
 /// Whether a device error means the connection is gone (the card was reset
 /// by another program, removed, or pcscd restarted): reconnect and retry.
 pub(super) fn connection_lost(e: &yubikey::Error) -> bool {

@@ -17,7 +17,12 @@
 //!
 //! # Keys and the index
 //! A key is a P-256 key generated in a PIV slot (9c, 9e, 9d, 9a, then the
-//! retired slots 82–95, the first free one; or the configured `slots`). The
+//! retired slots 82–95, the first free one; or the configured `slots`). A
+//! slot is free only when no other application's key can be in it: GET
+//! METADATA (firmware 5.3+) says it is empty, tufd freed it (its "free
+//! slot" certificate, which a delete or a key that could not be certified
+//! leaves), or the device cannot tell and the administrator listed it in
+//! `slots` ([`SlotChoice`], `index::choose_slot`). The
 //! slot's certificate is a self-signed X.509 certificate, signed by the
 //! slot's key on the device, whose subject records the label
 //! (`OU=tufd:<name>:<gun>`), the PIN and touch policies and the origin (see
@@ -89,7 +94,8 @@ mod vcard_tests;
 
 pub use index::label_in_subject;
 pub use policy::{
-    DEFAULT_SLOTS, KeyPinPolicy, KeySlot, KeyTouchPolicy, ManagementKeySource, parse_slot,
+    DEFAULT_SLOTS, KeyPinPolicy, KeySlot, KeyTouchPolicy, ManagementKeySource, SlotChoice,
+    parse_slot,
 };
 
 use connection::{Conn, OpError, connection_lost};
@@ -141,8 +147,10 @@ pub struct YubiKeyConfig {
     pub pin_policy: KeyPinPolicy,
     /// Touch policy of keys tufd generates or imports.
     pub touch_policy: KeyTouchPolicy,
-    /// Slots to use, in order of preference (key references, 0x9c, 0x82…).
-    pub slots: Vec<KeySlot>,
+    /// Slots to use, in order of preference: the defaults, or the
+    /// administrator's `slots` (which, on devices without GET METADATA, are
+    /// the only slots without a certificate tufd uses).
+    pub slots: SlotChoice,
     /// How long a PIN given with `tufctl token unlock` is kept; `None`
     /// until the daemon stops.
     pub pin_cache: Option<Duration>,
@@ -158,7 +166,7 @@ pub struct YubiKeyConfig {
 
 impl YubiKeyConfig {
     /// A configuration with the defaults: PIN-protected management key, PIN
-    /// once, touch always, slots [`DEFAULT_SLOTS`].
+    /// once, touch always, slots [`SlotChoice::Default`].
     pub fn new(name: impl Into<String>, serial: u32, pin: PinSource) -> Self {
         Self {
             name: name.into(),
@@ -167,7 +175,7 @@ impl YubiKeyConfig {
             management_key: ManagementKeySource::PinProtected,
             pin_policy: KeyPinPolicy::Once,
             touch_policy: KeyTouchPolicy::Always,
-            slots: KeySlot::defaults(),
+            slots: SlotChoice::Default,
             pin_cache: Some(DEFAULT_PIN_CACHE),
             allow_last_pin_try: false,
             unlock_attempts: crate::gate::DEFAULT_UNLOCK_ATTEMPTS,
@@ -488,7 +496,10 @@ impl KeyStore for YubiKeyStore {
                 .map_err(|_| yubikey::Error::InvalidObject)?
                 .as_bytes()
                 .to_vec();
-            s.certify(dev, slot, spki, &record)?;
+            if let Err(e) = s.certify(dev, slot, spki.clone(), &record) {
+                s.abandon_slot(dev, slot, spki, &e);
+                return Err(e);
+            }
             let entry = s.new_entry(slot, spki_der, verifying, record);
             s.remember(dev, entry.clone());
             Ok(entry)
@@ -547,7 +558,10 @@ impl KeyStore for YubiKeyStore {
             }
             let spki = SubjectPublicKeyInfoOwned::from_der(&spki_der)
                 .map_err(|_| yubikey::Error::InvalidObject)?;
-            s.certify(dev, slot, spki, &record)?;
+            if let Err(e) = s.certify(dev, slot, spki.clone(), &record) {
+                s.abandon_slot(dev, slot, spki, &e);
+                return Err(e);
+            }
             let entry = s.new_entry(slot, spki_der.clone(), verifying, record);
             s.remember(dev, entry.clone());
             Ok(entry)
@@ -563,20 +577,24 @@ impl KeyStore for YubiKeyStore {
             s.ensure_admin(dev)?;
             let conn = Self::conn(dev)?;
             // PIV has no "delete key" before firmware 5.7: a new key
-            // generated over it destroys the old private key.
-            piv::generate(
+            // generated over it destroys the old private key. The slot then
+            // gets tufd's "free slot" marker instead of the key's
+            // certificate, so tufd uses it again (a device with GET
+            // METADATA shows the throwaway key, which unmarked would look
+            // like another application's).
+            let throwaway = piv::generate(
                 &mut conn.yk,
                 entry.slot.id(),
                 AlgorithmId::EccP256,
                 yubikey::PinPolicy::Default,
                 yubikey::TouchPolicy::Never,
             )?;
-            Certificate::delete(&mut conn.yk, entry.slot.id())?;
+            s.mark_freed(dev, entry.slot, throwaway)?;
             s.forget(dev, &entry);
             Ok(entry.record)
         })?;
         tracing::info!(token = %self.config.name, key = %record.label, id,
-            "key deleted (private key overwritten, certificate removed)");
+            "key deleted (private key overwritten, slot marked free for tufd)");
         Ok(record)
     }
 
@@ -633,14 +651,14 @@ mod tests {
         assert_eq!(c.management_key, ManagementKeySource::PinProtected);
         assert_eq!(c.pin_policy, KeyPinPolicy::Once);
         assert_eq!(c.touch_policy, KeyTouchPolicy::Always);
+        assert_eq!(c.slots, SlotChoice::Default);
+        let order = c.slots.order();
         assert_eq!(
-            c.slots[..4]
-                .iter()
-                .map(|s| s.reference())
-                .collect::<Vec<_>>(),
+            order[..4].iter().map(|s| s.reference()).collect::<Vec<_>>(),
             [0x9c, 0x9e, 0x9d, 0x9a]
         );
-        assert_eq!(c.slots.len(), 24);
+        assert_eq!(order.len(), 24);
+        assert!(!c.slots.listed(order[0]), "defaults are not listed slots");
         // No secret in Debug: the sources only.
         let debug = format!("{c:?}");
         assert!(

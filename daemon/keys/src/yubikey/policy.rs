@@ -197,6 +197,37 @@ pub const DEFAULT_SLOTS: [u8; 24] = [
     0x8e, 0x8f, 0x90, 0x91, 0x92, 0x93, 0x94, 0x95,
 ];
 
+/// The slots tufd may generate or import keys in, in order of preference.
+///
+/// The difference matters on devices that cannot say whether a slot holds
+/// a key (GET METADATA needs firmware 5.3): there a slot without a
+/// certificate counts as free only when the administrator listed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotChoice {
+    /// No `slots` configured: [`DEFAULT_SLOTS`], each used only where the
+    /// device shows it empty (GET METADATA) or where tufd freed it.
+    Default,
+    /// `slots = [...]`: slots the administrator gave to tufd. Without GET
+    /// METADATA, a listed slot without a certificate counts as free (a key
+    /// in it, another application's, would be overwritten).
+    Configured(Vec<KeySlot>),
+}
+
+impl SlotChoice {
+    /// The slots in order of preference.
+    pub fn order(&self) -> Vec<KeySlot> {
+        match self {
+            SlotChoice::Default => KeySlot::defaults(),
+            SlotChoice::Configured(slots) => slots.clone(),
+        }
+    }
+
+    /// Whether the administrator listed `slot` in `slots`.
+    pub fn listed(&self, slot: KeySlot) -> bool {
+        matches!(self, SlotChoice::Configured(slots) if slots.contains(&slot))
+    }
+}
+
 /// The PIV slot with key reference `r` (9a, 9c, 9d, 9e, 82–95).
 pub(crate) fn slot_from_u8(r: u8) -> Option<SlotId> {
     use RetiredSlotId::*;

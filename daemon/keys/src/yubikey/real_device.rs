@@ -38,7 +38,7 @@ fn store(slot: u8, pin: KeyPinPolicy, touch: KeyTouchPolicy) -> Option<YubiKeySt
         serial,
         PinSource::Env("TUFD_TEST_YUBIKEY_PIN".into()),
     );
-    config.slots = vec![KeySlot::from_reference(slot).expect("a key slot")];
+    config.slots = SlotChoice::Configured(vec![KeySlot::from_reference(slot).expect("a key slot")]);
     config.pin_policy = pin;
     config.touch_policy = touch;
     Some(YubiKeyStore::new(config, |spki| {

@@ -72,6 +72,14 @@ fn start_card() -> Option<vcard::VirtualCard> {
     }
 }
 
+/// What the first set-up on this process's card found (the card is fresh,
+/// so the factory-default management key was replaced); every test sets up
+/// through this first, whatever order the tests run in.
+fn first_set_up() -> SetUp {
+    static FIRST: OnceLock<SetUp> = OnceLock::new();
+    *FIRST.get_or_init(|| store(|_| {}).set_up().expect("set up the card"))
+}
+
 fn store(config: impl FnOnce(&mut YubiKeyConfig)) -> YubiKeyStore {
     // SAFETY: test-only; every test sets the same value.
     unsafe { std::env::set_var("TUFD_VCARD_UNIT_PIN", "123456") };
@@ -92,12 +100,14 @@ fn store_on_the_virtual_card() {
     // Set-up replaces the factory default once; a second store (another
     // daemon) finds the PIN-protected key.
     let yk = store(|c| {
-        c.slots = [0x95, 0x82]
-            .into_iter()
-            .filter_map(KeySlot::from_reference)
-            .collect()
+        c.slots = SlotChoice::Configured(
+            [0x95, 0x82]
+                .into_iter()
+                .filter_map(KeySlot::from_reference)
+                .collect(),
+        )
     });
-    assert_eq!(yk.set_up().unwrap(), SetUp::ReplacedDefaultManagementKey);
+    assert_eq!(first_set_up(), SetUp::ReplacedDefaultManagementKey);
     assert_eq!(yk.set_up().unwrap(), SetUp::AlreadySetUp);
     let again = store(|_| {});
     assert_eq!(again.set_up().unwrap(), SetUp::AlreadySetUp);
@@ -177,4 +187,74 @@ fn absent_serial_is_not_found_with_what_was_seen() {
         other => panic!("expected unavailable, got {other:?}"),
     }
     assert!(!yk.needs_touch("00"));
+}
+
+/// The card's PIV slots as `slot_of` names them.
+const STANDARD_SLOTS: [&str; 4] = ["9a", "9c", "9d", "9e"];
+
+#[test]
+fn deleted_slots_are_reused_and_unknown_slots_are_never_guessed() {
+    let Some(_card) = card() else { return };
+    let _one = CARD_USE.lock().unwrap_or_else(|p| p.into_inner());
+    let digest: [u8; 32] = Sha256::digest(b"vcard reuse").into();
+
+    // The card has no GET METADATA. A slot the administrator listed is
+    // used; deleting its key leaves tufd's "free slot" marker.
+    let listed = store(|c| {
+        c.slots = SlotChoice::Configured(vec![KeySlot::from_reference(0x93).unwrap()]);
+        c.touch_policy = KeyTouchPolicy::Never;
+    });
+    first_set_up();
+    let k = listed
+        .generate(&KeyLabel::new("listed", "").unwrap())
+        .unwrap();
+    assert_eq!(listed.slot_of(&k.id).unwrap(), "93");
+    listed.delete(&k.id).unwrap();
+
+    // With the default slots, only slots tufd freed are used (the card
+    // cannot tell whether 9c & co. hold another application's key), and a
+    // freed slot is used again after every delete: 30 rounds on a card of
+    // 24 slots never run out.
+    let defaults = store(|c| c.touch_policy = KeyTouchPolicy::Never);
+    let mut first = None;
+    for round in 0..30 {
+        let key = defaults
+            .generate(&KeyLabel::new(&format!("round{round}"), "").unwrap())
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        let slot = defaults.slot_of(&key.id).unwrap();
+        assert!(!STANDARD_SLOTS.contains(&slot.as_str()), "{slot}");
+        assert_eq!(
+            first.get_or_insert(slot.clone()),
+            &slot,
+            "the same freed slot"
+        );
+        defaults.sign_digest(&key.id, &digest).unwrap();
+        defaults.delete(&key.id).unwrap();
+    }
+
+    // Filling every freed slot ends with a message naming `slots`, never
+    // with a key in a slot the card cannot vouch for.
+    let mut made = Vec::new();
+    let err = loop {
+        match defaults.generate(&KeyLabel::new(&format!("fill{}", made.len()), "").unwrap()) {
+            Ok(key) => {
+                let slot = defaults.slot_of(&key.id).unwrap();
+                assert!(!STANDARD_SLOTS.contains(&slot.as_str()), "{slot}");
+                made.push(key);
+                assert!(made.len() <= 20, "only freed slots are used");
+            }
+            Err(e) => break e.to_string(),
+        }
+    };
+    assert!(
+        made.iter()
+            .any(|k| defaults.slot_of(&k.id).unwrap() == "93")
+    );
+    assert!(
+        err.contains("cannot tell whether slots 9c, 9e, 9d, 9a") && err.contains("`slots = ["),
+        "{err}"
+    );
+    for key in made {
+        defaults.delete(&key.id).unwrap();
+    }
 }
