@@ -48,6 +48,10 @@ pub struct Card<T: Client> {
     response: HVec<u8, RESPONSE_LEN>,
     /// How much of `response` was sent already.
     sent: usize,
+    /// Another application than PIV was selected (as ykman or scdaemon
+    /// leave a YubiKey with OATH or OpenPGP selected): every command but
+    /// SELECT answers 6D00 until PIV is selected again.
+    other_selected: bool,
 }
 
 impl<T: Client> Card<T> {
@@ -58,6 +62,7 @@ impl<T: Client> Card<T> {
             chain: None,
             response: HVec::new(),
             sent: 0,
+            other_selected: false,
         }
     }
 
@@ -73,6 +78,21 @@ impl<T: Client> Card<T> {
     }
 
     fn handle(&mut self, raw: &[u8]) -> (&[u8], Status) {
+        // Another application: a SELECT of another AID (OATH, OpenPGP…)
+        // leaves PIV, as on a YubiKey, and its commands are unknown there.
+        if let Some(aid) = select_aid(raw) {
+            let piv = aid.len() >= PIV_RID.len()
+                && (PIV_AID.starts_with(aid) || aid.starts_with(&PIV_AID));
+            self.other_selected = !piv;
+            if !piv {
+                self.response.clear();
+                self.sent = 0;
+                return (&[], Status::Success);
+            }
+        } else if self.other_selected {
+            return (&[], Status::InstructionNotSupportedOrInvalid);
+        }
+
         // Fix: GET VERSION answers as a YubiKey 5.4.3 (the application says
         // 6.6.6, which the `yubikey` crate rejects).
         if raw.len() >= 4 && raw[1] == INS_GET_VERSION && raw[0] & 0x10 == 0 {
@@ -156,6 +176,18 @@ pub fn new_app<T: Client>(client: T) -> Authenticator<T> {
     Authenticator::new(client, Options::default())
 }
 
+/// The AID of a SELECT by name (`00 A4 04 xx Lc AID`), if `raw` is one.
+fn select_aid(raw: &[u8]) -> Option<&[u8]> {
+    match raw {
+        [cla, 0xA4, 0x04, _, lc, rest @ ..]
+            if cla & 0x10 == 0 && rest.len() >= usize::from(*lc) =>
+        {
+            Some(&rest[..usize::from(*lc)])
+        }
+        _ => None,
+    }
+}
+
 /// How many response bytes the command accepts.
 ///
 /// Fix: the `yubikey` crate sends case-3 APDUs without Le and expects data
@@ -208,6 +240,16 @@ mod tests {
     fn missing_le_means_256() {
         assert_eq!(expected(&[0x00, 0xCB, 0x3F, 0xFF, 0x01, 0x7E]), 256);
         assert_eq!(expected(&[0x00, 0xCB, 0x3F, 0xFF, 0x01, 0x7E, 0x10]), 16);
+    }
+
+    #[test]
+    fn select_aid_reads_select_by_name_only() {
+        let oath = [
+            0x00, 0xA4, 0x04, 0x00, 0x07, 0xA0, 0x00, 0x00, 0x05, 0x27, 0x21, 0x01,
+        ];
+        assert_eq!(select_aid(&oath), Some(&oath[5..]));
+        assert_eq!(select_aid(&[0x00, 0x87, 0x11, 0x9c, 0x00]), None);
+        assert_eq!(select_aid(&[0x00, 0xA4, 0x04, 0x00, 0x07, 0xA0]), None);
     }
 
     #[test]

@@ -8,12 +8,18 @@ impl YubiKeyStore {
     /// first if the device still has it (set-up). Returns whether it did.
     pub(super) fn ensure_admin(&self, dev: &mut Device) -> Result<SetUp, OpError> {
         self.ensure_pin(dev)?;
+        let reselected = dev.reselected;
         let conn = Self::conn(dev)?;
         if conn.admin {
             return Ok(SetUp::AlreadySetUp);
         }
         let configured: Option<Zeroizing<Vec<u8>>> = match &self.config.management_key {
-            ManagementKeySource::PinProtected => mgm::read_protected(&mut conn.yk)?,
+            ManagementKeySource::PinProtected => match mgm::read_protected(&mut conn.yk) {
+                // With PIV freshly selected, the device's refusal means it
+                // holds no readable protected key.
+                Err(yubikey::Error::GenericError) if reselected => None,
+                other => other?,
+            },
             ManagementKeySource::Configured(source) => {
                 let text = source.read().map_err(|detail| KeyError::Device {
                     token: self.name_owned(),

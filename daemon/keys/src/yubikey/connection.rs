@@ -41,6 +41,33 @@ impl std::fmt::Display for OpError {
     }
 }
 
+/// What to do about a device error in the middle of an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Recovery {
+    /// The connection is gone (card reset by another program, removed,
+    /// pcscd restarted): connect again by serial and repeat once.
+    Reconnect,
+    /// The device gave a status word the PIV driver does not expect (the
+    /// `yubikey` crate's `GenericError`), as a YubiKey does when another
+    /// program (ykman, scdaemon, an OATH client) left its own application
+    /// selected on the shared connection: connect again, which selects
+    /// PIV, verify the PIN again and repeat once.
+    Reselect,
+    /// The device's answer stands.
+    Fail,
+}
+
+/// The [`Recovery`] for device error `e`.
+pub(super) fn recovery(e: &yubikey::Error) -> Recovery {
+    if connection_lost(e) {
+        Recovery::Reconnect
+    } else if matches!(e, yubikey::Error::GenericError) {
+        Recovery::Reselect
+    } else {
+        Recovery::Fail
+    }
+}
+
 /// Whether a device error means the connection is gone (the card was reset
 /// by another program, removed, or pcscd restarted): reconnect and retry.
 pub(super) fn connection_lost(e: &yubikey::Error) -> bool {
@@ -124,9 +151,10 @@ impl YubiKeyStore {
         dev.index = None;
     }
 
-    /// Runs `op` with the device to itself, reconnecting and repeating it
-    /// once when the connection was lost (card reset by another program,
-    /// device replugged).
+    /// Runs `op` with the device to itself, connecting again (which selects
+    /// PIV) and repeating it once when the connection was lost (card reset
+    /// by another program, device replugged) or the device answered
+    /// unexpectedly (another application selected); see [`recovery`].
     pub(super) fn run<T>(
         &self,
         operation: &'static str,
@@ -135,6 +163,7 @@ impl YubiKeyStore {
         let mut dev = self.lock();
         self.expire_unlock(&mut dev);
         let mut retried = false;
+        dev.reselected = false;
         loop {
             if dev.conn.is_none() {
                 dev.conn = Some(self.connect()?);
@@ -165,19 +194,34 @@ impl YubiKeyStore {
                     });
                 }
             };
-            match outcome {
-                Ok(v) => return Ok(v),
-                Err(OpError::Key(e)) => return Err(e),
-                Err(OpError::Yk(e)) if connection_lost(&e) => {
-                    Self::disconnect(&mut dev);
-                    if retried {
-                        return Err(self.device_error(operation, e));
-                    }
-                    retried = true;
-                    tracing::warn!(token = %self.config.name, operation, error = %e,
-                        "YubiKey connection lost (reset by another program?); reconnecting");
+            let e = match outcome {
+                Ok(v) => {
+                    dev.reselected = false;
+                    return Ok(v);
                 }
-                Err(OpError::Yk(e)) => return Err(self.device_error(operation, e)),
+                Err(OpError::Key(e)) => {
+                    dev.reselected = false;
+                    return Err(e);
+                }
+                Err(OpError::Yk(e)) => e,
+            };
+            let recovery = recovery(&e);
+            if recovery == Recovery::Fail || retried {
+                if recovery != Recovery::Fail {
+                    Self::disconnect(&mut dev);
+                }
+                dev.reselected = false;
+                return Err(self.device_error(operation, e));
+            }
+            retried = true;
+            Self::disconnect(&mut dev);
+            if recovery == Recovery::Reselect {
+                dev.reselected = true;
+                tracing::warn!(token = %self.config.name, operation, error = %e,
+                    "unexpected answer from the YubiKey (another program left another application selected?); selecting PIV again");
+            } else {
+                tracing::warn!(token = %self.config.name, operation, error = %e,
+                    "YubiKey connection lost (reset by another program?); reconnecting");
             }
         }
     }

@@ -59,13 +59,16 @@ pub(crate) fn parse_protected(object: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
 }
 
 /// Reads the PIN-protected management key (the PIN must be verified).
-/// `Ok(None)` when the device holds none.
+/// `Ok(None)` when the device holds none. An unexpected answer
+/// (`GenericError`) is an error: it is what a YubiKey gives when another
+/// program left another application selected, and taking it for "no
+/// protected key" would report a set-up problem where there is none.
 pub(crate) fn read_protected(
     yk: &mut YubiKey,
 ) -> Result<Option<Zeroizing<Vec<u8>>>, yubikey::Error> {
     match yk.fetch_object(OBJ_PROTECTED) {
         Ok(object) => Ok(parse_protected(&object)),
-        Err(yubikey::Error::NotFound | yubikey::Error::GenericError) => Ok(None),
+        Err(yubikey::Error::NotFound) => Ok(None),
         Err(e) => Err(e),
     }
 }

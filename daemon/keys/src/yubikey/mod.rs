@@ -66,9 +66,12 @@
 //! # Recovery
 //! When another program resets the card (PC/SC "card was reset", protocol
 //! mismatch) or it is removed and inserted again, the store reconnects by
-//! serial, verifies the PIN again and repeats the operation once. A PIN
-//! state lost without a reset (another program selected another applet) is
-//! noticed when the device refuses to sign, and the PIN is verified again.
+//! serial, verifies the PIN again and repeats the operation once. When the
+//! device answers with a status word the driver does not expect (the
+//! crate's `GenericError`: another program left OATH or OpenPGP selected),
+//! the store connects again, which selects PIV, and repeats once
+//! (`connection::recovery`). A touch timeout (6982 right after the PIN) is
+//! reported as such; nothing else is.
 //!
 //! # Files
 //! `connection` (finding the device, one command at a time, reconnecting),
@@ -201,6 +204,9 @@ struct Device {
     index: Option<Index>,
     /// Slots that turned out to want the PIN before every signature.
     pin_each_time: HashSet<KeySlot>,
+    /// The operation is being repeated after PIV was selected again (an
+    /// unexpected answer from the device; see `run`).
+    reselected: bool,
 }
 
 /// A YubiKey (PIV) holding tufd keys.
@@ -235,6 +241,7 @@ impl YubiKeyStore {
                 conn: None,
                 index: None,
                 pin_each_time: HashSet::new(),
+                reselected: false,
             }),
             touch: RwLock::new(HashMap::new()),
             gate,
@@ -541,7 +548,9 @@ impl KeyStore for YubiKeyStore {
             drop(scalar);
             match imported {
                 Ok(()) => {}
-                Err(yubikey::Error::GenericError) => {
+                // Once PIV was selected again (another application may have
+                // been selected: see `run`), a refusal is the device's.
+                Err(yubikey::Error::GenericError) if dev.reselected => {
                     return Err(KeyError::Device {
                         token: s.name_owned(),
                         operation: "importing a key",
@@ -643,6 +652,29 @@ mod tests {
         assert!(!connection_lost(&pcsc(pcsc::Error::SharingViolation)));
         assert!(!connection_lost(&yubikey::Error::WrongPin { tries: 2 }));
         assert!(!connection_lost(&yubikey::Error::AuthenticationError));
+    }
+
+    #[test]
+    fn unexpected_answers_select_piv_again() {
+        use connection::{Recovery, recovery};
+        let pcsc = |p| yubikey::Error::PcscError { inner: Some(p) };
+        // Another application selected: the crate's unknown status word.
+        assert_eq!(recovery(&yubikey::Error::GenericError), Recovery::Reselect);
+        assert_eq!(recovery(&pcsc(pcsc::Error::ResetCard)), Recovery::Reconnect);
+        // 6982 (PIN missing, or a touch timeout), a wrong PIN: the device's
+        // answer stands.
+        assert_eq!(
+            recovery(&yubikey::Error::AuthenticationError),
+            Recovery::Fail
+        );
+        assert_eq!(
+            recovery(&yubikey::Error::WrongPin { tries: 2 }),
+            Recovery::Fail
+        );
+        assert_eq!(
+            recovery(&pcsc(pcsc::Error::SharingViolation)),
+            Recovery::Fail
+        );
     }
 
     #[test]

@@ -4,6 +4,14 @@
 use super::*;
 
 impl YubiKeyStore {
+    /// Signs `digest` in the key's slot (DER signature).
+    ///
+    /// A key that waits for a touch gets the PIN right before the
+    /// signature, so that "security status not satisfied" (6982, the
+    /// crate's `AuthenticationError`), which a YubiKey answers when nobody
+    /// touched it in time, can mean nothing else. Any other unexpected
+    /// answer (`GenericError`) goes to [`Self::run`], which selects PIV
+    /// again and repeats the signature once.
     pub(super) fn sign_once(
         &self,
         dev: &mut Device,
@@ -11,8 +19,10 @@ impl YubiKeyStore {
         digest: &[u8; 32],
     ) -> Result<Vec<u8>, OpError> {
         self.ensure_pin(dev)?;
+        let touch = entry.touch_policy.needs_touch();
         let each_time = entry.pin_policy.before_each_signature(entry.slot.id())
-            || dev.pin_each_time.contains(&entry.slot);
+            || dev.pin_each_time.contains(&entry.slot)
+            || touch;
         if each_time {
             self.reverify_pin(dev)?;
         }
@@ -23,6 +33,9 @@ impl YubiKeyStore {
             entry.slot.id(),
         );
         let result = match first {
+            Err(yubikey::Error::AuthenticationError) if touch => {
+                return Err(self.not_touched(&entry.record.label).into());
+            }
             Err(yubikey::Error::AuthenticationError) => {
                 // The device wants the PIN (again): the slot's policy wants
                 // it before every signature (devices that ignore the
@@ -42,22 +55,20 @@ impl YubiKeyStore {
             }
             other => other,
         };
-        match result {
-            Ok(der) => Ok(der.to_vec()),
-            Err(yubikey::Error::GenericError) if entry.touch_policy.needs_touch() => {
-                Err(KeyError::Device {
-                    token: self.name_owned(),
-                    operation: "signing",
-                    source: None,
-                    detail: format!(
-                        "{} was not touched in time (it waits about 15 seconds for a touch of key {}); touch its contact when it blinks, then retry",
-                        self.serial_text(),
-                        entry.record.label
-                    ),
-                }
-                .into())
-            }
-            Err(e) => Err(e.into()),
+        Ok(result?.to_vec())
+    }
+
+    /// The error for a key (`what`) that waited for a touch in vain: the
+    /// device answered 6982 although the PIN was verified right before.
+    pub(super) fn not_touched(&self, what: &dyn std::fmt::Display) -> KeyError {
+        KeyError::Device {
+            token: self.name_owned(),
+            operation: "signing",
+            source: None,
+            detail: format!(
+                "{} was not touched in time (it waits about 15 seconds for a touch of key {what}); touch its contact when it blinks, then retry",
+                self.serial_text(),
+            ),
         }
     }
 

@@ -258,3 +258,52 @@ fn deleted_slots_are_reused_and_unknown_slots_are_never_guessed() {
         defaults.delete(&key.id).unwrap();
     }
 }
+
+/// Another program (ykman, scdaemon) leaves another application selected
+/// on the shared connection: tufd selects PIV again and signs.
+#[test]
+fn signs_after_another_program_selected_another_application() {
+    let Some(_card) = card() else { return };
+    let _one = CARD_USE.lock().unwrap_or_else(|p| p.into_inner());
+    let yk = store(|c| {
+        c.slots = SlotChoice::Configured(vec![KeySlot::from_reference(0x91).unwrap()]);
+        c.touch_policy = KeyTouchPolicy::Never;
+    });
+    first_set_up();
+    let key = yk
+        .generate(&KeyLabel::new("reselect", "").unwrap())
+        .unwrap();
+    let digest: [u8; 32] = Sha256::digest(b"vcard reselect").into();
+    yk.sign_digest(&key.id, &digest).unwrap();
+
+    let select_oath = || {
+        let ctx = pcsc::Context::establish(pcsc::Scope::User).expect("PC/SC context");
+        let reader = std::ffi::CString::new(vcard::READER_NAME).unwrap();
+        let other = ctx
+            .connect(&reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+            .expect("connect to the card");
+        let mut buf = [0u8; 258];
+        // SELECT OATH (A0 00 00 05 27 21 01), as ykman oath does.
+        let select = [
+            0x00, 0xA4, 0x04, 0x00, 0x07, 0xA0, 0x00, 0x00, 0x05, 0x27, 0x21, 0x01,
+        ];
+        let answer = other.transmit(&select, &mut buf).expect("transmit");
+        assert_eq!(&answer[answer.len() - 2..], [0x90, 0x00]);
+        // PIV is no longer selected: GET VERSION-like PIV commands fail.
+        let sign_probe = [0x00, 0x87, 0x11, 0x91, 0x00];
+        let answer = other.transmit(&sign_probe, &mut buf).expect("transmit");
+        assert_eq!(&answer[answer.len() - 2..], [0x6D, 0x00]);
+        other
+            .disconnect(pcsc::Disposition::LeaveCard)
+            .map_err(|(_, e)| e)
+            .expect("leave the card as it is");
+    };
+    select_oath();
+    let sig = yk
+        .sign_digest(&key.id, &digest)
+        .expect("signs after re-selecting PIV");
+    assert_eq!(sig.len(), 64);
+    // And again, for key management (delete needs the management key).
+    select_oath();
+    yk.delete(&key.id).expect("deletes after re-selecting PIV");
+}
