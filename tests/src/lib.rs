@@ -14,6 +14,7 @@ pub mod raw;
 pub mod registry;
 pub mod softhsm;
 pub mod static_http;
+pub mod tuf1;
 pub mod tufctl_client;
 pub mod tufrepo;
 pub mod users;

@@ -234,22 +234,35 @@ pub struct NotaryServers {
     dir: TempDir,
 }
 
+/// A daemon configuration with the test token and one `[[remote]]` for
+/// every repository, whose `url` (and `ca`) lines are `server`; `extra`
+/// is appended.
+pub fn remote_config(env: &crate::daemon::TestEnv, server: &str, extra: &str) -> String {
+    env.config_with(&format!(
+        "{}[[remote]]\nprefix = \"\"\n{server}{extra}",
+        crate::daemon::token_toml(
+            "dev",
+            crate::softhsm::MODULE,
+            crate::daemon::TOKEN_LABEL,
+            "env:TUFD_PIN"
+        )
+    ))
+}
+
 impl NotaryServers {
     /// A daemon configuration for `env` with one SoftHSM2 token and these
     /// servers as the notary server of every repository; `extra` is
     /// appended (more TOML tables).
     pub fn daemon_config(&self, env: &crate::daemon::TestEnv, extra: &str) -> String {
-        env.config_with(&format!(
-            "{}[[remote]]\nprefix = \"\"\nurl = \"{}\"\nca = \"{}\"\n{extra}",
-            crate::daemon::token_toml(
-                "dev",
-                crate::softhsm::MODULE,
-                crate::daemon::TOKEN_LABEL,
-                "env:TUFD_PIN"
+        remote_config(
+            env,
+            &format!(
+                "url = \"{}\"\nca = \"{}\"\n",
+                self.url(),
+                self.ca_path().display()
             ),
-            self.url(),
-            self.ca_path().display()
-        ))
+            extra,
+        )
     }
 
     /// Starts both servers with default options; panics (with the logs) on failure.

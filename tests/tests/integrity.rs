@@ -959,19 +959,6 @@ fn root_claiming(servers: &NotaryServers, gun: &str, version: u64) -> Vec<u8> {
     serde_json::to_vec(&root).unwrap()
 }
 
-/// A daemon configuration whose notary server is `url` (plain HTTP).
-fn config_for(env: &TestEnv, url: &str) -> String {
-    env.config_with(&format!(
-        "{}[[remote]]\nprefix = \"\"\nurl = \"{url}\"\n",
-        tufd_tests::daemon::token_toml(
-            "dev",
-            tufd_tests::softhsm::MODULE,
-            tufd_tests::daemon::TOKEN_LABEL,
-            "env:TUFD_PIN"
-        )
-    ))
-}
-
 /// A hostile server claims a root far newer than the one tufd trusts.
 /// The version to reach is the server's unverified word: tufd does not
 /// follow more than 256 rotations in one read (before: it requested every
@@ -990,7 +977,11 @@ fn a_server_claiming_newer_roots_is_checked_root_by_root() {
     }
     let dir = tempfile::tempdir().unwrap();
     let http = tufd_tests::static_http::StaticHttp::start(dir.path().to_path_buf());
-    let _d = env.start_with(&config_for(&env, &http.url()));
+    let _d = env.start_with(&tufd_tests::notary::remote_config(
+        &env,
+        &format!("url = \"{}\"\n", http.url()),
+        "",
+    ));
     let chain_requests = |http: &tufd_tests::static_http::StaticHttp| -> Vec<String> {
         http.requests()
             .into_iter()

@@ -5,16 +5,12 @@
 //! it byte for byte) and `tufctl tuf client` as readers.
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tufd_tests::daemon::{TOKEN_LABEL, TestEnv, token_toml};
 use tufd_tests::python::ngclient;
 use tufd_tests::softhsm::{MODULE, PIN};
-
-fn sha256(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+use tufd_tests::tuf1::sha256;
 
 /// The status entry of `role`.
 fn role(env: &TestEnv, repo: &Path, name: &str) -> Value {

@@ -4,15 +4,11 @@
 //! SoftHSM2 token, the real tufctl, python-tuf's ngclient as the reader.
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tufd_tests::daemon::TestEnv;
 use tufd_tests::python::ngclient;
-
-fn sha256(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+use tufd_tests::tuf1::sha256;
 
 #[track_caller]
 fn python_reads(repo: &Path, client: &Path, expect: Value) {

@@ -3,32 +3,12 @@
 //! forced interleaving, with python-tuf's ngclient as the judge.
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tufd_tests::daemon::TestEnv;
 use tufd_tests::hooks::PausePoints;
 use tufd_tests::python::ngclient;
-
-fn sha256(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-fn status(env: &TestEnv, repo: &Path) -> Value {
-    env.tufctl(&["-o", "json", "tuf", "status", repo.to_str().unwrap()])
-        .json()
-}
-
-fn version(status: &Value, role: &str) -> u64 {
-    status["roles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["role"] == role)
-        .unwrap_or_else(|| panic!("no {role} in {status}"))["version"]
-        .as_u64()
-        .unwrap()
-}
+use tufd_tests::tuf1::{sha256, status, version};
 
 /// The key IDs root version `v` lists for `role`.
 fn root_keys(repo: &Path, v: u64, role: &str) -> Value {

@@ -61,13 +61,7 @@ fn generated_private_key_is_not_readable() {
     let store = store(&label, env_pin(), 1);
     let rec = store.generate(&KeyLabel::new("bob", "").unwrap()).unwrap();
 
-    let ctx = modules().get(MODULE.as_ref()).unwrap();
-    let slot = ctx
-        .get_slots_with_token()
-        .unwrap()
-        .into_iter()
-        .find(|s| ctx.get_token_info(*s).unwrap().label().trim() == label)
-        .unwrap();
+    let (ctx, slot) = token_slot(&label);
     let session = ctx.open_ro_session(slot).unwrap();
     let _ = session.login(UserType::User, Some(&SecretString::from(PIN.to_owned())));
     let handles = session
@@ -243,13 +237,7 @@ fn indexes_200_keys_and_reports_a_running_scan() {
     // Objects that are not tufd keys: another application's EC pair, and
     // a tufd-labelled private key without its public half.
     {
-        let ctx = modules().get(MODULE.as_ref()).unwrap();
-        let slot = ctx
-            .get_slots_with_token()
-            .unwrap()
-            .into_iter()
-            .find(|s| ctx.get_token_info(*s).unwrap().label().trim() == label)
-            .unwrap();
+        let (ctx, slot) = token_slot(&label);
         let session = ctx.open_rw_session(slot).unwrap();
         let _ = session.login(UserType::User, Some(&PIN.to_owned().into()));
         let params = vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
@@ -435,13 +423,7 @@ fn keys_are_listed_from_the_index_only_while_it_is_current() {
 /// Whether token `label` reports a wrong PIN since its last login
 /// (`CKF_USER_PIN_COUNT_LOW`) or fewer (`CKF_USER_PIN_FINAL_TRY`, locked).
 fn pin_tries_spent(label: &str) -> bool {
-    let ctx = modules().get(MODULE.as_ref()).unwrap();
-    let slot = ctx
-        .get_slots_with_token()
-        .unwrap()
-        .into_iter()
-        .find(|s| ctx.get_token_info(*s).unwrap().label().trim() == label)
-        .unwrap();
+    let (ctx, slot) = token_slot(label);
     let info = ctx.get_token_info(slot).unwrap();
     info.user_pin_count_low() || info.user_pin_final_try() || info.user_pin_locked()
 }

@@ -195,9 +195,8 @@ pub fn logout(label: &str) {
     login_session(label).logout().unwrap();
 }
 
-/// A logged-in read-write session on token `label`.
-pub fn login_session(label: &str) -> cryptoki::session::Session {
-    use cryptoki::session::UserType;
+/// The loaded module and the slot of token `label`.
+pub fn token_slot(label: &str) -> (cryptoki::context::Pkcs11, cryptoki::slot::Slot) {
     let ctx = modules().get(MODULE.as_ref()).unwrap();
     let slot = ctx
         .get_slots_with_token()
@@ -205,6 +204,13 @@ pub fn login_session(label: &str) -> cryptoki::session::Session {
         .into_iter()
         .find(|s| ctx.get_token_info(*s).unwrap().label().trim() == label)
         .unwrap();
+    (ctx, slot)
+}
+
+/// A logged-in read-write session on token `label`.
+pub fn login_session(label: &str) -> cryptoki::session::Session {
+    use cryptoki::session::UserType;
+    let (ctx, slot) = token_slot(label);
     let session = ctx.open_rw_session(slot).unwrap();
     let _ = session.login(UserType::User, Some(&PIN.to_owned().into()));
     session
