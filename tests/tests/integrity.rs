@@ -1068,6 +1068,36 @@ fn a_read_fetches_at_most_the_configured_bytes() {
     assert!(out.ok().contains("tag-39"), "{out:?}");
 }
 
+/// A sign publishes nothing before its audit `begin` line is durable. The
+/// line's fdatasync runs beside the read and the signing (they have no
+/// effect) and is awaited right before the publish: with the sync held (a
+/// disk that does not answer), notary-server gets no publish until it is
+/// released, and then the tag is there.
+#[test]
+fn a_sign_publishes_nothing_before_its_begin_line_is_durable() {
+    let servers = NotaryServers::start();
+    let mut env = TestEnv::new();
+    let gun = "localhost:5000/integrity/audit-first";
+    drop(with_signer_alice(&env, &servers, gun));
+    let points = PausePoints::arm(&mut env, "audit-sync");
+    let d = env.start_with(&trust_config(&env, &servers));
+    std::thread::scope(|s| {
+        let t = s.spawn(|| sign(&env, gun, "v1", D1));
+        points.wait("audit-sync", &d);
+        std::thread::sleep(Duration::from_millis(1500));
+        let early = notary_tags(&servers, gun);
+        // Released before asserting, so a failure cannot hang the sign.
+        points.release("audit-sync");
+        let out = t.join().expect("sign thread");
+        assert!(
+            early.is_empty(),
+            "published while its begin line was not durable: {early:?}"
+        );
+        out.ok();
+    });
+    assert_eq!(notary_tags(&servers, gun), ["v1"]);
+}
+
 /// SIGTERM while a sign is between its publish and its read-back: the
 /// daemon finishes the read-back and the store before it exits.
 #[test]

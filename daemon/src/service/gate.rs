@@ -9,7 +9,7 @@
 //! waits for that sync, writes the outcome and answers, the outcome's sync
 //! following at once (see the audit module).
 
-use crate::audit::{AuditLog, CallerRecord, Entry, Phase, Published, TagRecord};
+use crate::audit::{AuditLog, CallerRecord, Durability, Entry, Phase, Published, TagRecord};
 use crate::connections::PeerInfo;
 use crate::policy::{Action, Caller, Decision, Grant, Operation, Policy, RoleScope};
 use std::collections::HashSet;
@@ -142,20 +142,31 @@ impl Gate {
     /// one fdatasync (the log's syncer). A line that cannot be written or
     /// synced refuses the operation, nothing done.
     async fn begin(&self, entry: Entry) -> Result<(), Status> {
+        let path = self.audit.as_ref().map(|l| l.path().display().to_string());
+        match self.begin_line(entry).await? {
+            Some(synced) => synced.wait().await.map_err(|e| {
+                tracing::error!(error = %e, "audit log: syncing a begin line failed");
+                Status::unavailable(format!(
+                    "the audit log could not be synced ({e}); nothing was done; check the disk of the audit log ({})",
+                    path.unwrap_or_default()
+                ))
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes an operation's `begin` line (a failed write refuses the
+    /// operation) and asks for its fdatasync, returned to be waited for.
+    async fn begin_line(&self, entry: Entry) -> Result<Option<Durability>, Status> {
         let Some(log) = self.audit.clone() else {
-            return Ok(());
+            return Ok(None);
         };
         let path = log.path().display().to_string();
         let seq = log
             .append_soon(entry)
             .await
             .map_err(|e| unrecorded(&path, e))?;
-        log.sync_later(seq).wait().await.map_err(|e| {
-            tracing::error!(error = %e, "audit log: syncing a begin line failed");
-            Status::unavailable(format!(
-                "the audit log could not be synced ({e}); nothing was done; check the disk of the audit log ({path})"
-            ))
-        })
+        Ok(Some(log.sync_later(seq)))
     }
 
     /// Writes an operation's `end` line once its `begin` line is durable;
@@ -290,6 +301,16 @@ impl Allowed {
     /// Writes the `begin` record; an unwritable audit log refuses the
     /// operation.
     pub async fn begin(&self, gate: &Arc<Gate>, details: Details) -> Result<Audited, Status> {
+        let entry = self.begin_entry(details);
+        gate.begin(entry.clone()).await?;
+        Ok(Audited {
+            gate: gate.clone(),
+            entry,
+        })
+    }
+
+    /// The `begin` record of this operation with `details`.
+    fn begin_entry(&self, details: Details) -> Entry {
         // In order, each once: a set beside the list keeps it linear (a
         // request names up to MAX_REPOSITORIES_PER_REQUEST of them).
         let mut repositories: Vec<String> = self.action.repository.iter().cloned().collect();
@@ -299,7 +320,7 @@ impl Allowed {
                 repositories.push(r);
             }
         }
-        let entry = Entry {
+        Entry {
             phase: Phase::Begin,
             caller: record(&self.caller),
             operation: self.action.op.as_str().into(),
@@ -310,12 +331,36 @@ impl Allowed {
             published: Vec::new(),
             detail: details.detail,
             result: String::new(),
-        };
-        gate.begin(entry.clone()).await?;
-        Ok(Audited {
-            gate: gate.clone(),
-            entry,
-        })
+        }
+    }
+}
+
+impl Allowed {
+    /// [`Allowed::begin`] for an operation that works without effect
+    /// before its first effect (a sign reads, verifies and signs before it
+    /// publishes): the `begin` line is written, and the wait for its
+    /// fdatasync is returned, for the operation to await right before that
+    /// effect, so the sync runs beside the work instead of before it.
+    pub async fn begin_before_effect(
+        &self,
+        gate: &Arc<Gate>,
+        details: Details,
+    ) -> Result<(Audited, crate::trust::BeforeEffect), Status> {
+        let entry = self.begin_entry(details);
+        let synced = gate.begin_line(entry.clone()).await?;
+        let before: crate::trust::BeforeEffect = Box::pin(async move {
+            match synced {
+                Some(s) => s.wait().await,
+                None => Ok(()),
+            }
+        });
+        Ok((
+            Audited {
+                gate: gate.clone(),
+                entry,
+            },
+            before,
+        ))
     }
 }
 

@@ -207,6 +207,7 @@ pub(crate) fn status(e: TrustError) -> Status {
         TrustError::Contended { .. } => Code::Aborted,
         TrustError::Store { .. } | TrustError::Internal(_) => Code::Internal,
         TrustError::Busy(_) => Code::ResourceExhausted,
+        TrustError::Unrecorded(_) => Code::Unavailable,
         TrustError::Unverified { .. } => Code::DataLoss,
         TrustError::RolledBack { .. } => Code::FailedPrecondition,
         TrustError::Partial { .. } | TrustError::Undone { .. } | TrustError::Shared(_) => {
@@ -639,8 +640,11 @@ impl trust_server::Trust for TrustService {
                 t.repository, t.tag
             )));
         }
-        let mut audit = allowed[0]
-            .begin(
+        // The begin line's sync runs beside the read, the intent and the
+        // signing, and is awaited right before the publish (the first
+        // effect): see `Trust::sign_in`.
+        let (mut audit, durable) = allowed[0]
+            .begin_before_effect(
                 &self.gate,
                 Details {
                     repositories: repos.clone(),
@@ -683,7 +687,7 @@ impl trust_server::Trust for TrustService {
                         format!("sha256:{}", hex::encode(t.digest)),
                     )
                 })));
-                trust.sign_in(&tags, filter, &sink).await
+                trust.sign_in(&tags, filter, &sink, Some(durable)).await
             }
             .await;
             finish(audit, outcome).await

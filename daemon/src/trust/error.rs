@@ -94,6 +94,10 @@ pub enum TrustError {
     /// The daemon's CPU pool is full; the caller may retry.
     #[error("{0}")]
     Busy(String),
+    /// The change could not be recorded (the audit log's sync failed), so
+    /// it was not made.
+    #[error("{0}")]
+    Unrecorded(String),
     /// A worker thread failed.
     #[error("internal error: {0}")]
     Internal(String),

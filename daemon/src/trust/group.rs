@@ -35,8 +35,8 @@
 
 use super::intent;
 use super::intent::sign::Applied;
-use super::txn::{Change, Engine, Outcome, Read};
-use super::{Event, EventSink, RoleFilter, TagSpec, TrustError};
+use super::txn::{Change, Engine, GroupHooks, Outcome, Read};
+use super::{BeforeEffect, Event, EventSink, RoleFilter, TagSpec, TrustError};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
@@ -52,6 +52,9 @@ struct Pending {
     allowed: RoleFilter,
     events: EventSink,
     reply: oneshot::Sender<Result<Change, TrustError>>,
+    /// Awaited before the publish that carries this sign (its caller's
+    /// audit record made durable); taken once.
+    before: Option<BeforeEffect>,
 }
 
 /// Signs waiting, by repository.
@@ -122,6 +125,7 @@ impl Engine {
         specs: Vec<TagSpec>,
         allowed: RoleFilter,
         events: &EventSink,
+        before: Option<BeforeEffect>,
     ) -> Result<Change, TrustError> {
         let name = gun.as_str();
         let (reply, mut answer) = oneshot::channel();
@@ -132,6 +136,7 @@ impl Engine {
                 allowed,
                 events: events.clone(),
                 reply,
+                before,
             },
         );
         tracing::debug!(gun = %name, "sign queued for the next transaction");
@@ -197,13 +202,25 @@ impl Engine {
         let group = Mutex::new(group);
         let members: Mutex<Vec<Member>> = Mutex::new(Vec::new());
         let rejoin = || self.join_under_way(&name, &group, &sinks);
+        // Every caller's audit record durable before the group's publish.
+        let befores = || {
+            group
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter_mut()
+                .filter_map(|p| p.before.take())
+                .collect::<Vec<_>>()
+        };
         let result = self
             .transact_locked(
                 gun,
                 &sink,
                 Read::Confirm,
                 guard,
-                Some(&rejoin),
+                Some(GroupHooks {
+                    rejoin: &rejoin,
+                    before_publish: &befores,
+                }),
                 |fetched, held| {
                     let (group, members, name) = (&group, &members, &name);
                     async move {
@@ -369,6 +386,7 @@ mod tests {
             allowed: super::super::any_role(),
             events,
             reply,
+            before: None,
         };
         (p, rx)
     }

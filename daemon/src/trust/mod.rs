@@ -217,6 +217,20 @@ where
     Ok(changes)
 }
 
+/// The refusal when a caller's [`BeforeEffect`] failed.
+pub(crate) fn before_failed(why: &str) -> TrustError {
+    TrustError::Unrecorded(format!(
+        "the audit log could not be synced ({why}); nothing was published; check the disk of the audit log"
+    ))
+}
+
+/// What must be done before a change takes effect for a caller (its audit
+/// record made durable): awaited right before the publish, after the read,
+/// the intent and the signing, which have no effect. An error refuses the
+/// change; nothing is published.
+pub type BeforeEffect =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
+
 impl Trust {
     /// Checks a caller's choice of notary server (docker's
     /// `DOCKER_CONTENT_TRUST_SERVER`, sent by tufctl) for `repositories`:
@@ -499,7 +513,7 @@ impl Trust {
         tags: &[TagSpec],
         events: &EventSink,
     ) -> Result<Vec<Change>, TrustError> {
-        self.sign_in(tags, any_role(), events).await
+        self.sign_in(tags, any_role(), events, None).await
     }
 
     /// `sign` into the roles `allowed` lets the caller write only.
@@ -508,6 +522,7 @@ impl Trust {
         tags: &[TagSpec],
         allowed: RoleFilter,
         events: &EventSink,
+        before: Option<BeforeEffect>,
     ) -> Result<Vec<Change>, TrustError> {
         if tags.is_empty() {
             return Err(TrustError::InvalidRequest(
@@ -546,13 +561,24 @@ impl Trust {
                 ..t.clone()
             });
         }
-        let allowed = &allowed;
+        // One repository (the usual sign): its transaction awaits `before`
+        // right before its publish. Several: awaited now, before any.
+        let before = match before {
+            Some(b) if by_repo.len() > 1 => {
+                b.await.map_err(|e| before_failed(&e))?;
+                None
+            }
+            b => b,
+        };
+        let before = std::sync::Mutex::new(before);
+        let (allowed, before) = (&allowed, &before);
         each_repository(by_repo, |(repo, specs)| async move {
             let g = gun(&repo)?;
+            let before = before.lock().unwrap_or_else(|e| e.into_inner()).take();
             // Concurrent signs into one repository share a transaction
             // (group commit, see `group.rs`).
             self.engine
-                .sign_grouped(&g, specs, allowed.clone(), events)
+                .sign_grouped(&g, specs, allowed.clone(), events, before)
                 .await
         })
         .await

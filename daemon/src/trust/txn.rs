@@ -151,6 +151,18 @@ pub const MAX_REJOINS: u32 = 8;
 /// nobody joined never waits.
 pub const JOIN_QUIET: Duration = Duration::from_millis(2);
 
+/// What a group transaction (`group.rs`) asks of [`Engine::transact_locked`].
+#[derive(Clone, Copy)]
+pub(super) struct GroupHooks<'a> {
+    /// Asked once the confirmed draft is signed, before its publish, unless
+    /// a key waits for a touch: `true` (more signs joined) asks again after
+    /// [`JOIN_QUIET`], then the intent runs again on the same confirmed read.
+    pub rejoin: &'a (dyn Fn() -> bool + Sync),
+    /// What must precede the publish for the callers in the group (their
+    /// audit records durable), taken and awaited right before it.
+    pub before_publish: &'a (dyn Fn() -> Vec<super::BeforeEffect> + Sync),
+}
+
 /// What an intent decided.
 pub enum Outcome {
     /// Publish the draft; the text describes the change.
@@ -413,24 +425,25 @@ impl Engine {
     }
 
     /// [`Engine::transact_with`] for a caller already holding `guard`, the
-    /// lock of `gun` (held until the transaction answers). `rejoin` (group
-    /// commit, with [`Read::Confirm`]): asked once the confirmed draft is
-    /// signed, before its publish, unless a key waits for a touch; `true`
-    /// (more signs joined) asks again after [`JOIN_QUIET`], then the intent
-    /// runs again on the same confirmed read.
+    /// lock of `gun` (held until the transaction answers), with a group's
+    /// hooks (see [`GroupHooks`]).
     pub(super) async fn transact_locked<F, Fut>(
         self: &Arc<Self>,
         gun: &Gun,
         events: &EventSink,
         read: Read,
         guard: tokio::sync::OwnedMutexGuard<()>,
-        rejoin: Option<&(dyn Fn() -> bool + Sync)>,
+        group: Option<GroupHooks<'_>>,
         mut intent: F,
     ) -> Result<Change, TrustError>
     where
         F: FnMut(Option<Fetched>, HeldKeys) -> Fut,
         Fut: std::future::Future<Output = Result<Outcome, TrustError>>,
     {
+        let (rejoin, before_publish) = match group {
+            Some(g) => (Some(g.rejoin), Some(g.before_publish)),
+            None => (None, None),
+        };
         let name = gun.as_str().to_owned();
         self.client(gun)?;
         let progress = |m: String| {
@@ -571,6 +584,16 @@ impl Engine {
                 Step::Ready(p) => *p,
             };
             phase("signed and checked");
+            // What must precede any effect (the callers' audit records
+            // durable), waited for only now: the read, the intent and the
+            // signing above have no effect and ran beside it.
+            if let Some(take) = before_publish {
+                for before in take() {
+                    before
+                        .await
+                        .map_err(|e| with_undone(&undone, super::before_failed(&e)))?;
+                }
+            }
             progress(format!("publishing {}", versions_text(&signed.versions)));
             match self.publish(gun, &signed).await {
                 Ok(()) => {}
