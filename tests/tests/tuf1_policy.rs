@@ -234,7 +234,24 @@ fn swapped_while_held(
     let moved = PathBuf::from(moved);
     std::thread::scope(|s| {
         let run = s.spawn(|| user.tufctl(env, cmd, &[]));
-        hooks.wait(point, daemon);
+        // A tufctl that answers without reaching the pause (refused, or
+        // not connected) is reported with what it said, not as a hang.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !hooks.is_paused(point) {
+            if run.is_finished() {
+                let out = run.join().unwrap();
+                panic!(
+                    "tufctl answered before the daemon paused at {point}: {out:?}\n{}",
+                    daemon.log()
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the daemon never paused at {point}:\n{}",
+                daemon.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         std::fs::rename(path, &moved).unwrap();
         std::os::unix::fs::symlink(to, path).unwrap();
         hooks.release(point);
