@@ -286,20 +286,31 @@ pub(super) fn read_newest_root(layout: &Layout) -> Result<RoleFile<Root>, RepoEr
     Ok(root)
 }
 
+/// The version of `file` (`snapshot.json`, `targets.json`) that `meta`,
+/// the listing of `listed_in`, names.
+pub(super) fn listed_version(
+    meta: &BTreeMap<String, MetaFile>,
+    file: &str,
+    listed_in: &str,
+) -> Result<u64, RepoError> {
+    meta.get(file)
+        .map(|m| m.version)
+        .ok_or_else(|| RepoError::Internal(format!("{listed_in} lists no {file}")))
+}
+
 fn read_timestamp_snapshot(
     layout: &Layout,
     root: &RoleFile<Root>,
 ) -> Result<(RoleFile<Timestamp>, RoleFile<Snapshot>), RepoError> {
     let timestamp: RoleFile<Timestamp> = read_role(layout, &layout.metadata_file("timestamp", 0))?;
     check_top_level(&root.metadata.signed, &timestamp)?;
-    let snap_meta = timestamp
-        .metadata
-        .signed
-        .meta
-        .get("snapshot.json")
-        .ok_or_else(|| RepoError::Internal("timestamp lists no snapshot.json".into()))?;
+    let version = listed_version(
+        &timestamp.metadata.signed.meta,
+        "snapshot.json",
+        "timestamp",
+    )?;
     let snapshot: RoleFile<Snapshot> =
-        read_role(layout, &layout.metadata_file("snapshot", snap_meta.version))?;
+        read_role(layout, &layout.metadata_file("snapshot", version))?;
     check_top_level(&root.metadata.signed, &snapshot)?;
     Ok((timestamp, snapshot))
 }
@@ -316,16 +327,9 @@ impl Published {
     pub fn read(layout: &Layout) -> Result<Self, RepoError> {
         let root = read_newest_root(layout)?;
         let (timestamp, snapshot) = read_timestamp_snapshot(layout, &root)?;
-        let targets_meta = snapshot
-            .metadata
-            .signed
-            .meta
-            .get("targets.json")
-            .ok_or_else(|| RepoError::Internal("snapshot lists no targets.json".into()))?;
-        let targets: RoleFile<Targets> = read_role(
-            layout,
-            &layout.metadata_file("targets", targets_meta.version),
-        )?;
+        let version = listed_version(&snapshot.metadata.signed.meta, "targets.json", "snapshot")?;
+        let targets: RoleFile<Targets> =
+            read_role(layout, &layout.metadata_file("targets", version))?;
         check_top_level(&root.metadata.signed, &targets)?;
         Ok(Published {
             root,
@@ -340,13 +344,7 @@ impl Published {
     pub fn read_for_status(layout: &Layout) -> Result<Self, RepoError> {
         let root = read_newest_root(layout)?;
         let (timestamp, snapshot) = read_timestamp_snapshot(layout, &root)?;
-        let version = snapshot
-            .metadata
-            .signed
-            .meta
-            .get("targets.json")
-            .ok_or_else(|| RepoError::Internal("snapshot lists no targets.json".into()))?
-            .version;
+        let version = listed_version(&snapshot.metadata.signed.meta, "targets.json", "snapshot")?;
         let targets = read_role(layout, &layout.metadata_file("targets", version))?;
         Ok(Published {
             root,

@@ -15,7 +15,9 @@ use tufd_tuf::tuf1::{Root, Snapshot, Targets, Timestamp};
 use super::edit::Change;
 use super::error::RepoError;
 use super::expiry::ExpiryPolicy;
-use super::files::{Layout, Published, RoleFile, check_top_level, read_newest_root, read_role};
+use super::files::{
+    Layout, Published, RoleFile, check_top_level, listed_version, read_newest_root, read_role,
+};
 use super::sign::Signers;
 
 /// A published repository whose newest root does not verify the roles it
@@ -61,22 +63,15 @@ impl Interrupted {
         }
         let timestamp: RoleFile<Timestamp> =
             read_role(layout, &layout.metadata_file("timestamp", 0))?;
-        let snap_version = timestamp
-            .metadata
-            .signed
-            .meta
-            .get("snapshot.json")
-            .ok_or_else(|| RepoError::Internal("timestamp lists no snapshot.json".into()))?
-            .version;
+        let snap_version = listed_version(
+            &timestamp.metadata.signed.meta,
+            "snapshot.json",
+            "timestamp",
+        )?;
         let snapshot: RoleFile<Snapshot> =
             read_role(layout, &layout.metadata_file("snapshot", snap_version))?;
-        let targets_version = snapshot
-            .metadata
-            .signed
-            .meta
-            .get("targets.json")
-            .ok_or_else(|| RepoError::Internal("snapshot lists no targets.json".into()))?
-            .version;
+        let targets_version =
+            listed_version(&snapshot.metadata.signed.meta, "targets.json", "snapshot")?;
         let targets: RoleFile<Targets> =
             read_role(layout, &layout.metadata_file("targets", targets_version))?;
         let mut stale = Vec::new();
